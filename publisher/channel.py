@@ -1,0 +1,386 @@
+"""The channel interface: the one contract between the core and every place an item is published.
+
+A channel is one module under ``channels/`` with one class that subclasses :class:`Channel`, and one
+entry point in the ``publisher.channels`` group naming that class. The core never imports a channel
+module directly and never branches on a channel's name; it only calls the methods below.
+
+What the core gives a channel
+    * a :class:`Post`: a frozen snapshot of the approved item (title, Markdown, sanitised HTML whose
+      images are ``asset://<sha256>`` references, the assets themselves, category, department...);
+    * a :class:`DeliveryContext`: the delivery's id (use it as an idempotency key), the resume state
+      saved by earlier attempts, and :meth:`DeliveryContext.save_state` to record a step *before*
+      moving on to the next, so an attempt that dies half-way resumes instead of starting over;
+    * a :class:`ChannelEnv` at construction: the channel's own folder, the display time zone, a
+      shared key/value store (e.g. one access token for all worker processes), the site's base URL.
+
+What a channel answers
+    * :class:`Published` — done, with the public URL and the remote id if there is one;
+    * :class:`InProgress` — accepted by the remote side but not finished (WeChat's freepublish):
+      the core calls ``publish`` again after ``check_again_in`` and the channel resumes from its
+      saved state. This does not count as a failed attempt.
+    * or raises one of the :class:`ChannelError` subclasses, chaining the third-party cause:
+
+      ``TransientChannelError``  network trouble, 5xx, "busy": retried with back-off.
+      ``PermanentChannelError``  4xx, rejected, account not allowed: failed at once, reason kept.
+      ``QuotaExceeded``          a quota is used up until ``until``: deferred, no retry burnt.
+      ``AmbiguousOutcome``       the call may have taken effect: the next attempt must look first
+                                 (``publish`` is called again with the same state and must
+                                 reconcile before re-sending).
+"""
+
+from __future__ import annotations
+
+import abc
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any, ClassVar, Protocol
+from zoneinfo import ZoneInfo
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from publisher.errors import ConfigError, PublisherError
+
+ENTRY_POINT_GROUP = "publisher.channels"
+ASSET_SCHEME = "asset://"
+_ASSET_RE = re.compile(r"asset://([0-9a-f]{64})")
+
+
+# --------------------------------------------------------------------------------------------- errors
+class ChannelError(PublisherError):
+    """The channel failed."""
+
+    #: short machine-readable kind stored on the delivery row
+    kind: ClassVar[str] = "error"
+
+    def __init__(self, message: str | None = None, *, code: str | int | None = None) -> None:
+        super().__init__(message)
+        #: the remote side's own error code, kept for the editors (e.g. WeChat errcode 45009)
+        self.code = code
+
+
+class TransientChannelError(ChannelError):
+    """The channel is temporarily unavailable; the delivery will be retried."""
+
+    kind = "transient"
+
+
+class PermanentChannelError(ChannelError):
+    """The channel refused the item; retrying will not help."""
+
+    kind = "permanent"
+
+
+class QuotaExceeded(ChannelError):
+    """The channel's quota is used up; the delivery waits until it resets."""
+
+    kind = "quota"
+
+    def __init__(self, message: str | None = None, *, until: datetime, code: str | int | None = None):
+        if until.tzinfo is None:
+            raise ValueError("QuotaExceeded.until must be time-zone aware")
+        super().__init__(message, code=code)
+        self.until = until
+
+
+class AmbiguousOutcome(ChannelError):
+    """The outcome of the call is unknown; the next attempt reconciles before sending again."""
+
+    kind = "ambiguous"
+
+
+# ----------------------------------------------------------------------------------------- payloads
+@dataclass(frozen=True)
+class Asset:
+    """An image or attachment of an item, stored once in the media folder by its content hash."""
+
+    sha256: str
+    path: Path
+    filename: str
+    content_type: str
+    role: str = "image"  # "image" | "cover" | "attachment"
+    width: int | None = None
+    height: int | None = None
+
+    @property
+    def ref(self) -> str:
+        return f"{ASSET_SCHEME}{self.sha256}"
+
+
+@dataclass(frozen=True)
+class Post:
+    """What a channel is asked to publish: a frozen snapshot of an approved item."""
+
+    item_id: int
+    title: str
+    body_markdown: str
+    #: sanitised HTML rendered from body_markdown; images are ``asset://<sha256>`` references
+    body_html: str
+    summary: str
+    category: str
+    department: str
+    author: str
+    publish_at: datetime
+    updated_at: datetime
+    checklist_item: int | None = None
+    assets: tuple[Asset, ...] = ()
+    channels: tuple[str, ...] = ()
+    #: the item's page on the website, when the site is known (Weibo links to it)
+    site_url: str | None = None
+    version: int = 1
+
+    @property
+    def cover(self) -> Asset | None:
+        return next((a for a in self.assets if a.role == "cover"), None)
+
+    @property
+    def images(self) -> tuple[Asset, ...]:
+        return tuple(a for a in self.assets if a.role == "image")
+
+    @property
+    def attachments(self) -> tuple[Asset, ...]:
+        return tuple(a for a in self.assets if a.role == "attachment")
+
+    def asset(self, sha256: str) -> Asset:
+        for a in self.assets:
+            if a.sha256 == sha256:
+                return a
+        raise KeyError(sha256)
+
+    def html_with_assets(self, url_for: Callable[[Asset], str]) -> str:
+        """``body_html`` with every ``asset://`` reference replaced by ``url_for(asset)``."""
+        return _ASSET_RE.sub(lambda m: url_for(self.asset(m.group(1))), self.body_html)
+
+    def referenced_assets(self) -> list[Asset]:
+        """The assets the body refers to, in order of first appearance."""
+        seen: dict[str, Asset] = {}
+        for sha in _ASSET_RE.findall(self.body_html):
+            if sha not in seen:
+                seen[sha] = self.asset(sha)
+        return list(seen.values())
+
+
+@dataclass(frozen=True)
+class Published:
+    """The item is live on the channel."""
+
+    url: str | None = None
+    remote_id: str | None = None
+
+
+@dataclass(frozen=True)
+class InProgress:
+    """The channel accepted the item but has not finished; ask again later."""
+
+    check_again_in: timedelta
+    note: str = ""
+
+
+Outcome = Published | InProgress
+
+
+@dataclass(frozen=True)
+class LinkStatus:
+    """Whether a published URL still answers."""
+
+    ok: bool
+    status: int | None = None
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class StatRow:
+    """One engagement figure of one published item (or of the account, item_remote_id None) on one day."""
+
+    day: date
+    metric: str  # e.g. "reads", "shares", "favourites", "followers"
+    value: int
+    remote_id: str | None = None
+
+
+@dataclass(frozen=True)
+class RemotePublication:
+    """A publication found on the channel itself (e.g. posted by hand outside the pipeline)."""
+
+    remote_id: str
+    title: str
+    url: str | None
+    published_at: datetime
+
+
+@dataclass(frozen=True)
+class HealthReport:
+    """The result of :meth:`Channel.check_health`; never publishes anything."""
+
+    ok: bool
+    detail: str = ""
+    warnings: tuple[str, ...] = ()
+
+
+# ------------------------------------------------------------------------------- environment/context
+class KeyValueStore(Protocol):
+    """A small shared store (database-backed by default) a channel may use across processes."""
+
+    def get(self, key: str) -> str | None: ...
+
+    def set(self, key: str, value: str, *, expires_at: datetime | None = None) -> None: ...
+
+    def delete(self, key: str) -> None: ...
+
+
+@dataclass
+class ChannelEnv:
+    """What the core hands a channel when it builds it."""
+
+    data_dir: Path
+    timezone: ZoneInfo
+    kv: KeyValueStore
+    site_base_url: str = "http://127.0.0.1:8000/site/"
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(ZoneInfo("UTC")))
+
+
+@dataclass
+class DeliveryContext:
+    """One delivery (one item on one channel) as its attempt sees it."""
+
+    delivery_id: int
+    attempt: int
+    state: dict[str, Any]
+    remote_id: str | None = None
+    url: str | None = None
+    _saver: Callable[[dict[str, Any]], None] | None = None
+
+    @property
+    def idempotency_key(self) -> str:
+        return f"delivery-{self.delivery_id}"
+
+    def save_state(self, **values: Any) -> None:
+        """Record progress *now* (committed before this returns) so a crash resumes from here."""
+        self.state.update(values)
+        if self._saver is not None:
+            self._saver(dict(self.state))
+
+
+# -------------------------------------------------------------------------------------------- channel
+class Channel(abc.ABC):
+    """A place items are published to. Subclass it, set the class attributes, implement ``publish``.
+
+    Class attributes are the channel's declared shape; settings may override ``max_concurrency``,
+    ``rate_per_minute`` and ``schedule`` per configured instance.
+    """
+
+    #: entry-point name, e.g. "website"
+    type_name: ClassVar[str] = ""
+    #: shown to users
+    label: ClassVar[str] = ""
+    #: the pydantic model of this channel's ``[channels.NAME]`` table; extra keys are refused
+    Config: ClassVar[type[BaseModel]]
+    supports_update: ClassVar[bool] = False
+    supports_withdraw: ClassVar[bool] = False
+    supports_stats: ClassVar[bool] = False
+    supports_listing: ClassVar[bool] = False
+    #: True for places where a person posts by hand and records the URL
+    manual: ClassVar[bool] = False
+    default_max_concurrency: ClassVar[int] = 4
+    default_rate_per_minute: ClassVar[int | None] = None
+
+    def __init__(self, name: str, config: BaseModel, env: ChannelEnv) -> None:
+        self.name = name
+        self.config = config
+        self.env = env
+
+    # -- review time ------------------------------------------------------------------------------
+    def validate(self, post: Post) -> list[str]:
+        """Problems that stop this channel taking ``post``, found at review time (empty = fine).
+
+        Must not call the remote side. Each problem is a sentence an editor can act on.
+        """
+        return []
+
+    # -- delivery ---------------------------------------------------------------------------------
+    @abc.abstractmethod
+    def publish(self, post: Post, ctx: DeliveryContext) -> Outcome:
+        """Publish ``post``; resume from ``ctx.state`` when an earlier attempt got part of the way.
+
+        Raises TransientChannelError, PermanentChannelError, QuotaExceeded or AmbiguousOutcome.
+        Must never publish the same delivery twice: record each remote step with
+        ``ctx.save_state`` before taking the next.
+        """
+
+    def update(self, post: Post, ctx: DeliveryContext) -> Outcome:
+        """Replace the published copy in place (same remote id). Default: not supported."""
+        raise PermanentChannelError(f"channel {self.name!r} cannot update a published item")
+
+    def withdraw(self, post: Post, ctx: DeliveryContext) -> None:
+        """Take the published copy down. Raises like ``publish``. Default: not supported."""
+        raise PermanentChannelError(f"channel {self.name!r} cannot withdraw; take it down by hand")
+
+    # -- after publication -----------------------------------------------------------------------
+    def check_url(self, url: str) -> LinkStatus:
+        """Whether a published URL still answers. Default: an HTTP GET."""
+        import requests
+
+        try:
+            r = requests.get(url, timeout=10, allow_redirects=True)
+        except requests.RequestException as exc:
+            return LinkStatus(ok=False, reason=f"{type(exc).__name__}: {exc}")
+        return LinkStatus(ok=r.status_code < 400, status=r.status_code, reason=r.reason or "")
+
+    def fetch_stats(self, remote_ids: Iterable[str], since: date, until: date) -> list[StatRow]:
+        """Engagement per published item and day, where the channel has it. Default: none."""
+        return []
+
+    def list_publications(self, since: datetime | None = None) -> list[RemotePublication]:
+        """What the channel itself shows as published (to find posts made outside the pipeline)."""
+        return []
+
+    def check_health(self) -> HealthReport:
+        """Check credentials and quota without publishing anything. Default: configuration only."""
+        return HealthReport(ok=True, detail="configured")
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections; called when the worker stops."""
+
+
+# ---------------------------------------------------------------------------------------- discovery
+def available_channel_types() -> dict[str, type[Channel]]:
+    """Every channel class registered in the ``publisher.channels`` entry-point group."""
+    found: dict[str, type[Channel]] = {}
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        cls = ep.load()
+        if not (isinstance(cls, type) and issubclass(cls, Channel)):
+            raise ConfigError(f"entry point {ep.name!r} = {ep.value} is not a publisher.channel.Channel")
+        found[ep.name] = cls
+    return found
+
+
+def validate_channel_config(channel_type: type[Channel], name: str, raw: Mapping[str, Any]) -> BaseModel:
+    """Validate a ``[channels.NAME]`` table against the channel's Config; raise ConfigError."""
+    try:
+        return channel_type.Config.model_validate(dict(raw))
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or '(table)'}: {e['msg']}" for e in exc.errors()
+        )
+        raise ConfigError(f"settings [channels.{name}]: {problems}") from exc
+
+
+class ChannelConfig(BaseModel):
+    """Base for channel Config models: unknown keys are refused (a typo must not pass silently)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def env_secret(var: str | None, *, what: str) -> str:
+    """Read a secret from the environment variable ``var``; ConfigError naming it when unset."""
+    import os
+
+    if not var:
+        raise ConfigError(f"{what}: name the environment variable that holds it (…_env = \"VAR\")")
+    value = os.environ.get(var)
+    if not value:
+        raise ConfigError(f"{what}: environment variable {var} is not set")
+    return value
