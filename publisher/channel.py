@@ -126,6 +126,8 @@ class Post:
     publish_at: datetime
     updated_at: datetime
     checklist_item: int | None = None
+    #: the checklist item's name (../shared/domain/checklist.toml), when checklist_item is set
+    checklist_name: str | None = None
     assets: tuple[Asset, ...] = ()
     channels: tuple[str, ...] = ()
     #: the item's page on the website, when the site is known (Weibo links to it)
@@ -218,6 +220,20 @@ class HealthReport:
     ok: bool
     detail: str = ""
     warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class CallbackReply:
+    """What the web app answers to a callback request."""
+
+    status: int = 200
+    body: bytes = b"success"
+    content_type: str = "text/plain; charset=utf-8"
+
+
+def site_page_path(item_id: int) -> str:
+    """Where an item's page lives under the website's base URL (shared by the core and channels)."""
+    return f"items/{item_id}.html"
 
 
 # ------------------------------------------------------------------------------- environment/context
@@ -340,6 +356,17 @@ class Channel(abc.ABC):
     def check_health(self) -> HealthReport:
         """Check credentials and quota without publishing anything. Default: configuration only."""
         return HealthReport(ok=True, detail="configured")
+
+    def handle_callback(
+        self, method: str, query: Mapping[str, str], headers: Mapping[str, str], body: bytes
+    ) -> CallbackReply:
+        """Answer a request the remote service sends us (e.g. WeChat's PUBLISHJOBFINISH event).
+
+        Served by the web app at ``/channels/<instance-name>/callback``. A channel records what it
+        learns with ``self.env.kv`` and picks it up on the next ``publish`` call (InProgress).
+        Default: 404.
+        """
+        return CallbackReply(status=404, body=b"no callback for this channel")
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections; called when the worker stops."""

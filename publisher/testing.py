@@ -100,3 +100,76 @@ class MemoryChannel(Channel):
     @classmethod
     def published_count(cls, name: str, since: datetime | None = None) -> int:
         return len(cls.ledger[name])
+
+
+class MemoryKV:
+    """A process-local :class:`publisher.channel.KeyValueStore` with expiry, for tests."""
+
+    def __init__(self, clock=None) -> None:
+        from datetime import UTC
+
+        self._clock = clock or (lambda: datetime.now(UTC))
+        self._data: dict[str, tuple[str, datetime | None]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> str | None:
+        with self._lock:
+            hit = self._data.get(key)
+            if hit is None:
+                return None
+            value, expires_at = hit
+            if expires_at is not None and expires_at <= self._clock():
+                del self._data[key]
+                return None
+            return value
+
+    def set(self, key: str, value: str, *, expires_at: datetime | None = None) -> None:
+        with self._lock:
+            self._data[key] = (value, expires_at)
+
+    def delete(self, key: str) -> None:
+        with self._lock:
+            self._data.pop(key, None)
+
+
+def make_env(data_dir, **overrides):
+    """A ChannelEnv for tests: a folder, Asia/Shanghai, an in-memory KV."""
+    from pathlib import Path
+    from zoneinfo import ZoneInfo
+
+    from publisher.channel import ChannelEnv
+
+    kw = dict(data_dir=Path(data_dir), timezone=ZoneInfo("Asia/Shanghai"), kv=MemoryKV())
+    kw.update(overrides)
+    return ChannelEnv(**kw)
+
+
+def make_post(item_id: int = 1, **overrides):
+    """A plausible Post for channel tests; override any field."""
+    from datetime import UTC
+
+    from publisher.channel import Post
+
+    now = datetime.now(UTC)
+    kw = dict(
+        item_id=item_id,
+        title=f"关于2026年寒假放假安排的通知 {item_id}",
+        body_markdown="根据学校校历，现将寒假放假安排通知如下。\n\n- 学生放假时间：1月12日\n",
+        body_html="<p>根据学校校历，现将寒假放假安排通知如下。</p>\n<ul>\n<li>学生放假时间：1月12日</li>\n</ul>\n",
+        summary="寒假放假安排",
+        category="公告公示",
+        department="校长办公室",
+        author="王老师",
+        publish_at=now,
+        updated_at=now,
+        site_url=f"http://127.0.0.1:8000/site/items/{item_id}.html",
+    )
+    kw.update(overrides)
+    return Post(**kw)
+
+
+def make_ctx(delivery_id: int = 1, state: dict | None = None, **overrides):
+    """A DeliveryContext whose saved state lives in the returned object (``ctx.state``)."""
+    from publisher.channel import DeliveryContext
+
+    return DeliveryContext(delivery_id=delivery_id, attempt=overrides.pop("attempt", 1), state=state or {}, **overrides)
