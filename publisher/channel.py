@@ -411,3 +411,28 @@ def env_secret(var: str | None, *, what: str) -> str:
     if not value:
         raise ConfigError(f"{what}: environment variable {var} is not set")
     return value
+
+
+# ------------------------------------------------------------------------------------------ sandboxes
+SANDBOX_ENTRY_POINT_GROUP = "publisher.sandboxes"
+
+
+@dataclass
+class SandboxHandle:
+    """A running local emulator of a channel's service, ready for the demo.
+
+    A channel that ships a sandbox registers ``name = "channels.sandbox.x:demo_sandbox"`` in the
+    ``publisher.sandboxes`` entry-point group: a callable ``(workdir: Path) -> SandboxHandle``.
+    """
+
+    #: the ``[channels.NAME]`` table (including ``type``) that points the channel at the sandbox
+    config: dict[str, Any]
+    stop: Callable[[], None]
+    #: fake credentials the config refers to (set in the demo process's environment only)
+    environ: dict[str, str] = field(default_factory=dict)
+    #: one line for the user: where to look
+    describe: str = ""
+
+
+def available_sandboxes() -> dict[str, Callable[[Path], SandboxHandle]]:
+    return {ep.name: ep.load() for ep in entry_points(group=SANDBOX_ENTRY_POINT_GROUP)}

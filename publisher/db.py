@@ -1,0 +1,102 @@
+"""Engines and sessions. Nothing is built at import time: every face (CLI, web, worker, tests)
+makes its own engine from its own settings.
+
+SQLite is the embedded default (``queue.db``): WAL mode so readers never block the writer, a busy
+timeout so concurrent writers wait instead of failing, and ``BEGIN IMMEDIATE`` for every transaction
+so two workers never deadlock upgrading a read lock to a write lock (the claim is a read-then-write).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from publisher.errors import ConfigError
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+
+
+def is_sqlite(engine: Engine) -> bool:
+    return engine.dialect.name == "sqlite"
+
+
+def make_engine(url: str, *, immediate: bool = True, **kw: Any) -> Engine:
+    """An engine for ``url``; for SQLite, WAL + busy timeout + BEGIN IMMEDIATE (unless read-only use)."""
+    if url.startswith("sqlite"):
+        if ":memory:" in url:
+            raise ConfigError("an in-memory SQLite database cannot be shared by the worker threads; use a file")
+        path = url.split("///", 1)[-1]
+        if path and not Path(path).parent.exists():
+            raise ConfigError(f"database folder {Path(path).parent} does not exist")
+        engine = sa.create_engine(
+            url, connect_args={"check_same_thread": False, "timeout": 60}, pool_size=32, max_overflow=32, **kw
+        )
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+            dbapi_conn.isolation_level = None  # we emit BEGIN ourselves (pysqlite's own is broken)
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA busy_timeout=60000")
+            cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _begin(conn: Any) -> None:
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+        return engine
+    if url.startswith("postgresql"):
+        return sa.create_engine(url, pool_size=16, max_overflow=16, pool_pre_ping=True, **kw)
+    raise ConfigError(f"unsupported database URL {url.split(':', 1)[0]!r}: use sqlite:/// or postgresql+psycopg://")
+
+
+@contextmanager
+def transaction(engine: Engine) -> Iterator[Session]:
+    """One user action = one transaction: committed on success, rolled back on any error."""
+    with Session(engine, expire_on_commit=False) as session:
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+
+
+def alembic_config(url: str) -> Any:
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return cfg
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the schema to the newest migration (idempotent)."""
+    from alembic import command
+
+    cfg = alembic_config(engine.url.render_as_string(hide_password=False))
+    with engine.connect() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "head")
+        conn.commit()
+
+
+def schema_is_current(engine: Engine) -> bool:
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory.from_config(alembic_config(str(engine.url)))
+    with engine.connect() as conn:
+        current = set(MigrationContext.configure(conn).get_current_heads())
+        conn.rollback()
+    return current == set(script.get_heads())

@@ -1,0 +1,245 @@
+"""The content store: SQLModel tables and the enums of their states.
+
+Times are stored as naive UTC and come back aware (``UTCDateTime``); a naive datetime is refused at
+the boundary rather than guessed at. Enum-valued columns are plain strings in the database so the
+schema is the same on SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import UTC, date, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.types import TypeDecorator
+from sqlmodel import JSON, Column, Field, SQLModel
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware datetimes in, aware UTC datetimes out; naive ones are a bug and raise."""
+
+    impl = sa.DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: attach a time zone before storing it")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC)
+
+
+def _dt(**kw: Any) -> Any:
+    nullable = kw.pop("nullable", False)
+    index = kw.pop("index", False)
+    return Field(sa_column=Column(UTCDateTime(), nullable=nullable, index=index), **kw)
+
+
+class Role(enum.StrEnum):
+    EDITOR = "editor"
+    DEPARTMENT_HEAD = "department_head"
+    CONFIDENTIALITY_REVIEWER = "confidentiality_reviewer"
+    ADMIN = "admin"
+    VIEWER = "viewer"
+
+
+class ItemStatus(enum.StrEnum):
+    """Where an item is in its life. Only the last four ever have deliveries that publish."""
+
+    DRAFT = "draft"  #: being written (or returned by a reviewer, with the reason)
+    SUBMITTED = "submitted"  #: waiting for the department head (first review)
+    DEPT_APPROVED = "dept_approved"  #: waiting for the confidentiality review (保密审查)
+    APPROVED = "approved"  #: both reviews passed; no publish time yet
+    SCHEDULED = "scheduled"  #: deliveries are queued for the publish time
+    PUBLISHED = "published"  #: every target channel has it
+    FAILED = "failed"  #: at least one channel failed for good (see its delivery)
+    WITHDRAWN = "withdrawn"  #: taken down everywhere it could be
+
+
+class DeliveryStatus(enum.StrEnum):
+    PENDING = "pending"  #: due at due_at
+    CLAIMED = "claimed"  #: a worker holds the lease and is calling the channel
+    WAITING = "waiting"  #: the channel accepted it and is finishing (or a person must post it)
+    DONE = "done"  #: the operation (publish / update / withdraw) succeeded
+    FAILED = "failed"  #: permanent failure or attempts used up; the reason is on the row
+    CANCELLED = "cancelled"  #: no longer wanted (item edited or withdrawn before it went out)
+
+
+class DeliveryOp(enum.StrEnum):
+    PUBLISH = "publish"
+    UPDATE = "update"
+    WITHDRAW = "withdraw"
+
+
+class Department(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(sa_column=Column(sa.String(100), unique=True, nullable=False))
+
+
+class User(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(sa_column=Column(sa.String(100), unique=True, nullable=False))
+    display_name: str = ""
+    role: str = Field(sa_column=Column(sa.String(40), nullable=False))
+    department: str | None = Field(default=None, sa_column=Column(sa.String(100), nullable=True))
+    password_hash: str | None = None
+    active: bool = True
+    created_at: datetime = _dt(default_factory=utcnow)
+
+
+class Item(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    title: str = Field(sa_column=Column(sa.String(500), nullable=False))
+    summary: str = ""
+    body_markdown: str = Field(sa_column=Column(sa.Text, nullable=False))
+    #: rendered and sanitised once when the body changes; images are asset:// references
+    body_html: str = Field(sa_column=Column(sa.Text, nullable=False))
+    category: str = Field(sa_column=Column(sa.String(50), nullable=False, index=True))
+    department: str = Field(sa_column=Column(sa.String(100), nullable=False, index=True))
+    author_id: int = Field(foreign_key="user.id", index=True)
+    checklist_item: int | None = Field(default=None, index=True)
+    channels: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    status: str = Field(default=ItemStatus.DRAFT, sa_column=Column(sa.String(20), nullable=False, index=True))
+    #: bumped by every edit; reviews approve one version
+    version: int = 1
+    publish_at: datetime | None = _dt(default=None, nullable=True)
+    created_at: datetime = _dt(default_factory=utcnow)
+    updated_at: datetime = _dt(default_factory=utcnow)
+    #: the reason of the last rejection, shown to the author
+    return_reason: str | None = None
+    #: set by API clients so a retried create never makes a second item
+    idempotency_key: str | None = Field(default=None, sa_column=Column(sa.String(200), unique=True))
+
+
+class Asset(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    item_id: int = Field(foreign_key="item.id", index=True)
+    sha256: str = Field(sa_column=Column(sa.String(64), nullable=False))
+    filename: str
+    content_type: str
+    role: str = "image"  # image | cover | attachment
+    size: int = 0
+    width: int | None = None
+    height: int | None = None
+
+
+class Review(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    item_id: int = Field(foreign_key="item.id", index=True)
+    item_version: int
+    level: int  # 1 = department head, 2 = confidentiality review (保密审查)
+    reviewer_id: int = Field(foreign_key="user.id")
+    approved: bool
+    reason: str | None = None
+    at: datetime = _dt(default_factory=utcnow)
+
+
+class Delivery(SQLModel, table=True):
+    """One item on one channel. ``op`` is what is owed now: publish, then maybe update or withdraw."""
+
+    __table_args__ = (
+        sa.UniqueConstraint("item_id", "channel", name="uq_delivery_item_channel"),
+        sa.Index("ix_delivery_due", "status", "due_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    item_id: int = Field(foreign_key="item.id", index=True)
+    channel: str = Field(sa_column=Column(sa.String(100), nullable=False, index=True))
+    op: str = Field(default=DeliveryOp.PUBLISH, sa_column=Column(sa.String(20), nullable=False))
+    status: str = Field(default=DeliveryStatus.PENDING, sa_column=Column(sa.String(20), nullable=False))
+    due_at: datetime = _dt(default_factory=utcnow)
+    #: the item version this delivery carries
+    item_version: int = 1
+    attempts: int = 0
+    lease_owner: str | None = None
+    lease_expires_at: datetime | None = _dt(default=None, nullable=True)
+    #: the channel's resume state (draft id, publish id...), saved step by step
+    state: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    remote_id: str | None = None
+    url: str | None = None
+    #: set once, when the item first went live on this channel
+    published_at: datetime | None = _dt(default=None, nullable=True, index=True)
+    withdrawn_at: datetime | None = _dt(default=None, nullable=True)
+    last_error_kind: str | None = None
+    last_error: str | None = None
+    last_error_code: str | None = None
+    note: str | None = None
+    created_at: datetime = _dt(default_factory=utcnow)
+    updated_at: datetime = _dt(default_factory=utcnow)
+
+
+class DeliveryAttempt(SQLModel, table=True):
+    __tablename__ = "delivery_attempt"
+
+    id: int | None = Field(default=None, primary_key=True)
+    delivery_id: int = Field(foreign_key="delivery.id", index=True)
+    number: int
+    op: str
+    worker: str
+    started_at: datetime = _dt()
+    finished_at: datetime = _dt()
+    #: done | waiting | transient | permanent | quota | ambiguous | error
+    outcome: str
+    message: str | None = None
+    code: str | None = None
+
+
+class AuditLog(SQLModel, table=True):
+    """Append-only: a database trigger refuses UPDATE and DELETE on it."""
+
+    __tablename__ = "audit_log"
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = _dt(default_factory=utcnow, index=True)
+    actor: str
+    entity: str  # item | delivery | user | channel
+    entity_id: int | None = None
+    action: str
+    from_state: str | None = None
+    to_state: str | None = None
+    reason: str | None = None
+    detail: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+class ChannelKV(SQLModel, table=True):
+    """The shared key/value store channels use (one WeChat access token for every worker)."""
+
+    __tablename__ = "channel_kv"
+
+    key: str = Field(sa_column=Column(sa.String(300), primary_key=True))
+    value: str = Field(sa_column=Column(sa.Text, nullable=False))
+    expires_at: datetime | None = _dt(default=None, nullable=True)
+
+
+class ChannelStat(SQLModel, table=True):
+    """Engagement figures a channel reports (WeChat reads, shares...), per remote id and day."""
+
+    __tablename__ = "channel_stat"
+    __table_args__ = (sa.UniqueConstraint("channel", "remote_id", "day", "metric", name="uq_channel_stat"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    channel: str = Field(sa_column=Column(sa.String(100), nullable=False))
+    remote_id: str = Field(default="", sa_column=Column(sa.String(200), nullable=False))
+    day: date = Field(sa_column=Column(sa.Date, nullable=False))
+    metric: str
+    value: int
+
+
+class JobLease(SQLModel, table=True):
+    """Who runs a periodic job for which period, so several workers run it once (see scheduler)."""
+
+    __tablename__ = "job_lease"
+
+    name: str = Field(sa_column=Column(sa.String(200), primary_key=True))
+    owner: str
+    expires_at: datetime = _dt()

@@ -1,0 +1,136 @@
+"""The configured channels: ``[channels.NAME]`` tables matched to entry points and validated.
+
+This is where a channel instance gets its settings, its shared key/value store (a database table,
+so every worker process sees one WeChat token), its posting schedule and its limits.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from apscheduler.triggers.cron import CronTrigger
+from sqlalchemy.engine import Engine
+
+from publisher.channel import Channel, ChannelEnv, available_channel_types, validate_channel_config
+from publisher.errors import ConfigError
+from publisher.models import ChannelKV, utcnow
+from publisher.settings import CORE_CHANNEL_KEYS, Settings
+
+
+class DatabaseKV:
+    """:class:`publisher.channel.KeyValueStore` over the ``channel_kv`` table, namespaced per channel."""
+
+    def __init__(self, engine: Engine, namespace: str) -> None:
+        self.engine = engine
+        self.ns = namespace
+        self.table = ChannelKV.__table__  # type: ignore[attr-defined]
+
+    def _k(self, key: str) -> str:
+        return f"{self.ns}:{key}"
+
+    def get(self, key: str) -> str | None:
+        from publisher.models import UTCDateTime  # noqa: F401  (type applied by the table)
+
+        with self.engine.begin() as conn:
+            row = conn.execute(
+                sa.select(self.table.c.value, self.table.c.expires_at).where(self.table.c.key == self._k(key))
+            ).first()
+        if row is None:
+            return None
+        if row.expires_at is not None and row.expires_at <= utcnow():
+            return None
+        return row.value
+
+    def set(self, key: str, value: str, *, expires_at: datetime | None = None) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(sa.delete(self.table).where(self.table.c.key == self._k(key)))
+            conn.execute(sa.insert(self.table).values(key=self._k(key), value=value, expires_at=expires_at))
+
+    def delete(self, key: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(sa.delete(self.table).where(self.table.c.key == self._k(key)))
+
+
+@dataclass
+class ChannelSpec:
+    """A configured channel: its instance, and the limits the core applies around it."""
+
+    name: str
+    type_name: str
+    label: str
+    channel: Channel
+    enabled: bool = True
+    paused: bool = False
+    max_concurrency: int = 4
+    rate_per_minute: int | None = None
+    schedule: str | None = None
+    _trigger: CronTrigger | None = field(default=None, repr=False)
+
+    def next_slot(self, at: datetime, tz: Any) -> datetime:
+        """The first time ≥ ``at`` this channel's posting schedule allows (``at`` if it has none)."""
+        if self._trigger is None:
+            return at
+        nxt = self._trigger.get_next_fire_time(None, at - timedelta(microseconds=1))
+        return nxt if nxt is not None else at
+
+
+def build_channels(settings: Settings, engine: Engine | None) -> dict[str, ChannelSpec]:
+    """Instantiate every ``[channels.NAME]``; ConfigError naming the table and key when one is wrong."""
+    types = available_channel_types()
+    specs: dict[str, ChannelSpec] = {}
+    for name, raw in settings.channels.items():
+        raw = dict(raw)
+        type_name = str(raw.get("type", name))
+        cls = types.get(type_name)
+        if cls is None:
+            raise ConfigError(
+                f"settings [channels.{name}]: unknown channel type {type_name!r}; installed: "
+                f"{', '.join(sorted(types)) or 'none'}"
+            )
+        own = {k: v for k, v in raw.items() if k not in CORE_CHANNEL_KEYS}
+        config = validate_channel_config(cls, name, own)
+        from publisher.testing import MemoryKV
+
+        kv = DatabaseKV(engine, name) if engine is not None else MemoryKV()
+        env = ChannelEnv(
+            data_dir=settings.path("channels") / name,
+            timezone=settings.zone,
+            kv=kv,
+            site_base_url=settings.site_base_url,
+        )
+        env.data_dir.mkdir(parents=True, exist_ok=True)
+        channel = cls(name, config, env)
+        schedule = raw.get("schedule")
+        trigger = None
+        if schedule:
+            try:
+                trigger = CronTrigger.from_crontab(str(schedule), timezone=settings.zone)
+            except ValueError as exc:
+                raise ConfigError(
+                    f"settings [channels.{name}].schedule {schedule!r} is not a crontab line "
+                    "(e.g. \"0 18 * * mon-fri\")"
+                ) from exc
+        try:
+            max_conc = int(raw.get("max_concurrency", cls.default_max_concurrency))
+            rate = raw.get("rate_per_minute", cls.default_rate_per_minute)
+            rate = int(rate) if rate is not None else None
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"settings [channels.{name}]: max_concurrency and rate_per_minute are numbers") from exc
+        if max_conc < 1 or (rate is not None and rate < 1):
+            raise ConfigError(f"settings [channels.{name}]: max_concurrency and rate_per_minute must be ≥ 1")
+        specs[name] = ChannelSpec(
+            name=name,
+            type_name=type_name,
+            label=str(raw.get("label") or cls.label or name),
+            channel=channel,
+            enabled=bool(raw.get("enabled", True)),
+            paused=bool(raw.get("paused", False)),
+            max_concurrency=max_conc,
+            rate_per_minute=rate,
+            schedule=str(schedule) if schedule else None,
+            _trigger=trigger,
+        )
+    return specs

@@ -1,0 +1,106 @@
+"""APScheduler as the clock, the database as the source of truth.
+
+The worker's loop finds due deliveries by asking the database; APScheduler only wakes it (a nudge
+at the next due time and every few seconds, for items scheduled by other processes) and fires the
+periodic jobs. A periodic job runs once per period across every worker: before running, a worker
+inserts a ``job_lease`` row keyed by the job and its period; the primary key lets only one insert
+win, on SQLite and PostgreSQL alike (APScheduler 3's job stores cannot be shared between
+schedulers, so they are not used for this).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+import sqlalchemy as sa
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.base import BaseTrigger
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+from sqlalchemy.exc import IntegrityError
+
+from publisher.models import JobLease, utcnow
+
+if TYPE_CHECKING:
+    from publisher.app import App
+
+log = logging.getLogger("publisher.scheduler")
+LEASE = JobLease.__table__  # type: ignore[attr-defined]
+
+
+@dataclass
+class PeriodicJob:
+    name: str
+    trigger: BaseTrigger
+    run: Callable[[App], object]
+
+
+def periodic_jobs(app: App) -> list[PeriodicJob]:
+    """The periodic jobs every worker schedules (each runs once per period across workers)."""
+    jobs: list[PeriodicJob] = []
+    try:
+        from publisher.sync import run_sync
+    except ImportError:  # the weekly sync arrives with the ledger
+        return jobs
+    jobs.append(PeriodicJob("weekly-sync", CronTrigger.from_crontab(app.settings.sync.cron,
+                                                                     timezone=app.settings.zone), run_sync))
+    return jobs
+
+
+def claim_period(engine: sa.Engine, key: str, owner: str, ttl: timedelta) -> bool:
+    """True for exactly one caller per ``key`` (e.g. "weekly-sync:2026-11-30T03:00")."""
+    now = utcnow()
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.delete(LEASE).where(LEASE.c.expires_at < now - timedelta(days=30)))
+            conn.execute(sa.insert(LEASE).values(name=key, owner=owner, expires_at=now + ttl))
+    except IntegrityError:
+        return False
+    return True
+
+
+def run_once_per_period(app: App, job: PeriodicJob, owner: str, fire_time: datetime) -> bool:
+    key = f"{job.name}:{fire_time.astimezone(app.settings.zone).isoformat(timespec='minutes')}"
+    if not claim_period(app.engine, key, owner, timedelta(days=1)):
+        log.info("%s already ran elsewhere", key)
+        return False
+    log.info("running %s", key)
+    job.run(app)
+    return True
+
+
+class Clock:
+    """Wraps a BackgroundScheduler: wake-ups for the dispatcher and the periodic jobs."""
+
+    def __init__(self, app: App, *, wake: threading.Event, owner: str = "") -> None:
+        self.app = app
+        self.wake = wake
+        self.owner = owner or f"clock-{id(self)}"
+        self.scheduler = BackgroundScheduler(timezone=app.settings.zone)
+
+    def start(self) -> None:
+        self.scheduler.add_job(self.wake.set, IntervalTrigger(seconds=max(1.0, self.app.settings.worker.poll_seconds * 5)),
+                               id="nudge", coalesce=True, max_instances=1)  # fmt: skip
+        for job in periodic_jobs(self.app):
+            self.scheduler.add_job(self._fire, job.trigger, args=[job], id=job.name, coalesce=True,
+                                   max_instances=1, misfire_grace_time=3600)  # fmt: skip
+        self.scheduler.start()
+
+    def _fire(self, job: PeriodicJob) -> None:
+        fire = self.scheduler.get_job(job.name)
+        when = utcnow().replace(second=0, microsecond=0)
+        if fire is not None and fire.trigger is not None:
+            prev = job.trigger.get_next_fire_time(None, when - timedelta(minutes=1))
+            when = prev or when
+        try:
+            run_once_per_period(self.app, job, self.owner, when)
+        except Exception:
+            log.exception("periodic job %s failed", job.name)
+
+    def stop(self) -> None:
+        self.scheduler.shutdown(wait=False)

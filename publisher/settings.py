@@ -1,0 +1,256 @@
+"""Typed settings from ``settings.toml`` and ``PUBLISHER_*`` environment variables, checked at start-up.
+
+Precedence: environment (``PUBLISHER_DATABASE_URL``, ``PUBLISHER_WORKER__THREADS``...) over the file
+over the defaults. Unknown keys are refused with a suggestion, because a typo'd key that passes
+silently is a setting that never took effect. Secrets are never values here: a channel names the
+environment variable that holds its secret (``secret_env = "PUBLISHER_WECHAT_SECRET"``).
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import tomllib
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from publisher.errors import ConfigError
+
+DEFAULT_SETTINGS_FILE = "settings.toml"
+
+DEFAULT_CATEGORIES = [
+    "规章制度",
+    "招聘信息",
+    "公告公示",
+    "招标公告",
+    "中标公告",
+    "新闻",
+    "学报",
+    "其他",
+]
+
+DEFAULT_DEPARTMENTS = [
+    "校长办公室",
+    "党委宣传部",
+    "人事处",
+    "教务处",
+    "招生就业处",
+    "财务处",
+    "资产管理处",
+    "学生工作部",
+]
+
+#: keys of a ``[channels.NAME]`` table that the core reads; the rest is the channel's own Config
+CORE_CHANNEL_KEYS = {"type", "enabled", "paused", "max_concurrency", "rate_per_minute", "schedule", "label"}
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class WorkerSettings(_Section):
+    threads: int = Field(4, ge=1, le=256)
+    lease_seconds: int = Field(300, ge=5)
+    max_attempts: int = Field(8, ge=1, le=100)
+    backoff_base_seconds: float = Field(10.0, gt=0)
+    backoff_cap_seconds: float = Field(3600.0, gt=0)
+    poll_seconds: float = Field(1.0, gt=0)
+    #: how many due deliveries one claim takes at most
+    batch_size: int = Field(64, ge=1)
+
+
+class ReviewSettings(_Section):
+    #: a publish time in the past is refused unless this is true (then it means "now")
+    allow_past_publish_time: bool = False
+    #: the largest Markdown body accepted, in bytes
+    max_body_bytes: int = Field(2_000_000, ge=1000)
+    #: the largest image or attachment accepted, in bytes
+    max_asset_bytes: int = Field(20_000_000, ge=1000)
+
+
+class SyncSettings(_Section):
+    #: the weekly sync job, a crontab line in the office's time zone
+    cron: str = "0 3 * * mon"
+
+
+class Settings(BaseSettings):
+    """All settings. Build with :func:`load_settings`, never at import time."""
+
+    model_config = SettingsConfigDict(env_prefix="PUBLISHER_", env_nested_delimiter="__", extra="forbid")
+
+    database_url: str = "sqlite:///queue.db"
+    timezone: str = "Asia/Shanghai"
+    #: where media/, the website folder and other files live (relative to the settings file)
+    data_dir: Path = Path(".")
+    site_base_url: str = "http://127.0.0.1:8000/site/"
+    organisation: str = "示例高等师范专科学校"
+    categories: list[str] = Field(default_factory=lambda: list(DEFAULT_CATEGORIES))
+    #: departments created by ``publisher init`` (more with ``publisher department add``)
+    departments: list[str] = Field(default_factory=lambda: list(DEFAULT_DEPARTMENTS))
+    worker: WorkerSettings = Field(default_factory=WorkerSettings)
+    review: ReviewSettings = Field(default_factory=ReviewSettings)
+    sync: SyncSettings = Field(default_factory=SyncSettings)
+    #: ``[channels.NAME]`` tables; validated against each channel's Config by publisher.channels_runtime
+    channels: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+    #: where the settings came from (not a setting)
+    source: Path | None = Field(default=None, exclude=True)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (env_settings, init_settings)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {v!r} (e.g. Asia/Shanghai)") from exc
+        return v
+
+    @field_validator("site_base_url")
+    @classmethod
+    def _slash(cls, v: str) -> str:
+        return v if v.endswith("/") else v + "/"
+
+    @field_validator("channels")
+    @classmethod
+    def _channel_tables(cls, v: dict[str, Any]) -> dict[str, Any]:
+        for name, table in v.items():
+            if not isinstance(table, dict):
+                raise ValueError(f"[channels.{name}] must be a table")
+            if not name.replace("_", "").replace("-", "").isalnum():
+                raise ValueError(f"channel name {name!r}: use letters, digits, - and _")
+        return v
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def base_dir(self) -> Path:
+        return self.source.parent if self.source else Path.cwd()
+
+    def path(self, p: str | Path) -> Path:
+        """A path from the settings, resolved against data_dir (itself against the settings file)."""
+        p = Path(p)
+        if p.is_absolute():
+            return p
+        d = self.data_dir if self.data_dir.is_absolute() else self.base_dir / self.data_dir
+        return (d / p).resolve()
+
+    @property
+    def media_dir(self) -> Path:
+        return self.path("media")
+
+    @property
+    def resolved_database_url(self) -> str:
+        """SQLite paths are relative to data_dir, so every face opens the same file."""
+        url = self.database_url
+        prefix = "sqlite:///"
+        if url.startswith(prefix) and not url.startswith(prefix + "/") and ":memory:" not in url:
+            return prefix + str(self.path(url[len(prefix) :]))
+        return url
+
+    def backoff(self, attempt: int) -> timedelta:
+        """Exponential back-off with full jitter (AWS architecture blog), capped."""
+        import random
+
+        ceiling = min(self.worker.backoff_cap_seconds, self.worker.backoff_base_seconds * 2 ** (attempt - 1))
+        return timedelta(seconds=random.uniform(ceiling / 2, ceiling))
+
+
+def _explain(exc: ValidationError, fields: dict[str, Any], where: str) -> str:
+    problems = []
+    for e in exc.errors():
+        loc = ".".join(str(p) for p in e["loc"])
+        if e["type"] == "extra_forbidden":
+            section: Any = Settings
+            known: list[str] = []
+            parts = [str(p) for p in e["loc"]]
+            model: Any = Settings
+            for part in parts[:-1]:
+                f = getattr(model, "model_fields", {}).get(part)
+                model = getattr(f, "annotation", None) if f else None
+            known = list(getattr(model, "model_fields", {}).keys()) if model else []
+            del section
+            hint = difflib.get_close_matches(parts[-1], known, n=1)
+            problems.append(f"unknown setting {loc!r}" + (f" (did you mean {hint[0]!r}?)" if hint else ""))
+        else:
+            problems.append(f"{loc}: {e['msg']}")
+    return f"{where}: " + "; ".join(problems)
+
+
+def load_settings(path: str | Path | None = None) -> Settings:
+    """Read settings.toml (or ``path``, or $PUBLISHER_SETTINGS) and the environment; ConfigError if bad.
+
+    A missing settings file is fine (defaults apply) unless it was named explicitly.
+    """
+    explicit = path is not None or "PUBLISHER_SETTINGS" in os.environ
+    p = Path(path or os.environ.get("PUBLISHER_SETTINGS") or DEFAULT_SETTINGS_FILE)
+    data: dict[str, Any] = {}
+    if p.exists():
+        try:
+            data = tomllib.loads(p.read_text(encoding="utf-8"))
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"{p}: not UTF-8 text ({exc.reason}); save it as UTF-8") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{p}: not valid TOML: {exc}") from exc
+    elif explicit:
+        raise ConfigError(f"settings file {p} does not exist (run `publisher init` to create one)")
+    try:
+        settings = Settings(**data)
+    except ValidationError as exc:
+        raise ConfigError(_explain(exc, data, str(p))) from exc
+    settings.source = p.resolve() if p.exists() else None
+    return settings
+
+
+SETTINGS_TEMPLATE = """\
+# publisher settings. Every key is optional; unknown keys are refused.
+# Environment variables override this file: PUBLISHER_DATABASE_URL, PUBLISHER_WORKER__THREADS, ...
+# Secrets never go here: a channel names the environment variable that holds its secret.
+
+database_url = "sqlite:///queue.db"   # or postgresql+psycopg://user@host/db
+timezone = "Asia/Shanghai"            # times are stored in UTC and shown in this zone
+site_base_url = "http://127.0.0.1:8000/site/"
+organisation = "示例高等师范专科学校"
+
+[worker]
+threads = 4
+lease_seconds = 300     # a delivery claimed by a worker that died is taken up again after this
+max_attempts = 8
+backoff_base_seconds = 10
+backoff_cap_seconds = 3600
+
+[review]
+allow_past_publish_time = false
+
+[sync]
+cron = "0 3 * * mon"    # weekly sync, Monday 03:00 in the time zone above
+
+[channels.website]
+type = "website"
+folder = "site"
+title = "信息公开网"
+
+# [channels.webhook]
+# type = "webhook"
+# url = "https://oa.example.edu.cn/hooks/publisher"
+# secret_env = "PUBLISHER_WEBHOOK_SECRET"
+# max_concurrency = 4
+# rate_per_minute = 600
+"""

@@ -1,0 +1,590 @@
+"""The review workflow: who may move an item from which state to which, and the service functions
+that every face (CLI, web, API) calls. Each function works inside the caller's transaction and
+writes an audit row for every state change; the caller commits once per user action.
+
+The invariant the office answers to regulators for: **nothing reaches any channel without both
+approvals of the item's current version, by two different people, neither of them the author.**
+It is enforced twice: deliveries are only created by :func:`_queue_deliveries` after the second
+approval, and the dispatcher re-checks :func:`is_cleared` right before it calls a channel.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlmodel import Session, col, select
+
+from publisher import content
+from publisher.channel import Asset as PostAsset
+from publisher.channel import Post, site_page_path
+from publisher.checklist import checklist, checklist_name
+from publisher.errors import ContentNotAccepted, InvalidInput, NotAllowed, NotFound
+from publisher.models import (
+    Asset,
+    AuditLog,
+    Delivery,
+    DeliveryOp,
+    DeliveryStatus,
+    Department,
+    Item,
+    ItemStatus,
+    Review,
+    Role,
+    User,
+    utcnow,
+)
+from publisher.registry import ChannelSpec
+from publisher.settings import Settings
+
+SYSTEM = "system"
+
+#: item states in which the item (or a version of it) may be out on channels
+LIVE_STATES = {ItemStatus.SCHEDULED, ItemStatus.PUBLISHED, ItemStatus.FAILED}
+EDITABLE_STATES = {ItemStatus.DRAFT, ItemStatus.SUBMITTED, ItemStatus.DEPT_APPROVED, ItemStatus.APPROVED,
+                   ItemStatus.SCHEDULED, ItemStatus.PUBLISHED, ItemStatus.FAILED}  # fmt: skip
+
+
+@dataclass
+class Context:
+    """What a service call needs besides the session: settings and the configured channels."""
+
+    settings: Settings
+    channels: Mapping[str, ChannelSpec]
+
+
+def audit(
+    session: Session,
+    *,
+    actor: str,
+    entity: str,
+    entity_id: int | None,
+    action: str,
+    from_state: str | None = None,
+    to_state: str | None = None,
+    reason: str | None = None,
+    **detail: Any,
+) -> None:
+    session.add(
+        AuditLog(
+            actor=actor, entity=entity, entity_id=entity_id, action=action, from_state=from_state,
+            to_state=to_state, reason=reason, detail=detail,
+        )  # fmt: skip
+    )
+
+
+# ----------------------------------------------------------------------------------------- users
+def get_user(session: Session, name: str) -> User:
+    user = session.exec(select(User).where(User.name == name)).first()
+    if user is None or not user.active:
+        raise NotFound(f"no user {name!r} (add one with `publisher user add {name} --role ...`)")
+    return user
+
+
+def add_department(session: Session, name: str, *, actor: str = SYSTEM) -> Department:
+    name = name.strip()
+    if not name:
+        raise InvalidInput("a department needs a name")
+    existing = session.exec(select(Department).where(Department.name == name)).first()
+    if existing:
+        return existing
+    dept = Department(name=name)
+    session.add(dept)
+    session.flush()
+    audit(session, actor=actor, entity="department", entity_id=dept.id, action="create", to_state=name)
+    return dept
+
+
+def departments(session: Session) -> list[str]:
+    return list(session.exec(select(Department.name).order_by(Department.name)))
+
+
+def _check_department(session: Session, name: str) -> str:
+    known = departments(session)
+    if name not in known:
+        raise InvalidInput(
+            f"unknown department {name!r}; known: {', '.join(known) or 'none'} "
+            "(add it with `publisher department add NAME`)"
+        )
+    return name
+
+
+def add_user(
+    session: Session, *, name: str, role: str, department: str | None, display_name: str = "",
+    actor: str = SYSTEM, password_hash: str | None = None,
+) -> User:  # fmt: skip
+    if not name.strip() or any(c.isspace() for c in name):
+        raise InvalidInput(f"user name {name!r}: one word without spaces, e.g. wang.li")
+    try:
+        role_ = Role(role)
+    except ValueError:
+        raise InvalidInput(f"unknown role {role!r}; one of: {', '.join(r.value for r in Role)}") from None
+    if role_ in (Role.EDITOR, Role.DEPARTMENT_HEAD) and not department:
+        raise InvalidInput(f"a {role_.value} belongs to a department: add --department NAME")
+    if department:
+        _check_department(session, department)
+    if session.exec(select(User).where(User.name == name)).first():
+        raise InvalidInput(f"user {name!r} already exists")
+    user = User(name=name, role=role_, department=department, display_name=display_name or name,
+                password_hash=password_hash)  # fmt: skip
+    session.add(user)
+    session.flush()
+    audit(session, actor=actor, entity="user", entity_id=user.id, action="create", to_state=role_.value,
+          department=department)  # fmt: skip
+    return user
+
+
+# ----------------------------------------------------------------------------------------- items
+def get_item(session: Session, item_id: int) -> Item:
+    item = session.get(Item, item_id)
+    if item is None:
+        raise NotFound(f"no item {item_id}")
+    return item
+
+
+def _check_fields(ctx: Context, session: Session, fields: Mapping[str, Any]) -> dict[str, Any]:
+    """Validate the editable fields of an item; InvalidInput naming the first bad one."""
+    out: dict[str, Any] = {}
+    if "category" in fields:
+        cat = str(fields["category"] or "").strip()
+        if cat not in ctx.settings.categories:
+            raise InvalidInput(f"unknown category {cat!r}; one of: {', '.join(ctx.settings.categories)}")
+        out["category"] = cat
+    if "department" in fields:
+        out["department"] = _check_department(session, str(fields["department"] or "").strip())
+    if "checklist_item" in fields and fields["checklist_item"] not in (None, ""):
+        try:
+            n = int(fields["checklist_item"])
+        except (TypeError, ValueError):
+            raise InvalidInput(f"checklist item {fields['checklist_item']!r} is not a number from 1 to 50") from None
+        if n not in checklist():
+            raise InvalidInput(f"checklist item {n} is outside 1-50 (see `publisher checklist`)")
+        out["checklist_item"] = n
+    if "channels" in fields:
+        chans = fields["channels"]
+        if isinstance(chans, str):
+            chans = [c.strip() for c in chans.split(",") if c.strip()]
+        if not isinstance(chans, list | tuple) or not chans:
+            raise InvalidInput("an item needs at least one target channel (channels: [website, ...])")
+        unknown = [c for c in chans if c not in ctx.channels]
+        if unknown:
+            raise InvalidInput(
+                f"unknown channel(s) {', '.join(map(str, unknown))}; configured: {', '.join(ctx.channels) or 'none'}"
+            )
+        disabled = [c for c in chans if not ctx.channels[c].enabled]
+        if disabled:
+            raise InvalidInput(f"channel(s) {', '.join(disabled)} are disabled in settings.toml")
+        out["channels"] = list(dict.fromkeys(str(c) for c in chans))
+    if "summary" in fields:
+        out["summary"] = str(fields["summary"] or "").strip()
+    if "title" in fields:
+        title = str(fields["title"] or "").strip()
+        if not title:
+            raise InvalidInput("the title is empty")
+        if len(title) > 500:
+            raise InvalidInput(f"the title is {len(title)} characters; at most 500")
+        out["title"] = title
+    if fields.get("publish_at") not in (None, ""):
+        out["publish_at"] = _future_time(ctx, fields["publish_at"])
+    return out
+
+
+def _future_time(ctx: Context, value: Any) -> datetime:
+    at = content.parse_time(value, what="publish time")
+    now = utcnow()
+    if at < now - timedelta(minutes=1):
+        if not ctx.settings.review.allow_past_publish_time:
+            shown = at.astimezone(ctx.settings.zone).isoformat(timespec="minutes")
+            raise InvalidInput(
+                f"publish time {shown} is in the past; give a future time "
+                "(or set review.allow_past_publish_time = true to publish at once)"
+            )
+        return now
+    return at
+
+
+def create_item(
+    ctx: Context, session: Session, *, author: User, draft: content.ItemDraft, idempotency_key: str | None = None
+) -> Item:
+    if author.role not in (Role.EDITOR, Role.ADMIN, Role.DEPARTMENT_HEAD):
+        raise NotAllowed(f"{author.name} is a {author.role}; only editors write items")
+    if idempotency_key:
+        existing = session.exec(select(Item).where(Item.idempotency_key == idempotency_key)).first()
+        if existing:
+            return existing
+    fields = dict(draft.fields)
+    fields.pop("author", None)
+    fields.setdefault("department", author.department)
+    for required in ("category", "channels"):
+        if not fields.get(required):
+            raise InvalidInput(f"the item has no {required} (add `{required}:` to the front matter)")
+    checked = _check_fields(ctx, session, {**fields, "title": draft.title})
+    if author.role != Role.ADMIN and checked["department"] != author.department:
+        raise NotAllowed(f"{author.name} writes for {author.department}, not {checked['department']}")
+    if len(draft.body_markdown.encode()) > ctx.settings.review.max_body_bytes:
+        raise InvalidInput("the body is larger than review.max_body_bytes")
+    item = Item(
+        title=checked["title"],
+        summary=checked.get("summary") or content.plain_text(draft.body_markdown, 120),
+        body_markdown=draft.body_markdown,
+        body_html=content.render_markdown(draft.body_markdown),
+        category=checked["category"],
+        department=checked["department"],
+        author_id=author.id,
+        checklist_item=checked.get("checklist_item"),
+        channels=checked["channels"],
+        publish_at=checked.get("publish_at"),
+        idempotency_key=idempotency_key,
+    )
+    session.add(item)
+    session.flush()
+    for a in draft.assets:
+        session.add(Asset(item_id=item.id, **a.__dict__))
+    audit(session, actor=author.name, entity="item", entity_id=item.id, action="create",
+          to_state=ItemStatus.DRAFT, title=item.title)  # fmt: skip
+    return item
+
+
+def _may_edit(user: User, item: Item) -> bool:
+    if user.role == Role.ADMIN:
+        return True
+    return user.role in (Role.EDITOR, Role.DEPARTMENT_HEAD) and user.department == item.department
+
+
+def edit_item(
+    ctx: Context, session: Session, *, item_id: int, actor: User, changes: Mapping[str, Any],
+    body_markdown: str | None = None, new_assets: Iterable[content.StoredAsset] = (),
+) -> Item:  # fmt: skip
+    """Change an item. An edit after any approval sends it back to the first review."""
+    item = get_item(session, item_id)
+    if not _may_edit(actor, item):
+        raise NotAllowed(f"{actor.name} may not edit item {item_id} of {item.department}")
+    if item.status not in EDITABLE_STATES:
+        raise NotAllowed(f"item {item_id} is {item.status}; it can no longer be edited")
+    checked = _check_fields(ctx, session, changes)
+    if actor.role != Role.ADMIN and checked.get("department", actor.department) != actor.department:
+        raise NotAllowed(f"{actor.name} cannot move an item to another department")
+    for k, v in checked.items():
+        setattr(item, k, v)
+    if body_markdown is not None:
+        item.body_markdown = body_markdown
+        item.body_html = content.render_markdown(body_markdown)
+    for a in new_assets:
+        session.add(Asset(item_id=item.id, **a.__dict__))
+    before = item.status
+    item.version += 1
+    item.updated_at = utcnow()
+    if before in (ItemStatus.DEPT_APPROVED, ItemStatus.APPROVED, ItemStatus.SCHEDULED, ItemStatus.PUBLISHED,
+                  ItemStatus.FAILED):  # fmt: skip
+        item.status = ItemStatus.SUBMITTED
+        # nothing of the old version may still go out: cancel what has not been sent
+        for d in _deliveries(session, item.id):
+            if d.status in (DeliveryStatus.PENDING, DeliveryStatus.WAITING) and d.published_at is None:
+                _set_delivery(session, d, DeliveryStatus.CANCELLED, actor.name, "item edited after approval")
+            elif d.status in (DeliveryStatus.PENDING, DeliveryStatus.WAITING):
+                _set_delivery(session, d, DeliveryStatus.DONE, actor.name, "update superseded by a newer edit")
+    audit(session, actor=actor.name, entity="item", entity_id=item.id, action="edit", from_state=before,
+          to_state=item.status, version=item.version, fields=sorted(checked) + (["body"] if body_markdown else []))  # fmt: skip
+    return item
+
+
+def submit(ctx: Context, session: Session, *, item_id: int, actor: User) -> Item:
+    item = get_item(session, item_id)
+    if not _may_edit(actor, item):
+        raise NotAllowed(f"{actor.name} may not submit item {item_id} of {item.department}")
+    if item.status != ItemStatus.DRAFT:
+        raise NotAllowed(f"item {item_id} is {item.status}; only a draft can be submitted")
+    check_channels_accept(ctx, session, item)
+    _move(session, item, ItemStatus.SUBMITTED, actor.name, "submit")
+    item.return_reason = None
+    return item
+
+
+def check_channels_accept(ctx: Context, session: Session, item: Item) -> None:
+    """Ask every target channel whether it can take the item (review time, no network)."""
+    post = build_post(ctx, session, item)
+    problems: list[str] = []
+    for name in item.channels:
+        spec = ctx.channels.get(name)
+        if spec is None:
+            problems.append(f"{name}: channel is no longer configured")
+            continue
+        problems.extend(f"{name}: {p}" for p in spec.channel.validate(post))
+    if problems:
+        raise ContentNotAccepted("; ".join(problems), channel=",".join(item.channels), problems=problems)
+
+
+def review(
+    ctx: Context, session: Session, *, item_id: int, actor: User, approve: bool, reason: str | None = None
+) -> Item:
+    """First level: the department head of the item's department. Second: a confidentiality reviewer."""
+    item = get_item(session, item_id)
+    if item.status == ItemStatus.SUBMITTED:
+        level = 1
+        if not (actor.role == Role.DEPARTMENT_HEAD and actor.department == item.department):
+            raise NotAllowed(
+                f"item {item_id} waits for the head of {item.department}; {actor.name} is "
+                f"{actor.role}{' of ' + actor.department if actor.department else ''}"
+            )
+    elif item.status == ItemStatus.DEPT_APPROVED:
+        level = 2
+        if actor.role != Role.CONFIDENTIALITY_REVIEWER:
+            raise NotAllowed(f"item {item_id} waits for the confidentiality review (保密审查); {actor.name} is {actor.role}")
+    else:
+        raise NotAllowed(f"item {item_id} is {item.status}; there is nothing to review")
+    if actor.id == item.author_id:
+        raise NotAllowed(f"{actor.name} wrote item {item_id} and cannot review it")
+    if level == 2:
+        first = _approval(session, item, 1)
+        if first is not None and first.reviewer_id == actor.id:
+            raise NotAllowed(f"{actor.name} already approved item {item_id} at the first level; a second person must")
+    if not approve:
+        if not (reason and reason.strip()):
+            raise InvalidInput("a rejection needs a reason (--reason \"...\") so the author knows what to fix")
+        session.add(Review(item_id=item.id, item_version=item.version, level=level, reviewer_id=actor.id,
+                           approved=False, reason=reason.strip()))  # fmt: skip
+        item.return_reason = reason.strip()
+        _move(session, item, ItemStatus.DRAFT, actor.name, f"reject level {level}", reason=reason.strip())
+        return item
+    if level == 2:
+        check_channels_accept(ctx, session, item)
+    session.add(Review(item_id=item.id, item_version=item.version, level=level, reviewer_id=actor.id,
+                       approved=True, reason=reason))  # fmt: skip
+    session.flush()
+    if level == 1:
+        _move(session, item, ItemStatus.DEPT_APPROVED, actor.name, "approve level 1", reason=reason)
+        return item
+    _move(session, item, ItemStatus.APPROVED, actor.name, "approve level 2 (保密审查)", reason=reason)
+    if item.publish_at is not None:
+        _queue_deliveries(ctx, session, item, SYSTEM)
+    return item
+
+
+def _approval(session: Session, item: Item, level: int) -> Review | None:
+    return session.exec(
+        select(Review)
+        .where(Review.item_id == item.id, Review.item_version == item.version, Review.level == level)
+        .order_by(col(Review.id).desc())
+    ).first()
+
+
+def is_cleared(session: Session, item: Item) -> bool:
+    """Both approvals of the current version, by two different people who are not the author."""
+    first, second = _approval(session, item, 1), _approval(session, item, 2)
+    return bool(
+        first and second and first.approved and second.approved
+        and first.reviewer_id != second.reviewer_id
+        and item.author_id not in (first.reviewer_id, second.reviewer_id)
+        and first.id < second.id  # type: ignore[operator]
+    )  # fmt: skip
+
+
+def schedule(ctx: Context, session: Session, *, item_id: int, at: Any, actor: str = SYSTEM,
+             user: User | None = None) -> Item:  # fmt: skip
+    """Set (or move) the publish time. An approved item is queued at once; a draft keeps the time."""
+    item = get_item(session, item_id)
+    if user is not None and not (_may_edit(user, item) or user.role == Role.CONFIDENTIALITY_REVIEWER):
+        raise NotAllowed(f"{user.name} may not schedule item {item_id}")
+    if item.status in (ItemStatus.PUBLISHED, ItemStatus.WITHDRAWN):
+        raise NotAllowed(f"item {item_id} is {item.status}; it cannot be rescheduled")
+    when = _future_time(ctx, at)
+    item.publish_at = when
+    audit(session, actor=actor, entity="item", entity_id=item.id, action="schedule",
+          from_state=item.status, to_state=item.status, publish_at=when.isoformat())  # fmt: skip
+    if item.status == ItemStatus.APPROVED:
+        _queue_deliveries(ctx, session, item, actor)
+    elif item.status in (ItemStatus.SCHEDULED, ItemStatus.FAILED):
+        for d in _deliveries(session, item.id):
+            if d.status == DeliveryStatus.PENDING and d.op == DeliveryOp.PUBLISH:
+                d.due_at = ctx.channels[d.channel].next_slot(when, ctx.settings.zone) if d.channel in ctx.channels else when
+                d.updated_at = utcnow()
+    return item
+
+
+def _queue_deliveries(ctx: Context, session: Session, item: Item, actor: str) -> None:
+    """After both approvals: one delivery per target channel (publish, or update where it is live)."""
+    assert item.publish_at is not None
+    if not is_cleared(session, item):  # belt and braces: never queue an item not cleared twice
+        raise NotAllowed(f"item {item.id} lacks its two approvals")
+    existing = {d.channel: d for d in _deliveries(session, item.id)}
+    for name in item.channels:
+        spec = ctx.channels[name]
+        due = spec.next_slot(item.publish_at, ctx.settings.zone)
+        d = existing.get(name)
+        if d is None:
+            d = Delivery(item_id=item.id, channel=name, op=DeliveryOp.PUBLISH, due_at=due, item_version=item.version)
+            session.add(d)
+            session.flush()
+            audit(session, actor=actor, entity="delivery", entity_id=d.id, action="queue", to_state="pending",
+                  item_id=item.id, channel=name, due_at=due.isoformat())  # fmt: skip
+            continue
+        live = d.published_at is not None and d.withdrawn_at is None
+        d.op = DeliveryOp.UPDATE if live else DeliveryOp.PUBLISH
+        d.item_version = item.version
+        d.due_at = due
+        d.attempts = 0
+        if live and not spec.channel.supports_update:
+            _set_delivery(session, d, DeliveryStatus.FAILED, actor,
+                          f"{name} cannot update a published item: change it there by hand")  # fmt: skip
+            continue
+        _set_delivery(session, d, DeliveryStatus.PENDING, actor, f"queued {d.op}")
+    _move(session, item, ItemStatus.SCHEDULED, actor, "schedule")
+
+
+def withdraw(ctx: Context, session: Session, *, item_id: int, actor: str = SYSTEM, reason: str | None = None,
+             user: User | None = None) -> Item:  # fmt: skip
+    """Take an item down: unsent deliveries are cancelled, live ones are asked to withdraw."""
+    item = get_item(session, item_id)
+    if user is not None and not (_may_edit(user, item) or user.role == Role.CONFIDENTIALITY_REVIEWER):
+        raise NotAllowed(f"{user.name} may not withdraw item {item_id}")
+    if item.status == ItemStatus.WITHDRAWN:
+        raise NotAllowed(f"item {item_id} is already withdrawn")
+    for d in _deliveries(session, item.id):
+        live = d.published_at is not None and d.withdrawn_at is None
+        if not live:
+            if d.status not in (DeliveryStatus.CANCELLED,):
+                _set_delivery(session, d, DeliveryStatus.CANCELLED, actor, "item withdrawn before it went out")
+            continue
+        spec = ctx.channels.get(d.channel)
+        d.op = DeliveryOp.WITHDRAW
+        d.attempts = 0
+        d.due_at = utcnow()
+        if spec is None or not spec.channel.supports_withdraw:
+            _set_delivery(session, d, DeliveryStatus.FAILED, actor,
+                          f"{d.channel} cannot withdraw automatically: take it down by hand")  # fmt: skip
+        else:
+            _set_delivery(session, d, DeliveryStatus.PENDING, actor, "queued withdraw")
+    _move(session, item, ItemStatus.WITHDRAWN, actor, "withdraw", reason=reason)
+    return item
+
+
+def retry_delivery(ctx: Context, session: Session, *, delivery_id: int, actor: str = SYSTEM) -> Delivery:
+    """Put one failed delivery (one channel) back in the queue."""
+    d = session.get(Delivery, delivery_id)
+    if d is None:
+        raise NotFound(f"no delivery {delivery_id}")
+    if d.status != DeliveryStatus.FAILED:
+        raise NotAllowed(f"delivery {delivery_id} is {d.status}; only a failed delivery can be retried")
+    item = get_item(session, d.item_id)
+    if d.op != DeliveryOp.WITHDRAW and not is_cleared(session, item):
+        raise NotAllowed(f"item {item.id} lacks its two approvals")
+    d.attempts = 0
+    d.due_at = utcnow()
+    _set_delivery(session, d, DeliveryStatus.PENDING, actor, "retry requested")
+    if item.status == ItemStatus.FAILED:
+        _move(session, item, ItemStatus.SCHEDULED, actor, "retry")
+    return d
+
+
+def record_manual(
+    ctx: Context, session: Session, *, delivery_id: int, actor: str, url: str | None = None,
+    not_applicable: str | None = None,
+) -> Delivery:  # fmt: skip
+    """A person posted the item by hand (or it does not apply there): record it so it counts."""
+    d = session.get(Delivery, delivery_id)
+    if d is None:
+        raise NotFound(f"no delivery {delivery_id}")
+    spec = ctx.channels.get(d.channel)
+    if spec is None or not spec.channel.manual:
+        raise InvalidInput(f"delivery {delivery_id} is on {d.channel}, which is not a manual channel")
+    if d.status not in (DeliveryStatus.WAITING, DeliveryStatus.PENDING, DeliveryStatus.FAILED):
+        raise NotAllowed(f"delivery {delivery_id} is {d.status}; nothing to record")
+    item = get_item(session, d.item_id)
+    if not is_cleared(session, item):
+        raise NotAllowed(f"item {item.id} lacks its two approvals: it may not be posted anywhere yet")
+    if (url is None) == (not_applicable is None):
+        raise InvalidInput("give either the published URL or --not-applicable REASON")
+    now = utcnow()
+    if url is not None:
+        url = validate_url(url)
+        d.url = url
+        d.published_at = d.published_at or now
+        d.note = None
+    else:
+        if not not_applicable.strip():  # type: ignore[union-attr]
+            raise InvalidInput("--not-applicable needs a reason")
+        d.note = f"not applicable: {not_applicable}"
+    _set_delivery(session, d, DeliveryStatus.DONE, actor, "recorded by hand", url=url)
+    rollup(session, item, actor)
+    return d
+
+
+def validate_url(url: str) -> str:
+    from urllib.parse import urlsplit
+
+    url = url.strip()
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc or " " in url:
+        raise InvalidInput(f"{url!r} is not a web address; give the full URL, e.g. https://www.example.gov.cn/...")
+    return url
+
+
+# ------------------------------------------------------------------------------------- internals
+def _deliveries(session: Session, item_id: int | None) -> list[Delivery]:
+    return list(session.exec(select(Delivery).where(Delivery.item_id == item_id).order_by(Delivery.id)))
+
+
+def _move(session: Session, item: Item, to: ItemStatus, actor: str, action: str, reason: str | None = None) -> None:
+    before = item.status
+    item.status = to
+    item.updated_at = utcnow()
+    audit(session, actor=actor, entity="item", entity_id=item.id, action=action, from_state=before,
+          to_state=to, reason=reason, version=item.version)  # fmt: skip
+
+
+def _set_delivery(session: Session, d: Delivery, to: DeliveryStatus, actor: str, reason: str, **detail: Any) -> None:
+    before = d.status
+    d.status = to
+    d.updated_at = utcnow()
+    if to != DeliveryStatus.CLAIMED:
+        d.lease_owner = None
+        d.lease_expires_at = None
+    if to == DeliveryStatus.FAILED and not d.last_error:
+        d.last_error = reason
+    audit(session, actor=actor, entity="delivery", entity_id=d.id, action=d.op, from_state=before, to_state=to,
+          reason=reason, item_id=d.item_id, channel=d.channel, **detail)  # fmt: skip
+
+
+def rollup(session: Session, item: Item, actor: str = SYSTEM) -> None:
+    """Derive the item's state from its deliveries once none is still moving."""
+    if item.status not in LIVE_STATES:
+        return
+    states = [d.status for d in _deliveries(session, item.id)]
+    if not states or any(s in (DeliveryStatus.PENDING, DeliveryStatus.CLAIMED, DeliveryStatus.WAITING) for s in states):
+        return
+    to = ItemStatus.FAILED if DeliveryStatus.FAILED in states else ItemStatus.PUBLISHED
+    if to != item.status:
+        _move(session, item, to, actor, "rollup")
+
+
+def build_post(ctx: Context, session: Session, item: Item) -> Post:
+    """The frozen snapshot a channel receives."""
+    assets = session.exec(select(Asset).where(Asset.item_id == item.id).order_by(Asset.id)).all()
+    author = session.get(User, item.author_id)
+    return Post(
+        item_id=item.id,  # type: ignore[arg-type]
+        title=item.title,
+        body_markdown=item.body_markdown,
+        body_html=item.body_html,
+        summary=item.summary,
+        category=item.category,
+        department=item.department,
+        author=(author.display_name or author.name) if author else "",
+        publish_at=item.publish_at or item.updated_at,
+        updated_at=item.updated_at,
+        checklist_item=item.checklist_item,
+        checklist_name=checklist_name(item.checklist_item),
+        assets=tuple(
+            PostAsset(
+                sha256=a.sha256, path=Path(content.media_path(ctx.settings.media_dir, a.sha256)),
+                filename=a.filename, content_type=a.content_type, role=a.role, width=a.width, height=a.height,
+            )  # fmt: skip
+            for a in assets
+        ),
+        channels=tuple(item.channels),
+        site_url=ctx.settings.site_base_url + site_page_path(item.id),  # type: ignore[arg-type]
+        version=item.version,
+    )
