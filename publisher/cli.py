@@ -570,10 +570,16 @@ def main() -> None:
     try:
         app()
     except PublisherError as exc:
-        err.print(f"error: {exc}", markup=False)
+        # one line, whatever the message holds: scripts and people read the first line only
+        err.print("error: " + " ".join(str(exc).split()), markup=False)
         sys.exit(1)
     except KeyboardInterrupt:
         sys.exit(130)
+    finally:
+        # give pooled connections back before exit: on an error path nothing else closes them
+        if state._app is not None:
+            state._app.close()
+            state._app = None
 
 
 if __name__ == "__main__":
