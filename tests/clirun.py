@@ -51,16 +51,28 @@ class Cli:
         self.settings = workdir / "settings.toml"
         self.settings.write_text(settings_text or SETTINGS.format(data_dir=workdir), encoding="utf-8")
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("PUBLISHER_")}
-        self.env.update(PUBLISHER_DATABASE_URL=store_url, PYTHONPATH=str(PLUGINS), COLUMNS="200",
-                        NO_COLOR="1", PYTHONWARNINGS="error")  # fmt: skip
+        self.env.update(
+            PUBLISHER_DATABASE_URL=store_url,
+            PYTHONPATH=str(PLUGINS),
+            COLUMNS="200",
+            NO_COLOR="1",
+            PYTHONWARNINGS="error",
+        )
 
-    def __call__(self, *args: str, settings: bool = True, env: dict[str, str] | None = None,
-                 timeout: float = 120) -> Result:  # fmt: skip
+    def __call__(
+        self, *args: str, settings: bool = True, env: dict[str, str] | None = None, timeout: float = 120
+    ) -> Result:
         cmd = [sys.executable, "-m", "publisher.cli"]
         if settings:
             cmd += ["--settings", str(self.settings)]
-        p = subprocess.run([*cmd, *args], cwd=self.workdir, env={**self.env, **(env or {})}, capture_output=True,
-                           text=True, timeout=timeout)  # fmt: skip
+        p = subprocess.run(
+            [*cmd, *args],
+            cwd=self.workdir,
+            env={**self.env, **(env or {})},
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
         return Result(p.returncode, p.stdout, p.stderr)
 
     def ok(self, *args: str, **kw: Any) -> Result:

@@ -80,8 +80,9 @@ def assert_refused(cli: Cli, args: list[str], *needles: str, **kw: Any) -> str:
         ({"department": "人事处"}, ["ed writes for 校长办公室, not 人事处"]),
     ],
 )
-def test_item_add_refuses_bad_front_matter(sqlite_cli: Cli, tmp_path: Path, front: dict[str, str],
-                                           needles: list[str]) -> None:  # fmt: skip
+def test_item_add_refuses_bad_front_matter(
+    sqlite_cli: Cli, tmp_path: Path, front: dict[str, str], needles: list[str]
+) -> None:
     f = item_file(tmp_path, **front)
     if not needles:
         r = sqlite_cli.ok("item", "add", str(f), "--as", "ed")
@@ -92,7 +93,9 @@ def test_item_add_refuses_bad_front_matter(sqlite_cli: Cli, tmp_path: Path, fron
 
 def test_missing_image(sqlite_cli: Cli, tmp_path: Path) -> None:
     f = item_file(tmp_path, body="正文\n\n![图](images/nope.png)\n")
-    assert_refused(sqlite_cli, ["item", "add", str(f), "--as", "ed"], "image file", "nope.png", "does not exist")
+    assert_refused(
+        sqlite_cli, ["item", "add", str(f), "--as", "ed"], "image file", "nope.png", "does not exist"
+    )
 
 
 def test_corrupt_image_leaves_no_item_and_no_half_written_file(cli: Cli, tmp_path: Path) -> None:
@@ -101,7 +104,9 @@ def test_corrupt_image_leaves_no_item_and_no_half_written_file(cli: Cli, tmp_pat
     Image.new("RGB", (4, 4), "red").save(tmp_path / "good.png")
     (tmp_path / "bad.png").write_bytes(os.urandom(2048))
     f = item_file(tmp_path, body="![好](good.png)\n\n![坏](bad.png)\n")
-    assert_refused(cli, ["item", "add", str(f), "--as", "ed"], "bad.png is not a readable image", "JPEG or PNG")
+    assert_refused(
+        cli, ["item", "add", str(f), "--as", "ed"], "bad.png is not a readable image", "JPEG or PNG"
+    )
     media = cli.workdir / "media"
     # good.png was already copied when bad.png was found wanting. Media files are named by their
     # content hash and shared between items, so an unreferenced one is harmless (the next item with
@@ -113,20 +118,28 @@ def test_corrupt_image_leaves_no_item_and_no_half_written_file(cli: Cli, tmp_pat
 
 def test_non_utf8_file(sqlite_cli: Cli, tmp_path: Path) -> None:
     f = tmp_path / "gbk.md"
-    f.write_bytes("---\ntitle: 关于寒假放假安排的通知\ncategory: 公告公示\nchannels: [mem]\n---\n正文\n".encode("gbk"))
-    assert_refused(sqlite_cli, ["item", "add", str(f), "--as", "ed"], "gbk.md is not UTF-8", "GBK", "save it as UTF-8")
+    f.write_bytes(
+        "---\ntitle: 关于寒假放假安排的通知\ncategory: 公告公示\nchannels: [mem]\n---\n正文\n".encode("gbk")
+    )
+    assert_refused(
+        sqlite_cli, ["item", "add", str(f), "--as", "ed"], "gbk.md is not UTF-8", "GBK", "save it as UTF-8"
+    )
 
 
 def test_ten_megabyte_item(sqlite_cli: Cli, tmp_path: Path) -> None:
     f = item_file(tmp_path, body="很长的正文。" * (10 * 1024 * 1024 // 18))
     assert f.stat().st_size > 10_000_000
-    assert_refused(sqlite_cli, ["item", "add", str(f), "--as", "ed"], "item.md is 10.", "at most 2.0 MB", "attachments")
+    assert_refused(
+        sqlite_cli, ["item", "add", str(f), "--as", "ed"], "item.md is 10.", "at most 2.0 MB", "attachments"
+    )
 
 
 def test_unknown_author(sqlite_cli: Cli, tmp_path: Path) -> None:
     f = item_file(tmp_path)
     assert_refused(sqlite_cli, ["item", "add", str(f), "--as", "nobody"], "no user 'nobody'", "user add")
-    assert_refused(sqlite_cli, ["item", "add", str(f), "--as", "viewer"], "viewer is a viewer; only editors write items")
+    assert_refused(
+        sqlite_cli, ["item", "add", str(f), "--as", "viewer"], "viewer is a viewer; only editors write items"
+    )
 
 
 # --------------------------------------------------------------------------------- times via CLI
@@ -146,44 +159,71 @@ def test_schedule_refuses_bad_times(cli: Cli, tmp_path: Path, at: str, needles: 
 def test_review_refusals(cli: Cli, tmp_path: Path) -> None:
     item_id = cli.ok("item", "add", str(item_file(tmp_path)), "--as", "ed").last_line
     cli.ok("submit", item_id, "--as", "ed")
-    assert_refused(cli, ["review", "reject", item_id, "--as", "head"], "a rejection needs a reason", "--reason")
+    assert_refused(
+        cli, ["review", "reject", item_id, "--as", "head"], "a rejection needs a reason", "--reason"
+    )
     assert_refused(cli, ["review", "approve", item_id, "--as", "head2"], "waits for the head of 校长办公室")
     assert_refused(cli, ["review", "approve", item_id, "--as", "sec"], "waits for the head of 校长办公室")
     assert_refused(cli, ["review", "approve", "999", "--as", "head"], "no item 999")
     cli.ok("review", "approve", item_id, "--as", "head")
-    assert_refused(cli, ["review", "approve", item_id, "--as", "head"], "waits for the confidentiality review")
+    assert_refused(
+        cli, ["review", "approve", item_id, "--as", "head"], "waits for the confidentiality review"
+    )
 
 
 # -------------------------------------------------------------------------------------- settings
 @pytest.mark.parametrize(
     ("extra", "needles"),
     [
-        ('databse_url = "sqlite:///x.db"\n', ["unknown setting 'databse_url'", "did you mean 'database_url'?"]),
-        ("[review]\nallow_past_publish_tme = true\n",
-         ["unknown setting 'review.allow_past_publish_tme'", "did you mean 'allow_past_publish_time'?"]),
+        (
+            'databse_url = "sqlite:///x.db"\n',
+            ["unknown setting 'databse_url'", "did you mean 'database_url'?"],
+        ),
+        (
+            "[review]\nallow_past_publish_tme = true\n",
+            ["unknown setting 'review.allow_past_publish_tme'", "did you mean 'allow_past_publish_time'?"],
+        ),
         ('timezone = "Asia/Shangai"\n', ["unknown time zone 'Asia/Shangai'"]),
-        ("[channels.mem3]\ntype = \"memory\"\ntitel_max = 30\n",
-         ["[channels.mem3]", "titel_max", "did you mean 'title_max'?"]),
-        ("[channels.mem3]\ntype = \"memory\"\nmax_concurency = 3\n",
-         ["[channels.mem3]", "max_concurency", "did you mean 'max_concurrency'?"]),
-        ("[channels.mem3]\ntype = \"memroy\"\n", ["[channels.mem3]", "unknown channel type 'memroy'", "memory"]),
-        ("[channels.logged]\ntype = \"filelog\"\nfolder = \"out\"\nsecret_env = \"PUBLISHER_TEST_NOT_SET\"\n",
-         ["environment variable PUBLISHER_TEST_NOT_SET is not set"]),
-        ("[channels.mem3]\ntype = \"memory\"\nschedule = \"every day\"\n", ["not a crontab line"]),
+        (
+            '[channels.mem3]\ntype = "memory"\ntitel_max = 30\n',
+            ["[channels.mem3]", "titel_max", "did you mean 'title_max'?"],
+        ),
+        (
+            '[channels.mem3]\ntype = "memory"\nmax_concurency = 3\n',
+            ["[channels.mem3]", "max_concurency", "did you mean 'max_concurrency'?"],
+        ),
+        (
+            '[channels.mem3]\ntype = "memroy"\n',
+            ["[channels.mem3]", "unknown channel type 'memroy'", "memory"],
+        ),
+        (
+            '[channels.logged]\ntype = "filelog"\nfolder = "out"\nsecret_env = "PUBLISHER_TEST_NOT_SET"\n',
+            ["environment variable PUBLISHER_TEST_NOT_SET is not set"],
+        ),
+        ('[channels.mem3]\ntype = "memory"\nschedule = "every day"\n', ["not a crontab line"]),
         ("[worker\nthreads = 2\n", ["not valid TOML"]),
     ],
-)  # fmt: skip
+)
 def test_bad_settings(sqlite_cli: Cli, extra: str, needles: list[str]) -> None:
     # top-level keys must come before the first table
     text = sqlite_cli.settings.read_text(encoding="utf-8")
-    sqlite_cli.settings.write_text(extra + text if not extra.startswith("[") else text + extra, encoding="utf-8")
+    sqlite_cli.settings.write_text(
+        extra + text if not extra.startswith("[") else text + extra, encoding="utf-8"
+    )
     line = assert_refused(sqlite_cli, ["item", "list"], *needles)
     assert "secret" not in line.lower() or "PUBLISHER_TEST_NOT_SET" in line
 
 
 def test_settings_file_that_does_not_exist(sqlite_cli: Cli) -> None:
-    assert_refused(sqlite_cli, ["item", "list"], "settings file", "does not exist", "publisher init", settings=False,
-                   env={"PUBLISHER_SETTINGS": str(sqlite_cli.workdir / "nope.toml")})  # fmt: skip
+    assert_refused(
+        sqlite_cli,
+        ["item", "list"],
+        "settings file",
+        "does not exist",
+        "publisher init",
+        settings=False,
+        env={"PUBLISHER_SETTINGS": str(sqlite_cli.workdir / "nope.toml")},
+    )
 
 
 def test_unknown_environment_setting(sqlite_cli: Cli) -> None:

@@ -27,11 +27,15 @@ def cli(tmp_path: Path, store_url: str) -> Cli:
     return c
 
 
-def write_item(folder: Path, title: str = "关于寒假放假安排的通知", channels: str = "[mem, mem2]",
-               extra: str = "") -> Path:  # fmt: skip
+def write_item(
+    folder: Path, title: str = "关于寒假放假安排的通知", channels: str = "[mem, mem2]", extra: str = ""
+) -> Path:
     p = folder / f"item-{abs(hash(title)) % 10**6}.md"
-    p.write_text(f"---\ntitle: \"{title}\"\ncategory: 公告公示\nchannels: {channels}\nchecklist_item: 3\n{extra}---\n"
-                 "根据学校校历，现将寒假放假安排通知如下。\n", encoding="utf-8")  # fmt: skip
+    p.write_text(
+        f'---\ntitle: "{title}"\ncategory: 公告公示\nchannels: {channels}\nchecklist_item: 3\n{extra}---\n'
+        "根据学校校历，现将寒假放假安排通知如下。\n",
+        encoding="utf-8",
+    )
     return p
 
 
@@ -52,8 +56,10 @@ def test_init_migrates_and_is_idempotent(tmp_path: Path) -> None:
     assert cli.settings.read_text(encoding="utf-8") == before, "init overwrote an existing settings file"
 
 
-@pytest.mark.skipif("website" not in available_channel_types(),
-                    reason="the settings template configures the website channel, not installed on this branch")  # fmt: skip
+@pytest.mark.skipif(
+    "website" not in available_channel_types(),
+    reason="the settings template configures the website channel, not installed on this branch",
+)
 def test_init_creates_settings_when_absent(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'fresh.db'}"
     cli = Cli(tmp_path, url)
@@ -64,14 +70,18 @@ def test_init_creates_settings_when_absent(tmp_path: Path) -> None:
 
 
 def test_whole_flow(cli: Cli, tmp_path: Path) -> None:
-    r = cli.ok("user", "add", "wang.li", "--role", "editor", "--department", "人事处", "--display-name", "王丽")
+    r = cli.ok(
+        "user", "add", "wang.li", "--role", "editor", "--department", "人事处", "--display-name", "王丽"
+    )
     assert "wang.li" in r.out
     assert "wang.li" in cli.ok("user", "list").out
     r = cli.ok("item", "add", str(write_item(tmp_path, title="[通知] 关于放假 [/x]")), "--as", "ed")
     item_id = r.last_line
     assert item_id.isdigit(), r.out
     listed = json.loads(cli.ok("item", "list", "--json").out)
-    assert [(i["id"], i["status"], i["title"]) for i in listed] == [(int(item_id), "draft", "[通知] 关于放假 [/x]")]
+    assert [(i["id"], i["status"], i["title"]) for i in listed] == [
+        (int(item_id), "draft", "[通知] 关于放假 [/x]")
+    ]
     assert json.loads(cli.ok("item", "list", "--json", "--status", "submitted").out) == []
 
     cli.ok("submit", item_id, "--as", "ed")
@@ -92,13 +102,20 @@ def test_whole_flow(cli: Cli, tmp_path: Path) -> None:
     assert d["status"] == "published"
     assert sorted((x["channel"], x["status"]) for x in d["deliveries"]) == [("mem", "done"), ("mem2", "done")]
     assert [(r["level"], r["reviewer"], r["approved"]) for r in d["reviews"]] == [
-        (1, "head", True), (2, "sec", False), (1, "head", True), (2, "sec", True)]  # fmt: skip
+        (1, "head", True),
+        (2, "sec", False),
+        (1, "head", True),
+        (2, "sec", True),
+    ]
     assert [a["to"] for a in d["audit"]][-1] == "published"
     table = cli.ok("item", "show", item_id).out
     assert "[通知] 关于放假 [/x]" in table and "memory://mem/" in table
 
     stats = json.loads(cli.ok("stats", "--format", "json", "--by", "channel").out)
-    assert sorted((r["channel"], r["published"], r["items"]) for r in stats) == [("mem", 1, 1), ("mem2", 1, 1)]
+    assert sorted((r["channel"], r["published"], r["items"]) for r in stats) == [
+        ("mem", 1, 1),
+        ("mem2", 1, 1),
+    ]
 
     cli.ok("withdraw", item_id, "--reason", "信息有误", "--as", "ed")
     assert "done 2" in cli.ok("run", "--once").out
@@ -122,8 +139,11 @@ def test_retry_through_the_cli(cli: Cli, tmp_path: Path) -> None:
     try:
         MemoryChannel.script("mem", "p")
         with a.session() as ss:
-            draft = content.ItemDraft(title="通知", body_markdown="正文",
-                                      fields={"category": "公告公示", "channels": ["mem", "mem2"]})  # fmt: skip
+            draft = content.ItemDraft(
+                title="通知",
+                body_markdown="正文",
+                fields={"category": "公告公示", "channels": ["mem", "mem2"]},
+            )
             item = workflow.create_item(a.ctx, ss, author=workflow.get_user(ss, "ed"), draft=draft)
             workflow.submit(a.ctx, ss, item_id=item.id, actor=workflow.get_user(ss, "ed"))
             workflow.review(a.ctx, ss, item_id=item.id, actor=workflow.get_user(ss, "head"), approve=True)
@@ -134,7 +154,9 @@ def test_retry_through_the_cli(cli: Cli, tmp_path: Path) -> None:
         a.close()
         MemoryChannel.reset()
     failed = json.loads(cli.ok("deliveries", "--status", "failed", "--json").out)
-    assert [(x["channel"], x["last_error"]) for x in failed] == [("mem", "memory: scripted permanent failure")]
+    assert [(x["channel"], x["last_error"]) for x in failed] == [
+        ("mem", "memory: scripted permanent failure")
+    ]
     assert "queued again" in cli.ok("retry", str(failed[0]["id"])).out
     r = cli("retry", str(failed[0]["id"]))
     assert r.code == 1 and "only a failed delivery can be retried" in r.err
@@ -154,10 +176,14 @@ def test_stats_periods_are_cut_in_beijing_time(cli: Cli, tmp_path: Path) -> None
 
     eng = make_engine(cli.store_url)
     with eng.begin() as conn:  # test setup: move the publication to the edge of the month
-        conn.execute(sa.text("UPDATE delivery SET published_at = :t WHERE channel = 'mem'"),
-                     {"t": datetime(2026, 9, 30, 16, 30)})  # fmt: skip
-        conn.execute(sa.text("UPDATE delivery SET published_at = :t WHERE channel = 'mem2'"),
-                     {"t": datetime(2026, 9, 30, 15, 59)})  # 23:59 on 30 September Beijing time  # fmt: skip
+        conn.execute(
+            sa.text("UPDATE delivery SET published_at = :t WHERE channel = 'mem'"),
+            {"t": datetime(2026, 9, 30, 16, 30)},
+        )
+        conn.execute(
+            sa.text("UPDATE delivery SET published_at = :t WHERE channel = 'mem2'"),
+            {"t": datetime(2026, 9, 30, 15, 59)},
+        )  # 23:59 on 30 September Beijing time
     eng.dispose()
 
     def rows(*args: str) -> list[dict]:
@@ -165,11 +191,13 @@ def test_stats_periods_are_cut_in_beijing_time(cli: Cli, tmp_path: Path) -> None
 
     october = rows("--from", "2026-10-01", "--to", "2026-10-31", "--by", "channel,category,department,month")
     assert [(r["channel"], r["category"], r["department"], r["month"], r["published"]) for r in october] == [
-        ("mem", "公告公示", "校长办公室", "2026-10", "1")]  # fmt: skip
+        ("mem", "公告公示", "校长办公室", "2026-10", "1")
+    ]
     september = rows("--from", "2026-09-01", "--to", "2026-09-30", "--by", "channel,month")
     assert [(r["channel"], r["month"], r["published"]) for r in september] == [("mem2", "2026-09", "1")]
-    both = json.loads(cli.ok("stats", "--format", "json", "--from", "2026-09-01", "--to", "2026-10-31",
-                             "--by", "month").out)  # fmt: skip
+    both = json.loads(
+        cli.ok("stats", "--format", "json", "--from", "2026-09-01", "--to", "2026-10-31", "--by", "month").out
+    )
     assert [(r["month"], r["published"], r["items"]) for r in both] == [("2026-09", 1, 1), ("2026-10", 1, 1)]
     table = cli.ok("stats", "--from", "2026-10-01", "--to", "2026-10-31", "--by", "channel").out
     assert "published" in table and "mem" in table and "2026-10-01" in table
@@ -185,8 +213,9 @@ def test_settings_from_environment_variable(cli: Cli) -> None:
     r = cli.ok("item", "list", "--json", settings=False, env={"PUBLISHER_SETTINGS": str(cli.settings)})
     assert json.loads(r.out) == []
     # PUBLISHER_DATABASE_URL wins over the file's database_url
-    cli.settings.write_text('database_url = "sqlite:////nonexistent/x.db"\n' + cli.settings.read_text("utf-8"),
-                            encoding="utf-8")  # fmt: skip
+    cli.settings.write_text(
+        'database_url = "sqlite:////nonexistent/x.db"\n' + cli.settings.read_text("utf-8"), encoding="utf-8"
+    )
     assert json.loads(cli.ok("item", "list", "--json").out) == []
 
 

@@ -36,15 +36,19 @@ def _lines(p: Path) -> list[str]:
     return p.read_text().splitlines() if p.exists() else []
 
 
-def test_kill_9_mid_batch_then_restart_delivers_each_exactly_once(tmp_path: Path,
-                                                                 monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+def test_kill_9_mid_batch_then_restart_delivers_each_exactly_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.syspath_prepend(str(PLUGINS))  # this process builds the channel too (to queue the items)
     out = tmp_path / "out"
     url = f"sqlite:///{tmp_path / 'queue.db'}"
     eng = make_engine(url)
     migrate(eng)
     eng.dispose()
-    cli = Cli(tmp_path, url, settings_text=f"""\
+    cli = Cli(
+        tmp_path,
+        url,
+        settings_text=f"""\
 data_dir = "{tmp_path}"
 [worker]
 threads = 8
@@ -55,7 +59,8 @@ type = "filelog"
 folder = "{out}"
 delay = 0.05
 max_concurrency = 8
-""")
+""",
+    )
     setup_store(cli)
     settings = load_settings(cli.settings)
     settings.database_url = url
@@ -63,8 +68,9 @@ max_concurrency = 8
     with a.session() as s:
         ed, head, sec = (workflow.get_user(s, n) for n in ("ed", "head", "sec"))
         for n in range(N):
-            draft = content.ItemDraft(title=f"通知 {n}", body_markdown="正文",
-                                      fields={"category": "公告公示", "channels": ["flog"]})  # fmt: skip
+            draft = content.ItemDraft(
+                title=f"通知 {n}", body_markdown="正文", fields={"category": "公告公示", "channels": ["flog"]}
+            )
             item = workflow.create_item(a.ctx, s, author=ed, draft=draft)
             workflow.submit(a.ctx, s, item_id=item.id, actor=ed)
             workflow.review(a.ctx, s, item_id=item.id, actor=head, approve=True)
@@ -73,8 +79,13 @@ max_concurrency = 8
     a.close()
 
     env = {**cli.env}
-    worker = subprocess.Popen([sys.executable, "-m", "publisher.cli", "--settings", str(cli.settings), "run"],
-                              cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "publisher.cli", "--settings", str(cli.settings), "run"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     ledger = out / "ledger.log"
     deadline = time.monotonic() + 30
     while len(_lines(ledger)) < N // 4:
@@ -96,14 +107,19 @@ max_concurrency = 8
     started = time.monotonic()
     r = cli.ok("run", "--once", timeout=60)
     took = time.monotonic() - started
-    assert took < LEASE / 5, f"the restart took {took:.0f} s: it waited for the dead worker's leases to expire"
+    assert took < LEASE / 5, (
+        f"the restart took {took:.0f} s: it waited for the dead worker's leases to expire"
+    )
 
     with eng.connect() as conn:
         states = dict(conn.execute(sa.text("SELECT status, count(*) FROM delivery GROUP BY status")).all())
         items = dict(conn.execute(sa.text("SELECT status, count(*) FROM item GROUP BY status")).all())
-        attempts_of_claimed = conn.execute(sa.text(
-            "SELECT count(*) FROM delivery_attempt WHERE delivery_id IN (%s) AND worker LIKE :w"
-            % ",".join(str(i) for i, _ in claimed)), {"w": f"%:{worker.pid}:%"}).scalar_one()  # fmt: skip
+        attempts_of_claimed = conn.execute(
+            sa.text(
+                "SELECT count(*) FROM delivery_attempt WHERE delivery_id IN :ids AND worker LIKE :w"
+            ).bindparams(sa.bindparam("ids", expanding=True)),
+            {"ids": [i for i, _ in claimed], "w": f"%:{worker.pid}:%"},
+        ).scalar_one()
         conn.rollback()
     eng.dispose()
     assert states == {"done": N}, r.out
@@ -120,4 +136,7 @@ max_concurrency = 8
     recalls = [line.split()[0] for line in _lines(out / "recalls.log")]
     assert set(recalls) <= {str(i) for i, _ in claimed}, (recalls, claimed)
     assert len(recalls) <= len(claimed)
-    print(f"killed after {done_before}/{N}; {len(claimed)} in flight, {len(recalls)} sent again; restart {took:.1f} s")
+    print(
+        f"killed after {done_before}/{N}; {len(claimed)} in flight, "
+        f"{len(recalls)} sent again; restart {took:.1f} s"
+    )

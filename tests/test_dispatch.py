@@ -30,12 +30,21 @@ from publisher.testing import MemoryChannel
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 
-def approved_item(app: Any, *, channels: list[str] | None = None, at: Any = None, author: str = "ed",
-                  title: str = "关于寒假放假安排的通知") -> int:  # fmt: skip
+def approved_item(
+    app: Any,
+    *,
+    channels: list[str] | None = None,
+    at: Any = None,
+    author: str = "ed",
+    title: str = "关于寒假放假安排的通知",
+) -> int:
     """An item through both reviews, scheduled for ``at`` (default now)."""
     with app.session() as s:
-        draft = content.ItemDraft(title=title, body_markdown="正文",
-                                  fields={"category": "公告公示", "channels": channels or ["mem"]})  # fmt: skip
+        draft = content.ItemDraft(
+            title=title,
+            body_markdown="正文",
+            fields={"category": "公告公示", "channels": channels or ["mem"]},
+        )
         item = workflow.create_item(app.ctx, s, author=workflow.get_user(s, author), draft=draft)
         workflow.submit(app.ctx, s, item_id=item.id, actor=workflow.get_user(s, author))
         head = "head" if item.department == "校长办公室" else "head2"
@@ -52,8 +61,13 @@ def deliveries(app: Any, item_id: int) -> dict[str, Delivery]:
 
 def attempts(app: Any, delivery_id: int) -> list[DeliveryAttempt]:
     with app.session() as s:
-        return list(s.exec(select(DeliveryAttempt).where(DeliveryAttempt.delivery_id == delivery_id)
-                           .order_by(DeliveryAttempt.id)))  # fmt: skip
+        return list(
+            s.exec(
+                select(DeliveryAttempt)
+                .where(DeliveryAttempt.delivery_id == delivery_id)
+                .order_by(DeliveryAttempt.id)
+            )
+        )
 
 
 def item_status(app: Any, item_id: int) -> str:
@@ -78,7 +92,9 @@ def test_transient_is_retried_with_backoff_then_succeeds(app: Any) -> None:
     assert [a.number for a in tries] == [1, 2, 3]
     # back-off: each retry started no sooner than the base back-off after the previous failure
     for before, after in zip(tries, tries[1:], strict=False):
-        assert after.started_at - before.finished_at >= timedelta(seconds=app.settings.worker.backoff_base_seconds / 2)
+        assert after.started_at - before.finished_at >= timedelta(
+            seconds=app.settings.worker.backoff_base_seconds / 2
+        )
     assert len(MemoryChannel.ledger["mem"]) == 1
     assert item_status(app, item) == ItemStatus.PUBLISHED
 
@@ -204,8 +220,9 @@ def test_paused_channel_is_not_dispatched(make_app: Any) -> None:
 
 
 def _max_overlap(tries: list[DeliveryAttempt]) -> int:
-    events = sorted([(a.started_at, 1) for a in tries] + [(a.finished_at, -1) for a in tries],
-                    key=lambda e: (e[0], e[1]))  # fmt: skip
+    events = sorted(
+        [(a.started_at, 1) for a in tries] + [(a.finished_at, -1) for a in tries], key=lambda e: (e[0], e[1])
+    )
     cur = peak = 0
     for _, step in events:
         cur += step
@@ -214,8 +231,9 @@ def _max_overlap(tries: list[DeliveryAttempt]) -> int:
 
 
 def test_max_concurrency_per_channel(make_app: Any) -> None:
-    app = make_app(channels={"slow": {"type": "memory", "latency": 0.3, "max_concurrency": 2}},
-                   worker={"threads": 8})  # fmt: skip
+    app = make_app(
+        channels={"slow": {"type": "memory", "latency": 0.3, "max_concurrency": 2}}, worker={"threads": 8}
+    )
     ids = [approved_item(app, channels=["slow"], title=f"通知 {n}") for n in range(6)]
     assert run_once(app) == {"done": 6}
     tries = [a for i in ids for a in attempts(app, deliveries(app, i)["slow"].id)]
@@ -240,10 +258,14 @@ def test_channel_schedule_puts_due_at_on_the_next_slot_in_shanghai(make_app: Any
     # a weekday 17:59 goes out at 18:00 the same day, 18:00 exactly stays
     with app.session() as s:
         workflow.schedule(app.ctx, s, item_id=item, at="2099-01-06T17:59+08:00")
-    assert deliveries(app, item)["mem"].due_at.astimezone(SHANGHAI) == datetime(2099, 1, 6, 18, 0, tzinfo=SHANGHAI)
+    assert deliveries(app, item)["mem"].due_at.astimezone(SHANGHAI) == datetime(
+        2099, 1, 6, 18, 0, tzinfo=SHANGHAI
+    )
     with app.session() as s:
         workflow.schedule(app.ctx, s, item_id=item, at="2099-01-07T18:00+08:00")
-    assert deliveries(app, item)["mem"].due_at.astimezone(SHANGHAI) == datetime(2099, 1, 7, 18, 0, tzinfo=SHANGHAI)
+    assert deliveries(app, item)["mem"].due_at.astimezone(SHANGHAI) == datetime(
+        2099, 1, 7, 18, 0, tzinfo=SHANGHAI
+    )
 
 
 # ------------------------------------------------------------------------- withdraw, edit, retry
@@ -269,7 +291,9 @@ def test_edit_of_published_item_is_reviewed_again_then_updated(app: Any) -> None
     item = approved_item(app, channels=["mem"])
     run_once(app)
     with app.session() as s:
-        workflow.edit_item(app.ctx, s, item_id=item, actor=workflow.get_user(s, "ed"), changes={"title": "更正"})
+        workflow.edit_item(
+            app.ctx, s, item_id=item, actor=workflow.get_user(s, "ed"), changes={"title": "更正"}
+        )
         assert workflow.get_item(s, item).status == ItemStatus.SUBMITTED
     assert run_once(app) == {}  # nothing goes out before the second review of the new version
     with app.session() as s:
@@ -296,9 +320,8 @@ def test_retry_requeues_only_the_failed_channel(app: Any) -> None:
     assert sorted(c[0] for c in MemoryChannel.calls) == ["mem", "mem", "mem2"]
     assert len(MemoryChannel.ledger["mem2"]) == 1
     assert item_status(app, item) == ItemStatus.PUBLISHED
-    with app.session() as s:
-        with pytest.raises(Exception, match="only a failed delivery"):
-            workflow.retry_delivery(app.ctx, s, delivery_id=ds["mem2"].id, actor="cli")
+    with app.session() as s, pytest.raises(Exception, match="only a failed delivery"):
+        workflow.retry_delivery(app.ctx, s, delivery_id=ds["mem2"].id, actor="cli")
 
 
 # ----------------------------------------------------------------------------------------- audit
@@ -309,14 +332,21 @@ def test_every_state_change_is_audited(app: Any) -> None:
     with app.session() as s:
         rows = s.exec(select(AuditLog).order_by(AuditLog.id)).all()
     d = deliveries(app, item)["mem"]
-    item_trail = [(r.action, r.from_state, r.to_state) for r in rows if r.entity == "item" and r.entity_id == item]
+    item_trail = [
+        (r.action, r.from_state, r.to_state) for r in rows if r.entity == "item" and r.entity_id == item
+    ]
     assert item_trail == [
-        ("create", None, "draft"), ("submit", "draft", "submitted"),
-        ("approve level 1", "submitted", "dept_approved"), ("approve level 2 (保密审查)", "dept_approved", "approved"),
-        ("schedule", "approved", "approved"), ("schedule", "approved", "scheduled"),
+        ("create", None, "draft"),
+        ("submit", "draft", "submitted"),
+        ("approve level 1", "submitted", "dept_approved"),
+        ("approve level 2 (保密审查)", "dept_approved", "approved"),
+        ("schedule", "approved", "approved"),
+        ("schedule", "approved", "scheduled"),
         ("rollup", "scheduled", "published"),
-    ]  # fmt: skip
-    delivery_trail = [(r.from_state, r.to_state) for r in rows if r.entity == "delivery" and r.entity_id == d.id]
+    ]
+    delivery_trail = [
+        (r.from_state, r.to_state) for r in rows if r.entity == "delivery" and r.entity_id == d.id
+    ]
     assert delivery_trail == [(None, "pending"), ("claimed", "pending"), ("claimed", "done")]
 
 

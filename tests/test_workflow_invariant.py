@@ -58,9 +58,14 @@ def _settings(db: Path, data_dir: Path) -> Settings:
         database_url=f"sqlite:///{db}",
         data_dir=str(data_dir),
         channels={c: {"type": "memory"} for c in CHANNELS},
-        worker={"threads": 2, "poll_seconds": 0.02, "backoff_base_seconds": 0.01, "backoff_cap_seconds": 0.02,
-                "max_attempts": 3},
-    )  # fmt: skip
+        worker={
+            "threads": 2,
+            "poll_seconds": 0.02,
+            "backoff_base_seconds": 0.01,
+            "backoff_cap_seconds": 0.02,
+            "max_attempts": 3,
+        },
+    )
 
 
 class PublishingMachine(RuleBasedStateMachine):
@@ -106,8 +111,12 @@ class PublishingMachine(RuleBasedStateMachine):
         for author in ("ed", "ed2", "admin"):
             self.create(author, chans, "人事处", None)
 
-    @rule(author=st.sampled_from(USERS), chans=st.sets(st.sampled_from(CHANNELS), min_size=1),
-          dept=st.sampled_from(DEPTS), when=st.sampled_from([None, "past", "now", "future"]))  # fmt: skip
+    @rule(
+        author=st.sampled_from(USERS),
+        chans=st.sets(st.sampled_from(CHANNELS), min_size=1),
+        dept=st.sampled_from(DEPTS),
+        when=st.sampled_from([None, "past", "now", "future"]),
+    )
     def create(self, author: str, chans: set[str], dept: str, when: str | None) -> None:
         self.edits += 1
         fields: dict[str, Any] = {"category": "公告公示", "channels": sorted(chans)}
@@ -142,15 +151,24 @@ class PublishingMachine(RuleBasedStateMachine):
         self.edits += 1
         with self.app.session() as s:
             before = workflow.get_item(s, item_id).status
-        done = self._attempt(lambda s: workflow.edit_item(
-            self.app.ctx, s, item_id=item_id, actor=self._resolve(s, item_id, actor), changes={"title": f"改 {self.edits}"},
-            body_markdown=f"正文 {self.edits}"))  # fmt: skip
+        done = self._attempt(
+            lambda s: workflow.edit_item(
+                self.app.ctx,
+                s,
+                item_id=item_id,
+                actor=self._resolve(s, item_id, actor),
+                changes={"title": f"改 {self.edits}"},
+                body_markdown=f"正文 {self.edits}",
+            )
+        )
         if done is None:
             return
         with self.app.session() as s:
             item = workflow.get_item(s, item_id)
             if before not in (ItemStatus.DRAFT, ItemStatus.SUBMITTED):
-                assert item.status == ItemStatus.SUBMITTED, f"an edit of a {before} item left it {item.status}"
+                assert item.status == ItemStatus.SUBMITTED, (
+                    f"an edit of a {before} item left it {item.status}"
+                )
             for d in s.exec(select(Delivery).where(Delivery.item_id == item_id)):
                 assert d.status not in (DeliveryStatus.PENDING, DeliveryStatus.WAITING), (
                     f"delivery {d.id} still {d.status} after the item was edited"
@@ -168,7 +186,9 @@ class PublishingMachine(RuleBasedStateMachine):
         if who == "<proper>":
             if item.status == ItemStatus.DEPT_APPROVED:
                 first = workflow._approval(s, item, 1)
-                return self._user(s, "sec2" if first and s.get(User, first.reviewer_id).name == "sec" else "sec")
+                return self._user(
+                    s, "sec2" if first and s.get(User, first.reviewer_id).name == "sec" else "sec"
+                )
             return self._user(s, {"校长办公室": "head", "人事处": "head2"}.get(item.department, "head"))
         return self._user(s, who)
 
@@ -176,20 +196,29 @@ class PublishingMachine(RuleBasedStateMachine):
     def submit(self, i: int, actor: str) -> None:
         item_id = self._pick(i)
         if item_id is not None:
-            self._attempt(lambda s: workflow.submit(self.app.ctx, s, item_id=item_id,
-                                                    actor=self._resolve(s, item_id, actor)))  # fmt: skip
+            self._attempt(
+                lambda s: workflow.submit(
+                    self.app.ctx, s, item_id=item_id, actor=self._resolve(s, item_id, actor)
+                )
+            )
 
-    @rule(i=st.integers(0, 50), actor=st.sampled_from(["<proper>"] * 6 + ["<author>", "<first>", *USERS]),
-          approve=st.sampled_from([True, True, True, False]),
-          reason=st.sampled_from([None, "", "  ", "数据有误"]))  # fmt: skip
+    @rule(
+        i=st.integers(0, 50),
+        actor=st.sampled_from(["<proper>"] * 6 + ["<author>", "<first>", *USERS]),
+        approve=st.sampled_from([True, True, True, False]),
+        reason=st.sampled_from([None, "", "  ", "数据有误"]),
+    )
     def review(self, i: int, actor: str, approve: bool, reason: str | None) -> None:
         item_id = self._pick(i)
         if item_id is None:
             return
         with self.app.session() as s:
             actor = self._resolve(s, item_id, actor).name
-        done = self._attempt(lambda s: workflow.review(self.app.ctx, s, item_id=item_id, actor=self._user(s, actor),
-                                                       approve=approve, reason=reason))  # fmt: skip
+        done = self._attempt(
+            lambda s: workflow.review(
+                self.app.ctx, s, item_id=item_id, actor=self._user(s, actor), approve=approve, reason=reason
+            )
+        )
         if done is not None and not approve:
             with self.app.session() as s:
                 item = workflow.get_item(s, item_id)
@@ -203,16 +232,26 @@ class PublishingMachine(RuleBasedStateMachine):
                 item = workflow.get_item(s, item_id)
                 assert user.id != item.author_id, f"{actor} reviewed their own item {item_id}"
 
-    @rule(i=st.integers(0, 50), when=st.sampled_from(["past", "now", "future"]),
-          actor=st.sampled_from([None, *USERS]))  # fmt: skip
+    @rule(
+        i=st.integers(0, 50),
+        when=st.sampled_from(["past", "now", "future"]),
+        actor=st.sampled_from([None, *USERS]),
+    )
     def schedule(self, i: int, when: str, actor: str | None) -> None:
         item_id = self._pick(i)
         if item_id is None:
             return
         at = self._time(when)
-        done = self._attempt(lambda s: workflow.schedule(
-            self.app.ctx, s, item_id=item_id, at=at, actor=actor or "cli",
-            user=self._user(s, actor) if actor else None))  # fmt: skip
+        done = self._attempt(
+            lambda s: workflow.schedule(
+                self.app.ctx,
+                s,
+                item_id=item_id,
+                at=at,
+                actor=actor or "cli",
+                user=self._user(s, actor) if actor else None,
+            )
+        )
         if when == "past":
             assert done is None, "a publish time in the past was accepted"
 
@@ -221,9 +260,16 @@ class PublishingMachine(RuleBasedStateMachine):
         item_id = self._pick(i)
         if item_id is None or really:  # rarer than the other actions, or few items ever get out
             return
-        done = self._attempt(lambda s: workflow.withdraw(
-            self.app.ctx, s, item_id=item_id, actor=actor or "cli", reason="撤回",
-            user=self._user(s, actor) if actor else None))  # fmt: skip
+        done = self._attempt(
+            lambda s: workflow.withdraw(
+                self.app.ctx,
+                s,
+                item_id=item_id,
+                actor=actor or "cli",
+                reason="撤回",
+                user=self._user(s, actor) if actor else None,
+            )
+        )
         if done is not None:
             with self.app.session() as s:
                 for d in s.exec(select(Delivery).where(Delivery.item_id == item_id)):
@@ -236,8 +282,11 @@ class PublishingMachine(RuleBasedStateMachine):
     @rule(i=st.integers(0, 50))
     def retry(self, i: int) -> None:
         with self.app.session() as s:
-            failed = list(s.exec(select(Delivery.id).where(Delivery.status == DeliveryStatus.FAILED)
-                                 .order_by(Delivery.id)))  # fmt: skip
+            failed = list(
+                s.exec(
+                    select(Delivery.id).where(Delivery.status == DeliveryStatus.FAILED).order_by(Delivery.id)
+                )
+            )
         if failed:
             did = failed[i % len(failed)]
             self._attempt(lambda s: workflow.retry_delivery(self.app.ctx, s, delivery_id=did, actor="cli"))
@@ -270,8 +319,10 @@ class PublishingMachine(RuleBasedStateMachine):
     def progress_again(self, i: int) -> None:
         self._progress(i)
 
-    @rule(channel=st.sampled_from(CHANNELS),
-          steps=st.lists(st.sampled_from(["ok", "t", "p", "q", "a", "wait"]), min_size=1, max_size=3))  # fmt: skip
+    @rule(
+        channel=st.sampled_from(CHANNELS),
+        steps=st.lists(st.sampled_from(["ok", "t", "p", "q", "a", "wait"]), min_size=1, max_size=3),
+    )
     def fault(self, channel: str, steps: list[str]) -> None:
         MemoryChannel.script(channel, *steps)
 
@@ -283,8 +334,9 @@ class PublishingMachine(RuleBasedStateMachine):
     @rule()
     def dispatch(self) -> None:
         offset = self.offset
-        d = Dispatcher(engine=self.app.engine, ctx=self.app.ctx, threads=2,
-                       clock=lambda: datetime.now(UTC) + offset)  # fmt: skip
+        d = Dispatcher(
+            engine=self.app.engine, ctx=self.app.ctx, threads=2, clock=lambda: datetime.now(UTC) + offset
+        )
         d.run(once=True, horizon=timedelta(milliseconds=100))
 
     # -------------------------------------------------------------------------------- invariants
@@ -296,11 +348,14 @@ class PublishingMachine(RuleBasedStateMachine):
                     continue
                 item = s.get(Item, item_id)
                 assert item is not None
-                reviews = s.exec(select(Review).where(Review.item_id == item_id, Review.item_version == version)
-                                 .order_by(Review.id)).all()  # fmt: skip
+                reviews = s.exec(
+                    select(Review)
+                    .where(Review.item_id == item_id, Review.item_version == version)
+                    .order_by(Review.id)
+                ).all()
                 assert _cleared(s, item, reviews), (
-                    f"{op} of item {item_id} v{version} reached {channel} (delivery {delivery_id}) without both "
-                    f"approvals: {[(r.level, r.reviewer_id, r.approved) for r in reviews]}"
+                    f"{op} of item {item_id} v{version} reached {channel} (delivery {delivery_id}) "
+                    f"without both approvals: {[(r.level, r.reviewer_id, r.approved) for r in reviews]}"
                 )
 
     @invariant()
@@ -324,19 +379,36 @@ class PublishingMachine(RuleBasedStateMachine):
         with self.app.session() as s:
             for r, item in s.exec(select(Review, Item).where(Review.item_id == Item.id)):
                 assert r.reviewer_id != item.author_id, f"the author reviewed item {item.id}"
-            for d in s.exec(select(Delivery).where(
-                    Delivery.status.in_([DeliveryStatus.PENDING, DeliveryStatus.CLAIMED,  # type: ignore[attr-defined]
-                                         DeliveryStatus.WAITING]))):  # fmt: skip
+            for d in s.exec(
+                select(Delivery).where(
+                    Delivery.status.in_(
+                        [
+                            DeliveryStatus.PENDING,
+                            DeliveryStatus.CLAIMED,  # type: ignore[attr-defined]
+                            DeliveryStatus.WAITING,
+                        ]
+                    )
+                )
+            ):
                 item = s.get(Item, d.item_id)
                 assert item is not None
                 if d.op == DeliveryOp.WITHDRAW:
                     assert item.status == ItemStatus.WITHDRAWN
                     continue
-                assert workflow.is_cleared(s, item), f"delivery {d.id} is {d.status} for uncleared item {item.id}"
-                assert d.item_version == item.version, f"delivery {d.id} carries v{d.item_version} of v{item.version}"
+                assert workflow.is_cleared(s, item), (
+                    f"delivery {d.id} is {d.status} for uncleared item {item.id}"
+                )
+                assert d.item_version == item.version, (
+                    f"delivery {d.id} carries v{d.item_version} of v{item.version}"
+                )
                 assert d.status != DeliveryStatus.CLAIMED, "a claim outlived the dispatcher run"
             for item in s.exec(select(Item)):
-                if item.status in (ItemStatus.SCHEDULED, ItemStatus.PUBLISHED, ItemStatus.FAILED, ItemStatus.APPROVED):
+                if item.status in (
+                    ItemStatus.SCHEDULED,
+                    ItemStatus.PUBLISHED,
+                    ItemStatus.FAILED,
+                    ItemStatus.APPROVED,
+                ):
                     assert workflow.is_cleared(s, item), f"item {item.id} is {item.status} but not cleared"
 
 
@@ -364,9 +436,13 @@ def test_nothing_reaches_a_channel_without_both_approvals(tmp_path: Path) -> Non
     PublishingMachine.template = _template(tmp_path)
     run_state_machine_as_test(
         PublishingMachine,
-        settings=settings(max_examples=50, stateful_step_count=80, deadline=None,
-                          suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much]),
-    )  # fmt: skip
+        settings=settings(
+            max_examples=50,
+            stateful_step_count=80,
+            deadline=None,
+            suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+        ),
+    )
 
 
 @pytest.mark.parametrize("steps", [["a", "ok"], ["t", "a"], ["wait", "ok"]])
@@ -374,7 +450,9 @@ def test_reconciling_channel_is_not_published_twice(app: Any, steps: list[str]) 
     """A fixed run of the state machine's worst case, on both engines."""
     MemoryChannel.script("mem", *steps)
     with app.session() as s:
-        draft = content.ItemDraft(title="通知", body_markdown="正文", fields={"category": "公告公示", "channels": ["mem"]})
+        draft = content.ItemDraft(
+            title="通知", body_markdown="正文", fields={"category": "公告公示", "channels": ["mem"]}
+        )
         item = workflow.create_item(app.ctx, s, author=workflow.get_user(s, "ed"), draft=draft)
         workflow.submit(app.ctx, s, item_id=item.id, actor=workflow.get_user(s, "ed"))
         workflow.review(app.ctx, s, item_id=item.id, actor=workflow.get_user(s, "head"), approve=True)
