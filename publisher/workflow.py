@@ -337,6 +337,10 @@ def review(
         raise NotAllowed(f"item {item_id} is {item.status}; there is nothing to review")
     if actor.id == item.author_id:
         raise NotAllowed(f"{actor.name} wrote item {item_id} and cannot review it")
+    if _editor_of_current_version(session, item) == actor.name:
+        raise NotAllowed(
+            f"{actor.name} edited version {item.version} of item {item_id} and cannot review it; another person must"
+        )
     if level == 2:
         first = _approval(session, item, 1)
         if first is not None and first.reviewer_id == actor.id:
@@ -369,6 +373,23 @@ def _approval(session: Session, item: Item, level: int) -> Review | None:
         .where(Review.item_id == item.id, Review.item_version == item.version, Review.level == level)
         .order_by(col(Review.id).desc())
     ).first()
+
+
+def _editor_of_current_version(session: Session, item: Item) -> str | None:
+    """Who made the item's current version by editing it (None for the first version).
+
+    Whoever rewrote the text is its author as much as the person who first wrote it, so they may
+    not be one of its two reviewers either.
+    """
+    edits = session.exec(
+        select(AuditLog)
+        .where(AuditLog.entity == "item", AuditLog.entity_id == item.id, AuditLog.action == "edit")
+        .order_by(col(AuditLog.id).desc())
+    )
+    for a in edits:
+        if (a.detail or {}).get("version") == item.version:
+            return a.actor
+    return None
 
 
 def is_cleared(session: Session, item: Item) -> bool:
