@@ -453,6 +453,9 @@ def _queue_deliveries(ctx: Context, session: Session, item: Item, actor: str) ->
             continue
         _set_delivery(session, d, DeliveryStatus.PENDING, actor, f"queued {d.op}")
     _move(session, item, ItemStatus.SCHEDULED, actor, "schedule")
+    # every delivery may have failed right here (live on channels that cannot update): no worker
+    # will touch the item again, so its state must be settled now
+    rollup(session, item, actor)
 
 
 def withdraw(ctx: Context, session: Session, *, item_id: int, actor: str = SYSTEM, reason: str | None = None,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -26,6 +27,7 @@ from publisher.models import (
     ItemStatus,
 )
 from publisher.testing import MemoryChannel
+from tests.clirun import PLUGINS
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
@@ -360,3 +362,40 @@ def test_audit_log_refuses_update_and_delete(app: Any, statement: str) -> None:
         conn.rollback()
         assert conn.execute(sa.text("SELECT count(*) FROM audit_log WHERE actor = 'x'")).scalar_one() == 0
         assert conn.execute(sa.text("SELECT count(*) FROM audit_log")).scalar_one() == n
+
+
+def test_edit_of_item_live_on_a_channel_that_cannot_update_does_not_hang(
+    make_app: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The re-queue fails that delivery at once ("change it there by hand"); with nothing left to
+    run, the item must say failed, not stay scheduled for ever."""
+    monkeypatch.syspath_prepend(str(PLUGINS))
+    app = make_app(
+        channels={"flog": {"type": "filelog", "folder": str(tmp_path / "out")}, "mem": {"type": "memory"}}
+    )
+    item = approved_item(app, channels=["flog", "mem"])
+    assert run_once(app) == {"done": 2}
+    with app.session() as s:
+        workflow.edit_item(
+            app.ctx, s, item_id=item, actor=workflow.get_user(s, "ed"), changes={"title": "更正"}
+        )
+        workflow.review(app.ctx, s, item_id=item, actor=workflow.get_user(s, "head"), approve=True)
+        workflow.review(app.ctx, s, item_id=item, actor=workflow.get_user(s, "sec"), approve=True)
+    ds = deliveries(app, item)
+    assert ds["flog"].status == DeliveryStatus.FAILED and "by hand" in (ds["flog"].last_error or "")
+    assert run_once(app) == {"done": 1}  # the update on mem
+    assert item_status(app, item) == ItemStatus.FAILED
+    with app.session() as s:
+        workflow.edit_item(
+            app.ctx, s, item_id=item, actor=workflow.get_user(s, "ed"), changes={"title": "再更正"}
+        )
+        workflow.review(app.ctx, s, item_id=item, actor=workflow.get_user(s, "head"), approve=True)
+        workflow.review(app.ctx, s, item_id=item, actor=workflow.get_user(s, "sec"), approve=True)
+    with app.session() as s:
+        workflow.edit_item(
+            app.ctx, s, item_id=item, actor=workflow.get_user(s, "ed"), changes={"channels": ["flog"]}
+        )
+        workflow.review(app.ctx, s, item_id=item, actor=workflow.get_user(s, "head"), approve=True)
+        workflow.review(app.ctx, s, item_id=item, actor=workflow.get_user(s, "sec"), approve=True)
+        # only flog is targeted now, and it fails at once: nothing will ever roll the item up later
+        assert workflow.get_item(s, item).status == ItemStatus.FAILED
