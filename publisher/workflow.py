@@ -425,11 +425,23 @@ def schedule(ctx: Context, session: Session, *, item_id: int, at: Any, actor: st
     return item
 
 
+def _refuse_while_sending(session: Session, item: Item, what: str) -> None:
+    """Changing a claimed delivery would throw away the result of the channel call in flight (the
+    worker's record no longer matches its lease): the item would be live with nobody knowing, so
+    a withdrawal would miss it or a new version be sent as a second publication. Wait instead."""
+    busy = [d.channel for d in _deliveries(session, item.id) if d.status == DeliveryStatus.CLAIMED]
+    if busy:
+        raise NotAllowed(
+            f"item {item.id} is being sent to {', '.join(busy)} right now; {what} again in a minute"
+        )
+
+
 def _queue_deliveries(ctx: Context, session: Session, item: Item, actor: str) -> None:
     """After both approvals: one delivery per target channel (publish, or update where it is live)."""
     assert item.publish_at is not None
     if not is_cleared(session, item):  # belt and braces: never queue an item not cleared twice
         raise NotAllowed(f"item {item.id} lacks its two approvals")
+    _refuse_while_sending(session, item, "try")
     existing = {d.channel: d for d in _deliveries(session, item.id)}
     for name in item.channels:
         spec = ctx.channels[name]
@@ -466,6 +478,7 @@ def withdraw(ctx: Context, session: Session, *, item_id: int, actor: str = SYSTE
         raise NotAllowed(f"{user.name} may not withdraw item {item_id}")
     if item.status == ItemStatus.WITHDRAWN:
         raise NotAllowed(f"item {item_id} is already withdrawn")
+    _refuse_while_sending(session, item, "withdraw it")
     for d in _deliveries(session, item.id):
         live = d.published_at is not None and d.withdrawn_at is None
         if not live:

@@ -18,6 +18,7 @@ from sqlmodel import select
 
 from publisher import content, workflow
 from publisher.dispatch import Dispatcher
+from publisher.errors import NotAllowed
 from publisher.models import (
     AuditLog,
     Delivery,
@@ -322,7 +323,7 @@ def test_retry_requeues_only_the_failed_channel(app: Any) -> None:
     assert sorted(c[0] for c in MemoryChannel.calls) == ["mem", "mem", "mem2"]
     assert len(MemoryChannel.ledger["mem2"]) == 1
     assert item_status(app, item) == ItemStatus.PUBLISHED
-    with app.session() as s, pytest.raises(Exception, match="only a failed delivery"):
+    with pytest.raises(NotAllowed, match="only a failed delivery"), app.session() as s:
         workflow.retry_delivery(app.ctx, s, delivery_id=ds["mem2"].id, actor="cli")
 
 
@@ -399,3 +400,50 @@ def test_edit_of_item_live_on_a_channel_that_cannot_update_does_not_hang(
         workflow.review(app.ctx, s, item_id=item, actor=workflow.get_user(s, "sec"), approve=True)
         # only flog is targeted now, and it fails at once: nothing will ever roll the item up later
         assert workflow.get_item(s, item).status == ItemStatus.FAILED
+
+
+def _in_flight(app: Any, channel: str) -> tuple[threading.Thread, int]:
+    """A worker inside a (slow) channel call for a fresh approved item; returns its thread and the item."""
+    item = approved_item(app, channels=[channel])
+    a = Dispatcher(engine=app.engine, ctx=app.ctx, worker_id="hostA:1:a")
+    [(did, _)] = a.claim(1)
+    t = threading.Thread(target=a.execute, args=(did,))
+    t.start()
+    threading.Event().wait(0.4)
+    assert t.is_alive()
+    return t, item
+
+
+def test_withdraw_while_the_item_is_being_sent_is_refused_not_lost(make_app: Any) -> None:
+    """Cancelling a claimed delivery threw away the in-flight call's result: the item went live and
+    nothing would ever take it down."""
+    app = make_app(channels={"slow": {"type": "memory", "latency": 1.5}})
+    t, item = _in_flight(app, "slow")
+    with pytest.raises(NotAllowed, match="being sent to slow right now"), app.session() as s:
+        workflow.withdraw(app.ctx, s, item_id=item, reason="泄密")
+    t.join()
+    assert [i for _, i, _ in MemoryChannel.ledger["slow"]] == [item]
+    with app.session() as s:
+        workflow.withdraw(app.ctx, s, item_id=item, reason="泄密")
+    assert run_once(app) == {"done": 1}
+    assert MemoryChannel.withdrawn["slow"] == [item]
+
+
+def test_second_approval_while_the_previous_version_is_being_sent_is_refused_not_lost(make_app: Any) -> None:
+    app = make_app(channels={"slow": {"type": "memory", "latency": 1.5}})
+    t, item = _in_flight(app, "slow")
+    with app.session() as s:
+        workflow.edit_item(
+            app.ctx, s, item_id=item, actor=workflow.get_user(s, "ed"), changes={"title": "更正"}
+        )
+        workflow.review(app.ctx, s, item_id=item, actor=workflow.get_user(s, "head"), approve=True)
+    with pytest.raises(NotAllowed, match="being sent to slow right now"), app.session() as s:
+        workflow.review(app.ctx, s, item_id=item, actor=workflow.get_user(s, "sec"), approve=True)
+    t.join()
+    with app.session() as s:
+        workflow.review(app.ctx, s, item_id=item, actor=workflow.get_user(s, "sec"), approve=True)
+    d = deliveries(app, item)["slow"]
+    assert (d.op, d.status, d.item_version) == (DeliveryOp.UPDATE, DeliveryStatus.PENDING, 2)
+    assert run_once(app) == {"done": 1}
+    assert [c[1] for c in MemoryChannel.calls] == ["publish", "update"]
+    assert item_status(app, item) == ItemStatus.PUBLISHED

@@ -505,11 +505,18 @@ def test_whoever_rewrote_a_version_cannot_approve_it(app: Any) -> None:
         item = workflow.create_item(app.ctx, s, author=workflow.get_user(s, "ed"), draft=draft)
         workflow.submit(app.ctx, s, item_id=item.id, actor=workflow.get_user(s, "ed"))
         workflow.edit_item(
-            app.ctx, s, item_id=item.id, actor=workflow.get_user(s, editor), changes={}, body_markdown="改写的正文"
+            app.ctx,
+            s,
+            item_id=item.id,
+            actor=workflow.get_user(s, editor),
+            changes={},
+            body_markdown="改写的正文",
         )
-    with app.session() as s, pytest.raises(NotAllowed, match="edited version 2"):
+    with pytest.raises(NotAllowed, match="edited version 2"), app.session() as s:
         workflow.review(app.ctx, s, item_id=item.id, actor=workflow.get_user(s, editor), approve=True)
     with app.session() as s:  # the first reviewer is fine once someone else made the latest version
-        workflow.edit_item(app.ctx, s, item_id=item.id, actor=workflow.get_user(s, "ed"), changes={"title": "通知!"})
+        workflow.edit_item(
+            app.ctx, s, item_id=item.id, actor=workflow.get_user(s, "ed"), changes={"title": "通知!"}
+        )
         workflow.review(app.ctx, s, item_id=item.id, actor=workflow.get_user(s, "head"), approve=True)
         assert workflow.get_item(s, item.id).status == ItemStatus.DEPT_APPROVED
