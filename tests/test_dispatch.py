@@ -350,6 +350,8 @@ def test_every_state_change_is_audited(app: Any) -> None:
     delivery_trail = [
         (r.from_state, r.to_state) for r in rows if r.entity == "delivery" and r.entity_id == d.id
     ]
+    # pending -> claimed has no audit row of its own: the claim is a lease, not a decision, and its
+    # outcome row says "from claimed"; the delivery_attempt rows carry who held it and when
     assert delivery_trail == [(None, "pending"), ("claimed", "pending"), ("claimed", "done")]
 
 
@@ -447,3 +449,23 @@ def test_second_approval_while_the_previous_version_is_being_sent_is_refused_not
     assert run_once(app) == {"done": 1}
     assert [c[1] for c in MemoryChannel.calls] == ["publish", "update"]
     assert item_status(app, item) == ItemStatus.PUBLISHED
+
+
+def test_withdraw_from_a_channel_that_cannot_says_so(
+    make_app: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.syspath_prepend(str(PLUGINS))
+    app = make_app(
+        channels={"flog": {"type": "filelog", "folder": str(tmp_path / "out")}, "mem": {"type": "memory"}}
+    )
+    item = approved_item(app, channels=["flog", "mem"])
+    assert run_once(app) == {"done": 2}
+    with app.session() as s:
+        workflow.withdraw(app.ctx, s, item_id=item, reason="信息有误")
+    ds = deliveries(app, item)
+    assert (ds["flog"].op, ds["flog"].status) == (DeliveryOp.WITHDRAW, DeliveryStatus.FAILED)
+    assert "cannot withdraw automatically: take it down by hand" in (ds["flog"].last_error or "")
+    assert (ds["mem"].op, ds["mem"].status) == (DeliveryOp.WITHDRAW, DeliveryStatus.PENDING)
+    assert run_once(app) == {"done": 1}
+    assert MemoryChannel.withdrawn["mem"] == [item]
+    assert item_status(app, item) == ItemStatus.WITHDRAWN
