@@ -138,8 +138,11 @@ def add_user(
 
 
 # ----------------------------------------------------------------------------------------- items
-def get_item(session: Session, item_id: int) -> Item:
-    item = session.get(Item, item_id)
+def get_item(session: Session, item_id: int, *, lock: bool = False) -> Item:
+    """``lock`` for every state change: on PostgreSQL two actions on one item at once (an edit and
+    the second approval of the version before it) otherwise each decide on what they read first,
+    and the later write wins: an unreviewed version ended up scheduled."""
+    item = session.get(Item, item_id, with_for_update=True if lock else None)
     if item is None:
         raise NotFound(f"no item {item_id}")
     return item
@@ -259,7 +262,7 @@ def edit_item(
     body_markdown: str | None = None, new_assets: Iterable[content.StoredAsset] = (),
 ) -> Item:  # fmt: skip
     """Change an item. An edit after any approval sends it back to the first review."""
-    item = get_item(session, item_id)
+    item = get_item(session, item_id, lock=True)
     if not _may_edit(actor, item):
         raise NotAllowed(f"{actor.name} may not edit item {item_id} of {item.department}")
     if item.status not in EDITABLE_STATES:
@@ -292,7 +295,7 @@ def edit_item(
 
 
 def submit(ctx: Context, session: Session, *, item_id: int, actor: User) -> Item:
-    item = get_item(session, item_id)
+    item = get_item(session, item_id, lock=True)
     if not _may_edit(actor, item):
         raise NotAllowed(f"{actor.name} may not submit item {item_id} of {item.department}")
     if item.status != ItemStatus.DRAFT:
@@ -321,7 +324,7 @@ def review(
     ctx: Context, session: Session, *, item_id: int, actor: User, approve: bool, reason: str | None = None
 ) -> Item:
     """First level: the department head of the item's department. Second: a confidentiality reviewer."""
-    item = get_item(session, item_id)
+    item = get_item(session, item_id, lock=True)
     if item.status == ItemStatus.SUBMITTED:
         level = 1
         if not (actor.role == Role.DEPARTMENT_HEAD and actor.department == item.department):
@@ -406,7 +409,7 @@ def is_cleared(session: Session, item: Item) -> bool:
 def schedule(ctx: Context, session: Session, *, item_id: int, at: Any, actor: str = SYSTEM,
              user: User | None = None) -> Item:  # fmt: skip
     """Set (or move) the publish time. An approved item is queued at once; a draft keeps the time."""
-    item = get_item(session, item_id)
+    item = get_item(session, item_id, lock=True)
     if user is not None and not (_may_edit(user, item) or user.role == Role.CONFIDENTIALITY_REVIEWER):
         raise NotAllowed(f"{user.name} may not schedule item {item_id}")
     if item.status in (ItemStatus.PUBLISHED, ItemStatus.WITHDRAWN):
@@ -473,7 +476,7 @@ def _queue_deliveries(ctx: Context, session: Session, item: Item, actor: str) ->
 def withdraw(ctx: Context, session: Session, *, item_id: int, actor: str = SYSTEM, reason: str | None = None,
              user: User | None = None) -> Item:  # fmt: skip
     """Take an item down: unsent deliveries are cancelled, live ones are asked to withdraw."""
-    item = get_item(session, item_id)
+    item = get_item(session, item_id, lock=True)
     if user is not None and not (_may_edit(user, item) or user.role == Role.CONFIDENTIALITY_REVIEWER):
         raise NotAllowed(f"{user.name} may not withdraw item {item_id}")
     if item.status == ItemStatus.WITHDRAWN:
@@ -505,7 +508,7 @@ def retry_delivery(ctx: Context, session: Session, *, delivery_id: int, actor: s
         raise NotFound(f"no delivery {delivery_id}")
     if d.status != DeliveryStatus.FAILED:
         raise NotAllowed(f"delivery {delivery_id} is {d.status}; only a failed delivery can be retried")
-    item = get_item(session, d.item_id)
+    item = get_item(session, d.item_id)  # unlocked: rollup locks it after the delivery, as the worker does
     if d.op != DeliveryOp.WITHDRAW and not is_cleared(session, item):
         raise NotAllowed(f"item {item.id} lacks its two approvals")
     d.attempts = 0
@@ -529,7 +532,7 @@ def record_manual(
         raise InvalidInput(f"delivery {delivery_id} is on {d.channel}, which is not a manual channel")
     if d.status not in (DeliveryStatus.WAITING, DeliveryStatus.PENDING, DeliveryStatus.FAILED):
         raise NotAllowed(f"delivery {delivery_id} is {d.status}; nothing to record")
-    item = get_item(session, d.item_id)
+    item = get_item(session, d.item_id)  # unlocked: rollup locks it after the delivery, as the worker does
     if not is_cleared(session, item):
         raise NotAllowed(f"item {item.id} lacks its two approvals: it may not be posted anywhere yet")
     if (url is None) == (not_applicable is None):

@@ -469,3 +469,45 @@ def test_withdraw_from_a_channel_that_cannot_says_so(
     assert run_once(app) == {"done": 1}
     assert MemoryChannel.withdrawn["mem"] == [item]
     assert item_status(app, item) == ItemStatus.WITHDRAWN
+
+
+def test_concurrent_edit_and_second_approval_serialise(app: Any) -> None:
+    """An edit and the 保密审查 approval of the previous version at the same moment. On PostgreSQL
+    the approval read the old version, waited for the edit's row lock, then overwrote the status:
+    version 2, never reviewed, came out 'scheduled'. The item row must be locked when read."""
+    from sqlmodel import Session
+
+    with app.session() as s:
+        draft = content.ItemDraft(
+            title="通知", body_markdown="正文", fields={"category": "公告公示", "channels": ["mem"]}
+        )
+        item = workflow.create_item(app.ctx, s, author=workflow.get_user(s, "ed"), draft=draft)
+        workflow.submit(app.ctx, s, item_id=item.id, actor=workflow.get_user(s, "ed"))
+        workflow.review(app.ctx, s, item_id=item.id, actor=workflow.get_user(s, "head"), approve=True)
+        workflow.schedule(app.ctx, s, item_id=item.id, at=datetime.now(UTC))
+    editing = Session(app.engine, expire_on_commit=False)
+    workflow.edit_item(
+        app.ctx, editing, item_id=item.id, actor=workflow.get_user(editing, "ed"), changes={"title": "更正"}
+    )
+    editing.flush()
+    outcome: dict[str, Any] = {}
+
+    def approve() -> None:
+        try:
+            with app.session() as s:
+                workflow.review(app.ctx, s, item_id=item.id, actor=workflow.get_user(s, "sec"), approve=True)
+            outcome["result"] = "approved"
+        except Exception as exc:  # noqa: BLE001 - the assertion below names what it was
+            outcome["result"] = exc
+
+    t = threading.Thread(target=approve)
+    t.start()
+    t.join(0.5)  # the approval is now waiting for the edit's transaction
+    editing.commit()
+    editing.close()
+    t.join(30)
+    assert isinstance(outcome["result"], NotAllowed), outcome
+    with app.session() as s:
+        it = workflow.get_item(s, item.id)
+        assert (it.version, it.status) == (2, ItemStatus.SUBMITTED)
+    assert deliveries(app, item.id) == {}
