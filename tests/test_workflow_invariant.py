@@ -468,7 +468,7 @@ def test_nothing_reaches_a_channel_without_both_approvals(tmp_path: Path) -> Non
     run_state_machine_as_test(
         PublishingMachine,
         settings=settings(
-            max_examples=50,
+            max_examples=40,
             stateful_step_count=80,
             deadline=None,
             suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
