@@ -173,20 +173,17 @@ class Settings(BaseSettings):
         return timedelta(seconds=random.uniform(ceiling / 2, ceiling))
 
 
-def _explain(exc: ValidationError, fields: dict[str, Any], where: str) -> str:
+def _explain(exc: ValidationError, where: str) -> str:
     problems = []
     for e in exc.errors():
         loc = ".".join(str(p) for p in e["loc"])
         if e["type"] == "extra_forbidden":
-            section: Any = Settings
-            known: list[str] = []
             parts = [str(p) for p in e["loc"]]
             model: Any = Settings
             for part in parts[:-1]:
                 f = getattr(model, "model_fields", {}).get(part)
                 model = getattr(f, "annotation", None) if f else None
             known = list(getattr(model, "model_fields", {}).keys()) if model else []
-            del section
             hint = difflib.get_close_matches(parts[-1], known, n=1)
             problems.append(f"unknown setting {loc!r}" + (f" (did you mean {hint[0]!r}?)" if hint else ""))
         else:
@@ -214,7 +211,7 @@ def load_settings(path: str | Path | None = None) -> Settings:
     try:
         settings = Settings(**data)
     except ValidationError as exc:
-        raise ConfigError(_explain(exc, data, str(p))) from exc
+        raise ConfigError(_explain(exc, str(p))) from exc
     settings.source = p.resolve() if p.exists() else None
     return settings
 
