@@ -41,11 +41,14 @@ import signal
 import socket
 import sys
 import threading
+from pathlib import Path
 import time
 from collections import Counter, deque
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from publisher.channel import SandboxHandle
 
 FAULT_KINDS = ("500", "502", "503", "400", "401", "404", "429", "timeout", "drop")
 
@@ -425,3 +428,18 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
+
+
+def demo_sandbox(workdir: Path) -> SandboxHandle:
+    """The ``publisher.sandboxes`` entry point: a running sink and the webhook table that points at it."""
+    import secrets
+
+    secret = secrets.token_hex(16)
+    sink = Sink(secret=secret)
+    sink.start()
+    return SandboxHandle(
+        config={"type": "webhook", "url": sink.hook_url, "secret_env": "PUBLISHER_DEMO_WEBHOOK_SECRET"},
+        environ={"PUBLISHER_DEMO_WEBHOOK_SECRET": secret},
+        stop=sink.stop,
+        describe=f"a local receiver at {sink.url}; it verified each signature and kept each delivery once",
+    )
