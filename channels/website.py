@@ -90,7 +90,7 @@ _IMAGE_FORMATS = {
 
 
 class WebsiteConfig(ChannelConfig):
-    #: the site folder; relative paths are under the channel's data_dir
+    #: the site folder; relative paths are under the office's folder (settings' data_dir)
     folder: str = "site"
     title: str = "信息公开网"
     #: the URL the folder is served at; default: the core's site_base_url
@@ -337,8 +337,7 @@ class WebsiteChannel(Channel):
 
     def __init__(self, name: str, config: WebsiteConfig, env: ChannelEnv) -> None:
         super().__init__(name, config, env)
-        folder = Path(config.folder).expanduser()
-        self.folder = folder if folder.is_absolute() else Path(env.data_dir) / folder
+        self.folder = env.resolve(config.folder)
         base = config.base_url or env.site_base_url
         self.base_url = base if base.endswith("/") else base + "/"
         self._jinja = jinja2.Environment(

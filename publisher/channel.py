@@ -251,10 +251,17 @@ class KeyValueStore(Protocol):
 class ChannelEnv:
     """What the core hands a channel when it builds it."""
 
+    def resolve(self, path: str | Path) -> Path:
+        """A path from a channel's settings: absolute as is, relative to the office's folder."""
+        p = Path(path).expanduser()
+        return p if p.is_absolute() else (self.base_dir or self.data_dir) / p
+
     data_dir: Path
     timezone: ZoneInfo
     kv: KeyValueStore
     site_base_url: str = "http://127.0.0.1:8000/site/"
+    #: the office's working folder (settings' data_dir): resolve user-facing relative paths here
+    base_dir: Path | None = None
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(ZoneInfo("UTC")))
 
 

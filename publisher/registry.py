@@ -100,6 +100,7 @@ def build_channels(settings: Settings, engine: Engine | None) -> dict[str, Chann
             timezone=settings.zone,
             kv=kv,
             site_base_url=settings.site_base_url,
+            base_dir=settings.path("."),
         )
         env.data_dir.mkdir(parents=True, exist_ok=True)
         channel = cls(name, config, env)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import http.server
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -12,9 +13,9 @@ if TYPE_CHECKING:
 
 def site_folder(app: App):
     for spec in app.channels.values():
-        folder = getattr(spec.channel.config, "folder", None)
-        if spec.type_name == "website" and folder:
-            return app.settings.path(folder)
+        folder = getattr(spec.channel, "folder", None)
+        if isinstance(folder, Path):
+            return folder
     return app.settings.path("site")
 
 
