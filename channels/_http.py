@@ -1,0 +1,44 @@
+"""Network-error translation shared by the HTTP channels (an internal helper, not a channel).
+
+The one distinction that matters for "never publish twice": did the request possibly reach the
+service? A refused or timed-out *connection* never did, so it is transient. A connection that broke
+after the request was sent may have done the work, so a call that creates something raises
+AmbiguousOutcome and the next attempt looks before sending again.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import requests
+from urllib3.exceptions import NewConnectionError
+
+from publisher.channel import AmbiguousOutcome, TransientChannelError
+
+
+def _never_sent(exc: requests.RequestException) -> bool:
+    if isinstance(exc, requests.ConnectTimeout):
+        return True
+    reason = getattr(exc.args[0], "reason", None) if exc.args else None
+    return isinstance(reason, NewConnectionError)
+
+
+def send(session: requests.Session, method: str, url: str, *, what: str, creates: bool = False,
+         **kwargs: Any) -> requests.Response:
+    """``session.request`` with network errors translated; ``creates`` marks a non-idempotent call."""
+    try:
+        return session.request(method, url, **kwargs)
+    except (requests.ConnectionError, requests.Timeout) as exc:
+        if creates and not _never_sent(exc):
+            raise AmbiguousOutcome(
+                f"{what}: the connection broke before the service answered; it may have taken effect, "
+                "so the next attempt checks before sending again"
+            ) from exc
+        raise TransientChannelError(f"{what}: cannot reach the service ({type(exc).__name__})") from exc
+    except requests.RequestException as exc:
+        raise TransientChannelError(f"{what}: {type(exc).__name__}") from exc
+
+
+def retry_after_seconds(resp: requests.Response, default: int = 60) -> int:
+    value = resp.headers.get("Retry-After", "")
+    return int(value) if value.isdigit() else default
