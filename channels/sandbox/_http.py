@@ -137,7 +137,7 @@ class HttpSandbox:
         self._httpd.daemon_threads = True
         self._httpd.sandbox = self  # type: ignore[attr-defined]
         self.port = self._httpd.server_address[1]
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name=type(self).__name__, daemon=True)
+        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,), name=type(self).__name__, daemon=True)
         self._thread.start()
         return self.base_url
 
