@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import AuthResult, LoginPassword
+from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
 
 _CERT_LOCK = threading.Lock()
 _CERT: tuple[Path, Path] | None = None
@@ -71,6 +71,22 @@ def _free_port(host: str) -> int:
         return s.getsockname()[1]
 
 
+class _ImplicitTlsSMTP(SMTP):
+    """aiosmtpd only counts STARTTLS as TLS; on an implicit-TLS port (465) the whole session is TLS."""
+
+    def connection_made(self, transport) -> None:
+        super().connection_made(transport)
+        if self._tls_protocol is None and transport.get_extra_info("ssl_object") is not None:
+            self._tls_protocol = transport.get_extra_info("ssl_object")
+
+
+class _Controller(Controller):
+    def factory(self):
+        if self.ssl_context is not None:
+            return _ImplicitTlsSMTP(self.handler, **self.SMTP_kwargs)
+        return super().factory()
+
+
 class SmtpSandbox:
     fault_kinds = ("transient", "permanent", "ambiguous")
 
@@ -87,7 +103,7 @@ class SmtpSandbox:
         #: accepted messages, one per Message-ID: dicts with message_id, mail_from, rcpt_tos, message (parsed)
         self.messages: list[dict[str, Any]] = []
         self._faults: deque[str] = deque()
-        self._controller: Controller | None = None
+        self._controller: _Controller | None = None
         self.cert_path, self.key_path = self_signed_cert() if security != "none" else (None, None)
 
     # -- lifecycle ------------------------------------------------------------------------------------
@@ -102,7 +118,7 @@ class SmtpSandbox:
             kwargs.update(authenticator=self._authenticate, auth_required=True, auth_require_tls=True)
         if self.security == "starttls":
             kwargs.update(tls_context=tls, require_starttls=True)
-        self._controller = Controller(_Handler(self), hostname=self.host, port=port,
+        self._controller = _Controller(_Handler(self), hostname=self.host, port=port,
                                       ssl_context=tls if self.security == "ssl" else None,
                                       server_hostname="localhost", **kwargs)
         self._controller.start()
