@@ -23,8 +23,9 @@ def _never_sent(exc: requests.RequestException) -> bool:
     return isinstance(reason, NewConnectionError)
 
 
-def send(session: requests.Session, method: str, url: str, *, what: str, creates: bool = False,
-         **kwargs: Any) -> requests.Response:
+def send(
+    session: requests.Session, method: str, url: str, *, what: str, creates: bool = False, **kwargs: Any
+) -> requests.Response:
     """``session.request`` with network errors translated; ``creates`` marks a non-idempotent call."""
     try:
         return session.request(method, url, **kwargs)

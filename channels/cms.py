@@ -99,16 +99,27 @@ class CmsChannel(Channel):
         problems = []
         if not post.title.strip():
             problems.append("the title is empty; the CMS needs one")
-        for a in post.referenced_assets() + ([post.cover] if post.cover and self.config.featured_cover else []):
+        for a in post.referenced_assets() + (
+            [post.cover] if post.cover and self.config.featured_cover else []
+        ):
             if a.content_type not in ALLOWED_IMAGE_TYPES:
-                problems.append(f"image {a.filename} is {a.content_type}; the CMS takes JPEG, PNG, GIF or WebP")
+                problems.append(
+                    f"image {a.filename} is {a.content_type}; the CMS takes JPEG, PNG, GIF or WebP"
+                )
             elif a.path.exists() and a.path.stat().st_size > self.config.max_upload_bytes:
-                problems.append(f"image {a.filename} is {a.path.stat().st_size // 1024} KB; the CMS takes at "
-                                f"most {self.config.max_upload_bytes // 1024} KB — make it smaller")
-        if (post.category not in self.config.categories and not self.config.create_categories
-                and self.config.default_category is None):
-            problems.append(f"category {post.category!r} has no CMS category: add it to "
-                            f"[channels.{self.name}].categories (or set default_category)")
+                problems.append(
+                    f"image {a.filename} is {a.path.stat().st_size // 1024} KB; the CMS takes at "
+                    f"most {self.config.max_upload_bytes // 1024} KB — make it smaller"
+                )
+        if (
+            post.category not in self.config.categories
+            and not self.config.create_categories
+            and self.config.default_category is None
+        ):
+            problems.append(
+                f"category {post.category!r} has no CMS category: add it to "
+                f"[channels.{self.name}].categories (or set default_category)"
+            )
         return problems
 
     # -- delivery -------------------------------------------------------------------------------------------
@@ -128,8 +139,15 @@ class CmsChannel(Channel):
         fields = self._fields(post)
         fields.update(status="publish", slug=self._slug(ctx))
         ctx.save_state(create_started=True, slug=fields["slug"])
-        resp = send(self._session, "POST", f"{self._api}/posts", json=fields, timeout=self.config.timeout,
-                    what="create the post", creates=True)
+        resp = send(
+            self._session,
+            "POST",
+            f"{self._api}/posts",
+            json=fields,
+            timeout=self.config.timeout,
+            what="create the post",
+            creates=True,
+        )
         data = self._check(resp, "create the post")
         ctx.save_state(post_id=data["id"], link=data["link"])
         return Published(url=data["link"], remote_id=str(data["id"]))
@@ -149,8 +167,14 @@ class CmsChannel(Channel):
             self._write_post(pid, {"status": "draft"}, what=what)
             return
         params = {"force": "true"} if self.config.withdraw_to == "delete" else {}
-        resp = send(self._session, "DELETE", f"{self._api}/posts/{pid}", params=params,
-                    timeout=self.config.timeout, what=what)
+        resp = send(
+            self._session,
+            "DELETE",
+            f"{self._api}/posts/{pid}",
+            params=params,
+            timeout=self.config.timeout,
+            what=what,
+        )
         if resp.status_code in (404, 410):  # already gone or already in the trash: the goal is met
             return
         self._check(resp, what)
@@ -159,28 +183,48 @@ class CmsChannel(Channel):
     def _post_id(self, ctx: DeliveryContext) -> int:
         pid = ctx.state.get("post_id") or ctx.remote_id
         if not pid:
-            raise PermanentChannelError(f"channel {self.name!r}: this delivery has no CMS post id; publish it first")
+            raise PermanentChannelError(
+                f"channel {self.name!r}: this delivery has no CMS post id; publish it first"
+            )
         return int(pid)
 
     def _write_post(self, pid: int, fields: dict[str, Any], *, what: str) -> dict[str, Any]:
-        resp = send(self._session, "POST", f"{self._api}/posts/{pid}", json=fields,
-                    timeout=self.config.timeout, what=what)
+        resp = send(
+            self._session,
+            "POST",
+            f"{self._api}/posts/{pid}",
+            json=fields,
+            timeout=self.config.timeout,
+            what=what,
+        )
         if resp.status_code == 404:
-            raise PermanentChannelError(f"{what}: post #{pid} no longer exists on the CMS (deleted by hand?)",
-                                        code="rest_post_invalid_id")
+            raise PermanentChannelError(
+                f"{what}: post #{pid} no longer exists on the CMS (deleted by hand?)",
+                code="rest_post_invalid_id",
+            )
         return self._check(resp, what)
 
     def _fields(self, post: Post) -> dict[str, Any]:
         content = post.html_with_assets(lambda a: self._media(a)["source_url"])
-        fields: dict[str, Any] = {"title": post.title, "content": content, "excerpt": post.summary,
-                                  "categories": [self._category_id(post.category)]}
+        fields: dict[str, Any] = {
+            "title": post.title,
+            "content": content,
+            "excerpt": post.summary,
+            "categories": [self._category_id(post.category)],
+        }
         if self.config.featured_cover and post.cover is not None:
             fields["featured_media"] = self._media(post.cover)["id"]
         return fields
 
     def _find_by_slug(self, slug: str) -> dict[str, Any] | None:
-        resp = send(self._session, "GET", f"{self._api}/posts", params={"slug": slug, "status": "any"},
-                    timeout=self.config.timeout, what="look the post up")
+        resp = send(
+            self._session,
+            "GET",
+            f"{self._api}/posts",
+            params={"slug": slug, "status": "any"},
+            timeout=self.config.timeout,
+            what="look the post up",
+        )
         found = self._check(resp, "look the post up")
         return found[0] if found else None
 
@@ -189,10 +233,18 @@ class CmsChannel(Channel):
         cached = self.env.kv.get(key)
         if cached:
             return json.loads(cached)
-        resp = send(self._session, "POST", f"{self._api}/media", data=asset.path.read_bytes(),
-                    headers={"Content-Type": asset.content_type,
-                             "Content-Disposition": f'attachment; filename="{_ascii_filename(asset)}"'},
-                    timeout=max(self.config.timeout, 60), what=f"upload image {asset.filename}")
+        resp = send(
+            self._session,
+            "POST",
+            f"{self._api}/media",
+            data=asset.path.read_bytes(),
+            headers={
+                "Content-Type": asset.content_type,
+                "Content-Disposition": f'attachment; filename="{_ascii_filename(asset)}"',
+            },
+            timeout=max(self.config.timeout, 60),
+            what=f"upload image {asset.filename}",
+        )
         data = self._check(resp, f"upload image {asset.filename}")
         media = {"id": data["id"], "source_url": data["source_url"]}
         self.env.kv.set(key, json.dumps(media))
@@ -204,17 +256,32 @@ class CmsChannel(Channel):
         if not self.config.create_categories:
             if self.config.default_category is not None:
                 return self.config.default_category
-            raise PermanentChannelError(f"category {category!r} has no CMS category id in "
-                                        f"[channels.{self.name}].categories")
+            raise PermanentChannelError(
+                f"category {category!r} has no CMS category id in [channels.{self.name}].categories"
+            )
         key = f"cms:{self.name}:category:{category}"
         if (cached := self.env.kv.get(key)) is not None:
             return int(cached)
-        resp = send(self._session, "GET", f"{self._api}/categories", params={"search": category, "per_page": 100},
-                    timeout=self.config.timeout, what="look the category up")
-        cid = next((c["id"] for c in self._check(resp, "look the category up") if c["name"] == category), None)
+        resp = send(
+            self._session,
+            "GET",
+            f"{self._api}/categories",
+            params={"search": category, "per_page": 100},
+            timeout=self.config.timeout,
+            what="look the category up",
+        )
+        cid = next(
+            (c["id"] for c in self._check(resp, "look the category up") if c["name"] == category), None
+        )
         if cid is None:
-            resp = send(self._session, "POST", f"{self._api}/categories", json={"name": category},
-                        timeout=self.config.timeout, what="create the category")
+            resp = send(
+                self._session,
+                "POST",
+                f"{self._api}/categories",
+                json={"name": category},
+                timeout=self.config.timeout,
+                what="create the category",
+            )
             if resp.status_code == 400 and _wp_code(resp) == "term_exists":
                 cid = resp.json()["data"]["term_id"]
             else:
@@ -228,43 +295,71 @@ class CmsChannel(Channel):
             try:
                 return resp.json()
             except ValueError as exc:
-                raise TransientChannelError(f"{what}: the CMS answered {resp.status_code} without JSON "
-                                            "(a proxy or maintenance page?)") from exc
+                raise TransientChannelError(
+                    f"{what}: the CMS answered {resp.status_code} without JSON (a proxy or maintenance page?)"
+                ) from exc
         code = _wp_code(resp)
         message = _wp_message(resp)
         if resp.status_code == 429:
-            raise QuotaExceeded(f"{what}: the CMS is rate limiting us",
-                                until=self.env.clock() + timedelta(seconds=retry_after_seconds(resp)), code=429)
+            raise QuotaExceeded(
+                f"{what}: the CMS is rate limiting us",
+                until=self.env.clock() + timedelta(seconds=retry_after_seconds(resp)),
+                code=429,
+            )
         if resp.status_code >= 500 or resp.status_code == 408:
-            raise TransientChannelError(f"{what}: the CMS answered {resp.status_code}"
-                                        + (f" ({code}: {message})" if code else ""), code=code or resp.status_code)
+            raise TransientChannelError(
+                f"{what}: the CMS answered {resp.status_code}" + (f" ({code}: {message})" if code else ""),
+                code=code or resp.status_code,
+            )
         hint = ""
         if resp.status_code == 401:
-            hint = (f" — check the user name {self.config.username!r} and the application password in "
-                    f"${self.config.password_env}")
+            hint = (
+                f" — check the user name {self.config.username!r} and the application password in "
+                f"${self.config.password_env}"
+            )
         elif resp.status_code == 403:
             hint = f" — the CMS user {self.config.username!r} lacks the right; give it the Editor role"
-        raise PermanentChannelError(f"{what}: the CMS refused ({resp.status_code} {code}: {message}){hint}",
-                                    code=code or resp.status_code)
+        raise PermanentChannelError(
+            f"{what}: the CMS refused ({resp.status_code} {code}: {message}){hint}",
+            code=code or resp.status_code,
+        )
 
-    # -- after publication ------------------------------------------------------------------------------------
+    # -- after publication ----------------------------------------------------------------------------
     def list_publications(self, since: datetime | None = None) -> list[RemotePublication]:
         params: dict[str, Any] = {"per_page": 100}
         if since is not None:
             params["after"] = since.astimezone(self.env.timezone).replace(tzinfo=None).isoformat()
-        resp = send(self._session, "GET", f"{self._api}/posts", params=params, timeout=self.config.timeout,
-                    what="list the posts")
+        resp = send(
+            self._session,
+            "GET",
+            f"{self._api}/posts",
+            params=params,
+            timeout=self.config.timeout,
+            what="list the posts",
+        )
         out = []
         for p in self._check(resp, "list the posts"):
             published = datetime.fromisoformat(p["date_gmt"]).replace(tzinfo=self.env.clock().tzinfo)
-            out.append(RemotePublication(remote_id=str(p["id"]), title=p["title"]["rendered"], url=p["link"],
-                                         published_at=published))
+            out.append(
+                RemotePublication(
+                    remote_id=str(p["id"]),
+                    title=p["title"]["rendered"],
+                    url=p["link"],
+                    published_at=published,
+                )
+            )
         return out
 
     def check_health(self) -> HealthReport:
         try:
-            resp = send(self._session, "GET", f"{self._api}/users/me", params={"context": "edit"},
-                        timeout=self.config.timeout, what="check the login")
+            resp = send(
+                self._session,
+                "GET",
+                f"{self._api}/users/me",
+                params={"context": "edit"},
+                timeout=self.config.timeout,
+                what="check the login",
+            )
             me = self._check(resp, "check the login")
         except (TransientChannelError, PermanentChannelError) as exc:
             return HealthReport(ok=False, detail=str(exc))
@@ -273,8 +368,11 @@ class CmsChannel(Channel):
         warnings = tuple(f"the CMS user lacks the {c} capability" for c in missing)
         if self.config.create_categories and not caps.get("manage_categories"):
             warnings += ("create_categories is on but the CMS user cannot manage categories",)
-        return HealthReport(ok="publish_posts" not in missing, detail=f"logged in to {self.config.base_url} as "
-                            f"{me.get('name', self.config.username)}", warnings=warnings)
+        return HealthReport(
+            ok="publish_posts" not in missing,
+            detail=f"logged in to {self.config.base_url} as {me.get('name', self.config.username)}",
+            warnings=warnings,
+        )
 
 
 def _ascii_filename(asset: Asset) -> str:

@@ -95,7 +95,9 @@ class DouyinChannel(Channel):
         return post.cover or (post.images[0] if post.images else None)
 
     def text_for(self, post: Post) -> str:
-        text = post.title if not post.summary or post.summary in post.title else f"{post.title}\n{post.summary}"
+        text = (
+            post.title if not post.summary or post.summary in post.title else f"{post.title}\n{post.summary}"
+        )
         tags = " ".join(f"#{t.lstrip('#')}" for t in self.config.topics)
         room = self.config.text_max - (len(tags) + 1 if tags else 0)
         if len(text) > room:
@@ -109,8 +111,10 @@ class DouyinChannel(Channel):
         if image.content_type not in IMAGE_TYPES:
             return [f"the picture {image.filename} is {image.content_type}; Douyin takes JPEG or PNG"]
         if image.path.exists() and image.path.stat().st_size > self.config.max_image_bytes:
-            return [f"the picture {image.filename} is {image.path.stat().st_size / 2**20:.1f} MB; Douyin takes at "
-                    f"most {self.config.max_image_bytes / 2**20:.0f} MB"]
+            return [
+                f"the picture {image.filename} is {image.path.stat().st_size / 2**20:.1f} MB; Douyin takes "
+                f"at most {self.config.max_image_bytes / 2**20:.0f} MB"
+            ]
         return []
 
     # -- delivery -------------------------------------------------------------------------------------------
@@ -124,13 +128,24 @@ class DouyinChannel(Channel):
         if not ctx.state.get("image_id"):
             image = self.image_for(post)
             if image is None:
-                raise PermanentChannelError("a Douyin image post needs a picture: the item has no cover or image")
-            data = self._call("POST", "/image/upload/", what="upload the picture",
-                              files={"image": (image.path.name, image.path.read_bytes(), image.content_type)})
+                raise PermanentChannelError(
+                    "a Douyin image post needs a picture: the item has no cover or image"
+                )
+            data = self._call(
+                "POST",
+                "/image/upload/",
+                what="upload the picture",
+                files={"image": (image.path.name, image.path.read_bytes(), image.content_type)},
+            )
             ctx.save_state(image_id=data["image"]["image_id"])
         ctx.save_state(create_started=True, text=text)
-        data = self._call("POST", "/image/create/", what="create the Douyin post", creates=True,
-                          json={"image_id": ctx.state["image_id"], "text": text})
+        data = self._call(
+            "POST",
+            "/image/create/",
+            what="create the Douyin post",
+            creates=True,
+            json={"image_id": ctx.state["image_id"], "text": text},
+        )
         ctx.save_state(item_id=str(data["item_id"]))
         return self._published(str(data["item_id"]))
 
@@ -144,15 +159,32 @@ class DouyinChannel(Channel):
         return Published(url=self.config.note_url_template.format(item_id=item_id), remote_id=item_id)
 
     def _find(self, text: str) -> dict[str, Any] | None:
-        data = self._call("GET", "/video/list/", what="look for the post on Douyin",
-                          params={"cursor": 0, "count": 20})
+        data = self._call(
+            "GET", "/video/list/", what="look for the post on Douyin", params={"cursor": 0, "count": 20}
+        )
         return next((i for i in data.get("list", []) if i.get("title") == text), None)
 
-    def _call(self, method: str, path: str, *, what: str, creates: bool = False,
-              params: dict[str, Any] | None = None, **kwargs: Any) -> dict[str, Any]:
+    def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        what: str,
+        creates: bool = False,
+        params: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> dict[str, Any]:
         query = {"open_id": self._open_id, "access_token": self._token, **(params or {})}
-        resp = send(self._session, method, f"{self._api}{path}", params=query, timeout=self.config.timeout,
-                    what=what, creates=creates, **kwargs)
+        resp = send(
+            self._session,
+            method,
+            f"{self._api}{path}",
+            params=query,
+            timeout=self.config.timeout,
+            what=what,
+            creates=creates,
+            **kwargs,
+        )
         if resp.status_code >= 500:
             raise TransientChannelError(f"{what}: Douyin answered {resp.status_code}", code=resp.status_code)
         try:
@@ -172,19 +204,26 @@ class DouyinChannel(Channel):
         if code in QUOTA_CODES:
             now = self.env.clock().astimezone(self.env.timezone)
             midnight = (now + timedelta(days=1)).replace(hour=0, minute=5, second=0, microsecond=0)
-            raise QuotaExceeded(f"{what}: the Douyin quota is used up for today ({code} {message})", until=midnight,
-                                code=code)
+            raise QuotaExceeded(
+                f"{what}: the Douyin quota is used up for today ({code} {message})", until=midnight, code=code
+            )
         if code in TOKEN_CODES:
             raise PermanentChannelError(
                 f"{what}: the Douyin access token is invalid or expired ({code} {message}); re-authorise the "
-                f"account and update ${self.config.access_token_env} / ${self.config.open_id_env}", code=code)
+                f"account and update ${self.config.access_token_env} / ${self.config.open_id_env}",
+                code=code,
+            )
         raise PermanentChannelError(f"{what}: Douyin refused it ({code} {message})", code=code)
 
     # -- health ---------------------------------------------------------------------------------------------
     def check_health(self) -> HealthReport:
         try:
-            me = self._call("POST", "/oauth/userinfo/", what="check the account",
-                            data={"access_token": self._token, "open_id": self._open_id})
+            me = self._call(
+                "POST",
+                "/oauth/userinfo/",
+                what="check the account",
+                data={"access_token": self._token, "open_id": self._open_id},
+            )
         except (TransientChannelError, PermanentChannelError, QuotaExceeded) as exc:
             return HealthReport(ok=False, detail=str(exc))
         warnings: list[str] = []
@@ -194,8 +233,12 @@ class DouyinChannel(Channel):
             left = expires - self.env.clock()
             shown = expires.astimezone(self.env.timezone).strftime("%Y-%m-%d %H:%M")
             if left <= timedelta(0):
-                return HealthReport(ok=False, detail=f"the Douyin access token expired on {shown}; re-authorise")
+                return HealthReport(
+                    ok=False, detail=f"the Douyin access token expired on {shown}; re-authorise"
+                )
             detail += f"; token valid until {shown}"
             if left < timedelta(days=self.config.warn_before_days):
-                warnings.append(f"the Douyin access token expires on {shown}: refresh or re-authorise before then")
+                warnings.append(
+                    f"the Douyin access token expires on {shown}: refresh or re-authorise before then"
+                )
         return HealthReport(ok=True, detail=detail, warnings=tuple(warnings))

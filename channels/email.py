@@ -21,6 +21,7 @@ after the message data was sent but before the reply ambiguous.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import smtplib
 import ssl
@@ -99,7 +100,9 @@ class EmailChannel(Channel):
         self._password = None
         if config.username:
             if not config.password_env:
-                raise ConfigError(f"channel {name}: username is set, so name the password's variable (password_env)")
+                raise ConfigError(
+                    f"channel {name}: username is set, so name the password's variable (password_env)"
+                )
             self._password = env_secret(config.password_env, what=f"channel {name}: the SMTP password")
 
     # -- the message ------------------------------------------------------------------------------------
@@ -127,15 +130,23 @@ class EmailChannel(Channel):
         html_part = msg.get_payload()[1]
         for asset in post.referenced_assets():
             maintype, _, subtype = asset.content_type.partition("/")
-            html_part.add_related(asset.path.read_bytes(), maintype, subtype, cid=f"<{self.content_id(asset)}>",
-                                  filename=asset.filename, disposition="inline")
+            html_part.add_related(
+                asset.path.read_bytes(),
+                maintype,
+                subtype,
+                cid=f"<{self.content_id(asset)}>",
+                filename=asset.filename,
+                disposition="inline",
+            )
         for asset in post.attachments:
             maintype, _, subtype = asset.content_type.partition("/")
             msg.add_attachment(asset.path.read_bytes(), maintype, subtype, filename=asset.filename)
         return msg
 
     def _plain_text(self, post: Post) -> str:
-        body = _MD_IMAGE.sub(lambda m: f"[图片{('：' + m.group(1)) if m.group(1) else ''}]", post.body_markdown)
+        body = _MD_IMAGE.sub(
+            lambda m: f"[图片{('：' + m.group(1)) if m.group(1) else ''}]", post.body_markdown
+        )
         lines = [post.title, "", body.strip()]
         if post.site_url:
             lines += ["", f"原文：{post.site_url}"]
@@ -144,26 +155,31 @@ class EmailChannel(Channel):
 
     def _html(self, post: Post) -> str:
         body = post.html_with_assets(lambda a: f"cid:{self.content_id(a)}")
-        link = (f'<p><a href="{escape(post.site_url)}">在网站上阅读原文</a></p>' if post.site_url else "")
-        return (f'<!DOCTYPE html><html><head><meta charset="utf-8"><title>{escape(post.title)}</title></head>'
-                f"<body><h1>{escape(post.title)}</h1>{body}{link}"
-                f"<p>{escape(post.department)} "
-                f"{post.publish_at.astimezone(self.env.timezone):%Y-%m-%d}</p></body></html>")
+        link = f'<p><a href="{escape(post.site_url)}">在网站上阅读原文</a></p>' if post.site_url else ""
+        return (
+            f'<!DOCTYPE html><html><head><meta charset="utf-8"><title>{escape(post.title)}</title></head>'
+            f"<body><h1>{escape(post.title)}</h1>{body}{link}"
+            f"<p>{escape(post.department)} "
+            f"{post.publish_at.astimezone(self.env.timezone):%Y-%m-%d}</p></body></html>"
+        )
 
     # -- review time --------------------------------------------------------------------------------------
     def validate(self, post: Post) -> list[str]:
         size = sum(a.path.stat().st_size for a in post.assets if a.path.exists())
         if size > self.config.max_message_bytes * 3 // 4:  # base64 grows the data by a third
-            return [f"the images and attachments add up to {size / 2**20:.1f} MB; with encoding that exceeds the "
-                    f"mail limit of {self.config.max_message_bytes / 2**20:.0f} MB — link large files instead"]
+            return [
+                f"the images and attachments add up to {size / 2**20:.1f} MB; with encoding that exceeds the "
+                f"mail limit of {self.config.max_message_bytes / 2**20:.0f} MB — link large files instead"
+            ]
         return []
 
     # -- delivery -------------------------------------------------------------------------------------------
     def _connect(self) -> smtplib.SMTP:
         context = ssl.create_default_context(cafile=self.config.ca_file)
         if self.config.security == "ssl":
-            smtp: smtplib.SMTP = smtplib.SMTP_SSL(self.config.host, self.config.port, timeout=self.config.timeout,
-                                                  context=context)
+            smtp: smtplib.SMTP = smtplib.SMTP_SSL(
+                self.config.host, self.config.port, timeout=self.config.timeout, context=context
+            )
         else:
             smtp = smtplib.SMTP(self.config.host, self.config.port, timeout=self.config.timeout)
         try:
@@ -204,38 +220,51 @@ class EmailChannel(Channel):
                 ctx.save_state(data_sent=True, message_id=mid)
                 data_sent = True
                 smtp.data(data)
-                ctx.save_state(handed_over=True, recipients=len(recipients) - len(refused),
-                               refused=sorted(refused))
-                try:
-                    smtp.quit()
-                except (smtplib.SMTPException, OSError):
-                    pass  # the server has the message; a failed goodbye changes nothing
+                ctx.save_state(
+                    handed_over=True, recipients=len(recipients) - len(refused), refused=sorted(refused)
+                )
+                with contextlib.suppress(smtplib.SMTPException, OSError):
+                    smtp.quit()  # the server has the message; a failed goodbye changes nothing
             finally:
                 smtp.close()
         except smtplib.SMTPAuthenticationError as exc:
-            raise _by_code(exc.smtp_code, f"the SMTP server refused the login of {self.config.username!r}: "
-                           f"check the password in ${self.config.password_env}") from exc
+            raise _by_code(
+                exc.smtp_code,
+                f"the SMTP server refused the login of {self.config.username!r}: "
+                f"check the password in ${self.config.password_env}",
+            ) from exc
         except smtplib.SMTPNotSupportedError as exc:
-            raise PermanentChannelError(f"the SMTP server {self.config.host} does not offer "
-                                        f"{self.config.security.upper()} or AUTH; check security in the settings"
-                                        ) from exc
+            raise PermanentChannelError(
+                f"the SMTP server {self.config.host} does not offer "
+                f"{self.config.security.upper()} or AUTH; check security in the settings"
+            ) from exc
         except smtplib.SMTPRecipientsRefused as exc:
             codes = sorted({c for c, _ in exc.recipients.values()})
-            raise _by_code(max(codes), f"the SMTP server refused every recipient of list "
-                           f"{self.config.to_list!r} ({_reply(next(iter(exc.recipients.values())))})") from exc
+            raise _by_code(
+                max(codes),
+                f"the SMTP server refused every recipient of list "
+                f"{self.config.to_list!r} ({_reply(next(iter(exc.recipients.values())))})",
+            ) from exc
         except smtplib.SMTPResponseException as exc:
             step = "the message" if data_sent else "the sender"
-            raise _by_code(exc.smtp_code, f"the SMTP server refused {step}: "
-                           f"{exc.smtp_code} {_text(exc.smtp_error)}") from exc
+            raise _by_code(
+                exc.smtp_code, f"the SMTP server refused {step}: {exc.smtp_code} {_text(exc.smtp_error)}"
+            ) from exc
         except ssl.SSLCertVerificationError as exc:
-            raise PermanentChannelError(f"the SMTP server's certificate is not trusted ({exc.verify_message}); "
-                                        "set ca_file in the settings") from exc
+            raise PermanentChannelError(
+                f"the SMTP server's certificate is not trusted ({exc.verify_message}); "
+                "set ca_file in the settings"
+            ) from exc
         except (smtplib.SMTPException, OSError) as exc:
             if data_sent:
-                raise AmbiguousOutcome(f"the connection to the SMTP server broke after the message was sent "
-                                       f"({type(exc).__name__}); it may have been accepted") from exc
-            raise TransientChannelError(f"cannot reach the SMTP server {self.config.host}:{self.config.port} "
-                                        f"({type(exc).__name__}: {exc})") from exc
+                raise AmbiguousOutcome(
+                    f"the connection to the SMTP server broke after the message was sent "
+                    f"({type(exc).__name__}); it may have been accepted"
+                ) from exc
+            raise TransientChannelError(
+                f"cannot reach the SMTP server {self.config.host}:{self.config.port} "
+                f"({type(exc).__name__}: {exc})"
+            ) from exc
         return Published(url=None, remote_id=mid)
 
     def _policy(self):
@@ -252,14 +281,23 @@ class EmailChannel(Channel):
             finally:
                 smtp.close()
         except smtplib.SMTPAuthenticationError:
-            return HealthReport(ok=False, detail=f"the SMTP server refused the login of {self.config.username!r}: "
-                                f"check the password in ${self.config.password_env}")
+            return HealthReport(
+                ok=False,
+                detail=f"the SMTP server refused the login of {self.config.username!r}: "
+                f"check the password in ${self.config.password_env}",
+            )
         except (smtplib.SMTPException, OSError) as exc:
-            return HealthReport(ok=False, detail=f"cannot use the SMTP server {self.config.host}:{self.config.port}: "
-                                f"{type(exc).__name__}: {exc}")
+            return HealthReport(
+                ok=False,
+                detail=f"cannot use the SMTP server {self.config.host}:{self.config.port}: "
+                f"{type(exc).__name__}: {exc}",
+            )
         n = len(self.config.lists[self.config.to_list])
-        return HealthReport(ok=code == 250, detail=f"SMTP {self.config.host}:{self.config.port} "
-                            f"({self.config.security}) accepts us; list {self.config.to_list!r} has {n} addresses")
+        return HealthReport(
+            ok=code == 250,
+            detail=f"SMTP {self.config.host}:{self.config.port} "
+            f"({self.config.security}) accepts us; list {self.config.to_list!r} has {n} addresses",
+        )
 
 
 def _text(value: bytes | str) -> str:

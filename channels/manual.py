@@ -52,26 +52,41 @@ class Preset:
 
 
 PRESETS: dict[str, Preset] = {
-    "city_portal": Preset("齐齐哈尔市人民政府网站",
-                          "登录市政府网站信息报送系统，在对应栏目（如“高校信息公开”）新建信息，粘贴标题与正文，上传图片后提交；"
-                          "审核通过后复制文章地址记录在此。"),
-    "hr_site": Preset("市人力资源网站",
-                      "招聘类信息：在市人力资源和社会保障网站的招聘公告栏目提交，附件（报名表等）一并上传；发布后记录地址。"),
-    "procurement": Preset("黑龙江省政府采购网",
-                          "招标、中标公告：经由省政府采购网的采购人账号发布，按网站模板填写项目编号与预算；发布后记录公告地址。"),
-    "newspaper": Preset("报纸",
-                        "将稿件发给报社联系人；见报后记录电子版地址，没有电子版时记为“不适用”并写明报纸名称、日期与版次。"),
-    "tv": Preset("电视台",
-                 "将新闻稿与图片提供给电视台；播出后记录节目网页或视频地址，没有时记为“不适用”并写明频道、栏目与播出日期。"),
-    "journal": Preset("学报",
-                      "交学报编辑部编入当期；出版后记录电子版地址，纸本期刊记为“不适用”并写明卷期。"),
-    "toutiao": Preset("今日头条",
-                      "登录头条号后台（mp.toutiao.com）发表文章，粘贴标题与正文并上传图片；发布后复制文章链接记录在此。"),
-    "moe_platform": Preset("教育部云平台",
-                           "在教育部高校信息公开平台按填报要求录入对应条目；提交后记录条目地址（或记为“不适用”并写明提交日期）。"),
-    "douyin": Preset("抖音号",
-                     "本账号没有开放平台接口权限：在抖音 App 或创作者中心（creator.douyin.com）发布图文，"
-                     "发布后复制作品分享链接记录在此。"),
+    "city_portal": Preset(
+        "齐齐哈尔市人民政府网站",
+        "登录市政府网站信息报送系统，在对应栏目（如“高校信息公开”）新建信息，粘贴标题与正文，上传图片后提交；"
+        "审核通过后复制文章地址记录在此。",
+    ),
+    "hr_site": Preset(
+        "市人力资源网站",
+        "招聘类信息：在市人力资源和社会保障网站的招聘公告栏目提交，附件（报名表等）一并上传；发布后记录地址。",
+    ),
+    "procurement": Preset(
+        "黑龙江省政府采购网",
+        "招标、中标公告：经由省政府采购网的采购人账号发布，按网站模板填写项目编号与预算；发布后记录公告地址。",
+    ),
+    "newspaper": Preset(
+        "报纸",
+        "将稿件发给报社联系人；见报后记录电子版地址，没有电子版时记为“不适用”并写明报纸名称、日期与版次。",
+    ),
+    "tv": Preset(
+        "电视台",
+        "将新闻稿与图片提供给电视台；播出后记录节目网页或视频地址，没有时记为“不适用”并写明频道、栏目与播出日期。",
+    ),
+    "journal": Preset("学报", "交学报编辑部编入当期；出版后记录电子版地址，纸本期刊记为“不适用”并写明卷期。"),
+    "toutiao": Preset(
+        "今日头条",
+        "登录头条号后台（mp.toutiao.com）发表文章，粘贴标题与正文并上传图片；发布后复制文章链接记录在此。",
+    ),
+    "moe_platform": Preset(
+        "教育部云平台",
+        "在教育部高校信息公开平台按填报要求录入对应条目；提交后记录条目地址（或记为“不适用”并写明提交日期）。",
+    ),
+    "douyin": Preset(
+        "抖音号",
+        "本账号没有开放平台接口权限：在抖音 App 或创作者中心（creator.douyin.com）发布图文，"
+        "发布后复制作品分享链接记录在此。",
+    ),
 }
 
 
@@ -131,13 +146,20 @@ def validate_recorded_url(url: str) -> str:
     except ValueError as exc:
         raise InvalidInput(f"{value!r} is not a web address: {exc}") from exc
     if parts.scheme not in ("http", "https") or not host or any(c.isspace() for c in value):
-        raise InvalidInput(f"{value!r} is not a web address: record the full address, starting with http:// "
-                           "or https:// (or mark the delivery not applicable, with a reason)")
+        raise InvalidInput(
+            f"{value!r} is not a web address: record the full address, starting with http:// "
+            "or https:// (or mark the delivery not applicable, with a reason)"
+        )
     return value
 
 
-def recorded_state(*, url: str | None = None, not_applicable: str | None = None, by: str | None = None,
-                   at: datetime | None = None) -> dict[str, Any]:
+def recorded_state(
+    *,
+    url: str | None = None,
+    not_applicable: str | None = None,
+    by: str | None = None,
+    at: datetime | None = None,
+) -> dict[str, Any]:
     """What the core saves into a manual delivery's state when a person records the outcome."""
     if (url is None) == (not_applicable is None):
         raise InvalidInput("record either the address where the item was posted or why there is none")
@@ -168,7 +190,23 @@ def is_overdue(state: dict[str, Any], now: datetime, overdue_after_hours: float)
 class _Text(HTMLParser):
     """HTML to plain text that keeps paragraphs and list items apart and names the images."""
 
-    BLOCKS = {"p", "div", "h1", "h2", "h3", "h4", "h5", "h6", "li", "tr", "blockquote", "pre", "table", "ul", "ol"}
+    BLOCKS = {
+        "p",
+        "div",
+        "h1",
+        "h2",
+        "h3",
+        "h4",
+        "h5",
+        "h6",
+        "li",
+        "tr",
+        "blockquote",
+        "pre",
+        "table",
+        "ul",
+        "ol",
+    }
 
     def __init__(self, image_name) -> None:
         super().__init__(convert_charrefs=True)
@@ -208,10 +246,11 @@ class _Text(HTMLParser):
 
 def render_copy_kit(post: Post, timezone: ZoneInfo = SHANGHAI) -> str:
     """Everything a person needs to post the item by hand, ready to copy: title, summary, text, files."""
+
     def image_name(src: str, alt: str) -> str:
         if src.startswith("asset://"):
             try:
-                return post.asset(src[len("asset://"):]).filename
+                return post.asset(src[len("asset://") :]).filename
             except KeyError:
                 pass
         return alt or src

@@ -65,7 +65,7 @@ def weibo_length(text: str, url_weight: int = 12) -> int:
     halves = 0
     pos = 0
     for m in URL_RE.finditer(text):
-        halves += sum(1 if ord(ch) < 128 else 2 for ch in text[pos:m.start()]) + 2 * url_weight
+        halves += sum(1 if ord(ch) < 128 else 2 for ch in text[pos : m.start()]) + 2 * url_weight
         pos = m.end()
     halves += sum(1 if ord(ch) < 128 else 2 for ch in text[pos:])
     return (halves + 1) // 2
@@ -136,17 +136,23 @@ class WeiboChannel(Channel):
         host = (urlsplit(self._link(post)).hostname or "").lower()
         domain = self.config.safe_domain.lower()
         if not (host == domain or host.endswith("." + domain)):
-            problems.append(f"the item's page {self._link(post)} is not on Weibo's safe domain {domain}; Weibo "
-                            "only takes links on it (set the site's base URL, or the app's safe domain)")
+            problems.append(
+                f"the item's page {self._link(post)} is not on Weibo's safe domain {domain}; Weibo "
+                "only takes links on it (set the site's base URL, or the app's safe domain)"
+            )
         if not post.title.strip():
             problems.append("the title is empty; a Weibo post is the title and a link")
         pic = self._pic(post)
         if pic is not None:
             if pic.content_type not in PIC_TYPES:
-                problems.append(f"the cover {pic.filename} is {pic.content_type}; Weibo takes JPEG, GIF or PNG")
+                problems.append(
+                    f"the cover {pic.filename} is {pic.content_type}; Weibo takes JPEG, GIF or PNG"
+                )
             elif pic.path.exists() and pic.path.stat().st_size >= PIC_MAX_BYTES:
-                problems.append(f"the cover {pic.filename} is {pic.path.stat().st_size / 2**20:.1f} MB; Weibo "
-                                "takes pictures under 5 MB")
+                problems.append(
+                    f"the cover {pic.filename} is {pic.path.stat().st_size / 2**20:.1f} MB; Weibo "
+                    "takes pictures under 5 MB"
+                )
         return problems
 
     # -- delivery -------------------------------------------------------------------------------------------
@@ -155,16 +161,25 @@ class WeiboChannel(Channel):
             return Published(url=ctx.state.get("url"), remote_id=ctx.state["weibo_id"])
         if ctx.state.get("share_started") and (found := self._find(ctx.state["status_text"])):
             return self._done(ctx, found)
-        text = compose_status(post.title, self._link(post), max_length=self.config.max_length,
-                              url_weight=self.config.url_weight)
+        text = compose_status(
+            post.title, self._link(post), max_length=self.config.max_length, url_weight=self.config.url_weight
+        )
         data = {"access_token": self._token, "status": text}
         files = None
         pic = self._pic(post)
         if pic is not None:
             files = {"pic": (pic.path.name, pic.path.read_bytes(), pic.content_type)}
         ctx.save_state(share_started=self.env.clock().isoformat(), status_text=text)
-        resp = send(self._session, "POST", f"{self._api}/2/statuses/share.json", data=data, files=files,
-                    timeout=self.config.timeout, what="post to Weibo", creates=True)
+        resp = send(
+            self._session,
+            "POST",
+            f"{self._api}/2/statuses/share.json",
+            data=data,
+            files=files,
+            timeout=self.config.timeout,
+            what="post to Weibo",
+            creates=True,
+        )
         body = _json(resp)
         if resp.status_code == 200 and "id" in body:
             return self._done(ctx, body)
@@ -172,18 +187,25 @@ class WeiboChannel(Channel):
             if found := self._find(text):
                 return self._done(ctx, found)
             raise PermanentChannelError(
-                f"Weibo refused the post as repeated content ({body['error_code']}): the same text was posted "
-                "recently, by hand or for another item; change the title, or delete the other post first",
-                code=body["error_code"])
+                f"Weibo refused the post as repeated content ({body['error_code']}): the same text was "
+                "posted recently, by hand or for another item; change the title, or delete the other "
+                "post first",
+                code=body["error_code"],
+            )
         raise self._error(resp, body, "post to Weibo")
 
     def withdraw(self, post: Post, ctx: DeliveryContext) -> None:
         wid = ctx.state.get("weibo_id") or ctx.remote_id
         if not wid:
             raise PermanentChannelError("this delivery has no Weibo id; nothing to withdraw")
-        resp = send(self._session, "POST", f"{self._api}/2/statuses/destroy.json",
-                    data={"access_token": self._token, "id": wid}, timeout=self.config.timeout,
-                    what="delete the Weibo post")
+        resp = send(
+            self._session,
+            "POST",
+            f"{self._api}/2/statuses/destroy.json",
+            data={"access_token": self._token, "id": wid},
+            timeout=self.config.timeout,
+            what="delete the Weibo post",
+        )
         body = _json(resp)
         if resp.status_code == 200 or body.get("error_code") in (20101, "20101"):  # gone already: goal met
             return
@@ -198,9 +220,14 @@ class WeiboChannel(Channel):
 
     def _find(self, text: str) -> dict[str, Any] | None:
         """The app's recent post with this text, if Weibo has it (links compared loosely)."""
-        resp = send(self._session, "GET", f"{self._api}/2/statuses/user_timeline.json",
-                    params={"access_token": self._token, "count": 50, "trim_user": 0},
-                    timeout=self.config.timeout, what="look for the post on Weibo")
+        resp = send(
+            self._session,
+            "GET",
+            f"{self._api}/2/statuses/user_timeline.json",
+            params={"access_token": self._token, "count": 50, "trim_user": 0},
+            timeout=self.config.timeout,
+            what="look for the post on Weibo",
+        )
         body = _json(resp)
         if resp.status_code != 200:
             raise self._error(resp, body, "look for the post on Weibo")
@@ -211,27 +238,40 @@ class WeiboChannel(Channel):
         message = body.get("error") or resp.reason or f"HTTP {resp.status_code}"
         if code is None:
             if resp.status_code >= 500:
-                return TransientChannelError(f"{what}: Weibo answered {resp.status_code}", code=resp.status_code)
-            return PermanentChannelError(f"{what}: Weibo answered {resp.status_code} {message}",
-                                         code=resp.status_code)
+                return TransientChannelError(
+                    f"{what}: Weibo answered {resp.status_code}", code=resp.status_code
+                )
+            return PermanentChannelError(
+                f"{what}: Weibo answered {resp.status_code} {message}", code=resp.status_code
+            )
         code = int(code)
         if code in QUOTA_CODES:
             # Weibo's limits are hourly; the next hour starts the count again
             now = self.env.clock()
             until = now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1, minutes=1)
-            return QuotaExceeded(f"{what}: Weibo rate limit reached ({code} {message})", until=until, code=code)
+            return QuotaExceeded(
+                f"{what}: Weibo rate limit reached ({code} {message})", until=until, code=code
+            )
         if code in TRANSIENT_CODES:
             return TransientChannelError(f"{what}: Weibo is busy ({code} {message})", code=code)
         if code in TOKEN_CODES:
             return PermanentChannelError(
-                f"{what}: the Weibo access token is expired or invalid ({code} {message}); re-authorise the app "
-                f"and put the new token in ${self.config.access_token_env}", code=code)
+                f"{what}: the Weibo access token is expired or invalid ({code} {message}); re-authorise "
+                f"the app and put the new token in ${self.config.access_token_env}",
+                code=code,
+            )
         if code == 10014:
-            return PermanentChannelError(f"{what}: the app may not use statuses/share ({code} {message}); "
-                                         "apply for the permission on open.weibo.com", code=code)
+            return PermanentChannelError(
+                f"{what}: the app may not use statuses/share ({code} {message}); "
+                "apply for the permission on open.weibo.com",
+                code=code,
+            )
         if code == 20012:
-            return PermanentChannelError(f"{what}: Weibo says the text is longer than 140 characters ({code}); "
-                                         "lower url_weight or max_length in the settings", code=code)
+            return PermanentChannelError(
+                f"{what}: Weibo says the text is longer than 140 characters ({code}); "
+                "lower url_weight or max_length in the settings",
+                code=code,
+            )
         return PermanentChannelError(f"{what}: Weibo refused it ({code} {message})", code=code)
 
     # -- health ---------------------------------------------------------------------------------------------
@@ -239,8 +279,14 @@ class WeiboChannel(Channel):
         """When the access token lapses: from the settings, else from ``oauth2/get_token_info``."""
         if self.config.token_expires_at is not None:
             return self.config.token_expires_at
-        resp = send(self._session, "POST", f"{self._api}/oauth2/get_token_info",
-                    data={"access_token": self._token}, timeout=self.config.timeout, what="check the token")
+        resp = send(
+            self._session,
+            "POST",
+            f"{self._api}/oauth2/get_token_info",
+            data={"access_token": self._token},
+            timeout=self.config.timeout,
+            what="check the token",
+        )
         body = _json(resp)
         if resp.status_code != 200 or "expire_in" not in body:
             raise self._error(resp, body, "check the token")
@@ -254,15 +300,26 @@ class WeiboChannel(Channel):
         shown = expires.astimezone(self.env.timezone).strftime("%Y-%m-%d %H:%M")
         left = expires - self.env.clock()
         if left <= timedelta(0):
-            return HealthReport(ok=False, detail=f"the Weibo access token expired on {shown}; re-authorise the app "
-                                f"and put the new token in ${self.config.access_token_env}")
+            return HealthReport(
+                ok=False,
+                detail=f"the Weibo access token expired on {shown}; re-authorise "
+                f"the app and put the new token in ${self.config.access_token_env}",
+            )
         warnings: list[str] = []
         if left < timedelta(days=self.config.warn_before_days):
-            warnings.append(f"the Weibo access token expires on {shown} (in {left.days} days, "
-                            f"{left.seconds // 3600} hours): re-authorise the app before then")
+            warnings.append(
+                f"the Weibo access token expires on {shown} (in {left.days} days, "
+                f"{left.seconds // 3600} hours): re-authorise the app before then"
+            )
         detail = f"token valid until {shown}"
-        resp = send(self._session, "GET", f"{self._api}/2/account/rate_limit_status.json",
-                    params={"access_token": self._token}, timeout=self.config.timeout, what="check the quota")
+        resp = send(
+            self._session,
+            "GET",
+            f"{self._api}/2/account/rate_limit_status.json",
+            params={"access_token": self._token},
+            timeout=self.config.timeout,
+            what="check the quota",
+        )
         body = _json(resp)
         if resp.status_code == 200 and "remaining_user_hits" in body:
             detail += f"; {body['remaining_user_hits']} of {body.get('user_limit', '?')} calls left this hour"

@@ -137,7 +137,9 @@ class HttpSandbox:
         self._httpd.daemon_threads = True
         self._httpd.sandbox = self  # type: ignore[attr-defined]
         self.port = self._httpd.server_address[1]
-        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,), name=type(self).__name__, daemon=True)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, args=(0.05,), name=type(self).__name__, daemon=True
+        )
         self._thread.start()
         return self.base_url
 
@@ -183,8 +185,11 @@ class HttpSandbox:
         raise NotImplementedError
 
 
-def serve_main(build: Callable[[argparse.Namespace], HttpSandbox], add_args: Callable[[argparse.ArgumentParser], None],
-               description: str) -> None:
+def serve_main(
+    build: Callable[[argparse.Namespace], HttpSandbox],
+    add_args: Callable[[argparse.ArgumentParser], None],
+    description: str,
+) -> None:
     """``python -m channels.sandbox.X --port N``: run a sandbox until interrupted."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--host", default="127.0.0.1")

@@ -32,14 +32,23 @@ IMAGE_MAGIC = (b"\xff\xd8\xff", b"\x89PNG")
 
 
 def dy_error(code: int, description: str) -> Reply:
-    return Reply(200, {"data": {"error_code": code, "description": description}, "extra": {"logid": "sandbox"}})
+    return Reply(
+        200, {"data": {"error_code": code, "description": description}, "extra": {"logid": "sandbox"}}
+    )
 
 
 class DouyinSandbox(HttpSandbox):
     fault_kinds = ("transient", "permanent", "ambiguous", "expired")
 
-    def __init__(self, *, access_token: str = "sandbox-douyin-token", open_id: str = "sandbox-open-id",
-                 max_image_bytes: int = 20 * 1024 * 1024, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self,
+        *,
+        access_token: str = "sandbox-douyin-token",
+        open_id: str = "sandbox-open-id",
+        max_image_bytes: int = 20 * 1024 * 1024,
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ) -> None:
         super().__init__(host=host, port=port)
         self.access_token = access_token
         self.open_id = open_id
@@ -57,7 +66,9 @@ class DouyinSandbox(HttpSandbox):
         if m:
             item = self.items.get(m.group(1))
             ok = item is not None and not item["deleted"]
-            return Reply(200 if ok else 404, f"<html><body>{item['title'] if ok else '作品不存在'}</body></html>")
+            return Reply(
+                200 if ok else 404, f"<html><body>{item['title'] if ok else '作品不存在'}</body></html>"
+            )
         params = dict(req.query)
         if req.path == "/oauth/userinfo/":
             params.update(req.form())
@@ -66,14 +77,36 @@ class DouyinSandbox(HttpSandbox):
         if params.get("open_id") != self.open_id:
             return dy_error(2190015, "请求参数access_token openid不匹配")
         if req.path == "/oauth/userinfo/":
-            return Reply(200, {"data": {"open_id": self.open_id, "union_id": "", "nickname": "示范大学",
-                                        "avatar": "", "error_code": 0, "description": ""}})
+            return Reply(
+                200,
+                {
+                    "data": {
+                        "open_id": self.open_id,
+                        "union_id": "",
+                        "nickname": "示范大学",
+                        "avatar": "",
+                        "error_code": 0,
+                        "description": "",
+                    }
+                },
+            )
         if req.path == "/video/list/" and req.method == "GET":
-            live = sorted((i for i in self.items.values() if not i["deleted"]), key=lambda i: -i["create_time"])
+            live = sorted(
+                (i for i in self.items.values() if not i["deleted"]), key=lambda i: -i["create_time"]
+            )
             count = int(params.get("count", 10))
-            return Reply(200, {"data": {"list": [self._item_json(i) for i in live[:count]],
-                                        "has_more": len(live) > count, "cursor": 0, "error_code": 0,
-                                        "description": ""}})
+            return Reply(
+                200,
+                {
+                    "data": {
+                        "list": [self._item_json(i) for i in live[:count]],
+                        "has_more": len(live) > count,
+                        "cursor": 0,
+                        "error_code": 0,
+                        "description": "",
+                    }
+                },
+            )
         if req.method != "POST":
             return dy_error(2100005, "参数不合法")
         fault = self.take_fault()
@@ -81,7 +114,9 @@ class DouyinSandbox(HttpSandbox):
             self._faults.appendleft(fault)  # a lost answer only matters on the call that publishes
             fault = None
         if fault == "transient":
-            return Reply(200, {"err_no": 2100004, "err_msg": "系统繁忙，此时请开发者稍候再试", "log_id": "sandbox"})
+            return Reply(
+                200, {"err_no": 2100004, "err_msg": "系统繁忙，此时请开发者稍候再试", "log_id": "sandbox"}
+            )
         if fault == "permanent":
             return dy_error(2190004, "应用未获得该能力, 请去https://open.douyin.com/申请")
         if fault == "expired":
@@ -105,16 +140,29 @@ class DouyinSandbox(HttpSandbox):
         image_id = f"@sandbox-img-{len(self.images) + 1}"
         self.images[image_id] = len(image[1])
         self.record("upload", image_id=image_id, size=len(image[1]))
-        return Reply(200, {"data": {"image": {"image_id": image_id, "width": 1080, "height": 1440},
-                                    "error_code": 0, "description": ""}})
+        return Reply(
+            200,
+            {
+                "data": {
+                    "image": {"image_id": image_id, "width": 1080, "height": 1440},
+                    "error_code": 0,
+                    "description": "",
+                }
+            },
+        )
 
     def _create(self, req: Request) -> Reply:
         body = req.json()
         if body.get("image_id") not in self.images:
             return dy_error(2100005, "参数不合法: image_id 无效")
         item_id = str(next(self._ids))
-        self.items[item_id] = {"item_id": item_id, "title": body.get("text", ""), "image_id": body["image_id"],
-                               "create_time": int(time.time()), "deleted": False}
+        self.items[item_id] = {
+            "item_id": item_id,
+            "title": body.get("text", ""),
+            "image_id": body["image_id"],
+            "create_time": int(time.time()),
+            "deleted": False,
+        }
         self.record("create", item_id=item_id, text=body.get("text", ""))
         return Reply(200, {"data": {"item_id": item_id, "error_code": 0, "description": ""}})
 
@@ -127,8 +175,14 @@ class DouyinSandbox(HttpSandbox):
         return Reply(200, {"data": {"error_code": 0, "description": ""}})
 
     def _item_json(self, i: dict[str, Any]) -> dict[str, Any]:
-        return {"item_id": i["item_id"], "title": i["title"], "create_time": i["create_time"],
-                "share_url": f"{self.base_url}/note/{i['item_id']}", "is_reviewed": True, "media_type": 2}
+        return {
+            "item_id": i["item_id"],
+            "title": i["title"],
+            "create_time": i["create_time"],
+            "share_url": f"{self.base_url}/note/{i['item_id']}",
+            "is_reviewed": True,
+            "media_type": 2,
+        }
 
 
 def main() -> None:
@@ -136,8 +190,11 @@ def main() -> None:
         p.add_argument("--access-token", default="sandbox-douyin-token")
         p.add_argument("--open-id", default="sandbox-open-id")
 
-    serve_main(lambda a: DouyinSandbox(access_token=a.access_token, open_id=a.open_id, host=a.host, port=a.port),
-               add_args, "Douyin open platform sandbox")
+    serve_main(
+        lambda a: DouyinSandbox(access_token=a.access_token, open_id=a.open_id, host=a.host, port=a.port),
+        add_args,
+        "Douyin open platform sandbox",
+    )
 
 
 if __name__ == "__main__":

@@ -46,20 +46,30 @@ def self_signed_cert() -> tuple[Path, Path]:
         name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
         now = datetime.now(UTC)
         cert = (
-            x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            x509.CertificateBuilder()
+            .subject_name(name)
+            .issuer_name(name)
+            .public_key(key.public_key())
             .serial_number(x509.random_serial_number())
-            .not_valid_before(now - timedelta(minutes=5)).not_valid_after(now + timedelta(days=7))
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost"),
-                                                        x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-                           critical=False)
+            .not_valid_before(now - timedelta(minutes=5))
+            .not_valid_after(now + timedelta(days=7))
+            .add_extension(
+                x509.SubjectAlternativeName(
+                    [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+                ),
+                critical=False,
+            )
             .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
             .sign(key, hashes.SHA256())
         )
         folder = Path(tempfile.mkdtemp(prefix="publisher-smtp-sandbox-"))
         cert_path, key_path = folder / "cert.pem", folder / "key.pem"
         cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-        key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                               serialization.NoEncryption()))
+        key_path.write_bytes(
+            key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            )
+        )
         _CERT = (cert_path, key_path)
         return _CERT
 
@@ -90,8 +100,14 @@ class _Controller(Controller):
 class SmtpSandbox:
     fault_kinds = ("transient", "permanent", "ambiguous")
 
-    def __init__(self, *, users: dict[str, str] | None = None, security: Literal["starttls", "ssl", "none"] = "starttls",
-                 host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self,
+        *,
+        users: dict[str, str] | None = None,
+        security: Literal["starttls", "ssl", "none"] = "starttls",
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ) -> None:
         if users and security == "none":
             raise ValueError("AUTH without TLS would send the password in clear; use starttls or ssl")
         self.host = host
@@ -118,9 +134,14 @@ class SmtpSandbox:
             kwargs.update(authenticator=self._authenticate, auth_required=True, auth_require_tls=True)
         if self.security == "starttls":
             kwargs.update(tls_context=tls, require_starttls=True)
-        self._controller = _Controller(_Handler(self), hostname=self.host, port=port,
-                                      ssl_context=tls if self.security == "ssl" else None,
-                                      server_hostname="localhost", **kwargs)
+        self._controller = _Controller(
+            _Handler(self),
+            hostname=self.host,
+            port=port,
+            ssl_context=tls if self.security == "ssl" else None,
+            server_hostname="localhost",
+            **kwargs,
+        )
         self._controller.start()
         self.port = port
         return self.base_url
@@ -163,10 +184,22 @@ class SmtpSandbox:
             if mid and any(m["message_id"] == mid for m in self.messages):
                 self.ledger.append({"action": "duplicate", "message_id": mid})
                 return "250 2.0.0 OK: duplicate Message-ID, not delivered again"
-            self.messages.append({"message_id": mid, "mail_from": envelope.mail_from,
-                                  "rcpt_tos": list(envelope.rcpt_tos), "message": msg})
-            self.ledger.append({"action": "deliver", "message_id": mid, "rcpt_tos": list(envelope.rcpt_tos),
-                                "dropped": dropped})
+            self.messages.append(
+                {
+                    "message_id": mid,
+                    "mail_from": envelope.mail_from,
+                    "rcpt_tos": list(envelope.rcpt_tos),
+                    "message": msg,
+                }
+            )
+            self.ledger.append(
+                {
+                    "action": "deliver",
+                    "message_id": mid,
+                    "rcpt_tos": list(envelope.rcpt_tos),
+                    "dropped": dropped,
+                }
+            )
         return "250 2.0.0 OK: queued"
 
 
@@ -203,8 +236,12 @@ def main() -> None:
     parser.add_argument("--user", default="publisher")
     parser.add_argument("--password", default="sandbox-smtp-password")
     args = parser.parse_args()
-    sandbox = SmtpSandbox(users={args.user: args.password} if args.security != "none" else None,
-                          security=args.security, host=args.host, port=args.port)
+    sandbox = SmtpSandbox(
+        users={args.user: args.password} if args.security != "none" else None,
+        security=args.security,
+        host=args.host,
+        port=args.port,
+    )
     print(f"SmtpSandbox listening on {sandbox.start()} (certificate: {sandbox.cert_path})", flush=True)
     try:
         threading.Event().wait()

@@ -45,9 +45,17 @@ def weibo_length(text: str, url_weight: int = 12) -> int:
 class WeiboSandbox(HttpSandbox):
     fault_kinds = ("transient", "permanent", "ambiguous", "quota", "repeat", "expired")
 
-    def __init__(self, *, access_token: str = "sandbox-weibo-token", safe_domain: str = "127.0.0.1",
-                 token_lifetime: timedelta = timedelta(days=30), hourly_limit: int = 30, uid: int = 7001234567,
-                 host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self,
+        *,
+        access_token: str = "sandbox-weibo-token",
+        safe_domain: str = "127.0.0.1",
+        token_lifetime: timedelta = timedelta(days=30),
+        hourly_limit: int = 30,
+        uid: int = 7001234567,
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ) -> None:
         super().__init__(host=host, port=port)
         self.access_token = access_token
         self.safe_domain = safe_domain
@@ -80,8 +88,16 @@ class WeiboSandbox(HttpSandbox):
             left = int((self.token_expires - datetime.now(UTC)).total_seconds())
             if left <= 0:
                 return self._error(req, 403, 21327, "expired_token")
-            return Reply(200, {"uid": self.uid, "appkey": "1234567890", "scope": "",
-                               "create_at": int(self.token_created.timestamp()), "expire_in": left})
+            return Reply(
+                200,
+                {
+                    "uid": self.uid,
+                    "appkey": "1234567890",
+                    "scope": "",
+                    "create_at": int(self.token_created.timestamp()),
+                    "expire_in": left,
+                },
+            )
         if token != self.access_token:
             return self._error(req, 403, 21332, "invalid_access_token")
         if datetime.now(UTC) >= self.token_expires:
@@ -89,9 +105,17 @@ class WeiboSandbox(HttpSandbox):
         if req.path == "/2/account/rate_limit_status.json":
             used = self._used()
             reset = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
-            return Reply(200, {"ip_limit": 10000, "limit_time_unit": "HOURS", "remaining_ip_hits": 10000,
-                               "remaining_user_hits": max(self.hourly_limit - used, 0), "user_limit": self.hourly_limit,
-                               "reset_time_in_seconds": int((reset - datetime.now(UTC)).total_seconds())})
+            return Reply(
+                200,
+                {
+                    "ip_limit": 10000,
+                    "limit_time_unit": "HOURS",
+                    "remaining_ip_hits": 10000,
+                    "remaining_user_hits": max(self.hourly_limit - used, 0),
+                    "user_limit": self.hourly_limit,
+                    "reset_time_in_seconds": int((reset - datetime.now(UTC)).total_seconds()),
+                },
+            )
         if req.path == "/2/statuses/user_timeline.json":
             count = int(params.get("count", 20))
             live = [s for s in sorted(self.statuses.values(), key=lambda s: -s["id"]) if not s["deleted"]]
@@ -130,8 +154,13 @@ class WeiboSandbox(HttpSandbox):
             return self._error(req, 403, 10023, "User requests out of rate limit!")
         links = URL_RE.findall(text)
         if not any(_on_domain(u, self.safe_domain) for u in links):
-            return self._error(req, 400, 10017, "Parameter (status)'s value invalid, expect (text with a link of "
-                               "the app's safe domain), but get (" + text[:20] + "), see doc for more info.")
+            return self._error(
+                req,
+                400,
+                10017,
+                "Parameter (status)'s value invalid, expect (text with a link of "
+                "the app's safe domain), but get (" + text[:20] + "), see doc for more info.",
+            )
         if weibo_length(text) > 140:
             return self._error(req, 400, 20012, "Text too long, please input text less than 140 characters!")
         pic = req.files().get("pic")
@@ -142,12 +171,21 @@ class WeiboSandbox(HttpSandbox):
                 return self._error(req, 400, 20005, "Unsupported image type, only suport JPG, GIF, PNG!")
         stored = URL_RE.sub(lambda m: f"http://t.cn/A6{abs(hash(m.group(0))) % 10**6:06d}", text)
         day_ago = datetime.now(UTC) - timedelta(hours=24)
-        if any(s["text"] == stored and not s["deleted"] and s["created"] > day_ago for s in self.statuses.values()):
+        if any(
+            s["text"] == stored and not s["deleted"] and s["created"] > day_ago
+            for s in self.statuses.values()
+        ):
             return self._error(req, 400, 20019, "Repeat content!")
         self._hits.append(datetime.now(UTC))
         sid = next(self._ids)
-        self.statuses[sid] = {"id": sid, "text": stored, "sent": text, "pic": pic is not None,
-                              "created": datetime.now(UTC), "deleted": False}
+        self.statuses[sid] = {
+            "id": sid,
+            "text": stored,
+            "sent": text,
+            "pic": pic is not None,
+            "created": datetime.now(UTC),
+            "deleted": False,
+        }
         self.record("share", id=sid, text=text, pic=pic is not None)
         return Reply(200, self._json(self.statuses[sid]))
 
@@ -160,9 +198,14 @@ class WeiboSandbox(HttpSandbox):
         return Reply(200, self._json(s))
 
     def _json(self, s: dict[str, Any]) -> dict[str, Any]:
-        return {"created_at": s["created"].strftime("%a %b %d %H:%M:%S +0000 %Y"), "id": s["id"],
-                "idstr": str(s["id"]), "mid": str(s["id"]), "text": s["text"],
-                "user": {"id": self.uid, "idstr": str(self.uid), "screen_name": "示范大学"}}
+        return {
+            "created_at": s["created"].strftime("%a %b %d %H:%M:%S +0000 %Y"),
+            "id": s["id"],
+            "idstr": str(s["id"]),
+            "mid": str(s["id"]),
+            "text": s["text"],
+            "user": {"id": self.uid, "idstr": str(self.uid), "screen_name": "示范大学"},
+        }
 
 
 def _on_domain(url: str, domain: str) -> bool:
@@ -175,8 +218,13 @@ def main() -> None:
         p.add_argument("--access-token", default="sandbox-weibo-token")
         p.add_argument("--safe-domain", default="127.0.0.1")
 
-    serve_main(lambda a: WeiboSandbox(access_token=a.access_token, safe_domain=a.safe_domain, host=a.host,
-                                      port=a.port), add_args, "Weibo open API sandbox")
+    serve_main(
+        lambda a: WeiboSandbox(
+            access_token=a.access_token, safe_domain=a.safe_domain, host=a.host, port=a.port
+        ),
+        add_args,
+        "Weibo open API sandbox",
+    )
 
 
 if __name__ == "__main__":

@@ -40,17 +40,32 @@ def _slugify(text: str) -> str:
 
 
 class WordPressSandbox(HttpSandbox):
-    def __init__(self, *, users: dict[str, str] | None = None, capabilities: dict[str, bool] | None = None,
-                 host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self,
+        *,
+        users: dict[str, str] | None = None,
+        capabilities: dict[str, bool] | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ) -> None:
         super().__init__(host=host, port=port)
         #: user name -> application password (spaces ignored, as WordPress does)
-        self.users = {u: p.replace(" ", "") for u, p in (users or {"editor": "abcd efgh ijkl mnop qrst uvwx"}).items()}
-        self.capabilities = capabilities or {"publish_posts": True, "edit_posts": True, "upload_files": True,
-                                             "manage_categories": True, "delete_posts": True}
+        self.users = {
+            u: p.replace(" ", "") for u, p in (users or {"editor": "abcd efgh ijkl mnop qrst uvwx"}).items()
+        }
+        self.capabilities = capabilities or {
+            "publish_posts": True,
+            "edit_posts": True,
+            "upload_files": True,
+            "manage_categories": True,
+            "delete_posts": True,
+        }
         self.posts: dict[int, dict[str, Any]] = {}
         self.media: dict[int, dict[str, Any]] = {}
         self.files: dict[str, tuple[str, bytes]] = {}
-        self.categories: dict[int, dict[str, Any]] = {1: {"id": 1, "name": "Uncategorized", "slug": "uncategorized"}}
+        self.categories: dict[int, dict[str, Any]] = {
+            1: {"id": 1, "name": "Uncategorized", "slug": "uncategorized"}
+        }
         self._next_id = 100
 
     # -- test helpers ---------------------------------------------------------------------------------
@@ -74,19 +89,29 @@ class WordPressSandbox(HttpSandbox):
         except ValueError:
             return wp_error(401, "rest_not_logged_in", "You are not currently logged in.")
         if user not in self.users:
-            return wp_error(401, "invalid_username", "Unknown username. Check again or try your email address.")
+            return wp_error(
+                401, "invalid_username", "Unknown username. Check again or try your email address."
+            )
         if password.replace(" ", "") != self.users[user]:
-            return wp_error(401, "incorrect_password", "The provided password is an invalid application password.")
+            return wp_error(
+                401, "incorrect_password", "The provided password is an invalid application password."
+            )
         return user
 
     def _post_json(self, p: dict[str, Any]) -> dict[str, Any]:
         return {
-            "id": p["id"], "date_gmt": p["date_gmt"], "modified_gmt": p["modified_gmt"], "slug": p["slug"],
-            "status": p["status"], "type": "post", "link": f"{self.base_url}/?p={p['id']}",
+            "id": p["id"],
+            "date_gmt": p["date_gmt"],
+            "modified_gmt": p["modified_gmt"],
+            "slug": p["slug"],
+            "status": p["status"],
+            "type": "post",
+            "link": f"{self.base_url}/?p={p['id']}",
             "title": {"raw": p["title"], "rendered": p["title"]},
             "content": {"raw": p["content"], "rendered": p["content"], "protected": False},
             "excerpt": {"raw": p["excerpt"], "rendered": p["excerpt"]},
-            "categories": p["categories"], "featured_media": p["featured_media"],
+            "categories": p["categories"],
+            "featured_media": p["featured_media"],
         }
 
     def handle(self, req: Request) -> Reply | object:
@@ -104,8 +129,10 @@ class WordPressSandbox(HttpSandbox):
         if fault == "transient":
             return Reply(503, "<html><body><h1>503 Service Temporarily Unavailable</h1></body></html>")
         if fault == "permanent":
-            return wp_error(403, "rest_cannot_create", "Sorry, you are not allowed to create posts as this user.")
-        reply = self._route(req, user, req.path[len(API):])
+            return wp_error(
+                403, "rest_cannot_create", "Sorry, you are not allowed to create posts as this user."
+            )
+        reply = self._route(req, user, req.path[len(API) :])
         return DROP if fault == "ambiguous" else reply
 
     def _route(self, req: Request, user: str | None, path: str) -> Reply:
@@ -142,10 +169,17 @@ class WordPressSandbox(HttpSandbox):
         wanted = req.query.get("status", "publish")
         if wanted != "publish":
             if user is None or not self.capabilities.get("edit_posts"):
-                return wp_error(400, "rest_invalid_param", "Invalid parameter(s): status",
-                                params={"status": "Status is forbidden."})
-            statuses = {"publish", "draft", "pending", "private", "future", "trash"} if wanted == "any" else set(
-                wanted.split(","))
+                return wp_error(
+                    400,
+                    "rest_invalid_param",
+                    "Invalid parameter(s): status",
+                    params={"status": "Status is forbidden."},
+                )
+            statuses = (
+                {"publish", "draft", "pending", "private", "future", "trash"}
+                if wanted == "any"
+                else set(wanted.split(","))
+            )
             if wanted == "any":
                 statuses.discard("trash")  # WordPress leaves trash out of "any"
         found = [p for p in self.posts.values() if p["status"] in statuses]
@@ -156,8 +190,9 @@ class WordPressSandbox(HttpSandbox):
             found = [p for p in found if p["date_gmt"] > req.query["after"][:19]]
         per_page = int(req.query.get("per_page", 10))
         found.sort(key=lambda p: p["id"], reverse=True)
-        return Reply(200, [self._post_json(p) for p in found[:per_page]],
-                     headers={"X-WP-Total": str(len(found))})
+        return Reply(
+            200, [self._post_json(p) for p in found[:per_page]], headers={"X-WP-Total": str(len(found))}
+        )
 
     def _get_post(self, pid: int, user: str | None) -> Reply:
         p = self.posts.get(pid)
@@ -167,8 +202,12 @@ class WordPressSandbox(HttpSandbox):
 
     def _check_fields(self, body: dict[str, Any]) -> Reply | None:
         if "status" in body and body["status"] not in ("publish", "draft", "pending", "private", "future"):
-            return wp_error(400, "rest_invalid_param", "Invalid parameter(s): status",
-                            params={"status": "status is not one of publish, future, draft, pending, private."})
+            return wp_error(
+                400,
+                "rest_invalid_param",
+                "Invalid parameter(s): status",
+                params={"status": "status is not one of publish, future, draft, pending, private."},
+            )
         for cid in body.get("categories", []):
             if cid not in self.categories:
                 return wp_error(400, "rest_invalid_term_id", "Invalid term ID.")
@@ -179,16 +218,22 @@ class WordPressSandbox(HttpSandbox):
 
     def _create_post(self, req: Request, user: str | None) -> Reply:
         if user is None:
-            return wp_error(401, "rest_cannot_create", "Sorry, you are not allowed to create posts as this user.")
+            return wp_error(
+                401, "rest_cannot_create", "Sorry, you are not allowed to create posts as this user."
+            )
         if not self.capabilities.get("edit_posts"):
-            return wp_error(403, "rest_cannot_create", "Sorry, you are not allowed to create posts as this user.")
+            return wp_error(
+                403, "rest_cannot_create", "Sorry, you are not allowed to create posts as this user."
+            )
         body = req.json()
         bad = self._check_fields(body)
         if bad:
             return bad
         status = body.get("status", "draft")
         if status == "publish" and not self.capabilities.get("publish_posts"):
-            return wp_error(403, "rest_cannot_publish", "Sorry, you are not allowed to publish posts in this post type.")
+            return wp_error(
+                403, "rest_cannot_publish", "Sorry, you are not allowed to publish posts in this post type."
+            )
         now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S")
         pid = self._new_id()
         slug = body.get("slug") or _slugify(body.get("title", ""))
@@ -197,10 +242,17 @@ class WordPressSandbox(HttpSandbox):
         while slug in taken:  # WordPress makes slugs unique by suffixing -2, -3...
             slug, n = f"{base}-{n}", n + 1
         self.posts[pid] = {
-            "id": pid, "title": body.get("title", ""), "content": body.get("content", ""),
-            "excerpt": body.get("excerpt", ""), "status": status, "slug": slug,
-            "categories": body.get("categories") or [1], "featured_media": body.get("featured_media", 0),
-            "date_gmt": now, "modified_gmt": now, "author": user,
+            "id": pid,
+            "title": body.get("title", ""),
+            "content": body.get("content", ""),
+            "excerpt": body.get("excerpt", ""),
+            "status": status,
+            "slug": slug,
+            "categories": body.get("categories") or [1],
+            "featured_media": body.get("featured_media", 0),
+            "date_gmt": now,
+            "modified_gmt": now,
+            "author": user,
         }
         self.record("create", id=pid, slug=slug, status=status, title=body.get("title", ""))
         return Reply(201, self._post_json(self.posts[pid]))
@@ -250,8 +302,11 @@ class WordPressSandbox(HttpSandbox):
     # -- media and categories -----------------------------------------------------------------------------
     def _upload(self, req: Request, user: str | None) -> Reply:
         if user is None or not self.capabilities.get("upload_files"):
-            return wp_error(401 if user is None else 403, "rest_cannot_create",
-                            "Sorry, you are not allowed to upload media on this site.")
+            return wp_error(
+                401 if user is None else 403,
+                "rest_cannot_create",
+                "Sorry, you are not allowed to upload media on this site.",
+            )
         m = re.search(r'filename="?([^";]+)"?', req.headers.get("content-disposition", ""))
         if not m:
             return wp_error(400, "rest_upload_no_content_disposition", "No Content-Disposition supplied.")
@@ -261,8 +316,12 @@ class WordPressSandbox(HttpSandbox):
         ctype = req.headers.get("content-type", "application/octet-stream")
         path = f"/wp-content/uploads/{mid}-{m.group(1)}"
         self.files[path] = (ctype, req.body)
-        self.media[mid] = {"id": mid, "source_url": self.base_url + path, "mime_type": ctype,
-                           "media_type": "image" if ctype.startswith("image/") else "file"}
+        self.media[mid] = {
+            "id": mid,
+            "source_url": self.base_url + path,
+            "mime_type": ctype,
+            "media_type": "image" if ctype.startswith("image/") else "file",
+        }
         self.record("media", id=mid, filename=m.group(1), size=len(req.body))
         return Reply(201, self.media[mid])
 
@@ -274,15 +333,22 @@ class WordPressSandbox(HttpSandbox):
 
     def _create_category(self, req: Request, user: str | None) -> Reply:
         if user is None or not self.capabilities.get("manage_categories"):
-            return wp_error(401 if user is None else 403, "rest_cannot_create",
-                            "Sorry, you are not allowed to create terms in this taxonomy.")
+            return wp_error(
+                401 if user is None else 403,
+                "rest_cannot_create",
+                "Sorry, you are not allowed to create terms in this taxonomy.",
+            )
         name = req.json().get("name", "").strip()
         if not name:
             return wp_error(400, "rest_missing_callback_param", "Missing parameter(s): name")
         for c in self.categories.values():
             if c["name"] == name:
-                return wp_error(400, "term_exists", "A term with the name provided already exists with this parent.",
-                                term_id=c["id"])
+                return wp_error(
+                    400,
+                    "term_exists",
+                    "A term with the name provided already exists with this parent.",
+                    term_id=c["id"],
+                )
         cid = self._new_id()
         self.categories[cid] = {"id": cid, "name": name, "slug": _slugify(name)}
         self.record("category", id=cid, name=name)
@@ -294,8 +360,11 @@ def main() -> None:
         p.add_argument("--user", default="editor")
         p.add_argument("--app-password", default="abcd efgh ijkl mnop qrst uvwx")
 
-    serve_main(lambda a: WordPressSandbox(users={a.user: a.app_password}, host=a.host, port=a.port), add_args,
-               "WordPress REST API sandbox")
+    serve_main(
+        lambda a: WordPressSandbox(users={a.user: a.app_password}, host=a.host, port=a.port),
+        add_args,
+        "WordPress REST API sandbox",
+    )
 
 
 if __name__ == "__main__":

@@ -15,8 +15,9 @@ PASSWORD_ENV = "PUBLISHER_TEST_CMS_APP_PASSWORD"
 
 def make_channel(tmp_path, base_url: str, **config) -> CmsChannel:
     os.environ[PASSWORD_ENV] = APP_PASSWORD
-    cfg = CmsChannel.Config(base_url=base_url, username="editor", password_env=PASSWORD_ENV,
-                            categories={"公告公示": 1}, **config)
+    cfg = CmsChannel.Config(
+        base_url=base_url, username="editor", password_env=PASSWORD_ENV, categories={"公告公示": 1}, **config
+    )
     return CmsChannel("cms", cfg, make_env(tmp_path))
 
 
@@ -28,5 +29,10 @@ def make_harness(tmp_path) -> Harness:
         channel.close()
         sandbox.stop()
 
-    return Harness(channel=channel, live_count=sandbox.live_count, inject=sandbox.fail_next, close=close,
-                   remote_text=lambda rid: sandbox.posts[int(rid)]["title"] + sandbox.posts[int(rid)]["content"])
+    return Harness(
+        channel=channel,
+        live_count=sandbox.live_count,
+        inject=sandbox.fail_next,
+        close=close,
+        remote_text=lambda rid: sandbox.posts[int(rid)]["title"] + sandbox.posts[int(rid)]["content"],
+    )

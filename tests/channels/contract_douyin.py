@@ -27,8 +27,15 @@ def image_asset(tmp_path, role: str = "cover", color=(200, 30, 30), fmt: str = "
     ext = "png" if fmt == "PNG" else "jpg"
     path = tmp_path / f"{sha}.{ext}"
     path.write_bytes(data)
-    return Asset(sha256=sha, path=path, filename=f"封面.{ext}", content_type=f"image/{'png' if ext == 'png' else 'jpeg'}",
-                 role=role, width=64, height=48)
+    return Asset(
+        sha256=sha,
+        path=path,
+        filename=f"封面.{ext}",
+        content_type=f"image/{'png' if ext == 'png' else 'jpeg'}",
+        role=role,
+        width=64,
+        height=48,
+    )
 
 
 def make_post(tmp_path, item_id: int = 1, **overrides):
@@ -38,8 +45,13 @@ def make_post(tmp_path, item_id: int = 1, **overrides):
 
 def make_channel(tmp_path, base_url: str, **config) -> DouyinChannel:
     os.environ[TOKEN_ENV], os.environ[OPEN_ID_ENV] = TOKEN, OPEN_ID
-    cfg = DouyinChannel.Config(api_base=base_url, access_token_env=TOKEN_ENV, open_id_env=OPEN_ID_ENV,
-                               note_url_template=base_url + "/note/{item_id}", **config)
+    cfg = DouyinChannel.Config(
+        api_base=base_url,
+        access_token_env=TOKEN_ENV,
+        open_id_env=OPEN_ID_ENV,
+        note_url_template=base_url + "/note/{item_id}",
+        **config,
+    )
     return DouyinChannel("douyin", cfg, make_env(tmp_path))
 
 

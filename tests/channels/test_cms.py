@@ -44,7 +44,11 @@ def test_unmapped_category_is_created_once_when_allowed(tmp_path, wp):
     b = ch.publish(make_post(2, category="规章制度"), make_ctx(2))
     created = [e for e in wp.ledger if e["action"] == "category"]
     assert len(created) == 1
-    assert wp.posts[int(a.remote_id)]["categories"] == wp.posts[int(b.remote_id)]["categories"] == [created[0]["id"]]
+    assert (
+        wp.posts[int(a.remote_id)]["categories"]
+        == wp.posts[int(b.remote_id)]["categories"]
+        == [created[0]["id"]]
+    )
 
 
 @pytest.mark.parametrize(("mode", "expected"), [("draft", "draft"), ("trash", "trash"), ("delete", None)])

@@ -51,8 +51,13 @@ def drive(call, post, ctx, *, rounds: int = 20):
 
 def again(ctx, out=None):
     """The context the core builds for the next attempt of the same delivery."""
-    return make_ctx(ctx.delivery_id, state=dict(ctx.state), attempt=ctx.attempt + 1,
-                    remote_id=out.remote_id if out else ctx.remote_id, url=out.url if out else ctx.url)
+    return make_ctx(
+        ctx.delivery_id,
+        state=dict(ctx.state),
+        attempt=ctx.attempt + 1,
+        remote_id=out.remote_id if out else ctx.remote_id,
+        url=out.url if out else ctx.url,
+    )
 
 
 def test_publish(contract):
@@ -69,8 +74,9 @@ def test_update_in_place(contract):
     post = make_post(2)
     ctx = make_ctx(12)
     out = drive(h.channel.publish, post, ctx)
-    edited = replace(post, title=post.title + "（更正）", body_html=post.body_html + "<p>更正：时间有调整。</p>",
-                     version=2)
+    edited = replace(
+        post, title=post.title + "（更正）", body_html=post.body_html + "<p>更正：时间有调整。</p>", version=2
+    )
     out2 = drive(h.channel.update, edited, again(ctx, out))
     assert h.live_count() == 1
     assert out2.remote_id == out.remote_id

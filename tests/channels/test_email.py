@@ -25,8 +25,12 @@ def smtp():
 def test_starttls_auth_and_a_multipart_message_with_inline_images(tmp_path, smtp):
     ch = make_channel(tmp_path, smtp)
     img = image_asset(tmp_path, role="image")
-    post = make_post(3, body_html=f'<p>见下图。</p><p><img src="asset://{img.sha256}" alt="校门"></p>',
-                     body_markdown=f"见下图。\n\n![校门](asset://{img.sha256})\n", assets=(img,))
+    post = make_post(
+        3,
+        body_html=f'<p>见下图。</p><p><img src="asset://{img.sha256}" alt="校门"></p>',
+        body_markdown=f"见下图。\n\n![校门](asset://{img.sha256})\n",
+        assets=(img,),
+    )
     out = ch.publish(post, make_ctx(42))
     assert out == Published(url=None, remote_id="<publisher.delivery-42@example.edu.cn>")
     (got,) = smtp.messages
@@ -54,7 +58,9 @@ def test_attachments_are_attached(tmp_path, smtp):
     pdf.write_bytes(b"%PDF-1.4 fake")
     from publisher.channel import Asset
 
-    att = Asset(sha256="b" * 64, path=pdf, filename="报名表.pdf", content_type="application/pdf", role="attachment")
+    att = Asset(
+        sha256="b" * 64, path=pdf, filename="报名表.pdf", content_type="application/pdf", role="attachment"
+    )
     ch.publish(make_post(1, assets=(att,)), make_ctx(1))
     msg = smtp.messages[0]["message"]
     assert msg.get_content_type() == "multipart/mixed"
@@ -135,13 +141,15 @@ def test_resend_after_an_ambiguous_failure_uses_the_same_message_id(tmp_path, sm
 
 
 def test_config_checks_the_lists():
-    from publisher.channel import validate_channel_config
     from channels.email import EmailChannel
+    from publisher.channel import validate_channel_config
 
     base = {"host": "smtp.example.edu.cn", "sender": "x@example.edu.cn"}
     with pytest.raises(ConfigError, match="to_list"):
         validate_channel_config(EmailChannel, "mail", {**base, "lists": {"staff": ["a@b.c"]}})
-    cfg = validate_channel_config(EmailChannel, "mail", {**base, "lists": {"staff": ["a@b.c"]}, "to_list": "staff"})
+    cfg = validate_channel_config(
+        EmailChannel, "mail", {**base, "lists": {"staff": ["a@b.c"]}, "to_list": "staff"}
+    )
     assert cfg.port == 587 and cfg.security == "starttls"
 
 

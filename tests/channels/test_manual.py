@@ -47,8 +47,9 @@ def test_recorded_url_publishes(tmp_path):
     ch = channel(tmp_path)
     ctx = make_ctx(1)
     ch.publish(make_post(), ctx)
-    ctx.save_state(**recorded_state(url=" https://www.qqhr.gov.cn/news/123.html ", by="王老师",
-                                    at=datetime.now(UTC)))
+    ctx.save_state(
+        **recorded_state(url=" https://www.qqhr.gov.cn/news/123.html ", by="王老师", at=datetime.now(UTC))
+    )
     out = ch.publish(make_post(), ctx)
     assert out == Published(url="https://www.qqhr.gov.cn/news/123.html", remote_id=None)
 
@@ -86,16 +87,35 @@ def test_valid_urls(url):
     assert validate_recorded_url(url) == url
 
 
-@pytest.mark.parametrize("url", ["", "www.qqhr.gov.cn/a.html", "ftp://a.example/x", "https://", "javascript:alert(1)",
-                                 "http://exa mple.com/", "已发布"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "",
+        "www.qqhr.gov.cn/a.html",
+        "ftp://a.example/x",
+        "https://",
+        "javascript:alert(1)",
+        "http://exa mple.com/",
+        "已发布",
+    ],
+)
 def test_invalid_urls(url):
     with pytest.raises(InvalidInput):
         validate_recorded_url(url)
 
 
 def test_presets_cover_the_named_places():
-    assert {"city_portal", "hr_site", "procurement", "newspaper", "tv", "journal", "toutiao", "moe_platform",
-            "douyin"} <= set(PRESETS)
+    assert {
+        "city_portal",
+        "hr_site",
+        "procurement",
+        "newspaper",
+        "tv",
+        "journal",
+        "toutiao",
+        "moe_platform",
+        "douyin",
+    } <= set(PRESETS)
     assert PRESETS["procurement"].label == "黑龙江省政府采购网"
     assert all(p.label and p.hint for p in PRESETS.values())
 
@@ -110,8 +130,13 @@ def test_copy_kit(tmp_path):
     img.write_bytes(b"\x89PNG fake")
     sha = "a" * 64
     asset = Asset(sha256=sha, path=img, filename="校园.png", content_type="image/png")
-    post = make_post(7, body_html=f'<p>第一段。</p><p><img src="asset://{sha}" alt="校园"></p><ul><li>甲</li><li>乙</li></ul>',
-                     assets=(asset,), publish_at=datetime(2026, 11, 20, 17, 0, tzinfo=UTC))
+    post = make_post(
+        7,
+        body_html=f'<p>第一段。</p><p><img src="asset://{sha}" alt="校园"></p>'
+        + "<ul><li>甲</li><li>乙</li></ul>",
+        assets=(asset,),
+        publish_at=datetime(2026, 11, 20, 17, 0, tzinfo=UTC),
+    )
     kit = render_copy_kit(post)
     assert kit.startswith(f"标题：\n{post.title}")
     assert "摘要：\n寒假放假安排" in kit

@@ -22,8 +22,11 @@ def test_entry_point(name):
 
 @pytest.mark.parametrize("service", ["wordpress", "weibo", "douyin", "smtp"])
 def test_sandbox_runs_as_a_process(service):
-    proc = subprocess.Popen([sys.executable, "-m", f"channels.sandbox.{service}", "--port", "0"],
-                            stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", f"channels.sandbox.{service}", "--port", "0"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         line = proc.stdout.readline()
         assert "listening on" in line, line
