@@ -23,10 +23,35 @@ def _never_sent(exc: requests.RequestException) -> bool:
     return isinstance(reason, NewConnectionError)
 
 
+class RedactedError(Exception):
+    """Stands in for a network error whose text held a secret (e.g. a token in the query string)."""
+
+
+def _cause(exc: Exception, secrets: tuple[str, ...]) -> Exception:
+    text = str(exc)
+    if not any(s and s in text for s in secrets):
+        return exc
+    for s in secrets:
+        if s:
+            text = text.replace(s, "***")
+    return RedactedError(f"{type(exc).__name__}: {text}")
+
+
 def send(
-    session: requests.Session, method: str, url: str, *, what: str, creates: bool = False, **kwargs: Any
+    session: requests.Session,
+    method: str,
+    url: str,
+    *,
+    what: str,
+    creates: bool = False,
+    secrets: tuple[str, ...] = (),
+    **kwargs: Any,
 ) -> requests.Response:
-    """``session.request`` with network errors translated; ``creates`` marks a non-idempotent call."""
+    """``session.request`` with network errors translated; ``creates`` marks a non-idempotent call.
+
+    ``secrets`` are masked in the chained cause: a token sent in the query string would otherwise
+    reach the logs through the traceback.
+    """
     try:
         return session.request(method, url, **kwargs)
     except (requests.ConnectionError, requests.Timeout) as exc:
@@ -34,10 +59,12 @@ def send(
             raise AmbiguousOutcome(
                 f"{what}: the connection broke before the service answered; it may have taken effect, "
                 "so the next attempt checks before sending again"
-            ) from exc
-        raise TransientChannelError(f"{what}: cannot reach the service ({type(exc).__name__})") from exc
+            ) from _cause(exc, secrets)
+        raise TransientChannelError(f"{what}: cannot reach the service ({type(exc).__name__})") from _cause(
+            exc, secrets
+        )
     except requests.RequestException as exc:
-        raise TransientChannelError(f"{what}: {type(exc).__name__}") from exc
+        raise TransientChannelError(f"{what}: {type(exc).__name__}") from _cause(exc, secrets)
 
 
 def retry_after_seconds(resp: requests.Response, default: int = 60) -> int:

@@ -18,7 +18,7 @@ not upload again.
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 import requests
@@ -339,7 +339,7 @@ class CmsChannel(Channel):
         )
         out = []
         for p in self._check(resp, "list the posts"):
-            published = datetime.fromisoformat(p["date_gmt"]).replace(tzinfo=self.env.clock().tzinfo)
+            published = datetime.fromisoformat(p["date_gmt"]).replace(tzinfo=UTC)
             out.append(
                 RemotePublication(
                     remote_id=str(p["id"]),

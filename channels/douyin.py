@@ -183,6 +183,7 @@ class DouyinChannel(Channel):
             timeout=self.config.timeout,
             what=what,
             creates=creates,
+            secrets=(self._token,),
             **kwargs,
         )
         if resp.status_code >= 500:

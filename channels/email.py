@@ -241,7 +241,7 @@ class EmailChannel(Channel):
         except smtplib.SMTPRecipientsRefused as exc:
             codes = sorted({c for c, _ in exc.recipients.values()})
             raise _by_code(
-                max(codes),
+                min(codes),  # a 4xx among them: worth trying again later
                 f"the SMTP server refused every recipient of list "
                 f"{self.config.to_list!r} ({_reply(next(iter(exc.recipients.values())))})",
             ) from exc

@@ -124,6 +124,9 @@ class WeiboChannel(Channel):
     def close(self) -> None:
         self._session.close()
 
+    def _send(self, method: str, url: str, **kwargs: Any) -> requests.Response:
+        return send(self._session, method, url, secrets=(self._token,), **kwargs)
+
     # -- review time --------------------------------------------------------------------------------------
     def _link(self, post: Post) -> str:
         return post.site_url or self.env.site_base_url.rstrip("/") + "/" + site_page_path(post.item_id)
@@ -170,8 +173,7 @@ class WeiboChannel(Channel):
         if pic is not None:
             files = {"pic": (pic.path.name, pic.path.read_bytes(), pic.content_type)}
         ctx.save_state(share_started=self.env.clock().isoformat(), status_text=text)
-        resp = send(
-            self._session,
+        resp = self._send(
             "POST",
             f"{self._api}/2/statuses/share.json",
             data=data,
@@ -198,8 +200,7 @@ class WeiboChannel(Channel):
         wid = ctx.state.get("weibo_id") or ctx.remote_id
         if not wid:
             raise PermanentChannelError("this delivery has no Weibo id; nothing to withdraw")
-        resp = send(
-            self._session,
+        resp = self._send(
             "POST",
             f"{self._api}/2/statuses/destroy.json",
             data={"access_token": self._token, "id": wid},
@@ -220,8 +221,7 @@ class WeiboChannel(Channel):
 
     def _find(self, text: str) -> dict[str, Any] | None:
         """The app's recent post with this text, if Weibo has it (links compared loosely)."""
-        resp = send(
-            self._session,
+        resp = self._send(
             "GET",
             f"{self._api}/2/statuses/user_timeline.json",
             params={"access_token": self._token, "count": 50, "trim_user": 0},
@@ -279,8 +279,7 @@ class WeiboChannel(Channel):
         """When the access token lapses: from the settings, else from ``oauth2/get_token_info``."""
         if self.config.token_expires_at is not None:
             return self.config.token_expires_at
-        resp = send(
-            self._session,
+        resp = self._send(
             "POST",
             f"{self._api}/oauth2/get_token_info",
             data={"access_token": self._token},
@@ -312,8 +311,7 @@ class WeiboChannel(Channel):
                 f"{left.seconds // 3600} hours): re-authorise the app before then"
             )
         detail = f"token valid until {shown}"
-        resp = send(
-            self._session,
+        resp = self._send(
             "GET",
             f"{self._api}/2/account/rate_limit_status.json",
             params={"access_token": self._token},
@@ -325,6 +323,8 @@ class WeiboChannel(Channel):
             detail += f"; {body['remaining_user_hits']} of {body.get('user_limit', '?')} calls left this hour"
             if int(body["remaining_user_hits"]) == 0:
                 warnings.append("no Weibo calls left this hour; deliveries wait for the next hour")
+        elif body.get("error_code") is not None and int(body["error_code"]) in TOKEN_CODES:
+            return HealthReport(ok=False, detail=str(self._error(resp, body, "check the quota")))
         else:
             warnings.append(f"could not read the quota ({body.get('error_code')} {body.get('error')})")
         return HealthReport(ok=True, detail=detail, warnings=tuple(warnings))

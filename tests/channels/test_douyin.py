@@ -96,3 +96,15 @@ def test_health(tmp_path, dy):
     health = ch.check_health()
     assert not health.ok and "2190002" in health.detail
     assert dy.ledger == []
+
+
+def test_a_network_error_never_carries_the_token(tmp_path, dy):
+    ch = make_channel(tmp_path, dy.base_url)
+    dy.stop()  # nobody listens any more: the token would be in the URL of urllib3's message
+    with pytest.raises(TransientChannelError) as info:
+        ch.publish(make_post(tmp_path, 1), make_ctx(1))
+    chain, exc = [], info.value
+    while exc is not None:
+        chain.append(str(exc))
+        exc = exc.__cause__
+    assert len(chain) == 2 and all(TOKEN not in text for text in chain)

@@ -146,3 +146,11 @@ def test_health_uses_the_configured_expiry(tmp_path, wb):
     assert any("expires on" in w for w in ch.check_health().warnings)
     late = make_channel(tmp_path, wb.base_url, token_expires_at=datetime.now(UTC) + timedelta(days=60))
     assert late.check_health().warnings == ()
+
+
+def test_health_fails_on_a_revoked_token_even_with_a_configured_expiry(tmp_path, wb):
+    late = datetime.now(UTC) + timedelta(days=60)
+    ch = make_channel(tmp_path, wb.base_url, token_expires_at=late)
+    wb.access_token = "another-token"
+    health = ch.check_health()
+    assert not health.ok and "re-authorise" in health.detail
