@@ -41,11 +41,11 @@ import signal
 import socket
 import sys
 import threading
-from pathlib import Path
 import time
 from collections import Counter, deque
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 from publisher.channel import SandboxHandle
