@@ -131,8 +131,14 @@ class WebhookChannel(Channel):
         return Published(url=out.url or ctx.url, remote_id=out.remote_id or ctx.remote_id)
 
     def withdraw(self, post: Post, ctx: DeliveryContext) -> None:
-        self._deliver(self.config.withdraw_method, self.config.withdraw_url or self.config.url, "withdraw",
-                      post, ctx, f"{ctx.idempotency_key}:withdraw")
+        self._deliver(
+            self.config.withdraw_method,
+            self.config.withdraw_url or self.config.url,
+            "withdraw",
+            post,
+            ctx,
+            f"{ctx.idempotency_key}:withdraw",
+        )
 
     # -- after publication -----------------------------------------------------------------------
     def check_health(self) -> HealthReport:
@@ -175,8 +181,13 @@ class WebhookChannel(Channel):
             "body_html": post.body_html,
             "site_url": post.site_url,
             "assets": [
-                {"ref": a.ref, "sha256": a.sha256, "filename": a.filename, "content_type": a.content_type,
-                 "role": a.role}
+                {
+                    "ref": a.ref,
+                    "sha256": a.sha256,
+                    "filename": a.filename,
+                    "content_type": a.content_type,
+                    "role": a.role,
+                }
                 for a in post.assets
             ],
         }
@@ -195,8 +206,9 @@ class WebhookChannel(Channel):
                 self._sessions.append(session)
         return session
 
-    def _deliver(self, method: str, url: str, event: str, post: Post, ctx: DeliveryContext,
-                 key: str) -> Published:
+    def _deliver(
+        self, method: str, url: str, event: str, post: Post, ctx: DeliveryContext, key: str
+    ) -> Published:
         body = json.dumps(self.payload(post, ctx, event), ensure_ascii=False, separators=(",", ":")).encode()
         # wall-clock time, not env.clock: the receiver checks freshness against its own real clock
         ts = str(int(time.time()))
@@ -210,8 +222,9 @@ class WebhookChannel(Channel):
         where = f"webhook {self.name!r} ({urlsplit(url).netloc})"
         timeout = self.config.timeout
         try:
-            r = self._session().request(method, url, data=body, headers=headers, timeout=(timeout, timeout),
-                                        allow_redirects=False)
+            r = self._session().request(
+                method, url, data=body, headers=headers, timeout=(timeout, timeout), allow_redirects=False
+            )
         except requests.ConnectTimeout as exc:
             raise TransientChannelError(f"{where}: no connection within {timeout:g} s") from exc
         except requests.ReadTimeout as exc:
@@ -245,14 +258,16 @@ class WebhookChannel(Channel):
             return Published()  # already gone
         text = r.text[:QUOTE]
         if status == 429:
-            raise QuotaExceeded(f"{where}: HTTP 429 rate limited: {text}", until=self._retry_after(r),
-                                code=status)
+            raise QuotaExceeded(
+                f"{where}: HTTP 429 rate limited: {text}", until=self._retry_after(r), code=status
+            )
         if status >= 500 or status == 408:
             raise TransientChannelError(f"{where}: HTTP {status} {r.reason}: {text}", code=status)
         if 300 <= status < 400:
             raise PermanentChannelError(
                 f"{where}: HTTP {status} redirect to {r.headers.get('Location')!r}; configure the final URL",
-                code=status)
+                code=status,
+            )
         hint = " (check that both sides use the same secret and clocks are right)" if status == 401 else ""
         raise PermanentChannelError(f"{where}: HTTP {status} {r.reason}{hint}: {text}", code=status)
 
