@@ -109,7 +109,8 @@ class WebhookChannel(Channel):
         super().__init__(name, config, env)
         self._secret = env_secret(config.secret_env, what=f"webhook channel {name!r} signing secret").encode()
         self._local = threading.local()
-        self._sessions: list[requests.Session] = []
+        #: every thread's session, so close() can close them and dead threads' sessions are closed
+        self._sessions: list[tuple[threading.Thread, requests.Session]] = []
         self._sessions_lock = threading.Lock()
 
     # -- review time ------------------------------------------------------------------------------
@@ -152,10 +153,15 @@ class WebhookChannel(Channel):
             return HealthReport(ok=False, detail=f"cannot connect to {parts.hostname}:{port}: {exc}")
         return HealthReport(ok=True, detail=f"{parts.hostname}:{port} accepts connections")
 
+    def open_sessions(self) -> int:
+        """How many pooled sessions are held (one per worker thread that delivered)."""
+        with self._sessions_lock:
+            return len(self._sessions)
+
     def close(self) -> None:
         with self._sessions_lock:
             sessions, self._sessions = self._sessions, []
-        for s in sessions:
+        for _, s in sessions:
             s.close()
         self._local = threading.local()
 
@@ -203,7 +209,12 @@ class WebhookChannel(Channel):
             session.headers["User-Agent"] = "publisher-webhook/1"
             self._local.session = session
             with self._sessions_lock:
-                self._sessions.append(session)
+                # a worker pool that replaces its threads must not pile up idle connections
+                dead = [s for t, s in self._sessions if not t.is_alive()]
+                self._sessions = [(t, s) for t, s in self._sessions if t.is_alive()]
+                self._sessions.append((threading.current_thread(), session))
+            for s in dead:
+                s.close()
         return session
 
     def _deliver(

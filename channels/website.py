@@ -73,6 +73,30 @@ LATEST = 50
 ATOM_NS = "http://www.w3.org/2005/Atom"
 SITEMAP_NS = "http://www.sitemaps.org/schemas/sitemap/0.9"
 
+#: the categories of the disclosure checklist (../shared/domain/checklist.toml) in its order; the
+#: directory lists them first, then any others by name, and 其他 (other) last
+_CATEGORY_ORDER = {
+    name: i
+    for i, name in enumerate(
+        (
+            "基本信息",
+            "招生考试信息",
+            "财务、资产及收费信息",
+            "人事师资信息",
+            "教学质量信息",
+            "学生管理服务信息",
+            "学风建设信息",
+            "学位、学科信息",
+            "对外交流与合作信息",
+        )
+    )
+}
+
+
+def _category_key(name: str) -> tuple[int, str]:
+    return (1000 if name == "其他" else _CATEGORY_ORDER.get(name, 100), name)
+
+
 #: file-system failures worth retrying; anything else (EACCES, EROFS, ENOTDIR...) needs a person
 _TRANSIENT_ERRNOS = frozenset(
     {
@@ -753,7 +777,8 @@ class WebsiteChannel(Channel):
                 out.unlink(path)
 
         cat_dir = [
-            {"name": n, "slug": category_slug(n), "count": len(v)} for n, v in sorted(by_category.items())
+            {"name": n, "slug": category_slug(n), "count": len(v)}
+            for n, v in sorted(by_category.items(), key=lambda kv: _category_key(kv[0]))
         ]
         check_dir = [
             {

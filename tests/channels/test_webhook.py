@@ -331,7 +331,10 @@ def test_parallel_threads_share_one_channel(channel, sink):
     assert not errors
     led = sink.ledger()
     assert (led["accepted"], led["duplicates"], led["live"]) == (200, 0, 200)
-    assert len(channel._sessions) == 8  # one pooled session per worker thread
+    assert channel.open_sessions() == 8  # one pooled session per worker thread
+    # the threads are gone: the next thread's first delivery closes their sessions
+    channel.publish(make_post(1), make_ctx(1))
+    assert channel.open_sessions() == 1
 
 
 # ------------------------------------------------------------------------------------ sink itself

@@ -583,3 +583,12 @@ def test_files_on_disk_match_env_folder(tmp_path):
     ch.publish(make_post(1), make_ctx(1))
     assert (tmp_path / "public/site/items/1.html").is_file()
     assert os.path.exists(tmp_path / "public/site/_manifest.json")
+
+
+def test_directory_follows_the_checklist_order(channel):
+    for i, cat in enumerate(["其他", "自定义栏目", "财务、资产及收费信息", "基本信息"], start=1):
+        channel.publish(make_post(i, category=cat), make_ctx(i))
+    index = read(channel, "index.html")
+    directory = index[index.index('id="directory"') :]
+    names = re.findall(r'<a href="categories/c[0-9a-f]+\.html">([^<]+)</a>', directory)
+    assert names == ["基本信息", "财务、资产及收费信息", "自定义栏目", "其他"]
