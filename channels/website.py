@@ -57,10 +57,12 @@ from publisher.channel import (
     ChannelConfig,
     ChannelEnv,
     DeliveryContext,
+    HealthReport,
     LinkStatus,
     PermanentChannelError,
     Post,
     Published,
+    RemotePublication,
     TransientChannelError,
     site_page_path,
 )
@@ -429,9 +431,9 @@ class WebsiteChannel(Channel):
     def validate(self, post: Post) -> list[str]:
         problems: list[str] = []
         if not post.title.strip():
-            problems.append("标题为空：网站页面需要标题 (the title is empty)")
+            problems.append("the title is empty; every page of the website needs one")
         if not post.category.strip():
-            problems.append("未选择类别：网站按类别编目 (the item has no category)")
+            problems.append("the item has no category; the website files every page under one")
         for when, label in ((post.publish_at, "publish_at"), (post.updated_at, "updated_at")):
             if when.tzinfo is None:
                 problems.append(f"{label} has no time zone; store aware UTC times")
@@ -492,9 +494,7 @@ class WebsiteChannel(Channel):
             return LinkStatus(ok=True, reason="page file exists")
         return LinkStatus(ok=False, reason=f"page file {path} does not exist")
 
-    def list_publications(self, since: datetime | None = None):
-        from publisher.channel import RemotePublication
-
+    def list_publications(self, since: datetime | None = None) -> list[RemotePublication]:
         with self._locked():
             manifest = self._read_manifest()
         found = []
@@ -511,9 +511,7 @@ class WebsiteChannel(Channel):
                 )
         return found
 
-    def check_health(self):
-        from publisher.channel import HealthReport
-
+    def check_health(self) -> HealthReport:
         probe = self.folder if self.folder.exists() else self.folder.parent
         while not probe.exists() and probe != probe.parent:
             probe = probe.parent

@@ -415,6 +415,17 @@ class Sink:
                 "deliveries": list(s.deliveries),
             }
 
+    def wait_for(self, *, accepted: int, timeout: float = 30.0) -> bool:
+        """Wait until at least ``accepted`` deliveries were accepted (for benchmarks); False on timeout."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self.state.lock:
+                if self.state.accepted >= accepted:
+                    return True
+            time.sleep(0.01)
+        with self.state.lock:
+            return self.state.accepted >= accepted
+
     def live_count(self) -> int:
         with self.state.lock:
             return sum(1 for i in self.state.items.values() if i["live"])

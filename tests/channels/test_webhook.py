@@ -58,15 +58,6 @@ def channel(make_channel):
     return make_channel()
 
 
-def wait_for(pred, timeout=5.0):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if pred():
-            return True
-        time.sleep(0.02)
-    return pred()
-
-
 # -------------------------------------------------------------------------------------- happy path
 def test_publish_sends_signed_json_with_idempotency_key(channel, sink):
     post = make_post(
@@ -212,7 +203,7 @@ def test_read_timeout_is_transient_and_the_retry_is_deduplicated(make_channel, s
     with pytest.raises(TransientChannelError) as info:
         ch.publish(make_post(3), make_ctx(12))
     assert "Idempotency-Key" in str(info.value)
-    assert wait_for(lambda: sink.ledger()["accepted"] == 1)
+    assert sink.wait_for(accepted=1, timeout=5)
     assert ch.publish(make_post(3), make_ctx(12, attempt=2)).remote_id == "3"
     led = sink.ledger()
     assert (led["accepted"], led["duplicates"]) == (1, 1)

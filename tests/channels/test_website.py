@@ -494,7 +494,7 @@ def test_validate_finds_what_an_editor_must_fix(channel, tmp_path):
         make_post(1, title="  ", assets=(bad_img, missing), body_html=f'<img src="asset://{"c" * 64}">')
     )
     text = "\n".join(problems)
-    assert "标题为空" in text
+    assert "title is empty" in text
     assert "broken.jpg" in text and "cannot be read" in text
     assert "nope.pdf" in text and "missing" in text
     assert "asset://ccccccccc" in text
