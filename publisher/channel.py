@@ -413,7 +413,7 @@ def env_secret(var: str | None, *, what: str) -> str:
     import os
 
     if not var:
-        raise ConfigError(f"{what}: name the environment variable that holds it (…_env = \"VAR\")")
+        raise ConfigError(f'{what}: name the environment variable that holds it (…_env = "VAR")')
     value = os.environ.get(var)
     if not value:
         raise ConfigError(f"{what}: environment variable {var} is not set")

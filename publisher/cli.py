@@ -20,7 +20,7 @@ from rich.table import Table
 from publisher import content, stats, workflow
 from publisher.app import App, open_app
 from publisher.errors import PublisherError
-from publisher.models import Delivery, DeliveryStatus, Item, ItemStatus, Role, User
+from publisher.models import Delivery, DeliveryStatus, Item, ItemStatus, User
 
 app = typer.Typer(
     help="Publish approved items to the website, WeChat and every other channel, and count them.",
@@ -60,7 +60,8 @@ state = State()
 @app.callback()
 def _root(
     settings: Annotated[
-        Path | None, typer.Option("--settings", help="settings file (default ./settings.toml or $PUBLISHER_SETTINGS)")
+        Path | None,
+        typer.Option("--settings", help="settings file (default ./settings.toml or $PUBLISHER_SETTINGS)"),
     ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="log what the worker does")] = False,
 ) -> None:
@@ -116,14 +117,18 @@ def department_list() -> None:
 @user_app.command("add")
 def user_add(
     name: str,
-    role: Annotated[str, typer.Option(help="editor | department_head | confidentiality_reviewer | admin | viewer")],
+    role: Annotated[
+        str, typer.Option(help="editor | department_head | confidentiality_reviewer | admin | viewer")
+    ],
     department: Annotated[str | None, typer.Option(help="the user's department (部门)")] = None,
     display_name: Annotated[str, typer.Option(help="name shown on pages")] = "",
 ) -> None:
     """Add a user with a role."""
     a = state.app()
     with a.session() as s:
-        u = workflow.add_user(s, name=name, role=role, department=department, display_name=display_name, actor="cli")
+        u = workflow.add_user(
+            s, name=name, role=role, department=department, display_name=display_name, actor="cli"
+        )
     out.print(f"user {u.name} ({u.role}{', ' + u.department if u.department else ''}) added")
 
 
@@ -231,7 +236,9 @@ def item_list(
         q = select(Item).order_by(col(Item.id).desc())
         if status:
             if status not in {x.value for x in ItemStatus}:
-                raise PublisherError(f"unknown status {status!r}; one of {', '.join(x.value for x in ItemStatus)}")
+                raise PublisherError(
+                    f"unknown status {status!r}; one of {', '.join(x.value for x in ItemStatus)}"
+                )
             q = q.where(Item.status == status)
         items = [_item_dict(a, s, i) for i in s.exec(q)]
     if as_json:
@@ -275,7 +282,9 @@ def item_show(
 
 # ---------------------------------------------------------------------------------------- workflow
 @app.command()
-def submit(item_id: int, as_user: Annotated[str, typer.Option("--as", help="the author or an editor")]) -> None:
+def submit(
+    item_id: int, as_user: Annotated[str, typer.Option("--as", help="the author or an editor")]
+) -> None:
     """Send a draft to the department head."""
     a = state.app()
     with a.session() as s:
@@ -320,8 +329,12 @@ def review_reject(
 @app.command()
 def schedule(
     item_id: int,
-    at: Annotated[str, typer.Option("--at", help="ISO time with zone, e.g. 2026-12-01T09:00+08:00, or 'now'")],
-    as_user: Annotated[str | None, typer.Option("--as", help="who schedules (checked against their role)")] = None,
+    at: Annotated[
+        str, typer.Option("--at", help="ISO time with zone, e.g. 2026-12-01T09:00+08:00, or 'now'")
+    ],
+    as_user: Annotated[
+        str | None, typer.Option("--as", help="who schedules (checked against their role)")
+    ] = None,
 ) -> None:
     """Set the publish time; an approved item is queued for every target channel."""
     a = state.app()
@@ -329,7 +342,9 @@ def schedule(
     with a.session() as s:
         user = workflow.get_user(s, as_user) if as_user else None
         item = workflow.schedule(a.ctx, s, item_id=item_id, at=when, actor=as_user or "cli", user=user)
-    out.print(f"item {item.id} {item.status}, publish at {_show_time(a, item.publish_at)} ({a.settings.timezone})")
+    out.print(
+        f"item {item.id} {item.status}, publish at {_show_time(a, item.publish_at)} ({a.settings.timezone})"
+    )
 
 
 @app.command()
@@ -357,7 +372,9 @@ def retry(delivery_id: int) -> None:
 
 @app.command()
 def deliveries(
-    status: Annotated[str | None, typer.Option(help="pending | claimed | waiting | done | failed | cancelled")] = None,
+    status: Annotated[
+        str | None, typer.Option(help="pending | claimed | waiting | done | failed | cancelled")
+    ] = None,
     channel: Annotated[str | None, typer.Option(help="only this channel")] = None,
     limit: Annotated[int, typer.Option(help="at most this many rows")] = 50,
     as_json: Annotated[bool, typer.Option("--json")] = False,
@@ -408,8 +425,12 @@ def run(
             import sqlalchemy as sa
 
             due = conn.execute(
-                sa.select(sa.func.count()).select_from(Delivery.__table__).where(  # type: ignore[attr-defined]
-                    Delivery.status.in_([DeliveryStatus.PENDING, DeliveryStatus.WAITING, DeliveryStatus.CLAIMED]),  # type: ignore[attr-defined]
+                sa.select(sa.func.count())
+                .select_from(Delivery.__table__)
+                .where(  # type: ignore[attr-defined]
+                    Delivery.status.in_(
+                        [DeliveryStatus.PENDING, DeliveryStatus.WAITING, DeliveryStatus.CLAIMED]
+                    ),  # type: ignore[attr-defined]
                     Delivery.due_at <= datetime.now(a.settings.zone),  # type: ignore[operator]
                 )
             ).scalar_one()
@@ -440,7 +461,9 @@ def run(
 # ------------------------------------------------------------------------------------------- stats
 @app.command("stats")
 def stats_cmd(
-    from_: Annotated[str | None, typer.Option("--from", help="first day, YYYY-MM-DD (default 1 January)")] = None,
+    from_: Annotated[
+        str | None, typer.Option("--from", help="first day, YYYY-MM-DD (default 1 January)")
+    ] = None,
     to: Annotated[str | None, typer.Option("--to", help="last day, YYYY-MM-DD (default today)")] = None,
     by: Annotated[str, typer.Option(help=f"comma-separated: {', '.join(stats.DIMENSIONS)}")] = "channel",
     fmt: Annotated[str, typer.Option("--format", help="table | csv | json")] = "table",
@@ -466,7 +489,9 @@ def stats_cmd(
 # ---------------------------------------------------------------------------------------- channels
 @app.command()
 def channels(
-    check: Annotated[bool, typer.Option(help="check credentials and quota of each configured channel")] = True,
+    check: Annotated[
+        bool, typer.Option(help="check credentials and quota of each configured channel")
+    ] = True,
 ) -> None:
     """List installed channel types and configured channels; check each without publishing."""
     from publisher.channel import available_channel_types
@@ -523,7 +548,9 @@ def manual_list() -> None:
                     col(Delivery.status).in_([DeliveryStatus.WAITING, DeliveryStatus.PENDING]))
              .order_by(Delivery.due_at))  # fmt: skip
         for d, i in s.exec(q):
-            overdue = " OVERDUE" if d.due_at < now and d.status == DeliveryStatus.WAITING and d.attempts > 1 else ""
+            overdue = (
+                " OVERDUE" if d.due_at < now and d.status == DeliveryStatus.WAITING and d.attempts > 1 else ""
+            )
             t.add_row(str(d.id), str(i.id), d.channel, _show_time(a, d.due_at) + overdue, i.title)
     out.print(t)
 
@@ -532,7 +559,9 @@ def manual_list() -> None:
 def manual_record(
     delivery_id: int,
     url: Annotated[str | None, typer.Argument(help="where it was published")] = None,
-    not_applicable: Annotated[str | None, typer.Option("--not-applicable", help="reason it does not apply")] = None,
+    not_applicable: Annotated[
+        str | None, typer.Option("--not-applicable", help="reason it does not apply")
+    ] = None,
     as_user: Annotated[str, typer.Option("--as", help="who posted it")] = "cli",
 ) -> None:
     """Record that a person posted the item (its URL), so it counts like any other channel."""

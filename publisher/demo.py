@@ -32,23 +32,47 @@ DEMO_USERS = [
 ]
 
 SAMPLES: list[dict[str, Any]] = [
-    {"title": "学校信息公开工作管理办法（修订）", "category": "规章制度", "checklist_item": 2,
-     "body": "## 第一章 总则\n\n第一条 为规范学校信息公开工作，保障师生员工和社会公众的知情权，"
-             "根据《高等学校信息公开办法》制定本办法。\n\n第二条 学校信息公开坚持**依法公开、真实准确、"
-             "及时便民**的原则。\n\n| 事项 | 责任部门 |\n|---|---|\n| 规章制度 | 校长办公室 |\n| 招生信息 | 招生就业处 |\n"},
-    {"title": "2026年公开招聘专任教师公告", "category": "招聘信息", "checklist_item": 25,
-     "body": "根据工作需要，学校面向社会公开招聘专任教师 **12 名**。\n\n1. 报名时间：12月1日至12月15日\n"
-             "2. 报名方式：网上报名\n\n![校园](campus.png)\n"},
-    {"title": "关于2026年寒假放假安排的通知", "category": "公告公示", "checklist_item": None,
-     "body": "各部门、各系部：\n\n根据校历安排，现将寒假放假时间通知如下：学生 1 月 12 日起放假，"
-             "2 月 28 日报到注册。\n\n> 请各部门做好放假前安全检查工作。\n"},
-    {"title": "图书馆智慧化改造项目招标公告", "category": "招标公告", "checklist_item": 18,
-     "body": "学校就图书馆智慧化改造项目进行公开招标，欢迎合格的供应商参加投标。\n\n- 预算金额：人民币 1,280,000.00 元\n"
-             "- 投标截止时间：2026年12月20日 09:30（北京时间）\n"},
-    {"title": "我校举办第十二届教职工代表大会", "category": "新闻", "checklist_item": 3,
-     "body": "11月20日，学校第十二届教职工代表大会第三次会议在学术报告厅召开。\n\n![会场](campus.png)\n"},
-    {"title": "2025-2026学年国家奖学金评审结果公示", "category": "公告公示", "checklist_item": 37,
-     "body": "经个人申请、系部推荐、学校评审，拟推荐以下同学获得国家奖学金，现予公示。公示期 5 个工作日。\n"},
+    {
+        "title": "学校信息公开工作管理办法（修订）",
+        "category": "规章制度",
+        "checklist_item": 2,
+        "body": "## 第一章 总则\n\n第一条 为规范学校信息公开工作，保障师生员工和社会公众的知情权，"
+        "根据《高等学校信息公开办法》制定本办法。\n\n第二条 学校信息公开坚持**依法公开、真实准确、"
+        "及时便民**的原则。\n\n| 事项 | 责任部门 |\n|---|---|\n| 规章制度 | 校长办公室 |\n| 招生信息 | 招生就业处 |\n",
+    },
+    {
+        "title": "2026年公开招聘专任教师公告",
+        "category": "招聘信息",
+        "checklist_item": 25,
+        "body": "根据工作需要，学校面向社会公开招聘专任教师 **12 名**。\n\n1. 报名时间：12月1日至12月15日\n"
+        "2. 报名方式：网上报名\n\n![校园](campus.png)\n",
+    },
+    {
+        "title": "关于2026年寒假放假安排的通知",
+        "category": "公告公示",
+        "checklist_item": None,
+        "body": "各部门、各系部：\n\n根据校历安排，现将寒假放假时间通知如下：学生 1 月 12 日起放假，"
+        "2 月 28 日报到注册。\n\n> 请各部门做好放假前安全检查工作。\n",
+    },
+    {
+        "title": "图书馆智慧化改造项目招标公告",
+        "category": "招标公告",
+        "checklist_item": 18,
+        "body": "学校就图书馆智慧化改造项目进行公开招标，欢迎合格的供应商参加投标。\n\n- 预算金额：人民币 1,280,000.00 元\n"
+        "- 投标截止时间：2026年12月20日 09:30（北京时间）\n",
+    },
+    {
+        "title": "我校举办第十二届教职工代表大会",
+        "category": "新闻",
+        "checklist_item": 3,
+        "body": "11月20日，学校第十二届教职工代表大会第三次会议在学术报告厅召开。\n\n![会场](campus.png)\n",
+    },
+    {
+        "title": "2025-2026学年国家奖学金评审结果公示",
+        "category": "公告公示",
+        "checklist_item": 37,
+        "body": "经个人申请、系部推荐、学校评审，拟推荐以下同学获得国家奖学金，现予公示。公示期 5 个工作日。\n",
+    },
 ]
 
 
@@ -109,7 +133,8 @@ def run_demo(settings_path: Path | None, *, items: int = 6, console: Console | N
             sample = SAMPLES[n % len(SAMPLES)]
             md = work / f"item-{n}.md"
             fm = {
-                "title": f"示例 {sample['title']}" + (f"（{n // len(SAMPLES) + 1}）" if n >= len(SAMPLES) else ""),
+                "title": f"示例 {sample['title']}"
+                + (f"（{n // len(SAMPLES) + 1}）" if n >= len(SAMPLES) else ""),
                 "category": sample["category"],
                 "department": "校长办公室",
                 "channels": list(app.channels),
@@ -120,7 +145,9 @@ def run_demo(settings_path: Path | None, *, items: int = 6, console: Console | N
                 fm["checklist_item"] = sample["checklist_item"]
             import yaml
 
-            md.write_text("---\n" + yaml.safe_dump(fm, allow_unicode=True) + "---\n" + sample["body"], encoding="utf-8")
+            md.write_text(
+                "---\n" + yaml.safe_dump(fm, allow_unicode=True) + "---\n" + sample["body"], encoding="utf-8"
+            )
             with app.session() as s:
                 draft = content.read_item_file(md, media_dir=settings.media_dir,
                                                max_body_bytes=settings.review.max_body_bytes,
@@ -133,12 +160,18 @@ def run_demo(settings_path: Path | None, *, items: int = 6, console: Console | N
             console.print(f"  written  {item.id}: {item.title}")
         for item_id in ids:
             with app.session() as s:
-                workflow.review(app.ctx, s, item_id=item_id, actor=workflow.get_user(s, "demo.head"), approve=True)
+                workflow.review(
+                    app.ctx, s, item_id=item_id, actor=workflow.get_user(s, "demo.head"), approve=True
+                )
             with app.session() as s:
                 it = workflow.review(app.ctx, s, item_id=item_id, actor=workflow.get_user(s, "demo.secrecy"),
                                      approve=True, reason="保密审查通过")  # fmt: skip
-                workflow.schedule(app.ctx, s, item_id=item_id, at=datetime.now(settings.zone), actor="demo.editor")
-            console.print(f"  approved {item_id} by 王主任 (department head) and 张审查 (保密审查): {it.status}")
+                workflow.schedule(
+                    app.ctx, s, item_id=item_id, at=datetime.now(settings.zone), actor="demo.editor"
+                )
+            console.print(
+                f"  approved {item_id} by 王主任 (department head) and 张审查 (保密审查): {it.status}"
+            )
         console.print("delivering…")
         summary = Dispatcher(engine=app.engine, ctx=app.ctx).run(once=True, horizon=timedelta(seconds=30))
         console.print("  " + ", ".join(f"{k}: {v}" for k, v in sorted(summary.outcomes.items())))
@@ -148,17 +181,27 @@ def run_demo(settings_path: Path | None, *, items: int = 6, console: Console | N
         start, end = stats.period(None, None, settings.zone)
         rows = stats.counts(app.engine, stats.StatsQuery(start=start, end=end, by=("channel", "category"),
                                                          tz=settings.zone))  # fmt: skip
-        t = Table("channel", "category", "published", "items", "failed", "pending", title="per-channel counts this year")
+        t = Table(
+            "channel",
+            "category",
+            "published",
+            "items",
+            "failed",
+            "pending",
+            title="per-channel counts this year",
+        )
         for r in rows:
             t.add_row(str(r["channel"]), str(r["category"]), str(r["published"]), str(r["items"]),
                       str(r["failed"]), str(r["pending"]))  # fmt: skip
         console.print(t)
         console.print(f"{published} of {len(ids)} sample items published on every channel.")
-        site = next((app.settings.path(getattr(sp.channel.config, "folder")) for sp in app.channels.values()
+        site = next((app.settings.path(sp.channel.config.folder) for sp in app.channels.values()
                      if getattr(sp.channel.config, "folder", None)), None)  # fmt: skip
         console.print("Where to look:")
         if site:
-            console.print(f"  the website:      {site / 'index.html'}  (or `publisher serve`, then {settings.site_base_url})")
+            console.print(
+                f"  the website:      {site / 'index.html'}  (or `publisher serve`, then {settings.site_base_url})"
+            )
         for name, h in handles:
             if h.describe:
                 console.print(f"  {name + ':':<17} {h.describe}")

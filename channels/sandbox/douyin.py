@@ -208,9 +208,17 @@ def demo_sandbox(workdir: Path) -> SandboxHandle:
     sandbox = DouyinSandbox(access_token="demo-douyin-token", open_id="demo-open-id")
     base = sandbox.start()
     return SandboxHandle(
-        config={"type": "douyin", "api_base": base, "access_token_env": "PUBLISHER_DEMO_DOUYIN_TOKEN",
-                "open_id_env": "PUBLISHER_DEMO_DOUYIN_OPEN_ID", "note_url_template": base + "/note/{item_id}"},
-        environ={"PUBLISHER_DEMO_DOUYIN_TOKEN": "demo-douyin-token", "PUBLISHER_DEMO_DOUYIN_OPEN_ID": "demo-open-id"},
+        config={
+            "type": "douyin",
+            "api_base": base,
+            "access_token_env": "PUBLISHER_DEMO_DOUYIN_TOKEN",
+            "open_id_env": "PUBLISHER_DEMO_DOUYIN_OPEN_ID",
+            "note_url_template": base + "/note/{item_id}",
+        },
+        environ={
+            "PUBLISHER_DEMO_DOUYIN_TOKEN": "demo-douyin-token",
+            "PUBLISHER_DEMO_DOUYIN_OPEN_ID": "demo-open-id",
+        },
         stop=sandbox.stop,
         describe=f"a Douyin open-platform API at {base}",
     )

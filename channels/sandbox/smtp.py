@@ -258,14 +258,26 @@ if __name__ == "__main__":
 
 
 def demo_sandbox(workdir: Path) -> SandboxHandle:
-    """The ``publisher.sandboxes`` entry point: a running SMTP server (STARTTLS + AUTH) and the email table."""
+    """The ``publisher.sandboxes`` entry point: a running SMTP server (STARTTLS + AUTH), its email table."""
+    import logging
+
+    # aiosmtpd logs a deprecation of its own internals on every AUTH; not the user's concern
+    logging.getLogger("mail.log").setLevel(logging.ERROR)
     sandbox = SmtpSandbox(users={"xxgk": "demo-password"}, security="starttls")
     sandbox.start()
     return SandboxHandle(
-        config={"type": "email", "host": sandbox.host, "port": sandbox.port, "security": "starttls",
-                "username": "xxgk", "password_env": "PUBLISHER_DEMO_SMTP_PASSWORD", "sender": "xxgk@example.edu.cn",
-                "sender_name": "信息公开办公室", "ca_file": str(sandbox.cert_path),
-                "lists": {"subscribers": ["teachers@example.edu.cn", "students@example.edu.cn"]}},
+        config={
+            "type": "email",
+            "host": sandbox.host,
+            "port": sandbox.port,
+            "security": "starttls",
+            "username": "xxgk",
+            "password_env": "PUBLISHER_DEMO_SMTP_PASSWORD",
+            "sender": "xxgk@example.edu.cn",
+            "sender_name": "信息公开办公室",
+            "ca_file": str(sandbox.cert_path),
+            "lists": {"subscribers": ["teachers@example.edu.cn", "students@example.edu.cn"]},
+        },
         environ={"PUBLISHER_DEMO_SMTP_PASSWORD": "demo-password"},
         stop=sandbox.stop,
         describe=f"an SMTP server on {sandbox.host}:{sandbox.port} (STARTTLS, AUTH)",

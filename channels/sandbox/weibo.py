@@ -238,8 +238,14 @@ def demo_sandbox(workdir: Path) -> SandboxHandle:
     sandbox = WeiboSandbox(access_token="demo-weibo-token", safe_domain="127.0.0.1")
     base = sandbox.start()
     return SandboxHandle(
-        config={"type": "weibo", "api_base": base, "web_base": base, "safe_domain": "127.0.0.1",
-                "access_token_env": "PUBLISHER_DEMO_WEIBO_TOKEN"},
+        config={
+            "type": "weibo",
+            "api_base": base,
+            "web_base": base,
+            "safe_domain": "127.0.0.1",
+            "access_token_env": "PUBLISHER_DEMO_WEIBO_TOKEN",
+            "rate_per_minute": 600,
+        },  # the real API's hourly cap does not apply to the sandbox
         environ={"PUBLISHER_DEMO_WEIBO_TOKEN": "demo-weibo-token"},
         stop=sandbox.stop,
         describe=f"a Weibo API at {base}/2/statuses/share.json",

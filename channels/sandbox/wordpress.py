@@ -379,8 +379,13 @@ def demo_sandbox(workdir: Path) -> SandboxHandle:
     sandbox = WordPressSandbox(users={"editor": password})
     base = sandbox.start()
     return SandboxHandle(
-        config={"type": "cms", "base_url": base, "username": "editor", "password_env": "PUBLISHER_DEMO_CMS_PASSWORD",
-                "create_categories": True},
+        config={
+            "type": "cms",
+            "base_url": base,
+            "username": "editor",
+            "password_env": "PUBLISHER_DEMO_CMS_PASSWORD",
+            "create_categories": True,
+        },
         environ={"PUBLISHER_DEMO_CMS_PASSWORD": password},
         stop=sandbox.stop,
         describe=f"a WordPress-shaped REST API at {base}/wp-json/wp/v2/posts",
