@@ -132,6 +132,9 @@ class ManualChannel(Channel):
             note = f"OVERDUE: {note} since {ctx.state['waiting_since'][:16].replace('T', ' ')} UTC"
         return InProgress(check_again_in=timedelta(hours=self.config.remind_after_hours), note=note)
 
+    def copy_kit(self, post: Post) -> str:
+        return f"发布位置 / post at: {self.place_label}\n{self.hint}\n\n" + render_copy_kit(post, self.env.timezone)
+
     def check_health(self) -> HealthReport:
         return HealthReport(ok=True, detail=f"posted by hand at {self.place_label}; nothing to check")
 

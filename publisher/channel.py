@@ -360,6 +360,10 @@ class Channel(abc.ABC):
         """What the channel itself shows as published (to find posts made outside the pipeline)."""
         return []
 
+    def copy_kit(self, post: Post) -> str | None:
+        """For a manual channel: the text and files a person needs to post ``post`` by hand."""
+        return None
+
     def check_health(self) -> HealthReport:
         """Check credentials and quota without publishing anything. Default: configuration only."""
         return HealthReport(ok=True, detail="configured")

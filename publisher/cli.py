@@ -540,19 +540,31 @@ def manual_list() -> None:
 
     a = state.app()
     manual = [n for n, sp in a.channels.items() if sp.channel.manual]
-    t = Table("delivery", "item", "channel", "due", "title")
-    now = datetime.now(a.settings.zone)
+    t = Table("delivery", "item", "channel", "due", "title", "note")
     with a.session() as s:
         q = (select(Delivery, Item).join(Item, col(Item.id) == Delivery.item_id)
              .where(col(Delivery.channel).in_(manual),
                     col(Delivery.status).in_([DeliveryStatus.WAITING, DeliveryStatus.PENDING]))
              .order_by(Delivery.due_at))  # fmt: skip
         for d, i in s.exec(q):
-            overdue = (
-                " OVERDUE" if d.due_at < now and d.status == DeliveryStatus.WAITING and d.attempts > 1 else ""
-            )
-            t.add_row(str(d.id), str(i.id), d.channel, _show_time(a, d.due_at) + overdue, i.title)
+            t.add_row(str(d.id), str(i.id), d.channel, _show_time(a, d.due_at), i.title, d.note or "")
     out.print(t)
+
+
+@manual_app.command("show")
+def manual_show(delivery_id: int) -> None:
+    """Print what a person needs to post one delivery by hand: text, summary, files to upload."""
+    a = state.app()
+    with a.session() as s:
+        d = s.get(Delivery, delivery_id)
+        if d is None:
+            raise PublisherError(f"no delivery {delivery_id}")
+        spec = a.channels.get(d.channel)
+        kit = spec.channel.copy_kit(workflow.build_post(a.ctx, s, workflow.get_item(s, d.item_id))) if spec else None
+    if kit is None:
+        raise PublisherError(f"delivery {delivery_id} is on {d.channel}, which is not posted by hand")
+    out.print(kit, markup=False)
+    out.print(f"\nthen: publisher manual record {delivery_id} URL   (or --not-applicable REASON)")
 
 
 @manual_app.command("record")
