@@ -81,7 +81,8 @@ def run_sync(app: App, *, actor: str = ACTOR, progress: Progress | None = None) 
             continue
         res = results[name] = ChannelSync(name)
         ch = spec.channel
-        for step in (_stats, _links, _listing):
+        # listing first: what it finds gets its stats and link check in the same run
+        for step in (_listing, _stats, _links):
             try:
                 step(app, ch, res, run_id, progress)
             except PublisherError as exc:
