@@ -36,6 +36,7 @@ from publisher.settings import Settings
 from publisher.stats import period
 
 APPENDIX_MARK = "[[APPENDIX]]"
+PAGE_BREAK = "[[PAGEBREAK]]"
 FIGURES_COLUMNS = ["figure", "value", "kind", "record_id", "item_id", "channel", "category", "department",
                    "time", "origin", "url", "title"]  # fmt: skip
 
@@ -130,6 +131,9 @@ def build(engine: Engine, settings: Settings, *, start: date | str, end: date | 
     upheld = [c for c in comps if c.outcome in ("upheld", "partly_upheld")]
     figs.append(Figure("complaints_upheld", "举报经核查属实（件）", len(upheld), complaints=upheld))
     cov = coverage(engine, settings, as_of=t1)
+    for c in cov:
+        figs.append(Figure(f"checklist:{c.number}", f"清单第{c.number}项 {c.status}", 1 if c.status != "never" else 0,
+                           [p for p in c.rows if p.item_id == c.item_id]))  # fmt: skip
 
     def place(chs: list[str]) -> str:
         return "以及".join(labels.get(c, c) for c in chs) or "（未设置）"
@@ -184,7 +188,8 @@ def _appendix_rows(rep: AnnualReport) -> list[list[str]]:
     status = {"current": "已公开", "stale": "需更新", "never": "未公开"}
     out = []
     for c in rep.coverage:
-        where = "；".join(f"{rep.channel_labels.get(ch, ch)}" + (f" {url}" if url else "") for ch, url in c.places)
+        # labels only: the URLs are in the figures file (checklist:N) and `publisher coverage`
+        where = "、".join(dict.fromkeys(rep.channel_labels.get(ch, ch) for ch, _ in c.places))
         out.append([str(c.number), c.category, c.name, where or "—",
                     c.latest_at.astimezone(rep.tz).strftime("%Y-%m-%d") if c.latest_at else "—",
                     status[c.status]])  # fmt: skip
@@ -202,6 +207,8 @@ def to_markdown(rep: AnnualReport, text: str) -> str:
     for line in text.splitlines():
         if line.strip() == APPENDIX_MARK:
             lines.extend(table)
+        elif line.strip() == PAGE_BREAK:
+            continue
         elif line.startswith(">> "):
             lines.append(line[3:])
         else:
@@ -268,6 +275,9 @@ def to_docx(rep: AnnualReport, text: str, path: Path) -> None:
             flush()
             p = doc.add_paragraph(s[3:].strip())
             p.alignment = WD_ALIGN_PARAGRAPH.RIGHT
+        elif s.strip() == PAGE_BREAK:
+            flush()
+            doc.add_page_break()
         elif s.strip() == APPENDIX_MARK:
             flush()
             rows = _appendix_rows(rep)
@@ -282,7 +292,10 @@ def to_docx(rep: AnnualReport, text: str, path: Path) -> None:
                 cells = table.add_row().cells
                 for cell, value in zip(cells, r, strict=True):
                     cell.text = value
-            widths = [Cm(1.1), Cm(2.2), Cm(6.0), Cm(4.2), Cm(2.1), Cm(1.4)]
+            widths = [Cm(0.9), Cm(2.0), Cm(5.4), Cm(3.3), Cm(2.6), Cm(1.6)]
+            table.autofit = False
+            for col, w in zip(table.columns, widths, strict=True):
+                col.width = w
             for row in table.rows:
                 for cell, w in zip(row.cells, widths, strict=True):
                     cell.width = w

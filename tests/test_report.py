@@ -80,13 +80,17 @@ def test_markdown_and_docx_state_the_numbers(year, tmp_path):
         "齐齐哈尔高等师范专科学校2021-2022学年信息公开年度报告"]
     (table,) = doc.tables
     assert len(table.rows) == 51 and table.rows[0].cells[2].text == "公开事项"
-    assert table.rows[2].cells[0].text == "2" and "www.qqhrtc.com" in table.rows[2].cells[3].text
+    assert table.rows[2].cells[0].text == "2" and table.rows[2].cells[3].text == "学校校园网主页"
+    assert table.rows[25].cells[3].text == "学校校园网主页、齐齐哈尔市人民政府网站、市人力资源网站"
 
     # the figures file: every figure with its rows, so each number can be checked against the ledger
     rows = list(csv.DictReader(io.StringIO(docx_csv.read_text(encoding="utf-8").lstrip("\ufeff"))))
     site = [r for r in rows if r["figure"] == "site_items"]
     assert {r["value"] for r in site} == {"406"} and len({r["item_id"] for r in site}) == 406
     assert {r["figure"] for r in rows if r["value"] == "0"} >= {"requests_received", "complaints_received"}
+    # and where each checklist item is published, with the URLs
+    (rule_row,) = [r for r in rows if r["figure"] == "checklist:2"]
+    assert rule_row["url"].startswith("http://www.qqhrtc.com/") and rule_row["channel"] == "website"
 
 
 def test_registers_are_counted(year):
