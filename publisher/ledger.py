@@ -32,7 +32,17 @@ from sqlmodel import Session, select
 
 from publisher.checklist import checklist
 from publisher.errors import InvalidInput
-from publisher.models import Delivery, DeliveryOp, DeliveryStatus, Item, ItemOrigin, ItemStatus, Role, User, utcnow
+from publisher.models import (
+    Delivery,
+    DeliveryOp,
+    DeliveryStatus,
+    Item,
+    ItemOrigin,
+    ItemStatus,
+    Role,
+    User,
+    utcnow,
+)
 from publisher.workflow import Context, add_department, audit, departments, validate_url
 
 CSV_COLUMNS = ["title", "category", "department", "channel", "published_at", "url", "checklist_item"]

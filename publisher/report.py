@@ -346,7 +346,9 @@ def load_template(settings: Settings, path: Path | None) -> str | None:
     try:
         return p.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ConfigError(f"report template {p} does not exist (write one with `publisher report template -o FILE`)")
+        raise ConfigError(
+            f"report template {p} does not exist (write one with `publisher report template -o FILE`)"
+        ) from None
     except UnicodeDecodeError as exc:
         raise InvalidInput(f"report template {p} is not UTF-8 ({exc.reason}); save it as UTF-8") from exc
 
