@@ -158,3 +158,20 @@ def test_items_on_several_channels_and_checklist_conflict(make_app):
     with app.session() as s:
         (item,) = s.exec(select(Item)).all()
         assert item.channels == ["website", "city_portal", "hr_site"] and item.checklist_item == 2
+
+
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
+def test_imported_items_never_enter_the_pipeline(make_app):
+    from publisher import workflow
+    from publisher.errors import NotAllowed
+
+    app = year_app(make_app)
+    r = _import(app, HEADER + GOOD)
+    (item_id,) = r.item_ids
+    with app.session() as s:
+        with pytest.raises(NotAllowed, match="recorded from elsewhere"):
+            workflow.edit_item(app.ctx, s, item_id=item_id, actor=workflow.get_user(s, "admin"), changes={"title": "x"})
+        with pytest.raises(NotAllowed, match="recorded from elsewhere"):
+            workflow.withdraw(app.ctx, s, item_id=item_id, actor="admin")
+        item = workflow.get_item(s, item_id)
+        assert not workflow.is_cleared(s, item)  # no reviews: the dispatcher would refuse it anyway
