@@ -54,7 +54,7 @@ MAX_ERRORS_SHOWN = 50
 _TIME_RE = re.compile(
     r"^(?P<date>\d{4}-\d{2}-\d{2})(?:[ T](?P<time>\d{2}:\d{2}(?::\d{2})?)(?P<tz>Z|[+-]\d{2}:?\d{2})?)?$"
 )
-_GB_ENCODINGS = {"gb2312", "gbk", "gb18030", "hz", "big5", "cp936"}
+_GB_ENCODINGS = {"gb2312", "gbk", "gb18030", "cp936"}
 
 D = Delivery.__table__  # type: ignore[attr-defined]
 I = Item.__table__  # type: ignore[attr-defined]  # noqa: E741
@@ -279,6 +279,8 @@ def parse_csv(ctx: Context, session: Session, text: str, *, create_departments: 
         rownum += 1
         if not any(c.strip() for c in raw):
             continue
+        if len(raw) > len(header) and not any(c.strip() for c in raw[len(header):]):
+            raw = raw[: len(header)]  # Excel's trailing empty cells
         if len(raw) != len(header):
             errors.append(f"row {rownum}: {len(raw)} fields, the header has {len(header)}")
             continue
