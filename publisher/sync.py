@@ -139,18 +139,30 @@ def _links(app: App, ch: Channel, res: ChannelSync, run_id: int, progress: Progr
             select(Delivery).where(Delivery.channel == ch.name, col(Delivery.url).is_not(None),
                                    col(Delivery.published_at).is_not(None), col(Delivery.withdrawn_at).is_(None))
             .order_by(Delivery.id))]  # fmt: skip
+    # the default check is an HTTP GET: no answer at all (DNS, refused, timeout) says more about our
+    # network than about the page, so only an HTTP status counts as "taken down"; a channel's own
+    # check_url (e.g. asking the WeChat API whether an article exists) is trusted as it is
+    own_check = type(ch).check_url is not Channel.check_url
+    unreachable: list[str] = []
     for n, (did, url, was_down) in enumerate(todo, 1):
+        if progress:
+            progress(f"{ch.name}: links", n - 1, len(todo))
         try:
             status = ch.check_url(url)  # type: ignore[arg-type]
         except PublisherError as exc:
             res.errors.append(f"check {url}: {exc}")
             continue
+        if not status.ok and status.status is None and not own_check:
+            unreachable.append(f"{url} ({status.reason})")
+            continue
         res.links_checked += 1
         if status.ok == was_down:  # changed: down → up, or up → down
             _record_link(app, did, status, run_id, actor=ACTOR)
             (res.restored if status.ok else res.taken_down).append(did)  # type: ignore[arg-type]
-        if progress:
-            progress(f"{ch.name}: links", n, len(todo))
+    if unreachable:
+        res.errors.append(f"{len(unreachable)} URL(s) could not be reached, left as they were; first: {unreachable[0]}")
+    if progress:
+        progress(f"{ch.name}: links", len(todo), len(todo))
 
 
 def _record_link(app: App, delivery_id: int, status: LinkStatus, run_id: int, *, actor: str) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from sqlmodel import select
+from sqlmodel import col, select
 
 from publisher import content, registry, workflow
 from publisher.channel import (
@@ -213,3 +213,40 @@ def test_cli_sync(sync_app, store_url, tmp_path, monkeypatch):
     assert "changed: yes" in r.output
     r = CliRunner().invoke(cli, ["--settings", str(settings), "sync"])
     assert "changed: nothing" in r.output, r.output
+
+
+def test_default_link_check_over_http(make_app):
+    """Channels without their own check: an HTTP GET; a 404 is taken down, no answer is not."""
+    import http.server
+
+    from publisher import ledger
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            self.send_response(200 if self.path == "/ok.htm" else 404)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        app = make_app(channels={"city_portal": {"type": "memory"}})
+        csv_text = ("title,category,department,channel,published_at,url\n"
+                    f"在,公告公示,校长办公室,city_portal,2022-03-01,{base}/ok.htm\n"
+                    f"删了,公告公示,校长办公室,city_portal,2022-03-01,{base}/gone.htm\n"
+                    "没网,公告公示,校长办公室,city_portal,2022-03-01,http://127.0.0.1:1/x.htm\n")  # fmt: skip
+        with app.session() as s:
+            ledger.import_csv(app.ctx, s, data=csv_text.encode(), source="t.csv", actor="admin")
+        first = run_sync(app).channels["city_portal"]
+        assert first.links_checked == 2 and len(first.taken_down) == 1
+        assert len(first.errors) == 1 and first.errors[0].startswith("1 URL(s) could not be reached")
+        with app.session() as s:
+            (down,) = s.exec(select(Delivery).where(col(Delivery.taken_down_at).is_not(None))).all()
+            assert down.url.endswith("/gone.htm")
+        assert not run_sync(app).changed
+    finally:
+        server.shutdown()
+        server.server_close()
