@@ -848,6 +848,8 @@ def report_annual(
     rep = report.build(a.engine, a.settings, start=from_, end=to, channel_labels=_labels(a))
     path, csv_path = report.write_report(rep, a.settings, fmt=fmt, out=output,
                                          template=report.load_template(a.settings, template))  # fmt: skip
+    for w in rep.warnings:
+        err.print(f"warning: {w}")
     f = rep.figures
     out.print(f"wrote {path} and {csv_path}")
     out.print(f"site items {f['site_items'].value} (rules {f['site_rules'].value}, recruitment "

@@ -64,6 +64,8 @@ class AnnualReport:
     places: dict[str, str]
     channel_labels: dict[str, str]
     tz: ZoneInfo
+    #: settings that name channels or categories that do not exist (their figures are then 0)
+    warnings: list[str] = field(default_factory=list)
 
     def value(self, key: str) -> int:
         return self.figures[key].value
@@ -138,12 +140,23 @@ def build(engine: Engine, settings: Settings, *, start: date | str, end: date | 
     def place(chs: list[str]) -> str:
         return "以及".join(labels.get(c, c) for c in chs) or "（未设置）"
 
+    warnings = []
+    if channel_labels is not None:
+        for key in ("site_channels", "wechat_channels", "media_channels", "journal_channels"):
+            for ch in getattr(r, key):
+                if ch not in labels:
+                    warnings.append(f"[report] {key} names {ch!r}, which is not a configured channel")
+    for key in ("rules_categories", "recruitment_categories", "announcement_categories", "tender_categories",
+                "award_categories"):  # fmt: skip
+        for c in getattr(r, key):
+            if c not in settings.categories:
+                warnings.append(f"[report] {key} names {c!r}, which is not one of the categories")
     places = {"site": place(r.site_channels), "wechat": place(r.wechat_channels),
               "media": place(r.media_channels), "journal": place(r.journal_channels)}  # fmt: skip
     return AnnualReport(
         start=t0.date(), end=(t1 - timedelta(days=1)).date(), org=settings.organisation,
         figures={f.key: f for f in figs}, by_channel=by_channel, by_category=by_category, coverage=cov,
-        places=places, channel_labels=labels, tz=settings.zone,
+        places=places, channel_labels=labels, tz=settings.zone, warnings=warnings,
     )  # fmt: skip
 
 

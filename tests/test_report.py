@@ -45,6 +45,7 @@ def _build(app):
 
 def test_figures_match_the_real_report(year):
     rep = _build(year)
+    assert rep.warnings == []
     for key, value in make_year_csv.EXPECTED.items():
         assert rep.value(key) == value, key
     # items and publications are counted apart: recruitment notices are on three channels each
@@ -130,6 +131,9 @@ def test_bad_period(make_app):
     app = year_app(make_app)
     with pytest.raises(InvalidInput, match=r"ends \(2021-10-01\) before it starts \(2022-10-25\)"):
         report.build(app.engine, app.settings, start="2022-10-25", end="2021-10-01")
+    rep = report.build(app.engine, app.settings, start="2021-10-01", end="2022-10-25",
+                       channel_labels={"website": "网站"})  # fmt: skip
+    assert "[report] site_channels names 'city_portal', which is not a configured channel" in rep.warnings
     with pytest.raises(InvalidInput, match="'2022/10/25' is not a date"):
         report.build(app.engine, app.settings, start="2021-10-01", end="2022/10/25")
 
