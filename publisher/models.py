@@ -119,6 +119,10 @@ class Item(SQLModel, table=True):
     return_reason: str | None = None
     #: set by API clients so a retried create never makes a second item
     idempotency_key: str | None = Field(default=None, sa_column=Column(sa.String(200), unique=True))
+    #: pipeline (written and reviewed here) | import (recorded from a CSV) | remote (found by the sync
+    #: on a channel); only pipeline items ever pass the dispatcher (see publisher.ledger)
+    origin: str = Field(default="pipeline", sa_column=Column(sa.String(20), nullable=False,
+                                                              server_default="pipeline", index=True))
 
 
 class Asset(SQLModel, table=True):
@@ -170,6 +174,8 @@ class Delivery(SQLModel, table=True):
     #: set once, when the item first went live on this channel
     published_at: datetime | None = _dt(default=None, nullable=True, index=True)
     withdrawn_at: datetime | None = _dt(default=None, nullable=True)
+    #: the weekly sync found the published URL no longer answers (cleared when it answers again)
+    taken_down_at: datetime | None = _dt(default=None, nullable=True)
     last_error_kind: str | None = None
     last_error: str | None = None
     last_error_code: str | None = None
@@ -243,3 +249,98 @@ class JobLease(SQLModel, table=True):
     name: str = Field(sa_column=Column(sa.String(200), primary_key=True))
     owner: str
     expires_at: datetime = _dt()
+
+
+# ---- ledger (issue 5: publication ledger, sync, coverage, registers) ----
+class ItemOrigin(enum.StrEnum):
+    PIPELINE = "pipeline"  #: written, reviewed twice and dispatched here
+    IMPORT = "import"  #: published elsewhere by hand, recorded with ``publisher import``
+    REMOTE = "remote"  #: found on a channel by the weekly sync (posted outside the pipeline)
+
+
+class LinkCheck(SQLModel, table=True):
+    """A change the sync saw in whether a published URL answers (one row per change, not per check)."""
+
+    __tablename__ = "link_check"
+
+    id: int | None = Field(default=None, primary_key=True)
+    delivery_id: int = Field(foreign_key="delivery.id", index=True)
+    sync_run_id: int | None = Field(default=None, foreign_key="sync_run.id")
+    at: datetime = _dt(default_factory=utcnow)
+    ok: bool
+    status: int | None = None
+    reason: str = ""
+
+
+class SyncRun(SQLModel, table=True):
+    """One run of the weekly sync and what it changed (shown on the dashboard)."""
+
+    __tablename__ = "sync_run"
+
+    id: int | None = Field(default=None, primary_key=True)
+    started_at: datetime = _dt(default_factory=utcnow, index=True)
+    finished_at: datetime | None = _dt(default=None, nullable=True)
+    actor: str = "system"
+    stats_changed: int = 0
+    links_checked: int = 0
+    taken_down: int = 0
+    restored: int = 0
+    remote_added: int = 0
+    errors: int = 0
+    #: per channel: {"stats": n, "checked": n, "taken_down": [...], "remote_added": [...], "errors": [...]}
+    detail: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+class ChecklistRule(SQLModel, table=True):
+    """How often an item of the national checklist must be republished (set by an admin)."""
+
+    __tablename__ = "checklist_rule"
+
+    number: int = Field(primary_key=True)
+    #: annual | semester | quarterly | monthly | on_change
+    rule: str = Field(sa_column=Column(sa.String(20), nullable=False))
+    updated_by: str = "system"
+    updated_at: datetime = _dt(default_factory=utcnow)
+
+
+class DisclosureRequest(SQLModel, table=True):
+    """A request for disclosure (依申请公开) and how it was answered."""
+
+    __tablename__ = "disclosure_request"
+
+    id: int | None = Field(default=None, primary_key=True)
+    applicant: str = Field(sa_column=Column(sa.String(200), nullable=False))
+    received_at: datetime = _dt(index=True)
+    #: letter | email | web | in_person | phone | other
+    via: str = Field(sa_column=Column(sa.String(20), nullable=False))
+    subject: str = Field(sa_column=Column(sa.Text, nullable=False))
+    due_on: date = Field(sa_column=Column(sa.Date, nullable=False))
+    extended: bool = False
+    extension_reason: str | None = None
+    #: open | disclosed | partly | not_disclosed | not_held
+    outcome: str = Field(default="open", sa_column=Column(sa.String(20), nullable=False, index=True))
+    #: the legal ground when not (wholly) disclosed: state_secret | trade_secret | privacy | other text
+    legal_reason: str | None = None
+    answered_at: datetime | None = _dt(default=None, nullable=True)
+    note: str | None = None
+    recorded_by: str = "system"
+    created_at: datetime = _dt(default_factory=utcnow)
+
+
+class Complaint(SQLModel, table=True):
+    """A complaint or report (举报/投诉) about the disclosure work and how it was settled."""
+
+    __tablename__ = "complaint"
+
+    id: int | None = Field(default=None, primary_key=True)
+    complainant: str = Field(sa_column=Column(sa.String(200), nullable=False))
+    received_at: datetime = _dt(index=True)
+    via: str = Field(sa_column=Column(sa.String(20), nullable=False))
+    subject: str = Field(sa_column=Column(sa.Text, nullable=False))
+    due_on: date = Field(sa_column=Column(sa.Date, nullable=False))
+    #: open | upheld | partly_upheld | rejected
+    outcome: str = Field(default="open", sa_column=Column(sa.String(20), nullable=False, index=True))
+    resolution: str | None = None
+    closed_at: datetime | None = _dt(default=None, nullable=True)
+    recorded_by: str = "system"
+    created_at: datetime = _dt(default_factory=utcnow)

@@ -76,6 +76,42 @@ class ReviewSettings(_Section):
 class SyncSettings(_Section):
     #: the weekly sync job, a crontab line in the office's time zone
     cron: str = "0 3 * * mon"
+    #: check that every published URL still answers (off where the machine cannot reach the sites)
+    check_links: bool = True
+    #: engagement figures are fetched for this many days back
+    stats_days: int = Field(7, ge=1, le=366)
+    #: category and department given to articles found on a channel but not published through here
+    remote_category: str = "其他"
+    remote_department: str = "未分配部门"
+
+
+class ReportSettings(_Section):
+    """Which channels and categories make up each figure of the annual report (names, not code)."""
+
+    #: "通过…政府网站以及学校校园网主页公开信息共计 N 条": distinct items on any of these channels
+    site_channels: list[str] = Field(default_factory=lambda: ["website", "city_portal"])
+    wechat_channels: list[str] = Field(default_factory=lambda: ["wechat"])
+    media_channels: list[str] = Field(default_factory=lambda: ["media"])
+    journal_channels: list[str] = Field(default_factory=lambda: ["journal"])
+    rules_categories: list[str] = Field(default_factory=lambda: ["规章制度"])
+    recruitment_categories: list[str] = Field(default_factory=lambda: ["招聘信息"])
+    announcement_categories: list[str] = Field(default_factory=lambda: ["公告公示"])
+    tender_categories: list[str] = Field(default_factory=lambda: ["招标公告"])
+    award_categories: list[str] = Field(default_factory=lambda: ["中标公告"])
+    #: the office's edited Jinja2 template (default: the one shipped, from last year's text)
+    template: Path | None = None
+    #: information is disclosed within this many working days of being produced (2014 notice)
+    timeliness_working_days: int = Field(20, ge=1)
+    #: rule of checklist items no admin has set a rule for (annual | semester | quarterly | monthly | on_change)
+    default_checklist_rule: str = "annual"
+
+
+class RegistersSettings(_Section):
+    """Deadlines of the request and complaint registers, in Chinese working days."""
+
+    request_working_days: int = Field(15, ge=1)
+    extension_working_days: int = Field(15, ge=1)
+    complaint_working_days: int = Field(15, ge=1)
 
 
 class Settings(BaseSettings):
@@ -95,6 +131,8 @@ class Settings(BaseSettings):
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
     review: ReviewSettings = Field(default_factory=ReviewSettings)
     sync: SyncSettings = Field(default_factory=SyncSettings)
+    report: ReportSettings = Field(default_factory=ReportSettings)
+    registers: RegistersSettings = Field(default_factory=RegistersSettings)
     #: ``[channels.NAME]`` tables; validated against each channel's Config by publisher.channels_runtime
     channels: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
@@ -238,6 +276,14 @@ allow_past_publish_time = false
 
 [sync]
 cron = "0 3 * * mon"    # weekly sync, Monday 03:00 in the time zone above
+
+[report]                # which channels make up each figure of the annual report
+site_channels = ["website", "city_portal"]
+wechat_channels = ["wechat"]
+media_channels = ["media"]
+journal_channels = ["journal"]
+tender_categories = ["招标公告"]
+# template = "report-template.md.j2"   # the office's edited copy (`publisher report template`)
 
 [channels.website]
 type = "website"

@@ -273,6 +273,7 @@ def edit_item(
 ) -> Item:  # fmt: skip
     """Change an item. An edit after any approval sends it back to the first review."""
     item = get_item(session, item_id)
+    _pipeline_only(item, "edited")
     if not _may_edit(actor, item):
         raise NotAllowed(f"{actor.name} may not edit item {item_id} of {item.department}")
     if item.status not in EDITABLE_STATES:
@@ -463,6 +464,7 @@ def withdraw(ctx: Context, session: Session, *, item_id: int, actor: str = SYSTE
              user: User | None = None) -> Item:  # fmt: skip
     """Take an item down: unsent deliveries are cancelled, live ones are asked to withdraw."""
     item = get_item(session, item_id)
+    _pipeline_only(item, "withdrawn")
     if user is not None and not (_may_edit(user, item) or user.role == Role.CONFIDENTIALITY_REVIEWER):
         raise NotAllowed(f"{user.name} may not withdraw item {item_id}")
     if item.status == ItemStatus.WITHDRAWN:
@@ -552,6 +554,13 @@ def validate_url(url: str) -> str:
 
 
 # ------------------------------------------------------------------------------------- internals
+def _pipeline_only(item: Item, what: str) -> None:
+    """Imported and remote items (publisher.ledger) only record what happened elsewhere."""
+    if item.origin != "pipeline":
+        raise NotAllowed(f"item {item.id} was recorded from elsewhere ({item.origin}), not published through "
+                         f"here: it cannot be {what} here; change it where it was published")  # fmt: skip
+
+
 def _deliveries(session: Session, item_id: int | None) -> list[Delivery]:
     return list(session.exec(select(Delivery).where(Delivery.item_id == item_id).order_by(Delivery.id)))
 
