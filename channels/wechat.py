@@ -21,6 +21,7 @@ token lives in ``env.kv`` through a wechatpy session-storage adapter, so all wor
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import logging
@@ -28,6 +29,7 @@ import re
 import time
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
@@ -109,6 +111,8 @@ class WeChatConfig(ChannelConfig):
     author: str = Field(default="", max_length=AUTHOR_MAX)
     #: use the item's author (falls back to ``author``); False always shows ``author``
     author_from_item: bool = True
+    #: image used as the cover when an item has none (e.g. the school emblem); None = a cover is required
+    default_cover: str | None = None
     #: link the article's 阅读原文 to the item's page on the website
     link_to_site: bool = True
     need_open_comment: bool = False
@@ -326,10 +330,11 @@ class WeChatChannel(Channel):
         if len(author) > self.author_max:
             problems.append(f"the author {author!r} is {len(author)} characters; WeChat takes at most "
                             f"{self.author_max} — shorten it or set the channel's author")
-        if post.cover is None:
+        cover = self._cover(post)
+        if cover is None:
             problems.append("a cover image is required for WeChat (it becomes the article's thumbnail) — add one")
         else:
-            reason = wechat_media.inspect(post.cover.path, "cover")
+            reason = wechat_media.inspect(cover.path, "cover")
             if reason:
                 problems.append(reason)
         rendered = wechat_format.render(post.body_html)
@@ -387,9 +392,22 @@ class WeChatChannel(Channel):
         self.env.kv.set(key, url)
         return url
 
+    def _cover(self, post: Post) -> Asset | None:
+        if post.cover is not None:
+            return post.cover
+        if not self.config.default_cover:
+            return None
+        path = Path(self.config.default_cover)
+        try:
+            sha = hashlib.sha256(path.read_bytes()).hexdigest()
+        except OSError:
+            return Asset(sha256="0" * 64, path=path, filename=path.name, content_type="", role="cover")
+        return Asset(sha256=sha, path=path, filename=path.name, content_type="image/*", role="cover")
+
     def _article(self, post: Post) -> dict[str, Any]:
-        assert post.cover is not None  # validate() refused it otherwise
-        thumb = self._thumb(post.cover)
+        cover = self._cover(post)
+        assert cover is not None  # validate() refused the item otherwise
+        thumb = self._thumb(cover)
         rendered = wechat_format.render(post.body_html)
         urls = {ref.removeprefix("asset://"): self._content_image(post.asset(ref.removeprefix("asset://")))
                 for ref in dict.fromkeys(rendered.images)}
