@@ -180,7 +180,9 @@ class _Client(WeChatClient):
         try:
             res.raise_for_status()
         except requests.RequestException as exc:
-            raise WeChatClientException(None, None, client=self, request=exc.request, response=exc.response) from exc
+            raise WeChatClientException(
+                None, None, client=self, request=exc.request, response=exc.response
+            ) from exc
         result = res.json()
         if result.get("errcode"):
             raise WeChatClientException(result["errcode"], result.get("errmsg"), client=self, response=res)
@@ -233,16 +235,23 @@ class WeChatChannel(Channel):
         secret = env_secret(config.secret_env, what=f"WeChat channel {name!r}: the AppSecret")
         self._callback_token = (
             env_secret(config.callback_token_env, what=f"WeChat channel {name!r}: the callback Token")
-            if config.callback_token_env else None
+            if config.callback_token_env
+            else None
         )
         self._aes_key = (
             env_secret(config.encoding_aes_key_env, what=f"WeChat channel {name!r}: the EncodingAESKey")
-            if config.encoding_aes_key_env else None
+            if config.encoding_aes_key_env
+            else None
         )
         self._prefix = f"wechat:{config.appid}:"
         self._session = KVSessionStorage(env.kv, self._prefix, env.clock)
-        self.client = _Client(api_base=config.api_base, appid=config.appid, secret=secret,
-                              session=self._session, timeout=config.timeout)
+        self.client = _Client(
+            api_base=config.api_base,
+            appid=config.appid,
+            secret=secret,
+            session=self._session,
+            timeout=config.timeout,
+        )
 
     def close(self) -> None:
         self.client._http.close()
@@ -264,12 +273,18 @@ class WeChatChannel(Channel):
                 raise self._map(what, exc, ambiguous) from exc
             except requests.Timeout as exc:
                 if ambiguous:
-                    raise AmbiguousOutcome(f"WeChat did not answer {what} in time; it may have taken effect") from exc
+                    raise AmbiguousOutcome(
+                        f"WeChat did not answer {what} in time; it may have taken effect"
+                    ) from exc
                 raise TransientChannelError(f"WeChat did not answer {what} in time") from exc
             except requests.ConnectionError as exc:
                 if ambiguous:
-                    raise AmbiguousOutcome(f"the connection broke during {what}; it may have taken effect") from exc
-                raise TransientChannelError(f"cannot reach WeChat ({self.config.api_base}) for {what}") from exc
+                    raise AmbiguousOutcome(
+                        f"the connection broke during {what}; it may have taken effect"
+                    ) from exc
+                raise TransientChannelError(
+                    f"cannot reach WeChat ({self.config.api_base}) for {what}"
+                ) from exc
             except requests.RequestException as exc:
                 raise TransientChannelError(f"HTTP trouble during {what}: {type(exc).__name__}") from exc
             except (TypeError, KeyError, ValueError) as exc:
@@ -300,11 +315,15 @@ class WeChatChannel(Channel):
             return PermanentChannelError(text, code=status)
         now = self.env.clock()
         if code == 45009:
-            return QuotaExceeded(f"WeChat's daily quota for {what} is used up (45009); it resets at midnight "
-                                 "Beijing time", until=_next_beijing_midnight(now), code=code)
+            return QuotaExceeded(
+                f"WeChat's daily quota for {what} is used up (45009); it resets at midnight Beijing time",
+                until=_next_beijing_midnight(now),
+                code=code,
+            )
         if code == 45011:
-            return QuotaExceeded(f"WeChat's per-minute quota for {what} is used up (45011)",
-                                 until=_next_minute(now), code=code)
+            return QuotaExceeded(
+                f"WeChat's per-minute quota for {what} is used up (45011)", until=_next_minute(now), code=code
+            )
         if code == -1 or code in TOKEN_ERRORS:
             extra = " even after a fresh access token" if code in TOKEN_ERRORS else " (system busy)"
             return TransientChannelError(f"WeChat refused {what}{extra}: {msg} (errcode {code})", code=code)
@@ -325,14 +344,20 @@ class WeChatChannel(Channel):
         if not title:
             problems.append("the title is empty")
         elif len(title) > self.title_max:
-            problems.append(f"the title is {len(title)} characters; WeChat takes at most {self.title_max} — shorten it")
+            problems.append(
+                f"the title is {len(title)} characters; WeChat takes at most {self.title_max} — shorten it"
+            )
         author = self._author(post)
         if len(author) > self.author_max:
-            problems.append(f"the author {author!r} is {len(author)} characters; WeChat takes at most "
-                            f"{self.author_max} — shorten it or set the channel's author")
+            problems.append(
+                f"the author {author!r} is {len(author)} characters; WeChat takes at most "
+                f"{self.author_max} — shorten it or set the channel's author"
+            )
         cover = self._cover(post)
         if cover is None:
-            problems.append("a cover image is required for WeChat (it becomes the article's thumbnail) — add one")
+            problems.append(
+                "a cover image is required for WeChat (it becomes the article's thumbnail) — add one"
+            )
         else:
             reason = wechat_media.inspect(cover.path, "cover")
             if reason:
@@ -348,17 +373,23 @@ class WeChatChannel(Channel):
             if reason:
                 problems.append(reason)
         for src in dict.fromkeys(rendered.external_images):
-            problems.append(f"the image {src or '(no address)'} is hosted elsewhere and WeChat strips such "
-                            "images — attach the picture to the item instead")
+            problems.append(
+                f"the image {src or '(no address)'} is hosted elsewhere and WeChat strips such "
+                "images — attach the picture to the item instead"
+            )
         for href, reason in dict.fromkeys(rendered.bad_links):
-            problems.append(f"the link {href} {reason}; WeChat readers outside the campus network cannot open "
-                            "it — link to a public page or remove it")
+            problems.append(
+                f"the link {href} {reason}; WeChat readers outside the campus network cannot open "
+                "it — link to a public page or remove it"
+            )
         measured = _ASSET_RE.sub("x" * _URL_ALLOWANCE, rendered.html)
         if not rendered.html.strip():
             problems.append("the body is empty")
         elif len(measured) >= CONTENT_MAX_CHARS:
-            problems.append(f"the body is {len(measured):,} characters once formatted for WeChat; WeChat takes "
-                            f"fewer than {CONTENT_MAX_CHARS:,} — shorten it or split it into several articles")
+            problems.append(
+                f"the body is {len(measured):,} characters once formatted for WeChat; WeChat takes "
+                f"fewer than {CONTENT_MAX_CHARS:,} — shorten it or split it into several articles"
+            )
         elif len(measured.encode()) >= CONTENT_MAX_BYTES:
             problems.append("the body is over 1 MB once formatted for WeChat — shorten it")
         return problems
@@ -373,9 +404,15 @@ class WeChatChannel(Channel):
             thumb = wechat_media.prepare_thumb(cover.path, cover.sha256[:16])
         except wechat_media.ImageRefused as exc:
             raise PermanentChannelError(str(exc)) from exc
-        res = self._call("uploading the cover", self.client.material.add, "thumb", _named(thumb.data, thumb.filename))
-        entry = {"media_id": res["media_id"], "url": res.get("url", ""),
-                 "crop_235_1": thumb.crop_235_1, "crop_1_1": thumb.crop_1_1}
+        res = self._call(
+            "uploading the cover", self.client.material.add, "thumb", _named(thumb.data, thumb.filename)
+        )
+        entry = {
+            "media_id": res["media_id"],
+            "url": res.get("url", ""),
+            "crop_235_1": thumb.crop_235_1,
+            "crop_1_1": thumb.crop_1_1,
+        }
         self.env.kv.set(key, json.dumps(entry))
         return entry
 
@@ -409,8 +446,10 @@ class WeChatChannel(Channel):
         assert cover is not None  # validate() refused the item otherwise
         thumb = self._thumb(cover)
         rendered = wechat_format.render(post.body_html)
-        urls = {ref.removeprefix("asset://"): self._content_image(post.asset(ref.removeprefix("asset://")))
-                for ref in dict.fromkeys(rendered.images)}
+        urls = {
+            ref.removeprefix("asset://"): self._content_image(post.asset(ref.removeprefix("asset://")))
+            for ref in dict.fromkeys(rendered.images)
+        }
         content = _ASSET_RE.sub(lambda m: urls[m.group(1)], rendered.html)
         source = post.site_url if self.config.link_to_site and post.site_url else ""
         return {
@@ -431,7 +470,9 @@ class WeChatChannel(Channel):
     def publish(self, post: Post, ctx: DeliveryContext) -> Published | InProgress:
         st = ctx.state
         if st.get("article_id") or st.get("mass_msg_id"):
-            return Published(url=st.get("url"), remote_id=st.get("article_id") or f"mass-{st.get('msg_data_id')}")
+            return Published(
+                url=st.get("url"), remote_id=st.get("article_id") or f"mass-{st.get('msg_data_id')}"
+            )
         if st.get("publish_id"):
             return self._follow(post, ctx)
         if st.get("step") == "submitting":
@@ -464,24 +505,35 @@ class WeChatChannel(Channel):
         media_id = ctx.state["draft_media_id"]
         ctx.save_state(step="submitting", submitting_since=self.env.clock().isoformat())
         try:
-            res = self._call("submitting the draft for publication", self.client.freepublish.submit, media_id,
-                             ambiguous=True)
+            res = self._call(
+                "submitting the draft for publication",
+                self.client.freepublish.submit,
+                media_id,
+                ambiguous=True,
+            )
         except AmbiguousOutcome:
             raise  # step stays "submitting": the next attempt reconciles before any re-submit
         except PermanentChannelError as exc:
             if exc.code == 40007:  # the draft left the box without a submit of ours: make it again
                 ctx.save_state(step=None, draft_media_id=None)
-                raise TransientChannelError("the WeChat draft disappeared before it was submitted; "
-                                            "it will be made again") from exc
+                raise TransientChannelError(
+                    "the WeChat draft disappeared before it was submitted; it will be made again"
+                ) from exc
             ctx.save_state(step="drafted")
             raise
         except (TransientChannelError, QuotaExceeded):
             ctx.save_state(step="drafted")  # WeChat answered with an error: nothing was submitted
             raise
-        ctx.save_state(step="submitted", publish_id=str(res["publish_id"]),
-                       msg_data_id=str(res.get("msg_data_id") or ""), polls=0)
-        return InProgress(check_again_in=timedelta(seconds=self.config.poll_intervals[0]),
-                          note=f"WeChat publish job {res['publish_id']} accepted")
+        ctx.save_state(
+            step="submitted",
+            publish_id=str(res["publish_id"]),
+            msg_data_id=str(res.get("msg_data_id") or ""),
+            polls=0,
+        )
+        return InProgress(
+            check_again_in=timedelta(seconds=self.config.poll_intervals[0]),
+            note=f"WeChat publish job {res['publish_id']} accepted",
+        )
 
     def _follow(self, post: Post, ctx: DeliveryContext) -> Published | InProgress:
         st = ctx.state
@@ -494,21 +546,43 @@ class WeChatChannel(Channel):
             polls = int(st.get("polls", 0)) + 1
             ctx.save_state(polls=polls)
             wait = self.config.poll_intervals[min(polls, len(self.config.poll_intervals) - 1)]
-            return InProgress(check_again_in=timedelta(seconds=wait), note=f"WeChat is publishing (job {pid})")
+            return InProgress(
+                check_again_in=timedelta(seconds=wait), note=f"WeChat is publishing (job {pid})"
+            )
         if status == 0:
             items = (event.get("article_detail") or {}).get("item") or []
             url = items[0].get("article_url") if items else None
+            if not url:
+                url = self._article_url(str(event["article_id"]))
             return self._done(ctx, str(event["article_id"]), url)
-        ctx.save_state(step="failed", publish_status=status)
+        # definitive: nothing is live. Forget the job so that a deliberate retry starts from a new draft.
+        failed = [*st.get("failed_publish_ids", []), pid]
+        ctx.save_state(
+            step=None,
+            publish_id=None,
+            draft_media_id=None,
+            polls=0,
+            failed_publish_ids=failed,
+            publish_status=status,
+        )
         reason = PUBLISH_STATUS.get(status, f"publishing failed with status {status}")
-        raise PermanentChannelError(f"WeChat did not publish the article: {reason} (publish_id {pid}, "
-                                    f"publish_status {status}); see the MP console for details",
-                                    code=f"publish_status={status}")
+        raise PermanentChannelError(
+            f"WeChat did not publish the article: {reason} (publish_id {pid}, "
+            f"publish_status {status}); see the MP console for details",
+            code=f"publish_status={status}",
+        )
+
+    def _article_url(self, article_id: str) -> str | None:
+        res = self._call("looking up the article", self.client.freepublish.getarticle, article_id)
+        items = res.get("news_item") or []
+        return items[0].get("url") if items else None
 
     def _done(self, ctx: DeliveryContext, article_id: str, url: str | None) -> Published:
         ctx.save_state(step="published", article_id=article_id, url=url)
-        self.env.kv.set(f"{self._prefix}art:{article_id}",
-                        json.dumps({"msg_data_id": ctx.state.get("msg_data_id") or "", "url": url}))
+        self.env.kv.set(
+            f"{self._prefix}art:{article_id}",
+            json.dumps({"msg_data_id": ctx.state.get("msg_data_id") or "", "url": url}),
+        )
         if url:
             self.env.kv.set(f"{self._prefix}url:{url}", article_id)
         return Published(url=url, remote_id=article_id)
@@ -517,8 +591,11 @@ class WeChatChannel(Channel):
         res = self._call("listing drafts", self.client.draft.batchget, 0, 20, 1)
         for it in res.get("item") or []:
             news = (it.get("content") or {}).get("news_item") or []
-            if news and news[0].get("title") == article["title"] and \
-                    news[0].get("thumb_media_id") == article["thumb_media_id"]:
+            if (
+                news
+                and news[0].get("title") == article["title"]
+                and news[0].get("thumb_media_id") == article["thumb_media_id"]
+            ):
                 return str(it["media_id"])
         return None
 
@@ -526,7 +603,9 @@ class WeChatChannel(Channel):
         """After an unknown submit: find the article, or wait, or (draft still there) allow a re-submit."""
         st = ctx.state
         since = datetime.fromisoformat(st.get("submitting_since") or self.env.clock().isoformat())
-        found = self._find_published(post.title.strip(), st.get("thumb_media_id"), since - timedelta(minutes=2))
+        found = self._find_published(
+            post.title.strip(), st.get("thumb_media_id"), since - timedelta(minutes=2)
+        )
         if found is not None:
             log.info("wechat %s: delivery %s reconciled to article %s", self.name, ctx.delivery_id, found[0])
             return self._done(ctx, found[0], found[1])
@@ -542,29 +621,43 @@ class WeChatChannel(Channel):
             checks = int(st.get("reconcile_checks", 0)) + 1
             ctx.save_state(reconcile_checks=checks)
             wait = self.config.poll_intervals[min(checks - 1, len(self.config.poll_intervals) - 1)]
-            return InProgress(check_again_in=timedelta(seconds=wait),
-                              note="looking for the article of an unconfirmed submit")
+            return InProgress(
+                check_again_in=timedelta(seconds=wait),
+                note="looking for the article of an unconfirmed submit",
+            )
         if draft_present:
-            log.warning("wechat %s: no article for delivery %s after %.0fs and the draft is still there; "
-                        "submitting again", self.name, ctx.delivery_id, waited)
+            log.warning(
+                "wechat %s: no article for delivery %s after %.0fs and the draft is still there; "
+                "submitting again",
+                self.name,
+                ctx.delivery_id,
+                waited,
+            )
             ctx.save_state(step="drafted", reconcile_checks=0)
             return None
         ctx.save_state(step="unknown")
         raise PermanentChannelError(
             "WeChat took the draft but no published article can be found; it may have failed review. "
-            "Check 发表记录 in the MP console before publishing this item again")
+            "Check 发表记录 in the MP console before publishing this item again"
+        )
 
-    def _find_published(self, title: str, thumb: str | None, since: datetime) -> tuple[str, str | None] | None:
+    def _find_published(
+        self, title: str, thumb: str | None, since: datetime
+    ) -> tuple[str, str | None] | None:
         offset = 0
         while True:
             res = self._call("listing published articles", self.client.freepublish.batchget, offset, 20, 1)
             items = res.get("item") or []
             for it in items:
-                if int(it.get("update_time") or 0) < since.timestamp():
-                    return None
-                for news in (it.get("content") or {}).get("news_item") or []:
-                    if news.get("title") == title and (not thumb or news.get("thumb_media_id") == thumb) \
-                            and not news.get("is_deleted"):
+                content = it.get("content") or {}
+                stamp = it.get("update_time") or content.get("update_time") or content.get("create_time")
+                if stamp and int(stamp) < since.timestamp():
+                    return None  # newest first: everything further down is older than our submit
+                for news in content.get("news_item") or []:
+                    same_thumb = (
+                        not thumb or not news.get("thumb_media_id") or news["thumb_media_id"] == thumb
+                    )
+                    if news.get("title") == title and same_thumb and not news.get("is_deleted"):
                         return str(it["article_id"]), news.get("url")
             offset += len(items)
             if not items or offset >= int(res.get("total_count") or 0) or offset >= 200:
@@ -576,13 +669,21 @@ class WeChatChannel(Channel):
         client_msg_id = f"publisher-{self.config.appid}-{ctx.idempotency_key}"[:64]
         tag = self.config.mass_send_tag_id
         try:
-            res = self._call("mass-sending the article", self.client.message.send_mass_article,
-                             st["draft_media_id"], tag, is_to_all=tag is None, client_msg_id=client_msg_id)
+            res = self._call(
+                "mass-sending the article",
+                self.client.message.send_mass_article,
+                st["draft_media_id"],
+                tag,
+                is_to_all=tag is None,
+                client_msg_id=client_msg_id,
+            )
         except PermanentChannelError as exc:
             if exc.code != 45065:
                 raise
             res = {"msg_id": "existing", "msg_data_id": st.get("msg_data_id") or ""}
-        ctx.save_state(step="published", mass_msg_id=str(res.get("msg_id")), msg_data_id=str(res.get("msg_data_id")))
+        ctx.save_state(
+            step="published", mass_msg_id=str(res.get("msg_id")), msg_data_id=str(res.get("msg_data_id"))
+        )
         return Published(url=None, remote_id=f"mass-{res.get('msg_data_id')}")
 
     # ============================================================================== callback
@@ -590,15 +691,18 @@ class WeChatChannel(Channel):
         raw = self.env.kv.get(f"{self._prefix}event:{publish_id}")
         return json.loads(raw) if raw else None
 
-    def handle_callback(self, method: str, query: Mapping[str, str], headers: Mapping[str, str],
-                        body: bytes) -> CallbackReply:
+    def handle_callback(
+        self, method: str, query: Mapping[str, str], headers: Mapping[str, str], body: bytes
+    ) -> CallbackReply:
         from wechatpy.utils import check_signature
 
         if not self._callback_token:
             return CallbackReply(status=404, body=b"callbacks are not configured for this channel")
         q = {k: (v if isinstance(v, str) else v[0]) for k, v in query.items()}
         try:
-            check_signature(self._callback_token, q.get("signature", ""), q.get("timestamp", ""), q.get("nonce", ""))
+            check_signature(
+                self._callback_token, q.get("signature", ""), q.get("timestamp", ""), q.get("nonce", "")
+            )
         except InvalidSignatureException:
             log.warning("wechat %s: callback with a wrong signature refused", self.name)
             return CallbackReply(status=403, body=b"invalid signature")
@@ -624,12 +728,18 @@ class WeChatChannel(Channel):
                 "publish_id": str(info.get("publish_id")),
                 "publish_status": int(info.get("publish_status", 3)),
                 "article_id": info.get("article_id"),
-                "article_detail": {"item": [{"idx": int(i.get("idx", 0)), "article_url": i.get("article_url")}
-                                            for i in items]},
+                "article_detail": {
+                    "item": [
+                        {"idx": int(i.get("idx", 0)), "article_url": i.get("article_url")} for i in items
+                    ]
+                },
             }
             # storing is idempotent, so WeChat's retries of the same event do no harm
-            self.env.kv.set(f"{self._prefix}event:{event['publish_id']}", json.dumps(event),
-                            expires_at=self.env.clock() + timedelta(days=7))
+            self.env.kv.set(
+                f"{self._prefix}event:{event['publish_id']}",
+                json.dumps(event),
+                expires_at=self.env.clock() + timedelta(days=7),
+            )
         return CallbackReply(body=b"success")
 
     def _decrypt(self, q: Mapping[str, str], body: bytes) -> str:
@@ -638,8 +748,9 @@ class WeChatChannel(Channel):
         if not self._aes_key:
             raise ValueError("safe-mode callback but no EncodingAESKey configured")
         crypto = WeChatCrypto(self._callback_token, self._aes_key, self.config.appid)
-        return crypto.decrypt_message(body.decode("utf-8"), q.get("msg_signature", ""), q.get("timestamp", ""),
-                                      q.get("nonce", ""))
+        return crypto.decrypt_message(
+            body.decode("utf-8"), q.get("msg_signature", ""), q.get("timestamp", ""), q.get("nonce", "")
+        )
 
     # ============================================================================== after
     def withdraw(self, post: Post, ctx: DeliveryContext) -> None:
@@ -681,19 +792,27 @@ class WeChatChannel(Channel):
         rows: list[StatRow] = []
         day = since
         while by_msg and day <= until:
-            for r in self._call("reading article statistics", self.client.datacube.get_article_summary, day, day):
+            for r in self._call(
+                "reading article statistics", self.client.datacube.get_article_summary, day, day
+            ):
                 rid = by_msg.get(str(r.get("msgid", "")).split("_")[0])
                 if rid is None:
                     continue
-                for metric, field in (("reads", "int_page_read_count"), ("readers", "int_page_read_user"),
-                                      ("shares", "share_count"), ("favourites", "add_to_fav_count")):
+                for metric, field in (
+                    ("reads", "int_page_read_count"),
+                    ("readers", "int_page_read_user"),
+                    ("shares", "share_count"),
+                    ("favourites", "add_to_fav_count"),
+                ):
                     rows.append(StatRow(day=day, metric=metric, value=int(r.get(field) or 0), remote_id=rid))
             day += timedelta(days=1)
         start = since
         while start <= until:
             end = min(start + timedelta(days=6), until)
             per_day: dict[date, list[int]] = {}
-            for r in self._call("reading follower statistics", self.client.datacube.get_user_summary, start, end):
+            for r in self._call(
+                "reading follower statistics", self.client.datacube.get_user_summary, start, end
+            ):
                 d = date.fromisoformat(r["ref_date"])
                 acc = per_day.setdefault(d, [0, 0])
                 acc[0] += int(r.get("new_user") or 0)
@@ -701,9 +820,16 @@ class WeChatChannel(Channel):
             for d, (new, cancel) in sorted(per_day.items()):
                 rows.append(StatRow(day=d, metric="new_followers", value=new))
                 rows.append(StatRow(day=d, metric="unfollows", value=cancel))
-            for r in self._call("reading follower totals", self.client.datacube.get_user_cumulate, start, end):
-                rows.append(StatRow(day=date.fromisoformat(r["ref_date"]), metric="followers",
-                                    value=int(r.get("cumulate_user") or 0)))
+            for r in self._call(
+                "reading follower totals", self.client.datacube.get_user_cumulate, start, end
+            ):
+                rows.append(
+                    StatRow(
+                        day=date.fromisoformat(r["ref_date"]),
+                        metric="followers",
+                        value=int(r.get("cumulate_user") or 0),
+                    )
+                )
             start = end + timedelta(days=1)
         return rows
 
@@ -718,8 +844,14 @@ class WeChatChannel(Channel):
                 if since is not None and when < since:
                     return found
                 news = ((it.get("content") or {}).get("news_item") or [{}])[0]
-                found.append(RemotePublication(remote_id=str(it["article_id"]), title=news.get("title", ""),
-                                               url=news.get("url"), published_at=when))
+                found.append(
+                    RemotePublication(
+                        remote_id=str(it["article_id"]),
+                        title=news.get("title", ""),
+                        url=news.get("url"),
+                        published_at=when,
+                    )
+                )
             offset += len(items)
             if not items or offset >= int(res.get("total_count") or 0):
                 return found
@@ -727,11 +859,15 @@ class WeChatChannel(Channel):
     def check_health(self) -> HealthReport:
         warnings: list[str] = []
         if not self._callback_token:
-            warnings.append("no callback Token configured: publish results are found by polling freepublish/get")
+            warnings.append(
+                "no callback Token configured: publish results are found by polling freepublish/get"
+            )
         try:
             self._call("checking the access token", self.client.draft.count)
         except QuotaExceeded as exc:
             return HealthReport(ok=False, detail=str(exc), warnings=tuple(warnings))
         except (TransientChannelError, PermanentChannelError) as exc:
             return HealthReport(ok=False, detail=str(exc), warnings=tuple(warnings))
-        return HealthReport(ok=True, detail=f"access token valid for {self.config.appid}", warnings=tuple(warnings))
+        return HealthReport(
+            ok=True, detail=f"access token valid for {self.config.appid}", warnings=tuple(warnings)
+        )

@@ -21,7 +21,7 @@ STYLES: dict[str, str] = {
     "p": _BASE + "text-align:justify;",
     "h1": "margin:1.2em 0 .6em;font-size:22px;font-weight:bold;line-height:1.4;color:#1a1a1a;",
     "h2": "margin:1.2em 0 .6em;font-size:20px;font-weight:bold;line-height:1.4;color:#1a1a1a;"
-          "border-left:4px solid #a31f24;padding-left:8px;",
+    "border-left:4px solid #a31f24;padding-left:8px;",
     "h3": "margin:1em 0 .5em;font-size:18px;font-weight:bold;line-height:1.4;color:#1a1a1a;",
     "h4": "margin:1em 0 .5em;font-size:16px;font-weight:bold;color:#1a1a1a;",
     "h5": "margin:1em 0 .5em;font-size:16px;font-weight:bold;color:#555;",
@@ -29,12 +29,13 @@ STYLES: dict[str, str] = {
     "ul": "margin:0 0 1em;padding-left:1.6em;list-style-type:disc;",
     "ol": "margin:0 0 1em;padding-left:1.6em;list-style-type:decimal;",
     "li": "margin:0 0 .4em;line-height:1.75;font-size:16px;color:#333;",
-    "blockquote": "margin:0 0 1em;padding:.6em 1em;border-left:4px solid #d0d0d0;background:#f7f7f7;color:#555;",
+    "blockquote": "margin:0 0 1em;padding:.6em 1em;border-left:4px solid #d0d0d0;"
+    "background:#f7f7f7;color:#555;",
     "table": "width:100%;margin:0 0 1em;border-collapse:collapse;font-size:14px;",
     "th": "border:1px solid #ccc;padding:6px 8px;background:#f2f2f2;font-weight:bold;text-align:left;",
     "td": "border:1px solid #ccc;padding:6px 8px;vertical-align:top;",
     "pre": "margin:0 0 1em;padding:.8em;background:#f6f8fa;font-size:13px;line-height:1.5;"
-           "white-space:pre-wrap;word-break:break-all;overflow-x:auto;",
+    "white-space:pre-wrap;word-break:break-all;overflow-x:auto;",
     "code": "font-family:Menlo,Consolas,monospace;font-size:90%;background:#f6f8fa;padding:0 3px;",
     "img": "display:block;max-width:100%;height:auto;margin:0 auto 1em;",
     "hr": "border:0;border-top:1px solid #e0e0e0;margin:1.5em 0;",
@@ -46,15 +47,56 @@ STYLES: dict[str, str] = {
     "sup": "font-size:12px;color:#576b95;",
     "figcaption": "text-align:center;font-size:14px;color:#888;margin:0 0 1em;",
 }
-_KEEP = set(STYLES) | {"thead", "tbody", "tr", "br", "span", "section", "figure", "del", "s", "u", "sub",
-                       "caption", "div"}
-_DROP_WITH_CONTENT = {"script", "style", "iframe", "object", "embed", "form", "noscript", "template",
-                      "svg", "math", "video", "audio", "canvas", "button", "input", "select", "textarea"}
+_KEEP = set(STYLES) | {
+    "thead",
+    "tbody",
+    "tr",
+    "br",
+    "span",
+    "section",
+    "figure",
+    "del",
+    "s",
+    "u",
+    "sub",
+    "caption",
+    "div",
+}
+_DROP_WITH_CONTENT = {
+    "script",
+    "style",
+    "iframe",
+    "object",
+    "embed",
+    "form",
+    "noscript",
+    "template",
+    "svg",
+    "math",
+    "video",
+    "audio",
+    "canvas",
+    "button",
+    "input",
+    "select",
+    "textarea",
+}
 _VOID = {"br", "hr", "img"}
 #: hosts whose links stay clickable inside the WeChat reader
 WECHAT_LINK_HOSTS = ("mp.weixin.qq.com",)
-_INTRANET_SUFFIXES = (".local", ".lan", ".internal", ".intranet", ".corp", ".home", ".home.arpa",
-                      ".localdomain", ".test", ".invalid", ".example")
+_INTRANET_SUFFIXES = (
+    ".local",
+    ".lan",
+    ".internal",
+    ".intranet",
+    ".corp",
+    ".home",
+    ".home.arpa",
+    ".localdomain",
+    ".test",
+    ".invalid",
+    ".example",
+)
 
 
 def intranet_reason(url: str) -> str | None:
@@ -188,8 +230,10 @@ def render(body_html: str, *, notes_title: str = "文中链接") -> Rendered:
             f"[{i}] {escape(u)}</p>"
             for i, u in enumerate(p.r.links, start=1)
         )
-        html += (f'<section style="margin-top:2em;"><p style="margin:0 0 .5em;font-size:14px;color:#888;">'
-                 f"{escape(notes_title)}</p>{notes}</section>")
+        html += (
+            f'<section style="margin-top:2em;"><p style="margin:0 0 .5em;font-size:14px;color:#888;">'
+            f"{escape(notes_title)}</p>{notes}</section>"
+        )
     p.r.html = html
     return p.r
 

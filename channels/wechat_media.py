@@ -72,7 +72,9 @@ def _open_checked(path: Path, label: str) -> Image.Image:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             im = Image.open(path)
     except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageRefused(f"{label} {path.name} is not an image WeChat can take (not a readable picture)") from exc
+        raise ImageRefused(
+            f"{label} {path.name} is not an image WeChat can take (not a readable picture)"
+        ) from exc
     except OSError as exc:
         raise ImageRefused(f"{label} {path.name} cannot be read as an image: {exc}") from exc
     w, h = im.size
@@ -182,7 +184,10 @@ def prepare_thumb(path: Path, stem: str) -> PreparedThumb:
             data = _jpeg(im, q)
             if len(data) <= THUMB_MAX_BYTES:
                 return PreparedThumb(
-                    data=data, filename=f"{stem}.jpg", width=im.width, height=im.height,
+                    data=data,
+                    filename=f"{stem}.jpg",
+                    width=im.width,
+                    height=im.height,
                     crop_235_1=_crop_str(_box(im.width, im.height, 2.35)),
                     crop_1_1=_crop_str(_box(im.width, im.height, 1.0)),
                 )

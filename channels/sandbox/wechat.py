@@ -50,7 +50,6 @@ from datetime import date, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
-from xml.sax.saxutils import escape as xml_escape
 from zoneinfo import ZoneInfo
 
 import requests
@@ -239,8 +238,17 @@ class WeChatSandbox:
                 raise ValueError(f"unknown fault kind {kind!r}")
 
     def configure(self, **values: Any) -> None:
-        allowed = {"callback_url", "callback_token", "encoding_aes_key", "callback_mode", "publish_delay",
-                   "verified", "token_overlap", "token_ttl", "callback_timeout"}
+        allowed = {
+            "callback_url",
+            "callback_token",
+            "encoding_aes_key",
+            "callback_mode",
+            "publish_delay",
+            "verified",
+            "token_overlap",
+            "token_ttl",
+            "callback_timeout",
+        }
         with self._lock:
             for k, v in values.items():
                 if k not in allowed:
@@ -260,30 +268,37 @@ class WeChatSandbox:
     def ledger(self) -> dict[str, Any]:
         """What was published, uploaded and called — for "each item exactly once" assertions."""
         with self._lock:
-            return json.loads(json.dumps({
-                "articles": [
-                    {k: v for k, v in a.items() if k != "news_item"} | {
-                        "title": a["news_item"][0]["title"],
-                        "content": a["news_item"][0]["content"],
-                        "thumb_media_id": a["news_item"][0]["thumb_media_id"],
+            return json.loads(
+                json.dumps(
+                    {
+                        "articles": [
+                            {k: v for k, v in a.items() if k != "news_item"}
+                            | {
+                                "title": a["news_item"][0]["title"],
+                                "content": a["news_item"][0]["content"],
+                                "thumb_media_id": a["news_item"][0]["thumb_media_id"],
+                            }
+                            for a in sorted(self._s.articles.values(), key=lambda a: a["seq"])
+                        ],
+                        "jobs": list(self._s.jobs.values()),
+                        "drafts": {k: v["news_item"] for k, v in self._s.drafts.items()},
+                        "uploads": self._s.uploads,
+                        "materials": self._s.materials,
+                        "mass": list(self._s.mass.values()),
+                        "calls": self._s.calls,
+                        "callbacks": self._s.callbacks,
+                        "tokens_issued": len(self._s.tokens),
                     }
-                    for a in sorted(self._s.articles.values(), key=lambda a: a["seq"])
-                ],
-                "jobs": list(self._s.jobs.values()),
-                "drafts": {k: v["news_item"] for k, v in self._s.drafts.items()},
-                "uploads": self._s.uploads,
-                "materials": self._s.materials,
-                "mass": list(self._s.mass.values()),
-                "calls": self._s.calls,
-                "callbacks": self._s.callbacks,
-                "tokens_issued": len(self._s.tokens),
-            }))
+                )
+            )
 
     def live_articles(self) -> list[dict]:
         return [a for a in self.ledger()["articles"] if not a["deleted"]]
 
     # ---------------------------------------------------------------------------- dispatching
-    def handle(self, method: str, path: str, query: dict[str, str], headers: Any, body: bytes) -> tuple[int, bytes, str]:
+    def handle(
+        self, method: str, path: str, query: dict[str, str], headers: Any, body: bytes
+    ) -> tuple[int, bytes, str]:
         if path.startswith("/__sandbox__/"):
             return self._admin(method, path, body)
         with self._lock:
@@ -293,7 +308,9 @@ class WeChatSandbox:
             if fault.kind == "http500":
                 return 500, b"<html><body>500 Internal Server Error</body></html>", "text/html"
             if fault.kind == "errcode":
-                return self._json({"errcode": fault.errcode, "errmsg": f"{ERRMSG.get(fault.errcode, 'error')} {_rid()}"})
+                return self._json(
+                    {"errcode": fault.errcode, "errmsg": f"{ERRMSG.get(fault.errcode, 'error')} {_rid()}"}
+                )
             if fault.kind == "timeout":
                 time.sleep(fault.seconds)
         try:
@@ -303,7 +320,9 @@ class WeChatSandbox:
             result = route(self, method, query, headers, body)
             return self._json(result)
         except _Answer as ans:
-            return self._json({"errcode": ans.errcode, "errmsg": f"{ERRMSG.get(ans.errcode, 'error')} {_rid()}"} | ans.extra)
+            return self._json(
+                {"errcode": ans.errcode, "errmsg": f"{ERRMSG.get(ans.errcode, 'error')} {_rid()}"} | ans.extra
+            )
 
     def _take_fault(self, path: str) -> _Fault | None:
         token_paths = ("/cgi-bin/token", "/cgi-bin/stable_token")
@@ -460,8 +479,13 @@ class WeChatSandbox:
         sha = hashlib.sha256(data).hexdigest()
         url = f"http://mmbiz.qpic.cn/sz_mmbiz_{kind}/{sha[:32]}/0?wx_fmt={'jpeg' if kind == 'jpg' else kind}"
         with self._lock:
-            self._s.materials[media_id] = {"type": mtype, "size": len(data), "url": url, "sha256": sha,
-                                           "format": kind}
+            self._s.materials[media_id] = {
+                "type": mtype,
+                "size": len(data),
+                "url": url,
+                "sha256": sha,
+                "format": kind,
+            }
         return {"media_id": media_id, "url": url}
 
     def _clean_article(self, art: Any) -> dict:
@@ -515,8 +539,11 @@ class WeChatSandbox:
         items = [self._clean_article(a) for a in arts]
         media_id = secrets.token_urlsafe(32)
         with self._lock:
-            self._s.drafts[media_id] = {"news_item": items, "update_time": int(time.time()),
-                                        "create_time": int(time.time())}
+            self._s.drafts[media_id] = {
+                "news_item": items,
+                "update_time": int(time.time()),
+                "create_time": int(time.time()),
+            }
         return {"media_id": media_id}
 
     def _public_items(self, items: list[dict], with_content: bool = True) -> list[dict]:
@@ -578,14 +605,20 @@ class WeChatSandbox:
         offset, count, no_content = self._page(body)
         with self._lock:
             rows = sorted(self._s.drafts.items(), key=lambda kv: kv[1]["update_time"], reverse=True)
-            page = rows[offset:offset + count]
+            page = rows[offset : offset + count]
             return {
                 "total_count": len(rows),
                 "item_count": len(page),
                 "item": [
-                    {"media_id": mid, "content": {"news_item": self._public_items(d["news_item"], not no_content),
-                                                  "create_time": d["create_time"], "update_time": d["update_time"]},
-                     "update_time": d["update_time"]}
+                    {
+                        "media_id": mid,
+                        "content": {
+                            "news_item": self._public_items(d["news_item"], not no_content),
+                            "create_time": d["create_time"],
+                            "update_time": d["update_time"],
+                        },
+                        "update_time": d["update_time"],
+                    }
                     for mid, d in page
                 ],
             }
@@ -605,9 +638,15 @@ class WeChatSandbox:
             publish_id = str(next(self._ids))
             msg_data_id = str(next(self._ids))
             outcome = self._s.pending_audit.pop(0) if self._s.pending_audit else 0
-            self._s.jobs[publish_id] = {"publish_id": publish_id, "msg_data_id": msg_data_id, "media_id": media_id,
-                                        "publish_status": 1, "outcome": outcome, "article_id": None,
-                                        "submitted_at": time.time()}
+            self._s.jobs[publish_id] = {
+                "publish_id": publish_id,
+                "msg_data_id": msg_data_id,
+                "media_id": media_id,
+                "publish_status": 1,
+                "outcome": outcome,
+                "article_id": None,
+                "submitted_at": time.time(),
+            }
         t = threading.Timer(self.publish_delay, self._finish_job, args=(publish_id,))
         t.daemon = True
         self._timers.append(t)
@@ -626,11 +665,20 @@ class WeChatSandbox:
             else:
                 article_id = secrets.token_urlsafe(33)
                 urls = [f"https://mp.weixin.qq.com/s/{secrets.token_urlsafe(16)}" for _ in draft["news_item"]]
-                items = [dict(it, url=u, is_deleted=False) for it, u in zip(draft["news_item"], urls, strict=True)]
+                items = [
+                    dict(it, url=u, is_deleted=False) for it, u in zip(draft["news_item"], urls, strict=True)
+                ]
                 self._s.articles[article_id] = {
-                    "article_id": article_id, "publish_id": publish_id, "msg_data_id": job["msg_data_id"],
-                    "draft_media_id": job["media_id"], "url": urls[0], "urls": urls, "news_item": items,
-                    "deleted": False, "publish_time": int(time.time()), "seq": len(self._s.articles),
+                    "article_id": article_id,
+                    "publish_id": publish_id,
+                    "msg_data_id": job["msg_data_id"],
+                    "draft_media_id": job["media_id"],
+                    "url": urls[0],
+                    "urls": urls,
+                    "news_item": items,
+                    "deleted": False,
+                    "publish_time": int(time.time()),
+                    "seq": len(self._s.articles),
                 }
                 del self._s.drafts[job["media_id"]]
                 job.update(publish_status=0, article_id=article_id, urls=urls, fail_idx=[])
@@ -639,21 +687,29 @@ class WeChatSandbox:
 
     def _event_xml(self, job: dict) -> str:
         if job["publish_status"] == 0:
-            items = "".join(f"<item><idx>{i}</idx><article_url><![CDATA[{u}]]></article_url></item>"
-                            for i, u in enumerate(job["urls"], start=1))
-            info = (f"<publish_id>{job['publish_id']}</publish_id><publish_status>0</publish_status>"
-                    f"<article_id><![CDATA[{job['article_id']}]]></article_id>"
-                    f"<article_detail><count>{len(job['urls'])}</count>{items}</article_detail>")
+            items = "".join(
+                f"<item><idx>{i}</idx><article_url><![CDATA[{u}]]></article_url></item>"
+                for i, u in enumerate(job["urls"], start=1)
+            )
+            info = (
+                f"<publish_id>{job['publish_id']}</publish_id><publish_status>0</publish_status>"
+                f"<article_id><![CDATA[{job['article_id']}]]></article_id>"
+                f"<article_detail><count>{len(job['urls'])}</count>{items}</article_detail>"
+            )
         else:
             fails = "".join(f"<fail_idx>{i}</fail_idx>" for i in job.get("fail_idx", [1]))
-            info = (f"<publish_id>{job['publish_id']}</publish_id>"
-                    f"<publish_status>{job['publish_status']}</publish_status>{fails}")
-        return ("<xml>"
-                f"<ToUserName><![CDATA[{self.original_id}]]></ToUserName>"
-                "<FromUserName><![CDATA[oV5CrjpxgaGXNHIQigzNlgLTnwic]]></FromUserName>"
-                f"<CreateTime>{int(time.time())}</CreateTime>"
-                "<MsgType><![CDATA[event]]></MsgType><Event><![CDATA[PUBLISHJOBFINISH]]></Event>"
-                f"<PublishEventInfo>{info}</PublishEventInfo></xml>")
+            info = (
+                f"<publish_id>{job['publish_id']}</publish_id>"
+                f"<publish_status>{job['publish_status']}</publish_status>{fails}"
+            )
+        return (
+            "<xml>"
+            f"<ToUserName><![CDATA[{self.original_id}]]></ToUserName>"
+            "<FromUserName><![CDATA[oV5CrjpxgaGXNHIQigzNlgLTnwic]]></FromUserName>"
+            f"<CreateTime>{int(time.time())}</CreateTime>"
+            "<MsgType><![CDATA[event]]></MsgType><Event><![CDATA[PUBLISHJOBFINISH]]></Event>"
+            f"<PublishEventInfo>{info}</PublishEventInfo></xml>"
+        )
 
     def _send_callback(self, job: dict) -> None:
         url, token = self.callback_url, self.callback_token
@@ -661,14 +717,20 @@ class WeChatSandbox:
             return
         xml = self._event_xml(job)
         timestamp, nonce = str(int(time.time())), str(secrets.randbelow(10**10))
-        params = {"signature": _sha1(token, timestamp, nonce), "timestamp": timestamp, "nonce": nonce,
-                  "openid": "oV5CrjpxgaGXNHIQigzNlgLTnwic"}
+        params = {
+            "signature": _sha1(token, timestamp, nonce),
+            "timestamp": timestamp,
+            "nonce": nonce,
+            "openid": "oV5CrjpxgaGXNHIQigzNlgLTnwic",
+        }
         body = xml
         if self.callback_mode == "aes":
             encrypt = aes_encrypt(self.encoding_aes_key or "", self.appid, xml)
             params |= {"encrypt_type": "aes", "msg_signature": _sha1(token, timestamp, nonce, encrypt)}
-            body = (f"<xml><ToUserName><![CDATA[{self.original_id}]]></ToUserName>"
-                    f"<Encrypt><![CDATA[{encrypt}]]></Encrypt></xml>")
+            body = (
+                f"<xml><ToUserName><![CDATA[{self.original_id}]]></ToUserName>"
+                f"<Encrypt><![CDATA[{encrypt}]]></Encrypt></xml>"
+            )
         record = {"publish_id": job["publish_id"], "attempts": 0, "status": None}
         with self._lock:
             self._s.callbacks.append(record)
@@ -676,8 +738,12 @@ class WeChatSandbox:
         for _ in range(3):  # WeChat retries three times when it gets no answer in time
             record["attempts"] += 1
             try:
-                r = requests.post(f"{url}{sep}{urlencode(params)}", data=body.encode("utf-8"),
-                                  timeout=self.callback_timeout, headers={"Content-Type": "text/xml"})
+                r = requests.post(
+                    f"{url}{sep}{urlencode(params)}",
+                    data=body.encode("utf-8"),
+                    timeout=self.callback_timeout,
+                    headers={"Content-Type": "text/xml"},
+                )
                 record["status"] = r.status_code
                 if r.status_code == 200:
                     return
@@ -694,8 +760,10 @@ class WeChatSandbox:
             out: dict[str, Any] = {"publish_id": job["publish_id"], "publish_status": job["publish_status"]}
             if job["publish_status"] in (0, 5) and job.get("article_id"):
                 out["article_id"] = job["article_id"]
-                out["article_detail"] = {"count": len(job["urls"]), "item": [
-                    {"idx": i, "article_url": u} for i, u in enumerate(job["urls"], start=1)]}
+                out["article_detail"] = {
+                    "count": len(job["urls"]),
+                    "item": [{"idx": i, "article_url": u} for i, u in enumerate(job["urls"], start=1)],
+                }
             out["fail_idx"] = job.get("fail_idx", [])
             return out
 
@@ -732,17 +800,25 @@ class WeChatSandbox:
         self._require_token(query)
         offset, count, no_content = self._page(body)
         with self._lock:
-            rows = sorted((a for a in self._s.articles.values() if not a["deleted"]),
-                          key=lambda a: a["seq"], reverse=True)
-            page = rows[offset:offset + count]
+            rows = sorted(
+                (a for a in self._s.articles.values() if not a["deleted"]),
+                key=lambda a: a["seq"],
+                reverse=True,
+            )
+            page = rows[offset : offset + count]
             return {
                 "total_count": len(rows),
                 "item_count": len(page),
                 "item": [
-                    {"article_id": a["article_id"],
-                     "content": {"news_item": self._public_items(a["news_item"], not no_content),
-                                 "create_time": a["publish_time"], "update_time": a["publish_time"]},
-                     "update_time": a["publish_time"]}
+                    {
+                        "article_id": a["article_id"],
+                        "content": {
+                            "news_item": self._public_items(a["news_item"], not no_content),
+                            "create_time": a["publish_time"],
+                            "update_time": a["publish_time"],
+                        },
+                        "update_time": a["publish_time"],
+                    }
                     for a in page
                 ],
             }
@@ -764,11 +840,21 @@ class WeChatSandbox:
             media_id = (data.get("mpnews") or {}).get("media_id") or ""
             if media_id not in self._s.drafts:
                 raise _Answer(40007)
-            send = {"msg_id": next(self._ids), "msg_data_id": next(self._ids), "media_id": media_id,
-                    "clientmsgid": cid, "filter": data.get("filter"), "time": time.time()}
+            send = {
+                "msg_id": next(self._ids),
+                "msg_data_id": next(self._ids),
+                "media_id": media_id,
+                "clientmsgid": cid,
+                "filter": data.get("filter"),
+                "time": time.time(),
+            }
             self._s.mass[cid or str(send["msg_id"])] = send
-        return {"errcode": 0, "errmsg": "send job submission success", "msg_id": send["msg_id"],
-                "msg_data_id": send["msg_data_id"]}
+        return {
+            "errcode": 0,
+            "errmsg": "send job submission success",
+            "msg_id": send["msg_id"],
+            "msg_data_id": send["msg_data_id"],
+        }
 
     # ------------------------------------------------------------------------------ datacube
     def _span(self, body: bytes, max_days: int) -> list[date]:
@@ -794,10 +880,16 @@ class WeChatSandbox:
         users = max(0, int(reads * 0.8))
         shares = reads // 25 + seed % 3
         favs = reads // 40 + seed % 2
-        return {"int_page_read_user": users, "int_page_read_count": reads,
-                "ori_page_read_user": users // 10, "ori_page_read_count": reads // 10,
-                "share_user": shares, "share_count": shares + shares // 5,
-                "add_to_fav_user": favs, "add_to_fav_count": favs}
+        return {
+            "int_page_read_user": users,
+            "int_page_read_count": reads,
+            "ori_page_read_user": users // 10,
+            "ori_page_read_count": reads // 10,
+            "share_user": shares,
+            "share_count": shares + shares // 5,
+            "add_to_fav_user": favs,
+            "add_to_fav_count": favs,
+        }
 
     def r_articlesummary(self, method, query, headers, body):
         self._require_token(query)
@@ -809,8 +901,14 @@ class WeChatSandbox:
                     c = self._article_counts(art, day)
                     if not c or c["int_page_read_count"] + c["share_count"] + c["add_to_fav_count"] < 3:
                         continue
-                    rows.append({"ref_date": day.isoformat(), "msgid": f"{art['msg_data_id']}_1",
-                                 "title": art["news_item"][0]["title"]} | c)
+                    rows.append(
+                        {
+                            "ref_date": day.isoformat(),
+                            "msgid": f"{art['msg_data_id']}_1",
+                            "title": art["news_item"][0]["title"],
+                        }
+                        | c
+                    )
         return {"list": rows}
 
     def r_articletotal(self, method, query, headers, body):
@@ -831,8 +929,14 @@ class WeChatSandbox:
                         for k, v in self._article_counts(art, stat).items():
                             acc[k] += v
                         details.append({"stat_date": stat.isoformat(), "target_user": 1000} | acc)
-                    rows.append({"ref_date": day.isoformat(), "msgid": f"{art['msg_data_id']}_1",
-                                 "title": art["news_item"][0]["title"], "details": details})
+                    rows.append(
+                        {
+                            "ref_date": day.isoformat(),
+                            "msgid": f"{art['msg_data_id']}_1",
+                            "title": art["news_item"][0]["title"],
+                            "details": details,
+                        }
+                    )
         return {"list": rows}
 
     def _followers(self, day: date) -> tuple[int, int, int]:
@@ -846,21 +950,30 @@ class WeChatSandbox:
         rows = []
         for day in self._span(body, 7):
             new, cancel, _ = self._followers(day)
-            rows.append({"ref_date": day.isoformat(), "user_source": 0, "new_user": new, "cancel_user": cancel})
+            rows.append(
+                {"ref_date": day.isoformat(), "user_source": 0, "new_user": new, "cancel_user": cancel}
+            )
         return {"list": rows}
 
     def r_usercumulate(self, method, query, headers, body):
         self._require_token(query)
-        return {"list": [{"ref_date": d.isoformat(), "user_source": 0, "cumulate_user": self._followers(d)[2]}
-                         for d in self._span(body, 7)]}
+        return {
+            "list": [
+                {"ref_date": d.isoformat(), "user_source": 0, "cumulate_user": self._followers(d)[2]}
+                for d in self._span(body, 7)
+            ]
+        }
 
     def r_quota_get(self, method, query, headers, body):
         self._require_token(query)
         data = self._body_json(body)
         with self._lock:
             used = self._s.calls.get(str(data.get("cgi_path")), 0)
-        return {"errcode": 0, "errmsg": "ok", "quota": {"daily_limit": 100000, "used": used,
-                                                         "remain": 100000 - used}}
+        return {
+            "errcode": 0,
+            "errmsg": "ok",
+            "quota": {"daily_limit": 100000, "used": used, "remain": 100000 - used},
+        }
 
 
 _ROUTES = {
@@ -961,7 +1074,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=0)
     p.add_argument("--appid", default="wx5a9d0c0e0c0ffee0")
-    p.add_argument("--secret", default=os.environ.get("PUBLISHER_WECHAT_SECRET", "sandbox-app-secret-0123456789abcd"))
+    p.add_argument(
+        "--secret", default=os.environ.get("PUBLISHER_WECHAT_SECRET", "sandbox-app-secret-0123456789abcd")
+    )
     p.add_argument("--publish-delay", type=float, default=2.0)
     p.add_argument("--callback-url")
     p.add_argument("--callback-token")
@@ -969,10 +1084,18 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--callback-mode", choices=["plain", "aes"], default="plain")
     p.add_argument("--token-ttl", type=int, default=7200)
     args = p.parse_args(argv)
-    sb = WeChatSandbox(args.appid, args.secret, host=args.host, port=args.port, publish_delay=args.publish_delay,
-                       callback_url=args.callback_url, callback_token=args.callback_token,
-                       encoding_aes_key=args.encoding_aes_key, callback_mode=args.callback_mode,
-                       token_ttl=args.token_ttl)
+    sb = WeChatSandbox(
+        args.appid,
+        args.secret,
+        host=args.host,
+        port=args.port,
+        publish_delay=args.publish_delay,
+        callback_url=args.callback_url,
+        callback_token=args.callback_token,
+        encoding_aes_key=args.encoding_aes_key,
+        callback_mode=args.callback_mode,
+        token_ttl=args.token_ttl,
+    )
     url = sb.start()
     print(f"WeChat sandbox for appid {args.appid} on {url} (admin: {url}/__sandbox__/ledger)", flush=True)
     try:

@@ -30,8 +30,18 @@ CALLBACK_TOKEN = "callbackToken123"
 AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"  # 43 characters, as the MP console issues
 
 
-def image_asset(tmp_path: Path, name: str, *, size=(640, 480), color=(30, 120, 200), fmt: str = "JPEG",
-                mode: str = "RGB", role: str = "image", noise: bool = False, **save: Any) -> Asset:
+def image_asset(
+    tmp_path: Path,
+    name: str,
+    *,
+    size=(640, 480),
+    color=(30, 120, 200),
+    fmt: str = "JPEG",
+    mode: str = "RGB",
+    role: str = "image",
+    noise: bool = False,
+    **save: Any,
+) -> Asset:
     """A real picture written with Pillow, as the core would store it (content-addressed)."""
     im = Image.new(mode, size, color)
     if noise:
@@ -40,18 +50,33 @@ def image_asset(tmp_path: Path, name: str, *, size=(640, 480), color=(30, 120, 2
     path = tmp_path / name
     im.save(path, fmt, **save)
     data = path.read_bytes()
-    return Asset(sha256=hashlib.sha256(data).hexdigest(), path=path, filename=name,
-                 content_type=f"image/{fmt.lower()}", role=role, width=size[0], height=size[1])
+    return Asset(
+        sha256=hashlib.sha256(data).hexdigest(),
+        path=path,
+        filename=name,
+        content_type=f"image/{fmt.lower()}",
+        role=role,
+        width=size[0],
+        height=size[1],
+    )
 
 
-def make_channel(sandbox: WeChatSandbox, tmp_path: Path, *, env=None, name: str = "wechat",
-                 **config: Any) -> WeChatChannel:
+def make_channel(
+    sandbox: WeChatSandbox, tmp_path: Path, *, env=None, name: str = "wechat", **config: Any
+) -> WeChatChannel:
     os.environ[SECRET_ENV] = sandbox.secret
     os.environ[TOKEN_ENV] = CALLBACK_TOKEN
     os.environ[AES_ENV] = AES_KEY
-    settings = dict(appid=sandbox.appid, secret_env=SECRET_ENV, api_base=sandbox.base_url, timeout=5.0,
-                    poll_intervals=[0.2, 0.3], reconcile_grace=30.0, callback_token_env=TOKEN_ENV,
-                    encoding_aes_key_env=AES_ENV)
+    settings = dict(
+        appid=sandbox.appid,
+        secret_env=SECRET_ENV,
+        api_base=sandbox.base_url,
+        timeout=5.0,
+        poll_intervals=[0.2, 0.3],
+        reconcile_grace=30.0,
+        callback_token_env=TOKEN_ENV,
+        encoding_aes_key_env=AES_ENV,
+    )
     settings.update(config)
     return WeChatChannel(name, WeChatConfig(**settings), env or make_env(tmp_path))
 
@@ -118,5 +143,10 @@ def make_harness(tmp_path: Path) -> Harness:
         channel.close()
         sandbox.stop()
 
-    return Harness(channel=channel, live_count=lambda: len(sandbox.live_articles()), inject=inject, close=close,
-                   remote_text=remote_text)
+    return Harness(
+        channel=channel,
+        live_count=lambda: len(sandbox.live_articles()),
+        inject=inject,
+        close=close,
+        remote_text=remote_text,
+    )

@@ -120,9 +120,11 @@ def test_thumb_is_small_jpg_with_crop_fields(sandbox, tmp_path):
     mat = sandbox.ledger()["materials"][art["thumb_media_id"]]
     assert mat["format"] == "jpg" and mat["size"] <= 64 * 1024
     # square source: the 2.35:1 box is a centred band over the full width, the 1:1 box is everything
-    news = requests.post(f"{sandbox.base_url}/cgi-bin/freepublish/getarticle",
-                         params={"access_token": ch.client.access_token},
-                         data=json.dumps({"article_id": art["article_id"]})).json()["news_item"][0]
+    news = requests.post(
+        f"{sandbox.base_url}/cgi-bin/freepublish/getarticle",
+        params={"access_token": ch.client.access_token},
+        data=json.dumps({"article_id": art["article_id"]}),
+    ).json()["news_item"][0]
     x1, y1, x2, y2 = map(float, news["pic_crop_235_1"].split("_"))
     assert (x1, x2) == (0.0, 1.0) and abs((y2 - y1) - 1 / 2.35) < 1e-4 and abs(y1 - (1 - y2)) < 1e-4
     assert news["pic_crop_1_1"] == "0_0_1_1"
@@ -173,8 +175,13 @@ def test_bad_input_is_refused_at_review_time_and_nothing_is_sent(sandbox, tmp_pa
         import hashlib
 
         from publisher.channel import Asset
-        return Asset(sha256=hashlib.sha256(path.read_bytes()).hexdigest(), path=path, filename=path.name,
-                     content_type="image/jpeg")
+
+        return Asset(
+            sha256=hashlib.sha256(path.read_bytes()).hexdigest(),
+            path=path,
+            filename=path.name,
+            content_type="image/jpeg",
+        )
 
     bad = {a.sha256: a for a in (asset(not_image), asset(huge), asset(gif))}
     body = "".join(f'<p><img src="asset://{s}"></p>' for s in bad)
@@ -184,21 +191,35 @@ def test_bad_input_is_refused_at_review_time_and_nothing_is_sent(sandbox, tmp_pa
     assert "huge.jpg is 30 MB" in text
     assert "anim.gif is animated" in text
 
-    assert ch.validate(make_post(1, body_html=f'<p><img src="{cmyk.ref}"></p>', assets=(cover, cmyk))) == [], \
-        "a CMYK TIFF is converted, not refused"
+    assert (
+        ch.validate(make_post(1, body_html=f'<p><img src="{cmyk.ref}"></p>', assets=(cover, cmyk))) == []
+    ), "a CMYK TIFF is converted, not refused"
     assert any("cover image is required" in p for p in ch.validate(make_post(1)))
     assert any("100 characters" in p for p in ch.validate(make_post(1, title="标" * 100, assets=(cover,))))
     long_body = "<p>" + "字" * 50_000 + "</p>"
     assert any("20,000" in p for p in ch.validate(make_post(1, body_html=long_body, assets=(cover,))))
     assert any("at most 16" in p for p in ch.validate(make_post(1, author="信" * 20, assets=(cover,))))
 
-    for href in ("http://10.0.0.5/oa", "http://192.168.1.20/", "https://oa.local/x", "http://intranet/wiki",
-                 "http://localhost:8080/", "http://[fd00::1]/", "https://portal.corp/"):
+    for href in (
+        "http://10.0.0.5/oa",
+        "http://192.168.1.20/",
+        "https://oa.local/x",
+        "http://intranet/wiki",
+        "http://localhost:8080/",
+        "http://[fd00::1]/",
+        "https://portal.corp/",
+    ):
         problems = ch.validate(make_post(1, body_html=f'<p><a href="{href}">内网</a></p>', assets=(cover,)))
         assert len(problems) == 1 and href in problems[0] and "campus network" in problems[0], href
-    assert ch.validate(make_post(1, body_html='<p><a href="https://www.gov.cn/">政府网</a></p>',
-                                 assets=(cover,))) == []
-    ext = ch.validate(make_post(1, body_html='<p><img src="https://img.example.com/a.jpg"></p>', assets=(cover,)))
+    assert (
+        ch.validate(
+            make_post(1, body_html='<p><a href="https://www.gov.cn/">政府网</a></p>', assets=(cover,))
+        )
+        == []
+    )
+    ext = ch.validate(
+        make_post(1, body_html='<p><img src="https://img.example.com/a.jpg"></p>', assets=(cover,))
+    )
     assert any("hosted elsewhere" in p for p in ext)
 
     with pytest.raises(PermanentChannelError, match="title is 100 characters"):
@@ -209,7 +230,9 @@ def test_bad_input_is_refused_at_review_time_and_nothing_is_sent(sandbox, tmp_pa
 def test_missing_secret_names_the_variable(sandbox, tmp_path):
     from channels.wechat import WeChatConfig
 
-    cfg = WeChatConfig(appid=sandbox.appid, secret_env="PUBLISHER_TEST_UNSET_SECRET", api_base=sandbox.base_url)
+    cfg = WeChatConfig(
+        appid=sandbox.appid, secret_env="PUBLISHER_TEST_UNSET_SECRET", api_base=sandbox.base_url
+    )
     with pytest.raises(ConfigError, match="PUBLISHER_TEST_UNSET_SECRET"):
         WeChatChannel("wechat", cfg, make_env(tmp_path))
 
@@ -389,8 +412,9 @@ def test_publish_outcome_from_signed_callback(sandbox, tmp_path, assets, mode):
     ch = make_channel(sandbox, tmp_path)
     cb = CallbackServer(ch)
     try:
-        sandbox.configure(callback_url=cb.url, callback_token=CALLBACK_TOKEN, encoding_aes_key=AES_KEY,
-                          callback_mode=mode)
+        sandbox.configure(
+            callback_url=cb.url, callback_token=CALLBACK_TOKEN, encoding_aes_key=AES_KEY, callback_mode=mode
+        )
         post = rich_post(assets)
         ctx = make_ctx()
         assert isinstance(ch.publish(post, ctx), InProgress)
@@ -400,7 +424,9 @@ def test_publish_outcome_from_signed_callback(sandbox, tmp_path, assets, mode):
         assert cb.replies == [200]
         out = ch.publish(post, ctx)
         assert isinstance(out, Published)
-        assert sandbox.ledger()["calls"].get("/cgi-bin/freepublish/get", 0) == 0, "the callback spared the poll"
+        assert sandbox.ledger()["calls"].get("/cgi-bin/freepublish/get", 0) == 0, (
+            "the callback spared the poll"
+        )
         assert out.url == sandbox.ledger()["articles"][0]["url"]
     finally:
         cb.stop()
@@ -412,14 +438,20 @@ def test_callback_signature_checks(sandbox, tmp_path):
     ch = make_channel(sandbox, tmp_path)
     ts, nonce = "1714000000", "12345"
     sig = hashlib.sha1("".join(sorted([CALLBACK_TOKEN, ts, nonce])).encode()).hexdigest()
-    ok = ch.handle_callback("GET", {"signature": sig, "timestamp": ts, "nonce": nonce, "echostr": "e42"}, {}, b"")
+    ok = ch.handle_callback(
+        "GET", {"signature": sig, "timestamp": ts, "nonce": nonce, "echostr": "e42"}, {}, b""
+    )
     assert ok.status == 200 and ok.body == b"e42"
-    bad = ch.handle_callback("GET", {"signature": "0" * 40, "timestamp": ts, "nonce": nonce, "echostr": "e"}, {}, b"")
+    bad = ch.handle_callback(
+        "GET", {"signature": "0" * 40, "timestamp": ts, "nonce": nonce, "echostr": "e"}, {}, b""
+    )
     assert bad.status == 403
-    xml = (b"<xml><MsgType>event</MsgType><Event>PUBLISHJOBFINISH</Event><PublishEventInfo>"
-           b"<publish_id>99</publish_id><publish_status>0</publish_status><article_id>A1</article_id>"
-           b"<article_detail><count>1</count><item><idx>1</idx><article_url>https://mp.weixin.qq.com/s/x"
-           b"</article_url></item></article_detail></PublishEventInfo></xml>")
+    xml = (
+        b"<xml><MsgType>event</MsgType><Event>PUBLISHJOBFINISH</Event><PublishEventInfo>"
+        b"<publish_id>99</publish_id><publish_status>0</publish_status><article_id>A1</article_id>"
+        b"<article_detail><count>1</count><item><idx>1</idx><article_url>https://mp.weixin.qq.com/s/x"
+        b"</article_url></item></article_detail></PublishEventInfo></xml>"
+    )
     forged = ch.handle_callback("POST", {"signature": "f" * 40, "timestamp": ts, "nonce": nonce}, {}, xml)
     assert forged.status == 403 and ch._event("99") is None
     good = ch.handle_callback("POST", {"signature": sig, "timestamp": ts, "nonce": nonce}, {}, xml)
@@ -487,8 +519,10 @@ def test_mass_send_uses_clientmsgid(sandbox, tmp_path, assets):
 # ---------------------------------------------------------------------------------------- sandbox
 def test_sandbox_follows_the_documentation(sandbox):
     base = sandbox.base_url
-    tok = requests.get(f"{base}/cgi-bin/token", params={"grant_type": "client_credential",
-                                                        "appid": sandbox.appid, "secret": sandbox.secret}).json()
+    tok = requests.get(
+        f"{base}/cgi-bin/token",
+        params={"grant_type": "client_credential", "appid": sandbox.appid, "secret": sandbox.secret},
+    ).json()
     t = tok["access_token"]
 
     def post(path, data):
@@ -500,32 +534,52 @@ def test_sandbox_follows_the_documentation(sandbox):
     yesterday = (datetime.now(BEIJING).date() - timedelta(days=1)).isoformat()
     today = datetime.now(BEIJING).date().isoformat()
     two_days = (datetime.now(BEIJING).date() - timedelta(days=2)).isoformat()
-    assert post("/datacube/getarticlesummary", {"begin_date": two_days, "end_date": yesterday})["errcode"] == 61501
+    assert (
+        post("/datacube/getarticlesummary", {"begin_date": two_days, "end_date": yesterday})["errcode"]
+        == 61501
+    )
     assert post("/datacube/getarticlesummary", {"begin_date": today, "end_date": today})["errcode"] == 61501
     assert "list" in post("/datacube/getusersummary", {"begin_date": two_days, "end_date": yesterday})
-    assert post("/cgi-bin/draft/add", {"articles": [{"title": "t" * 33, "content": "x", "thumb_media_id": "m"}]}
-                )["errcode"] == 45003
-    r = requests.post(f"{base}/cgi-bin/media/uploadimg", params={"access_token": t},
-                      files={"media": ("a.gif", b"GIF89a....")}).json()
+    assert (
+        post(
+            "/cgi-bin/draft/add", {"articles": [{"title": "t" * 33, "content": "x", "thumb_media_id": "m"}]}
+        )["errcode"]
+        == 45003
+    )
+    r = requests.post(
+        f"{base}/cgi-bin/media/uploadimg",
+        params={"access_token": t},
+        files={"media": ("a.gif", b"GIF89a....")},
+    ).json()
     assert r["errcode"] == 40005
     # a new /token fetch leaves the old token working only for the overlap
     sandbox.configure(token_overlap=0)
-    requests.get(f"{base}/cgi-bin/token", params={"grant_type": "client_credential",
-                                                  "appid": sandbox.appid, "secret": sandbox.secret})
+    requests.get(
+        f"{base}/cgi-bin/token",
+        params={"grant_type": "client_credential", "appid": sandbox.appid, "secret": sandbox.secret},
+    )
     assert post("/cgi-bin/draft/count", {})["errcode"] == 40001
     assert requests.get(f"{base}/cgi-bin/draft/count").json()["errcode"] == 41001
 
 
 def test_sandbox_runs_as_a_process_and_is_steered_over_http(tmp_path):
-    proc = subprocess.Popen([sys.executable, "-m", "channels.sandbox.wechat", "--port", "0"],
-                            stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "channels.sandbox.wechat", "--port", "0"], stdout=subprocess.PIPE, text=True
+    )
     try:
         line = proc.stdout.readline()
         base = re.search(r"on (http://\S+)", line).group(1)
-        assert requests.post(f"{base}/__sandbox__/faults", json={"kind": "quota_daily"}).json() == {"ok": True}
-        tok = requests.get(f"{base}/cgi-bin/token", params={"grant_type": "client_credential",
-                                                            "appid": "wx5a9d0c0e0c0ffee0",
-                                                            "secret": "sandbox-app-secret-0123456789abcd"}).json()
+        assert requests.post(f"{base}/__sandbox__/faults", json={"kind": "quota_daily"}).json() == {
+            "ok": True
+        }
+        tok = requests.get(
+            f"{base}/cgi-bin/token",
+            params={
+                "grant_type": "client_credential",
+                "appid": "wx5a9d0c0e0c0ffee0",
+                "secret": "sandbox-app-secret-0123456789abcd",
+            },
+        ).json()
         r = requests.get(f"{base}/cgi-bin/draft/count", params={"access_token": tok["access_token"]}).json()
         assert r["errcode"] == 45009
         led = requests.get(f"{base}/__sandbox__/ledger").json()
