@@ -192,11 +192,10 @@ class _Client(WeChatClient):
         return result
 
 
-def _named(data: bytes, filename: str) -> io.BytesIO:
-    """wechatpy/requests take the multipart file name from ``.name``; raw bytes give errcode 40005."""
-    f = io.BytesIO(data)
-    f.name = filename
-    return f
+def _named(data: bytes, filename: str) -> tuple[str, io.BytesIO, str]:
+    """The multipart ``media`` part: named (raw bytes give errcode 40005) and typed like a browser's."""
+    ctype = "image/png" if filename.endswith(".png") else "image/jpeg"
+    return filename, io.BytesIO(data), ctype
 
 
 def _clean_errmsg(msg: Any) -> str:

@@ -141,6 +141,7 @@ class _State:
     faults: list[_Fault] = field(default_factory=list)
     pending_audit: list[int] = field(default_factory=list)
     calls: dict[str, int] = field(default_factory=dict)
+    day_calls: dict[str, int] = field(default_factory=dict)
     callbacks: list[dict] = field(default_factory=list)
 
 
@@ -164,6 +165,7 @@ class WeChatSandbox:
         callback_timeout: float = 5.0,
         verified: bool = True,
         original_id: str = "gh_5a9d0c0e0c0f",
+        daily_quotas: dict[str, int] | None = None,
     ) -> None:
         self.appid = appid
         self.secret = secret
@@ -179,6 +181,8 @@ class WeChatSandbox:
         self.callback_timeout = callback_timeout
         self.verified = verified
         self.original_id = original_id
+        #: calls allowed per path per Beijing day before 45009 (WeChat publishes no exact figures)
+        self.daily_quotas = dict(daily_quotas or {})
         self._lock = threading.RLock()
         self._s = _State()
         self._ids = itertools.count(2247483647)
@@ -245,6 +249,7 @@ class WeChatSandbox:
             "callback_mode",
             "publish_delay",
             "verified",
+            "daily_quotas",
             "token_overlap",
             "token_ttl",
             "callback_timeout",
@@ -304,6 +309,10 @@ class WeChatSandbox:
         with self._lock:
             self._s.calls[path] = self._s.calls.get(path, 0) + 1
             fault = self._take_fault(path)
+            day_key = f"{datetime.now(BEIJING).date()}:{path}"
+            used = self._s.day_calls[day_key] = self._s.day_calls.get(day_key, 0) + 1
+        if fault is None and path in self.daily_quotas and used > self.daily_quotas[path]:
+            return self._json({"errcode": 45009, "errmsg": f"{ERRMSG[45009]} {_rid()}"})
         if fault is not None:
             if fault.kind == "http500":
                 return 500, b"<html><body>500 Internal Server Error</body></html>", "text/html"
@@ -1083,7 +1092,16 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--encoding-aes-key")
     p.add_argument("--callback-mode", choices=["plain", "aes"], default="plain")
     p.add_argument("--token-ttl", type=int, default=7200)
+    p.add_argument("--unverified", action="store_true", help="answer 48001 to freepublish and mass send")
+    p.add_argument(
+        "--daily-quota",
+        action="append",
+        default=[],
+        metavar="PATH=N",
+        help="e.g. /cgi-bin/freepublish/get=100 (repeatable)",
+    )
     args = p.parse_args(argv)
+    quotas = {k: int(v) for k, v in (q.rsplit("=", 1) for q in args.daily_quota)}
     sb = WeChatSandbox(
         args.appid,
         args.secret,
@@ -1095,6 +1113,8 @@ def main(argv: list[str] | None = None) -> None:
         encoding_aes_key=args.encoding_aes_key,
         callback_mode=args.callback_mode,
         token_ttl=args.token_ttl,
+        verified=not args.unverified,
+        daily_quotas=quotas,
     )
     url = sb.start()
     print(f"WeChat sandbox for appid {args.appid} on {url} (admin: {url}/__sandbox__/ledger)", flush=True)

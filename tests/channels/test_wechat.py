@@ -560,6 +560,15 @@ def test_sandbox_follows_the_documentation(sandbox):
     )
     assert post("/cgi-bin/draft/count", {})["errcode"] == 40001
     assert requests.get(f"{base}/cgi-bin/draft/count").json()["errcode"] == 41001
+    # a daily quota answers 45009 once used up
+    t = requests.get(
+        f"{base}/cgi-bin/token",
+        params={"grant_type": "client_credential", "appid": sandbox.appid, "secret": sandbox.secret},
+    ).json()
+    t = t["access_token"]
+    sandbox.configure(daily_quotas={"/cgi-bin/openapi/quota/get": 1})
+    assert post("/cgi-bin/openapi/quota/get", {"cgi_path": "/cgi-bin/draft/add"})["errcode"] == 0
+    assert post("/cgi-bin/openapi/quota/get", {"cgi_path": "/cgi-bin/draft/add"})["errcode"] == 45009
 
 
 def test_sandbox_runs_as_a_process_and_is_steered_over_http(tmp_path):
