@@ -96,7 +96,7 @@ class WeChatConfig(ChannelConfig):
     """``[channels.<name>]`` for ``type = "wechat"``."""
 
     #: the Official Account's AppID (公众号 开发者ID), e.g. "wx5a9d0c0e0c0ffee0"
-    appid: str = Field(pattern=r"^wx[0-9a-zA-Z]{10,30}$")
+    appid: str = Field(pattern=r"^\S{3,64}$")
     #: NAME of the environment variable holding the AppSecret (the secret itself never enters settings)
     secret_env: str = "PUBLISHER_WECHAT_SECRET"
     #: NAME of the env var holding the server-configuration Token (callbacks); None = no callbacks, poll
@@ -675,6 +675,7 @@ class WeChatChannel(Channel):
                 tag,
                 is_to_all=tag is None,
                 client_msg_id=client_msg_id,
+                ambiguous=True,
             )
         except PermanentChannelError as exc:
             if exc.code != 45065:
