@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
@@ -105,6 +105,8 @@ class WeChatConfig(ChannelConfig):
     encoding_aes_key_env: str | None = None
     #: where the API lives: the sandbox (``http://127.0.0.1:N``) or a forward proxy in production
     api_base: str = "https://api.weixin.qq.com"
+    #: "token" (GET /cgi-bin/token) or "stable_token" (POST, keeps the AppSecret out of URLs and logs)
+    token_endpoint: Literal["token", "stable_token"] = "token"
     #: seconds per HTTP call
     timeout: float = Field(default=20.0, gt=0)
     #: author shown on the article when the item has none (≤ 16 characters)
@@ -163,26 +165,47 @@ class KVSessionStorage(SessionStorage):
 
 
 class _Client(WeChatClient):
-    """wechatpy's client pointed at ``api_base``, with a timeout on the token fetch too."""
+    """wechatpy's client pointed at ``api_base``, with a timeout and no secret in errors on token fetch."""
 
-    def __init__(self, *, api_base: str, appid: str, secret: str, session: SessionStorage, timeout: float):
+    def __init__(
+        self,
+        *,
+        api_base: str,
+        appid: str,
+        secret: str,
+        session: SessionStorage,
+        timeout: float,
+        endpoint: str,
+    ):
         super().__init__(appid, secret, session=session, timeout=timeout, auto_retry=False)
         self.API_BASE_URL = f"{api_base}/cgi-bin/"
         self.datacube.API_BASE_URL = f"{api_base}/datacube/"
-        self._token_url = f"{api_base}/cgi-bin/token"
+        self._endpoint = endpoint
+        self._token_url = f"{api_base}/cgi-bin/{endpoint}"
+        #: set after a rejection so that stable_token hands out a new token, not the rejected one
+        self.force_refresh = False
 
     def fetch_access_token(self) -> dict:
-        res = self._http.get(
-            self._token_url,
-            params={"grant_type": "client_credential", "appid": self.appid, "secret": self.secret},
-            timeout=self.timeout,
-        )
         try:
-            res.raise_for_status()
+            if self._endpoint == "stable_token":
+                body = {
+                    "grant_type": "client_credential",
+                    "appid": self.appid,
+                    "secret": self.secret,
+                    "force_refresh": self.force_refresh,
+                }
+                res = self._http.post(self._token_url, data=json.dumps(body).encode(), timeout=self.timeout)
+            else:
+                params = {"grant_type": "client_credential", "appid": self.appid, "secret": self.secret}
+                res = self._http.get(self._token_url, params=params, timeout=self.timeout)
         except requests.RequestException as exc:
-            raise WeChatClientException(
-                None, None, client=self, request=exc.request, response=exc.response
-            ) from exc
+            # requests puts the URL (with ?secret=...) in its message: raise a same-kind error without it
+            raise type(exc)(
+                f"{type(exc).__name__} while fetching an access token from {self._token_url}"
+            ) from None
+        self.force_refresh = False
+        if res.status_code >= 400:
+            raise WeChatClientException(None, None, client=self, response=res)
         result = res.json()
         if result.get("errcode"):
             raise WeChatClientException(result["errcode"], result.get("errmsg"), client=self, response=res)
@@ -190,6 +213,17 @@ class _Client(WeChatClient):
         self.session.set(self.access_token_key, result["access_token"], expires_in)
         self.expires_at = int(time.time()) + expires_in
         return result
+
+
+_CREDENTIAL_RE = re.compile(r"(access_token|secret)=[^&\s)'\"]+")
+
+
+def _redacted(exc: Exception) -> Exception:
+    """The same kind of error with access tokens and secrets in its message masked (it gets logged)."""
+    try:
+        return type(exc)(_CREDENTIAL_RE.sub(r"\1=***", str(exc)))
+    except Exception:  # an exception type with an unusual constructor: keep only its name
+        return RuntimeError(type(exc).__name__)
 
 
 def _named(data: bytes, filename: str) -> tuple[str, io.BytesIO, str]:
@@ -243,6 +277,8 @@ class WeChatChannel(Channel):
             else None
         )
         self._prefix = f"wechat:{config.appid}:"
+        # uploaded media belong to one API host: the sandbox's ids mean nothing to WeChat and back
+        self._media_prefix = f"{self._prefix}{hashlib.sha256(config.api_base.encode()).hexdigest()[:8]}:"
         self._session = KVSessionStorage(env.kv, self._prefix, env.clock)
         self.client = _Client(
             api_base=config.api_base,
@@ -250,6 +286,7 @@ class WeChatChannel(Channel):
             secret=secret,
             session=self._session,
             timeout=config.timeout,
+            endpoint=config.token_endpoint,
         )
 
     def close(self) -> None:
@@ -274,18 +311,20 @@ class WeChatChannel(Channel):
                 if ambiguous:
                     raise AmbiguousOutcome(
                         f"WeChat did not answer {what} in time; it may have taken effect"
-                    ) from exc
-                raise TransientChannelError(f"WeChat did not answer {what} in time") from exc
+                    ) from _redacted(exc)
+                raise TransientChannelError(f"WeChat did not answer {what} in time") from _redacted(exc)
             except requests.ConnectionError as exc:
                 if ambiguous:
                     raise AmbiguousOutcome(
                         f"the connection broke during {what}; it may have taken effect"
-                    ) from exc
+                    ) from _redacted(exc)
                 raise TransientChannelError(
                     f"cannot reach WeChat ({self.config.api_base}) for {what}"
-                ) from exc
+                ) from _redacted(exc)
             except requests.RequestException as exc:
-                raise TransientChannelError(f"HTTP trouble during {what}: {type(exc).__name__}") from exc
+                raise TransientChannelError(
+                    f"HTTP trouble during {what}: {type(exc).__name__}"
+                ) from _redacted(exc)
             except (TypeError, KeyError, ValueError) as exc:
                 raise TransientChannelError(f"WeChat gave an unexpected answer to {what}") from exc
             if not isinstance(result, dict | str | list):
@@ -299,6 +338,7 @@ class WeChatChannel(Channel):
             return
         self._session.delete(self.client.access_token_key)
         self._session.delete(self.client.access_token_expires_at_key)
+        self.client.force_refresh = True
         log.info("wechat %s: access token rejected, fetching a new one", self.name)
 
     def _map(self, what: str, exc: WeChatClientException, ambiguous: bool) -> Exception:
@@ -395,7 +435,7 @@ class WeChatChannel(Channel):
 
     # ================================================================================ media
     def _thumb(self, cover: Asset) -> dict[str, str]:
-        key = f"{self._prefix}thumb:{cover.sha256}"
+        key = f"{self._media_prefix}thumb:{cover.sha256}"
         cached = self.env.kv.get(key)
         if cached:
             return json.loads(cached)
@@ -416,7 +456,7 @@ class WeChatChannel(Channel):
         return entry
 
     def _content_image(self, asset: Asset) -> str:
-        key = f"{self._prefix}img:{asset.sha256}"
+        key = f"{self._media_prefix}img:{asset.sha256}"
         cached = self.env.kv.get(key)
         if cached:
             return cached
@@ -492,7 +532,20 @@ class WeChatChannel(Channel):
                 ctx.save_state(draft_media_id=media_id, step="drafted")
         if not media_id:
             ctx.save_state(step="drafting")
-            res = self._call("adding the draft", self.client.post, "draft/add", data={"articles": [article]})
+            try:
+                res = self._call(
+                    "adding the draft", self.client.post, "draft/add", data={"articles": [article]}
+                )
+            except PermanentChannelError as exc:
+                if exc.code != 40007:
+                    raise
+                # the cached thumb is gone on WeChat's side (deleted in the console): upload it again, once
+                self.env.kv.delete(f"{self._media_prefix}thumb:{self._cover(post).sha256}")
+                article = self._article(post)
+                ctx.save_state(thumb_media_id=article["thumb_media_id"])
+                res = self._call(
+                    "adding the draft", self.client.post, "draft/add", data={"articles": [article]}
+                )
             media_id = res["media_id"]
             ctx.save_state(draft_media_id=media_id, step="drafted")
         if self.config.mass_send:

@@ -612,3 +612,42 @@ def test_contract_harness(tmp_path):
             h.channel.publish(make_post(4, title="另一则通知"), make_ctx(4))
     finally:
         h.close()
+
+
+def test_stable_token_endpoint_and_forced_refresh(sandbox, tmp_path):
+    ch = make_channel(sandbox, tmp_path, token_endpoint="stable_token")
+    assert ch.check_health().ok
+    first = ch.client.access_token
+    sandbox.inject("expire_token")
+    assert ch.check_health().ok, "the rejected token is replaced (force_refresh), not handed out again"
+    assert ch.client.access_token != first
+    assert sandbox.ledger()["calls"]["/cgi-bin/stable_token"] == 2
+
+
+def test_secret_and_token_never_appear_in_errors(tmp_path):
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead_port = s.getsockname()[1]
+    sb = WeChatSandbox()  # never started: only its credentials are used
+    sb.port = dead_port
+    ch = make_channel(sb, tmp_path)
+    with pytest.raises(TransientChannelError) as ei:
+        ch._call("x", ch.client.draft.count)
+    chain, exc = [], ei.value
+    while exc is not None:
+        chain.append(str(exc))
+        exc = exc.__cause__ or exc.__context__
+    assert len(chain) >= 2 and not any(sb.secret in text for text in chain)
+    assert sb.secret not in ch.check_health().detail
+
+
+def test_media_deleted_on_wechat_side_is_uploaded_again(sandbox, tmp_path, assets):
+    ch = make_channel(sandbox, tmp_path)
+    run(ch, rich_post(assets, 1), make_ctx(1))
+    sandbox.reset()  # WeChat forgot everything: tokens and permanent material
+    run(ch, rich_post(assets, 2, title="第二篇通知"), make_ctx(2))
+    led = sandbox.ledger()
+    assert len(led["articles"]) == 1 and len(led["materials"]) == 1
+    assert led["articles"][0]["thumb_media_id"] in led["materials"]
