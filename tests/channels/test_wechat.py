@@ -267,7 +267,7 @@ def test_token_refresh_is_bounded(sandbox, tmp_path):
     assert led["tokens_issued"] == 2
 
 
-def test_other_worker_refreshed_token_is_reused_not_refetched(sandbox, tmp_path):
+def test_token_fetched_by_another_worker_is_picked_up(sandbox, tmp_path):
     env = make_env(tmp_path)
     a = make_channel(sandbox, tmp_path, env=env, name="a")
     assert a.check_health().ok
