@@ -119,6 +119,8 @@ class WeChatConfig(ChannelConfig):
     author_from_item: bool = True
     #: image used as the cover when an item has none (e.g. the school emblem); None = a cover is required
     default_cover: str | None = None
+    #: the school's internal domains (e.g. "oa.example.edu.cn"): links to them are refused at review
+    intranet_domains: list[str] = Field(default_factory=list)
     #: link the article's 阅读原文 to the item's page on the website
     link_to_site: bool = True
     need_open_comment: bool = False
@@ -362,6 +364,12 @@ class WeChatChannel(Channel):
                 until=_next_beijing_midnight(now),
                 code=code,
             )
+        if code == 45028:  # no mass-send quota left: subscription accounts get one a day
+            return QuotaExceeded(
+                "the account's mass-send quota is used up (45028); it resets at midnight Beijing time",
+                until=_next_beijing_midnight(now),
+                code=code,
+            )
         if code == 45011:
             return QuotaExceeded(
                 f"WeChat's per-minute quota for {what} is used up (45011)", until=_next_minute(now), code=code
@@ -405,7 +413,7 @@ class WeChatChannel(Channel):
             reason = wechat_media.inspect(cover.path, "cover")
             if reason:
                 problems.append(reason)
-        rendered = wechat_format.render(post.body_html)
+        rendered = wechat_format.render(post.body_html, intranet_domains=tuple(self.config.intranet_domains))
         for ref in dict.fromkeys(rendered.images):
             try:
                 asset = post.asset(ref.removeprefix("asset://"))
@@ -488,7 +496,7 @@ class WeChatChannel(Channel):
         cover = self._cover(post)
         assert cover is not None  # validate() refused the item otherwise
         thumb = self._thumb(cover)
-        rendered = wechat_format.render(post.body_html)
+        rendered = wechat_format.render(post.body_html, intranet_domains=tuple(self.config.intranet_domains))
         urls = {
             ref.removeprefix("asset://"): self._content_image(post.asset(ref.removeprefix("asset://")))
             for ref in dict.fromkeys(rendered.images)

@@ -99,8 +99,12 @@ _INTRANET_SUFFIXES = (
 )
 
 
-def intranet_reason(url: str) -> str | None:
-    """Why ``url`` points inside the campus network (or nowhere), or None when it is public."""
+def intranet_reason(url: str, intranet_domains: tuple[str, ...] = ()) -> str | None:
+    """Why ``url`` points inside the campus network (or nowhere), or None when it is public.
+
+    ``intranet_domains`` adds the school's own internal names (``oa.example.edu.cn``), which public
+    DNS may well resolve but readers outside the campus cannot open.
+    """
     try:
         parts = urlsplit(url)
         host = (parts.hostname or "").rstrip(".").lower()
@@ -124,6 +128,10 @@ def intranet_reason(url: str) -> str | None:
         return f"points at the intranet host {host!r} (no domain)"
     if host.endswith(_INTRANET_SUFFIXES):
         return f"points at the intranet host {host}"
+    for domain in intranet_domains:
+        domain = domain.strip(".").lower()
+        if domain and (host == domain or host.endswith("." + domain)):
+            return f"points at the intranet host {host}"
     return None
 
 
@@ -137,8 +145,9 @@ class Rendered:
 
 
 class _Rewriter(HTMLParser):
-    def __init__(self) -> None:
+    def __init__(self, intranet_domains: tuple[str, ...]) -> None:
         super().__init__(convert_charrefs=True)
+        self.intranet_domains = intranet_domains
         self.out: list[str] = []
         self.drop_depth = 0
         self.link_stack: list[str | None] = []
@@ -154,9 +163,11 @@ class _Rewriter(HTMLParser):
         a = {k: (v or "") for k, v in attrs}
         if tag == "a":
             href = a.get("href", "").strip()
+            if href.startswith("//"):  # scheme-relative: the reader's WebView would use https
+                href = "https:" + href
             scheme = urlsplit(href).scheme.lower() if href else ""
             if href and scheme not in ("", "javascript", "mailto", "tel", "data"):
-                reason = intranet_reason(href)
+                reason = intranet_reason(href, self.intranet_domains)
                 if reason:
                     self.r.bad_links.append((href, reason))
             host = (urlsplit(href).hostname or "") if href else ""
@@ -218,9 +229,11 @@ class _Rewriter(HTMLParser):
             self.out.append(escape(data, quote=False))
 
 
-def render(body_html: str, *, notes_title: str = "文中链接") -> Rendered:
+def render(
+    body_html: str, *, notes_title: str = "文中链接", intranet_domains: tuple[str, ...] = ()
+) -> Rendered:
     """``body_html`` (asset:// images kept) rewritten for the WeChat reader."""
-    p = _Rewriter()
+    p = _Rewriter(tuple(intranet_domains))
     p.feed(body_html)
     p.close()
     html = "".join(p.out)

@@ -217,6 +217,11 @@ def test_bad_input_is_refused_at_review_time_and_nothing_is_sent(sandbox, tmp_pa
         )
         == []
     )
+    school = make_channel(sandbox, tmp_path, intranet_domains=["oa.example.edu.cn"])
+    bad = school.validate(
+        make_post(1, body_html='<p><a href="//oa.example.edu.cn/n/1">OA</a></p>', assets=(cover,))
+    )
+    assert len(bad) == 1 and "intranet host oa.example.edu.cn" in bad[0]
     ext = ch.validate(
         make_post(1, body_html='<p><img src="https://img.example.com/a.jpg"></p>', assets=(cover,))
     )
