@@ -847,22 +847,33 @@ class WeChatChannel(Channel):
         return LinkStatus(ok=True, status=200, reason="published on WeChat")
 
     def fetch_stats(self, remote_ids: Iterable[str], since: date, until: date) -> list[StatRow]:
-        yesterday = self.env.clock().astimezone(BEIJING).date() - timedelta(days=1)
-        until = min(until, yesterday)
+        # the datacube reports up to yesterday, and yesterday only once it is past 08:00 in Beijing
+        local = self.env.clock().astimezone(BEIJING)
+        until = min(until, local.date() - timedelta(days=1 if local.hour >= 8 else 2))
         by_msg: dict[str, str] = {}
+        by_title: dict[str, str] = {}
         for rid in remote_ids:
             raw = self.env.kv.get(f"{self._prefix}art:{rid}")
-            if raw and json.loads(raw).get("msg_data_id"):
-                by_msg[json.loads(raw)["msg_data_id"]] = rid
+            known = json.loads(raw) if raw else {}
+            if known.get("msg_data_id"):
+                by_msg[known["msg_data_id"]] = rid
             elif rid.startswith("mass-"):
                 by_msg[rid.removeprefix("mass-")] = rid
+            elif since <= until:
+                # published before this channel kept msg_data_ids (or by hand): match on the title
+                try:
+                    res = self._call("looking up the article", self.client.freepublish.getarticle, rid)
+                except PermanentChannelError:
+                    continue
+                for news in (res.get("news_item") or [])[:1]:
+                    by_title[news.get("title", "")] = rid
         rows: list[StatRow] = []
         day = since
-        while by_msg and day <= until:
+        while (by_msg or by_title) and day <= until:
             for r in self._call(
                 "reading article statistics", self.client.datacube.get_article_summary, day, day
             ):
-                rid = by_msg.get(str(r.get("msgid", "")).split("_")[0])
+                rid = by_msg.get(str(r.get("msgid", "")).split("_")[0]) or by_title.get(r.get("title", ""))
                 if rid is None:
                     continue
                 for metric, field in (

@@ -476,8 +476,9 @@ def test_callback_signature_checks(sandbox, tmp_path):
 def test_stats_rows(sandbox, tmp_path, assets):
     ch = make_channel(sandbox, tmp_path)
     out = run(ch, rich_post(assets), make_ctx())
-    sandbox.backdate(out.remote_id, 3)
-    today = datetime.now(BEIJING).date()
+    sandbox.backdate(out.remote_id, 4)
+    now = datetime.now(BEIJING)
+    today = now.date() if now.hour >= 8 else now.date() - timedelta(days=1)  # yesterday is ready after 08:00
     rows = ch.fetch_stats([out.remote_id], today - timedelta(days=3), today)
     art_rows = [r for r in rows if r.remote_id == out.remote_id]
     assert {r.metric for r in art_rows} == {"reads", "readers", "shares", "favourites"}
@@ -489,6 +490,10 @@ def test_stats_rows(sandbox, tmp_path, assets):
     assert {r.metric for r in rows if r.remote_id is None} == {"followers", "new_followers", "unfollows"}
     # the same call again gives the same numbers (deterministic)
     assert ch.fetch_stats([out.remote_id], today - timedelta(days=3), today) == rows
+    # an article this channel did not publish (no msg_data_id on record) is matched by its title
+    fresh = make_channel(sandbox, tmp_path)
+    again = fresh.fetch_stats([out.remote_id], today - timedelta(days=3), today)
+    assert [r for r in again if r.remote_id] == art_rows
 
 
 def test_withdraw_check_url_and_listing(sandbox, tmp_path, assets):
