@@ -506,7 +506,7 @@ class WeChatChannel(Channel):
         return {
             "title": post.title.strip(),
             "author": self._author(post),
-            "digest": wechat_format.make_digest(post.summary, post.body_html, self.digest_max),
+            "digest": wechat_format.make_digest(post.summary, rendered.text, self.digest_max),
             "content": content,
             "content_source_url": source if len(source.encode()) <= 1024 else "",
             "thumb_media_id": thumb["media_id"],

@@ -10,7 +10,6 @@ readers at ``http://oa.local/`` or ``10.0.0.5``.
 from __future__ import annotations
 
 import ipaddress
-import re
 from dataclasses import dataclass, field
 from html import escape
 from html.parser import HTMLParser
@@ -82,6 +81,30 @@ _DROP_WITH_CONTENT = {
     "textarea",
 }
 _VOID = {"br", "hr", "img"}
+_BLOCK = {
+    "p",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "li",
+    "td",
+    "th",
+    "tr",
+    "blockquote",
+    "pre",
+    "div",
+    "section",
+    "figure",
+    "figcaption",
+    "br",
+    "hr",
+    "table",
+    "caption",
+}
+_COMPACT_P = "margin:0 0 .3em;line-height:1.75;"
 #: hosts whose links stay clickable inside the WeChat reader
 WECHAT_LINK_HOSTS = ("mp.weixin.qq.com",)
 _INTRANET_SUFFIXES = (
@@ -142,6 +165,8 @@ class Rendered:
     bad_links: list[tuple[str, str]] = field(default_factory=list)
     external_images: list[str] = field(default_factory=list)
     images: list[str] = field(default_factory=list)
+    #: the body as plain text (no notes, no code that was dropped), for the digest
+    text: str = ""
 
 
 class _Rewriter(HTMLParser):
@@ -152,6 +177,8 @@ class _Rewriter(HTMLParser):
         self.drop_depth = 0
         self.link_stack: list[str | None] = []
         self.r = Rendered(html="")
+        self.text: list[str] = []
+        self.open: list[str] = []
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         if tag in _DROP_WITH_CONTENT:
@@ -198,6 +225,12 @@ class _Rewriter(HTMLParser):
         style = STYLES.get(tag, "")
         if tag == "code" and self.out and self.out[-1].startswith("<pre"):
             style = "font-family:Menlo,Consolas,monospace;"
+        elif tag == "p" and self.open and self.open[-1] in ("blockquote", "li", "td", "th"):
+            style = _COMPACT_P  # a paragraph inside a quote or a loose list item: no extra gap
+        if tag in _BLOCK:
+            self.text.append(" ")
+        if tag not in _VOID:
+            self.open.append(tag)
         self.out.append(f"<{tag}{extra}" + (f' style="{style}"' if style else "") + ">")
 
     def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
@@ -222,11 +255,17 @@ class _Rewriter(HTMLParser):
                 self.out.append(f'<sup style="{STYLES["sup"]}">[{n}]</sup>')
             return
         if tag in _KEEP:
+            if tag in self.open:
+                while self.open and self.open.pop() != tag:
+                    pass
+            if tag in _BLOCK:
+                self.text.append(" ")
             self.out.append(f"</{tag}>")
 
     def handle_data(self, data: str) -> None:
         if not self.drop_depth:
             self.out.append(escape(data, quote=False))
+            self.text.append(data)
 
 
 def render(
@@ -248,19 +287,13 @@ def render(
             f"{escape(notes_title)}</p>{notes}</section>"
         )
     p.r.html = html
+    p.r.text = " ".join("".join(p.text).split())
     return p.r
 
 
-_TAG_RE = re.compile(r"<[^>]+>")
-
-
-def make_digest(summary: str, body_html: str, limit: int = 128) -> str:
+def make_digest(summary: str, body_text: str, limit: int = 128) -> str:
     """The summary, or the body's opening text, cut to ``limit`` characters at a sentence if possible."""
-    from html import unescape
-
-    text = " ".join((summary or "").split())
-    if not text:
-        text = " ".join(unescape(_TAG_RE.sub(" ", body_html)).split())
+    text = " ".join((summary or "").split()) or " ".join(body_text.split())
     if len(text) <= limit:
         return text
     cut = text[: limit - 1]

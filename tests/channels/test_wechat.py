@@ -661,3 +661,16 @@ def test_media_deleted_on_wechat_side_is_uploaded_again(sandbox, tmp_path, asset
     led = sandbox.ledger()
     assert len(led["articles"]) == 1 and len(led["materials"]) == 1
     assert led["articles"][0]["thumb_media_id"] in led["materials"]
+
+
+def test_digest_is_made_from_the_body_when_there_is_no_summary(sandbox, tmp_path, assets):
+    ch = make_channel(sandbox, tmp_path)
+    body = "<p>" + "根据学校校历，现将寒假放假安排通知如下。" * 20 + "</p><script>alert(1)</script>"
+    out = run(ch, make_post(1, summary="", body_html=body, assets=(assets[0],)), make_ctx())
+    news = requests.post(
+        f"{sandbox.base_url}/cgi-bin/freepublish/getarticle",
+        params={"access_token": ch.client.access_token},
+        data=json.dumps({"article_id": out.remote_id}),
+    ).json()["news_item"][0]
+    assert 0 < len(news["digest"]) <= 128 and news["digest"].endswith("。")
+    assert "<" not in news["digest"] and "alert" not in news["digest"]
