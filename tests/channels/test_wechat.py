@@ -370,8 +370,8 @@ def test_crash_between_submit_and_recording_publish_id_reconciles(sandbox, tmp_p
 
 
 def test_submit_timeout_is_ambiguous_and_never_yields_a_second_article(sandbox, tmp_path, assets):
-    ch = make_channel(sandbox, tmp_path, timeout=0.5)
-    sandbox.inject("timeout", path="/cgi-bin/freepublish/submit", seconds=1.0)
+    ch = make_channel(sandbox, tmp_path, timeout=1.0)
+    sandbox.inject("timeout", path="/cgi-bin/freepublish/submit", seconds=2.0)
     post = rich_post(assets)
     ctx = make_ctx()
     with pytest.raises(AmbiguousOutcome):
@@ -400,12 +400,12 @@ def test_crash_after_draft_add_reuses_the_draft(sandbox, tmp_path, assets):
     ch = make_channel(sandbox, tmp_path)
     post = rich_post(assets)
     ctx = make_ctx()
-    sandbox.inject("timeout", path="/cgi-bin/draft/add", seconds=0.8)
-    ch2 = make_channel(sandbox, tmp_path, env=ch.env, timeout=0.4)
+    sandbox.inject("timeout", path="/cgi-bin/draft/add", seconds=2.0)
+    ch2 = make_channel(sandbox, tmp_path, env=ch.env, timeout=1.0)
     with pytest.raises(TransientChannelError):
         ch2.publish(post, ctx)
     assert ctx.state["step"] == "drafting"
-    time.sleep(0.5)
+    time.sleep(1.5)
     run(ch, post, ctx)
     led = sandbox.ledger()
     assert led["calls"]["/cgi-bin/draft/add"] == 1 and len(led["articles"]) == 1
