@@ -299,42 +299,48 @@ class WeChatChannel(Channel):
 
     # ============================================================================ the boundary
     def _call(self, what: str, fn: Callable[..., T], *args: Any, ambiguous: bool = False, **kw: Any) -> T:
-        """Call wechatpy and translate what goes wrong; refresh a rejected token once, not forever."""
+        """Call wechatpy and translate what goes wrong; refresh a rejected token once, not forever.
+
+        ``ambiguous`` marks calls that may take effect without our hearing of it (submit, mass send):
+        a timeout or broken connection there is AmbiguousOutcome, never a plain retry.
+        """
         refreshed = False
         while True:
-            used: str | None = None
             try:
+                # the token is fetched outside the ambiguous part: failing to get one sent nothing
                 used = self.client.access_token
+            except Exception as exc:  # noqa: BLE001 - translated below, never swallowed
+                raise self._translate("fetching an access token", exc, ambiguous=False) from _redacted(exc)
+            try:
                 result = fn(*args, **kw)
             except WeChatClientException as exc:
                 if exc.errcode in TOKEN_ERRORS and not refreshed:
                     refreshed = True
                     self._refresh_token(rejected=used)
                     continue
-                raise self._map(what, exc, ambiguous) from exc
-            except requests.Timeout as exc:
-                if ambiguous:
-                    raise AmbiguousOutcome(
-                        f"WeChat did not answer {what} in time; it may have taken effect"
-                    ) from _redacted(exc)
-                raise TransientChannelError(f"WeChat did not answer {what} in time") from _redacted(exc)
-            except requests.ConnectionError as exc:
-                if ambiguous:
-                    raise AmbiguousOutcome(
-                        f"the connection broke during {what}; it may have taken effect"
-                    ) from _redacted(exc)
-                raise TransientChannelError(
-                    f"cannot reach WeChat ({self.config.api_base}) for {what}"
-                ) from _redacted(exc)
-            except requests.RequestException as exc:
-                raise TransientChannelError(
-                    f"HTTP trouble during {what}: {type(exc).__name__}"
-                ) from _redacted(exc)
-            except (TypeError, KeyError, ValueError) as exc:
-                raise TransientChannelError(f"WeChat gave an unexpected answer to {what}") from exc
+                raise self._translate(what, exc, ambiguous) from exc
+            except Exception as exc:  # noqa: BLE001 - translated below, never swallowed
+                raise self._translate(what, exc, ambiguous) from _redacted(exc)
             if not isinstance(result, dict | str | list):
                 raise TransientChannelError(f"WeChat gave a non-JSON answer to {what}")
             return result
+
+    def _translate(self, what: str, exc: Exception, ambiguous: bool) -> Exception:
+        if isinstance(exc, WeChatClientException):
+            return self._map(what, exc, ambiguous)
+        if isinstance(exc, requests.Timeout):
+            if ambiguous:
+                return AmbiguousOutcome(f"WeChat did not answer {what} in time; it may have taken effect")
+            return TransientChannelError(f"WeChat did not answer {what} in time")
+        if isinstance(exc, requests.ConnectionError):
+            if ambiguous:
+                return AmbiguousOutcome(f"the connection broke during {what}; it may have taken effect")
+            return TransientChannelError(f"cannot reach WeChat ({self.config.api_base}) for {what}")
+        if isinstance(exc, requests.RequestException):
+            return TransientChannelError(f"HTTP trouble during {what}: {type(exc).__name__}")
+        if isinstance(exc, TypeError | KeyError | ValueError):
+            return TransientChannelError(f"WeChat gave an unexpected answer to {what}")
+        raise exc  # a bug of ours: let it surface as itself
 
     def _refresh_token(self, rejected: str | None) -> None:
         """Fetch a new token unless another worker already stored one since ours was rejected."""

@@ -674,3 +674,12 @@ def test_digest_is_made_from_the_body_when_there_is_no_summary(sandbox, tmp_path
     ).json()["news_item"][0]
     assert 0 < len(news["digest"]) <= 128 and news["digest"].endswith("。")
     assert "<" not in news["digest"] and "alert" not in news["digest"]
+
+
+def test_failing_to_get_a_token_is_never_ambiguous(sandbox, tmp_path):
+    ch = make_channel(sandbox, tmp_path, timeout=1.0)
+    sandbox.inject("timeout", path="/cgi-bin/token", seconds=2.0)
+    with pytest.raises(TransientChannelError) as ei:
+        ch._call("submitting", ch.client.draft.count, ambiguous=True)
+    assert not isinstance(ei.value, AmbiguousOutcome) and "access token" in str(ei.value)
+    assert sandbox.ledger()["calls"].get("/cgi-bin/draft/count") is None
