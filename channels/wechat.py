@@ -107,6 +107,8 @@ class WeChatConfig(ChannelConfig):
     encoding_aes_key_env: str | None = None
     #: where the API lives: the sandbox (``http://127.0.0.1:N``) or a forward proxy in production
     api_base: str = "https://api.weixin.qq.com"
+    #: seconds a callback's timestamp may be away from now (replay guard); 0 disables the check
+    callback_max_age: float = Field(default=300.0, ge=0)
     #: "token" (GET /cgi-bin/token) or "stable_token" (POST, keeps the AppSecret out of URLs and logs)
     token_endpoint: Literal["token", "stable_token"] = "token"
     #: seconds per HTTP call
@@ -249,6 +251,34 @@ def _next_beijing_midnight(now: datetime) -> datetime:
 
 def _next_minute(now: datetime) -> datetime:
     return now.replace(second=0, microsecond=0) + timedelta(minutes=1)
+
+
+def _publish_event(msg: Any) -> dict[str, Any] | None:
+    """The PUBLISHJOBFINISH event in ``freepublish/get``'s shape, or None for any other message.
+
+    wechatpy has no class for this event; xmltodict gives a single ``item``/``fail_idx`` as a plain
+    value and several as a list.
+    """
+    if not isinstance(msg, dict):
+        raise ValueError("not an XML message")
+    if msg.get("MsgType") != "event" or msg.get("Event") != "PUBLISHJOBFINISH":
+        return None
+    info = msg.get("PublishEventInfo") or {}
+    items = (info.get("article_detail") or {}).get("item") or []
+    if isinstance(items, dict):
+        items = [items]
+    fails = info.get("fail_idx") or []
+    if not isinstance(fails, list):
+        fails = [fails]
+    return {
+        "publish_id": str(info["publish_id"]),
+        "publish_status": int(info["publish_status"]),
+        "article_id": info.get("article_id"),
+        "article_detail": {
+            "item": [{"idx": int(i.get("idx", 0)), "article_url": i.get("article_url")} for i in items]
+        },
+        "fail_idx": [int(f) for f in fails],
+    }
 
 
 # ------------------------------------------------------------------------------------- channel
@@ -781,37 +811,37 @@ class WeChatChannel(Channel):
                 return CallbackReply(status=403, body=b"invalid signature")
         if method.upper() == "GET":
             return CallbackReply(body=q.get("echostr", "").encode())
+        # a plain-mode signature covers only token, timestamp and nonce, not the body: refuse old
+        # timestamps and a nonce seen before, so a captured signature cannot carry another body
+        now = self.env.clock()
+        max_age = self.config.callback_max_age
+        try:
+            age = abs(now.timestamp() - int(q.get("timestamp", "")))
+        except ValueError:
+            return CallbackReply(status=400, body=b"bad timestamp")
+        if max_age and age > max_age:
+            log.warning("wechat %s: callback with a timestamp %.0fs away refused", self.name, age)
+            return CallbackReply(status=403, body=b"stale timestamp")
+        seen_key = f"{self._prefix}cb:{q.get('timestamp')}:{q.get('nonce', '')}"
+        if self.env.kv.get(seen_key):
+            return CallbackReply(body=b"success")  # WeChat's retry of a request already handled
         try:
             xml = self._decrypt(q, body) if safe_mode else body.decode("utf-8")
             msg = xmltodict.parse(xml)["xml"]
+            event = _publish_event(msg)
         except InvalidSignatureException:
             log.warning("wechat %s: callback with a wrong msg_signature refused", self.name)
             return CallbackReply(status=403, body=b"invalid signature")
-        except (InvalidAppIdException, ExpatError, ValueError, KeyError, TypeError) as exc:
+        except (InvalidAppIdException, ExpatError, ValueError, KeyError, TypeError, AttributeError) as exc:
             log.warning("wechat %s: unreadable callback (%s)", self.name, type(exc).__name__)
             return CallbackReply(status=400, body=b"bad message")
-        if not isinstance(msg, dict):
-            return CallbackReply(status=400, body=b"bad message")
-        if msg.get("MsgType") == "event" and msg.get("Event") == "PUBLISHJOBFINISH":
-            info = msg.get("PublishEventInfo") or {}
-            items = (info.get("article_detail") or {}).get("item") or []
-            if isinstance(items, dict):
-                items = [items]
-            event = {
-                "publish_id": str(info.get("publish_id")),
-                "publish_status": int(info.get("publish_status", 3)),
-                "article_id": info.get("article_id"),
-                "article_detail": {
-                    "item": [
-                        {"idx": int(i.get("idx", 0)), "article_url": i.get("article_url")} for i in items
-                    ]
-                },
-            }
-            # storing is idempotent, so WeChat's retries of the same event do no harm
+        self.env.kv.set(seen_key, "1", expires_at=now + timedelta(seconds=2 * (max_age or 300) + 60))
+        if event is not None:
+            # storing is idempotent, so a repeated event does no harm
             self.env.kv.set(
                 f"{self._prefix}event:{event['publish_id']}",
                 json.dumps(event),
-                expires_at=self.env.clock() + timedelta(days=7),
+                expires_at=now + timedelta(days=7),
             )
         return CallbackReply(body=b"success")
 

@@ -441,7 +441,7 @@ def test_callback_signature_checks(sandbox, tmp_path):
     import hashlib
 
     ch = make_channel(sandbox, tmp_path)
-    ts, nonce = "1714000000", "12345"
+    ts, nonce = str(int(time.time())), "12345"
     sig = hashlib.sha1("".join(sorted([CALLBACK_TOKEN, ts, nonce])).encode()).hexdigest()
     ok = ch.handle_callback(
         "GET", {"signature": sig, "timestamp": ts, "nonce": nonce, "echostr": "e42"}, {}, b""
@@ -461,6 +461,20 @@ def test_callback_signature_checks(sandbox, tmp_path):
     assert forged.status == 403 and ch._event("99") is None
     good = ch.handle_callback("POST", {"signature": sig, "timestamp": ts, "nonce": nonce}, {}, xml)
     assert good.status == 200 and ch._event("99")["article_id"] == "A1"
+    # the same signed query replayed with another body is not processed again
+    evil = xml.replace(b"<article_id>A1</article_id>", b"<article_id>EVIL</article_id>")
+    assert (
+        ch.handle_callback("POST", {"signature": sig, "timestamp": ts, "nonce": nonce}, {}, evil).status
+        == 200
+    )
+    assert ch._event("99")["article_id"] == "A1"
+    # an old timestamp is refused even with a right signature
+    old_ts = str(int(time.time()) - 3600)
+    old_sig = hashlib.sha1("".join(sorted([CALLBACK_TOKEN, old_ts, "9"])).encode()).hexdigest()
+    stale = ch.handle_callback("POST", {"signature": old_sig, "timestamp": old_ts, "nonce": "9"}, {}, evil)
+    assert stale.status == 403 and ch._event("99")["article_id"] == "A1"
+    nonce = "12346"
+    sig = hashlib.sha1("".join(sorted([CALLBACK_TOKEN, ts, nonce])).encode()).hexdigest()
     # safe mode: a right plain signature but a wrong msg_signature is refused too
     from channels.sandbox.wechat import aes_encrypt
 
@@ -683,3 +697,27 @@ def test_failing_to_get_a_token_is_never_ambiguous(sandbox, tmp_path):
         ch._call("submitting", ch.client.draft.count, ambiguous=True)
     assert not isinstance(ei.value, AmbiguousOutcome) and "access token" in str(ei.value)
     assert sandbox.ledger()["calls"].get("/cgi-bin/draft/count") is None
+
+
+def test_unreadable_callback_is_refused_not_crashing(sandbox, tmp_path):
+    import hashlib
+
+    ch = make_channel(sandbox, tmp_path)
+    ts = str(int(time.time()))
+
+    def q(nonce):
+        sig = hashlib.sha1("".join(sorted([CALLBACK_TOKEN, ts, nonce])).encode()).hexdigest()
+        return {"signature": sig, "timestamp": ts, "nonce": nonce}
+
+    assert ch.handle_callback("POST", q("1"), {}, b"<xml><unclosed>").status == 400
+    assert ch.handle_callback("POST", q("2"), {}, b"\xff\xfe").status == 400
+    assert ch.handle_callback("POST", q("3"), {}, b"<xml>text only</xml>").status == 400
+    bad_status = (
+        b"<xml><MsgType>event</MsgType><Event>PUBLISHJOBFINISH</Event><PublishEventInfo>"
+        b"<publish_id>1</publish_id><publish_status>x</publish_status></PublishEventInfo></xml>"
+    )
+    assert ch.handle_callback("POST", q("4"), {}, bad_status).status == 400
+    q_aes = dict(q("5"), encrypt_type="aes", msg_signature="0" * 40)
+    assert ch.handle_callback("POST", q_aes, {}, b"not xml").status == 400
+    other = b"<xml><MsgType>event</MsgType><Event>subscribe</Event></xml>"
+    assert ch.handle_callback("POST", q("6"), {}, other).status == 200
