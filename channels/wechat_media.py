@@ -6,10 +6,11 @@ The rule (also in docs/channels/wechat.md):
   jpg/png stills, and picking one frame would silently change the picture); a source file above
   ``MAX_SOURCE_BYTES`` (20 MB) or ``MAX_PIXELS`` (40 megapixels) — shrink it before attaching it.
 * Converted: any other still image (CMYK or 16-bit TIFF, BMP, WebP, a still GIF, a large JPEG...).
-  EXIF orientation is applied, then the picture is re-encoded from pixels only, so EXIF/GPS and
-  other metadata never leave the building. Content images become PNG when they have transparency
-  and that fits, else JPEG, under 1 MB (quality ladder, then downscaling); the cover becomes a JPEG
-  thumb ≤ 64 KB with the 2.35:1 and 1:1 crop boxes WeChat's ``pic_crop_*`` fields take.
+  EXIF orientation is applied, colours are converted to sRGB through an embedded ICC profile, then
+  the picture is re-encoded from pixels only, so EXIF/GPS and other metadata never leave the
+  building. Content images become PNG when they have transparency and that fits, else JPEG, under
+  1 MB (quality ladder, then downscaling); the cover becomes a JPEG thumb ≤ 64 KB with the 2.35:1
+  and 1:1 crop boxes WeChat's ``pic_crop_*`` fields take.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
 MAX_SOURCE_BYTES = 20 * 1024 * 1024
 MAX_PIXELS = 40_000_000
@@ -99,10 +100,13 @@ def _load_rgb_or_rgba(path: Path, label: str) -> tuple[Image.Image, bool]:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             im.load()
+            icc = im.info.get("icc_profile")
             im = ImageOps.exif_transpose(im)
     except (OSError, ValueError, Image.DecompressionBombWarning) as exc:
         raise ImageRefused(f"{label} {path.name} is damaged and cannot be decoded: {exc}") from exc
     has_alpha = im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info)
+    if icc and im.mode in ("RGB", "RGBA", "CMYK"):
+        im = _to_srgb(im, icc, "RGBA" if im.mode == "RGBA" else "RGB")
     if im.mode == "CMYK":
         im = im.convert("RGB")
     elif im.mode in ("I;16", "I;16B", "I;16L", "I"):
@@ -111,6 +115,19 @@ def _load_rgb_or_rgba(path: Path, label: str) -> tuple[Image.Image, bool]:
         im = im.convert("L").convert("RGB")
     im = im.convert("RGBA" if has_alpha else "RGB")
     return im, has_alpha
+
+
+def _to_srgb(im: Image.Image, icc: bytes, mode: str) -> Image.Image:
+    """Convert through the embedded colour profile, since the profile itself is not sent along.
+
+    Without this, a Display-P3 phone photo or a CMYK print file would lose its colours when the
+    metadata is stripped. A profile LittleCMS cannot read leaves the pixels as they are.
+    """
+    try:
+        src = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+        return ImageCms.profileToProfile(im, src, ImageCms.createProfile("sRGB"), outputMode=mode)
+    except (ImageCms.PyCMSError, OSError, ValueError):
+        return im
 
 
 def _fit(im: Image.Image, max_side: int) -> Image.Image:

@@ -150,6 +150,13 @@ def test_images_are_converted_and_stripped_of_metadata(tmp_path):
     im = Image.open(__import__("io").BytesIO(out.data))
     assert im.size == (200, 400), "EXIF orientation applied"
     assert not im.getexif() and "exif" not in im.info
+    from PIL import ImageCms
+
+    srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    tagged = image_asset(tmp_path, "tagged.jpg", size=(60, 40), color=(200, 10, 10), icc_profile=srgb)
+    out = wechat_media.prepare_content_image(tagged.path, "t")
+    im = Image.open(__import__("io").BytesIO(out.data))
+    assert "icc_profile" not in im.info and abs(im.getpixel((5, 5))[0] - 200) < 12
     cmyk = image_asset(tmp_path, "scan.tif", size=(300, 200), mode="CMYK", color=(0, 50, 100, 0), fmt="TIFF")
     out = wechat_media.prepare_content_image(cmyk.path, "c")
     assert out.filename.endswith(".jpg") and out.data[:3] == b"\xff\xd8\xff"
