@@ -218,9 +218,20 @@ class _Client(WeChatClient):
         if result.get("errcode"):
             raise WeChatClientException(result["errcode"], result.get("errmsg"), client=self, response=res)
         expires_in = int(result.get("expires_in", 7200))
-        self.session.set(self.access_token_key, result["access_token"], expires_in)
-        self.expires_at = int(time.time()) + expires_in
+        # stored for a little less than its life, so no call goes out with a token about to lapse;
+        # the margin shrinks with short-lived tokens instead of refetching on every call
+        keep = max(1, expires_in - min(60, expires_in // 10))
+        self.session.set(self.access_token_key, result["access_token"], keep)
+        self.expires_at = int(time.time()) + keep
         return result
+
+    @property
+    def access_token(self) -> str:
+        """The shared token while the store holds it (the store expires it), else a fresh one."""
+        token = self.session.get(self.access_token_key)
+        if token:
+            return token
+        return self.fetch_access_token()["access_token"]
 
 
 _CREDENTIAL_RE = re.compile(r"(access_token|secret)=[^&\s)'\"]+")

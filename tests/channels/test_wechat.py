@@ -295,7 +295,7 @@ def test_token_fetched_by_another_worker_is_picked_up(sandbox, tmp_path):
 
 # ---------------------------------------------------------------------------------------- errors
 def fixed_env(tmp_path, when):
-    return make_env(tmp_path, kv=MemoryKV(), clock=lambda: when)
+    return make_env(tmp_path, kv=MemoryKV(clock=lambda: when), clock=lambda: when)
 
 
 def test_daily_quota_defers_to_beijing_midnight_then_succeeds(sandbox, tmp_path, assets):
@@ -728,3 +728,11 @@ def test_unreadable_callback_is_refused_not_crashing(sandbox, tmp_path):
     assert ch.handle_callback("POST", q_aes, {}, b"not xml").status == 400
     other = b"<xml><MsgType>event</MsgType><Event>subscribe</Event></xml>"
     assert ch.handle_callback("POST", q("6"), {}, other).status == 200
+
+
+def test_short_lived_tokens_are_reused_until_they_lapse(tmp_path):
+    with WeChatSandbox(token_ttl=30) as sb:
+        ch = make_channel(sb, tmp_path)
+        for _ in range(3):
+            assert ch.check_health().ok
+        assert sb.ledger()["tokens_issued"] == 1
