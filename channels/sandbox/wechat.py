@@ -25,9 +25,10 @@ process: ``POST /__sandbox__/faults`` with the same JSON, ``GET /__sandbox__/led
 ``POST /__sandbox__/backdate``, ``POST /__sandbox__/config``, ``POST /__sandbox__/reset``).
 
 Fault kinds: ``errcode`` (any code, e.g. -1, 45009, 45011, 48001, 53503, 40001), aliases ``busy``,
-``quota_daily``, ``quota_minute``; ``timeout`` (sleep ``seconds`` then answer, the call *does* take
-effect — the ambiguous case); ``http500``; ``expire_token`` (every live token expires now);
-``audit`` (the next publish job ends with ``status``, default 4 = rejected by the platform audit).
+``quota_daily``, ``quota_minute``; ``timeout`` (the call takes effect, then the answer waits
+``seconds`` — longer than the client's timeout, it is the ambiguous case); ``http500``;
+``expire_token`` (every live token expires now); ``audit`` (the next publish job ends with
+``status``, default 4 = rejected by the platform audit).
 """
 
 from __future__ import annotations
@@ -320,18 +321,18 @@ class WeChatSandbox:
                 return self._json(
                     {"errcode": fault.errcode, "errmsg": f"{ERRMSG.get(fault.errcode, 'error')} {_rid()}"}
                 )
-            if fault.kind == "timeout":
-                time.sleep(fault.seconds)
         try:
             route = _ROUTES.get(path)
             if route is None:
                 return 404, b"Not Found", "text/plain"
-            result = route(self, method, query, headers, body)
-            return self._json(result)
+            answer = self._json(route(self, method, query, headers, body))
         except _Answer as ans:
-            return self._json(
+            answer = self._json(
                 {"errcode": ans.errcode, "errmsg": f"{ERRMSG.get(ans.errcode, 'error')} {_rid()}"} | ans.extra
             )
+        if fault is not None and fault.kind == "timeout":
+            time.sleep(fault.seconds)  # the call took effect; only its answer is late (or never read)
+        return answer
 
     def _take_fault(self, path: str) -> _Fault | None:
         token_paths = ("/cgi-bin/token", "/cgi-bin/stable_token")

@@ -150,3 +150,44 @@ def make_harness(tmp_path: Path) -> Harness:
         close=close,
         remote_text=remote_text,
     )
+
+
+class FileKV:
+    """A KeyValueStore in a JSON file, shared by processes one at a time (the killed-worker test)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+
+    def _load(self) -> dict[str, Any]:
+        import json
+
+        try:
+            return json.loads(self.path.read_text())
+        except (FileNotFoundError, ValueError):
+            return {}
+
+    def get(self, key: str) -> str | None:
+        from datetime import UTC, datetime
+
+        hit = self._load().get(key)
+        if hit is None or (hit[1] is not None and datetime.fromisoformat(hit[1]) <= datetime.now(UTC)):
+            return None
+        return hit[0]
+
+    def set(self, key: str, value: str, *, expires_at=None) -> None:
+        import json
+
+        data = self._load()
+        data[key] = [value, expires_at.isoformat() if expires_at else None]
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(data))
+        tmp.replace(self.path)
+
+    def delete(self, key: str) -> None:
+        import json
+
+        data = self._load()
+        if data.pop(key, None) is not None:
+            tmp = self.path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(data))
+            tmp.replace(self.path)

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -736,3 +737,61 @@ def test_short_lived_tokens_are_reused_until_they_lapse(tmp_path):
         for _ in range(3):
             assert ch.check_health().ok
         assert sb.ledger()["tokens_issued"] == 1
+
+
+WORKER = r"""
+import json, sys
+from pathlib import Path
+from channels.wechat import WeChatChannel, WeChatConfig
+from publisher.channel import Asset, DeliveryContext
+from publisher.testing import make_env, make_post
+from tests.channels.contract_wechat import FileKV
+
+tmp, base, appid, cover_json = Path(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+state_file = tmp / "state.json"
+cover = Asset(**{**json.loads(cover_json), "path": Path(json.loads(cover_json)["path"])})
+cfg = WeChatConfig(appid=appid, secret_env="PUBLISHER_TEST_WECHAT_SECRET", api_base=base, timeout=30)
+ch = WeChatChannel("wechat", cfg, make_env(tmp, kv=FileKV(tmp / "kv.json")))
+ctx = DeliveryContext(delivery_id=5, attempt=1, state={},
+                      _saver=lambda st: state_file.write_text(json.dumps(st)))
+ch.publish(make_post(5, assets=(cover,)), ctx)
+"""
+
+
+def test_worker_killed_between_submit_and_its_answer_never_publishes_twice(sandbox, tmp_path, assets):
+    import dataclasses
+    import os
+    import signal
+
+    from publisher.channel import DeliveryContext
+    from tests.channels.contract_wechat import SECRET_ENV, FileKV
+
+    cover = assets[0]
+    os.environ[SECRET_ENV] = sandbox.secret
+    sandbox.inject("timeout", path="/cgi-bin/freepublish/submit", seconds=30)
+    cover_json = json.dumps({**dataclasses.asdict(cover), "path": str(cover.path)})
+    repo = Path(__file__).resolve().parents[2]  # the worker imports tests.channels.contract_wechat
+    proc = subprocess.Popen(
+        [sys.executable, "-c", WORKER, str(tmp_path), sandbox.base_url, sandbox.appid, cover_json], cwd=repo
+    )
+    state_file = tmp_path / "state.json"
+    deadline = time.monotonic() + 20
+    try:
+        while not (
+            sandbox.ledger()["jobs"] and json.loads(state_file.read_text()).get("step") == "submitting"
+        ):
+            assert proc.poll() is None and time.monotonic() < deadline, "the worker never reached submit"
+            time.sleep(0.05)
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)  # the worker dies waiting for submit's answer
+        proc.wait(timeout=5)
+    state = json.loads(state_file.read_text())
+    assert "publish_id" not in state
+
+    ch = make_channel(sandbox, tmp_path, env=make_env(tmp_path, kv=FileKV(tmp_path / "kv.json")))
+    ctx = DeliveryContext(delivery_id=5, attempt=2, state=state)
+    out = run(ch, make_post(5, assets=(cover,)), ctx)
+    led = sandbox.ledger()
+    assert len(led["articles"]) == 1 and out.remote_id == led["articles"][0]["article_id"]
+    assert led["calls"]["/cgi-bin/freepublish/submit"] == 1
+    assert led["calls"]["/cgi-bin/material/add_material"] == 1, "the restarted worker reused the cache"
