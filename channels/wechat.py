@@ -14,6 +14,9 @@ while the draft may still be in a running job, and re-submits only when the draf
 draft box after ``reconcile_grace`` seconds — WeChat removes a draft once it is published, so a
 draft still there means no article came of it. No article is ever published twice.
 
+With ``mass_send`` the draft is sent with ``message/mass/sendall`` instead of freepublish; its
+``clientmsgid`` (derived from the delivery) makes a repeated send after a crash a no-op (45065).
+
 wechatpy is used with ``auto_retry=False`` (its own retry recurses without limit on a bad token); a
 rejected token is refreshed once here, and only when no other process already replaced it. The
 token lives in ``env.kv`` through a wechatpy session-storage adapter, so all workers share one.
