@@ -795,3 +795,13 @@ def test_worker_killed_between_submit_and_its_answer_never_publishes_twice(sandb
     assert len(led["articles"]) == 1 and out.remote_id == led["articles"][0]["article_id"]
     assert led["calls"]["/cgi-bin/freepublish/submit"] == 1
     assert led["calls"]["/cgi-bin/material/add_material"] == 1, "the restarted worker reused the cache"
+
+
+def test_publish_check_failure_is_permanent_and_nothing_is_submitted(sandbox, tmp_path, assets):
+    ch = make_channel(sandbox, tmp_path)
+    sandbox.inject("errcode", errcode=53503, path="/cgi-bin/freepublish/submit")
+    ctx = make_ctx()
+    with pytest.raises(PermanentChannelError, match="publish check") as ei:
+        ch.publish(rich_post(assets), ctx)
+    assert ei.value.code == 53503 and ctx.state["step"] == "drafted"
+    assert sandbox.ledger()["jobs"] == []
