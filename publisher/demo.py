@@ -179,7 +179,7 @@ def run_demo(settings_path: Path | None, *, items: int = 6, console: Console | N
             states = [workflow.get_item(s, i).status for i in ids]
         published = sum(1 for st in states if st == ItemStatus.PUBLISHED)
         start, end = stats.period(None, None, settings.zone)
-        rows = stats.counts(app.engine, stats.StatsQuery(start=start, end=end, by=("channel", "category"),
+        rows = stats.counts(app.engine, stats.StatsQuery(start=start, end=end, by=("channel",),
                                                          tz=settings.zone))  # fmt: skip
         t = Table(
             "channel",
@@ -191,7 +191,7 @@ def run_demo(settings_path: Path | None, *, items: int = 6, console: Console | N
             title="per-channel counts this year",
         )
         for r in rows:
-            t.add_row(str(r["channel"]), str(r["category"]), str(r["published"]), str(r["items"]),
+            t.add_row(str(r["channel"]), str(r["published"]), str(r["items"]),
                       str(r["failed"]), str(r["pending"]))  # fmt: skip
         console.print(t)
         console.print(f"{published} of {len(ids)} sample items published on every channel.")
