@@ -78,6 +78,18 @@ class SyncSettings(_Section):
     cron: str = "0 3 * * mon"
 
 
+class WebSettings(_Section):
+    """``publisher serve``: the web workspace."""
+
+    #: mark the session cookie Secure (set true whenever the site is served over HTTPS)
+    secure_cookies: bool = False
+    session_hours: float = Field(12, gt=0)
+    #: failed log-ins allowed per account, and per address, within ``login_window_minutes``
+    login_failures_per_account: int = Field(10, ge=1)
+    login_failures_per_address: int = Field(50, ge=1)
+    login_window_minutes: int = Field(15, ge=1)
+
+
 class Settings(BaseSettings):
     """All settings. Build with :func:`load_settings`, never at import time."""
 
@@ -95,6 +107,7 @@ class Settings(BaseSettings):
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
     review: ReviewSettings = Field(default_factory=ReviewSettings)
     sync: SyncSettings = Field(default_factory=SyncSettings)
+    web: WebSettings = Field(default_factory=WebSettings)
     #: ``[channels.NAME]`` tables; validated against each channel's Config by publisher.channels_runtime
     channels: dict[str, dict[str, Any]] = Field(default_factory=dict)
 

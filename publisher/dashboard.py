@@ -1,0 +1,136 @@
+"""The per-channel dashboard: counts, engagement, failures and pending work for one period.
+
+Read-only, built on :mod:`publisher.stats` so the dashboard and ``publisher stats`` always agree.
+Every query is bounded by an indexed time range or an indexed status, so it stays fast on a store
+of a million items (``bench/dashboard_bench.py`` measures it).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from publisher import stats
+from publisher.errors import InvalidInput
+from publisher.models import ChannelStat, Delivery, DeliveryStatus, Item
+
+TABLES = ("category", "department", "month", "engagement", "failures", "pending")
+
+
+def resolve_period(kind: str, start: str | None, end: str | None, tz: ZoneInfo,
+                   today: date | None = None) -> tuple[str, datetime, datetime]:  # fmt: skip
+    """``report`` (from the last 1 October, the provincial notice's usual start, to today),
+    ``week`` (Monday to today) or ``custom`` (whole days ``start``..``end``)."""
+    today = today or datetime.now(tz).date()
+    if kind == "week":
+        s, e = stats.period(today - timedelta(days=today.weekday()), today, tz)
+    elif kind == "custom":
+        if not start or not end:
+            raise InvalidInput("a custom period needs both dates (YYYY-MM-DD)")
+        s, e = stats.period(start, end, tz)
+    elif kind == "report":
+        oct1 = date(today.year if today >= date(today.year, 10, 1) else today.year - 1, 10, 1)
+        s, e = stats.period(oct1, today, tz)
+    else:
+        raise InvalidInput(f"unknown period {kind!r}; use report, week or custom")
+    return kind, s, e
+
+
+@dataclass
+class Dashboard:
+    start: datetime
+    end: datetime
+    by_category: list[dict[str, object]] = field(default_factory=list)
+    by_department: list[dict[str, object]] = field(default_factory=list)
+    by_month: list[dict[str, object]] = field(default_factory=list)
+    engagement: list[dict[str, object]] = field(default_factory=list)
+    failures: list[dict[str, object]] = field(default_factory=list)
+    pending: list[dict[str, object]] = field(default_factory=list)
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+    def table(self, name: str) -> list[dict[str, object]]:
+        if name not in TABLES:
+            raise InvalidInput(f"unknown table {name!r}; one of {', '.join(TABLES)}")
+        return getattr(self, {"category": "by_category", "department": "by_department",
+                              "month": "by_month"}.get(name, name))  # fmt: skip
+
+
+def engagement(engine: Engine, start: datetime, end: datetime, tz: ZoneInfo) -> list[dict[str, object]]:
+    """Sums of what channels report (WeChat reads, shares...) per channel and metric, by day."""
+    t = ChannelStat.__table__  # type: ignore[attr-defined]
+    first, last = start.astimezone(tz).date(), (end - timedelta(microseconds=1)).astimezone(tz).date()
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(t.c.channel, t.c.metric, sa.func.sum(t.c.value))
+            .where(t.c.day >= first, t.c.day <= last)
+            .group_by(t.c.channel, t.c.metric)
+            .order_by(t.c.channel, t.c.metric)
+        ).all()
+        conn.rollback()
+    return [{"channel": r[0], "metric": r[1], "value": int(r[2] or 0)} for r in rows]
+
+
+def failures(engine: Engine, start: datetime, end: datetime, limit: int = 50) -> list[dict[str, object]]:
+    d, i = Delivery.__table__, Item.__table__  # type: ignore[attr-defined]
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(d.c.id, d.c.item_id, i.c.title, d.c.channel, d.c.op, d.c.last_error_kind, d.c.last_error,
+                      d.c.updated_at)  # fmt: skip
+            .select_from(d.join(i, i.c.id == d.c.item_id))
+            .where(d.c.status == DeliveryStatus.FAILED.value, d.c.updated_at >= start, d.c.updated_at < end)
+            .order_by(d.c.updated_at.desc())
+            .limit(limit)
+        ).all()
+        conn.rollback()
+    return [
+        {"delivery": r[0], "item": r[1], "title": r[2], "channel": r[3], "op": r[4], "kind": r[5] or "",
+         "error": r[6] or "", "at": r[7]}  # fmt: skip
+        for r in rows
+    ]
+
+
+def build(engine: Engine, start: datetime, end: datetime, tz: ZoneInfo) -> Dashboard:
+    import time as _time
+
+    dash = Dashboard(start=start, end=end)
+
+    def timed(name: str, fn):  # type: ignore[no-untyped-def]
+        t0 = _time.perf_counter()
+        out = fn()
+        dash.timings_ms[name] = (_time.perf_counter() - t0) * 1000
+        return out
+
+    q = lambda *by: stats.StatsQuery(start=start, end=end, by=by, tz=tz)  # noqa: E731
+    dash.by_category = timed("category", lambda: stats.counts(engine, q("channel", "category")))
+    dash.by_department = timed("department", lambda: stats.counts(engine, q("channel", "department")))
+    dash.by_month = timed("month", lambda: stats.counts(engine, q("channel", "month")))
+    dash.engagement = timed("engagement", lambda: engagement(engine, start, end, tz))
+    dash.failures = timed("failures", lambda: failures(engine, start, end))
+    totals: dict[str, dict[str, object]] = {}
+    for r in dash.by_category:
+        row = totals.setdefault(str(r["channel"]), {"channel": r["channel"], "published": 0, "failed": 0, "pending": 0})
+        for k in ("published", "failed", "pending"):
+            row[k] = int(row[k]) + int(r[k])  # type: ignore[call-overload]
+    dash.pending = sorted(totals.values(), key=lambda r: str(r["channel"]))
+    return dash
+
+
+def to_csv(rows: list[dict[str, object]]) -> str:
+    if not rows:
+        return ""
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
+    w.writeheader()
+    for r in rows:
+        w.writerow({k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in r.items()})
+    return buf.getvalue()
+
+
+def day_bounds(d: date, tz: ZoneInfo) -> tuple[datetime, datetime]:
+    return datetime.combine(d, time(), tz), datetime.combine(d + timedelta(days=1), time(), tz)
