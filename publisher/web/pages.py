@@ -78,8 +78,8 @@ def login_form(request: Request, error: str | None = None) -> Response:
 
 
 @router.post("/login", include_in_schema=False)
-def login(request: Request, username: Annotated[str, Form()], password: Annotated[str, Form()],
-          csrf_token: Csrf, next: Annotated[str, Form()] = "") -> Response:  # fmt: skip
+def login(request: Request, username: Annotated[str, Form()] = "", password: Annotated[str, Form()] = "",
+          csrf_token: Csrf = "", next: Annotated[str, Form()] = "") -> Response:  # fmt: skip
     import hmac
 
     cookie = request.cookies.get(LOGIN_CSRF_COOKIE, "")
@@ -104,7 +104,7 @@ def login(request: Request, username: Annotated[str, Form()], password: Annotate
 
 
 @router.post("/logout", include_in_schema=False)
-def logout(request: Request, csrf_token: Csrf) -> Response:
+def logout(request: Request, csrf_token: Csrf = "") -> Response:
     need(request, EVERYONE, write=True, csrf=csrf_token)
     with _app(request).session() as s:
         accounts.end_session(s, request.cookies.get(SESSION_COOKIE, ""))
@@ -291,9 +291,11 @@ async def preview(request: Request) -> Response:
 
 
 @router.post("/upload", include_in_schema=False)
-async def upload(request: Request, file: Annotated[UploadFile, File()], csrf_token: Annotated[str, Form()] = "") -> Response:
+async def upload(request: Request, file: Annotated[UploadFile | None, File()] = None, csrf_token: Annotated[str, Form()] = "") -> Response:
     c = need(request, WRITERS, write=True, csrf=csrf_token)
     app = _app(request)
+    if file is None:
+        raise InvalidInput("no file: send the image as the multipart field `file`")
 
     def chunks():  # type: ignore[no-untyped-def]
         while True:
@@ -383,14 +385,17 @@ def _item_action(request: Request, item_id: int, fn, roles=STAFF, csrf: str = ""
 
 
 @router.post("/items/{item_id}/submit", include_in_schema=False)
-def item_submit(request: Request, item_id: int, csrf_token: Csrf) -> Response:
+def item_submit(request: Request, item_id: int, csrf_token: Csrf = "") -> Response:
     return _item_action(request, item_id, lambda a, s, me: workflow.submit(a.ctx, s, item_id=item_id, actor=me),
                         WRITERS, csrf_token)  # fmt: skip
 
 
 @router.post("/items/{item_id}/review", include_in_schema=False)
-def item_review(request: Request, item_id: int, csrf_token: Csrf, decision: Annotated[str, Form()],
+def item_review(request: Request, item_id: int, csrf_token: Csrf = "", decision: Annotated[str, Form()] = "",
                 reason: Annotated[str, Form()] = "") -> Response:  # fmt: skip
+    if decision not in ("approve", "reject"):
+        need(request, REVIEWERS, write=True, csrf=csrf_token)
+        raise InvalidInput("decision must be approve or reject")
     return _item_action(
         request, item_id,
         lambda a, s, me: workflow.review(a.ctx, s, item_id=item_id, actor=me, approve=decision == "approve",
@@ -400,7 +405,7 @@ def item_review(request: Request, item_id: int, csrf_token: Csrf, decision: Anno
 
 
 @router.post("/items/{item_id}/schedule", include_in_schema=False)
-def item_schedule(request: Request, item_id: int, csrf_token: Csrf, at: Annotated[str, Form()] = "",
+def item_schedule(request: Request, item_id: int, csrf_token: Csrf = "", at: Annotated[str, Form()] = "",
                   when: Annotated[str, Form()] = "at") -> Response:  # fmt: skip
     tz = viewer_zone(request)
 
@@ -412,7 +417,7 @@ def item_schedule(request: Request, item_id: int, csrf_token: Csrf, at: Annotate
 
 
 @router.post("/items/{item_id}/withdraw", include_in_schema=False)
-def item_withdraw(request: Request, item_id: int, csrf_token: Csrf, reason: Annotated[str, Form()] = "") -> Response:
+def item_withdraw(request: Request, item_id: int, csrf_token: Csrf = "", reason: Annotated[str, Form()] = "") -> Response:
     return _item_action(
         request, item_id,
         lambda a, s, me: workflow.withdraw(a.ctx, s, item_id=item_id, actor=me.name, reason=reason or None, user=me),
@@ -421,7 +426,7 @@ def item_withdraw(request: Request, item_id: int, csrf_token: Csrf, reason: Anno
 
 
 @router.post("/deliveries/{delivery_id}/retry", include_in_schema=False)
-def delivery_retry(request: Request, delivery_id: int, csrf_token: Csrf) -> Response:
+def delivery_retry(request: Request, delivery_id: int, csrf_token: Csrf = "") -> Response:
     c = need(request, STAFF, write=True, csrf=csrf_token)
     app = _app(request)
     with app.session() as s:
@@ -556,7 +561,7 @@ def tokens_page(request: Request) -> Response:
 
 
 @router.post("/tokens", include_in_schema=False)
-def tokens_create(request: Request, csrf_token: Csrf, name: Annotated[str, Form()]) -> Response:
+def tokens_create(request: Request, csrf_token: Csrf = "", name: Annotated[str, Form()] = "") -> Response:
     c = need(request, EVERYONE, write=True, csrf=csrf_token)
     with _app(request).session() as s:
         token, _ = accounts.create_token(s, user=s.get(User, c.user.id), name=name)
@@ -567,7 +572,7 @@ def tokens_create(request: Request, csrf_token: Csrf, name: Annotated[str, Form(
 
 
 @router.post("/tokens/{token_id}/revoke", include_in_schema=False)
-def tokens_revoke(request: Request, token_id: int, csrf_token: Csrf) -> Response:
+def tokens_revoke(request: Request, token_id: int, csrf_token: Csrf = "") -> Response:
     c = need(request, EVERYONE, write=True, csrf=csrf_token)
     with _app(request).session() as s:
         accounts.revoke_token(s, token_id=token_id, actor=c.user)
@@ -585,8 +590,8 @@ def admin_users(request: Request) -> Response:
 
 
 @router.post("/admin/users", include_in_schema=False)
-def admin_users_add(request: Request, csrf_token: Csrf, name: Annotated[str, Form()], role: Annotated[str, Form()],
-                    password: Annotated[str, Form()], department: Annotated[str, Form()] = "",
+def admin_users_add(request: Request, csrf_token: Csrf = "", name: Annotated[str, Form()] = "", role: Annotated[str, Form()] = "",
+                    password: Annotated[str, Form()] = "", department: Annotated[str, Form()] = "",
                     display_name: Annotated[str, Form()] = "") -> Response:  # fmt: skip
     c = need(request, ADMINS, write=True, csrf=csrf_token)
     with _app(request).session() as s:
@@ -596,7 +601,7 @@ def admin_users_add(request: Request, csrf_token: Csrf, name: Annotated[str, For
 
 
 @router.post("/admin/users/{name}/password", include_in_schema=False)
-def admin_users_password(request: Request, name: str, csrf_token: Csrf, password: Annotated[str, Form()]) -> Response:
+def admin_users_password(request: Request, name: str, csrf_token: Csrf = "", password: Annotated[str, Form()] = "") -> Response:
     c = need(request, ADMINS, write=True, csrf=csrf_token)
     with _app(request).session() as s:
         accounts.set_password(s, name=name, password=password, actor=c.user.name)
