@@ -11,11 +11,12 @@ def grouped_bars(groups: list[str], series: dict[str, dict[str, int]], *, title:
                  height: int = 260) -> str:  # fmt: skip
     """``series[name][group] = value``: one colour per series, bars side by side within each group."""
     names = list(series)
-    top = max([v for s in series.values() for v in s.values()] + [1])
+    peak = max([v for s in series.values() for v in s.values()] + [1])
+    top = max(4, -(-peak // 4) * 4)  # four whole-number steps on the axis
     left, bottom, pad = 48, 40, 10
     plot_w, plot_h = width - left - pad, height - bottom - 30
     gw = plot_w / max(len(groups), 1)
-    bw = max(2.0, (gw - 8) / max(len(names), 1))
+    bw = min(48.0, max(2.0, (gw - 8) / max(len(names), 1)))
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" viewBox="0 0 {width} {height}" '
            f'role="img" aria-label="{escape(title)}">',
            f'<text x="{left}" y="16" class="chart-title">{escape(title)}</text>']  # fmt: skip
@@ -25,14 +26,14 @@ def grouped_bars(groups: list[str], series: dict[str, dict[str, int]], *, title:
         out.append(f'<line x1="{left}" y1="{y:.1f}" x2="{width - pad}" y2="{y:.1f}" class="grid"/>')
         out.append(f'<text x="{left - 4}" y="{y + 4:.1f}" text-anchor="end" class="axis">{round(v):,}</text>')
     for gi, g in enumerate(groups):
-        x0 = left + gi * gw + 4
+        x0 = left + gi * gw + (gw - bw * len(names)) / 2
         for si, n in enumerate(names):
             v = series[n].get(g, 0)
             h = plot_h * v / top
             out.append(f'<rect x="{x0 + si * bw:.1f}" y="{30 + plot_h - h:.1f}" width="{bw - 1:.1f}" height="{h:.1f}" '
                        f'fill="{PALETTE[si % len(PALETTE)]}"><title>{escape(n)} {escape(g)}: {v:,}</title></rect>')  # fmt: skip
         if len(groups) <= 16 or gi % max(1, len(groups) // 12) == 0:
-            out.append(f'<text x="{x0 + gw / 2 - 4:.1f}" y="{height - bottom + 22}" text-anchor="middle" '
+            out.append(f'<text x="{left + gi * gw + gw / 2:.1f}" y="{height - bottom + 22}" text-anchor="middle" '
                        f'class="axis">{escape(g)}</text>')  # fmt: skip
     for si, n in enumerate(names):
         x = left + si * 120
