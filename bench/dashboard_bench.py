@@ -5,8 +5,9 @@
 The store is built in a few seconds with INSERT ... SELECT over a recursive CTE (no Python loop):
 items spread over five years, departments and categories in proportion, one delivery per item
 plus a second channel for every third item, a few failures and pending ones, and a year of WeChat
-read counts. Then every dashboard query is timed for the report period, this week and the whole
-five years; each must answer in under 200 ms.
+read counts. The dashboard's daily roll-up is built once (timed apart), then every dashboard query,
+including the incremental refresh that precedes each read, is timed for the report period, this
+week and the whole five years; each must answer in under 200 ms.
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ def build_store(path: Path, n_items: int, today: date) -> None:
                              checklist_item, channels, status, version, publish_at, created_at, updated_at)
             SELECT n, '通知 ' || n, '', '正文', '<p>正文</p>',
                    (SELECT name FROM cats WHERE i = 1 + (n * 7) % {len(DEFAULT_CATEGORIES)}),
-                   (SELECT name FROM depts WHERE i = 1 + (n * 3) % {len(DEFAULT_DEPARTMENTS)}),
+                   (SELECT name FROM depts WHERE i = 1 + (n / 8) % {len(DEFAULT_DEPARTMENTS)}),
                    1, 1 + n % 50, '["website"]', 'published', 1,
                    strftime('%Y-%m-%d %H:%M:%S.000000', '{end}', '-' || ((n * 7919) % {span}) || ' seconds'),
                    strftime('%Y-%m-%d %H:%M:%S.000000', '{end}', '-' || ((n * 7919) % {span}) || ' seconds'),
@@ -112,7 +113,10 @@ def main(argv: list[str] | None = None) -> int:
     today = datetime.now(TZ).date()
     if not (args.keep and args.db.exists()):
         build_store(args.db, args.items, today)
-    engine = make_engine(f"sqlite:///{args.db}", immediate=False)
+    engine = make_engine(f"sqlite:///{args.db}")
+    t0 = time.perf_counter()
+    dashboard.refresh(engine, TZ)
+    print(f"roll-up built once in {time.perf_counter() - t0:.1f} s (later refreshes recompute only changed days)")
     worst = 0.0
     for kind, s, e in (("report", None, None), ("week", None, None),
                        ("custom", (today - timedelta(days=5 * 365)).isoformat(), today.isoformat())):  # fmt: skip

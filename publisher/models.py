@@ -299,3 +299,36 @@ class LoginFailure(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     key: str = Field(sa_column=Column(sa.String(200), nullable=False))
     at: datetime = _dt(default_factory=utcnow)
+
+
+class StatsDay(SQLModel, table=True):
+    """Published deliveries per office-zone day × channel, by category and (separately) by department.
+
+    A roll-up the dashboard reads instead of joining a million deliveries to their items; rebuilt
+    for the days whose deliveries or items changed (see publisher.dashboard.refresh). ``dim`` is
+    "category" or "department" and ``value`` its value: the dashboard never crosses the two, and
+    keeping them apart keeps the table a few dozen rows a day however many items there are.
+    """
+
+    __tablename__ = "stats_day"
+    __table_args__ = (
+        sa.UniqueConstraint("day", "channel", "dim", "value", name="uq_stats_day"),
+        sa.Index("ix_stats_day_read", "dim", "day", "channel", "value", "published"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    day: date = Field(sa_column=Column(sa.Date, nullable=False))
+    channel: str = Field(sa_column=Column(sa.String(100), nullable=False))
+    dim: str = Field(sa_column=Column(sa.String(20), nullable=False))
+    value: str = Field(sa_column=Column(sa.String(100), nullable=False))
+    published: int = 0
+
+
+class RollupState(SQLModel, table=True):
+    """How far a roll-up has been brought up to date, and in which time zone its days are cut."""
+
+    __tablename__ = "rollup_state"
+
+    name: str = Field(sa_column=Column(sa.String(100), primary_key=True))
+    zone: str
+    watermark: datetime = _dt()

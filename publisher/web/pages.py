@@ -511,7 +511,8 @@ def calendar_feed(request: Request, channel: str, token: str = "") -> Response:
 
 # --------------------------------------------------------------------------------------- dashboard
 def _period(request: Request, period: str, start: str | None, end: str | None):  # type: ignore[no-untyped-def]
-    return dashboard.resolve_period(period, start or None, end or None, viewer_zone(request))
+    # counts are cut in the office's zone (as `publisher stats` and the annual report cut them)
+    return dashboard.resolve_period(period, start or None, end or None, _app(request).settings.zone)
 
 
 @router.get("/dashboard", include_in_schema=False)
@@ -519,9 +520,9 @@ def dashboard_page(request: Request, period: str = "report", start: Annotated[st
                    end: Annotated[str | None, Query(alias="to")] = None) -> Response:  # fmt: skip
     c = need(request, EVERYONE)
     app = _app(request)
-    tz = viewer_zone(request)
+    tz = app.settings.zone
     kind, s, e = _period(request, period, start, end)
-    dash = dashboard.build(app.engine, s, e, tz)
+    dash = dashboard.build(app.engine, s, e, app.settings.zone)
     months = sorted({str(r["month"]) for r in dash.by_month})
     series: dict[str, dict[str, int]] = {}
     for r in dash.by_month:
@@ -543,7 +544,7 @@ def dashboard_csv(request: Request, table: str = "category", period: str = "repo
     if table not in dashboard.TABLES:
         raise InvalidInput(f"unknown table {table!r}; one of {', '.join(dashboard.TABLES)}")
     kind, s, e = _period(request, period, start, end)
-    dash = dashboard.build(_app(request).engine, s, e, viewer_zone(request))
+    dash = dashboard.build(_app(request).engine, s, e, _app(request).settings.zone)
     body = "\ufeff" + dashboard.to_csv(dash.table(table))  # BOM: Excel then reads the Chinese as UTF-8
     name = f"{table}-{s.date().isoformat()}-{kind}.csv"
     return Response(body, media_type="text/csv; charset=utf-8",

@@ -64,7 +64,29 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
     )
     op.create_index("ix_login_failure_key_at", "login_failure", ["key", "at"])
-    # the dashboard: failures by last change, pending work by due time, engagement by channel and day
+    # the dashboard: a daily roll-up of published deliveries, brought up to date from what changed
+    op.create_table(
+        "stats_day",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("day", sa.Date(), nullable=False),
+        sa.Column("channel", sa.String(length=100), nullable=False),
+        sa.Column("dim", sa.String(length=20), nullable=False),
+        sa.Column("value", sa.String(length=100), nullable=False),
+        sa.Column("published", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("day", "channel", "dim", "value", name="uq_stats_day"),
+    )
+    op.create_index("ix_stats_day_read", "stats_day", ["dim", "day", "channel", "value", "published"])
+    op.create_table(
+        "rollup_state",
+        sa.Column("name", sa.String(length=100), nullable=False),
+        sa.Column("zone", sa.String(), nullable=False),
+        sa.Column("watermark", sa.DateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("name"),
+    )
+    # what changed since the roll-up's watermark; failures by last change; engagement by channel and day
+    op.create_index("ix_delivery_updated_at", "delivery", ["updated_at"])
+    op.create_index("ix_item_updated_at", "item", ["updated_at"])
     op.create_index("ix_delivery_status_updated", "delivery", ["status", "updated_at"])
     op.create_index("ix_channel_stat_channel_day", "channel_stat", ["channel", "day"])
 
@@ -72,6 +94,10 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index("ix_channel_stat_channel_day", table_name="channel_stat")
     op.drop_index("ix_delivery_status_updated", table_name="delivery")
+    op.drop_index("ix_item_updated_at", table_name="item")
+    op.drop_index("ix_delivery_updated_at", table_name="delivery")
+    op.drop_table("rollup_state")
+    op.drop_table("stats_day")
     op.drop_table("login_failure")
     op.drop_table("api_token")
     op.drop_table("web_session")
