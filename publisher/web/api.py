@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field
 from sqlmodel import col, select
 
 from publisher import stats, workflow
+from publisher.errors import NotAllowed, NotFound
 from publisher.models import Delivery, DeliveryAttempt, Item, Role, User, utcnow
 from publisher.web import compose
 from publisher.web.common import can_manage, viewer_zone, visible_item
@@ -196,13 +197,9 @@ def retry(request: Request, delivery_id: int) -> dict:  # type: ignore[type-arg]
     with app.session() as s:
         d = s.get(Delivery, delivery_id)
         if d is None:
-            from publisher.errors import NotFound
-
             raise NotFound(f"no delivery {delivery_id}")
         item = visible_item(s, c.user, d.item_id)
         if not can_manage(c.user, item):
-            from publisher.errors import NotAllowed
-
             raise NotAllowed(f"{c.user.name} may not retry deliveries of item {item.id}")
         d = workflow.retry_delivery(app.ctx, s, delivery_id=delivery_id, actor=c.user.name)
         return _delivery(d, [])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import difflib
 import re
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -55,7 +55,7 @@ def store_upload(ctx: Context, data_chunks: Any, filename: str) -> content.Store
     return stored
 
 
-def referenced_assets(ctx: Context, body: str, known: set[str] = frozenset()) -> list[content.StoredAsset]:  # type: ignore[assignment]
+def referenced_assets(ctx: Context, body: str, known: Collection[str] = ()) -> list[content.StoredAsset]:
     """The uploaded images a body refers to (asset://<sha>), re-checked from the media store."""
     out = []
     for sha in dict.fromkeys(_ASSET.findall(body)):

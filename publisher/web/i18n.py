@@ -179,10 +179,7 @@ class Translator:
         if value is None:
             return "—"
         v = value.astimezone(self.tz)
-        if self.lang == "zh":
-            d = f"{v.year}年{v.month}月{v.day}日"
-        else:
-            d = v.strftime("%d %b %Y").lstrip("0")
+        d = f"{v.year}年{v.month}月{v.day}日" if self.lang == "zh" else v.strftime("%d %b %Y").lstrip("0")
         return d if date_only else f"{d} {v:%H:%M}"
 
     def num(self, value: int | float | None) -> str:

@@ -7,6 +7,7 @@ from datetime import date, datetime, timedelta
 from typing import Annotated
 from urllib.parse import quote, urlencode
 
+import sqlalchemy as sa
 from fastapi import APIRouter, File, Form, Query, Request, UploadFile
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from sqlmodel import col, select
@@ -14,7 +15,7 @@ from starlette.concurrency import run_in_threadpool
 
 from publisher import accounts, content, dashboard, workflow
 from publisher.checklist import checklist
-from publisher.errors import InvalidInput, NotFound
+from publisher.errors import InvalidInput, NotAllowed, NotFound
 from publisher.models import (
     Asset,
     Delivery,
@@ -435,8 +436,6 @@ def delivery_retry(request: Request, delivery_id: int, csrf_token: Csrf = "") ->
             raise NotFound(f"no delivery {delivery_id}")
         item = visible_item(s, c.user, d.item_id)
         if not can_manage(c.user, item):
-            from publisher.errors import NotAllowed
-
             raise NotAllowed(f"{c.user.name} may not retry deliveries of item {item.id}")
         workflow.retry_delivery(app.ctx, s, delivery_id=delivery_id, actor=c.user.name)
     return _back(request, f"/items/{d.item_id}")
@@ -614,7 +613,7 @@ def admin_channels(request: Request) -> Response:
     c = need(request, ADMINS)
     app = _app(request)
     with app.session() as s:
-        counts = dict(s.exec(select(Delivery.channel, __import__("sqlalchemy").func.count())
+        counts = dict(s.exec(select(Delivery.channel, sa.func.count())
                              .where(col(Delivery.status).in_([DeliveryStatus.PENDING, DeliveryStatus.FAILED,
                                                               DeliveryStatus.WAITING]))
                              .group_by(Delivery.channel)).all())  # fmt: skip

@@ -48,6 +48,19 @@ def _failed_delivery(app: Any) -> dict[str, Any]:
         return {"item": item, "delivery": d.id}
 
 
+def _media(app: Any, who: str) -> dict[str, Any]:
+    from publisher import content
+
+    path = app.settings.media_dir.parent / "upload.png"
+    path.write_bytes(_png())
+    stored = content.store_file(path, media_dir=app.settings.media_dir, role="image", max_bytes=10**6)
+    return {"sha": stored.sha256}
+
+
+def _feed(app: Any, who: str) -> dict[str, Any]:
+    return {"token": _token_of(app, who or "admin")["token"] if who else ""}
+
+
 @dataclass
 class Route:
     method: str
@@ -95,6 +108,9 @@ ROUTES = [
     Route("POST", "/deliveries/{delivery}/retry", ITEM_STAFF, lambda app, who: _failed_delivery(app)),
     Route("GET", "/review", {"head", "head2", "sec", "admin"}),
     Route("GET", "/calendar", STAFF),
+    Route("GET", "/media/{sha}", STAFF, _media),
+    # the iCalendar feed authenticates by the token in its URL (calendar apps send no cookies)
+    Route("GET", "/calendar/mem.ics?token={token}", STAFF, _feed, id="ical-feed"),
     Route("GET", "/dashboard", ALL),
     Route("GET", "/dashboard.csv?table=category", ALL),
     Route("GET", "/tokens", ALL),
