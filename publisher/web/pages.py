@@ -213,7 +213,7 @@ def _form_values(f: dict) -> dict:  # type: ignore[type-arg]
 @router.post("/items/new", include_in_schema=False)
 async def compose_submit(request: Request) -> Response:
     f = await _form_fields(request)
-    c = need(request, WRITERS, write=True, csrf=f["csrf_token"])
+    c = await run_in_threadpool(need, request, WRITERS, write=True, csrf=f["csrf_token"])
     app = _app(request)
 
     def work() -> int:
@@ -249,7 +249,7 @@ def edit_form(request: Request, item_id: int) -> Response:
 @router.post("/items/{item_id}/edit", include_in_schema=False)
 async def edit_submit(request: Request, item_id: int) -> Response:
     f = await _form_fields(request)
-    c = need(request, WRITERS, write=True, csrf=f["csrf_token"])
+    c = await run_in_threadpool(need, request, WRITERS, write=True, csrf=f["csrf_token"])
     app = _app(request)
 
     def work() -> None:
@@ -278,7 +278,7 @@ async def edit_submit(request: Request, item_id: int) -> Response:
 @router.post("/preview", include_in_schema=False)
 async def preview(request: Request) -> Response:
     f = await _form_fields(request)
-    c = need(request, WRITERS, write=True, csrf=f["csrf_token"])
+    c = await run_in_threadpool(need, request, WRITERS, write=True, csrf=f["csrf_token"])
     app = _app(request)
     fields = {**f}
     try:
@@ -293,7 +293,7 @@ async def preview(request: Request) -> Response:
 
 @router.post("/upload", include_in_schema=False)
 async def upload(request: Request, file: Annotated[UploadFile | None, File()] = None, csrf_token: Annotated[str, Form()] = "") -> Response:
-    c = need(request, WRITERS, write=True, csrf=csrf_token)
+    c = await run_in_threadpool(need, request, WRITERS, write=True, csrf=csrf_token)
     app = _app(request)
     if file is None:
         raise InvalidInput("no file: send the image as the multipart field `file`")

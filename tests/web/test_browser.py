@@ -196,3 +196,26 @@ def test_hostile_item_never_runs_in_the_browser(app: Any, server: str, browser: 
     page.wait_for_url("**/items/*")
     page.screenshot(path=str(SHOTS / "11-hostile-item.png"), full_page=True)
     assert dialogs == []
+
+
+def test_drag_an_event_to_another_day_reschedules_it(app: Any, server: str, browser: Any) -> None:
+    from datetime import UTC, datetime
+
+    from sqlmodel import select
+
+    from publisher.models import Delivery
+    from tests.web.conftest import make_item
+
+    with app.session() as s:
+        accounts.set_password(s, name="sec", password=PASSWORD, actor="test")
+    item_id = make_item(app, stage="scheduled", publish_at=datetime(2099, 3, 4, 1, 30, tzinfo=UTC))
+    page = browser.new_page()
+    _log_in(page, server, "sec")
+    page.goto(f"{server}/calendar?view=week&day=2099-03-04")
+    with page.expect_navigation():
+        page.drag_and_drop(f'td[data-day="2099-03-04"] .ev[data-item="{item_id}"]', 'td[data-day="2099-03-06"]')
+    assert page.locator(f'td[data-day="2099-03-06"] .ev[data-item="{item_id}"]').count() == 1
+    page.screenshot(path=str(SHOTS / "12-calendar-dragged.png"), full_page=True)
+    with app.session() as s:
+        due = s.exec(select(Delivery.due_at).where(Delivery.item_id == item_id)).one()
+    assert due == datetime(2099, 3, 6, 1, 30, tzinfo=UTC)  # same time of day, two days later

@@ -11,6 +11,24 @@
   document.querySelectorAll("[data-back]").forEach((a) =>
     a.addEventListener("click", (ev) => { if (history.length > 1) { ev.preventDefault(); history.back(); } }));
 
+  // calendar: drag an event to another day to move it there, at the same time of day
+  const cal = document.querySelector("table[data-reschedule]");
+  if (cal) {
+    let dragged = null;
+    cal.addEventListener("dragstart", (ev) => { dragged = ev.target.closest(".ev[draggable]"); });
+    cal.addEventListener("dragover", (ev) => { if (dragged && ev.target.closest("td[data-day]")) ev.preventDefault(); });
+    cal.addEventListener("drop", async (ev) => {
+      const cell = ev.target.closest("td[data-day]");
+      if (!dragged || !cell) return;
+      ev.preventDefault();
+      const body = new URLSearchParams({ at: `${cell.dataset.day}T${dragged.dataset.time}`, when: "at" });
+      const r = await fetch(`/items/${dragged.dataset.item}/schedule`, { method: "POST", body, headers: { "X-CSRF-Token": csrf() }, credentials: "same-origin", redirect: "manual" });
+      if (r.ok || r.type === "opaqueredirect" || r.status === 303) window.location.reload();
+      else window.alert(await r.text());
+      dragged = null;
+    });
+  }
+
   const form = document.getElementById("compose");
   if (!form) return;
   const pane = document.getElementById("preview");
