@@ -40,6 +40,7 @@ def _no_live_script(html: str) -> None:
     assert "<svg><script" not in lowered
 
 
+@sqlite_only
 def test_hostile_content_never_runs_in_preview_or_pages(app, client, login):
     csrf = login(client, "ed")
     form = {"csrf_token": csrf, "title": "<script>alert('t')</script>标题", "body_markdown": PAYLOADS,
@@ -61,7 +62,8 @@ def test_hostile_content_never_runs_in_preview_or_pages(app, client, login):
         _no_live_script(client.get(path).text)
 
 
-def test_preview_shows_each_channels_limits(make_app, client_factory=None):
+@sqlite_only
+def test_preview_shows_each_channels_limits(make_app):
     from fastapi.testclient import TestClient
 
     from publisher.web import create_app
@@ -178,6 +180,7 @@ def test_review_queue_and_diff_after_an_edit_following_approval(app, client, log
         assert item.status == "draft" and item.return_reason == "数字有误"
 
 
+@sqlite_only
 def test_english_switch_and_locale_formatting(app, client, login):
     login(client, "ed")
     make_item(app, stage="scheduled", publish_at="2099-03-04T09:30:00+08:00")

@@ -1,8 +1,11 @@
 from __future__ import annotations
 
+import pytest
+
 from tests.web.conftest import make_item
 
 
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
 def test_pages_render_for_an_editor(app, client, login):
     login(client, "ed")
     item = make_item(app, stage="scheduled")
