@@ -255,6 +255,9 @@ allow_past_publish_time = false
 [sync]
 cron = "0 3 * * mon"    # weekly sync, Monday 03:00 in the time zone above
 
+[web]
+secure_cookies = false  # set true when `publisher serve` is reached over HTTPS (docs/web.md)
+
 [channels.website]
 type = "website"
 folder = "site"

@@ -31,6 +31,9 @@ ADMINS = frozenset({Role.ADMIN})
 
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; object-src 'none'; "
        "base-uri 'none'; frame-ancestors 'none'; form-action 'self'")  # fmt: skip
+# the generated website may carry its own inline styles and remote images; still no inline script
+SITE_CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: https:; "
+            "object-src 'none'; base-uri 'none'; frame-ancestors 'self'")  # fmt: skip
 # the OpenAPI page loads its script and style from a CDN (no internet needed for the rest)
 DOCS_CSP = ("default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
             "style-src 'self' https://cdn.jsdelivr.net; img-src 'self' data: https://fastapi.tiangolo.com; "
@@ -108,14 +111,15 @@ class Guard:
                     raise HTTPException(413, f"the request is larger than {self.max_body // 1_000_000} MB")
             return msg
 
-        docs = scope["path"].startswith("/api/docs")
+        path = scope["path"]
+        csp = DOCS_CSP if path.startswith("/api/docs") else SITE_CSP if path.startswith("/site/") else CSP
 
         async def with_headers(msg: Message) -> None:
             if msg["type"] == "http.response.start":
                 extra: list[tuple[bytes, bytes]] = [
-                    (b"content-security-policy", (DOCS_CSP if docs else CSP).encode()),
+                    (b"content-security-policy", csp.encode()),
                     (b"x-content-type-options", b"nosniff"),
-                    (b"x-frame-options", b"DENY"),
+                    (b"x-frame-options", b"SAMEORIGIN" if path.startswith("/site/") else b"DENY"),
                     (b"referrer-policy", b"same-origin"),
                 ]
                 names = {k.lower() for k, _ in msg.get("headers", [])}
