@@ -145,6 +145,25 @@ def user_list() -> None:
     out.print(t)
 
 
+# ---------------------------------------------------------------------------- web log-in (issue 4)
+@user_app.command("passwd")
+def user_passwd(
+    name: str,
+    password_stdin: Annotated[bool, typer.Option("--password-stdin", help="read the password from standard input")] = False,
+) -> None:
+    """Set a user's password for the web workspace (ends the user's open sessions)."""
+    from publisher import accounts
+
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = typer.prompt("new password", hide_input=True, confirmation_prompt=True)
+    a = state.app()
+    with a.session() as s:
+        accounts.set_password(s, name=name, password=password, actor="cli")
+    out.print(f"password of {name} set")
+
+
 # ------------------------------------------------------------------------------------------- items
 def _item_dict(a: App, s: Any, item: Item, full: bool = False) -> dict[str, Any]:
     d: dict[str, Any] = {
@@ -938,7 +957,7 @@ def serve(
     host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="port")] = 8000,
 ) -> None:
-    """Serve the generated website (and the web workspace) on http://HOST:PORT/."""
+    """Serve the web workspace, the JSON API (/api/docs) and the generated website (/site/)."""
     from publisher.web import serve as _serve
 
     _serve(state.app(), host=host, port=port)

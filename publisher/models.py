@@ -344,3 +344,92 @@ class Complaint(SQLModel, table=True):
     closed_at: datetime | None = _dt(default=None, nullable=True)
     recorded_by: str = "system"
     created_at: datetime = _dt(default_factory=utcnow)
+
+
+# ---- web workspace ----
+class ItemVersion(SQLModel, table=True):
+    """Title and body of each version of an item, so a reviewer sees what changed after approving."""
+
+    __tablename__ = "item_version"
+    __table_args__ = (sa.UniqueConstraint("item_id", "version", name="uq_item_version"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    item_id: int = Field(foreign_key="item.id", index=True)
+    version: int
+    title: str = Field(sa_column=Column(sa.String(500), nullable=False))
+    body_markdown: str = Field(sa_column=Column(sa.Text, nullable=False))
+    actor: str = ""
+    at: datetime = _dt(default_factory=utcnow)
+
+
+class WebSession(SQLModel, table=True):
+    """A logged-in browser. The cookie holds a random token; only its SHA-256 is stored."""
+
+    __tablename__ = "web_session"
+
+    token_hash: str = Field(sa_column=Column(sa.String(64), primary_key=True))
+    user_id: int = Field(foreign_key="user.id", index=True)
+    #: the CSRF token every form and script of this session must send back
+    csrf: str = Field(sa_column=Column(sa.String(64), nullable=False))
+    created_at: datetime = _dt(default_factory=utcnow)
+    expires_at: datetime = _dt()
+
+
+class ApiToken(SQLModel, table=True):
+    """A bearer token for scripts (and calendar feeds). Only the SHA-256 of the token is stored."""
+
+    __tablename__ = "api_token"
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="user.id", index=True)
+    name: str = Field(sa_column=Column(sa.String(100), nullable=False))
+    token_hash: str = Field(sa_column=Column(sa.String(64), unique=True, nullable=False))
+    #: the first characters of the token, so its owner can tell tokens apart
+    prefix: str = ""
+    created_at: datetime = _dt(default_factory=utcnow)
+    last_used_at: datetime | None = _dt(default=None, nullable=True)
+    revoked_at: datetime | None = _dt(default=None, nullable=True)
+
+
+class LoginFailure(SQLModel, table=True):
+    """A failed log-in, per account and per address, counted to throttle password guessing."""
+
+    __tablename__ = "login_failure"
+    __table_args__ = (sa.Index("ix_login_failure_key_at", "key", "at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(sa_column=Column(sa.String(200), nullable=False))
+    at: datetime = _dt(default_factory=utcnow)
+
+
+class StatsDay(SQLModel, table=True):
+    """Published deliveries per office-zone day × channel, by category and (separately) by department.
+
+    A roll-up the dashboard reads instead of joining a million deliveries to their items; rebuilt
+    for the days whose deliveries or items changed (see publisher.dashboard.refresh). ``dim`` is
+    "category" or "department" and ``value`` its value: the dashboard never crosses the two, and
+    keeping them apart keeps the table a few dozen rows a day however many items there are.
+    """
+
+    __tablename__ = "stats_day"
+    __table_args__ = (
+        sa.UniqueConstraint("day", "channel", "dim", "value", name="uq_stats_day"),
+        sa.Index("ix_stats_day_read", "dim", "day", "channel", "value", "published"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    day: date = Field(sa_column=Column(sa.Date, nullable=False))
+    channel: str = Field(sa_column=Column(sa.String(100), nullable=False))
+    dim: str = Field(sa_column=Column(sa.String(20), nullable=False))
+    value: str = Field(sa_column=Column(sa.String(100), nullable=False))
+    published: int = 0
+
+
+class RollupState(SQLModel, table=True):
+    """How far a roll-up has been brought up to date, and in which time zone its days are cut."""
+
+    __tablename__ = "rollup_state"
+
+    name: str = Field(sa_column=Column(sa.String(100), primary_key=True))
+    zone: str
+    watermark: datetime = _dt()

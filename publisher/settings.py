@@ -114,6 +114,18 @@ class RegistersSettings(_Section):
     complaint_working_days: int = Field(15, ge=1)
 
 
+class WebSettings(_Section):
+    """``publisher serve``: the web workspace."""
+
+    #: mark the session cookie Secure (set true whenever the site is served over HTTPS)
+    secure_cookies: bool = False
+    session_hours: float = Field(12, gt=0)
+    #: failed log-ins allowed per account, and per address, within ``login_window_minutes``
+    login_failures_per_account: int = Field(10, ge=1)
+    login_failures_per_address: int = Field(50, ge=1)
+    login_window_minutes: int = Field(15, ge=1)
+
+
 class Settings(BaseSettings):
     """All settings. Build with :func:`load_settings`, never at import time."""
 
@@ -133,6 +145,7 @@ class Settings(BaseSettings):
     sync: SyncSettings = Field(default_factory=SyncSettings)
     report: ReportSettings = Field(default_factory=ReportSettings)
     registers: RegistersSettings = Field(default_factory=RegistersSettings)
+    web: WebSettings = Field(default_factory=WebSettings)
     #: ``[channels.NAME]`` tables; validated against each channel's Config by publisher.channels_runtime
     channels: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
@@ -284,6 +297,9 @@ media_channels = ["media"]
 journal_channels = ["journal"]
 tender_categories = ["招标公告"]
 # template = "report-template.md.j2"   # the office's edited copy (`publisher report template`)
+
+[web]
+secure_cookies = false  # set true when `publisher serve` is reached over HTTPS (docs/web.md)
 
 [channels.website]
 type = "website"

@@ -32,6 +32,7 @@ from publisher.models import (
     Department,
     Item,
     ItemStatus,
+    ItemVersion,
     Review,
     Role,
     User,
@@ -256,9 +257,16 @@ def create_item(
     session.flush()
     for a in draft.assets:
         session.add(Asset(item_id=item.id, **a.__dict__))
+    _record_version(session, item, author.name)
     audit(session, actor=author.name, entity="item", entity_id=item.id, action="create",
           to_state=ItemStatus.DRAFT, title=item.title)  # fmt: skip
     return item
+
+
+def _record_version(session: Session, item: Item, actor: str) -> None:
+    """Keep each version's title and body, so a reviewer sees what changed since an approval."""
+    session.add(ItemVersion(item_id=item.id, version=item.version, title=item.title,
+                            body_markdown=item.body_markdown, actor=actor))  # fmt: skip
 
 
 def _may_edit(user: User, item: Item) -> bool:
@@ -302,6 +310,7 @@ def edit_item(
                 _set_delivery(
                     session, d, DeliveryStatus.DONE, actor.name, "update superseded by a newer edit"
                 )
+    _record_version(session, item, actor.name)
     audit(session, actor=actor.name, entity="item", entity_id=item.id, action="edit", from_state=before,
           to_state=item.status, version=item.version, fields=sorted(checked) + (["body"] if body_markdown else []))  # fmt: skip
     return item
