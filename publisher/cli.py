@@ -40,8 +40,10 @@ app.add_typer(review_app, name="review")
 app.add_typer(dept_app, name="department")
 app.add_typer(manual_app, name="manual")
 
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+# markup off: titles, reasons and JSON are user text, and "[/x]" in a title crashed the command
+# (after its transaction had committed) while "[b]" vanished from --json output
+out = Console(highlight=False, soft_wrap=True, markup=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
 
 
 class State:
@@ -283,7 +285,7 @@ def item_show(
     if as_json:
         out.print(json.dumps(d, ensure_ascii=False, indent=2))
         return
-    out.print(f"[bold]{d['id']}  {d['title']}[/bold]")
+    out.print(f"{d['id']}  {d['title']}", style="bold")
     out.print(f"{d['status']} · {d['category']} · {d['department']} · version {d['version']}"
               + (f" · checklist {d['checklist_item']}" if d["checklist_item"] else ""))  # fmt: skip
     if d["return_reason"]:
@@ -978,10 +980,16 @@ def main() -> None:
     try:
         app()
     except PublisherError as exc:
-        err.print(f"error: {exc}", markup=False)
+        # one line, whatever the message holds: scripts and people read the first line only
+        err.print("error: " + " ".join(str(exc).split()), markup=False)
         sys.exit(1)
     except KeyboardInterrupt:
         sys.exit(130)
+    finally:
+        # give pooled connections back before exit: on an error path nothing else closes them
+        if state._app is not None:
+            state._app.close()
+            state._app = None
 
 
 if __name__ == "__main__":

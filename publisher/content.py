@@ -180,7 +180,11 @@ def read_item_file(path: Path, *, media_dir: Path, max_body_bytes: int, max_asse
         try:
             loaded = yaml.safe_load(m.group(1)) or {}
         except yaml.YAMLError as exc:
-            raise InvalidInput(f"{path.name}: the front matter is not valid YAML: {exc}") from exc
+            # str(exc) spans several lines with a caret drawing; the CLI shows one line
+            mark = getattr(exc, "problem_mark", None)
+            where = f" at line {mark.line + 2}, column {mark.column + 1}" if mark is not None else ""
+            problem = getattr(exc, "problem", None) or " ".join(str(exc).split())
+            raise InvalidInput(f"{path.name}: the front matter is not valid YAML{where}: {problem}") from exc
         if not isinstance(loaded, dict):
             raise InvalidInput(f"{path.name}: the front matter must be key: value lines")
         unknown = set(loaded) - FRONT_MATTER_KEYS

@@ -78,14 +78,16 @@ class _RateLimiter:
 
     def __init__(self, per_minute: int | None) -> None:
         self.interval = 60.0 / per_minute if per_minute else 0.0
-        self.next_at = 0.0
+        self.next_at: float | None = None
         self.lock = threading.Lock()
 
     def available(self, now: float, want: int) -> int:
         if not self.interval:
             return want
         with self.lock:
-            start = max(self.next_at, now - self.interval)  # no banking of idle time beyond one slot
+            # no banking of idle time beyond one slot; none at all before the first call, or the
+            # first minute would see one call more than the rate
+            start = now if self.next_at is None else max(self.next_at, now - self.interval)
             n = 0
             while n < want and start <= now:
                 start += self.interval

@@ -77,6 +77,21 @@ class ChannelSpec:
         return nxt if nxt is not None else at
 
 
+def _refuse_unknown_keys(name: str, cls: type[Channel], own: dict[str, Any]) -> None:
+    """A typo'd key would otherwise only say "extra inputs are not permitted": name the likely key."""
+    import difflib
+
+    known = sorted(set(getattr(cls.Config, "model_fields", {})) | CORE_CHANNEL_KEYS)
+    for key in own:
+        if key in known or cls.Config.model_config.get("extra") != "forbid":
+            continue
+        hint = difflib.get_close_matches(key, known, n=1)
+        raise ConfigError(
+            f"settings [channels.{name}]: unknown key {key!r}"
+            + (f" (did you mean {hint[0]!r}?)" if hint else f"; known: {', '.join(known)}")
+        )
+
+
 def build_channels(settings: Settings, engine: Engine | None) -> dict[str, ChannelSpec]:
     """Instantiate every ``[channels.NAME]``; ConfigError naming the table and key when one is wrong."""
     types = available_channel_types()
@@ -91,6 +106,7 @@ def build_channels(settings: Settings, engine: Engine | None) -> dict[str, Chann
                 f"{', '.join(sorted(types)) or 'none'}"
             )
         own = {k: v for k, v in raw.items() if k not in CORE_CHANNEL_KEYS}
+        _refuse_unknown_keys(name, cls, own)
         config = validate_channel_config(cls, name, own)
         from publisher.testing import MemoryKV
 

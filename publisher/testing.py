@@ -43,6 +43,8 @@ class MemoryChannel(Channel):
     _lock = threading.Lock()
     ledger: dict[str, list[tuple[int, int, str]]] = defaultdict(list)  # name -> (delivery, item, title)
     withdrawn: dict[str, list[int]] = defaultdict(list)
+    #: every call the core made, whatever its outcome: (channel, op, delivery, item, version, step)
+    calls: list[tuple[str, str, int, int, int, str]] = []
     _script: dict[str, deque[str]] = defaultdict(deque)
 
     @classmethod
@@ -50,6 +52,7 @@ class MemoryChannel(Channel):
         with cls._lock:
             cls.ledger.clear()
             cls.withdrawn.clear()
+            cls.calls.clear()
             cls._script.clear()
 
     @classmethod
@@ -76,6 +79,7 @@ class MemoryChannel(Channel):
             time.sleep(self.config.latency)
         with self._lock:
             step = self._script[self.name].popleft() if self._script[self.name] else "ok"
+            self.calls.append((self.name, "publish", ctx.delivery_id, post.item_id, post.version, step))
             already = any(d == ctx.delivery_id for d, _, _ in self.ledger[self.name])
         if step == "t":
             raise TransientChannelError("memory: scripted transient failure")
@@ -93,10 +97,13 @@ class MemoryChannel(Channel):
         return Published(url=f"memory://{self.name}/{post.item_id}", remote_id=str(ctx.delivery_id))
 
     def update(self, post: Post, ctx: DeliveryContext) -> Published:
+        with self._lock:
+            self.calls.append((self.name, "update", ctx.delivery_id, post.item_id, post.version, "ok"))
         return Published(url=f"memory://{self.name}/{post.item_id}", remote_id=ctx.remote_id)
 
     def withdraw(self, post: Post, ctx: DeliveryContext) -> None:
         with self._lock:
+            self.calls.append((self.name, "withdraw", ctx.delivery_id, post.item_id, post.version, "ok"))
             self.withdrawn[self.name].append(post.item_id)
 
     @classmethod

@@ -601,6 +601,10 @@ def _set_delivery(
 
 def rollup(session: Session, item: Item, actor: str = SYSTEM) -> None:
     """Derive the item's state from its deliveries once none is still moving."""
+    # Two workers finishing the last two deliveries of one item at once would each see the other's
+    # delivery still claimed (READ COMMITTED) and neither would roll up: serialise on the item row.
+    session.flush()
+    session.refresh(item, with_for_update=True)
     if item.status not in LIVE_STATES:
         return
     states = [d.status for d in _deliveries(session, item.id)]

@@ -1,0 +1,230 @@
+"""Bad input through the real CLI: exit non-zero, ONE stderr line naming the problem, store unchanged.
+
+Every case runs ``python -m publisher.cli`` in a subprocess against a real store and compares a dump
+of every table before and after. Cases that reach the database run on SQLite and PostgreSQL
+(``cli``); cases refused before any write (file and settings checks) run on SQLite only
+(``sqlite_cli``), because each CLI start costs seconds on a shared machine.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.clirun import Cli, dump, setup_store
+
+GOOD_FRONT = {"title": "关于寒假放假安排的通知", "category": "公告公示", "channels": "[mem]"}
+
+
+@pytest.fixture
+def cli(tmp_path: Path, store_url: str) -> Cli:
+    c = Cli(tmp_path, store_url)
+    setup_store(c)
+    return c
+
+
+@pytest.fixture
+def sqlite_cli(tmp_path: Path) -> Cli:
+    from publisher.db import make_engine, migrate
+
+    url = f"sqlite:///{tmp_path / 'queue.db'}"
+    eng = make_engine(url)
+    migrate(eng)
+    eng.dispose()
+    c = Cli(tmp_path, url)
+    setup_store(c)
+    return c
+
+
+def item_file(folder: Path, body: str = "正文\n", name: str = "item.md", **front: Any) -> Path:
+    fields = {**GOOD_FRONT, **front}
+    lines = [f"{k}: {v}" for k, v in fields.items() if v is not None]
+    p = folder / name
+    p.write_text("---\n" + "\n".join(lines) + "\n---\n" + body, encoding="utf-8")
+    return p
+
+
+def assert_refused(cli: Cli, args: list[str], *needles: str, **kw: Any) -> str:
+    before = dump(cli.store_url)
+    r = cli(*args, **kw)
+    assert r.code != 0, f"accepted: {r.out}"
+    lines = r.err.strip().splitlines()
+    assert len(lines) == 1, f"expected one line on stderr, got:\n{r.err}"
+    for n in needles:
+        assert n in lines[0], f"{n!r} not in {lines[0]!r}"
+    assert "Traceback" not in r.err
+    assert dump(cli.store_url) == before, "the store changed"
+    return lines[0]
+
+
+# ------------------------------------------------------------------------------------ item files
+@pytest.mark.parametrize(
+    ("front", "needles"),
+    [
+        ({"category": "不存在的栏目"}, ["unknown category '不存在的栏目'", "公告公示"]),
+        ({"department": "不存在的部门"}, ["unknown department '不存在的部门'", "department add"]),
+        ({"channels": "[mem, nochan]"}, ["unknown channel(s) nochan", "configured: mem, mem2"]),
+        ({"checklist_item": "0"}, ["checklist item 0 is outside 1-50"]),
+        ({"checklist_item": "51"}, ["checklist item 51 is outside 1-50"]),
+        ({"checklist_item": "abc"}, ["checklist item 'abc' is not a number"]),
+        ({"publish_at": "2099-01-01 09:00"}, ["publish time 2099-01-01 09:00 has no time zone", "+08:00"]),
+        ({"publish_at": "next tuesday"}, ["publish time 'next tuesday' is not a date-time", "ISO 8601"]),
+        ({"publish_at": "2020-01-01T09:00+08:00"}, ["publish time 2020-01-01T09:00+08:00 is in the past"]),
+        ({"colour": "red"}, ["unknown front matter key(s) colour"]),
+        ({"title": "'[unclosed'"}, []),  # a valid quoted title: must be accepted (control case)
+        ({"channels": "[mem"}, ["front matter is not valid YAML"]),
+        ({"channels": "[]"}, ["the item has no channels"]),
+        ({"department": "人事处"}, ["ed writes for 校长办公室, not 人事处"]),
+    ],
+)
+def test_item_add_refuses_bad_front_matter(
+    sqlite_cli: Cli, tmp_path: Path, front: dict[str, str], needles: list[str]
+) -> None:
+    f = item_file(tmp_path, **front)
+    if not needles:
+        r = sqlite_cli.ok("item", "add", str(f), "--as", "ed")
+        assert r.last_line.isdigit()
+        return
+    assert_refused(sqlite_cli, ["item", "add", str(f), "--as", "ed"], *needles)
+
+
+def test_missing_image(sqlite_cli: Cli, tmp_path: Path) -> None:
+    f = item_file(tmp_path, body="正文\n\n![图](images/nope.png)\n")
+    assert_refused(
+        sqlite_cli, ["item", "add", str(f), "--as", "ed"], "image file", "nope.png", "does not exist"
+    )
+
+
+def test_corrupt_image_leaves_no_item_and_no_half_written_file(cli: Cli, tmp_path: Path) -> None:
+    from PIL import Image
+
+    Image.new("RGB", (4, 4), "red").save(tmp_path / "good.png")
+    (tmp_path / "bad.png").write_bytes(os.urandom(2048))
+    f = item_file(tmp_path, body="![好](good.png)\n\n![坏](bad.png)\n")
+    assert_refused(
+        cli, ["item", "add", str(f), "--as", "ed"], "bad.png is not a readable image", "JPEG or PNG"
+    )
+    media = cli.workdir / "media"
+    # good.png was already copied when bad.png was found wanting. Media files are named by their
+    # content hash and shared between items, so an unreferenced one is harmless (the next item with
+    # that picture reuses it) and deleting it could race with another item adding the same picture.
+    left = [p for p in media.rglob("*") if p.is_file()]
+    assert not [p for p in left if p.name.startswith(".tmp-")], "a half-written media file was left behind"
+    assert len(left) <= 1
+
+
+def test_non_utf8_file(sqlite_cli: Cli, tmp_path: Path) -> None:
+    f = tmp_path / "gbk.md"
+    f.write_bytes(
+        "---\ntitle: 关于寒假放假安排的通知\ncategory: 公告公示\nchannels: [mem]\n---\n正文\n".encode("gbk")
+    )
+    assert_refused(
+        sqlite_cli, ["item", "add", str(f), "--as", "ed"], "gbk.md is not UTF-8", "GBK", "save it as UTF-8"
+    )
+
+
+def test_ten_megabyte_item(sqlite_cli: Cli, tmp_path: Path) -> None:
+    f = item_file(tmp_path, body="很长的正文。" * (10 * 1024 * 1024 // 18))
+    assert f.stat().st_size > 10_000_000
+    assert_refused(
+        sqlite_cli, ["item", "add", str(f), "--as", "ed"], "item.md is 10.", "at most 2.0 MB", "attachments"
+    )
+
+
+def test_unknown_author(sqlite_cli: Cli, tmp_path: Path) -> None:
+    f = item_file(tmp_path)
+    assert_refused(sqlite_cli, ["item", "add", str(f), "--as", "nobody"], "no user 'nobody'", "user add")
+    assert_refused(
+        sqlite_cli, ["item", "add", str(f), "--as", "viewer"], "viewer is a viewer; only editors write items"
+    )
+
+
+# --------------------------------------------------------------------------------- times via CLI
+@pytest.mark.parametrize(
+    ("at", "needles"),
+    [
+        ("2099-01-01T09:00", ["has no time zone", "2099-01-01T09:00+08:00"]),
+        ("tomorrow 9am", ["'tomorrow 9am' is not a date-time"]),
+        ("2020-01-01T09:00+08:00", ["is in the past", "allow_past_publish_time"]),
+    ],
+)
+def test_schedule_refuses_bad_times(cli: Cli, tmp_path: Path, at: str, needles: list[str]) -> None:
+    item_id = cli.ok("item", "add", str(item_file(tmp_path)), "--as", "ed").last_line
+    assert_refused(cli, ["schedule", item_id, "--at", at], *needles)
+
+
+def test_review_refusals(cli: Cli, tmp_path: Path) -> None:
+    item_id = cli.ok("item", "add", str(item_file(tmp_path)), "--as", "ed").last_line
+    cli.ok("submit", item_id, "--as", "ed")
+    assert_refused(
+        cli, ["review", "reject", item_id, "--as", "head"], "a rejection needs a reason", "--reason"
+    )
+    assert_refused(cli, ["review", "approve", item_id, "--as", "head2"], "waits for the head of 校长办公室")
+    assert_refused(cli, ["review", "approve", item_id, "--as", "sec"], "waits for the head of 校长办公室")
+    assert_refused(cli, ["review", "approve", "999", "--as", "head"], "no item 999")
+    cli.ok("review", "approve", item_id, "--as", "head")
+    assert_refused(
+        cli, ["review", "approve", item_id, "--as", "head"], "waits for the confidentiality review"
+    )
+
+
+# -------------------------------------------------------------------------------------- settings
+@pytest.mark.parametrize(
+    ("extra", "needles"),
+    [
+        (
+            'databse_url = "sqlite:///x.db"\n',
+            ["unknown setting 'databse_url'", "did you mean 'database_url'?"],
+        ),
+        (
+            "[review]\nallow_past_publish_tme = true\n",
+            ["unknown setting 'review.allow_past_publish_tme'", "did you mean 'allow_past_publish_time'?"],
+        ),
+        ('timezone = "Asia/Shangai"\n', ["unknown time zone 'Asia/Shangai'"]),
+        (
+            '[channels.mem3]\ntype = "memory"\ntitel_max = 30\n',
+            ["[channels.mem3]", "titel_max", "did you mean 'title_max'?"],
+        ),
+        (
+            '[channels.mem3]\ntype = "memory"\nmax_concurency = 3\n',
+            ["[channels.mem3]", "max_concurency", "did you mean 'max_concurrency'?"],
+        ),
+        (
+            '[channels.mem3]\ntype = "memroy"\n',
+            ["[channels.mem3]", "unknown channel type 'memroy'", "memory"],
+        ),
+        (
+            '[channels.logged]\ntype = "filelog"\nfolder = "out"\nsecret_env = "PUBLISHER_TEST_NOT_SET"\n',
+            ["environment variable PUBLISHER_TEST_NOT_SET is not set"],
+        ),
+        ('[channels.mem3]\ntype = "memory"\nschedule = "every day"\n', ["not a crontab line"]),
+        ("[worker\nthreads = 2\n", ["not valid TOML"]),
+    ],
+)
+def test_bad_settings(sqlite_cli: Cli, extra: str, needles: list[str]) -> None:
+    # top-level keys must come before the first table
+    text = sqlite_cli.settings.read_text(encoding="utf-8")
+    sqlite_cli.settings.write_text(
+        extra + text if not extra.startswith("[") else text + extra, encoding="utf-8"
+    )
+    line = assert_refused(sqlite_cli, ["item", "list"], *needles)
+    assert "secret" not in line.lower() or "PUBLISHER_TEST_NOT_SET" in line
+
+
+def test_settings_file_that_does_not_exist(sqlite_cli: Cli) -> None:
+    assert_refused(
+        sqlite_cli,
+        ["item", "list"],
+        "settings file",
+        "does not exist",
+        "publisher init",
+        settings=False,
+        env={"PUBLISHER_SETTINGS": str(sqlite_cli.workdir / "nope.toml")},
+    )
+
+
+def test_unknown_environment_setting(sqlite_cli: Cli) -> None:
+    assert_refused(sqlite_cli, ["item", "list"], "threads", env={"PUBLISHER_WORKER__THREADS": "many"})

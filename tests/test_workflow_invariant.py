@@ -1,0 +1,464 @@
+"""The invariant the office answers for, tried against random sequences of everything people do.
+
+"Nothing reaches any channel without both approvals of the version that goes out, by the item's
+department head and a confidentiality reviewer, two different people, neither of them the author."
+
+A hypothesis state machine drives the real service functions over a real SQLite store and two
+MemoryChannel channels (whose ``calls`` record every call the core makes, including the failing
+ones) with scripted faults and a real Dispatcher. Every step is followed by a check of the whole
+store and of everything the channels were sent.
+"""
+
+from __future__ import annotations
+
+import shutil
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule, run_state_machine_as_test
+from sqlmodel import select
+
+from publisher import content, workflow
+from publisher.app import open_app
+from publisher.db import make_engine, migrate
+from publisher.dispatch import Dispatcher
+from publisher.errors import PublisherError
+from publisher.models import Delivery, DeliveryOp, DeliveryStatus, Item, ItemStatus, Review, Role, User
+from publisher.settings import Settings
+from publisher.testing import MemoryChannel
+from tests.conftest import STANDARD_USERS
+
+USERS = [name for name, _, _ in STANDARD_USERS]
+CHANNELS = ["mem", "mem2"]
+DEPTS = ["校长办公室", "人事处"]
+
+
+def _template(tmp: Path) -> Path:
+    """A migrated store with the departments and standard users, copied for every example."""
+    db = tmp / "template.db"
+    eng = make_engine(f"sqlite:///{db}")
+    migrate(eng)
+    eng.dispose()
+    a = open_app(_settings(db, tmp))
+    with a.session() as s:
+        for d in a.settings.departments:
+            workflow.add_department(s, d)
+        for name, role, dept in STANDARD_USERS:
+            workflow.add_user(s, name=name, role=role, department=dept)
+    a.close()
+    return db
+
+
+def _settings(db: Path, data_dir: Path) -> Settings:
+    return Settings(
+        database_url=f"sqlite:///{db}",
+        data_dir=str(data_dir),
+        channels={c: {"type": "memory"} for c in CHANNELS},
+        worker={
+            "threads": 2,
+            "poll_seconds": 0.02,
+            "backoff_base_seconds": 0.01,
+            "backoff_cap_seconds": 0.02,
+            "max_attempts": 3,
+        },
+    )
+
+
+class PublishingMachine(RuleBasedStateMachine):
+    template: Path
+    workdir: Path
+    counter = 0
+
+    def __init__(self) -> None:
+        super().__init__()
+        MemoryChannel.reset()
+        PublishingMachine.counter += 1
+        d = self.workdir / f"ex{self.counter}"
+        d.mkdir()
+        db = d / "queue.db"
+        shutil.copy(self.template, db)
+        self.app = open_app(_settings(db, d))
+        self.offset = timedelta()  # how far the dispatcher's clock is ahead of the wall clock
+        self.items: list[int] = []
+        self.edits = 0
+
+    def teardown(self) -> None:
+        self.app.close()
+
+    # ----------------------------------------------------------------------------------- helpers
+    def _user(self, s: Any, name: str) -> User:
+        return workflow.get_user(s, name)
+
+    def _pick(self, i: int) -> int | None:
+        return self.items[i % len(self.items)] if self.items else None
+
+    def _attempt(self, fn: Any) -> Any:
+        """Run one user action in one transaction; a refused action must leave nothing behind."""
+        try:
+            with self.app.session() as s:
+                return fn(s)
+        except PublisherError:
+            return None
+
+    # ------------------------------------------------------------------------------------- rules
+    @initialize(chans=st.sets(st.sampled_from(CHANNELS), min_size=1))
+    def some_items(self, chans: set[str]) -> None:
+        """Start with items of both departments so short runs reach the channels too."""
+        for author in ("ed", "ed2", "admin"):
+            self.create(author, chans, "人事处", None)
+
+    @rule(
+        author=st.sampled_from(USERS),
+        chans=st.sets(st.sampled_from(CHANNELS), min_size=1),
+        dept=st.sampled_from(DEPTS),
+        when=st.sampled_from([None, "past", "now", "future"]),
+    )
+    def create(self, author: str, chans: set[str], dept: str, when: str | None) -> None:
+        self.edits += 1
+        fields: dict[str, Any] = {"category": "公告公示", "channels": sorted(chans)}
+        if author == "admin":
+            fields["department"] = dept
+        if when:
+            fields["publish_at"] = self._time(when)
+
+        def go(s: Any) -> int:
+            draft = content.ItemDraft(title=f"通知 {self.edits}", body_markdown="正文", fields=fields)
+            item = workflow.create_item(self.app.ctx, s, author=self._user(s, author), draft=draft)
+            return item.id  # type: ignore[return-value]
+
+        item_id = self._attempt(go)
+        role = dict((n, r) for n, r, _ in STANDARD_USERS)[author]
+        if role in ("editor", "department_head", "admin") and when != "past":
+            assert item_id is not None, f"{author} ({role}) could not create an item"
+        if role in ("viewer", "confidentiality_reviewer"):
+            assert item_id is None, f"{author} ({role}) created an item"
+        if item_id is not None:
+            self.items.append(item_id)
+
+    def _time(self, when: str) -> datetime:
+        now = datetime.now(UTC)
+        return {"past": now - timedelta(days=1), "now": now, "future": now + timedelta(hours=1)}[when]
+
+    @rule(i=st.integers(0, 50), actor=st.sampled_from(["<author>", *USERS]))
+    def edit(self, i: int, actor: str) -> None:
+        item_id = self._pick(i)
+        if item_id is None:
+            return
+        self.edits += 1
+        with self.app.session() as s:
+            before = workflow.get_item(s, item_id).status
+        done = self._attempt(
+            lambda s: workflow.edit_item(
+                self.app.ctx,
+                s,
+                item_id=item_id,
+                actor=self._resolve(s, item_id, actor),
+                changes={"title": f"改 {self.edits}"},
+                body_markdown=f"正文 {self.edits}",
+            )
+        )
+        if done is None:
+            return
+        with self.app.session() as s:
+            item = workflow.get_item(s, item_id)
+            if before not in (ItemStatus.DRAFT, ItemStatus.SUBMITTED):
+                assert item.status == ItemStatus.SUBMITTED, (
+                    f"an edit of a {before} item left it {item.status}"
+                )
+            for d in s.exec(select(Delivery).where(Delivery.item_id == item_id)):
+                assert d.status not in (DeliveryStatus.PENDING, DeliveryStatus.WAITING), (
+                    f"delivery {d.id} still {d.status} after the item was edited"
+                )
+
+    def _resolve(self, s: Any, item_id: int, who: str) -> User:
+        """``who`` is a user name or a role in the story: the author, the proper next reviewer, or
+        the person who gave the first approval (to try the same person twice)."""
+        item = workflow.get_item(s, item_id)
+        if who == "<author>":
+            return s.get(User, item.author_id)
+        if who == "<first>":
+            first = workflow._approval(s, item, 1)
+            return s.get(User, first.reviewer_id) if first else self._user(s, "viewer")
+        if who == "<proper>":
+            if item.status == ItemStatus.DEPT_APPROVED:
+                first = workflow._approval(s, item, 1)
+                return self._user(
+                    s, "sec2" if first and s.get(User, first.reviewer_id).name == "sec" else "sec"
+                )
+            return self._user(s, {"校长办公室": "head", "人事处": "head2"}.get(item.department, "head"))
+        return self._user(s, who)
+
+    @rule(i=st.integers(0, 50), actor=st.sampled_from(["<author>", "<author>", *USERS]))
+    def submit(self, i: int, actor: str) -> None:
+        item_id = self._pick(i)
+        if item_id is not None:
+            self._attempt(
+                lambda s: workflow.submit(
+                    self.app.ctx, s, item_id=item_id, actor=self._resolve(s, item_id, actor)
+                )
+            )
+
+    @rule(
+        i=st.integers(0, 50),
+        actor=st.sampled_from(["<proper>"] * 6 + ["<author>", "<first>", *USERS]),
+        approve=st.sampled_from([True, True, True, False]),
+        reason=st.sampled_from([None, "", "  ", "数据有误"]),
+    )
+    def review(self, i: int, actor: str, approve: bool, reason: str | None) -> None:
+        item_id = self._pick(i)
+        if item_id is None:
+            return
+        with self.app.session() as s:
+            actor = self._resolve(s, item_id, actor).name
+        done = self._attempt(
+            lambda s: workflow.review(
+                self.app.ctx, s, item_id=item_id, actor=self._user(s, actor), approve=approve, reason=reason
+            )
+        )
+        if done is not None and not approve:
+            with self.app.session() as s:
+                item = workflow.get_item(s, item_id)
+                assert item.status == ItemStatus.DRAFT
+                assert item.return_reason == (reason or "").strip() and item.return_reason
+        if done is None and not approve:
+            return
+        if done is not None:
+            with self.app.session() as s:
+                user = self._user(s, actor)
+                item = workflow.get_item(s, item_id)
+                assert user.id != item.author_id, f"{actor} reviewed their own item {item_id}"
+
+    @rule(
+        i=st.integers(0, 50),
+        when=st.sampled_from(["past", "now", "future"]),
+        actor=st.sampled_from([None, *USERS]),
+    )
+    def schedule(self, i: int, when: str, actor: str | None) -> None:
+        item_id = self._pick(i)
+        if item_id is None:
+            return
+        at = self._time(when)
+        done = self._attempt(
+            lambda s: workflow.schedule(
+                self.app.ctx,
+                s,
+                item_id=item_id,
+                at=at,
+                actor=actor or "cli",
+                user=self._user(s, actor) if actor else None,
+            )
+        )
+        if when == "past":
+            assert done is None, "a publish time in the past was accepted"
+
+    @rule(i=st.integers(0, 50), actor=st.sampled_from([None, *USERS]), really=st.integers(0, 3))
+    def withdraw(self, i: int, actor: str | None, really: int) -> None:
+        item_id = self._pick(i)
+        if item_id is None or really:  # rarer than the other actions, or few items ever get out
+            return
+        done = self._attempt(
+            lambda s: workflow.withdraw(
+                self.app.ctx,
+                s,
+                item_id=item_id,
+                actor=actor or "cli",
+                reason="撤回",
+                user=self._user(s, actor) if actor else None,
+            )
+        )
+        if done is not None:
+            with self.app.session() as s:
+                for d in s.exec(select(Delivery).where(Delivery.item_id == item_id)):
+                    live = d.published_at is not None and d.withdrawn_at is None
+                    if not live:
+                        assert d.status == DeliveryStatus.CANCELLED
+                    else:
+                        assert d.op == DeliveryOp.WITHDRAW
+
+    @rule(i=st.integers(0, 50))
+    def retry(self, i: int) -> None:
+        with self.app.session() as s:
+            failed = list(
+                s.exec(
+                    select(Delivery.id).where(Delivery.status == DeliveryStatus.FAILED).order_by(Delivery.id)
+                )
+            )
+        if failed:
+            did = failed[i % len(failed)]
+            self._attempt(lambda s: workflow.retry_delivery(self.app.ctx, s, delivery_id=did, actor="cli"))
+
+    def _progress(self, i: int) -> None:
+        """The proper next step for an item; without it random actions rarely get anything out."""
+        item_id = self._pick(i)
+        if item_id is None:
+            return
+        with self.app.session() as s:
+            status = workflow.get_item(s, item_id).status
+        if status == ItemStatus.DRAFT:
+            self.submit(i, "<author>")
+        elif status in (ItemStatus.SUBMITTED, ItemStatus.DEPT_APPROVED):
+            self.review(i, "<proper>", True, None)
+        elif status == ItemStatus.APPROVED:
+            self.schedule(i, "now", None)
+        else:
+            self.dispatch()
+
+    @rule(i=st.integers(0, 50))
+    def progress(self, i: int) -> None:
+        self._progress(i)
+
+    @rule(i=st.integers(0, 50))
+    def progress_more(self, i: int) -> None:
+        self._progress(i)
+
+    @rule(i=st.integers(0, 50))
+    def progress_again(self, i: int) -> None:
+        self._progress(i)
+
+    @rule(
+        channel=st.sampled_from(CHANNELS),
+        steps=st.lists(st.sampled_from(["ok", "t", "p", "q", "a", "wait"]), min_size=1, max_size=3),
+    )
+    def fault(self, channel: str, steps: list[str]) -> None:
+        MemoryChannel.script(channel, *steps)
+
+    @rule()
+    def advance_clock(self) -> None:
+        """Let time pass for the dispatcher: future publish times, quota resets and back-offs come due."""
+        self.offset += timedelta(hours=2)
+
+    @rule()
+    def dispatch(self) -> None:
+        offset = self.offset
+        d = Dispatcher(
+            engine=self.app.engine, ctx=self.app.ctx, threads=2, clock=lambda: datetime.now(UTC) + offset
+        )
+        d.run(once=True, horizon=timedelta(milliseconds=100))
+
+    # -------------------------------------------------------------------------------- invariants
+    @invariant()
+    def nothing_reaches_a_channel_without_both_approvals(self) -> None:
+        with self.app.session() as s:
+            for channel, op, delivery_id, item_id, version, _step in list(MemoryChannel.calls):
+                if op == "withdraw":
+                    continue
+                item = s.get(Item, item_id)
+                assert item is not None
+                reviews = s.exec(
+                    select(Review)
+                    .where(Review.item_id == item_id, Review.item_version == version)
+                    .order_by(Review.id)
+                ).all()
+                assert _cleared(s, item, reviews), (
+                    f"{op} of item {item_id} v{version} reached {channel} (delivery {delivery_id}) "
+                    f"without both approvals: {[(r.level, r.reviewer_id, r.approved) for r in reviews]}"
+                )
+
+    @invariant()
+    def no_delivery_published_twice(self) -> None:
+        ok_publishes: dict[int, int] = {}
+        per_item: dict[tuple[str, int], set[int]] = {}
+        for channel, op, delivery_id, item_id, _v, step in list(MemoryChannel.calls):
+            if op == "publish" and step == "ok":
+                ok_publishes[delivery_id] = ok_publishes.get(delivery_id, 0) + 1
+            per_item.setdefault((channel, item_id), set()).add(delivery_id)
+        twice = {d: n for d, n in ok_publishes.items() if n > 1}
+        assert not twice, f"deliveries published more than once: {twice}"
+        for (channel, item_id), dids in per_item.items():
+            assert len(dids) == 1, f"item {item_id} went to {channel} under several deliveries {dids}"
+        for channel in CHANNELS:
+            items = [i for _, i, _ in MemoryChannel.ledger[channel]]
+            assert len(items) == len(set(items)), f"{channel} holds an item twice: {items}"
+
+    @invariant()
+    def authors_never_approve_and_queues_only_hold_cleared_items(self) -> None:
+        with self.app.session() as s:
+            for r, item in s.exec(select(Review, Item).where(Review.item_id == Item.id)):
+                assert r.reviewer_id != item.author_id, f"the author reviewed item {item.id}"
+            for d in s.exec(
+                select(Delivery).where(
+                    Delivery.status.in_(
+                        [
+                            DeliveryStatus.PENDING,
+                            DeliveryStatus.CLAIMED,  # type: ignore[attr-defined]
+                            DeliveryStatus.WAITING,
+                        ]
+                    )
+                )
+            ):
+                item = s.get(Item, d.item_id)
+                assert item is not None
+                if d.op == DeliveryOp.WITHDRAW:
+                    assert item.status == ItemStatus.WITHDRAWN
+                    continue
+                assert workflow.is_cleared(s, item), (
+                    f"delivery {d.id} is {d.status} for uncleared item {item.id}"
+                )
+                assert d.item_version == item.version, (
+                    f"delivery {d.id} carries v{d.item_version} of v{item.version}"
+                )
+                assert d.status != DeliveryStatus.CLAIMED, "a claim outlived the dispatcher run"
+            for item in s.exec(select(Item)):
+                if item.status in (
+                    ItemStatus.SCHEDULED,
+                    ItemStatus.PUBLISHED,
+                    ItemStatus.FAILED,
+                    ItemStatus.APPROVED,
+                ):
+                    assert workflow.is_cleared(s, item), f"item {item.id} is {item.status} but not cleared"
+
+
+def _cleared(s: Any, item: Item, reviews: list[Review]) -> bool:
+    """Stricter than workflow.is_cleared: also checks who the two reviewers are."""
+    roles = {u.id: u for u in s.exec(select(User))}
+    for first in reviews:
+        if not (first.level == 1 and first.approved):
+            continue
+        head = roles[first.reviewer_id]
+        if head.role != Role.DEPARTMENT_HEAD or head.department != item.department:
+            continue
+        for second in reviews:
+            if not (second.level == 2 and second.approved and second.id > first.id):
+                continue
+            if roles[second.reviewer_id].role != Role.CONFIDENTIALITY_REVIEWER:
+                continue
+            if len({first.reviewer_id, second.reviewer_id, item.author_id}) == 3:
+                return True
+    return False
+
+
+def test_nothing_reaches_a_channel_without_both_approvals(tmp_path: Path) -> None:
+    PublishingMachine.workdir = tmp_path
+    PublishingMachine.template = _template(tmp_path)
+    run_state_machine_as_test(
+        PublishingMachine,
+        settings=settings(
+            max_examples=50,
+            stateful_step_count=80,
+            deadline=None,
+            suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+        ),
+    )
+
+
+@pytest.mark.parametrize("steps", [["a", "ok"], ["t", "a"], ["wait", "ok"]])
+def test_reconciling_channel_is_not_published_twice(app: Any, steps: list[str]) -> None:
+    """A fixed run of the state machine's worst case, on both engines."""
+    MemoryChannel.script("mem", *steps)
+    with app.session() as s:
+        draft = content.ItemDraft(
+            title="通知", body_markdown="正文", fields={"category": "公告公示", "channels": ["mem"]}
+        )
+        item = workflow.create_item(app.ctx, s, author=workflow.get_user(s, "ed"), draft=draft)
+        workflow.submit(app.ctx, s, item_id=item.id, actor=workflow.get_user(s, "ed"))
+        workflow.review(app.ctx, s, item_id=item.id, actor=workflow.get_user(s, "head"), approve=True)
+        workflow.review(app.ctx, s, item_id=item.id, actor=workflow.get_user(s, "sec"), approve=True)
+        workflow.schedule(app.ctx, s, item_id=item.id, at=datetime.now(UTC))
+    Dispatcher(engine=app.engine, ctx=app.ctx).run(once=True)
+    assert [i for _, i, _ in MemoryChannel.ledger["mem"]] == [item.id]
+    with app.session() as s:
+        assert workflow.get_item(s, item.id).status == ItemStatus.PUBLISHED
