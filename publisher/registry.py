@@ -112,7 +112,7 @@ def build_channels(settings: Settings, engine: Engine | None) -> dict[str, Chann
 
         kv = DatabaseKV(engine, name) if engine is not None else MemoryKV()
         env = ChannelEnv(
-            data_dir=settings.path("channels") / name,
+            data_dir=settings.path("channel-data") / name,
             timezone=settings.zone,
             kv=kv,
             site_base_url=settings.site_base_url,

@@ -130,8 +130,10 @@ def make_harness(tmp_path: Path) -> Harness:
     def inject(kind: str) -> None:
         if kind == "transient":
             sandbox.inject("busy")
-        else:
+        elif kind == "permanent":
             sandbox.inject("errcode", errcode=48001)
+        else:  # an ambiguous submit is covered in test_wechat.py (timeout, killed worker)
+            raise ValueError(f"the WeChat harness does not inject {kind!r} faults")
 
     def remote_text(remote_id: str) -> str:
         for a in sandbox.ledger()["articles"]:
