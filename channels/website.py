@@ -410,6 +410,11 @@ class WebsiteChannel(Channel):
     supports_withdraw = True
     default_max_concurrency = 4
 
+    @property
+    def site_folder(self) -> Path:
+        """Where the site is written; the web app serves this folder at ``/site/``."""
+        return self.folder
+
     def __init__(self, name: str, config: WebsiteConfig, env: ChannelEnv) -> None:
         super().__init__(name, config, env)
         self.folder = env.resolve(config.folder)
