@@ -112,6 +112,8 @@ def build_channels(settings: Settings, engine: Engine | None) -> dict[str, Chann
 
         kv = DatabaseKV(engine, name) if engine is not None else MemoryKV()
         env = ChannelEnv(
+            # not "channels": with the office's folder on sys.path (python -m publisher.cli, uvicorn
+            # run there) a ./channels folder shadows the channels package and no channel loads
             data_dir=settings.path("channel-data") / name,
             timezone=settings.zone,
             kv=kv,

@@ -69,6 +69,14 @@ def _bucket(engine: Engine, column: sa.ColumnElement, dim: str, tz: ZoneInfo) ->
     # for the changeover days, see the README)
     offset = datetime.now(tz).utcoffset() or timedelta()
     mods = f"{int(offset.total_seconds())} seconds"
+    if dim == "week":
+        # ISO weeks like PostgreSQL's IYYY-IW (SQLite's %W counts from the first Monday, so the two
+        # engines disagreed): a week belongs to the year of its Thursday, and is numbered from it
+        thursday = sa.func.date(column, mods, "-3 days", "weekday 4")
+        number = sa.cast(sa.func.strftime("%j", thursday), sa.Integer) - 1
+        return sa.func.strftime("%Y", thursday).op("||")("-W").op("||")(
+            sa.func.printf("%02d", sa.cast(number / 7, sa.Integer) + 1)
+        )
     return sa.func.strftime(PERIOD_FORMATS[dim][0], column, mods)
 
 

@@ -364,6 +364,10 @@ def review(
         raise NotAllowed(f"item {item_id} is {item.status}; there is nothing to review")
     if actor.id == item.author_id:
         raise NotAllowed(f"{actor.name} wrote item {item_id} and cannot review it")
+    if _editor_of_current_version(session, item) == actor.name:
+        raise NotAllowed(
+            f"{actor.name} edited version {item.version} of item {item_id} and cannot review it; another person must"
+        )
     if level == 2:
         first = _approval(session, item, 1)
         if first is not None and first.reviewer_id == actor.id:
@@ -398,6 +402,23 @@ def _approval(session: Session, item: Item, level: int) -> Review | None:
         .where(Review.item_id == item.id, Review.item_version == item.version, Review.level == level)
         .order_by(col(Review.id).desc())
     ).first()
+
+
+def _editor_of_current_version(session: Session, item: Item) -> str | None:
+    """Who made the item's current version by editing it (None for the first version).
+
+    Whoever rewrote the text is its author as much as the person who first wrote it, so they may
+    not be one of its two reviewers either.
+    """
+    edits = session.exec(
+        select(AuditLog)
+        .where(AuditLog.entity == "item", AuditLog.entity_id == item.id, AuditLog.action == "edit")
+        .order_by(col(AuditLog.id).desc())
+    )
+    for a in edits:
+        if (a.detail or {}).get("version") == item.version:
+            return a.actor
+    return None
 
 
 def is_cleared(session: Session, item: Item) -> bool:
@@ -437,11 +458,23 @@ def schedule(ctx: Context, session: Session, *, item_id: int, at: Any, actor: st
     return item
 
 
+def _refuse_while_sending(session: Session, item: Item, what: str) -> None:
+    """Changing a claimed delivery would throw away the result of the channel call in flight (the
+    worker's record no longer matches its lease): the item would be live with nobody knowing, so
+    a withdrawal would miss it or a new version be sent as a second publication. Wait instead."""
+    busy = [d.channel for d in _deliveries(session, item.id) if d.status == DeliveryStatus.CLAIMED]
+    if busy:
+        raise NotAllowed(
+            f"item {item.id} is being sent to {', '.join(busy)} right now; {what} again in a minute"
+        )
+
+
 def _queue_deliveries(ctx: Context, session: Session, item: Item, actor: str) -> None:
     """After both approvals: one delivery per target channel (publish, or update where it is live)."""
     assert item.publish_at is not None
     if not is_cleared(session, item):  # belt and braces: never queue an item not cleared twice
         raise NotAllowed(f"item {item.id} lacks its two approvals")
+    _refuse_while_sending(session, item, "try")
     existing = {d.channel: d for d in _deliveries(session, item.id)}
     for name in item.channels:
         spec = ctx.channels[name]
@@ -467,6 +500,9 @@ def _queue_deliveries(ctx: Context, session: Session, item: Item, actor: str) ->
             continue
         _set_delivery(session, d, DeliveryStatus.PENDING, actor, f"queued {d.op}")
     _move(session, item, ItemStatus.SCHEDULED, actor, "schedule")
+    # every delivery may have failed right here (live on channels that cannot update): no worker
+    # will touch the item again, so its state must be settled now
+    rollup(session, item, actor)
 
 
 def withdraw(ctx: Context, session: Session, *, item_id: int, actor: str = SYSTEM, reason: str | None = None,
@@ -478,6 +514,7 @@ def withdraw(ctx: Context, session: Session, *, item_id: int, actor: str = SYSTE
         raise NotAllowed(f"{user.name} may not withdraw item {item_id}")
     if item.status == ItemStatus.WITHDRAWN:
         raise NotAllowed(f"item {item_id} is already withdrawn")
+    _refuse_while_sending(session, item, "withdraw it")
     for d in _deliveries(session, item.id):
         live = d.published_at is not None and d.withdrawn_at is None
         if not live:

@@ -246,3 +246,17 @@ def test_help_on_every_command() -> None:
 def test_help_as_a_subprocess(tmp_path: Path, args: list[str]) -> None:
     r = Cli(tmp_path, f"sqlite:///{tmp_path / 'none.db'}")(*args)
     assert r.code == 0 and "Usage:" in r.out and r.err == ""
+
+
+def test_data_folder_does_not_shadow_channel_packages(cli: Cli) -> None:
+    """`python -m publisher.cli` puts the current folder first on sys.path. A ./channels folder
+    made by the core there turned into a namespace package hiding the real `channels` package
+    (an editable install's finder comes after the path finder): 'module channels.website has no
+    attribute WebsiteChannel'. No folder the core makes may be named like an importable package."""
+    from importlib.metadata import entry_points
+
+    cli.ok("run", "--once")
+    packages = {ep.value.split(":")[0].split(".")[0] for ep in entry_points(group="publisher.channels")}
+    packages |= {"channels", "publisher"}
+    made = {p.name for p in cli.workdir.iterdir() if p.is_dir()}
+    assert not made & packages, f"folders {made & packages} in the data folder shadow packages"

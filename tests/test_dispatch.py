@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -17,6 +18,7 @@ from sqlmodel import select
 
 from publisher import content, workflow
 from publisher.dispatch import Dispatcher
+from publisher.errors import NotAllowed
 from publisher.models import (
     AuditLog,
     Delivery,
@@ -26,6 +28,7 @@ from publisher.models import (
     ItemStatus,
 )
 from publisher.testing import MemoryChannel
+from tests.clirun import PLUGINS
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
@@ -320,7 +323,7 @@ def test_retry_requeues_only_the_failed_channel(app: Any) -> None:
     assert sorted(c[0] for c in MemoryChannel.calls) == ["mem", "mem", "mem2"]
     assert len(MemoryChannel.ledger["mem2"]) == 1
     assert item_status(app, item) == ItemStatus.PUBLISHED
-    with app.session() as s, pytest.raises(Exception, match="only a failed delivery"):
+    with pytest.raises(NotAllowed, match="only a failed delivery"), app.session() as s:
         workflow.retry_delivery(app.ctx, s, delivery_id=ds["mem2"].id, actor="cli")
 
 
@@ -347,6 +350,8 @@ def test_every_state_change_is_audited(app: Any) -> None:
     delivery_trail = [
         (r.from_state, r.to_state) for r in rows if r.entity == "delivery" and r.entity_id == d.id
     ]
+    # pending -> claimed has no audit row of its own: the claim is a lease, not a decision, and its
+    # outcome row says "from claimed"; the delivery_attempt rows carry who held it and when
     assert delivery_trail == [(None, "pending"), ("claimed", "pending"), ("claimed", "done")]
 
 
@@ -360,3 +365,107 @@ def test_audit_log_refuses_update_and_delete(app: Any, statement: str) -> None:
         conn.rollback()
         assert conn.execute(sa.text("SELECT count(*) FROM audit_log WHERE actor = 'x'")).scalar_one() == 0
         assert conn.execute(sa.text("SELECT count(*) FROM audit_log")).scalar_one() == n
+
+
+def test_edit_of_item_live_on_a_channel_that_cannot_update_does_not_hang(
+    make_app: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The re-queue fails that delivery at once ("change it there by hand"); with nothing left to
+    run, the item must say failed, not stay scheduled for ever."""
+    monkeypatch.syspath_prepend(str(PLUGINS))
+    app = make_app(
+        channels={"flog": {"type": "filelog", "folder": str(tmp_path / "out")}, "mem": {"type": "memory"}}
+    )
+    item = approved_item(app, channels=["flog", "mem"])
+    assert run_once(app) == {"done": 2}
+    with app.session() as s:
+        workflow.edit_item(
+            app.ctx, s, item_id=item, actor=workflow.get_user(s, "ed"), changes={"title": "更正"}
+        )
+        workflow.review(app.ctx, s, item_id=item, actor=workflow.get_user(s, "head"), approve=True)
+        workflow.review(app.ctx, s, item_id=item, actor=workflow.get_user(s, "sec"), approve=True)
+    ds = deliveries(app, item)
+    assert ds["flog"].status == DeliveryStatus.FAILED and "by hand" in (ds["flog"].last_error or "")
+    assert run_once(app) == {"done": 1}  # the update on mem
+    assert item_status(app, item) == ItemStatus.FAILED
+    with app.session() as s:
+        workflow.edit_item(
+            app.ctx, s, item_id=item, actor=workflow.get_user(s, "ed"), changes={"title": "再更正"}
+        )
+        workflow.review(app.ctx, s, item_id=item, actor=workflow.get_user(s, "head"), approve=True)
+        workflow.review(app.ctx, s, item_id=item, actor=workflow.get_user(s, "sec"), approve=True)
+    with app.session() as s:
+        workflow.edit_item(
+            app.ctx, s, item_id=item, actor=workflow.get_user(s, "ed"), changes={"channels": ["flog"]}
+        )
+        workflow.review(app.ctx, s, item_id=item, actor=workflow.get_user(s, "head"), approve=True)
+        workflow.review(app.ctx, s, item_id=item, actor=workflow.get_user(s, "sec"), approve=True)
+        # only flog is targeted now, and it fails at once: nothing will ever roll the item up later
+        assert workflow.get_item(s, item).status == ItemStatus.FAILED
+
+
+def _in_flight(app: Any, channel: str) -> tuple[threading.Thread, int]:
+    """A worker inside a (slow) channel call for a fresh approved item; returns its thread and the item."""
+    item = approved_item(app, channels=[channel])
+    a = Dispatcher(engine=app.engine, ctx=app.ctx, worker_id="hostA:1:a")
+    [(did, _)] = a.claim(1)
+    t = threading.Thread(target=a.execute, args=(did,))
+    t.start()
+    threading.Event().wait(0.4)
+    assert t.is_alive()
+    return t, item
+
+
+def test_withdraw_while_the_item_is_being_sent_is_refused_not_lost(make_app: Any) -> None:
+    """Cancelling a claimed delivery threw away the in-flight call's result: the item went live and
+    nothing would ever take it down."""
+    app = make_app(channels={"slow": {"type": "memory", "latency": 1.5}})
+    t, item = _in_flight(app, "slow")
+    with pytest.raises(NotAllowed, match="being sent to slow right now"), app.session() as s:
+        workflow.withdraw(app.ctx, s, item_id=item, reason="泄密")
+    t.join()
+    assert [i for _, i, _ in MemoryChannel.ledger["slow"]] == [item]
+    with app.session() as s:
+        workflow.withdraw(app.ctx, s, item_id=item, reason="泄密")
+    assert run_once(app) == {"done": 1}
+    assert MemoryChannel.withdrawn["slow"] == [item]
+
+
+def test_second_approval_while_the_previous_version_is_being_sent_is_refused_not_lost(make_app: Any) -> None:
+    app = make_app(channels={"slow": {"type": "memory", "latency": 1.5}})
+    t, item = _in_flight(app, "slow")
+    with app.session() as s:
+        workflow.edit_item(
+            app.ctx, s, item_id=item, actor=workflow.get_user(s, "ed"), changes={"title": "更正"}
+        )
+        workflow.review(app.ctx, s, item_id=item, actor=workflow.get_user(s, "head"), approve=True)
+    with pytest.raises(NotAllowed, match="being sent to slow right now"), app.session() as s:
+        workflow.review(app.ctx, s, item_id=item, actor=workflow.get_user(s, "sec"), approve=True)
+    t.join()
+    with app.session() as s:
+        workflow.review(app.ctx, s, item_id=item, actor=workflow.get_user(s, "sec"), approve=True)
+    d = deliveries(app, item)["slow"]
+    assert (d.op, d.status, d.item_version) == (DeliveryOp.UPDATE, DeliveryStatus.PENDING, 2)
+    assert run_once(app) == {"done": 1}
+    assert [c[1] for c in MemoryChannel.calls] == ["publish", "update"]
+    assert item_status(app, item) == ItemStatus.PUBLISHED
+
+
+def test_withdraw_from_a_channel_that_cannot_says_so(
+    make_app: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.syspath_prepend(str(PLUGINS))
+    app = make_app(
+        channels={"flog": {"type": "filelog", "folder": str(tmp_path / "out")}, "mem": {"type": "memory"}}
+    )
+    item = approved_item(app, channels=["flog", "mem"])
+    assert run_once(app) == {"done": 2}
+    with app.session() as s:
+        workflow.withdraw(app.ctx, s, item_id=item, reason="信息有误")
+    ds = deliveries(app, item)
+    assert (ds["flog"].op, ds["flog"].status) == (DeliveryOp.WITHDRAW, DeliveryStatus.FAILED)
+    assert "cannot withdraw automatically: take it down by hand" in (ds["flog"].last_error or "")
+    assert (ds["mem"].op, ds["mem"].status) == (DeliveryOp.WITHDRAW, DeliveryStatus.PENDING)
+    assert run_once(app) == {"done": 1}
+    assert MemoryChannel.withdrawn["mem"] == [item]
+    assert item_status(app, item) == ItemStatus.WITHDRAWN

@@ -26,8 +26,18 @@ from publisher import content, workflow
 from publisher.app import open_app
 from publisher.db import make_engine, migrate
 from publisher.dispatch import Dispatcher
-from publisher.errors import PublisherError
-from publisher.models import Delivery, DeliveryOp, DeliveryStatus, Item, ItemStatus, Review, Role, User
+from publisher.errors import NotAllowed, PublisherError
+from publisher.models import (
+    AuditLog,
+    Delivery,
+    DeliveryOp,
+    DeliveryStatus,
+    Item,
+    ItemStatus,
+    Review,
+    Role,
+    User,
+)
 from publisher.settings import Settings
 from publisher.testing import MemoryChannel
 from tests.conftest import STANDARD_USERS
@@ -413,9 +423,28 @@ class PublishingMachine(RuleBasedStateMachine):
 
 
 def _cleared(s: Any, item: Item, reviews: list[Review]) -> bool:
-    """Stricter than workflow.is_cleared: also checks who the two reviewers are."""
+    """Stricter than workflow.is_cleared: also checks who the two reviewers are, that both came
+    after the edit that made this version, and that neither made that edit (whoever rewrote the
+    text is its author as much as the person who first wrote it)."""
     roles = {u.id: u for u in s.exec(select(User))}
+    by_name = {u.name: u.id for u in roles.values()}
+    version = reviews[0].item_version if reviews else None
+    edit = next(
+        (
+            a
+            for a in s.exec(
+                select(AuditLog)
+                .where(AuditLog.entity == "item", AuditLog.entity_id == item.id, AuditLog.action == "edit")
+                .order_by(AuditLog.id.desc())  # type: ignore[attr-defined]
+            )
+            if a.detail.get("version") == version
+        ),
+        None,
+    )
+    editor = by_name.get(edit.actor) if edit else None
     for first in reviews:
+        if edit is not None and first.at < edit.at:
+            continue
         if not (first.level == 1 and first.approved):
             continue
         head = roles[first.reviewer_id]
@@ -425,6 +454,8 @@ def _cleared(s: Any, item: Item, reviews: list[Review]) -> bool:
             if not (second.level == 2 and second.approved and second.id > first.id):
                 continue
             if roles[second.reviewer_id].role != Role.CONFIDENTIALITY_REVIEWER:
+                continue
+            if editor in (first.reviewer_id, second.reviewer_id):
                 continue
             if len({first.reviewer_id, second.reviewer_id, item.author_id}) == 3:
                 return True
@@ -462,3 +493,30 @@ def test_reconciling_channel_is_not_published_twice(app: Any, steps: list[str]) 
     assert [i for _, i, _ in MemoryChannel.ledger["mem"]] == [item.id]
     with app.session() as s:
         assert workflow.get_item(s, item.id).status == ItemStatus.PUBLISHED
+
+
+def test_whoever_rewrote_a_version_cannot_approve_it(app: Any) -> None:
+    """The department head edits the text, then would be its first reviewer: four eyes become two."""
+    editor = "head"
+    with app.session() as s:
+        draft = content.ItemDraft(
+            title="通知", body_markdown="正文", fields={"category": "公告公示", "channels": ["mem"]}
+        )
+        item = workflow.create_item(app.ctx, s, author=workflow.get_user(s, "ed"), draft=draft)
+        workflow.submit(app.ctx, s, item_id=item.id, actor=workflow.get_user(s, "ed"))
+        workflow.edit_item(
+            app.ctx,
+            s,
+            item_id=item.id,
+            actor=workflow.get_user(s, editor),
+            changes={},
+            body_markdown="改写的正文",
+        )
+    with pytest.raises(NotAllowed, match="edited version 2"), app.session() as s:
+        workflow.review(app.ctx, s, item_id=item.id, actor=workflow.get_user(s, editor), approve=True)
+    with app.session() as s:  # the first reviewer is fine once someone else made the latest version
+        workflow.edit_item(
+            app.ctx, s, item_id=item.id, actor=workflow.get_user(s, "ed"), changes={"title": "通知!"}
+        )
+        workflow.review(app.ctx, s, item_id=item.id, actor=workflow.get_user(s, "head"), approve=True)
+        assert workflow.get_item(s, item.id).status == ItemStatus.DEPT_APPROVED
