@@ -293,12 +293,26 @@ def item_show(
     for r in d["reviews"]:
         out.print(f"review L{r['level']} v{r['version']}: {'approved' if r['approved'] else 'rejected'} by "
                   f"{r['reviewer']}" + (f" — {r['reason']}" if r["reason"] else ""))  # fmt: skip
+    if d["publish_at"]:
+        out.print(f"publish at {_show_time(a, datetime.fromisoformat(d['publish_at']))}")
     if d["deliveries"]:
         t = Table("delivery", "channel", "op", "status", "attempts", "url / reason")
+        t.columns[-1].overflow = "fold"  # a URL cut with … cannot be copied
         for x in d["deliveries"]:
             t.add_row(str(x["id"]), x["channel"], x["op"], x["status"], str(x["attempts"]),
                       x["url"] or x["last_error"] or x["note"] or "")  # fmt: skip
         out.print(t)
+        for x in d["deliveries"]:
+            for h in x["history"]:
+                when = _show_time(a, datetime.fromisoformat(h["at"]))
+                out.print(f"  delivery {x['id']} attempt {h['n']}: {h['outcome']} {when}"
+                          + (f" — {h['message']}" if h["message"] else ""))  # fmt: skip
+    if d["audit"]:
+        out.print("audit trail:")
+        for x in d["audit"]:
+            change = f"{x['from'] or ''} → {x['to']}".strip() if x["to"] else ""
+            out.print(f"  {_show_time(a, datetime.fromisoformat(x['at']))}  {x['actor']}  {x['action']}"
+                      + (f"  {change}" if change else "") + (f" — {x['reason']}" if x["reason"] else ""))  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------------- workflow

@@ -110,6 +110,9 @@ def test_whole_flow(cli: Cli, tmp_path: Path) -> None:
     assert [a["to"] for a in d["audit"]][-1] == "published"
     table = cli.ok("item", "show", item_id).out
     assert "[通知] 关于放假 [/x]" in table and "memory://mem/" in table
+    # the text view promises attempts and the audit trail, not only the JSON one
+    assert "attempt 1: done" in table and "audit trail:" in table and "sec" in table
+    assert "dept_approved → approved" in table and "None" not in table
 
     stats = json.loads(cli.ok("stats", "--format", "json", "--by", "channel").out)
     assert sorted((r["channel"], r["published"], r["items"]) for r in stats) == [
