@@ -98,6 +98,14 @@ def test_missing_image(sqlite_cli: Cli, tmp_path: Path) -> None:
     )
 
 
+def test_a_folder_where_a_file_belongs(sqlite_cli: Cli, tmp_path: Path) -> None:
+    # "does not exist" about a folder that plainly exists sends the user looking in the wrong place
+    (tmp_path / "pics").mkdir()
+    assert_refused(sqlite_cli, ["item", "add", str(tmp_path), "--as", "ed"], "is a folder", ".md")
+    f = item_file(tmp_path, cover="pics")
+    assert_refused(sqlite_cli, ["item", "add", str(f), "--as", "ed"], "cover", "pics is a folder")
+
+
 def test_corrupt_image_leaves_no_item_and_no_half_written_file(cli: Cli, tmp_path: Path) -> None:
     from PIL import Image
 
