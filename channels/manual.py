@@ -129,7 +129,8 @@ class ManualChannel(Channel):
             ctx.save_state(waiting_since=self.env.clock().isoformat())
         note = f"waiting to be posted by hand at {self.place_label}"
         if is_overdue(ctx.state, self.env.clock(), self.config.overdue_after_hours):
-            note = f"OVERDUE: {note} since {ctx.state['waiting_since'][:16].replace('T', ' ')} UTC"
+            since = datetime.fromisoformat(ctx.state["waiting_since"]).astimezone(self.env.timezone)
+            note = f"OVERDUE: {note} since {since:%Y-%m-%d %H:%M} ({self.env.timezone.key})"
         return InProgress(check_again_in=timedelta(hours=self.config.remind_after_hours), note=note)
 
     def copy_kit(self, post: Post) -> str:

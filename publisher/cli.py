@@ -195,7 +195,7 @@ def _item_dict(a: App, s: Any, item: Item, full: bool = False) -> dict[str, Any]
                 "due_at": dl.due_at.isoformat(), "attempts": dl.attempts,
                 "published_at": dl.published_at.isoformat() if dl.published_at else None,
                 "last_error": dl.last_error, "last_error_kind": dl.last_error_kind, "note": dl.note,
-                "history": [{"n": x.number, "outcome": x.outcome, "message": x.message,
+                "history": [{"n": x.number, "op": x.op, "outcome": x.outcome, "message": x.message,
                              "at": x.finished_at.isoformat()} for x in attempts],
             })  # fmt: skip
         d["audit"] = [
@@ -293,12 +293,26 @@ def item_show(
     for r in d["reviews"]:
         out.print(f"review L{r['level']} v{r['version']}: {'approved' if r['approved'] else 'rejected'} by "
                   f"{r['reviewer']}" + (f" — {r['reason']}" if r["reason"] else ""))  # fmt: skip
+    if d["publish_at"]:
+        out.print(f"publish at {_show_time(a, datetime.fromisoformat(d['publish_at']))}")
     if d["deliveries"]:
         t = Table("delivery", "channel", "op", "status", "attempts", "url / reason")
+        t.columns[-1].overflow = "fold"  # a URL cut with … cannot be copied
         for x in d["deliveries"]:
             t.add_row(str(x["id"]), x["channel"], x["op"], x["status"], str(x["attempts"]),
                       x["url"] or x["last_error"] or x["note"] or "")  # fmt: skip
         out.print(t)
+        for x in d["deliveries"]:
+            for h in x["history"]:
+                when = _show_time(a, datetime.fromisoformat(h["at"]))
+                out.print(f"  delivery {x['id']} {h['op']} attempt {h['n']}: {h['outcome']} {when}"
+                          + (f" — {h['message']}" if h["message"] else ""))  # fmt: skip
+    if d["audit"]:
+        out.print("audit trail:")
+        for x in d["audit"]:
+            change = f"{x['from'] or ''} → {x['to']}".strip() if x["to"] else ""
+            out.print(f"  {_show_time(a, datetime.fromisoformat(x['at']))}  {x['actor']}  {x['action']}"
+                      + (f"  {change}" if change else "") + (f" — {x['reason']}" if x["reason"] else ""))  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------------- workflow
@@ -567,8 +581,15 @@ def manual_list() -> None:
              .where(col(Delivery.channel).in_(manual),
                     col(Delivery.status).in_([DeliveryStatus.WAITING, DeliveryStatus.PENDING]))
              .order_by(Delivery.due_at))  # fmt: skip
+        now = datetime.now(a.settings.zone)
         for d, i in s.exec(q):
-            t.add_row(str(d.id), str(i.id), d.channel, _show_time(a, d.due_at), i.title, d.note or "")
+            # a waiting delivery's due_at is the next reminder, not when it fell due: show the latter
+            since = d.state.get("waiting_since")
+            due = datetime.fromisoformat(since) if since else d.due_at
+            note = d.note or ""
+            if d.status == DeliveryStatus.PENDING and d.due_at > now:
+                note = "not due yet: do not post before this time"
+            t.add_row(str(d.id), str(i.id), d.channel, _show_time(a, due), i.title, note)
     out.print(t)
 
 

@@ -96,8 +96,10 @@ def media_path(media_dir: Path, sha256: str) -> Path:
 
 def store_file(path: Path, *, media_dir: Path, role: str, max_bytes: int) -> StoredAsset:
     """Check a file and copy it into the media store (atomically, once per content)."""
+    if path.is_dir():
+        raise InvalidInput(f"{role} {path} is a folder; name a file")
     if not path.is_file():
-        raise InvalidInput(f"{role} file {path} does not exist")
+        raise InvalidInput(f"{role} file {path} does not exist (a name in an item file is relative to that file's folder)")
     size = path.stat().st_size
     if size > max_bytes:
         raise InvalidInput(
@@ -154,6 +156,8 @@ def read_item_file(path: Path, *, media_dir: Path, max_body_bytes: int, max_asse
 
     Raises InvalidInput naming the problem (not UTF-8, too large, bad front matter, missing image).
     """
+    if path.is_dir():
+        raise InvalidInput(f"{path} is a folder; give the item's .md file")
     if not path.is_file():
         raise InvalidInput(f"{path} does not exist")
     size = path.stat().st_size

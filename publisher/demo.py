@@ -183,7 +183,6 @@ def run_demo(settings_path: Path | None, *, items: int = 6, console: Console | N
                                                          tz=settings.zone))  # fmt: skip
         t = Table(
             "channel",
-            "category",
             "published",
             "items",
             "failed",

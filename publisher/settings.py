@@ -238,7 +238,11 @@ def _explain(exc: ValidationError, where: str) -> str:
             hint = difflib.get_close_matches(parts[-1], known, n=1)
             problems.append(f"unknown setting {loc!r}" + (f" (did you mean {hint[0]!r}?)" if hint else ""))
         else:
-            problems.append(f"{loc}: {e['msg']}")
+            msg = e["msg"].removeprefix("Value error, ")
+            # the environment overrides the file: name the variable, or the user edits the wrong place
+            env = "PUBLISHER_" + "__".join(str(p) for p in e["loc"]).upper()
+            where_from = f" (from ${env}, which overrides the file)" if env in os.environ else ""
+            problems.append(f"{loc}{where_from}: {msg}")
     return f"{where}: " + "; ".join(problems)
 
 
