@@ -251,10 +251,17 @@ class KeyValueStore(Protocol):
 class ChannelEnv:
     """What the core hands a channel when it builds it."""
 
+    def resolve(self, path: str | Path) -> Path:
+        """A path from a channel's settings: absolute as is, relative to the office's folder."""
+        p = Path(path).expanduser()
+        return p if p.is_absolute() else (self.base_dir or self.data_dir) / p
+
     data_dir: Path
     timezone: ZoneInfo
     kv: KeyValueStore
     site_base_url: str = "http://127.0.0.1:8000/site/"
+    #: the office's working folder (settings' data_dir): resolve user-facing relative paths here
+    base_dir: Path | None = None
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(ZoneInfo("UTC")))
 
 
@@ -353,6 +360,10 @@ class Channel(abc.ABC):
         """What the channel itself shows as published (to find posts made outside the pipeline)."""
         return []
 
+    def copy_kit(self, post: Post) -> str | None:
+        """For a manual channel: the text and files a person needs to post ``post`` by hand."""
+        return None
+
     def check_health(self) -> HealthReport:
         """Check credentials and quota without publishing anything. Default: configuration only."""
         return HealthReport(ok=True, detail="configured")
@@ -406,7 +417,7 @@ def env_secret(var: str | None, *, what: str) -> str:
     import os
 
     if not var:
-        raise ConfigError(f"{what}: name the environment variable that holds it (…_env = \"VAR\")")
+        raise ConfigError(f'{what}: name the environment variable that holds it (…_env = "VAR")')
     value = os.environ.get(var)
     if not value:
         raise ConfigError(f"{what}: environment variable {var} is not set")

@@ -20,7 +20,7 @@ from rich.table import Table
 from publisher import content, stats, workflow
 from publisher.app import App, open_app
 from publisher.errors import PublisherError
-from publisher.models import Delivery, DeliveryStatus, Item, ItemStatus, Role, User
+from publisher.models import Delivery, DeliveryStatus, Item, ItemStatus, User
 
 app = typer.Typer(
     help="Publish approved items to the website, WeChat and every other channel, and count them.",
@@ -62,7 +62,8 @@ state = State()
 @app.callback()
 def _root(
     settings: Annotated[
-        Path | None, typer.Option("--settings", help="settings file (default ./settings.toml or $PUBLISHER_SETTINGS)")
+        Path | None,
+        typer.Option("--settings", help="settings file (default ./settings.toml or $PUBLISHER_SETTINGS)"),
     ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="log what the worker does")] = False,
 ) -> None:
@@ -118,14 +119,18 @@ def department_list() -> None:
 @user_app.command("add")
 def user_add(
     name: str,
-    role: Annotated[str, typer.Option(help="editor | department_head | confidentiality_reviewer | admin | viewer")],
+    role: Annotated[
+        str, typer.Option(help="editor | department_head | confidentiality_reviewer | admin | viewer")
+    ],
     department: Annotated[str | None, typer.Option(help="the user's department (部门)")] = None,
     display_name: Annotated[str, typer.Option(help="name shown on pages")] = "",
 ) -> None:
     """Add a user with a role."""
     a = state.app()
     with a.session() as s:
-        u = workflow.add_user(s, name=name, role=role, department=department, display_name=display_name, actor="cli")
+        u = workflow.add_user(
+            s, name=name, role=role, department=department, display_name=display_name, actor="cli"
+        )
     out.print(f"user {u.name} ({u.role}{', ' + u.department if u.department else ''}) added")
 
 
@@ -140,6 +145,25 @@ def user_list() -> None:
         for u in s.exec(select(User).order_by(User.name)):
             t.add_row(u.name, u.role, u.department or "")
     out.print(t)
+
+
+# ---------------------------------------------------------------------------- web log-in (issue 4)
+@user_app.command("passwd")
+def user_passwd(
+    name: str,
+    password_stdin: Annotated[bool, typer.Option("--password-stdin", help="read the password from standard input")] = False,
+) -> None:
+    """Set a user's password for the web workspace (ends the user's open sessions)."""
+    from publisher import accounts
+
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = typer.prompt("new password", hide_input=True, confirmation_prompt=True)
+    a = state.app()
+    with a.session() as s:
+        accounts.set_password(s, name=name, password=password, actor="cli")
+    out.print(f"password of {name} set")
 
 
 # ------------------------------------------------------------------------------------------- items
@@ -171,7 +195,7 @@ def _item_dict(a: App, s: Any, item: Item, full: bool = False) -> dict[str, Any]
                 "due_at": dl.due_at.isoformat(), "attempts": dl.attempts,
                 "published_at": dl.published_at.isoformat() if dl.published_at else None,
                 "last_error": dl.last_error, "last_error_kind": dl.last_error_kind, "note": dl.note,
-                "history": [{"n": x.number, "outcome": x.outcome, "message": x.message,
+                "history": [{"n": x.number, "op": x.op, "outcome": x.outcome, "message": x.message,
                              "at": x.finished_at.isoformat()} for x in attempts],
             })  # fmt: skip
         d["audit"] = [
@@ -233,7 +257,9 @@ def item_list(
         q = select(Item).order_by(col(Item.id).desc())
         if status:
             if status not in {x.value for x in ItemStatus}:
-                raise PublisherError(f"unknown status {status!r}; one of {', '.join(x.value for x in ItemStatus)}")
+                raise PublisherError(
+                    f"unknown status {status!r}; one of {', '.join(x.value for x in ItemStatus)}"
+                )
             q = q.where(Item.status == status)
         items = [_item_dict(a, s, i) for i in s.exec(q)]
     if as_json:
@@ -267,17 +293,33 @@ def item_show(
     for r in d["reviews"]:
         out.print(f"review L{r['level']} v{r['version']}: {'approved' if r['approved'] else 'rejected'} by "
                   f"{r['reviewer']}" + (f" — {r['reason']}" if r["reason"] else ""))  # fmt: skip
+    if d["publish_at"]:
+        out.print(f"publish at {_show_time(a, datetime.fromisoformat(d['publish_at']))}")
     if d["deliveries"]:
         t = Table("delivery", "channel", "op", "status", "attempts", "url / reason")
+        t.columns[-1].overflow = "fold"  # a URL cut with … cannot be copied
         for x in d["deliveries"]:
             t.add_row(str(x["id"]), x["channel"], x["op"], x["status"], str(x["attempts"]),
                       x["url"] or x["last_error"] or x["note"] or "")  # fmt: skip
         out.print(t)
+        for x in d["deliveries"]:
+            for h in x["history"]:
+                when = _show_time(a, datetime.fromisoformat(h["at"]))
+                out.print(f"  delivery {x['id']} {h['op']} attempt {h['n']}: {h['outcome']} {when}"
+                          + (f" — {h['message']}" if h["message"] else ""))  # fmt: skip
+    if d["audit"]:
+        out.print("audit trail:")
+        for x in d["audit"]:
+            change = f"{x['from'] or ''} → {x['to']}".strip() if x["to"] else ""
+            out.print(f"  {_show_time(a, datetime.fromisoformat(x['at']))}  {x['actor']}  {x['action']}"
+                      + (f"  {change}" if change else "") + (f" — {x['reason']}" if x["reason"] else ""))  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------------- workflow
 @app.command()
-def submit(item_id: int, as_user: Annotated[str, typer.Option("--as", help="the author or an editor")]) -> None:
+def submit(
+    item_id: int, as_user: Annotated[str, typer.Option("--as", help="the author or an editor")]
+) -> None:
     """Send a draft to the department head."""
     a = state.app()
     with a.session() as s:
@@ -322,8 +364,12 @@ def review_reject(
 @app.command()
 def schedule(
     item_id: int,
-    at: Annotated[str, typer.Option("--at", help="ISO time with zone, e.g. 2026-12-01T09:00+08:00, or 'now'")],
-    as_user: Annotated[str | None, typer.Option("--as", help="who schedules (checked against their role)")] = None,
+    at: Annotated[
+        str, typer.Option("--at", help="ISO time with zone, e.g. 2026-12-01T09:00+08:00, or 'now'")
+    ],
+    as_user: Annotated[
+        str | None, typer.Option("--as", help="who schedules (checked against their role)")
+    ] = None,
 ) -> None:
     """Set the publish time; an approved item is queued for every target channel."""
     a = state.app()
@@ -331,7 +377,9 @@ def schedule(
     with a.session() as s:
         user = workflow.get_user(s, as_user) if as_user else None
         item = workflow.schedule(a.ctx, s, item_id=item_id, at=when, actor=as_user or "cli", user=user)
-    out.print(f"item {item.id} {item.status}, publish at {_show_time(a, item.publish_at)} ({a.settings.timezone})")
+    out.print(
+        f"item {item.id} {item.status}, publish at {_show_time(a, item.publish_at)} ({a.settings.timezone})"
+    )
 
 
 @app.command()
@@ -359,7 +407,9 @@ def retry(delivery_id: int) -> None:
 
 @app.command()
 def deliveries(
-    status: Annotated[str | None, typer.Option(help="pending | claimed | waiting | done | failed | cancelled")] = None,
+    status: Annotated[
+        str | None, typer.Option(help="pending | claimed | waiting | done | failed | cancelled")
+    ] = None,
     channel: Annotated[str | None, typer.Option(help="only this channel")] = None,
     limit: Annotated[int, typer.Option(help="at most this many rows")] = 50,
     as_json: Annotated[bool, typer.Option("--json")] = False,
@@ -410,8 +460,12 @@ def run(
             import sqlalchemy as sa
 
             due = conn.execute(
-                sa.select(sa.func.count()).select_from(Delivery.__table__).where(  # type: ignore[attr-defined]
-                    Delivery.status.in_([DeliveryStatus.PENDING, DeliveryStatus.WAITING, DeliveryStatus.CLAIMED]),  # type: ignore[attr-defined]
+                sa.select(sa.func.count())
+                .select_from(Delivery.__table__)
+                .where(  # type: ignore[attr-defined]
+                    Delivery.status.in_(
+                        [DeliveryStatus.PENDING, DeliveryStatus.WAITING, DeliveryStatus.CLAIMED]
+                    ),  # type: ignore[attr-defined]
                     Delivery.due_at <= datetime.now(a.settings.zone),  # type: ignore[operator]
                 )
             ).scalar_one()
@@ -442,7 +496,9 @@ def run(
 # ------------------------------------------------------------------------------------------- stats
 @app.command("stats")
 def stats_cmd(
-    from_: Annotated[str | None, typer.Option("--from", help="first day, YYYY-MM-DD (default 1 January)")] = None,
+    from_: Annotated[
+        str | None, typer.Option("--from", help="first day, YYYY-MM-DD (default 1 January)")
+    ] = None,
     to: Annotated[str | None, typer.Option("--to", help="last day, YYYY-MM-DD (default today)")] = None,
     by: Annotated[str, typer.Option(help=f"comma-separated: {', '.join(stats.DIMENSIONS)}")] = "channel",
     fmt: Annotated[str, typer.Option("--format", help="table | csv | json")] = "table",
@@ -468,7 +524,9 @@ def stats_cmd(
 # ---------------------------------------------------------------------------------------- channels
 @app.command()
 def channels(
-    check: Annotated[bool, typer.Option(help="check credentials and quota of each configured channel")] = True,
+    check: Annotated[
+        bool, typer.Option(help="check credentials and quota of each configured channel")
+    ] = True,
 ) -> None:
     """List installed channel types and configured channels; check each without publishing."""
     from publisher.channel import available_channel_types
@@ -517,24 +575,47 @@ def manual_list() -> None:
 
     a = state.app()
     manual = [n for n, sp in a.channels.items() if sp.channel.manual]
-    t = Table("delivery", "item", "channel", "due", "title")
-    now = datetime.now(a.settings.zone)
+    t = Table("delivery", "item", "channel", "due", "title", "note")
     with a.session() as s:
         q = (select(Delivery, Item).join(Item, col(Item.id) == Delivery.item_id)
              .where(col(Delivery.channel).in_(manual),
                     col(Delivery.status).in_([DeliveryStatus.WAITING, DeliveryStatus.PENDING]))
              .order_by(Delivery.due_at))  # fmt: skip
+        now = datetime.now(a.settings.zone)
         for d, i in s.exec(q):
-            overdue = " OVERDUE" if d.due_at < now and d.status == DeliveryStatus.WAITING and d.attempts > 1 else ""
-            t.add_row(str(d.id), str(i.id), d.channel, _show_time(a, d.due_at) + overdue, i.title)
+            # a waiting delivery's due_at is the next reminder, not when it fell due: show the latter
+            since = d.state.get("waiting_since")
+            due = datetime.fromisoformat(since) if since else d.due_at
+            note = d.note or ""
+            if d.status == DeliveryStatus.PENDING and d.due_at > now:
+                note = "not due yet: do not post before this time"
+            t.add_row(str(d.id), str(i.id), d.channel, _show_time(a, due), i.title, note)
     out.print(t)
+
+
+@manual_app.command("show")
+def manual_show(delivery_id: int) -> None:
+    """Print what a person needs to post one delivery by hand: text, summary, files to upload."""
+    a = state.app()
+    with a.session() as s:
+        d = s.get(Delivery, delivery_id)
+        if d is None:
+            raise PublisherError(f"no delivery {delivery_id}")
+        spec = a.channels.get(d.channel)
+        kit = spec.channel.copy_kit(workflow.build_post(a.ctx, s, workflow.get_item(s, d.item_id))) if spec else None
+    if kit is None:
+        raise PublisherError(f"delivery {delivery_id} is on {d.channel}, which is not posted by hand")
+    out.print(kit, markup=False)
+    out.print(f"\nthen: publisher manual record {delivery_id} URL   (or --not-applicable REASON)")
 
 
 @manual_app.command("record")
 def manual_record(
     delivery_id: int,
     url: Annotated[str | None, typer.Argument(help="where it was published")] = None,
-    not_applicable: Annotated[str | None, typer.Option("--not-applicable", help="reason it does not apply")] = None,
+    not_applicable: Annotated[
+        str | None, typer.Option("--not-applicable", help="reason it does not apply")
+    ] = None,
     as_user: Annotated[str, typer.Option("--as", help="who posted it")] = "cli",
 ) -> None:
     """Record that a person posted the item (its URL), so it counts like any other channel."""
@@ -545,13 +626,361 @@ def manual_record(
     out.print(f"delivery {d.id} on {d.channel} recorded" + (f": {d.url}" if d.url else f" ({d.note})"))
 
 
+# ------------------------------------------------------------------- ledger, sync, coverage, registers, report
+coverage_app = typer.Typer(help="Checklist coverage (50 items) and per-department timeliness.",
+                           invoke_without_command=True)  # fmt: skip
+request_app = typer.Typer(help="The register of requests for disclosure (依申请公开).", no_args_is_help=True)
+complaint_app = typer.Typer(help="The register of complaints and reports (举报/投诉).", no_args_is_help=True)
+report_app = typer.Typer(help="The annual information-disclosure report (信息公开年度报告).", no_args_is_help=True)
+app.add_typer(coverage_app, name="coverage")
+app.add_typer(request_app, name="request")
+app.add_typer(complaint_app, name="complaint")
+app.add_typer(report_app, name="report")
+
+
+@app.command("import")
+def import_cmd(
+    file: Annotated[Path, typer.Argument(help="CSV: title,category,department,channel,published_at,url[,checklist_item]")],
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="check every row and say what would be added")] = False,
+    encoding: Annotated[str | None, typer.Option(help="the file's encoding when not UTF-8 or GBK")] = None,
+    create_departments: Annotated[bool, typer.Option(help="add departments the file names but we lack")] = False,
+    as_user: Annotated[str, typer.Option("--as", help="who is recording these")] = "cli",
+) -> None:
+    """Record publications made elsewhere (by hand, or before this system): all rows or none."""
+    from publisher import ledger
+
+    a = state.app()
+    try:
+        data = file.read_bytes()
+    except OSError as exc:
+        raise PublisherError(f"cannot read {file}: {exc.strerror}") from exc
+    with a.session() as s:
+        r = ledger.import_csv(a.ctx, s, data=data, source=file.name, actor=as_user, dry_run=dry_run,
+                              encoding=encoding, create_departments=create_departments)  # fmt: skip
+        if dry_run:
+            s.rollback()
+    verb = "would add" if dry_run else "added"
+    note = f" (read as {r.encoding})" if r.encoding != "utf-8" else ""
+    out.print(f"{file.name}{note}: {r.rows} rows; {verb} {r.items_added} items and {r.publications_added} "
+              f"publications; {r.already_present} already recorded")  # fmt: skip
+    if r.departments_added:
+        out.print(f"departments {verb}: {', '.join(r.departments_added)}")
+
+
+@app.command("export")
+def export_cmd(
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="file to write (default: stdout)")] = None,
+    from_: Annotated[str | None, typer.Option("--from", help="first day, YYYY-MM-DD")] = None,
+    to: Annotated[str | None, typer.Option("--to", help="last day, YYYY-MM-DD")] = None,
+) -> None:
+    """Every publication, in the import format (UTF-8 with BOM, opens in Excel)."""
+    from publisher import ledger
+
+    a = state.app()
+    start = end = None
+    if from_ or to:
+        start, end = stats.period(from_ or "2000-01-01", to, a.settings.zone)
+    text = ledger.export_csv(a.engine, a.settings.zone, start=start, end=end)
+    if output is None:
+        sys.stdout.write(text.lstrip("\ufeff"))
+    else:
+        output.write_text(text, encoding="utf-8", newline="")
+        out.print(f"wrote {output} ({text.count(chr(10)) - 1} publications)")
+
+
+@app.command("sync")
+def sync_cmd(
+    show: Annotated[bool, typer.Option(help="only show the last sync and the pages found taken down")] = False,
+) -> None:
+    """Pull engagement figures, check every published URL, pick up posts made outside the pipeline."""
+    from rich.progress import Progress
+
+    from publisher import sync
+
+    a = state.app()
+    if not show:
+        with Progress(console=err, transient=True) as bar:
+            tasks: dict[str, Any] = {}
+
+            def progress(label: str, done: int, total: int) -> None:
+                if label not in tasks:
+                    tasks[label] = bar.add_task(label, total=total)
+                bar.update(tasks[label], completed=done, total=total)
+
+            summary = sync.run_sync(a, actor="cli", progress=progress)
+        t = Table("channel", "stats changed", "links checked", "taken down", "restored", "found", "errors",
+                  title=f"sync run {summary.run_id}")  # fmt: skip
+        for c in summary.channels.values():
+            t.add_row(c.channel, str(c.stats_changed), str(c.links_checked), str(len(c.taken_down)),
+                      str(len(c.restored)), str(len(c.remote_added)), "; ".join(c.errors) or "-")  # fmt: skip
+        out.print(t)
+        out.print("changed: " + ("yes" if summary.changed else "nothing"))
+    last = sync.latest_sync(a)
+    if last is not None and show:
+        out.print(f"last sync {last.id} at {_show_time(a, last.started_at)}: {last.taken_down} taken down, "
+                  f"{last.restored} restored, {last.remote_added} found, {last.errors} errors")  # fmt: skip
+    down = sync.taken_down(a)
+    if down:
+        t = Table("delivery", "item", "channel", "taken down", "url", title="pages that no longer answer")
+        for d in down:
+            t.add_row(str(d.id), str(d.item_id), d.channel, _show_time(a, d.taken_down_at), d.url or "")
+        out.print(t)
+
+
+@coverage_app.callback()
+def coverage_cmd(
+    ctx: typer.Context,
+    from_: Annotated[str | None, typer.Option("--from", help="timeliness period start, YYYY-MM-DD")] = None,
+    to: Annotated[str | None, typer.Option("--to", help="timeliness period end, YYYY-MM-DD")] = None,
+) -> None:
+    """Each checklist item: latest publication, where, and current / stale / never; then timeliness."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from publisher import coverage
+    from publisher.workdays import Calendar
+
+    a = state.app()
+    t = Table("#", "checklist item", "rule", "status", "latest", "where")
+    for c in coverage.coverage(a.engine, a.settings):
+        where = ", ".join(ch + (f" {u}" if u else "") for ch, u in c.places)
+        t.add_row(str(c.number), c.name[:40], c.rule, c.status, _show_time(a, c.latest_at), where)
+    out.print(t)
+    start, end = stats.period(from_, to, a.settings.zone)
+    cal = Calendar()
+    rows = coverage.timeliness(a.engine, a.settings, start, end, cal)
+    limit = a.settings.report.timeliness_working_days
+    t = Table("department", "items", "on time", "late", "median", "max",
+              title=f"creation → publication, Chinese working days (limit {limit})")  # fmt: skip
+    for r in rows:
+        t.add_row(r.department, str(r.items), str(r.on_time), str(r.late), f"{r.median_days:g}", str(r.max_days))
+    if not rows:
+        t.caption = "no pipeline items published in this period"
+    out.print(t)
+    if cal.note:
+        err.print("note: " + cal.note)
+
+
+@coverage_app.command("rule")
+def coverage_rule(
+    number: Annotated[int, typer.Argument(help="checklist item, 1-50")],
+    rule: Annotated[str, typer.Argument(help="annual | semester | quarterly | monthly | on_change")],
+    as_user: Annotated[str, typer.Option("--as")] = "cli",
+) -> None:
+    """Set how often checklist item N must be republished to stay current."""
+    from publisher import coverage
+
+    a = state.app()
+    with a.session() as s:
+        r = coverage.set_rule(s, number=number, rule=rule, actor=as_user)
+    out.print(f"checklist item {r.number}: {r.rule}")
+
+
+def _show_day(d: Any) -> str:
+    return d.isoformat() if d else "-"
+
+
+@request_app.command("add")
+def request_add(
+    applicant: Annotated[str, typer.Option(help="who asked")],
+    subject: Annotated[str, typer.Option(help="what was asked")],
+    via: Annotated[str, typer.Option(help="letter | email | web | in_person | phone | fax | other")],
+    received: Annotated[str | None, typer.Option(help="when, YYYY-MM-DD [HH:MM] office time (default now)")] = None,
+    as_user: Annotated[str, typer.Option("--as")] = "cli",
+) -> None:
+    """Record a request for disclosure; its deadline is 15 working days after receipt."""
+    from publisher import registers
+
+    a = state.app()
+    with a.session() as s:
+        r = registers.add_request(s, a.settings, applicant=applicant, subject=subject, via=via, received=received,
+                                  actor=as_user)  # fmt: skip
+    out.print(f"request {r.id} recorded; answer due by {r.due_on}")
+
+
+@request_app.command("extend")
+def request_extend(
+    request_id: int,
+    reason: Annotated[str, typer.Option(help="why more time is needed (tell the applicant)")],
+    days: Annotated[int | None, typer.Option(help="working days (default the most allowed, 15)")] = None,
+    as_user: Annotated[str, typer.Option("--as")] = "cli",
+) -> None:
+    """The one extension allowed."""
+    from publisher import registers
+
+    a = state.app()
+    with a.session() as s:
+        r = registers.extend_request(s, a.settings, request_id=request_id, reason=reason, days=days, actor=as_user)
+    out.print(f"request {r.id} extended; answer due by {r.due_on}")
+
+
+@request_app.command("close")
+def request_close(
+    request_id: int,
+    outcome: Annotated[str, typer.Option(help="disclosed | partly | not_disclosed | not_held")],
+    reason: Annotated[str | None, typer.Option(help="legal reason when not (wholly) disclosed: "
+                                                    "state_secret | trade_secret | privacy | other_law | text")] = None,
+    note: Annotated[str | None, typer.Option(help="anything else worth keeping")] = None,
+    answered: Annotated[str | None, typer.Option(help="when answered, YYYY-MM-DD [HH:MM] (default now)")] = None,
+    as_user: Annotated[str, typer.Option("--as")] = "cli",
+) -> None:
+    """Record the answer."""
+    from publisher import registers
+
+    a = state.app()
+    with a.session() as s:
+        r = registers.close_request(s, a.settings, request_id=request_id, outcome=outcome, legal_reason=reason,
+                                    note=note, answered=answered, actor=as_user)  # fmt: skip
+    late = r.answered_at is not None and r.answered_at.astimezone(a.settings.zone).date() > r.due_on
+    out.print(f"request {r.id} closed: {r.outcome}" + (" (answered after the deadline)" if late else ""))
+
+
+@request_app.command("list")
+def request_list(open_only: Annotated[bool, typer.Option("--open", help="only unanswered ones")] = False) -> None:
+    """Requests, with deadlines and overdue warnings."""
+    from publisher import registers
+
+    a = state.app()
+    t = Table("#", "received", "applicant", "via", "subject", "due", "outcome")
+    overdue = 0
+    with a.session() as s:
+        for r in registers.list_requests(s, open_only=open_only):
+            dl = registers.deadline_state(r.due_on, a.settings)
+            flag = ""
+            if r.outcome == "open":
+                flag = " OVERDUE" if dl.overdue else f" ({dl.working_days_left} working days left)"
+                overdue += dl.overdue
+            t.add_row(str(r.id), _show_time(a, r.received_at), r.applicant, r.via, r.subject[:40],
+                      _show_day(r.due_on) + (" ext." if r.extended else "") + flag, r.outcome)  # fmt: skip
+    out.print(t)
+    if overdue:
+        err.print(f"warning: {overdue} request(s) past their deadline")
+
+
+@complaint_app.command("add")
+def complaint_add(
+    complainant: Annotated[str, typer.Option(help="who complained")],
+    subject: Annotated[str, typer.Option(help="what about")],
+    via: Annotated[str, typer.Option(help="letter | email | web | in_person | phone | fax | other")],
+    received: Annotated[str | None, typer.Option(help="when, YYYY-MM-DD [HH:MM] (default now)")] = None,
+    as_user: Annotated[str, typer.Option("--as")] = "cli",
+) -> None:
+    """Record a complaint or report about the disclosure work."""
+    from publisher import registers
+
+    a = state.app()
+    with a.session() as s:
+        c = registers.add_complaint(s, a.settings, complainant=complainant, subject=subject, via=via,
+                                    received=received, actor=as_user)  # fmt: skip
+    out.print(f"complaint {c.id} recorded; settle by {c.due_on}")
+
+
+@complaint_app.command("close")
+def complaint_close(
+    complaint_id: int,
+    outcome: Annotated[str, typer.Option(help="upheld | partly_upheld | rejected")],
+    resolution: Annotated[str, typer.Option(help="how it was settled")],
+    closed: Annotated[str | None, typer.Option(help="when, YYYY-MM-DD [HH:MM] (default now)")] = None,
+    as_user: Annotated[str, typer.Option("--as")] = "cli",
+) -> None:
+    """Record how a complaint was settled."""
+    from publisher import registers
+
+    a = state.app()
+    with a.session() as s:
+        c = registers.close_complaint(s, a.settings, complaint_id=complaint_id, outcome=outcome,
+                                      resolution=resolution, closed=closed, actor=as_user)  # fmt: skip
+    out.print(f"complaint {c.id} closed: {c.outcome}")
+
+
+@complaint_app.command("list")
+def complaint_list(open_only: Annotated[bool, typer.Option("--open", help="only open ones")] = False) -> None:
+    """Complaints, with deadlines and overdue warnings."""
+    from publisher import registers
+
+    a = state.app()
+    t = Table("#", "received", "complainant", "via", "subject", "due", "outcome")
+    overdue = 0
+    with a.session() as s:
+        for c in registers.list_complaints(s, open_only=open_only):
+            dl = registers.deadline_state(c.due_on, a.settings)
+            flag = " OVERDUE" if c.outcome == "open" and dl.overdue else ""
+            overdue += bool(flag)
+            t.add_row(str(c.id), _show_time(a, c.received_at), c.complainant, c.via, c.subject[:40],
+                      _show_day(c.due_on) + flag, c.outcome)  # fmt: skip
+    out.print(t)
+    if overdue:
+        err.print(f"warning: {overdue} complaint(s) past their deadline")
+
+
+def _labels(a: App) -> dict[str, str]:
+    return {n: sp.label for n, sp in a.channels.items()}
+
+
+@report_app.command("annual")
+def report_annual(
+    from_: Annotated[str, typer.Option("--from", help="first day of the period, YYYY-MM-DD")],
+    to: Annotated[str, typer.Option("--to", help="last day of the period, YYYY-MM-DD")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="file to write")],
+    fmt: Annotated[str, typer.Option("--format", help="md | docx")] = "docx",
+    template: Annotated[Path | None, typer.Option(help="the office's edited template (Jinja2)")] = None,
+) -> None:
+    """Write the annual report; every figure from the ledger, listed row by row in FILE.figures.csv."""
+    from publisher import report
+
+    a = state.app()
+    rep = report.build(a.engine, a.settings, start=from_, end=to, channel_labels=_labels(a))
+    path, csv_path = report.write_report(rep, a.settings, fmt=fmt, out=output,
+                                         template=report.load_template(a.settings, template))  # fmt: skip
+    for w in rep.warnings:
+        err.print(f"warning: {w}")
+    f = rep.figures
+    out.print(f"wrote {path} and {csv_path}")
+    out.print(f"site items {f['site_items'].value} (rules {f['site_rules'].value}, recruitment "
+              f"{f['site_recruitment'].value}, announcements {f['site_announcements'].value}); WeChat "
+              f"{f['wechat_posts'].value}; media {f['media_items'].value}; journal {f['journal_issues'].value}; "
+              f"tenders {f['tenders'].value}; requests {f['requests_received'].value}; complaints "
+              f"{f['complaints_received'].value}")  # fmt: skip
+
+
+@report_app.command("explain")
+def report_explain(
+    figure: Annotated[str | None, typer.Argument(help="e.g. site_items, wechat_posts, channel:website (none: list)")] = None,
+    from_: Annotated[str | None, typer.Option("--from", help="first day, YYYY-MM-DD")] = None,
+    to: Annotated[str | None, typer.Option("--to", help="last day, YYYY-MM-DD")] = None,
+) -> None:
+    """The ledger rows behind a figure of the report (CSV on stdout)."""
+    from publisher import report
+
+    a = state.app()
+    rep = report.build(a.engine, a.settings, start=from_ or f"{datetime.now(a.settings.zone).year}-01-01",
+                       end=to or datetime.now(a.settings.zone).date().isoformat(), channel_labels=_labels(a))  # fmt: skip
+    if figure is None:
+        for k, f in rep.figures.items():
+            out.print(f"{k:<28} {f.value:>6}  {f.label}")
+        return
+    if figure not in rep.figures:
+        raise PublisherError(f"no figure {figure!r}; run `publisher report explain` to list them")
+    sys.stdout.write(report.figures_csv(rep, a.settings, keys=[figure]).lstrip("\ufeff"))
+
+
+@report_app.command("template")
+def report_template(
+    output: Annotated[Path, typer.Option("-o", "--output", help="where to write the template to edit")],
+) -> None:
+    """Write the shipped report template (last year's text) for the office to edit."""
+    from publisher import report
+
+    output.write_text(report.default_template(), encoding="utf-8")
+    out.print(f"wrote {output}; set [report] template = \"{output}\" in settings.toml or pass --template")
+
+
 # ------------------------------------------------------------------------------------------ serve
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="port")] = 8000,
 ) -> None:
-    """Serve the generated website (and the web workspace) on http://HOST:PORT/."""
+    """Serve the web workspace, the JSON API (/api/docs) and the generated website (/site/)."""
     from publisher.web import serve as _serve
 
     _serve(state.app(), host=host, port=port)

@@ -96,8 +96,10 @@ def media_path(media_dir: Path, sha256: str) -> Path:
 
 def store_file(path: Path, *, media_dir: Path, role: str, max_bytes: int) -> StoredAsset:
     """Check a file and copy it into the media store (atomically, once per content)."""
+    if path.is_dir():
+        raise InvalidInput(f"{role} {path} is a folder; name a file")
     if not path.is_file():
-        raise InvalidInput(f"{role} file {path} does not exist")
+        raise InvalidInput(f"{role} file {path} does not exist (a name in an item file is relative to that file's folder)")
     size = path.stat().st_size
     if size > max_bytes:
         raise InvalidInput(
@@ -119,7 +121,9 @@ def store_file(path: Path, *, media_dir: Path, role: str, max_bytes: int) -> Sto
                 width, height = im.size
                 content_type = Image.MIME.get(im.format or "", content_type)
         except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-            raise InvalidInput(f"{role} {path.name} is not a readable image ({exc}); export it again as JPEG or PNG") from exc
+            raise InvalidInput(
+                f"{role} {path.name} is not a readable image ({exc}); export it again as JPEG or PNG"
+            ) from exc
     target = media_path(media_dir, sha)
     if not target.exists():
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -152,6 +156,8 @@ def read_item_file(path: Path, *, media_dir: Path, max_body_bytes: int, max_asse
 
     Raises InvalidInput naming the problem (not UTF-8, too large, bad front matter, missing image).
     """
+    if path.is_dir():
+        raise InvalidInput(f"{path} is a folder; give the item's .md file")
     if not path.is_file():
         raise InvalidInput(f"{path} does not exist")
     size = path.stat().st_size
@@ -215,10 +221,14 @@ def read_item_file(path: Path, *, media_dir: Path, max_body_bytes: int, max_asse
     body = _MD_IMAGE.sub(_image, body)
     if fields.get("cover"):
         assets.append(
-            store_file(base / str(fields.pop("cover")), media_dir=media_dir, role="cover", max_bytes=max_asset_bytes)
+            store_file(
+                base / str(fields.pop("cover")), media_dir=media_dir, role="cover", max_bytes=max_asset_bytes
+            )
         )
     for a in fields.pop("attachments", None) or []:
-        assets.append(store_file(base / str(a), media_dir=media_dir, role="attachment", max_bytes=max_asset_bytes))
+        assets.append(
+            store_file(base / str(a), media_dir=media_dir, role="attachment", max_bytes=max_asset_bytes)
+        )
     return ItemDraft(title=title, body_markdown=body, fields=fields, assets=assets)
 
 
@@ -234,7 +244,9 @@ def parse_time(value: Any, *, what: str = "time") -> datetime:
     else:
         text = str(value).strip()
         try:
-            dt = datetime.fromisoformat(text.replace(" ", "T", 1) if "T" not in text and " " in text else text)
+            dt = datetime.fromisoformat(
+                text.replace(" ", "T", 1) if "T" not in text and " " in text else text
+            )
         except ValueError as exc:
             raise InvalidInput(
                 f"{what} {text!r} is not a date-time; write it as ISO 8601 with a zone, "

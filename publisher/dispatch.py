@@ -209,11 +209,15 @@ class Dispatcher:
         host = socket.gethostname()
         now = self.clock()
         with self.engine.begin() as conn:
-            owners = conn.execute(
-                sa.select(D.c.lease_owner).where(
-                    D.c.status == DeliveryStatus.CLAIMED.value, D.c.lease_owner.like(f"{host}:%")
-                ).distinct()
-            ).scalars().all()
+            owners = (
+                conn.execute(
+                    sa.select(D.c.lease_owner)
+                    .where(D.c.status == DeliveryStatus.CLAIMED.value, D.c.lease_owner.like(f"{host}:%"))
+                    .distinct()
+                )
+                .scalars()
+                .all()
+            )
             dead = [o for o in owners if o != self.worker_id and not _pid_alive(int(o.split(":")[1]))]
             if not dead:
                 return 0
@@ -259,7 +263,9 @@ class Dispatcher:
                 session.expunge_all()  # keep the loaded rows usable after the session closes
             if not cleared or post is None:
                 # unreachable through the workflow; kept as the last line of defence
-                return self._record(d, started, PermanentChannelError("refused: the item lacks its two approvals"))
+                return self._record(
+                    d, started, PermanentChannelError("refused: the item lacks its two approvals")
+                )
             spec = self.ctx.channels[d.channel]
             dctx = DeliveryContext(
                 delivery_id=d.id,  # type: ignore[arg-type]
@@ -297,7 +303,9 @@ class Dispatcher:
         if res.rowcount != 1:
             raise PermanentChannelError(f"delivery {delivery_id}: lease lost while saving progress")
 
-    def _record(self, d: Delivery, started: datetime, result: Any, state: dict[str, Any] | None = None) -> str:
+    def _record(
+        self, d: Delivery, started: datetime, result: Any, state: dict[str, Any] | None = None
+    ) -> str:
         now = self.clock()
         values: dict[str, Any] = {"lease_owner": None, "lease_expires_at": None, "updated_at": now}
         if state is not None:
@@ -314,7 +322,9 @@ class Dispatcher:
                     values["published_at"] = now
         elif isinstance(result, InProgress):
             outcome, to = "waiting", DeliveryStatus.WAITING
-            values.update(due_at=now + result.check_again_in, attempts=D.c.attempts - 1, note=result.note or None)
+            values.update(
+                due_at=now + result.check_again_in, attempts=D.c.attempts - 1, note=result.note or None
+            )
         elif isinstance(result, QuotaExceeded):
             outcome, to = "quota", DeliveryStatus.PENDING
             message, code = str(result), result.code
@@ -324,7 +334,9 @@ class Dispatcher:
             message, code = str(result), result.code
         else:
             outcome = result.kind if isinstance(result, ChannelError) else "error"
-            message = str(result) if isinstance(result, ChannelError) else f"{type(result).__name__}: {result}"
+            message = (
+                str(result) if isinstance(result, ChannelError) else f"{type(result).__name__}: {result}"
+            )
             code = getattr(result, "code", None)
             if d.attempts >= self.settings.worker.max_attempts:
                 to = DeliveryStatus.FAILED
@@ -340,7 +352,11 @@ class Dispatcher:
             conn = session.connection()
             res = conn.execute(
                 sa.update(D)
-                .where(D.c.id == d.id, D.c.lease_owner == self.worker_id, D.c.status == DeliveryStatus.CLAIMED.value)
+                .where(
+                    D.c.id == d.id,
+                    D.c.lease_owner == self.worker_id,
+                    D.c.status == DeliveryStatus.CLAIMED.value,
+                )
                 .values(**values)
             )
             if res.rowcount != 1:
@@ -349,16 +365,33 @@ class Dispatcher:
                 return "lost-lease"
             conn.execute(
                 sa.insert(ATTEMPT).values(
-                    delivery_id=d.id, number=d.attempts, op=d.op, worker=self.worker_id, started_at=started,
-                    finished_at=now, outcome=outcome, message=message, code=None if code is None else str(code),
+                    delivery_id=d.id,
+                    number=d.attempts,
+                    op=d.op,
+                    worker=self.worker_id,
+                    started_at=started,
+                    finished_at=now,
+                    outcome=outcome,
+                    message=message,
+                    code=None if code is None else str(code),
                 )  # fmt: skip
             )
             conn.execute(
                 sa.insert(AUDIT).values(
-                    at=now, actor=f"worker {self.worker_id}", entity="delivery", entity_id=d.id, action=d.op,
-                    from_state=DeliveryStatus.CLAIMED.value, to_state=to.value, reason=message,
-                    detail={"item_id": d.item_id, "channel": d.channel, "outcome": outcome,
-                            "url": values.get("url")},
+                    at=now,
+                    actor=f"worker {self.worker_id}",
+                    entity="delivery",
+                    entity_id=d.id,
+                    action=d.op,
+                    from_state=DeliveryStatus.CLAIMED.value,
+                    to_state=to.value,
+                    reason=message,
+                    detail={
+                        "item_id": d.item_id,
+                        "channel": d.channel,
+                        "outcome": outcome,
+                        "url": values.get("url"),
+                    },
                 )  # fmt: skip
             )
             if to in (DeliveryStatus.DONE, DeliveryStatus.FAILED):
@@ -390,7 +423,9 @@ class Dispatcher:
                     self.renew_leases()
                     last_renew = time.monotonic()
                 if futures:
-                    done, futures = wait(futures, timeout=self.settings.worker.poll_seconds, return_when=FIRST_COMPLETED)
+                    done, futures = wait(
+                        futures, timeout=self.settings.worker.poll_seconds, return_when=FIRST_COMPLETED
+                    )
                     for f in done:
                         outcome = f.result()
                         summary.outcomes[outcome] += 1

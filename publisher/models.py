@@ -119,6 +119,10 @@ class Item(SQLModel, table=True):
     return_reason: str | None = None
     #: set by API clients so a retried create never makes a second item
     idempotency_key: str | None = Field(default=None, sa_column=Column(sa.String(200), unique=True))
+    #: pipeline (written and reviewed here) | import (recorded from a CSV) | remote (found by the sync
+    #: on a channel); only pipeline items ever pass the dispatcher (see publisher.ledger)
+    origin: str = Field(default="pipeline", sa_column=Column(sa.String(20), nullable=False,
+                                                              server_default="pipeline", index=True))
 
 
 class Asset(SQLModel, table=True):
@@ -170,6 +174,8 @@ class Delivery(SQLModel, table=True):
     #: set once, when the item first went live on this channel
     published_at: datetime | None = _dt(default=None, nullable=True, index=True)
     withdrawn_at: datetime | None = _dt(default=None, nullable=True)
+    #: the weekly sync found the published URL no longer answers (cleared when it answers again)
+    taken_down_at: datetime | None = _dt(default=None, nullable=True)
     last_error_kind: str | None = None
     last_error: str | None = None
     last_error_code: str | None = None
@@ -243,3 +249,187 @@ class JobLease(SQLModel, table=True):
     name: str = Field(sa_column=Column(sa.String(200), primary_key=True))
     owner: str
     expires_at: datetime = _dt()
+
+
+# ---- ledger (issue 5: publication ledger, sync, coverage, registers) ----
+class ItemOrigin(enum.StrEnum):
+    PIPELINE = "pipeline"  #: written, reviewed twice and dispatched here
+    IMPORT = "import"  #: published elsewhere by hand, recorded with ``publisher import``
+    REMOTE = "remote"  #: found on a channel by the weekly sync (posted outside the pipeline)
+
+
+class LinkCheck(SQLModel, table=True):
+    """A change the sync saw in whether a published URL answers (one row per change, not per check)."""
+
+    __tablename__ = "link_check"
+
+    id: int | None = Field(default=None, primary_key=True)
+    delivery_id: int = Field(foreign_key="delivery.id", index=True)
+    sync_run_id: int | None = Field(default=None, foreign_key="sync_run.id")
+    at: datetime = _dt(default_factory=utcnow)
+    ok: bool
+    status: int | None = None
+    reason: str = ""
+
+
+class SyncRun(SQLModel, table=True):
+    """One run of the weekly sync and what it changed (shown on the dashboard)."""
+
+    __tablename__ = "sync_run"
+
+    id: int | None = Field(default=None, primary_key=True)
+    started_at: datetime = _dt(default_factory=utcnow, index=True)
+    finished_at: datetime | None = _dt(default=None, nullable=True)
+    actor: str = "system"
+    stats_changed: int = 0
+    links_checked: int = 0
+    taken_down: int = 0
+    restored: int = 0
+    remote_added: int = 0
+    errors: int = 0
+    #: per channel: {"stats": n, "checked": n, "taken_down": [...], "remote_added": [...], "errors": [...]}
+    detail: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+class ChecklistRule(SQLModel, table=True):
+    """How often an item of the national checklist must be republished (set by an admin)."""
+
+    __tablename__ = "checklist_rule"
+
+    number: int = Field(primary_key=True)
+    #: annual | semester | quarterly | monthly | on_change
+    rule: str = Field(sa_column=Column(sa.String(20), nullable=False))
+    updated_by: str = "system"
+    updated_at: datetime = _dt(default_factory=utcnow)
+
+
+class DisclosureRequest(SQLModel, table=True):
+    """A request for disclosure (依申请公开) and how it was answered."""
+
+    __tablename__ = "disclosure_request"
+
+    id: int | None = Field(default=None, primary_key=True)
+    applicant: str = Field(sa_column=Column(sa.String(200), nullable=False))
+    received_at: datetime = _dt(index=True)
+    #: letter | email | web | in_person | phone | other
+    via: str = Field(sa_column=Column(sa.String(20), nullable=False))
+    subject: str = Field(sa_column=Column(sa.Text, nullable=False))
+    due_on: date = Field(sa_column=Column(sa.Date, nullable=False))
+    extended: bool = False
+    extension_reason: str | None = None
+    #: open | disclosed | partly | not_disclosed | not_held
+    outcome: str = Field(default="open", sa_column=Column(sa.String(20), nullable=False, index=True))
+    #: the legal ground when not (wholly) disclosed: state_secret | trade_secret | privacy | other text
+    legal_reason: str | None = None
+    answered_at: datetime | None = _dt(default=None, nullable=True)
+    note: str | None = None
+    recorded_by: str = "system"
+    created_at: datetime = _dt(default_factory=utcnow)
+
+
+class Complaint(SQLModel, table=True):
+    """A complaint or report (举报/投诉) about the disclosure work and how it was settled."""
+
+    __tablename__ = "complaint"
+
+    id: int | None = Field(default=None, primary_key=True)
+    complainant: str = Field(sa_column=Column(sa.String(200), nullable=False))
+    received_at: datetime = _dt(index=True)
+    via: str = Field(sa_column=Column(sa.String(20), nullable=False))
+    subject: str = Field(sa_column=Column(sa.Text, nullable=False))
+    due_on: date = Field(sa_column=Column(sa.Date, nullable=False))
+    #: open | upheld | partly_upheld | rejected
+    outcome: str = Field(default="open", sa_column=Column(sa.String(20), nullable=False, index=True))
+    resolution: str | None = None
+    closed_at: datetime | None = _dt(default=None, nullable=True)
+    recorded_by: str = "system"
+    created_at: datetime = _dt(default_factory=utcnow)
+
+
+# ---- web workspace ----
+class ItemVersion(SQLModel, table=True):
+    """Title and body of each version of an item, so a reviewer sees what changed after approving."""
+
+    __tablename__ = "item_version"
+    __table_args__ = (sa.UniqueConstraint("item_id", "version", name="uq_item_version"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    item_id: int = Field(foreign_key="item.id", index=True)
+    version: int
+    title: str = Field(sa_column=Column(sa.String(500), nullable=False))
+    body_markdown: str = Field(sa_column=Column(sa.Text, nullable=False))
+    actor: str = ""
+    at: datetime = _dt(default_factory=utcnow)
+
+
+class WebSession(SQLModel, table=True):
+    """A logged-in browser. The cookie holds a random token; only its SHA-256 is stored."""
+
+    __tablename__ = "web_session"
+
+    token_hash: str = Field(sa_column=Column(sa.String(64), primary_key=True))
+    user_id: int = Field(foreign_key="user.id", index=True)
+    #: the CSRF token every form and script of this session must send back
+    csrf: str = Field(sa_column=Column(sa.String(64), nullable=False))
+    created_at: datetime = _dt(default_factory=utcnow)
+    expires_at: datetime = _dt()
+
+
+class ApiToken(SQLModel, table=True):
+    """A bearer token for scripts (and calendar feeds). Only the SHA-256 of the token is stored."""
+
+    __tablename__ = "api_token"
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="user.id", index=True)
+    name: str = Field(sa_column=Column(sa.String(100), nullable=False))
+    token_hash: str = Field(sa_column=Column(sa.String(64), unique=True, nullable=False))
+    #: the first characters of the token, so its owner can tell tokens apart
+    prefix: str = ""
+    created_at: datetime = _dt(default_factory=utcnow)
+    last_used_at: datetime | None = _dt(default=None, nullable=True)
+    revoked_at: datetime | None = _dt(default=None, nullable=True)
+
+
+class LoginFailure(SQLModel, table=True):
+    """A failed log-in, per account and per address, counted to throttle password guessing."""
+
+    __tablename__ = "login_failure"
+    __table_args__ = (sa.Index("ix_login_failure_key_at", "key", "at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(sa_column=Column(sa.String(200), nullable=False))
+    at: datetime = _dt(default_factory=utcnow)
+
+
+class StatsDay(SQLModel, table=True):
+    """Published deliveries per office-zone day × channel, by category and (separately) by department.
+
+    A roll-up the dashboard reads instead of joining a million deliveries to their items; rebuilt
+    for the days whose deliveries or items changed (see publisher.dashboard.refresh). ``dim`` is
+    "category" or "department" and ``value`` its value: the dashboard never crosses the two, and
+    keeping them apart keeps the table a few dozen rows a day however many items there are.
+    """
+
+    __tablename__ = "stats_day"
+    __table_args__ = (
+        sa.UniqueConstraint("day", "channel", "dim", "value", name="uq_stats_day"),
+        sa.Index("ix_stats_day_read", "dim", "day", "channel", "value", "published"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    day: date = Field(sa_column=Column(sa.Date, nullable=False))
+    channel: str = Field(sa_column=Column(sa.String(100), nullable=False))
+    dim: str = Field(sa_column=Column(sa.String(20), nullable=False))
+    value: str = Field(sa_column=Column(sa.String(100), nullable=False))
+    published: int = 0
+
+
+class RollupState(SQLModel, table=True):
+    """How far a roll-up has been brought up to date, and in which time zone its days are cut."""
+
+    __tablename__ = "rollup_state"
+
+    name: str = Field(sa_column=Column(sa.String(100), primary_key=True))
+    zone: str
+    watermark: datetime = _dt()

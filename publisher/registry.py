@@ -118,6 +118,7 @@ def build_channels(settings: Settings, engine: Engine | None) -> dict[str, Chann
             timezone=settings.zone,
             kv=kv,
             site_base_url=settings.site_base_url,
+            base_dir=settings.path("."),
         )
         env.data_dir.mkdir(parents=True, exist_ok=True)
         channel = cls(name, config, env)
@@ -129,14 +130,16 @@ def build_channels(settings: Settings, engine: Engine | None) -> dict[str, Chann
             except ValueError as exc:
                 raise ConfigError(
                     f"settings [channels.{name}].schedule {schedule!r} is not a crontab line "
-                    "(e.g. \"0 18 * * mon-fri\")"
+                    '(e.g. "0 18 * * mon-fri")'
                 ) from exc
         try:
             max_conc = int(raw.get("max_concurrency", cls.default_max_concurrency))
             rate = raw.get("rate_per_minute", cls.default_rate_per_minute)
             rate = int(rate) if rate is not None else None
         except (TypeError, ValueError) as exc:
-            raise ConfigError(f"settings [channels.{name}]: max_concurrency and rate_per_minute are numbers") from exc
+            raise ConfigError(
+                f"settings [channels.{name}]: max_concurrency and rate_per_minute are numbers"
+            ) from exc
         if max_conc < 1 or (rate is not None and rate < 1):
             raise ConfigError(f"settings [channels.{name}]: max_concurrency and rate_per_minute must be ≥ 1")
         specs[name] = ChannelSpec(

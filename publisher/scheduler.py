@@ -47,8 +47,13 @@ def periodic_jobs(app: App) -> list[PeriodicJob]:
         from publisher.sync import run_sync
     except ImportError:  # the weekly sync arrives with the ledger
         return jobs
-    jobs.append(PeriodicJob("weekly-sync", CronTrigger.from_crontab(app.settings.sync.cron,
-                                                                     timezone=app.settings.zone), run_sync))
+    jobs.append(
+        PeriodicJob(
+            "weekly-sync",
+            CronTrigger.from_crontab(app.settings.sync.cron, timezone=app.settings.zone),
+            run_sync,
+        )
+    )
     return jobs
 
 

@@ -76,6 +76,54 @@ class ReviewSettings(_Section):
 class SyncSettings(_Section):
     #: the weekly sync job, a crontab line in the office's time zone
     cron: str = "0 3 * * mon"
+    #: check that every published URL still answers (off where the machine cannot reach the sites)
+    check_links: bool = True
+    #: engagement figures are fetched for this many days back
+    stats_days: int = Field(7, ge=1, le=366)
+    #: category and department given to articles found on a channel but not published through here
+    remote_category: str = "其他"
+    remote_department: str = "未分配部门"
+
+
+class ReportSettings(_Section):
+    """Which channels and categories make up each figure of the annual report (names, not code)."""
+
+    #: "通过…政府网站以及学校校园网主页公开信息共计 N 条": distinct items on any of these channels
+    site_channels: list[str] = Field(default_factory=lambda: ["website", "city_portal"])
+    wechat_channels: list[str] = Field(default_factory=lambda: ["wechat"])
+    media_channels: list[str] = Field(default_factory=lambda: ["media"])
+    journal_channels: list[str] = Field(default_factory=lambda: ["journal"])
+    rules_categories: list[str] = Field(default_factory=lambda: ["规章制度"])
+    recruitment_categories: list[str] = Field(default_factory=lambda: ["招聘信息"])
+    announcement_categories: list[str] = Field(default_factory=lambda: ["公告公示"])
+    tender_categories: list[str] = Field(default_factory=lambda: ["招标公告"])
+    award_categories: list[str] = Field(default_factory=lambda: ["中标公告"])
+    #: the office's edited Jinja2 template (default: the one shipped, from last year's text)
+    template: Path | None = None
+    #: information is disclosed within this many working days of being produced (2014 notice)
+    timeliness_working_days: int = Field(20, ge=1)
+    #: rule of checklist items no admin has set a rule for (annual | semester | quarterly | monthly | on_change)
+    default_checklist_rule: str = "annual"
+
+
+class RegistersSettings(_Section):
+    """Deadlines of the request and complaint registers, in Chinese working days."""
+
+    request_working_days: int = Field(15, ge=1)
+    extension_working_days: int = Field(15, ge=1)
+    complaint_working_days: int = Field(15, ge=1)
+
+
+class WebSettings(_Section):
+    """``publisher serve``: the web workspace."""
+
+    #: mark the session cookie Secure (set true whenever the site is served over HTTPS)
+    secure_cookies: bool = False
+    session_hours: float = Field(12, gt=0)
+    #: failed log-ins allowed per account, and per address, within ``login_window_minutes``
+    login_failures_per_account: int = Field(10, ge=1)
+    login_failures_per_address: int = Field(50, ge=1)
+    login_window_minutes: int = Field(15, ge=1)
 
 
 class Settings(BaseSettings):
@@ -95,6 +143,9 @@ class Settings(BaseSettings):
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
     review: ReviewSettings = Field(default_factory=ReviewSettings)
     sync: SyncSettings = Field(default_factory=SyncSettings)
+    report: ReportSettings = Field(default_factory=ReportSettings)
+    registers: RegistersSettings = Field(default_factory=RegistersSettings)
+    web: WebSettings = Field(default_factory=WebSettings)
     #: ``[channels.NAME]`` tables; validated against each channel's Config by publisher.channels_runtime
     channels: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
@@ -173,24 +224,25 @@ class Settings(BaseSettings):
         return timedelta(seconds=random.uniform(ceiling / 2, ceiling))
 
 
-def _explain(exc: ValidationError, fields: dict[str, Any], where: str) -> str:
+def _explain(exc: ValidationError, where: str) -> str:
     problems = []
     for e in exc.errors():
         loc = ".".join(str(p) for p in e["loc"])
         if e["type"] == "extra_forbidden":
-            section: Any = Settings
-            known: list[str] = []
             parts = [str(p) for p in e["loc"]]
             model: Any = Settings
             for part in parts[:-1]:
                 f = getattr(model, "model_fields", {}).get(part)
                 model = getattr(f, "annotation", None) if f else None
             known = list(getattr(model, "model_fields", {}).keys()) if model else []
-            del section
             hint = difflib.get_close_matches(parts[-1], known, n=1)
             problems.append(f"unknown setting {loc!r}" + (f" (did you mean {hint[0]!r}?)" if hint else ""))
         else:
-            problems.append(f"{loc}: {e['msg']}")
+            msg = e["msg"].removeprefix("Value error, ")
+            # the environment overrides the file: name the variable, or the user edits the wrong place
+            env = "PUBLISHER_" + "__".join(str(p) for p in e["loc"]).upper()
+            where_from = f" (from ${env}, which overrides the file)" if env in os.environ else ""
+            problems.append(f"{loc}{where_from}: {msg}")
     return f"{where}: " + "; ".join(problems)
 
 
@@ -214,7 +266,7 @@ def load_settings(path: str | Path | None = None) -> Settings:
     try:
         settings = Settings(**data)
     except ValidationError as exc:
-        raise ConfigError(_explain(exc, data, str(p))) from exc
+        raise ConfigError(_explain(exc, str(p))) from exc
     settings.source = p.resolve() if p.exists() else None
     return settings
 
@@ -241,6 +293,17 @@ allow_past_publish_time = false
 
 [sync]
 cron = "0 3 * * mon"    # weekly sync, Monday 03:00 in the time zone above
+
+[report]                # which channels make up each figure of the annual report
+site_channels = ["website", "city_portal"]
+wechat_channels = ["wechat"]
+media_channels = ["media"]
+journal_channels = ["journal"]
+tender_categories = ["招标公告"]
+# template = "report-template.md.j2"   # the office's edited copy (`publisher report template`)
+
+[web]
+secure_cookies = false  # set true when `publisher serve` is reached over HTTPS (docs/web.md)
 
 [channels.website]
 type = "website"

@@ -62,7 +62,9 @@ def period(start: date | str | None, end: date | str | None, tz: ZoneInfo) -> tu
 
 def _bucket(engine: Engine, column: sa.ColumnElement, dim: str, tz: ZoneInfo) -> sa.ColumnElement:
     if engine.dialect.name == "postgresql":
-        return sa.func.to_char(sa.func.timezone(tz.key, sa.func.timezone("UTC", column)), PERIOD_FORMATS[dim][1])
+        return sa.func.to_char(
+            sa.func.timezone(tz.key, sa.func.timezone("UTC", column)), PERIOD_FORMATS[dim][1]
+        )
     # SQLite: shift by the zone's offset (fixed for Asia/Shanghai; zones with DST are off by an hour
     # for the changeover days, see the README)
     offset = datetime.now(tz).utcoffset() or timedelta()
@@ -101,7 +103,7 @@ def counts(engine: Engine, q: StatsQuery) -> list[dict[str, object]]:
 
     def add(rows: Sequence[sa.Row], field: str) -> None:
         for r in rows:
-            key = tuple(r[:len(q.by)])
+            key = tuple(r[: len(q.by)])
             row = results.setdefault(key, {**dict(zip(q.by, key, strict=True)), "published": 0, "items": 0,
                                            "failed": 0, "pending": 0})  # fmt: skip
             row[field] = int(r[len(q.by)])
@@ -110,25 +112,46 @@ def counts(engine: Engine, q: StatsQuery) -> list[dict[str, object]]:
 
     with engine.connect() as conn:
         d = dims(D.c.published_at)
-        add(conn.execute(
-            sa.select(*d, sa.func.count(), sa.func.count(sa.distinct(D.c.item_id)))
-            .select_from(join)
-            .where(D.c.published_at >= start, D.c.published_at < end)
-            .group_by(*d)
-        ).all(), "published")
+        add(
+            conn.execute(
+                sa.select(*d, sa.func.count(), sa.func.count(sa.distinct(D.c.item_id)))
+                .select_from(join)
+                .where(D.c.published_at >= start, D.c.published_at < end)
+                .group_by(*d)
+            ).all(),
+            "published",
+        )
         d = dims(D.c.updated_at)
-        add(conn.execute(
-            sa.select(*d, sa.func.count()).select_from(join)
-            .where(D.c.status == DeliveryStatus.FAILED.value, D.c.updated_at >= start, D.c.updated_at < end)
-            .group_by(*d)
-        ).all(), "failed")
+        add(
+            conn.execute(
+                sa.select(*d, sa.func.count())
+                .select_from(join)
+                .where(
+                    D.c.status == DeliveryStatus.FAILED.value, D.c.updated_at >= start, D.c.updated_at < end
+                )
+                .group_by(*d)
+            ).all(),
+            "failed",
+        )
         d = dims(D.c.due_at)
-        add(conn.execute(
-            sa.select(*d, sa.func.count()).select_from(join)
-            .where(D.c.status.in_([DeliveryStatus.PENDING.value, DeliveryStatus.CLAIMED.value,
-                                   DeliveryStatus.WAITING.value]), D.c.due_at < end)  # fmt: skip
-            .group_by(*d)
-        ).all(), "pending")
+        add(
+            conn.execute(
+                sa.select(*d, sa.func.count())
+                .select_from(join)
+                .where(
+                    D.c.status.in_(
+                        [
+                            DeliveryStatus.PENDING.value,
+                            DeliveryStatus.CLAIMED.value,
+                            DeliveryStatus.WAITING.value,
+                        ]
+                    ),
+                    D.c.due_at < end,
+                )  # fmt: skip
+                .group_by(*d)
+            ).all(),
+            "pending",
+        )
         conn.rollback()
     return sorted(results.values(), key=lambda r: tuple(str(r[k]) for k in q.by))
 

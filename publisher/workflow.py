@@ -32,6 +32,7 @@ from publisher.models import (
     Department,
     Item,
     ItemStatus,
+    ItemVersion,
     Review,
     Role,
     User,
@@ -70,8 +71,14 @@ def audit(
 ) -> None:
     session.add(
         AuditLog(
-            actor=actor, entity=entity, entity_id=entity_id, action=action, from_state=from_state,
-            to_state=to_state, reason=reason, detail=detail,
+            actor=actor,
+            entity=entity,
+            entity_id=entity_id,
+            action=action,
+            from_state=from_state,
+            to_state=to_state,
+            reason=reason,
+            detail=detail,
         )  # fmt: skip
     )
 
@@ -162,7 +169,9 @@ def _check_fields(ctx: Context, session: Session, fields: Mapping[str, Any]) -> 
         try:
             n = int(fields["checklist_item"])
         except (TypeError, ValueError):
-            raise InvalidInput(f"checklist item {fields['checklist_item']!r} is not a number from 1 to 50") from None
+            raise InvalidInput(
+                f"checklist item {fields['checklist_item']!r} is not a number from 1 to 50"
+            ) from None
         if n not in checklist():
             raise InvalidInput(f"checklist item {n} is outside 1-50 (see `publisher checklist`)")
         out["checklist_item"] = n
@@ -210,7 +219,12 @@ def _future_time(ctx: Context, value: Any) -> datetime:
 
 
 def create_item(
-    ctx: Context, session: Session, *, author: User, draft: content.ItemDraft, idempotency_key: str | None = None
+    ctx: Context,
+    session: Session,
+    *,
+    author: User,
+    draft: content.ItemDraft,
+    idempotency_key: str | None = None,
 ) -> Item:
     if author.role not in (Role.EDITOR, Role.ADMIN, Role.DEPARTMENT_HEAD):
         raise NotAllowed(f"{author.name} is a {author.role}; only editors write items")
@@ -246,9 +260,16 @@ def create_item(
     session.flush()
     for a in draft.assets:
         session.add(Asset(item_id=item.id, **a.__dict__))
+    _record_version(session, item, author.name)
     audit(session, actor=author.name, entity="item", entity_id=item.id, action="create",
           to_state=ItemStatus.DRAFT, title=item.title)  # fmt: skip
     return item
+
+
+def _record_version(session: Session, item: Item, actor: str) -> None:
+    """Keep each version's title and body, so a reviewer sees what changed since an approval."""
+    session.add(ItemVersion(item_id=item.id, version=item.version, title=item.title,
+                            body_markdown=item.body_markdown, actor=actor))  # fmt: skip
 
 
 def _may_edit(user: User, item: Item) -> bool:
@@ -263,6 +284,7 @@ def edit_item(
 ) -> Item:  # fmt: skip
     """Change an item. An edit after any approval sends it back to the first review."""
     item = get_item(session, item_id, lock=True)
+    _pipeline_only(item, "edited")
     if not _may_edit(actor, item):
         raise NotAllowed(f"{actor.name} may not edit item {item_id} of {item.department}")
     if item.status not in EDITABLE_STATES:
@@ -288,7 +310,10 @@ def edit_item(
             if d.status in (DeliveryStatus.PENDING, DeliveryStatus.WAITING) and d.published_at is None:
                 _set_delivery(session, d, DeliveryStatus.CANCELLED, actor.name, "item edited after approval")
             elif d.status in (DeliveryStatus.PENDING, DeliveryStatus.WAITING):
-                _set_delivery(session, d, DeliveryStatus.DONE, actor.name, "update superseded by a newer edit")
+                _set_delivery(
+                    session, d, DeliveryStatus.DONE, actor.name, "update superseded by a newer edit"
+                )
+    _record_version(session, item, actor.name)
     audit(session, actor=actor.name, entity="item", entity_id=item.id, action="edit", from_state=before,
           to_state=item.status, version=item.version, fields=sorted(checked) + (["body"] if body_markdown else []))  # fmt: skip
     return item
@@ -335,7 +360,9 @@ def review(
     elif item.status == ItemStatus.DEPT_APPROVED:
         level = 2
         if actor.role != Role.CONFIDENTIALITY_REVIEWER:
-            raise NotAllowed(f"item {item_id} waits for the confidentiality review (保密审查); {actor.name} is {actor.role}")
+            raise NotAllowed(
+                f"item {item_id} waits for the confidentiality review (保密审查); {actor.name} is {actor.role}"
+            )
     else:
         raise NotAllowed(f"item {item_id} is {item.status}; there is nothing to review")
     if actor.id == item.author_id:
@@ -347,10 +374,12 @@ def review(
     if level == 2:
         first = _approval(session, item, 1)
         if first is not None and first.reviewer_id == actor.id:
-            raise NotAllowed(f"{actor.name} already approved item {item_id} at the first level; a second person must")
+            raise NotAllowed(
+                f"{actor.name} already approved item {item_id} at the first level; a second person must"
+            )
     if not approve:
         if not (reason and reason.strip()):
-            raise InvalidInput("a rejection needs a reason (--reason \"...\") so the author knows what to fix")
+            raise InvalidInput('a rejection needs a reason (--reason "...") so the author knows what to fix')
         session.add(Review(item_id=item.id, item_version=item.version, level=level, reviewer_id=actor.id,
                            approved=False, reason=reason.strip()))  # fmt: skip
         item.return_reason = reason.strip()
@@ -423,7 +452,11 @@ def schedule(ctx: Context, session: Session, *, item_id: int, at: Any, actor: st
     elif item.status in (ItemStatus.SCHEDULED, ItemStatus.FAILED):
         for d in _deliveries(session, item.id):
             if d.status == DeliveryStatus.PENDING and d.op == DeliveryOp.PUBLISH:
-                d.due_at = ctx.channels[d.channel].next_slot(when, ctx.settings.zone) if d.channel in ctx.channels else when
+                d.due_at = (
+                    ctx.channels[d.channel].next_slot(when, ctx.settings.zone)
+                    if d.channel in ctx.channels
+                    else when
+                )
                 d.updated_at = utcnow()
     return item
 
@@ -451,7 +484,9 @@ def _queue_deliveries(ctx: Context, session: Session, item: Item, actor: str) ->
         due = spec.next_slot(item.publish_at, ctx.settings.zone)
         d = existing.get(name)
         if d is None:
-            d = Delivery(item_id=item.id, channel=name, op=DeliveryOp.PUBLISH, due_at=due, item_version=item.version)
+            d = Delivery(
+                item_id=item.id, channel=name, op=DeliveryOp.PUBLISH, due_at=due, item_version=item.version
+            )
             session.add(d)
             session.flush()
             audit(session, actor=actor, entity="delivery", entity_id=d.id, action="queue", to_state="pending",
@@ -477,6 +512,7 @@ def withdraw(ctx: Context, session: Session, *, item_id: int, actor: str = SYSTE
              user: User | None = None) -> Item:  # fmt: skip
     """Take an item down: unsent deliveries are cancelled, live ones are asked to withdraw."""
     item = get_item(session, item_id, lock=True)
+    _pipeline_only(item, "withdrawn")
     if user is not None and not (_may_edit(user, item) or user.role == Role.CONFIDENTIALITY_REVIEWER):
         raise NotAllowed(f"{user.name} may not withdraw item {item_id}")
     if item.status == ItemStatus.WITHDRAWN:
@@ -486,7 +522,9 @@ def withdraw(ctx: Context, session: Session, *, item_id: int, actor: str = SYSTE
         live = d.published_at is not None and d.withdrawn_at is None
         if not live:
             if d.status not in (DeliveryStatus.CANCELLED,):
-                _set_delivery(session, d, DeliveryStatus.CANCELLED, actor, "item withdrawn before it went out")
+                _set_delivery(
+                    session, d, DeliveryStatus.CANCELLED, actor, "item withdrawn before it went out"
+                )
             continue
         spec = ctx.channels.get(d.channel)
         d.op = DeliveryOp.WITHDRAW
@@ -558,16 +596,27 @@ def validate_url(url: str) -> str:
     url = url.strip()
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.netloc or " " in url:
-        raise InvalidInput(f"{url!r} is not a web address; give the full URL, e.g. https://www.example.gov.cn/...")
+        raise InvalidInput(
+            f"{url!r} is not a web address; give the full URL, e.g. https://www.example.gov.cn/..."
+        )
     return url
 
 
 # ------------------------------------------------------------------------------------- internals
+def _pipeline_only(item: Item, what: str) -> None:
+    """Imported and remote items (publisher.ledger) only record what happened elsewhere."""
+    if item.origin != "pipeline":
+        raise NotAllowed(f"item {item.id} was recorded from elsewhere ({item.origin}), not published through "
+                         f"here: it cannot be {what} here; change it where it was published")  # fmt: skip
+
+
 def _deliveries(session: Session, item_id: int | None) -> list[Delivery]:
     return list(session.exec(select(Delivery).where(Delivery.item_id == item_id).order_by(Delivery.id)))
 
 
-def _move(session: Session, item: Item, to: ItemStatus, actor: str, action: str, reason: str | None = None) -> None:
+def _move(
+    session: Session, item: Item, to: ItemStatus, actor: str, action: str, reason: str | None = None
+) -> None:
     before = item.status
     item.status = to
     item.updated_at = utcnow()
@@ -575,7 +624,9 @@ def _move(session: Session, item: Item, to: ItemStatus, actor: str, action: str,
           to_state=to, reason=reason, version=item.version)  # fmt: skip
 
 
-def _set_delivery(session: Session, d: Delivery, to: DeliveryStatus, actor: str, reason: str, **detail: Any) -> None:
+def _set_delivery(
+    session: Session, d: Delivery, to: DeliveryStatus, actor: str, reason: str, **detail: Any
+) -> None:
     before = d.status
     d.status = to
     d.updated_at = utcnow()
@@ -597,7 +648,9 @@ def rollup(session: Session, item: Item, actor: str = SYSTEM) -> None:
     if item.status not in LIVE_STATES:
         return
     states = [d.status for d in _deliveries(session, item.id)]
-    if not states or any(s in (DeliveryStatus.PENDING, DeliveryStatus.CLAIMED, DeliveryStatus.WAITING) for s in states):
+    if not states or any(
+        s in (DeliveryStatus.PENDING, DeliveryStatus.CLAIMED, DeliveryStatus.WAITING) for s in states
+    ):
         return
     to = ItemStatus.FAILED if DeliveryStatus.FAILED in states else ItemStatus.PUBLISHED
     if to != item.status:
@@ -623,8 +676,13 @@ def build_post(ctx: Context, session: Session, item: Item) -> Post:
         checklist_name=checklist_name(item.checklist_item),
         assets=tuple(
             PostAsset(
-                sha256=a.sha256, path=Path(content.media_path(ctx.settings.media_dir, a.sha256)),
-                filename=a.filename, content_type=a.content_type, role=a.role, width=a.width, height=a.height,
+                sha256=a.sha256,
+                path=Path(content.media_path(ctx.settings.media_dir, a.sha256)),
+                filename=a.filename,
+                content_type=a.content_type,
+                role=a.role,
+                width=a.width,
+                height=a.height,
             )  # fmt: skip
             for a in assets
         ),

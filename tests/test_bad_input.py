@@ -98,6 +98,14 @@ def test_missing_image(sqlite_cli: Cli, tmp_path: Path) -> None:
     )
 
 
+def test_a_folder_where_a_file_belongs(sqlite_cli: Cli, tmp_path: Path) -> None:
+    # "does not exist" about a folder that plainly exists sends the user looking in the wrong place
+    (tmp_path / "pics").mkdir()
+    assert_refused(sqlite_cli, ["item", "add", str(tmp_path), "--as", "ed"], "is a folder", ".md")
+    f = item_file(tmp_path, cover="pics")
+    assert_refused(sqlite_cli, ["item", "add", str(f), "--as", "ed"], "cover", "pics is a folder")
+
+
 def test_corrupt_image_leaves_no_item_and_no_half_written_file(cli: Cli, tmp_path: Path) -> None:
     from PIL import Image
 
@@ -227,4 +235,7 @@ def test_settings_file_that_does_not_exist(sqlite_cli: Cli) -> None:
 
 
 def test_unknown_environment_setting(sqlite_cli: Cli) -> None:
-    assert_refused(sqlite_cli, ["item", "list"], "threads", env={"PUBLISHER_WORKER__THREADS": "many"})
+    # the value came from the environment, not the file: the line must say so
+    assert_refused(
+        sqlite_cli, ["item", "list"], "worker.threads (from $PUBLISHER_WORKER__THREADS", env={"PUBLISHER_WORKER__THREADS": "many"}
+    )

@@ -12,6 +12,7 @@ import io
 import json
 from datetime import UTC, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
@@ -110,6 +111,9 @@ def test_whole_flow(cli: Cli, tmp_path: Path) -> None:
     assert [a["to"] for a in d["audit"]][-1] == "published"
     table = cli.ok("item", "show", item_id).out
     assert "[通知] 关于放假 [/x]" in table and "memory://mem/" in table
+    # the text view promises attempts and the audit trail, not only the JSON one
+    assert "publish attempt 1: done" in table and "audit trail:" in table and "sec" in table
+    assert "dept_approved → approved" in table and "None" not in table
 
     stats = json.loads(cli.ok("stats", "--format", "json", "--by", "channel").out)
     assert sorted((r["channel"], r["published"], r["items"]) for r in stats) == [
@@ -260,3 +264,29 @@ def test_data_folder_does_not_shadow_channel_packages(cli: Cli) -> None:
     packages |= {"channels", "publisher"}
     made = {p.name for p in cli.workdir.iterdir() if p.is_dir()}
     assert not made & packages, f"folders {made & packages} in the data folder shadow packages"
+
+
+def test_manual_list_shows_when_each_fell_due(tmp_path: Path, store_url: str) -> None:
+    """The by-hand queue is read by a person who posts from it: a waiting delivery shows when it fell
+    due (not the worker's next reminder), and one not due yet says so, so nobody posts it early."""
+    from tests.clirun import SETTINGS
+
+    text = SETTINGS.format(data_dir=tmp_path) + '[channels.city_portal]\ntype = "manual"\nplace = "city_portal"\n'
+    cli = Cli(tmp_path, store_url, settings_text=text)
+    setup_store(cli)
+    ids = []
+    for title, at in (("今天发的通知", "now"), ("明年发的通知", "2099-01-05T09:00+08:00")):
+        item_id = cli.ok("item", "add", str(write_item(tmp_path, title, "[city_portal]")), "--as", "ed").last_line
+        cli.ok("submit", item_id, "--as", "ed")
+        cli.ok("review", "approve", item_id, "--as", "head")
+        cli.ok("review", "approve", item_id, "--as", "sec")
+        cli.ok("schedule", item_id, "--at", at, "--as", "ed")
+        ids.append(item_id)
+    cli.ok("run", "--once")
+    due_now = show(cli, ids[0])["publish_at"]
+    listed = cli.ok("manual", "list").out
+    rows = {line.split("│")[2].strip(): line for line in listed.splitlines() if line.count("│") > 5}
+    shown = datetime.strptime(rows[ids[0]].split("│")[4].strip(), "%Y-%m-%d %H:%M")
+    fell_due = datetime.fromisoformat(due_now).astimezone(ZoneInfo("Asia/Shanghai")).replace(tzinfo=None)
+    assert abs((shown - fell_due).total_seconds()) < 600 and "by hand" in rows[ids[0]], listed
+    assert "2099-01-05 09:00" in rows[ids[1]] and "not due yet" in rows[ids[1]], listed

@@ -1,0 +1,1001 @@
+"""WeChat Official Account (微信公众号): draft → freepublish, with the outcome from the callback or polling.
+
+The steps of one delivery, each recorded with ``ctx.save_state`` before the next is taken::
+
+    (validate) → thumb (permanent material, cached by hash) → content images (uploadimg, cached by hash)
+      → step=drafting → draft/add → draft_media_id, step=drafted
+      → step=submitting → freepublish/submit → publish_id, step=submitted   ──(InProgress)──┐
+      → PUBLISHJOBFINISH callback (kv) or freepublish/get  → article_id, url, step=published ◄┘
+
+``freepublish/submit`` has no idempotency key. When an attempt dies (or times out) after
+``step=submitting`` was saved but before ``publish_id`` was, the next call *reconciles*: it looks for
+the article in ``freepublish/batchget`` (same title and thumb, published since the attempt), waits
+while the draft may still be in a running job, and re-submits only when the draft is still in the
+draft box after ``reconcile_grace`` seconds — WeChat removes a draft once it is published, so a
+draft still there means no article came of it. No article is ever published twice.
+
+With ``mass_send`` the draft is sent with ``message/mass/sendall`` instead of freepublish; its
+``clientmsgid`` (derived from the delivery) makes a repeated send after a crash a no-op (45065).
+
+wechatpy is used with ``auto_retry=False`` (its own retry recurses without limit on a bad token); a
+rejected token is refreshed once here, and only when no other process already replaced it. The
+token lives in ``env.kv`` through a wechatpy session-storage adapter, so all workers share one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import re
+import time
+from collections.abc import Callable, Iterable, Mapping
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+from urllib.parse import urlsplit
+from xml.parsers.expat import ExpatError
+from zoneinfo import ZoneInfo
+
+import requests
+import xmltodict
+from pydantic import Field, field_validator
+from wechatpy import WeChatClient
+from wechatpy.exceptions import InvalidAppIdException, InvalidSignatureException, WeChatClientException
+from wechatpy.session import SessionStorage
+
+from channels import wechat_format, wechat_media
+from publisher.channel import (
+    AmbiguousOutcome,
+    Asset,
+    CallbackReply,
+    Channel,
+    ChannelConfig,
+    ChannelEnv,
+    DeliveryContext,
+    HealthReport,
+    InProgress,
+    LinkStatus,
+    PermanentChannelError,
+    Post,
+    Published,
+    QuotaExceeded,
+    RemotePublication,
+    StatRow,
+    TransientChannelError,
+    env_secret,
+)
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+BEIJING = ZoneInfo("Asia/Shanghai")
+TOKEN_ERRORS = frozenset({40001, 40014, 42001})
+TITLE_MAX, AUTHOR_MAX, DIGEST_MAX = 32, 16, 128
+CONTENT_MAX_CHARS, CONTENT_MAX_BYTES = 20_000, 1024 * 1024
+#: the length of a re-hosted image URL, used to measure content at review time (before uploading)
+_URL_ALLOWANCE = 160  # real mmbiz.qpic.cn URLs run to ~130 characters
+_ASSET_RE = re.compile(r"asset://([0-9a-f]{64})")
+
+PUBLISH_STATUS = {
+    2: "the originality check failed (原创校验不通过)",
+    3: "publishing failed (常规失败)",
+    4: "the platform audit rejected it (平台审核不通过)",
+    5: "it was deleted on the account after publishing (已被用户删除)",
+    6: "it was banned by the platform (已被系统封禁)",
+}
+PERMANENT_HINTS = {
+    40013: "the appid is wrong — check appid in settings",
+    40125: "the app secret is wrong — check the environment variable named by secret_env",
+    40164: "this server's IP is not on the account's IP whitelist — add it in the MP console (基本配置)",
+    48001: "the account may not use this API — freepublish needs a verified (认证) account",
+    50007: "the account is frozen",
+    53503: "the draft failed WeChat's publish check — review the content",
+    53504: "WeChat requires this draft to be published from the MP web console",
+    53505: "WeChat requires this draft to be published from the MP web console",
+}
+
+
+class WeChatConfig(ChannelConfig):
+    """``[channels.<name>]`` for ``type = "wechat"``."""
+
+    #: the Official Account's AppID (公众号 开发者ID), e.g. "wx5a9d0c0e0c0ffee0"
+    appid: str = Field(pattern=r"^\S{3,64}$")
+    #: NAME of the environment variable holding the AppSecret (the secret itself never enters settings)
+    secret_env: str = "PUBLISHER_WECHAT_SECRET"
+    #: NAME of the env var holding the server-configuration Token (callbacks); None = no callbacks, poll
+    callback_token_env: str | None = None
+    #: NAME of the env var holding the EncodingAESKey (safe mode callbacks); None = plain mode only
+    encoding_aes_key_env: str | None = None
+    #: where the API lives: the sandbox (``http://127.0.0.1:N``) or a forward proxy in production
+    api_base: str = "https://api.weixin.qq.com"
+    #: seconds a callback's timestamp may be away from now (replay guard); 0 disables the check
+    callback_max_age: float = Field(default=300.0, ge=0)
+    #: "token" (GET /cgi-bin/token) or "stable_token" (POST, keeps the AppSecret out of URLs and logs)
+    token_endpoint: Literal["token", "stable_token"] = "token"
+    #: seconds per HTTP call
+    timeout: float = Field(default=20.0, gt=0)
+    #: title length the account takes (32 is documented; some accounts are reported to take 64)
+    title_max: int = Field(default=TITLE_MAX, ge=1, le=64)
+    #: author shown on the article when the item has none (≤ 16 characters)
+    author: str = Field(default="", max_length=AUTHOR_MAX)
+    #: use the item's author (falls back to ``author``); False always shows ``author``
+    author_from_item: bool = True
+    #: image used as the cover when an item has none (e.g. the school emblem); None = a cover is required
+    default_cover: str | None = None
+    #: the school's internal domains (e.g. "oa.example.edu.cn"): links to them are refused at review
+    intranet_domains: list[str] = Field(default_factory=list)
+    #: link the article's 阅读原文 to the item's page on the website
+    link_to_site: bool = True
+    need_open_comment: bool = False
+    only_fans_can_comment: bool = False
+    #: mass-send (群发) instead of freepublish: followers are notified; needs the account's mass quota
+    mass_send: bool = False
+    #: mass-send to one tag instead of all followers
+    mass_send_tag_id: int | None = None
+    #: seconds between successive freepublish/get polls (the last one repeats)
+    poll_intervals: list[float] = Field(default_factory=lambda: [15.0, 30.0, 60.0, 120.0, 300.0, 600.0])
+    #: seconds to look for the article of a submit whose outcome is unknown before re-submitting
+    reconcile_grace: float = Field(default=900.0, ge=0)
+
+    @field_validator("poll_intervals")
+    @classmethod
+    def _intervals(cls, v: list[float]) -> list[float]:
+        if not v or any(x <= 0 for x in v):
+            raise ValueError("poll_intervals must be a non-empty list of positive seconds")
+        return v
+
+    @field_validator("api_base")
+    @classmethod
+    def _base(cls, v: str) -> str:
+        if not v.startswith(("http://", "https://")):
+            raise ValueError("api_base must be an http(s) URL")
+        return v.rstrip("/")
+
+
+# --------------------------------------------------------------------------------- token storage
+class KVSessionStorage(SessionStorage):
+    """wechatpy session storage over ``env.kv``: one access token for every worker process."""
+
+    def __init__(self, kv: Any, prefix: str, clock: Callable[[], datetime]) -> None:
+        self.kv, self.prefix, self.clock = kv, prefix, clock
+
+    def get(self, key: str, default: Any = None) -> Any:
+        raw = self.kv.get(self.prefix + key)
+        return default if raw is None else json.loads(raw)
+
+    def set(self, key: str, value: Any, ttl: int | None = None) -> None:
+        if value is None:
+            return
+        expires = self.clock() + timedelta(seconds=int(ttl)) if ttl else None
+        self.kv.set(self.prefix + key, json.dumps(value), expires_at=expires)
+
+    def delete(self, key: str) -> None:
+        self.kv.delete(self.prefix + key)
+
+
+class _Client(WeChatClient):
+    """wechatpy's client pointed at ``api_base``, with a timeout and no secret in errors on token fetch."""
+
+    def __init__(
+        self,
+        *,
+        api_base: str,
+        appid: str,
+        secret: str,
+        session: SessionStorage,
+        timeout: float,
+        endpoint: str,
+    ):
+        super().__init__(appid, secret, session=session, timeout=timeout, auto_retry=False)
+        self.API_BASE_URL = f"{api_base}/cgi-bin/"
+        self.datacube.API_BASE_URL = f"{api_base}/datacube/"
+        self._endpoint = endpoint
+        self._token_url = f"{api_base}/cgi-bin/{endpoint}"
+        #: set after a rejection so that stable_token hands out a new token, not the rejected one
+        self.force_refresh = False
+
+    def fetch_access_token(self) -> dict:
+        try:
+            if self._endpoint == "stable_token":
+                body = {
+                    "grant_type": "client_credential",
+                    "appid": self.appid,
+                    "secret": self.secret,
+                    "force_refresh": self.force_refresh,
+                }
+                res = self._http.post(self._token_url, data=json.dumps(body).encode(), timeout=self.timeout)
+            else:
+                params = {"grant_type": "client_credential", "appid": self.appid, "secret": self.secret}
+                res = self._http.get(self._token_url, params=params, timeout=self.timeout)
+        except requests.RequestException as exc:
+            # requests puts the URL (with ?secret=...) in its message: raise a same-kind error without it
+            raise type(exc)(
+                f"{type(exc).__name__} while fetching an access token from {self._token_url}"
+            ) from None
+        self.force_refresh = False
+        if res.status_code >= 400:
+            raise WeChatClientException(None, None, client=self, response=res)
+        result = res.json()
+        if result.get("errcode"):
+            raise WeChatClientException(result["errcode"], result.get("errmsg"), client=self, response=res)
+        expires_in = int(result.get("expires_in", 7200))
+        # stored for a little less than its life, so no call goes out with a token about to lapse;
+        # the margin shrinks with short-lived tokens instead of refetching on every call
+        keep = max(1, expires_in - min(60, expires_in // 10))
+        self.session.set(self.access_token_key, result["access_token"], keep)
+        self.expires_at = int(time.time()) + keep
+        return result
+
+    @property
+    def access_token(self) -> str:
+        """The shared token while the store holds it (the store expires it), else a fresh one."""
+        token = self.session.get(self.access_token_key)
+        if token:
+            return token
+        return self.fetch_access_token()["access_token"]
+
+
+_CREDENTIAL_RE = re.compile(r"(access_token|secret)=[^&\s)'\"]+")
+
+
+def _redacted(exc: Exception) -> Exception:
+    """The same kind of error with access tokens and secrets in its message masked (it gets logged)."""
+    try:
+        return type(exc)(_CREDENTIAL_RE.sub(r"\1=***", str(exc)))
+    except Exception:  # an exception type with an unusual constructor: keep only its name
+        return RuntimeError(type(exc).__name__)
+
+
+def _named(data: bytes, filename: str) -> tuple[str, io.BytesIO, str]:
+    """The multipart ``media`` part: named (raw bytes give errcode 40005) and typed like a browser's."""
+    ctype = "image/png" if filename.endswith(".png") else "image/jpeg"
+    return filename, io.BytesIO(data), ctype
+
+
+def _clean_errmsg(msg: Any) -> str:
+    return re.sub(r"\s*(rid|hint): ?\S.*$", "", str(msg or "")).strip()
+
+
+def _next_beijing_midnight(now: datetime) -> datetime:
+    local = now.astimezone(BEIJING)
+    return datetime.combine(local.date() + timedelta(days=1), datetime.min.time(), BEIJING)
+
+
+def _next_minute(now: datetime) -> datetime:
+    return now.replace(second=0, microsecond=0) + timedelta(minutes=1)
+
+
+def _publish_event(msg: Any) -> dict[str, Any] | None:
+    """The PUBLISHJOBFINISH event in ``freepublish/get``'s shape, or None for any other message.
+
+    wechatpy has no class for this event; xmltodict gives a single ``item``/``fail_idx`` as a plain
+    value and several as a list.
+    """
+    if not isinstance(msg, dict):
+        raise ValueError("not an XML message")
+    if msg.get("MsgType") != "event" or msg.get("Event") != "PUBLISHJOBFINISH":
+        return None
+    info = msg.get("PublishEventInfo") or {}
+    items = (info.get("article_detail") or {}).get("item") or []
+    if isinstance(items, dict):
+        items = [items]
+    fails = info.get("fail_idx") or []
+    if not isinstance(fails, list):
+        fails = [fails]
+    return {
+        "publish_id": str(info["publish_id"]),
+        "publish_status": int(info["publish_status"]),
+        "article_id": info.get("article_id"),
+        "article_detail": {
+            "item": [{"idx": int(i.get("idx", 0)), "article_url": i.get("article_url")} for i in items]
+        },
+        "fail_idx": [int(f) for f in fails],
+    }
+
+
+# ------------------------------------------------------------------------------------- channel
+class WeChatChannel(Channel):
+    """Publishes an item as a WeChat Official Account article (freepublish, optionally mass send)."""
+
+    type_name = "wechat"
+    label = "WeChat Official Account (微信公众号)"
+    Config = WeChatConfig
+    supports_withdraw = True
+    supports_stats = True
+    supports_listing = True
+    default_max_concurrency = 1
+    default_rate_per_minute = 20
+
+    author_max = AUTHOR_MAX
+    digest_max = DIGEST_MAX
+
+    def __init__(self, name: str, config: WeChatConfig, env: ChannelEnv) -> None:
+        super().__init__(name, config, env)
+        self.config: WeChatConfig = config
+        secret = env_secret(config.secret_env, what=f"WeChat channel {name!r}: the AppSecret")
+        self._callback_token = (
+            env_secret(config.callback_token_env, what=f"WeChat channel {name!r}: the callback Token")
+            if config.callback_token_env
+            else None
+        )
+        self._aes_key = (
+            env_secret(config.encoding_aes_key_env, what=f"WeChat channel {name!r}: the EncodingAESKey")
+            if config.encoding_aes_key_env
+            else None
+        )
+        self._prefix = f"wechat:{config.appid}:"
+        # uploaded media belong to one API host: the sandbox's ids mean nothing to WeChat and back
+        self._media_prefix = f"{self._prefix}{hashlib.sha256(config.api_base.encode()).hexdigest()[:8]}:"
+        self._session = KVSessionStorage(env.kv, self._prefix, env.clock)
+        self.client = _Client(
+            api_base=config.api_base,
+            appid=config.appid,
+            secret=secret,
+            session=self._session,
+            timeout=config.timeout,
+            endpoint=config.token_endpoint,
+        )
+
+    def close(self) -> None:
+        self.client._http.close()
+
+    # ============================================================================ the boundary
+    def _call(self, what: str, fn: Callable[..., T], *args: Any, ambiguous: bool = False, **kw: Any) -> T:
+        """Call wechatpy and translate what goes wrong; refresh a rejected token once, not forever.
+
+        ``ambiguous`` marks calls that may take effect without our hearing of it (submit, mass send):
+        a timeout or broken connection there is AmbiguousOutcome, never a plain retry.
+        """
+        refreshed = False
+        while True:
+            try:
+                # the token is fetched outside the ambiguous part: failing to get one sent nothing
+                used = self.client.access_token
+            except Exception as exc:  # noqa: BLE001 - translated below, never swallowed
+                raise self._translate("fetching an access token", exc, ambiguous=False) from _redacted(exc)
+            try:
+                result = fn(*args, **kw)
+            except WeChatClientException as exc:
+                if exc.errcode in TOKEN_ERRORS and not refreshed:
+                    refreshed = True
+                    self._refresh_token(rejected=used)
+                    continue
+                raise self._translate(what, exc, ambiguous) from exc
+            except Exception as exc:  # noqa: BLE001 - translated below, never swallowed
+                raise self._translate(what, exc, ambiguous) from _redacted(exc)
+            if not isinstance(result, dict | str | list):
+                raise TransientChannelError(f"WeChat gave a non-JSON answer to {what}")
+            return result
+
+    def _translate(self, what: str, exc: Exception, ambiguous: bool) -> Exception:
+        if isinstance(exc, WeChatClientException):
+            return self._map(what, exc, ambiguous)
+        if isinstance(exc, requests.Timeout):
+            if ambiguous:
+                return AmbiguousOutcome(f"WeChat did not answer {what} in time; it may have taken effect")
+            return TransientChannelError(f"WeChat did not answer {what} in time")
+        if isinstance(exc, requests.ConnectionError):
+            if ambiguous:
+                return AmbiguousOutcome(f"the connection broke during {what}; it may have taken effect")
+            return TransientChannelError(f"cannot reach WeChat ({self.config.api_base}) for {what}")
+        if isinstance(exc, requests.RequestException):
+            return TransientChannelError(f"HTTP trouble during {what}: {type(exc).__name__}")
+        if isinstance(exc, TypeError | KeyError | ValueError):
+            return TransientChannelError(f"WeChat gave an unexpected answer to {what}")
+        raise exc  # a bug of ours: let it surface as itself
+
+    def _refresh_token(self, rejected: str | None) -> None:
+        """Fetch a new token unless another worker already stored one since ours was rejected."""
+        current = self._session.get(self.client.access_token_key)
+        if current is not None and rejected is not None and current != rejected:
+            return
+        self._session.delete(self.client.access_token_key)
+        self._session.delete(self.client.access_token_expires_at_key)
+        self.client.force_refresh = True
+        log.info("wechat %s: access token rejected, fetching a new one", self.name)
+
+    def _map(self, what: str, exc: WeChatClientException, ambiguous: bool) -> Exception:
+        code = exc.errcode
+        msg = _clean_errmsg(exc.errmsg)
+        if code is None:
+            status = getattr(getattr(exc, "response", None), "status_code", None)
+            text = f"WeChat answered HTTP {status} to {what}"
+            if ambiguous and (status is None or status >= 500):
+                return AmbiguousOutcome(text + "; it may have taken effect")
+            if status is None or status >= 500 or status in (408, 429):
+                return TransientChannelError(text)
+            return PermanentChannelError(text, code=status)
+        now = self.env.clock()
+        if code == 45009:
+            return QuotaExceeded(
+                f"WeChat's daily quota for {what} is used up (45009); it resets at midnight Beijing time",
+                until=_next_beijing_midnight(now),
+                code=code,
+            )
+        if code == 45028:  # no mass-send quota left: subscription accounts get one a day
+            return QuotaExceeded(
+                "the account's mass-send quota is used up (45028); it resets at midnight Beijing time",
+                until=_next_beijing_midnight(now),
+                code=code,
+            )
+        if code == 45011:
+            return QuotaExceeded(
+                f"WeChat's per-minute quota for {what} is used up (45011)", until=_next_minute(now), code=code
+            )
+        if code == -1 or code in TOKEN_ERRORS:
+            extra = " even after a fresh access token" if code in TOKEN_ERRORS else " (system busy)"
+            return TransientChannelError(f"WeChat refused {what}{extra}: {msg} (errcode {code})", code=code)
+        hint = PERMANENT_HINTS.get(code)
+        return PermanentChannelError(
+            f"WeChat refused {what}: {msg} (errcode {code})" + (f" — {hint}" if hint else ""), code=code
+        )
+
+    # ============================================================================ review time
+    def _author(self, post: Post) -> str:
+        if self.config.author_from_item and post.author.strip():
+            return post.author.strip()
+        return self.config.author
+
+    def validate(self, post: Post) -> list[str]:
+        problems: list[str] = []
+        title = post.title.strip()
+        if not title:
+            problems.append("the title is empty")
+        elif len(title) > self.config.title_max:
+            problems.append(
+                f"the title is {len(title)} characters; WeChat takes at most "
+                f"{self.config.title_max} — shorten it"
+            )
+        author = self._author(post)
+        if len(author) > self.author_max:
+            problems.append(
+                f"the author {author!r} is {len(author)} characters; WeChat takes at most "
+                f"{self.author_max} — shorten it or set the channel's author"
+            )
+        cover = self._cover(post)
+        if cover is None:
+            problems.append(
+                "a cover image is required for WeChat (it becomes the article's thumbnail) — add one"
+            )
+        else:
+            reason = wechat_media.inspect(cover.path, "cover")
+            if reason:
+                problems.append(reason)
+        rendered = wechat_format.render(post.body_html, intranet_domains=tuple(self.config.intranet_domains))
+        for ref in dict.fromkeys(rendered.images):
+            try:
+                asset = post.asset(ref.removeprefix("asset://"))
+            except KeyError:
+                problems.append(f"the body shows an image that is not attached to the item ({ref[:20]}…)")
+                continue
+            reason = wechat_media.inspect(asset.path, "image")
+            if reason:
+                problems.append(reason)
+        for src in dict.fromkeys(rendered.external_images):
+            problems.append(
+                f"the image {src or '(no address)'} is hosted elsewhere and WeChat strips such "
+                "images — attach the picture to the item instead"
+            )
+        for href, reason in dict.fromkeys(rendered.bad_links):
+            problems.append(
+                f"the link {href} {reason}; WeChat readers outside the campus network cannot open "
+                "it — link to a public page or remove it"
+            )
+        measured = _ASSET_RE.sub("x" * _URL_ALLOWANCE, rendered.html)
+        if not rendered.html.strip():
+            problems.append("the body is empty")
+        elif len(measured) >= CONTENT_MAX_CHARS:
+            problems.append(
+                f"the body is {len(measured):,} characters once formatted for WeChat; WeChat takes "
+                f"fewer than {CONTENT_MAX_CHARS:,} — shorten it or split it into several articles"
+            )
+        elif len(measured.encode()) >= CONTENT_MAX_BYTES:
+            problems.append("the body is over 1 MB once formatted for WeChat — shorten it")
+        return problems
+
+    # ================================================================================ media
+    def _thumb(self, cover: Asset) -> dict[str, str]:
+        key = f"{self._media_prefix}thumb:{cover.sha256}"
+        cached = self.env.kv.get(key)
+        if cached:
+            return json.loads(cached)
+        try:
+            thumb = wechat_media.prepare_thumb(cover.path, cover.sha256[:16])
+        except wechat_media.ImageRefused as exc:
+            raise PermanentChannelError(str(exc)) from exc
+        res = self._call(
+            "uploading the cover", self.client.material.add, "thumb", _named(thumb.data, thumb.filename)
+        )
+        entry = {
+            "media_id": res["media_id"],
+            "url": res.get("url", ""),
+            "crop_235_1": thumb.crop_235_1,
+            "crop_1_1": thumb.crop_1_1,
+        }
+        self.env.kv.set(key, json.dumps(entry))
+        return entry
+
+    def _content_image(self, asset: Asset) -> str:
+        key = f"{self._media_prefix}img:{asset.sha256}"
+        cached = self.env.kv.get(key)
+        if cached:
+            return cached
+        try:
+            img = wechat_media.prepare_content_image(asset.path, asset.sha256[:16])
+        except wechat_media.ImageRefused as exc:
+            raise PermanentChannelError(str(exc)) from exc
+        url = self._call("uploading an image", self.client.media.upload_image, _named(img.data, img.filename))
+        self.env.kv.set(key, url)
+        return url
+
+    def _cover(self, post: Post) -> Asset | None:
+        if post.cover is not None:
+            return post.cover
+        if not self.config.default_cover:
+            return None
+        path = Path(self.config.default_cover)
+        try:
+            sha = hashlib.sha256(path.read_bytes()).hexdigest()
+        except OSError:
+            return Asset(sha256="0" * 64, path=path, filename=path.name, content_type="", role="cover")
+        return Asset(sha256=sha, path=path, filename=path.name, content_type="image/*", role="cover")
+
+    def _article(self, post: Post) -> dict[str, Any]:
+        cover = self._cover(post)
+        assert cover is not None  # validate() refused the item otherwise
+        thumb = self._thumb(cover)
+        rendered = wechat_format.render(post.body_html, intranet_domains=tuple(self.config.intranet_domains))
+        urls = {
+            ref.removeprefix("asset://"): self._content_image(post.asset(ref.removeprefix("asset://")))
+            for ref in dict.fromkeys(rendered.images)
+        }
+        content = _ASSET_RE.sub(lambda m: urls[m.group(1)], rendered.html)
+        source = post.site_url if self.config.link_to_site and post.site_url else ""
+        return {
+            "title": post.title.strip(),
+            "author": self._author(post),
+            "digest": wechat_format.make_digest(post.summary, rendered.text, self.digest_max),
+            "content": content,
+            "content_source_url": source if len(source.encode()) <= 1024 else "",
+            "thumb_media_id": thumb["media_id"],
+            "need_open_comment": int(self.config.need_open_comment),
+            "only_fans_can_comment": int(self.config.only_fans_can_comment),
+            # wechatpy's draft.add drops these two, hence client.post("draft/add") below
+            "pic_crop_235_1": thumb["crop_235_1"],
+            "pic_crop_1_1": thumb["crop_1_1"],
+        }
+
+    # ============================================================================== publish
+    def publish(self, post: Post, ctx: DeliveryContext) -> Published | InProgress:
+        st = ctx.state
+        if st.get("article_id") or st.get("mass_msg_id"):
+            return Published(
+                url=st.get("url"), remote_id=st.get("article_id") or f"mass-{st.get('msg_data_id')}"
+            )
+        if st.get("publish_id"):
+            return self._follow(post, ctx)
+        if st.get("step") == "submitting":
+            outcome = self._reconcile(post, ctx)
+            if outcome is not None:
+                return outcome
+        if st.get("step") == "sending":
+            return self._mass_send(post, ctx)
+        problems = self.validate(post)
+        if problems:
+            raise PermanentChannelError("WeChat cannot take this item: " + "; ".join(problems))
+        article = self._article(post)
+        ctx.save_state(thumb_media_id=article["thumb_media_id"])
+        media_id = st.get("draft_media_id")
+        if not media_id and st.get("step") == "drafting":
+            media_id = self._find_draft(article)
+            if media_id:
+                ctx.save_state(draft_media_id=media_id, step="drafted")
+        if not media_id:
+            ctx.save_state(step="drafting")
+            try:
+                res = self._call(
+                    "adding the draft", self.client.post, "draft/add", data={"articles": [article]}
+                )
+            except PermanentChannelError as exc:
+                if exc.code != 40007:
+                    raise
+                # the cached thumb is gone on WeChat's side (deleted in the console): upload it again, once
+                self.env.kv.delete(f"{self._media_prefix}thumb:{self._cover(post).sha256}")
+                article = self._article(post)
+                ctx.save_state(thumb_media_id=article["thumb_media_id"])
+                res = self._call(
+                    "adding the draft", self.client.post, "draft/add", data={"articles": [article]}
+                )
+            media_id = res["media_id"]
+            ctx.save_state(draft_media_id=media_id, step="drafted")
+        if self.config.mass_send:
+            ctx.save_state(step="sending")
+            return self._mass_send(post, ctx)
+        return self._submit(ctx)
+
+    def _submit(self, ctx: DeliveryContext) -> InProgress:
+        media_id = ctx.state["draft_media_id"]
+        ctx.save_state(step="submitting", submitting_since=self.env.clock().isoformat())
+        try:
+            res = self._call(
+                "submitting the draft for publication",
+                self.client.freepublish.submit,
+                media_id,
+                ambiguous=True,
+            )
+        except AmbiguousOutcome:
+            raise  # step stays "submitting": the next attempt reconciles before any re-submit
+        except PermanentChannelError as exc:
+            if exc.code == 40007:  # the draft left the box without a submit of ours: make it again
+                ctx.save_state(step=None, draft_media_id=None)
+                raise TransientChannelError(
+                    "the WeChat draft disappeared before it was submitted; it will be made again"
+                ) from exc
+            ctx.save_state(step="drafted")
+            raise
+        except (TransientChannelError, QuotaExceeded):
+            ctx.save_state(step="drafted")  # WeChat answered with an error: nothing was submitted
+            raise
+        ctx.save_state(
+            step="submitted",
+            publish_id=str(res["publish_id"]),
+            msg_data_id=str(res.get("msg_data_id") or ""),
+            polls=0,
+        )
+        return InProgress(
+            check_again_in=timedelta(seconds=self.config.poll_intervals[0]),
+            note=f"WeChat publish job {res['publish_id']} accepted",
+        )
+
+    def _follow(self, post: Post, ctx: DeliveryContext) -> Published | InProgress:
+        st = ctx.state
+        pid = st["publish_id"]
+        event = self._event(pid)
+        if event is None:
+            event = self._call("checking the publish job", self.client.freepublish.get, pid)
+        status = int(event.get("publish_status", 1))
+        if status == 1:
+            polls = int(st.get("polls", 0)) + 1
+            ctx.save_state(polls=polls)
+            wait = self.config.poll_intervals[min(polls, len(self.config.poll_intervals) - 1)]
+            return InProgress(
+                check_again_in=timedelta(seconds=wait), note=f"WeChat is publishing (job {pid})"
+            )
+        if status == 0:
+            items = (event.get("article_detail") or {}).get("item") or []
+            url = items[0].get("article_url") if items else None
+            if not url:
+                url = self._article_url(str(event["article_id"]))
+            return self._done(ctx, str(event["article_id"]), url)
+        # definitive: nothing is live. Forget the job so that a deliberate retry starts from a new draft.
+        failed = [*st.get("failed_publish_ids", []), pid]
+        ctx.save_state(
+            step=None,
+            publish_id=None,
+            draft_media_id=None,
+            polls=0,
+            failed_publish_ids=failed,
+            publish_status=status,
+        )
+        reason = PUBLISH_STATUS.get(status, f"publishing failed with status {status}")
+        raise PermanentChannelError(
+            f"WeChat did not publish the article: {reason} (publish_id {pid}, "
+            f"publish_status {status}); see the MP console for details",
+            code=f"publish_status={status}",
+        )
+
+    def _article_url(self, article_id: str) -> str | None:
+        res = self._call("looking up the article", self.client.freepublish.getarticle, article_id)
+        items = res.get("news_item") or []
+        return items[0].get("url") if items else None
+
+    def _done(self, ctx: DeliveryContext, article_id: str, url: str | None) -> Published:
+        ctx.save_state(step="published", article_id=article_id, url=url)
+        self.env.kv.set(
+            f"{self._prefix}art:{article_id}",
+            json.dumps({"msg_data_id": ctx.state.get("msg_data_id") or "", "url": url}),
+        )
+        if url:
+            self.env.kv.set(f"{self._prefix}url:{url}", article_id)
+        return Published(url=url, remote_id=article_id)
+
+    def _find_draft(self, article: dict[str, Any]) -> str | None:
+        res = self._call("listing drafts", self.client.draft.batchget, 0, 20, 1)
+        for it in res.get("item") or []:
+            news = (it.get("content") or {}).get("news_item") or []
+            if (
+                news
+                and news[0].get("title") == article["title"]
+                and news[0].get("thumb_media_id") == article["thumb_media_id"]
+            ):
+                return str(it["media_id"])
+        return None
+
+    def _reconcile(self, post: Post, ctx: DeliveryContext) -> Published | InProgress | None:
+        """After an unknown submit: find the article, or wait, or (draft still there) allow a re-submit."""
+        st = ctx.state
+        since = datetime.fromisoformat(st.get("submitting_since") or self.env.clock().isoformat())
+        found = self._find_published(
+            post.title.strip(), st.get("thumb_media_id"), since - timedelta(minutes=2)
+        )
+        if found is not None:
+            log.info("wechat %s: delivery %s reconciled to article %s", self.name, ctx.delivery_id, found[0])
+            return self._done(ctx, found[0], found[1])
+        try:
+            self._call("looking up the draft", self.client.draft.get, st["draft_media_id"])
+            draft_present = True
+        except PermanentChannelError as exc:
+            if exc.code != 40007:
+                raise
+            draft_present = False
+        waited = (self.env.clock() - since).total_seconds()
+        if waited < self.config.reconcile_grace:
+            checks = int(st.get("reconcile_checks", 0)) + 1
+            ctx.save_state(reconcile_checks=checks)
+            wait = self.config.poll_intervals[min(checks - 1, len(self.config.poll_intervals) - 1)]
+            return InProgress(
+                check_again_in=timedelta(seconds=wait),
+                note="looking for the article of an unconfirmed submit",
+            )
+        if draft_present:
+            log.warning(
+                "wechat %s: no article for delivery %s after %.0fs and the draft is still there; "
+                "submitting again",
+                self.name,
+                ctx.delivery_id,
+                waited,
+            )
+            ctx.save_state(step="drafted", reconcile_checks=0)
+            return None
+        ctx.save_state(step="unknown")
+        raise PermanentChannelError(
+            "WeChat took the draft but no published article can be found; it may have failed review. "
+            "Check 发表记录 in the MP console before publishing this item again"
+        )
+
+    def _find_published(
+        self, title: str, thumb: str | None, since: datetime
+    ) -> tuple[str, str | None] | None:
+        offset = 0
+        while True:
+            res = self._call("listing published articles", self.client.freepublish.batchget, offset, 20, 1)
+            items = res.get("item") or []
+            for it in items:
+                content = it.get("content") or {}
+                stamp = it.get("update_time") or content.get("update_time") or content.get("create_time")
+                if stamp and int(stamp) < since.timestamp():
+                    return None  # newest first: everything further down is older than our submit
+                for news in content.get("news_item") or []:
+                    same_thumb = (
+                        not thumb or not news.get("thumb_media_id") or news["thumb_media_id"] == thumb
+                    )
+                    if news.get("title") == title and same_thumb and not news.get("is_deleted"):
+                        return str(it["article_id"]), news.get("url")
+            offset += len(items)
+            if not items or offset >= int(res.get("total_count") or 0) or offset >= 200:
+                return None
+
+    def _mass_send(self, post: Post, ctx: DeliveryContext) -> Published:
+        """群发: ``clientmsgid`` makes a repeated send a no-op (45065 names the earlier message)."""
+        st = ctx.state
+        client_msg_id = f"publisher-{self.config.appid}-{ctx.idempotency_key}"[:64]
+        tag = self.config.mass_send_tag_id
+        try:
+            res = self._call(
+                "mass-sending the article",
+                self.client.message.send_mass_article,
+                st["draft_media_id"],
+                tag,
+                is_to_all=tag is None,
+                client_msg_id=client_msg_id,
+                ambiguous=True,
+            )
+        except PermanentChannelError as exc:
+            if exc.code != 45065:
+                raise
+            res = {"msg_id": "existing", "msg_data_id": st.get("msg_data_id") or ""}
+        ctx.save_state(
+            step="published", mass_msg_id=str(res.get("msg_id")), msg_data_id=str(res.get("msg_data_id"))
+        )
+        return Published(url=None, remote_id=f"mass-{res.get('msg_data_id')}")
+
+    # ============================================================================== callback
+    def _event(self, publish_id: str) -> dict[str, Any] | None:
+        raw = self.env.kv.get(f"{self._prefix}event:{publish_id}")
+        return json.loads(raw) if raw else None
+
+    def handle_callback(
+        self, method: str, query: Mapping[str, str], headers: Mapping[str, str], body: bytes
+    ) -> CallbackReply:
+        from wechatpy.utils import check_signature
+
+        if not self._callback_token:
+            return CallbackReply(status=404, body=b"callbacks are not configured for this channel")
+        q = {k: (v if isinstance(v, str) else v[0]) for k, v in query.items()}
+        safe_mode = method.upper() == "POST" and q.get("encrypt_type") == "aes"
+        if not safe_mode:  # in safe mode msg_signature (over token and ciphertext) is what authenticates
+            try:
+                check_signature(
+                    self._callback_token, q.get("signature", ""), q.get("timestamp", ""), q.get("nonce", "")
+                )
+            except InvalidSignatureException:
+                log.warning("wechat %s: callback with a wrong signature refused", self.name)
+                return CallbackReply(status=403, body=b"invalid signature")
+        if method.upper() == "GET":
+            return CallbackReply(body=q.get("echostr", "").encode())
+        # a plain-mode signature covers only token, timestamp and nonce, not the body: refuse old
+        # timestamps and a nonce seen before, so a captured signature cannot carry another body
+        now = self.env.clock()
+        max_age = self.config.callback_max_age
+        try:
+            age = abs(now.timestamp() - int(q.get("timestamp", "")))
+        except ValueError:
+            return CallbackReply(status=400, body=b"bad timestamp")
+        if max_age and age > max_age:
+            log.warning("wechat %s: callback with a timestamp %.0fs away refused", self.name, age)
+            return CallbackReply(status=403, body=b"stale timestamp")
+        seen_key = f"{self._prefix}cb:{q.get('timestamp')}:{q.get('nonce', '')}"
+        if self.env.kv.get(seen_key):
+            return CallbackReply(body=b"success")  # WeChat's retry of a request already handled
+        try:
+            xml = self._decrypt(q, body) if safe_mode else body.decode("utf-8")
+            msg = xmltodict.parse(xml)["xml"]
+            event = _publish_event(msg)
+        except InvalidSignatureException:
+            log.warning("wechat %s: callback with a wrong msg_signature refused", self.name)
+            return CallbackReply(status=403, body=b"invalid signature")
+        except (InvalidAppIdException, ExpatError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            log.warning("wechat %s: unreadable callback (%s)", self.name, type(exc).__name__)
+            return CallbackReply(status=400, body=b"bad message")
+        self.env.kv.set(seen_key, "1", expires_at=now + timedelta(seconds=2 * (max_age or 300) + 60))
+        if event is not None:
+            # storing is idempotent, so a repeated event does no harm
+            self.env.kv.set(
+                f"{self._prefix}event:{event['publish_id']}",
+                json.dumps(event),
+                expires_at=now + timedelta(days=7),
+            )
+        return CallbackReply(body=b"success")
+
+    def _decrypt(self, q: Mapping[str, str], body: bytes) -> str:
+        from wechatpy.crypto import WeChatCrypto
+
+        if not self._aes_key:
+            raise ValueError("safe-mode callback but no EncodingAESKey configured")
+        crypto = WeChatCrypto(self._callback_token, self._aes_key, self.config.appid)
+        return crypto.decrypt_message(
+            body.decode("utf-8"), q.get("msg_signature", ""), q.get("timestamp", ""), q.get("nonce", "")
+        )
+
+    # ============================================================================== after
+    def withdraw(self, post: Post, ctx: DeliveryContext) -> None:
+        article_id = ctx.remote_id or ctx.state.get("article_id")
+        if not article_id:
+            raise PermanentChannelError("nothing to withdraw: this delivery has no WeChat article id")
+        try:
+            self._call("deleting the article", self.client.freepublish.delete, article_id, 0)
+        except PermanentChannelError as exc:
+            if exc.code != 53600:
+                raise
+            log.info("wechat %s: article %s was already gone", self.name, article_id)
+
+    def check_url(self, url: str) -> LinkStatus:
+        article_id = self.env.kv.get(f"{self._prefix}url:{url}")
+        if not article_id or urlsplit(url).hostname != "mp.weixin.qq.com":
+            return super().check_url(url)
+        try:
+            res = self._call("looking up the article", self.client.freepublish.getarticle, article_id)
+        except PermanentChannelError as exc:
+            return LinkStatus(ok=False, reason=f"WeChat no longer has the article: {exc}")
+        except (TransientChannelError, QuotaExceeded) as exc:
+            return LinkStatus(ok=False, reason=f"could not check with WeChat: {exc}")
+        items = res.get("news_item") or []
+        if not items or all(it.get("is_deleted") for it in items):
+            return LinkStatus(ok=False, status=200, reason="deleted on WeChat")
+        return LinkStatus(ok=True, status=200, reason="published on WeChat")
+
+    def fetch_stats(self, remote_ids: Iterable[str], since: date, until: date) -> list[StatRow]:
+        # the datacube reports up to yesterday, and yesterday only once it is past 08:00 in Beijing
+        local = self.env.clock().astimezone(BEIJING)
+        until = min(until, local.date() - timedelta(days=1 if local.hour >= 8 else 2))
+        by_msg: dict[str, str] = {}
+        by_title: dict[str, str] = {}
+        for rid in remote_ids:
+            raw = self.env.kv.get(f"{self._prefix}art:{rid}")
+            known = json.loads(raw) if raw else {}
+            if known.get("msg_data_id"):
+                by_msg[known["msg_data_id"]] = rid
+            elif rid.startswith("mass-"):
+                by_msg[rid.removeprefix("mass-")] = rid
+            elif since <= until:
+                # published before this channel kept msg_data_ids (or by hand): match on the title
+                try:
+                    res = self._call("looking up the article", self.client.freepublish.getarticle, rid)
+                except PermanentChannelError:
+                    continue
+                for news in (res.get("news_item") or [])[:1]:
+                    by_title[news.get("title", "")] = rid
+        rows: list[StatRow] = []
+        day = since
+        while (by_msg or by_title) and day <= until:
+            for r in self._call(
+                "reading article statistics", self.client.datacube.get_article_summary, day, day
+            ):
+                rid = by_msg.get(str(r.get("msgid", "")).split("_")[0]) or by_title.get(r.get("title", ""))
+                if rid is None:
+                    continue
+                for metric, field in (
+                    ("reads", "int_page_read_count"),
+                    ("readers", "int_page_read_user"),
+                    ("shares", "share_count"),
+                    ("favourites", "add_to_fav_count"),
+                ):
+                    rows.append(StatRow(day=day, metric=metric, value=int(r.get(field) or 0), remote_id=rid))
+            day += timedelta(days=1)
+        start = since
+        while start <= until:
+            end = min(start + timedelta(days=6), until)
+            per_day: dict[date, list[int]] = {}
+            for r in self._call(
+                "reading follower statistics", self.client.datacube.get_user_summary, start, end
+            ):
+                d = date.fromisoformat(r["ref_date"])
+                acc = per_day.setdefault(d, [0, 0])
+                acc[0] += int(r.get("new_user") or 0)
+                acc[1] += int(r.get("cancel_user") or 0)
+            for d, (new, cancel) in sorted(per_day.items()):
+                rows.append(StatRow(day=d, metric="new_followers", value=new))
+                rows.append(StatRow(day=d, metric="unfollows", value=cancel))
+            for r in self._call(
+                "reading follower totals", self.client.datacube.get_user_cumulate, start, end
+            ):
+                rows.append(
+                    StatRow(
+                        day=date.fromisoformat(r["ref_date"]),
+                        metric="followers",
+                        value=int(r.get("cumulate_user") or 0),
+                    )
+                )
+            start = end + timedelta(days=1)
+        return rows
+
+    def list_publications(self, since: datetime | None = None) -> list[RemotePublication]:
+        found: list[RemotePublication] = []
+        offset = 0
+        while True:
+            res = self._call("listing published articles", self.client.freepublish.batchget, offset, 20, 1)
+            items = res.get("item") or []
+            for it in items:
+                when = datetime.fromtimestamp(int(it.get("update_time") or 0), UTC)
+                if since is not None and when < since:
+                    return found
+                news = ((it.get("content") or {}).get("news_item") or [{}])[0]
+                found.append(
+                    RemotePublication(
+                        remote_id=str(it["article_id"]),
+                        title=news.get("title", ""),
+                        url=news.get("url"),
+                        published_at=when,
+                    )
+                )
+            offset += len(items)
+            if not items or offset >= int(res.get("total_count") or 0):
+                return found
+
+    def check_health(self) -> HealthReport:
+        warnings: list[str] = []
+        if not self._callback_token:
+            warnings.append(
+                "no callback Token configured: publish results are found by polling freepublish/get"
+            )
+        try:
+            self._call("checking the access token", self.client.draft.count)
+        except QuotaExceeded as exc:
+            return HealthReport(ok=False, detail=str(exc), warnings=tuple(warnings))
+        except (TransientChannelError, PermanentChannelError) as exc:
+            return HealthReport(ok=False, detail=str(exc), warnings=tuple(warnings))
+        return HealthReport(
+            ok=True, detail=f"access token valid for {self.config.appid}", warnings=tuple(warnings)
+        )

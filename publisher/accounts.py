@@ -1,0 +1,177 @@
+"""Accounts: passwords (argon2), browser sessions, API tokens and log-in throttling.
+
+Only hashes are stored: argon2id for passwords, SHA-256 for session and API tokens (they are long
+random strings, so a fast hash is enough and lets a token be looked up by its hash). Failed
+log-ins are counted in the database, per account and per address, so every web process shares
+one count and a restart does not reset a guessing attack.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+from functools import cache
+
+import sqlalchemy as sa
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlmodel import Session, select
+
+from publisher.errors import InvalidInput, NotAllowed, NotFound, PublisherError
+from publisher.models import ApiToken, LoginFailure, Role, User, WebSession, utcnow
+from publisher.settings import WebSettings
+from publisher.workflow import audit
+
+MIN_PASSWORD_LENGTH = 10
+
+
+class TooManyAttempts(PublisherError):
+    """Too many failed log-ins: wait a few minutes and try again."""
+
+
+@cache
+def _hasher() -> PasswordHasher:
+    return PasswordHasher()
+
+
+@cache
+def _dummy_hash() -> str:
+    # verified against when the account does not exist, so timing does not reveal which names exist
+    return _hasher().hash(secrets.token_urlsafe(16))
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def hash_password(password: str) -> str:
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise InvalidInput(f"the password is too short: use at least {MIN_PASSWORD_LENGTH} characters")
+    if len(password) > 1024:
+        raise InvalidInput("the password is longer than 1024 characters")
+    return _hasher().hash(password)
+
+
+def set_password(session: Session, *, name: str, password: str, actor: str) -> User:
+    user = session.exec(select(User).where(User.name == name)).first()
+    if user is None:
+        raise NotFound(f"no user {name!r} (add one with `publisher user add {name} --role ...`)")
+    user.password_hash = hash_password(password)
+    # a new password ends every session and token issued under the old one
+    session.exec(sa.delete(WebSession).where(WebSession.user_id == user.id))  # type: ignore[call-overload]
+    audit(session, actor=actor, entity="user", entity_id=user.id, action="password")
+    return user
+
+
+def _failures(session: Session, key: str, since) -> int:
+    return session.exec(
+        select(sa.func.count()).select_from(LoginFailure).where(LoginFailure.key == key, LoginFailure.at >= since)
+    ).one()
+
+
+def authenticate(session: Session, *, name: str, password: str, address: str, web: WebSettings) -> User | None:
+    """The user, or None for a wrong name or password (the failure is recorded in ``session``: commit it).
+
+    TooManyAttempts is checked first, before any hashing, so a flood of guesses costs us little.
+    """
+    now = utcnow()
+    since = now - timedelta(minutes=web.login_window_minutes)
+    account_key, address_key = f"account:{name[:100]}", f"address:{address[:100]}"
+    if (_failures(session, account_key, since) >= web.login_failures_per_account
+            or _failures(session, address_key, since) >= web.login_failures_per_address):  # fmt: skip
+        raise TooManyAttempts()
+    user = session.exec(select(User).where(User.name == name)).first()
+    stored = user.password_hash if user is not None and user.active and user.password_hash else None
+    try:
+        _hasher().verify(stored or _dummy_hash(), password)
+        ok = stored is not None
+    except (VerificationError, InvalidHashError):
+        ok = False
+    if not ok:
+        session.add(LoginFailure(key=account_key, at=now))
+        session.add(LoginFailure(key=address_key, at=now))
+        return None
+    assert user is not None
+    session.exec(sa.delete(LoginFailure).where(LoginFailure.key == account_key))  # type: ignore[call-overload]
+    if _hasher().check_needs_rehash(stored):  # type: ignore[arg-type]
+        user.password_hash = _hasher().hash(password)
+    audit(session, actor=user.name, entity="user", entity_id=user.id, action="login", address=address)
+    return user
+
+
+# --------------------------------------------------------------------------------------- sessions
+@dataclass(frozen=True)
+class Caller:
+    """Who is making a request, and how they proved it."""
+
+    user: User
+    #: the CSRF token of the browser session; None for a bearer token (no cookie, no CSRF risk)
+    csrf: str | None = None
+
+
+def start_session(session: Session, user: User, web: WebSettings) -> str:
+    token = secrets.token_urlsafe(32)
+    session.add(WebSession(token_hash=token_hash(token), user_id=user.id, csrf=secrets.token_urlsafe(32),
+                           expires_at=utcnow() + timedelta(hours=web.session_hours)))  # fmt: skip
+    return token
+
+
+def session_caller(session: Session, token: str) -> Caller | None:
+    row = session.get(WebSession, token_hash(token))
+    if row is None or row.expires_at <= utcnow():
+        return None
+    user = session.get(User, row.user_id)
+    if user is None or not user.active:
+        return None
+    return Caller(user=user, csrf=row.csrf)
+
+
+def end_session(session: Session, token: str) -> None:
+    row = session.get(WebSession, token_hash(token))
+    if row is not None:
+        session.delete(row)
+
+
+# ------------------------------------------------------------------------------------- API tokens
+def create_token(session: Session, *, user: User, name: str) -> tuple[str, ApiToken]:
+    """A new bearer token; the plain token is returned once and never stored."""
+    name = name.strip()
+    if not name or len(name) > 100:
+        raise InvalidInput("give the token a name of 1-100 characters (what script uses it)")
+    token = "pub_" + secrets.token_urlsafe(32)
+    row = ApiToken(user_id=user.id, name=name, token_hash=token_hash(token), prefix=token[:8])
+    session.add(row)
+    session.flush()
+    audit(session, actor=user.name, entity="api_token", entity_id=row.id, action="create", name=name)
+    return token, row
+
+
+def revoke_token(session: Session, *, token_id: int, actor: User) -> ApiToken:
+    row = session.get(ApiToken, token_id)
+    if row is None:
+        raise NotFound(f"no API token {token_id}")
+    if row.user_id != actor.id and actor.role != Role.ADMIN:
+        raise NotAllowed(f"API token {token_id} belongs to someone else")
+    if row.revoked_at is None:
+        row.revoked_at = utcnow()
+        audit(session, actor=actor.name, entity="api_token", entity_id=row.id, action="revoke")
+    return row
+
+
+def token_caller(session: Session, token: str) -> Caller | None:
+    row = session.exec(select(ApiToken).where(ApiToken.token_hash == token_hash(token))).first()
+    if row is None or row.revoked_at is not None:
+        return None
+    user = session.get(User, row.user_id)
+    if user is None or not user.active:
+        return None
+    now = utcnow()
+    if row.last_used_at is None or now - row.last_used_at > timedelta(minutes=5):
+        row.last_used_at = now
+    return Caller(user=user)
+
+
+def tokens_of(session: Session, user: User) -> list[ApiToken]:
+    return list(session.exec(select(ApiToken).where(ApiToken.user_id == user.id).order_by(ApiToken.id)))

@@ -1,0 +1,226 @@
+"""The weekly sync: what happened to our publications after they went out.
+
+For each configured channel, as far as it can tell (its ``supports_*`` flags say how far):
+
+* engagement figures (:meth:`Channel.fetch_stats`) are upserted into ``channel_stat``;
+* every published URL is checked (:meth:`Channel.check_url`); a page taken down or a WeChat article
+  deleted sets ``delivery.taken_down_at`` and writes a ``link_check`` row and an audit row; a page
+  that answers again clears it the same way;
+* articles the channel lists (:meth:`Channel.list_publications`) that we have no delivery for, by
+  remote id, become ``remote``-origin items, so a post made by hand in the WeChat editor is counted.
+
+Only changes are written, so a second run straight after the first changes nothing except its own
+``sync_run`` row (the summary the dashboard shows). The network calls happen outside transactions;
+each channel's changes are committed on their own, so one channel failing does not undo another's.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from sqlmodel import Session, col, select
+
+from publisher.channel import Channel, LinkStatus
+from publisher.errors import PublisherError
+from publisher.ledger import add_recorded_delivery, new_recorded_item
+from publisher.models import ChannelStat, Delivery, ItemOrigin, LinkCheck, SyncRun, utcnow
+from publisher.workflow import add_department, audit
+
+if TYPE_CHECKING:
+    from publisher.app import App
+
+log = logging.getLogger("publisher.sync")
+ACTOR = "sync"
+
+#: progress(label, done, total): called as work is done, for the CLI's progress bar
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass
+class ChannelSync:
+    channel: str
+    stats_changed: int = 0
+    links_checked: int = 0
+    taken_down: list[int] = field(default_factory=list)  # delivery ids
+    restored: list[int] = field(default_factory=list)
+    remote_added: list[int] = field(default_factory=list)  # item ids
+    errors: list[str] = field(default_factory=list)
+
+
+@dataclass
+class SyncSummary:
+    run_id: int
+    started_at: datetime
+    finished_at: datetime
+    channels: dict[str, ChannelSync]
+
+    def total(self, what: str) -> int:
+        return sum(len(v) if isinstance(v := getattr(c, what), list) else v for c in self.channels.values())
+
+    @property
+    def changed(self) -> bool:
+        return any(self.total(k) for k in ("stats_changed", "taken_down", "restored", "remote_added"))
+
+
+def run_sync(app: App, *, actor: str = ACTOR, progress: Progress | None = None) -> SyncSummary:
+    """Run the sync over every enabled channel; never raises for one channel's failure (it is recorded)."""
+    with app.session() as s:
+        run = SyncRun(actor=actor)
+        s.add(run)
+        s.flush()
+        run_id = run.id
+        started = run.started_at
+    assert run_id is not None
+    results: dict[str, ChannelSync] = {}
+    for name, spec in app.channels.items():
+        if not spec.enabled:
+            continue
+        res = results[name] = ChannelSync(name)
+        ch = spec.channel
+        # listing first: what it finds gets its stats and link check in the same run
+        for step in (_listing, _stats, _links):
+            try:
+                step(app, ch, res, run_id, progress)
+            except PublisherError as exc:
+                res.errors.append(f"{step.__name__.strip('_')}: {exc}")
+                log.warning("sync %s %s failed: %s", name, step.__name__, exc)
+    finished = utcnow()
+    summary = SyncSummary(run_id=run_id, started_at=started, finished_at=finished, channels=results)
+    with app.session() as s:
+        run = s.get(SyncRun, run_id)
+        assert run is not None
+        run.finished_at = finished
+        run.stats_changed = summary.total("stats_changed")
+        run.links_checked = summary.total("links_checked")
+        run.taken_down = summary.total("taken_down")
+        run.restored = summary.total("restored")
+        run.remote_added = summary.total("remote_added")
+        run.errors = summary.total("errors")
+        run.detail = {n: asdict(c) for n, c in results.items()}
+        audit(s, actor=actor, entity="sync", entity_id=run_id, action="sync", taken_down=run.taken_down,
+              restored=run.restored, remote_added=run.remote_added, errors=run.errors)  # fmt: skip
+    return summary
+
+
+def _stats(app: App, ch: Channel, res: ChannelSync, run_id: int, progress: Progress | None) -> None:
+    if not ch.supports_stats:
+        return
+    with app.session() as s:
+        remote_ids = sorted(set(s.exec(select(Delivery.remote_id).where(
+            Delivery.channel == ch.name, col(Delivery.remote_id).is_not(None),
+            col(Delivery.published_at).is_not(None)))))  # type: ignore[arg-type]  # fmt: skip
+    today = datetime.now(app.settings.zone).date()
+    rows = ch.fetch_stats(remote_ids, today - timedelta(days=app.settings.sync.stats_days), today)
+    with app.session() as s:
+        for r in rows:
+            rid = r.remote_id or ""
+            have = s.exec(select(ChannelStat).where(ChannelStat.channel == ch.name, ChannelStat.remote_id == rid,
+                                                    ChannelStat.day == r.day, ChannelStat.metric == r.metric)).first()
+            if have is None:
+                s.add(ChannelStat(channel=ch.name, remote_id=rid, day=r.day, metric=r.metric, value=r.value))
+                s.flush()
+                res.stats_changed += 1
+            elif have.value != r.value:
+                have.value = r.value
+                res.stats_changed += 1
+    if progress:
+        progress(f"{ch.name}: engagement", 1, 1)
+
+
+def _links(app: App, ch: Channel, res: ChannelSync, run_id: int, progress: Progress | None) -> None:
+    if not app.settings.sync.check_links:
+        return
+    with app.session() as s:
+        todo = [(d.id, d.url, d.taken_down_at is not None) for d in s.exec(
+            select(Delivery).where(Delivery.channel == ch.name, col(Delivery.url).is_not(None),
+                                   col(Delivery.published_at).is_not(None), col(Delivery.withdrawn_at).is_(None))
+            .order_by(Delivery.id))]  # fmt: skip
+    # the default check is an HTTP GET: no answer at all (DNS, refused, timeout) says more about our
+    # network than about the page, so only an HTTP status counts as "taken down"; a channel's own
+    # check_url (e.g. asking the WeChat API whether an article exists) is trusted as it is
+    own_check = type(ch).check_url is not Channel.check_url
+    unreachable: list[str] = []
+    for n, (did, url, was_down) in enumerate(todo, 1):
+        if progress:
+            progress(f"{ch.name}: links", n - 1, len(todo))
+        try:
+            status = ch.check_url(url)  # type: ignore[arg-type]
+        except PublisherError as exc:
+            res.errors.append(f"check {url}: {exc}")
+            continue
+        if not status.ok and status.status is None and not own_check:
+            unreachable.append(f"{url} ({status.reason})")
+            continue
+        res.links_checked += 1
+        if status.ok == was_down:  # changed: down → up, or up → down
+            _record_link(app, did, status, run_id, actor=ACTOR)
+            (res.restored if status.ok else res.taken_down).append(did)  # type: ignore[arg-type]
+    if unreachable:
+        res.errors.append(f"{len(unreachable)} URL(s) could not be reached, left as they were; first: {unreachable[0]}")
+    if progress:
+        progress(f"{ch.name}: links", len(todo), len(todo))
+
+
+def _record_link(app: App, delivery_id: int, status: LinkStatus, run_id: int, *, actor: str) -> None:
+    with app.session() as s:
+        d = s.get(Delivery, delivery_id)
+        assert d is not None
+        now = utcnow()
+        d.taken_down_at = None if status.ok else now
+        d.updated_at = now
+        s.add(LinkCheck(delivery_id=delivery_id, sync_run_id=run_id, at=now, ok=status.ok, status=status.status,
+                        reason=status.reason[:500]))  # fmt: skip
+        audit(s, actor=actor, entity="delivery", entity_id=delivery_id, action="link_restored" if status.ok
+              else "taken_down", item_id=d.item_id, channel=d.channel, url=d.url, status=status.status,
+              reason=status.reason[:500])  # fmt: skip
+
+
+def _listing(app: App, ch: Channel, res: ChannelSync, run_id: int, progress: Progress | None) -> None:
+    if not ch.supports_listing:
+        return
+    with app.session() as s:
+        last = s.exec(select(SyncRun).where(col(SyncRun.finished_at).is_not(None), SyncRun.id != run_id)
+                      .order_by(col(SyncRun.started_at).desc())).first()  # fmt: skip
+    # a month's overlap: a channel may list an article days after it went out
+    since = last.started_at - timedelta(days=30) if last else None
+    found = ch.list_publications(since)
+    cfg = app.settings.sync
+    with app.session() as s:
+        known = set(s.exec(select(Delivery.remote_id).where(Delivery.channel == ch.name,
+                                                            col(Delivery.remote_id).is_not(None))))  # fmt: skip
+        for pub in found:
+            if pub.remote_id in known:
+                continue
+            if pub.published_at.tzinfo is None:
+                res.errors.append(f"{pub.remote_id}: the channel gave a naive publish time; skipped")
+                continue
+            add_department(s, cfg.remote_department, actor=ACTOR)
+            item = new_recorded_item(s, title=pub.title[:500] or f"({ch.name} {pub.remote_id})",
+                                     category=cfg.remote_category, department=cfg.remote_department,
+                                     origin=ItemOrigin.REMOTE, checklist_item=None, published_at=pub.published_at)
+            d = add_recorded_delivery(s, item, channel=ch.name, published_at=pub.published_at, url=pub.url,
+                                      remote_id=pub.remote_id, note=f"found on {ch.name} by sync run {run_id}")
+            known.add(pub.remote_id)
+            res.remote_added.append(item.id)  # type: ignore[arg-type]
+            audit(s, actor=ACTOR, entity="item", entity_id=item.id, action="found_remote", to_state="published",
+                  channel=ch.name, remote_id=pub.remote_id, delivery_id=d.id, url=pub.url)  # fmt: skip
+    if progress:
+        progress(f"{ch.name}: listing", 1, 1)
+
+
+def latest_sync(app: App) -> SyncRun | None:
+    """The last finished sync run (for the dashboard)."""
+    with Session(app.engine) as s:
+        return s.exec(select(SyncRun).where(col(SyncRun.finished_at).is_not(None))
+                      .order_by(col(SyncRun.started_at).desc())).first()  # fmt: skip
+
+
+def taken_down(app: App) -> list[Delivery]:
+    """Publications whose URL stopped answering (for the dashboard and `publisher sync --show`)."""
+    with Session(app.engine) as s:
+        return list(s.exec(select(Delivery).where(col(Delivery.taken_down_at).is_not(None))
+                           .order_by(col(Delivery.taken_down_at).desc())))  # fmt: skip

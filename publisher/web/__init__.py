@@ -1,0 +1,128 @@
+"""``publisher serve``: one process serving the web workspace, the JSON API and the generated site.
+
+``create_app(app)`` builds the FastAPI application around an opened :class:`publisher.app.App`
+(tests run it under uvicorn on port 0 or with starlette's TestClient); ``serve`` runs it.
+"""
+
+from __future__ import annotations
+
+from importlib.resources import files
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+
+from publisher.accounts import TooManyAttempts
+from publisher.errors import InvalidInput, NotAllowed, NotFound, PublisherError
+
+if TYPE_CHECKING:
+    from publisher.app import App
+
+API_DESCRIPTION = (
+    "The publisher's JSON API. Authenticate with `Authorization: Bearer <token>` (create a token on "
+    "/tokens) or a browser session plus its `X-CSRF-Token` header. `POST /api/items` honours an "
+    "`Idempotency-Key` header. Permissions are the same as in the web pages."
+)
+
+
+def site_folder(app: App) -> Path:
+    """The website channel's output folder, found by what the channel offers, never by its type name."""
+    for spec in app.channels.values():
+        folder = getattr(spec.channel, "site_folder", None)
+        if folder:
+            return Path(folder)
+    for spec in app.channels.values():
+        folder = getattr(spec.channel.config, "folder", None)
+        if folder:
+            return app.settings.path(folder)
+    return app.settings.path("site")
+
+
+def _status(exc: PublisherError) -> int:
+    if isinstance(exc, NotAllowed):
+        return 403
+    if isinstance(exc, NotFound):
+        return 404
+    if isinstance(exc, TooManyAttempts):
+        return 429
+    if isinstance(exc, InvalidInput):
+        return 422
+    return 500
+
+
+def create_app(app: App) -> FastAPI:
+    from publisher.web import api, pages
+    from publisher.web.common import render
+    from publisher.web.security import Guard, LoginRequired, optional_caller
+
+    web = FastAPI(title="publisher", description=API_DESCRIPTION, version="1", docs_url="/api/docs",
+                  redoc_url=None, openapi_url="/api/openapi.json")  # fmt: skip
+    web.state.app = app
+    # the largest thing anyone sends is one image; anything bigger is refused before it is read
+    web.add_middleware(Guard, max_body=app.settings.review.max_asset_bytes + 256 * 1024)
+
+    def wants_json(request: Request) -> bool:
+        return request.url.path.startswith("/api/") or request.url.path in ("/upload",)
+
+    def page_error(request: Request, status: int, message: str) -> Response:
+        if wants_json(request):
+            headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+            return JSONResponse({"detail": message}, status_code=status, headers=headers)
+        try:
+            caller = optional_caller(request)
+        except HTTPException:
+            caller = None
+        return render(request, "error.html", caller, code=status, message=message)
+
+    @web.exception_handler(LoginRequired)
+    async def _login(request: Request, exc: LoginRequired) -> Response:
+        if wants_json(request) or request.method != "GET":
+            return JSONResponse({"detail": "log in first, or send Authorization: Bearer <token>"}, status_code=401,
+                                headers={"WWW-Authenticate": "Bearer"})  # fmt: skip
+        return pages.login_redirect(request)
+
+    @web.exception_handler(PublisherError)
+    async def _publisher_error(request: Request, exc: PublisherError) -> Response:
+        return page_error(request, _status(exc), str(exc))
+
+    @web.exception_handler(HTTPException)
+    async def _http(request: Request, exc: HTTPException) -> Response:
+        r = page_error(request, exc.status_code, str(exc.detail))
+        for k, v in (exc.headers or {}).items():
+            r.headers[k] = v
+        return r
+
+    @web.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> Response:
+        if wants_json(request):
+            return JSONResponse({"detail": exc.errors()}, status_code=422)
+        return page_error(request, 422, "; ".join(str(e.get("msg")) for e in exc.errors()))
+
+    @web.api_route("/channels/{name}/callback", methods=["GET", "POST"], include_in_schema=False)
+    async def channel_callback(name: str, request: Request) -> Response:
+        """No log-in here: the channel checks the remote service's signature itself."""
+        spec = app.channels.get(name)
+        if spec is None:
+            return Response("no such channel", status_code=404, media_type="text/plain")
+        body = await request.body()
+        reply = await run_in_threadpool(spec.channel.handle_callback, request.method, dict(request.query_params),
+                                        dict(request.headers), body)  # fmt: skip
+        return Response(reply.body, status_code=reply.status, media_type=reply.content_type)
+
+    web.include_router(api.router)
+    web.include_router(pages.router)
+    web.mount("/static", StaticFiles(directory=str(files("publisher.web").joinpath("static"))), name="static")
+    web.mount("/site", StaticFiles(directory=str(site_folder(app)), html=True, check_dir=False), name="site")
+    return web
+
+
+def serve(app: App, *, host: str, port: int) -> None:
+    import uvicorn
+
+    print(f"publisher on http://{host}:{port}/  (the site under /site/, API docs at /api/docs; Ctrl-C stops)")
+    uvicorn.run(create_app(app), host=host, port=port, log_level="info", proxy_headers=False)

@@ -1,0 +1,224 @@
+"""The JSON API (/api, documented at /api/docs): the same service calls and permissions as the pages.
+
+Authenticate with ``Authorization: Bearer <token>`` (create one on /tokens) or a browser session
+plus its ``X-CSRF-Token`` header. ``POST /api/items`` honours an ``Idempotency-Key`` header: a
+retried request with the same key returns the item the first one created instead of a second item.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+import sqlalchemy as sa
+from fastapi import APIRouter, Header, Query, Request, Response
+from pydantic import BaseModel, Field
+from sqlmodel import col, select
+
+from publisher import stats, workflow
+from publisher.errors import NotAllowed, NotFound
+from publisher.models import Delivery, DeliveryAttempt, Item, Role, User, utcnow
+from publisher.web import compose
+from publisher.web.common import can_manage, viewer_zone, visible_item
+from publisher.web.security import EVERYONE, REVIEWERS, STAFF, WRITERS, need
+
+router = APIRouter(prefix="/api", tags=["api"])
+
+
+class ItemIn(BaseModel):
+    title: str = Field(max_length=500)
+    body_markdown: str
+    category: str
+    channels: list[str]
+    department: str | None = None
+    summary: str | None = None
+    checklist_item: int | None = Field(default=None, ge=1, le=50)
+    publish_at: datetime | None = Field(default=None, description="ISO 8601 with a zone; omit to schedule later")
+
+
+class ItemEdit(BaseModel):
+    title: str | None = Field(default=None, max_length=500)
+    body_markdown: str | None = None
+    category: str | None = None
+    channels: list[str] | None = None
+    summary: str | None = None
+    checklist_item: int | None = Field(default=None, ge=1, le=50)
+
+
+class ReviewIn(BaseModel):
+    approve: bool
+    reason: str | None = None
+
+
+class ScheduleIn(BaseModel):
+    at: datetime | None = Field(default=None, description="ISO 8601 with a zone; omit for each channel's next slot")
+
+
+class WithdrawIn(BaseModel):
+    reason: str | None = None
+
+
+def _item(item: Item) -> dict[str, Any]:
+    return {
+        "id": item.id, "title": item.title, "status": item.status, "version": item.version,
+        "category": item.category, "department": item.department, "checklist_item": item.checklist_item,
+        "channels": item.channels, "summary": item.summary, "body_markdown": item.body_markdown,
+        "publish_at": item.publish_at, "updated_at": item.updated_at, "return_reason": item.return_reason,
+    }  # fmt: skip
+
+
+def _delivery(d: Delivery, attempts: list[DeliveryAttempt]) -> dict[str, Any]:
+    return {
+        "id": d.id, "item_id": d.item_id, "channel": d.channel, "op": d.op, "status": d.status, "due_at": d.due_at,
+        "attempts": d.attempts, "url": d.url, "published_at": d.published_at, "last_error": d.last_error,
+        "last_error_kind": d.last_error_kind,
+        "history": [{"number": a.number, "outcome": a.outcome, "message": a.message, "code": a.code,
+                     "at": a.finished_at} for a in attempts],
+    }  # fmt: skip
+
+
+@router.get("/items", summary="List items (your department's, or all for reviewers and admins)")
+def list_items(request: Request, status: str | None = None, limit: Annotated[int, Query(ge=1, le=500)] = 100) -> list[dict]:  # type: ignore[type-arg]
+    c = need(request, STAFF)
+    with request.app.state.app.session() as s:
+        q = select(Item).order_by(col(Item.id).desc()).limit(limit)
+        if c.user.role in (Role.EDITOR, Role.DEPARTMENT_HEAD):
+            q = q.where(Item.department == c.user.department)
+        if status:
+            q = q.where(Item.status == status)
+        return [_item(i) for i in s.exec(q)]
+
+
+@router.post("/items", status_code=201, summary="Create a draft item")
+def create_item(request: Request, response: Response, body: ItemIn,
+                idempotency_key: Annotated[str | None, Header(max_length=100)] = None) -> dict:  # type: ignore[type-arg]
+    c = need(request, WRITERS, write=True)
+    app = request.app.state.app
+    fields = body.model_dump(exclude_none=True)
+    draft = compose.draft_from_fields(app.ctx, fields)
+    # keys are per user: one user's key can neither collide with nor reveal another user's item
+    key = f"{c.user.id}:api:{idempotency_key}" if idempotency_key else None
+    try:
+        with app.session() as s:
+            before = s.exec(select(Item.id).where(Item.idempotency_key == key)).first() if key else None
+            item = workflow.create_item(app.ctx, s, author=s.get(User, c.user.id), draft=draft, idempotency_key=key)
+            out = _item(item)
+    except sa.exc.IntegrityError:
+        if key is None:
+            raise
+        before = True  # the same key was used by a concurrent request that committed first
+        with app.session() as s:
+            out = _item(s.exec(select(Item).where(Item.idempotency_key == key)).one())
+    if before:
+        response.status_code = 200
+        response.headers["Idempotent-Replayed"] = "true"
+    return out
+
+
+@router.get("/items/{item_id}", summary="One item")
+def get_item(request: Request, item_id: int) -> dict:  # type: ignore[type-arg]
+    c = need(request, STAFF)
+    with request.app.state.app.session() as s:
+        return _item(visible_item(s, c.user, item_id))
+
+
+@router.patch("/items/{item_id}", summary="Edit an item (an edit after approval sends it back to review)")
+def edit_item(request: Request, item_id: int, body: ItemEdit) -> dict:  # type: ignore[type-arg]
+    c = need(request, WRITERS, write=True)
+    app = request.app.state.app
+    changes = body.model_dump(exclude_none=True)
+    text = changes.pop("body_markdown", None)
+    with app.session() as s:
+        me = s.get(User, c.user.id)
+        visible_item(s, me, item_id)
+        new_assets = compose.referenced_assets(app.ctx, text, compose.known_assets(s, item_id)) if text else []
+        item = workflow.edit_item(app.ctx, s, item_id=item_id, actor=me, changes=changes, body_markdown=text,
+                                  new_assets=new_assets)  # fmt: skip
+        return _item(item)
+
+
+@router.post("/items/{item_id}/submit", summary="Submit a draft for the first review")
+def submit_item(request: Request, item_id: int) -> dict:  # type: ignore[type-arg]
+    c = need(request, WRITERS, write=True)
+    app = request.app.state.app
+    with app.session() as s:
+        me = s.get(User, c.user.id)
+        visible_item(s, me, item_id)
+        return _item(workflow.submit(app.ctx, s, item_id=item_id, actor=me))
+
+
+@router.post("/items/{item_id}/review", summary="Approve or reject at the level the item waits for")
+def review_item(request: Request, item_id: int, body: ReviewIn) -> dict:  # type: ignore[type-arg]
+    c = need(request, REVIEWERS, write=True)
+    app = request.app.state.app
+    with app.session() as s:
+        me = s.get(User, c.user.id)
+        visible_item(s, me, item_id)
+        return _item(workflow.review(app.ctx, s, item_id=item_id, actor=me, approve=body.approve, reason=body.reason))
+
+
+@router.post("/items/{item_id}/schedule", summary="Set or move the publish time")
+def schedule_item(request: Request, item_id: int, body: ScheduleIn) -> dict:  # type: ignore[type-arg]
+    c = need(request, STAFF, write=True)
+    app = request.app.state.app
+    with app.session() as s:
+        me = s.get(User, c.user.id)
+        visible_item(s, me, item_id)
+        return _item(workflow.schedule(app.ctx, s, item_id=item_id, at=body.at or utcnow(), actor=me.name, user=me))
+
+
+@router.post("/items/{item_id}/withdraw", summary="Take an item down from every channel")
+def withdraw_item(request: Request, item_id: int, body: WithdrawIn) -> dict:  # type: ignore[type-arg]
+    c = need(request, STAFF, write=True)
+    app = request.app.state.app
+    with app.session() as s:
+        me = s.get(User, c.user.id)
+        visible_item(s, me, item_id)
+        return _item(workflow.withdraw(app.ctx, s, item_id=item_id, actor=me.name, reason=body.reason, user=me))
+
+
+@router.get("/items/{item_id}/deliveries", summary="Each channel's delivery, with every attempt")
+def item_deliveries(request: Request, item_id: int) -> list[dict]:  # type: ignore[type-arg]
+    c = need(request, STAFF)
+    with request.app.state.app.session() as s:
+        visible_item(s, c.user, item_id)
+        out = []
+        for d in s.exec(select(Delivery).where(Delivery.item_id == item_id).order_by(Delivery.id)):
+            attempts = list(s.exec(select(DeliveryAttempt).where(DeliveryAttempt.delivery_id == d.id)
+                                   .order_by(DeliveryAttempt.number)))  # fmt: skip
+            out.append(_delivery(d, attempts))
+        return out
+
+
+@router.post("/deliveries/{delivery_id}/retry", summary="Queue one failed channel again")
+def retry(request: Request, delivery_id: int) -> dict:  # type: ignore[type-arg]
+    c = need(request, STAFF, write=True)
+    app = request.app.state.app
+    with app.session() as s:
+        d = s.get(Delivery, delivery_id)
+        if d is None:
+            raise NotFound(f"no delivery {delivery_id}")
+        item = visible_item(s, c.user, d.item_id)
+        if not can_manage(c.user, item):
+            raise NotAllowed(f"{c.user.name} may not retry deliveries of item {item.id}")
+        d = workflow.retry_delivery(app.ctx, s, delivery_id=delivery_id, actor=c.user.name)
+        return _delivery(d, [])
+
+
+@router.get("/stats", summary="Counts per channel × category × department × period (as `publisher stats`)")
+def get_stats(request: Request, start: Annotated[str | None, Query(alias="from")] = None,
+              end: Annotated[str | None, Query(alias="to")] = None,
+              by: Annotated[str, Query(description="comma-separated: " + ", ".join(stats.DIMENSIONS))] = "channel",
+              ) -> list[dict]:  # type: ignore[type-arg]  # fmt: skip
+    need(request, EVERYONE)
+    app = request.app.state.app
+    tz = viewer_zone(request)
+    s, e = stats.period(start, end, tz)
+    q = stats.StatsQuery(start=s, end=e, by=tuple(b.strip() for b in by.split(",") if b.strip()), tz=tz)
+    return stats.counts(app.engine, q)
+
+
+@router.get("/me", summary="Who this token or session belongs to")
+def me(request: Request) -> dict:  # type: ignore[type-arg]
+    c = need(request, EVERYONE)
+    return {"name": c.user.name, "role": c.user.role, "department": c.user.department}

@@ -1,0 +1,141 @@
+"""What is scheduled on which channel and day, in the viewer's zone; and the iCalendar feed.
+
+A delivery sits on the day it went live (``published_at``) or, until then, the day it is due. An
+approved-but-unqueued item with a publish time shows on that day as planned, on all its channels.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from sqlmodel import Session, col, select
+
+from publisher.models import Delivery, DeliveryStatus, Item, ItemStatus, Role, User, utcnow
+
+
+@dataclass
+class Entry:
+    item_id: int
+    title: str
+    channel: str
+    at: datetime
+    status: str
+    item_status: str
+    delivery_id: int | None = None
+    url: str | None = None
+
+
+def window(view: str, anchor: date) -> tuple[date, date]:
+    """[first, last] days shown: the ISO week, or the whole weeks covering the month."""
+    if view == "month":
+        first = anchor.replace(day=1)
+        nxt = (first + timedelta(days=32)).replace(day=1)
+        start = first - timedelta(days=first.weekday())
+        end = nxt - timedelta(days=1)
+        end = end + timedelta(days=6 - end.weekday())
+        return start, end
+    start = anchor - timedelta(days=anchor.weekday())
+    return start, start + timedelta(days=6)
+
+
+def entries(session: Session, user: User, start: datetime, end: datetime, *, channel: str | None = None,
+            limit: int = 2000) -> list[Entry]:  # fmt: skip
+    dept = user.department if user.role in (Role.EDITOR, Role.DEPARTMENT_HEAD) else None
+    when = sa.func.coalesce(Delivery.published_at, Delivery.due_at)
+    q = (
+        select(Delivery, Item.title, Item.status)
+        .join(Item, col(Item.id) == Delivery.item_id)
+        .where(
+            sa.or_(
+                sa.and_(col(Delivery.published_at) >= start, col(Delivery.published_at) < end),
+                sa.and_(col(Delivery.published_at).is_(None), Delivery.due_at >= start, Delivery.due_at < end),
+            ),
+            Delivery.status != DeliveryStatus.CANCELLED,
+        )
+        .order_by(when)
+        .limit(limit)
+    )
+    if dept:
+        q = q.where(Item.department == dept)
+    if channel:
+        q = q.where(Delivery.channel == channel)
+    out = [
+        Entry(item_id=d.item_id, title=title, channel=d.channel, at=d.published_at or d.due_at, status=d.status,
+              item_status=st, delivery_id=d.id, url=d.url)  # fmt: skip
+        for d, title, st in session.exec(q)
+    ]
+    planned = select(Item).where(
+        col(Item.publish_at) >= start, col(Item.publish_at) < end,
+        col(Item.status).in_([ItemStatus.DRAFT, ItemStatus.SUBMITTED, ItemStatus.DEPT_APPROVED, ItemStatus.APPROVED]),
+    ).limit(limit)  # fmt: skip
+    if dept:
+        planned = planned.where(Item.department == dept)
+    for item in session.exec(planned):
+        for ch in item.channels:
+            if channel is None or ch == channel:
+                out.append(Entry(item_id=item.id, title=item.title, channel=ch, at=item.publish_at,  # type: ignore[arg-type]
+                                 status="planned", item_status=item.status))  # fmt: skip
+    out.sort(key=lambda e: (e.at, e.channel))
+    return out
+
+
+def by_day(items: list[Entry], tz: ZoneInfo) -> dict[date, list[Entry]]:
+    days: dict[date, list[Entry]] = defaultdict(list)
+    for e in items:
+        days[e.at.astimezone(tz).date()].append(e)
+    return days
+
+
+def day_range(first: date, last: date, tz: ZoneInfo) -> tuple[datetime, datetime]:
+    return datetime.combine(first, time(), tz), datetime.combine(last + timedelta(days=1), time(), tz)
+
+
+# ------------------------------------------------------------------------------------------ iCal
+def _esc(text: str) -> str:
+    return text.replace("\\", "\\\\").replace(";", "\\;").replace(",", "\\,").replace("\r", "").replace("\n", "\\n")
+
+
+def _fold(line: str) -> str:
+    """RFC 5545 §3.1: lines longer than 75 octets continue on the next line after a space."""
+    raw = line.encode()
+    if len(raw) <= 75:
+        return line
+    parts, cur, size = [], "", 0
+    for ch in line:
+        n = len(ch.encode())
+        if size + n > (75 if not parts else 74):
+            parts.append(cur)
+            cur, size = "", 0
+        cur += ch
+        size += n
+    parts.append(cur)
+    return "\r\n ".join(parts)
+
+
+def _utc(dt: datetime) -> str:
+    return dt.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+
+
+def ical(channel: str, label: str, items: list[Entry], *, host: str, base_url: str) -> str:
+    stamp = _utc(utcnow())
+    lines = ["BEGIN:VCALENDAR", "VERSION:2.0", "PRODID:-//publisher//web workspace//ZH", "CALSCALE:GREGORIAN",
+             "METHOD:PUBLISH", f"X-WR-CALNAME:{_esc(label)}"]  # fmt: skip
+    for e in items:
+        uid = f"delivery-{e.delivery_id}" if e.delivery_id else f"item-{e.item_id}-{channel}"
+        lines += [
+            "BEGIN:VEVENT",
+            f"UID:{uid}@{host}",
+            f"DTSTAMP:{stamp}",
+            f"DTSTART:{_utc(e.at)}",
+            f"DTEND:{_utc(e.at + timedelta(minutes=30))}",
+            f"SUMMARY:{_esc(e.title)}",
+            f"DESCRIPTION:{_esc(f'{channel}: {e.status}')}",
+            f"URL:{base_url}items/{e.item_id}",
+            "END:VEVENT",
+        ]
+    lines.append("END:VCALENDAR")
+    return "\r\n".join(_fold(ln) for ln in lines) + "\r\n"

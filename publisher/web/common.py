@@ -1,0 +1,106 @@
+"""Shared by the pages and the API: templates, the viewer's language and zone, item visibility."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from importlib.resources import files
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse
+from fastapi.templating import Jinja2Templates
+
+from publisher import workflow
+from publisher.accounts import Caller
+from publisher.errors import InvalidInput, NotAllowed
+from publisher.models import Item, Role, User
+from publisher.web.i18n import Translator, pick_lang
+
+TEMPLATES = Jinja2Templates(directory=str(files("publisher.web").joinpath("templates")))
+_ASSET = re.compile(r"asset://([0-9a-f]{64})")
+
+
+def viewer_zone(request: Request) -> ZoneInfo:
+    for v in (request.query_params.get("tz"), request.cookies.get("tz")):
+        if v:
+            try:
+                return ZoneInfo(v)
+            except (ZoneInfoNotFoundError, ValueError):
+                continue
+    return request.app.state.app.settings.zone
+
+
+def translator(request: Request) -> Translator:
+    lang = pick_lang(request.query_params.get("lang"), request.cookies.get("lang"))
+    return Translator(lang, viewer_zone(request))
+
+
+def media_urls(html: str) -> str:
+    """Stored HTML refers to images as asset://<sha256>; in our own pages they come from /media/."""
+    return _ASSET.sub(r"/media/\1", html)
+
+
+def render(request: Request, name: str, caller: Caller | None, code: int = 200, **ctx: Any) -> HTMLResponse:
+    t = translator(request)
+    app = request.app.state.app
+    response = TEMPLATES.TemplateResponse(
+        request, name,
+        {"t": t, "me": caller.user if caller else None, "csrf": caller.csrf if caller else "",
+         "Role": Role, "org": app.settings.organisation, "tzname": t.tz.key, **ctx},  # fmt: skip
+        status_code=code,
+    )
+    # ?lang=en and ?tz=... stick for the following pages
+    lang = request.query_params.get("lang")
+    if lang in ("zh", "en"):
+        response.set_cookie("lang", lang, max_age=365 * 86400, samesite="lax", httponly=True)
+    if request.query_params.get("tz") and t.tz.key == request.query_params.get("tz"):
+        response.set_cookie("tz", t.tz.key, max_age=365 * 86400, samesite="lax", httponly=True)
+    return response
+
+
+def can_view(user: User, item: Item) -> bool:
+    if user.role in (Role.ADMIN, Role.CONFIDENTIALITY_REVIEWER):
+        return True
+    return user.role in (Role.EDITOR, Role.DEPARTMENT_HEAD) and user.department == item.department
+
+
+def can_edit(user: User, item: Item) -> bool:
+    return workflow._may_edit(user, item)  # the workflow's own rule, so pages never disagree with it
+
+
+def can_manage(user: User, item: Item) -> bool:
+    """Schedule, withdraw, retry: the item's department, or the confidentiality reviewer (workflow rule)."""
+    return can_edit(user, item) or user.role == Role.CONFIDENTIALITY_REVIEWER
+
+
+def visible_item(session: Any, user: User, item_id: int) -> Item:
+    item = workflow.get_item(session, item_id)
+    if not can_view(user, item):
+        raise NotAllowed(f"item {item_id} belongs to {item.department}")
+    return item
+
+
+def local_time(value: str, tz: ZoneInfo) -> datetime:
+    """A ``<input type=datetime-local>`` value (no zone) read in the viewer's zone."""
+    try:
+        dt = datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise InvalidInput(f"{value!r} is not a date and time (YYYY-MM-DDTHH:MM)") from None
+    return dt if dt.tzinfo else dt.replace(tzinfo=tz)
+
+
+def checklist_number(value: str | int | None) -> int | None:
+    """'12', '12 — 学校基本情况' or '' (from the searchable field) → 12 or None."""
+    if value in (None, ""):
+        return None
+    m = re.match(r"\s*(\d+)", str(value))
+    if not m:
+        from publisher.checklist import checklist
+
+        hits = [n for n, c in checklist().items() if str(value).strip() and str(value).strip() in c.name]
+        if len(hits) == 1:
+            return hits[0]
+        raise InvalidInput(f"checklist item {value!r}: pick a number from 1 to 50 from the list")
+    return int(m.group(1))

@@ -1,0 +1,169 @@
+"""Writing an item from the browser or the API: drafts, uploads, the per-channel preview, the diff."""
+
+from __future__ import annotations
+
+import difflib
+import re
+import tempfile
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlmodel import Session, col, select
+
+from publisher import content
+from publisher.channel import Asset as PostAsset
+from publisher.channel import Post
+from publisher.checklist import checklist_name
+from publisher.errors import InvalidInput
+from publisher.models import Asset, Item, ItemVersion, Review, utcnow
+from publisher.workflow import Context
+
+_ASSET = re.compile(r"asset://([0-9a-f]{64})")
+
+
+class UploadTooLarge(InvalidInput):
+    """The file is larger than review.max_asset_bytes."""
+
+
+class NotAnImage(InvalidInput):
+    """The file is not an image we can read (JPEG, PNG, GIF, WebP)."""
+
+
+def store_upload(ctx: Context, data_chunks: Any, filename: str) -> content.StoredAsset:
+    """Spool an uploaded image to a temporary file, check it really is an image, store it by hash."""
+    limit = ctx.settings.review.max_asset_bytes
+    suffix = Path(filename or "upload").suffix.lower()[:10]
+    with tempfile.TemporaryDirectory(dir=ctx.settings.media_dir) as tmp:
+        path = Path(tmp) / f"upload{suffix}"
+        size = 0
+        with path.open("wb") as f:
+            for chunk in data_chunks:
+                size += len(chunk)
+                if size > limit:
+                    raise UploadTooLarge(f"the file is larger than {limit / 1e6:.0f} MB (review.max_asset_bytes)")
+                f.write(chunk)
+        try:
+            stored = content.store_file(path, media_dir=ctx.settings.media_dir, role="image", max_bytes=limit)
+        except InvalidInput as exc:
+            raise NotAnImage(f"{filename}: not a readable image; upload a JPEG, PNG, GIF or WebP") from exc
+    if stored.content_type not in content.IMAGE_TYPES:
+        raise NotAnImage(f"{filename}: {stored.content_type} is not an image type we publish")
+    stored.filename = Path(filename).name[:200] or stored.filename
+    return stored
+
+
+def referenced_assets(ctx: Context, body: str, known: Collection[str] = ()) -> list[content.StoredAsset]:
+    """The uploaded images a body refers to (asset://<sha>), re-checked from the media store."""
+    out = []
+    for sha in dict.fromkeys(_ASSET.findall(body)):
+        if sha in known:
+            continue
+        path = content.media_path(ctx.settings.media_dir, sha)
+        if not path.is_file():
+            raise InvalidInput(f"image asset://{sha[:12]}… was never uploaded: insert it again")
+        a = content.store_file(path, media_dir=ctx.settings.media_dir, role="image",
+                               max_bytes=ctx.settings.review.max_asset_bytes)  # fmt: skip
+        a.filename = f"{sha[:12]}{_ext(a.content_type)}"
+        out.append(a)
+    return out
+
+
+def _ext(content_type: str) -> str:
+    return {"image/jpeg": ".jpg", "image/png": ".png", "image/gif": ".gif", "image/webp": ".webp"}.get(content_type, "")
+
+
+def draft_from_fields(ctx: Context, fields: Mapping[str, Any]) -> content.ItemDraft:
+    body = str(fields.get("body_markdown") or "")
+    if len(body.encode()) > ctx.settings.review.max_body_bytes:
+        raise InvalidInput("the body is larger than review.max_body_bytes")
+    keep = {k: fields[k] for k in ("summary", "category", "department", "checklist_item", "channels", "publish_at")
+            if fields.get(k) not in (None, "", [])}  # fmt: skip
+    return content.ItemDraft(title=str(fields.get("title") or ""), body_markdown=body, fields=keep,
+                             assets=referenced_assets(ctx, body))  # fmt: skip
+
+
+@dataclass
+class ChannelPreview:
+    name: str
+    label: str
+    type_name: str
+    html: str
+    problems: list[str]
+    next_slot: datetime | None
+
+
+def preview(ctx: Context, fields: Mapping[str, Any], *, author: str) -> list[ChannelPreview]:
+    """Render the body and ask each target channel what it thinks, without storing anything."""
+    body = str(fields.get("body_markdown") or "")
+    html = content.render_markdown(body)
+    assets = []
+    for sha in dict.fromkeys(_ASSET.findall(body)):
+        path = content.media_path(ctx.settings.media_dir, sha)
+        if path.is_file():
+            assets.append(PostAsset(sha256=sha, path=path, filename=sha[:12], content_type="image/png"))
+    now = utcnow()
+    number = fields.get("checklist_item")
+    post = Post(
+        item_id=0, title=str(fields.get("title") or ""), body_markdown=body, body_html=html,
+        summary=str(fields.get("summary") or "") or content.plain_text(body, 120),
+        category=str(fields.get("category") or ""), department=str(fields.get("department") or ""), author=author,
+        publish_at=now, updated_at=now, checklist_item=number if isinstance(number, int) else None,
+        checklist_name=checklist_name(number if isinstance(number, int) else None), assets=tuple(assets),
+        channels=tuple(fields.get("channels") or ()), site_url=None,
+    )  # fmt: skip
+    names = [c for c in (fields.get("channels") or []) if c in ctx.channels] or [
+        n for n, s in ctx.channels.items() if s.enabled
+    ]
+    out = []
+    for name in names:
+        spec = ctx.channels[name]
+        problems = list(spec.channel.validate(post))
+        if post.title and len(post.title) > 500:
+            problems.append(f"the title is {len(post.title)} characters; at most 500")
+        out.append(ChannelPreview(name=name, label=spec.label, type_name=spec.type_name, html=html,
+                                  problems=problems, next_slot=spec.next_slot(now, ctx.settings.zone)))  # fmt: skip
+    return out
+
+
+def known_assets(session: Session, item_id: int) -> set[str]:
+    return set(session.exec(select(Asset.sha256).where(Asset.item_id == item_id)))
+
+
+@dataclass
+class DiffLine:
+    kind: str  # "add" | "del" | "ctx" | "hunk"
+    text: str
+
+
+def changes_since_approval(session: Session, item: Item) -> tuple[int, list[DiffLine]] | None:
+    """If an earlier version of ``item`` was approved, the diff from that version to the current one."""
+    last = session.exec(
+        select(Review).where(Review.item_id == item.id, Review.approved == True, Review.item_version < item.version)  # noqa: E712
+        .order_by(col(Review.item_version).desc())
+    ).first()
+    if last is None:
+        return None
+    versions = {
+        v.version: v
+        for v in session.exec(
+            select(ItemVersion).where(ItemVersion.item_id == item.id,
+                                      col(ItemVersion.version).in_([last.item_version, item.version]))  # fmt: skip
+        )
+    }
+    old = versions.get(last.item_version)
+    if old is None:
+        return None
+    a = [f"# {old.title}", "", *old.body_markdown.splitlines()]
+    b = [f"# {item.title}", "", *item.body_markdown.splitlines()]
+    lines = []
+    for ln in list(difflib.unified_diff(a, b, f"v{old.version}", f"v{item.version}", lineterm="", n=2))[2:]:
+        kind = {"+": "add", "-": "del", "@": "hunk"}.get(ln[:1], "ctx")
+        lines.append(DiffLine(kind, ln))
+    return last.item_version, lines
+
+
+def versions_of(session: Session, item_id: int) -> list[ItemVersion]:
+    return list(session.exec(select(ItemVersion).where(ItemVersion.item_id == item_id).order_by(ItemVersion.version)))

@@ -1,0 +1,72 @@
+// The little JavaScript the workspace needs: live preview, image upload, confirmations.
+// Loaded from /static (the Content-Security-Policy forbids inline scripts).
+"use strict";
+(function () {
+  const csrf = () => document.querySelector('meta[name="csrf-token"]')?.content || "";
+
+  document.addEventListener("submit", (ev) => {
+    const msg = ev.target.dataset.confirm;
+    if (msg && !window.confirm(msg)) ev.preventDefault();
+  });
+  document.querySelectorAll("[data-back]").forEach((a) =>
+    a.addEventListener("click", (ev) => { if (history.length > 1) { ev.preventDefault(); history.back(); } }));
+
+  // calendar: drag an event to another day to move it there, at the same time of day
+  const cal = document.querySelector("table[data-reschedule]");
+  if (cal) {
+    let dragged = null;
+    cal.addEventListener("dragstart", (ev) => { dragged = ev.target.closest(".ev[draggable]"); });
+    cal.addEventListener("dragover", (ev) => { if (dragged && ev.target.closest("td[data-day]")) ev.preventDefault(); });
+    cal.addEventListener("drop", async (ev) => {
+      const cell = ev.target.closest("td[data-day]");
+      if (!dragged || !cell) return;
+      ev.preventDefault();
+      const body = new URLSearchParams({ at: `${cell.dataset.day}T${dragged.dataset.time}`, when: "at" });
+      const r = await fetch(`/items/${dragged.dataset.item}/schedule`, { method: "POST", body, headers: { "X-CSRF-Token": csrf() }, credentials: "same-origin", redirect: "manual" });
+      if (r.ok || r.type === "opaqueredirect" || r.status === 303) window.location.reload();
+      else window.alert(await r.text());
+      dragged = null;
+    });
+  }
+
+  const form = document.getElementById("compose");
+  if (!form) return;
+  const pane = document.getElementById("preview");
+  const body = form.querySelector('textarea[name="body_markdown"]');
+  let timer = null, seq = 0;
+
+  async function refresh() {
+    const mine = ++seq;
+    const data = new FormData(form);
+    try {
+      const r = await fetch(form.dataset.preview, { method: "POST", body: data, headers: { "X-CSRF-Token": csrf() }, credentials: "same-origin" });
+      if (mine !== seq) return;
+      // the server renders with autoescaping and sanitised HTML; the CSP stops any script regardless
+      pane.innerHTML = await r.text();
+      pane.dataset.ready = String(mine);
+    } catch (e) { /* offline: keep the last preview */ }
+  }
+  const later = () => { clearTimeout(timer); timer = setTimeout(refresh, 300); };
+  form.addEventListener("input", later);
+  form.addEventListener("change", later);
+  refresh();
+
+  const file = document.getElementById("image");
+  const status = document.getElementById("upload-status");
+  file?.addEventListener("change", async () => {
+    if (!file.files.length) return;
+    const data = new FormData();
+    data.append("file", file.files[0]);
+    status.textContent = "…";
+    const r = await fetch(file.dataset.upload, { method: "POST", body: data, headers: { "X-CSRF-Token": csrf() }, credentials: "same-origin" });
+    const out = await r.json().catch(() => ({}));
+    if (!r.ok) { status.textContent = out.detail || r.statusText; file.value = ""; return; }
+    const at = body.selectionStart ?? body.value.length;
+    const text = "\n" + out.markdown + "\n";
+    body.value = body.value.slice(0, at) + text + body.value.slice(at);
+    status.textContent = "✓ " + file.files[0].name;
+    status.dataset.sha = out.sha256;
+    file.value = "";
+    refresh();
+  });
+})();

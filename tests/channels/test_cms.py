@@ -1,0 +1,128 @@
+"""CMS channel specifics against the WordPress sandbox: categories, withdraw modes, media, auth."""
+
+from __future__ import annotations
+
+import pytest
+
+from channels.sandbox.wordpress import WordPressSandbox
+from publisher.channel import PermanentChannelError, Published
+from publisher.testing import make_ctx, make_post
+from tests.channels.contract_cms import APP_PASSWORD, PASSWORD_ENV, make_channel
+from tests.channels.contract_douyin import image_asset
+
+
+@pytest.fixture
+def wp():
+    sandbox = WordPressSandbox(users={"editor": APP_PASSWORD})
+    sandbox.start()
+    sandbox.categories[5] = {"id": 5, "name": "通知公告", "slug": "notices"}
+    yield sandbox
+    sandbox.stop()
+
+
+def test_category_is_mapped_to_the_wordpress_id(tmp_path, wp):
+    ch = make_channel(tmp_path, wp.base_url)
+    ch.config = ch.config.model_copy(update={"categories": {"公告公示": 5}})
+    out = ch.publish(make_post(1), make_ctx(1))
+    assert wp.posts[int(out.remote_id)]["categories"] == [5]
+
+
+def test_unmapped_category_is_refused_at_review_and_delivery(tmp_path, wp):
+    ch = make_channel(tmp_path, wp.base_url)
+    post = make_post(1, category="规章制度")
+    assert any("规章制度" in p for p in ch.validate(post))
+    with pytest.raises(PermanentChannelError, match="规章制度"):
+        ch.publish(post, make_ctx(1))
+    assert wp.live_count() == 0
+
+
+def test_unmapped_category_is_created_once_when_allowed(tmp_path, wp):
+    ch = make_channel(tmp_path, wp.base_url, create_categories=True)
+    post = make_post(1, category="规章制度")
+    assert ch.validate(post) == []
+    a = ch.publish(post, make_ctx(1))
+    b = ch.publish(make_post(2, category="规章制度"), make_ctx(2))
+    created = [e for e in wp.ledger if e["action"] == "category"]
+    assert len(created) == 1
+    assert (
+        wp.posts[int(a.remote_id)]["categories"]
+        == wp.posts[int(b.remote_id)]["categories"]
+        == [created[0]["id"]]
+    )
+
+
+@pytest.mark.parametrize(("mode", "expected"), [("draft", "draft"), ("trash", "trash"), ("delete", None)])
+def test_withdraw_modes(tmp_path, wp, mode, expected):
+    ch = make_channel(tmp_path, wp.base_url, withdraw_to=mode)
+    post, ctx = make_post(1), make_ctx(1)
+    out = ch.publish(post, ctx)
+    assert ch.check_url(out.url).ok
+    ch.withdraw(post, make_ctx(1, state=ctx.state, remote_id=out.remote_id))
+    pid = int(out.remote_id)
+    assert (wp.posts[pid]["status"] if pid in wp.posts else None) == expected
+    assert not ch.check_url(out.url).ok
+    ch.withdraw(post, make_ctx(1, state=ctx.state, remote_id=out.remote_id))  # twice is harmless
+
+
+def test_images_are_uploaded_once_and_substituted(tmp_path, wp):
+    ch = make_channel(tmp_path, wp.base_url)
+    img = image_asset(tmp_path, role="image")
+    cover = image_asset(tmp_path, role="cover", color=(0, 90, 200))
+    body = f'<p>见下图。</p><p><img src="asset://{img.sha256}" alt="图"></p>'
+    out = ch.publish(make_post(1, body_html=body, assets=(img, cover)), make_ctx(1))
+    ch.publish(make_post(2, body_html=body, assets=(img,)), make_ctx(2))
+    uploads = [e for e in wp.ledger if e["action"] == "media"]
+    assert len(uploads) == 2  # the body image once for both items, and the cover
+    post = wp.posts[int(out.remote_id)]
+    image_url = next(m["source_url"] for m in wp.media.values() if m["id"] == uploads[0]["id"])
+    assert f'src="{image_url}"' in post["content"] and "asset://" not in post["content"]
+    assert post["featured_media"] == uploads[1]["id"]
+    assert ch.check_url(image_url).ok
+
+
+def test_wrong_password_is_permanent_and_never_shown(tmp_path, wp, monkeypatch):
+    ch = make_channel(tmp_path, wp.base_url)
+    monkeypatch.setenv(PASSWORD_ENV, "wxyz wxyz wxyz wxyz wxyz wxyz")
+    from channels.cms import CmsChannel
+
+    ch = CmsChannel("cms", ch.config, ch.env)
+    with pytest.raises(PermanentChannelError) as info:
+        ch.publish(make_post(1), make_ctx(1))
+    assert info.value.code == "incorrect_password"
+    assert PASSWORD_ENV in str(info.value) and "wxyz" not in str(info.value)
+    health = ch.check_health()
+    assert not health.ok and "incorrect_password" in health.detail
+
+
+def test_health_reports_the_user_and_missing_rights(tmp_path, wp):
+    ch = make_channel(tmp_path, wp.base_url)
+    health = ch.check_health()
+    assert health.ok and "editor" in health.detail and health.warnings == ()
+    wp.capabilities["upload_files"] = False
+    assert any("upload_files" in w for w in ch.check_health().warnings)
+    assert wp.ledger == []  # the health check published nothing
+
+
+def test_validate_refuses_images_the_cms_cannot_take(tmp_path, wp):
+    ch = make_channel(tmp_path, wp.base_url, max_upload_bytes=10)
+    img = image_asset(tmp_path, role="image")
+    post = make_post(1, body_html=f'<img src="asset://{img.sha256}">', assets=(img,))
+    assert any("at most" in p for p in ch.validate(post))
+
+
+def test_update_restores_a_post_withdrawn_to_draft(tmp_path, wp):
+    ch = make_channel(tmp_path, wp.base_url)
+    post, ctx = make_post(1), make_ctx(1)
+    out = ch.publish(post, ctx)
+    ch.withdraw(post, ctx)
+    again = ch.update(make_post(1, title="新标题"), make_ctx(1, state=ctx.state, remote_id=out.remote_id))
+    assert again == Published(url=out.url, remote_id=out.remote_id)
+    assert wp.posts[int(out.remote_id)]["status"] == "publish" and wp.live_count() == 1
+
+
+def test_list_publications(tmp_path, wp):
+    ch = make_channel(tmp_path, wp.base_url)
+    out = ch.publish(make_post(1), make_ctx(1))
+    found = ch.list_publications()
+    assert [p.remote_id for p in found] == [out.remote_id]
+    assert found[0].published_at.tzinfo is not None

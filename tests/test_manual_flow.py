@@ -1,0 +1,77 @@
+"""The to-post-by-hand queue end to end: queued, waiting, recorded, counted."""
+
+from __future__ import annotations
+
+import pytest
+
+from publisher import content, stats, workflow
+from publisher.dispatch import Dispatcher
+from publisher.errors import InvalidInput, NotAllowed
+from publisher.models import Delivery, DeliveryStatus, ItemStatus
+
+
+def _approved_item(app, tmp_path, channels):
+    f = tmp_path / "n.md"
+    f.write_text(f"---\ntitle: 招聘公告\ncategory: 招聘信息\nchannels: {channels}\n---\n正文\n", encoding="utf-8")
+    with app.session() as s:
+        d = content.read_item_file(f, media_dir=app.settings.media_dir, max_body_bytes=10**6, max_asset_bytes=10**6)
+        item = workflow.create_item(app.ctx, s, author=workflow.get_user(s, "ed"), draft=d)
+        workflow.submit(app.ctx, s, item_id=item.id, actor=workflow.get_user(s, "ed"))
+        workflow.review(app.ctx, s, item_id=item.id, actor=workflow.get_user(s, "head"), approve=True)
+        workflow.review(app.ctx, s, item_id=item.id, actor=workflow.get_user(s, "sec"), approve=True)
+        workflow.schedule(app.ctx, s, item_id=item.id, at=__import__("datetime").datetime.now().astimezone())
+    return item.id
+
+
+def test_manual_delivery_waits_then_counts_once_recorded(make_app, tmp_path):
+    app = make_app(channels={"mem": {"type": "memory"}, "city_portal": {"type": "manual", "place": "city_portal"}})
+    item_id = _approved_item(app, tmp_path, "[mem, city_portal]")
+    Dispatcher(engine=app.engine, ctx=app.ctx).run(once=True)
+    with app.session() as s:
+        d = s.exec(__import__("sqlmodel").select(Delivery).where(Delivery.channel == "city_portal")).one()
+        assert d.status == DeliveryStatus.WAITING
+        assert "by hand" in (d.note or "")
+        assert workflow.get_item(s, item_id).status == ItemStatus.SCHEDULED
+        kit = app.channels["city_portal"].channel.copy_kit(workflow.build_post(app.ctx, s, workflow.get_item(s, item_id)))
+        assert "招聘公告" in kit
+    with pytest.raises(InvalidInput), app.session() as s:
+        workflow.record_manual(app.ctx, s, delivery_id=d.id, actor="ed", url="www.example.com/no-scheme")
+    with app.session() as s:
+        workflow.record_manual(app.ctx, s, delivery_id=d.id, actor="ed", url="https://www.qqhr.gov.cn/a/1.html")
+    with app.session() as s:
+        assert workflow.get_item(s, item_id).status == ItemStatus.PUBLISHED
+    start, end = stats.period(None, None, app.settings.zone)
+    rows = stats.counts(app.engine, stats.StatsQuery(start=start, end=end, by=("channel",)))
+    assert {r["channel"]: r["published"] for r in rows} == {"mem": 1, "city_portal": 1}
+
+
+def test_not_applicable_is_done_but_not_counted_and_needs_a_reason(make_app, tmp_path):
+    app = make_app(channels={"paper": {"type": "manual", "place": "newspaper"}})
+    _approved_item(app, tmp_path, "[paper]")
+    Dispatcher(engine=app.engine, ctx=app.ctx).run(once=True)
+    with app.session() as s:
+        d = s.exec(__import__("sqlmodel").select(Delivery)).one()
+    with pytest.raises(InvalidInput), app.session() as s:
+        workflow.record_manual(app.ctx, s, delivery_id=d.id, actor="ed", not_applicable="  ")
+    with app.session() as s:
+        workflow.record_manual(app.ctx, s, delivery_id=d.id, actor="ed", not_applicable="报社未采用")
+    with app.session() as s:
+        d = s.get(Delivery, d.id)
+        assert d.status == DeliveryStatus.DONE and d.published_at is None and "报社未采用" in d.note
+    start, end = stats.period(None, None, app.settings.zone)
+    assert all(r["published"] == 0 for r in stats.counts(app.engine, stats.StatsQuery(start=start, end=end)))
+
+
+def test_recording_is_refused_for_an_item_without_its_two_approvals(make_app, tmp_path):
+    app = make_app(channels={"paper": {"type": "manual", "place": "newspaper"}})
+    f = tmp_path / "n.md"
+    f.write_text("---\ntitle: t\ncategory: 新闻\nchannels: [paper]\n---\nx\n", encoding="utf-8")
+    with app.session() as s:
+        d = content.read_item_file(f, media_dir=app.settings.media_dir, max_body_bytes=10**6, max_asset_bytes=10**6)
+        item = workflow.create_item(app.ctx, s, author=workflow.get_user(s, "ed"), draft=d)
+        # a delivery row forged straight into the store, bypassing the workflow
+        s.add(Delivery(item_id=item.id, channel="paper"))
+    with app.session() as s:
+        did = s.exec(__import__("sqlmodel").select(Delivery)).one().id
+    with pytest.raises(NotAllowed), app.session() as s:
+        workflow.record_manual(app.ctx, s, delivery_id=did, actor="ed", url="https://example.com/x")

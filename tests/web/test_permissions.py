@@ -1,0 +1,183 @@
+"""Who may use which route: every route × every role (and another department's users, and nobody).
+
+Each route is one test case; inside it every caller is tried. A caller who may not use the route
+gets 403 (401 or a redirect to the log-in page when not logged in) and nothing changes; a caller
+who may gets a success, each on a fresh item so one caller's change never hides another's.
+Role gating does not depend on the database engine, so this runs on SQLite only.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from sqlmodel import select
+
+from publisher import accounts, workflow
+from publisher.models import AuditLog, Delivery, DeliveryStatus
+from tests.web.conftest import make_item
+
+pytestmark = pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
+
+#: the callers of the matrix: user name (None = not logged in)
+CALLERS = ["ed", "ed2", "head", "head2", "sec", "admin", "viewer", None]
+ALL = {"ed", "ed2", "head", "head2", "sec", "admin", "viewer"}
+STAFF = ALL - {"viewer"}
+WRITERS = {"ed", "ed2", "head", "head2", "admin"}
+# on an item of 校长办公室: its editor and head, the confidentiality reviewer and the admin
+ITEM_STAFF = {"ed", "head", "sec", "admin"}
+ITEM_WRITERS = {"ed", "head", "admin"}
+
+
+def _png() -> bytes:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (8, 8), (200, 30, 30)).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def _failed_delivery(app: Any) -> dict[str, Any]:
+    item = make_item(app, stage="scheduled")
+    with app.session() as s:
+        d = s.exec(select(Delivery).where(Delivery.item_id == item)).one()
+        d.status, d.last_error = DeliveryStatus.FAILED, "scripted"
+        return {"item": item, "delivery": d.id}
+
+
+def _media(app: Any, who: str) -> dict[str, Any]:
+    from publisher import content
+
+    path = app.settings.media_dir.parent / "upload.png"
+    path.write_bytes(_png())
+    stored = content.store_file(path, media_dir=app.settings.media_dir, role="image", max_bytes=10**6)
+    return {"sha": stored.sha256}
+
+
+def _feed(app: Any, who: str) -> dict[str, Any]:
+    return {"token": _token_of(app, who or "admin")["token"] if who else ""}
+
+
+@dataclass
+class Route:
+    method: str
+    path: str
+    allowed: set[str]
+    setup: Callable[[Any, str], dict[str, Any]] = lambda app, who: {}
+    data: Any = None
+    json: Any = None
+    files: Any = None
+    api: bool = False
+    ok: tuple[int, ...] = (200, 201, 303)
+    id: str = field(default="")
+
+
+def _item(stage: str) -> Callable[[Any, str], dict[str, Any]]:
+    return lambda app, who: {"item": make_item(app, stage=stage)}
+
+
+def _token_of(app: Any, who: str) -> dict[str, Any]:
+    with app.session() as s:
+        tok, row = accounts.create_token(s, user=workflow.get_user(s, who), name="matrix")
+    return {"token": tok, "token_id": row.id}
+
+
+COMPOSE_FORM = {"title": "矩阵测试", "body_markdown": "正文", "category": "公告公示", "department": "校长办公室",
+                "channels": "mem", "when": "none", "action": "draft"}  # fmt: skip
+API_ITEM = {"title": "矩阵测试", "body_markdown": "正文", "category": "公告公示", "channels": ["mem"],
+            "department": "校长办公室"}  # fmt: skip
+
+ROUTES = [
+    Route("GET", "/", ALL),
+    Route("GET", "/items", STAFF),
+    Route("GET", "/items/new", WRITERS),
+    Route("POST", "/items/new", {"ed", "head", "admin"}, data=COMPOSE_FORM),
+    Route("POST", "/preview", WRITERS, data=COMPOSE_FORM),
+    Route("POST", "/upload", WRITERS, files={"file": ("a.png", _png(), "image/png")}),
+    Route("GET", "/items/{item}", ITEM_STAFF, _item("draft")),
+    Route("GET", "/items/{item}/edit", ITEM_WRITERS, _item("draft")),
+    Route("POST", "/items/{item}/edit", ITEM_WRITERS, _item("draft"), data=COMPOSE_FORM),
+    Route("POST", "/items/{item}/submit", ITEM_WRITERS, _item("draft")),
+    Route("POST", "/items/{item}/review", {"head"}, _item("submitted"), data={"decision": "approve"}, id="review-1"),
+    Route("POST", "/items/{item}/review", {"sec"}, _item("dept_approved"), data={"decision": "approve"}, id="review-2"),
+    Route("POST", "/items/{item}/schedule", ITEM_STAFF, _item("draft"), data={"at": "2099-01-01T09:00"}),
+    Route("POST", "/items/{item}/withdraw", ITEM_STAFF, _item("scheduled")),
+    Route("POST", "/deliveries/{delivery}/retry", ITEM_STAFF, lambda app, who: _failed_delivery(app)),
+    Route("GET", "/review", {"head", "head2", "sec", "admin"}),
+    Route("GET", "/calendar", STAFF),
+    Route("GET", "/media/{sha}", STAFF, _media),
+    # the iCalendar feed authenticates by the token in its URL (calendar apps send no cookies)
+    Route("GET", "/calendar/mem.ics?token={token}", STAFF, _feed, id="ical-feed"),
+    Route("GET", "/dashboard", ALL),
+    Route("GET", "/dashboard.csv?table=category", ALL),
+    Route("GET", "/tokens", ALL),
+    Route("POST", "/tokens", ALL, data={"name": "script"}),
+    Route("POST", "/tokens/{token_id}/revoke", ALL, lambda app, who: _token_of(app, who or "admin"), id="revoke-own"),
+    Route("GET", "/admin/users", {"admin"}),
+    Route("POST", "/admin/users", {"admin"},
+          data={"name": "new.user", "role": "viewer", "password": "a long password"}),  # fmt: skip
+    Route("POST", "/admin/users/viewer/password", {"admin"}, data={"password": "another long password"}),
+    Route("GET", "/admin/channels", {"admin"}),
+    Route("POST", "/logout", ALL),
+    # the JSON API, with bearer tokens
+    Route("GET", "/api/me", ALL, api=True),
+    Route("GET", "/api/stats", ALL, api=True),
+    Route("GET", "/api/items", STAFF, api=True),
+    Route("POST", "/api/items", {"ed", "head", "admin"}, json=API_ITEM, api=True),
+    Route("GET", "/api/items/{item}", ITEM_STAFF, _item("draft"), api=True),
+    Route("PATCH", "/api/items/{item}", ITEM_WRITERS, _item("draft"), json={"title": "改"}, api=True),
+    Route("POST", "/api/items/{item}/submit", ITEM_WRITERS, _item("draft"), api=True),
+    Route("POST", "/api/items/{item}/review", {"head"}, _item("submitted"), json={"approve": True}, api=True,
+          id="api-review-1"),
+    Route("POST", "/api/items/{item}/review", {"sec"}, _item("dept_approved"), json={"approve": True}, api=True,
+          id="api-review-2"),
+    Route("POST", "/api/items/{item}/schedule", ITEM_STAFF, _item("draft"), json={"at": "2099-01-01T09:00+08:00"},
+          api=True),
+    Route("POST", "/api/items/{item}/withdraw", ITEM_STAFF, _item("scheduled"), json={}, api=True),
+    Route("GET", "/api/items/{item}/deliveries", ITEM_STAFF, _item("scheduled"), api=True),
+    Route("POST", "/api/deliveries/{delivery}/retry", ITEM_STAFF, lambda app, who: _failed_delivery(app), api=True),
+]
+
+
+def _audit_count(app: Any) -> int:
+    with app.session() as s:
+        return len(s.exec(select(AuditLog.id)).all())
+
+
+@pytest.mark.parametrize("route", ROUTES, ids=lambda r: r.id or f"{r.method} {r.path}")
+def test_role_matrix(route: Route, app: Any, client: Any, login: Any) -> None:
+    from publisher.web.security import SESSION_COOKIE
+
+    # denied callers first: they must change nothing
+    for who in sorted(CALLERS, key=lambda w: (w in route.allowed, w or "")):
+        client.cookies.clear()
+        params = route.setup(app, who)
+        path = route.path.format(**params)
+        headers: dict[str, str] = {}
+        data = dict(route.data) if route.data is not None else ({} if route.method == "POST" and not route.api else None)
+        if who is not None:
+            if route.api:
+                headers["Authorization"] = "Bearer " + _token_of(app, who)["token"]
+            else:
+                csrf = login(client, who)
+                if route.method != "GET":
+                    if route.files is not None:
+                        headers["X-CSRF-Token"] = csrf
+                    else:
+                        data["csrf_token"] = csrf  # type: ignore[index]
+        before = _audit_count(app)
+        r = client.request(route.method, path, data=data, json=route.json, files=route.files, headers=headers)
+        if who in route.allowed:
+            assert r.status_code in route.ok, f"{who} should be able to {route.method} {path}: {r.status_code} {r.text[:300]}"
+        elif who is None:
+            assert r.status_code in (401, 303), f"anonymous {route.method} {path}: {r.status_code}"
+            if r.status_code == 303:
+                assert r.headers["location"].startswith("/login")
+            assert _audit_count(app) == before
+        else:
+            assert r.status_code == 403, f"{who} must not {route.method} {path}: {r.status_code} {r.text[:300]}"
+            assert _audit_count(app) == before, f"{who} was refused {path} but something changed"
+        assert SESSION_COOKIE not in r.cookies or route.path == "/logout"
