@@ -107,7 +107,7 @@ def run_demo(settings_path: Path | None, *, items: int = 6, console: Console | N
             try:
                 h = start(folder / "sandbox")
             except Exception as exc:  # one sandbox that cannot start must not spoil the demo
-                console.print(f"[yellow]sandbox {name} did not start: {exc}[/yellow]")
+                console.print(f"sandbox {name} did not start: {exc}", style="yellow")
                 continue
             handles.append((name, h))
             os.environ.update(h.environ)

@@ -478,6 +478,12 @@ def _queue_deliveries(ctx: Context, session: Session, item: Item, actor: str) ->
     if not is_cleared(session, item):  # belt and braces: never queue an item not cleared twice
         raise NotAllowed(f"item {item.id} lacks its two approvals")
     _refuse_while_sending(session, item, "try")
+    gone = [name for name in item.channels if name not in ctx.channels]
+    if gone:
+        raise InvalidInput(
+            f"item {item.id} targets {', '.join(gone)}, no longer configured in settings.toml: "
+            "edit the item's channels or configure them again"
+        )
     existing = {d.channel: d for d in _deliveries(session, item.id)}
     for name in item.channels:
         spec = ctx.channels[name]

@@ -75,3 +75,20 @@ def test_recording_is_refused_for_an_item_without_its_two_approvals(make_app, tm
         did = s.exec(__import__("sqlmodel").select(Delivery)).one().id
     with pytest.raises(NotAllowed), app.session() as s:
         workflow.record_manual(app.ctx, s, delivery_id=did, actor="ed", url="https://example.com/x")
+
+
+def test_scheduling_an_item_whose_channel_was_removed_says_so(make_app, tmp_path):
+    app = make_app(channels={"mem": {"type": "memory"}, "old": {"type": "memory"}})
+    f = tmp_path / "n.md"
+    f.write_text("---\ntitle: t\ncategory: 新闻\nchannels: [mem, old]\n---\nx\n", encoding="utf-8")
+    with app.session() as s:
+        d = content.read_item_file(f, media_dir=app.settings.media_dir, max_body_bytes=10**6, max_asset_bytes=10**6)
+        item = workflow.create_item(app.ctx, s, author=workflow.get_user(s, "ed"), draft=d)
+        workflow.submit(app.ctx, s, item_id=item.id, actor=workflow.get_user(s, "ed"))
+        workflow.review(app.ctx, s, item_id=item.id, actor=workflow.get_user(s, "head"), approve=True)
+        workflow.review(app.ctx, s, item_id=item.id, actor=workflow.get_user(s, "sec"), approve=True)
+    del app.channels["old"]  # settings.toml edited, the worker restarted without it
+    with pytest.raises(InvalidInput, match="old, no longer configured"), app.session() as s:
+        workflow.schedule(app.ctx, s, item_id=item.id, at="2099-01-01T09:00+08:00")
+    with app.session() as s:
+        assert workflow.get_item(s, item.id).status == ItemStatus.APPROVED
