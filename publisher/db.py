@@ -4,6 +4,8 @@ makes its own engine from its own settings.
 SQLite is the embedded default (``queue.db``): WAL mode so readers never block the writer, a busy
 timeout so concurrent writers wait instead of failing, and ``BEGIN IMMEDIATE`` for every transaction
 so two workers never deadlock upgrading a read lock to a write lock (the claim is a read-then-write).
+Pure reads go through :func:`read_only` and begin with a plain ``BEGIN``: in WAL mode they then
+neither wait for nor block the writer (the dispatcher's lease check runs beside its batched records).
 """
 
 from __future__ import annotations
@@ -27,6 +29,15 @@ def is_sqlite(engine: Engine) -> bool:
     return engine.dialect.name == "sqlite"
 
 
+#: execution option marking a connection that only reads (SQLite: deferred BEGIN, no write lock)
+READ_ONLY_OPTION = "publisher_read_only"
+
+
+def read_only(engine: Engine) -> Engine:
+    """The same engine and pool, for transactions that only read."""
+    return engine.execution_options(**{READ_ONLY_OPTION: True})
+
+
 def make_engine(url: str, *, immediate: bool = True, **kw: Any) -> Engine:
     """An engine for ``url``; for SQLite, WAL + busy timeout + BEGIN IMMEDIATE (unless read-only use)."""
     if url.startswith("sqlite"):
@@ -47,11 +58,15 @@ def make_engine(url: str, *, immediate: bool = True, **kw: Any) -> Engine:
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA busy_timeout=60000")
+            # the queue's hot rows stay in memory; temporary b-trees (ORDER BY, IN lists) too
+            cur.execute("PRAGMA cache_size=-32000")
+            cur.execute("PRAGMA temp_store=MEMORY")
             cur.close()
 
         @event.listens_for(engine, "begin")
         def _begin(conn: Any) -> None:
-            conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+            deferred = not immediate or conn.get_execution_options().get(READ_ONLY_OPTION, False)
+            conn.exec_driver_sql("BEGIN" if deferred else "BEGIN IMMEDIATE")
 
         return engine
     if url.startswith("postgresql"):
