@@ -4,8 +4,9 @@ makes its own engine from its own settings.
 SQLite is the embedded default (``queue.db``): WAL mode so readers never block the writer, a busy
 timeout so concurrent writers wait instead of failing, and ``BEGIN IMMEDIATE`` for every transaction
 so two workers never deadlock upgrading a read lock to a write lock (the claim is a read-then-write).
-Pure reads go through :func:`read_only` and begin with a plain ``BEGIN``: in WAL mode they then
-neither wait for nor block the writer (the dispatcher's lease check runs beside its batched records).
+Pure reads go through :func:`read_only` and emit no ``BEGIN`` at all: each statement reads its own
+WAL snapshot and neither waits for nor blocks the writer (the dispatcher's lease check runs beside its
+batched records). Readers that need one snapshot over several statements use the normal engine.
 """
 
 from __future__ import annotations
@@ -65,8 +66,9 @@ def make_engine(url: str, *, immediate: bool = True, **kw: Any) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _begin(conn: Any) -> None:
-            deferred = not immediate or conn.get_execution_options().get(READ_ONLY_OPTION, False)
-            conn.exec_driver_sql("BEGIN" if deferred else "BEGIN IMMEDIATE")
+            if conn.get_execution_options().get(READ_ONLY_OPTION, False):
+                return  # autocommit reads: see the module docstring
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
         return engine
     if url.startswith("postgresql"):

@@ -30,7 +30,6 @@ import time
 import uuid
 from collections import defaultdict, deque
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -126,8 +125,8 @@ class _Finished:
 class Dispatcher:
     """Runs deliveries. ``Dispatcher(engine=..., ctx=...)``; nothing global.
 
-    Threads: the loop thread claims, hands deliveries to the pool and records outcomes; pool threads
-    only re-check the lease and call the channel. Claims and records are batched (one transaction
+    Threads: the loop thread claims into a backlog and records outcomes; delivery threads take from
+    the backlog (within each channel's max_concurrency), re-check the lease and call the channel. Claims and records are batched (one transaction
     for many deliveries) because per-delivery transactions cost more than a local HTTP call: a
     worker holds a small backlog of leased deliveries (``_hold_cap`` per channel) and records the
     outcomes that finished in the last ``RECORD_EVERY`` seconds together. A worker killed between the
@@ -136,7 +135,7 @@ class Dispatcher:
     """
 
     #: record finished deliveries at least this often (seconds) ...
-    RECORD_EVERY = 0.05
+    RECORD_EVERY = 0.1
     #: ... or as soon as this many are waiting
     RECORD_BATCH = 200
 
@@ -163,8 +162,13 @@ class Dispatcher:
         self._limiters = {n: _RateLimiter(s.rate_per_minute) for n, s in ctx.channels.items()}
         self._snapshots: dict[int, PostSnapshot] = {}
         self._read_engine = read_only(engine)
+        #: each delivery thread keeps one read connection for its lease checks
+        self._local = threading.local()
+        #: claimed, not started; taken by the delivery threads themselves (no hand-off per delivery)
         self._backlog: dict[str, deque[Claim]] = defaultdict(deque)
         self._running: dict[str, int] = defaultdict(int)
+        self._cond = threading.Condition()
+        self._closing = False
         self._results: deque[tuple[str, Claim] | _Finished] = deque()
         self._ready = threading.Event()
         self._unrecorded: list[_Finished] = []
@@ -185,7 +189,7 @@ class Dispatcher:
     def _hold_cap(self, channel: str) -> int:
         """How many leases of ``channel`` this worker may hold: what can run, plus a short backlog."""
         running = min(self.ctx.channels[channel].max_concurrency, self.threads)
-        return running + max(running, self.settings.worker.batch_size // 4)
+        return running + max(running, self.settings.worker.batch_size)
 
     def claim(self, capacity: int | None = None, channels: list[str] | None = None) -> list[Claim]:
         """Lease due deliveries, up to each channel's hold cap and rate, in one transaction."""
@@ -341,9 +345,13 @@ class Dispatcher:
         withdrawal may have happened since the claim); the post and its approvals come from the
         batch built at claim time when the item has not changed since, else they are read again.
         """
-        with self._read_engine.connect() as conn:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._local.conn = self._read_engine.connect()
+        try:
             row = conn.execute(self._check_stmt, {"did": claim.id}).first()
             if row is None or row.status != DeliveryStatus.CLAIMED or row.lease_owner != self.worker_id:
+                conn.rollback()
                 return False, None
             snap = self._snapshots.get(claim.item_id)
             if snap is None or (snap.version, snap.publish_at, snap.updated_at) != (
@@ -351,6 +359,11 @@ class Dispatcher:
             ):
                 snap = snapshot_posts(self.ctx, conn, [claim.item_id])[claim.item_id]
                 self._snapshots[claim.item_id] = snap
+            conn.rollback()  # ends the read transaction (PostgreSQL); the connection stays with the thread
+        except BaseException:
+            self._local.conn = None
+            conn.close()
+            raise
         if claim.op != DeliveryOp.WITHDRAW and not snap.cleared:
             return True, None
         return True, snap.post
@@ -363,6 +376,7 @@ class Dispatcher:
         except sa.exc.SQLAlchemyError as exc:
             log.warning("delivery %s: cannot check its lease (%s); trying again shortly", claim.id, exc,
                         extra={"delivery_id": claim.id, "item_id": claim.item_id})  # fmt: skip
+            self.stop.wait(1.0)
             self._push(("retry", claim))
             return
         except Exception as exc:  # e.g. an asset missing on disk: keep the reason on the delivery
@@ -403,8 +417,40 @@ class Dispatcher:
         self._push(_Finished(claim, started, result, dctx.state))
 
     def _push(self, entry: tuple[str, Claim] | _Finished) -> None:
-        self._results.append(entry)
-        self._ready.set()
+        claim = entry.claim if isinstance(entry, _Finished) else entry[1]
+        with self._cond:
+            self._running[claim.channel] -= 1
+            if isinstance(entry, tuple) and entry[0] == "retry":
+                self._backlog[claim.channel].appendleft(claim)
+            else:
+                self._results.append(entry)
+            self._cond.notify_all()
+            # wake the loop thread only when it has work: a batch to record, a backlog to refill
+            left = sum(len(q) for q in self._backlog.values())
+            wake = (len(self._results) >= self.RECORD_BATCH or left <= self.threads
+                    or not any(self._running.values()))  # fmt: skip
+        if wake:
+            self._ready.set()
+
+    def _take(self) -> Claim | None:
+        """Delivery thread: the next backlog delivery whose channel has a free slot (None: close)."""
+        with self._cond:
+            while not self._closing and not self.stop.is_set():
+                for ch, queue in self._backlog.items():
+                    if queue and self._running[ch] < self.ctx.channels[ch].max_concurrency:
+                        self._running[ch] += 1
+                        return queue.popleft()
+                self._cond.wait(timeout=1.0)
+            return None
+
+    def _deliver_loop(self) -> None:
+        try:
+            while (claim := self._take()) is not None:
+                self._execute(claim)
+        finally:
+            conn = getattr(self._local, "conn", None)
+            if conn is not None:
+                conn.close()
 
     def execute(self, delivery_id: int) -> str:
         """Run one delivery this worker has claimed and record its outcome (tests, tools)."""
@@ -420,6 +466,8 @@ class Dispatcher:
         claim = Claim(id=row.id, item_id=row.item_id, channel=row.channel, op=row.op, attempts=row.attempts,
                       state=dict(row.state or {}), remote_id=row.remote_id, url=row.url,
                       published_at=row.published_at)  # fmt: skip
+        with self._cond:
+            self._running[claim.channel] += 1
         self._execute(claim)
         entry = self._results.pop()
         if not isinstance(entry, _Finished):
@@ -539,36 +587,20 @@ class Dispatcher:
 
     # ------------------------------------------------------------------------------------ loops
     def _drain(self) -> None:
-        """Take what the pool threads finished: outcomes to record, lost leases, checks to retry."""
+        """Take what the delivery threads finished: outcomes to record, lost leases."""
         while self._results:
             entry = self._results.popleft()
             if isinstance(entry, _Finished):
-                self._running[entry.claim.channel] -= 1
                 self._unrecorded.append(entry)
                 continue
-            kind, claim = entry
-            self._running[claim.channel] -= 1
-            if kind == "retry":
-                self._backlog[claim.channel].appendleft(claim)
-                self._db_pause_until = time.monotonic() + 1.0
-            else:
-                with self._lock:
-                    self.inflight.pop(claim.id, None)
-                self._lost += 1
+            with self._lock:
+                self.inflight.pop(entry[1].id, None)
+            self._lost += 1
 
-    def _submit(self, pool: ThreadPoolExecutor) -> None:
-        """Start backlog deliveries while threads and each channel's max_concurrency allow."""
-        running = sum(self._running.values())
-        progressed = True
-        while running < self.threads and progressed:
-            progressed = False
-            for ch, queue in self._backlog.items():
-                if queue and running < self.threads and self._running[ch] < self.ctx.channels[ch].max_concurrency:
-                    claim = queue.popleft()
-                    self._running[ch] += 1
-                    running += 1
-                    progressed = True
-                    pool.submit(self._execute, claim)
+    def _held_locally(self) -> tuple[int, int]:
+        """(running, waiting in the backlog)."""
+        with self._cond:
+            return sum(self._running.values()), sum(len(q) for q in self._backlog.values())
 
     def _want_claim(self, mono: float) -> list[str]:
         """Channels whose backlog is below half their hold cap and that are not known to be dry."""
@@ -590,82 +622,98 @@ class Dispatcher:
         summary = RunSummary()
         self._lost = 0
         self._db_pause_until = 0.0
+        self._closing = False
+        workers = [threading.Thread(target=self._deliver_loop, name=f"deliver-{n}", daemon=True)
+                   for n in range(self.threads)]  # fmt: skip
+        for t in workers:
+            t.start()
+        try:
+            self._loop(summary, once, horizon, progress)
+        finally:
+            with self._cond:
+                self._closing = True
+                self._cond.notify_all()
+            for t in workers:
+                t.join()
+        return summary
+
+    def _loop(self, summary: RunSummary, once: bool, horizon: timedelta,
+              progress: Callable[[str], None] | None) -> None:  # fmt: skip
         housekeeping_every = min(self.settings.worker.lease_seconds / 3, 10.0)
         last_housekeeping = -1e9
-        with ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="deliver") as pool:
-            while True:
-                mono = time.monotonic()
-                stopping = self.stop.is_set()
-                try:
-                    self._drain()
-                    if self._lost:
-                        summary.outcomes["lost-lease"] += self._lost
-                        self._lost = 0
-                    if not stopping and mono >= self._db_pause_until:
-                        if mono - last_housekeeping > housekeeping_every:
-                            self.release_dead_leases()
-                            self.renew_leases()
-                            last_housekeeping = mono
-                        if self.wake.is_set():
-                            self.wake.clear()
-                            self._dry_until.clear()
-                        wanted = self._want_claim(mono)
-                        if wanted:
-                            claims = self.claim(channels=wanted)
-                            for c in claims:
-                                self._backlog[c.channel].append(c)
+        while True:
+            mono = time.monotonic()
+            stopping = self.stop.is_set()
+            try:
+                self._drain()
+                if self._lost:
+                    summary.outcomes["lost-lease"] += self._lost
+                    self._lost = 0
+                if not stopping and mono >= self._db_pause_until:
+                    if mono - last_housekeeping > housekeeping_every:
+                        self.release_dead_leases()
+                        self.renew_leases()
+                        last_housekeeping = mono
+                    if self.wake.is_set():
+                        self.wake.clear()
+                        self._dry_until.clear()
+                    wanted = self._want_claim(mono)
+                    if wanted:
+                        claims = self.claim(channels=wanted)
+                        if claims:
+                            with self._cond:
+                                for c in claims:
+                                    self._backlog[c.channel].append(c)
+                                self._cond.notify_all()
                             self._prepare(claims)
-                        self._submit(pool)
-                    # record after submitting: the pool works on the next deliveries meanwhile
-                    busy = sum(self._running.values())
-                    idle = busy == 0 and not any(self._backlog.values())
-                    if self._unrecorded and (stopping or idle or len(self._unrecorded) >= self.RECORD_BATCH
-                                             or mono - self._unrecorded[0].done_at >= self.RECORD_EVERY):
-                        batch, self._unrecorded = self._unrecorded, []
-                        try:
-                            outs = self._record(batch)
-                        except BaseException:
-                            self._unrecorded = batch + self._unrecorded
-                            raise
-                        for o in outs:
-                            summary.outcomes[o] += 1
-                            if progress:
-                                progress(o)
-                    if stopping and busy == 0 and not self._unrecorded:
+                busy, waiting = self._held_locally()
+                if self._unrecorded and (stopping or (busy == 0 and waiting == 0)
+                                         or len(self._unrecorded) >= self.RECORD_BATCH
+                                         or mono - self._unrecorded[0].done_at >= self.RECORD_EVERY):
+                    batch, self._unrecorded = self._unrecorded, []
+                    try:
+                        outs = self._record(batch)
+                    except BaseException:
+                        self._unrecorded = batch + self._unrecorded
+                        raise
+                    for o in outs:
+                        summary.outcomes[o] += 1
+                        if progress:
+                            progress(o)
+                if stopping and busy == 0 and not self._results and not self._unrecorded:
+                    with self._cond:
                         backlog = [c for q in self._backlog.values() for c in q]
                         self._backlog.clear()
-                        self.release(backlog)
-                        break
-                except sa.exc.SQLAlchemyError as exc:
-                    log.warning("database error, retrying in 1 s: %s", exc)
-                    self._db_pause_until = time.monotonic() + 1.0
-                    self.stop.wait(0.2)
-                    continue
-                busy = sum(self._running.values())
-                if busy or self._unrecorded or any(self._backlog.values()) or stopping:
-                    timeout = self.settings.worker.poll_seconds
-                    if self._unrecorded:
-                        timeout = min(timeout, max(0.0, self.RECORD_EVERY - (mono - self._unrecorded[0].done_at)))
-                    if self._ready.wait(timeout=timeout):
-                        self._ready.clear()
-                    continue
-                # idle: nothing held. Sleep until the next due time, a poll, or a wake-up.
-                try:
-                    nxt = self.next_due()
-                except sa.exc.SQLAlchemyError as exc:
-                    log.warning("database error, retrying in 1 s: %s", exc)
-                    self.stop.wait(1.0)
-                    continue
-                now = self.clock()
-                if once and (nxt is None or nxt - now > horizon):
-                    break
-                delay = self.settings.worker.poll_seconds
-                if nxt is not None:
-                    delay = max(0.0, min(delay, (nxt - now).total_seconds()))
-                self.wake.wait(timeout=delay)
-                self.wake.clear()
-                self._dry_until.clear()
-        return summary
+                    self.release(backlog)
+                    return
+            except sa.exc.SQLAlchemyError as exc:
+                log.warning("database error, retrying in 1 s: %s", exc)
+                self._db_pause_until = time.monotonic() + 1.0
+                self.stop.wait(0.2)
+                continue
+            if busy or waiting or self._unrecorded or self._results or stopping:
+                timeout = self.RECORD_EVERY
+                if self._unrecorded:
+                    timeout = max(0.0, self.RECORD_EVERY - (mono - self._unrecorded[0].done_at))
+                if self._ready.wait(timeout=timeout):
+                    self._ready.clear()
+                continue
+            # idle: nothing held. Sleep until the next due time, a poll, or a wake-up.
+            try:
+                nxt = self.next_due()
+            except sa.exc.SQLAlchemyError as exc:
+                log.warning("database error, retrying in 1 s: %s", exc)
+                self.stop.wait(1.0)
+                continue
+            now = self.clock()
+            if once and (nxt is None or nxt - now > horizon):
+                return
+            delay = self.settings.worker.poll_seconds
+            if nxt is not None:
+                delay = max(0.0, min(delay, (nxt - now).total_seconds()))
+            self.wake.wait(timeout=delay)
+            self.wake.clear()
+            self._dry_until.clear()
 
 
 def _pid_alive(pid: int) -> bool:
