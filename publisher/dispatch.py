@@ -108,6 +108,8 @@ class Claim:
     remote_id: str | None
     url: str | None
     published_at: datetime | None
+    #: when it fell due (scheduling lateness is measured from here)
+    due_at: datetime | None = None
 
 
 @dataclass(slots=True)
@@ -148,7 +150,10 @@ class Dispatcher:
         clock: Callable[[], datetime] = utcnow,
         threads: int | None = None,
         on_outcome: Callable[[str, str], None] | None = None,
+        on_start: Callable[[str, float], None] | None = None,
     ) -> None:
+        """``on_outcome(channel, outcome)`` after each record; ``on_start(channel, lateness_seconds)``
+        when a channel call starts (publisher.metrics.WorkerMetrics has both)."""
         self.engine = engine
         self.ctx = ctx
         self.settings = ctx.settings
@@ -156,6 +161,7 @@ class Dispatcher:
         self.clock = clock
         self.threads = threads or self.settings.worker.threads
         self.on_outcome = on_outcome
+        self.on_start = on_start
         #: every delivery this worker holds a lease on (backlog, running, or awaiting its record)
         self.inflight: dict[int, str] = {}
         self._lock = threading.Lock()
@@ -209,7 +215,7 @@ class Dispatcher:
         )
         query = (
             sa.select(D.c.id, D.c.item_id, D.c.channel, D.c.op, D.c.attempts, D.c.state, D.c.remote_id,
-                      D.c.url, D.c.published_at)
+                      D.c.url, D.c.published_at, D.c.due_at)
             .where(due, D.c.channel.in_(list(free)))
             .order_by(D.c.due_at, D.c.id)
         )  # fmt: skip
@@ -239,7 +245,8 @@ class Dispatcher:
                     allowed[row.channel] -= 1
                     kept.append(Claim(id=row.id, item_id=row.item_id, channel=row.channel, op=row.op,
                                       attempts=row.attempts + 1, state=dict(row.state or {}),
-                                      remote_id=row.remote_id, url=row.url, published_at=row.published_at))
+                                      remote_id=row.remote_id, url=row.url, published_at=row.published_at,
+                                      due_at=row.due_at))
             if kept:
                 conn.execute(
                     sa.update(D)
@@ -392,6 +399,8 @@ class Dispatcher:
             self._push(_Finished(claim, started, result, None))
             return
         spec = self.ctx.channels[claim.channel]
+        if self.on_start is not None and claim.due_at is not None:
+            self.on_start(claim.channel, (started - claim.due_at).total_seconds())
         dctx = DeliveryContext(
             delivery_id=claim.id,
             attempt=claim.attempts,

@@ -407,7 +407,14 @@ def schedule(ctx: Context, session: Session, *, item_id: int, at: Any, actor: st
             if d.status == DeliveryStatus.PENDING and d.op == DeliveryOp.PUBLISH:
                 d.due_at = ctx.channels[d.channel].next_slot(when, ctx.settings.zone) if d.channel in ctx.channels else when
                 d.updated_at = utcnow()
+        wake_workers(session)
     return item
+
+
+def wake_workers(session: Session) -> None:
+    """Tell idle workers the queue changed (PostgreSQL NOTIFY, sent at commit; SQLite workers poll)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(sa.text("NOTIFY publisher_queue"))
 
 
 def _queue_deliveries(ctx: Context, session: Session, item: Item, actor: str) -> None:
@@ -438,6 +445,7 @@ def _queue_deliveries(ctx: Context, session: Session, item: Item, actor: str) ->
             continue
         _set_delivery(session, d, DeliveryStatus.PENDING, actor, f"queued {d.op}")
     _move(session, item, ItemStatus.SCHEDULED, actor, "schedule")
+    wake_workers(session)
 
 
 def withdraw(ctx: Context, session: Session, *, item_id: int, actor: str = SYSTEM, reason: str | None = None,
@@ -464,6 +472,7 @@ def withdraw(ctx: Context, session: Session, *, item_id: int, actor: str = SYSTE
         else:
             _set_delivery(session, d, DeliveryStatus.PENDING, actor, "queued withdraw")
     _move(session, item, ItemStatus.WITHDRAWN, actor, "withdraw", reason=reason)
+    wake_workers(session)
     return item
 
 
@@ -482,6 +491,7 @@ def retry_delivery(ctx: Context, session: Session, *, delivery_id: int, actor: s
     _set_delivery(session, d, DeliveryStatus.PENDING, actor, "retry requested")
     if item.status == ItemStatus.FAILED:
         _move(session, item, ItemStatus.SCHEDULED, actor, "retry")
+    wake_workers(session)
     return d
 
 

@@ -1,0 +1,184 @@
+"""Several workers on one store: batched records, lease checks, contention, periodic jobs, metrics.
+
+Runs on SQLite and PostgreSQL (``store_url``). Deliveries are written straight into the tables by
+``bench._common.seed_deliveries`` (the same set-up the benchmarks use); dispatch goes through the
+Dispatcher only.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from datetime import timedelta
+
+import sqlalchemy as sa
+import pytest
+
+from bench._common import SECRET, seed_deliveries
+from publisher import workflow
+from publisher.dispatch import Dispatcher
+from publisher.metrics import WorkerMetrics, metrics_text
+from publisher.scheduler import claim_period
+from publisher.testing import MemoryChannel
+
+
+def _count(app, sql: str) -> int:
+    with app.engine.connect() as conn:
+        return conn.execute(sa.text(sql)).scalar_one()
+
+
+def test_outcomes_are_recorded_with_attempts_audit_and_rollup(app):
+    seed_deliveries(app, 20, ["mem"])
+    MemoryChannel.script("mem", "t", "p")  # the first call fails for now, the second for good
+    summary = Dispatcher(engine=app.engine, ctx=app.ctx, threads=2).run(once=True)
+    assert summary.outcomes["done"] == 19 and summary.outcomes["permanent"] == 1
+    assert summary.outcomes["transient"] == 1
+    assert _count(app, "select count(*) from delivery where status='done'") == 19
+    assert _count(app, "select count(*) from delivery where status='failed' and last_error is not null") == 1
+    assert _count(app, "select count(*) from delivery_attempt") == 21
+    assert _count(app, "select count(*) from audit_log where entity='delivery' and actor like 'worker %'") == 21
+    assert _count(app, "select count(*) from item where status='published'") == 19
+    assert _count(app, "select count(*) from item where status='failed'") == 1
+    assert _count(app, "select count(*) from audit_log where action='rollup'") == 20
+    assert len(MemoryChannel.ledger["mem"]) == 19
+
+
+def test_a_delivery_withdrawn_after_the_claim_is_not_sent(app):
+    seed_deliveries(app, 1, ["mem"])
+    d = Dispatcher(engine=app.engine, ctx=app.ctx, threads=1)
+    (claim,) = d.claim()
+    with app.session() as s:
+        workflow.withdraw(app.ctx, s, item_id=claim.item_id, reason="wrong file")
+    assert d.execute(claim.id) == "lost-lease"
+    assert MemoryChannel.ledger["mem"] == []
+    assert _count(app, "select count(*) from delivery_attempt") == 0
+
+
+def test_a_stopped_worker_hands_back_what_it_never_started(make_app):
+    app = make_app(channels={"slow": {"type": "memory", "latency": 0.02}})
+    seed_deliveries(app, 200, ["slow"])
+    d = Dispatcher(engine=app.engine, ctx=app.ctx, threads=1)
+    t = threading.Thread(target=d.run)
+    t.start()
+    time.sleep(0.5)
+    d.stop.set()
+    t.join(timeout=30)
+    assert not t.is_alive()
+    done = _count(app, "select count(*) from delivery where status='done'")
+    assert 0 < done < 200
+    assert _count(app, "select count(*) from delivery where status='claimed'") == 0
+    assert _count(app, "select count(*) from delivery where status='pending' and lease_owner is null") == 200 - done
+    # what was handed back did not use up an attempt
+    assert _count(app, "select max(attempts) from delivery where status='pending'") == 0
+
+
+@pytest.mark.slow
+def test_two_workers_share_one_queue_without_doing_anything_twice(make_app, monkeypatch):
+    """Two dispatchers (two worker ids, 4 threads each) race for 300 deliveries to the webhook sink."""
+    from channels.sandbox.sink import Sink
+
+    monkeypatch.setenv("PUBLISHER_WEBHOOK_SECRET", SECRET)
+    with Sink(secret=SECRET, latency_ms=2) as sink:
+        app = make_app(channels={"hook": {"type": "webhook", "url": sink.hook_url}})
+        seed_deliveries(app, 300, ["hook"])
+        workers = [Dispatcher(engine=app.engine, ctx=app.ctx, threads=4, worker_id=f"w{i}") for i in range(2)]
+        results: list = []
+        threads = [threading.Thread(target=lambda w=w: results.append(w.run(once=True, horizon=timedelta(0))))
+                   for w in workers]  # fmt: skip
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=120)
+        led = sink.ledger()
+    assert led["accepted"] == 300 and led["duplicates"] == 0, led
+    assert all(n == 1 for n in led["by_key"].values())
+    assert sum(r.outcomes["done"] for r in results) == 300
+    assert all(r.outcomes["done"] > 0 for r in results)  # both took part
+    assert _count(app, "select count(*) from delivery_attempt") == 300
+    assert _count(app, "select count(distinct worker) from delivery_attempt") == 2
+
+
+def test_a_periodic_job_runs_once_per_period_across_workers(app):
+    winners: dict[str, list[str]] = {}
+    lock = threading.Lock()
+    barrier = threading.Barrier(4)
+
+    def worker(name: str) -> None:
+        barrier.wait()
+        for period in range(10):
+            key = f"weekly-sync:2026-11-{period + 1:02d}T03:00"
+            if claim_period(app.engine, key, name, timedelta(days=1)):
+                with lock:
+                    winners.setdefault(key, []).append(name)
+
+    ts = [threading.Thread(target=worker, args=(f"worker-{i}",)) for i in range(4)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    assert len(winners) == 10
+    assert all(len(w) == 1 for w in winners.values()), winners
+
+
+def test_metrics_show_the_store_and_the_worker(app):
+    seed_deliveries(app, 5, ["mem"])
+    MemoryChannel.script("mem", "q")
+    wm = WorkerMetrics()
+    Dispatcher(engine=app.engine, ctx=app.ctx, on_outcome=wm.on_outcome, on_start=wm.on_start).run(
+        once=True, horizon=timedelta(0))
+    text = metrics_text(app.engine, wm)
+    assert 'publisher_worker_outcomes_total{channel="mem",outcome="done"} 4.0' in text
+    assert 'publisher_worker_quota_deferrals_total{channel="mem"} 1.0' in text
+    assert 'publisher_deliveries{channel="mem",status="done"} 4.0' in text
+    assert 'publisher_queue_depth{channel="mem"} 1.0' in text
+    assert 'publisher_delivery_attempts_total{channel="mem",outcome="quota"} 1.0' in text
+    assert 'publisher_schedule_lateness_seconds_count{channel="mem"} 5.0' in text
+    assert "publisher_store_up 1.0" in text
+
+
+@pytest.mark.postgres
+def test_notify_wakes_an_idle_worker_at_once(make_app, store_url):
+    """On PostgreSQL a delivery queued by another process starts within a fraction of poll_seconds."""
+    if not store_url.startswith("postgresql"):
+        pytest.skip("LISTEN/NOTIFY is PostgreSQL's; SQLite workers poll")
+    app = make_app(worker={"poll_seconds": 5.0})
+    from publisher.scheduler import QueueListener
+
+    wm = WorkerMetrics()
+    d = Dispatcher(engine=app.engine, ctx=app.ctx, threads=1, on_start=wm.on_start)
+    listener = QueueListener(app.engine, d.wake).start()
+    t = threading.Thread(target=d.run)
+    t.start()
+    try:
+        time.sleep(1.0)  # idle now, sleeping up to 5 s
+        seed_deliveries(app, 1, ["mem"])
+        queued = time.monotonic()
+        with app.session() as s:
+            workflow.wake_workers(s)
+        deadline = queued + 4
+        while not MemoryChannel.ledger["mem"] and time.monotonic() < deadline:
+            time.sleep(0.01)
+        took = time.monotonic() - queued
+    finally:
+        d.stop.set()
+        t.join(timeout=10)
+        listener.stop()
+    assert MemoryChannel.ledger["mem"], "not delivered"
+    assert took < 1.0, f"woke after {took:.2f} s"
+
+
+def test_doctor_reports_each_check(make_app, tmp_path, monkeypatch):
+    from publisher.doctor import run_checks
+
+    app = make_app()
+    f = tmp_path / "settings.toml"
+    f.write_text(f'database_url = "{app.settings.database_url}"\n'
+                 '[channels.mem]\ntype = "memory"\n', encoding="utf-8")  # fmt: skip
+    checks = {c.name: c for c in run_checks(f)}
+    assert checks["database"].ok and checks["migrations"].ok and checks["clock"].ok
+    assert checks["channel mem"].ok
+    monkeypatch.setenv("PUBLISHER_DATABASE_URL", "postgresql+psycopg://nobody@127.0.0.1:1/none")
+    checks = {c.name: c for c in run_checks(f)}
+    assert not checks["database"].ok and "PUBLISHER_DATABASE_URL" in checks["database"].detail
+    assert os.environ["PUBLISHER_DATABASE_URL"]
