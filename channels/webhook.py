@@ -109,7 +109,8 @@ class WebhookChannel(Channel):
         super().__init__(name, config, env)
         self._secret = env_secret(config.secret_env, what=f"webhook channel {name!r} signing secret").encode()
         self._local = threading.local()
-        self._sessions: list[requests.Session] = []
+        #: every thread's session, so close() can close them and dead threads' sessions are closed
+        self._sessions: list[tuple[threading.Thread, requests.Session]] = []
         self._sessions_lock = threading.Lock()
 
     # -- review time ------------------------------------------------------------------------------
@@ -131,8 +132,14 @@ class WebhookChannel(Channel):
         return Published(url=out.url or ctx.url, remote_id=out.remote_id or ctx.remote_id)
 
     def withdraw(self, post: Post, ctx: DeliveryContext) -> None:
-        self._deliver(self.config.withdraw_method, self.config.withdraw_url or self.config.url, "withdraw",
-                      post, ctx, f"{ctx.idempotency_key}:withdraw")
+        self._deliver(
+            self.config.withdraw_method,
+            self.config.withdraw_url or self.config.url,
+            "withdraw",
+            post,
+            ctx,
+            f"{ctx.idempotency_key}:withdraw",
+        )
 
     # -- after publication -----------------------------------------------------------------------
     def check_health(self) -> HealthReport:
@@ -146,10 +153,15 @@ class WebhookChannel(Channel):
             return HealthReport(ok=False, detail=f"cannot connect to {parts.hostname}:{port}: {exc}")
         return HealthReport(ok=True, detail=f"{parts.hostname}:{port} accepts connections")
 
+    def open_sessions(self) -> int:
+        """How many pooled sessions are held (one per worker thread that delivered)."""
+        with self._sessions_lock:
+            return len(self._sessions)
+
     def close(self) -> None:
         with self._sessions_lock:
             sessions, self._sessions = self._sessions, []
-        for s in sessions:
+        for _, s in sessions:
             s.close()
         self._local = threading.local()
 
@@ -175,8 +187,13 @@ class WebhookChannel(Channel):
             "body_html": post.body_html,
             "site_url": post.site_url,
             "assets": [
-                {"ref": a.ref, "sha256": a.sha256, "filename": a.filename, "content_type": a.content_type,
-                 "role": a.role}
+                {
+                    "ref": a.ref,
+                    "sha256": a.sha256,
+                    "filename": a.filename,
+                    "content_type": a.content_type,
+                    "role": a.role,
+                }
                 for a in post.assets
             ],
         }
@@ -192,11 +209,17 @@ class WebhookChannel(Channel):
             session.headers["User-Agent"] = "publisher-webhook/1"
             self._local.session = session
             with self._sessions_lock:
-                self._sessions.append(session)
+                # a worker pool that replaces its threads must not pile up idle connections
+                dead = [s for t, s in self._sessions if not t.is_alive()]
+                self._sessions = [(t, s) for t, s in self._sessions if t.is_alive()]
+                self._sessions.append((threading.current_thread(), session))
+            for s in dead:
+                s.close()
         return session
 
-    def _deliver(self, method: str, url: str, event: str, post: Post, ctx: DeliveryContext,
-                 key: str) -> Published:
+    def _deliver(
+        self, method: str, url: str, event: str, post: Post, ctx: DeliveryContext, key: str
+    ) -> Published:
         body = json.dumps(self.payload(post, ctx, event), ensure_ascii=False, separators=(",", ":")).encode()
         # wall-clock time, not env.clock: the receiver checks freshness against its own real clock
         ts = str(int(time.time()))
@@ -210,8 +233,9 @@ class WebhookChannel(Channel):
         where = f"webhook {self.name!r} ({urlsplit(url).netloc})"
         timeout = self.config.timeout
         try:
-            r = self._session().request(method, url, data=body, headers=headers, timeout=(timeout, timeout),
-                                        allow_redirects=False)
+            r = self._session().request(
+                method, url, data=body, headers=headers, timeout=(timeout, timeout), allow_redirects=False
+            )
         except requests.ConnectTimeout as exc:
             raise TransientChannelError(f"{where}: no connection within {timeout:g} s") from exc
         except requests.ReadTimeout as exc:
@@ -245,14 +269,16 @@ class WebhookChannel(Channel):
             return Published()  # already gone
         text = r.text[:QUOTE]
         if status == 429:
-            raise QuotaExceeded(f"{where}: HTTP 429 rate limited: {text}", until=self._retry_after(r),
-                                code=status)
+            raise QuotaExceeded(
+                f"{where}: HTTP 429 rate limited: {text}", until=self._retry_after(r), code=status
+            )
         if status >= 500 or status == 408:
             raise TransientChannelError(f"{where}: HTTP {status} {r.reason}: {text}", code=status)
         if 300 <= status < 400:
             raise PermanentChannelError(
                 f"{where}: HTTP {status} redirect to {r.headers.get('Location')!r}; configure the final URL",
-                code=status)
+                code=status,
+            )
         hint = " (check that both sides use the same secret and clocks are right)" if status == 401 else ""
         raise PermanentChannelError(f"{where}: HTTP {status} {r.reason}{hint}: {text}", code=status)
 

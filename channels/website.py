@@ -57,10 +57,12 @@ from publisher.channel import (
     ChannelConfig,
     ChannelEnv,
     DeliveryContext,
+    HealthReport,
     LinkStatus,
     PermanentChannelError,
     Post,
     Published,
+    RemotePublication,
     TransientChannelError,
     site_page_path,
 )
@@ -73,10 +75,43 @@ LATEST = 50
 ATOM_NS = "http://www.w3.org/2005/Atom"
 SITEMAP_NS = "http://www.sitemaps.org/schemas/sitemap/0.9"
 
+#: the categories of the disclosure checklist (../shared/domain/checklist.toml) in its order; the
+#: directory lists them first, then any others by name, and 其他 (other) last
+_CATEGORY_ORDER = {
+    name: i
+    for i, name in enumerate(
+        (
+            "基本信息",
+            "招生考试信息",
+            "财务、资产及收费信息",
+            "人事师资信息",
+            "教学质量信息",
+            "学生管理服务信息",
+            "学风建设信息",
+            "学位、学科信息",
+            "对外交流与合作信息",
+        )
+    )
+}
+
+
+def _category_key(name: str) -> tuple[int, str]:
+    return (1000 if name == "其他" else _CATEGORY_ORDER.get(name, 100), name)
+
+
 #: file-system failures worth retrying; anything else (EACCES, EROFS, ENOTDIR...) needs a person
 _TRANSIENT_ERRNOS = frozenset(
-    {errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EAGAIN, errno.EBUSY, errno.EINTR, errno.ENOLCK,
-     errno.ETIMEDOUT, errno.ESTALE}
+    {
+        errno.ENOSPC,
+        errno.EDQUOT,
+        errno.EIO,
+        errno.EAGAIN,
+        errno.EBUSY,
+        errno.EINTR,
+        errno.ENOLCK,
+        errno.ETIMEDOUT,
+        errno.ESTALE,
+    }
 )
 
 #: image content type -> (Pillow format, file extension); anything else is re-encoded as PNG
@@ -99,7 +134,7 @@ class WebsiteConfig(ChannelConfig):
 
 
 # ------------------------------------------------------------------------------------------ helpers
-def atomic_write(path: Path, data: bytes | str) -> None:
+def atomic_write(path: Path, data: bytes | str, *, sync_dir: bool = True) -> None:
     """Write ``path`` so readers see either the old file or the whole new one, never a part."""
     if isinstance(data, str):
         data = data.encode("utf-8")
@@ -117,7 +152,8 @@ def atomic_write(path: Path, data: bytes | str) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
-    _fsync_dir(path.parent)
+    if sync_dir:
+        _fsync_dir(path.parent)
 
 
 def _atomic_copy(src: Path, dest: Path) -> None:
@@ -144,6 +180,36 @@ def _fsync_dir(folder: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+class _Batch:
+    """The writes of one commit: unchanged files are left alone (no needless fsync), and each
+    directory is fsynced once at the end instead of after every rename."""
+
+    def __init__(self) -> None:
+        self.dirs: set[Path] = set()
+
+    def write(self, path: Path, data: bytes | str) -> None:
+        if isinstance(data, str):
+            data = data.encode("utf-8")
+        try:
+            if path.read_bytes() == data:
+                return
+        except FileNotFoundError:
+            pass
+        atomic_write(path, data, sync_dir=False)
+        self.dirs.add(path.parent)
+
+    def unlink(self, path: Path) -> None:
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            return
+        self.dirs.add(path.parent)
+
+    def sync(self) -> None:
+        for folder in sorted(self.dirs):
+            _fsync_dir(folder)
 
 
 def category_slug(name: str) -> str:
@@ -199,11 +265,13 @@ _CSS = """\
 *{box-sizing:border-box}
 html{font-size:16px}
 body{margin:0;color:var(--fg);background:var(--bg);line-height:1.75;
-font-family:"PingFang SC","Hiragino Sans GB","Microsoft YaHei","Noto Sans CJK SC","Source Han Sans SC",sans-serif}
+font-family:"PingFang SC","Hiragino Sans GB","Microsoft YaHei","Noto Sans CJK SC",
+"Source Han Sans SC",sans-serif}
 a{color:var(--accent);text-decoration:none}a:hover{text-decoration:underline}
 .wrap{max-width:960px;margin:0 auto;padding:0 1rem}
 header.site{background:var(--accent);color:#fff}
-header.site .wrap{display:flex;flex-wrap:wrap;align-items:baseline;justify-content:space-between;padding:.8rem 1rem}
+header.site .wrap{display:flex;flex-wrap:wrap;align-items:baseline;justify-content:space-between;
+padding:.8rem 1rem}
 header.site a{color:#fff}.brand{font-size:1.35rem;font-weight:600;letter-spacing:.05em}
 header.site nav a{margin-left:1.2rem}
 main{padding:1.5rem 1rem 3rem}
@@ -221,14 +289,16 @@ article.body th{background:var(--soft)}
 article.body pre{background:var(--soft);padding:.8rem;overflow:auto}
 article.body blockquote{margin:1rem 0;padding:0 1rem;border-left:4px solid var(--line);color:var(--muted)}
 ul.items{list-style:none;margin:0;padding:0}
-ul.items li{display:flex;justify-content:space-between;gap:1rem;padding:.55rem 0;border-bottom:1px dashed var(--line)}
+ul.items li{display:flex;justify-content:space-between;gap:1rem;padding:.55rem 0;
+border-bottom:1px dashed var(--line)}
 ul.items .when{flex:none;color:var(--muted);font-size:.9rem;white-space:nowrap}
 ul.items .dept{color:var(--muted);font-size:.85rem;margin-left:.5rem}
 ul.dir{columns:2;padding-left:1.2rem}ul.dir li{break-inside:avoid}
 .count{color:var(--muted);font-size:.85rem}
 .attachments li{margin:.3rem 0}
 .empty{color:var(--muted)}
-footer{border-top:1px solid var(--line);color:var(--muted);font-size:.85rem;padding:1rem 0 2rem;text-align:center}
+footer{border-top:1px solid var(--line);color:var(--muted);font-size:.85rem;padding:1rem 0 2rem;
+text-align:center}
 @media (max-width:600px){ul.dir{columns:1}ul.items li{flex-direction:column;gap:0}}
 """
 
@@ -280,10 +350,13 @@ style-src 'self'; script-src 'none'; object-src 'none'; base-uri 'none'; form-ac
 <h1>{{ post.title }}</h1>
 <dl class="meta">
 <div><dt>发布机构：</dt><dd>{{ post.department }}</dd></div>
-<div><dt>所属类别：</dt><dd><a href="{{ root }}categories/{{ post.category | slug }}.html">{{ post.category }}</a></dd></div>
-{% if post.checklist_item %}<div><dt>公开事项：</dt><dd><a href="{{ root }}checklist/{{ post.checklist_item }}.html">\
-第{{ post.checklist_item }}项{% if post.checklist_name %} {{ post.checklist_name }}{% endif %}</a></dd></div>{% endif %}
-<div><dt>发布日期：</dt><dd><time datetime="{{ published_iso }}">{{ post.publish_at | localdate }}</time></dd></div>
+<div><dt>所属类别：</dt><dd><a href="{{ root }}categories/{{ post.category | slug }}.html">\
+{{ post.category }}</a></dd></div>
+{% if post.checklist_item %}<div><dt>公开事项：</dt><dd>\
+<a href="{{ root }}checklist/{{ post.checklist_item }}.html">第{{ post.checklist_item }}项\
+{% if post.checklist_name %} {{ post.checklist_name }}{% endif %}</a></dd></div>{% endif %}
+<div><dt>发布日期：</dt><dd>\
+<time datetime="{{ published_iso }}">{{ post.publish_at | localdate }}</time></dd></div>
 {% if updated_differs %}<div><dt>更新日期：</dt><dd><time datetime="{{ updated_iso }}">\
 {{ post.updated_at | localdate }}</time></dd></div>{% endif %}
 </dl>
@@ -291,7 +364,8 @@ style-src 'self'; script-src 'none'; object-src 'none'; base-uri 'none'; form-ac
 {{ body }}
 </article>
 {% if attachments %}<section class="attachments"><h2>附件</h2><ul>
-{% for a in attachments %}<li><a href="{{ root }}{{ a.path }}" download="{{ a.filename }}">{{ a.filename }}</a> \
+{% for a in attachments %}<li>\
+<a href="{{ root }}{{ a.path }}" download="{{ a.filename }}">{{ a.filename }}</a> \
 <span class="count">（{{ a.size }}）</span></li>
 {% endfor %}</ul></section>{% endif %}
 {% endblock %}
@@ -307,7 +381,8 @@ style-src 'self'; script-src 'none'; object-src 'none'; base-uri 'none'; form-ac
 <span class="count">（{{ c.count }}）</span></li>
 {% endfor %}</ul>{% else %}<p class="empty">暂无公开信息。</p>{% endif %}
 {% if checklist %}<h2>信息公开事项清单</h2><ul class="dir">
-{% for c in checklist %}<li><a href="{{ root }}checklist/{{ c.number }}.html">第{{ c.number }}项 {{ c.name }}</a> \
+{% for c in checklist %}<li>\
+<a href="{{ root }}checklist/{{ c.number }}.html">第{{ c.number }}项 {{ c.name }}</a> \
 <span class="count">（{{ c.count }}）</span></li>
 {% endfor %}</ul>{% endif %}
 {% endblock %}
@@ -356,16 +431,18 @@ class WebsiteChannel(Channel):
     def validate(self, post: Post) -> list[str]:
         problems: list[str] = []
         if not post.title.strip():
-            problems.append("标题为空：网站页面需要标题 (the title is empty)")
+            problems.append("the title is empty; every page of the website needs one")
         if not post.category.strip():
-            problems.append("未选择类别：网站按类别编目 (the item has no category)")
+            problems.append("the item has no category; the website files every page under one")
         for when, label in ((post.publish_at, "publish_at"), (post.updated_at, "updated_at")):
             if when.tzinfo is None:
                 problems.append(f"{label} has no time zone; store aware UTC times")
         known = {a.sha256 for a in post.assets}
         for sha in re.findall(r"asset://([0-9a-f]{64})", post.body_html):
             if sha not in known:
-                problems.append(f"the body refers to image asset://{sha[:12]}… which is not among the item's files")
+                problems.append(
+                    f"the body refers to image asset://{sha[:12]}… which is not among the item's files"
+                )
         for asset in post.assets:
             if not asset.path.is_file():
                 problems.append(f"file {asset.filename!r} is missing on disk ({asset.path}); upload it again")
@@ -375,8 +452,10 @@ class WebsiteChannel(Channel):
                     with Image.open(asset.path) as im:
                         im.verify()
                 except Exception as exc:  # Pillow raises many kinds for a broken file
-                    problems.append(f"image {asset.filename!r} cannot be read ({type(exc).__name__}: {exc}); "
-                                    "upload it again as JPEG or PNG")
+                    problems.append(
+                        f"image {asset.filename!r} cannot be read ({type(exc).__name__}: {exc}); "
+                        "upload it again as JPEG or PNG"
+                    )
         return problems
 
     # -- delivery ---------------------------------------------------------------------------------
@@ -393,14 +472,15 @@ class WebsiteChannel(Channel):
             self._maybe_fail()
             manifest = self._read_manifest()
             old = manifest.pop(str(post.item_id), None)
+            out = _Batch()
             # the manifest and indexes drop the item first: a crash before the unlink leaves an orphan
             # page that the retried withdraw deletes, never an index linking to a missing page
-            self._save_manifest(manifest)
-            self._regenerate(manifest, touched=[old] if old else [])
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(self.folder / site_page_path(post.item_id))
+            self._save_manifest(out, manifest)
+            self._regenerate(out, manifest, touched=[old] if old else [])
+            out.unlink(self.folder / site_page_path(post.item_id))
             if old:
-                self._collect_garbage(manifest, set(old.get("files", [])))
+                self._collect_garbage(out, manifest, set(old.get("files", [])))
+            out.sync()
 
     # -- after publication -----------------------------------------------------------------------
     def check_url(self, url: str) -> LinkStatus:
@@ -414,22 +494,24 @@ class WebsiteChannel(Channel):
             return LinkStatus(ok=True, reason="page file exists")
         return LinkStatus(ok=False, reason=f"page file {path} does not exist")
 
-    def list_publications(self, since: datetime | None = None):
-        from publisher.channel import RemotePublication
-
+    def list_publications(self, since: datetime | None = None) -> list[RemotePublication]:
         with self._locked():
             manifest = self._read_manifest()
         found = []
         for e in manifest.values():
             at = datetime.fromisoformat(e["published_at"])
             if since is None or at >= since:
-                found.append(RemotePublication(remote_id=str(e["item_id"]), title=e["title"],
-                                               url=self.base_url + e["path"], published_at=at))
+                found.append(
+                    RemotePublication(
+                        remote_id=str(e["item_id"]),
+                        title=e["title"],
+                        url=self.base_url + e["path"],
+                        published_at=at,
+                    )
+                )
         return found
 
-    def check_health(self):
-        from publisher.channel import HealthReport
-
+    def check_health(self) -> HealthReport:
         probe = self.folder if self.folder.exists() else self.folder.parent
         while not probe.exists() and probe != probe.parent:
             probe = probe.parent
@@ -439,8 +521,9 @@ class WebsiteChannel(Channel):
         warnings = ()
         if usage.free < 200 * 1024 * 1024:
             warnings = (f"only {usage.free // (1024 * 1024)} MB free under {probe}",)
-        return HealthReport(ok=True, detail=f"site folder {self.folder}, served at {self.base_url}",
-                            warnings=warnings)
+        return HealthReport(
+            ok=True, detail=f"site folder {self.folder}, served at {self.base_url}", warnings=warnings
+        )
 
     # -- public helpers ---------------------------------------------------------------------------
     def page_url(self, item_id: int) -> str:
@@ -450,7 +533,9 @@ class WebsiteChannel(Channel):
         """Rewrite every index page from the manifest (after a template change or a lost write)."""
         with _translate_errors(self.folder), self._locked():
             manifest = self._read_manifest()
-            self._regenerate(manifest, touched=list(manifest.values()), everything=True)
+            out = _Batch()
+            self._regenerate(out, manifest, touched=list(manifest.values()), everything=True)
+            out.sync()
             return len(manifest)
 
     def manifest(self) -> dict[str, dict[str, Any]]:
@@ -481,7 +566,7 @@ class WebsiteChannel(Channel):
 
     def _local_path(self, url: str) -> Path | None:
         if url.startswith(self.base_url):
-            rel = url[len(self.base_url):].split("?", 1)[0].split("#", 1)[0]
+            rel = url[len(self.base_url) :].split("?", 1)[0].split("#", 1)[0]
             candidate = (self.folder / rel).resolve()
             if candidate.is_relative_to(self.folder.resolve()):
                 return candidate
@@ -516,10 +601,12 @@ class WebsiteChannel(Channel):
             ) from exc
         return {str(e["item_id"]): e for e in data.get("entries", [])}
 
-    def _save_manifest(self, manifest: dict[str, dict[str, Any]]) -> None:
+    def _save_manifest(self, out: _Batch, manifest: dict[str, dict[str, Any]]) -> None:
         entries = sorted(manifest.values(), key=lambda e: int(e["item_id"]))
-        atomic_write(self.folder / MANIFEST,
-                     json.dumps({"version": 1, "entries": entries}, ensure_ascii=False, indent=1))
+        out.write(
+            self.folder / MANIFEST,
+            json.dumps({"version": 1, "entries": entries}, ensure_ascii=False, indent=1),
+        )
 
     # .. one item ..................................................................................
     def _write_item(self, post: Post) -> None:
@@ -554,12 +641,14 @@ class WebsiteChannel(Channel):
                 return  # a newer version is already live; an older retry must not replace it
             # a concurrent withdraw may have collected a file this item shares; put it back
             self._prepare_assets(post)
-            atomic_write(self.folder / entry["path"], page)
+            out = _Batch()
+            out.write(self.folder / entry["path"], page)
             manifest[str(post.item_id)] = entry
-            self._save_manifest(manifest)
-            self._regenerate(manifest, touched=[e for e in (old, entry) if e])
+            self._save_manifest(out, manifest)
+            self._regenerate(out, manifest, touched=[e for e in (old, entry) if e])
             if old:
-                self._collect_garbage(manifest, set(old.get("files", [])) - set(entry["files"]))
+                self._collect_garbage(out, manifest, set(old.get("files", [])) - set(entry["files"]))
+            out.sync()
 
     def _prepare_assets(self, post: Post) -> dict[str, str]:
         """Each asset's site-relative path (sha256 -> path), creating the file when missing."""
@@ -567,7 +656,8 @@ class WebsiteChannel(Channel):
         for asset in post.assets:
             if not asset.path.is_file():
                 raise PermanentChannelError(
-                    f"file {asset.filename!r} of item {post.item_id} is missing ({asset.path}); upload it again"
+                    f"file {asset.filename!r} of item {post.item_id} is missing ({asset.path}); "
+                    "upload it again"
                 )
             if _is_image(asset):
                 out[asset.sha256] = self._ensure_image(asset)
@@ -606,8 +696,9 @@ class WebsiteChannel(Channel):
             ) from exc
         attachments = []
         for a in post.attachments:
-            attachments.append({"path": files[a.sha256], "filename": a.filename,
-                                "size": _human_size(a.path.stat().st_size)})
+            attachments.append(
+                {"path": files[a.sha256], "filename": a.filename, "size": _human_size(a.path.stat().st_size)}
+            )
         return self._jinja.get_template("item.html").render(
             site_title=self.config.title,
             root=root,
@@ -621,10 +712,18 @@ class WebsiteChannel(Channel):
         )
 
     # .. indexes ...................................................................................
-    def _regenerate(self, manifest: dict[str, dict[str, Any]], *, touched: Iterable[dict[str, Any]],
-                    everything: bool = False) -> None:
+    def _regenerate(
+        self,
+        out: _Batch,
+        manifest: dict[str, dict[str, Any]],
+        *,
+        touched: Iterable[dict[str, Any]],
+        everything: bool = False,
+    ) -> None:
         """Rewrite the home page, feed, sitemap and the listings that ``touched`` entries appear in."""
-        entries = sorted(manifest.values(), key=lambda e: (e["published_at"], int(e["item_id"])), reverse=True)
+        entries = sorted(
+            manifest.values(), key=lambda e: (e["published_at"], int(e["item_id"])), reverse=True
+        )
         by_category: dict[str, list[dict[str, Any]]] = {}
         by_checklist: dict[int, list[dict[str, Any]]] = {}
         for e in entries:
@@ -637,68 +736,91 @@ class WebsiteChannel(Channel):
         if everything:
             categories |= set(by_category)
             checklist |= set(by_checklist)
-            self._remove_stale_listings(by_category, by_checklist)
+            self._remove_stale_listings(out, by_category, by_checklist)
 
-        self._write_if_changed(self.folder / "style.css", _CSS)
+        out.write(self.folder / "style.css", _CSS)
         listing = self._jinja.get_template("listing.html")
         for name in categories:
             path = self.folder / "categories" / f"{category_slug(name)}.html"
             if name in by_category:
-                atomic_write(path, listing.render(site_title=self.config.title, root="../", kind="信息公开目录",
-                                                  heading=name, entries=by_category[name]))
+                out.write(
+                    path,
+                    listing.render(
+                        site_title=self.config.title,
+                        root="../",
+                        kind="信息公开目录",
+                        heading=name,
+                        entries=by_category[name],
+                    ),
+                )
             else:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(path)
+                out.unlink(path)
         for number in checklist:
             path = self.folder / "checklist" / f"{number}.html"
             if number in by_checklist:
-                name = next((e["checklist_name"] for e in by_checklist[number] if e.get("checklist_name")), "")
-                atomic_write(path, listing.render(site_title=self.config.title, root="../", kind="信息公开事项清单",
-                                                  heading=f"第{number}项 {name}".strip(),
-                                                  entries=by_checklist[number]))
+                name = next(
+                    (e["checklist_name"] for e in by_checklist[number] if e.get("checklist_name")), ""
+                )
+                out.write(
+                    path,
+                    listing.render(
+                        site_title=self.config.title,
+                        root="../",
+                        kind="信息公开事项清单",
+                        heading=f"第{number}项 {name}".strip(),
+                        entries=by_checklist[number],
+                    ),
+                )
             else:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(path)
+                out.unlink(path)
 
-        cat_dir = [{"name": n, "slug": category_slug(n), "count": len(v)} for n, v in sorted(by_category.items())]
+        cat_dir = [
+            {"name": n, "slug": category_slug(n), "count": len(v)}
+            for n, v in sorted(by_category.items(), key=lambda kv: _category_key(kv[0]))
+        ]
         check_dir = [
-            {"number": n, "count": len(v),
-             "name": next((e["checklist_name"] for e in v if e.get("checklist_name")), "")}
+            {
+                "number": n,
+                "count": len(v),
+                "name": next((e["checklist_name"] for e in v if e.get("checklist_name")), ""),
+            }
             for n, v in sorted(by_checklist.items())
         ]
-        atomic_write(self.folder / "index.html", self._jinja.get_template("index.html").render(
-            site_title=self.config.title, root="", latest=entries[:LATEST], categories=cat_dir,
-            checklist=check_dir))
-        atomic_write(self.folder / "feed.xml", self._feed(entries[:LATEST]))
-        atomic_write(self.folder / "sitemap.xml", self._sitemap(entries, by_category, by_checklist))
+        out.write(
+            self.folder / "index.html",
+            self._jinja.get_template("index.html").render(
+                site_title=self.config.title,
+                root="",
+                latest=entries[:LATEST],
+                categories=cat_dir,
+                checklist=check_dir,
+            ),
+        )
+        out.write(self.folder / "feed.xml", self._feed(entries[:LATEST]))
+        out.write(self.folder / "sitemap.xml", self._sitemap(entries, by_category, by_checklist))
 
-    def _remove_stale_listings(self, by_category: dict[str, Any], by_checklist: dict[int, Any]) -> None:
+    def _remove_stale_listings(
+        self, out: _Batch, by_category: dict[str, Any], by_checklist: dict[int, Any]
+    ) -> None:
         live = {f"{category_slug(n)}.html" for n in by_category}
         for path in (self.folder / "categories").glob("*.html"):
             if path.name not in live:
-                path.unlink()
+                out.unlink(path)
         live = {f"{n}.html" for n in by_checklist}
         for path in (self.folder / "checklist").glob("*.html"):
             if path.name not in live:
-                path.unlink()
-
-    def _write_if_changed(self, path: Path, text: str) -> None:
-        try:
-            if path.read_text("utf-8") == text:
-                return
-        except FileNotFoundError:
-            pass
-        atomic_write(path, text)
+                out.unlink(path)
 
     def _feed(self, entries: list[dict[str, Any]]) -> bytes:
         """Atom 1.0 (RFC 4287): ids are the pages' URLs, which never change for an item."""
         newest = max((e["updated_at"] for e in entries), default=None)
+        updated = _rfc3339(datetime.fromisoformat(newest)) if newest else "1970-01-01T00:00:00Z"
         out = [
             '<?xml version="1.0" encoding="utf-8"?>',
             f'<feed xmlns="{ATOM_NS}" xml:lang="zh-CN">',
             f"<id>{_x(self.base_url)}</id>",
             f"<title>{_x(self.config.title)}</title>",
-            f"<updated>{_rfc3339(datetime.fromisoformat(newest)) if newest else '1970-01-01T00:00:00Z'}</updated>",
+            f"<updated>{updated}</updated>",
             f'<link rel="self" type="application/atom+xml" href={_a(self.base_url + "feed.xml")}/>',
             f'<link rel="alternate" type="text/html" href={_a(self.base_url + "index.html")}/>',
             f"<author><name>{_x(self.config.title)}</name></author>",
@@ -722,8 +844,12 @@ class WebsiteChannel(Channel):
         out.append("</feed>\n")
         return "\n".join(out).encode("utf-8")
 
-    def _sitemap(self, entries: list[dict[str, Any]], by_category: dict[str, list[dict[str, Any]]],
-                 by_checklist: dict[int, list[dict[str, Any]]]) -> bytes:
+    def _sitemap(
+        self,
+        entries: list[dict[str, Any]],
+        by_category: dict[str, list[dict[str, Any]]],
+        by_checklist: dict[int, list[dict[str, Any]]],
+    ) -> bytes:
         out = ['<?xml version="1.0" encoding="utf-8"?>', f'<urlset xmlns="{SITEMAP_NS}">']
 
         def url(path: str, group: list[dict[str, Any]]) -> None:
@@ -741,14 +867,15 @@ class WebsiteChannel(Channel):
         out.append("</urlset>\n")
         return "\n".join(out).encode("utf-8")
 
-    def _collect_garbage(self, manifest: dict[str, dict[str, Any]], candidates: set[str]) -> None:
+    def _collect_garbage(
+        self, out: _Batch, manifest: dict[str, dict[str, Any]], candidates: set[str]
+    ) -> None:
         """Delete media no live item uses any more: a withdrawn item's images must not stay online."""
         if not candidates:
             return
         used = {f for e in manifest.values() for f in e.get("files", [])}
         for rel in candidates - used:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(self.folder / rel)
+            out.unlink(self.folder / rel)
 
 
 def _render_image(path: Path, fmt: str, max_width: int) -> bytes:

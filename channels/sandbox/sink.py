@@ -33,6 +33,7 @@ response, no per-request logging.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import hmac
 import json
@@ -113,16 +114,16 @@ class _Handler(BaseHTTPRequestHandler):
     def finish(self) -> None:
         with self.server.conn_lock:
             self.server.open_connections.discard(self.connection)
-        try:
+        with contextlib.suppress(OSError):  # the client went away first
             super().finish()
-        except OSError:
-            pass  # the client went away first
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the stdlib's name
         pass  # thousands of requests per second: no per-request logging
 
     # -- replies ------------------------------------------------------------------------------------
-    def _reply(self, status: int, body: bytes | dict[str, Any], headers: dict[str, str] | None = None) -> None:
+    def _reply(
+        self, status: int, body: bytes | dict[str, Any], headers: dict[str, str] | None = None
+    ) -> None:
         if isinstance(body, dict):
             body = json.dumps(body, ensure_ascii=False).encode("utf-8")
         self.send_response(status)
@@ -185,10 +186,14 @@ class _Handler(BaseHTTPRequestHandler):
             self._reply(200, {"ok": True})
         elif path == "/__sink__/faults":
             try:
-                sink.fail_next(str(data["kind"]), count=int(data.get("count", 1)),
-                               retry_after=None if data.get("retry_after", 30) is None
-                               else int(data.get("retry_after", 30)),
-                               hang_s=float(data.get("hang_s", 2.0)))
+                sink.fail_next(
+                    str(data["kind"]),
+                    count=int(data.get("count", 1)),
+                    retry_after=None
+                    if data.get("retry_after", 30) is None
+                    else int(data.get("retry_after", 30)),
+                    hang_s=float(data.get("hang_s", 2.0)),
+                )
             except (KeyError, ValueError) as exc:
                 self._reply(400, {"error": str(exc)})
                 return
@@ -263,8 +268,15 @@ class _Handler(BaseHTTPRequestHandler):
 class Sink:
     """The webhook receiver; see the module docstring."""
 
-    def __init__(self, *, secret: str | None, host: str = "127.0.0.1", port: int = 0,
-                 latency_ms: float = 0.0, tolerance_s: int = 300) -> None:
+    def __init__(
+        self,
+        *,
+        secret: str | None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        latency_ms: float = 0.0,
+        tolerance_s: int = 300,
+    ) -> None:
         #: None accepts unsigned deliveries (only for trying things by hand)
         self.secret = secret.encode("utf-8") if secret else None
         self.host = host
@@ -280,8 +292,12 @@ class Sink:
         """Listen and serve in a background thread; return the base URL."""
         self._server = _Server((self.host, self.port), self)
         self.port = self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.2},
-                                        name=f"sink:{self.port}", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.2},
+            name=f"sink:{self.port}",
+            daemon=True,
+        )
         self._thread.start()
         return self.url
 
@@ -295,10 +311,8 @@ class Sink:
         with server.conn_lock:
             conns = list(server.open_connections)
         for conn in conns:
-            try:
+            with contextlib.suppress(OSError):
                 conn.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
         if self._thread is not None:
             self._thread.join(timeout=5)
 
@@ -319,8 +333,9 @@ class Sink:
         return self.url + "/hook"
 
     # -- behaviour ----------------------------------------------------------------------------------
-    def fail_next(self, kind: str, count: int = 1, *, retry_after: int | None = 30,
-                  hang_s: float = 2.0) -> None:
+    def fail_next(
+        self, kind: str, count: int = 1, *, retry_after: int | None = 30, hang_s: float = 2.0
+    ) -> None:
         """Fail the next ``count`` deliveries: an HTTP status ("500", "400", "429"...), "timeout"
         (answer only after ``hang_s``, still accepting the delivery) or "drop" (close, no answer)."""
         if kind not in FAULT_KINDS:
@@ -352,20 +367,35 @@ class Sink:
         state.accepted += 1
         event = str(payload.get("event") or ("withdraw" if method == "DELETE" else "publish"))
         item_id = str(payload.get("item_id", ""))
-        state.deliveries.append({
-            "n": state.accepted, "key": key, "event": event, "item_id": payload.get("item_id"),
-            "delivery_id": payload.get("delivery_id"), "title": payload.get("title"), "at": time.time(),
-        })
-        item = state.items.setdefault(item_id, {"item_id": payload.get("item_id"), "live": False,
-                                                "payload": {}, "events": []})
+        state.deliveries.append(
+            {
+                "n": state.accepted,
+                "key": key,
+                "event": event,
+                "item_id": payload.get("item_id"),
+                "delivery_id": payload.get("delivery_id"),
+                "title": payload.get("title"),
+                "at": time.time(),
+            }
+        )
+        item = state.items.setdefault(
+            item_id, {"item_id": payload.get("item_id"), "live": False, "payload": {}, "events": []}
+        )
         item["events"].append(event)
         if event == "withdraw":
             item["live"] = False
         else:
             item["live"] = True
             item["payload"] = payload
-        return json.dumps({"ok": True, "id": item_id, "event": event, "n": state.accepted,
-                           "url": f"{self.url}/items/{item_id}"}).encode("utf-8")
+        return json.dumps(
+            {
+                "ok": True,
+                "id": item_id,
+                "event": event,
+                "n": state.accepted,
+                "url": f"{self.url}/items/{item_id}",
+            }
+        ).encode("utf-8")
 
     # -- what was received --------------------------------------------------------------------------
     def ledger(self) -> dict[str, Any]:
@@ -385,6 +415,17 @@ class Sink:
                 "deliveries": list(s.deliveries),
             }
 
+    def wait_for(self, *, accepted: int, timeout: float = 30.0) -> bool:
+        """Wait until at least ``accepted`` deliveries were accepted (for benchmarks); False on timeout."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self.state.lock:
+                if self.state.accepted >= accepted:
+                    return True
+            time.sleep(0.01)
+        with self.state.lock:
+            return self.state.accepted >= accepted
+
     def live_count(self) -> int:
         with self.state.lock:
             return sum(1 for i in self.state.items.values() if i["live"])
@@ -396,12 +437,17 @@ class Sink:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m channels.sandbox.sink", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m channels.sandbox.sink", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0, help="0 lets the OS choose (printed at start)")
     parser.add_argument("--latency-ms", type=float, default=0.0, help="sleep this long in every delivery")
-    parser.add_argument("--secret-env", default="PUBLISHER_WEBHOOK_SECRET",
-                        help="environment variable holding the shared signing secret")
+    parser.add_argument(
+        "--secret-env",
+        default="PUBLISHER_WEBHOOK_SECRET",
+        help="environment variable holding the shared signing secret",
+    )
     parser.add_argument("--no-verify", action="store_true", help="accept unsigned deliveries")
     args = parser.parse_args(argv)
     secret = None
@@ -418,8 +464,10 @@ def main(argv: list[str] | None = None) -> int:
     done.wait()
     sink.stop()
     led = sink.ledger()
-    print(f"accepted {led['accepted']}, duplicates {led['duplicates']}, rejected {led['rejected']}",
-          file=sys.stderr)
+    print(
+        f"accepted {led['accepted']}, duplicates {led['duplicates']}, rejected {led['rejected']}",
+        file=sys.stderr,
+    )
     return 0
 
 

@@ -17,8 +17,9 @@ def make_harness(tmp_path) -> Harness:
     os.environ[SECRET_ENV] = SECRET  # always this value, so parallel harnesses agree
     sink = Sink(secret=SECRET)
     sink.start()
-    channel = WebhookChannel("webhook", WebhookConfig(url=sink.hook_url, secret_env=SECRET_ENV, timeout=5),
-                             make_env(tmp_path))
+    channel = WebhookChannel(
+        "webhook", WebhookConfig(url=sink.hook_url, secret_env=SECRET_ENV, timeout=5), make_env(tmp_path)
+    )
 
     def inject(kind: str) -> None:
         sink.fail_next({"transient": "503", "permanent": "400"}[kind])
@@ -34,5 +35,6 @@ def make_harness(tmp_path) -> Harness:
         channel.close()
         sink.stop()
 
-    return Harness(channel=channel, live_count=sink.live_count, inject=inject, close=close,
-                   remote_text=remote_text)
+    return Harness(
+        channel=channel, live_count=sink.live_count, inject=inject, close=close, remote_text=remote_text
+    )

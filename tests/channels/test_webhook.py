@@ -58,19 +58,14 @@ def channel(make_channel):
     return make_channel()
 
 
-def wait_for(pred, timeout=5.0):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if pred():
-            return True
-        time.sleep(0.02)
-    return pred()
-
-
 # -------------------------------------------------------------------------------------- happy path
 def test_publish_sends_signed_json_with_idempotency_key(channel, sink):
-    post = make_post(7, checklist_item=2, checklist_name="学校章程及制定的各项规章制度",
-                     publish_at=datetime(2026, 1, 4, 18, 30, tzinfo=UTC))
+    post = make_post(
+        7,
+        checklist_item=2,
+        checklist_name="学校章程及制定的各项规章制度",
+        publish_at=datetime(2026, 1, 4, 18, 30, tzinfo=UTC),
+    )
     out = channel.publish(post, make_ctx(41))
 
     assert out == Published(url=f"{sink.url}/items/7", remote_id="7")
@@ -103,15 +98,21 @@ def test_signature_scheme_matches_the_documented_receiver(sink):
     """What docs/channels/webhook.md tells a receiver to check, done by hand with requests."""
     body = json.dumps({"event": "publish", "item_id": 3}).encode()
     ts = str(int(time.time()))
-    good = {"X-Publisher-Timestamp": ts, "X-Publisher-Signature": sign(SECRET.encode(), ts, body),
-            "Idempotency-Key": "manual-1"}
+    good = {
+        "X-Publisher-Timestamp": ts,
+        "X-Publisher-Signature": sign(SECRET.encode(), ts, body),
+        "Idempotency-Key": "manual-1",
+    }
     assert requests.post(sink.hook_url, data=body, headers=good, timeout=5).status_code == 200
     # the same signature with another timestamp is a forgery; an old timestamp is a replay
     moved = {**good, "X-Publisher-Timestamp": str(int(ts) + 1), "Idempotency-Key": "manual-2"}
     assert requests.post(sink.hook_url, data=body, headers=moved, timeout=5).status_code == 401
     old = str(int(time.time()) - 3600)
-    stale = {"X-Publisher-Timestamp": old, "X-Publisher-Signature": sign(SECRET.encode(), old, body),
-             "Idempotency-Key": "manual-3"}
+    stale = {
+        "X-Publisher-Timestamp": old,
+        "X-Publisher-Signature": sign(SECRET.encode(), old, body),
+        "Idempotency-Key": "manual-3",
+    }
     r = requests.post(sink.hook_url, data=body, headers=stale, timeout=5)
     assert r.status_code == 401 and "stale" in r.json()["error"]
     assert sink.ledger()["accepted"] == 1 and sink.ledger()["rejected"] == 2
@@ -166,8 +167,9 @@ def test_long_error_bodies_are_cut_to_300_characters(tmp_path, monkeypatch):
     t.start()
     try:
         monkeypatch.setenv("PUBLISHER_WEBHOOK_SECRET", SECRET)
-        ch = WebhookChannel("hook", WebhookConfig(url=f"http://127.0.0.1:{server.server_address[1]}/"),
-                            make_env(tmp_path))
+        ch = WebhookChannel(
+            "hook", WebhookConfig(url=f"http://127.0.0.1:{server.server_address[1]}/"), make_env(tmp_path)
+        )
         with pytest.raises(PermanentChannelError) as info:
             ch.publish(make_post(1), make_ctx(1))
         ch.close()
@@ -201,7 +203,7 @@ def test_read_timeout_is_transient_and_the_retry_is_deduplicated(make_channel, s
     with pytest.raises(TransientChannelError) as info:
         ch.publish(make_post(3), make_ctx(12))
     assert "Idempotency-Key" in str(info.value)
-    assert wait_for(lambda: sink.ledger()["accepted"] == 1)
+    assert sink.wait_for(accepted=1, timeout=5)
     assert ch.publish(make_post(3), make_ctx(12, attempt=2)).remote_id == "3"
     led = sink.ledger()
     assert (led["accepted"], led["duplicates"]) == (1, 1)
@@ -239,8 +241,9 @@ def test_redirect_is_permanent_and_names_the_target(tmp_path, monkeypatch):
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         monkeypatch.setenv("PUBLISHER_WEBHOOK_SECRET", SECRET)
-        ch = WebhookChannel("hook", WebhookConfig(url=f"http://127.0.0.1:{server.server_address[1]}/"),
-                            make_env(tmp_path))
+        ch = WebhookChannel(
+            "hook", WebhookConfig(url=f"http://127.0.0.1:{server.server_address[1]}/"), make_env(tmp_path)
+        )
         with pytest.raises(PermanentChannelError, match="hooks.example.edu.cn/new"):
             ch.publish(make_post(1), make_ctx(1))
         ch.close()
@@ -263,7 +266,11 @@ def test_update_and_withdraw(channel, sink):
     channel.withdraw(changed, ctx)
     assert sink.item(4)["live"] is False
     assert sink.item(4)["events"] == ["publish", "update", "withdraw"]
-    assert sink.ledger()["by_key"] == {"delivery-20": 1, "delivery-20:update:v2": 1, "delivery-20:withdraw": 1}
+    assert sink.ledger()["by_key"] == {
+        "delivery-20": 1,
+        "delivery-20:update:v2": 1,
+        "delivery-20:withdraw": 1,
+    }
     status = channel.check_url(out.url)
     assert not status.ok and status.status == 410
 
@@ -315,7 +322,10 @@ def test_parallel_threads_share_one_channel(channel, sink):
     assert not errors
     led = sink.ledger()
     assert (led["accepted"], led["duplicates"], led["live"]) == (200, 0, 200)
-    assert len(channel._sessions) == 8  # one pooled session per worker thread
+    assert channel.open_sessions() == 8  # one pooled session per worker thread
+    # the threads are gone: the next thread's first delivery closes their sessions
+    channel.publish(make_post(1), make_ctx(1))
+    assert channel.open_sessions() == 1
 
 
 # ------------------------------------------------------------------------------------ sink itself
@@ -332,16 +342,25 @@ def test_sink_admin_endpoints(sink):
 
 def test_sink_runs_as_a_process(tmp_path):
     env = {**os.environ, "PUBLISHER_WEBHOOK_SECRET": SECRET}
-    proc = subprocess.Popen([sys.executable, "-m", "channels.sandbox.sink", "--port", "0", "--latency-ms", "5"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "channels.sandbox.sink", "--port", "0", "--latency-ms", "5"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     try:
         line = proc.stdout.readline()
         assert line.startswith("sink listening on http://127.0.0.1:")
         base = line.split()[3]
         body = b'{"event":"publish","item_id":1}'
         ts = str(int(time.time()))
-        r = requests.post(base + "/hook", data=body, timeout=5, headers={
-            "X-Publisher-Timestamp": ts, "X-Publisher-Signature": sign(SECRET.encode(), ts, body)})
+        r = requests.post(
+            base + "/hook",
+            data=body,
+            timeout=5,
+            headers={"X-Publisher-Timestamp": ts, "X-Publisher-Signature": sign(SECRET.encode(), ts, body)},
+        )
         assert r.status_code == 200
         assert requests.get(base + "/__sink__/ledger", timeout=5).json()["accepted"] == 1
     finally:
