@@ -159,3 +159,62 @@ def start_sink(kind: str, latency_ms: float = 0.0) -> Any:
     sink = Sink(secret=SECRET, latency_ms=latency_ms)
     sink.start()
     return sink
+
+
+# ------------------------------------------------------------------------- worker processes
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int | float):
+        return repr(v)
+    if isinstance(v, list):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    return '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def write_settings(path: Path, data: dict[str, Any]) -> Path:
+    """Write ``data`` (settings_data()'s shape) as settings.toml for ``publisher --settings``."""
+    lines: list[str] = []
+    tables: list[tuple[str, dict[str, Any]]] = []
+    for k, v in data.items():
+        if isinstance(v, dict):
+            if k == "channels":
+                tables.extend((f"channels.{n}", t) for n, t in v.items())
+            else:
+                tables.append((k, v))
+        else:
+            lines.append(f"{k} = {_toml_value(v)}")
+    for name, table in tables:
+        lines.append(f"\n[{name}]")
+        lines.extend(f"{k} = {_toml_value(v)}" for k, v in table.items())
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def start_worker(settings: Path, *args: str, log: Path | None = None) -> subprocess.Popen[bytes]:
+    """``publisher --settings FILE run ARGS`` as its own process (the real CLI, as systemd runs it)."""
+    env = {**os.environ, "PUBLISHER_WEBHOOK_SECRET": SECRET}
+    out = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115 - handed to the child, closed below
+    try:
+        return subprocess.Popen([sys.executable, "-m", "publisher.cli", "--settings", str(settings), "run", *args],
+                                cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)  # fmt: skip
+    finally:
+        if log:
+            out.close()  # type: ignore[union-attr]
+
+
+def terminate_backends(db_url: str) -> int:
+    """``pg_terminate_backend`` every other connection to ``db_url``'s database (only that one)."""
+    eng = sa.create_engine(db_url, isolation_level="AUTOCOMMIT")
+    try:
+        with eng.connect() as c:
+            return len(c.execute(sa.text(
+                "select pg_terminate_backend(pid) from pg_stat_activity "
+                "where datname = current_database() and pid <> pg_backend_pid()")).all())  # fmt: skip
+    finally:
+        eng.dispose()
+
+
+def counts(engine: Any) -> dict[str, int]:
+    with engine.connect() as c:
+        return dict(c.execute(sa.text("select status, count(*) from delivery group by status")).all())

@@ -305,6 +305,30 @@ class Dispatcher:
         log.info("released %d deliveries leased by dead workers %s", res.rowcount, dead)
         return res.rowcount
 
+    def release_orphans(self) -> int:
+        """Free leases this worker holds in the store but not in memory.
+
+        That happens when the connection drops while a claim commits: the server may have committed
+        it, but this worker never learnt which rows it got. Without this they would sit until their
+        lease expired (``worker.lease_seconds``).
+        """
+        with self._lock:
+            held = set(self.inflight)
+        now = self.clock()
+        with self.engine.begin() as conn:
+            mine = conn.execute(
+                sa.select(D.c.id).where(D.c.status == DeliveryStatus.CLAIMED.value, D.c.lease_owner == self.worker_id)
+            ).scalars().all()
+            orphans = [i for i in mine if i not in held]
+            if orphans:
+                conn.execute(
+                    sa.update(D).where(D.c.id.in_(orphans), D.c.lease_owner == self.worker_id)
+                    .values(lease_expires_at=now - timedelta(seconds=1))
+                )  # fmt: skip
+        if orphans:
+            log.info("released %d deliveries claimed by this worker during a lost connection", len(orphans))
+        return len(orphans)
+
     def release(self, claims: list[Claim]) -> None:
         """Hand back leases of deliveries never started (the worker is stopping): due again at once."""
         if not claims:
@@ -631,6 +655,7 @@ class Dispatcher:
         summary = RunSummary()
         self._lost = 0
         self._db_pause_until = 0.0
+        self._db_failed = False
         self._closing = False
         workers = [threading.Thread(target=self._deliver_loop, name=f"deliver-{n}", daemon=True)
                    for n in range(self.threads)]  # fmt: skip
@@ -663,6 +688,9 @@ class Dispatcher:
                         self.release_dead_leases()
                         self.renew_leases()
                         last_housekeeping = mono
+                    if self._db_failed:
+                        self.release_orphans()
+                        self._db_failed = False
                     if self.wake.is_set():
                         self.wake.clear()
                         self._dry_until.clear()
@@ -698,6 +726,7 @@ class Dispatcher:
             except sa.exc.SQLAlchemyError as exc:
                 log.warning("database error, retrying in 1 s: %s", exc)
                 self._db_pause_until = time.monotonic() + 1.0
+                self._db_failed = True
                 self.stop.wait(0.2)
                 continue
             if busy or waiting or self._unrecorded or self._results or stopping:
