@@ -259,17 +259,32 @@ class Dispatcher:
                         updated_at=now,
                     )
                 )
-        # not asked again before the next poll (or wake-up): a channel that had less due than it could
-        # take, when the query saw everything due; a channel its rate limit holds back, until its slot
-        for ch, f in free.items():
-            if len(rows) < limit and taken[ch] < f:
-                self._dry_until[ch] = mono + self.settings.worker.poll_seconds
-            if ch in limited:
-                self._dry_until[ch] = max(self._dry_until.get(ch, 0.0), self._limiters[ch].next_at)
+        # not asked again before its next delivery falls due (at most a poll later, or a wake-up): a
+        # channel that had less due than it could take, when the query saw everything due; and a
+        # channel its rate limit holds back, until its next slot
+        dry = [ch for ch, f in free.items() if len(rows) < limit and taken[ch] < f]
+        if dry:
+            for ch, at in self._next_due_by_channel(dry, now).items():
+                wait = self.settings.worker.poll_seconds if at is None else (at - now).total_seconds()
+                self._dry_until[ch] = mono + max(0.0, min(wait, self.settings.worker.poll_seconds))
+        for ch in limited:
+            self._dry_until[ch] = max(self._dry_until.get(ch, 0.0), self._limiters[ch].next_at)
         with self._lock:
             for c in kept:
                 self.inflight[c.id] = c.channel
         return kept
+
+    def _next_due_by_channel(self, channels: list[str], now: datetime) -> dict[str, datetime | None]:
+        out: dict[str, datetime | None] = dict.fromkeys(channels)
+        with self._read_engine.connect() as conn:
+            for ch, at in conn.execute(
+                sa.select(D.c.channel, sa.func.min(D.c.due_at))
+                .where(D.c.channel.in_(channels), D.c.status.in_([s.value for s in ACTIVE]), D.c.due_at > now)
+                .group_by(D.c.channel)
+            ):  # fmt: skip
+                out[ch] = at
+            conn.rollback()
+        return out
 
     def renew_leases(self) -> None:
         with self._lock:
