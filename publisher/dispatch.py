@@ -110,6 +110,8 @@ class Claim:
     published_at: datetime | None
     #: when it fell due (scheduling lateness is measured from here)
     due_at: datetime | None = None
+    #: when (monotonic) the lease and the item were last read from the store
+    checked_at: float = 0.0
 
 
 @dataclass(slots=True)
@@ -140,6 +142,11 @@ class Dispatcher:
     RECORD_EVERY = 0.1
     #: ... or as soon as this many are waiting
     RECORD_BATCH = 200
+    #: a delivery is only sent if its lease and its item were read from the store at most this long
+    #: before (seconds): the loop thread re-reads the whole backlog in one query twice as often, and a
+    #: delivery thread that finds its delivery staler reads it itself. One round trip per delivery
+    #: was most of the pipeline's overhead on PostgreSQL, and 0.1 s is far below the call itself.
+    CHECK_FRESH = 0.1
 
     def __init__(
         self,
@@ -373,24 +380,64 @@ class Dispatcher:
         return min(vals) if vals else None
 
     # --------------------------------------------------------------------------------- executing
-    def _prepare(self, claims: list[Claim]) -> None:
-        """Build the posts of freshly claimed deliveries in one batch (checked again before use)."""
-        want = [c.item_id for c in claims if c.item_id not in self._snapshots]
-        if not want:
+    def _prepare(self, claims: list[Claim], claimed_at: float) -> None:
+        """Build the posts of freshly claimed deliveries in one batch; the claim read their leases."""
+        want = list({c.item_id for c in claims})
+        if want:
+            with self._read_engine.connect() as conn:
+                snaps = snapshot_posts(self.ctx, conn, want)
+            if len(self._snapshots) > 20_000:
+                self._snapshots.clear()
+            self._snapshots.update(snaps)
+        for c in claims:
+            c.checked_at = claimed_at
+
+    def _verify_backlog(self) -> None:
+        """Re-read, in one query, the leases and items of backlog deliveries about to go stale."""
+        mono = time.monotonic()
+        with self._cond:
+            stale = [c for q in self._backlog.values() for c in q if mono - c.checked_at > self.CHECK_FRESH / 2]
+        if not stale:
             return
         with self._read_engine.connect() as conn:
-            snaps = snapshot_posts(self.ctx, conn, want)
-        if len(self._snapshots) > 20_000:
-            self._snapshots.clear()
-        self._snapshots.update(snaps)
+            rows = {r.id: r for r in conn.execute(
+                sa.select(D.c.id, D.c.status, D.c.lease_owner, ITEM.c.version, ITEM.c.publish_at,
+                          ITEM.c.updated_at)
+                .select_from(D.join(ITEM, ITEM.c.id == D.c.item_id)).where(D.c.id.in_([c.id for c in stale]))
+            )}  # fmt: skip
+            gone = {c.id for c in stale if (r := rows.get(c.id)) is None or r.status != DeliveryStatus.CLAIMED
+                    or r.lease_owner != self.worker_id}  # fmt: skip
+            changed = {c.item_id for c in stale if c.id not in gone and not self._fresh(c.item_id, rows[c.id])}
+            if changed:
+                self._snapshots.update(snapshot_posts(self.ctx, conn, changed))
+        with self._cond:
+            for ch, q in self._backlog.items():
+                if gone:
+                    self._backlog[ch] = q = deque(c for c in q if c.id not in gone)
+            for c in stale:
+                c.checked_at = mono
+        if gone:
+            with self._lock:
+                for i in gone:
+                    self.inflight.pop(i, None)
+            self._lost += len(gone)
+
+    def _fresh(self, item_id: int, row: Any) -> bool:
+        snap = self._snapshots.get(item_id)
+        return snap is not None and (snap.version, snap.publish_at, snap.updated_at) == (
+            row.version, row.publish_at, row.updated_at)
 
     def _post_for(self, claim: Claim) -> tuple[bool, Post | None]:
         """(still ours, the post if the item is cleared) — read right before the channel is called.
 
-        The lease and the item's version and dates are read fresh for every delivery (an edit or a
-        withdrawal may have happened since the claim); the post and its approvals come from the
-        batch built at claim time when the item has not changed since, else they are read again.
+        The lease and the item's version and dates were read at most ``CHECK_FRESH`` ago (by the claim
+        or the backlog check), or are read now (an edit or a withdrawal may have happened since the
+        claim); the post and its approvals come from the batch built at claim time when the item has
+        not changed since, else they are read again.
         """
+        snap = self._snapshots.get(claim.item_id)
+        if snap is not None and time.monotonic() - claim.checked_at <= self.CHECK_FRESH:
+            return True, snap.post if claim.op == DeliveryOp.WITHDRAW or snap.cleared else None
         conn = getattr(self._local, "conn", None)
         if conn is None:
             conn = self._local.conn = self._read_engine.connect()
@@ -400,9 +447,7 @@ class Dispatcher:
                 conn.rollback()
                 return False, None
             snap = self._snapshots.get(claim.item_id)
-            if snap is None or (snap.version, snap.publish_at, snap.updated_at) != (
-                row.version, row.publish_at, row.updated_at
-            ):
+            if snap is None or not self._fresh(claim.item_id, row):
                 snap = snapshot_posts(self.ctx, conn, [claim.item_id])[claim.item_id]
                 self._snapshots[claim.item_id] = snap
             conn.rollback()  # ends the read transaction (PostgreSQL); the connection stays with the thread
@@ -678,6 +723,8 @@ class Dispatcher:
             t.start()
         try:
             self._loop(summary, once, horizon, progress)
+            if self._lost:
+                summary.outcomes["lost-lease"] += self._lost
         finally:
             with self._cond:
                 self._closing = True
@@ -711,13 +758,16 @@ class Dispatcher:
                         self._dry_until.clear()
                     wanted = self._want_claim(mono)
                     if wanted:
+                        claimed_at = time.monotonic()
                         claims = self.claim(channels=wanted)
-                        if claims:
+                        try:
+                            self._prepare(claims, claimed_at)
+                        finally:  # even unprepared (the threads then read them), never dropped
                             with self._cond:
                                 for c in claims:
                                     self._backlog[c.channel].append(c)
                                 self._cond.notify_all()
-                            self._prepare(claims)
+                    self._verify_backlog()
                 busy, waiting = self._held_locally()
                 if self._unrecorded and (stopping or (busy == 0 and waiting == 0)
                                          or len(self._unrecorded) >= self.RECORD_BATCH
@@ -745,7 +795,7 @@ class Dispatcher:
                 self.stop.wait(0.2)
                 continue
             if busy or waiting or self._unrecorded or self._results or stopping:
-                timeout = self.RECORD_EVERY
+                timeout = self.CHECK_FRESH / 2 if waiting else self.RECORD_EVERY
                 if self._unrecorded:
                     timeout = max(0.0, self.RECORD_EVERY - (mono - self._unrecorded[0].done_at))
                 if self._ready.wait(timeout=timeout):

@@ -55,6 +55,34 @@ def test_a_delivery_withdrawn_after_the_claim_is_not_sent(app):
     assert _count(app, "select count(*) from delivery_attempt") == 0
 
 
+def test_a_delivery_withdrawn_while_in_the_backlog_is_not_sent(make_app):
+    """The worker holds a backlog of leased deliveries; a withdrawal meanwhile must still stop one."""
+    app = make_app(channels={"slow": {"type": "memory", "latency": 0.05}})
+    seed_deliveries(app, 20, ["slow"])
+    d = Dispatcher(engine=app.engine, ctx=app.ctx, threads=1)
+    t = threading.Thread(target=d.run, kwargs={"once": True, "horizon": timedelta(0)})
+    t.start()
+    _wait_for(lambda: len(MemoryChannel.ledger["slow"]) >= 3)
+    with d._lock:
+        assert len(d.inflight) > 10  # the rest is leased to this worker, waiting its turn
+    last = max(d.inflight)
+    with app.engine.connect() as conn:
+        item_id = conn.execute(sa.text(f"select item_id from delivery where id = {last}")).scalar_one()
+    with app.session() as s:
+        workflow.withdraw(app.ctx, s, item_id=item_id, reason="published by mistake")
+    t.join(timeout=30)
+    assert item_id not in {i for _, i, _ in MemoryChannel.ledger["slow"]}
+    assert len(MemoryChannel.ledger["slow"]) == 19
+    assert _count(app, f"select count(*) from delivery where id = {last} and status = 'cancelled'") == 1
+
+
+def _wait_for(pred, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while not pred():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
 def test_a_stopped_worker_hands_back_what_it_never_started(make_app):
     app = make_app(channels={"slow": {"type": "memory", "latency": 0.02}})
     seed_deliveries(app, 200, ["slow"])
