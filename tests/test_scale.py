@@ -158,11 +158,16 @@ def test_metrics_show_the_store_and_the_worker(app):
     text = metrics_text(app.engine, wm)
     assert 'publisher_worker_outcomes_total{channel="mem",outcome="done"} 4.0' in text
     assert 'publisher_worker_quota_deferrals_total{channel="mem"} 1.0' in text
-    assert 'publisher_deliveries{channel="mem",status="done"} 4.0' in text
+    assert 'publisher_deliveries{channel="mem",status="pending"} 1.0' in text
+    assert 'publisher_delivery_attempts_total{channel="mem",outcome="done"} 4.0' in text
     assert 'publisher_queue_depth{channel="mem"} 1.0' in text
     assert 'publisher_delivery_attempts_total{channel="mem",outcome="quota"} 1.0' in text
     assert 'publisher_schedule_lateness_seconds_count{channel="mem"} 5.0' in text
     assert "publisher_store_up 1.0" in text
+    # later scrapes count only the attempts added since, and stay exact
+    seed_deliveries(app, 2, ["mem"])
+    Dispatcher(engine=app.engine, ctx=app.ctx).run(once=True, horizon=timedelta(0))
+    assert 'publisher_delivery_attempts_total{channel="mem",outcome="done"} 6.0' in metrics_text(app.engine)
 
 
 @pytest.mark.postgres
@@ -210,3 +215,22 @@ def test_doctor_reports_each_check(make_app, tmp_path, monkeypatch):
     checks = {c.name: c for c in run_checks(f)}
     assert not checks["database"].ok and "PUBLISHER_DATABASE_URL" in checks["database"].detail
     assert os.environ["PUBLISHER_DATABASE_URL"]
+
+
+def test_stats_count_items_once_with_or_without_the_channel_dimension(app):
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from publisher import stats
+
+    seed_deliveries(app, 3, ["mem", "mem2"])
+    Dispatcher(engine=app.engine, ctx=app.ctx).run(once=True, horizon=timedelta(0))
+    tz = ZoneInfo("Asia/Shanghai")
+    today = datetime.now(tz).date()
+    start, end = stats.period(today, today, tz)
+    by_channel = stats.counts(app.engine, stats.StatsQuery(start=start, end=end, by=("channel",), tz=tz))
+    assert [(r["channel"], r["published"], r["items"]) for r in by_channel] == [("mem", 3, 3), ("mem2", 3, 3)]
+    by_cat = stats.counts(app.engine, stats.StatsQuery(start=start, end=end, by=("category",), tz=tz))
+    assert [(r["category"], r["published"], r["items"]) for r in by_cat] == [("招聘信息", 6, 3)]
+    by_day = stats.counts(app.engine, stats.StatsQuery(start=start, end=end, by=("day",), tz=tz))
+    assert [(r["published"], r["items"]) for r in by_day] == [(6, 3)]
