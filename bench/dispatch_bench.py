@@ -23,7 +23,7 @@ import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +33,7 @@ from requests.adapters import HTTPAdapter
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._common import SECRET, fresh_store, seed_deliveries, start_sink  # noqa: E402
+from bench._common import SECRET, drop_pg_database, fresh_store, seed_deliveries, start_sink  # noqa: E402
 
 
 def bare_loop(hook_url: str, docs: list[dict[str, Any]], threads: int) -> float:
@@ -131,7 +131,10 @@ def main(argv: list[str] | None = None) -> int:
                 limit = args.threads / (args.latency_ms / 1000)
                 print(f"throughput {args.n / took:,.0f}/s = {args.n / took / limit:.0%} of the "
                       f"concurrency ÷ latency limit {limit:,.0f}/s (target ≥ 80%)")
+            url = app.settings.database_url
             app.close()
+            if url.startswith("postgresql"):
+                drop_pg_database(url)
         finally:
             sink.stop()
     if not ok:

@@ -46,8 +46,8 @@ from publisher.channel import (
     Published,
     QuotaExceeded,
 )
-from publisher.models import AuditLog, Delivery, DeliveryAttempt, DeliveryOp, DeliveryStatus, Item, utcnow
 from publisher.db import read_only
+from publisher.models import AuditLog, Delivery, DeliveryAttempt, DeliveryOp, DeliveryStatus, Item, utcnow
 from publisher.workflow import Context, PostSnapshot, rollup_items, snapshot_posts
 
 log = logging.getLogger("publisher.dispatch")
@@ -130,9 +130,9 @@ class Dispatcher:
     """Runs deliveries. ``Dispatcher(engine=..., ctx=...)``; nothing global.
 
     Threads: the loop thread claims into a backlog and records outcomes; delivery threads take from
-    the backlog (within each channel's max_concurrency), re-check the lease and call the channel. Claims and records are batched (one transaction
-    for many deliveries) because per-delivery transactions cost more than a local HTTP call: a
-    worker holds a small backlog of leased deliveries (``_hold_cap`` per channel) and records the
+    the backlog (within each channel's max_concurrency), re-check the lease and call the channel.
+    Claims and records are batched (one transaction for many deliveries) because per-delivery
+    transactions cost more than a local HTTP call: a worker holds a small backlog of leased deliveries (``_hold_cap`` per channel) and records the
     outcomes that finished in the last ``RECORD_EVERY`` seconds together. A worker killed between the
     channel call and the record leaves the lease behind; the delivery is run again, and channels
     make that safe (Idempotency-Key, saved state), exactly as for a kill during the call itself.

@@ -12,8 +12,8 @@ import threading
 import time
 from datetime import timedelta
 
-import sqlalchemy as sa
 import pytest
+import sqlalchemy as sa
 
 from bench._common import SECRET, seed_deliveries
 from publisher import workflow
