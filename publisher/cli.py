@@ -412,7 +412,7 @@ def run(
     d = Dispatcher(engine=a.engine, ctx=a.ctx, threads=threads, on_outcome=wm.on_outcome, on_start=wm.on_start)
     metrics_server = serve(a.engine, wm, metrics_port, metrics_addr) if metrics_port is not None else None
     if metrics_server is not None:
-        err.print(f"metrics on http://{metrics_addr}:{metrics_server.server_address[1]}/metrics")
+        err.print(f"metrics on http://{metrics_addr}:{metrics_server.port}/metrics")
     if once:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -432,7 +432,7 @@ def run(
         parts = ", ".join(f"{k} {v}" for k, v in sorted(summary.outcomes.items())) or "nothing was due"
         out.print(f"worker {d.worker_id}: {parts}")
         if metrics_server is not None:
-            metrics_server.shutdown()
+            metrics_server.close()
         a.close()
         return
     clock = Clock(a, wake=d.wake, owner=d.worker_id)
@@ -449,7 +449,7 @@ def run(
     finally:
         clock.stop()
         if metrics_server is not None:
-            metrics_server.shutdown()
+            metrics_server.close()
         a.close()
 
 

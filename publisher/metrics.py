@@ -176,8 +176,20 @@ def metrics_text(engine: Engine, worker: WorkerMetrics | None = None) -> str:
     return text
 
 
-def serve(engine: Engine, worker: WorkerMetrics | None, port: int, addr: str = "127.0.0.1") -> Any:
-    """Serve /metrics on ``addr:port`` in a background thread; returns the server (``.shutdown()``)."""
+class MetricsServer:
+    """A running /metrics endpoint (``publisher run --metrics-port``); ``close()`` stops it."""
+
+    def __init__(self, server: Any) -> None:
+        self._server = server
+        self.port: int = server.server_address[1]
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+def serve(engine: Engine, worker: WorkerMetrics | None, port: int, addr: str = "127.0.0.1") -> MetricsServer:
+    """Serve /metrics on ``addr:port`` (0: any free port) in a background thread."""
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
     class Handler(BaseHTTPRequestHandler):
@@ -198,7 +210,7 @@ def serve(engine: Engine, worker: WorkerMetrics | None, port: int, addr: str = "
     server = ThreadingHTTPServer((addr, port), Handler)
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, name="metrics", daemon=True).start()
-    return server
+    return MetricsServer(server)
 
 
 class JsonFormatter(logging.Formatter):

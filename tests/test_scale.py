@@ -234,3 +234,51 @@ def test_stats_count_items_once_with_or_without_the_channel_dimension(app):
     assert [(r["category"], r["published"], r["items"]) for r in by_cat] == [("招聘信息", 6, 3)]
     by_day = stats.counts(app.engine, stats.StatsQuery(start=start, end=end, by=("day",), tz=tz))
     assert [(r["published"], r["items"]) for r in by_day] == [(6, 3)]
+
+
+def test_two_clocks_run_a_periodic_job_once_per_period(app):
+    from datetime import UTC, datetime
+
+    from apscheduler.triggers.cron import CronTrigger
+
+    from publisher.scheduler import PeriodicJob, run_once_per_period
+
+    runs: list[str] = []
+    job = PeriodicJob("stats-pull", CronTrigger.from_crontab("0 3 * * *"), lambda a: runs.append("ran"))
+    fire = datetime(2026, 11, 30, 19, 0, tzinfo=UTC)  # 03:00 in Beijing
+    barrier = threading.Barrier(2)
+
+    def clock(owner: str) -> None:
+        barrier.wait()
+        run_once_per_period(app, job, owner, fire)
+
+    ts = [threading.Thread(target=clock, args=(f"clock-{i}",)) for i in range(2)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    assert runs == ["ran"]
+    run_once_per_period(app, job, "clock-0", fire + timedelta(days=1))
+    assert runs == ["ran", "ran"]
+
+
+def test_metrics_port_serves_prometheus_text_and_logs_can_be_json(app, caplog):
+    import json
+    import logging
+
+    import requests
+
+    from publisher.metrics import JsonFormatter, serve
+
+    server = serve(app.engine, WorkerMetrics(), 0)
+    try:
+        r = requests.get(f"http://127.0.0.1:{server.port}/metrics", timeout=10)
+    finally:
+        server.close()
+    assert r.status_code == 200 and r.headers["Content-Type"].startswith("text/plain")
+    assert "publisher_store_up 1.0" in r.text
+    record = logging.LogRecord("publisher.dispatch", logging.INFO, __file__, 1, "delivery %s: %s", (7, "done"),
+                               None)  # fmt: skip
+    record.delivery_id, record.item_id, record.channel = 7, 3, "site"
+    doc = json.loads(JsonFormatter().format(record))
+    assert doc["message"] == "delivery 7: done" and doc["delivery_id"] == 7 and doc["item_id"] == 3
