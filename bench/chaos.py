@@ -212,6 +212,7 @@ def main(argv: list[str] | None = None) -> int:
     run.workers = [start_worker(settings, "--threads", str(args.threads), log=logs / f"w{i}.log")
                    for i in range(args.workers)]  # fmt: skip
     t0 = time.monotonic()
+    started = [t0] * args.workers
     rnd = random.Random(42)
     watchers: list[threading.Thread] = []
     next_cut = t0 + args.cut_every
@@ -232,8 +233,11 @@ def main(argv: list[str] | None = None) -> int:
                 print("  (queue drained before the last kills: 200 more deliveries added)", flush=True)
                 continue
             now = time.monotonic()
-            if len(run.kills) < args.kills:
-                i = rnd.randrange(len(run.workers))
+            # a victim that has been up a while, so the kill lands in the middle of its work rather
+            # than while it is still importing
+            ready = [i for i, at in enumerate(started) if now - at > rnd.uniform(2.5, 5.0)]
+            if len(run.kills) < args.kills and ready:
+                i = rnd.choice(ready)
                 victim = run.workers[i]
                 try:
                     held = _held_by(app.engine, victim.pid)
@@ -248,6 +252,7 @@ def main(argv: list[str] | None = None) -> int:
                 watchers.append(w)
                 run.workers[i] = start_worker(settings, "--threads", str(args.threads),
                                               log=logs / f"w{i}.log")  # fmt: skip
+                started[i] = time.monotonic()
             if now >= next_cut:
                 run.cuts += terminate_backends(db_url)
                 next_cut = now + args.cut_every
@@ -255,7 +260,7 @@ def main(argv: list[str] | None = None) -> int:
                 _restart_postgres()
                 run.restarts += 1
                 restart_at = None
-            time.sleep(rnd.uniform(0.4, 1.4))
+            time.sleep(rnd.uniform(0.2, 0.8))
         else:
             print("TIMEOUT: the queue was not empty in time", flush=True)
     finally:

@@ -147,6 +147,8 @@ class Dispatcher:
     #: delivery thread that finds its delivery staler reads it itself. One round trip per delivery
     #: was most of the pipeline's overhead on PostgreSQL, and 0.1 s is far below the call itself.
     CHECK_FRESH = 0.1
+    #: how often (seconds) a worker looks for leases of dead processes on its host (one small query)
+    RELEASE_EVERY = 2.0
 
     def __init__(
         self,
@@ -735,8 +737,8 @@ class Dispatcher:
 
     def _loop(self, summary: RunSummary, once: bool, horizon: timedelta,
               progress: Callable[[str], None] | None) -> None:  # fmt: skip
-        housekeeping_every = min(self.settings.worker.lease_seconds / 3, 10.0)
-        last_housekeeping = -1e9
+        renew_every = min(self.settings.worker.lease_seconds / 3, 10.0)
+        last_renew = last_release = -1e9
         while True:
             mono = time.monotonic()
             stopping = self.stop.is_set()
@@ -746,10 +748,13 @@ class Dispatcher:
                     summary.outcomes["lost-lease"] += self._lost
                     self._lost = 0
                 if not stopping and mono >= self._db_pause_until:
-                    if mono - last_housekeeping > housekeeping_every:
+                    # a dead neighbour's deliveries (same host) are taken up within RELEASE_EVERY
+                    if mono - last_release > self.RELEASE_EVERY:
                         self.release_dead_leases()
+                        last_release = mono
+                    if mono - last_renew > renew_every:
                         self.renew_leases()
-                        last_housekeeping = mono
+                        last_renew = mono
                     if self._db_failed:
                         self.release_orphans()
                         self._db_failed = False
