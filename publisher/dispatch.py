@@ -209,10 +209,7 @@ class Dispatcher:
     def claim(self, capacity: int | None = None, channels: list[str] | None = None) -> list[Claim]:
         """Lease due deliveries, up to each channel's hold cap and rate, in one transaction."""
         now = self.clock()
-        with self._lock:
-            held: dict[str, int] = defaultdict(int)
-            for ch in self.inflight.values():
-                held[ch] += 1
+        held = self._waiting_or_running()
         free = {n: self._hold_cap(n) - held[n] for n in (channels or self._active_channels())}
         free = {n: f for n, f in free.items() if f > 0}
         capacity = sum(free.values()) if capacity is None else min(capacity, sum(free.values()))
@@ -697,12 +694,20 @@ class Dispatcher:
         with self._cond:
             return sum(self._running.values()), sum(len(q) for q in self._backlog.values())
 
+    def _waiting_or_running(self) -> dict[str, int]:
+        """Per channel, the deliveries in the backlog or being sent (not those awaiting their record:
+        counting those starved the delivery threads while a record batch filled up)."""
+        with self._cond:
+            held: dict[str, int] = defaultdict(int)
+            for ch, q in self._backlog.items():
+                held[ch] += len(q)
+            for ch, n in self._running.items():
+                held[ch] += n
+        return held
+
     def _want_claim(self, mono: float) -> list[str]:
         """Channels whose backlog is below half their hold cap and that are not known to be dry."""
-        with self._lock:
-            held: dict[str, int] = defaultdict(int)
-            for ch in self.inflight.values():
-                held[ch] += 1
+        held = self._waiting_or_running()
         return [ch for ch in self._active_channels()
                 if held[ch] * 2 <= self._hold_cap(ch) and self._dry_until.get(ch, 0.0) <= mono]  # fmt: skip
 
