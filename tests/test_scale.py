@@ -170,11 +170,10 @@ def test_metrics_show_the_store_and_the_worker(app):
     assert 'publisher_delivery_attempts_total{channel="mem",outcome="done"} 6.0' in metrics_text(app.engine)
 
 
-@pytest.mark.postgres
-def test_notify_wakes_an_idle_worker_at_once(make_app, store_url):
-    """On PostgreSQL a delivery queued by another process starts within a fraction of poll_seconds."""
-    if not store_url.startswith("postgresql"):
-        pytest.skip("LISTEN/NOTIFY is PostgreSQL's; SQLite workers poll")
+@pytest.mark.parametrize("store_url", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True)
+def test_notify_wakes_an_idle_worker_at_once(make_app):
+    """On PostgreSQL a delivery queued by another process starts within a fraction of poll_seconds
+    (LISTEN/NOTIFY is PostgreSQL's; SQLite workers poll, bench/wakeup.py measures both)."""
     app = make_app(worker={"poll_seconds": 5.0})
     from publisher.scheduler import QueueListener
 
