@@ -241,3 +241,5 @@ def use_json_logs(level: int = logging.INFO) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    # the schema check at start-up narrates its plugins at INFO; nothing an operator needs
+    logging.getLogger("alembic").setLevel(logging.WARNING)
