@@ -446,13 +446,25 @@ def deliveries(
 def run(
     once: Annotated[bool, typer.Option("--once", help="deliver all that is due, then exit")] = False,
     threads: Annotated[int | None, typer.Option(help="delivery threads (default: worker.threads)")] = None,
+    metrics_port: Annotated[int | None, typer.Option("--metrics-port",
+                                                     help="serve Prometheus /metrics on this port")] = None,
+    metrics_addr: Annotated[str, typer.Option("--metrics-addr", help="address for --metrics-port")] = "127.0.0.1",
+    log_json: Annotated[bool, typer.Option("--log-json", help="log one JSON object per line (with item and "
+                                                              "delivery ids) to stderr")] = False,
 ) -> None:
     """The worker: publishes due deliveries, retries, and runs the periodic jobs (weekly sync)."""
     from publisher.dispatch import Dispatcher
+    from publisher.metrics import WorkerMetrics, serve, use_json_logs
     from publisher.scheduler import Clock
 
+    if log_json:
+        use_json_logs()
     a = state.app()
-    d = Dispatcher(engine=a.engine, ctx=a.ctx, threads=threads)
+    wm = WorkerMetrics()
+    d = Dispatcher(engine=a.engine, ctx=a.ctx, threads=threads, on_outcome=wm.on_outcome, on_start=wm.on_start)
+    metrics_server = serve(a.engine, wm, metrics_port, metrics_addr) if metrics_port is not None else None
+    if metrics_server is not None:
+        err.print(f"metrics on http://{metrics_addr}:{metrics_server.port}/metrics")
     if once:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -475,9 +487,11 @@ def run(
             summary = d.run(once=True, progress=lambda _o: bar.advance(task))
         parts = ", ".join(f"{k} {v}" for k, v in sorted(summary.outcomes.items())) or "nothing was due"
         out.print(f"worker {d.worker_id}: {parts}")
+        if metrics_server is not None:
+            metrics_server.close()
         a.close()
         return
-    clock = Clock(a, wake=d.wake)
+    clock = Clock(a, wake=d.wake, owner=d.worker_id)
     clock.start()
     out.print(f"worker {d.worker_id} running with {d.threads} threads on {a.engine.url.render_as_string()}; "
               "Ctrl-C stops it")  # fmt: skip
@@ -490,7 +504,26 @@ def run(
         d.stop.set()
     finally:
         clock.stop()
+        if metrics_server is not None:
+            metrics_server.close()
         a.close()
+
+
+@app.command()
+def doctor() -> None:
+    """Check the database, the migrations, each channel's settings and credentials, and the clock."""
+    from publisher.doctor import run_checks
+
+    checks = run_checks(state.settings_path)
+    table = Table("check", "", "detail", show_lines=False)
+    for c in checks:
+        mark = "ok" if c.ok and not c.warning else ("warn" if c.ok else "FAIL")
+        table.add_row(c.name, mark, c.detail)
+    out.print(table)
+    failed = [c.name for c in checks if not c.ok]
+    if failed:
+        err.print(f"{len(failed)} check(s) failed: {', '.join(failed)}")
+        raise typer.Exit(1)
 
 
 # ------------------------------------------------------------------------------------------- stats

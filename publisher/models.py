@@ -154,6 +154,8 @@ class Delivery(SQLModel, table=True):
     __table_args__ = (
         sa.UniqueConstraint("item_id", "channel", name="uq_delivery_item_channel"),
         sa.Index("ix_delivery_due", "status", "due_at"),
+        # migration 0004_scale (stats by period and channel read the index alone)
+        sa.Index("ix_delivery_published_channel_item", "published_at", "channel", "item_id"),
     )
 
     id: int | None = Field(default=None, primary_key=True)

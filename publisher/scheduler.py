@@ -6,6 +6,12 @@ periodic jobs. A periodic job runs once per period across every worker: before r
 inserts a ``job_lease`` row keyed by the job and its period; the primary key lets only one insert
 win, on SQLite and PostgreSQL alike (APScheduler 3's job stores cannot be shared between
 schedulers, so they are not used for this).
+
+Prompt wake-ups: on PostgreSQL, every change that makes a delivery due sends ``NOTIFY
+publisher_queue`` (delivered at commit, see :func:`publisher.workflow.wake_workers`) and each worker
+keeps one connection in ``LISTEN`` (:class:`QueueListener`), so an idle worker starts a delivery
+scheduled for "now" within milliseconds. On SQLite there is no such channel: an idle worker polls
+every ``worker.poll_seconds`` and sleeps exactly until the next known due time.
 """
 
 from __future__ import annotations
@@ -79,6 +85,42 @@ def run_once_per_period(app: App, job: PeriodicJob, owner: str, fire_time: datet
     return True
 
 
+QUEUE_CHANNEL = "publisher_queue"
+
+
+class QueueListener:
+    """PostgreSQL ``LISTEN publisher_queue``: sets ``wake`` on each notification; reconnects on loss."""
+
+    def __init__(self, engine: sa.Engine, wake: threading.Event) -> None:
+        self.conninfo = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        self.wake = wake
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="queue-listener", daemon=True)
+
+    def start(self) -> QueueListener:
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.thread.join(timeout=5)
+
+    def _run(self) -> None:
+        import psycopg
+
+        while not self.stopped.is_set():
+            try:
+                with psycopg.connect(self.conninfo, autocommit=True, connect_timeout=5) as conn:
+                    conn.execute(f"LISTEN {QUEUE_CHANNEL}")
+                    self.wake.set()  # anything sent while we were not listening is looked for now
+                    while not self.stopped.is_set():
+                        for _ in conn.notifies(timeout=1.0, stop_after=1):
+                            self.wake.set()
+            except psycopg.Error as exc:
+                log.warning("queue listener: %s; reconnecting in 1 s (polling meanwhile)", exc)
+                self.stopped.wait(1.0)
+
+
 class Clock:
     """Wraps a BackgroundScheduler: wake-ups for the dispatcher and the periodic jobs."""
 
@@ -87,6 +129,7 @@ class Clock:
         self.wake = wake
         self.owner = owner or f"clock-{id(self)}"
         self.scheduler = BackgroundScheduler(timezone=app.settings.zone)
+        self.listener: QueueListener | None = None
 
     def start(self) -> None:
         self.scheduler.add_job(self.wake.set, IntervalTrigger(seconds=max(1.0, self.app.settings.worker.poll_seconds * 5)),
@@ -95,6 +138,8 @@ class Clock:
             self.scheduler.add_job(self._fire, job.trigger, args=[job], id=job.name, coalesce=True,
                                    max_instances=1, misfire_grace_time=3600)  # fmt: skip
         self.scheduler.start()
+        if self.app.engine.dialect.name == "postgresql":
+            self.listener = QueueListener(self.app.engine, self.wake).start()
 
     def _fire(self, job: PeriodicJob) -> None:
         fire = self.scheduler.get_job(job.name)
@@ -109,3 +154,5 @@ class Clock:
 
     def stop(self) -> None:
         self.scheduler.shutdown(wait=False)
+        if self.listener is not None:
+            self.listener.stop()

@@ -98,7 +98,11 @@ def counts(engine: Engine, q: StatsQuery) -> list[dict[str, object]]:
                 out.append(_bucket(engine, time_col, dim, q.tz).label(dim))
         return out
 
-    join = D.join(I, I.c.id == D.c.item_id)
+    # the item table is joined only when a dimension lives there: on a store of a million items the
+    # join is most of a query's time (docs/benchmarks.md)
+    join = D.join(I, I.c.id == D.c.item_id) if {"category", "department", "checklist_item"} & set(q.by) else D
+    # one delivery per item and channel: grouped by channel, the distinct items are the deliveries
+    items = sa.func.count() if "channel" in q.by else sa.func.count(sa.distinct(D.c.item_id))
     results: dict[tuple, dict[str, object]] = {}
 
     def add(rows: Sequence[sa.Row], field: str) -> None:
@@ -112,15 +116,12 @@ def counts(engine: Engine, q: StatsQuery) -> list[dict[str, object]]:
 
     with engine.connect() as conn:
         d = dims(D.c.published_at)
-        add(
-            conn.execute(
-                sa.select(*d, sa.func.count(), sa.func.count(sa.distinct(D.c.item_id)))
-                .select_from(join)
-                .where(D.c.published_at >= start, D.c.published_at < end)
-                .group_by(*d)
-            ).all(),
-            "published",
-        )
+        add(conn.execute(
+            sa.select(*d, sa.func.count(), items)
+            .select_from(join)
+            .where(D.c.published_at >= start, D.c.published_at < end)
+            .group_by(*d)
+        ).all(), "published")
         d = dims(D.c.updated_at)
         add(
             conn.execute(

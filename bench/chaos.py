@@ -1,0 +1,324 @@
+"""Chaos and fault run: many deliveries, injected faults, workers killed, connections cut, a restart.
+
+    python bench/chaos.py                                   # 10,000 deliveries, 3 workers, 50 kills
+    python bench/chaos.py --restart-postgres                # ... and restart the PostgreSQL server once
+    python bench/chaos.py -n 2000 --kills 20 --workers 2    # a shorter run
+
+Run it by hand only: ``--restart-postgres`` restarts the shared server on 127.0.0.1:5432, which
+other people's tests use. Everything else touches only a fresh database made for the run.
+
+What happens:
+
+* ``--site-items`` items go to the website *and* the webhook, the rest of the deliveries to the
+  webhook only (the website fsyncs every page and index, ~60 ms a publish, so 10,000 website
+  publishes alone would take ten minutes);
+* the webhook sink answers ``--fault-rate`` of the requests with a fault: 503 busy, 429 with
+  Retry-After (a quota deferral), 500, or a hang longer than the channel's timeout (the request
+  still takes effect: the retry must be absorbed by the Idempotency-Key);
+* ``--workers`` real ``publisher run`` processes work the queue; at ``--kills`` random moments one
+  is killed with SIGKILL and started again; every ``--cut-every`` seconds every connection to the
+  run's database is cut with ``pg_terminate_backend``; with ``--restart-postgres`` the server is
+  restarted once, half-way.
+
+Channels are pluggable (:data:`PLUGINS`: a settings table, the items it takes, and a check of what
+arrived); the website's fault injection is in-process only, so its faults here are the kills and
+the database cuts. The run prints lost (done in the store but not at the remote end, or missing),
+duplicated (done twice at the remote end), still pending, and the recovery time after each kill
+(from the kill until every delivery the killed worker held was taken up again or finished).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench._common import (  # noqa: E402
+    SECRET,
+    counts,
+    drop_pg_database,
+    fresh_store,
+    pg_database,
+    seed_deliveries,
+    settings_data,
+    start_worker,
+    terminate_backends,
+    write_settings,
+)
+
+
+# ----------------------------------------------------------------------------------------- plugins
+@dataclass
+class Plugin:
+    """A channel in the chaos run: how it is configured and how its remote end is checked."""
+
+    name: str
+    settings: dict[str, Any]
+    #: (lost, duplicated, detail) for the given delivery ids marked done in the store
+    check: Any
+    stop: Any = None
+
+
+def webhook_plugin(fault_rate: float) -> Plugin:
+    from channels.sandbox.sink import Sink
+
+    sink = Sink(secret=SECRET, latency_ms=2)
+    sink.start()
+    feeder = _FaultFeeder(sink, fault_rate)
+    feeder.start()
+
+    def check(done_ids: set[int]) -> tuple[int, int, str]:
+        led = sink.ledger()
+        keys = {int(k.removeprefix("delivery-")) for k in led["by_key"]}
+        lost = len(done_ids - keys)
+        dup = sum(1 for v in led["by_key"].values() if v > 1)
+        return lost, dup, (f"accepted {led['accepted']}, idempotent replays {led['duplicates']}, "
+                           f"faults served {led['faulted']} of {led['requests']} requests")  # fmt: skip
+
+    def stop() -> None:
+        feeder.stopped.set()
+        sink.stop()
+
+    return Plugin("hook", {"type": "webhook", "url": sink.hook_url, "timeout": 1.0}, check, stop)
+
+
+def website_plugin(tmp: Path) -> Plugin:
+    def check(item_ids_done: set[int]) -> tuple[int, int, str]:
+        manifests = list(tmp.glob("channels/site/**/_manifest.json"))
+        if not manifests:
+            return len(item_ids_done), 0, "no site"
+        entries = json.loads(manifests[0].read_text(encoding="utf-8"))["entries"]
+        ids = Counter(int(e["item_id"]) for e in entries)
+        pages = {int(p.stem) for p in (manifests[0].parent / "items").glob("*.html")}
+        lost = len({i for i in item_ids_done if i not in ids or i not in pages})
+        dup = sum(1 for n in ids.values() if n > 1)
+        return lost, dup, f"{len(ids)} items in the manifest, {len(pages)} pages"
+
+    return Plugin("site", {"type": "website"}, check)
+
+
+class _FaultFeeder(threading.Thread):
+    """Keeps about ``rate`` of the sink's requests faulty, in a mix of kinds."""
+
+    KINDS = [("503", {}), ("429", {"retry_after": 1}), ("500", {}), ("timeout", {"hang_s": 1.5})]
+
+    def __init__(self, sink: Any, rate: float) -> None:
+        super().__init__(daemon=True, name="faults")
+        self.sink, self.rate = sink, rate
+        self.stopped = threading.Event()
+        self.injected = 0
+
+    def run(self) -> None:
+        rnd = random.Random(7)
+        while not self.stopped.wait(0.02):
+            with self.sink.state.lock:
+                seen = self.sink.state.requests
+                queued = len(self.sink.state.faults)
+            want = int((seen + 50) * self.rate) - self.injected
+            if want > 0 and queued < 5:
+                for _ in range(min(want, 5)):
+                    kind, kw = rnd.choice(self.KINDS)
+                    self.sink.fail_next(kind, 1, **kw)
+                    self.injected += 1
+
+
+# ------------------------------------------------------------------------------------------ the run
+@dataclass
+class Kill:
+    at: float
+    owner_pid: int
+    held: set[int]
+    recovered_after: float | None = None
+
+
+@dataclass
+class Run:
+    workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    kills: list[Kill] = field(default_factory=list)
+    cuts: int = 0
+    restarts: int = 0
+
+
+def _held_by(engine: Any, pid: int) -> set[int]:
+    with engine.connect() as c:
+        return set(c.execute(sa.text("select id from delivery where status='claimed' and lease_owner like :o"),
+                             {"o": f"%:{pid}:%"}).scalars())  # fmt: skip
+
+
+def _watch_recovery(engine: Any, kill: Kill, stop: threading.Event) -> None:
+    while not stop.is_set():
+        try:
+            left = _held_by(engine, kill.owner_pid) & kill.held if kill.held else set()
+        except sa.exc.SQLAlchemyError:
+            time.sleep(0.2)
+            continue
+        if not left:
+            kill.recovered_after = time.monotonic() - kill.at
+            return
+        time.sleep(0.05)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("-n", type=int, default=10_000, help="deliveries in all (default 10,000)")
+    p.add_argument("--site-items", type=int, default=500, help="items that also go to the website")
+    p.add_argument("--workers", type=int, default=3)
+    p.add_argument("--threads", type=int, default=4)
+    p.add_argument("--kills", type=int, default=50)
+    p.add_argument("--fault-rate", type=float, default=0.2)
+    p.add_argument("--cut-every", type=float, default=8.0, help="seconds between pg_terminate_backend rounds")
+    p.add_argument("--restart-postgres", action="store_true", help="restart the PostgreSQL server once")
+    p.add_argument("--db", default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+    p.add_argument("--timeout", type=float, default=900)
+    args = p.parse_args(argv)
+    os.environ.setdefault("PUBLISHER_WEBHOOK_SECRET", SECRET)
+
+    tmp = Path(tempfile.mkdtemp(prefix="chaos-"))
+    db_url = pg_database(args.db)
+    hook = webhook_plugin(args.fault_rate)
+    site = website_plugin(tmp)
+    plugins = {"hook": hook, "site": site}
+    channels = {name: pl.settings for name, pl in plugins.items()}
+    worker_settings = {"poll_seconds": 0.2, "backoff_base_seconds": 0.2, "backoff_cap_seconds": 2.0,
+                       "lease_seconds": 30, "max_attempts": 25}  # fmt: skip
+    app = fresh_store(tmp, db_url, channels, threads=args.threads, **worker_settings)
+    site_items = min(args.site_items, args.n // 2)
+    seed_deliveries(app, site_items, ["hook", "site"])
+    seed_deliveries(app, args.n - 2 * site_items, ["hook"])
+    settings = write_settings(tmp / "settings.toml", settings_data(tmp, db_url, channels, args.threads,
+                                                                   **worker_settings))  # fmt: skip
+    print(f"chaos: {args.n} deliveries ({site_items} items on site+hook), {args.workers} workers × "
+          f"{args.threads} threads, {args.fault_rate:.0%} faults, {args.kills} kills, db {db_url}", flush=True)
+
+    run = Run()
+    stop = threading.Event()
+    logs = tmp / "logs"
+    logs.mkdir()
+    run.workers = [start_worker(settings, "--threads", str(args.threads), log=logs / f"w{i}.log")
+                   for i in range(args.workers)]  # fmt: skip
+    t0 = time.monotonic()
+    started = [t0] * args.workers
+    rnd = random.Random(42)
+    watchers: list[threading.Thread] = []
+    next_cut = t0 + args.cut_every
+    restart_at = t0 + 15 if args.restart_postgres else None
+    try:
+        while time.monotonic() - t0 < args.timeout:
+            try:
+                c = counts(app.engine)
+            except sa.exc.SQLAlchemyError:
+                time.sleep(0.5)
+                continue
+            owed = sum(c.get(s, 0) for s in ("pending", "claimed", "waiting"))
+            if owed == 0 and len(run.kills) >= args.kills:
+                break
+            if owed == 0:
+                # the queue ran dry before all the kills: top it up so the rest land mid-work too
+                seed_deliveries(app, 200, ["hook"])
+                print("  (queue drained before the last kills: 200 more deliveries added)", flush=True)
+                continue
+            now = time.monotonic()
+            # a victim that has been up a while, so the kill lands in the middle of its work rather
+            # than while it is still importing
+            ready = [i for i, at in enumerate(started) if now - at > rnd.uniform(2.5, 5.0)]
+            if len(run.kills) < args.kills and ready:
+                i = rnd.choice(ready)
+                victim = run.workers[i]
+                try:
+                    held = _held_by(app.engine, victim.pid)
+                except sa.exc.SQLAlchemyError:
+                    held = set()
+                victim.send_signal(signal.SIGKILL)
+                victim.wait()
+                k = Kill(at=time.monotonic(), owner_pid=victim.pid, held=held)
+                run.kills.append(k)
+                w = threading.Thread(target=_watch_recovery, args=(app.engine, k, stop), daemon=True)
+                w.start()
+                watchers.append(w)
+                run.workers[i] = start_worker(settings, "--threads", str(args.threads),
+                                              log=logs / f"w{i}.log")  # fmt: skip
+                started[i] = time.monotonic()
+            if now >= next_cut:
+                run.cuts += terminate_backends(db_url)
+                next_cut = now + args.cut_every
+            if restart_at is not None and now >= restart_at:
+                _restart_postgres()
+                run.restarts += 1
+                restart_at = None
+            time.sleep(rnd.uniform(0.2, 0.8))
+        else:
+            print("TIMEOUT: the queue was not empty in time", flush=True)
+    finally:
+        took = time.monotonic() - t0
+        for w in run.workers:
+            w.send_signal(signal.SIGTERM)
+        for w in run.workers:
+            try:
+                w.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                w.kill()
+        for w in watchers:
+            w.join(timeout=5)
+        stop.set()
+
+    with app.engine.connect() as conn:
+        rows = conn.execute(sa.text("select id, item_id, channel, status from delivery")).all()
+        attempts = conn.execute(sa.text("select outcome, count(*) from delivery_attempt group by outcome")).all()
+    final = Counter(r.status for r in rows)
+    pending = sum(final.get(s, 0) for s in ("pending", "claimed", "waiting"))
+    total_lost = total_dup = 0
+    print(f"\nran {took:.0f} s; deliveries: {dict(final)}; attempts: {dict(attempts)}")
+    for name, pl in plugins.items():
+        done = {r.id if name == "hook" else r.item_id for r in rows if r.channel == name and r.status == "done"}
+        lost, dup, detail = pl.check(done)
+        total_lost += lost
+        total_dup += dup
+        print(f"  {name}: {len(done)} done in the store; lost {lost}, duplicated {dup}; {detail}")
+    busy_kills = [k for k in run.kills if k.held]
+    rec = sorted(k.recovered_after for k in busy_kills if k.recovered_after is not None)
+    unrec = sum(1 for k in busy_kills if k.recovered_after is None)
+    print(f"kills {len(run.kills)} (SIGKILL; {len(busy_kills)} while the worker held deliveries), "
+          f"connection cuts {run.cuts}, server restarts {run.restarts}")
+    if rec:
+        def pct(q: float) -> float:
+            return rec[min(len(rec) - 1, int(q * len(rec)))]
+
+        print(f"recovery after a kill (until every delivery it held was taken up again or done): "
+              f"p50 {pct(0.5):.2f} s, p95 {pct(0.95):.2f} s, max {rec[-1]:.2f} s; "
+              f"{sum(len(k.held) for k in busy_kills)} deliveries held at the kills"
+              + (f"; {unrec} not recovered" if unrec else ""))  # fmt: skip
+        print("  per kill (s):", " ".join(f"{k.recovered_after:.2f}" if k.recovered_after is not None else "-"
+                                         for k in busy_kills))  # fmt: skip
+    print(f"RESULT lost {total_lost}, duplicated {total_dup}, still pending {pending}, "
+          f"failed {final.get('failed', 0)}")
+    for pl in plugins.values():
+        if pl.stop:
+            pl.stop()
+    app.close()
+    drop_pg_database(db_url)
+    return 0 if total_lost == 0 and total_dup == 0 and pending == 0 else 1
+
+
+def _restart_postgres() -> None:
+    versions = sorted(os.listdir("/etc/postgresql"))
+    print(f"  restarting PostgreSQL {versions[-1]} ...", flush=True)
+    subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", versions[-1], "main", "restart"], check=True)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,80 @@
+"""Throughput of 1, 2 and 4 ``publisher run`` processes sharing one PostgreSQL queue, 20 ms sink.
+
+    python bench/workers_pg.py                          # 4,000 deliveries per step, 4 threads a worker
+    python bench/workers_pg.py --processes 1,2,4 --threads 4 -n 6000
+
+The limit a worker set can reach is concurrency ÷ latency (processes × threads ÷ 20 ms); each step
+reports its throughput against it (target ≥ 80 %). Throughput is timed from the moment the first
+delivery is accepted by the sink to the last (process start-up, ~1-2 s of imports, is excluded) and
+checked: every delivery accepted exactly once. The sink runs in its own process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import sqlalchemy as sa
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench._common import (  # noqa: E402
+    SECRET,
+    counts,
+    drop_pg_database,
+    fresh_store,
+    seed_deliveries,
+    settings_data,
+    start_sink,
+    start_worker,
+    write_settings,
+)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("-n", type=int, default=4000)
+    p.add_argument("--processes", default="1,2,4")
+    p.add_argument("--threads", type=int, default=4)
+    p.add_argument("--latency-ms", type=float, default=20)
+    p.add_argument("--db", default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+    args = p.parse_args(argv)
+    os.environ.setdefault("PUBLISHER_WEBHOOK_SECRET", SECRET)
+    ok = True
+    for procs in (int(x) for x in args.processes.split(",")):
+        sink = start_sink("process", latency_ms=args.latency_ms)
+        with tempfile.TemporaryDirectory(prefix="workers-pg-") as tmp_s:
+            tmp = Path(tmp_s)
+            channels = {"hook": {"type": "webhook", "url": sink.hook_url, "max_concurrency": args.threads}}
+            app = fresh_store(tmp, args.db, channels, threads=args.threads)
+            seed_deliveries(app, args.n, ["hook"])
+            settings = write_settings(tmp / "settings.toml",
+                                      settings_data(tmp, app.settings.database_url, channels, args.threads))
+            workers = [start_worker(settings, "--once", log=tmp / f"w{i}.log") for i in range(procs)]
+            for w in workers:
+                w.wait(timeout=1800)
+            with app.engine.connect() as c:
+                first, last = c.execute(sa.text(
+                    "select min(started_at), max(finished_at) from delivery_attempt")).one()  # fmt: skip
+            took = (last - first).total_seconds()
+            led = sink.ledger()
+            limit = procs * args.threads / (args.latency_ms / 1000)
+            rate = args.n / took
+            good = led["accepted"] == args.n and all(v == 1 for v in led["by_key"].values()) and \
+                counts(app.engine) == {"done": args.n}
+            ok &= good
+            print(f"{procs} process(es) × {args.threads} threads: {args.n} in {took:.2f} s = {rate:,.0f}/s; "
+                  f"limit {limit:,.0f}/s → {rate / limit:.0%} (target ≥ 80%)"
+                  + ("" if good else f"  CHECK FAILED {led['accepted']} accepted"), flush=True)  # fmt: skip
+            url = app.settings.database_url
+            app.close()
+            drop_pg_database(url)
+        sink.stop()
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,102 @@
+"""``publisher doctor``: is this installation able to publish? Database, migrations, channels, clock.
+
+Each check says what it looked at and, when it fails, what to do. Channel checks call each
+channel's ``check_health`` (credentials, reachability; never publishes). Nothing is changed.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from publisher.errors import ConfigError
+
+#: more than this between our clock and the database server's, and leases and schedules drift
+MAX_SKEW_SECONDS = 2.0
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+    #: a problem that does not stop publishing (shown, exit status stays 0)
+    warning: bool = False
+
+
+def run_checks(settings_path: str | Path | None = None) -> list[Check]:
+    from publisher.db import make_engine, schema_is_current
+    from publisher.registry import build_channels
+    from publisher.settings import load_settings
+
+    checks: list[Check] = []
+    try:
+        settings = load_settings(settings_path)
+    except ConfigError as exc:
+        return [Check("settings", False, str(exc))]
+    checks.append(Check("settings", True, f"loaded {settings.source or '(defaults and environment)'}"))
+
+    engine = make_engine(settings.resolved_database_url)
+    where = engine.url.render_as_string(hide_password=True)
+    try:
+        t = time.perf_counter()
+        with engine.connect() as conn:
+            conn.execute(sa.text("select 1"))
+            server_now = None
+            if engine.dialect.name == "postgresql":
+                server_now = conn.execute(sa.text("select now()")).scalar()
+            conn.rollback()
+        ms = (time.perf_counter() - t) * 1000
+        checks.append(Check("database", True, f"{where} answers ({ms:.0f} ms)"))
+    except Exception as exc:  # any driver error: report it, the remaining checks need the database
+        checks.append(Check("database", False, f"cannot reach {where}: {exc}. Is the server running, is the "
+                                               "URL in database_url / PUBLISHER_DATABASE_URL right?"))
+        engine.dispose()
+        return checks
+
+    try:
+        current = schema_is_current(engine)
+        checks.append(Check("migrations", current, "schema is at the newest migration" if current else
+                            "schema is not up to date: run `publisher init` (it migrates and keeps data)"))
+    except Exception as exc:
+        checks.append(Check("migrations", False, f"cannot read the migration state: {exc}"))
+
+    local_now = datetime.now(UTC)
+    if server_now is not None:
+        skew = abs((server_now - local_now).total_seconds())
+        checks.append(Check("clock", skew <= MAX_SKEW_SECONDS,
+                            f"this machine and the database server differ by {skew:.1f} s"
+                            + ("" if skew <= MAX_SKEW_SECONDS else "; enable NTP (timedatectl set-ntp true) "
+                               "on both: leases and schedules depend on it")))  # fmt: skip
+    else:
+        checks.append(Check("clock", True, f"local time {local_now.astimezone(settings.zone):%Y-%m-%d %H:%M:%S %Z} "
+                            "(SQLite: one machine, no clock to compare with)", warning=False))  # fmt: skip
+
+    try:
+        channels = build_channels(settings, engine)
+    except ConfigError as exc:
+        checks.append(Check("channels", False, str(exc)))
+        engine.dispose()
+        return checks
+    if not channels:
+        checks.append(Check("channels", True, "no [channels.NAME] table: nothing will be published", warning=True))
+    for name, spec in channels.items():
+        if not spec.enabled:
+            checks.append(Check(f"channel {name}", True, "disabled (enabled = false)", warning=True))
+            continue
+        try:
+            report = spec.channel.check_health()
+        except Exception as exc:  # a channel's health check must not hide the others
+            checks.append(Check(f"channel {name}", False, f"health check raised {type(exc).__name__}: {exc}"))
+            continue
+        detail = report.detail + "".join(f"; warning: {w}" for w in report.warnings)
+        if spec.paused:
+            detail += " (paused)"
+        checks.append(Check(f"channel {name}", report.ok, detail, warning=bool(report.warnings)))
+        spec.channel.close()
+    engine.dispose()
+    return checks

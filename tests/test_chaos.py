@@ -1,0 +1,144 @@
+"""Short versions of bench/chaos.py: real ``publisher run`` processes, killed and cut off.
+
+(a) SIGKILL in the middle of 1,000 deliveries to the website and the webhook sink (150 items on both,
+    700 on the webhook only: the website fsyncs every page and index, ~60 ms a publish), then a restart:
+    every delivery done exactly once (each page once, each Idempotency-Key accepted once; a replay
+    only for a delivery the killed worker held).
+(b) two ``publisher run --once`` processes on PostgreSQL share one queue: nothing done twice.
+(c) ``pg_terminate_backend`` of the worker's connections (this test's own database only) mid-run:
+    the worker recovers and finishes.
+
+The PostgreSQL server is never restarted here (other people's tests use it); bench/chaos.py does
+that, run by hand.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from bench._common import SECRET, counts, seed_deliveries, start_worker, terminate_backends, write_settings
+
+pytestmark = pytest.mark.slow
+
+PG_ONLY = pytest.mark.parametrize("store_url", [pytest.param("postgres", marks=pytest.mark.postgres)],
+                                  indirect=True)  # fmt: skip
+
+
+def _settings(tmp_path: Path, app, channels: dict, threads: int = 4) -> Path:
+    return write_settings(tmp_path / "settings.toml", {
+        "database_url": app.settings.database_url, "data_dir": str(tmp_path), "channels": channels,
+        "worker": {"threads": threads, "poll_seconds": 0.2, "backoff_base_seconds": 0.1,
+                   "backoff_cap_seconds": 0.5, "lease_seconds": 60},
+    })  # fmt: skip
+
+
+def _wait(pred, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not pred():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def _finish(proc, timeout: float = 90) -> None:
+    try:
+        assert proc.wait(timeout=timeout) == 0, f"worker exited with {proc.returncode}"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+def _check_sink(led: dict, n: int, allowed_replays: set[str]) -> None:
+    assert led["accepted"] == n, {k: led[k] for k in ("accepted", "duplicates", "requests")}
+    assert len(led["by_key"]) == n and all(v == 1 for v in led["by_key"].values())
+    unexplained = set(led["duplicate_keys"]) - allowed_replays
+    assert not unexplained, f"replayed keys the killed worker did not hold: {sorted(unexplained)[:5]}"
+
+
+def test_sigkill_mid_batch_then_restart_does_every_delivery_once(make_app, tmp_path, monkeypatch):
+    from channels.sandbox.sink import Sink
+
+    monkeypatch.setenv("PUBLISHER_WEBHOOK_SECRET", SECRET)
+    with Sink(secret=SECRET, latency_ms=3) as sink:
+        channels = {"site": {"type": "website"}, "hook": {"type": "webhook", "url": sink.hook_url}}
+        app = make_app(channels=channels)
+        seed_deliveries(app, 150, ["site", "hook"])
+        seed_deliveries(app, 700, ["hook"])
+        settings = _settings(tmp_path, app, channels)
+        w = start_worker(settings, log=tmp_path / "worker1.log")
+        try:
+            _wait(lambda: counts(app.engine).get("done", 0) >= 300, 60, "300 deliveries done")
+        finally:
+            w.kill()
+            w.wait()
+        with app.engine.connect() as c:
+            held = c.execute(sa.text("select id from delivery where status = 'claimed' and lease_owner like :o"),
+                             {"o": f"%:{w.pid}:%"}).scalars().all()  # fmt: skip
+        assert counts(app.engine).get("done", 0) < 1000, "the kill came too late to test anything"
+        _finish(start_worker(settings, "--once", log=tmp_path / "worker2.log"))
+        led = sink.ledger()
+    assert counts(app.engine) == {"done": 1000}
+    _check_sink(led, 850, {f"delivery-{i}" for i in held})
+    with app.engine.connect() as c:
+        assert c.execute(sa.text("select count(*) from delivery_attempt where outcome = 'done'")).scalar() == 1000
+        assert c.execute(sa.text("select count(distinct delivery_id) from delivery_attempt")).scalar() == 1000
+    (manifest,) = tmp_path.glob("channels/site/**/_manifest.json")
+    entries = json.loads(manifest.read_text(encoding="utf-8"))["entries"]
+    assert sorted(e["item_id"] for e in entries) == sorted(set(e["item_id"] for e in entries))
+    assert len(entries) == 150
+    assert len(list((manifest.parent / "items").glob("*.html"))) == 150
+
+
+@PG_ONLY
+def test_two_workers_on_postgresql_share_the_queue(make_app, tmp_path, monkeypatch):
+    from channels.sandbox.sink import Sink
+
+    monkeypatch.setenv("PUBLISHER_WEBHOOK_SECRET", SECRET)
+    with Sink(secret=SECRET, latency_ms=3) as sink:
+        channels = {"hook": {"type": "webhook", "url": sink.hook_url}}
+        app = make_app(channels=channels)
+        seed_deliveries(app, 400, ["hook"])
+        settings = _settings(tmp_path, app, channels)
+        workers = [start_worker(settings, "--once", log=tmp_path / f"w{i}.log") for i in range(2)]
+        for w in workers:
+            _finish(w)
+        led = sink.ledger()
+    assert counts(app.engine) == {"done": 400}
+    _check_sink(led, 400, set())
+    assert led["duplicates"] == 0
+    with app.engine.connect() as c:
+        per_worker = c.execute(sa.text("select worker, count(*) from delivery_attempt group by worker")).all()
+    assert len(per_worker) == 2 and sum(n for _, n in per_worker) == 400, per_worker
+
+
+@PG_ONLY
+def test_worker_recovers_when_its_connections_are_cut(make_app, tmp_path, monkeypatch):
+    from channels.sandbox.sink import Sink
+
+    monkeypatch.setenv("PUBLISHER_WEBHOOK_SECRET", SECRET)
+    with Sink(secret=SECRET, latency_ms=10) as sink:
+        channels = {"hook": {"type": "webhook", "url": sink.hook_url}}
+        app = make_app(channels=channels)
+        seed_deliveries(app, 600, ["hook"])
+        settings = _settings(tmp_path, app, channels, threads=2)
+        w = start_worker(settings, "--once", log=tmp_path / "worker.log")
+        cut = 0
+        try:
+            for threshold in (100, 250, 400):
+                _wait(lambda t=threshold: sink.ledger()["accepted"] >= t, 60, f"{threshold} accepted")
+                cut += terminate_backends(app.settings.database_url)
+        except BaseException:
+            w.kill()
+            raise
+        _finish(w)
+        led = sink.ledger()
+    assert cut >= 3
+    assert counts(app.engine) == {"done": 600}
+    _check_sink(led, 600, set(led["duplicate_keys"]))  # replays after a cut are answered, not re-done
+    log = (tmp_path / "worker.log").read_text(encoding="utf-8", errors="replace")
+    assert "Traceback" not in log, log[-3000:]
