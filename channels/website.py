@@ -404,7 +404,7 @@ class WebsiteChannel(Channel):
     """Writes the static site; the web app (or any web server) serves the folder at ``base_url``."""
 
     type_name = "website"
-    label = "信息公开网（静态网站）"
+    label = "学校信息公开网"
     Config = WebsiteConfig
     supports_update = True
     supports_withdraw = True

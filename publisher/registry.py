@@ -143,7 +143,8 @@ def build_channels(settings: Settings, engine: Engine | None) -> dict[str, Chann
         specs[name] = ChannelSpec(
             name=name,
             type_name=type_name,
-            label=str(raw.get("label") or cls.label or name),
+            # a by-hand place is known by its own name (市政府网站, 学报), not as "posted by hand"
+            label=str(raw.get("label") or getattr(channel, "place_label", None) or cls.label or name),
             channel=channel,
             enabled=bool(raw.get("enabled", True)),
             paused=bool(raw.get("paused", False)),
