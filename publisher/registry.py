@@ -106,6 +106,8 @@ def build_channels(settings: Settings, engine: Engine | None) -> dict[str, Chann
                 f"{', '.join(sorted(types)) or 'none'}"
             )
         own = {k: v for k, v in raw.items() if k not in CORE_CHANNEL_KEYS}
+        if "label" in raw and "label" in cls.Config.model_fields:
+            own["label"] = raw["label"]  # a channel that shows its label itself (manual's copy kit) gets it too
         _refuse_unknown_keys(name, cls, own)
         config = validate_channel_config(cls, name, own)
         from publisher.testing import MemoryKV

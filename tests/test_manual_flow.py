@@ -75,3 +75,14 @@ def test_recording_is_refused_for_an_item_without_its_two_approvals(make_app, tm
         did = s.exec(__import__("sqlmodel").select(Delivery)).one().id
     with pytest.raises(NotAllowed), app.session() as s:
         workflow.record_manual(app.ctx, s, delivery_id=did, actor="ed", url="https://example.com/x")
+
+
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
+def test_a_configured_label_names_the_place_everywhere(make_app):
+    """docs/channels/manual.md: `label` is shown instead of the preset's; the core strips `label` as
+    one of its own keys, so the channel never saw it and the copy kit said 报纸, not the paper's name."""
+    app = make_app(channels={"qiqihar_daily": {"type": "manual", "place": "newspaper", "label": "齐齐哈尔日报"},
+                             "city_portal": {"type": "manual", "place": "city_portal"}})  # fmt: skip
+    assert app.channels["qiqihar_daily"].channel.place_label == "齐齐哈尔日报"
+    assert app.channels["qiqihar_daily"].label == "齐齐哈尔日报"
+    assert app.channels["city_portal"].label == "齐齐哈尔市人民政府网站"
