@@ -393,7 +393,20 @@ def withdraw(
     with a.session() as s:
         user = workflow.get_user(s, as_user) if as_user else None
         item = workflow.withdraw(a.ctx, s, item_id=item_id, actor=as_user or "cli", reason=reason, user=user)
-    out.print(f"item {item.id} withdrawn; run the worker to take it down from the channels")
+        from sqlmodel import select
+
+        owed = s.exec(select(Delivery).where(Delivery.item_id == item.id, Delivery.op == "withdraw")).all()
+        queued = [d.channel for d in owed if d.status == DeliveryStatus.PENDING]
+        by_hand = [d.channel for d in owed if d.status == DeliveryStatus.FAILED]
+    # say what is left to do: "run the worker" for an item that never went out sends people looking
+    said = f"item {item.id} withdrawn"
+    if queued:
+        said += f"; run the worker to take it down from {', '.join(queued)}"
+    if by_hand:
+        said += f"; take it down by hand on {', '.join(by_hand)} (no automatic withdrawal there)"
+    if not queued and not by_hand:
+        said += "; it had not gone out anywhere, so there is nothing to take down"
+    out.print(said)
 
 
 @app.command()

@@ -121,7 +121,11 @@ def test_whole_flow(cli: Cli, tmp_path: Path) -> None:
         ("mem2", 1, 1),
     ]
 
-    cli.ok("withdraw", item_id, "--reason", "信息有误", "--as", "ed")
+    r = cli.ok("withdraw", item_id, "--reason", "信息有误", "--as", "ed")
+    assert "run the worker to take it down from mem, mem2" in r.out, r.out
+    draft_id = cli.ok("item", "add", str(write_item(tmp_path, title="未发出的稿件")), "--as", "ed").last_line
+    r = cli.ok("withdraw", draft_id, "--as", "ed")
+    assert "nothing to take down" in r.out and "run the worker" not in r.out, r.out
     assert "done 2" in cli.ok("run", "--once").out
     d = show(cli, item_id)
     assert d["status"] == "withdrawn"
