@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -15,7 +16,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.table import Table
+from rich import table as _rich_table
 
 from publisher import content, stats, workflow
 from publisher.app import App, open_app
@@ -42,8 +43,19 @@ app.add_typer(manual_app, name="manual")
 
 # markup off: titles, reasons and JSON are user text, and "[/x]" in a title crashed the command
 # (after its transaction had committed) while "[b]" vanished from --json output
-out = Console(highlight=False, soft_wrap=True, markup=False)
+# piped into a file or a mail from cron, rich would assume 80 columns: give tables room instead
+_piped_width = None if sys.stdout.isatty() or "COLUMNS" in os.environ else 160
+out = Console(highlight=False, soft_wrap=True, markup=False, width=_piped_width)
 err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
+
+
+class Table(_rich_table.Table):
+    """Cells wrap instead of ending in "…": a Chinese title has no spaces to wrap at, and piped
+    output is 80 columns wide, so titles, URLs and dates were cut to a few characters."""
+
+    def add_column(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("overflow", "fold")
+        super().add_column(*args, **kwargs)
 
 
 class State:

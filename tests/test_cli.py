@@ -280,3 +280,14 @@ def test_manual_list_shows_when_each_fell_due(tmp_path: Path, store_url: str) ->
     fell_due = datetime.fromisoformat(due_now).astimezone(ZoneInfo("Asia/Shanghai")).replace(tzinfo=None)
     assert abs((shown - fell_due).total_seconds()) < 600 and "by hand" in rows[ids[0]], listed
     assert "2099-01-05 09:00" in rows[ids[1]] and "not due yet" in rows[ids[1]], listed
+
+
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
+def test_piped_tables_keep_whole_titles(cli: Cli, tmp_path: Path) -> None:
+    """Piped output (cron mail, `| less`, a file) was cut to 80 columns and a Chinese title, which has
+    no spaces to wrap at, ended in "…" after six characters."""
+    cli.env.pop("COLUMNS")
+    title = "关于2026年公开招聘专任教师及辅导员岗位人员的公告"
+    cli.ok("item", "add", str(write_item(tmp_path, title=title)), "--as", "ed")
+    listed = cli.ok("item", "list").out
+    assert title in listed and "…" not in listed, listed
