@@ -115,8 +115,10 @@ def department_add(name: str) -> None:
     """Add a department (部门)."""
     a = state.app()
     with a.session() as s:
+        known = name.strip() in workflow.departments(s)
         workflow.add_department(s, name, actor="cli")
-    out.print(f"department {name} added")
+    # adding is idempotent (init and the demo rely on it), but "added" about an old one misleads
+    out.print(f"department {name.strip()} already exists" if known else f"department {name.strip()} added")
 
 
 @dept_app.command("list")

@@ -291,3 +291,10 @@ def test_piped_tables_keep_whole_titles(cli: Cli, tmp_path: Path) -> None:
     cli.ok("item", "add", str(write_item(tmp_path, title=title)), "--as", "ed")
     listed = cli.ok("item", "list").out
     assert title in listed and "…" not in listed, listed
+
+
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
+def test_department_add_says_when_it_already_exists(cli: Cli) -> None:
+    assert cli.ok("department", "add", " 档案馆 ").out.strip() == "department 档案馆 added"
+    assert cli.ok("department", "add", "人事处").out.strip() == "department 人事处 already exists"
+    assert cli.ok("department", "list").out.count("人事处") == 1
