@@ -391,9 +391,12 @@ def schedule(
     with a.session() as s:
         user = workflow.get_user(s, as_user) if as_user else None
         item = workflow.schedule(a.ctx, s, item_id=item_id, at=when, actor=as_user or "cli", user=user)
-    out.print(
-        f"item {item.id} {item.status}, publish at {_show_time(a, item.publish_at)} ({a.settings.timezone})"
-    )
+    when_s = f"{_show_time(a, item.publish_at)} ({a.settings.timezone})"
+    if item.status in (ItemStatus.DRAFT, ItemStatus.SUBMITTED, ItemStatus.DEPT_APPROVED):
+        # only the time is set: nothing is queued until both reviews approve, and the user should know
+        out.print(f"item {item.id} is {item.status}: it will publish at {when_s} once both reviews approve it")
+    else:
+        out.print(f"item {item.id} {item.status}, publish at {when_s}")
 
 
 @app.command()

@@ -93,8 +93,10 @@ def test_whole_flow(cli: Cli, tmp_path: Path) -> None:
     d = show(cli, item_id)
     assert d["status"] == "draft" and d["return_reason"] == "附件缺页"
     cli.ok("submit", item_id, "--as", "ed")
+    r = cli.ok("schedule", item_id, "--at", "2099-01-05T09:00+08:00", "--as", "ed")
+    assert "is submitted: it will publish at 2099-01-05 09:00 (Asia/Shanghai) once both reviews approve" in r.out
     cli.ok("review", "approve", item_id, "--as", "head")
-    assert "approved" in cli.ok("review", "approve", item_id, "--as", "sec", "--reason", "同意").out
+    assert "scheduled for 2099-01-05 09:00" in cli.ok("review", "approve", item_id, "--as", "sec", "--reason", "同意").out
     r = cli.ok("schedule", item_id, "--at", "now", "--as", "ed")
     assert "scheduled" in r.out and "Asia/Shanghai" in r.out
     r = cli.ok("run", "--once")
