@@ -101,7 +101,7 @@ class ManualConfig(ChannelConfig):
 
 class ManualChannel(Channel):
     type_name = "manual"
-    label = "Posted by hand"
+    label = "人工发布（无接口的平台）"
     Config = ManualConfig
     manual = True
     default_max_concurrency = 8

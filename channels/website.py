@@ -404,7 +404,7 @@ class WebsiteChannel(Channel):
     """Writes the static site; the web app (or any web server) serves the folder at ``base_url``."""
 
     type_name = "website"
-    label = "信息公开网（静态网站）"
+    label = "学校信息公开网"
     Config = WebsiteConfig
     supports_update = True
     supports_withdraw = True
@@ -490,7 +490,14 @@ class WebsiteChannel(Channel):
     def check_url(self, url: str) -> LinkStatus:
         parts = urlsplit(url)
         if parts.scheme in ("http", "https"):
-            return super().check_url(url)
+            status = super().check_url(url)
+            if status.status is None:
+                # no answer at all (server not running, DNS) says nothing about the page: the sync
+                # trusts this channel's verdict, so "taken down" here would mark every page gone
+                raise TransientChannelError(
+                    f"no answer from {parts.netloc} ({status.reason.split(':', 1)[0]}), page not checked"
+                )
+            return status
         path = self._local_path(url)
         if path is None:
             return LinkStatus(ok=False, reason=f"not a page of this site ({self.base_url})")

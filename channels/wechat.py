@@ -300,7 +300,7 @@ class WeChatChannel(Channel):
     """Publishes an item as a WeChat Official Account article (freepublish, optionally mass send)."""
 
     type_name = "wechat"
-    label = "WeChat Official Account (微信公众号)"
+    label = "微信公众号"
     Config = WeChatConfig
     supports_withdraw = True
     supports_stats = True

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -15,7 +16,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.table import Table
+from rich import table as _rich_table
 
 from publisher import content, stats, workflow
 from publisher.app import App, open_app
@@ -42,8 +43,19 @@ app.add_typer(manual_app, name="manual")
 
 # markup off: titles, reasons and JSON are user text, and "[/x]" in a title crashed the command
 # (after its transaction had committed) while "[b]" vanished from --json output
-out = Console(highlight=False, soft_wrap=True, markup=False)
+# piped into a file or a mail from cron, rich would assume 80 columns: give tables room instead
+_piped_width = None if sys.stdout.isatty() or "COLUMNS" in os.environ else 160
+out = Console(highlight=False, soft_wrap=True, markup=False, width=_piped_width)
 err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
+
+
+class Table(_rich_table.Table):
+    """Cells wrap instead of ending in "…": a Chinese title has no spaces to wrap at, and piped
+    output is 80 columns wide, so titles, URLs and dates were cut to a few characters."""
+
+    def add_column(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("overflow", "fold")
+        super().add_column(*args, **kwargs)
 
 
 class State:
@@ -103,8 +115,10 @@ def department_add(name: str) -> None:
     """Add a department (部门)."""
     a = state.app()
     with a.session() as s:
+        known = name.strip() in workflow.departments(s)
         workflow.add_department(s, name, actor="cli")
-    out.print(f"department {name} added")
+    # adding is idempotent (init and the demo rely on it), but "added" about an old one misleads
+    out.print(f"department {name.strip()} already exists" if known else f"department {name.strip()} added")
 
 
 @dept_app.command("list")
@@ -377,9 +391,12 @@ def schedule(
     with a.session() as s:
         user = workflow.get_user(s, as_user) if as_user else None
         item = workflow.schedule(a.ctx, s, item_id=item_id, at=when, actor=as_user or "cli", user=user)
-    out.print(
-        f"item {item.id} {item.status}, publish at {_show_time(a, item.publish_at)} ({a.settings.timezone})"
-    )
+    when_s = f"{_show_time(a, item.publish_at)} ({a.settings.timezone})"
+    if item.status in (ItemStatus.DRAFT, ItemStatus.SUBMITTED, ItemStatus.DEPT_APPROVED):
+        # only the time is set: nothing is queued until both reviews approve, and the user should know
+        out.print(f"item {item.id} is {item.status}: it will publish at {when_s} once both reviews approve it")
+    else:
+        out.print(f"item {item.id} {item.status}, publish at {when_s}")
 
 
 @app.command()
@@ -393,7 +410,20 @@ def withdraw(
     with a.session() as s:
         user = workflow.get_user(s, as_user) if as_user else None
         item = workflow.withdraw(a.ctx, s, item_id=item_id, actor=as_user or "cli", reason=reason, user=user)
-    out.print(f"item {item.id} withdrawn; run the worker to take it down from the channels")
+        from sqlmodel import select
+
+        owed = s.exec(select(Delivery).where(Delivery.item_id == item.id, Delivery.op == "withdraw")).all()
+        queued = [d.channel for d in owed if d.status == DeliveryStatus.PENDING]
+        by_hand = [d.channel for d in owed if d.status == DeliveryStatus.FAILED]
+    # say what is left to do: "run the worker" for an item that never went out sends people looking
+    said = f"item {item.id} withdrawn"
+    if queued:
+        said += f"; run the worker to take it down from {', '.join(queued)}"
+    if by_hand:
+        said += f"; take it down by hand on {', '.join(by_hand)} (no automatic withdrawal there)"
+    if not queued and not by_hand:
+        said += "; it had not gone out anywhere, so there is nothing to take down"
+    out.print(said)
 
 
 @app.command()

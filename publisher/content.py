@@ -99,7 +99,9 @@ def store_file(path: Path, *, media_dir: Path, role: str, max_bytes: int) -> Sto
     if path.is_dir():
         raise InvalidInput(f"{role} {path} is a folder; name a file")
     if not path.is_file():
-        raise InvalidInput(f"{role} file {path} does not exist (a name in an item file is relative to that file's folder)")
+        raise InvalidInput(
+            f"{role} file {path} does not exist (a name in an item file is relative to that file's folder)"
+        )
     size = path.stat().st_size
     if size > max_bytes:
         raise InvalidInput(

@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
 from rich.console import Console
 from rich.table import Table
 
@@ -22,7 +23,7 @@ from publisher.app import open_app
 from publisher.channel import SandboxHandle, available_sandboxes
 from publisher.dispatch import Dispatcher
 from publisher.errors import PublisherError
-from publisher.models import ItemStatus
+from publisher.models import ChannelKV, ItemStatus
 from publisher.settings import SETTINGS_TEMPLATE, load_settings
 
 DEMO_USERS = [
@@ -115,6 +116,13 @@ def run_demo(settings_path: Path | None, *, items: int = 6, console: Console | N
         settings = base.model_copy(update={"channels": channels})
         settings.source = base.source
         app = open_app(settings, run_migrations=True)
+        # every sandbox starts empty, so what the channels cached from the last demo (tokens, uploaded
+        # images, CMS category ids) names things the new sandboxes never issued: a second demo in the
+        # same folder failed on the CMS (invalid term id) and WeChat
+        with app.engine.begin() as conn:
+            kv = ChannelKV.__table__
+            for name, _ in handles:
+                conn.execute(sa.delete(kv).where(kv.c.key.startswith(f"{name}:", autoescape=True)))
         console.print(f"store: {app.engine.url.render_as_string()}   channels: {', '.join(app.channels)}")
         with app.session() as s:
             for d in settings.departments:

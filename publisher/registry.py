@@ -106,6 +106,8 @@ def build_channels(settings: Settings, engine: Engine | None) -> dict[str, Chann
                 f"{', '.join(sorted(types)) or 'none'}"
             )
         own = {k: v for k, v in raw.items() if k not in CORE_CHANNEL_KEYS}
+        if "label" in raw and "label" in cls.Config.model_fields:
+            own["label"] = raw["label"]  # a channel that shows its label itself (manual's copy kit) gets it too
         _refuse_unknown_keys(name, cls, own)
         config = validate_channel_config(cls, name, own)
         from publisher.testing import MemoryKV
@@ -145,7 +147,8 @@ def build_channels(settings: Settings, engine: Engine | None) -> dict[str, Chann
         specs[name] = ChannelSpec(
             name=name,
             type_name=type_name,
-            label=str(raw.get("label") or cls.label or name),
+            # a by-hand place is known by its own name (市政府网站, 学报), not as "posted by hand"
+            label=str(raw.get("label") or getattr(channel, "place_label", None) or cls.label or name),
             channel=channel,
             enabled=bool(raw.get("enabled", True)),
             paused=bool(raw.get("paused", False)),

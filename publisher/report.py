@@ -138,7 +138,8 @@ def build(engine: Engine, settings: Settings, *, start: date | str, end: date | 
                            [p for p in c.rows if p.item_id == c.item_id]))  # fmt: skip
 
     def place(chs: list[str]) -> str:
-        return "以及".join(labels.get(c, c) for c in chs) or "（未设置）"
+        # a channel not configured has published nothing; its settings key is no name for the report
+        return "以及".join(labels[c] for c in chs if c in labels) or "（未设置）"
 
     warnings = []
     if channel_labels is not None:

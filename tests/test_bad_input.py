@@ -237,5 +237,8 @@ def test_settings_file_that_does_not_exist(sqlite_cli: Cli) -> None:
 def test_unknown_environment_setting(sqlite_cli: Cli) -> None:
     # the value came from the environment, not the file: the line must say so
     assert_refused(
-        sqlite_cli, ["item", "list"], "worker.threads (from $PUBLISHER_WORKER__THREADS", env={"PUBLISHER_WORKER__THREADS": "many"}
+        sqlite_cli,
+        ["item", "list"],
+        "worker.threads (from $PUBLISHER_WORKER__THREADS",
+        env={"PUBLISHER_WORKER__THREADS": "many"},
     )

@@ -93,8 +93,11 @@ def test_whole_flow(cli: Cli, tmp_path: Path) -> None:
     d = show(cli, item_id)
     assert d["status"] == "draft" and d["return_reason"] == "附件缺页"
     cli.ok("submit", item_id, "--as", "ed")
+    r = cli.ok("schedule", item_id, "--at", "2099-01-05T09:00+08:00", "--as", "ed")
+    assert "is submitted: it will publish at 2099-01-05 09:00 (Asia/Shanghai) once both reviews approve" in r.out
     cli.ok("review", "approve", item_id, "--as", "head")
-    assert "approved" in cli.ok("review", "approve", item_id, "--as", "sec", "--reason", "同意").out
+    r = cli.ok("review", "approve", item_id, "--as", "sec", "--reason", "同意")
+    assert "scheduled for 2099-01-05 09:00" in r.out
     r = cli.ok("schedule", item_id, "--at", "now", "--as", "ed")
     assert "scheduled" in r.out and "Asia/Shanghai" in r.out
     r = cli.ok("run", "--once")
@@ -121,7 +124,11 @@ def test_whole_flow(cli: Cli, tmp_path: Path) -> None:
         ("mem2", 1, 1),
     ]
 
-    cli.ok("withdraw", item_id, "--reason", "信息有误", "--as", "ed")
+    r = cli.ok("withdraw", item_id, "--reason", "信息有误", "--as", "ed")
+    assert "run the worker to take it down from mem, mem2" in r.out, r.out
+    draft_id = cli.ok("item", "add", str(write_item(tmp_path, title="未发出的稿件")), "--as", "ed").last_line
+    r = cli.ok("withdraw", draft_id, "--as", "ed")
+    assert "nothing to take down" in r.out and "run the worker" not in r.out, r.out
     assert "done 2" in cli.ok("run", "--once").out
     d = show(cli, item_id)
     assert d["status"] == "withdrawn"
@@ -290,3 +297,21 @@ def test_manual_list_shows_when_each_fell_due(tmp_path: Path, store_url: str) ->
     fell_due = datetime.fromisoformat(due_now).astimezone(ZoneInfo("Asia/Shanghai")).replace(tzinfo=None)
     assert abs((shown - fell_due).total_seconds()) < 600 and "by hand" in rows[ids[0]], listed
     assert "2099-01-05 09:00" in rows[ids[1]] and "not due yet" in rows[ids[1]], listed
+
+
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
+def test_piped_tables_keep_whole_titles(cli: Cli, tmp_path: Path) -> None:
+    """Piped output (cron mail, `| less`, a file) was cut to 80 columns and a Chinese title, which has
+    no spaces to wrap at, ended in "…" after six characters."""
+    cli.env.pop("COLUMNS")
+    title = "关于2026年公开招聘专任教师及辅导员岗位人员的公告"
+    cli.ok("item", "add", str(write_item(tmp_path, title=title)), "--as", "ed")
+    listed = cli.ok("item", "list").out
+    assert title in listed and "…" not in listed, listed
+
+
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
+def test_department_add_says_when_it_already_exists(cli: Cli) -> None:
+    assert cli.ok("department", "add", " 档案馆 ").out.strip() == "department 档案馆 added"
+    assert cli.ok("department", "add", "人事处").out.strip() == "department 人事处 already exists"
+    assert cli.ok("department", "list").out.count("人事处") == 1

@@ -92,3 +92,14 @@ def test_scheduling_an_item_whose_channel_was_removed_says_so(make_app, tmp_path
         workflow.schedule(app.ctx, s, item_id=item.id, at="2099-01-01T09:00+08:00")
     with app.session() as s:
         assert workflow.get_item(s, item.id).status == ItemStatus.APPROVED
+
+
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
+def test_a_configured_label_names_the_place_everywhere(make_app):
+    """docs/channels/manual.md: `label` is shown instead of the preset's; the core strips `label` as
+    one of its own keys, so the channel never saw it and the copy kit said 报纸, not the paper's name."""
+    app = make_app(channels={"qiqihar_daily": {"type": "manual", "place": "newspaper", "label": "齐齐哈尔日报"},
+                             "city_portal": {"type": "manual", "place": "city_portal"}})  # fmt: skip
+    assert app.channels["qiqihar_daily"].channel.place_label == "齐齐哈尔日报"
+    assert app.channels["qiqihar_daily"].label == "齐齐哈尔日报"
+    assert app.channels["city_portal"].label == "齐齐哈尔市人民政府网站"

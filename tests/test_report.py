@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from publisher import registers, report
 from publisher.errors import InvalidInput
 from tests.data import make_year_csv
-from tests.ledger_helpers import import_year, year_app
+from tests.ledger_helpers import REPORT_SETTINGS, import_year, year_app
 
 PERIOD = {"start": "2021-10-01", "end": "2022-10-25"}
 SENTENCES = [
@@ -180,3 +180,17 @@ def _opens_in_an_office_suite(docx, tmp_path):
     subprocess.run([exe, "--headless", "--convert-to", "pdf", "--outdir", str(tmp_path), str(docx)],
                    check=True, timeout=180, capture_output=True)  # fmt: skip
     assert (tmp_path / (docx.stem + ".pdf")).stat().st_size > 10_000
+
+
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
+def test_report_names_places_in_chinese_without_settings_keys(make_app):
+    """The report goes to the regulator in Chinese: a by-hand channel is named by its place, and a
+    channel named in [report] but not configured never leaks its settings key into a sentence."""
+    app = make_app(channels={"website": {"type": "memory", "label": "学校校园网主页"},
+                             "city_portal": {"type": "manual", "place": "city_portal"}},
+                   report=dict(REPORT_SETTINGS))  # fmt: skip
+    rep = _build(app)
+    text = report.render_text(rep, report.load_template(app.settings, None))
+    assert "通过学校校园网主页以及齐齐哈尔市人民政府网站公开信息" in text
+    for key in ("wechat", "media", "journal", "by hand"):
+        assert key not in text.split("## 附件")[0], key

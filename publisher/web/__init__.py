@@ -124,5 +124,7 @@ def create_app(app: App) -> FastAPI:
 def serve(app: App, *, host: str, port: int) -> None:
     import uvicorn
 
-    print(f"publisher on http://{host}:{port}/  (the site under /site/, API docs at /api/docs; Ctrl-C stops)")
+    # with --port 0 the system picks the port; uvicorn's "running on" line below names it
+    where = f"http://{host}:{port}/" if port else f"http://{host} (port picked by the system: see below)"
+    print(f"publisher on {where}  (the site under /site/, API docs at /api/docs; Ctrl-C stops)")
     uvicorn.run(create_app(app), host=host, port=port, log_level="info", proxy_headers=False)

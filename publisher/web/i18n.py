@@ -142,6 +142,17 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "st_waiting": ("等待完成", "Waiting"),
     "st_done": ("完成", "Done"),
     "st_cancelled": ("已取消", "Cancelled"),
+    # what one attempt came to, and what a delivery owes (shown beside the delivery states)
+    "att_done": ("完成", "done"),
+    "att_waiting": ("等待完成", "waiting"),
+    "att_transient": ("暂时失败，将重试", "transient error, will retry"),
+    "att_permanent": ("失败", "failed"),
+    "att_quota": ("超出配额，等待重置", "quota reached, waiting"),
+    "att_ambiguous": ("结果不明，核对后再发", "outcome unknown, reconciling"),
+    "att_error": ("出错", "error"),
+    "op_publish": ("发布", "publish"),
+    "op_update": ("更新", "update"),
+    "op_withdraw": ("撤回", "withdraw"),
     # roles
     "role_editor": ("编辑", "Editor"),
     "role_department_head": ("部门负责人", "Department head"),
@@ -173,6 +184,12 @@ class Translator:
 
     def role(self, value: str) -> str:
         return self(f"role_{value}")
+
+    def outcome(self, value: str) -> str:
+        return MESSAGES[f"att_{value}"][self._i] if f"att_{value}" in MESSAGES else value
+
+    def op(self, value: str) -> str:
+        return MESSAGES[f"op_{value}"][self._i] if f"op_{value}" in MESSAGES else value
 
     def dt(self, value: datetime | None, *, date_only: bool = False) -> str:
         """A time in the viewer's zone: 2026年11月26日 08:00 / 26 Nov 2026 08:00."""

@@ -524,15 +524,16 @@ def dashboard_page(request: Request, period: str = "report", start: Annotated[st
     dash = dashboard.build(app.engine, s, e, app.settings.zone)
     months = sorted({str(r["month"]) for r in dash.by_month})
     series: dict[str, dict[str, int]] = {}
+    labels = {n: sp.label for n, sp in app.channels.items()}
     for r in dash.by_month:
-        series.setdefault(str(r["channel"]), {})[str(r["month"])] = int(r["published"])  # type: ignore[call-overload]
+        series.setdefault(labels.get(str(r["channel"]), str(r["channel"])), {})[str(r["month"])] = int(r["published"])  # type: ignore[call-overload]
     t = translator(request)
     chart = svg.grouped_bars(months, series, title=t("chart_published")) if months else ""
     qs = urlencode({"period": kind, "from": s.astimezone(tz).date().isoformat(),
                     "to": (e - timedelta(seconds=1)).astimezone(tz).date().isoformat()})  # fmt: skip
     return render(request, "dashboard.html", c, dash=dash, chart=chart, kind=kind, qs=qs,
                   start_day=s.astimezone(tz).date(), end_day=(e - timedelta(seconds=1)).astimezone(tz).date(),
-                  labels={n: sp.label for n, sp in app.channels.items()}, one_second=timedelta(seconds=1))  # fmt: skip
+                  labels=labels, one_second=timedelta(seconds=1))  # fmt: skip
 
 
 @router.get("/dashboard.csv", include_in_schema=False)

@@ -306,6 +306,9 @@ def test_check_health_does_not_deliver(channel, sink):
 # ----------------------------------------------------------------------------------- concurrency
 def test_parallel_threads_share_one_channel(channel, sink):
     errors = []
+    # a thread that finished before another started had its session pruned as dead, so on a busy
+    # machine fewer than 8 were counted: every thread stays alive until all have delivered
+    all_done = threading.Barrier(8, timeout=60)
 
     def work(offset):
         try:
@@ -313,6 +316,7 @@ def test_parallel_threads_share_one_channel(channel, sink):
                 channel.publish(make_post(offset + i), make_ctx(offset + i))
         except Exception as exc:  # pragma: no cover - reported below
             errors.append(exc)
+        all_done.wait()
 
     threads = [threading.Thread(target=work, args=(1000 * (t + 1),)) for t in range(8)]
     for t in threads:

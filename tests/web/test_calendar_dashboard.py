@@ -124,3 +124,17 @@ def test_generated_site_is_served_under_site(app, client):
     assert client.get("/site/../settings.toml").status_code == 404
     assert client.get("/api/openapi.json").json()["info"]["title"] == "publisher"
     assert client.get("/api/docs").status_code == 200
+
+
+@sqlite_only
+def test_item_page_speaks_chinese_about_attempts(app, client, login):
+    """The delivery table's states are Chinese; its attempts and operations were raw English codes."""
+    from datetime import timedelta as _td
+
+    item_id = make_item(app, stage="scheduled", publish_at=datetime.now(UTC) + _td(seconds=1))
+    Dispatcher(engine=app.engine, ctx=app.ctx).run(once=True, horizon=_td(seconds=5))
+    login(client, "ed")
+    html = client.get(f"/items/{item_id}").text
+    row = html.split('id="delivery-', 1)[1].split("</tr>", 1)[0]
+    assert "完成" in row and "发布" in row, row
+    assert ">done<" not in row and "· publish" not in row, row
