@@ -45,8 +45,12 @@ def open_app(
     """Load settings, open the database and build the channels; ConfigError when anything is off."""
     if not isinstance(settings, Settings):
         settings = load_settings(settings)
+    url = settings.resolved_database_url
+    if not run_migrations and url.startswith("sqlite:///") and not Path(url[len("sqlite:///") :]).exists():
+        # a read in a folder never set up must not leave an empty store (and media/) behind
+        raise ConfigError(f"no store at {url[len('sqlite:///'):]}: run `publisher init` (or `publisher demo`) first")
     settings.media_dir.mkdir(parents=True, exist_ok=True)
-    engine = make_engine(settings.resolved_database_url)
+    engine = make_engine(url)
     if run_migrations:
         migrate(engine)
     elif check_schema:

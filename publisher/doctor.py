@@ -40,7 +40,11 @@ def run_checks(settings_path: str | Path | None = None) -> list[Check]:
         return [Check("settings", False, str(exc))]
     checks.append(Check("settings", True, f"loaded {settings.source or '(defaults and environment)'}"))
 
-    engine = make_engine(settings.resolved_database_url)
+    url = settings.resolved_database_url
+    if url.startswith("sqlite:///") and not Path(url[len("sqlite:///") :]).exists():
+        checks.append(Check("database", False, f"no store at {url[len('sqlite:///'):]}: run `publisher init`"))
+        return checks
+    engine = make_engine(url)
     where = engine.url.render_as_string(hide_password=True)
     try:
         t = time.perf_counter()

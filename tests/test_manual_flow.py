@@ -103,3 +103,14 @@ def test_a_configured_label_names_the_place_everywhere(make_app):
     assert app.channels["qiqihar_daily"].channel.place_label == "齐齐哈尔日报"
     assert app.channels["qiqihar_daily"].label == "齐齐哈尔日报"
     assert app.channels["city_portal"].label == "齐齐哈尔市人民政府网站"
+
+
+def test_a_command_in_a_folder_never_set_up_leaves_nothing_behind(tmp_path, monkeypatch):
+    from publisher.app import open_app
+    from publisher.errors import ConfigError
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("PUBLISHER_DATABASE_URL", raising=False)
+    with pytest.raises(ConfigError, match="run `publisher init`"):
+        open_app()
+    assert list(tmp_path.iterdir()) == []
