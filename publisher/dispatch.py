@@ -126,6 +126,8 @@ class _Finished:
     state: dict[str, Any] | None
     #: when the call returned (monotonic), for the record window
     done_at: float = field(default_factory=time.monotonic)
+    #: when the call returned, by the dispatcher's clock: the attempt's finished_at (not the record's time)
+    finished: datetime | None = None
 
 
 class Dispatcher:
@@ -512,6 +514,8 @@ class Dispatcher:
 
     def _push(self, entry: tuple[str, Claim] | _Finished) -> None:
         claim = entry.claim if isinstance(entry, _Finished) else entry[1]
+        if isinstance(entry, _Finished) and entry.finished is None:
+            entry.finished = self.clock()
         with self._cond:
             self._running[claim.channel] -= 1
             if isinstance(entry, tuple) and entry[0] == "retry":
@@ -651,7 +655,7 @@ class Dispatcher:
                 outcomes.append(outcome)
                 groups[tuple(sorted(values))].append({"b_id": c.id, **values})
                 attempts.append(dict(delivery_id=c.id, number=c.attempts, op=c.op, worker=self.worker_id,
-                                     started_at=f.started, finished_at=now, outcome=outcome, message=message,
+                                     started_at=f.started, finished_at=f.finished or now, outcome=outcome, message=message,
                                      code=code))  # fmt: skip
                 audits.append(dict(at=now, actor=actor, entity="delivery", entity_id=c.id, action=c.op,
                                    from_state=DeliveryStatus.CLAIMED.value, to_state=to.value, reason=message,

@@ -167,11 +167,12 @@ def test_in_progress_waits_then_done(app: Any) -> None:
 def test_expired_lease_is_taken_over_by_another_worker(app: Any) -> None:
     item = approved_item(app)
     a = Dispatcher(engine=app.engine, ctx=app.ctx, worker_id="hostA:1:a")
-    [(did, _)] = a.claim(4)
+    [claim] = a.claim(4)
+    did = claim.id
     # A "dies" holding the lease; B, whose clock is past the lease, takes the delivery over
     later = datetime.now(UTC) + timedelta(seconds=app.settings.worker.lease_seconds + 1)
     b = Dispatcher(engine=app.engine, ctx=app.ctx, worker_id="hostB:2:b", clock=lambda: later)
-    assert b.claim(4) == [(did, "mem")]
+    assert [(c.id, c.channel) for c in b.claim(4)] == [(did, "mem")]
     assert b.execute(did) == "done"
     # A comes back to life: it must not run or record anything
     assert a.execute(did) == "lost-lease"
@@ -195,7 +196,8 @@ def test_worker_whose_lease_was_taken_over_cannot_overwrite_the_new_owner(make_a
     MemoryChannel.script("slow", "p", "ok")  # A's call fails for good, B's succeeds
     item = approved_item(app, channels=["slow"])
     a = Dispatcher(engine=app.engine, ctx=app.ctx, worker_id="hostA:1:a")
-    [(did, _)] = a.claim(1)
+    [claim] = a.claim(1)
+    did = claim.id
     result: dict[str, str] = {}
     t = threading.Thread(target=lambda: result.setdefault("a", a.execute(did)))
     t.start()
@@ -203,7 +205,7 @@ def test_worker_whose_lease_was_taken_over_cannot_overwrite_the_new_owner(make_a
     b = Dispatcher(engine=app.engine, ctx=app.ctx, worker_id="hostB:2:b", clock=lambda: later)
     threading.Event().wait(0.5)  # A is now sleeping inside the channel call (latency 2 s)
     assert MemoryChannel.calls == [] and t.is_alive()
-    assert b.claim(1) == [(did, "slow")]
+    assert [(c.id, c.channel) for c in b.claim(1)] == [(did, "slow")]
     assert b.execute(did) == "done"
     t.join()
     assert result["a"] == "lost-lease"
@@ -408,7 +410,8 @@ def _in_flight(app: Any, channel: str) -> tuple[threading.Thread, int]:
     """A worker inside a (slow) channel call for a fresh approved item; returns its thread and the item."""
     item = approved_item(app, channels=[channel])
     a = Dispatcher(engine=app.engine, ctx=app.ctx, worker_id="hostA:1:a")
-    [(did, _)] = a.claim(1)
+    [claim] = a.claim(1)
+    did = claim.id
     t = threading.Thread(target=a.execute, args=(did,))
     t.start()
     threading.Event().wait(0.4)
