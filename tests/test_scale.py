@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from bench._common import SECRET, seed_deliveries
 from publisher import workflow
 from publisher.dispatch import Dispatcher
+from publisher.errors import NotAllowed
 from publisher.metrics import WorkerMetrics, metrics_text
 from publisher.scheduler import claim_period
 from publisher.testing import MemoryChannel
@@ -44,36 +45,47 @@ def test_outcomes_are_recorded_with_attempts_audit_and_rollup(app):
     assert len(MemoryChannel.ledger["mem"]) == 19
 
 
-def test_a_delivery_withdrawn_after_the_claim_is_not_sent(app):
+def test_a_withdrawal_while_a_delivery_is_claimed_is_refused_then_works(app):
+    """A claimed delivery may be in the channel's hands this very moment: resetting it would lose the
+    call's result (live on the channel, recorded cancelled). The withdrawal is refused with the reason,
+    changes nothing, and goes through once the worker has recorded the outcome."""
     seed_deliveries(app, 1, ["mem"])
     d = Dispatcher(engine=app.engine, ctx=app.ctx, threads=1)
     (claim,) = d.claim()
+    with pytest.raises(NotAllowed, match="being sent to mem right now"), app.session() as s:
+        workflow.withdraw(app.ctx, s, item_id=claim.item_id, reason="wrong file")
+    assert _count(app, "select count(*) from delivery where status = 'claimed'") == 1
+    assert d.execute(claim.id) == "done"
     with app.session() as s:
         workflow.withdraw(app.ctx, s, item_id=claim.item_id, reason="wrong file")
-    assert d.execute(claim.id) == "lost-lease"
-    assert MemoryChannel.ledger["mem"] == []
-    assert _count(app, "select count(*) from delivery_attempt") == 0
+    Dispatcher(engine=app.engine, ctx=app.ctx, threads=1).run(once=True)
+    assert MemoryChannel.withdrawn["mem"] == [claim.item_id]
 
 
-def test_a_delivery_withdrawn_while_in_the_backlog_is_not_sent(make_app):
-    """The worker holds a backlog of leased deliveries; a withdrawal meanwhile must still stop one."""
+def test_a_withdrawal_while_deliveries_wait_in_the_backlog_loses_nothing(make_app):
+    """The worker holds a backlog of leased deliveries; a withdrawal meanwhile is refused while its
+    delivery is leased, and nothing is published that the store does not know about."""
     app = make_app(channels={"slow": {"type": "memory", "latency": 0.05}})
     seed_deliveries(app, 20, ["slow"])
     d = Dispatcher(engine=app.engine, ctx=app.ctx, threads=1)
     t = threading.Thread(target=d.run, kwargs={"once": True, "horizon": timedelta(0)})
     t.start()
-    _wait_for(lambda: len(MemoryChannel.ledger["slow"]) >= 3)
-    with d._lock:
-        assert len(d.inflight) > 10  # the rest is leased to this worker, waiting its turn
-    last = max(d.inflight)
-    with app.engine.connect() as conn:
-        item_id = conn.execute(sa.text(f"select item_id from delivery where id = {last}")).scalar_one()
-    with app.session() as s:
-        workflow.withdraw(app.ctx, s, item_id=item_id, reason="published by mistake")
-    t.join(timeout=30)
-    assert item_id not in {i for _, i, _ in MemoryChannel.ledger["slow"]}
-    assert len(MemoryChannel.ledger["slow"]) == 19
-    assert _count(app, f"select count(*) from delivery where id = {last} and status = 'cancelled'") == 1
+    try:
+        _wait_for(lambda: len(MemoryChannel.ledger["slow"]) >= 3)
+        with d._lock:
+            assert len(d.inflight) > 10  # the rest is leased to this worker, waiting its turn
+            last = max(d.inflight)
+        with app.engine.connect() as conn:
+            item_id = conn.execute(sa.text(f"select item_id from delivery where id = {last}")).scalar_one()
+        with pytest.raises(NotAllowed, match="right now"), app.session() as s:
+            workflow.withdraw(app.ctx, s, item_id=item_id, reason="published by mistake")
+        t.join(timeout=30)
+    finally:
+        d.stop.set()
+        t.join(timeout=30)
+    assert not t.is_alive()
+    assert len(MemoryChannel.ledger["slow"]) == 20
+    assert _count(app, "select count(*) from delivery where status = 'done' and published_at is not null") == 20
 
 
 def _wait_for(pred, timeout: float = 10) -> None:
