@@ -127,3 +127,36 @@ def schema_is_current(engine: Engine) -> bool:
         current = set(MigrationContext.configure(conn).get_current_heads())
         conn.rollback()
     return current == set(script.get_heads())
+
+
+class DriverMany:
+    """An INSERT or UPDATE run many times through the driver's own ``executemany``.
+
+    SQLAlchemy's executemany builds, row by row, a dictionary of every parameter and runs each value's
+    type processor through several layers; on the dispatcher's batched record that was a fifth of the
+    loop thread's time. This compiles ``statement`` once for ``keys``, keeps the dialect's own bind
+    processors (so values are stored exactly as SQLAlchemy stores them: UTC datetimes, JSON text) and
+    hands the driver plain tuples. It still runs on a SQLAlchemy connection, inside its transaction.
+    """
+
+    def __init__(self, dialect: sa.Dialect, statement: Any, keys: Any) -> None:
+        if isinstance(statement, sa.Insert):
+            statement = statement.inline()  # no RETURNING of the new ids: nobody reads them
+        compiled = statement.compile(dialect=dialect, column_keys=list(keys))
+        if compiled.insert_prefetch or compiled.update_prefetch or "POSTCOMPILE" in compiled.string:
+            raise ValueError("DriverMany needs every value given: no Python-side defaults, no expanding IN")
+        self.sql = compiled.string
+        self.positional = bool(compiled.positional)
+        names = list(compiled.positiontup or []) if self.positional else list(compiled.binds)
+        procs = compiled._bind_processors
+        self._spec = [(name, compiled.binds[name].key, procs.get(name)) for name in names]
+
+    def execute(self, conn: sa.Connection, rows: list[dict[str, Any]]) -> None:
+        if not rows:
+            return
+        spec = self._spec
+        if self.positional:
+            params: list[Any] = [tuple(d[k] if p is None else p(d[k]) for _, k, p in spec) for d in rows]
+        else:
+            params = [{n: d[k] if p is None else p(d[k]) for n, k, p in spec} for d in rows]
+        conn.exec_driver_sql(self.sql, params)
