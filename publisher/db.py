@@ -11,8 +11,10 @@ batched records). Readers that need one snapshot over several statements use the
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -149,14 +151,35 @@ class DriverMany:
         self.positional = bool(compiled.positional)
         names = list(compiled.positiontup or []) if self.positional else list(compiled.binds)
         procs = compiled._bind_processors
-        self._spec = [(name, compiled.binds[name].key, procs.get(name)) for name in names]
+        keys = [compiled.binds[name].key for name in names]
+        self._names = names
+        self._get = operator.itemgetter(*keys) if len(keys) > 1 else (lambda d, k=keys[0]: (d[k],))
+        self._procs = [(i, _same_datetime_once(procs[n])) for i, n in enumerate(names) if procs.get(n)]
 
     def execute(self, conn: sa.Connection, rows: list[dict[str, Any]]) -> None:
         if not rows:
             return
-        spec = self._spec
-        if self.positional:
-            params: list[Any] = [tuple(d[k] if p is None else p(d[k]) for _, k, p in spec) for d in rows]
-        else:
-            params = [{n: d[k] if p is None else p(d[k]) for n, k, p in spec} for d in rows]
+        get, procs = self._get, self._procs
+        params: list[Any] = []
+        for d in rows:
+            values = list(get(d))
+            for i, p in procs:
+                values[i] = p(values[i])
+            params.append(tuple(values) if self.positional else dict(zip(self._names, values, strict=True)))
         conn.exec_driver_sql(self.sql, params)
+
+
+def _same_datetime_once(process: Any) -> Any:
+    """``process`` that converts a datetime it has just converted only once: a batch shares its ``now``
+    across every row and column, and the conversion was most of a row's cost."""
+    last: list[Any] = [None, None]
+
+    def run(value: Any) -> Any:
+        if type(value) is datetime and value is last[0]:  # immutable, and kept alive by ``last``
+            return last[1]
+        out = process(value)
+        if type(value) is datetime:
+            last[0], last[1] = value, out
+        return out
+
+    return run

@@ -696,14 +696,16 @@ class Dispatcher:
         with self._lock:
             for f in finished:
                 self.inflight.pop(f.claim.id, None)
+        info = log.isEnabledFor(logging.INFO)  # the message and its extras cost even when dropped
         for (f, _v, _o, _to, message, _code), outcome in zip(planned, outcomes, strict=True):
             c = f.claim
             if self.on_outcome:
                 self.on_outcome(c.channel, outcome)
-            log.info("delivery %s (item %s → %s, %s): %s%s", c.id, c.item_id, c.channel, c.op, outcome,
-                     f" — {message}" if message and outcome != "lost-lease" else "",
-                     extra={"delivery_id": c.id, "item_id": c.item_id, "channel": c.channel,
-                            "outcome": outcome})  # fmt: skip
+            if info:
+                log.info("delivery %s (item %s → %s, %s): %s%s", c.id, c.item_id, c.channel, c.op, outcome,
+                         f" — {message}" if message and outcome != "lost-lease" else "",
+                         extra={"delivery_id": c.id, "item_id": c.item_id, "channel": c.channel,
+                                "outcome": outcome})  # fmt: skip
         return outcomes
 
     # ------------------------------------------------------------------------------------ loops
