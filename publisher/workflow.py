@@ -10,6 +10,8 @@ approval, and the dispatcher re-checks :func:`is_cleared` right before it calls 
 
 from __future__ import annotations
 
+import functools
+
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -24,6 +26,7 @@ from publisher import content
 from publisher.channel import Asset as PostAsset
 from publisher.channel import Post, site_page_path
 from publisher.checklist import checklist, checklist_name
+from publisher.db import DriverMany
 from publisher.errors import ContentNotAccepted, InvalidInput, NotAllowed, NotFound
 from publisher.models import (
     Asset,
@@ -679,6 +682,21 @@ def rollup(session: Session, item: Item, actor: str = SYSTEM) -> None:
         _move(session, item, to, actor, "rollup")
 
 
+@functools.cache
+def _rollup_statements() -> tuple[Any, Any, Any, Any]:
+    """The statements of :func:`rollup_items`, built once (see :func:`_snapshot_statements`)."""
+    it, dl, au = Item.__table__, Delivery.__table__, AuditLog.__table__  # type: ignore[attr-defined]
+    return (
+        sa.select(it.c.id, it.c.status, it.c.version)
+        .where(it.c.id.in_(sa.bindparam("ids", expanding=True)),
+               it.c.status.in_([s.value for s in LIVE_STATES]))
+        .order_by(it.c.id).with_for_update(),
+        sa.select(dl.c.item_id, dl.c.status).where(dl.c.item_id.in_(sa.bindparam("ids", expanding=True))),
+        sa.update(it).where(it.c.id == sa.bindparam("b_id")),
+        sa.insert(au),
+    )  # fmt: skip
+
+
 def rollup_items(conn: Connection, item_ids: Iterable[int], actor: str = SYSTEM) -> None:
     """:func:`rollup` for many items in one go, in Core statements (the dispatcher's batched record).
 
@@ -686,17 +704,13 @@ def rollup_items(conn: Connection, item_ids: Iterable[int], actor: str = SYSTEM)
     item then see each other's outcome (READ COMMITTED re-reads after the lock wait), so exactly one
     of them rolls the item up; on SQLite the write lock already serialises them.
     """
-    it, dl, au = Item.__table__, Delivery.__table__, AuditLog.__table__  # type: ignore[attr-defined]
+    q_items, q_states, u_item, i_audit = _rollup_statements()
     ids = sorted(set(item_ids))
-    live = [s.value for s in LIVE_STATES]
-    items = conn.execute(
-        sa.select(it.c.id, it.c.status, it.c.version).where(it.c.id.in_(ids), it.c.status.in_(live))
-        .order_by(it.c.id).with_for_update()
-    ).all()  # fmt: skip
+    items = conn.execute(q_items, {"ids": ids}).all()
     if not items:
         return
     states: dict[int, list[str]] = {i.id: [] for i in items}
-    for item_id, status in conn.execute(sa.select(dl.c.item_id, dl.c.status).where(dl.c.item_id.in_(list(states)))):
+    for item_id, status in conn.execute(q_states, {"ids": list(states)}):
         states[item_id].append(status)
     moving = {DeliveryStatus.PENDING.value, DeliveryStatus.CLAIMED.value, DeliveryStatus.WAITING.value}
     now = utcnow()
@@ -712,8 +726,22 @@ def rollup_items(conn: Connection, item_ids: Iterable[int], actor: str = SYSTEM)
         audits.append(dict(at=now, actor=actor, entity="item", entity_id=i.id, action="rollup", from_state=i.status,
                            to_state=to.value, reason=None, detail={"version": i.version}))  # fmt: skip
     if moves:
-        conn.execute(sa.update(it).where(it.c.id == sa.bindparam("b_id")), moves)
-        conn.execute(sa.insert(au), audits)
+        _driver_many(conn, "item-rollup", u_item, ("status", "updated_at")).execute(conn, moves)
+        _driver_many(conn, "audit", i_audit, AUDIT_KEYS).execute(conn, audits)
+
+
+#: the columns of an audit row written by the batched paths
+AUDIT_KEYS = ("at", "actor", "entity", "entity_id", "action", "from_state", "to_state", "reason", "detail")
+_DRIVER_MANY: dict[tuple[str, str, str], DriverMany] = {}
+
+
+def _driver_many(conn: Connection, name: str, statement: Any, keys: Iterable[str]) -> DriverMany:
+    """One compiled :class:`DriverMany` per dialect and purpose."""
+    key = (conn.dialect.name, conn.dialect.driver, name)
+    many = _DRIVER_MANY.get(key)
+    if many is None:
+        many = _DRIVER_MANY[key] = DriverMany(conn.dialect, statement, keys)
+    return many
 
 
 def build_post(ctx: Context, session: Session, item: Item) -> Post:
@@ -766,27 +794,43 @@ class PostSnapshot:
     cleared: bool
 
 
+@functools.cache
+def _snapshot_statements() -> tuple[Any, Any, Any, Any]:
+    """The four statements of :func:`snapshot_posts`, built once: building a statement (``in_``
+    coercion, its cache key) cost more than running it on the dispatcher's hot path."""
+    it, rv, at, us = (Item.__table__, Review.__table__, Asset.__table__,  # type: ignore[attr-defined]
+                      User.__table__)  # type: ignore[attr-defined]  # fmt: skip
+    ids = sa.bindparam("ids", expanding=True)
+    return (
+        sa.select(it.c.id, it.c.title, it.c.body_markdown, it.c.body_html, it.c.summary, it.c.category,
+                  it.c.department, it.c.author_id, it.c.publish_at, it.c.updated_at, it.c.checklist_item,
+                  it.c.channels, it.c.version).where(it.c.id.in_(ids)),
+        sa.select(rv.c.id, rv.c.item_id, rv.c.item_version, rv.c.level, rv.c.reviewer_id, rv.c.approved)
+        .where(rv.c.item_id.in_(ids)).order_by(rv.c.id),
+        sa.select(at).where(at.c.item_id.in_(ids)).order_by(at.c.id),
+        sa.select(us.c.id, us.c.name, us.c.display_name).where(us.c.id.in_(sa.bindparam("ids", expanding=True))),
+    )  # fmt: skip
+
+
 def snapshot_posts(ctx: Context, conn: Connection, item_ids: Iterable[int]) -> dict[int, PostSnapshot]:
     """:func:`build_post` and :func:`is_cleared` for many items in four queries (the dispatcher's batch).
 
     Same rule as :func:`is_cleared` (through :func:`_cleared`), read with Core statements so a claim of
     a hundred deliveries costs four round trips instead of five hundred ORM loads.
     """
-    it, rv, at, us = (Item.__table__, Review.__table__, Asset.__table__,  # type: ignore[attr-defined]
-                      User.__table__)  # type: ignore[attr-defined]  # fmt: skip
     ids = sorted(set(item_ids))
     if not ids:
         return {}
-    items = conn.execute(sa.select(it).where(it.c.id.in_(ids))).all()
+    q_items, q_reviews, q_assets, q_users = _snapshot_statements()
+    items = conn.execute(q_items, {"ids": ids}).all()
     newest: dict[tuple[int, int, int], Any] = {}
-    for r in conn.execute(sa.select(rv.c.id, rv.c.item_id, rv.c.item_version, rv.c.level, rv.c.reviewer_id,
-                                    rv.c.approved).where(rv.c.item_id.in_(ids)).order_by(rv.c.id)):  # fmt: skip
+    for r in conn.execute(q_reviews, {"ids": ids}):
         newest[(r.item_id, r.item_version, r.level)] = r  # ascending ids: the newest wins
     assets: dict[int, list[Any]] = {i: [] for i in ids}
-    for a in conn.execute(sa.select(at).where(at.c.item_id.in_(ids)).order_by(at.c.id)):
+    for a in conn.execute(q_assets, {"ids": ids}):
         assets[a.item_id].append(a)
-    authors = {u.id: (u.display_name or u.name) for u in conn.execute(
-        sa.select(us.c.id, us.c.name, us.c.display_name).where(us.c.id.in_({i.author_id for i in items})))}
+    authors = {u.id: (u.display_name or u.name)
+               for u in conn.execute(q_users, {"ids": list({i.author_id for i in items})})}  # fmt: skip
     out = {}
     for i in items:
         ok = _cleared(i.author_id, newest.get((i.id, i.version, 1)), newest.get((i.id, i.version, 2)))
