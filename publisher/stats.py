@@ -95,13 +95,21 @@ def counts(engine: Engine, q: StatsQuery, *, rollup: bool = True) -> list[dict[s
             raise InvalidInput(f"unknown dimension {dim!r}; use any of {', '.join(DIMENSIONS)}")
     start, end = q.start, q.end
 
-    def dims(time_col: sa.ColumnElement) -> list[sa.ColumnElement]:
+    def dims(time_col: sa.ColumnElement, steer: bool = False) -> list[sa.ColumnElement]:
+        # steer: failures and pending work are found by the status indexes; grouping by a bare
+        # indexed column tempts SQLite into scanning that column's index over every delivery (0.6-1.3 s
+        # on a million items), so there the columns are grouped as expressions no index provides
+        def col(c: sa.ColumnElement) -> sa.ColumnElement:
+            if not (steer and engine.dialect.name == "sqlite"):
+                return c
+            return c + 0 if isinstance(c.type, sa.Integer) else c.op("||")("")
+
         out = []
         for dim in q.by:
             if dim == "channel":
-                out.append(D.c.channel.label("channel"))
+                out.append(col(D.c.channel).label("channel"))
             elif dim in ("category", "department", "checklist_item"):
-                out.append(I.c[dim].label(dim))
+                out.append(col(I.c[dim]).label(dim))
             else:
                 out.append(_bucket(engine, time_col, dim, q.tz).label(dim))
         return out
@@ -136,7 +144,7 @@ def counts(engine: Engine, q: StatsQuery, *, rollup: bool = True) -> list[dict[s
                 .where(D.c.published_at >= start, D.c.published_at < end)
                 .group_by(*d)
             ).all(), "published")  # fmt: skip
-        d = dims(D.c.updated_at)
+        d = dims(D.c.updated_at, steer=True)
         add(
             conn.execute(
                 sa.select(*d, sa.func.count())
@@ -148,7 +156,7 @@ def counts(engine: Engine, q: StatsQuery, *, rollup: bool = True) -> list[dict[s
             ).all(),
             "failed",
         )
-        d = dims(D.c.due_at)
+        d = dims(D.c.due_at, steer=True)
         add(
             conn.execute(
                 sa.select(*d, sa.func.count())
