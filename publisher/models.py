@@ -407,9 +407,9 @@ class LoginFailure(SQLModel, table=True):
 class StatsDay(SQLModel, table=True):
     """Published deliveries per office-zone day × channel, by category and (separately) by department.
 
-    A roll-up the dashboard reads instead of joining a million deliveries to their items; rebuilt
-    for the days whose deliveries or items changed (see publisher.dashboard.refresh). ``dim`` is
-    "category" or "department" and ``value`` its value: the dashboard never crosses the two, and
+    No longer read or written: superseded by :class:`StatsRollup` (publisher.rollup), which
+    publisher.stats and the dashboard share; the table can be dropped. It was the dashboard's
+    roll-up. ``dim`` is "category" or "department" and ``value`` its value: the dashboard never crossed the two, and
     keeping them apart keeps the table a few dozen rows a day however many items there are.
     """
 

@@ -76,34 +76,54 @@ def _rebuild(conn: Connection, engine: Engine, tz: ZoneInfo, days: list[date] | 
                               for a, b in runs)))  # fmt: skip
         delete = delete.where(sa.or_(*(R.c.day.between(a, b) for a, b in runs)))
     conn.execute(delete)
-    joined = D.join(I, I.c.id == D.c.item_id)
-    # each item's publication days in the range, with its latest publication before that day
+    # the range's publications with their item's fields and day, and each item's publication days
+    # with the day of its previous publication, are worked out once into temporary tables, then
+    # summed for each set (a million items: one join instead of one per set and count)
+    meta = sa.MetaData()
+
+    def fields() -> list[sa.Column]:
+        return [sa.Column("category", sa.String(50)), sa.Column("department", sa.String(100)),
+                sa.Column("checklist_item", sa.Integer)]  # fmt: skip
+
+    pub = sa.Table("rollup_pub", meta, sa.Column("item_id", sa.Integer), sa.Column("channel", sa.String(100)),
+                   sa.Column("day", sa.Date), *fields(), prefixes=["TEMPORARY"])  # fmt: skip
+    pairs = sa.Table("rollup_pairs", meta, sa.Column("day", sa.Date), sa.Column("since", sa.Date),
+                     *fields(), prefixes=["TEMPORARY"])  # fmt: skip
+    meta.create_all(conn)
+    conn.execute(sa.insert(pub).from_select(
+        ["item_id", "channel", "day", *ITEM_DIMS],
+        sa.select(D.c.item_id, D.c.channel, day, *(I.c[f] for f in ITEM_DIMS))
+        .select_from(D.join(I, I.c.id == D.c.item_id)).where(*where),
+    ))  # fmt: skip
     first = (sa.select(D.c.item_id, day.label("day"), sa.func.min(D.c.published_at).label("first_at"))
              .where(*where).group_by(D.c.item_id, day).subquery("first"))  # fmt: skip
     D2 = D.alias("d2")
     prev_at = (sa.select(sa.func.max(D2.c.published_at))
                .where(D2.c.item_id == first.c.item_id, D2.c.published_at < first.c.first_at)
                .scalar_subquery())  # fmt: skip
-    pairs = sa.select(first.c.item_id, first.c.day, prev_at.label("prev_at")).subquery("pairs")
-    since = _day(engine, pairs.c.prev_at, tz)
+    linked = sa.select(first.c.item_id, first.c.day, prev_at.label("prev_at")).subquery("linked")
+    conn.execute(sa.insert(pairs).from_select(
+        ["day", "since", *ITEM_DIMS],
+        sa.select(linked.c.day, _day(engine, linked.c.prev_at, tz), *(I.c[f] for f in ITEM_DIMS))
+        .select_from(linked.join(I, I.c.id == linked.c.item_id)).where(linked.c.prev_at.is_not(None)),
+    ))  # fmt: skip
     cols = ["day", "dims", "channel", *ITEM_DIMS, "since", "n"]
     for dims in SETS:
         name = ",".join(dims)
 
-        def fields(t: sa.Table | sa.Subquery = I, dims: tuple[str, ...] = dims) -> list[sa.ColumnElement]:
+        def sel(t: sa.Table, dims: tuple[str, ...] = dims) -> list[sa.ColumnElement]:
             return [t.c[f] if f in dims else sa.null() for f in ITEM_DIMS]
 
-        keep = [I.c[f] for f in dims]
         conn.execute(sa.insert(R).from_select(cols, sa.select(
-            day, sa.literal(name), D.c.channel, *fields(), sa.null(), sa.func.count()
-        ).select_from(joined).where(*where).group_by(day, D.c.channel, *keep)))  # fmt: skip
+            pub.c.day, sa.literal(name), pub.c.channel, *sel(pub), sa.null(), sa.func.count()
+        ).group_by(pub.c.day, pub.c.channel, *(pub.c[f] for f in dims))))  # fmt: skip
         conn.execute(sa.insert(R).from_select(cols, sa.select(
-            day, sa.literal(name), sa.literal(""), *fields(), sa.null(), sa.func.count(sa.distinct(D.c.item_id))
-        ).select_from(joined).where(*where).group_by(day, *keep)))  # fmt: skip
+            pub.c.day, sa.literal(name), sa.literal(""), *sel(pub), sa.null(), sa.func.count(sa.distinct(pub.c.item_id))
+        ).group_by(pub.c.day, *(pub.c[f] for f in dims))))  # fmt: skip
         conn.execute(sa.insert(R).from_select(cols, sa.select(
-            pairs.c.day, sa.literal(name), sa.literal(""), *fields(), since, -sa.func.count()
-        ).select_from(pairs.join(I, I.c.id == pairs.c.item_id)).where(pairs.c.prev_at.is_not(None))
-            .group_by(pairs.c.day, since, *keep)))  # fmt: skip
+            pairs.c.day, sa.literal(name), sa.literal(""), *sel(pairs), pairs.c.since, -sa.func.count()
+        ).group_by(pairs.c.day, pairs.c.since, *(pairs.c[f] for f in dims))))  # fmt: skip
+    meta.drop_all(conn)
 
 
 def _runs(days: list[date]) -> list[tuple[date, date]]:
