@@ -447,7 +447,9 @@ class StatsRollup(SQLModel, table=True):
     "checklist_item", "category,department"); the other item columns are NULL. ``channel`` ""
     holds distinct items (any channel) instead of deliveries, and those rows with ``since`` set are
     corrections: minus the items published on ``day`` whose previous publication was on ``since``,
-    so that a period's distinct items can be summed from days (see publisher.rollup).
+    so that a period's distinct items can be summed from days (see publisher.rollup). Migration
+    0006 also adds, on PostgreSQL only, ``ix_item_stats_fields``: item(id) INCLUDE (category,
+    department, checklist_item), for the live counts of failures and pending work.
     """
 
     __tablename__ = "stats_rollup"
