@@ -202,6 +202,8 @@ def main(argv: list[str] | None = None) -> int:
         app.close()
         if not args.sqlite and not args.keep:
             drop_pg_database(url)
+        elif args.keep:
+            print(f"kept: {url}")
         return 0
     settings = write_settings(tmp / "settings.toml", settings_data(tmp, app.settings.database_url, channels, 4))
     proc = subprocess.Popen([sys.executable, "-m", "publisher.cli", "--settings", str(settings), "run", "--once"],
