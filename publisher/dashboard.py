@@ -1,12 +1,9 @@
 """The per-channel dashboard: counts, engagement, failures and pending work for one period.
 
 The counts mean exactly what :mod:`publisher.stats` counts (published in the period, failed for
-good, still owed), so the dashboard and ``publisher stats`` agree (a test checks it). But joining
-every published delivery of a year to its item is too slow on a store of a million items, so
-"published" is read from ``stats_day``, a roll-up per office-zone day, channel and item
-dimensions. :func:`refresh` brings it up to date before each read: it recomputes only the days of
-deliveries and items changed since its watermark (both columns indexed), so after the first build
-it costs a few milliseconds. Failures and pending work are few and read live.
+good, still owed) because they are :func:`publisher.stats.counts`, which reads "published" from
+the daily roll-up of :mod:`publisher.rollup` (joining every published delivery of a year to its
+item is too slow on a store of a million items).
 ``bench/dashboard_bench.py`` times it all on 1,000,000 items.
 """
 
@@ -19,21 +16,14 @@ from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Engine
 
-from publisher import stats
+from publisher import rollup, stats
 from publisher.errors import InvalidInput
-from publisher.models import ChannelStat, Delivery, DeliveryStatus, Item, RollupState, StatsDay, utcnow
+from publisher.models import ChannelStat, Delivery, DeliveryStatus, Item
 
 D = Delivery.__table__  # type: ignore[attr-defined]
 I = Item.__table__  # type: ignore[attr-defined]  # noqa: E741
-SD = StatsDay.__table__  # type: ignore[attr-defined]
-RS = RollupState.__table__  # type: ignore[attr-defined]
-ROLLUP = "dashboard.published"
-#: changes committed a little after the watermark was read (long transactions, clock skew) are
-#: caught by looking back this far each time
-LOOK_BACK = timedelta(minutes=10)
-OWED = [DeliveryStatus.PENDING.value, DeliveryStatus.CLAIMED.value, DeliveryStatus.WAITING.value]
 
 TABLES = ("category", "department", "month", "engagement", "failures", "pending")
 
@@ -110,120 +100,16 @@ def failures(engine: Engine, start: datetime, end: datetime, limit: int = 50) ->
     ]
 
 
-def _day_expr(engine: Engine) -> sa.ColumnElement:
-    return sa.func.strftime("%Y-%m", SD.c.day) if engine.dialect.name == "sqlite" else sa.func.to_char(SD.c.day, "YYYY-MM")
-
-
-def _rebuild_days(conn: Connection, engine: Engine, tz: ZoneInfo, first: date | None, last: date | None) -> None:
-    """Recompute the roll-up for the days first..last (all days when both are None)."""
-    bucket = stats._bucket(engine, D.c.published_at, "day", tz)
-    day = bucket if engine.dialect.name == "sqlite" else sa.cast(bucket, sa.Date)
-    where = [D.c.published_at.is_not(None)]
-    delete = sa.delete(SD)
-    if first is not None and last is not None:
-        s, _ = day_bounds(first, tz)
-        _, e = day_bounds(last, tz)
-        where += [D.c.published_at >= s, D.c.published_at < e]
-        delete = delete.where(SD.c.day >= first, SD.c.day <= last)
-    conn.execute(delete)
-    for dim in ("category", "department"):
-        conn.execute(
-            sa.insert(SD).from_select(
-                ["day", "channel", "dim", "value", "published"],
-                sa.select(day, D.c.channel, sa.literal(dim), I.c[dim], sa.func.count())
-                .select_from(D.join(I, I.c.id == D.c.item_id))
-                .where(*where)
-                .group_by(day, D.c.channel, I.c[dim]),
-            )
-        )
-
-
-def _runs(days: list[date]) -> list[tuple[date, date]]:
-    runs: list[tuple[date, date]] = []
-    for d in sorted(days):
-        if runs and d - runs[-1][1] <= timedelta(days=1):
-            runs[-1] = (runs[-1][0], d)
-        else:
-            runs.append((d, d))
-    return runs
-
-
 def refresh(engine: Engine, tz: ZoneInfo) -> int:
-    """Bring the roll-up up to date; the number of days recomputed (-1: a full rebuild)."""
-    now = utcnow()
-    with engine.begin() as conn:  # SQLite: BEGIN IMMEDIATE, so two refreshes never interleave
-        q = sa.select(RS.c.zone, RS.c.watermark).where(RS.c.name == ROLLUP)
-        if engine.dialect.name == "postgresql":
-            q = q.with_for_update()
-        row = conn.execute(q).first()
-        if row is None or row.zone != tz.key:
-            _rebuild_days(conn, engine, tz, None, None)
-            conn.execute(sa.delete(RS).where(RS.c.name == ROLLUP))
-            conn.execute(sa.insert(RS).values(name=ROLLUP, zone=tz.key, watermark=now))
-            return -1
-        since = row.watermark - LOOK_BACK
-        bucket = stats._bucket(engine, D.c.published_at, "day", tz)
-        changed = sa.union(
-            sa.select(bucket).where(D.c.updated_at >= since, D.c.published_at.is_not(None)),
-            sa.select(bucket).select_from(D.join(I, I.c.id == D.c.item_id))
-            .where(I.c.updated_at >= since, D.c.published_at.is_not(None)),
-        )
-        days = [date.fromisoformat(str(r[0])) for r in conn.execute(changed) if r[0]]
-        for first, last in _runs(days):
-            _rebuild_days(conn, engine, tz, first, last)
-        conn.execute(sa.update(RS).where(RS.c.name == ROLLUP).values(watermark=now))
-        return len(days)
-
-
-def _published(engine: Engine, first: date, last: date, dim: str) -> list[sa.Row]:
-    col = _day_expr(engine) if dim == "month" else SD.c.value
-    with engine.connect() as conn:
-        rows = conn.execute(
-            sa.select(SD.c.channel, col, sa.func.sum(SD.c.published))
-            .where(SD.c.dim == ("category" if dim == "month" else dim), SD.c.day >= first, SD.c.day <= last)
-            .group_by(SD.c.channel, col)
-        ).all()
-        conn.rollback()
-    return rows
-
-
-def _live(engine: Engine, which: str, dim: str, start: datetime, end: datetime, tz: ZoneInfo) -> list[sa.Row]:
-    """Failed (in the period) or pending (owed, due before its end), per channel and ``dim``."""
-    time_col = D.c.updated_at if which == "failed" else D.c.due_at
-    col = stats._bucket(engine, time_col, "month", tz) if dim == "month" else I.c[dim]
-    where = ([D.c.status == DeliveryStatus.FAILED.value, D.c.updated_at >= start, D.c.updated_at < end]
-             if which == "failed" else [D.c.status.in_(OWED), D.c.due_at < end])  # fmt: skip
-    with engine.connect() as conn:
-        # grouping by the item's column first keeps SQLite on the status index (grouping by
-        # channel first tempts it into scanning the channel index of every delivery)
-        rows = conn.execute(
-            sa.select(col, D.c.channel, sa.func.count()).select_from(D.join(I, I.c.id == D.c.item_id))
-            .where(*where).group_by(col, D.c.channel)
-        ).all()
-        conn.rollback()
-    return [(r[1], r[0], r[2]) for r in rows]  # type: ignore[misc]
+    """Bring the roll-up publisher.stats counts from up to date (see :func:`publisher.rollup.refresh`)."""
+    return rollup.refresh(engine, tz)
 
 
 def counts(engine: Engine, start: datetime, end: datetime, tz: ZoneInfo, dim: str) -> list[dict[str, object]]:
-    """Rows like :func:`publisher.stats.counts` with ``by=("channel", dim)``; call :func:`refresh` first."""
-    first, last = start.astimezone(tz).date(), (end - timedelta(microseconds=1)).astimezone(tz).date()
-    out: dict[tuple, dict[str, object]] = {}
-
+    """:func:`publisher.stats.counts` with ``by=("channel", dim)``."""
     if dim not in ("category", "department", "month"):
         raise InvalidInput(f"the dashboard counts by category, department or month, not {dim!r}")
-
-    def row(channel: object, value: object) -> dict[str, object]:
-        return out.setdefault((channel, value), {"channel": channel, dim: value, "published": 0, "items": 0,
-                                                 "failed": 0, "pending": 0})  # fmt: skip
-
-    for channel, value, n in _published(engine, first, last, dim):
-        r = row(channel, value)
-        r["published"] = r["items"] = int(n)  # one delivery per item and channel
-    for which in ("failed", "pending"):
-        for channel, value, n in _live(engine, which, dim, start, end, tz):
-            row(channel, value)[which] = int(n)
-    return sorted((r for r in out.values() if r["published"] or r["failed"] or r["pending"]),
-                  key=lambda r: (str(r["channel"]), str(r[dim])))  # fmt: skip
+    return stats.counts(engine, stats.StatsQuery(start=start, end=end, by=("channel", dim), tz=tz))
 
 
 def build(engine: Engine, start: datetime, end: datetime, tz: ZoneInfo) -> Dashboard:

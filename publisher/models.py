@@ -407,9 +407,9 @@ class LoginFailure(SQLModel, table=True):
 class StatsDay(SQLModel, table=True):
     """Published deliveries per office-zone day × channel, by category and (separately) by department.
 
-    A roll-up the dashboard reads instead of joining a million deliveries to their items; rebuilt
-    for the days whose deliveries or items changed (see publisher.dashboard.refresh). ``dim`` is
-    "category" or "department" and ``value`` its value: the dashboard never crosses the two, and
+    No longer read or written: superseded by :class:`StatsRollup` (publisher.rollup), which
+    publisher.stats and the dashboard share; the table can be dropped. It was the dashboard's
+    roll-up. ``dim`` is "category" or "department" and ``value`` its value: the dashboard never crossed the two, and
     keeping them apart keeps the table a few dozen rows a day however many items there are.
     """
 
@@ -435,3 +435,35 @@ class RollupState(SQLModel, table=True):
     name: str = Field(sa_column=Column(sa.String(100), primary_key=True))
     zone: str
     watermark: datetime = _dt()
+
+
+# ---- stats roll-up ----
+
+
+class StatsRollup(SQLModel, table=True):
+    """Published deliveries per office-zone day, channel and a set of item fields (publisher.rollup).
+
+    ``dims`` names the item fields a row is cut by ("" none, "category", "department",
+    "checklist_item", "category,department"); the other item columns are NULL. ``channel`` ""
+    holds distinct items (any channel) instead of deliveries, and those rows with ``since`` set are
+    corrections: minus the items published on ``day`` whose previous publication was on ``since``,
+    so that a period's distinct items can be summed from days (see publisher.rollup). Migration
+    0006 also adds, on PostgreSQL only, ``ix_item_stats_fields``: item(id) INCLUDE (category,
+    department, checklist_item), for the live counts of failures and pending work.
+    """
+
+    __tablename__ = "stats_rollup"
+    __table_args__ = (
+        sa.Index("ix_stats_rollup_read", "dims", "day", "channel", "category", "department", "checklist_item",
+                 "since", "n"),  # fmt: skip
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    day: date = Field(sa_column=Column(sa.Date, nullable=False))
+    dims: str = Field(sa_column=Column(sa.String(60), nullable=False))
+    channel: str = Field(sa_column=Column(sa.String(100), nullable=False))
+    category: str | None = Field(default=None, sa_column=Column(sa.String(50), nullable=True))
+    department: str | None = Field(default=None, sa_column=Column(sa.String(100), nullable=True))
+    checklist_item: int | None = None
+    since: date | None = Field(default=None, sa_column=Column(sa.Date, nullable=True))
+    n: int = 0
