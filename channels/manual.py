@@ -26,7 +26,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from html.parser import HTMLParser
 from typing import Any
-from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from pydantic import Field
@@ -39,6 +38,7 @@ from publisher.channel import (
     InProgress,
     Post,
     Published,
+    web_address,
 )
 from publisher.errors import InvalidInput
 
@@ -143,18 +143,7 @@ class ManualChannel(Channel):
 # ------------------------------------------------------------------------------------ helpers for the core
 def validate_recorded_url(url: str) -> str:
     """The recorded address, trimmed; InvalidInput unless it is an http(s) URL with a host."""
-    value = (url or "").strip()
-    try:
-        parts = urlsplit(value)
-        host = parts.hostname
-    except ValueError as exc:
-        raise InvalidInput(f"{value!r} is not a web address: {exc}") from exc
-    if parts.scheme not in ("http", "https") or not host or any(c.isspace() for c in value):
-        raise InvalidInput(
-            f"{value!r} is not a web address: record the full address, starting with http:// "
-            "or https:// (or mark the delivery not applicable, with a reason)"
-        )
-    return value
+    return web_address(url, hint=" (or mark the delivery not applicable, with a reason)")
 
 
 def recorded_state(

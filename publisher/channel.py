@@ -412,6 +412,29 @@ class ChannelConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def web_address(url: str | None, *, hint: str = "") -> str:
+    """``url`` trimmed; InvalidInput unless it is an http(s) URL with a host and no white space.
+
+    One check for every place a person types a published address (manual record, CSV import).
+    """
+    from urllib.parse import urlsplit
+
+    from publisher.errors import InvalidInput
+
+    value = (url or "").strip()
+    try:
+        parts = urlsplit(value)
+        host = parts.hostname
+    except ValueError as exc:
+        raise InvalidInput(f"{value!r} is not a web address: {exc}") from exc
+    if parts.scheme not in ("http", "https") or not host or any(c.isspace() for c in value):
+        raise InvalidInput(
+            f"{value!r} is not a web address: give the full address, starting with http:// or https://, "
+            f"e.g. https://www.example.gov.cn/...{hint}"
+        )
+    return value
+
+
 def env_secret(var: str | None, *, what: str) -> str:
     """Read a secret from the environment variable ``var``; ConfigError naming it when unset."""
     import os

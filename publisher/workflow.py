@@ -24,7 +24,7 @@ from sqlmodel import Session, col, select
 
 from publisher import content
 from publisher.channel import Asset as PostAsset
-from publisher.channel import Post, site_page_path
+from publisher.channel import Post, site_page_path, web_address
 from publisher.checklist import checklist, checklist_name
 from publisher.db import DriverMany
 from publisher.errors import ContentNotAccepted, InvalidInput, NotAllowed, NotFound
@@ -616,15 +616,7 @@ def record_manual(
 
 
 def validate_url(url: str) -> str:
-    from urllib.parse import urlsplit
-
-    url = url.strip()
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc or " " in url:
-        raise InvalidInput(
-            f"{url!r} is not a web address; give the full URL, e.g. https://www.example.gov.cn/..."
-        )
-    return url
+    return web_address(url)
 
 
 # ------------------------------------------------------------------------------------- internals
