@@ -115,11 +115,35 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
 
-class HttpSandbox:
-    """Base of the HTTP sandboxes. Thread-safe: handlers run on the server's threads."""
+class FaultQueue:
+    """Queued faults and a ledger, shared by every sandbox; needs ``self.lock``, ``self._faults``,
+    ``self.ledger``."""
 
     #: faults a test may queue with :meth:`fail_next`; subclasses extend
     fault_kinds: tuple[str, ...] = ("transient", "permanent", "ambiguous")
+    lock: Any
+    _faults: deque[str]
+    ledger: list[dict[str, Any]]
+
+    # -- faults and ledger ----------------------------------------------------------------------------
+    def fail_next(self, kind: str, times: int = 1) -> None:
+        """Make the next ``times`` mutating calls fail with ``kind`` (see :attr:`fault_kinds`)."""
+        if kind not in self.fault_kinds:
+            raise ValueError(f"{type(self).__name__} knows faults {self.fault_kinds}, not {kind!r}")
+        with self.lock:
+            self._faults.extend([kind] * times)
+
+    def take_fault(self) -> str | None:
+        with self.lock:
+            return self._faults.popleft() if self._faults else None
+
+    def record(self, action: str, **details: Any) -> None:
+        with self.lock:
+            self.ledger.append({"action": action, **details})
+
+
+class HttpSandbox(FaultQueue):
+    """Base of the HTTP sandboxes. Thread-safe: handlers run on the server's threads."""
 
     def __init__(self, *, host: str = "127.0.0.1", port: int = 0) -> None:
         self.host = host
@@ -159,22 +183,6 @@ class HttpSandbox:
     @property
     def base_url(self) -> str:
         return f"http://{self.host}:{self.port}"
-
-    # -- faults and ledger ----------------------------------------------------------------------------
-    def fail_next(self, kind: str, times: int = 1) -> None:
-        """Make the next ``times`` mutating calls fail with ``kind`` (see :attr:`fault_kinds`)."""
-        if kind not in self.fault_kinds:
-            raise ValueError(f"{type(self).__name__} knows faults {self.fault_kinds}, not {kind!r}")
-        with self.lock:
-            self._faults.extend([kind] * times)
-
-    def take_fault(self) -> str | None:
-        with self.lock:
-            return self._faults.popleft() if self._faults else None
-
-    def record(self, action: str, **details: Any) -> None:
-        with self.lock:
-            self.ledger.append({"action": action, **details})
 
     # -- requests -------------------------------------------------------------------------------------
     def _dispatch(self, req: Request) -> Reply | object:

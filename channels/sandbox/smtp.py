@@ -27,6 +27,7 @@ from typing import Any, Literal
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
 
+from channels.sandbox._http import FaultQueue
 from publisher.channel import SandboxHandle
 
 _CERT_LOCK = threading.Lock()
@@ -99,8 +100,7 @@ class _Controller(Controller):
         return super().factory()
 
 
-class SmtpSandbox:
-    fault_kinds = ("transient", "permanent", "ambiguous")
+class SmtpSandbox(FaultQueue):
 
     def __init__(
         self,
@@ -156,17 +156,6 @@ class SmtpSandbox:
     @property
     def base_url(self) -> str:
         return f"{'smtps' if self.security == 'ssl' else 'smtp'}://{self.host}:{self.port}"
-
-    # -- faults and ledger ----------------------------------------------------------------------------
-    def fail_next(self, kind: str, times: int = 1) -> None:
-        if kind not in self.fault_kinds:
-            raise ValueError(f"SmtpSandbox knows faults {self.fault_kinds}, not {kind!r}")
-        with self.lock:
-            self._faults.extend([kind] * times)
-
-    def take_fault(self) -> str | None:
-        with self.lock:
-            return self._faults.popleft() if self._faults else None
 
     def live_count(self) -> int:
         with self.lock:
