@@ -101,7 +101,6 @@ class _Controller(Controller):
 
 
 class SmtpSandbox(FaultQueue):
-
     def __init__(
         self,
         *,
