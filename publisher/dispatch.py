@@ -138,6 +138,7 @@ class Dispatcher:
 
     Threads: the loop thread claims into a backlog and records outcomes; delivery threads take from
     the backlog (within each channel's max_concurrency), re-check the lease and call the channel.
+    With ``threads=1`` there is no delivery thread: the loop thread delivers between its other steps.
     Claims and records are batched (one transaction for many deliveries) because per-delivery
     transactions cost more than a local HTTP call: a worker holds a small backlog of leased deliveries (``_hold_cap`` per channel) and records the
     outcomes that finished in the last ``RECORD_EVERY`` seconds together. A worker killed between the
@@ -560,16 +561,34 @@ class Dispatcher:
         if wake:
             self._ready.set()
 
-    def _take(self) -> Claim | None:
-        """Delivery thread: the next backlog delivery whose channel has a free slot (None: close)."""
+    def _take(self, block: bool = True) -> Claim | None:
+        """The next backlog delivery whose channel has a free slot (None: closing, or none free and
+        not ``block``)."""
         with self._cond:
             while not self._closing and not self.stop.is_set():
                 for ch, queue in self._backlog.items():
                     if queue and self._running[ch] < self.ctx.channels[ch].max_concurrency:
                         self._running[ch] += 1
                         return queue.popleft()
+                if not block:
+                    return None
                 self._cond.wait(timeout=1.0)
             return None
+
+    def _deliver_inline(self) -> None:
+        """One delivery thread: the loop thread delivers from the backlog itself, for a short while.
+
+        A second thread would only take turns with this one under the interpreter lock, and each
+        hand-off of the lock costs more than a local HTTP call's bookkeeping (docs/benchmarks.md). The
+        loop comes back every ``CHECK_FRESH / 2`` seconds, so records, claims, lease renewals and the
+        backlog's freshness check keep their pace between deliveries; a single channel call is not
+        interrupted (leases are renewed before and after it, not during it).
+        """
+        until = time.monotonic() + self.CHECK_FRESH / 2
+        while (claim := self._take(block=False)) is not None:
+            self._execute(claim)
+            if time.monotonic() >= until:
+                return
 
     def _deliver_loop(self) -> None:
         try:
@@ -759,8 +778,10 @@ class Dispatcher:
         self._db_pause_until = 0.0
         self._db_failed = False
         self._closing = False
+        #: with one delivery thread, the loop thread is that thread (see _deliver_inline)
+        self._inline = self.threads == 1
         workers = [threading.Thread(target=self._deliver_loop, name=f"deliver-{n}", daemon=True)
-                   for n in range(self.threads)]  # fmt: skip
+                   for n in range(0 if self._inline else self.threads)]  # fmt: skip
         for t in workers:
             t.start()
         try:
@@ -773,6 +794,9 @@ class Dispatcher:
                 self._cond.notify_all()
             for t in workers:
                 t.join()
+            if self._inline and (conn := getattr(self._local, "conn", None)) is not None:
+                self._local.conn = None
+                conn.close()
         return summary
 
     def _loop(self, summary: RunSummary, once: bool, horizon: timedelta,
@@ -838,6 +862,9 @@ class Dispatcher:
                 self._db_pause_until = time.monotonic() + 1.0
                 self._db_failed = True
                 self.stop.wait(0.2)
+                continue
+            if self._inline and waiting and not stopping:
+                self._deliver_inline()
                 continue
             if busy or waiting or self._unrecorded or self._results or stopping:
                 timeout = self.CHECK_FRESH / 2 if waiting else self.RECORD_EVERY

@@ -78,7 +78,20 @@ def item_status(app: Any, item_id: int) -> str:
         return workflow.get_item(s, item_id).status
 
 
+#: run_once's delivery threads, set per test by the fixture below
+_THREADS = {"n": 4}
+
+
+@pytest.fixture(autouse=True, params=[4, 1], ids=["4-threads", "inline"])
+def dispatch_threads(request: pytest.FixtureRequest) -> Any:
+    """Every outcome test runs with delivery threads and with the loop thread delivering (threads=1)."""
+    _THREADS["n"] = request.param
+    yield request.param
+    _THREADS["n"] = 4
+
+
 def run_once(app: Any, **kw: Any) -> dict[str, int]:
+    kw.setdefault("threads", _THREADS["n"])
     return dict(Dispatcher(engine=app.engine, ctx=app.ctx, **kw).run(once=True).outcomes)
 
 
@@ -240,7 +253,7 @@ def test_max_concurrency_per_channel(make_app: Any) -> None:
         channels={"slow": {"type": "memory", "latency": 0.3, "max_concurrency": 2}}, worker={"threads": 8}
     )
     ids = [approved_item(app, channels=["slow"], title=f"通知 {n}") for n in range(6)]
-    assert run_once(app) == {"done": 6}
+    assert run_once(app, threads=8) == {"done": 6}
     tries = [a for i in ids for a in attempts(app, deliveries(app, i)["slow"].id)]
     assert _max_overlap(tries) == 2
 
@@ -248,7 +261,7 @@ def test_max_concurrency_per_channel(make_app: Any) -> None:
 def test_rate_per_minute(make_app: Any) -> None:
     app = make_app(channels={"mem": {"type": "memory", "rate_per_minute": 120}}, worker={"threads": 8})
     ids = [approved_item(app, title=f"通知 {n}") for n in range(4)]
-    assert run_once(app) == {"done": 4}
+    assert run_once(app, threads=8) == {"done": 4}
     starts = sorted(a.started_at for i in ids for a in attempts(app, deliveries(app, i)["mem"].id))
     gaps = [(b - a).total_seconds() for a, b in zip(starts, starts[1:], strict=False)]
     assert all(g >= 0.45 for g in gaps), f"120 a minute means one every 0.5 s; gaps were {gaps}"
