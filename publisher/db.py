@@ -11,7 +11,10 @@ batched records). Readers that need one snapshot over several statements use the
 
 from __future__ import annotations
 
+import json
+import logging
 import operator
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -21,9 +24,12 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
+from sqlalchemy.dialects import postgresql
 from sqlmodel import Session
 
 from publisher.errors import ConfigError
+
+log = logging.getLogger("publisher.db")
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
@@ -88,6 +94,51 @@ def make_engine(url: str, *, immediate: bool = True, **kw: Any) -> Engine:
     )
 
 
+class WalCheckpointer:
+    """Runs SQLite's WAL checkpoints on a thread of their own while a worker writes.
+
+    By default the commit that takes the write-ahead log past 1,000 pages copies it into the database
+    file and syncs it, inside that commit: the dispatcher's record then stalls for as long as the disk
+    takes (up to 0.4 s seen on a busy machine, a tenth of all commit time in the dispatch benchmark).
+    A passive checkpoint every ``every`` seconds from this thread keeps the log short, so the commits
+    seldom meet that threshold; it waits for no lock and blocks neither readers nor writers, and the
+    interpreter lock is released while SQLite works. Nothing changes for durability: the same pages
+    are synced, by another thread. On PostgreSQL there is nothing to do.
+    """
+
+    def __init__(self, engine: Engine, every: float = 0.25) -> None:
+        self.engine = engine
+        self.every = every
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def __enter__(self) -> WalCheckpointer:
+        if self.engine.dialect.name == "sqlite":
+            self._thread = threading.Thread(target=self._run, name="wal-checkpoint", daemon=True)
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+
+    def _run(self) -> None:
+        conn = None
+        while not self._stop.wait(self.every):
+            try:
+                if conn is None:
+                    conn = self.engine.raw_connection()
+                conn.cursor().execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            except Exception as exc:  # never fatal: the commits' own checkpoint still works
+                log.debug("WAL checkpoint skipped: %s", exc)
+                if conn is not None:
+                    conn.invalidate()
+                    conn = None
+        if conn is not None:
+            conn.close()
+
+
 @contextmanager
 def transaction(engine: Engine) -> Iterator[Session]:
     """One user action = one transaction: committed on success, rolled back on any error."""
@@ -129,6 +180,31 @@ def schema_is_current(engine: Engine) -> bool:
         current = set(MigrationContext.configure(conn).get_current_heads())
         conn.rollback()
     return current == set(script.get_heads())
+
+
+class _JsonList(sa.types.TypeDecorator[list[Any]]):
+    """A list bound as one JSON text parameter (SQLite's side of :func:`one_of`)."""
+
+    impl = sa.Text
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: sa.Dialect) -> Any:
+        return None if value is None else json.dumps(list(value), ensure_ascii=False)
+
+
+def one_of(dialect: str, column: Any, name: str) -> Any:
+    """``column IN (the list bound as name)``, one SQL text whatever the number of values.
+
+    An ``in_`` with an expanding parameter is rewritten by SQLAlchemy on every execution (one
+    placeholder per value, then their parameters processed one by one): on the dispatcher's batched
+    claim, post snapshot and record that cost more than running the statements. This binds the whole
+    list as one value — ``col IN (SELECT value FROM json_each(?))`` on SQLite, ``col = ANY(?)`` with
+    an array on PostgreSQL — and both engines answer it from the column's index.
+    """
+    if dialect == "postgresql":
+        return column == sa.any_(sa.bindparam(name, type_=postgresql.ARRAY(column.type)))
+    values = sa.select(sa.literal_column("value")).select_from(sa.func.json_each(sa.bindparam(name, type_=_JsonList())))
+    return column.in_(values.scalar_subquery())
 
 
 class DriverMany:

@@ -47,7 +47,7 @@ from publisher.channel import (
     Published,
     QuotaExceeded,
 )
-from publisher.db import DriverMany, read_only
+from publisher.db import DriverMany, WalCheckpointer, one_of, read_only
 from publisher.models import AuditLog, Delivery, DeliveryAttempt, DeliveryOp, DeliveryStatus, Item, utcnow
 from publisher.workflow import AUDIT_KEYS, Context, PostSnapshot, rollup_items, snapshot_posts
 
@@ -204,14 +204,14 @@ class Dispatcher:
             .where(D.c.id == sa.bindparam("did"))
         )
         self._update_by_id = sa.update(D).where(D.c.id == sa.bindparam("b_id"))
-        # Statements of the hot path, built once with expanding parameters: building a statement
-        # (coercing an ``in_`` list, computing its cache key) cost more than running it.
-        ids = sa.bindparam("ids", expanding=True)
+        # Statements of the hot path, built once, with each list bound as one value (db.one_of):
+        # building a statement, or expanding an ``in_`` list, cost more than running it.
+        dialect = engine.dialect.name
         active = [s.value for s in ACTIVE]
         cols = (D.c.id, D.c.item_id, D.c.channel, D.c.op, D.c.attempts,
                 # the state column as stored: parsed only for the rows kept (the query reads twice as many)
                 _raw_json(engine, D.c.state), D.c.remote_id, D.c.url, D.c.published_at, D.c.due_at)
-        channel_in = D.c.channel.in_(sa.bindparam("channels", expanding=True))
+        channel_in = one_of(dialect, D.c.channel, "channels")
         limit = sa.bindparam("lim", type_=sa.Integer)
         if engine.dialect.name == "postgresql":
             claim_q = (
@@ -238,18 +238,18 @@ class Dispatcher:
             claim_q = sa.select(union).order_by(union.c.due_at, union.c.id).limit(limit)
         self._claim_q = claim_q
         self._claim_u = (
-            sa.update(D).where(D.c.id.in_(ids))
+            sa.update(D).where(one_of(dialect, D.c.id, "ids"))
             .values(status=DeliveryStatus.CLAIMED.value, lease_owner=sa.bindparam("owner"),
                     lease_expires_at=sa.bindparam("until"), attempts=D.c.attempts + 1,
                     updated_at=sa.bindparam("now"))
         )  # fmt: skip
         self._verify_q = (
             sa.select(D.c.id, D.c.status, D.c.lease_owner, ITEM.c.version, ITEM.c.publish_at, ITEM.c.updated_at)
-            .select_from(D.join(ITEM, ITEM.c.id == D.c.item_id)).where(D.c.id.in_(ids))
+            .select_from(D.join(ITEM, ITEM.c.id == D.c.item_id)).where(one_of(dialect, D.c.id, "ids"))
         )  # fmt: skip
         self._owned_q = (
             sa.select(D.c.id)
-            .where(D.c.id.in_(ids), D.c.lease_owner == sa.bindparam("owner"),
+            .where(one_of(dialect, D.c.id, "ids"), D.c.lease_owner == sa.bindparam("owner"),
                    D.c.status == DeliveryStatus.CLAIMED.value)
             .order_by(D.c.id).with_for_update()
         )  # fmt: skip
@@ -785,7 +785,8 @@ class Dispatcher:
         for t in workers:
             t.start()
         try:
-            self._loop(summary, once, horizon, progress)
+            with WalCheckpointer(self.engine):
+                self._loop(summary, once, horizon, progress)
             if self._lost:
                 summary.outcomes["lost-lease"] += self._lost
         finally:

@@ -26,7 +26,7 @@ from publisher import content
 from publisher.channel import Asset as PostAsset
 from publisher.channel import Post, site_page_path, web_address
 from publisher.checklist import checklist, checklist_name
-from publisher.db import DriverMany
+from publisher.db import DriverMany, one_of
 from publisher.errors import ContentNotAccepted, InvalidInput, NotAllowed, NotFound
 from publisher.models import (
     Asset,
@@ -675,15 +675,14 @@ def rollup(session: Session, item: Item, actor: str = SYSTEM) -> None:
 
 
 @functools.cache
-def _rollup_statements() -> tuple[Any, Any, Any, Any]:
-    """The statements of :func:`rollup_items`, built once (see :func:`_snapshot_statements`)."""
+def _rollup_statements(dialect: str) -> tuple[Any, Any, Any, Any]:
+    """The statements of :func:`rollup_items`, built once per dialect (see :func:`_snapshot_statements`)."""
     it, dl, au = Item.__table__, Delivery.__table__, AuditLog.__table__  # type: ignore[attr-defined]
     return (
         sa.select(it.c.id, it.c.status, it.c.version)
-        .where(it.c.id.in_(sa.bindparam("ids", expanding=True)),
-               it.c.status.in_([s.value for s in LIVE_STATES]))
+        .where(one_of(dialect, it.c.id, "ids"), it.c.status.in_([s.value for s in LIVE_STATES]))
         .order_by(it.c.id).with_for_update(),
-        sa.select(dl.c.item_id, dl.c.status).where(dl.c.item_id.in_(sa.bindparam("ids", expanding=True))),
+        sa.select(dl.c.item_id, dl.c.status).where(one_of(dialect, dl.c.item_id, "ids")),
         sa.update(it).where(it.c.id == sa.bindparam("b_id")),
         sa.insert(au),
     )  # fmt: skip
@@ -696,7 +695,7 @@ def rollup_items(conn: Connection, item_ids: Iterable[int], actor: str = SYSTEM)
     item then see each other's outcome (READ COMMITTED re-reads after the lock wait), so exactly one
     of them rolls the item up; on SQLite the write lock already serialises them.
     """
-    q_items, q_states, u_item, i_audit = _rollup_statements()
+    q_items, q_states, u_item, i_audit = _rollup_statements(conn.dialect.name)
     ids = sorted(set(item_ids))
     items = conn.execute(q_items, {"ids": ids}).all()
     if not items:
@@ -787,20 +786,20 @@ class PostSnapshot:
 
 
 @functools.cache
-def _snapshot_statements() -> tuple[Any, Any, Any, Any]:
-    """The four statements of :func:`snapshot_posts`, built once: building a statement (``in_``
-    coercion, its cache key) cost more than running it on the dispatcher's hot path."""
+def _snapshot_statements(dialect: str) -> tuple[Any, Any, Any, Any]:
+    """The four statements of :func:`snapshot_posts`, built once per dialect, each list bound as one
+    value (:func:`publisher.db.one_of`): building a statement, or expanding an ``in_`` list, cost more
+    than running it on the dispatcher's hot path."""
     it, rv, at, us = (Item.__table__, Review.__table__, Asset.__table__,  # type: ignore[attr-defined]
                       User.__table__)  # type: ignore[attr-defined]  # fmt: skip
-    ids = sa.bindparam("ids", expanding=True)
     return (
         sa.select(it.c.id, it.c.title, it.c.body_markdown, it.c.body_html, it.c.summary, it.c.category,
                   it.c.department, it.c.author_id, it.c.publish_at, it.c.updated_at, it.c.checklist_item,
-                  it.c.channels, it.c.version).where(it.c.id.in_(ids)),
+                  it.c.channels, it.c.version).where(one_of(dialect, it.c.id, "ids")),
         sa.select(rv.c.id, rv.c.item_id, rv.c.item_version, rv.c.level, rv.c.reviewer_id, rv.c.approved)
-        .where(rv.c.item_id.in_(ids)).order_by(rv.c.id),
-        sa.select(at).where(at.c.item_id.in_(ids)).order_by(at.c.id),
-        sa.select(us.c.id, us.c.name, us.c.display_name).where(us.c.id.in_(sa.bindparam("ids", expanding=True))),
+        .where(one_of(dialect, rv.c.item_id, "ids")).order_by(rv.c.id),
+        sa.select(at).where(one_of(dialect, at.c.item_id, "ids")).order_by(at.c.id),
+        sa.select(us.c.id, us.c.name, us.c.display_name).where(one_of(dialect, us.c.id, "ids")),
     )  # fmt: skip
 
 
@@ -813,7 +812,7 @@ def snapshot_posts(ctx: Context, conn: Connection, item_ids: Iterable[int]) -> d
     ids = sorted(set(item_ids))
     if not ids:
         return {}
-    q_items, q_reviews, q_assets, q_users = _snapshot_statements()
+    q_items, q_reviews, q_assets, q_users = _snapshot_statements(conn.dialect.name)
     items = conn.execute(q_items, {"ids": ids}).all()
     newest: dict[tuple[int, int, int], Any] = {}
     for r in conn.execute(q_reviews, {"ids": ids}):
