@@ -6,17 +6,22 @@
 The limit a worker set can reach is concurrency ÷ latency (processes × threads ÷ 20 ms); each step
 reports its throughput against it (target ≥ 80 %). Throughput is timed from the moment the first
 delivery is accepted by the sink to the last (process start-up, ~1-2 s of imports, is excluded) and
-checked: every delivery accepted exactly once. The sink runs in its own process.
+checked: every delivery accepted exactly once. The sink runs in its own process. Each step also
+prints the CPU a delivery cost the workers, the sink and the PostgreSQL server, which tells whether the
+machine's cores or the concurrency set the pace.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import resource
 import sys
 import tempfile
+import time
 from pathlib import Path
 
+import psutil
 import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -32,6 +37,35 @@ from bench._common import (  # noqa: E402
     start_worker,
     write_settings,
 )
+
+
+def _cpu_of(pid: int) -> float:
+    t = psutil.Process(pid).cpu_times()
+    return t.user + t.system
+
+
+class _PostgresCpu:
+    """CPU used by the PostgreSQL server's processes while sampled (a backend that ends between two
+    samples loses its last quarter second: a lower bound)."""
+
+    def __init__(self) -> None:
+        self.start: dict[int, float] = {}
+        self.last: dict[int, float] = {}
+        self.sample(first=True)
+
+    def sample(self, first: bool = False) -> None:
+        for proc in psutil.process_iter(["name", "cpu_times"]):
+            if proc.info["name"] != "postgres" or proc.info["cpu_times"] is None:
+                continue
+            t = proc.info["cpu_times"].user + proc.info["cpu_times"].system
+            if first:
+                self.start[proc.pid] = t
+            self.start.setdefault(proc.pid, 0.0)
+            self.last[proc.pid] = t
+
+    def spent(self) -> float:
+        self.sample()
+        return sum(t - self.start[pid] for pid, t in self.last.items())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -53,9 +87,16 @@ def main(argv: list[str] | None = None) -> int:
             seed_deliveries(app, args.n, ["hook"])
             settings = write_settings(tmp / "settings.toml",
                                       settings_data(tmp, app.settings.database_url, channels, args.threads))
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
+            sink_cpu = _cpu_of(sink.proc.pid)
+            pg = _PostgresCpu()
             workers = [start_worker(settings, "--once", log=tmp / f"w{i}.log") for i in range(procs)]
-            for w in workers:
-                w.wait(timeout=1800)
+            while any(w.poll() is None for w in workers):
+                pg.sample()
+                time.sleep(0.25)
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpu = {"workers": after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime,
+                   "sink": _cpu_of(sink.proc.pid) - sink_cpu, "PostgreSQL": pg.spent()}
             with app.engine.connect() as c:
                 first, last = c.execute(sa.text(
                     "select min(started_at), max(finished_at) from delivery_attempt")).one()  # fmt: skip
@@ -69,6 +110,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{procs} process(es) × {args.threads} threads: {args.n} in {took:.2f} s = {rate:,.0f}/s; "
                   f"limit {limit:,.0f}/s → {rate / limit:.0%} (target ≥ 80%)"
                   + ("" if good else f"  CHECK FAILED {led['accepted']} accepted"), flush=True)  # fmt: skip
+            print("    CPU per delivery: " + ", ".join(f"{k} {v / args.n * 1000:.2f} ms" for k, v in cpu.items())
+                  + f"; all {sum(cpu.values()) / args.n * 1000:.2f} ms (the machine has {os.cpu_count()} cores: "
+                  f"{os.cpu_count() / (sum(cpu.values()) / args.n):,.0f}/s if nothing else ran)", flush=True)
             url = app.settings.database_url
             app.close()
             drop_pg_database(url)

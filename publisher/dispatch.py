@@ -198,6 +198,8 @@ class Dispatcher:
         self._dry_until: dict[str, float] = {}
         self.wake = threading.Event()
         self.stop = threading.Event()
+        #: with one delivery thread, the loop thread is that thread (see _deliver_inline)
+        self._inline = self.threads == 1
         self._check_stmt = (
             sa.select(D.c.status, D.c.lease_owner, ITEM.c.version, ITEM.c.publish_at, ITEM.c.updated_at)
             .select_from(D.join(ITEM, ITEM.c.id == D.c.item_id))
@@ -278,7 +280,8 @@ class Dispatcher:
             return []
         lease_until = now + timedelta(seconds=self.settings.worker.lease_seconds)
         mono = time.monotonic()
-        limit = max(capacity * 2, self.settings.worker.batch_size)
+        # one channel: the query's limit is what is kept; several: read more, as one may be full
+        limit = capacity if len(free) == 1 else max(capacity * 2, self.settings.worker.batch_size)
         with self.engine.begin() as conn:
             rows = conn.execute(self._claim_q, {"now": now, "channels": list(free), "lim": limit}).all()
             chosen: list[Any] = []
@@ -760,8 +763,12 @@ class Dispatcher:
         return held
 
     def _want_claim(self, mono: float) -> list[str]:
-        """Channels whose backlog is below half their hold cap and that are not known to be dry."""
+        """Channels whose backlog is below half their hold cap (empty, when the loop thread delivers
+        itself: nothing runs meanwhile, and one claim then fills the whole cap) and that are not known
+        to be dry."""
         held = self._waiting_or_running()
+        if self._inline:
+            return [ch for ch in self._active_channels() if held[ch] == 0 and self._dry_until.get(ch, 0.0) <= mono]
         return [ch for ch in self._active_channels()
                 if held[ch] * 2 <= self._hold_cap(ch) and self._dry_until.get(ch, 0.0) <= mono]  # fmt: skip
 
@@ -778,8 +785,6 @@ class Dispatcher:
         self._db_pause_until = 0.0
         self._db_failed = False
         self._closing = False
-        #: with one delivery thread, the loop thread is that thread (see _deliver_inline)
-        self._inline = self.threads == 1
         workers = [threading.Thread(target=self._deliver_loop, name=f"deliver-{n}", daemon=True)
                    for n in range(0 if self._inline else self.threads)]  # fmt: skip
         for t in workers:
