@@ -102,8 +102,10 @@ class WalCheckpointer:
     takes (up to 0.4 s seen on a busy machine, a tenth of all commit time in the dispatch benchmark).
     A passive checkpoint every ``every`` seconds from this thread keeps the log short, so the commits
     seldom meet that threshold; it waits for no lock and blocks neither readers nor writers, and the
-    interpreter lock is released while SQLite works. Nothing changes for durability: the same pages
-    are synced, by another thread. On PostgreSQL there is nothing to do.
+    interpreter lock is released while SQLite works. What stays with the writer is one sync of the
+    log's header when it starts reusing the log after a checkpoint (``synchronous=NORMAL``). Nothing
+    changes for durability: the same pages are synced, by another thread. On PostgreSQL there is
+    nothing to do.
     """
 
     def __init__(self, engine: Engine, every: float = 0.25) -> None:
