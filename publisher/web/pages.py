@@ -31,8 +31,8 @@ from publisher.models import (
 from publisher.web import calendar_view, compose, svg
 from publisher.web.common import (
     can_edit,
-    channel_labels,
     can_manage,
+    channel_labels,
     checklist_number,
     local_time,
     may_see_file,
