@@ -1061,7 +1061,7 @@ def demo(
 
 
 # typer >= 0.2x carries its own copy of click: its usage error class is reached through a public name
-UsageError: type[Exception] = typer.BadParameter.__mro__[1]
+UsageError: type[Exception] = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
 
 
 def _placeholder(param: Any) -> str:
@@ -1081,7 +1081,7 @@ def _synopsis(command: Any, path: str) -> str:
     """``publisher submit ITEM_ID --as USER``: the command with what it needs, [OPTIONS] if it takes more."""
     if hasattr(command, "commands"):
         return f"{path} COMMAND ... ({path} --help lists the commands)"
-    params = [p for p in command.get_params(typer.Context(command)) 
+    params = [p for p in command.get_params(typer.Context(command))
               if p.name != "help" and not getattr(p, "hidden", False)]
     needed = [_spelled(p) if p.required else f"[{_spelled(p)}]" for p in params if p.param_type_name != "option"]
     needed += [_spelled(p) for p in params if p.param_type_name == "option" and p.required]
