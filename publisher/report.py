@@ -37,6 +37,9 @@ from publisher.stats import period
 
 APPENDIX_MARK = "[[APPENDIX]]"
 PAGE_BREAK = "[[PAGEBREAK]]"
+#: the template's places.<name> -> the [report] setting listing that place's channels
+PLACE_SETTINGS = {"site": "site_channels", "wechat": "wechat_channels", "media": "media_channels",
+                  "journal": "journal_channels"}  # fmt: skip
 FIGURES_COLUMNS = ["figure", "value", "kind", "record_id", "item_id", "channel", "category", "department",
                    "time", "origin", "url", "title"]  # fmt: skip
 
@@ -64,7 +67,8 @@ class AnnualReport:
     places: dict[str, str]
     channel_labels: dict[str, str]
     tz: ZoneInfo
-    #: settings that name channels or categories that do not exist (their figures are then 0)
+    #: settings that name channels or categories that do not exist (their figures are then 0); a place
+    #: none of whose channels is configured is marked 【请核对 [report] KEY：…】 in the text as well
     warnings: list[str] = field(default_factory=list)
 
     def value(self, key: str) -> int:
@@ -137,23 +141,30 @@ def build(engine: Engine, settings: Settings, *, start: date | str, end: date | 
         figs.append(Figure(f"checklist:{c.number}", f"清单第{c.number}项 {c.status}", 1 if c.status != "never" else 0,
                            [p for p in c.rows if p.item_id == c.item_id]))  # fmt: skip
 
-    def place(chs: list[str]) -> str:
-        # a channel not configured has published nothing; its settings key is no name for the report
-        return "以及".join(labels[c] for c in chs if c in labels) or "（未设置）"
-
     warnings = []
     if channel_labels is not None:
-        for key in ("site_channels", "wechat_channels", "media_channels", "journal_channels"):
+        for key in PLACE_SETTINGS.values():
             for ch in getattr(r, key):
                 if ch not in labels:
                     warnings.append(f"[report] {key} names {ch!r}, which is not a configured channel")
+
+    def place(key: str) -> str:
+        # a channel not configured has published nothing; its settings key is no name for the report
+        chs = getattr(r, key)
+        if named := "以及".join(labels[c] for c in chs if c in labels):
+            return named
+        # nothing to name: the report says so where the name belongs, for whoever finishes the Word file
+        marker = f"【请核对 [report] {key}：{'所列渠道 ' + '、'.join(chs) + ' 均未配置' if chs else '未列出渠道'}】"
+        warnings.append(f"[report] {key} names no configured channel, so the report reads {marker} where the "
+                        f"channel's name belongs: configure the channel or correct {key} in settings.toml")  # fmt: skip
+        return marker
+
     for key in ("rules_categories", "recruitment_categories", "announcement_categories", "tender_categories",
                 "award_categories"):  # fmt: skip
         for c in getattr(r, key):
             if c not in settings.categories:
                 warnings.append(f"[report] {key} names {c!r}, which is not one of the categories")
-    places = {"site": place(r.site_channels), "wechat": place(r.wechat_channels),
-              "media": place(r.media_channels), "journal": place(r.journal_channels)}  # fmt: skip
+    places = {name: place(key) for name, key in PLACE_SETTINGS.items()}
     return AnnualReport(
         start=t0.date(), end=(t1 - timedelta(days=1)).date(), org=settings.organisation,
         figures={f.key: f for f in figs}, by_channel=by_channel, by_category=by_category, coverage=cov,

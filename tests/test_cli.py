@@ -315,3 +315,29 @@ def test_department_add_says_when_it_already_exists(cli: Cli) -> None:
     assert cli.ok("department", "add", " 档案馆 ").out.strip() == "department 档案馆 added"
     assert cli.ok("department", "add", "人事处").out.strip() == "department 人事处 already exists"
     assert cli.ok("department", "list").out.count("人事处") == 1
+
+
+USAGE_ERRORS = [
+    (["submit"], "error: missing argument ITEM_ID — usage: publisher submit ITEM_ID --as USER"),
+    (["submit", "seven", "--as", "ed"], "error: ITEM_ID must be a whole number, such as 7 — usage: publisher submit"),
+    (["review", "approve", "7", "--ass", "x"], "error: no such option --ass (did you mean --as or --reason?) — usage: "
+                                               "publisher review approve ITEM_ID --as USER [OPTIONS]"),  # fmt: skip
+    (["user", "add", "li.ming"], "error: missing option --role ROLE — usage: publisher user add NAME --role ROLE "),
+    (["item", "list", "--status"], "error: option --status needs a value — usage: publisher item list [OPTIONS]"),
+    (["item", "shwo", "7"], "error: no such command 'shwo'. Did you mean 'show'? — usage: publisher item COMMAND"),
+]
+
+
+def test_usage_errors_are_one_line_naming_the_problem_and_the_usage(tmp_path: Path) -> None:
+    """click printed a usage block, a "Try --help" line and the error after a blank line; scripts and people
+    read the first line. Still exit 2 (a usage error), nothing on stdout, no store needed."""
+    run = Cli(tmp_path, f"sqlite:///{tmp_path / 'none.db'}")
+    for args, expected in USAGE_ERRORS:
+        r = run(*args)
+        assert (r.code, r.out) == (2, ""), (args, r)
+        assert r.err.endswith("\n") and r.err.count("\n") == 1, (args, r.err)
+        assert r.err.startswith(expected), (args, r.err)
+    assert not (tmp_path / "none.db").exists()
+    # a group named alone still shows its help, as before
+    r = run("item")
+    assert r.code == 2 and "Usage:" in r.err and "Commands:" in r.err

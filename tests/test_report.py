@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import shutil
 import subprocess
 from datetime import datetime
@@ -185,12 +186,38 @@ def _opens_in_an_office_suite(docx, tmp_path):
 @pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
 def test_report_names_places_in_chinese_without_settings_keys(make_app):
     """The report goes to the regulator in Chinese: a by-hand channel is named by its place, and a
-    channel named in [report] but not configured never leaks its settings key into a sentence."""
+    channel named in [report] but not configured never passes its settings key off as a name: a place
+    with no configured channel is an editor's note 【请核对 …】 that names the setting to fix."""
     app = make_app(channels={"website": {"type": "memory", "label": "学校校园网主页"},
                              "city_portal": {"type": "manual", "place": "city_portal"}},
                    report=dict(REPORT_SETTINGS))  # fmt: skip
     rep = _build(app)
     text = report.render_text(rep, report.load_template(app.settings, None))
     assert "通过学校校园网主页以及齐齐哈尔市人民政府网站公开信息" in text
+    body = text.split("## 附件")[0]
+    for key in ("wechat", "media", "journal"):
+        assert f"【请核对 [report] {key}_channels：所列渠道 {key} 均未配置】" in body, key
+    body = re.sub(r"【请核对 [^】]*】", "", body)
     for key in ("wechat", "media", "journal", "by hand"):
-        assert key not in text.split("## 附件")[0], key
+        assert key not in body, key
+
+
+def test_a_place_with_no_configured_channel_is_named_in_the_report_and_warned_about(year):
+    """It read "通过（未设置）公开信息", "（未设置） 260 条": a placeholder nobody could trace to a setting."""
+    labels = {n: sp.label for n, sp in year.channels.items() if n not in ("wechat", "journal")}
+    rep = report.build(year.engine, year.settings, channel_labels=labels, **PERIOD)
+    text = report.to_markdown(rep, report.render_text(rep))
+    assert "未设置" not in text
+    assert "【请核对 [report] wechat_channels：所列渠道 wechat 均未配置】 260 条" in text
+    assert "【请核对 [report] journal_channels：所列渠道 journal 均未配置】出版 7 期" in text
+    assert "通过学校校园网主页以及齐齐哈尔市人民政府网站公开信息共计 406 条" in text  # configured places as before
+    assert rep.warnings == [
+        "[report] wechat_channels names 'wechat', which is not a configured channel",
+        "[report] journal_channels names 'journal', which is not a configured channel",
+        "[report] wechat_channels names no configured channel, so the report reads 【请核对 [report] wechat_channels："
+        "所列渠道 wechat 均未配置】 where the channel's name belongs: configure the channel or correct wechat_channels "
+        "in settings.toml",
+        "[report] journal_channels names no configured channel, so the report reads 【请核对 [report] "
+        "journal_channels：所列渠道 journal 均未配置】 where the channel's name belongs: configure the channel or "
+        "correct journal_channels in settings.toml",
+    ]

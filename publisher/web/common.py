@@ -11,11 +11,12 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
+from sqlmodel import col, select
 
 from publisher import workflow
 from publisher.accounts import Caller
 from publisher.errors import InvalidInput, NotAllowed
-from publisher.models import Item, Role, User
+from publisher.models import Asset, Item, Role, User
 from publisher.web.i18n import Translator, pick_lang
 
 TEMPLATES = Jinja2Templates(directory=str(files("publisher.web").joinpath("templates")))
@@ -60,6 +61,11 @@ def render(request: Request, name: str, caller: Caller | None, code: int = 200, 
     return response
 
 
+def channel_labels(app: Any) -> dict[str, str]:
+    """Configured channel key -> its display label (a key no longer configured shows as itself)."""
+    return {name: spec.label for name, spec in app.channels.items()}
+
+
 def can_view(user: User, item: Item) -> bool:
     if user.role in (Role.ADMIN, Role.CONFIDENTIALITY_REVIEWER):
         return True
@@ -80,6 +86,16 @@ def visible_item(session: Any, user: User, item_id: int) -> Item:
     if not can_view(user, item):
         raise NotAllowed(f"item {item_id} belongs to {item.department}")
     return item
+
+
+def may_see_file(session: Any, user: User, sha256: str) -> bool:
+    """A stored file is as visible as the items it belongs to: ``can_view`` one of them.
+
+    A file no item holds yet is a fresh upload on the compose page, which any staff member may make
+    and preview; only someone who has the bytes (or was just given the hash) can name it.
+    """
+    items = session.exec(select(Item).join(Asset, col(Asset.item_id) == Item.id).where(Asset.sha256 == sha256)).all()
+    return not items or any(can_view(user, item) for item in items)
 
 
 def local_time(value: str, tz: ZoneInfo) -> datetime:

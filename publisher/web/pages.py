@@ -32,8 +32,10 @@ from publisher.web import calendar_view, compose, svg
 from publisher.web.common import (
     can_edit,
     can_manage,
+    channel_labels,
     checklist_number,
     local_time,
+    may_see_file,
     media_urls,
     render,
     translator,
@@ -84,8 +86,14 @@ def login(request: Request, username: Annotated[str, Form()] = "", password: Ann
     import hmac
 
     cookie = request.cookies.get(LOGIN_CSRF_COOKIE, "")
+
+    def again(code: int, error: str) -> Response:
+        # the form comes back with the user name as typed (never the password)
+        return render(request, "login.html", None, code=code, login_csrf=cookie, error=error, next=next,
+                      username=username)  # fmt: skip
+
     if not cookie or not hmac.compare_digest(cookie.encode(), csrf_token.encode()):
-        return render(request, "login.html", None, code=403, login_csrf=cookie, error="forbidden", next=next)
+        return again(403, "forbidden")
     app = _app(request)
     try:
         with app.session() as s:
@@ -93,9 +101,9 @@ def login(request: Request, username: Annotated[str, Form()] = "", password: Ann
                                          web=app.settings.web)  # fmt: skip
             token = accounts.start_session(s, user, app.settings.web) if user else None
     except accounts.TooManyAttempts:
-        return render(request, "login.html", None, code=429, login_csrf=cookie, error="throttled", next=next)
+        return again(429, "throttled")
     if token is None:
-        return render(request, "login.html", None, code=401, login_csrf=cookie, error="bad_login", next=next)
+        return again(401, "bad_login")
     if not next.startswith("/") or next.startswith("//"):
         next = "/"
     r = RedirectResponse(next, status_code=303)
@@ -134,7 +142,8 @@ def items_list(request: Request, status: str | None = None) -> Response:
         if status:
             q = q.where(Item.status == status)
         items = list(s.exec(q))
-    return render(request, "items.html", c, items=items, filter_status=status, statuses=list(ItemStatus))
+    return render(request, "items.html", c, items=items, filter_status=status, statuses=list(ItemStatus),
+                  channel_labels=channel_labels(_app(request)))  # fmt: skip
 
 
 def _compose_ctx(request: Request, c: accounts.Caller, item: Item | None, values: dict) -> dict:  # type: ignore[type-arg]
@@ -319,14 +328,16 @@ async def upload(request: Request, file: Annotated[UploadFile | None, File()] = 
 
 @router.get("/media/{sha}", include_in_schema=False)
 def media(request: Request, sha: str) -> Response:
-    need(request, STAFF)
+    c = need(request, STAFF)
     if len(sha) != 64 or any(ch not in "0123456789abcdef" for ch in sha):
         raise NotFound("no such image")
     app = _app(request)
     path = content.media_path(app.settings.media_dir, sha)
     with app.session() as s:
         a = s.exec(select(Asset).where(Asset.sha256 == sha)).first()
-    if not path.is_file():
+        allowed = may_see_file(s, c.user, sha)
+    # an image of an item the caller may not see answers exactly as a missing one: its existence is not told
+    if not allowed or not path.is_file():
         raise NotFound("no such image")
     ctype = a.content_type if a else _sniff(path)
     if ctype not in content.IMAGE_TYPES:
@@ -356,8 +367,9 @@ def item_page(request: Request, item_id: int) -> Response:
                               .order_by(DeliveryAttempt.number)))  # fmt: skip
             for d in deliveries
         }
-        reviews = list(s.exec(select(Review, User.name).join(User, col(User.id) == Review.reviewer_id)
-                              .where(Review.item_id == item_id).order_by(Review.id)))  # fmt: skip
+        reviews = [(r, u.display_name or u.name)
+                   for r, u in s.exec(select(Review, User).join(User, col(User.id) == Review.reviewer_id)
+                                      .where(Review.item_id == item_id).order_by(Review.id))]  # fmt: skip
         author = s.get(User, item.author_id)
         diff = compose.changes_since_approval(s, item)
         versions = compose.versions_of(s, item_id)
@@ -371,7 +383,7 @@ def item_page(request: Request, item_id: int) -> Response:
         may_edit=can_edit(c.user, item) and item.status != ItemStatus.WITHDRAWN,
         may_manage=can_manage(c.user, item), body_html=media_urls(item.body_html),
         publish_local=(item.publish_at or utcnow() + timedelta(hours=1)).astimezone(tz).strftime("%Y-%m-%dT%H:%M"),
-        channel_labels={n: s.label for n, s in app.channels.items()},
+        channel_labels=channel_labels(app),
     )  # fmt: skip
 
 
@@ -483,7 +495,7 @@ def calendar(request: Request, view: str = "week", day: str | None = None) -> Re
     grid = [[first + timedelta(days=w * 7 + d) for d in range(7)] for w in range(((last - first).days + 1) // 7)]
     return render(request, "calendar.html", c, view=view, anchor=anchor, grid=grid, days=days,
                   prev_day=prev_day, next_day=next_day, today=datetime.now(tz).date(),
-                  channels=app.channels, labels={n: s.label for n, s in app.channels.items()})  # fmt: skip
+                  channels=app.channels, labels=channel_labels(app))  # fmt: skip
 
 
 @router.get("/calendar/{channel}.ics", include_in_schema=False)
@@ -524,7 +536,7 @@ def dashboard_page(request: Request, period: str = "report", start: Annotated[st
     dash = dashboard.build(app.engine, s, e, app.settings.zone)
     months = sorted({str(r["month"]) for r in dash.by_month})
     series: dict[str, dict[str, int]] = {}
-    labels = {n: sp.label for n, sp in app.channels.items()}
+    labels = channel_labels(app)
     for r in dash.by_month:
         series.setdefault(labels.get(str(r["channel"]), str(r["channel"])), {})[str(r["month"])] = int(r["published"])  # type: ignore[call-overload]
     t = translator(request)

@@ -174,3 +174,17 @@ def test_cli_user_passwd_from_stdin(app, tmp_path, monkeypatch):
     assert user is not None and user.name == "ed"
     r = CliRunner().invoke(cli, ["--settings", str(settings), "user", "passwd", "ed", "--password-stdin"], input="short\n")
     assert r.exit_code != 0
+
+
+@sqlite_only
+def test_a_failed_log_in_keeps_the_user_name_but_never_the_password(app, client):
+    _set_password(app, "ed")
+    token = _login_form(client)
+    r = client.post("/login", data={"username": "ed", "password": "wrong password 123", "csrf_token": token})
+    assert r.status_code == 401 and "用户名或密码错误" in r.text
+    assert re.search(r'<input name="username" value="ed"', r.text)
+    assert "wrong password 123" not in r.text
+    assert re.search(r'<input name="password" type="password"[^>]*autofocus', r.text)  # the field to fill in next
+    # what was typed is shown as text, never as markup
+    r = client.post("/login", data={"username": '"><script>x</script>', "password": "x", "csrf_token": token})
+    assert r.status_code == 401 and "<script>x</script>" not in r.text and "&#34;&gt;&lt;script&gt;" in r.text

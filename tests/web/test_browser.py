@@ -132,8 +132,21 @@ def test_editor_to_dashboard_journey(app: Any, server: str, browser: Any, tmp_pa
     page.screenshot(path=str(SHOTS / "03-item-submitted.png"), full_page=True)
     _log_out(page)
 
-    # 2. the department head approves (first review)
-    _log_in(page, server, "head")
+    # 2. the department head mistypes the password: the form comes back with the name, so only the
+    #    password is typed again; then approves (first review)
+    page.goto(f"{server}/login")
+    page.fill('input[name="username"]', "head")
+    page.fill('input[name="password"]', "not the password")
+    seen = len(errors)
+    page.click('button[type="submit"]')
+    page.wait_for_load_state()
+    del errors[seen:]  # Chromium logs the refused log-in's 401 as a console error
+    assert "用户名或密码错误" in page.inner_text("main")
+    assert page.input_value('input[name="username"]') == "head" and page.input_value('input[name="password"]') == ""
+    assert page.evaluate("document.activeElement.name") == "password"
+    page.fill('input[name="password"]', PASSWORD)
+    page.click('button[type="submit"]')
+    page.wait_for_load_state()
     assert page.url.endswith("/review")
     page.screenshot(path=str(SHOTS / "04-review-queue.png"))
     page.click("text=关于2026年寒假放假安排的通知")

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from tests.web.conftest import make_item
@@ -13,3 +15,42 @@ def test_pages_render_for_an_editor(app, client, login):
         r = client.get(path)
         assert r.status_code == 200, (path, r.text[:2000])
         assert "信息公开发布平台" in r.text
+
+
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
+def test_item_list_shows_channel_labels_with_the_key_as_title(make_app):
+    from fastapi.testclient import TestClient
+
+    from publisher import accounts, workflow
+    from publisher.web import create_app
+    from publisher.web.security import SESSION_COOKIE
+
+    app = make_app(channels={"wechat": {"type": "memory", "label": "微信公众号"}, "mem2": {"type": "memory"}})
+    make_item(app, channels=("wechat", "mem2"))
+    with TestClient(create_app(app), follow_redirects=False) as client:
+        with app.session() as s:
+            client.cookies.set(SESSION_COOKIE, accounts.start_session(s, workflow.get_user(s, "ed"), app.settings.web))
+        page = client.get("/items")
+    assert page.status_code == 200
+    row = re.search(r"<tr><td>\d+</td>.*?</tr>", page.text, re.S).group(0)
+    assert '<span title="wechat">微信公众号</span>' in row
+    assert '<span title="mem2">In-memory (tests)</span>' in row  # no label configured: the channel type's own
+    assert ">wechat<" not in row
+
+
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
+def test_reviews_show_reviewers_display_names(app, client, login):
+    from sqlmodel import select
+
+    from publisher.models import User
+
+    with app.session() as s:
+        for u in s.exec(select(User)):
+            u.display_name = {"head": "王主任", "sec": ""}.get(u.name, u.display_name)
+    item = make_item(app, stage="scheduled")
+    login(client, "ed")
+    page = client.get(f"/items/{item}")
+    assert page.status_code == 200
+    reviews = re.search(r"<h2>审核记录</h2>(.*?)</ul>", page.text, re.S).group(1)
+    assert "· 王主任 ·" in reviews and "· head ·" not in reviews
+    assert "· sec ·" in reviews  # no display name: the user name

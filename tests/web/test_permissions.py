@@ -181,3 +181,40 @@ def test_role_matrix(route: Route, app: Any, client: Any, login: Any) -> None:
             assert r.status_code == 403, f"{who} must not {route.method} {path}: {r.status_code} {r.text[:300]}"
             assert _audit_count(app) == before, f"{who} was refused {path} but something changed"
         assert SESSION_COOKIE not in r.cookies or route.path == "/logout"
+
+
+def test_an_image_is_as_visible_as_the_items_that_hold_it(app: Any, client: Any, login: Any) -> None:
+    """Another department's draft's image answers exactly as a missing image does (404): nothing is told."""
+    from publisher import content
+
+    path = app.settings.media_dir.parent / "seal.png"
+    path.write_bytes(_png())
+    stored = content.store_file(path, media_dir=app.settings.media_dir, role="image", max_bytes=10**6)
+    with app.session() as s:
+        draft = content.ItemDraft(title="校长办公室的草稿", body_markdown=f"![](asset://{stored.sha256})",
+                                  fields={"category": "公告公示", "channels": ["mem"]}, assets=[stored])  # fmt: skip
+        item = workflow.create_item(app.ctx, s, author=workflow.get_user(s, "ed"), draft=draft)
+        item_id = item.id
+    missing = "0" * 64
+
+    def get(who: str, sha: str, *more: str) -> Any:
+        client.cookies.clear()
+        login(client, who)
+        answers = [client.get(f"/media/{h}") for h in (sha, *more)]
+        return answers if more else answers[0]
+
+    for who in ("ed", "head", "sec", "admin"):
+        r = get(who, stored.sha256)
+        assert r.status_code == 200 and r.content == _png(), who
+    for who in ("ed2", "head2"):
+        r, gone = get(who, stored.sha256, missing)
+        assert r.status_code == 404, who
+        assert (r.text, dict(r.headers)) == (gone.text, dict(gone.headers)), "a hidden image differs from a missing one"
+    # the same picture in an item of 人事处 is theirs too
+    with app.session() as s:
+        draft = content.ItemDraft(title="人事处的草稿", body_markdown=f"![](asset://{stored.sha256})",
+                                  fields={"category": "公告公示", "channels": ["mem"]}, assets=[stored])  # fmt: skip
+        workflow.create_item(app.ctx, s, author=workflow.get_user(s, "ed2"), draft=draft)
+    assert get("ed2", stored.sha256).status_code == 200
+    assert get("ed", stored.sha256).status_code == 200
+    assert item_id
