@@ -114,9 +114,9 @@ def _reservation(dialect: sa.Dialect) -> Any:
     """The upsert that reserves up to ``want`` slots of channel ``ch`` at ``now`` (microseconds).
 
     ``start`` is the first slot still free: the stored one, but never more than one interval back
-    (no banking), nor more than one interval ahead (a slot further ahead was written by a clock
-    since set back, or by a worker with a longer interval: waiting for it could stall the channel).
-    A channel never called before gets one slot, now.
+    (idle time is not banked beyond one slot), nor more than one interval ahead (a slot further
+    ahead was written by a clock since set back, or by a worker with a longer interval: waiting for
+    it could stall the channel for as long). A channel never called before gets one slot, now.
     """
     if dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
