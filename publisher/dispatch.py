@@ -905,6 +905,10 @@ class Dispatcher:
             delay = self.settings.worker.poll_seconds
             if nxt is not None:
                 delay = max(0.0, min(delay, (nxt - now).total_seconds()))
+            if delay == 0.0 and self._dry_until:
+                # due, yet nothing was claimed: held back by a rate limit (or locked by another worker's
+                # claim). Ask again at the first hint, not at once: that was a busy loop of claims.
+                delay = max(0.0, min(self._dry_until.values()) - time.monotonic())
             self.wake.wait(timeout=delay)
             self.wake.clear()
             self._dry_until.clear()

@@ -165,3 +165,22 @@ def test_publisher_run_processes_share_the_rate(make_app: Any, tmp_path: Path, m
     most = max(sum(1 for u in arrivals if t <= u < t + 1.0) for t in arrivals)
     assert most <= 14, f"{most} calls in one second against a limit of {rate // 60}: {arrivals}"
     assert arrivals[-1] - arrivals[0] >= (n - 1) * 60 / rate * 0.7
+
+
+def test_a_worker_held_back_by_the_rate_waits_for_its_slot(make_app: Any, monkeypatch: Any) -> None:
+    """Held back by the rate with nothing else to do, the worker sleeps until the channel's next
+    slot instead of claiming again at once (that loop ran a claim every few milliseconds)."""
+    app = make_app(channels={"mem": {"type": "memory", "rate_per_minute": 120}})
+    seed_deliveries(app, 4, ["mem"])
+    claims: list[int] = []
+    claim = Dispatcher.claim
+
+    def counted(self: Dispatcher, *args: Any, **kw: Any) -> Any:
+        got = claim(self, *args, **kw)
+        claims.append(len(got))
+        return got
+
+    monkeypatch.setattr(Dispatcher, "claim", counted)
+    assert dict(Dispatcher(engine=app.engine, ctx=app.ctx).run(once=True).outcomes) == {"done": 4}
+    # a claim per slot, and a few more for the poll hints of a channel with nothing more due
+    assert sum(claims) == 4 and len(claims) <= 12, f"{len(claims)} claims for 4 calls, half a second apart"
