@@ -32,7 +32,7 @@ import uuid
 from collections import defaultdict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -48,7 +48,16 @@ from publisher.channel import (
     QuotaExceeded,
 )
 from publisher.db import DriverMany, WalCheckpointer, one_of, read_only
-from publisher.models import AuditLog, Delivery, DeliveryAttempt, DeliveryOp, DeliveryStatus, Item, utcnow
+from publisher.models import (
+    AuditLog,
+    ChannelRate,
+    Delivery,
+    DeliveryAttempt,
+    DeliveryOp,
+    DeliveryStatus,
+    Item,
+    utcnow,
+)
 from publisher.workflow import AUDIT_KEYS, Context, PostSnapshot, rollup_items, snapshot_posts
 
 log = logging.getLogger("publisher.dispatch")
@@ -77,26 +86,66 @@ class RunSummary:
 
 
 class _RateLimiter:
-    """A per-channel spacing limiter: at most ``per_minute`` calls a minute, evenly spread."""
+    """One channel's ``rate_per_minute``, held across every worker of the store: calls evenly spread.
 
-    def __init__(self, per_minute: int | None) -> None:
-        self.interval = 60.0 / per_minute if per_minute else 0.0
-        self.next_at: float | None = None
-        self.lock = threading.Lock()
+    The channel's next free slot is its ``channel_rate`` row, reserved inside the claim transaction
+    by one statement: an upsert that locks the row, so that concurrent claims on PostgreSQL wait
+    for each other there (SQLite's BEGIN IMMEDIATE already runs one claim at a time). Idle time is
+    not banked beyond one slot, and not at all before the first call, or the first minute would
+    see one call more than the rate. Slots are reckoned by the dispatcher's clock, so the workers'
+    clocks must agree (``publisher doctor`` checks them).
+    """
 
-    def available(self, now: float, want: int) -> int:
-        if not self.interval:
-            return want
-        with self.lock:
-            # no banking of idle time beyond one slot; none at all before the first call, or the
-            # first minute would see one call more than the rate
-            start = now if self.next_at is None else max(self.next_at, now - self.interval)
-            n = 0
-            while n < want and start <= now:
-                start += self.interval
-                n += 1
-            self.next_at = start
-            return n
+    def __init__(self, dialect: sa.Dialect, channel: str, per_minute: int) -> None:
+        self.channel = channel
+        #: rounded up: ``per_minute`` slots never fit in less than a minute
+        self.interval_us = -(-60_000_000 // per_minute)
+        self.stmt = _reservation(dialect)
+        #: the next free slot as this worker last saw it; the stored one only moves on from there
+        self.next_slot: datetime | None = None
+
+    def reserve(self, conn: sa.Connection, now: datetime, want: int) -> tuple[int, datetime]:
+        """(how many of ``want`` calls may start at ``now``, the channel's next free slot)."""
+        # known without asking the store (nor locking its row); unless this clock was set back since
+        if self.next_slot is not None and now < self.next_slot <= now + self.interval_us * _US:
+            return 0, self.next_slot
+        granted, slot = conn.execute(self.stmt, {"ch": self.channel, "now": (now - _EPOCH) // _US,
+                                                 "iv": self.interval_us, "want": want}).one()  # fmt: skip
+        self.next_slot = _EPOCH + timedelta(microseconds=slot)
+        return granted, self.next_slot
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_US = timedelta(microseconds=1)
+
+
+def _reservation(dialect: sa.Dialect) -> Any:
+    """The upsert that reserves up to ``want`` slots of channel ``ch`` at ``now`` (microseconds).
+
+    ``start`` is the first slot still free: the stored one, but never more than one interval back
+    (idle time is not banked beyond one slot), nor more than one interval ahead (a slot further
+    ahead was written by a clock since set back, or by a worker with a longer interval: waiting for
+    it could stall the channel for as long). A channel never called before gets one slot, now.
+    """
+    if dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+
+        greatest, least = sa.func.greatest, sa.func.least
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+
+        greatest, least = sa.func.max, sa.func.min
+    t = ChannelRate.__table__  # type: ignore[attr-defined]
+    now = sa.bindparam("now", type_=sa.BigInteger)
+    iv = sa.bindparam("iv", type_=sa.BigInteger)
+    start = greatest(least(t.c.next_slot_us, now + iv), now - iv)
+    want = sa.bindparam("want", type_=sa.BigInteger)
+    n = sa.case((start > now, 0), else_=least(want, (now - start) // iv + 1))
+    return (
+        insert(t).values(channel=sa.bindparam("ch"), next_slot_us=now + iv, granted=1)
+        .on_conflict_do_update(index_elements=[t.c.channel], set_={"granted": n, "next_slot_us": start + n * iv})
+        .returning(t.c.granted, t.c.next_slot_us)
+    )  # fmt: skip
 
 
 @dataclass(slots=True)
@@ -182,7 +231,8 @@ class Dispatcher:
         #: every delivery this worker holds a lease on (backlog, running, or awaiting its record)
         self.inflight: dict[int, str] = {}
         self._lock = threading.Lock()
-        self._limiters = {n: _RateLimiter(s.rate_per_minute) for n, s in ctx.channels.items()}
+        self._limiters = {n: _RateLimiter(engine.dialect, n, s.rate_per_minute)
+                          for n, s in ctx.channels.items() if s.rate_per_minute}  # fmt: skip
         self._snapshots: dict[int, PostSnapshot] = {}
         self._read_engine = read_only(engine)
         #: each delivery thread keeps one read connection for its lease checks
@@ -293,8 +343,12 @@ class Dispatcher:
                     continue
                 taken[row.channel] += 1
                 chosen.append(row)
-            # the rate limiter is asked once per channel for what this claim wants
-            allowed = {ch: self._limiters[ch].available(mono, n) for ch, n in taken.items()}
+            # one reservation per rate-limited channel for what this claim wants, in one order for
+            # every worker (two claims never wait for each other's channel_rate rows crosswise)
+            allowed = dict(taken)
+            slots: dict[str, datetime] = {}
+            for ch in sorted(taken.keys() & self._limiters.keys()):
+                allowed[ch], slots[ch] = self._limiters[ch].reserve(conn, now, taken[ch])
             limited = {ch for ch, n in taken.items() if allowed[ch] < n}
             kept: list[Claim] = []
             for row in chosen:
@@ -316,7 +370,8 @@ class Dispatcher:
                 wait = self.settings.worker.poll_seconds if at is None else (at - now).total_seconds()
                 self._dry_until[ch] = mono + max(0.0, min(wait, self.settings.worker.poll_seconds))
         for ch in limited:
-            self._dry_until[ch] = max(self._dry_until.get(ch, 0.0), self._limiters[ch].next_at or 0.0)
+            wait = (slots[ch] - now).total_seconds()
+            self._dry_until[ch] = max(self._dry_until.get(ch, 0.0), mono + wait)
         with self._lock:
             for c in kept:
                 self.inflight[c.id] = c.channel
@@ -892,6 +947,10 @@ class Dispatcher:
             delay = self.settings.worker.poll_seconds
             if nxt is not None:
                 delay = max(0.0, min(delay, (nxt - now).total_seconds()))
+            if delay == 0.0 and self._dry_until:
+                # due, yet nothing was claimed: held back by a rate limit (or locked by another worker's
+                # claim). Ask again at the first hint, not at once: that was a busy loop of claims.
+                delay = max(0.0, min(self._dry_until.values()) - time.monotonic())
             self.wake.wait(timeout=delay)
             self.wake.clear()
             self._dry_until.clear()

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 from publisher.errors import ConfigError
 
-#: more than this between our clock and the database server's, and leases and schedules drift
+#: more than this between our clock and the database server's, and leases, schedules and rate limits drift
 MAX_SKEW_SECONDS = 2.0
 
 
@@ -75,7 +75,7 @@ def run_checks(settings_path: str | Path | None = None) -> list[Check]:
         checks.append(Check("clock", skew <= MAX_SKEW_SECONDS,
                             f"this machine and the database server differ by {skew:.1f} s"
                             + ("" if skew <= MAX_SKEW_SECONDS else "; enable NTP (timedatectl set-ntp true) "
-                               "on both: leases and schedules depend on it")))  # fmt: skip
+                               "on both: leases, schedules and rate limits depend on it")))  # fmt: skip
     else:
         checks.append(Check("clock", True, f"local time {local_now.astimezone(settings.zone):%Y-%m-%d %H:%M:%S %Z} "
                             "(SQLite: one machine, no clock to compare with)", warning=False))  # fmt: skip

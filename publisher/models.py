@@ -253,6 +253,22 @@ class JobLease(SQLModel, table=True):
     expires_at: datetime = _dt()
 
 
+class ChannelRate(SQLModel, table=True):
+    """The next free call slot of each channel that has a ``rate_per_minute``, shared by every worker.
+
+    ``publisher.dispatch`` reserves slots here inside the claim transaction, so that a limit holds
+    across all the worker processes of one store, not per process. The slot is microseconds since
+    the Unix epoch (UTC) rather than a datetime, so that the reservation is one portable statement
+    of integer arithmetic on both engines. ``granted`` is how many slots the last reservation got.
+    """
+
+    __tablename__ = "channel_rate"
+
+    channel: str = Field(sa_column=Column(sa.String(100), primary_key=True))
+    next_slot_us: int = Field(sa_column=Column(sa.BigInteger, nullable=False))
+    granted: int = Field(sa_column=Column(sa.Integer, nullable=False))
+
+
 # ---- ledger (issue 5: publication ledger, sync, coverage, registers) ----
 class ItemOrigin(enum.StrEnum):
     PIPELINE = "pipeline"  #: written, reviewed twice and dispatched here

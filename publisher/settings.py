@@ -314,6 +314,6 @@ title = "信息公开网"
 # type = "webhook"
 # url = "https://oa.example.edu.cn/hooks/publisher"
 # secret_env = "PUBLISHER_WEBHOOK_SECRET"
-# max_concurrency = 4
-# rate_per_minute = 600
+# max_concurrency = 4     # calls in flight, per worker process
+# rate_per_minute = 600   # calls a minute, evenly spread, shared by all workers on this database
 """
