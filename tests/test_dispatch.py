@@ -261,10 +261,14 @@ def test_max_concurrency_per_channel(make_app: Any) -> None:
 def test_rate_per_minute(make_app: Any) -> None:
     app = make_app(channels={"mem": {"type": "memory", "rate_per_minute": 120}}, worker={"threads": 8})
     ids = [approved_item(app, title=f"通知 {n}") for n in range(4)]
+    before = datetime.now(UTC)
     assert run_once(app, threads=8) == {"done": 4}
     starts = sorted(a.started_at for i in ids for a in attempts(app, deliveries(app, i)["mem"].id))
-    gaps = [(b - a).total_seconds() for a, b in zip(starts, starts[1:], strict=False)]
-    assert all(g >= 0.45 for g in gaps), f"120 a minute means one every 0.5 s; gaps were {gaps}"
+    # 120 a minute is one slot every 0.5 s, the first at the earliest now: the fourth call cannot start
+    # before 1.5 s have passed (without the limit all four start at once). Only a lower bound is
+    # asserted: a busy machine may start a call later than its slot, and calls then bunch up (the
+    # slots themselves are checked under a controlled clock in tests/test_rate_limit.py).
+    assert (starts[-1] - before).total_seconds() >= 1.5 - 0.05, starts
 
 
 def test_channel_schedule_puts_due_at_on_the_next_slot_in_shanghai(make_app: Any) -> None:
