@@ -265,6 +265,22 @@ def _watch_recovery(engine: Any, kill: Kill, stop: threading.Event) -> None:
         time.sleep(0.05)
 
 
+def _report_progress(engine: Any, at: float, kills: int) -> None:
+    try:
+        with engine.connect() as c:
+            rows = c.execute(sa.text("select channel, status, count(*) from delivery group by channel, status")).all()
+    except sa.exc.SQLAlchemyError:
+        return
+    owed = Counter()
+    done = 0
+    for channel, status, n in rows:
+        if status == "done":
+            done += n
+        elif status in ("pending", "claimed", "waiting"):
+            owed[channel] += n
+    print(f"  {at:4.0f} s: {done} done, {kills} kills; still owed {dict(owed)}", flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("-n", type=int, default=10_000, help="deliveries in all (default 10,000)")
@@ -279,6 +295,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--restart-postgres", action="store_true", help="restart the PostgreSQL server once")
     p.add_argument("--db", default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
     p.add_argument("--timeout", type=float, default=900)
+    p.add_argument("--keep-db", action="store_true", help="keep the run's database to look into afterwards")
     args = p.parse_args(argv)
     on_two = 2 * (args.site_items + args.wechat_items + args.cms_items)
     if on_two > args.n:
@@ -331,6 +348,7 @@ def _run(args: argparse.Namespace, tmp: Path, db_url: str, plugins: dict[str, Pl
     watchers: list[threading.Thread] = []
     next_cut = t0 + args.cut_every
     restart_at = t0 + 15 if args.restart_postgres else None
+    next_report = t0 + 15
     try:
         while time.monotonic() - t0 < args.timeout:
             try:
@@ -348,6 +366,9 @@ def _run(args: argparse.Namespace, tmp: Path, db_url: str, plugins: dict[str, Pl
                 print("  (queue drained before the last kills: 200 more deliveries added)", flush=True)
                 continue
             now = time.monotonic()
+            if now >= next_report:
+                _report_progress(app.engine, now - t0, len(run.kills))
+                next_report = now + 15
             # a victim that has been up a while, so the kill lands in the middle of its work rather
             # than while it is still importing
             ready = [i for i, at in enumerate(started) if now - at > rnd.uniform(2.5, 5.0)]
@@ -423,7 +444,10 @@ def _run(args: argparse.Namespace, tmp: Path, db_url: str, plugins: dict[str, Pl
     print(f"RESULT lost {total_lost}, duplicated {total_dup}, still pending {pending}, "
           f"failed {final.get('failed', 0)}")
     app.close()
-    drop_pg_database(db_url)
+    if args.keep_db:
+        print(f"database kept: {db_url}")
+    else:
+        drop_pg_database(db_url)
     return 0 if total_lost == 0 and total_dup == 0 and pending == 0 else 1
 
 
