@@ -769,7 +769,7 @@ class WeChatChannel(Channel):
     ) -> tuple[str, str | None] | None:
         offset = 0
         while True:
-            res = self._call("listing published articles", self.client.freepublish.batchget, offset, 20, 1)
+            res = self._list_page(offset)
             items = res.get("item") or []
             for it in items:
                 content = it.get("content") or {}
@@ -785,6 +785,21 @@ class WeChatChannel(Channel):
             offset += len(items)
             if not items or offset >= int(res.get("total_count") or 0) or offset >= 200:
                 return None
+
+    def _list_page(self, offset: int, tries: int = 3) -> dict[str, Any]:
+        """One page of ``freepublish/batchget``, read again at once after a transient failure.
+
+        A search may need several pages on a busy account; starting it over for one failed page
+        would need every page to succeed in a single attempt.
+        """
+        for n in range(1, tries + 1):
+            try:
+                return self._call("listing published articles", self.client.freepublish.batchget, offset, 20, 1)
+            except TransientChannelError:
+                if n == tries:
+                    raise
+                time.sleep(0.2 * n)
+        raise AssertionError("unreachable")
 
     def _mass_send(self, post: Post, ctx: DeliveryContext) -> Published:
         """群发: ``clientmsgid`` makes a repeated send a no-op (45065 names the earlier message)."""

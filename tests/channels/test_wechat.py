@@ -412,6 +412,21 @@ def test_crash_between_submit_and_recording_publish_id_reconciles(sandbox, tmp_p
     assert led["calls"]["/cgi-bin/freepublish/batchget"] >= 1
 
 
+def test_a_failed_page_of_the_search_is_read_again_within_the_attempt(sandbox, tmp_path, assets):
+    ch = make_channel(sandbox, tmp_path)
+    post = rich_post(assets)
+    ctx = make_ctx()
+    assert isinstance(ch.publish(post, ctx), InProgress)
+    time.sleep(0.4)
+    crashed = {k: v for k, v in ctx.state.items() if k not in ("publish_id", "msg_data_id", "polls")}
+    crashed["step"] = "submitting"
+    sandbox.inject("busy", path="/cgi-bin/freepublish/batchget")
+    out = ch.publish(post, make_ctx(state=crashed))
+    led = sandbox.ledger()
+    assert isinstance(out, Published) and out.remote_id == led["articles"][0]["article_id"]
+    assert led["calls"]["/cgi-bin/freepublish/batchget"] == 2
+
+
 def test_submit_timeout_is_ambiguous_and_never_yields_a_second_article(sandbox, tmp_path, assets):
     ch = make_channel(sandbox, tmp_path, timeout=1.0)
     sandbox.inject("timeout", path="/cgi-bin/freepublish/submit", seconds=2.0)
