@@ -29,9 +29,9 @@ What happens:
   429 with Retry-After 1 s, 500 (WordPress's critical-error answer), or a late answer after the
   post was made (found again by its slug). Application passwords do not expire: no token fault;
 * ``--workers`` real ``publisher run`` processes work the queue; at ``--kills`` random moments one
-  is killed with SIGKILL and started again; every ``--cut-every`` seconds every connection to the
-  run's database is cut with ``pg_terminate_backend``; with ``--restart-postgres`` the server is
-  restarted once, half-way.
+  that holds deliveries (or has been up 20 s) is killed with SIGKILL and started again; every
+  ``--cut-every`` seconds every connection to the run's database is cut with ``pg_terminate_backend``;
+  with ``--restart-postgres`` the server is restarted once, 15 s in.
 
 Channels are pluggable (a :class:`Plugin`: a settings table, and a check that each item arrived
 exactly once at its remote end); the website's fault injection is in-process only, so its faults
@@ -80,7 +80,7 @@ from bench._common import (  # noqa: E402
 # ----------------------------------------------------------------------------------------- plugins
 #: items on WeChat (+ the webhook) and on the CMS (+ the webhook) in a full run: sized so that the
 #: 10,000-delivery run stays near five minutes on two cores (see the module docstring)
-WECHAT_ITEMS = 300
+WECHAT_ITEMS = 200
 CMS_ITEMS = 1000
 
 @dataclass
@@ -93,6 +93,8 @@ class Plugin:
     #: marked done in the store
     check: Any
     stop: Any = None
+    #: environment the workers need (the channel's secrets)
+    environ: dict[str, str] = field(default_factory=dict)
 
 
 def webhook_plugin(fault_rate: float) -> Plugin:
@@ -138,23 +140,27 @@ def website_plugin(tmp: Path) -> Plugin:
 WECHAT_APPID = "wx5a9d0c0e0c0ffee0"
 
 
-def wechat_plugin(tmp: Path, fault_rate: float, seed: int = 7) -> Plugin:
-    """The WeChat Official Account sandbox as its own process, drawing faults at ``fault_rate``."""
+def wechat_plugin(tmp: Path, fault_rate: float, *, mix: str = "", hang_s: float = 1.5, timeout: float = 1.0,
+                  publish_delay: float = 0.3, grace: float = 5.0, seed: int = 7) -> Plugin:  # fmt: skip
+    """The WeChat Official Account sandbox as its own process, drawing faults at ``fault_rate``.
+
+    ``mix`` is the sandbox's ``--fault-mix`` (default: busy, quota_minute, http500, timeout, expire_token).
+    """
     from PIL import Image
 
     secret = "chaos-" + os.urandom(12).hex()
-    os.environ["PUBLISHER_CHAOS_WECHAT_SECRET"] = secret  # the workers inherit it
     sandbox = SandboxProcess("channels.sandbox.wechat", "--appid", WECHAT_APPID, "--secret", secret,
-                             "--publish-delay", "0.3", "--fault-rate", str(fault_rate), "--hang-seconds", "1.5",
-                             "--seed", str(seed))  # fmt: skip
+                             "--publish-delay", str(publish_delay), "--fault-rate", str(fault_rate),
+                             "--hang-seconds", str(hang_s), "--seed", str(seed),
+                             *(["--fault-mix", mix] if mix else []))  # fmt: skip
     cover = tmp / "cover.jpg"
     Image.new("RGB", (900, 383), (180, 30, 40)).save(cover, "JPEG", quality=85)
     settings = {
         "type": "wechat", "appid": WECHAT_APPID, "secret_env": "PUBLISHER_CHAOS_WECHAT_SECRET",
-        "api_base": sandbox.url, "timeout": 1.0, "default_cover": str(cover),
+        "api_base": sandbox.url, "timeout": timeout, "default_cover": str(cover),
         # the sandbox finishes a publish job in 0.3 s: poll soon, and give an unconfirmed submit 5 s
         # (not WeChat's 15 minutes) to show up before a re-submit
-        "poll_intervals": [0.5, 1.0, 2.0], "reconcile_grace": 5.0,
+        "poll_intervals": [publish_delay + 0.2, 1.0, 2.0], "reconcile_grace": grace,
         "max_concurrency": 4, "rate_per_minute": 6000,
     }  # fmt: skip
 
@@ -172,18 +178,18 @@ def wechat_plugin(tmp: Path, fault_rate: float, seed: int = 7) -> Plugin:
                            f"{len(led['drafts'])} drafts left in the box; {sum(led['calls'].values())} calls, "
                            f"faults served {sum(served.values())} {served}")  # fmt: skip
 
-    return Plugin("wechat", settings, check, sandbox.stop)
+    return Plugin("wechat", settings, check, sandbox.stop, {"PUBLISHER_CHAOS_WECHAT_SECRET": secret})
 
 
-def cms_plugin(fault_rate: float, seed: int = 11) -> Plugin:
+def cms_plugin(fault_rate: float, *, mix: str = "transient,quota,http500,timeout", hang_s: float = 1.5,
+               timeout: float = 1.0, seed: int = 11) -> Plugin:  # fmt: skip
     """The WordPress sandbox as its own process, drawing faults at ``fault_rate`` of the writes."""
     password = "chaos aaaa bbbb cccc dddd eeee"
-    os.environ["PUBLISHER_CHAOS_CMS_PASSWORD"] = password
     sandbox = SandboxProcess("channels.sandbox.wordpress", "--app-password", password, "--fault-rate",
-                             str(fault_rate), "--fault-mix", "transient,quota,http500,timeout", "--hang-seconds",
-                             "1.5", "--seed", str(seed))  # fmt: skip
+                             str(fault_rate), "--fault-mix", mix, "--hang-seconds", str(hang_s),
+                             "--seed", str(seed))  # fmt: skip
     settings = {"type": "cms", "base_url": sandbox.url, "username": "editor",
-                "password_env": "PUBLISHER_CHAOS_CMS_PASSWORD", "default_category": 1, "timeout": 1.0,
+                "password_env": "PUBLISHER_CHAOS_CMS_PASSWORD", "default_category": 1, "timeout": timeout,
                 "max_concurrency": 4}  # fmt: skip
 
     def check(rows: list[Any]) -> tuple[int, int, str]:
@@ -201,7 +207,7 @@ def cms_plugin(fault_rate: float, seed: int = 11) -> Plugin:
                            f"faults served {sum(faults['served'].values())} of {faults['checked']} writes "
                            f"{faults['served']}")  # fmt: skip
 
-    return Plugin("cms", settings, check, sandbox.stop)
+    return Plugin("cms", settings, check, sandbox.stop, {"PUBLISHER_CHAOS_CMS_PASSWORD": password})
 
 
 class _FaultFeeder(threading.Thread):
@@ -265,6 +271,13 @@ def _watch_recovery(engine: Any, kill: Kill, stop: threading.Event) -> None:
         time.sleep(0.05)
 
 
+def delivery_rows(engine: Any) -> list[Any]:
+    """Every delivery with what the plugins' checks need: id, item_id, channel, status, remote_id, title."""
+    with engine.connect() as conn:
+        return conn.execute(sa.text("select d.id, d.item_id, d.channel, d.status, d.remote_id, i.title "
+                                    "from delivery d join item i on i.id = d.item_id")).all()  # fmt: skip
+
+
 def _report_progress(engine: Any, at: float, kills: int) -> None:
     try:
         with engine.connect() as c:
@@ -308,6 +321,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         plugins.update(hook=webhook_plugin(args.fault_rate), site=website_plugin(tmp),
                        wechat=wechat_plugin(tmp, args.fault_rate), cms=cms_plugin(args.fault_rate))  # fmt: skip
+        for pl in plugins.values():
+            os.environ.update(pl.environ)  # the workers inherit it
         return _run(args, tmp, db_url, plugins)
     finally:
         for pl in plugins.values():
@@ -372,13 +387,18 @@ def _run(args: argparse.Namespace, tmp: Path, db_url: str, plugins: dict[str, Pl
             # a victim that has been up a while, so the kill lands in the middle of its work rather
             # than while it is still importing
             ready = [i for i, at in enumerate(started) if now - at > rnd.uniform(2.5, 5.0)]
+            victim = None
             if len(run.kills) < args.kills and ready:
                 i = rnd.choice(ready)
-                victim = run.workers[i]
                 try:
-                    held = _held_by(app.engine, victim.pid)
+                    held = _held_by(app.engine, run.workers[i].pid)
                 except sa.exc.SQLAlchemyError:
                     held = set()
+                # a worker that holds nothing yet is most likely still starting (3-4 s of imports on
+                # a loaded machine): spare it until it works, or has been up a while
+                if held or now - started[i] > 20:
+                    victim = run.workers[i]
+            if victim is not None:
                 victim.send_signal(signal.SIGKILL)
                 victim.wait()
                 k = Kill(at=time.monotonic(), owner_pid=victim.pid, held=held)
@@ -412,9 +432,8 @@ def _run(args: argparse.Namespace, tmp: Path, db_url: str, plugins: dict[str, Pl
             w.join(timeout=5)
         stop.set()
 
+    rows = delivery_rows(app.engine)
     with app.engine.connect() as conn:
-        rows = conn.execute(sa.text("select d.id, d.item_id, d.channel, d.status, d.remote_id, i.title "
-                                    "from delivery d join item i on i.id = d.item_id")).all()  # fmt: skip
         attempts = conn.execute(sa.text("select outcome, count(*) from delivery_attempt group by outcome")).all()
     final = Counter(r.status for r in rows)
     pending = sum(final.get(s, 0) for s in ("pending", "claimed", "waiting"))
