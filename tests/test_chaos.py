@@ -172,12 +172,10 @@ def test_wechat_and_cms_under_faults_kills_and_cuts_publish_each_item_once(make_
         seed_deliveries(app, 50, ["cms"], start=25)  # every item its own title: the WeChat marker
         settings = _settings(tmp_path, app, channels)
         workers = [start_worker(settings, log=tmp_path / f"w{i}.log") for i in range(2)]
-        kills = 0
-        for threshold in (10, 35):
+        for victim, threshold in enumerate((10, 35)):
             _wait(lambda t=threshold: counts(app.engine).get("done", 0) >= t, 60, f"{threshold} done")
-            workers[kills].kill()
-            workers[kills].wait()
-            kills += 1
+            workers[victim].kill()
+            workers[victim].wait()
             workers.append(start_worker(settings, log=tmp_path / f"w{len(workers)}.log"))
             if threshold == 10:
                 terminate_backends(app.settings.database_url)
