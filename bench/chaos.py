@@ -28,8 +28,9 @@ What happens:
 * the WordPress sandbox (its own process) answers ``--fault-rate`` of the writes with 503 busy,
   429 with Retry-After 1 s, 500 (WordPress's critical-error answer), or a late answer after the
   post was made (found again by its slug). Application passwords do not expire: no token fault;
-* ``--workers`` real ``publisher run`` processes work the queue; at ``--kills`` random moments one
-  that holds deliveries (or has been up 20 s) is killed with SIGKILL and started again; every
+* ``--workers`` real ``publisher run`` processes work the queue; ``--kills`` times, every
+  ``--kill-every`` seconds on average (0.5-1.5 × at random), one that holds deliveries (or has been
+  up 20 s) is killed with SIGKILL and started again; every
   ``--cut-every`` seconds every connection to the run's database is cut with ``pg_terminate_backend``;
   with ``--restart-postgres`` the server is restarted once, 15 s in.
 
@@ -294,7 +295,12 @@ def _report_progress(engine: Any, at: float, kills: int) -> None:
     print(f"  {at:4.0f} s: {done} done, {kills} kills; still owed {dict(owed)}", flush=True)
 
 
+def _interrupted(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt  # SIGTERM: stop the workers and the sandboxes on the way out
+
+
 def main(argv: list[str] | None = None) -> int:
+    signal.signal(signal.SIGTERM, _interrupted)
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("-n", type=int, default=10_000, help="deliveries in all (default 10,000)")
     p.add_argument("--site-items", type=int, default=500, help="items that go to the website and the webhook")
@@ -303,6 +309,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workers", type=int, default=3)
     p.add_argument("--threads", type=int, default=4)
     p.add_argument("--kills", type=int, default=50)
+    p.add_argument("--kill-every", type=float, default=5.0, help="mean seconds between kills")
     p.add_argument("--fault-rate", type=float, default=0.2)
     p.add_argument("--cut-every", type=float, default=8.0, help="seconds between pg_terminate_backend rounds")
     p.add_argument("--restart-postgres", action="store_true", help="restart the PostgreSQL server once")
@@ -364,6 +371,7 @@ def _run(args: argparse.Namespace, tmp: Path, db_url: str, plugins: dict[str, Pl
     next_cut = t0 + args.cut_every
     restart_at = t0 + 15 if args.restart_postgres else None
     next_report = t0 + 15
+    next_kill = t0 + rnd.uniform(0.5, 1.5) * args.kill_every
     try:
         while time.monotonic() - t0 < args.timeout:
             try:
@@ -388,7 +396,7 @@ def _run(args: argparse.Namespace, tmp: Path, db_url: str, plugins: dict[str, Pl
             # than while it is still importing
             ready = [i for i, at in enumerate(started) if now - at > rnd.uniform(2.5, 5.0)]
             victim = None
-            if len(run.kills) < args.kills and ready:
+            if len(run.kills) < args.kills and ready and now >= next_kill:
                 i = rnd.choice(ready)
                 try:
                     held = _held_by(app.engine, run.workers[i].pid)
@@ -409,6 +417,7 @@ def _run(args: argparse.Namespace, tmp: Path, db_url: str, plugins: dict[str, Pl
                 run.workers[i] = start_worker(settings, "--threads", str(args.threads),
                                               log=logs / f"w{i}.log")  # fmt: skip
                 started[i] = time.monotonic()
+                next_kill = started[i] + rnd.uniform(0.5, 1.5) * args.kill_every
             if now >= next_cut:
                 run.cuts += terminate_backends(db_url)
                 next_cut = now + args.cut_every
