@@ -20,6 +20,7 @@ import email.parser
 import email.policy
 import json
 import random
+import sys
 import threading
 import time
 from collections import deque
@@ -145,8 +146,6 @@ class QuietServer(ThreadingHTTPServer):
     daemon_threads = True
 
     def handle_error(self, request: Any, client_address: Any) -> None:
-        import sys
-
         if isinstance(sys.exc_info()[1], ConnectionError):
             return
         super().handle_error(request, client_address)
