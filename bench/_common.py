@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import uuid
@@ -149,6 +150,39 @@ class ProcessSink:
     def stop(self) -> None:
         self.proc.terminate()
         self.proc.wait(timeout=10)
+
+
+class SandboxProcess:
+    """``python -m <module> --port 0 ARGS`` (a sandbox with a ``__main__``), steered over its HTTP admin."""
+
+    def __init__(self, module: str, *args: str) -> None:
+        self.proc = subprocess.Popen([sys.executable, "-m", module, "--port", "0", *args], stdout=subprocess.PIPE,
+                                     text=True, cwd=ROOT)  # fmt: skip
+        line = self.proc.stdout.readline()  # type: ignore[union-attr]
+        found = re.search(r"(http://[^\s)]+)", line)
+        if found is None:
+            self.proc.kill()
+            raise RuntimeError(f"{module} did not say where it listens: {line!r}")
+        self.url = found.group(1)
+
+    def get(self, path: str) -> Any:
+        resp = requests.get(self.url + path, timeout=60)
+        resp.raise_for_status()
+        return resp.json()
+
+    def post(self, path: str, data: dict[str, Any]) -> Any:
+        resp = requests.post(self.url + path, json=data, timeout=60)
+        resp.raise_for_status()
+        return resp.json()
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc.stdout.close()  # type: ignore[union-attr]
 
 
 def start_sink(kind: str, latency_ms: float = 0.0) -> Any:

@@ -505,8 +505,9 @@ class WeChatChannel(Channel):
             thumb = wechat_media.prepare_thumb(cover.path, cover.sha256[:16])
         except wechat_media.ImageRefused as exc:
             raise PermanentChannelError(str(exc)) from exc
+        # a fresh file object per call: a retry after a token refresh must not send a drained one
         res = self._call(
-            "uploading the cover", self.client.material.add, "thumb", _named(thumb.data, thumb.filename)
+            "uploading the cover", lambda: self.client.material.add("thumb", _named(thumb.data, thumb.filename))
         )
         entry = {
             "media_id": res["media_id"],
@@ -526,7 +527,7 @@ class WeChatChannel(Channel):
             img = wechat_media.prepare_content_image(asset.path, asset.sha256[:16])
         except wechat_media.ImageRefused as exc:
             raise PermanentChannelError(str(exc)) from exc
-        url = self._call("uploading an image", self.client.media.upload_image, _named(img.data, img.filename))
+        url = self._call("uploading an image", lambda: self.client.media.upload_image(_named(img.data, img.filename)))
         self.env.kv.set(key, url)
         return url
 
@@ -714,15 +715,15 @@ class WeChatChannel(Channel):
         return None
 
     def _reconcile(self, post: Post, ctx: DeliveryContext) -> Published | InProgress | None:
-        """After an unknown submit: find the article, or wait, or (draft still there) allow a re-submit."""
+        """After an unknown submit: find the article, or wait, or (draft still there) allow a re-submit.
+
+        WeChat takes a draft out of the box when its article is published, so while the draft is
+        there and the grace has not run out there is nothing to look for yet: one ``draft/get`` per
+        check instead of paging through the published list (several calls on a busy account, each
+        one a chance to fail and use up an attempt). Before any re-submit the list is searched.
+        """
         st = ctx.state
         since = datetime.fromisoformat(st.get("submitting_since") or self.env.clock().isoformat())
-        found = self._find_published(
-            post.title.strip(), st.get("thumb_media_id"), since - timedelta(minutes=2)
-        )
-        if found is not None:
-            log.info("wechat %s: delivery %s reconciled to article %s", self.name, ctx.delivery_id, found[0])
-            return self._done(ctx, found[0], found[1])
         try:
             self._call("looking up the draft", self.client.draft.get, st["draft_media_id"])
             draft_present = True
@@ -731,6 +732,14 @@ class WeChatChannel(Channel):
                 raise
             draft_present = False
         waited = (self.env.clock() - since).total_seconds()
+        found = None
+        if not draft_present or waited >= self.config.reconcile_grace:
+            found = self._find_published(
+                post.title.strip(), st.get("thumb_media_id"), since - timedelta(minutes=2)
+            )
+        if found is not None:
+            log.info("wechat %s: delivery %s reconciled to article %s", self.name, ctx.delivery_id, found[0])
+            return self._done(ctx, found[0], found[1])
         if waited < self.config.reconcile_grace:
             checks = int(st.get("reconcile_checks", 0)) + 1
             ctx.save_state(reconcile_checks=checks)
@@ -760,7 +769,7 @@ class WeChatChannel(Channel):
     ) -> tuple[str, str | None] | None:
         offset = 0
         while True:
-            res = self._call("listing published articles", self.client.freepublish.batchget, offset, 20, 1)
+            res = self._list_page(offset)
             items = res.get("item") or []
             for it in items:
                 content = it.get("content") or {}
@@ -776,6 +785,21 @@ class WeChatChannel(Channel):
             offset += len(items)
             if not items or offset >= int(res.get("total_count") or 0) or offset >= 200:
                 return None
+
+    def _list_page(self, offset: int, tries: int = 3) -> dict[str, Any]:
+        """One page of ``freepublish/batchget``, read again at once after a transient failure.
+
+        A search may need several pages on a busy account; starting it over for one failed page
+        would need every page to succeed in a single attempt.
+        """
+        for n in range(1, tries + 1):
+            try:
+                return self._call("listing published articles", self.client.freepublish.batchget, offset, 20, 1)
+            except TransientChannelError:
+                if n == tries:
+                    raise
+                time.sleep(0.2 * n)
+        raise AssertionError("unreachable")
 
     def _mass_send(self, post: Post, ctx: DeliveryContext) -> Published:
         """群发: ``clientmsgid`` makes a repeated send a no-op (45065 names the earlier message)."""

@@ -45,9 +45,19 @@ class DatabaseKV:
         return row.value
 
     def set(self, key: str, value: str, *, expires_at: datetime | None = None) -> None:
+        # one upsert: a delete then an insert lets two workers setting a new key at once (the WeChat
+        # token after an expiry) both insert, and the second fails on the primary key
+        if self.engine.dialect.name == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert
+        stmt = insert(self.table).values(key=self._k(key), value=value, expires_at=expires_at)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[self.table.c.key],
+            set_={"value": stmt.excluded.value, "expires_at": stmt.excluded.expires_at},
+        )
         with self.engine.begin() as conn:
-            conn.execute(sa.delete(self.table).where(self.table.c.key == self._k(key)))
-            conn.execute(sa.insert(self.table).values(key=self._k(key), value=value, expires_at=expires_at))
+            conn.execute(stmt)
 
     def delete(self, key: str) -> None:
         with self.engine.begin() as conn:

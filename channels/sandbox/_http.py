@@ -1,8 +1,16 @@
 """The common HTTP plumbing of the sandboxes: a threaded loopback server, faults and a ledger.
 
 A sandbox subclasses :class:`HttpSandbox` and implements :meth:`HttpSandbox.handle`, which takes a
-:class:`Request` and answers a :class:`Reply`, or :data:`DROP` to close the connection without an
-answer (what a client sees when the service did the work but the response was lost).
+:class:`Request` and answers a :class:`Reply`, :class:`Late` (the reply, sent after a delay outside
+the sandbox's lock: a service that did the work but answers after the client's timeout), or
+:data:`DROP` to close the connection without an answer (the work done, the response lost).
+
+Faults are queued (:meth:`FaultQueue.fail_next`) or, for chaos runs, drawn at random: with
+:meth:`FaultQueue.set_fault_rate` a share of the calls that may fault gets a kind from a mix.
+
+A sandbox run as its own process (:func:`serve_main`) is steered over HTTP: ``POST
+/__sandbox__/faults`` ``{"kind", "times"}``, ``POST /__sandbox__/config`` ``{"fault_rate",
+"fault_mix", "seed"}``, ``GET /__sandbox__/ledger`` (:meth:`HttpSandbox.snapshot`).
 """
 
 from __future__ import annotations
@@ -11,7 +19,10 @@ import argparse
 import email.parser
 import email.policy
 import json
+import random
+import sys
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -68,6 +79,14 @@ class Reply:
 DROP = object()
 
 
+@dataclass
+class Late:
+    """Answer ``reply`` only after ``seconds`` (waited outside the sandbox's lock)."""
+
+    reply: Any
+    seconds: float
+
+
 class _Handler(BaseHTTPRequestHandler):
     server_version = "PublisherSandbox/1.0"
 
@@ -100,19 +119,36 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             data = reply.body or b""
             ctype = reply.content_type or "application/octet-stream"
-        self.send_response(reply.status)
-        self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(data)))
-        for k, v in reply.headers.items():
-            self.send_header(k, v)
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(data)
+        try:
+            self.send_response(reply.status)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(data)))
+            for k, v in reply.headers.items():
+                self.send_header(k, v)
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(data)
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True  # the client gave up waiting (a timeout fault): nobody to answer
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = _serve
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
         pass
+
+
+class QuietServer(ThreadingHTTPServer):
+    """A threaded server that does not print a traceback when a client drops its connection.
+
+    Clients time out and worker processes get killed mid-request in chaos runs: that is expected.
+    """
+
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
 
 
 class FaultQueue:
@@ -121,6 +157,9 @@ class FaultQueue:
 
     #: faults a test may queue with :meth:`fail_next`; subclasses extend
     fault_kinds: tuple[str, ...] = ("transient", "permanent", "ambiguous")
+    #: with nothing queued, the share of the calls that may fault which draw a kind from ``fault_mix``
+    fault_rate: float = 0.0
+    fault_mix: tuple[str, ...] = ()
     lock: Any
     _faults: deque[str]
     ledger: list[dict[str, Any]]
@@ -133,9 +172,36 @@ class FaultQueue:
         with self.lock:
             self._faults.extend([kind] * times)
 
+    def set_fault_rate(self, rate: float, mix: tuple[str, ...] | list[str] = (), seed: int | None = None) -> None:
+        """Serve a fault at ``rate`` (0-1) of the calls that may fault, each of a kind drawn from ``mix``."""
+        if not 0 <= rate <= 1:
+            raise ValueError(f"fault_rate must be between 0 and 1, not {rate!r}")
+        mix = tuple(mix) or tuple(k for k in self.fault_kinds if k != "permanent")
+        unknown = [k for k in mix if k not in self.fault_kinds]
+        if unknown:
+            raise ValueError(f"{type(self).__name__} knows faults {self.fault_kinds}, not {unknown}")
+        with self.lock:
+            self.fault_rate, self.fault_mix = float(rate), mix
+            self._rng = random.Random(seed)
+
     def take_fault(self) -> str | None:
         with self.lock:
-            return self._faults.popleft() if self._faults else None
+            stats = self.__dict__.setdefault("_fault_stats", {"checked": 0, "served": {}})
+            stats["checked"] += 1
+            if self._faults:
+                kind = self._faults.popleft()
+            elif self.fault_rate and self._rng.random() < self.fault_rate:
+                kind = self._rng.choice(self.fault_mix)
+            else:
+                return None
+            stats["served"][kind] = stats["served"].get(kind, 0) + 1
+            return kind
+
+    def fault_stats(self) -> dict[str, Any]:
+        """``{"checked": calls that could have faulted, "served": {kind: count}}``."""
+        with self.lock:
+            stats = self.__dict__.get("_fault_stats", {"checked": 0, "served": {}})
+            return {"checked": stats["checked"], "served": dict(stats["served"])}
 
     def record(self, action: str, **details: Any) -> None:
         with self.lock:
@@ -152,13 +218,12 @@ class HttpSandbox(FaultQueue):
         #: every call that changed something: dicts with at least "action"
         self.ledger: list[dict[str, Any]] = []
         self._faults: deque[str] = deque()
-        self._httpd: ThreadingHTTPServer | None = None
+        self._httpd: QuietServer | None = None
         self._thread: threading.Thread | None = None
 
     # -- lifecycle ----------------------------------------------------------------------------------
     def start(self) -> str:
-        self._httpd = ThreadingHTTPServer((self.host, self.port), _Handler)
-        self._httpd.daemon_threads = True
+        self._httpd = QuietServer((self.host, self.port), _Handler)
         self._httpd.sandbox = self  # type: ignore[attr-defined]
         self.port = self._httpd.server_address[1]
         self._thread = threading.Thread(
@@ -186,11 +251,37 @@ class HttpSandbox(FaultQueue):
 
     # -- requests -------------------------------------------------------------------------------------
     def _dispatch(self, req: Request) -> Reply | object:
+        if req.path.startswith("/__sandbox__/"):
+            return self._admin(req)
         with self.lock:
-            return self.handle(req)
+            reply = self.handle(req)
+        if isinstance(reply, Late):
+            time.sleep(reply.seconds)  # the work is done; only the answer is late
+            return reply.reply
+        return reply
 
-    def handle(self, req: Request) -> Reply | object:
+    def handle(self, req: Request) -> Reply | Late | object:
         raise NotImplementedError
+
+    def snapshot(self) -> dict[str, Any]:
+        """What ``GET /__sandbox__/ledger`` answers; subclasses add what they keep."""
+        with self.lock:
+            return {"ledger": list(self.ledger), "faults": self.fault_stats()}
+
+    def _admin(self, req: Request) -> Reply:
+        try:
+            if req.path == "/__sandbox__/ledger" and req.method == "GET":
+                return Reply(200, self.snapshot())
+            data = req.json() if req.method == "POST" else None
+            if req.path == "/__sandbox__/faults" and isinstance(data, dict):
+                self.fail_next(str(data["kind"]), int(data.get("times", 1)))
+                return Reply(200, {"ok": True})
+            if req.path == "/__sandbox__/config" and isinstance(data, dict):
+                self.set_fault_rate(float(data.get("fault_rate", 0)), data.get("fault_mix") or (), data.get("seed"))
+                return Reply(200, {"ok": True})
+        except (KeyError, ValueError, TypeError) as exc:
+            return Reply(400, {"error": str(exc)})
+        return Reply(404, {"error": f"no sandbox route {req.method} {req.path}"})
 
 
 def serve_main(
@@ -202,9 +293,14 @@ def serve_main(
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0, help="0 lets the OS choose")
+    parser.add_argument("--fault-rate", type=float, default=0.0, help="share of the calls answered with a fault")
+    parser.add_argument("--fault-mix", default="", help="comma-separated fault kinds drawn at --fault-rate")
+    parser.add_argument("--seed", type=int, default=None, help="seed of the fault draw")
     add_args(parser)
     args = parser.parse_args()
     sandbox = build(args)
+    if args.fault_rate:
+        sandbox.set_fault_rate(args.fault_rate, [k for k in args.fault_mix.split(",") if k], args.seed)
     print(f"{type(sandbox).__name__} listening on {sandbox.start()}", flush=True)
     try:
         threading.Event().wait()

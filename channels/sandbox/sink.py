@@ -45,10 +45,11 @@ import threading
 import time
 from collections import Counter, deque
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
+from channels.sandbox._http import QuietServer
 from publisher.channel import SandboxHandle
 
 FAULT_KINDS = ("500", "502", "503", "400", "401", "404", "429", "timeout", "drop")
@@ -88,7 +89,7 @@ class _State:
             self.faults.clear()
 
 
-class _Server(ThreadingHTTPServer):
+class _Server(QuietServer):
     daemon_threads = True
     allow_reuse_address = True
     request_queue_size = 256

@@ -29,6 +29,11 @@ Fault kinds: ``errcode`` (any code, e.g. -1, 45009, 45011, 48001, 53503, 40001),
 ``seconds`` — longer than the client's timeout, it is the ambiguous case); ``http500``;
 ``expire_token`` (every live token expires now); ``audit`` (the next publish job ends with
 ``status``, default 4 = rejected by the platform audit).
+
+Chaos runs draw faults at random instead (``fault_rate``, ``fault_mix``; ``--fault-rate`` and
+``--fault-mix`` for a process, or ``POST /__sandbox__/config``): with no fault queued, that share of
+the business calls (never the token endpoints) gets a kind from the mix, ``errcode:N`` included; a
+drawn ``timeout`` waits ``hang_seconds``. What was served is in the ledger's ``faults_served``.
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ import hashlib
 import itertools
 import json
 import os
+import random
 import re
 import secrets
 import struct
@@ -48,15 +54,16 @@ import threading
 import time
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 from zoneinfo import ZoneInfo
 
-from publisher.channel import SandboxHandle
-
 import requests
+
+from channels.sandbox._http import QuietServer
+from publisher.channel import SandboxHandle
 
 BEIJING = ZoneInfo("Asia/Shanghai")
 WECHAT_IMAGE_HOSTS = ("mmbiz.qpic.cn", "mmbiz.qlogo.cn")
@@ -89,6 +96,12 @@ ERRMSG = {
     61500: "date format error",
     61501: "date range error",
 }
+
+
+FAULT_ALIASES = {"busy": -1, "quota_daily": 45009, "quota_minute": 45011}
+#: what a chaos run draws: system busy, the per-minute quota ("api freq"), HTTP 500, a late answer,
+#: and the access token expiring under the caller (42001, 40001 for a token no longer the latest)
+DEFAULT_FAULT_MIX = ("busy", "quota_minute", "http500", "timeout", "expire_token")
 
 
 def _magic_type(data: bytes) -> str | None:
@@ -147,6 +160,7 @@ class _State:
     calls: dict[str, int] = field(default_factory=dict)
     day_calls: dict[str, int] = field(default_factory=dict)
     callbacks: list[dict] = field(default_factory=list)
+    faults_served: dict[str, int] = field(default_factory=dict)
 
 
 class WeChatSandbox:
@@ -170,6 +184,10 @@ class WeChatSandbox:
         verified: bool = True,
         original_id: str = "gh_5a9d0c0e0c0f",
         daily_quotas: dict[str, int] | None = None,
+        fault_rate: float = 0.0,
+        fault_mix: tuple[str, ...] = DEFAULT_FAULT_MIX,
+        hang_seconds: float = 3.0,
+        seed: int | None = None,
     ) -> None:
         self.appid = appid
         self.secret = secret
@@ -187,18 +205,25 @@ class WeChatSandbox:
         self.original_id = original_id
         #: calls allowed per path per Beijing day before 45009 (WeChat publishes no exact figures)
         self.daily_quotas = dict(daily_quotas or {})
+        #: with no fault queued, the share of business calls that get a fault drawn from fault_mix
+        self.fault_rate = fault_rate
+        self.fault_mix = tuple(fault_mix)
+        #: how long a drawn ``timeout`` holds its answer back
+        self.hang_seconds = hang_seconds
+        self._rng = random.Random(seed)
+        for kind in self.fault_mix:
+            self._drawn(kind)  # refuse an unknown kind now, not on the first draw
         self._lock = threading.RLock()
         self._s = _State()
         self._ids = itertools.count(2247483647)
-        self._server: ThreadingHTTPServer | None = None
+        self._server: QuietServer | None = None
         self._thread: threading.Thread | None = None
         self._timers: list[threading.Timer] = []
 
     # ------------------------------------------------------------------------------ lifecycle
     def start(self) -> str:
         handler = type("_Handler", (_Handler,), {"sandbox": self})
-        self._server = ThreadingHTTPServer((self.host, self.port), handler)
-        self._server.daemon_threads = True
+        self._server = QuietServer((self.host, self.port), handler)
         self.port = self._server.server_address[1]
         self._thread = threading.Thread(target=self._server.serve_forever, name="wechat-sandbox", daemon=True)
         self._thread.start()
@@ -224,12 +249,23 @@ class WeChatSandbox:
         self.stop()
 
     # ------------------------------------------------------------------------------- steering
+    def _drawn(self, kind: str) -> _Fault:
+        """The fault a random draw of ``kind`` serves (``busy``, ``errcode:40001``, ``timeout``...)."""
+        if kind in FAULT_ALIASES:
+            return _Fault("errcode", errcode=FAULT_ALIASES[kind])
+        if kind.startswith("errcode:"):
+            return _Fault("errcode", errcode=int(kind.split(":", 1)[1]))
+        if kind == "timeout":
+            return _Fault("timeout", seconds=self.hang_seconds)
+        if kind in ("http500", "expire_token"):
+            return _Fault(kind)
+        raise ValueError(f"unknown fault kind {kind!r} for a random draw")
+
     def inject(self, kind: str, *, path: str | None = None, times: int = 1, **params: Any) -> None:
         """Queue a fault; see the module docstring for the kinds."""
-        aliases = {"busy": -1, "quota_daily": 45009, "quota_minute": 45011}
         with self._lock:
-            if kind in aliases:
-                self._s.faults.append(_Fault("errcode", path, times, errcode=aliases[kind]))
+            if kind in FAULT_ALIASES:
+                self._s.faults.append(_Fault("errcode", path, times, errcode=FAULT_ALIASES[kind]))
             elif kind == "errcode":
                 self._s.faults.append(_Fault("errcode", path, times, errcode=int(params["errcode"])))
             elif kind == "timeout":
@@ -257,11 +293,18 @@ class WeChatSandbox:
             "token_overlap",
             "token_ttl",
             "callback_timeout",
+            "fault_rate",
+            "fault_mix",
+            "hang_seconds",
         }
         with self._lock:
             for k, v in values.items():
                 if k not in allowed:
                     raise ValueError(f"cannot configure {k!r}")
+                if k == "fault_mix":
+                    v = tuple(v)
+                    for kind in v:
+                        self._drawn(kind)
                 setattr(self, k, v)
 
     def reset(self) -> None:
@@ -297,6 +340,7 @@ class WeChatSandbox:
                         "calls": self._s.calls,
                         "callbacks": self._s.callbacks,
                         "tokens_issued": len(self._s.tokens),
+                        "faults_served": self._s.faults_served,
                     }
                 )
             )
@@ -348,7 +392,17 @@ class WeChatSandbox:
             if f.times <= 0:
                 self._s.faults.remove(f)
             return f
-        return None
+        if not self.fault_rate or path in token_paths or self._rng.random() >= self.fault_rate:
+            return None
+        kind = self._rng.choice(self.fault_mix)
+        self._s.faults_served[kind] = self._s.faults_served.get(kind, 0) + 1
+        fault = self._drawn(kind)
+        if fault.kind == "expire_token":
+            now = time.time()
+            for tok in self._s.tokens.values():
+                tok.expires_at = min(tok.expires_at, now)
+            return None  # this very call now meets the expired token (42001) like any other
+        return fault
 
     @staticmethod
     def _json(obj: dict) -> tuple[int, bytes, str]:
@@ -1097,6 +1151,15 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--callback-mode", choices=["plain", "aes"], default="plain")
     p.add_argument("--token-ttl", type=int, default=7200)
     p.add_argument("--unverified", action="store_true", help="answer 48001 to freepublish and mass send")
+    p.add_argument("--fault-rate", type=float, default=0.0, help="share of business calls answered with a fault")
+    p.add_argument(
+        "--fault-mix",
+        default=",".join(DEFAULT_FAULT_MIX),
+        help="comma-separated kinds drawn at --fault-rate (busy, quota_minute, quota_daily, errcode:N, "
+        "http500, timeout, expire_token)",
+    )
+    p.add_argument("--hang-seconds", type=float, default=3.0, help="how long a drawn timeout holds its answer")
+    p.add_argument("--seed", type=int, default=None, help="seed of the fault draw")
     p.add_argument(
         "--daily-quota",
         action="append",
@@ -1119,6 +1182,10 @@ def main(argv: list[str] | None = None) -> None:
         token_ttl=args.token_ttl,
         verified=not args.unverified,
         daily_quotas=quotas,
+        fault_rate=args.fault_rate,
+        fault_mix=tuple(k for k in args.fault_mix.split(",") if k),
+        hang_seconds=args.hang_seconds,
+        seed=args.seed,
     )
     url = sb.start()
     print(f"WeChat sandbox for appid {args.appid} on {url} (admin: {url}/__sandbox__/ledger)", flush=True)

@@ -13,9 +13,20 @@ Follows the WordPress REST API handbook where the CMS channel depends on it:
 * ``POST /media`` takes the raw file with ``Content-Disposition: attachment; filename=...``;
 * a post's public page is ``/?p=<id>`` (WordPress's plain permalink).
 
-Faults (``fail_next``) hit the next non-GET request: ``transient`` answers 503 with an HTML page (as
-a proxy in front of PHP does), ``permanent`` answers 403 ``rest_cannot_create``, ``ambiguous`` does
-the work and closes the connection without answering.
+Faults (``fail_next``, or drawn at ``set_fault_rate``) hit the next non-GET request:
+
+* ``transient`` (busy) answers 503 with an HTML page, as a proxy in front of a saturated PHP pool does;
+* ``quota`` answers 429 ``rest_too_many_requests`` with ``Retry-After`` (:attr:`WordPressSandbox.retry_after`
+  seconds), as a host's rate limiter in front of WordPress does (core has none);
+* ``http500`` answers 500 ``internal_server_error``, WordPress's fatal-error handler's answer to a
+  REST request ("There has been a critical error on this website."), without doing the work;
+* ``timeout`` does the work and answers only after :attr:`WordPressSandbox.hang_seconds` (longer
+  than the client waits: the ambiguous case);
+* ``permanent`` answers 403 ``rest_cannot_create``; ``ambiguous`` does the work and closes the
+  connection without answering.
+
+Application passwords do not expire, so there is no token fault here (a revoked password is the
+``incorrect_password`` 401 of any wrong password).
 """
 
 from __future__ import annotations
@@ -26,7 +37,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from channels.sandbox._http import DROP, HttpSandbox, Reply, Request, serve_main
+from channels.sandbox._http import DROP, HttpSandbox, Late, Reply, Request, serve_main
 from publisher.channel import SandboxHandle
 
 API = "/wp-json/wp/v2"
@@ -42,6 +53,12 @@ def _slugify(text: str) -> str:
 
 
 class WordPressSandbox(HttpSandbox):
+    fault_kinds = ("transient", "permanent", "ambiguous", "quota", "http500", "timeout")
+    #: seconds a ``timeout`` fault holds its answer back
+    hang_seconds = 3.0
+    #: the Retry-After of a ``quota`` fault
+    retry_after = 1
+
     def __init__(
         self,
         *,
@@ -134,8 +151,28 @@ class WordPressSandbox(HttpSandbox):
             return wp_error(
                 403, "rest_cannot_create", "Sorry, you are not allowed to create posts as this user."
             )
+        if fault == "quota":
+            reply = wp_error(429, "rest_too_many_requests", "Too many requests. Please slow down.")
+            reply.headers["Retry-After"] = str(self.retry_after)
+            return reply
+        if fault == "http500":
+            return wp_error(
+                500,
+                "internal_server_error",
+                "<p>There has been a critical error on this website.</p>"
+                '<p><a href="https://wordpress.org/documentation/article/faq-troubleshooting/">'
+                "Learn more about troubleshooting WordPress.</a></p>",
+            )
         reply = self._route(req, user, req.path[len(API) :])
+        if fault == "timeout":
+            return Late(reply, self.hang_seconds)
         return DROP if fault == "ambiguous" else reply
+
+    def snapshot(self) -> dict[str, Any]:
+        """The ledger and every post (without its content): what a chaos run checks."""
+        with self.lock:
+            posts = [{k: p[k] for k in ("id", "slug", "status", "title")} for p in self.posts.values()]
+        return super().snapshot() | {"posts": posts}
 
     def _route(self, req: Request, user: str | None, path: str) -> Reply:
         m = re.fullmatch(r"/posts/(\d+)", path)
@@ -361,9 +398,16 @@ def main() -> None:
     def add_args(p):
         p.add_argument("--user", default="editor")
         p.add_argument("--app-password", default="abcd efgh ijkl mnop qrst uvwx")
+        p.add_argument("--hang-seconds", type=float, default=WordPressSandbox.hang_seconds,
+                       help="how long a timeout fault holds its answer back")  # fmt: skip
+
+    def build(a):
+        sandbox = WordPressSandbox(users={a.user: a.app_password}, host=a.host, port=a.port)
+        sandbox.hang_seconds = a.hang_seconds
+        return sandbox
 
     serve_main(
-        lambda a: WordPressSandbox(users={a.user: a.app_password}, host=a.host, port=a.port),
+        build,
         add_args,
         "WordPress REST API sandbox",
     )

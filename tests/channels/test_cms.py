@@ -126,3 +126,64 @@ def test_list_publications(tmp_path, wp):
     found = ch.list_publications()
     assert [p.remote_id for p in found] == [out.remote_id]
     assert found[0].published_at.tzinfo is not None
+
+
+def test_sandbox_quota_http500_and_timeout_faults(tmp_path, wp):
+    """The faults a chaos run draws, as the channel meets them: deferred, retried, reconciled."""
+    from publisher.channel import AmbiguousOutcome, QuotaExceeded, TransientChannelError
+
+    ch = make_channel(tmp_path, wp.base_url, timeout=0.5)
+    post, ctx = make_post(1), make_ctx(1)
+    wp.fail_next("quota")
+    with pytest.raises(QuotaExceeded) as quota:
+        ch.publish(post, ctx)
+    assert (quota.value.until - ch.env.clock()).total_seconds() <= wp.retry_after
+    wp.fail_next("http500")
+    with pytest.raises(TransientChannelError, match="500"):
+        ch.publish(post, ctx)
+    assert wp.posts == {}, "a 500 did nothing"
+    wp.hang_seconds = 1.0
+    wp.fail_next("timeout")
+    with pytest.raises(AmbiguousOutcome):
+        ch.publish(post, ctx)
+    assert wp.live_count() == 1, "the late answer came after the post was made"
+    out = ch.publish(post, ctx)
+    assert isinstance(out, Published) and list(wp.posts) == [int(out.remote_id)]
+    assert wp.fault_stats()["served"] == {"quota": 1, "http500": 1, "timeout": 1}
+
+
+def test_sandbox_draws_faults_at_a_rate_and_is_steered_over_http(tmp_path):
+    import re
+    import subprocess
+    import sys
+
+    import requests
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "channels.sandbox.wordpress", "--port", "0", "--app-password", APP_PASSWORD,
+         "--fault-rate", "0.5", "--fault-mix", "transient,http500", "--seed", "3"],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        base = re.search(r"(http://\S+)", proc.stdout.readline()).group(1)
+        auth = ("editor", APP_PASSWORD)
+        codes = [
+            requests.post(f"{base}/wp-json/wp/v2/posts", json={"title": f"t{i}"}, auth=auth, timeout=10).status_code
+            for i in range(100)
+        ]
+        snap = requests.get(f"{base}/__sandbox__/ledger", timeout=10).json()
+        assert 25 <= codes.count(201) <= 75, codes
+        assert snap["faults"] == {"checked": 100, "served": {"transient": codes.count(503), "http500": codes.count(500)}}
+        assert len(snap["posts"]) == codes.count(201) == len(snap["ledger"])
+        r = requests.post(f"{base}/__sandbox__/config", json={"fault_rate": 0}, timeout=10)
+        assert r.json() == {"ok": True}
+        assert requests.post(f"{base}/__sandbox__/faults", json={"kind": "nonsense"}, timeout=10).status_code == 400
+        assert requests.post(f"{base}/__sandbox__/faults", json={"kind": "quota"}, timeout=10).json() == {"ok": True}
+        r = requests.post(f"{base}/wp-json/wp/v2/posts", json={"title": "x"}, auth=auth, timeout=10)
+        assert r.status_code == 429 and r.headers["Retry-After"] == "1"
+        r = requests.post(f"{base}/wp-json/wp/v2/posts", json={"title": "y"}, auth=auth, timeout=10)
+        assert r.status_code == 201
+    finally:
+        proc.terminate()
+        proc.wait(timeout=5)
+        proc.stdout.close()

@@ -270,6 +270,41 @@ def test_token_expiry_mid_run_refreshes_once(sandbox, tmp_path, assets):
     assert len(sandbox.ledger()["articles"]) == 2
 
 
+def test_token_rejected_during_an_upload_sends_the_whole_file_again(sandbox, tmp_path, assets):
+    ch = make_channel(sandbox, tmp_path)
+    sandbox.inject("errcode", errcode=42001, path="/cgi-bin/material/add_material")
+    sandbox.inject("errcode", errcode=40001, path="/cgi-bin/media/uploadimg")
+    out = run(ch, rich_post(assets), make_ctx())
+    led = sandbox.ledger()
+    assert led["calls"]["/cgi-bin/material/add_material"] == 2 and led["calls"]["/cgi-bin/media/uploadimg"] == 2
+    assert len(led["articles"]) == 1 and out.remote_id == led["articles"][0]["article_id"]
+
+
+def test_faults_drawn_at_a_rate(tmp_path):
+    with WeChatSandbox(fault_rate=0.5, seed=5, hang_seconds=0.01) as sb:
+        tok = requests.get(
+            f"{sb.base_url}/cgi-bin/token",
+            params={"grant_type": "client_credential", "appid": sb.appid, "secret": sb.secret},
+        ).json()["access_token"]
+        answers = []
+        for _ in range(200):
+            r = requests.get(f"{sb.base_url}/cgi-bin/draft/count", params={"access_token": tok})
+            answers.append(r.json().get("errcode", 0) if r.status_code == 200 else r.status_code)
+            if answers[-1] in (40001, 42001):  # the drawn expiry: fetch a new token as a client would
+                tok = requests.get(
+                    f"{sb.base_url}/cgi-bin/token",
+                    params={"grant_type": "client_credential", "appid": sb.appid, "secret": sb.secret},
+                ).json()["access_token"]
+        served = sb.ledger()["faults_served"]
+    assert set(served) == {"busy", "quota_minute", "http500", "timeout", "expire_token"}
+    assert 60 <= sum(served.values()) <= 140
+    assert answers.count(-1) == served["busy"] and answers.count(45011) == served["quota_minute"]
+    assert answers.count(500) == served["http500"]
+    assert answers.count(42001) == served["expire_token"], "every drawn expiry met the caller's next call"
+    with pytest.raises(ValueError, match="nonsense"):
+        WeChatSandbox(fault_rate=0.1, fault_mix=("nonsense",))
+
+
 def test_token_refresh_is_bounded(sandbox, tmp_path):
     ch = make_channel(sandbox, tmp_path)
     sandbox.inject("errcode", errcode=40001, path="/cgi-bin/draft/count", times=50)
@@ -377,6 +412,21 @@ def test_crash_between_submit_and_recording_publish_id_reconciles(sandbox, tmp_p
     assert led["calls"]["/cgi-bin/freepublish/batchget"] >= 1
 
 
+def test_a_failed_page_of_the_search_is_read_again_within_the_attempt(sandbox, tmp_path, assets):
+    ch = make_channel(sandbox, tmp_path)
+    post = rich_post(assets)
+    ctx = make_ctx()
+    assert isinstance(ch.publish(post, ctx), InProgress)
+    time.sleep(0.4)
+    crashed = {k: v for k, v in ctx.state.items() if k not in ("publish_id", "msg_data_id", "polls")}
+    crashed["step"] = "submitting"
+    sandbox.inject("busy", path="/cgi-bin/freepublish/batchget")
+    out = ch.publish(post, make_ctx(state=crashed))
+    led = sandbox.ledger()
+    assert isinstance(out, Published) and out.remote_id == led["articles"][0]["article_id"]
+    assert led["calls"]["/cgi-bin/freepublish/batchget"] == 2
+
+
 def test_submit_timeout_is_ambiguous_and_never_yields_a_second_article(sandbox, tmp_path, assets):
     ch = make_channel(sandbox, tmp_path, timeout=1.0)
     sandbox.inject("timeout", path="/cgi-bin/freepublish/submit", seconds=2.0)
@@ -402,6 +452,23 @@ def test_submit_that_never_reached_wechat_is_resubmitted_after_grace(sandbox, tm
     led = sandbox.ledger()
     assert len(led["articles"]) == 1 and out.remote_id == led["articles"][0]["article_id"]
     assert led["calls"]["/cgi-bin/freepublish/submit"] == 2
+
+
+def test_unconfirmed_submit_waits_on_the_draft_and_searches_once_before_resubmitting(sandbox, tmp_path, assets):
+    ch = make_channel(sandbox, tmp_path, reconcile_grace=0.6)
+    post = rich_post(assets)
+    ctx = make_ctx()
+    sandbox.inject("http500", path="/cgi-bin/freepublish/submit")
+    with pytest.raises(AmbiguousOutcome):
+        ch.publish(post, ctx)
+    assert isinstance(ch.publish(post, ctx), InProgress)
+    assert sandbox.ledger()["calls"].get("/cgi-bin/freepublish/batchget", 0) == 0, "the draft is there: no search"
+    time.sleep(0.7)
+    out = run(ch, post, ctx)
+    led = sandbox.ledger()
+    assert len(led["articles"]) == 1 and out.remote_id == led["articles"][0]["article_id"]
+    assert led["calls"]["/cgi-bin/freepublish/submit"] == 2
+    assert led["calls"]["/cgi-bin/freepublish/batchget"] == 1, "one search, then the re-submit"
 
 
 def test_crash_after_draft_add_reuses_the_draft(sandbox, tmp_path, assets):
