@@ -156,6 +156,8 @@ class Delivery(SQLModel, table=True):
         sa.Index("ix_delivery_due", "status", "due_at"),
         # migration 0004_scale (stats by period and channel read the index alone)
         sa.Index("ix_delivery_published_channel_item", "published_at", "channel", "item_id"),
+        # migration 0007_stats_perf also adds two partial indexes, ix_delivery_owed and ix_delivery_failed
+        # (what publisher.stats counts live), and the triggers that keep the item_* copies
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -184,6 +186,11 @@ class Delivery(SQLModel, table=True):
     note: str | None = None
     created_at: datetime = _dt(default_factory=utcnow)
     updated_at: datetime = _dt(default_factory=utcnow)
+    #: copies of the item's fields, for publisher.stats: written by the database (triggers of
+    #: migration 0007) whenever the delivery is written or the item's fields change; never set them
+    item_category: str | None = Field(default=None, sa_column=Column(sa.String(50), nullable=True))
+    item_department: str | None = Field(default=None, sa_column=Column(sa.String(100), nullable=True))
+    item_checklist_item: int | None = None
 
 
 class DeliveryAttempt(SQLModel, table=True):

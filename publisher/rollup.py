@@ -148,6 +148,10 @@ def refresh(engine: Engine, tz: ZoneInfo) -> int:
             _rebuild(conn, engine, tz, None)
             conn.execute(sa.delete(RS).where(RS.c.name == NAME))
             conn.execute(sa.insert(RS).values(name=NAME, zone=tz.key, watermark=now))
+            if engine.dialect.name == "postgresql":
+                # until autovacuum comes by, the planner would take the table just filled for empty and
+                # sort a long period's rows on disk (five years, a million items: 140 ms instead of 60)
+                conn.execute(sa.text("ANALYZE stats_rollup"))
             return -1
         since = row.watermark - LOOK_BACK
         # every publication day of a changed item: its fields moved, or one of its publications
@@ -167,7 +171,8 @@ def _bucket_day(engine: Engine, column: sa.ColumnElement, dim: str) -> sa.Column
     """``stats._bucket`` for a column that already holds the office-zone day."""
     fmt, pg = stats.PERIOD_FORMATS[dim]
     if engine.dialect.name == "postgresql":
-        return sa.func.to_char(column, pg)
+        # as a timestamp without zone: to_char(date) would convert each day to the session's zone first
+        return sa.func.to_char(sa.cast(column, sa.DateTime), pg)
     if dim == "week":
         thursday = sa.func.date(column, "-3 days", "weekday 4")
         number = sa.cast(sa.func.strftime("%j", thursday), sa.Integer) - 1
