@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0009_channel_rate"
-down_revision = "0006_stats_rollup"
+down_revision = "0007_stats_perf"
 branch_labels = None
 depends_on = None
 
