@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import os
 import socket
 import threading
 import time
@@ -108,6 +109,14 @@ class WebhookChannel(Channel):
     def __init__(self, name: str, config: WebhookConfig, env: ChannelEnv) -> None:
         super().__init__(name, config, env)
         self._secret = env_secret(config.secret_env, what=f"webhook channel {name!r} signing secret").encode()
+        # The environment's proxy and CA settings, read once per URL: requests reads them (and looks
+        # for a .netrc) on every request by default, ~0.1 ms a call — a quarter of the dispatcher's own
+        # work per delivery. HTTP(S)_PROXY, NO_PROXY and REQUESTS_CA_BUNDLE are honoured as requests
+        # would; they are read when the channel is built (at worker start).
+        self._proxies = {u: requests.utils.get_environ_proxies(u) for u in
+                         (config.url, config.update_url, config.withdraw_url) if u}  # fmt: skip
+        self._verify: bool | str = config.verify_tls and (
+            os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True)  # fmt: skip
         self._local = threading.local()
         #: every thread's session, so close() can close them and dead threads' sessions are closed
         self._sessions: list[tuple[threading.Thread, requests.Session]] = []
@@ -205,7 +214,8 @@ class WebhookChannel(Channel):
             adapter = HTTPAdapter(pool_connections=2, pool_maxsize=self.config.pool_size, max_retries=0)
             session.mount("http://", adapter)
             session.mount("https://", adapter)
-            session.verify = self.config.verify_tls
+            session.trust_env = False  # read once in __init__ (self._proxies, self._verify)
+            session.verify = self._verify
             session.headers["User-Agent"] = "publisher-webhook/1"
             self._local.session = session
             with self._sessions_lock:
@@ -234,7 +244,8 @@ class WebhookChannel(Channel):
         timeout = self.config.timeout
         try:
             r = self._session().request(
-                method, url, data=body, headers=headers, timeout=(timeout, timeout), allow_redirects=False
+                method, url, data=body, headers=headers, timeout=(timeout, timeout), allow_redirects=False,
+                proxies=self._proxies[url],
             )
         except requests.ConnectTimeout as exc:
             raise TransientChannelError(f"{where}: no connection within {timeout:g} s") from exc

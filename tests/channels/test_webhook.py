@@ -392,3 +392,58 @@ def test_contract_harness(tmp_path):
         assert h.live_count() == 0
     finally:
         h.close()
+
+
+# -------------------------------------------------------------------------------- proxy settings
+class _RecordingProxy:
+    """A stand-in HTTP proxy: answers every request itself and records the request line's target."""
+
+    def __init__(self) -> None:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        seen = self.seen = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+                self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                seen.append(self.path)
+                body = b'{"id": "via-proxy"}'
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.mark.parametrize("no_proxy", [None, "127.0.0.1"])
+def test_environment_proxy_settings_are_honoured(make_channel, sink, monkeypatch, no_proxy):
+    """The channel reads HTTP_PROXY / NO_PROXY once when it is built (not per request), as requests would."""
+    proxy = _RecordingProxy()
+    try:
+        for name in ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy",
+                     "NO_PROXY", "no_proxy"):
+            monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv("HTTP_PROXY", proxy.url)
+        if no_proxy:
+            monkeypatch.setenv("NO_PROXY", no_proxy)
+        channel = make_channel()
+        out = channel.publish(make_post(), make_ctx(delivery_id=7))
+        if no_proxy:
+            assert proxy.seen == [] and sink.ledger()["accepted"] == 1
+        else:
+            # through a proxy, the request line names the whole target URL
+            assert proxy.seen == [sink.hook_url] and out.remote_id == "via-proxy"
+            assert sink.ledger()["accepted"] == 0
+    finally:
+        proxy.stop()
