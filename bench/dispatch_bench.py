@@ -40,8 +40,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench._common import SECRET, drop_pg_database, fresh_store, seed_deliveries, start_sink  # noqa: E402
 
 
-def bare_loop(hook_url: str, docs: list[dict[str, Any]], threads: int) -> float:
-    """What a user would write instead: a pooled session per thread, JSON, HMAC, POST, check."""
+def bare_loop(hook_url: str, docs: list[dict[str, Any]], threads: int, env_once: bool = False) -> float:
+    """What a user would write instead: a pooled session per thread, JSON, HMAC, POST, check.
+
+    ``env_once``: the session does not read the environment's proxy settings on every request
+    (``trust_env = False``), as the webhook channel does; by default it is plain ``requests``.
+    """
     from channels.webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
 
     secret = SECRET.encode()
@@ -52,6 +56,7 @@ def bare_loop(hook_url: str, docs: list[dict[str, Any]], threads: int) -> float:
         if s is None:
             s = requests.Session()
             s.mount("http://", HTTPAdapter(pool_maxsize=4, max_retries=0))
+            s.trust_env = not env_once
             local.s = s
         return s
 
@@ -107,6 +112,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sink", choices=["process", "thread"], default="process",
                    help="run the sink as its own process, as a receiving system is (default), or as a "
                         "thread of this process, where it competes with both sides for the interpreter lock")
+    p.add_argument("--bare-env-once", action="store_true",
+                   help="the bare loop skips requests' per-request reading of proxy settings from the "
+                        "environment, as the webhook channel does (default: plain requests)")
     p.add_argument("--skip-bare", action="store_true", help="only the pipeline (e.g. when profiling)")
     p.add_argument("--profile", metavar="FILE", help="write a cProfile of the pipeline run to FILE")
     args = p.parse_args(argv)
@@ -130,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
                     nonlocal bare, bare_cpu
                     sink.reset()
                     c = _cpu(sink)
-                    bare = bare_loop(sink.hook_url, docs, args.threads)
+                    bare = bare_loop(sink.hook_url, docs, args.threads, env_once=args.bare_env_once)
                     bare_cpu = _cpu(sink) - c
 
                 def run_pipeline() -> None:
