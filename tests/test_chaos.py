@@ -180,7 +180,13 @@ def test_wechat_and_cms_under_faults_kills_and_cuts_publish_each_item_once(make_
             if threshold == 10:
                 terminate_backends(app.settings.database_url)
         assert counts(app.engine).get("done", 0) < 75, "the kills came too late to test anything"
-        _wait(lambda: counts(app.engine) == {"done": 75}, 90, "every delivery done")
+        try:
+            _wait(lambda: counts(app.engine) == {"done": 75}, 180, "every delivery done")
+        except AssertionError as exc:
+            with app.engine.connect() as c:
+                left = c.execute(sa.text("select channel, status, attempts, due_at, last_error from delivery "
+                                         "where status <> 'done' order by id limit 5")).all()  # fmt: skip
+            raise AssertionError(f"{exc}: {counts(app.engine)}; e.g. {left}") from None
         rows = delivery_rows(app.engine)
         for name, pl in plugins.items():
             lost, dup, detail = pl.check([r for r in rows if r.channel == name])
