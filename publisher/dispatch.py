@@ -653,9 +653,14 @@ class Dispatcher:
             while (claim := self._take()) is not None:
                 self._execute(claim)
         finally:
-            conn = getattr(self._local, "conn", None)
-            if conn is not None:
-                conn.close()
+            self._close_read_conn()
+
+    def _close_read_conn(self) -> None:
+        """Close the calling thread's read connection for lease checks (see _post_for), if it has one."""
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            self._local.conn = None
+            conn.close()
 
     def execute(self, delivery_id: int) -> str:
         """Run one delivery this worker has claimed and record its outcome (tests, tools)."""
@@ -822,10 +827,9 @@ class Dispatcher:
         itself: nothing runs meanwhile, and one claim then fills the whole cap) and that are not known
         to be dry."""
         held = self._waiting_or_running()
-        if self._inline:
-            return [ch for ch in self._active_channels() if held[ch] == 0 and self._dry_until.get(ch, 0.0) <= mono]
         return [ch for ch in self._active_channels()
-                if held[ch] * 2 <= self._hold_cap(ch) and self._dry_until.get(ch, 0.0) <= mono]  # fmt: skip
+                if (held[ch] == 0 if self._inline else held[ch] * 2 <= self._hold_cap(ch))
+                and self._dry_until.get(ch, 0.0) <= mono]  # fmt: skip
 
     def run(self, *, once: bool = False, horizon: timedelta = timedelta(seconds=10),
             progress: Callable[[str], None] | None = None) -> RunSummary:  # fmt: skip
@@ -855,9 +859,8 @@ class Dispatcher:
                 self._cond.notify_all()
             for t in workers:
                 t.join()
-            if self._inline and (conn := getattr(self._local, "conn", None)) is not None:
-                self._local.conn = None
-                conn.close()
+            if self._inline:
+                self._close_read_conn()
         return summary
 
     def _loop(self, summary: RunSummary, once: bool, horizon: timedelta,
