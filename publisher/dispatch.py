@@ -627,6 +627,10 @@ class Dispatcher:
                 for ch, queue in self._backlog.items():
                     if queue and self._running[ch] < self.ctx.channels[ch].max_concurrency:
                         self._running[ch] += 1
+                        # the channel served goes to the back of the line: channels take turns, so one
+                        # with a deep backlog and free slots cannot hold every thread while another's
+                        # deliveries wait (seen in the chaos run: webhook calls untouched for 30-120 s)
+                        self._backlog[ch] = self._backlog.pop(ch)
                         return queue.popleft()
                 if not block:
                     return None

@@ -258,6 +258,21 @@ def test_max_concurrency_per_channel(make_app: Any) -> None:
     assert _max_overlap(tries) == 2
 
 
+def test_channels_take_turns_for_the_threads(make_app: Any, dispatch_threads: int) -> None:
+    """A channel with a deep backlog and as many free slots as there are threads does not keep every
+    thread while another channel's due deliveries wait: the threads serve the channels in turn."""
+    app = make_app(channels={"deep": {"type": "memory", "latency": 0.02, "max_concurrency": 8},
+                             "other": {"type": "memory", "latency": 0.02, "max_concurrency": 8}})  # fmt: skip
+    deep = [approved_item(app, channels=["deep"], title=f"通知 {n}") for n in range(16)]
+    other = approved_item(app, channels=["other"], title="另一个渠道的通知")  # fell due last
+    assert run_once(app) == {"done": 17}
+    starts = sorted((a.started_at, ch) for ch, ids in (("deep", deep), ("other", [other]))
+                    for i in ids for a in attempts(app, deliveries(app, i)[ch].id))  # fmt: skip
+    order = [ch for _, ch in starts]
+    # one turn of the threads: `other` is served in the first round of takes, not after `deep`'s backlog
+    assert "other" in order[: max(2, dispatch_threads)], order
+
+
 def test_rate_per_minute(make_app: Any) -> None:
     app = make_app(channels={"mem": {"type": "memory", "rate_per_minute": 120}}, worker={"threads": 8})
     ids = [approved_item(app, title=f"通知 {n}") for n in range(4)]
