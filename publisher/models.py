@@ -75,6 +75,22 @@ class DeliveryStatus(enum.StrEnum):
     CANCELLED = "cancelled"  #: no longer wanted (item edited or withdrawn before it went out)
 
 
+#: the statuses of owed work, in the order of the partial index ix_delivery_owed's condition (0007)
+OWED_STATUSES = (DeliveryStatus.PENDING, DeliveryStatus.CLAIMED, DeliveryStatus.WAITING)
+
+
+def status_literal(status: DeliveryStatus) -> sa.ColumnElement:
+    """``status`` written into the SQL as a literal, not bound: a planner can only tell that a query
+    stays within a partial index (ix_delivery_owed, ix_delivery_failed) from literals."""
+    return sa.literal_column(f"'{status.value}'")
+
+
+def owed(column: Any) -> sa.ColumnElement:
+    """``column IN ('pending', 'claimed', 'waiting')``, exactly as ix_delivery_owed's condition reads:
+    SQLite uses a partial index only for a query that repeats its condition word for word."""
+    return column.in_([status_literal(s) for s in OWED_STATUSES])
+
+
 class DeliveryOp(enum.StrEnum):
     PUBLISH = "publish"
     UPDATE = "update"
@@ -161,8 +177,10 @@ class Delivery(SQLModel, table=True):
     )
 
     id: int | None = Field(default=None, primary_key=True)
-    item_id: int = Field(foreign_key="item.id", index=True)
-    channel: str = Field(sa_column=Column(sa.String(100), nullable=False, index=True))
+    # no index of its own: item_id leads uq_delivery_item_channel (migration 0010)
+    item_id: int = Field(foreign_key="item.id")
+    # no index of its own: channel leads ix_delivery_channel_remote_id (migration 0010)
+    channel: str = Field(sa_column=Column(sa.String(100), nullable=False))
     op: str = Field(default=DeliveryOp.PUBLISH, sa_column=Column(sa.String(20), nullable=False))
     status: str = Field(default=DeliveryStatus.PENDING, sa_column=Column(sa.String(20), nullable=False))
     due_at: datetime = _dt(default_factory=utcnow)
@@ -176,7 +194,8 @@ class Delivery(SQLModel, table=True):
     remote_id: str | None = None
     url: str | None = None
     #: set once, when the item first went live on this channel
-    published_at: datetime | None = _dt(default=None, nullable=True, index=True)
+    #: (read through ix_delivery_published_channel_item, which it leads)
+    published_at: datetime | None = _dt(default=None, nullable=True)
     withdrawn_at: datetime | None = _dt(default=None, nullable=True)
     #: the weekly sync found the published URL no longer answers (cleared when it answers again)
     taken_down_at: datetime | None = _dt(default=None, nullable=True)

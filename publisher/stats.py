@@ -22,21 +22,13 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from publisher.errors import InvalidInput
-from publisher.models import Delivery, DeliveryStatus
+from publisher.models import Delivery, DeliveryStatus, owed, status_literal
 
 D = Delivery.__table__  # type: ignore[attr-defined]
 
 DIMENSIONS = ("channel", "category", "department", "year", "month", "week", "day", "checklist_item")
 PERIOD_FORMATS = {"year": ("%Y", "YYYY"), "month": ("%Y-%m", "YYYY-MM"), "day": ("%Y-%m-%d", "YYYY-MM-DD"),
                   "week": ("%Y-W%W", "IYYY-\"W\"IW")}  # fmt: skip
-
-
-#: owed work, in the order of ix_delivery_owed's condition (migration 0007; SQLite matches it as written)
-OWED = (DeliveryStatus.PENDING, DeliveryStatus.CLAIMED, DeliveryStatus.WAITING)
-
-
-def _literal(status: DeliveryStatus) -> sa.ColumnElement:
-    return sa.literal_column(f"'{status.value}'")
 
 
 @dataclass(frozen=True)
@@ -149,13 +141,13 @@ def counts(engine: Engine, q: StatsQuery, *, rollup: bool = True) -> list[dict[s
         d = dims(D.c.updated_at)
         add(conn.execute(
             sa.select(*d, sa.func.count())
-            .where(D.c.status == _literal(DeliveryStatus.FAILED), D.c.updated_at >= start, D.c.updated_at < end)
+            .where(D.c.status == status_literal(DeliveryStatus.FAILED), D.c.updated_at >= start, D.c.updated_at < end)
             .group_by(*d)
         ).all(), "failed")  # fmt: skip
         d = dims(D.c.due_at)
         add(conn.execute(
             sa.select(*d, sa.func.count())
-            .where(D.c.status.in_([_literal(s) for s in OWED]), D.c.due_at < end)
+            .where(owed(D.c.status), D.c.due_at < end)
             .group_by(*d)
         ).all(), "pending")  # fmt: skip
         conn.rollback()

@@ -1,7 +1,7 @@
 """channel_rate: per-channel rate limits shared by every worker (publisher.dispatch)
 
 Revision ID: 0009_channel_rate
-Revises: 0006_stats_rollup
+Revises: 0007_stats_perf
 """
 
 from __future__ import annotations
