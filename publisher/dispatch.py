@@ -30,7 +30,8 @@ import threading
 import time
 import uuid
 from collections import defaultdict, deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -332,7 +333,7 @@ class Dispatcher:
         mono = time.monotonic()
         # one channel: the query's limit is what is kept; several: read more, as one may be full
         limit = capacity if len(free) == 1 else max(capacity * 2, self.settings.worker.batch_size)
-        with self.engine.begin() as conn:
+        with self._writing() as conn:
             rows = conn.execute(self._claim_q, {"now": now, "channels": list(free), "lim": limit}).all()
             chosen: list[Any] = []
             taken: dict[str, int] = defaultdict(int)
@@ -379,14 +380,13 @@ class Dispatcher:
 
     def _next_due_by_channel(self, channels: list[str], now: datetime) -> dict[str, datetime | None]:
         out: dict[str, datetime | None] = dict.fromkeys(channels)
-        with self._read_engine.connect() as conn:
+        with self._reading() as conn:
             for ch, at in conn.execute(
                 sa.select(D.c.channel, sa.func.min(D.c.due_at))
                 .where(D.c.channel.in_(channels), D.c.status.in_([s.value for s in ACTIVE]), D.c.due_at > now)
                 .group_by(D.c.channel)
             ):  # fmt: skip
                 out[ch] = at
-            conn.rollback()
         return out
 
     def renew_leases(self) -> None:
@@ -395,7 +395,7 @@ class Dispatcher:
         if not ids:
             return
         until = self.clock() + timedelta(seconds=self.settings.worker.lease_seconds)
-        with self.engine.begin() as conn:
+        with self._writing() as conn:
             conn.execute(
                 sa.update(D)
                 .where(D.c.id.in_(ids), D.c.lease_owner == self.worker_id)
@@ -406,7 +406,7 @@ class Dispatcher:
         """Free at once the leases held by processes of this host that are gone (``kill -9``)."""
         host = socket.gethostname()
         now = self.clock()
-        with self.engine.begin() as conn:
+        with self._writing() as conn:
             owners = conn.execute(
                 sa.select(D.c.lease_owner).where(
                     D.c.status == DeliveryStatus.CLAIMED.value, D.c.lease_owner.like(f"{host}:%")
@@ -433,7 +433,7 @@ class Dispatcher:
         with self._lock:
             held = set(self.inflight)
         now = self.clock()
-        with self.engine.begin() as conn:
+        with self._writing() as conn:
             mine = conn.execute(
                 sa.select(D.c.id).where(D.c.status == DeliveryStatus.CLAIMED.value, D.c.lease_owner == self.worker_id)
             ).scalars().all()
@@ -451,7 +451,7 @@ class Dispatcher:
         """Hand back leases of deliveries never started (the worker is stopping): due again at once."""
         if not claims:
             return
-        with self.engine.begin() as conn:
+        with self._writing() as conn:
             conn.execute(
                 self._update_by_id.where(D.c.lease_owner == self.worker_id,
                                          D.c.status == DeliveryStatus.CLAIMED.value),
@@ -463,7 +463,7 @@ class Dispatcher:
                 self.inflight.pop(c.id, None)
 
     def next_due(self) -> datetime | None:
-        with self._read_engine.connect() as conn:
+        with self._reading() as conn:
             a = conn.execute(
                 sa.select(sa.func.min(D.c.due_at)).where(
                     D.c.status.in_([s.value for s in ACTIVE]), D.c.channel.in_(self._active_channels())
@@ -480,7 +480,7 @@ class Dispatcher:
         """Build the posts of freshly claimed deliveries in one batch; the claim read their leases."""
         want = list({c.item_id for c in claims})
         if want:
-            with self._read_engine.connect() as conn:
+            with self._reading() as conn:
                 snaps = snapshot_posts(self.ctx, conn, want)
             if len(self._snapshots) > 20_000:
                 self._snapshots.clear()
@@ -495,7 +495,7 @@ class Dispatcher:
             stale = [c for q in self._backlog.values() for c in q if mono - c.checked_at > self.CHECK_FRESH / 2]
         if not stale:
             return
-        with self._read_engine.connect() as conn:
+        with self._reading() as conn:
             rows = {r.id: r for r in conn.execute(self._verify_q, {"ids": [c.id for c in stale]})}
             gone = {c.id for c in stale if (r := rows.get(c.id)) is None or r.status != DeliveryStatus.CLAIMED
                     or r.lease_owner != self.worker_id}  # fmt: skip
@@ -530,23 +530,14 @@ class Dispatcher:
         snap = self._snapshots.get(claim.item_id)
         if snap is not None and time.monotonic() - claim.checked_at <= self.CHECK_FRESH:
             return True, snap.post if claim.op == DeliveryOp.WITHDRAW or snap.cleared else None
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = self._local.conn = self._read_engine.connect()
-        try:
+        with self._reading() as conn:
             row = conn.execute(self._check_stmt, {"did": claim.id}).first()
             if row is None or row.status != DeliveryStatus.CLAIMED or row.lease_owner != self.worker_id:
-                conn.rollback()
                 return False, None
             snap = self._snapshots.get(claim.item_id)
             if snap is None or not self._fresh(claim.item_id, row):
                 snap = snapshot_posts(self.ctx, conn, [claim.item_id])[claim.item_id]
                 self._snapshots[claim.item_id] = snap
-            conn.rollback()  # ends the read transaction (PostgreSQL); the connection stays with the thread
-        except BaseException:
-            self._local.conn = None
-            conn.close()
-            raise
         if claim.op != DeliveryOp.WITHDRAW and not snap.cleared:
             return True, None
         return True, snap.post
@@ -653,18 +644,67 @@ class Dispatcher:
                 return
 
     def _deliver_loop(self) -> None:
+        self._hold_connections()
         try:
             while (claim := self._take()) is not None:
                 self._execute(claim)
         finally:
-            self._close_read_conn()
+            self._release_connections()
 
-    def _close_read_conn(self) -> None:
-        """Close the calling thread's read connection for lease checks (see _post_for), if it has one."""
+    # ----------------------------------------------------------------------------- connections
+    # While a worker runs, each of its threads keeps its own connections between transactions: a
+    # checkout from the pool costs a round trip on PostgreSQL (pool_pre_ping's ping) and more Python
+    # than a batched claim's own statements. Outside run() (tests, tools) each step checks one out.
+    def _hold_connections(self) -> None:
+        """From now on the calling thread keeps its connections (until _release_connections)."""
+        self._local.hold = True
+
+    @contextmanager
+    def _writing(self) -> Iterator[sa.Connection]:
+        """One transaction, on the calling thread's kept write connection while it holds one."""
+        if not getattr(self._local, "hold", False):
+            with self.engine.begin() as conn:
+                yield conn
+            return
+        conn = getattr(self._local, "wconn", None)
+        if conn is None:
+            conn = self._local.wconn = self.engine.connect()
+        try:
+            with conn.begin():
+                yield conn
+        except BaseException:
+            # the connection may be broken (a cut, a restarted server): the next step takes another
+            self._local.wconn = None
+            conn.close()
+            raise
+
+    @contextmanager
+    def _reading(self) -> Iterator[sa.Connection]:
+        """Reads that need no snapshot across statements (see publisher.db.read_only), on the calling
+        thread's kept read connection while it holds one."""
+        if not getattr(self._local, "hold", False):
+            with self._read_engine.connect() as conn:
+                yield conn
+            return
         conn = getattr(self._local, "conn", None)
-        if conn is not None:
+        if conn is None:
+            conn = self._local.conn = self._read_engine.connect()
+        try:
+            yield conn
+            conn.rollback()  # ends the read (PostgreSQL: nothing is sent in autocommit); conn stays
+        except BaseException:
             self._local.conn = None
             conn.close()
+            raise
+
+    def _release_connections(self) -> None:
+        """Close the connections the calling thread kept (back to the pool)."""
+        self._local.hold = False
+        for attr in ("conn", "wconn"):
+            conn = getattr(self._local, attr, None)
+            if conn is not None:
+                setattr(self._local, attr, None)
+                conn.close()
 
     def execute(self, delivery_id: int) -> str:
         """Run one delivery this worker has claimed and record its outcome (tests, tools)."""
@@ -750,7 +790,7 @@ class Dispatcher:
         actor = f"worker {self.worker_id}"
         planned = [(f, *self._outcome(f, now)) for f in finished]
         outcomes: list[str] = []
-        with self.engine.begin() as conn:
+        with self._writing() as conn:
             owned = set(conn.execute(self._owned_q, {"ids": [f.claim.id for f in finished],
                                                       "owner": self.worker_id}).scalars())
             groups: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
@@ -852,6 +892,7 @@ class Dispatcher:
                    for n in range(0 if self._inline else self.threads)]  # fmt: skip
         for t in workers:
             t.start()
+        self._hold_connections()
         try:
             with WalCheckpointer(self.engine):
                 self._loop(summary, once, horizon, progress)
@@ -863,8 +904,7 @@ class Dispatcher:
                 self._cond.notify_all()
             for t in workers:
                 t.join()
-            if self._inline:
-                self._close_read_conn()
+            self._release_connections()
         return summary
 
     def _loop(self, summary: RunSummary, once: bool, horizon: timedelta,

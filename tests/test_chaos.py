@@ -21,12 +21,14 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
 from bench._common import SECRET, counts, seed_deliveries, start_worker, terminate_backends, write_settings
+from publisher.models import Delivery
 
 pytestmark = pytest.mark.slow
 
@@ -107,9 +109,21 @@ def test_two_workers_on_postgresql_share_the_queue(make_app, tmp_path, monkeypat
     with Sink(secret=SECRET, latency_ms=3) as sink:
         channels = {"hook": {"type": "webhook", "url": sink.hook_url}}
         app = make_app(channels=channels)
-        seed_deliveries(app, 400, ["hook"])
+        # due only once both workers are up: a worker that started first could otherwise do them all
+        # (seen: 400 deliveries finished before the second interpreter had started)
+        seed_deliveries(app, 400, ["hook"], due_at=datetime.now(UTC) + timedelta(hours=1))
         settings = _settings(tmp_path, app, channels)
-        workers = [start_worker(settings, "--once", log=tmp_path / f"w{i}.log") for i in range(2)]
+        logs = [tmp_path / f"w{i}.log" for i in range(2)]
+        workers = [start_worker(settings, log=log) for log in logs]
+        try:
+            _wait(lambda: all(log.exists() and " running with " in log.read_text(errors="replace") for log in logs),
+                  60, "both workers to start")  # fmt: skip
+            with app.engine.begin() as c:
+                c.execute(sa.update(Delivery.__table__).values(due_at=datetime.now(UTC)))
+            _wait(lambda: counts(app.engine) == {"done": 400}, 90, "400 deliveries done")
+        finally:
+            for w in workers:
+                w.terminate()
         for w in workers:
             _finish(w)
         led = sink.ledger()
