@@ -115,6 +115,8 @@ class WebhookChannel(Channel):
         # would; they are read when the channel is built (at worker start).
         self._proxies = {u: requests.utils.get_environ_proxies(u) for u in
                          (config.url, config.update_url, config.withdraw_url) if u}  # fmt: skip
+        #: how an error names each URL's receiver
+        self._where = {u: f"webhook {name!r} ({urlsplit(u).netloc})" for u in self._proxies}
         self._verify: bool | str = config.verify_tls and (
             os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True)  # fmt: skip
         self._local = threading.local()
@@ -240,7 +242,7 @@ class WebhookChannel(Channel):
             "Idempotency-Key": key,
             "X-Publisher-Event": event,
         }
-        where = f"webhook {self.name!r} ({urlsplit(url).netloc})"
+        where = self._where[url]
         timeout = self.config.timeout
         try:
             r = self._session().request(
@@ -265,7 +267,7 @@ class WebhookChannel(Channel):
             data: Any = {}
             if r.content:
                 try:
-                    data = r.json()
+                    data = json.loads(r.content)  # bytes: UTF-8/16/32 detected as RFC 8259 allows
                 except ValueError:
                     data = {}
             if not isinstance(data, dict):
