@@ -48,7 +48,7 @@ from publisher.channel import (
     Published,
     QuotaExceeded,
 )
-from publisher.db import DriverMany, WalCheckpointer, one_of, read_only
+from publisher.db import DriverMany, WalCheckpointer, one_of, read_only, records
 from publisher.models import (
     AuditLog,
     ChannelRate,
@@ -334,7 +334,7 @@ class Dispatcher:
         # one channel: the query's limit is what is kept; several: read more, as one may be full
         limit = capacity if len(free) == 1 else max(capacity * 2, self.settings.worker.batch_size)
         with self._writing() as conn:
-            rows = conn.execute(self._claim_q, {"now": now, "channels": list(free), "lim": limit}).all()
+            rows = records(conn.execute(self._claim_q, {"now": now, "channels": list(free), "lim": limit}))
             chosen: list[Any] = []
             taken: dict[str, int] = defaultdict(int)
             for row in rows:
@@ -496,7 +496,7 @@ class Dispatcher:
         if not stale:
             return
         with self._reading() as conn:
-            rows = {r.id: r for r in conn.execute(self._verify_q, {"ids": [c.id for c in stale]})}
+            rows = {r.id: r for r in records(conn.execute(self._verify_q, {"ids": [c.id for c in stale]}))}
             gone = {c.id for c in stale if (r := rows.get(c.id)) is None or r.status != DeliveryStatus.CLAIMED
                     or r.lease_owner != self.worker_id}  # fmt: skip
             changed = {c.item_id for c in stale if c.id not in gone and not self._fresh(c.item_id, rows[c.id])}

@@ -26,7 +26,7 @@ from publisher import content
 from publisher.channel import Asset as PostAsset
 from publisher.channel import Post, site_page_path, web_address
 from publisher.checklist import checklist, checklist_name
-from publisher.db import DriverMany, one_of
+from publisher.db import DriverMany, one_of, records
 from publisher.errors import ContentNotAccepted, InvalidInput, NotAllowed, NotFound
 from publisher.models import (
     Asset,
@@ -697,7 +697,7 @@ def rollup_items(conn: Connection, item_ids: Iterable[int], actor: str = SYSTEM)
     """
     q_items, q_states, u_item, i_audit = _rollup_statements(conn.dialect.name)
     ids = sorted(set(item_ids))
-    items = conn.execute(q_items, {"ids": ids}).all()
+    items = records(conn.execute(q_items, {"ids": ids}))
     if not items:
         return
     states: dict[int, list[str]] = {i.id: [] for i in items}
@@ -813,12 +813,12 @@ def snapshot_posts(ctx: Context, conn: Connection, item_ids: Iterable[int]) -> d
     if not ids:
         return {}
     q_items, q_reviews, q_assets, q_users = _snapshot_statements(conn.dialect.name)
-    items = conn.execute(q_items, {"ids": ids}).all()
+    items = records(conn.execute(q_items, {"ids": ids}))
     newest: dict[tuple[int, int, int], Any] = {}
-    for r in conn.execute(q_reviews, {"ids": ids}):
+    for r in records(conn.execute(q_reviews, {"ids": ids})):
         newest[(r.item_id, r.item_version, r.level)] = r  # ascending ids: the newest wins
     assets: dict[int, list[Any]] = {i: [] for i in ids}
-    for a in conn.execute(q_assets, {"ids": ids}):
+    for a in records(conn.execute(q_assets, {"ids": ids})):
         assets[a.item_id].append(a)
     authors = {u.id: (u.display_name or u.name)
                for u in conn.execute(q_users, {"ids": list({i.author_id for i in items})})}  # fmt: skip
