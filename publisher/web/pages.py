@@ -40,6 +40,7 @@ from publisher.web.common import (
     render,
     translator,
     viewer_zone,
+    visible_delivery,
     visible_item,
 )
 from publisher.web.security import (
@@ -443,10 +444,7 @@ def delivery_retry(request: Request, delivery_id: int, csrf_token: Csrf = "") ->
     c = need(request, STAFF, write=True, csrf=csrf_token)
     app = _app(request)
     with app.session() as s:
-        d = s.get(Delivery, delivery_id)
-        if d is None:
-            raise NotFound(f"no delivery {delivery_id}")
-        item = visible_item(s, c.user, d.item_id)
+        d, item = visible_delivery(s, c.user, delivery_id)
         if not can_manage(c.user, item):
             raise NotAllowed(f"{c.user.name} may not retry deliveries of item {item.id}")
         workflow.retry_delivery(app.ctx, s, delivery_id=delivery_id, actor=c.user.name)
