@@ -54,3 +54,25 @@ def test_reviews_show_reviewers_display_names(app, client, login):
     reviews = re.search(r"<h2>审核记录</h2>(.*?)</ul>", page.text, re.S).group(1)
     assert "· 王主任 ·" in reviews and "· head ·" not in reviews
     assert "· sec ·" in reviews  # no display name: the user name
+
+
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
+def test_versions_show_editors_display_names(app, client, login):
+    from sqlmodel import select
+
+    from publisher import workflow
+    from publisher.models import User
+
+    with app.session() as s:
+        for u in s.exec(select(User)):
+            u.display_name = {"ed": "李老师", "head": "王主任"}.get(u.name, u.display_name)
+    item = make_item(app, stage="draft")
+    with app.session() as s:
+        workflow.edit_item(app.ctx, s, item_id=item, actor=workflow.get_user(s, "head"), changes={},
+                           body_markdown="主任改过的正文", new_assets=[])  # fmt: skip
+    login(client, "ed")
+    page = client.get(f"/items/{item}")
+    assert page.status_code == 200
+    versions = re.search(r"<h2>版本记录</h2>(.*?)</ul>", page.text, re.S).group(1)
+    assert "· 李老师 ·" in versions and "· 王主任 ·" in versions
+    assert "· ed ·" not in versions and "· head ·" not in versions
