@@ -373,17 +373,18 @@ def item_page(request: Request, item_id: int) -> Response:
                                       .where(Review.item_id == item_id).order_by(Review.id))]  # fmt: skip
         author = s.get(User, item.author_id)
         diff = compose.changes_since_approval(s, item)
-        versions = compose.versions_of(s, item_id)
         # a version records its editor's login name; people are shown by the name they go by, as in reviews
+        stored = compose.versions_of(s, item_id)
         shown = {name: display or name for name, display in s.exec(
-            select(User.name, User.display_name).where(col(User.name).in_({v.actor for v in versions})))}  # fmt: skip
+            select(User.name, User.display_name).where(col(User.name).in_({v.actor for v in stored})))}  # fmt: skip
+        versions = [(v, shown.get(v.actor, v.actor)) for v in stored]
     level = {ItemStatus.SUBMITTED: 1, ItemStatus.DEPT_APPROVED: 2}.get(ItemStatus(item.status))
     may_review = (level == 1 and c.user.role == Role.DEPARTMENT_HEAD and c.user.department == item.department) or (
         level == 2 and c.user.role == Role.CONFIDENTIALITY_REVIEWER)  # fmt: skip
     tz = viewer_zone(request)
     return render(
         request, "item.html", c, item=item, deliveries=deliveries, attempts=attempts, reviews=reviews,
-        author=author, diff=diff, versions=[(v, shown.get(v.actor, v.actor)) for v in versions], level=level, may_review=may_review and c.user.id != item.author_id,
+        author=author, diff=diff, versions=versions, level=level, may_review=may_review and c.user.id != item.author_id,
         may_edit=can_edit(c.user, item) and item.status != ItemStatus.WITHDRAWN,
         may_manage=can_manage(c.user, item), body_html=media_urls(item.body_html),
         publish_local=(item.publish_at or utcnow() + timedelta(hours=1)).astimezone(tz).strftime("%Y-%m-%dT%H:%M"),

@@ -212,7 +212,8 @@ def test_another_departments_item_answers_as_a_missing_one(route: Route, app: An
         missing = real + 10_000
         # one session (its CSRF token is in every page) or one token for both questions
         headers: dict[str, str] = {}
-        data = dict(route.data) if route.data is not None else ({} if not route.api and route.method == "POST" else None)
+        form = not route.api and route.method == "POST"
+        data = dict(route.data) if route.data is not None else ({} if form else None)
         if route.api:
             headers["Authorization"] = "Bearer " + _token_of(app, who)["token"]
         else:
