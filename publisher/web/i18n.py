@@ -113,6 +113,9 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "no": ("否", "no"),
     "forbidden": ("无权进行此操作", "You may not do this"),
     "not_found": ("未找到", "Not found"),
+    "not_found_detail": ("没有这个页面或稿件，或者它不在您可以查看的范围内（其他部门的稿件只有本部门和审核人员可见）。",
+                         "There is no such page or item, or it is not yours to see (an item is seen by its own "
+                         "department and the reviewers)."),
     "invalid": ("输入有误", "Invalid input"),
     "back": ("返回", "Back"),
     "versions": ("版本记录", "Versions"),

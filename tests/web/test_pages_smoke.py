@@ -76,3 +76,18 @@ def test_versions_show_editors_display_names(app, client, login):
     versions = re.search(r"<h2>版本记录</h2>(.*?)</ul>", page.text, re.S).group(1)
     assert "· 李老师 ·" in versions and "· 王主任 ·" in versions
     assert "· ed ·" not in versions and "· head ·" not in versions
+
+
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
+def test_a_missing_or_hidden_item_is_explained_in_the_readers_language(app, client, login):
+    """The 404 page says, in Chinese first, that the item does not exist or is not the reader's to see
+    (the very same page for both), not only the core's English "no item N"."""
+    hidden = make_item(app)  # 校长办公室's
+    login(client, "ed2")  # 人事处
+    for path in (f"/items/{hidden}", "/items/999999", "/no-such-page"):
+        r = client.get(path)
+        assert r.status_code == 404, path
+        main = re.search(r"<main>(.*?)</main>", r.text, re.S).group(1)
+        assert "<h1>未找到</h1>" in main and "不在您可以查看的范围内" in main, path
+    r = client.get("/items/999999?lang=en")
+    assert "<h1>Not found</h1>" in r.text and "not yours to see" in r.text
