@@ -133,17 +133,30 @@ def home(request: Request) -> Response:
 
 
 # ------------------------------------------------------------------------------------------- items
+#: the item list shows the most recently changed; older ones are found by searching
+ITEMS_SHOWN = 200
+
+
 @router.get("/items", include_in_schema=False)
-def items_list(request: Request, status: str | None = None) -> Response:
+def items_list(request: Request, status: str | None = None, q: str = "") -> Response:
     c = need(request, STAFF)
+    q = q.strip()[:200]
     with _app(request).session() as s:
-        q = select(Item).order_by(col(Item.updated_at).desc()).limit(200)
+        query = select(Item).order_by(col(Item.updated_at).desc()).limit(ITEMS_SHOWN + 1)
         if c.user.role in (Role.EDITOR, Role.DEPARTMENT_HEAD):
-            q = q.where(Item.department == c.user.department)
+            query = query.where(Item.department == c.user.department)
         if status:
-            q = q.where(Item.status == status)
-        items = list(s.exec(q))
-    return render(request, "items.html", c, items=items, filter_status=status, statuses=list(ItemStatus),
+            query = query.where(Item.status == status)
+        if q:
+            # words in the title, or the item's number (#123 or 123)
+            match = col(Item.title).icontains(q, autoescape=True)
+            number = q.removeprefix("#")
+            if number.isdigit() and len(number) < 10:
+                match = sa.or_(match, Item.id == int(number))
+            query = query.where(match)
+        items = list(s.exec(query))
+    return render(request, "items.html", c, items=items[:ITEMS_SHOWN], more=len(items) > ITEMS_SHOWN,
+                  shown=ITEMS_SHOWN, filter_status=status, query=q, statuses=list(ItemStatus),
                   channel_labels=channel_labels(_app(request)))  # fmt: skip
 
 
