@@ -82,8 +82,9 @@ class StoreCollector(Collector):
             with self.engine.connect() as conn:
                 # each read lies within one partial index (migration 0007), its statuses written as
                 # literals so that the planner can tell: with bound statuses SQLite walked every delivery
-                # through the channel index instead (~2 s a scrape on a million items)
-                # due and not started: pending or waiting (a claimed one is in a worker's hands)
+                # through the channel index instead (~2 s a scrape on a million items). The owed ones
+                # are read once: all of them, and those due and not started (a claimed one is in a
+                # worker's hands)
                 is_due = sa.and_(D.c.due_at <= now, D.c.status != DeliveryStatus.CLAIMED.value)
                 owed_rows = conn.execute(
                     sa.select(D.c.channel, D.c.status, sa.func.count(), sa.func.count().filter(is_due),

@@ -97,9 +97,9 @@ def test_a_missing_or_hidden_item_is_explained_in_the_readers_language(app, clie
 def test_item_list_search_reaches_items_beyond_the_listed_ones(app, client, login):
     """The list shows the 200 most recently updated and says so; an older item is found by its title
     or number. The search is literal (% and _ are characters) and stays within the caller's department."""
-    import sqlalchemy as sa
-
     from datetime import timedelta
+
+    import sqlalchemy as sa
 
     from publisher.models import Item, utcnow
 
