@@ -141,8 +141,7 @@ def counts(engine: Engine, q: StatsQuery, *, rollup: bool = True) -> list[dict[s
         d = dims(D.c.updated_at)
         add(conn.execute(
             sa.select(*d, sa.func.count())
-            .where(D.c.status == status_literal(DeliveryStatus.FAILED), D.c.updated_at >= start,
-                   D.c.updated_at < end)
+            .where(D.c.status == status_literal(DeliveryStatus.FAILED), D.c.updated_at >= start, D.c.updated_at < end)
             .group_by(*d)
         ).all(), "failed")  # fmt: skip
         d = dims(D.c.due_at)
