@@ -77,7 +77,7 @@ def create_app(app: App) -> FastAPI:
             caller = optional_caller(request)
         except HTTPException:
             caller = None
-        return render(request, "error.html", caller, code=status, message=message)
+        return render(request, "error.html", caller, code=status, message=message, status=status)
 
     @web.exception_handler(LoginRequired)
     async def _login(request: Request, exc: LoginRequired) -> Response:

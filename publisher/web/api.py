@@ -16,10 +16,10 @@ from pydantic import BaseModel, Field
 from sqlmodel import col, select
 
 from publisher import stats, workflow
-from publisher.errors import NotAllowed, NotFound
+from publisher.errors import NotAllowed
 from publisher.models import Delivery, DeliveryAttempt, Item, Role, User, utcnow
 from publisher.web import compose
-from publisher.web.common import can_manage, viewer_zone, visible_item
+from publisher.web.common import can_manage, viewer_zone, visible_delivery, visible_item
 from publisher.web.security import EVERYONE, REVIEWERS, STAFF, WRITERS, need
 
 router = APIRouter(prefix="/api", tags=["api"])
@@ -195,10 +195,7 @@ def retry(request: Request, delivery_id: int) -> dict:  # type: ignore[type-arg]
     c = need(request, STAFF, write=True)
     app = request.app.state.app
     with app.session() as s:
-        d = s.get(Delivery, delivery_id)
-        if d is None:
-            raise NotFound(f"no delivery {delivery_id}")
-        item = visible_item(s, c.user, d.item_id)
+        d, item = visible_delivery(s, c.user, delivery_id)
         if not can_manage(c.user, item):
             raise NotAllowed(f"{c.user.name} may not retry deliveries of item {item.id}")
         d = workflow.retry_delivery(app.ctx, s, delivery_id=delivery_id, actor=c.user.name)

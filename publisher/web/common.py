@@ -15,8 +15,8 @@ from sqlmodel import col, select
 
 from publisher import workflow
 from publisher.accounts import Caller
-from publisher.errors import InvalidInput, NotAllowed
-from publisher.models import Asset, Item, Role, User
+from publisher.errors import InvalidInput, NotFound
+from publisher.models import Asset, Delivery, Item, Role, User
 from publisher.web.i18n import Translator, pick_lang
 
 TEMPLATES = Jinja2Templates(directory=str(files("publisher.web").joinpath("templates")))
@@ -67,6 +67,11 @@ def channel_labels(app: Any) -> dict[str, str]:
 
 
 def can_view(user: User, item: Item) -> bool:
+    """The one visibility rule: reviewers and admins see every item, editors and heads their department's.
+
+    Every route that names an item (or its deliveries, or a file it holds) asks this; one the caller may
+    not see answers exactly as a missing one (``visible_item``), so ids cannot be probed for existence.
+    """
     if user.role in (Role.ADMIN, Role.CONFIDENTIALITY_REVIEWER):
         return True
     return user.role in (Role.EDITOR, Role.DEPARTMENT_HEAD) and user.department == item.department
@@ -82,10 +87,20 @@ def can_manage(user: User, item: Item) -> bool:
 
 
 def visible_item(session: Any, user: User, item_id: int) -> Item:
-    item = workflow.get_item(session, item_id)
-    if not can_view(user, item):
-        raise NotAllowed(f"item {item_id} belongs to {item.department}")
+    """The item, or NotFound, the same one whether it is missing or merely not ``can_view``-able."""
+    item = session.get(Item, item_id)
+    if item is None or not can_view(user, item):
+        raise NotFound(f"no item {item_id}")
     return item
+
+
+def visible_delivery(session: Any, user: User, delivery_id: int) -> tuple[Delivery, Item]:
+    """A delivery and its item, or NotFound, as for a missing delivery when its item is not visible."""
+    d = session.get(Delivery, delivery_id)
+    item = session.get(Item, d.item_id) if d is not None else None
+    if d is None or item is None or not can_view(user, item):
+        raise NotFound(f"no delivery {delivery_id}")
+    return d, item
 
 
 def may_see_file(session: Any, user: User, sha256: str) -> bool:

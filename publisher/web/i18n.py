@@ -113,6 +113,9 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "no": ("否", "no"),
     "forbidden": ("无权进行此操作", "You may not do this"),
     "not_found": ("未找到", "Not found"),
+    "not_found_detail": ("没有这个页面或稿件，或者它不在您可以查看的范围内（其他部门的稿件只有本部门和审核人员可见）。",
+                         "There is no such page or item, or it is not yours to see (an item is seen by its own "
+                         "department and the reviewers)."),
     "invalid": ("输入有误", "Invalid input"),
     "back": ("返回", "Back"),
     "versions": ("版本记录", "Versions"),
@@ -120,6 +123,12 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "return_reason": ("退回理由", "Returned because"),
     "new_item": ("新建稿件", "New item"),
     "all": ("全部", "All"),
+    "search": ("搜索", "Search"),
+    "search_hint": ("标题中的字词，或稿件编号", "words of the title, or the item's number"),
+    "clear_search": ("清除搜索", "Clear the search"),
+    "items_more": ("只列出最近更新的 {n} 篇；更早的稿件请按标题或编号搜索，或按状态筛选。",
+                   "Only the {n} most recently updated are listed; find older ones by title or number, "
+                   "or by status."),
     "lang_switch": ("English", "中文"),
     "time_zone": ("时区", "Time zone"),
     "chart_published": ("各渠道每月发布量", "Published per channel and month"),

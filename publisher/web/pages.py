@@ -40,6 +40,7 @@ from publisher.web.common import (
     render,
     translator,
     viewer_zone,
+    visible_delivery,
     visible_item,
 )
 from publisher.web.security import (
@@ -132,17 +133,30 @@ def home(request: Request) -> Response:
 
 
 # ------------------------------------------------------------------------------------------- items
+#: the item list shows the most recently changed; older ones are found by searching
+ITEMS_SHOWN = 200
+
+
 @router.get("/items", include_in_schema=False)
-def items_list(request: Request, status: str | None = None) -> Response:
+def items_list(request: Request, status: str | None = None, q: str = "") -> Response:
     c = need(request, STAFF)
+    q = q.strip()[:200]
     with _app(request).session() as s:
-        q = select(Item).order_by(col(Item.updated_at).desc()).limit(200)
+        query = select(Item).order_by(col(Item.updated_at).desc()).limit(ITEMS_SHOWN + 1)
         if c.user.role in (Role.EDITOR, Role.DEPARTMENT_HEAD):
-            q = q.where(Item.department == c.user.department)
+            query = query.where(Item.department == c.user.department)
         if status:
-            q = q.where(Item.status == status)
-        items = list(s.exec(q))
-    return render(request, "items.html", c, items=items, filter_status=status, statuses=list(ItemStatus),
+            query = query.where(Item.status == status)
+        if q:
+            # words in the title, or the item's number (#123 or 123)
+            match = col(Item.title).icontains(q, autoescape=True)
+            number = q.removeprefix("#")
+            if number.isdigit() and len(number) < 10:
+                match = sa.or_(match, Item.id == int(number))
+            query = query.where(match)
+        items = list(s.exec(query))
+    return render(request, "items.html", c, items=items[:ITEMS_SHOWN], more=len(items) > ITEMS_SHOWN,
+                  shown=ITEMS_SHOWN, filter_status=status, query=q, statuses=list(ItemStatus),
                   channel_labels=channel_labels(_app(request)))  # fmt: skip
 
 
@@ -372,7 +386,11 @@ def item_page(request: Request, item_id: int) -> Response:
                                       .where(Review.item_id == item_id).order_by(Review.id))]  # fmt: skip
         author = s.get(User, item.author_id)
         diff = compose.changes_since_approval(s, item)
-        versions = compose.versions_of(s, item_id)
+        # a version records its editor's login name; people are shown by the name they go by, as in reviews
+        stored = compose.versions_of(s, item_id)
+        shown = {name: display or name for name, display in s.exec(
+            select(User.name, User.display_name).where(col(User.name).in_({v.actor for v in stored})))}  # fmt: skip
+        versions = [(v, shown.get(v.actor, v.actor)) for v in stored]
     level = {ItemStatus.SUBMITTED: 1, ItemStatus.DEPT_APPROVED: 2}.get(ItemStatus(item.status))
     may_review = (level == 1 and c.user.role == Role.DEPARTMENT_HEAD and c.user.department == item.department) or (
         level == 2 and c.user.role == Role.CONFIDENTIALITY_REVIEWER)  # fmt: skip
@@ -443,10 +461,7 @@ def delivery_retry(request: Request, delivery_id: int, csrf_token: Csrf = "") ->
     c = need(request, STAFF, write=True, csrf=csrf_token)
     app = _app(request)
     with app.session() as s:
-        d = s.get(Delivery, delivery_id)
-        if d is None:
-            raise NotFound(f"no delivery {delivery_id}")
-        item = visible_item(s, c.user, d.item_id)
+        d, item = visible_delivery(s, c.user, delivery_id)
         if not can_manage(c.user, item):
             raise NotAllowed(f"{c.user.name} may not retry deliveries of item {item.id}")
         workflow.retry_delivery(app.ctx, s, delivery_id=delivery_id, actor=c.user.name)

@@ -2,7 +2,9 @@
 
 Each route is one test case; inside it every caller is tried. A caller who may not use the route
 gets 403 (401 or a redirect to the log-in page when not logged in) and nothing changes; a caller
-who may gets a success, each on a fresh item so one caller's change never hides another's.
+who may gets a success, each on a fresh item so one caller's change never hides another's. A caller
+who passes the role gate but may not see the item (another department's editor or head) gets 404,
+exactly as for an item that does not exist: ids are sequential, so a 403 would tell who has what.
 Role gating does not depend on the database engine, so this runs on SQLite only.
 """
 
@@ -30,6 +32,9 @@ WRITERS = {"ed", "ed2", "head", "head2", "admin"}
 # on an item of 校长办公室: its editor and head, the confidentiality reviewer and the admin
 ITEM_STAFF = {"ed", "head", "sec", "admin"}
 ITEM_WRITERS = {"ed", "head", "admin"}
+# on an item of 校长办公室, those of 人事处 who pass a route's role gate: they are told nothing exists
+OTHER_DEPT = {"ed2", "head2"}
+OTHER_HEAD = {"head2"}
 
 
 def _png() -> bytes:
@@ -73,6 +78,7 @@ class Route:
     api: bool = False
     ok: tuple[int, ...] = (200, 201, 303)
     id: str = field(default="")
+    hidden: set[str] = field(default_factory=set)  # callers answered 404, as for a missing item
 
 
 def _item(stage: str) -> Callable[[Any, str], dict[str, Any]]:
@@ -97,15 +103,19 @@ ROUTES = [
     Route("POST", "/items/new", {"ed", "head", "admin"}, data=COMPOSE_FORM),
     Route("POST", "/preview", WRITERS, data=COMPOSE_FORM),
     Route("POST", "/upload", WRITERS, files={"file": ("a.png", _png(), "image/png")}),
-    Route("GET", "/items/{item}", ITEM_STAFF, _item("draft")),
-    Route("GET", "/items/{item}/edit", ITEM_WRITERS, _item("draft")),
-    Route("POST", "/items/{item}/edit", ITEM_WRITERS, _item("draft"), data=COMPOSE_FORM),
-    Route("POST", "/items/{item}/submit", ITEM_WRITERS, _item("draft")),
-    Route("POST", "/items/{item}/review", {"head"}, _item("submitted"), data={"decision": "approve"}, id="review-1"),
-    Route("POST", "/items/{item}/review", {"sec"}, _item("dept_approved"), data={"decision": "approve"}, id="review-2"),
-    Route("POST", "/items/{item}/schedule", ITEM_STAFF, _item("draft"), data={"at": "2099-01-01T09:00"}),
-    Route("POST", "/items/{item}/withdraw", ITEM_STAFF, _item("scheduled")),
-    Route("POST", "/deliveries/{delivery}/retry", ITEM_STAFF, lambda app, who: _failed_delivery(app)),
+    Route("GET", "/items/{item}", ITEM_STAFF, _item("draft"), hidden=OTHER_DEPT),
+    Route("GET", "/items/{item}/edit", ITEM_WRITERS, _item("draft"), hidden=OTHER_DEPT),
+    Route("POST", "/items/{item}/edit", ITEM_WRITERS, _item("draft"), data=COMPOSE_FORM, hidden=OTHER_DEPT),
+    Route("POST", "/items/{item}/submit", ITEM_WRITERS, _item("draft"), hidden=OTHER_DEPT),
+    Route("POST", "/items/{item}/review", {"head"}, _item("submitted"), data={"decision": "approve"}, id="review-1",
+          hidden=OTHER_HEAD),
+    Route("POST", "/items/{item}/review", {"sec"}, _item("dept_approved"), data={"decision": "approve"}, id="review-2",
+          hidden=OTHER_HEAD),
+    Route("POST", "/items/{item}/schedule", ITEM_STAFF, _item("draft"), data={"at": "2099-01-01T09:00"},
+          hidden=OTHER_DEPT),
+    Route("POST", "/items/{item}/withdraw", ITEM_STAFF, _item("scheduled"), hidden=OTHER_DEPT),
+    Route("POST", "/deliveries/{delivery}/retry", ITEM_STAFF, lambda app, who: _failed_delivery(app),
+          hidden=OTHER_DEPT),
     Route("GET", "/review", {"head", "head2", "sec", "admin"}),
     Route("GET", "/calendar", STAFF),
     Route("GET", "/media/{sha}", STAFF, _media),
@@ -127,18 +137,22 @@ ROUTES = [
     Route("GET", "/api/stats", ALL, api=True),
     Route("GET", "/api/items", STAFF, api=True),
     Route("POST", "/api/items", {"ed", "head", "admin"}, json=API_ITEM, api=True),
-    Route("GET", "/api/items/{item}", ITEM_STAFF, _item("draft"), api=True),
-    Route("PATCH", "/api/items/{item}", ITEM_WRITERS, _item("draft"), json={"title": "改"}, api=True),
-    Route("POST", "/api/items/{item}/submit", ITEM_WRITERS, _item("draft"), api=True),
+    Route("GET", "/api/items/{item}", ITEM_STAFF, _item("draft"), api=True, hidden=OTHER_DEPT),
+    Route("PATCH", "/api/items/{item}", ITEM_WRITERS, _item("draft"), json={"title": "改"}, api=True,
+          hidden=OTHER_DEPT),
+    Route("POST", "/api/items/{item}/submit", ITEM_WRITERS, _item("draft"), api=True, hidden=OTHER_DEPT),
     Route("POST", "/api/items/{item}/review", {"head"}, _item("submitted"), json={"approve": True}, api=True,
-          id="api-review-1"),
+          id="api-review-1", hidden=OTHER_HEAD),
     Route("POST", "/api/items/{item}/review", {"sec"}, _item("dept_approved"), json={"approve": True}, api=True,
-          id="api-review-2"),
+          id="api-review-2", hidden=OTHER_HEAD),
     Route("POST", "/api/items/{item}/schedule", ITEM_STAFF, _item("draft"), json={"at": "2099-01-01T09:00+08:00"},
-          api=True),
-    Route("POST", "/api/items/{item}/withdraw", ITEM_STAFF, _item("scheduled"), json={}, api=True),
-    Route("GET", "/api/items/{item}/deliveries", ITEM_STAFF, _item("scheduled"), api=True),
-    Route("POST", "/api/deliveries/{delivery}/retry", ITEM_STAFF, lambda app, who: _failed_delivery(app), api=True),
+          api=True, hidden=OTHER_DEPT),
+    Route("POST", "/api/items/{item}/withdraw", ITEM_STAFF, _item("scheduled"), json={}, api=True,
+          hidden=OTHER_DEPT),
+    Route("GET", "/api/items/{item}/deliveries", ITEM_STAFF, _item("scheduled"), api=True,
+          hidden=OTHER_DEPT),
+    Route("POST", "/api/deliveries/{delivery}/retry", ITEM_STAFF, lambda app, who: _failed_delivery(app), api=True,
+          hidden=OTHER_DEPT),
 ]
 
 
@@ -178,9 +192,46 @@ def test_role_matrix(route: Route, app: Any, client: Any, login: Any) -> None:
                 assert r.headers["location"].startswith("/login")
             assert _audit_count(app) == before
         else:
-            assert r.status_code == 403, f"{who} must not {route.method} {path}: {r.status_code} {r.text[:300]}"
+            code = 404 if who in route.hidden else 403
+            assert r.status_code == code, f"{who} must not {route.method} {path}: {r.status_code} {r.text[:300]}"
             assert _audit_count(app) == before, f"{who} was refused {path} but something changed"
         assert SESSION_COOKIE not in r.cookies or route.path == "/logout"
+
+
+HIDDEN_ROUTES = [r for r in ROUTES if r.hidden]
+
+
+@pytest.mark.parametrize("route", HIDDEN_ROUTES, ids=lambda r: r.id or f"{r.method} {r.path}")
+def test_another_departments_item_answers_as_a_missing_one(route: Route, app: Any, client: Any, login: Any) -> None:
+    """Same status, same body (but for the number asked), same headers; the department is never named."""
+    for who in sorted(route.hidden):
+        client.cookies.clear()
+        params = route.setup(app, who)
+        key = "delivery" if "{delivery}" in route.path else "item"
+        real = params[key]
+        missing = real + 10_000
+        # one session (its CSRF token is in every page) or one token for both questions
+        headers: dict[str, str] = {}
+        form = not route.api and route.method == "POST"
+        data = dict(route.data) if route.data is not None else ({} if form else None)
+        if route.api:
+            headers["Authorization"] = "Bearer " + _token_of(app, who)["token"]
+        else:
+            csrf = login(client, who)
+            if route.method != "GET":
+                data["csrf_token"] = csrf  # type: ignore[index]
+        answers = []
+        for number in (real, missing):
+            path = route.path.format(**{**params, key: number})
+            before = _audit_count(app)
+            r = client.request(route.method, path, data=data, json=route.json, headers=headers)
+            assert _audit_count(app) == before
+            answers.append((r.status_code, r.text.replace(f"{key} {number}", f"{key} N"),
+                            {k: v for k, v in r.headers.items() if k != "content-length"}))
+        (code, body, headers_), gone = answers
+        assert code == 404, f"{who} {route.method} {route.path}: {code} {body[:300]}"
+        assert answers[0] == gone, f"{who}: another department's item differs from a missing one"
+        assert "校长办公室" not in body
 
 
 def test_an_image_is_as_visible_as_the_items_that_hold_it(app: Any, client: Any, login: Any) -> None:
