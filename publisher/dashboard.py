@@ -20,7 +20,7 @@ from sqlalchemy.engine import Engine
 
 from publisher import rollup, stats
 from publisher.errors import InvalidInput
-from publisher.models import ChannelStat, Delivery, DeliveryStatus, Item
+from publisher.models import ChannelStat, Delivery, DeliveryStatus, Item, status_literal
 
 D = Delivery.__table__  # type: ignore[attr-defined]
 I = Item.__table__  # type: ignore[attr-defined]  # noqa: E741
@@ -88,7 +88,8 @@ def failures(engine: Engine, start: datetime, end: datetime, limit: int = 50) ->
             sa.select(d.c.id, d.c.item_id, i.c.title, d.c.channel, d.c.op, d.c.last_error_kind, d.c.last_error,
                       d.c.updated_at)  # fmt: skip
             .select_from(d.join(i, i.c.id == d.c.item_id))
-            .where(d.c.status == DeliveryStatus.FAILED.value, d.c.updated_at >= start, d.c.updated_at < end)
+            # the literal status lets both planners read the partial index ix_delivery_failed
+            .where(d.c.status == status_literal(DeliveryStatus.FAILED), d.c.updated_at >= start, d.c.updated_at < end)
             .order_by(d.c.updated_at.desc())
             .limit(limit)
         ).all()

@@ -57,6 +57,8 @@ from publisher.models import (
     DeliveryOp,
     DeliveryStatus,
     Item,
+    owed,
+    status_literal,
     utcnow,
 )
 from publisher.workflow import AUDIT_KEYS, Context, PostSnapshot, rollup_items, snapshot_posts
@@ -280,10 +282,11 @@ class Dispatcher:
             # (4 ms for 10,000); one ordered range of ix_delivery_due (status, due_at) per status,
             # each stopping at the limit, costs a few rows each
             parts = [
-                sa.select(*cols).where(D.c.status == st, D.c.due_at <= sa.bindparam("now"), channel_in)
-                for st in active
+                sa.select(*cols).where(owed(D.c.status), D.c.status == status_literal(st),
+                                       D.c.due_at <= sa.bindparam("now"), channel_in)
+                for st in ACTIVE
             ] + [
-                sa.select(*cols).where(D.c.status == DeliveryStatus.CLAIMED.value,
+                sa.select(*cols).where(owed(D.c.status), D.c.status == status_literal(DeliveryStatus.CLAIMED),
                                        D.c.lease_expires_at < sa.bindparam("now"), channel_in)
             ]  # fmt: skip
             subs = [p.order_by(D.c.due_at, D.c.id).limit(limit).subquery() for p in parts]
