@@ -57,7 +57,6 @@ from publisher.models import (
     DeliveryOp,
     DeliveryStatus,
     Item,
-    owed,
     status_literal,
     utcnow,
 )
@@ -279,14 +278,14 @@ class Dispatcher:
             )  # fmt: skip
         else:
             # SQLite answered the OR above by reading every delivery of the channel and sorting them
-            # (4 ms for 10,000); one ordered range of ix_delivery_due (status, due_at) per status,
-            # each stopping at the limit, costs a few rows each
+            # (4 ms for 10,000); one ordered range of (status, due_at) per status, each stopping at the
+            # limit, costs a few rows each. Literal statuses: SQLite may then read ix_delivery_owed
             parts = [
-                sa.select(*cols).where(owed(D.c.status), D.c.status == status_literal(st),
-                                       D.c.due_at <= sa.bindparam("now"), channel_in)
+                sa.select(*cols).where(D.c.status == status_literal(st), D.c.due_at <= sa.bindparam("now"),
+                                       channel_in)
                 for st in ACTIVE
             ] + [
-                sa.select(*cols).where(owed(D.c.status), D.c.status == status_literal(DeliveryStatus.CLAIMED),
+                sa.select(*cols).where(D.c.status == status_literal(DeliveryStatus.CLAIMED),
                                        D.c.lease_expires_at < sa.bindparam("now"), channel_in)
             ]  # fmt: skip
             subs = [p.order_by(D.c.due_at, D.c.id).limit(limit).subquery() for p in parts]

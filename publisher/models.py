@@ -86,9 +86,11 @@ def status_literal(status: DeliveryStatus) -> sa.ColumnElement:
 
 
 def owed(column: Any) -> sa.ColumnElement:
-    """``column IN ('pending', 'claimed', 'waiting')``, exactly as ix_delivery_owed's condition reads:
-    SQLite uses a partial index only for a query that repeats its condition word for word."""
-    return column.in_([status_literal(s) for s in OWED_STATUSES])
+    """``column = 'pending' OR column = 'claimed' OR column = 'waiting'``, as ix_delivery_owed's
+    condition reads on SQLite (migration 0010): a query that fixes the status to other than one of the
+    three must repeat the condition for SQLite to use that partial index. PostgreSQL proves this
+    implies its index's ``status IN (...)`` condition."""
+    return sa.or_(*(column == status_literal(s) for s in OWED_STATUSES))
 
 
 class DeliveryOp(enum.StrEnum):
