@@ -38,6 +38,44 @@ class UTCDateTime(TypeDecorator[datetime]):
             return None
         return value.replace(tzinfo=UTC)
 
+    # SQLite keeps these as text ("2026-12-01 09:00:00.000000", UTC). The two processors below write
+    # and read that text directly, each in one C call: the generic path (astimezone, replace(), the
+    # dialect's field-by-field formatting, then parsing and replace() again) was a twentieth of the
+    # dispatcher's loop, replace() alone ~9,000 instructions a call (it parses its keywords).
+    def bind_processor(self, dialect: Any) -> Any:
+        if dialect.name != "sqlite":
+            return super().bind_processor(dialect)
+
+        def process(value: datetime | None) -> str | None:
+            if value is None:
+                return None
+            if not isinstance(value, datetime):
+                raise TypeError(f"expected a datetime, got {type(value).__name__}: {value!r}")
+            if value.tzinfo is None:
+                raise ValueError(f"naive datetime {value!r}: attach a time zone before storing it")
+            # the dialect's own format: YYYY-MM-DD HH:MM:SS.ffffff, without the offset
+            return value.astimezone(UTC).isoformat(" ", "microseconds")[:26]
+
+        return process
+
+    def result_processor(self, dialect: Any, coltype: Any) -> Any:
+        if dialect.name != "sqlite":
+            return super().result_processor(dialect, coltype)
+        generic = super().result_processor(dialect, coltype)
+        parse = datetime.fromisoformat
+
+        def process(value: Any) -> datetime | None:
+            if value is None:
+                return None
+            if type(value) is str and len(value) <= 26:
+                try:
+                    return parse(value + "+00:00")
+                except ValueError:
+                    pass
+            return generic(value) if generic is not None else value
+
+        return process
+
 
 def _dt(**kw: Any) -> Any:
     nullable = kw.pop("nullable", False)
