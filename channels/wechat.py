@@ -615,8 +615,9 @@ class WeChatChannel(Channel):
             # a draft/add went out and its answer was never recorded: the draft may be in the box
             found = self._our_drafts(ctx, article)
             if found:
-                media_id = found[0]
-                ctx.save_state(draft_media_id=media_id, step="drafted")
+                # the thumb it carries (the cache may hold another id by now) is what reconcile looks for
+                media_id, thumb = found[0]
+                ctx.save_state(draft_media_id=media_id, step="drafted", thumb_media_id=thumb)
         if not media_id:
             media_id = self._add_draft(post, article, ctx)
         if int(st.get("draft_adds") or 0) > 1 and not st.get("drafts_swept"):
@@ -757,16 +758,20 @@ class WeChatChannel(Channel):
                 article = self._article(post)
                 ctx.save_state(thumb_media_id=article["thumb_media_id"])
                 continue
-            except (TransientChannelError, QuotaExceeded):
-                ctx.save_state(draft_adds=adds)  # an answered error (busy, quota, token): no draft
+            except QuotaExceeded:
+                ctx.save_state(draft_adds=adds)  # answered with a quota errcode: no draft was made
                 raise
+            except TransientChannelError as exc:
+                if exc.code is not None:  # an errcode (busy, a token refused twice): no draft was made
+                    ctx.save_state(draft_adds=adds)
+                raise  # otherwise (an unreadable answer, HTTP trouble) a draft may have been made
             media_id = str(res["media_id"])
             ctx.save_state(draft_media_id=media_id, step="drafted", draft_adds=adds + 1)
             return media_id
         raise AssertionError("unreachable")
 
-    def _our_drafts(self, ctx: DeliveryContext, article: dict[str, Any]) -> list[str]:
-        """The drafts in the box this delivery's ``draft/add`` calls made, oldest request's marks first.
+    def _our_drafts(self, ctx: DeliveryContext, article: dict[str, Any]) -> list[tuple[str, str]]:
+        """(media_id, thumb_media_id) of the drafts in the box this delivery's ``draft/add`` calls made.
 
         A draft is ours when it carries the title, thumb, author, digest and 阅读原文 link one of our
         requests sent (``draft_marks``) and was made since the first of them (less two minutes for
@@ -778,15 +783,15 @@ class WeChatChannel(Channel):
         since = st.get("drafting_since")
         after = datetime.fromisoformat(since).timestamp() - 120 if since else None
         failed = set(st.get("failed_drafts") or [])
-        found: list[str] = []
+        found: dict[str, str] = {}
         for media_id, news, stamp in self._draft_box(after):
             if media_id in failed or media_id in found:
                 continue
             if after is not None and stamp is not None and stamp < after:
                 continue
             if any(_carries(news, m) for m in marks):
-                found.append(media_id)
-        return found
+                found[media_id] = str(news.get("thumb_media_id"))
+        return list(found.items())
 
     def _sweep_drafts(self, ctx: DeliveryContext, article: dict[str, Any], keep: str) -> None:
         """More than one ``draft/add`` may have made a draft: delete each one of ours but ``keep``.
@@ -794,7 +799,7 @@ class WeChatChannel(Channel):
         Done before the draft is submitted, so a failure here is retried like any other and the
         delivery never finishes with a stray draft of its own left in the box.
         """
-        strays = [m for m in self._our_drafts(ctx, article) if m != keep]
+        strays = [m for m, _thumb in self._our_drafts(ctx, article) if m != keep]
         for media_id in strays:
             try:
                 self._call("deleting a surplus draft", self.client.draft.delete, media_id)
