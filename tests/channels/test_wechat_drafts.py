@@ -251,3 +251,45 @@ def test_any_faults_leave_one_article_and_no_draft_of_ours(sandbox, tmp_path, co
     ours = {m for m, news in led["drafts"].items() if news[0]["title"] == post.title.strip()}
     assert ours == set(), f"drafts of delivery 1 left in the box after {faults}"
     assert [a["article_id"] for a in led["articles"] if a["title"] == post.title.strip()] == [out.remote_id]
+
+
+def test_worker_killed_waiting_for_the_draft_add_answer_then_a_busy_box(sandbox, tmp_path, cover):
+    """A real process, SIGKILLed after WeChat made its draft and before the answer came back."""
+    import dataclasses
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    from publisher.testing import make_env
+    from tests.channels.contract_wechat import SECRET_ENV, FileKV
+    from tests.channels.test_wechat import WORKER
+
+    os.environ[SECRET_ENV] = sandbox.secret
+    sandbox.inject("timeout", path="/cgi-bin/draft/add", seconds=30)  # the draft is made; no answer
+    cover_json = json.dumps({**dataclasses.asdict(cover), "path": str(cover.path)})
+    repo = Path(__file__).resolve().parents[2]
+    proc = subprocess.Popen(
+        [sys.executable, "-c", WORKER, str(tmp_path), sandbox.base_url, sandbox.appid, cover_json], cwd=repo
+    )
+    state_file = tmp_path / "state.json"
+    deadline = time.monotonic() + 20
+    try:
+        while not (sandbox.ledger()["drafts"] and state_file.exists()
+                   and json.loads(state_file.read_text()).get("step") == "drafting"):  # fmt: skip
+            assert proc.poll() is None and time.monotonic() < deadline, "the worker never sent draft/add"
+            time.sleep(0.05)
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=5)
+    state = json.loads(state_file.read_text())
+    assert "draft_media_id" not in state
+    ch = make_channel(sandbox, tmp_path, env=make_env(tmp_path, kv=FileKV(tmp_path / "kv.json")))
+    others = stuck_deliveries(ch, sandbox, cover, 25)
+    post = make_post(5, assets=(cover,))
+    out = run(ch, post, DeliveryContext(delivery_id=5, attempt=2, state=state))
+    led = sandbox.ledger()
+    assert led["calls"]["/cgi-bin/draft/add"] == 1 + 25
+    assert set(led["drafts"]) == others and [a["article_id"] for a in led["articles"]] == [out.remote_id]
