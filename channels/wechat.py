@@ -3,9 +3,18 @@
 The steps of one delivery, each recorded with ``ctx.save_state`` before the next is taken::
 
     (validate) → thumb (permanent material, cached by hash) → content images (uploadimg, cached by hash)
-      → step=drafting → draft/add → draft_media_id, step=drafted
-      → step=submitting → freepublish/submit → publish_id, step=submitted   ──(InProgress)──┐
+      → step=drafting, draft_adds+1 → draft/add → draft_media_id, step=drafted
+      → (draft_adds > 1: delete our other drafts) → step=submitting → freepublish/submit
+      → publish_id, step=submitted   ──(InProgress)──┐
       → PUBLISHJOBFINISH callback (kv) or freepublish/get  → article_id, url, step=published ◄┘
+
+``draft/add`` has no idempotency key either. Before each request the state counts it
+(``draft_adds``) and keeps what the draft will carry (``draft_marks``: title, thumb, author,
+digest, 阅读原文 link) and since when (``drafting_since``). An attempt that finds ``step=drafting``
+searches the whole draft box for a draft with those marks and adopts it; only when there is none
+does it add another. When more than one request may have made a draft, every other draft of ours
+is deleted (``draft/delete``) before the draft is submitted, so a late or lost answer never leaves
+an orphan draft in the box.
 
 ``freepublish/submit`` has no idempotency key. When an attempt dies (or times out) after
 ``step=submitting`` was saved but before ``publish_id`` was, the next call *reconciles*: it looks for
