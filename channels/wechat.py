@@ -308,9 +308,9 @@ def _publish_event(msg: Any) -> dict[str, Any] | None:
 _PAGE_OVERLAP = 5
 #: a search of the draft box reads at most this many drafts
 _DRAFT_SCAN_MAX = 2000
-#: the fields of a draft that identify the delivery's draft/add (WeChat keeps them as sent)
 #: the state of a delivery that starts over from a new draft
 _NEW_DRAFT: dict[str, Any] = {"draft_adds": 0, "draft_marks": None, "drafting_since": None, "drafts_swept": None}
+#: the fields of a draft that identify the delivery's draft/add (WeChat lists them back as sent)
 _MARK_FIELDS = ("title", "thumb_media_id", "author", "digest", "content_source_url")
 
 
@@ -320,7 +320,7 @@ def _draft_mark(article: Mapping[str, Any]) -> dict[str, str]:
 
 
 def _carries(news: Mapping[str, Any], mark: Mapping[str, str]) -> bool:
-    """Whether a listed draft's first article carries ``mark`` (a field WeChat leaves out is not held against it)."""
+    """Whether a listed draft's first article carries ``mark`` (a field left out is not held against it)."""
     if news.get("title") != mark["title"] or news.get("thumb_media_id") != mark["thumb_media_id"]:
         return False
     return all(news.get(k) is None or str(news.get(k) or "") == mark[k] for k in _MARK_FIELDS[2:])

@@ -218,7 +218,7 @@ FAULTS = st.lists(
 )
 
 
-@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(faults=FAULTS, crowd=st.integers(0, 30))
 @example(faults=[("/cgi-bin/draft/add", "lost_answer")], crowd=25)
 @example(faults=[("/cgi-bin/draft/add", "http500"), ("/cgi-bin/draft/add", "lost_answer")], crowd=0)
