@@ -4,8 +4,8 @@ The steps of one delivery, each recorded with ``ctx.save_state`` before the next
 
     (validate) → thumb (permanent material, cached by hash) → content images (uploadimg, cached by hash)
       → step=drafting, draft_adds+1 → draft/add → draft_media_id, step=drafted
-      → (draft_adds > 1: delete our other drafts) → step=submitting → freepublish/submit
-      → publish_id, step=submitted   ──(InProgress)──┐
+      → (draft_adds > 1: delete our other drafts; once more after publication) → step=submitting
+      → freepublish/submit → publish_id, step=submitted   ──(InProgress)──┐
       → PUBLISHJOBFINISH callback (kv) or freepublish/get  → article_id, url, step=published ◄┘
 
 ``draft/add`` has no idempotency key either. Before each request the state counts it
@@ -13,8 +13,8 @@ The steps of one delivery, each recorded with ``ctx.save_state`` before the next
 digest, 阅读原文 link) and since when (``drafting_since``). An attempt that finds ``step=drafting``
 searches the whole draft box for a draft with those marks and adopts it; only when there is none
 does it add another. When more than one request may have made a draft, every other draft of ours
-is deleted (``draft/delete``) before the draft is submitted, so a late or lost answer never leaves
-an orphan draft in the box.
+is deleted (``draft/delete``) before the draft is submitted, and once more after publication (a
+request held up on the way may reach WeChat late), so a late or lost answer leaves no orphan draft.
 
 ``freepublish/submit`` has no idempotency key. When an attempt dies (or times out) after
 ``step=submitting`` was saved but before ``publish_id`` was, the next call *reconciles*: it looks for
@@ -62,6 +62,7 @@ from publisher.channel import (
     Channel,
     ChannelConfig,
     ChannelEnv,
+    ChannelError,
     DeliveryContext,
     HealthReport,
     InProgress,
@@ -309,7 +310,9 @@ _PAGE_OVERLAP = 5
 #: a search of the draft box reads at most this many drafts
 _DRAFT_SCAN_MAX = 2000
 #: the state of a delivery that starts over from a new draft
-_NEW_DRAFT: dict[str, Any] = {"draft_adds": 0, "draft_marks": None, "drafting_since": None, "drafts_swept": None}
+_NEW_DRAFT: dict[str, Any] = {
+    "draft_adds": 0, "draft_marks": None, "drafting_since": None, "drafts_swept": None, "last_sweep": None,
+}  # fmt: skip
 #: the fields of a draft that identify the delivery's draft/add (WeChat lists them back as sent)
 _MARK_FIELDS = ("title", "thumb_media_id", "author", "digest", "content_source_url")
 
@@ -603,6 +606,7 @@ class WeChatChannel(Channel):
     def publish(self, post: Post, ctx: DeliveryContext) -> Published | InProgress:
         st = ctx.state
         if st.get("article_id") or st.get("mass_msg_id"):
+            self._last_sweep(ctx)  # in case the worker died between recording the article and sweeping
             return Published(
                 url=st.get("url"), remote_id=st.get("article_id") or f"mass-{st.get('msg_data_id')}"
             )
@@ -630,7 +634,7 @@ class WeChatChannel(Channel):
         if not media_id:
             media_id = self._add_draft(post, article, ctx)
         if int(st.get("draft_adds") or 0) > 1 and not st.get("drafts_swept"):
-            self._sweep_drafts(ctx, article, keep=media_id)
+            self._sweep_drafts(ctx, article, keep=media_id)  # before the submit: retried until it is done
         if self.config.mass_send:
             ctx.save_state(step="sending")
             return self._mass_send(post, ctx)
@@ -724,6 +728,7 @@ class WeChatChannel(Channel):
         )
         if url:
             self.env.kv.set(f"{self._prefix}url:{url}", article_id)
+        self._last_sweep(ctx)
         return Published(url=url, remote_id=article_id)
 
     # ------------------------------------------------------------------------------ drafts
@@ -779,7 +784,7 @@ class WeChatChannel(Channel):
             return media_id
         raise AssertionError("unreachable")
 
-    def _our_drafts(self, ctx: DeliveryContext, article: dict[str, Any]) -> list[tuple[str, str]]:
+    def _our_drafts(self, ctx: DeliveryContext, article: dict[str, Any] | None) -> list[tuple[str, str]]:
         """(media_id, thumb_media_id) of the drafts in the box this delivery's ``draft/add`` calls made.
 
         A draft is ours when it carries the title, thumb, author, digest and 阅读原文 link one of our
@@ -788,7 +793,9 @@ class WeChatChannel(Channel):
         drafts all the time, so ours is not necessarily among the newest.
         """
         st = ctx.state
-        marks = list(st.get("draft_marks") or []) or [_draft_mark(article)]
+        marks = list(st.get("draft_marks") or []) or ([_draft_mark(article)] if article else [])
+        if not marks:
+            return []
         since = st.get("drafting_since")
         after = datetime.fromisoformat(since).timestamp() - 120 if since else None
         failed = set(st.get("failed_drafts") or [])
@@ -802,23 +809,52 @@ class WeChatChannel(Channel):
                 found[media_id] = str(news.get("thumb_media_id"))
         return list(found.items())
 
-    def _sweep_drafts(self, ctx: DeliveryContext, article: dict[str, Any], keep: str) -> None:
+    def _sweep_drafts(
+        self, ctx: DeliveryContext, article: dict[str, Any] | None, keep: str | None, done: str = "drafts_swept"
+    ) -> None:
         """More than one ``draft/add`` may have made a draft: delete each one of ours but ``keep``.
 
-        Done before the draft is submitted, so a failure here is retried like any other and the
-        delivery never finishes with a stray draft of its own left in the box.
+        Done before the draft is submitted (``drafts_swept``), so a failure here is retried like any
+        other and the delivery does not go on with a stray draft of its own left in the box; and once
+        more after publication (``last_sweep``, see :meth:`_last_sweep`).
         """
         strays = [m for m, _thumb in self._our_drafts(ctx, article) if m != keep]
         for media_id in strays:
-            try:
-                self._call("deleting a surplus draft", self.client.draft.delete, media_id)
-            except PermanentChannelError as exc:
-                if exc.code != 40007:
-                    raise
+            for n in range(1, 4):
+                try:
+                    self._call("deleting a surplus draft", self.client.draft.delete, media_id)
+                except PermanentChannelError as exc:
+                    if exc.code != 40007:  # 40007: already gone
+                        raise
+                except TransientChannelError:
+                    if n == 3:
+                        raise
+                    time.sleep(0.2 * n)
+                    continue
+                break
             log.info("wechat %s: delivery %s deleted its surplus draft %s", self.name, ctx.delivery_id, media_id)
         ctx.save_state(
-            drafts_swept=True, stray_drafts_deleted=int(ctx.state.get("stray_drafts_deleted") or 0) + len(strays)
+            **{done: True}, stray_drafts_deleted=int(ctx.state.get("stray_drafts_deleted") or 0) + len(strays)
         )
+
+    def _last_sweep(self, ctx: DeliveryContext) -> None:
+        """After publication, when more than one ``draft/add`` went out: delete a draft of ours that
+        reached WeChat only after the sweep before the submit (a request held up on the way).
+
+        Our own draft has left the box by now (published or mass-sent). This never changes the
+        outcome: the article is live, so a failure is logged for the operator, not retried.
+        """
+        st = ctx.state
+        if int(st.get("draft_adds") or 0) <= 1 or st.get("last_sweep") or not st.get("draft_marks"):
+            return
+        try:
+            self._sweep_drafts(ctx, None, keep=st.get("draft_media_id"), done="last_sweep")
+        except (ChannelError, OSError) as exc:
+            log.warning(
+                "wechat %s: delivery %s is published, but its surplus drafts could not be looked for (%s); "
+                "delete drafts titled %r from the MP console's draft box (草稿箱) if any are left",
+                self.name, ctx.delivery_id, exc, (st.get("draft_marks") or [{}])[0].get("title"),
+            )  # fmt: skip
 
     def _draft_box(self, after: float | None) -> Iterable[tuple[str, dict[str, Any], int | None]]:
         """Every draft in the box as (media_id, first news item, update_time), read page by page.
@@ -978,6 +1014,7 @@ class WeChatChannel(Channel):
         ctx.save_state(
             step="published", mass_msg_id=str(res.get("msg_id")), msg_data_id=str(res.get("msg_data_id"))
         )
+        self._last_sweep(ctx)
         return Published(url=None, remote_id=f"mass-{res.get('msg_data_id')}")
 
     # ============================================================================== callback

@@ -149,6 +149,54 @@ def test_draft_that_lands_after_the_search_is_deleted_before_submit(sandbox, tmp
     assert ctx.state["drafts_swept"] and ctx.state["stray_drafts_deleted"] == 1
 
 
+def test_draft_that_lands_after_the_submit_is_deleted_after_publication(sandbox, tmp_path, cover):
+    """Held up even longer: the first request reaches WeChat only once the second draft is submitted."""
+    ch = make_channel(sandbox, tmp_path)
+    post, ctx = make_post(1, assets=(cover,)), make_ctx(1)
+    adds: list[dict] = []
+    real_post, real_submit = ch.client.post, ch.client.freepublish.submit
+
+    def transport(url, **kw):
+        if url == "draft/add":
+            adds.append(kw["data"])
+        return real_post(url, **kw)
+
+    def submit(media_id):
+        real_post("draft/add", data=adds[0])  # the late copy lands now, after the sweep before submit
+        return real_submit(media_id)
+
+    ch.client.post, ch.client.freepublish.submit = transport, submit
+    sandbox.inject("http500", path="/cgi-bin/draft/add")
+    with pytest.raises(LOST):
+        ch.publish(post, ctx)
+    out = finish(ch, post, ctx)
+    led = sandbox.ledger()
+    assert len(adds) == 2 and led["calls"]["/cgi-bin/draft/add"] == 3
+    assert led["drafts"] == {}, "the late draft was deleted after publication"
+    assert [a["article_id"] for a in led["articles"]] == [out.remote_id]
+    assert ctx.state["last_sweep"] and ctx.state["stray_drafts_deleted"] == 1
+
+
+def test_a_failed_last_sweep_is_logged_and_the_delivery_is_still_published(sandbox, tmp_path, cover, caplog):
+    ch = make_channel(sandbox, tmp_path)
+    post, ctx = make_post(1, assets=(cover,)), make_ctx(1)
+    sandbox.inject("lost_answer", path="/cgi-bin/draft/add")
+    with pytest.raises(LOST):
+        ch.publish(post, ctx)
+    ctx.state["draft_adds"] = 2  # as if a second request had gone out too
+    real_submit = ch.client.freepublish.submit
+
+    def submit(media_id):  # from the submit on, the listing is refused
+        sandbox.inject("errcode", errcode=48001, path="/cgi-bin/draft/batchget", times=5)
+        return real_submit(media_id)
+
+    ch.client.freepublish.submit = submit
+    out = run(ch, post, ctx)
+    assert isinstance(out, Published) and ctx.state["step"] == "published"
+    assert not ctx.state.get("last_sweep")
+    assert "surplus drafts could not be looked for" in caplog.text and post.title.strip() in caplog.text
+
+
 def test_draft_at_a_page_boundary_is_found_while_the_box_shifts(sandbox, tmp_path, cover):
     ch = make_channel(sandbox, tmp_path)
     post, ctx = make_post(1, assets=(cover,)), make_ctx(1)
