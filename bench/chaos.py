@@ -24,8 +24,9 @@ What happens:
   still takes effect: the retry must be absorbed by the Idempotency-Key);
 * the WeChat sandbox (its own process) answers ``--fault-rate`` of the business calls with -1
   (system busy), 45011 (per-minute quota, "api freq"), HTTP 500, an answer later than the channel's
-  timeout (the call took effect: a submit then has to be reconciled, never re-sent blindly), or
-  expires every access token under the caller (42001; 40001 for a token no longer the latest).
+  timeout or no answer at all (the call took effect: a submit then has to be reconciled, never
+  re-sent blindly; a draft found again or deleted), or expires every access token under the caller
+  (42001; 40001 for a token no longer the latest).
   The daily quota (45009) is left out: it defers a delivery to Beijing midnight by design, so the
   run would end with it pending;
 * the WordPress sandbox (its own process) answers ``--fault-rate`` of the writes with 503 busy,
@@ -40,9 +41,9 @@ What happens:
 Channels are pluggable (a :class:`Plugin`: a settings table, and a check that each item arrived
 exactly once at its remote end); the website's fault injection is in-process only, so its faults
 here are the kills and the database cuts. The run prints lost (done in the store but not at the
-remote end, or missing), duplicated (done twice at the remote end), still pending, and the recovery
-time after each kill (from the kill until every delivery the killed worker held was taken up again
-or finished).
+remote end, or missing), duplicated (done twice at the remote end), orphans (left half-made at the
+remote end: WeChat drafts never published), still pending, and the recovery time after each kill
+(from the kill until every delivery the killed worker held was taken up again or finished).
 """
 
 from __future__ import annotations
@@ -99,6 +100,9 @@ class Plugin:
     stop: Any = None
     #: environment the workers need (the channel's secrets)
     environ: dict[str, str] = field(default_factory=dict)
+    #: (count, detail) of what the run left behind at the remote end that no delivery owns, e.g.
+    #: WeChat drafts never published; None for a channel that leaves nothing half-made
+    orphans: Any = None
 
 
 def webhook_plugin(fault_rate: float) -> Plugin:
@@ -148,7 +152,8 @@ def wechat_plugin(tmp: Path, fault_rate: float, *, mix: str = "", hang_s: float 
                   publish_delay: float = 0.3, grace: float = 5.0, seed: int = 7) -> Plugin:  # fmt: skip
     """The WeChat Official Account sandbox as its own process, drawing faults at ``fault_rate``.
 
-    ``mix`` is the sandbox's ``--fault-mix`` (default: busy, quota_minute, http500, timeout, expire_token).
+    ``mix`` is the sandbox's ``--fault-mix`` (default: busy, quota_minute, http500, timeout, lost_answer,
+    expire_token).
     """
     from PIL import Image
 
@@ -182,7 +187,15 @@ def wechat_plugin(tmp: Path, fault_rate: float, *, mix: str = "", hang_s: float 
                            f"{len(led['drafts'])} drafts left in the box; {sum(led['calls'].values())} calls, "
                            f"faults served {sum(served.values())} {served}")  # fmt: skip
 
-    return Plugin("wechat", settings, check, sandbox.stop, {"PUBLISHER_CHAOS_WECHAT_SECRET": secret})
+    def orphans() -> tuple[int, str]:
+        # once every delivery is done no draft should be left: a published draft leaves the box, and a
+        # draft made by a draft/add whose answer was lost must have been adopted or deleted
+        drafts = sandbox.get("/__sandbox__/ledger")["drafts"]
+        titles = sorted(news[0]["title"] for news in drafts.values())
+        return len(drafts), f"orphan drafts {len(drafts)}" + (f" {titles[:10]}" if titles else "")
+
+    return Plugin("wechat", settings, check, sandbox.stop, {"PUBLISHER_CHAOS_WECHAT_SECRET": secret},
+                  orphans)  # fmt: skip
 
 
 def cms_plugin(fault_rate: float, *, mix: str = "transient,quota,http500,timeout", hang_s: float = 1.5,
@@ -449,13 +462,17 @@ def _run(args: argparse.Namespace, tmp: Path, db_url: str, plugins: dict[str, Pl
         attempts = conn.execute(sa.text("select outcome, count(*) from delivery_attempt group by outcome")).all()
     final = Counter(r.status for r in rows)
     pending = sum(final.get(s, 0) for s in ("pending", "claimed", "waiting"))
-    total_lost = total_dup = 0
+    total_lost = total_dup = total_orphans = 0
     print(f"\nran {took:.0f} s; deliveries: {dict(final)}; attempts: {dict(attempts)}")
     for name, pl in plugins.items():
         done = [r for r in rows if r.channel == name and r.status == "done"]
         lost, dup, detail = pl.check(done)
         total_lost += lost
         total_dup += dup
+        if pl.orphans is not None:
+            orphaned, what = pl.orphans()
+            total_orphans += orphaned
+            detail += f"; {what}"
         print(f"  {name}: {len(done)} done in the store; lost {lost}, duplicated {dup}; {detail}")
     busy_kills = [k for k in run.kills if k.held]
     rec = sorted(k.recovered_after for k in busy_kills if k.recovered_after is not None)
@@ -472,14 +489,14 @@ def _run(args: argparse.Namespace, tmp: Path, db_url: str, plugins: dict[str, Pl
               + (f"; {unrec} not recovered" if unrec else ""))  # fmt: skip
         print("  per kill (s):", " ".join(f"{k.recovered_after:.2f}" if k.recovered_after is not None else "-"
                                          for k in busy_kills))  # fmt: skip
-    print(f"RESULT lost {total_lost}, duplicated {total_dup}, still pending {pending}, "
+    print(f"RESULT lost {total_lost}, duplicated {total_dup}, orphans {total_orphans}, still pending {pending}, "
           f"failed {final.get('failed', 0)}")
     app.close()
     if args.keep_db:
         print(f"database kept: {db_url}")
     else:
         drop_pg_database(db_url)
-    return 0 if total_lost == 0 and total_dup == 0 and pending == 0 else 1
+    return 0 if total_lost == 0 and total_dup == 0 and total_orphans == 0 and pending == 0 else 1
 
 
 def _restart_postgres() -> None:

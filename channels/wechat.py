@@ -3,9 +3,18 @@
 The steps of one delivery, each recorded with ``ctx.save_state`` before the next is taken::
 
     (validate) → thumb (permanent material, cached by hash) → content images (uploadimg, cached by hash)
-      → step=drafting → draft/add → draft_media_id, step=drafted
-      → step=submitting → freepublish/submit → publish_id, step=submitted   ──(InProgress)──┐
+      → step=drafting, draft_adds+1 → draft/add → draft_media_id, step=drafted
+      → (draft_adds > 1: delete our other drafts; once more after publication) → step=submitting
+      → freepublish/submit → publish_id, step=submitted   ──(InProgress)──┐
       → PUBLISHJOBFINISH callback (kv) or freepublish/get  → article_id, url, step=published ◄┘
+
+``draft/add`` has no idempotency key either. Before each request the state counts it
+(``draft_adds``) and keeps what the draft will carry (``draft_marks``: title, thumb, author,
+digest, 阅读原文 link) and since when (``drafting_since``). An attempt that finds ``step=drafting``
+searches the whole draft box for a draft with those marks and adopts it; only when there is none
+does it add another. When more than one request may have made a draft, every other draft of ours
+is deleted (``draft/delete``) before the draft is submitted, and once more after publication (a
+request held up on the way may reach WeChat late), so a late or lost answer leaves no orphan draft.
 
 ``freepublish/submit`` has no idempotency key. When an attempt dies (or times out) after
 ``step=submitting`` was saved but before ``publish_id`` was, the next call *reconciles*: it looks for
@@ -53,6 +62,7 @@ from publisher.channel import (
     Channel,
     ChannelConfig,
     ChannelEnv,
+    ChannelError,
     DeliveryContext,
     HealthReport,
     InProgress,
@@ -293,6 +303,30 @@ def _publish_event(msg: Any) -> dict[str, Any] | None:
         },
         "fail_idx": [int(f) for f in fails],
     }
+
+
+#: pages of the draft listing overlap by this many drafts (see WeChatChannel._draft_box)
+_PAGE_OVERLAP = 5
+#: a search of the draft box reads at most this many drafts
+_DRAFT_SCAN_MAX = 2000
+#: the state of a delivery that starts over from a new draft
+_NEW_DRAFT: dict[str, Any] = {
+    "draft_adds": 0, "draft_marks": None, "drafting_since": None, "drafts_swept": None, "last_sweep": None,
+}  # fmt: skip
+#: the fields of a draft that identify the delivery's draft/add (WeChat lists them back as sent)
+_MARK_FIELDS = ("title", "thumb_media_id", "author", "digest", "content_source_url")
+
+
+def _draft_mark(article: Mapping[str, Any]) -> dict[str, str]:
+    """What one ``draft/add`` request sent that WeChat gives back unchanged in ``draft/batchget``."""
+    return {k: str(article.get(k) or "") for k in _MARK_FIELDS}
+
+
+def _carries(news: Mapping[str, Any], mark: Mapping[str, str]) -> bool:
+    """Whether a listed draft's first article carries ``mark`` (a field left out is not held against it)."""
+    if news.get("title") != mark["title"] or news.get("thumb_media_id") != mark["thumb_media_id"]:
+        return False
+    return all(news.get(k) is None or str(news.get(k) or "") == mark[k] for k in _MARK_FIELDS[2:])
 
 
 # ------------------------------------------------------------------------------------- channel
@@ -572,6 +606,7 @@ class WeChatChannel(Channel):
     def publish(self, post: Post, ctx: DeliveryContext) -> Published | InProgress:
         st = ctx.state
         if st.get("article_id") or st.get("mass_msg_id"):
+            self._last_sweep(ctx)  # in case the worker died between recording the article and sweeping
             return Published(
                 url=st.get("url"), remote_id=st.get("article_id") or f"mass-{st.get('msg_data_id')}"
             )
@@ -590,27 +625,16 @@ class WeChatChannel(Channel):
         ctx.save_state(thumb_media_id=article["thumb_media_id"])
         media_id = st.get("draft_media_id")
         if not media_id and st.get("step") == "drafting":
-            media_id = self._find_draft(article)
-            if media_id:
-                ctx.save_state(draft_media_id=media_id, step="drafted")
+            # a draft/add went out and its answer was never recorded: the draft may be in the box
+            found = self._our_drafts(ctx, article)
+            if found:
+                # the thumb it carries (the cache may hold another id by now) is what reconcile looks for
+                media_id, thumb = found[0]
+                ctx.save_state(draft_media_id=media_id, step="drafted", thumb_media_id=thumb)
         if not media_id:
-            ctx.save_state(step="drafting")
-            try:
-                res = self._call(
-                    "adding the draft", self.client.post, "draft/add", data={"articles": [article]}
-                )
-            except PermanentChannelError as exc:
-                if exc.code != 40007:
-                    raise
-                # the cached thumb is gone on WeChat's side (deleted in the console): upload it again, once
-                self.env.kv.delete(f"{self._media_prefix}thumb:{self._cover(post).sha256}")
-                article = self._article(post)
-                ctx.save_state(thumb_media_id=article["thumb_media_id"])
-                res = self._call(
-                    "adding the draft", self.client.post, "draft/add", data={"articles": [article]}
-                )
-            media_id = res["media_id"]
-            ctx.save_state(draft_media_id=media_id, step="drafted")
+            media_id = self._add_draft(post, article, ctx)
+        if int(st.get("draft_adds") or 0) > 1 and not st.get("drafts_swept"):
+            self._sweep_drafts(ctx, article, keep=media_id)  # before the submit: retried until it is done
         if self.config.mass_send:
             ctx.save_state(step="sending")
             return self._mass_send(post, ctx)
@@ -630,7 +654,7 @@ class WeChatChannel(Channel):
             raise  # step stays "submitting": the next attempt reconciles before any re-submit
         except PermanentChannelError as exc:
             if exc.code == 40007:  # the draft left the box without a submit of ours: make it again
-                ctx.save_state(step=None, draft_media_id=None)
+                ctx.save_state(step=None, draft_media_id=None, **_NEW_DRAFT)
                 raise TransientChannelError(
                     "the WeChat draft disappeared before it was submitted; it will be made again"
                 ) from exc
@@ -672,10 +696,14 @@ class WeChatChannel(Channel):
             return self._done(ctx, str(event["article_id"]), url)
         # definitive: nothing is live. Forget the job so that a deliberate retry starts from a new draft.
         failed = [*st.get("failed_publish_ids", []), pid]
+        # the draft of a failed job stays in the box (for the editor to look at): never adopt it again
+        failed_drafts = [*st.get("failed_drafts", []), st.get("draft_media_id")]
         ctx.save_state(
             step=None,
             publish_id=None,
             draft_media_id=None,
+            failed_drafts=[d for d in failed_drafts if d],
+            **_NEW_DRAFT,
             polls=0,
             failed_publish_ids=failed,
             publish_status=status,
@@ -700,19 +728,182 @@ class WeChatChannel(Channel):
         )
         if url:
             self.env.kv.set(f"{self._prefix}url:{url}", article_id)
+        self._last_sweep(ctx)
         return Published(url=url, remote_id=article_id)
 
-    def _find_draft(self, article: dict[str, Any]) -> str | None:
-        res = self._call("listing drafts", self.client.draft.batchget, 0, 20, 1)
-        for it in res.get("item") or []:
-            news = (it.get("content") or {}).get("news_item") or []
-            if (
-                news
-                and news[0].get("title") == article["title"]
-                and news[0].get("thumb_media_id") == article["thumb_media_id"]
-            ):
-                return str(it["media_id"])
-        return None
+    # ------------------------------------------------------------------------------ drafts
+    def _add_draft(self, post: Post, article: dict[str, Any], ctx: DeliveryContext) -> str:
+        """``draft/add``, counted in the state *before* it goes out, with the marks the draft will carry.
+
+        ``draft/add`` has no idempotency key: an answer lost on the way back (timeout, broken
+        connection, HTTP 5xx, the worker killed) leaves a draft we do not know the id of.
+        ``draft_adds`` counts the requests that may have made a draft (an answered refusal made none
+        and is taken back); ``draft_marks`` keeps what each one carried, so that a later search
+        finds them even after the cached thumb has changed; ``drafting_since`` bounds the search.
+        """
+        st = ctx.state
+        adds = int(st.get("draft_adds") or 0)
+        if st.get("step") == "drafting" and "draft_adds" not in st:
+            adds = 1  # saved before draft_adds was counted: one request went out unanswered
+        for n in range(2):
+            marks = [m for m in (st.get("draft_marks") or []) if m != _draft_mark(article)]
+            ctx.save_state(
+                step="drafting",
+                draft_adds=adds + 1,
+                draft_marks=[*marks, _draft_mark(article)],
+                drafting_since=st.get("drafting_since") or self.env.clock().isoformat(),
+            )
+            try:
+                res = self._call(
+                    "adding the draft",
+                    self.client.post,
+                    "draft/add",
+                    data={"articles": [article]},
+                    ambiguous=True,
+                )
+            except AmbiguousOutcome:
+                raise  # step stays "drafting": the next attempt looks for the draft before adding one
+            except PermanentChannelError as exc:
+                ctx.save_state(draft_adds=adds)  # WeChat refused it: no draft was made
+                if exc.code != 40007 or n > 0:
+                    raise
+                # the cached thumb is gone on WeChat's side (deleted in the console): upload it again, once
+                self.env.kv.delete(f"{self._media_prefix}thumb:{self._cover(post).sha256}")
+                article = self._article(post)
+                ctx.save_state(thumb_media_id=article["thumb_media_id"])
+                continue
+            except QuotaExceeded:
+                ctx.save_state(draft_adds=adds)  # answered with a quota errcode: no draft was made
+                raise
+            except TransientChannelError as exc:
+                if exc.code is not None:  # an errcode (busy, a token refused twice): no draft was made
+                    ctx.save_state(draft_adds=adds)
+                raise  # otherwise (an unreadable answer, HTTP trouble) a draft may have been made
+            media_id = str(res["media_id"])
+            ctx.save_state(draft_media_id=media_id, step="drafted", draft_adds=adds + 1)
+            return media_id
+        raise AssertionError("unreachable")
+
+    def _our_drafts(self, ctx: DeliveryContext, article: dict[str, Any] | None) -> list[tuple[str, str]]:
+        """(media_id, thumb_media_id) of the drafts in the box this delivery's ``draft/add`` calls made.
+
+        A draft is ours when it carries the title, thumb, author, digest and 阅读原文 link one of our
+        requests sent (``draft_marks``) and was made since the first of them (less two minutes for
+        the clocks). The whole box is read (``draft/batchget``, 20 a page): other deliveries add
+        drafts all the time, so ours is not necessarily among the newest.
+        """
+        st = ctx.state
+        marks = list(st.get("draft_marks") or []) or ([_draft_mark(article)] if article else [])
+        if not marks:
+            return []
+        since = st.get("drafting_since")
+        after = datetime.fromisoformat(since).timestamp() - 120 if since else None
+        failed = set(st.get("failed_drafts") or [])
+        found: dict[str, str] = {}
+        for media_id, news, stamp in self._draft_box(after):
+            if media_id in failed or media_id in found:
+                continue
+            if after is not None and stamp is not None and stamp < after:
+                continue
+            if any(_carries(news, m) for m in marks):
+                found[media_id] = str(news.get("thumb_media_id"))
+        return list(found.items())
+
+    def _sweep_drafts(
+        self, ctx: DeliveryContext, article: dict[str, Any] | None, keep: str | None, done: str = "drafts_swept"
+    ) -> None:
+        """More than one ``draft/add`` may have made a draft: delete each one of ours but ``keep``.
+
+        Done before the draft is submitted (``drafts_swept``), so a failure here is retried like any
+        other and the delivery does not go on with a stray draft of its own left in the box; and once
+        more after publication (``last_sweep``, see :meth:`_last_sweep`).
+        """
+        strays = [m for m, _thumb in self._our_drafts(ctx, article) if m != keep]
+        for media_id in strays:
+            for n in range(1, 4):
+                try:
+                    self._call("deleting a surplus draft", self.client.draft.delete, media_id)
+                except PermanentChannelError as exc:
+                    if exc.code != 40007:  # 40007: already gone
+                        raise
+                except TransientChannelError:
+                    if n == 3:
+                        raise
+                    time.sleep(0.2 * n)
+                    continue
+                break
+            log.info("wechat %s: delivery %s deleted its surplus draft %s", self.name, ctx.delivery_id, media_id)
+        ctx.save_state(
+            **{done: True}, stray_drafts_deleted=int(ctx.state.get("stray_drafts_deleted") or 0) + len(strays)
+        )
+
+    def _last_sweep(self, ctx: DeliveryContext) -> None:
+        """After publication, when more than one ``draft/add`` went out: delete a draft of ours that
+        reached WeChat only after the sweep before the submit (a request held up on the way).
+
+        Our own draft has left the box by now (published or mass-sent). This never changes the
+        outcome: the article is live, so a failure is logged for the operator, not retried.
+        """
+        st = ctx.state
+        if int(st.get("draft_adds") or 0) <= 1 or st.get("last_sweep") or not st.get("draft_marks"):
+            return
+        try:
+            self._sweep_drafts(ctx, None, keep=st.get("draft_media_id"), done="last_sweep")
+        except (ChannelError, OSError) as exc:
+            log.warning(
+                "wechat %s: delivery %s is published, but its surplus drafts could not be looked for (%s); "
+                "delete drafts titled %r from the MP console's draft box (草稿箱) if any are left",
+                self.name, ctx.delivery_id, exc, (st.get("draft_marks") or [{}])[0].get("title"),
+            )  # fmt: skip
+
+    def _draft_box(self, after: float | None) -> Iterable[tuple[str, dict[str, Any], int | None]]:
+        """Every draft in the box as (media_id, first news item, update_time), read page by page.
+
+        Pages overlap by ``_PAGE_OVERLAP``: a draft published by another worker between two pages
+        moves everything after it up one place, and without the overlap the draft at the page
+        boundary would be skipped. When more drafts than that left the box during a pass, the box is
+        read once more. The listing's order is not documented (it is newest first in practice): the
+        reading stops early only once it has been newest first so far and has passed ``after``.
+        """
+        for _pass in range(3):
+            offset, first_total, low_total, newest_first, prev = 0, None, None, True, None
+            while offset < _DRAFT_SCAN_MAX:
+                res = self._draft_page(offset)
+                items = res.get("item") or []
+                total = int(res.get("total_count") or 0)
+                first_total = total if first_total is None else first_total
+                low_total = total if low_total is None else min(low_total, total)
+                stamp = None
+                for it in items:
+                    content = it.get("content") or {}
+                    raw = it.get("update_time") or content.get("update_time") or content.get("create_time")
+                    stamp = int(raw) if raw else None
+                    if stamp is not None and prev is not None and stamp > prev:
+                        newest_first = False
+                    prev = stamp if stamp is not None else prev
+                    news = (content.get("news_item") or [{}])[0]
+                    yield str(it.get("media_id")), news, stamp
+                if not items or offset + len(items) >= total:
+                    break
+                if newest_first and after is not None and stamp is not None and stamp < after:
+                    return  # newest first: everything further down is older than our first draft/add
+                offset += max(1, len(items) - _PAGE_OVERLAP)
+            else:
+                log.warning("wechat %s: the draft box holds over %d drafts; only those were searched",
+                            self.name, _DRAFT_SCAN_MAX)  # fmt: skip
+            if first_total is None or low_total is None or first_total - low_total <= _PAGE_OVERLAP:
+                return
+
+    def _draft_page(self, offset: int, tries: int = 3) -> dict[str, Any]:
+        """One page of ``draft/batchget`` (no content), read again at once after a transient failure."""
+        for n in range(1, tries + 1):
+            try:
+                return self._call("listing drafts", self.client.draft.batchget, offset, 20, 1)
+            except TransientChannelError:
+                if n == tries:
+                    raise
+                time.sleep(0.2 * n)
+        raise AssertionError("unreachable")
 
     def _reconcile(self, post: Post, ctx: DeliveryContext) -> Published | InProgress | None:
         """After an unknown submit: find the article, or wait, or (draft still there) allow a re-submit.
@@ -823,6 +1014,7 @@ class WeChatChannel(Channel):
         ctx.save_state(
             step="published", mass_msg_id=str(res.get("msg_id")), msg_data_id=str(res.get("msg_data_id"))
         )
+        self._last_sweep(ctx)
         return Published(url=None, remote_id=f"mass-{res.get('msg_data_id')}")
 
     # ============================================================================== callback

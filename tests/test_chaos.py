@@ -8,10 +8,11 @@
 (c) ``pg_terminate_backend`` of the worker's connections (this test's own database only) mid-run:
     the worker recovers and finishes.
 (d) the WeChat Official Account and WordPress sandboxes, each its own process, answering 20 % of the
-    calls with a fault (busy, HTTP 500, late answers, token expiry; WordPress also 429 quota), while
-    two workers are killed with SIGKILL twice and the connections are cut once: every item once at
-    each remote end. WeChat's per-minute quota (45011) is left to bench/chaos.py: it defers a
-    delivery to the next minute.
+    calls with a fault (busy, HTTP 500, late answers, answers lost after the call took effect, token
+    expiry; WordPress also 429 quota), while two workers are killed with SIGKILL twice and the
+    connections are cut once: every item once at each remote end, and no WeChat draft left behind.
+    WeChat's per-minute quota (45011) is left to bench/chaos.py: it defers a delivery to the next
+    minute.
 
 The PostgreSQL server is never restarted here (other people's tests use it); bench/chaos.py does
 that, run by hand.
@@ -167,8 +168,8 @@ def test_worker_recovers_when_its_connections_are_cut(make_app, tmp_path, monkey
 def test_wechat_and_cms_under_faults_kills_and_cuts_publish_each_item_once(make_app, tmp_path, monkeypatch):
     from bench.chaos import cms_plugin, delivery_rows, wechat_plugin
 
-    wechat = wechat_plugin(tmp_path, 0.2, mix="busy,http500,timeout,expire_token", hang_s=1.0, timeout=0.5,
-                           publish_delay=0.2, grace=2.0, seed=3)  # fmt: skip
+    wechat = wechat_plugin(tmp_path, 0.2, mix="busy,http500,timeout,lost_answer,expire_token", hang_s=1.0,
+                           timeout=0.5, publish_delay=0.2, grace=2.0, seed=3)  # fmt: skip
     try:
         cms = cms_plugin(0.2, hang_s=1.0, timeout=0.5, seed=5)
     except BaseException:
@@ -206,6 +207,9 @@ def test_wechat_and_cms_under_faults_kills_and_cuts_publish_each_item_once(make_
             lost, dup, detail = pl.check([r for r in rows if r.channel == name])
             assert (lost, dup) == (0, 0), f"{name}: lost {lost}, duplicated {dup}; {detail}"
             assert "faults served 0" not in detail, f"{name}: no faults were drawn ({detail})"
+            if pl.orphans is not None:
+                orphaned, what = pl.orphans()
+                assert orphaned == 0, f"{name}: {what}; {detail}"
     finally:
         for w in workers:
             if w.poll() is None:

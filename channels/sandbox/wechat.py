@@ -26,7 +26,9 @@ process: ``POST /__sandbox__/faults`` with the same JSON, ``GET /__sandbox__/led
 
 Fault kinds: ``errcode`` (any code, e.g. -1, 45009, 45011, 48001, 53503, 40001), aliases ``busy``,
 ``quota_daily``, ``quota_minute``; ``timeout`` (the call takes effect, then the answer waits
-``seconds`` — longer than the client's timeout, it is the ambiguous case); ``http500``;
+``seconds`` — longer than the client's timeout, it is the ambiguous case); ``lost_answer`` (the
+call takes effect, then the connection is closed with no answer at all: the same ambiguity at once,
+without waiting out a timeout); ``http500``;
 ``expire_token`` (every live token expires now); ``audit`` (the next publish job ends with
 ``status``, default 4 = rejected by the platform audit).
 
@@ -99,9 +101,11 @@ ERRMSG = {
 
 
 FAULT_ALIASES = {"busy": -1, "quota_daily": 45009, "quota_minute": 45011}
+#: what ``handle`` returns for a ``lost_answer`` fault: the server closes the connection unanswered
+DROP: tuple[int, bytes, str] = (0, b"", "")
 #: what a chaos run draws: system busy, the per-minute quota ("api freq"), HTTP 500, a late answer,
 #: and the access token expiring under the caller (42001, 40001 for a token no longer the latest)
-DEFAULT_FAULT_MIX = ("busy", "quota_minute", "http500", "timeout", "expire_token")
+DEFAULT_FAULT_MIX = ("busy", "quota_minute", "http500", "timeout", "lost_answer", "expire_token")
 
 
 def _magic_type(data: bytes) -> str | None:
@@ -257,7 +261,7 @@ class WeChatSandbox:
             return _Fault("errcode", errcode=int(kind.split(":", 1)[1]))
         if kind == "timeout":
             return _Fault("timeout", seconds=self.hang_seconds)
-        if kind in ("http500", "expire_token"):
+        if kind in ("http500", "expire_token", "lost_answer"):
             return _Fault(kind)
         raise ValueError(f"unknown fault kind {kind!r} for a random draw")
 
@@ -270,8 +274,8 @@ class WeChatSandbox:
                 self._s.faults.append(_Fault("errcode", path, times, errcode=int(params["errcode"])))
             elif kind == "timeout":
                 self._s.faults.append(_Fault("timeout", path, times, seconds=float(params.get("seconds", 3))))
-            elif kind == "http500":
-                self._s.faults.append(_Fault("http500", path, times))
+            elif kind in ("http500", "lost_answer"):
+                self._s.faults.append(_Fault(kind, path, times))
             elif kind == "expire_token":
                 now = time.time()
                 for tok in self._s.tokens.values():
@@ -379,6 +383,8 @@ class WeChatSandbox:
             )
         if fault is not None and fault.kind == "timeout":
             time.sleep(fault.seconds)  # the call took effect; only its answer is late (or never read)
+        if fault is not None and fault.kind == "lost_answer":
+            return DROP  # the call took effect; the connection closes before any answer
         return answer
 
     def _take_fault(self, path: str) -> _Fault | None:
@@ -610,6 +616,7 @@ class WeChatSandbox:
                 "news_item": items,
                 "update_time": int(time.time()),
                 "create_time": int(time.time()),
+                "seq": next(self._ids),
             }
         return {"media_id": media_id}
 
@@ -671,7 +678,8 @@ class WeChatSandbox:
         self._require_token(query)
         offset, count, no_content = self._page(body)
         with self._lock:
-            rows = sorted(self._s.drafts.items(), key=lambda kv: kv[1]["update_time"], reverse=True)
+            # newest first by creation (what WeChat's listing is reported to do; it takes no order)
+            rows = sorted(self._s.drafts.items(), key=lambda kv: kv[1]["seq"], reverse=True)
             page = rows[offset : offset + count]
             return {
                 "total_count": len(rows),
@@ -1120,6 +1128,9 @@ class _Handler(BaseHTTPRequestHandler):
             status, payload, ctype = self.sandbox.handle(method, parts.path, query, self.headers, body)
         except Exception as exc:  # an emulator bug must show as a 500, not a hung connection
             status, payload, ctype = 500, f"sandbox error: {exc!r}".encode(), "text/plain"
+        if (status, payload, ctype) == DROP:
+            self.close_connection = True  # no status line at all: the client sees the connection end
+            return
         try:
             self.send_response(status)
             self.send_header("Content-Type", ctype)
@@ -1155,7 +1166,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument(
         "--fault-mix",
         default=",".join(DEFAULT_FAULT_MIX),
-        help="comma-separated kinds drawn at --fault-rate (busy, quota_minute, quota_daily, errcode:N, "
+        help="comma-separated kinds drawn at --fault-rate (busy, quota_minute, quota_daily, errcode:N, lost_answer, "
         "http500, timeout, expire_token)",
     )
     p.add_argument("--hang-seconds", type=float, default=3.0, help="how long a drawn timeout holds its answer")

@@ -132,7 +132,9 @@ def make_harness(tmp_path: Path) -> Harness:
             sandbox.inject("busy")
         elif kind == "permanent":
             sandbox.inject("errcode", errcode=48001)
-        else:  # an ambiguous submit is covered in test_wechat.py (timeout, killed worker)
+        elif kind == "ambiguous":  # the draft is made, its answer lost (a lost submit: test_wechat.py)
+            sandbox.inject("lost_answer", path="/cgi-bin/draft/add")
+        else:
             raise ValueError(f"the WeChat harness does not inject {kind!r} faults")
 
     def remote_text(remote_id: str) -> str:

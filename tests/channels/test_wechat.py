@@ -288,7 +288,11 @@ def test_faults_drawn_at_a_rate(tmp_path):
         ).json()["access_token"]
         answers = []
         for _ in range(200):
-            r = requests.get(f"{sb.base_url}/cgi-bin/draft/count", params={"access_token": tok})
+            try:
+                r = requests.get(f"{sb.base_url}/cgi-bin/draft/count", params={"access_token": tok})
+            except requests.ConnectionError:
+                answers.append("dropped")  # lost_answer: the connection closed with no answer
+                continue
             answers.append(r.json().get("errcode", 0) if r.status_code == 200 else r.status_code)
             if answers[-1] in (40001, 42001):  # the drawn expiry: fetch a new token as a client would
                 tok = requests.get(
@@ -296,10 +300,10 @@ def test_faults_drawn_at_a_rate(tmp_path):
                     params={"grant_type": "client_credential", "appid": sb.appid, "secret": sb.secret},
                 ).json()["access_token"]
         served = sb.ledger()["faults_served"]
-    assert set(served) == {"busy", "quota_minute", "http500", "timeout", "expire_token"}
+    assert set(served) == {"busy", "quota_minute", "http500", "timeout", "lost_answer", "expire_token"}
     assert 60 <= sum(served.values()) <= 140
     assert answers.count(-1) == served["busy"] and answers.count(45011) == served["quota_minute"]
-    assert answers.count(500) == served["http500"]
+    assert answers.count(500) == served["http500"] and answers.count("dropped") == served["lost_answer"]
     assert answers.count(42001) == served["expire_token"], "every drawn expiry met the caller's next call"
     with pytest.raises(ValueError, match="nonsense"):
         WeChatSandbox(fault_rate=0.1, fault_mix=("nonsense",))
@@ -477,7 +481,7 @@ def test_crash_after_draft_add_reuses_the_draft(sandbox, tmp_path, assets):
     ctx = make_ctx()
     sandbox.inject("timeout", path="/cgi-bin/draft/add", seconds=2.0)
     ch2 = make_channel(sandbox, tmp_path, env=ch.env, timeout=1.0)
-    with pytest.raises(TransientChannelError):
+    with pytest.raises(AmbiguousOutcome):  # the draft may have been made: the next attempt looks first
         ch2.publish(post, ctx)
     assert ctx.state["step"] == "drafting"
     time.sleep(1.5)
