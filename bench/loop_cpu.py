@@ -33,7 +33,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
-def callgrind(n: int) -> int:
+def callgrind(n: int, extra: list[str]) -> int:
     """Instructions per delivery, as the difference of two runs under callgrind."""
     import re
     import subprocess
@@ -44,7 +44,7 @@ def callgrind(n: int) -> int:
         for size in (n // 2, n):
             out = subprocess.run(
                 ["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={tmp}/cg.%p",
-                 sys.executable, __file__, "--inside-callgrind", "-n", str(size)],
+                 sys.executable, __file__, "--inside-callgrind", "-n", str(size), *extra],
                 capture_output=True, text=True, check=False)  # fmt: skip
             found = re.search(r"Collected : (\d+)", out.stderr)
             if out.returncode != 0 or not found:
@@ -60,8 +60,13 @@ def callgrind(n: int) -> int:
 
 def main() -> int:
     if "--callgrind" in sys.argv:
-        args = sys.argv[1:]
-        return callgrind(int(args[args.index("-n") + 1]) if "-n" in args else 4000)
+        args = [a for a in sys.argv[1:] if a != "--callgrind"]
+        n = 4000
+        if "-n" in args:
+            i = args.index("-n")
+            n = int(args[i + 1])
+            del args[i : i + 2]
+        return callgrind(n, args)  # the other options (e.g. --db) go to each run
     inside = "--inside-callgrind" in sys.argv
     if inside:
         sys.argv.remove("--inside-callgrind")

@@ -31,12 +31,14 @@ class UTCDateTime(TypeDecorator[datetime]):
             return None
         if value.tzinfo is None:
             raise ValueError(f"naive datetime {value!r}: attach a time zone before storing it")
-        return value.astimezone(UTC).replace(tzinfo=None)
+        value = value.astimezone(UTC)
+        # combine() rather than replace(tzinfo=...): a quarter of the cost (replace parses keywords)
+        return datetime.combine(value.date(), value.time())
 
     def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
         if value is None:
             return None
-        return value.replace(tzinfo=UTC)
+        return datetime.combine(value.date(), value.time(), UTC)
 
     # SQLite keeps these as text ("2026-12-01 09:00:00.000000", UTC). The two processors below write
     # and read that text directly, each in one C call: the generic path (astimezone, replace(), the
