@@ -16,6 +16,7 @@ import requests
 from channels.sandbox.sink import Sink
 from channels.webhook import WebhookChannel, WebhookConfig, sign
 from publisher.channel import (
+    ChannelError,
     PermanentChannelError,
     Published,
     QuotaExceeded,
@@ -447,3 +448,65 @@ def test_environment_proxy_settings_are_honoured(make_channel, sink, monkeypatch
             assert sink.ledger()["accepted"] == 0
     finally:
         proxy.stop()
+
+
+class _TlsReceiver:
+    """An HTTPS receiver whose certificate a throw-away authority (trustme) signed for 127.0.0.1."""
+
+    def __init__(self, tmp_path) -> None:
+        import ssl
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        import trustme
+
+        ca = trustme.CA()
+        self.ca_file = tmp_path / "ca.pem"
+        ca.cert_pem.write_to_path(str(self.ca_file))
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ca.issue_cert("127.0.0.1").configure_cert(context)
+        seen = self.seen = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+                self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                seen.append(self.path)
+                body = b'{"id": "over-tls"}'
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
+        self.url = f"https://127.0.0.1:{self.server.server_address[1]}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.mark.parametrize("trusted", [True, False], ids=["ca-bundle-set", "unknown-ca"])
+def test_https_receiver_is_verified_against_the_environment_ca_bundle(make_channel, tmp_path, monkeypatch, trusted):
+    """REQUESTS_CA_BUNDLE is read once, when the channel is built, and used for https:// receivers; a
+    certificate no trusted authority signed is refused (the payload never reaches the receiver)."""
+    receiver = _TlsReceiver(tmp_path)
+    try:
+        for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
+            monkeypatch.delenv(name, raising=False)
+        if trusted:
+            monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(receiver.ca_file))
+        channel = make_channel(url=receiver.url)
+        if trusted:
+            out = channel.publish(make_post(), make_ctx(delivery_id=8))
+            assert out.remote_id == "over-tls" and receiver.seen == ["/hook"]
+        else:
+            with pytest.raises(ChannelError, match="(?i)ssl|certificate"):
+                channel.publish(make_post(), make_ctx(delivery_id=8))
+            assert receiver.seen == []
+    finally:
+        receiver.stop()
