@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
+import sqlalchemy as sa
 from sqlmodel import col, select
 
 from publisher import workflow
@@ -75,6 +76,19 @@ def can_view(user: User, item: Item) -> bool:
     if user.role in (Role.ADMIN, Role.CONFIDENTIALITY_REVIEWER):
         return True
     return user.role in (Role.EDITOR, Role.DEPARTMENT_HEAD) and user.department == item.department
+
+
+def view_filter(user: User) -> sa.ColumnElement[bool] | None:
+    """``can_view`` as an SQL condition on the item table, for queries that list many items' rows.
+
+    ``None`` when the user sees every item (no condition to add); ``sa.false()`` when they see none.
+    ``tests/web/test_permissions.py`` checks it agrees with ``can_view`` for every role.
+    """
+    if user.role in (Role.ADMIN, Role.CONFIDENTIALITY_REVIEWER):
+        return None
+    if user.role in (Role.EDITOR, Role.DEPARTMENT_HEAD) and user.department is not None:
+        return Item.__table__.c.department == user.department  # type: ignore[attr-defined,no-any-return]
+    return sa.false()
 
 
 def can_edit(user: User, item: Item) -> bool:

@@ -95,6 +95,9 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "metric": ("指标", "Metric"),
     "value": ("数值", "Value"),
     "recent_failures": ("最近的失败", "Recent failures"),
+    "failures_hidden": ("另有 {n} 次失败属于您无权查看的稿件（其他部门），未列出；上方各表的“失败”数含这些。",
+                        "{n} more failures belong to items you may not see (other departments) and are not "
+                        "listed; the Failed counts above include them."),
     "csv": ("导出 CSV", "Export CSV"),
     "none": ("无", "None"),
     "create": ("创建", "Create"),

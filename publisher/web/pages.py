@@ -39,6 +39,7 @@ from publisher.web.common import (
     media_urls,
     render,
     translator,
+    view_filter,
     viewer_zone,
     visible_delivery,
     visible_item,
@@ -548,7 +549,8 @@ def dashboard_page(request: Request, period: str = "report", start: Annotated[st
     app = _app(request)
     tz = app.settings.zone
     kind, s, e = _period(request, period, start, end)
-    dash = dashboard.build(app.engine, s, e, app.settings.zone)
+    # the counts are the office's; the failures listed only those of items this reader may open
+    dash = dashboard.build(app.engine, s, e, app.settings.zone, visible=view_filter(c.user))
     months = sorted({str(r["month"]) for r in dash.by_month})
     series: dict[str, dict[str, int]] = {}
     labels = channel_labels(app)
@@ -567,12 +569,12 @@ def dashboard_page(request: Request, period: str = "report", start: Annotated[st
 def dashboard_csv(request: Request, table: str = "category", period: str = "report",
                   start: Annotated[str | None, Query(alias="from")] = None,
                   end: Annotated[str | None, Query(alias="to")] = None) -> Response:  # fmt: skip
-    need(request, EVERYONE)
+    c = need(request, EVERYONE)
     if table not in dashboard.TABLES:
         raise InvalidInput(f"unknown table {table!r}; one of {', '.join(dashboard.TABLES)}")
     kind, s, e = _period(request, period, start, end)
-    dash = dashboard.build(_app(request).engine, s, e, _app(request).settings.zone)
-    body = "\ufeff" + dashboard.to_csv(dash.table(table))  # BOM: Excel then reads the Chinese as UTF-8
+    dash = dashboard.build(_app(request).engine, s, e, _app(request).settings.zone, visible=view_filter(c.user))
+    body = "\ufeff" + dashboard.to_csv(dash.table(table), dashboard.FAILURE_COLUMNS if table == "failures" else ())  # BOM: Excel then reads the Chinese as UTF-8
     name = f"{table}-{s.date().isoformat()}-{kind}.csv"
     return Response(body, media_type="text/csv; charset=utf-8",
                     headers={"Content-Disposition": f"attachment; filename=\"{name}\""})  # fmt: skip
