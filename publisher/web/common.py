@@ -50,7 +50,8 @@ def render(request: Request, name: str, caller: Caller | None, code: int = 200, 
     response = TEMPLATES.TemplateResponse(
         request, name,
         {"t": t, "me": caller.user if caller else None, "csrf": caller.csrf if caller else "",
-         "Role": Role, "org": app.settings.organisation, "tzname": t.tz.key, **ctx},  # fmt: skip
+         "Role": Role, "org": app.settings.organisation, "tzname": t.tz.key, "checklist_label": checklist_label,
+         **ctx},  # fmt: skip
         status_code=code,
     )
     # ?lang=en and ?tz=... stick for the following pages
@@ -134,6 +135,17 @@ def local_time(value: str, tz: ZoneInfo) -> datetime:
     except ValueError:
         raise InvalidInput(f"{value!r} is not a date and time (YYYY-MM-DDTHH:MM)") from None
     return dt if dt.tzinfo else dt.replace(tzinfo=tz)
+
+
+def checklist_label(number: int | None) -> str:
+    """'2 — 学校基本情况' (the national checklist's number and name, as the compose form's list
+    offers them), just the number when the list has no such item, '' for none."""
+    from publisher.checklist import checklist_name
+
+    if number is None:
+        return ""
+    name = checklist_name(number)
+    return f"{number} — {name}" if name else str(number)
 
 
 def checklist_number(value: str | int | None) -> int | None:

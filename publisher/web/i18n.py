@@ -35,6 +35,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "category": ("类别", "Category"),
     "department": ("部门", "Department"),
     "checklist_item": ("公开事项（1-50）", "Checklist item (1-50)"),
+    "checklist": ("公开事项", "Checklist item"),
     "checklist_hint": ("输入编号或名称搜索", "type a number or a name to search"),
     "target_channels": ("发布渠道", "Target channels"),
     "publish_at": ("发布时间", "Publish time"),

@@ -33,6 +33,7 @@ from publisher.web.common import (
     can_edit,
     can_manage,
     channel_labels,
+    checklist_label,
     checklist_number,
     local_time,
     may_see_file,
@@ -183,7 +184,7 @@ def _values_from_item(item: Item, tz) -> dict:  # type: ignore[no-untyped-def,ty
     return {
         "title": item.title, "body_markdown": item.body_markdown, "summary": item.summary,
         "category": item.category, "department": item.department,
-        "checklist_item": str(item.checklist_item or ""), "channels": list(item.channels),
+        "checklist_item": checklist_label(item.checklist_item), "channels": list(item.channels),
         "publish_at": item.publish_at.astimezone(tz).strftime("%Y-%m-%dT%H:%M") if item.publish_at else "",
         "when": "at" if item.publish_at else "none",
     }  # fmt: skip
@@ -231,7 +232,11 @@ def _fields_for_workflow(f: dict) -> dict:  # type: ignore[type-arg]
 
 
 def _form_values(f: dict) -> dict:  # type: ignore[type-arg]
-    return {**f, "checklist_item": f["checklist_item_raw"], "publish_at": f["publish_at_raw"]}
+    try:  # shown again as the list offers it ("2 — name"), or as typed when it names no item
+        shown = checklist_label(checklist_number(f["checklist_item_raw"])) or f["checklist_item_raw"]
+    except InvalidInput:
+        shown = f["checklist_item_raw"]
+    return {**f, "checklist_item": shown, "publish_at": f["publish_at_raw"]}
 
 
 @router.post("/items/new", include_in_schema=False)
