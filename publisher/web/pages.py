@@ -259,7 +259,7 @@ async def compose_submit(request: Request) -> Response:
     try:
         item_id = await run_in_threadpool(work)
     except InvalidInput as exc:
-        return render(request, "compose.html", c, code=422, error=str(exc),
+        return render(request, "compose.html", c, code=422, error=translator(request).error(exc),
                       **_compose_ctx(request, c, None, _form_values(f)))  # fmt: skip
     return RedirectResponse(f"/items/{item_id}", status_code=303)
 
@@ -299,7 +299,7 @@ async def edit_submit(request: Request, item_id: int) -> Response:
     except InvalidInput as exc:
         with app.session() as s:
             item = workflow.get_item(s, item_id)
-        return render(request, "compose.html", c, code=422, error=str(exc),
+        return render(request, "compose.html", c, code=422, error=translator(request).error(exc),
                       **_compose_ctx(request, c, item, _form_values(f)))  # fmt: skip
     return RedirectResponse(f"/items/{item_id}", status_code=303)
 
