@@ -185,6 +185,8 @@ ERRORS: list[tuple[str, str]] = [
     # the item's fields (publisher.workflow._check_fields, create_item, the compose page)
     (r"the title is empty", "标题为空"),
     (r"the title is (?P<n>[\d,]+) characters; at most (?P<m>[\d,]+)", "标题有 {n} 个字，最多 {m} 个"),
+    (r"unknown category ''; one of: .*", "请选择类别"),
+    (r"unknown department ''; known: .*", "请选择部门"),
     (r"unknown category '(?P<v>[^']*)'; one of: (?P<known>.*)", "没有“{v}”这个类别，可选：{known}"),
     (r"unknown department '(?P<v>[^']*)'; known: (?P<known>.*?) \(add it with `publisher department add NAME`\)",
      "没有“{v}”这个部门，现有：{known}（管理员可以添加部门）"),
@@ -240,7 +242,7 @@ ERRORS: list[tuple[str, str]] = [
     (r"the body shows an image that is not attached to the item .*", "正文中的图片没有附加到稿件，请重新插入"),
     (r"the image (?P<src>\S+) is hosted elsewhere and WeChat strips such images — .*",
      "图片 {src} 存放在其他网站，微信会去掉这类图片，请把图片上传到稿件中"),
-    (r"the link (?P<href>\S+) (?P<why>.*); WeChat readers outside the campus network cannot open it — .*",
+    (r"the link (?P<href>\S+) (?P<why>points at .*); WeChat readers outside the campus network cannot open it — .*",
      "链接 {href} 指向校内网络，校外的微信读者打不开，请改为公开页面的链接或删除"),
     (r"the body is empty", "正文为空"),
     (r"the body is (?P<n>[\d,]+) characters once formatted for WeChat; WeChat takes fewer than (?P<m>[\d,]+) — .*",

@@ -86,6 +86,10 @@ def test_the_catalogue():
         assert set(re.findall(r"\{(\w+)\}", chinese)) <= groups, pattern  # every placeholder is filled
     assert zh.error("item 5 is scheduled; it cannot be rescheduled") == (
         "稿件 5 的状态是“已排期”，不能改期（item 5 is scheduled; it cannot be rescheduled）")
+    assert zh.error("unknown department ''; known: 人事处 (add it with `publisher department add NAME`)").startswith(
+        "请选择部门（")
+    assert zh.error("the link x is not a valid URL; WeChat readers outside the campus network cannot open it — "
+                    "link to a public page or remove it").startswith("the link x")  # only intranet links say so
     assert zh.error("something nobody catalogued") == "something nobody catalogued"
     assert en.error("the title is empty") == "the title is empty"
     exc = ContentNotAccepted(problems=[f"site: {SITE_TITLE}", "mem: title is 99 characters; mem takes at most 10"])
