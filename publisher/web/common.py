@@ -8,10 +8,10 @@ from importlib.resources import files
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import sqlalchemy as sa
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
-import sqlalchemy as sa
 from sqlmodel import col, select
 
 from publisher import workflow
