@@ -56,6 +56,8 @@ class Dashboard:
     by_month: list[dict[str, object]] = field(default_factory=list)
     engagement: list[dict[str, object]] = field(default_factory=list)
     failures: list[dict[str, object]] = field(default_factory=list)
+    #: failures in the period of items the reader may not see: counted, never listed
+    failures_hidden: int = 0
     pending: list[dict[str, object]] = field(default_factory=list)
     timings_ms: dict[str, float] = field(default_factory=dict)
 
@@ -81,16 +83,23 @@ def engagement(engine: Engine, start: datetime, end: datetime, tz: ZoneInfo) -> 
     return [{"channel": r[0], "metric": r[1], "value": int(r[2] or 0)} for r in rows]
 
 
-def failures(engine: Engine, start: datetime, end: datetime, limit: int = 50) -> list[dict[str, object]]:
-    d, i = Delivery.__table__, Item.__table__  # type: ignore[attr-defined]
+def _failed_in(start: datetime, end: datetime) -> sa.ColumnElement[bool]:
+    # the literal status lets both planners read the partial index ix_delivery_failed
+    return sa.and_(D.c.status == status_literal(DeliveryStatus.FAILED), D.c.updated_at >= start, D.c.updated_at < end)
+
+
+def failures(engine: Engine, start: datetime, end: datetime, limit: int = 50,
+             visible: sa.ColumnElement[bool] | None = None) -> list[dict[str, object]]:  # fmt: skip
+    """The latest failed deliveries of the period, of items matching ``visible`` (a condition on the
+    item table, e.g. :func:`publisher.web.common.view_filter`; ``None``: every item)."""
+    cond = _failed_in(start, end) if visible is None else sa.and_(_failed_in(start, end), visible)
     with engine.connect() as conn:
         rows = conn.execute(
-            sa.select(d.c.id, d.c.item_id, i.c.title, d.c.channel, d.c.op, d.c.last_error_kind, d.c.last_error,
-                      d.c.updated_at)  # fmt: skip
-            .select_from(d.join(i, i.c.id == d.c.item_id))
-            # the literal status lets both planners read the partial index ix_delivery_failed
-            .where(d.c.status == status_literal(DeliveryStatus.FAILED), d.c.updated_at >= start, d.c.updated_at < end)
-            .order_by(d.c.updated_at.desc())
+            sa.select(D.c.id, D.c.item_id, I.c.title, D.c.channel, D.c.op, D.c.last_error_kind, D.c.last_error,
+                      D.c.updated_at)  # fmt: skip
+            .select_from(D.join(I, I.c.id == D.c.item_id))
+            .where(cond)
+            .order_by(D.c.updated_at.desc())
             .limit(limit)
         ).all()
         conn.rollback()
@@ -99,6 +108,19 @@ def failures(engine: Engine, start: datetime, end: datetime, limit: int = 50) ->
          "error": r[6] or "", "at": r[7]}  # fmt: skip
         for r in rows
     ]
+
+
+def failures_hidden(engine: Engine, start: datetime, end: datetime, visible: sa.ColumnElement[bool] | None) -> int:
+    """How many failed deliveries of the period belong to items not matching ``visible``."""
+    if visible is None:
+        return 0
+    with engine.connect() as conn:
+        n = conn.execute(
+            sa.select(sa.func.count()).select_from(D.join(I, I.c.id == D.c.item_id))
+            .where(_failed_in(start, end), sa.not_(visible))
+        ).scalar_one()
+        conn.rollback()
+    return int(n)
 
 
 def refresh(engine: Engine, tz: ZoneInfo) -> int:
@@ -113,8 +135,14 @@ def counts(engine: Engine, start: datetime, end: datetime, tz: ZoneInfo, dim: st
     return stats.counts(engine, stats.StatsQuery(start=start, end=end, by=("channel", dim), tz=tz))
 
 
-def build(engine: Engine, start: datetime, end: datetime, tz: ZoneInfo) -> Dashboard:
-    """Everything the dashboard shows for [start, end), with how long each query took."""
+def build(engine: Engine, start: datetime, end: datetime, tz: ZoneInfo,
+          visible: sa.ColumnElement[bool] | None = None) -> Dashboard:  # fmt: skip
+    """Everything the dashboard shows for [start, end), with how long each query took.
+
+    The counts are the office's (every item, as ``publisher stats`` and the annual report count);
+    the failures listed are only those of items matching ``visible`` (the reader's
+    :func:`~publisher.web.common.view_filter`), and ``failures_hidden`` says how many others there are.
+    """
     import time as _time
 
     dash = Dashboard(start=start, end=end)
@@ -130,7 +158,8 @@ def build(engine: Engine, start: datetime, end: datetime, tz: ZoneInfo) -> Dashb
     dash.by_department = timed("department", lambda: counts(engine, start, end, tz, "department"))
     dash.by_month = timed("month", lambda: counts(engine, start, end, tz, "month"))
     dash.engagement = timed("engagement", lambda: engagement(engine, start, end, tz))
-    dash.failures = timed("failures", lambda: failures(engine, start, end))
+    dash.failures = timed("failures", lambda: failures(engine, start, end, visible=visible))
+    dash.failures_hidden = timed("failures_hidden", lambda: failures_hidden(engine, start, end, visible))
     totals: dict[str, dict[str, object]] = {}
     for r in dash.by_category:
         row = totals.setdefault(str(r["channel"]), {"channel": r["channel"], "published": 0, "failed": 0, "pending": 0})
@@ -140,11 +169,15 @@ def build(engine: Engine, start: datetime, end: datetime, tz: ZoneInfo) -> Dashb
     return dash
 
 
-def to_csv(rows: list[dict[str, object]]) -> str:
-    if not rows:
+#: the columns of :func:`failures`, so an empty failures CSV still has its header
+FAILURE_COLUMNS = ("delivery", "item", "title", "channel", "op", "kind", "error", "at")
+
+
+def to_csv(rows: list[dict[str, object]], columns: tuple[str, ...] = ()) -> str:
+    if not rows and not columns:
         return ""
     buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
+    w = csv.DictWriter(buf, fieldnames=list(rows[0]) if rows else list(columns), lineterminator="\n")
     w.writeheader()
     for r in rows:
         w.writerow({k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in r.items()})

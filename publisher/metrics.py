@@ -2,15 +2,14 @@
 
 Two sources, one exposition:
 
-* **the database**, read at every scrape, so any process (the web app, a worker, a sidecar) shows
-  the whole installation: deliveries by channel and state, the queue depth and the oldest overdue
+* **the database**, read at every scrape, so any worker's scrape shows the whole installation: deliveries by channel and state, the queue depth and the oldest overdue
   delivery, and attempts by channel and outcome across every worker;
 * **in-process counters** of a worker (:class:`WorkerMetrics`, fed by the Dispatcher's
   ``on_outcome``/``on_start`` hooks): its outcomes, retries, quota deferrals and the scheduling
   lateness histogram (how long after its due time a delivery was started).
 
-The web app mounts :func:`metrics_text`; ``publisher run --metrics-port N`` serves the same with the
-worker's counters added. Each call site builds its own :class:`~prometheus_client.CollectorRegistry`;
+``publisher run --metrics-port N`` serves :func:`metrics_text` with the worker's counters (:func:`serve`);
+the web app (``publisher serve``) serves no /metrics: it would be a route without a log-in. Each call site builds its own :class:`~prometheus_client.CollectorRegistry`;
 nothing is registered in prometheus_client's global registry, so tests and several apps in one
 process never collide.
 """

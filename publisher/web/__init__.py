@@ -69,7 +69,7 @@ def create_app(app: App) -> FastAPI:
     def wants_json(request: Request) -> bool:
         return request.url.path.startswith("/api/") or request.url.path in ("/upload",)
 
-    def page_error(request: Request, status: int, message: str) -> Response:
+    def page_error(request: Request, status: int, message: str, exc: PublisherError | None = None) -> Response:
         if wants_json(request):
             headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
             return JSONResponse({"detail": message}, status_code=status, headers=headers)
@@ -77,6 +77,10 @@ def create_app(app: App) -> FastAPI:
             caller = optional_caller(request)
         except HTTPException:
             caller = None
+        if exc is not None and status != 404:  # the common validation messages in Chinese, the English beside
+            from publisher.web.common import translator
+
+            message = translator(request).error(exc)
         return render(request, "error.html", caller, code=status, message=message, status=status)
 
     @web.exception_handler(LoginRequired)
@@ -88,7 +92,7 @@ def create_app(app: App) -> FastAPI:
 
     @web.exception_handler(PublisherError)
     async def _publisher_error(request: Request, exc: PublisherError) -> Response:
-        return page_error(request, _status(exc), str(exc))
+        return page_error(request, _status(exc), str(exc), exc)
 
     @web.exception_handler(HTTPException)
     async def _http(request: Request, exc: HTTPException) -> Response:

@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field
 from sqlmodel import col, select
 
 from publisher import stats, workflow
+from publisher.checklist import checklist_name
 from publisher.errors import NotAllowed
 from publisher.models import Delivery, DeliveryAttempt, Item, Role, User, utcnow
 from publisher.web import compose
@@ -62,6 +63,7 @@ def _item(item: Item) -> dict[str, Any]:
     return {
         "id": item.id, "title": item.title, "status": item.status, "version": item.version,
         "category": item.category, "department": item.department, "checklist_item": item.checklist_item,
+        "checklist_name": checklist_name(item.checklist_item),
         "channels": item.channels, "summary": item.summary, "body_markdown": item.body_markdown,
         "publish_at": item.publish_at, "updated_at": item.updated_at, "return_reason": item.return_reason,
     }  # fmt: skip

@@ -8,6 +8,7 @@ from importlib.resources import files
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import sqlalchemy as sa
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
@@ -49,7 +50,8 @@ def render(request: Request, name: str, caller: Caller | None, code: int = 200, 
     response = TEMPLATES.TemplateResponse(
         request, name,
         {"t": t, "me": caller.user if caller else None, "csrf": caller.csrf if caller else "",
-         "Role": Role, "org": app.settings.organisation, "tzname": t.tz.key, **ctx},  # fmt: skip
+         "Role": Role, "org": app.settings.organisation, "tzname": t.tz.key, "checklist_label": checklist_label,
+         **ctx},  # fmt: skip
         status_code=code,
     )
     # ?lang=en and ?tz=... stick for the following pages
@@ -75,6 +77,19 @@ def can_view(user: User, item: Item) -> bool:
     if user.role in (Role.ADMIN, Role.CONFIDENTIALITY_REVIEWER):
         return True
     return user.role in (Role.EDITOR, Role.DEPARTMENT_HEAD) and user.department == item.department
+
+
+def view_filter(user: User) -> sa.ColumnElement[bool] | None:
+    """``can_view`` as an SQL condition on the item table, for queries that list many items' rows.
+
+    ``None`` when the user sees every item (no condition to add); ``sa.false()`` when they see none.
+    ``tests/web/test_permissions.py`` checks it agrees with ``can_view`` for every role.
+    """
+    if user.role in (Role.ADMIN, Role.CONFIDENTIALITY_REVIEWER):
+        return None
+    if user.role in (Role.EDITOR, Role.DEPARTMENT_HEAD) and user.department is not None:
+        return Item.__table__.c.department == user.department  # type: ignore[attr-defined,no-any-return]
+    return sa.false()
 
 
 def can_edit(user: User, item: Item) -> bool:
@@ -120,6 +135,17 @@ def local_time(value: str, tz: ZoneInfo) -> datetime:
     except ValueError:
         raise InvalidInput(f"{value!r} is not a date and time (YYYY-MM-DDTHH:MM)") from None
     return dt if dt.tzinfo else dt.replace(tzinfo=tz)
+
+
+def checklist_label(number: int | None) -> str:
+    """'2 — 学校基本情况' (the national checklist's number and name, as the compose form's list
+    offers them), just the number when the list has no such item, '' for none."""
+    from publisher.checklist import checklist_name
+
+    if number is None:
+        return ""
+    name = checklist_name(number)
+    return f"{number} — {name}" if name else str(number)
 
 
 def checklist_number(value: str | int | None) -> int | None:

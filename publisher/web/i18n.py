@@ -6,6 +6,7 @@ A dict rather than gettext, so there is no catalogue to compile and a missing ke
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -35,6 +36,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "category": ("类别", "Category"),
     "department": ("部门", "Department"),
     "checklist_item": ("公开事项（1-50）", "Checklist item (1-50)"),
+    "checklist": ("公开事项", "Checklist item"),
     "checklist_hint": ("输入编号或名称搜索", "type a number or a name to search"),
     "target_channels": ("发布渠道", "Target channels"),
     "publish_at": ("发布时间", "Publish time"),
@@ -95,6 +97,9 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "metric": ("指标", "Metric"),
     "value": ("数值", "Value"),
     "recent_failures": ("最近的失败", "Recent failures"),
+    "failures_hidden": ("另有 {n} 次失败属于您无权查看的稿件（其他部门），未列出；上方各表的“失败”数含这些。",
+                        "{n} more failures belong to items you may not see (other departments) and are not "
+                        "listed; the Failed counts above include them."),
     "csv": ("导出 CSV", "Export CSV"),
     "none": ("无", "None"),
     "create": ("创建", "Create"),
@@ -171,6 +176,89 @@ MESSAGES: dict[str, tuple[str, str]] = {
 }
 
 
+#: Validation messages of the core (publisher.workflow, the compose page) and of the channels'
+#: ``validate()``, as the web UI meets them on saving, submitting, reviewing and scheduling: an English
+#: pattern (matched whole) -> its Chinese. The Chinese page shows the Chinese with the English beside it
+#: (the English is what the CLI, the API and the logs say, so it stays findable); an unknown message
+#: shows as it is. Only the common ones are here: the CLI and the API stay English.
+ERRORS: list[tuple[str, str]] = [
+    # the item's fields (publisher.workflow._check_fields, create_item, the compose page)
+    (r"the title is empty", "标题为空"),
+    (r"the title is (?P<n>[\d,]+) characters; at most (?P<m>[\d,]+)", "标题有 {n} 个字，最多 {m} 个"),
+    (r"unknown category ''; one of: .*", "请选择类别"),
+    (r"unknown department ''; known: .*", "请选择部门"),
+    (r"unknown category '(?P<v>[^']*)'; one of: (?P<known>.*)", "没有“{v}”这个类别，可选：{known}"),
+    (r"unknown department '(?P<v>[^']*)'; known: (?P<known>.*?) \(add it with `publisher department add NAME`\)",
+     "没有“{v}”这个部门，现有：{known}（管理员可以添加部门）"),
+    (r"checklist item '(?P<v>[^']*)': pick a number from 1 to 50 from the list",
+     "公开事项“{v}”：请从列表中选择 1 至 50 的一项"),
+    (r"checklist item '(?P<v>[^']*)' is not a number from 1 to 50", "公开事项“{v}”不是 1 至 50 的编号"),
+    (r"checklist item (?P<n>\d+) is outside 1-50 \(see `publisher checklist`\)", "公开事项编号 {n} 不在 1 至 50 之内"),
+    (r"an item needs at least one target channel .*", "请至少选择一个发布渠道"),
+    (r"the item has no channels .*", "请至少选择一个发布渠道"),
+    (r"the item has no category .*", "请选择类别"),
+    (r"channel\(s\) (?P<c>.*) are disabled in settings\.toml", "渠道 {c} 已停用（见 settings.toml）"),
+    (r"'(?P<v>.*)' is not a date and time \(YYYY-MM-DDTHH:MM\)", "“{v}”不是有效的日期和时间"),
+    (r"publish time (?P<at>\S+) is in the past; give a future time .*", "发布时间 {at} 已经过去，请填写将来的时间"),
+    (r"the body is larger than review\.max_body_bytes", "正文超过允许的长度（review.max_body_bytes）"),
+    (r"image asset://(?P<h>\S+) was never uploaded: insert it again", "图片 {h} 没有上传成功，请重新插入"),
+    (r"(?P<f>.+): not a readable image; upload a JPEG, PNG, GIF or WebP",
+     "{f}：不是可读取的图片，请上传 JPEG、PNG、GIF 或 WebP"),
+    # review, submit, schedule, retry (publisher.workflow)
+    (r'a rejection needs a reason .*', "退回需填写理由，以便作者知道要修改什么"),
+    (r"decision must be approve or reject", "请选择通过或退回"),
+    (r"(?P<u>\S+) wrote item (?P<id>\d+) and cannot review it", "{u} 是稿件 {id} 的作者，不能审核它"),
+    (r"(?P<u>\S+) edited version (?P<v>\d+) of item (?P<id>\d+) and cannot review it; another person must",
+     "{u} 修改了稿件 {id} 的第 {v} 版，不能审核它，须由另一人审核"),
+    (r"(?P<u>\S+) already approved item (?P<id>\d+) at the first level; a second person must",
+     "{u} 已在一审通过稿件 {id}，二审须由另一人进行"),
+    (r"item (?P<id>\d+) is (?P<status>\w+); only a draft can be submitted",
+     "稿件 {id} 的状态是“{status}”，只有草稿可以提交审核"),
+    (r"item (?P<id>\d+) is (?P<status>\w+); it can no longer be edited",
+     "稿件 {id} 的状态是“{status}”，不能再修改"),
+    (r"item (?P<id>\d+) is (?P<status>\w+); it cannot be rescheduled",
+     "稿件 {id} 的状态是“{status}”，不能改期"),
+    (r"item (?P<id>\d+) is (?P<status>\w+); there is nothing to review",
+     "稿件 {id} 的状态是“{status}”，没有需要审核的"),
+    (r"item (?P<id>\d+) is already withdrawn", "稿件 {id} 已经撤回"),
+    (r"item (?P<id>\d+) is being sent to (?P<c>.+) right now; (?P<what>\w+) again in a minute",
+     "稿件 {id} 正在发送到 {c}，请一分钟后再试"),
+    (r"item (?P<id>\d+) lacks its two approvals.*", "稿件 {id} 尚未通过两级审核"),
+    (r"delivery (?P<id>\d+) is (?P<status>\w+); only a failed delivery can be retried",
+     "该渠道的发布状态是“{status}”，只有失败的才能重试"),
+    (r"item (?P<id>\d+) targets (?P<c>.+), no longer configured in settings\.toml: .*",
+     "稿件 {id} 的发布渠道 {c} 已不在配置中，请修改稿件的发布渠道"),
+    (r"(?P<c>\S+): channel is no longer configured", "渠道 {c} 已不在配置中"),
+    # what the channels' validate() say (channels/*.py)
+    (r"the title is empty; every page of the website needs one", "标题为空：网站的每个页面都需要标题"),
+    (r"the item has no category; the website files every page under one", "没有类别：网站按类别归档每个页面"),
+    (r"the title is empty; the webhook receiver needs one", "标题为空：接收方需要标题"),
+    (r"the title is empty; the CMS needs one", "标题为空：网站内容管理系统需要标题"),
+    (r"the title is empty; a Weibo post is the title and a link", "标题为空：微博内容由标题和链接组成"),
+    (r"the body refers to image asset://(?P<h>\S+) which is not among the item's files",
+     "正文引用的图片 {h} 不在稿件的文件中，请重新插入"),
+    (r"file '(?P<f>[^']*)' is missing on disk .*; upload it again", "文件“{f}”在服务器上找不到了，请重新上传"),
+    (r"the title is (?P<n>[\d,]+) characters; WeChat takes at most (?P<m>[\d,]+) — shorten it",
+     "标题有 {n} 个字，微信公众号最多 {m} 个，请缩短"),
+    (r"the author '(?P<a>[^']*)' is (?P<n>\d+) characters; WeChat takes at most (?P<m>\d+) — .*",
+     "作者“{a}”有 {n} 个字，微信公众号最多 {m} 个，请缩短或设置渠道的作者"),
+    (r"a cover image is required for WeChat .*", "微信公众号文章需要封面图（用作缩略图），请添加"),
+    (r"the body shows an image that is not attached to the item .*", "正文中的图片没有附加到稿件，请重新插入"),
+    (r"the image (?P<src>\S+) is hosted elsewhere and WeChat strips such images — .*",
+     "图片 {src} 存放在其他网站，微信会去掉这类图片，请把图片上传到稿件中"),
+    (r"the link (?P<href>\S+) (?P<why>points at .*); WeChat readers outside the campus network cannot open it — .*",
+     "链接 {href} 指向校内网络，校外的微信读者打不开，请改为公开页面的链接或删除"),
+    (r"the body is empty", "正文为空"),
+    (r"the body is (?P<n>[\d,]+) characters once formatted for WeChat; WeChat takes fewer than (?P<m>[\d,]+) — .*",
+     "正文排版后有 {n} 个字符，微信公众号须少于 {m} 个，请缩短或拆成几篇"),
+    (r"the body is over 1 MB once formatted for WeChat — shorten it", "正文排版后超过 1 MB，请缩短"),
+    (r"the item's page (?P<url>\S+) is not on Weibo's safe domain (?P<d>\S+); .*",
+     "稿件页面 {url} 不在微博的安全域名 {d} 下，微博只接受该域名的链接"),
+]
+_ERRORS = [(re.compile(p, re.S), zh) for p, zh in ERRORS]
+_CHANNEL_PREFIX = re.compile(r"(?P<channel>[\w.-]+): (?P<rest>.+)", re.S)
+
+
 def pick_lang(query: str | None, cookie: str | None) -> str:
     for v in (query, cookie):
         if v in LANGS:
@@ -199,6 +287,40 @@ class Translator:
 
     def op(self, value: str) -> str:
         return MESSAGES[f"op_{value}"][self._i] if f"op_{value}" in MESSAGES else value
+
+    def error(self, error: BaseException | str) -> str:
+        """A validation message for the page: on Chinese pages the common ones in Chinese with the
+        English beside it; as it is in English (and when the catalogue does not know it).
+
+        An exception carrying ``problems`` (ContentNotAccepted: one per channel, "website: ...") is
+        rendered problem by problem.
+        """
+        problems = getattr(error, "problems", None)
+        if problems:
+            return ("；" if self.lang == "zh" else "; ").join(self.problem(p) for p in problems)
+        return self.problem(str(error))
+
+    def problem(self, message: str) -> str:
+        if self.lang != "zh":
+            return message
+        zh = self._zh(message)
+        if zh is None:
+            m = _CHANNEL_PREFIX.fullmatch(message)  # "website: the title is empty; ..."
+            inner = self._zh(m.group("rest")) if m else None
+            if m is None or inner is None:
+                return message
+            zh = f"{m.group('channel')}：{inner}"
+        return f"{zh}（{message}）"
+
+    def _zh(self, message: str) -> str | None:
+        for pattern, zh in _ERRORS:
+            m = pattern.fullmatch(message.strip())
+            if m:
+                groups = m.groupdict()
+                if "status" in groups:
+                    groups["status"] = self.status(groups["status"])
+                return zh.format(**groups)
+        return None
 
     def dt(self, value: datetime | None, *, date_only: bool = False) -> str:
         """A time in the viewer's zone: 2026年11月26日 08:00 / 26 Nov 2026 08:00."""

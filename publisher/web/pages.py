@@ -33,12 +33,14 @@ from publisher.web.common import (
     can_edit,
     can_manage,
     channel_labels,
+    checklist_label,
     checklist_number,
     local_time,
     may_see_file,
     media_urls,
     render,
     translator,
+    view_filter,
     viewer_zone,
     visible_delivery,
     visible_item,
@@ -182,7 +184,7 @@ def _values_from_item(item: Item, tz) -> dict:  # type: ignore[no-untyped-def,ty
     return {
         "title": item.title, "body_markdown": item.body_markdown, "summary": item.summary,
         "category": item.category, "department": item.department,
-        "checklist_item": str(item.checklist_item or ""), "channels": list(item.channels),
+        "checklist_item": checklist_label(item.checklist_item), "channels": list(item.channels),
         "publish_at": item.publish_at.astimezone(tz).strftime("%Y-%m-%dT%H:%M") if item.publish_at else "",
         "when": "at" if item.publish_at else "none",
     }  # fmt: skip
@@ -230,7 +232,11 @@ def _fields_for_workflow(f: dict) -> dict:  # type: ignore[type-arg]
 
 
 def _form_values(f: dict) -> dict:  # type: ignore[type-arg]
-    return {**f, "checklist_item": f["checklist_item_raw"], "publish_at": f["publish_at_raw"]}
+    try:  # shown again as the list offers it ("2 — name"), or as typed when it names no item
+        shown = checklist_label(checklist_number(f["checklist_item_raw"])) or f["checklist_item_raw"]
+    except InvalidInput:
+        shown = f["checklist_item_raw"]
+    return {**f, "checklist_item": shown, "publish_at": f["publish_at_raw"]}
 
 
 @router.post("/items/new", include_in_schema=False)
@@ -253,7 +259,7 @@ async def compose_submit(request: Request) -> Response:
     try:
         item_id = await run_in_threadpool(work)
     except InvalidInput as exc:
-        return render(request, "compose.html", c, code=422, error=str(exc),
+        return render(request, "compose.html", c, code=422, error=translator(request).error(exc),
                       **_compose_ctx(request, c, None, _form_values(f)))  # fmt: skip
     return RedirectResponse(f"/items/{item_id}", status_code=303)
 
@@ -293,7 +299,7 @@ async def edit_submit(request: Request, item_id: int) -> Response:
     except InvalidInput as exc:
         with app.session() as s:
             item = workflow.get_item(s, item_id)
-        return render(request, "compose.html", c, code=422, error=str(exc),
+        return render(request, "compose.html", c, code=422, error=translator(request).error(exc),
                       **_compose_ctx(request, c, item, _form_values(f)))  # fmt: skip
     return RedirectResponse(f"/items/{item_id}", status_code=303)
 
@@ -548,7 +554,8 @@ def dashboard_page(request: Request, period: str = "report", start: Annotated[st
     app = _app(request)
     tz = app.settings.zone
     kind, s, e = _period(request, period, start, end)
-    dash = dashboard.build(app.engine, s, e, app.settings.zone)
+    # the counts are the office's; the failures listed only those of items this reader may open
+    dash = dashboard.build(app.engine, s, e, app.settings.zone, visible=view_filter(c.user))
     months = sorted({str(r["month"]) for r in dash.by_month})
     series: dict[str, dict[str, int]] = {}
     labels = channel_labels(app)
@@ -567,12 +574,13 @@ def dashboard_page(request: Request, period: str = "report", start: Annotated[st
 def dashboard_csv(request: Request, table: str = "category", period: str = "report",
                   start: Annotated[str | None, Query(alias="from")] = None,
                   end: Annotated[str | None, Query(alias="to")] = None) -> Response:  # fmt: skip
-    need(request, EVERYONE)
+    c = need(request, EVERYONE)
     if table not in dashboard.TABLES:
         raise InvalidInput(f"unknown table {table!r}; one of {', '.join(dashboard.TABLES)}")
     kind, s, e = _period(request, period, start, end)
-    dash = dashboard.build(_app(request).engine, s, e, _app(request).settings.zone)
-    body = "\ufeff" + dashboard.to_csv(dash.table(table))  # BOM: Excel then reads the Chinese as UTF-8
+    dash = dashboard.build(_app(request).engine, s, e, _app(request).settings.zone, visible=view_filter(c.user))
+    columns = dashboard.FAILURE_COLUMNS if table == "failures" else ()  # an empty list still has its header
+    body = "\ufeff" + dashboard.to_csv(dash.table(table), columns)  # BOM: Excel then reads the Chinese as UTF-8
     name = f"{table}-{s.date().isoformat()}-{kind}.csv"
     return Response(body, media_type="text/csv; charset=utf-8",
                     headers={"Content-Disposition": f"attachment; filename=\"{name}\""})  # fmt: skip
