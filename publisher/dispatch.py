@@ -302,10 +302,14 @@ class Dispatcher:
             sa.select(D.c.id, D.c.status, D.c.lease_owner, ITEM.c.version, ITEM.c.publish_at, ITEM.c.updated_at)
             .select_from(D.join(ITEM, ITEM.c.id == D.c.item_id)).where(one_of(dialect, D.c.id, "ids"))
         )  # fmt: skip
+        # SQLite: the status compared as an expression, which no index holds, so that the ids pick the
+        # rows (rowid look-ups); compared as a column, SQLite walked (status, …) over every claimed
+        # delivery of every worker for each record (PostgreSQL's plan uses the ids either way)
+        status = D.c.status + "" if dialect == "sqlite" else D.c.status
         self._owned_q = (
             sa.select(D.c.id)
             .where(one_of(dialect, D.c.id, "ids"), D.c.lease_owner == sa.bindparam("owner"),
-                   D.c.status == DeliveryStatus.CLAIMED.value)
+                   status == DeliveryStatus.CLAIMED.value)
             .order_by(D.c.id).with_for_update()
         )  # fmt: skip
         # the record's executemany statements go straight to the driver (see DriverMany)
