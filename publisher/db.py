@@ -25,8 +25,8 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
-from sqlalchemy.engine import Engine
 from sqlalchemy.dialects import postgresql
+from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from publisher.errors import ConfigError

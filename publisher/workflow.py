@@ -11,7 +11,6 @@ approval, and the dispatcher re-checks :func:`is_cleared` right before it calls 
 from __future__ import annotations
 
 import functools
-
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta

@@ -34,8 +34,12 @@ down_revision = "0009_channel_rate"
 branch_labels = None
 depends_on = None
 
-DROPPED = {"ix_delivery_item_id": ["item_id"], "ix_delivery_channel": ["channel"],
-           "ix_delivery_published_at": ["published_at"], "ix_delivery_status_updated": ["status", "updated_at"]}  # fmt: skip
+DROPPED = {
+    "ix_delivery_item_id": ["item_id"],
+    "ix_delivery_channel": ["channel"],
+    "ix_delivery_published_at": ["published_at"],
+    "ix_delivery_status_updated": ["status", "updated_at"],
+}
 
 
 OWED_IN = "status IN ('pending', 'claimed', 'waiting')"
