@@ -58,7 +58,7 @@ from publisher.models import (
     Item,
     utcnow,
 )
-from publisher.workflow import AUDIT_KEYS, Context, PostSnapshot, rollup_items, snapshot_posts
+from publisher.workflow import AUDIT_KEYS, Context, PostSnapshot, rollup_items, settle_request, snapshot_posts
 
 log = logging.getLogger("publisher.dispatch")
 
@@ -180,6 +180,8 @@ class _Finished:
     done_at: float = field(default_factory=time.monotonic)
     #: when the call returned, by the dispatcher's clock: the attempt's finished_at (not the record's time)
     finished: datetime | None = None
+    #: the item version the call carried (None: no call was made)
+    version: int | None = None
 
 
 class Dispatcher:
@@ -300,7 +302,7 @@ class Dispatcher:
             .select_from(D.join(ITEM, ITEM.c.id == D.c.item_id)).where(one_of(dialect, D.c.id, "ids"))
         )  # fmt: skip
         self._owned_q = (
-            sa.select(D.c.id)
+            sa.select(D.c.id, D.c.requested, D.c.request_lease)
             .where(one_of(dialect, D.c.id, "ids"), D.c.lease_owner == sa.bindparam("owner"),
                    D.c.status == DeliveryStatus.CLAIMED.value)
             .order_by(D.c.id).with_for_update()
@@ -448,16 +450,52 @@ class Dispatcher:
         return len(orphans)
 
     def release(self, claims: list[Claim]) -> None:
-        """Hand back leases of deliveries never started (the worker is stopping): due again at once."""
+        """Hand back leases of deliveries never started (the worker is stopping): due again at once.
+
+        A request a person left meanwhile (``Delivery.requested``) is settled here as for a call that
+        did not go out (:func:`publisher.workflow.settle_request`): handed back as it is, a delivery of
+        a withdrawn or edited item would sit pending to publish, its request waiting for a record that
+        never comes.
+        """
         if not claims:
             return
+        now = self.clock()
+        actor = f"worker {self.worker_id}"
         with self.engine.begin() as conn:
-            conn.execute(
-                self._update_by_id.where(D.c.lease_owner == self.worker_id,
-                                         D.c.status == DeliveryStatus.CLAIMED.value),
-                [{"b_id": c.id, "status": DeliveryStatus.PENDING.value, "lease_owner": None,
-                  "lease_expires_at": None, "attempts": c.attempts - 1} for c in claims],
-            )  # fmt: skip
+            owned = {r.id: r for r in conn.execute(self._owned_q, {"ids": [c.id for c in claims],
+                                                                    "owner": self.worker_id})}  # fmt: skip
+            plain = [c for c in claims if c.id in owned and not owned[c.id].requested]
+            if plain:
+                conn.execute(
+                    self._update_by_id.where(D.c.lease_owner == self.worker_id,
+                                             D.c.status == DeliveryStatus.CLAIMED.value),
+                    [{"b_id": c.id, "status": DeliveryStatus.PENDING.value, "lease_owner": None,
+                      "lease_expires_at": None, "attempts": c.attempts - 1} for c in plain],
+                )  # fmt: skip
+            audits: list[dict[str, Any]] = []
+            settled_items: set[int] = set()
+            for c in claims:
+                req = owned.get(c.id)
+                if req is None or not req.requested:
+                    continue
+                values: dict[str, Any] = {"status": DeliveryStatus.PENDING.value, "lease_owner": None,
+                                          "lease_expires_at": None, "attempts": c.attempts - 1, "updated_at": now}
+                to, why = settle_request(
+                    self.ctx, conn, requested=req.requested, request_lease=req.request_lease, worker=self.worker_id,
+                    delivery_id=c.id, op=c.op, channel=c.channel, item_id=c.item_id, sent_version=None,
+                    outcome="released", to=DeliveryStatus.PENDING, values=values)  # fmt: skip
+                conn.execute(sa.update(D).where(D.c.id == c.id).values(**values))
+                audits.append(dict(at=now, actor=actor, entity="delivery", entity_id=c.id,
+                                   action=f"settle {req.requested}", from_state=DeliveryStatus.CLAIMED.value,
+                                   to_state=to.value, reason=f"released unsent; {why}",
+                                   detail={"item_id": c.item_id, "channel": c.channel,
+                                           "op": values.get("op", c.op)}))  # fmt: skip
+                if to in (DeliveryStatus.DONE, DeliveryStatus.FAILED, DeliveryStatus.CANCELLED):
+                    settled_items.add(c.item_id)
+            if audits:
+                self._insert_audit.execute(conn, audits)
+            if settled_items:
+                rollup_items(conn, settled_items, actor)
         with self._lock:
             for c in claims:
                 self.inflight.pop(c.id, None)
@@ -529,7 +567,7 @@ class Dispatcher:
         """
         snap = self._snapshots.get(claim.item_id)
         if snap is not None and time.monotonic() - claim.checked_at <= self.CHECK_FRESH:
-            return True, snap.post if claim.op == DeliveryOp.WITHDRAW or snap.cleared else None
+            return True, snap.post_for(claim.op, claim.channel)
         conn = getattr(self._local, "conn", None)
         if conn is None:
             conn = self._local.conn = self._read_engine.connect()
@@ -547,9 +585,7 @@ class Dispatcher:
             self._local.conn = None
             conn.close()
             raise
-        if claim.op != DeliveryOp.WITHDRAW and not snap.cleared:
-            return True, None
-        return True, snap.post
+        return True, snap.post_for(claim.op, claim.channel)
 
     def _execute(self, claim: Claim) -> None:
         """Pool thread: re-check, call the channel, leave the outcome for the loop thread to record."""
@@ -571,7 +607,9 @@ class Dispatcher:
             return
         if post is None:
             # unreachable through the workflow; kept as the last line of defence
-            result: Any = PermanentChannelError("refused: the item lacks its two approvals")
+            result: Any = PermanentChannelError(
+                "refused: the item lacks its two approvals, was withdrawn, or no longer targets this channel"
+            )
             self._push(_Finished(claim, started, result, None))
             return
         spec = self.ctx.channels[claim.channel]
@@ -599,7 +637,7 @@ class Dispatcher:
             log.exception("channel %s raised an unexpected error on delivery %s", claim.channel, claim.id,
                           extra={"delivery_id": claim.id, "item_id": claim.item_id})  # fmt: skip
             result = exc
-        self._push(_Finished(claim, started, result, dctx.state))
+        self._push(_Finished(claim, started, result, dctx.state, version=post.version))
 
     def _push(self, entry: tuple[str, Claim] | _Finished) -> None:
         claim = entry.claim if isinstance(entry, _Finished) else entry[1]
@@ -714,6 +752,8 @@ class Dispatcher:
                 values.update(url=result.url or c.url, remote_id=result.remote_id or c.remote_id)
                 if c.published_at is None:
                     values["published_at"] = now
+                elif c.op == DeliveryOp.PUBLISH:
+                    values["withdrawn_at"] = None  # published again after a take-down (channel re-added)
         elif isinstance(result, InProgress):
             outcome, to = "waiting", DeliveryStatus.WAITING
             values.update(due_at=now + result.check_again_in, attempts=c.attempts - 1, note=result.note or None)
@@ -747,8 +787,8 @@ class Dispatcher:
         planned = [(f, *self._outcome(f, now)) for f in finished]
         outcomes: list[str] = []
         with self.engine.begin() as conn:
-            owned = set(conn.execute(self._owned_q, {"ids": [f.claim.id for f in finished],
-                                                      "owner": self.worker_id}).scalars())
+            owned = {r.id: r for r in conn.execute(self._owned_q, {"ids": [f.claim.id for f in finished],
+                                                                    "owner": self.worker_id})}
             groups: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
             attempts: list[dict[str, Any]] = []
             audits: list[dict[str, Any]] = []
@@ -760,7 +800,6 @@ class Dispatcher:
                     outcomes.append("lost-lease")
                     continue
                 outcomes.append(outcome)
-                groups[tuple(sorted(values))].append({"b_id": c.id, **values})
                 attempts.append(dict(delivery_id=c.id, number=c.attempts, op=c.op, worker=self.worker_id,
                                      started_at=f.started, finished_at=f.finished or now, outcome=outcome, message=message,
                                      code=code))  # fmt: skip
@@ -768,7 +807,19 @@ class Dispatcher:
                                    from_state=DeliveryStatus.CLAIMED.value, to_state=to.value, reason=message,
                                    detail={"item_id": c.item_id, "channel": c.channel, "outcome": outcome,
                                            "url": values.get("url")}))  # fmt: skip
-                if to in (DeliveryStatus.DONE, DeliveryStatus.FAILED):
+                if (req := owned[c.id]).requested:
+                    # a withdrawal, an edit or a re-approval came while the call was in flight (workflow._request)
+                    settled, why = settle_request(
+                        self.ctx, conn, requested=req.requested, request_lease=req.request_lease,
+                        worker=self.worker_id, delivery_id=c.id, op=c.op, channel=c.channel, item_id=c.item_id,
+                        sent_version=f.version, outcome=outcome, to=to, values=values)  # fmt: skip
+                    audits.append(dict(at=now, actor=actor, entity="delivery", entity_id=c.id,
+                                       action=f"settle {req.requested}", from_state=to.value, to_state=settled.value,
+                                       reason=why, detail={"item_id": c.item_id, "channel": c.channel,
+                                                           "op": values.get("op", c.op)}))  # fmt: skip
+                    to = settled
+                groups[tuple(sorted(values))].append({"b_id": c.id, **values})
+                if to in (DeliveryStatus.DONE, DeliveryStatus.FAILED, DeliveryStatus.CANCELLED):
                     finished_items.add(c.item_id)
             for keys, rows in groups.items():
                 many = self._updates.get(keys)

@@ -2,6 +2,10 @@
 
 "Nothing reaches any channel without both approvals of the version that goes out, by the item's
 department head and a confidentiality reviewer, two different people, neither of them the author."
+And, with a channel call held open while people act (``start_call`` … ``finish_call``), also when its
+lease is lost to another worker: nothing goes out for a withdrawn item (or on a channel taken off
+the item) after the withdrawal but the take-down, and nothing stays up there without a delivery that
+owes the take-down or tells a person to do it.
 
 A hypothesis state machine drives the real service functions over a real SQLite store and two
 MemoryChannel channels (whose ``calls`` record every call the core makes, including the failing
@@ -12,6 +16,8 @@ store and of everything the channels were sent.
 from __future__ import annotations
 
 import shutil
+import threading
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -31,6 +37,7 @@ from publisher.models import (
     AuditLog,
     Delivery,
     DeliveryOp,
+    DeliveryRequest,
     DeliveryStatus,
     Item,
     ItemStatus,
@@ -95,8 +102,18 @@ class PublishingMachine(RuleBasedStateMachine):
         self.offset = timedelta()  # how far the dispatcher's clock is ahead of the wall clock
         self.items: list[int] = []
         self.edits = 0
+        #: the call held open: (dispatcher, delivery id, its thread or None while only claimed, gate, offset)
+        self.held: tuple[Any, int, threading.Thread | None, threading.Event, timedelta] | None = None
+        #: deliveries a second worker took over while the first one's call was held (it may call again)
+        self.taken_over: set[int] = set()
+        #: per (channel, item): how many channel calls there were when it was withdrawn or removed
+        self.down_from: dict[tuple[str, int], int] = {}
 
     def teardown(self) -> None:
+        if self.held is not None:
+            self.held[3].set()
+            if self.held[2] is not None:
+                self.held[2].join(30)
         self.app.close()
 
     # ----------------------------------------------------------------------------------- helpers
@@ -180,9 +197,44 @@ class PublishingMachine(RuleBasedStateMachine):
                     f"an edit of a {before} item left it {item.status}"
                 )
             for d in s.exec(select(Delivery).where(Delivery.item_id == item_id)):
+                if d.op == DeliveryOp.WITHDRAW:
+                    continue  # a take-down needs no approval
                 assert d.status not in (DeliveryStatus.PENDING, DeliveryStatus.WAITING), (
                     f"delivery {d.id} still {d.status} after the item was edited"
                 )
+                if d.status == DeliveryStatus.CLAIMED:
+                    assert d.requested in (DeliveryRequest.CANCEL, DeliveryRequest.WITHDRAW), d
+
+    @rule(i=st.integers(0, 50), chans=st.sets(st.sampled_from(CHANNELS), min_size=1))
+    def edit_channels(self, i: int, chans: set[str]) -> None:
+        """Change the item's channels: a channel taken off must see nothing more but its take-down."""
+        item_id = self._pick(i)
+        if item_id is None:
+            return
+        with self.app.session() as s:
+            had = set(workflow.get_item(s, item_id).channels)
+        done = self._attempt(
+            lambda s: workflow.edit_item(self.app.ctx, s, item_id=item_id, actor=self._resolve(s, item_id, "<author>"),
+                                         changes={"channels": sorted(chans)})  # fmt: skip
+        )
+        if done is None:
+            return
+        for ch in CHANNELS:
+            if ch in had and ch not in chans:
+                self.down_from.setdefault((ch, item_id), len(MemoryChannel.calls))
+            elif ch in chans:
+                self.down_from.pop((ch, item_id), None)
+        with self.app.session() as s:
+            for d in s.exec(select(Delivery).where(Delivery.item_id == item_id)):
+                if d.channel in chans:
+                    continue
+                if d.status == DeliveryStatus.CLAIMED:
+                    assert d.requested == DeliveryRequest.WITHDRAW or d.op == DeliveryOp.WITHDRAW, d
+                elif d.published_at is not None and d.withdrawn_at is None:
+                    assert d.op == DeliveryOp.WITHDRAW and d.status in (DeliveryStatus.PENDING,
+                                                                        DeliveryStatus.FAILED), d  # fmt: skip
+                else:
+                    assert d.status not in (DeliveryStatus.PENDING, DeliveryStatus.WAITING), d
 
     def _resolve(self, s: Any, item_id: int, who: str) -> User:
         """``who`` is a user name or a role in the story: the author, the proper next reviewer, or
@@ -281,11 +333,16 @@ class PublishingMachine(RuleBasedStateMachine):
             )
         )
         if done is not None:
+            for ch in CHANNELS:
+                self.down_from.setdefault((ch, item_id), len(MemoryChannel.calls))
             with self.app.session() as s:
                 for d in s.exec(select(Delivery).where(Delivery.item_id == item_id)):
                     live = d.published_at is not None and d.withdrawn_at is None
-                    if not live:
-                        assert d.status == DeliveryStatus.CANCELLED
+                    if d.status == DeliveryStatus.CLAIMED:  # the call held open: settled when it returns
+                        assert d.requested == DeliveryRequest.WITHDRAW or d.op == DeliveryOp.WITHDRAW, d
+                    elif not live:
+                        assert d.status == DeliveryStatus.CANCELLED or d.withdrawn_at is not None or (
+                            d.op == DeliveryOp.WITHDRAW and d.status == DeliveryStatus.FAILED), d
                     else:
                         assert d.op == DeliveryOp.WITHDRAW
 
@@ -314,6 +371,8 @@ class PublishingMachine(RuleBasedStateMachine):
             self.review(i, "<proper>", True, None)
         elif status == ItemStatus.APPROVED:
             self.schedule(i, "now", None)
+        elif self.held is None and i % 3 == 0:  # a worker stops inside a call, for people to act meanwhile
+            self.start_call(i, CHANNELS[i % 2], i % 2 == 0)
         else:
             self.dispatch()
 
@@ -347,7 +406,98 @@ class PublishingMachine(RuleBasedStateMachine):
         d = Dispatcher(
             engine=self.app.engine, ctx=self.app.ctx, threads=2, clock=lambda: datetime.now(UTC) + offset
         )
+        if self.held is not None and offset - self.held[4] > timedelta(seconds=self.app.settings.worker.lease_seconds):
+            self.taken_over.add(self.held[1])  # its lease has run out by this worker's clock
         d.run(once=True, horizon=timedelta(milliseconds=100))
+
+    @rule(i=st.integers(0, 50), channel=st.sampled_from(CHANNELS), call=st.booleans(),
+          then=st.sampled_from([None, "withdraw", "edit", "reapprove", "remove", "put back"]))  # fmt: skip
+    def start_call(self, i: int, channel: str, call: bool, then: str | None = None) -> None:
+        """A worker claims one due delivery and (``call``) is inside its channel call, held open there;
+        or it holds the claim in its backlog, not yet started. Item ``i`` is brought forward first."""
+        if self.held is not None:
+            return
+        early = (ItemStatus.DRAFT, ItemStatus.SUBMITTED, ItemStatus.DEPT_APPROVED, ItemStatus.APPROVED)
+        with self.app.session() as s:
+            ready = [j for j in range(i, i + len(self.items))
+                     if workflow.get_item(s, self.items[j % len(self.items)]).status in early]  # fmt: skip
+        if not ready:  # everything is out (or withdrawn): write one more
+            self.create("ed", set(CHANNELS), DEPTS[0], None)
+            ready = [len(self.items) - 1]
+        i = ready[0]
+        for _ in range(4):
+            with self.app.session() as s:
+                status = workflow.get_item(s, self._pick(i)).status
+            if status not in early:
+                break
+            self._progress(i)
+        offset = self.offset
+        a = Dispatcher(engine=self.app.engine, ctx=self.app.ctx, threads=1, clock=lambda: datetime.now(UTC) + offset,
+                       worker_id=f"held:{id(self)}:{len(MemoryChannel.calls)}")  # fmt: skip
+        claims = a.claim(1, channels=[channel])
+        if not claims:
+            return
+        did = claims[0].id
+        gate, t = threading.Event(), None
+        if call:
+            gate = MemoryChannel.hold(channel, did)
+            t = threading.Thread(target=a.execute, args=(did,))
+            t.start()
+            while t.is_alive() and not MemoryChannel._held[channel]:
+                time.sleep(0.002)
+            if not t.is_alive():
+                gate.set()  # refused before the call: a worker taking the lease over must not wait there
+        self.held = (a, did, t, gate, offset)
+        if then:
+            self.act_on_the_held_item(then)
+
+    @rule(action=st.sampled_from(["withdraw", "edit", "reapprove", "remove", "remove", "put back"]))
+    def act_on_the_held_item(self, action: str) -> None:
+        """What people do to the item whose call is held open (random rules rarely pick that item)."""
+        if self.held is None:
+            return
+        with self.app.session() as s:
+            d = s.get(Delivery, self.held[1])
+            item = s.get(Item, d.item_id)
+            i, channel, chans = self.items.index(d.item_id), d.channel, set(item.channels)
+        if action == "withdraw":
+            self.withdraw(i, None, 0)
+        elif action in ("edit", "reapprove"):
+            self.edit(i, "<author>")
+            if action == "reapprove":
+                self.review(i, "<proper>", True, None)
+                self.review(i, "<proper>", True, None)
+        elif action == "remove" and chans - {channel}:
+            self.edit_channels(i, chans - {channel})
+        elif action == "put back":
+            self.edit_channels(i, chans | {channel})
+            self.review(i, "<proper>", True, None)
+            self.review(i, "<proper>", True, None)
+
+    @rule(action=st.sampled_from(["withdraw", "reapprove", "remove"]))
+    def act_on_the_held_item_again(self, action: str) -> None:
+        self.act_on_the_held_item(action)
+
+    @rule()
+    def take_over(self) -> None:
+        """The held worker's lease runs out and another worker takes its delivery over."""
+        if self.held is not None:
+            self.advance_clock()
+            self.dispatch()
+
+    @rule()
+    def finish_call(self) -> None:
+        """The held call returns (or the backlog claim is run now) and its outcome is recorded."""
+        if self.held is None:
+            return
+        a, did, t, gate, _offset = self.held
+        self.held = None
+        gate.set()
+        if t is None:
+            a.execute(did)
+            return
+        t.join(30)
+        assert not t.is_alive(), "the held call never returned"
 
     # -------------------------------------------------------------------------------- invariants
     @invariant()
@@ -369,6 +519,43 @@ class PublishingMachine(RuleBasedStateMachine):
                 )
 
     @invariant()
+    def nothing_goes_out_after_a_withdrawal_but_the_take_down(self) -> None:
+        calls = list(MemoryChannel.calls)
+        for (channel, item_id), mark in self.down_from.items():
+            late = [c for c in calls[mark:] if c[0] == channel and c[3] == item_id and c[1] != "withdraw"]
+            assert not late, f"{late} went to {channel} after item {item_id} was withdrawn or taken off it"
+
+    @invariant()
+    def nothing_stays_up_unnoticed(self) -> None:
+        """Whatever a channel holds of a withdrawn item, or on a channel taken off an item, has a
+        delivery that owes its take-down, or that tells a person to do it by hand."""
+        up: dict[tuple[str, int], bool] = {}
+        for channel, op, _did, item_id, _v, step in list(MemoryChannel.calls):
+            if op == "publish" and step in ("ok", "a"):
+                up[(channel, item_id)] = True
+            elif op == "withdraw":
+                up[(channel, item_id)] = False
+        held = self.held[1] if self.held else None
+        with self.app.session() as s:
+            for (channel, item_id), is_up in up.items():
+                item = s.get(Item, item_id)
+                if not is_up or (item.status != ItemStatus.WITHDRAWN and channel in item.channels):
+                    continue
+                d = s.exec(select(Delivery).where(Delivery.item_id == item_id, Delivery.channel == channel)).one()
+                if d.id in self.taken_over and d.published_at is None:
+                    # known gap, as before this machine: a worker whose lease ran out published without a
+                    # record, and every attempt of the worker that took over failed; nobody knows it is up
+                    continue
+                if d.status == DeliveryStatus.CLAIMED:
+                    assert d.id == held or d.op == DeliveryOp.WITHDRAW, d
+                    assert d.requested == DeliveryRequest.WITHDRAW or d.op == DeliveryOp.WITHDRAW, d
+                    continue
+                assert d.op == DeliveryOp.WITHDRAW and d.status in (DeliveryStatus.PENDING, DeliveryStatus.FAILED), (
+                    f"item {item_id} is up on {channel} and nothing owes its take-down: {d}"
+                )
+                assert d.status == DeliveryStatus.PENDING or "by hand" in (d.last_error or ""), d
+
+    @invariant()
     def no_delivery_published_twice(self) -> None:
         ok_publishes: dict[int, int] = {}
         per_item: dict[tuple[str, int], set[int]] = {}
@@ -376,7 +563,8 @@ class PublishingMachine(RuleBasedStateMachine):
             if op == "publish" and step == "ok":
                 ok_publishes[delivery_id] = ok_publishes.get(delivery_id, 0) + 1
             per_item.setdefault((channel, item_id), set()).add(delivery_id)
-        twice = {d: n for d, n in ok_publishes.items() if n > 1}
+        # a worker that took over the lease of a held call may call again: the channel reconciles (its ledger below)
+        twice = {d: n for d, n in ok_publishes.items() if n > 1 and d not in self.taken_over}
         assert not twice, f"deliveries published more than once: {twice}"
         for (channel, item_id), dids in per_item.items():
             assert len(dids) == 1, f"item {item_id} went to {channel} under several deliveries {dids}"
@@ -403,8 +591,18 @@ class PublishingMachine(RuleBasedStateMachine):
                 item = s.get(Item, d.item_id)
                 assert item is not None
                 if d.op == DeliveryOp.WITHDRAW:
-                    assert item.status == ItemStatus.WITHDRAWN
+                    assert (item.status == ItemStatus.WITHDRAWN or d.channel not in item.channels
+                            or d.status == DeliveryStatus.CLAIMED), d  # fmt: skip
                     continue
+                if self.held is not None and d.id == self.held[1]:
+                    # the held claim: what changed since is on it as a request
+                    if item.status == ItemStatus.WITHDRAWN or d.channel not in item.channels:
+                        assert d.requested == DeliveryRequest.WITHDRAW, d
+                    elif not workflow.is_cleared(s, item):
+                        assert d.requested == DeliveryRequest.CANCEL, d
+                    continue
+                assert item.status != ItemStatus.WITHDRAWN and d.channel in item.channels, d
+                assert d.requested is None, d
                 assert workflow.is_cleared(s, item), (
                     f"delivery {d.id} is {d.status} for uncleared item {item.id}"
                 )
@@ -520,3 +718,36 @@ def test_whoever_rewrote_a_version_cannot_approve_it(app: Any) -> None:
         )
         workflow.review(app.ctx, s, item_id=item.id, actor=workflow.get_user(s, "head"), approve=True)
         assert workflow.get_item(s, item.id).status == ItemStatus.DEPT_APPROVED
+
+
+class InFlightMachine(PublishingMachine):
+    """The same machine and invariants, its rules narrowed to what happens around a call held open:
+    withdrawals, edits, re-approvals, channel removals and lease take-overs while it is in flight."""
+
+    def create(self, *a: Any, **k: Any) -> None:  # no longer a rule (still used by the rules)
+        super().create(*a, **k)
+
+    def submit(self, *a: Any, **k: Any) -> None:
+        super().submit(*a, **k)
+
+    def review(self, *a: Any, **k: Any) -> None:
+        super().review(*a, **k)
+
+    def schedule(self, *a: Any, **k: Any) -> None:
+        super().schedule(*a, **k)
+
+    def retry(self, *a: Any, **k: Any) -> None:
+        super().retry(*a, **k)
+
+    def progress_more(self, *a: Any, **k: Any) -> None:
+        super().progress_more(*a, **k)
+
+
+def test_nothing_goes_out_after_a_withdrawal_while_a_call_is_in_flight(tmp_path: Path) -> None:
+    InFlightMachine.workdir = tmp_path
+    InFlightMachine.template = _template(tmp_path)
+    run_state_machine_as_test(
+        InFlightMachine,
+        settings=settings(max_examples=100, stateful_step_count=30, deadline=None,
+                          suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much]),
+    )  # fmt: skip
