@@ -39,6 +39,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from publisher.channel import (
+    AmbiguousOutcome,
     ChannelError,
     DeliveryContext,
     InProgress,
@@ -56,9 +57,19 @@ from publisher.models import (
     DeliveryOp,
     DeliveryStatus,
     Item,
+    ItemStatus,
     utcnow,
 )
-from publisher.workflow import AUDIT_KEYS, Context, PostSnapshot, rollup_items, settle_request, snapshot_posts
+from publisher.workflow import (
+    AUDIT_KEYS,
+    Context,
+    PostSnapshot,
+    by_hand,
+    rollup_items,
+    settle_request,
+    snapshot_posts,
+    unknown_fate,
+)
 
 log = logging.getLogger("publisher.dispatch")
 
@@ -793,11 +804,14 @@ class Dispatcher:
             attempts: list[dict[str, Any]] = []
             audits: list[dict[str, Any]] = []
             finished_items: set[int] = set()
+            late: list[_Finished] = []
             for f, values, outcome, to, message, code in planned:
                 c = f.claim
                 if c.id not in owned:
-                    # another worker took the delivery over after our lease expired: its record wins
+                    # another worker took the delivery over after our lease expired: its record wins,
+                    # unless our call put a copy up where a take-down is now owed (see _late)
                     outcomes.append("lost-lease")
+                    late.append(f)
                     continue
                 outcomes.append(outcome)
                 attempts.append(dict(delivery_id=c.id, number=c.attempts, op=c.op, worker=self.worker_id,
@@ -830,6 +844,10 @@ class Dispatcher:
             self._insert_audit.execute(conn, audits)
             if finished_items:
                 rollup_items(conn, finished_items, actor)
+        for f in late:  # rare: each in its own transaction, its row locked as the workflow locks it
+            with self.engine.begin() as conn:
+                if (audit_row := self._late(conn, f, now, actor)) is not None:
+                    self._insert_audit.execute(conn, [audit_row])
         with self._lock:
             for f in finished:
                 self.inflight.pop(f.claim.id, None)
@@ -844,6 +862,70 @@ class Dispatcher:
                          extra={"delivery_id": c.id, "item_id": c.item_id, "channel": c.channel,
                                 "outcome": outcome})  # fmt: skip
         return outcomes
+
+    def _late(self, conn: sa.Connection, f: _Finished, now: datetime, actor: str) -> dict[str, Any] | None:
+        """A publish or update whose lease ran out mid-call came back: what it did must not be lost.
+
+        Whoever took the delivery over recorded its own outcome, not this call's. When the call says it
+        put a copy up (or may have) and the item has since been withdrawn or the channel taken off it,
+        the store would otherwise believe nothing is up there, or that it is already down (the copy may
+        have landed after the take-down): the take-down is owed again (a take-down of a copy already
+        gone succeeds on every channel), or a person is told to check where nobody can know. On a
+        live item a publication the store did not know of is recorded (a later withdrawal then takes
+        it down). A delivery claimed again right now is left to its worker. Returns the audit row.
+        """
+        c, result = f.claim, f.result
+        published = isinstance(result, Published)
+        if c.op == DeliveryOp.WITHDRAW or not (published or isinstance(result, (AmbiguousOutcome, InProgress))):
+            return None
+        # the delivery row first, then the item (as workflow.get_item locks them): a withdrawal either
+        # committed before (read below) or waits and then finds what this writes
+        row = conn.execute(
+            sa.select(D.c.status, D.c.op, D.c.published_at, D.c.withdrawn_at, D.c.url, D.c.remote_id)
+            .where(D.c.id == c.id).with_for_update()
+        ).first()  # fmt: skip
+        if row is None or row.status == DeliveryStatus.CLAIMED.value:
+            return None
+        item = conn.execute(sa.select(ITEM.c.status, ITEM.c.channels).where(ITEM.c.id == c.item_id)).one()
+        live = row.published_at is not None and row.withdrawn_at is None
+        values: dict[str, Any] = {"updated_at": now}
+        if published:
+            values.update(published_at=row.published_at or f.finished or now)
+            if not live:  # the copy this call put up is the one to know of
+                values.update(url=result.url or row.url, remote_id=result.remote_id or row.remote_id)
+        down = item.status == ItemStatus.WITHDRAWN.value or c.channel not in (item.channels or ())
+        if not down:
+            if not published or row.published_at is not None:
+                return None
+            why = f"a call whose lease had run out published after all ({result.url}): recorded as live"
+            to = row.status
+        else:
+            owed = row.op == DeliveryOp.WITHDRAW.value and row.status in (DeliveryStatus.PENDING.value,
+                                                                         DeliveryStatus.FAILED.value)
+            if owed and (live or not published):
+                return None  # the take-down (or a person's check) is already owed
+            spec = self.ctx.channels.get(c.channel)
+            values.update(op=DeliveryOp.WITHDRAW.value, due_at=now, attempts=0, withdrawn_at=None,
+                          last_error_kind=None, last_error_code=None, requested=None, request_lease=None,
+                          lease_owner=None, lease_expires_at=None)  # fmt: skip
+            if not published:
+                to = DeliveryStatus.FAILED.value
+                why = unknown_fate(c.channel, "item withdrawn or channel removed, and a call whose lease had run out "
+                                              f"came back {type(result).__name__}")  # fmt: skip
+                values.update(status=to, last_error=why)
+            elif spec is None or not spec.channel.supports_withdraw:
+                to = DeliveryStatus.FAILED.value
+                why = f"a call whose lease had run out published after the withdrawal: {by_hand(c.channel)}"
+                values.update(status=to, last_error=by_hand(c.channel))
+            else:
+                to = DeliveryStatus.PENDING.value
+                why = "a call whose lease had run out published after the withdrawal: queued withdraw"
+                values.update(status=to, last_error=None)
+        conn.execute(sa.update(D).where(D.c.id == c.id).values(**values))
+        return dict(at=now, actor=actor, entity="delivery", entity_id=c.id, action="late outcome",
+                    from_state=row.status, to_state=to, reason=why,
+                    detail={"item_id": c.item_id, "channel": c.channel, "op": values.get("op", row.op),
+                            "url": values.get("url")})  # fmt: skip
 
     # ------------------------------------------------------------------------------------ loops
     def _drain(self) -> None:

@@ -24,11 +24,12 @@ from tests.test_dispatch import approved_item, deliveries, item_status, run_once
 
 
 def _in_flight(app: Any, channel: str, worker: str = "hostA:1:a") -> tuple[Any, threading.Thread, threading.Event]:
-    """A worker inside the channel call of a fresh approved item's delivery (item id: ``calls[0][3]``)."""
+    """A worker inside the channel call of a fresh approved item's delivery (item id: ``calls[0][3]``);
+    only that call is held (a worker taking the delivery over calls through)."""
     approved_item(app, channels=[channel])
-    gate = MemoryChannel.hold(channel)
     a = Dispatcher(engine=app.engine, ctx=app.ctx, worker_id=worker)
     [claim] = a.claim(1)
+    gate = MemoryChannel.hold(channel, claim.id)
     t = threading.Thread(target=a.execute, args=(claim.id,))
     t.start()
     MemoryChannel.wait_held(channel)
@@ -145,7 +146,8 @@ def test_withdraw_while_in_flight_on_a_channel_that_cannot_withdraw_says_so(make
 def test_withdraw_while_in_flight_then_the_lease_is_lost(make_app: Any) -> None:
     """Worker A is inside the call when the withdrawal comes, and its lease runs out; B takes the
     delivery over. B sends nothing (the item is withdrawn) and cannot know what A's call did: the
-    delivery says so, for a person to check, instead of ending 'cancelled' with the item maybe up."""
+    delivery says so, for a person to check. When A's call then comes back published, the take-down
+    is queued: the copy it put up is known and comes down."""
     app = make_app(channels={"mem": {"type": "memory"}})
     a, t, gate = _in_flight(app, "mem")
     item = MemoryChannel.calls[0][3]
@@ -153,15 +155,68 @@ def test_withdraw_while_in_flight_then_the_lease_is_lost(make_app: Any) -> None:
     after_lease = timedelta(seconds=app.settings.worker.lease_seconds + 5)
     b = Dispatcher(engine=app.engine, ctx=app.ctx, worker_id="hostB:2:b", clock=lambda: datetime.now(UTC) + after_lease)
     assert dict(b.run(once=True).outcomes) == {"permanent": 1}
-    gate.set()
-    t.join(30)
     d = deliveries(app, item)["mem"]
     assert (d.op, d.status) == (DeliveryOp.WITHDRAW, DeliveryStatus.FAILED)
     assert "whether it went out on mem is unknown" in (d.last_error or "")
     assert _calls(item) == [("mem", "publish", 1)]  # A's call only; B sent nothing
-    with app.engine.connect() as conn:  # A's late outcome lost the lease and changed nothing
+    gate.set()
+    t.join(30)
+    d = deliveries(app, item)["mem"]
+    assert (d.op, d.status, d.last_error, d.url) == (DeliveryOp.WITHDRAW, DeliveryStatus.PENDING, None,
+                                                     f"memory://mem/{item}")  # fmt: skip
+    assert d.published_at is not None and d.withdrawn_at is None
+    assert _audit(app, d.id)[-1] == ("late outcome", "pending")
+    with app.engine.connect() as conn:  # A's late outcome is no attempt of the delivery's
         n = conn.execute(sa.text(f"select count(*) from delivery_attempt where delivery_id = {d.id}")).scalar_one()
     assert n == 1
+    assert dict(b.run(once=True).outcomes) == {"done": 1}
+    assert _calls(item) == [("mem", "publish", 1), ("mem", "withdraw", 1)]
+    d = deliveries(app, item)["mem"]
+    assert (d.status, d.withdrawn_at is not None) == (DeliveryStatus.DONE, True)
+
+
+def test_a_late_publish_after_the_take_down_is_taken_down_again(make_app: Any) -> None:
+    """A's lease runs out inside the call; B publishes, the item is withdrawn and taken down; then A's
+    call returns published. Its copy may have landed after the take-down: the take-down is owed again
+    (a take-down of a copy already gone succeeds)."""
+    app = make_app(channels={"mem": {"type": "memory"}})
+    a, t, gate = _in_flight(app, "mem")
+    item = MemoryChannel.calls[0][3]
+    after_lease = timedelta(seconds=app.settings.worker.lease_seconds + 5)
+    b = Dispatcher(engine=app.engine, ctx=app.ctx, worker_id="hostB:2:b", clock=lambda: datetime.now(UTC) + after_lease)
+    assert dict(b.run(once=True).outcomes) == {"done": 1}
+    _withdraw(app, item)
+    assert dict(b.run(once=True).outcomes) == {"done": 1}
+    assert deliveries(app, item)["mem"].withdrawn_at is not None
+    gate.set()
+    t.join(30)
+    d = deliveries(app, item)["mem"]
+    assert (d.op, d.status, d.withdrawn_at) == (DeliveryOp.WITHDRAW, DeliveryStatus.PENDING, None)
+    assert dict(b.run(once=True).outcomes) == {"done": 1}
+    assert _calls(item) == [("mem", "publish", 1), ("mem", "publish", 1), ("mem", "withdraw", 1),
+                            ("mem", "withdraw", 1)]  # fmt: skip
+    assert item_status(app, item) == ItemStatus.WITHDRAWN
+
+
+def test_a_late_publish_on_a_live_item_is_recorded_so_a_withdrawal_finds_it(make_app: Any) -> None:
+    """A's lease runs out inside the call and every attempt of B fails; A's call then comes back
+    published. The store records the copy (it is up), so a later withdrawal takes it down."""
+    app = make_app(channels={"mem": {"type": "memory"}})
+    a, t, gate = _in_flight(app, "mem")
+    item = MemoryChannel.calls[0][3]
+    MemoryChannel.script("mem", "p")
+    after_lease = timedelta(seconds=app.settings.worker.lease_seconds + 5)
+    b = Dispatcher(engine=app.engine, ctx=app.ctx, worker_id="hostB:2:b", clock=lambda: datetime.now(UTC) + after_lease)
+    assert dict(b.run(once=True).outcomes) == {"permanent": 1}
+    gate.set()
+    t.join(30)
+    d = deliveries(app, item)["mem"]
+    assert (d.status, d.url) == (DeliveryStatus.FAILED, f"memory://mem/{item}") and d.published_at is not None
+    assert _audit(app, d.id)[-1] == ("late outcome", "failed")
+    owed = _withdraw(app, item)
+    assert owed.queued == ["mem"]
+    assert dict(b.run(once=True).outcomes) == {"done": 1}
+    assert [op for _c, op, _v in _calls(item)] == ["publish", "publish", "withdraw"]
 
 
 # ---------------------------------------------------------------------------- edit, re-approval
