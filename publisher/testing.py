@@ -49,6 +49,9 @@ class MemoryChannel(Channel):
     withdrawn: dict[str, list[int]] = defaultdict(list)
     #: every call the core made, whatever its outcome: (channel, op, delivery, item, version, step)
     calls: list[tuple[str, str, int, int, int, str]] = []
+    #: what took effect on the channel, in the order it did (a held call's after it is let go):
+    #: (channel, "publish" or "withdraw", delivery, item)
+    effects: list[tuple[str, str, int, int]] = []
     _script: dict[str, deque[str]] = defaultdict(deque)
     _gates: dict[tuple[str, int | None], threading.Event] = {}
     #: per channel, how many calls are waiting at its gate (see :meth:`hold`)
@@ -69,6 +72,7 @@ class MemoryChannel(Channel):
             cls.ledger.clear()
             cls.withdrawn.clear()
             cls.calls.clear()
+            cls.effects.clear()
             cls._script.clear()
 
     @classmethod
@@ -133,9 +137,10 @@ class MemoryChannel(Channel):
             raise QuotaExceeded("memory: scripted quota", until=self.env.clock() + timedelta(minutes=1))
         if step == "wait":
             return InProgress(check_again_in=timedelta(seconds=1), note="scripted")
-        if not already:
-            with self._lock:
+        with self._lock:
+            if not already:
                 self.ledger[self.name].append((ctx.delivery_id, post.item_id, post.title))
+            self.effects.append((self.name, "publish", ctx.delivery_id, post.item_id))
         if step == "a":
             raise AmbiguousOutcome("memory: scripted ambiguous outcome (it did publish)")
         return Published(url=f"memory://{self.name}/{post.item_id}", remote_id=str(ctx.delivery_id))
@@ -154,6 +159,7 @@ class MemoryChannel(Channel):
         self._gate(ctx.delivery_id)
         with self._lock:
             self.withdrawn[self.name].append(post.item_id)
+            self.effects.append((self.name, "withdraw", ctx.delivery_id, post.item_id))
 
     @classmethod
     def published_count(cls, name: str, since: datetime | None = None) -> int:
