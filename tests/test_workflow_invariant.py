@@ -484,7 +484,8 @@ class PublishingMachine(RuleBasedStateMachine):
         return True
 
     @rule(i=st.integers(0, 50), call=st.booleans(),
-          then=st.lists(st.sampled_from(["put back", "reapprove", "withdraw", "edit", "remove"]), max_size=3))  # fmt: skip
+          then=st.lists(st.sampled_from(["put back", "reapprove", "withdraw", "edit", "remove"]),
+                        max_size=3))  # fmt: skip
     def hold_a_take_down(self, i: int, call: bool, then: list[str]) -> None:
         """A channel is taken off a live item and a worker holds the take-down (inside its call, or
         in its backlog) while people act: put the channel back, approve again, withdraw, edit."""
@@ -633,7 +634,8 @@ class PublishingMachine(RuleBasedStateMachine):
     def no_delivery_published_twice(self) -> None:
         ok_publishes: dict[int, int] = {}
         per_item: dict[tuple[str, int], set[int]] = {}
-        for channel, op, delivery_id, item_id, _v, step in list(MemoryChannel.calls):
+        calls = list(MemoryChannel.calls)
+        for channel, op, delivery_id, item_id, _v, step in calls:
             if op == "publish" and step == "ok":
                 ok_publishes[delivery_id] = ok_publishes.get(delivery_id, 0) + 1
             elif op == "withdraw":
@@ -641,7 +643,7 @@ class PublishingMachine(RuleBasedStateMachine):
             per_item.setdefault((channel, item_id), set()).add(delivery_id)
         # a worker that took over the lease of a held call may call again: the channel reconciles (its ledger below)
         twice = {d: n for d, n in ok_publishes.items() if n > 1 and d not in self.taken_over}
-        assert not twice, f"deliveries published more than once: {twice} {[c for c in MemoryChannel.calls if c[2] in twice]}"
+        assert not twice, f"deliveries published more than once: {[c for c in calls if c[2] in twice]}"
         for (channel, item_id), dids in per_item.items():
             assert len(dids) == 1, f"item {item_id} went to {channel} under several deliveries {dids}"
         for channel in CHANNELS:
