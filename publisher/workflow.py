@@ -341,7 +341,9 @@ def edit_item(
                 _request(session, d, DeliveryRequest.CANCEL, actor.name,
                          "item edited after approval while it was being sent: what went out stays "
                          "(updated after the new approval), the rest is cancelled when the call returns")  # fmt: skip
-            elif d.status in (DeliveryStatus.PENDING, DeliveryStatus.WAITING) and d.published_at is None:
+            elif d.status in (DeliveryStatus.PENDING, DeliveryStatus.WAITING) and (
+                d.published_at is None or d.withdrawn_at is not None  # not up: a put-back's new publish
+            ):
                 _set_delivery(session, d, DeliveryStatus.CANCELLED, actor.name, "item edited after approval")
             elif d.status in (DeliveryStatus.PENDING, DeliveryStatus.WAITING):
                 _set_delivery(
@@ -592,9 +594,12 @@ def _take_down(ctx: Context, session: Session, d: Delivery, actor: str, *, remov
         return
     live = d.published_at is not None and d.withdrawn_at is None
     if not live:
-        if d.withdrawn_at is not None or (d.op == DeliveryOp.WITHDRAW and d.status == DeliveryStatus.FAILED):
-            return
-        # an edit may have cancelled it after an ambiguous attempt: cancelled is not proof it is not up
+        if d.op == DeliveryOp.WITHDRAW and d.status in (DeliveryStatus.DONE, DeliveryStatus.FAILED):
+            return  # taken down, or a person told to
+        # Not up as far as the store knows, so nothing more may go out: cancelled. That includes a
+        # copy taken down once whose channel was put back: ``withdrawn_at`` is still set while the new
+        # publish is queued (returning here left it pending for a withdrawn item). An edit may have
+        # cancelled it after an ambiguous attempt: cancelled is not proof it is not up.
         if _maybe_out(session.connection(), d.id):
             d.op = DeliveryOp.WITHDRAW
             d.last_error = None
@@ -640,11 +645,14 @@ def unknown_fate(channel: str, why: str) -> str:
 
 
 def _maybe_out(conn: Connection, delivery_id: int | None) -> bool:
-    """An earlier publish attempt of the delivery ended ambiguous: the channel may have it up although
-    nothing was recorded as published (the next attempt would have reconciled; there will be none)."""
+    """A publish attempt of the delivery ended ambiguous since its last recorded success (a publish
+    that went out, or a take-down): the channel may have it up although nothing was recorded as
+    published (the next attempt would have reconciled; there will be none)."""
     at = DeliveryAttempt.__table__  # type: ignore[attr-defined]
+    last_done = sa.select(sa.func.max(at.c.id)).where(at.c.delivery_id == delivery_id, at.c.outcome == "done")
     q = sa.select(at.c.id).where(at.c.delivery_id == delivery_id, at.c.op == DeliveryOp.PUBLISH.value,
-                                 at.c.outcome == "ambiguous").limit(1)  # fmt: skip
+                                 at.c.outcome == "ambiguous",
+                                 at.c.id > sa.func.coalesce(last_done.scalar_subquery(), 0)).limit(1)  # fmt: skip
     return conn.execute(q).first() is not None
 
 

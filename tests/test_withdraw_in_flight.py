@@ -349,6 +349,79 @@ def test_removing_a_channel_while_its_call_is_in_flight(make_app: Any) -> None:
     assert item_status(app, item) == ItemStatus.PUBLISHED
 
 
+def _put_back_after_take_down(app: Any) -> int:
+    """Item live on mem and mem2; mem2 taken off it and its copy taken down; mem2 put back and the
+    item approved again: mem2's delivery is a queued publish that still carries the old URL and
+    ``withdrawn_at``."""
+    item = approved_item(app, channels=["mem", "mem2"])
+    assert run_once(app).get("done") == 2
+    _edit(app, item, channels=["mem"])
+    _approve(app, item)
+    assert run_once(app) == {"done": 2}  # mem2's take-down, mem's update
+    _edit(app, item, channels=["mem", "mem2"])
+    _approve(app, item)
+    d = deliveries(app, item)["mem2"]
+    assert (d.op, d.status, d.url) == (DeliveryOp.PUBLISH, DeliveryStatus.PENDING, f"memory://mem2/{item}")
+    assert d.published_at is not None and d.withdrawn_at is not None
+    return item
+
+
+@pytest.mark.parametrize("how", ["withdraw", "remove again"])
+def test_a_put_back_channels_queued_publish_is_cancelled_by_a_withdrawal(make_app: Any, how: str) -> None:
+    """The case session 2's state machine found ("a pending publish delivery carrying a URL for a
+    withdrawn item"): the withdrawal (or the channel's second removal) read ``withdrawn_at`` as "down,
+    nothing owed" and left the put-back channel's queued publish pending; only the dispatcher's last
+    check kept it from going out. It is cancelled now, and nothing more goes to mem2."""
+    app = make_app(channels={"mem": {"type": "memory"}, "mem2": {"type": "memory"}})
+    item = _put_back_after_take_down(app)
+    if how == "withdraw":
+        owed = _withdraw(app, item)
+        assert (owed.queued, owed.in_flight, owed.by_hand) == (["mem"], [], [])
+    else:
+        _edit(app, item, channels=["mem"])
+    d = deliveries(app, item)["mem2"]
+    assert (d.op, d.status, d.requested) == (DeliveryOp.PUBLISH, DeliveryStatus.CANCELLED, None)
+    later = Dispatcher(engine=app.engine, ctx=app.ctx, clock=lambda: datetime.now(UTC) + timedelta(hours=3))
+    assert dict(later.run(once=True).outcomes) == ({"done": 1} if how == "withdraw" else {})
+    assert [(c, o) for c, o, _v in _calls(item)].count(("mem2", "publish")) == 1
+
+
+def test_an_ambiguous_republish_then_a_withdrawal_says_check_by_hand(make_app: Any) -> None:
+    """The put-back channel's publish came back ambiguous (it may be up again), then failed for good;
+    the withdrawal cannot know, and says so. An ambiguous attempt from before the first take-down
+    would not count (it was settled by what followed)."""
+    app = make_app(channels={"mem": {"type": "memory"}, "mem2": {"type": "memory"}})
+    item = _put_back_after_take_down(app)
+    MemoryChannel.script("mem2", "a", "p")
+    assert run_once(app) == {"ambiguous": 1, "permanent": 1, "done": 1}
+    _withdraw(app, item)
+    d = deliveries(app, item)["mem2"]
+    assert (d.op, d.status) == (DeliveryOp.WITHDRAW, DeliveryStatus.FAILED)
+    assert "whether it went out on mem2 is unknown" in (d.last_error or "")
+
+
+def test_an_ambiguous_attempt_settled_before_the_take_down_does_not_count(make_app: Any) -> None:
+    app = make_app(channels={"mem": {"type": "memory"}, "mem2": {"type": "memory"}})
+    MemoryChannel.script("mem2", "a", "ok")  # the first publication: ambiguous, then reconciled
+    item = _put_back_after_take_down(app)
+    _withdraw(app, item)
+    d = deliveries(app, item)["mem2"]
+    assert (d.op, d.status, d.last_error) == (DeliveryOp.PUBLISH, DeliveryStatus.CANCELLED, None)
+
+
+def test_an_edit_cancels_a_put_back_channels_queued_publish(make_app: Any) -> None:
+    """Not "update superseded" (done): the copy there is down, so the queued publish is cancelled and
+    the next approval publishes again."""
+    app = make_app(channels={"mem": {"type": "memory"}, "mem2": {"type": "memory"}})
+    item = _put_back_after_take_down(app)
+    _edit(app, item)
+    assert deliveries(app, item)["mem2"].status == DeliveryStatus.CANCELLED
+    _approve(app, item)
+    assert run_once(app) == {"done": 2}
+    d = deliveries(app, item)["mem2"]
+    assert (d.op, d.status, d.withdrawn_at) == (DeliveryOp.PUBLISH, DeliveryStatus.DONE, None)
+
+
 # ------------------------------------------------------- a take-down in flight, and a request on it
 def _take_down_in_flight(app: Any) -> tuple[int, threading.Thread, threading.Event]:
     """Item live on mem and mem2; mem2 taken off it, and a worker inside mem2's take-down call."""
