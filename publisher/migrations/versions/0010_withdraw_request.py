@@ -22,6 +22,11 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("delivery") as batch:
-        batch.drop_column("request_lease")
-        batch.drop_column("requested")
+    if op.get_bind().dialect.name == "sqlite":
+        # SQLite's own DROP COLUMN (3.35+): a batch rebuild would rename a copy of delivery over it,
+        # which the triggers of 0007_stats_perf (naming delivery) refuse
+        op.execute("ALTER TABLE delivery DROP COLUMN request_lease")
+        op.execute("ALTER TABLE delivery DROP COLUMN requested")
+    else:
+        op.drop_column("delivery", "request_lease")
+        op.drop_column("delivery", "requested")
