@@ -253,9 +253,15 @@ def item_edit(
             file, media_dir=a.settings.media_dir, max_body_bytes=a.settings.review.max_body_bytes,
             max_asset_bytes=a.settings.review.max_asset_bytes,
         )  # fmt: skip
+        before = set(workflow.get_item(s, item_id).channels)
         item = workflow.edit_item(a.ctx, s, item_id=item_id, actor=user, changes={**draft.fields, "title": draft.title},
                                   body_markdown=draft.body_markdown, new_assets=draft.assets)  # fmt: skip
-    out.print(f"item {item.id} is now version {item.version}, {item.status}")
+        removed = sorted(before - set(item.channels))
+        owed = workflow.withdrawals(s, item, channels=removed)
+    said = f"item {item.id} is now version {item.version}, {item.status}"
+    if removed:
+        said += f"; removed from {', '.join(removed)}" + _take_down_said(owed, item.id)
+    out.print(said)
 
 
 @item_app.command("list")
@@ -410,20 +416,24 @@ def withdraw(
     with a.session() as s:
         user = workflow.get_user(s, as_user) if as_user else None
         item = workflow.withdraw(a.ctx, s, item_id=item_id, actor=as_user or "cli", reason=reason, user=user)
-        from sqlmodel import select
-
-        owed = s.exec(select(Delivery).where(Delivery.item_id == item.id, Delivery.op == "withdraw")).all()
-        queued = [d.channel for d in owed if d.status == DeliveryStatus.PENDING]
-        by_hand = [d.channel for d in owed if d.status == DeliveryStatus.FAILED]
+        owed = workflow.withdrawals(s, item)
     # say what is left to do: "run the worker" for an item that never went out sends people looking
-    said = f"item {item.id} withdrawn"
-    if queued:
-        said += f"; run the worker to take it down from {', '.join(queued)}"
-    if by_hand:
-        said += f"; take it down by hand on {', '.join(by_hand)} (no automatic withdrawal there)"
-    if not queued and not by_hand:
+    said = f"item {item.id} withdrawn" + _take_down_said(owed, item.id)
+    if not owed.queued and not owed.by_hand and not owed.in_flight:
         said += "; it had not gone out anywhere, so there is nothing to take down"
     out.print(said)
+
+
+def _take_down_said(owed: workflow.Withdrawals, item_id: int) -> str:
+    said = ""
+    if owed.queued:
+        said += f"; run the worker to take it down from {', '.join(owed.queued)}"
+    if owed.in_flight:
+        said += (f"; being sent to {', '.join(owed.in_flight)} right now: nothing more goes there, and it is "
+                 "taken down as soon as that call returns if it went out")  # fmt: skip
+    if owed.by_hand:
+        said += f"; take it down by hand on {', '.join(owed.by_hand)} (`publisher item show {item_id}` says why)"
+    return said
 
 
 @app.command()

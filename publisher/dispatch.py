@@ -40,6 +40,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from publisher.channel import (
+    AmbiguousOutcome,
     ChannelError,
     DeliveryContext,
     InProgress,
@@ -57,10 +58,20 @@ from publisher.models import (
     DeliveryOp,
     DeliveryStatus,
     Item,
+    ItemStatus,
     status_literal,
     utcnow,
 )
-from publisher.workflow import AUDIT_KEYS, Context, PostSnapshot, rollup_items, snapshot_posts
+from publisher.workflow import (
+    AUDIT_KEYS,
+    Context,
+    PostSnapshot,
+    by_hand,
+    rollup_items,
+    settle_request,
+    snapshot_posts,
+    unknown_fate,
+)
 
 log = logging.getLogger("publisher.dispatch")
 
@@ -182,6 +193,8 @@ class _Finished:
     done_at: float = field(default_factory=time.monotonic)
     #: when the call returned, by the dispatcher's clock: the attempt's finished_at (not the record's time)
     finished: datetime | None = None
+    #: the item version the call carried (None: no call was made)
+    version: int | None = None
 
 
 class Dispatcher:
@@ -307,7 +320,7 @@ class Dispatcher:
         # delivery of every worker for each record (PostgreSQL's plan uses the ids either way)
         status = D.c.status + "" if dialect == "sqlite" else D.c.status
         self._owned_q = (
-            sa.select(D.c.id)
+            sa.select(D.c.id, D.c.requested, D.c.request_lease)
             .where(one_of(dialect, D.c.id, "ids"), D.c.lease_owner == sa.bindparam("owner"),
                    status == DeliveryStatus.CLAIMED.value)
             .order_by(D.c.id).with_for_update()
@@ -454,16 +467,52 @@ class Dispatcher:
         return len(orphans)
 
     def release(self, claims: list[Claim]) -> None:
-        """Hand back leases of deliveries never started (the worker is stopping): due again at once."""
+        """Hand back leases of deliveries never started (the worker is stopping): due again at once.
+
+        A request a person left meanwhile (``Delivery.requested``) is settled here as for a call that
+        did not go out (:func:`publisher.workflow.settle_request`): handed back as it is, a delivery of
+        a withdrawn or edited item would sit pending to publish, its request waiting for a record that
+        never comes.
+        """
         if not claims:
             return
+        now = self.clock()
+        actor = f"worker {self.worker_id}"
         with self._writing() as conn:
-            conn.execute(
-                self._update_by_id.where(D.c.lease_owner == self.worker_id,
-                                         D.c.status == DeliveryStatus.CLAIMED.value),
-                [{"b_id": c.id, "status": DeliveryStatus.PENDING.value, "lease_owner": None,
-                  "lease_expires_at": None, "attempts": c.attempts - 1} for c in claims],
-            )  # fmt: skip
+            owned = {r.id: r for r in conn.execute(self._owned_q, {"ids": [c.id for c in claims],
+                                                                    "owner": self.worker_id})}  # fmt: skip
+            plain = [c for c in claims if c.id in owned and not owned[c.id].requested]
+            if plain:
+                conn.execute(
+                    self._update_by_id.where(D.c.lease_owner == self.worker_id,
+                                             D.c.status == DeliveryStatus.CLAIMED.value),
+                    [{"b_id": c.id, "status": DeliveryStatus.PENDING.value, "lease_owner": None,
+                      "lease_expires_at": None, "attempts": c.attempts - 1} for c in plain],
+                )  # fmt: skip
+            audits: list[dict[str, Any]] = []
+            settled_items: set[int] = set()
+            for c in claims:
+                req = owned.get(c.id)
+                if req is None or not req.requested:
+                    continue
+                values: dict[str, Any] = {"status": DeliveryStatus.PENDING.value, "lease_owner": None,
+                                          "lease_expires_at": None, "attempts": c.attempts - 1, "updated_at": now}
+                to, why = settle_request(
+                    self.ctx, conn, requested=req.requested, request_lease=req.request_lease, worker=self.worker_id,
+                    delivery_id=c.id, op=c.op, channel=c.channel, item_id=c.item_id, sent_version=None,
+                    outcome="released", to=DeliveryStatus.PENDING, values=values)  # fmt: skip
+                conn.execute(sa.update(D).where(D.c.id == c.id).values(**values))
+                audits.append(dict(at=now, actor=actor, entity="delivery", entity_id=c.id,
+                                   action=f"settle {req.requested}", from_state=DeliveryStatus.CLAIMED.value,
+                                   to_state=to.value, reason=f"released unsent; {why}",
+                                   detail={"item_id": c.item_id, "channel": c.channel,
+                                           "op": values.get("op", c.op)}))  # fmt: skip
+                if to in (DeliveryStatus.DONE, DeliveryStatus.FAILED, DeliveryStatus.CANCELLED):
+                    settled_items.add(c.item_id)
+            if audits:
+                self._insert_audit.execute(conn, audits)
+            if settled_items:
+                rollup_items(conn, settled_items, actor)
         with self._lock:
             for c in claims:
                 self.inflight.pop(c.id, None)
@@ -535,7 +584,7 @@ class Dispatcher:
         """
         snap = self._snapshots.get(claim.item_id)
         if snap is not None and time.monotonic() - claim.checked_at <= self.CHECK_FRESH:
-            return True, snap.post if claim.op == DeliveryOp.WITHDRAW or snap.cleared else None
+            return True, snap.post_for(claim.op, claim.channel)
         with self._reading() as conn:
             row = conn.execute(self._check_stmt, {"did": claim.id}).first()
             if row is None or row.status != DeliveryStatus.CLAIMED or row.lease_owner != self.worker_id:
@@ -544,9 +593,7 @@ class Dispatcher:
             if snap is None or not self._fresh(claim.item_id, row):
                 snap = snapshot_posts(self.ctx, conn, [claim.item_id])[claim.item_id]
                 self._snapshots[claim.item_id] = snap
-        if claim.op != DeliveryOp.WITHDRAW and not snap.cleared:
-            return True, None
-        return True, snap.post
+        return True, snap.post_for(claim.op, claim.channel)
 
     def _execute(self, claim: Claim) -> None:
         """Pool thread: re-check, call the channel, leave the outcome for the loop thread to record."""
@@ -568,7 +615,9 @@ class Dispatcher:
             return
         if post is None:
             # unreachable through the workflow; kept as the last line of defence
-            result: Any = PermanentChannelError("refused: the item lacks its two approvals")
+            result: Any = PermanentChannelError(
+                "refused: the item lacks its two approvals, was withdrawn, or no longer targets this channel"
+            )
             self._push(_Finished(claim, started, result, None))
             return
         spec = self.ctx.channels[claim.channel]
@@ -596,7 +645,7 @@ class Dispatcher:
             log.exception("channel %s raised an unexpected error on delivery %s", claim.channel, claim.id,
                           extra={"delivery_id": claim.id, "item_id": claim.item_id})  # fmt: skip
             result = exc
-        self._push(_Finished(claim, started, result, dctx.state))
+        self._push(_Finished(claim, started, result, dctx.state, version=post.version))
 
     def _push(self, entry: tuple[str, Claim] | _Finished) -> None:
         claim = entry.claim if isinstance(entry, _Finished) else entry[1]
@@ -764,6 +813,8 @@ class Dispatcher:
                 values.update(url=result.url or c.url, remote_id=result.remote_id or c.remote_id)
                 if c.published_at is None:
                     values["published_at"] = now
+                elif c.op == DeliveryOp.PUBLISH:
+                    values["withdrawn_at"] = None  # published again after a take-down (channel re-added)
         elif isinstance(result, InProgress):
             outcome, to = "waiting", DeliveryStatus.WAITING
             values.update(due_at=now + result.check_again_in, attempts=c.attempts - 1, note=result.note or None)
@@ -797,20 +848,22 @@ class Dispatcher:
         planned = [(f, *self._outcome(f, now)) for f in finished]
         outcomes: list[str] = []
         with self._writing() as conn:
-            owned = set(conn.execute(self._owned_q, {"ids": [f.claim.id for f in finished],
-                                                      "owner": self.worker_id}).scalars())
+            owned = {r.id: r for r in records(conn.execute(self._owned_q, {"ids": [f.claim.id for f in finished],
+                                                                            "owner": self.worker_id}))}
             groups: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
             attempts: list[dict[str, Any]] = []
             audits: list[dict[str, Any]] = []
             finished_items: set[int] = set()
+            late: list[_Finished] = []
             for f, values, outcome, to, message, code in planned:
                 c = f.claim
                 if c.id not in owned:
-                    # another worker took the delivery over after our lease expired: its record wins
+                    # another worker took the delivery over after our lease expired: its record wins,
+                    # unless our call put a copy up where a take-down is now owed (see _late)
                     outcomes.append("lost-lease")
+                    late.append(f)
                     continue
                 outcomes.append(outcome)
-                groups[tuple(sorted(values))].append({"b_id": c.id, **values})
                 attempts.append(dict(delivery_id=c.id, number=c.attempts, op=c.op, worker=self.worker_id,
                                      started_at=f.started, finished_at=f.finished or now, outcome=outcome, message=message,
                                      code=code))  # fmt: skip
@@ -818,7 +871,19 @@ class Dispatcher:
                                    from_state=DeliveryStatus.CLAIMED.value, to_state=to.value, reason=message,
                                    detail={"item_id": c.item_id, "channel": c.channel, "outcome": outcome,
                                            "url": values.get("url")}))  # fmt: skip
-                if to in (DeliveryStatus.DONE, DeliveryStatus.FAILED):
+                if (req := owned[c.id]).requested:
+                    # a withdrawal, an edit or a re-approval came while the call was in flight (workflow._request)
+                    settled, why = settle_request(
+                        self.ctx, conn, requested=req.requested, request_lease=req.request_lease,
+                        worker=self.worker_id, delivery_id=c.id, op=c.op, channel=c.channel, item_id=c.item_id,
+                        sent_version=f.version, outcome=outcome, to=to, values=values)  # fmt: skip
+                    audits.append(dict(at=now, actor=actor, entity="delivery", entity_id=c.id,
+                                       action=f"settle {req.requested}", from_state=to.value, to_state=settled.value,
+                                       reason=why, detail={"item_id": c.item_id, "channel": c.channel,
+                                                           "op": values.get("op", c.op)}))  # fmt: skip
+                    to = settled
+                groups[tuple(sorted(values))].append({"b_id": c.id, **values})
+                if to in (DeliveryStatus.DONE, DeliveryStatus.FAILED, DeliveryStatus.CANCELLED):
                     finished_items.add(c.item_id)
             for keys, rows in groups.items():
                 many = self._updates.get(keys)
@@ -829,6 +894,10 @@ class Dispatcher:
             self._insert_audit.execute(conn, audits)
             if finished_items:
                 rollup_items(conn, finished_items, actor)
+        for f in late:  # rare: each in its own transaction, its row locked as the workflow locks it
+            with self._writing() as conn:
+                if (audit_row := self._late(conn, f, now, actor)) is not None:
+                    self._insert_audit.execute(conn, [audit_row])
         with self._lock:
             for f in finished:
                 self.inflight.pop(f.claim.id, None)
@@ -843,6 +912,70 @@ class Dispatcher:
                          extra={"delivery_id": c.id, "item_id": c.item_id, "channel": c.channel,
                                 "outcome": outcome})  # fmt: skip
         return outcomes
+
+    def _late(self, conn: sa.Connection, f: _Finished, now: datetime, actor: str) -> dict[str, Any] | None:
+        """A publish or update whose lease ran out mid-call came back: what it did must not be lost.
+
+        Whoever took the delivery over recorded its own outcome, not this call's. When the call says it
+        put a copy up (or may have) and the item has since been withdrawn or the channel taken off it,
+        the store would otherwise believe nothing is up there, or that it is already down (the copy may
+        have landed after the take-down): the take-down is owed again (a take-down of a copy already
+        gone succeeds on every channel), or a person is told to check where nobody can know. On a
+        live item a publication the store did not know of is recorded (a later withdrawal then takes
+        it down). A delivery claimed again right now is left to its worker. Returns the audit row.
+        """
+        c, result = f.claim, f.result
+        published = isinstance(result, Published)
+        if c.op == DeliveryOp.WITHDRAW or not (published or isinstance(result, (AmbiguousOutcome, InProgress))):
+            return None
+        # the delivery row first, then the item (as workflow.get_item locks them): a withdrawal either
+        # committed before (read below) or waits and then finds what this writes
+        row = conn.execute(
+            sa.select(D.c.status, D.c.op, D.c.published_at, D.c.withdrawn_at, D.c.url, D.c.remote_id)
+            .where(D.c.id == c.id).with_for_update()
+        ).first()  # fmt: skip
+        if row is None or row.status == DeliveryStatus.CLAIMED.value:
+            return None
+        item = conn.execute(sa.select(ITEM.c.status, ITEM.c.channels).where(ITEM.c.id == c.item_id)).one()
+        live = row.published_at is not None and row.withdrawn_at is None
+        values: dict[str, Any] = {"updated_at": now}
+        if published:
+            values.update(published_at=row.published_at or f.finished or now)
+            if not live:  # the copy this call put up is the one to know of
+                values.update(url=result.url or row.url, remote_id=result.remote_id or row.remote_id)
+        down = item.status == ItemStatus.WITHDRAWN.value or c.channel not in (item.channels or ())
+        if not down:
+            if not published or row.published_at is not None:
+                return None
+            why = f"a call whose lease had run out published after all ({result.url}): recorded as live"
+            to = row.status
+        else:
+            owed = row.op == DeliveryOp.WITHDRAW.value and row.status in (DeliveryStatus.PENDING.value,
+                                                                         DeliveryStatus.FAILED.value)
+            if owed and (live or not published):
+                return None  # the take-down (or a person's check) is already owed
+            spec = self.ctx.channels.get(c.channel)
+            values.update(op=DeliveryOp.WITHDRAW.value, due_at=now, attempts=0, withdrawn_at=None,
+                          last_error_kind=None, last_error_code=None, requested=None, request_lease=None,
+                          lease_owner=None, lease_expires_at=None)  # fmt: skip
+            if not published:
+                to = DeliveryStatus.FAILED.value
+                why = unknown_fate(c.channel, "item withdrawn or channel removed, and a call whose lease had run out "
+                                              f"came back {type(result).__name__}")  # fmt: skip
+                values.update(status=to, last_error=why)
+            elif spec is None or not spec.channel.supports_withdraw:
+                to = DeliveryStatus.FAILED.value
+                why = f"a call whose lease had run out published after the withdrawal: {by_hand(c.channel)}"
+                values.update(status=to, last_error=by_hand(c.channel))
+            else:
+                to = DeliveryStatus.PENDING.value
+                why = "a call whose lease had run out published after the withdrawal: queued withdraw"
+                values.update(status=to, last_error=None)
+        conn.execute(sa.update(D).where(D.c.id == c.id).values(**values))
+        return dict(at=now, actor=actor, entity="delivery", entity_id=c.id, action="late outcome",
+                    from_state=row.status, to_state=to, reason=why,
+                    detail={"item_id": c.item_id, "channel": c.channel, "op": values.get("op", row.op),
+                            "url": values.get("url")})  # fmt: skip
 
     # ------------------------------------------------------------------------------------ loops
     def _drain(self) -> None:

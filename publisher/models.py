@@ -139,6 +139,19 @@ class DeliveryOp(enum.StrEnum):
     WITHDRAW = "withdraw"
 
 
+class DeliveryRequest(enum.StrEnum):
+    """What a person asked of a delivery while a worker held it (``Delivery.requested``).
+
+    A claimed delivery may be inside the channel call: changing it then would lose the call's result.
+    The wish is recorded instead and the worker applies it when it records the outcome
+    (publisher.workflow.settle_request).
+    """
+
+    WITHDRAW = "withdraw"  #: item withdrawn or channel removed: take down what went out, cancel the rest
+    CANCEL = "cancel"  #: item edited after approval: keep what went out, cancel the rest
+    REQUEUE = "requeue"  #: the edit was approved again: send the current version (publish or update)
+
+
 class Department(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     name: str = Field(sa_column=Column(sa.String(100), unique=True, nullable=False))
@@ -245,6 +258,11 @@ class Delivery(SQLModel, table=True):
     last_error: str | None = None
     last_error_code: str | None = None
     note: str | None = None
+    #: a DeliveryRequest made while the delivery was claimed, applied when the worker records the outcome
+    requested: str | None = Field(default=None, sa_column=Column(sa.String(20), nullable=True))
+    #: the lease owner when the request was made: if another worker records the outcome, the first
+    #: one's call (lease lost or worker killed) may have gone out unrecorded
+    request_lease: str | None = None
     created_at: datetime = _dt(default_factory=utcnow)
     updated_at: datetime = _dt(default_factory=utcnow)
     #: copies of the item's fields, for publisher.stats: written by the database (triggers of

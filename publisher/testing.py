@@ -1,7 +1,9 @@
 """An in-memory channel that records what it was sent, for tests and for trying the pipeline.
 
 Faults can be scripted: ``MemoryChannel.script("t", "t", "ok")`` makes the next two publish calls
-raise TransientChannelError and the third succeed. Recorded posts live in a class-level ledger keyed
+raise TransientChannelError and the third succeed. ``MemoryChannel.hold(name)`` keeps the following
+calls on a channel inside the channel until the test lets them go: a call in flight, on demand.
+Recorded posts live in a class-level ledger keyed
 by channel name so a test can look after the worker built its own instances; ``reset()`` clears it.
 """
 
@@ -29,6 +31,8 @@ class MemoryConfig(ChannelConfig):
     title_max: int = 200
     #: seconds slept in each publish call (to simulate a slow remote side)
     latency: float = 0.0
+    #: false: behave like a channel that cannot take an item down (the manual channel's way)
+    withdraw: bool = True
 
 
 class MemoryChannel(Channel):
@@ -45,15 +49,57 @@ class MemoryChannel(Channel):
     withdrawn: dict[str, list[int]] = defaultdict(list)
     #: every call the core made, whatever its outcome: (channel, op, delivery, item, version, step)
     calls: list[tuple[str, str, int, int, int, str]] = []
+    #: what took effect on the channel, in the order it did (a held call's after it is let go):
+    #: (channel, "publish" or "withdraw", delivery, item)
+    effects: list[tuple[str, str, int, int]] = []
     _script: dict[str, deque[str]] = defaultdict(deque)
+    _gates: dict[tuple[str, int | None], threading.Event] = {}
+    #: per channel, how many calls are waiting at its gate (see :meth:`hold`)
+    _held: dict[str, int] = defaultdict(int)
+    _held_changed = threading.Condition(_lock)
+
+    def __init__(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(*args, **kwargs)
+        self.supports_withdraw = self.config.withdraw  # type: ignore[misc]
 
     @classmethod
     def reset(cls) -> None:
         with cls._lock:
+            for gate in cls._gates.values():
+                gate.set()
+            cls._gates.clear()
+            cls._held.clear()
             cls.ledger.clear()
             cls.withdrawn.clear()
             cls.calls.clear()
+            cls.effects.clear()
             cls._script.clear()
+
+    @classmethod
+    def hold(cls, name: str, delivery_id: int | None = None) -> threading.Event:
+        """Hold every following call on channel ``name`` (once it is in :attr:`calls`, before it takes
+        effect) until the returned event is set; with ``delivery_id``, only the next call of that
+        delivery. :meth:`wait_held` waits until calls are held."""
+        with cls._lock:
+            gate = cls._gates[(name, delivery_id)] = threading.Event()
+        return gate
+
+    @classmethod
+    def wait_held(cls, name: str, n: int = 1, timeout: float = 30.0) -> None:
+        """Block until ``n`` calls wait at ``name``'s gate (AssertionError after ``timeout`` seconds)."""
+        with cls._held_changed:
+            assert cls._held_changed.wait_for(lambda: cls._held[name] >= n, timeout), f"no call held on {name}"
+
+    def _gate(self, delivery_id: int) -> None:
+        with self._lock:
+            gate = self._gates.pop((self.name, delivery_id), None) or self._gates.get((self.name, None))
+            if gate is None or gate.is_set():
+                return
+            self._held[self.name] += 1
+            self._held_changed.notify_all()
+        gate.wait()
+        with self._lock:
+            self._held[self.name] -= 1
 
     @classmethod
     def script(cls, name: str, *steps: str) -> None:
@@ -80,6 +126,8 @@ class MemoryChannel(Channel):
         with self._lock:
             step = self._script[self.name].popleft() if self._script[self.name] else "ok"
             self.calls.append((self.name, "publish", ctx.delivery_id, post.item_id, post.version, step))
+        self._gate(ctx.delivery_id)
+        with self._lock:
             already = any(d == ctx.delivery_id for d, _, _ in self.ledger[self.name])
         if step == "t":
             raise TransientChannelError("memory: scripted transient failure")
@@ -89,9 +137,10 @@ class MemoryChannel(Channel):
             raise QuotaExceeded("memory: scripted quota", until=self.env.clock() + timedelta(minutes=1))
         if step == "wait":
             return InProgress(check_again_in=timedelta(seconds=1), note="scripted")
-        if not already:
-            with self._lock:
+        with self._lock:
+            if not already:
                 self.ledger[self.name].append((ctx.delivery_id, post.item_id, post.title))
+            self.effects.append((self.name, "publish", ctx.delivery_id, post.item_id))
         if step == "a":
             raise AmbiguousOutcome("memory: scripted ambiguous outcome (it did publish)")
         return Published(url=f"memory://{self.name}/{post.item_id}", remote_id=str(ctx.delivery_id))
@@ -99,12 +148,18 @@ class MemoryChannel(Channel):
     def update(self, post: Post, ctx: DeliveryContext) -> Published:
         with self._lock:
             self.calls.append((self.name, "update", ctx.delivery_id, post.item_id, post.version, "ok"))
+        self._gate(ctx.delivery_id)
         return Published(url=f"memory://{self.name}/{post.item_id}", remote_id=ctx.remote_id)
 
     def withdraw(self, post: Post, ctx: DeliveryContext) -> None:
+        if not self.supports_withdraw:
+            return super().withdraw(post, ctx)
         with self._lock:
             self.calls.append((self.name, "withdraw", ctx.delivery_id, post.item_id, post.version, "ok"))
+        self._gate(ctx.delivery_id)
+        with self._lock:
             self.withdrawn[self.name].append(post.item_id)
+            self.effects.append((self.name, "withdraw", ctx.delivery_id, post.item_id))
 
     @classmethod
     def published_count(cls, name: str, since: datetime | None = None) -> int:

@@ -31,7 +31,9 @@ from publisher.models import (
     Asset,
     AuditLog,
     Delivery,
+    DeliveryAttempt,
     DeliveryOp,
+    DeliveryRequest,
     DeliveryStatus,
     Department,
     Item,
@@ -152,7 +154,16 @@ def add_user(
 def get_item(session: Session, item_id: int, *, lock: bool = False) -> Item:
     """``lock`` for every state change: on PostgreSQL two actions on one item at once (an edit and
     the second approval of the version before it) otherwise each decide on what they read first,
-    and the later write wins: an unreviewed version ended up scheduled."""
+    and the later write wins: an unreviewed version ended up scheduled.
+
+    The item's deliveries are locked too, first and in id order, as the dispatcher's record takes
+    them (delivery rows, then the item): a withdrawal or an edit then either sees the outcome a
+    worker has just recorded or leaves its request (``Delivery.requested``) on a delivery the worker
+    still holds, where the record will find it; and neither waits for the other in a cycle."""
+    if lock:
+        session.exec(
+            select(Delivery.id).where(Delivery.item_id == item_id).order_by(Delivery.id).with_for_update()
+        ).all()
     item = session.get(Item, item_id, with_for_update=True if lock else None)
     if item is None:
         raise NotFound(f"no item {item_id}")
@@ -306,12 +317,32 @@ def edit_item(
     before = item.status
     item.version += 1
     item.updated_at = utcnow()
+    deliveries = _deliveries(session, item.id)
+    # a channel taken off the list: take the copy there down (or say it must be, by hand); cancel the rest
+    for d in deliveries:
+        if d.channel not in item.channels:
+            _take_down(ctx, session, d, actor.name, removed=True)
+        else:
+            _put_back(session, d, actor.name)
     if before in (ItemStatus.DEPT_APPROVED, ItemStatus.APPROVED, ItemStatus.SCHEDULED, ItemStatus.PUBLISHED,
                   ItemStatus.FAILED):  # fmt: skip
         item.status = ItemStatus.SUBMITTED
         # nothing of the old version may still go out: cancel what has not been sent
-        for d in _deliveries(session, item.id):
-            if d.status in (DeliveryStatus.PENDING, DeliveryStatus.WAITING) and d.published_at is None:
+        for d in deliveries:
+            if d.op == DeliveryOp.WITHDRAW and d.status == DeliveryStatus.CLAIMED and d.requested:
+                # a take-down in flight after its channel was put back and the item approved again: the
+                # approval is gone, so the publish it asked for must not follow the take-down
+                _drop_request(session, d, actor.name, "item edited after approval while a take-down was "
+                              "being sent: the take-down stands; the next approval publishes again")  # fmt: skip
+            if d.op == DeliveryOp.WITHDRAW or d.channel not in item.channels:
+                continue  # a take-down needs no approval and stays owed
+            if d.status == DeliveryStatus.CLAIMED:
+                _request(session, d, DeliveryRequest.CANCEL, actor.name,
+                         "item edited after approval while it was being sent: what went out stays "
+                         "(updated after the new approval), the rest is cancelled when the call returns")  # fmt: skip
+            elif d.status in (DeliveryStatus.PENDING, DeliveryStatus.WAITING) and (
+                d.published_at is None or d.withdrawn_at is not None  # not up: a put-back's new publish
+            ):
                 _set_delivery(session, d, DeliveryStatus.CANCELLED, actor.name, "item edited after approval")
             elif d.status in (DeliveryStatus.PENDING, DeliveryStatus.WAITING):
                 _set_delivery(
@@ -470,17 +501,6 @@ def schedule(ctx: Context, session: Session, *, item_id: int, at: Any, actor: st
     return item
 
 
-def _refuse_while_sending(session: Session, item: Item, what: str) -> None:
-    """Changing a claimed delivery would throw away the result of the channel call in flight (the
-    worker's record no longer matches its lease): the item would be live with nobody knowing, so
-    a withdrawal would miss it or a new version be sent as a second publication. Wait instead."""
-    busy = [d.channel for d in _deliveries(session, item.id) if d.status == DeliveryStatus.CLAIMED]
-    if busy:
-        raise NotAllowed(
-            f"item {item.id} is being sent to {', '.join(busy)} right now; {what} again in a minute"
-        )
-
-
 def wake_workers(session: Session) -> None:
     """Tell idle workers the queue changed (PostgreSQL NOTIFY, sent at commit; SQLite workers poll)."""
     if session.get_bind().dialect.name == "postgresql":
@@ -492,7 +512,6 @@ def _queue_deliveries(ctx: Context, session: Session, item: Item, actor: str) ->
     assert item.publish_at is not None
     if not is_cleared(session, item):  # belt and braces: never queue an item not cleared twice
         raise NotAllowed(f"item {item.id} lacks its two approvals")
-    _refuse_while_sending(session, item, "try")
     gone = [name for name in item.channels if name not in ctx.channels]
     if gone:
         raise InvalidInput(
@@ -504,6 +523,13 @@ def _queue_deliveries(ctx: Context, session: Session, item: Item, actor: str) ->
         spec = ctx.channels[name]
         due = spec.next_slot(item.publish_at, ctx.settings.zone)
         d = existing.get(name)
+        if d is not None and d.status == DeliveryStatus.CLAIMED:
+            # the call in flight may be publishing the version before: resetting the row now would
+            # lose its result, so the worker queues the current version when it records it
+            _request(session, d, DeliveryRequest.REQUEUE, actor,
+                     f"version {item.version} approved while the delivery was being sent: "
+                     "queued when the call returns")  # fmt: skip
+            continue
         if d is None:
             d = Delivery(
                 item_id=item.id, channel=name, op=DeliveryOp.PUBLISH, due_at=due, item_version=item.version
@@ -539,27 +565,140 @@ def withdraw(ctx: Context, session: Session, *, item_id: int, actor: str = SYSTE
         raise NotAllowed(f"{user.name} may not withdraw item {item_id}")
     if item.status == ItemStatus.WITHDRAWN:
         raise NotAllowed(f"item {item_id} is already withdrawn")
-    _refuse_while_sending(session, item, "withdraw it")
     for d in _deliveries(session, item.id):
-        live = d.published_at is not None and d.withdrawn_at is None
-        if not live:
-            if d.status not in (DeliveryStatus.CANCELLED,):
-                _set_delivery(
-                    session, d, DeliveryStatus.CANCELLED, actor, "item withdrawn before it went out"
-                )
-            continue
-        spec = ctx.channels.get(d.channel)
-        d.op = DeliveryOp.WITHDRAW
-        d.attempts = 0
-        d.due_at = utcnow()
-        if spec is None or not spec.channel.supports_withdraw:
-            _set_delivery(session, d, DeliveryStatus.FAILED, actor,
-                          f"{d.channel} cannot withdraw automatically: take it down by hand")  # fmt: skip
-        else:
-            _set_delivery(session, d, DeliveryStatus.PENDING, actor, "queued withdraw")
+        _take_down(ctx, session, d, actor)
     _move(session, item, ItemStatus.WITHDRAWN, actor, "withdraw", reason=reason)
     wake_workers(session)
     return item
+
+
+def _take_down(ctx: Context, session: Session, d: Delivery, actor: str, *, removed: bool = False) -> None:
+    """What went out on ``d``'s channel is to come down; what has not is cancelled.
+
+    ``removed``: the channel was taken off the item's list (the item stays); else the item is withdrawn.
+    A claimed delivery may be inside the channel call: it gets a request instead, which the worker
+    applies when it records the call's outcome (see :func:`settle_request`). The take-down is the
+    only call a withdrawn item (or a removed channel) may still see.
+    """
+    why = f"{d.channel} was removed from the item's channels" if removed else "item withdrawn"
+    if d.status == DeliveryStatus.CLAIMED:
+        if d.op != DeliveryOp.WITHDRAW:
+            _request(session, d, DeliveryRequest.WITHDRAW, actor,
+                     f"{why} while it was being sent: taken down when the call returns if it went out, "
+                     "else cancelled")  # fmt: skip
+        elif d.requested:
+            # the take-down in flight is what is wanted now: a request left by an earlier put-back and
+            # re-approval (requeue) would otherwise queue a publish once the take-down is recorded
+            _drop_request(session, d, actor, f"{why} while its take-down was being sent: the take-down stands")
+        return
+    live = d.published_at is not None and d.withdrawn_at is None
+    if not live:
+        if d.op == DeliveryOp.WITHDRAW and d.status in (DeliveryStatus.DONE, DeliveryStatus.FAILED):
+            return  # taken down, or a person told to
+        # Not up as far as the store knows, so nothing more may go out: cancelled. That includes a
+        # copy taken down once whose channel was put back: ``withdrawn_at`` is still set while the new
+        # publish is queued (returning here left it pending for a withdrawn item). An edit may have
+        # cancelled it after an ambiguous attempt: cancelled is not proof it is not up.
+        if _maybe_out(session.connection(), d.id):
+            d.op = DeliveryOp.WITHDRAW
+            d.last_error = None
+            _set_delivery(session, d, DeliveryStatus.FAILED, actor, unknown_fate(d.channel, why))
+        elif d.status != DeliveryStatus.CANCELLED:
+            _set_delivery(session, d, DeliveryStatus.CANCELLED, actor, f"{why} before it went out")
+        return
+    if removed and d.op == DeliveryOp.WITHDRAW and d.status in (DeliveryStatus.PENDING, DeliveryStatus.FAILED):
+        return  # already owed (an earlier edit removed it)
+    d.op = DeliveryOp.WITHDRAW
+    d.attempts = 0
+    d.due_at = utcnow()
+    spec = ctx.channels.get(d.channel)
+    if spec is None or not spec.channel.supports_withdraw:
+        d.last_error = None
+        _set_delivery(session, d, DeliveryStatus.FAILED, actor, by_hand(d.channel))
+    else:
+        _set_delivery(session, d, DeliveryStatus.PENDING, actor, f"queued withdraw ({why})")
+    wake_workers(session)
+
+
+def _put_back(session: Session, d: Delivery, actor: str) -> None:
+    """A channel back on the item's list before its take-down was done: the removal is undone, and
+    the copy there is treated as after any edit (kept, updated once the new version is approved)."""
+    why = f"take-down cancelled: {d.channel} is back on the item's channels"
+    if d.status == DeliveryStatus.CLAIMED:
+        if d.requested == DeliveryRequest.WITHDRAW:
+            _request(session, d, DeliveryRequest.CANCEL, actor, why)
+        return
+    if d.op == DeliveryOp.WITHDRAW and d.status in (DeliveryStatus.PENDING, DeliveryStatus.FAILED):
+        live = d.published_at is not None and d.withdrawn_at is None
+        d.op = DeliveryOp.PUBLISH
+        _set_delivery(session, d, DeliveryStatus.DONE if live else DeliveryStatus.CANCELLED, actor, why)
+
+
+def by_hand(channel: str) -> str:
+    return f"{channel} cannot withdraw automatically: take it down by hand"
+
+
+def unknown_fate(channel: str, why: str) -> str:
+    return (f"{why}, and whether it went out on {channel} is unknown: check {channel} and take it down by hand "
+            "if it is there")  # fmt: skip
+
+
+def _maybe_out(conn: Connection, delivery_id: int | None) -> bool:
+    """A publish attempt of the delivery ended ambiguous since its last recorded success (a publish
+    that went out, or a take-down): the channel may have it up although nothing was recorded as
+    published (the next attempt would have reconciled; there will be none)."""
+    at = DeliveryAttempt.__table__  # type: ignore[attr-defined]
+    last_done = sa.select(sa.func.max(at.c.id)).where(at.c.delivery_id == delivery_id, at.c.outcome == "done")
+    q = sa.select(at.c.id).where(at.c.delivery_id == delivery_id, at.c.op == DeliveryOp.PUBLISH.value,
+                                 at.c.outcome == "ambiguous",
+                                 at.c.id > sa.func.coalesce(last_done.scalar_subquery(), 0)).limit(1)  # fmt: skip
+    return conn.execute(q).first() is not None
+
+
+def _request(session: Session, d: Delivery, kind: DeliveryRequest, actor: str, reason: str) -> None:
+    """Leave a wish on a delivery a worker holds; the worker's record applies it (:func:`settle_request`)."""
+    if not d.requested:
+        d.request_lease = d.lease_owner  # the first holder's call is the one whose result counts
+    d.requested = kind
+    d.updated_at = utcnow()
+    audit(session, actor=actor, entity="delivery", entity_id=d.id, action=f"request {kind}", from_state=d.status,
+          to_state=d.status, reason=reason, item_id=d.item_id, channel=d.channel,
+          lease_owner=d.lease_owner)  # fmt: skip
+
+
+def _drop_request(session: Session, d: Delivery, actor: str, reason: str) -> None:
+    """Take back the wish left on a claimed delivery: the worker records the call's own outcome."""
+    was = d.requested
+    d.requested = None
+    d.request_lease = None
+    d.updated_at = utcnow()
+    audit(session, actor=actor, entity="delivery", entity_id=d.id, action=f"drop request {was}", from_state=d.status,
+          to_state=d.status, reason=reason, item_id=d.item_id, channel=d.channel,
+          lease_owner=d.lease_owner)  # fmt: skip
+
+
+@dataclass
+class Withdrawals:
+    """What is owed to take an item down, per channel (what the faces tell the person who asked)."""
+
+    queued: list[str]  #: a worker takes it down
+    in_flight: list[str]  #: being sent right now: taken down when the call returns, if it went out
+    by_hand: list[str]  #: the channel cannot withdraw: a person must
+
+
+def withdrawals(session: Session, item: Item, *, channels: Iterable[str] | None = None) -> Withdrawals:
+    """The take-downs owed on ``item`` (only on ``channels`` when given)."""
+    out = Withdrawals([], [], [])
+    for d in _deliveries(session, item.id):
+        if channels is not None and d.channel not in channels:
+            continue
+        if d.status == DeliveryStatus.CLAIMED and d.requested == DeliveryRequest.WITHDRAW:
+            out.in_flight.append(d.channel)
+        elif d.op == DeliveryOp.WITHDRAW and d.status in (DeliveryStatus.PENDING, DeliveryStatus.CLAIMED):
+            out.queued.append(d.channel)
+        elif d.op == DeliveryOp.WITHDRAW and d.status == DeliveryStatus.FAILED:
+            out.by_hand.append(d.channel)
+    return out
 
 
 def retry_delivery(ctx: Context, session: Session, *, delivery_id: int, actor: str = SYSTEM) -> Delivery:
@@ -649,6 +788,10 @@ def _set_delivery(
     if to != DeliveryStatus.CLAIMED:
         d.lease_owner = None
         d.lease_expires_at = None
+        # a request only means something to the worker holding the delivery; whoever settles it otherwise
+        # decides afresh (a stale one would be applied to a later, unrelated call)
+        d.requested = None
+        d.request_lease = None
     if to == DeliveryStatus.FAILED and not d.last_error:
         d.last_error = reason
     audit(session, actor=actor, entity="delivery", entity_id=d.id, action=d.op, from_state=before, to_state=to,
@@ -663,7 +806,8 @@ def rollup(session: Session, item: Item, actor: str = SYSTEM) -> None:
     session.refresh(item, with_for_update=True)
     if item.status not in LIVE_STATES:
         return
-    states = [d.status for d in _deliveries(session, item.id)]
+    # a channel taken off the item's list no longer decides its state (its take-down is its own business)
+    states = [d.status for d in _deliveries(session, item.id) if d.channel in item.channels]
     if not states or any(
         s in (DeliveryStatus.PENDING, DeliveryStatus.CLAIMED, DeliveryStatus.WAITING) for s in states
     ):
@@ -678,10 +822,10 @@ def _rollup_statements(dialect: str) -> tuple[Any, Any, Any, Any]:
     """The statements of :func:`rollup_items`, built once per dialect (see :func:`_snapshot_statements`)."""
     it, dl, au = Item.__table__, Delivery.__table__, AuditLog.__table__  # type: ignore[attr-defined]
     return (
-        sa.select(it.c.id, it.c.status, it.c.version)
+        sa.select(it.c.id, it.c.status, it.c.version, it.c.channels)
         .where(one_of(dialect, it.c.id, "ids"), it.c.status.in_([s.value for s in LIVE_STATES]))
         .order_by(it.c.id).with_for_update(),
-        sa.select(dl.c.item_id, dl.c.status).where(one_of(dialect, dl.c.item_id, "ids")),
+        sa.select(dl.c.item_id, dl.c.channel, dl.c.status).where(one_of(dialect, dl.c.item_id, "ids")),
         sa.update(it).where(it.c.id == sa.bindparam("b_id")),
         sa.insert(au),
     )  # fmt: skip
@@ -700,8 +844,10 @@ def rollup_items(conn: Connection, item_ids: Iterable[int], actor: str = SYSTEM)
     if not items:
         return
     states: dict[int, list[str]] = {i.id: [] for i in items}
-    for item_id, status in conn.execute(q_states, {"ids": list(states)}):
-        states[item_id].append(status)
+    targets = {i.id: set(i.channels or ()) for i in items}
+    for item_id, channel, status in conn.execute(q_states, {"ids": list(states)}):
+        if channel in targets[item_id]:  # as in rollup: a removed channel no longer counts
+            states[item_id].append(status)
     moving = {DeliveryStatus.PENDING.value, DeliveryStatus.CLAIMED.value, DeliveryStatus.WAITING.value}
     now = utcnow()
     moves, audits = [], []
@@ -782,6 +928,19 @@ class PostSnapshot:
     updated_at: Any
     post: Post
     cleared: bool
+    withdrawn: bool = False
+
+    def post_for(self, op: str, channel: str) -> Post | None:
+        """The post if ``op`` may go out on ``channel`` now, else None (the dispatcher then refuses).
+
+        A take-down always may. Anything else needs both approvals of the current version, an item
+        not withdrawn, and a channel still on the item's list: once a withdrawal (or the removal of
+        the channel) is recorded, the take-down is the only call its deliveries may still make.
+        """
+        if op == DeliveryOp.WITHDRAW:
+            return self.post
+        ok = self.cleared and not self.withdrawn and channel in self.post.channels
+        return self.post if ok else None
 
 
 @functools.cache
@@ -794,7 +953,7 @@ def _snapshot_statements(dialect: str) -> tuple[Any, Any, Any, Any]:
     return (
         sa.select(it.c.id, it.c.title, it.c.body_markdown, it.c.body_html, it.c.summary, it.c.category,
                   it.c.department, it.c.author_id, it.c.publish_at, it.c.updated_at, it.c.checklist_item,
-                  it.c.channels, it.c.version).where(one_of(dialect, it.c.id, "ids")),
+                  it.c.channels, it.c.version, it.c.status).where(one_of(dialect, it.c.id, "ids")),
         sa.select(rv.c.id, rv.c.item_id, rv.c.item_version, rv.c.level, rv.c.reviewer_id, rv.c.approved)
         .where(one_of(dialect, rv.c.item_id, "ids")).order_by(rv.c.id),
         sa.select(at).where(one_of(dialect, at.c.item_id, "ids")).order_by(at.c.id),
@@ -825,5 +984,75 @@ def snapshot_posts(ctx: Context, conn: Connection, item_ids: Iterable[int]) -> d
     for i in items:
         ok = _cleared(i.author_id, newest.get((i.id, i.version, 1)), newest.get((i.id, i.version, 2)))
         out[i.id] = PostSnapshot(version=i.version, publish_at=i.publish_at, updated_at=i.updated_at,
-                                 post=_post(ctx, i, assets[i.id], authors.get(i.author_id, "")), cleared=ok)
+                                 post=_post(ctx, i, assets[i.id], authors.get(i.author_id, "")), cleared=ok,
+                                 withdrawn=i.status == ItemStatus.WITHDRAWN)
     return out
+
+
+def settle_request(
+    ctx: Context, conn: Connection, *, requested: str, request_lease: str | None, worker: str, delivery_id: int,
+    op: str, channel: str, item_id: int, sent_version: int | None, outcome: str, to: DeliveryStatus,
+    values: dict[str, Any],
+) -> tuple[DeliveryStatus, str]:  # fmt: skip
+    """Apply a request left on a claimed delivery (:func:`_request`) to the outcome its worker is recording.
+
+    Called by the dispatcher's record, inside its transaction, with the delivery row locked and
+    ``values`` the columns the outcome alone would write (changed in place). Returns the state the
+    delivery ends in and the reason for its audit row.
+
+    What the call did decides: a publish that went out (or an update: the copy was already live) is
+    taken down by a withdraw delivery due now; one that did not go out ends cancelled without a
+    call; one whose fate is unknown (ambiguous, still in progress on the channel, or made by a worker
+    whose lease ran out before this one took over) fails with the reason, for a person to check.
+    """
+    values["requested"] = None
+    values["request_lease"] = None
+    spec = ctx.channels.get(channel)
+    # publish is only owed where the item is not live, update only where it is; a take-down that
+    # succeeded leaves nothing live
+    live = (to == DeliveryStatus.DONE) != (op == DeliveryOp.WITHDRAW) or op == DeliveryOp.UPDATE
+    lease_lost = request_lease is not None and request_lease != worker  # the first holder's call is unrecorded
+    unknown = not live and (outcome == "ambiguous" or to == DeliveryStatus.WAITING or lease_lost)
+    now = values.get("updated_at") or utcnow()
+
+    def owe(new_op: str, status: DeliveryStatus, due: datetime, reason: str | None = None) -> DeliveryStatus:
+        values.update(op=new_op, due_at=due, attempts=0, last_error=reason, last_error_kind=None,
+                      last_error_code=None, status=status.value)  # fmt: skip
+        return status
+
+    if requested == DeliveryRequest.WITHDRAW:
+        if live:
+            if spec is None or not spec.channel.supports_withdraw:
+                return owe(DeliveryOp.WITHDRAW, DeliveryStatus.FAILED, now, by_hand(channel)), (
+                    f"withdrawal requested while it was being sent, and it went out: {by_hand(channel)}")
+            return owe(DeliveryOp.WITHDRAW, DeliveryStatus.PENDING, now), (
+                "withdrawal requested while it was being sent, and it went out: queued withdraw")
+        if unknown or _maybe_out(conn, delivery_id):
+            why = unknown_fate(channel, f"withdrawal requested while it was being sent ({outcome}"
+                                        f"{', lease lost' if lease_lost else ''})")
+            return owe(DeliveryOp.WITHDRAW, DeliveryStatus.FAILED, now, why), why
+        values["status"] = DeliveryStatus.CANCELLED.value
+        return DeliveryStatus.CANCELLED, "withdrawal requested while it was being sent; it did not go out: cancelled"
+    if requested == DeliveryRequest.CANCEL:
+        if to in (DeliveryStatus.PENDING, DeliveryStatus.WAITING):
+            if live:
+                values["status"] = DeliveryStatus.DONE.value
+                return DeliveryStatus.DONE, "update superseded by a newer edit (made while it was being sent)"
+            values["status"] = DeliveryStatus.CANCELLED.value
+            return DeliveryStatus.CANCELLED, "item edited after approval while it was being sent: cancelled"
+        return to, f"item edited after approval while it was being sent; kept {to}"
+    # REQUEUE: the edit made while the call was in flight has been approved: owe the current version
+    it = Item.__table__  # type: ignore[attr-defined]
+    row = conn.execute(sa.select(it.c.version, it.c.publish_at).where(it.c.id == item_id)).one()
+    values["item_version"] = row.version
+    if op != DeliveryOp.WITHDRAW and sent_version == row.version:
+        return to, f"the call carried the approved version {row.version}: kept {to}"
+    if to == DeliveryStatus.WAITING:
+        return to, f"still in progress on {channel}; its next check carries version {row.version}"
+    due = spec.next_slot(row.publish_at or now, ctx.settings.zone) if spec is not None else now
+    if live:
+        if spec is None or not spec.channel.supports_update:
+            why = f"{channel} cannot update a published item: change it there by hand"
+            return owe(DeliveryOp.UPDATE, DeliveryStatus.FAILED, due, why), why
+        return owe(DeliveryOp.UPDATE, DeliveryStatus.PENDING, due), f"queued update to version {row.version}"
+    return owe(DeliveryOp.PUBLISH, DeliveryStatus.PENDING, due), f"queued publish of version {row.version}"

@@ -135,6 +135,21 @@ def test_whole_flow(cli: Cli, tmp_path: Path) -> None:
     assert {x["op"] for x in d["deliveries"]} == {"withdraw"}
 
 
+def test_taking_a_channel_off_a_published_item_says_it_is_taken_down(cli: Cli, tmp_path: Path) -> None:
+    item_id = cli.ok("item", "add", str(write_item(tmp_path, title="撤下一个渠道")), "--as", "ed").last_line
+    cli.ok("submit", item_id, "--as", "ed")
+    cli.ok("review", "approve", item_id, "--as", "head")
+    cli.ok("review", "approve", item_id, "--as", "sec")
+    cli.ok("schedule", item_id, "--at", "now", "--as", "ed")
+    assert "done 2" in cli.ok("run", "--once").out
+    r = cli.ok("item", "edit", item_id, str(write_item(tmp_path, title="撤下一个渠道", channels="[mem]")), "--as", "ed")
+    assert "removed from mem2; run the worker to take it down from mem2" in r.out, r.out
+    assert "done 1" in cli.ok("run", "--once").out
+    d = show(cli, item_id)
+    assert {(x["channel"], x["op"], x["status"]) for x in d["deliveries"]} == {
+        ("mem", "publish", "done"), ("mem2", "withdraw", "done")}  # fmt: skip
+
+
 def test_retry_through_the_cli(cli: Cli, tmp_path: Path) -> None:
     # a title longer than mem's title_max would be refused at review; use a permanent failure instead:
     # the failed delivery is produced by the dispatcher in this process, then retried by the CLI

@@ -438,52 +438,7 @@ def test_edit_of_item_live_on_a_channel_that_cannot_update_does_not_hang(
         assert workflow.get_item(s, item).status == ItemStatus.FAILED
 
 
-def _in_flight(app: Any, channel: str) -> tuple[threading.Thread, int]:
-    """A worker inside a (slow) channel call for a fresh approved item; returns its thread and the item."""
-    item = approved_item(app, channels=[channel])
-    a = Dispatcher(engine=app.engine, ctx=app.ctx, worker_id="hostA:1:a")
-    [claim] = a.claim(1)
-    did = claim.id
-    t = threading.Thread(target=a.execute, args=(did,))
-    t.start()
-    threading.Event().wait(0.4)
-    assert t.is_alive()
-    return t, item
-
-
-def test_withdraw_while_the_item_is_being_sent_is_refused_not_lost(make_app: Any) -> None:
-    """Cancelling a claimed delivery threw away the in-flight call's result: the item went live and
-    nothing would ever take it down."""
-    app = make_app(channels={"slow": {"type": "memory", "latency": 1.5}})
-    t, item = _in_flight(app, "slow")
-    with pytest.raises(NotAllowed, match="being sent to slow right now"), app.session() as s:
-        workflow.withdraw(app.ctx, s, item_id=item, reason="泄密")
-    t.join()
-    assert [i for _, i, _ in MemoryChannel.ledger["slow"]] == [item]
-    with app.session() as s:
-        workflow.withdraw(app.ctx, s, item_id=item, reason="泄密")
-    assert run_once(app) == {"done": 1}
-    assert MemoryChannel.withdrawn["slow"] == [item]
-
-
-def test_second_approval_while_the_previous_version_is_being_sent_is_refused_not_lost(make_app: Any) -> None:
-    app = make_app(channels={"slow": {"type": "memory", "latency": 1.5}})
-    t, item = _in_flight(app, "slow")
-    with app.session() as s:
-        workflow.edit_item(
-            app.ctx, s, item_id=item, actor=workflow.get_user(s, "ed"), changes={"title": "更正"}
-        )
-        workflow.review(app.ctx, s, item_id=item, actor=workflow.get_user(s, "head"), approve=True)
-    with pytest.raises(NotAllowed, match="being sent to slow right now"), app.session() as s:
-        workflow.review(app.ctx, s, item_id=item, actor=workflow.get_user(s, "sec"), approve=True)
-    t.join()
-    with app.session() as s:
-        workflow.review(app.ctx, s, item_id=item, actor=workflow.get_user(s, "sec"), approve=True)
-    d = deliveries(app, item)["slow"]
-    assert (d.op, d.status, d.item_version) == (DeliveryOp.UPDATE, DeliveryStatus.PENDING, 2)
-    assert run_once(app) == {"done": 1}
-    assert [c[1] for c in MemoryChannel.calls] == ["publish", "update"]
-    assert item_status(app, item) == ItemStatus.PUBLISHED
+# a withdrawal, an edit or a re-approval while a channel call is in flight: tests/test_withdraw_in_flight.py
 
 
 def test_withdraw_from_a_channel_that_cannot_says_so(

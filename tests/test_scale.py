@@ -18,7 +18,6 @@ import sqlalchemy as sa
 from bench._common import SECRET, seed_deliveries
 from publisher import workflow
 from publisher.dispatch import Dispatcher
-from publisher.errors import NotAllowed
 from publisher.metrics import WorkerMetrics, metrics_text
 from publisher.scheduler import claim_period
 from publisher.testing import MemoryChannel
@@ -45,26 +44,26 @@ def test_outcomes_are_recorded_with_attempts_audit_and_rollup(app):
     assert len(MemoryChannel.ledger["mem"]) == 19
 
 
-def test_a_withdrawal_while_a_delivery_is_claimed_is_refused_then_works(app):
+def test_a_withdrawal_while_a_delivery_is_claimed_is_recorded_then_applied(app):
     """A claimed delivery may be in the channel's hands this very moment: resetting it would lose the
-    call's result (live on the channel, recorded cancelled). The withdrawal is refused with the reason,
-    changes nothing, and goes through once the worker has recorded the outcome."""
+    call's result (live on the channel, recorded cancelled). The withdrawal is accepted and left on the
+    delivery; the worker applies it when it records the outcome, and the item comes down."""
     seed_deliveries(app, 1, ["mem"])
     d = Dispatcher(engine=app.engine, ctx=app.ctx, threads=1)
     (claim,) = d.claim()
-    with pytest.raises(NotAllowed, match="being sent to mem right now"), app.session() as s:
-        workflow.withdraw(app.ctx, s, item_id=claim.item_id, reason="wrong file")
-    assert _count(app, "select count(*) from delivery where status = 'claimed'") == 1
-    assert d.execute(claim.id) == "done"
     with app.session() as s:
         workflow.withdraw(app.ctx, s, item_id=claim.item_id, reason="wrong file")
-    Dispatcher(engine=app.engine, ctx=app.ctx, threads=1).run(once=True)
-    assert MemoryChannel.withdrawn["mem"] == [claim.item_id]
+    assert _count(app, "select count(*) from delivery where status = 'claimed' and requested = 'withdraw'") == 1
+    # its check right before the call sees the withdrawal: nothing is sent, nothing is left to take down
+    assert d.execute(claim.id) == "permanent"
+    assert _count(app, "select count(*) from delivery where status = 'cancelled' and requested is null") == 1
+    assert Dispatcher(engine=app.engine, ctx=app.ctx, threads=1).run(once=True).total == 0
+    assert MemoryChannel.ledger["mem"] == [] and MemoryChannel.withdrawn["mem"] == []
 
 
 def test_a_withdrawal_while_deliveries_wait_in_the_backlog_loses_nothing(make_app):
-    """The worker holds a backlog of leased deliveries; a withdrawal meanwhile is refused while its
-    delivery is leased, and nothing is published that the store does not know about."""
+    """The worker holds a backlog of leased deliveries; a withdrawal meanwhile is accepted, and nothing
+    is published that the store does not know about, nor left up."""
     app = make_app(channels={"slow": {"type": "memory", "latency": 0.05}})
     seed_deliveries(app, 20, ["slow"])
     d = Dispatcher(engine=app.engine, ctx=app.ctx, threads=1)
@@ -77,15 +76,22 @@ def test_a_withdrawal_while_deliveries_wait_in_the_backlog_loses_nothing(make_ap
             last = max(d.inflight)
         with app.engine.connect() as conn:
             item_id = conn.execute(sa.text(f"select item_id from delivery where id = {last}")).scalar_one()
-        with pytest.raises(NotAllowed, match="right now"), app.session() as s:
+        with app.session() as s:
             workflow.withdraw(app.ctx, s, item_id=item_id, reason="published by mistake")
         t.join(timeout=30)
     finally:
         d.stop.set()
         t.join(timeout=30)
     assert not t.is_alive()
-    assert len(MemoryChannel.ledger["slow"]) == 20
-    assert _count(app, "select count(*) from delivery where status = 'done' and published_at is not null") == 20
+    Dispatcher(engine=app.engine, ctx=app.ctx, threads=1).run(once=True)
+    published = [i for _, i, _ in MemoryChannel.ledger["slow"]]
+    assert len(published) in (19, 20) and len(set(published)) == len(published)
+    # up and then down, or never sent: never up with nobody knowing
+    assert (item_id in published) == (MemoryChannel.withdrawn["slow"] == [item_id])
+    assert _count(app, "select count(*) from delivery where status = 'done' and published_at is not null") == len(
+        published
+    )
+    assert _count(app, "select count(*) from delivery where status in ('pending', 'claimed')") == 0
 
 
 def _wait_for(pred, timeout: float = 10) -> None:

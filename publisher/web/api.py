@@ -73,7 +73,7 @@ def _delivery(d: Delivery, attempts: list[DeliveryAttempt]) -> dict[str, Any]:
     return {
         "id": d.id, "item_id": d.item_id, "channel": d.channel, "op": d.op, "status": d.status, "due_at": d.due_at,
         "attempts": d.attempts, "url": d.url, "published_at": d.published_at, "last_error": d.last_error,
-        "last_error_kind": d.last_error_kind,
+        "last_error_kind": d.last_error_kind, "requested": d.requested,
         "history": [{"number": a.number, "outcome": a.outcome, "message": a.message, "code": a.code,
                      "at": a.finished_at} for a in attempts],
     }  # fmt: skip

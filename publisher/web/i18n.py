@@ -167,6 +167,15 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "op_publish": ("发布", "publish"),
     "op_update": ("更新", "update"),
     "op_withdraw": ("撤回", "withdraw"),
+    "req_withdraw": ("正在发送；已登记撤回：发送结束后若已发出即撤下，否则取消",
+                     "being sent; withdrawal recorded: taken down when the call returns if it went out, "
+                     "else cancelled"),
+    "req_cancel": ("正在发送；内容已修改：已发出的保留（新版本审核后更新），未发出的取消",
+                   "being sent; the item was edited: what went out stays (updated after the new approval), "
+                   "the rest is cancelled"),
+    "req_requeue": ("正在发送；新版本已审核通过：发送结束后即发送新版本",
+                    "being sent; the new version is approved: it is sent when the call returns"),
+    "channel_removed": ("已从目标渠道中移除", "removed from the item's channels"),
     # roles
     "role_editor": ("编辑", "Editor"),
     "role_department_head": ("部门负责人", "Department head"),
