@@ -721,16 +721,12 @@ class Dispatcher:
             with self.engine.begin() as conn:
                 yield conn
             return
-        conn = getattr(self._local, "wconn", None)
-        if conn is None:
-            conn = self._local.wconn = self.engine.connect()
+        conn = self._kept("wconn", self.engine)
         try:
             with conn.begin():
                 yield conn
         except BaseException:
-            # the connection may be broken (a cut, a restarted server): the next step takes another
-            self._local.wconn = None
-            conn.close()
+            self._drop("wconn")
             raise
 
     @contextmanager
@@ -741,25 +737,35 @@ class Dispatcher:
             with self._read_engine.connect() as conn:
                 yield conn
             return
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = self._local.conn = self._read_engine.connect()
+        conn = self._kept("conn", self._read_engine)
         try:
             yield conn
             conn.rollback()  # ends the read (PostgreSQL: nothing is sent in autocommit); conn stays
         except BaseException:
-            self._local.conn = None
-            conn.close()
+            self._drop("conn")
             raise
+
+    def _kept(self, attr: str, engine: Engine) -> sa.Connection:
+        """The calling thread's kept connection ``attr``, checked out of ``engine`` the first time."""
+        conn = getattr(self._local, attr, None)
+        if conn is None:
+            conn = engine.connect()
+            setattr(self._local, attr, conn)
+        return conn
+
+    def _drop(self, attr: str) -> None:
+        """Close the calling thread's kept connection ``attr``, if any: it may be broken (a cut, a
+        restarted server), and the next step takes another."""
+        conn = getattr(self._local, attr, None)
+        if conn is not None:
+            setattr(self._local, attr, None)
+            conn.close()
 
     def _release_connections(self) -> None:
         """Close the connections the calling thread kept (back to the pool)."""
         self._local.hold = False
-        for attr in ("conn", "wconn"):
-            conn = getattr(self._local, attr, None)
-            if conn is not None:
-                setattr(self._local, attr, None)
-                conn.close()
+        self._drop("conn")
+        self._drop("wconn")
 
     def execute(self, delivery_id: int) -> str:
         """Run one delivery this worker has claimed and record its outcome (tests, tools)."""

@@ -26,12 +26,17 @@ class UTCDateTime(TypeDecorator[datetime]):
     impl = sa.DateTime
     cache_ok = True
 
+    @staticmethod
+    def _in_utc(value: datetime) -> datetime:
+        """``value`` moved to UTC; a naive datetime is refused."""
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: attach a time zone before storing it")
+        return value.astimezone(UTC)
+
     def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
         if value is None:
             return None
-        if value.tzinfo is None:
-            raise ValueError(f"naive datetime {value!r}: attach a time zone before storing it")
-        value = value.astimezone(UTC)
+        value = self._in_utc(value)
         # combine() rather than replace(tzinfo=...): a quarter of the cost (replace parses keywords)
         return datetime.combine(value.date(), value.time())
 
@@ -53,10 +58,8 @@ class UTCDateTime(TypeDecorator[datetime]):
                 return None
             if not isinstance(value, datetime):
                 raise TypeError(f"expected a datetime, got {type(value).__name__}: {value!r}")
-            if value.tzinfo is None:
-                raise ValueError(f"naive datetime {value!r}: attach a time zone before storing it")
             # the dialect's own format: YYYY-MM-DD HH:MM:SS.ffffff, without the offset
-            return value.astimezone(UTC).isoformat(" ", "microseconds")[:26]
+            return self._in_utc(value).isoformat(" ", "microseconds")[:26]
 
         return process
 
