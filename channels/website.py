@@ -503,7 +503,7 @@ class WebsiteChannel(Channel):
             return LinkStatus(ok=False, reason=f"not a page of this site ({self.base_url})")
         if path.is_file():
             return LinkStatus(ok=True, reason="page file exists")
-        return LinkStatus(ok=False, reason=f"page file {path} does not exist")
+        return LinkStatus(ok=False, status=404, reason=f"page file {path} does not exist")
 
     def list_publications(self, since: datetime | None = None) -> list[RemotePublication]:
         with self._locked():

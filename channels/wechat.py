@@ -43,7 +43,7 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal, TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 from xml.parsers.expat import ExpatError
 from zoneinfo import ZoneInfo
 
@@ -363,6 +363,7 @@ class WeChatChannel(Channel):
         # uploaded media belong to one API host: the sandbox's ids mean nothing to WeChat and back
         self._media_prefix = f"{self._prefix}{hashlib.sha256(config.api_base.encode()).hexdigest()[:8]}:"
         self._session = KVSessionStorage(env.kv, self._prefix, env.clock)
+        self._scanned_at: float | None = None  # when the whole listing was last read (monotonic)
         self.client = _Client(
             api_base=config.api_base,
             appid=config.appid,
@@ -1098,57 +1099,137 @@ class WeChatChannel(Channel):
             log.info("wechat %s: article %s was already gone", self.name, article_id)
 
     def check_url(self, url: str) -> LinkStatus:
-        article_id = self.env.kv.get(f"{self._prefix}url:{url}")
-        if not article_id or urlsplit(url).hostname != "mp.weixin.qq.com":
+        """Ask the API, not the page: WeChat serves a deleted article's page with 200.
+
+        A verdict comes only from WeChat's answer: the article's ``is_deleted`` (410) or no such
+        article (53600, 404). A call that fails, or a URL no article of the account is known to have,
+        is no verdict (``status`` None): the sync leaves the article as it was.
+        """
+        if urlsplit(url).hostname != "mp.weixin.qq.com":
             return super().check_url(url)
         try:
+            article_id = self._article_for_url(url)
+            if not article_id:
+                return LinkStatus(ok=False, reason="no article of this account is known to have this URL")
             res = self._call("looking up the article", self.client.freepublish.getarticle, article_id)
         except PermanentChannelError as exc:
-            return LinkStatus(ok=False, reason=f"WeChat no longer has the article: {exc}")
-        except (TransientChannelError, QuotaExceeded) as exc:
+            if exc.code == 53600:
+                return LinkStatus(ok=False, status=404, reason=f"WeChat has no such article: {exc}")
+            return LinkStatus(ok=False, reason=f"could not check with WeChat: {exc}")
+        except ChannelError as exc:
             return LinkStatus(ok=False, reason=f"could not check with WeChat: {exc}")
         items = res.get("news_item") or []
-        if not items or all(it.get("is_deleted") for it in items):
-            return LinkStatus(ok=False, status=200, reason="deleted on WeChat")
+        items = [it for it in items if it.get("url") == url] or items
+        if not items:
+            return LinkStatus(ok=False, reason="WeChat gave the article without its news items")
+        if all(it.get("is_deleted") for it in items):
+            return LinkStatus(ok=False, status=410, reason="deleted on WeChat")
         return LinkStatus(ok=True, status=200, reason="published on WeChat")
 
+    def _known(self, article_id: str) -> dict[str, Any]:
+        raw = self.env.kv.get(f"{self._prefix}art:{article_id}")
+        return json.loads(raw) if raw else {}
+
+    def _remember(self, it: Mapping[str, Any]) -> None:
+        """Keep what a listing says of an article: its URLs (for check_url), title and day (for stats)."""
+        article_id = str(it["article_id"])
+        news = (it.get("content") or {}).get("news_item") or []
+        day = datetime.fromtimestamp(int(it.get("update_time") or 0), BEIJING).date().isoformat()
+        known = self._known(article_id)
+        first = news[0] if news else {}
+        seen = {"day": day, "title": first.get("title", ""), "url": known.get("url") or first.get("url")}
+        if any(known.get(k) != v for k, v in seen.items()):
+            self.env.kv.set(f"{self._prefix}art:{article_id}", json.dumps(known | seen))
+        for n in news:
+            if n.get("url") and self.env.kv.get(f"{self._prefix}url:{n['url']}") != article_id:
+                self.env.kv.set(f"{self._prefix}url:{n['url']}", article_id)
+
+    def _listing(self) -> Iterable[dict[str, Any]]:
+        """Every article ``freepublish/batchget`` lists, newest first, deleted ones included."""
+        offset = 0
+        while True:
+            res = self._call("listing published articles", self.client.freepublish.batchget, offset, 20, 1)
+            items = res.get("item") or []
+            yield from items
+            offset += len(items)
+            if not items or offset >= int(res.get("total_count") or 0):
+                return
+
+    def _scan_listing(self) -> None:
+        """Remember every listed article, at most once every ten minutes (a URL or day not on record)."""
+        if self._scanned_at is not None and time.monotonic() - self._scanned_at < 600:
+            return
+        for it in self._listing():
+            self._remember(it)
+        self._scanned_at = time.monotonic()
+
+    def _article_for_url(self, url: str) -> str | None:
+        article_id = self.env.kv.get(f"{self._prefix}url:{url}")
+        if not article_id:
+            self._scan_listing()
+            article_id = self.env.kv.get(f"{self._prefix}url:{url}")
+        return article_id
+
+    def _msg_data_id(self, article_id: str, until: date) -> str | None:
+        """The ``msg_data_id`` the datacube names an article by (``msgid`` "<msg_data_id>_<index>").
+
+        Kept when the pipeline published it; otherwise read from the URL (``mid=``) or learnt once
+        from ``getarticletotal`` on its day, where it must be the only article of that title: two
+        weekly posts with the same title are told apart by their day, never matched by title alone.
+        """
+        known = self._known(article_id)
+        if known.get("msg_data_id"):
+            return str(known["msg_data_id"])
+        if not known.get("day"):
+            self._scan_listing()
+            known = self._known(article_id)
+        mid = parse_qs(urlsplit(known.get("url") or "").query).get("mid")
+        found: str | None = mid[0] if mid else None
+        if found is None and known.get("day") and date.fromisoformat(known["day"]) <= until:
+            day = date.fromisoformat(known["day"])
+            rows = self._call("reading article totals", self.client.datacube.get_article_total, day, day)
+            ids = {str(r.get("msgid", "")).split("_")[0] for r in rows if r.get("title") == known.get("title")}
+            if len(ids) == 1:
+                found = ids.pop()
+            elif ids:
+                log.warning("wechat %s: %d articles titled %r on %s; article %s gets no stats",
+                            self.name, len(ids), known.get("title"), day, article_id)  # fmt: skip
+        if found:
+            self.env.kv.set(f"{self._prefix}art:{article_id}", json.dumps(known | {"msg_data_id": found}))
+        return found
+
+    def stats_final_through(self, now: datetime) -> date:
+        """Yesterday (Beijing), once it is past 08:00 there: the datacube has nothing for today."""
+        local = now.astimezone(BEIJING)
+        return local.date() - timedelta(days=1 if local.hour >= 8 else 2)
+
     def fetch_stats(self, remote_ids: Iterable[str], since: date, until: date) -> list[StatRow]:
-        # the datacube reports up to yesterday, and yesterday only once it is past 08:00 in Beijing
-        local = self.env.clock().astimezone(BEIJING)
-        until = min(until, local.date() - timedelta(days=1 if local.hour >= 8 else 2))
+        until = min(until, self.stats_final_through(self.env.clock()))
         by_msg: dict[str, str] = {}
-        by_title: dict[str, str] = {}
         for rid in remote_ids:
-            raw = self.env.kv.get(f"{self._prefix}art:{rid}")
-            known = json.loads(raw) if raw else {}
-            if known.get("msg_data_id"):
-                by_msg[known["msg_data_id"]] = rid
-            elif rid.startswith("mass-"):
+            if rid.startswith("mass-"):
                 by_msg[rid.removeprefix("mass-")] = rid
-            elif since <= until:
-                # published before this channel kept msg_data_ids (or by hand): match on the title
-                try:
-                    res = self._call("looking up the article", self.client.freepublish.getarticle, rid)
-                except PermanentChannelError:
-                    continue
-                for news in (res.get("news_item") or [])[:1]:
-                    by_title[news.get("title", "")] = rid
+            elif since <= until and (msg := self._msg_data_id(rid, until)):
+                by_msg[msg] = rid
         rows: list[StatRow] = []
         day = since
-        while (by_msg or by_title) and day <= until:
+        while by_msg and day <= until:
+            sums: dict[tuple[str, str], int] = {}
             for r in self._call(
                 "reading article statistics", self.client.datacube.get_article_summary, day, day
             ):
-                rid = by_msg.get(str(r.get("msgid", "")).split("_")[0]) or by_title.get(r.get("title", ""))
+                rid = by_msg.get(str(r.get("msgid", "")).split("_")[0])
                 if rid is None:
                     continue
+                # one row per news item of a post: the post's figures are their sum
                 for metric, field in (
                     ("reads", "int_page_read_count"),
                     ("readers", "int_page_read_user"),
                     ("shares", "share_count"),
                     ("favourites", "add_to_fav_count"),
                 ):
-                    rows.append(StatRow(day=day, metric=metric, value=int(r.get(field) or 0), remote_id=rid))
+                    sums[(rid, metric)] = sums.get((rid, metric), 0) + int(r.get(field) or 0)
+            rows += [StatRow(day=day, metric=m, value=v, remote_id=rid) for (rid, m), v in sums.items()]
             day += timedelta(days=1)
         start = since
         while start <= until:
@@ -1178,27 +1259,25 @@ class WeChatChannel(Channel):
         return rows
 
     def list_publications(self, since: datetime | None = None) -> list[RemotePublication]:
+        """The articles ``freepublish/batchget`` lists, less the deleted ones (WeChat keeps listing
+        those, their news items marked ``is_deleted``)."""
         found: list[RemotePublication] = []
-        offset = 0
-        while True:
-            res = self._call("listing published articles", self.client.freepublish.batchget, offset, 20, 1)
-            items = res.get("item") or []
-            for it in items:
-                when = datetime.fromtimestamp(int(it.get("update_time") or 0), UTC)
-                if since is not None and when < since:
-                    return found
-                news = ((it.get("content") or {}).get("news_item") or [{}])[0]
+        for it in self._listing():
+            when = datetime.fromtimestamp(int(it.get("update_time") or 0), UTC)
+            if since is not None and when < since:
+                break
+            self._remember(it)
+            live = [n for n in (it.get("content") or {}).get("news_item") or [{}] if not n.get("is_deleted")]
+            if live:
                 found.append(
                     RemotePublication(
                         remote_id=str(it["article_id"]),
-                        title=news.get("title", ""),
-                        url=news.get("url"),
+                        title=live[0].get("title", ""),
+                        url=live[0].get("url"),
                         published_at=when,
                     )
                 )
-            offset += len(items)
-            if not items or offset >= int(res.get("total_count") or 0):
-                return found
+        return found
 
     def check_health(self) -> HealthReport:
         warnings: list[str] = []

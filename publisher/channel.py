@@ -186,7 +186,12 @@ Outcome = Published | InProgress
 
 @dataclass(frozen=True)
 class LinkStatus:
-    """Whether a published URL still answers."""
+    """Whether a published URL still answers.
+
+    Not ``ok`` is a verdict ("taken down") only with ``status`` 404 or 410; a channel that asks an
+    API reports a deleted article as 410 and an unknown one as 404. Anything else (no answer, a
+    timeout, a 5xx, a failed API call) is no verdict: the weekly sync leaves the page as it was.
+    """
 
     ok: bool
     status: int | None = None

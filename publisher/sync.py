@@ -3,9 +3,10 @@
 For each configured channel, as far as it can tell (its ``supports_*`` flags say how far):
 
 * engagement figures (:meth:`Channel.fetch_stats`) are upserted into ``channel_stat``;
-* every published URL is checked (:meth:`Channel.check_url`); a page taken down or a WeChat article
-  deleted sets ``delivery.taken_down_at`` and writes a ``link_check`` row and an audit row; a page
-  that answers again clears it the same way;
+* every published URL is checked (:meth:`Channel.check_url`); a page answering 404/410 or a WeChat
+  article the API says is deleted sets ``delivery.taken_down_at`` and writes a ``link_check`` row and
+  an audit row; a page that answers again clears it the same way; no answer, a timeout, a 5xx or a
+  failed API call is no verdict: the delivery is left as it was and the run's errors say so;
 * articles the channel lists (:meth:`Channel.list_publications`) that we have no delivery for, by
   remote id, become ``remote``-origin items, so a post made by hand in the WeChat editor is counted.
 
@@ -139,30 +140,38 @@ def _links(app: App, ch: Channel, res: ChannelSync, run_id: int, progress: Progr
             select(Delivery).where(Delivery.channel == ch.name, col(Delivery.url).is_not(None),
                                    col(Delivery.published_at).is_not(None), col(Delivery.withdrawn_at).is_(None))
             .order_by(Delivery.id))]  # fmt: skip
-    # the default check is an HTTP GET: no answer at all (DNS, refused, timeout) says more about our
-    # network than about the page, so only an HTTP status counts as "taken down"; a channel's own
-    # check_url (e.g. asking the WeChat API whether an article exists) is trusted as it is
-    own_check = type(ch).check_url is not Channel.check_url
-    unreachable: list[str] = []
+    unknown: list[str] = []
     for n, (did, url, was_down) in enumerate(todo, 1):
         if progress:
             progress(f"{ch.name}: links", n - 1, len(todo))
         try:
             status = ch.check_url(url)  # type: ignore[arg-type]
         except PublisherError as exc:
-            res.errors.append(f"check {url}: {exc}")
-            continue
-        if not status.ok and status.status is None and not own_check:
-            unreachable.append(f"{url} ({status.reason})")
+            status = LinkStatus(ok=False, reason=str(exc))
+        gone = link_gone(status)
+        if gone is None:
+            unknown.append(f"{url} ({status.status or 'no answer'}: {status.reason})")
             continue
         res.links_checked += 1
-        if status.ok == was_down:  # changed: down → up, or up → down
+        if gone != was_down:  # changed: down → up, or up → down
             _record_link(app, did, status, run_id, actor=ACTOR)
-            (res.restored if status.ok else res.taken_down).append(did)  # type: ignore[arg-type]
-    if unreachable:
-        res.errors.append(f"{len(unreachable)} URL(s) could not be reached, left as they were; first: {unreachable[0]}")
+            (res.taken_down if gone else res.restored).append(did)  # type: ignore[arg-type]
+    if unknown:
+        res.errors.append(f"{len(unknown)} URL(s) could not be checked, left as they were; first: {unknown[0]}")
     if progress:
         progress(f"{ch.name}: links", len(todo), len(todo))
+
+
+#: the answers that say a page is gone for good; anything else that is not a success is no verdict
+GONE = frozenset({404, 410})
+
+
+def link_gone(status: LinkStatus) -> bool | None:
+    """True: taken down (404/410, or a channel's API saying so as 404/410); False: it answers;
+    None: nobody knows (no answer, a timeout, a 5xx, an API call that failed) — leave it as it was."""
+    if status.ok:
+        return False
+    return True if status.status in GONE else None
 
 
 def _record_link(app: App, delivery_id: int, status: LinkStatus, run_id: int, *, actor: str) -> None:

@@ -75,7 +75,11 @@ class ListingChannel(Channel):
         self._count("check")
         for a in self.articles.values():
             if a["url"] == url:
-                return LinkStatus(ok=False, reason="deleted by the author") if a["deleted"] else LinkStatus(ok=True)
+                if a.get("busy"):  # the platform's API did not answer: no verdict
+                    return LinkStatus(ok=False, reason="platform busy")
+                if a["deleted"]:  # the platform's API says so: as definite as a 410
+                    return LinkStatus(ok=False, status=410, reason="deleted by the author")
+                return LinkStatus(ok=True)
         return LinkStatus(ok=False, status=404, reason="Not Found")
 
     def list_publications(self, since: datetime | None = None) -> list[RemotePublication]:
@@ -223,8 +227,11 @@ def test_default_link_check_over_http(make_app):
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self):  # noqa: N802
-            self.send_response(200 if self.path == "/ok.htm" else 404)
+            codes = {"/ok.htm": 200, "/busy.htm": 503, "/gone.htm": 410, "/flaky.htm": Handler.flaky}
+            self.send_response(codes.get(self.path, 404))
             self.end_headers()
+
+        flaky = 404
 
         def log_message(self, *args):
             pass
@@ -237,16 +244,46 @@ def test_default_link_check_over_http(make_app):
         csv_text = ("title,category,department,channel,published_at,url\n"
                     f"在,公告公示,校长办公室,city_portal,2022-03-01,{base}/ok.htm\n"
                     f"删了,公告公示,校长办公室,city_portal,2022-03-01,{base}/gone.htm\n"
+                    f"没了,公告公示,校长办公室,city_portal,2022-03-01,{base}/missing.htm\n"
+                    f"忙,公告公示,校长办公室,city_portal,2022-03-01,{base}/busy.htm\n"
+                    f"时好时坏,公告公示,校长办公室,city_portal,2022-03-01,{base}/flaky.htm\n"
                     "没网,公告公示,校长办公室,city_portal,2022-03-01,http://127.0.0.1:1/x.htm\n")  # fmt: skip
         with app.session() as s:
             ledger.import_csv(app.ctx, s, data=csv_text.encode(), source="t.csv", actor="admin")
         first = run_sync(app).channels["city_portal"]
-        assert first.links_checked == 2 and len(first.taken_down) == 1
-        assert len(first.errors) == 1 and first.errors[0].startswith("1 URL(s) could not be reached")
+        assert first.links_checked == 4 and len(first.taken_down) == 3
+        assert len(first.errors) == 1 and first.errors[0].startswith("2 URL(s) could not be checked, left as")
         with app.session() as s:
-            (down,) = s.exec(select(Delivery).where(col(Delivery.taken_down_at).is_not(None))).all()
-            assert down.url.endswith("/gone.htm")
+            down = s.exec(select(Delivery).where(col(Delivery.taken_down_at).is_not(None))).all()
+            assert sorted(d.url.rsplit("/", 1)[1] for d in down) == ["flaky.htm", "gone.htm", "missing.htm"]
         assert not run_sync(app).changed
+        # a page taken down that now answers 500 is not back, nor gone any more surely than before
+        Handler.flaky = 500
+        again = run_sync(app).channels["city_portal"]
+        assert again.restored == [] and again.taken_down == [] and again.errors[0].startswith("3 URL(s)")
+        Handler.flaky = 200
+        assert len(run_sync(app).channels["city_portal"].restored) == 1
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_no_answer_from_the_channels_own_check_is_not_a_verdict(sync_app, tmp_path):
+    """The channel's own check failing (its API busy) leaves the article as it was, and says so."""
+    app = sync_app
+    _publish(app, tmp_path, "通知")
+    with app.session() as s:
+        d = s.exec(select(Delivery)).one()
+    assert run_sync(app).channels["wx"].links_checked == 1
+    ListingChannel.articles[d.remote_id]["busy"] = True
+    res = run_sync(app).channels["wx"]
+    assert res.taken_down == [] and res.links_checked == 0
+    assert res.errors == [f"1 URL(s) could not be checked, left as they were; first: {d.url} "
+                          "(no answer: platform busy)"]  # fmt: skip
+    ListingChannel.articles[d.remote_id].update(busy=False, deleted=True)
+    assert run_sync(app).channels["wx"].taken_down == [d.id]
+    ListingChannel.articles[d.remote_id].update(busy=True, deleted=False)
+    res = run_sync(app).channels["wx"]
+    assert res.restored == [] and res.taken_down == [] and len(res.errors) == 1
+    with app.session() as s:
+        assert s.get(Delivery, d.id).taken_down_at is not None

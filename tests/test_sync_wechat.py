@@ -20,7 +20,7 @@ from publisher import content, stats, workflow
 from publisher.dispatch import Dispatcher
 from publisher.models import Delivery, DeliveryStatus
 from publisher.sync import run_sync
-from publisher.testing import make_ctx, make_post
+from publisher.testing import make_ctx, make_env, make_post
 
 SECRET_ENV = "PUBLISHER_TEST_SYNC_WECHAT_SECRET"
 
@@ -113,3 +113,90 @@ def _cover_asset(tmp_path):
     Image.new("RGB", (900, 500), (20, 90, 160)).save(p)
     return Asset(sha256=hashlib.sha256(p.read_bytes()).hexdigest(), path=p, filename=p.name,
                  content_type="image/jpeg", role="cover", width=900, height=500)  # fmt: skip
+
+
+def _wechat_app(make_app, sandbox):
+    return make_app(channels={"wechat": {
+        "type": "wechat", "appid": sandbox.appid, "secret_env": SECRET_ENV, "api_base": sandbox.base_url,
+        "poll_intervals": [0.05, 0.1], "token_endpoint": "stable_token",
+    }})  # fmt: skip
+
+
+def _post_outside(app, tmp_path, title: str, item_id: int) -> str:
+    """An article posted on WeChat without the pipeline (the MP console: nothing of it in our store)."""
+    from channels.wechat import WeChatChannel
+
+    ours = app.channels["wechat"].channel
+    channel = WeChatChannel("console", ours.config, make_env(tmp_path))
+    post, ctx = make_post(item_id=item_id, title=title, assets=(_cover_asset(tmp_path),)), make_ctx(delivery_id=item_id)
+    for _ in range(100):
+        out = channel.publish(post, ctx)
+        if type(out).__name__ == "Published":
+            return out.remote_id
+        time.sleep(0.05)
+    raise AssertionError("the outside article was not published")
+
+
+def _api(sandbox: WeChatSandbox, path: str, body: dict) -> dict:
+    tok = requests.post(f"{sandbox.base_url}/cgi-bin/stable_token", timeout=5, json={
+        "grant_type": "client_credential", "appid": sandbox.appid, "secret": sandbox.secret})  # fmt: skip
+    r = requests.post(f"{sandbox.base_url}{path}?access_token={tok.json()['access_token']}", json=body, timeout=5)
+    return r.json()
+
+
+def test_a_deleted_article_stays_listed_and_is_not_adopted(make_app, sandbox, tmp_path):
+    """WeChat keeps a deleted article in freepublish/batchget with is_deleted true: the sync skips it."""
+    app = _wechat_app(make_app, sandbox)
+    kept = _post_outside(app, tmp_path, "校园开放日", 9001)
+    gone = _post_outside(app, tmp_path, "已删除的推文", 9002)
+    _delete_on_console(sandbox, gone)
+    listed = _api(sandbox, "/cgi-bin/freepublish/batchget", {"offset": 0, "count": 20, "no_content": 1})
+    assert listed["total_count"] == 2
+    deleted = {it["article_id"]: it["content"]["news_item"][0]["is_deleted"] for it in listed["item"]}
+    assert deleted == {kept: False, gone: True}
+
+    first = run_sync(app).channels["wechat"]
+    assert len(first.remote_added) == 1 and first.errors == []
+    with app.session() as s:
+        (d,) = s.exec(__import__("sqlmodel").select(Delivery)).all()
+        assert d.remote_id == kept
+    start, end = stats.period(None, None, app.settings.zone)
+    assert stats.counts(app.engine, stats.StatsQuery(start=start, end=end))[0]["published"] == 1
+    assert not run_sync(app).changed
+
+
+def test_an_outside_article_deleted_later_is_taken_down_by_the_api(make_app, sandbox, tmp_path):
+    """WeChat serves a deleted article's page with 200: the sync asks getarticle (is_deleted) instead."""
+    app = _wechat_app(make_app, sandbox)
+    rid = _post_outside(app, tmp_path, "校园开放日", 9001)
+    first = run_sync(app).channels["wechat"]
+    assert len(first.remote_added) == 1 and first.links_checked == 1 and first.errors == []
+    _delete_on_console(sandbox, rid)
+    with app.session() as s:
+        (d,) = s.exec(__import__("sqlmodel").select(Delivery)).all()
+    second = run_sync(app).channels["wechat"]
+    assert second.taken_down == [d.id] and second.errors == []
+    assert not run_sync(app).changed
+
+
+def test_no_answer_from_wechat_is_not_a_verdict(make_app, sandbox, tmp_path):
+    """getarticle failing (busy, HTTP 500, a refused call) leaves the article as it was, and says so."""
+    app = _wechat_app(make_app, sandbox)
+    delivery_id = _publish_through_pipeline(app, tmp_path)
+    assert run_sync(app).channels["wechat"].links_checked == 1
+    for kind, params in (("busy", {}), ("http500", {}), ("errcode", {"errcode": 48001})):
+        sandbox.inject(kind, path="/cgi-bin/freepublish/getarticle", **params)
+        res = run_sync(app).channels["wechat"]
+        assert res.taken_down == [] and res.links_checked == 0, kind
+        assert len(res.errors) == 1 and "left as they were" in res.errors[0], res.errors
+        with app.session() as s:
+            assert s.get(Delivery, delivery_id).taken_down_at is None
+    # a definite answer: deleted on the console
+    with app.session() as s:
+        article_id = s.get(Delivery, delivery_id).remote_id
+    _delete_on_console(sandbox, article_id)
+    assert run_sync(app).channels["wechat"].taken_down == [delivery_id]
+    # and WeChat not answering after that does not bring it back either
+    sandbox.inject("http500", path="/cgi-bin/freepublish/getarticle")
+    res = run_sync(app).channels["wechat"]
+    assert res.restored == [] and res.taken_down == []

@@ -13,7 +13,8 @@ What it emulates (paths as on ``https://api.weixin.qq.com``):
   (40007); ``<script>`` and images not hosted by WeChat are stripped from the stored content.
 * ``freepublish/submit|get|delete|getarticle|batchget``: a submitted job finishes after
   ``publish_delay`` seconds; the draft leaves the box when published; a signed PUBLISHJOBFINISH
-  event is POSTed to ``callback_url`` (plain or AES safe mode), retried 3 times like WeChat.
+  event is POSTed to ``callback_url`` (plain or AES safe mode), retried 3 times like WeChat. A
+  deleted article stays in ``getarticle`` and ``batchget`` with ``is_deleted`` true on its items.
 * ``message/mass/sendall`` with ``clientmsgid`` de-duplication (45065).
 * ``/datacube/getarticlesummary|getarticletotal`` (1-day span) and ``getusersummary|getusercumulate``
   (7-day span), ``end_date`` ≤ yesterday in Beijing time (61501), deterministic plausible numbers.
@@ -875,11 +876,8 @@ class WeChatSandbox:
         self._require_token(query)
         offset, count, no_content = self._page(body)
         with self._lock:
-            rows = sorted(
-                (a for a in self._s.articles.values() if not a["deleted"]),
-                key=lambda a: a["seq"],
-                reverse=True,
-            )
+            # as WeChat does: a deleted article stays listed, its news items marked is_deleted
+            rows = sorted(self._s.articles.values(), key=lambda a: a["seq"], reverse=True)
             page = rows[offset : offset + count]
             return {
                 "total_count": len(rows),
