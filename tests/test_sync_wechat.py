@@ -18,7 +18,7 @@ from PIL import Image
 from channels.sandbox.wechat import WeChatSandbox
 from publisher import content, stats, workflow
 from publisher.dispatch import Dispatcher
-from publisher.models import Delivery, DeliveryStatus
+from publisher.models import ChannelStat, Delivery, DeliveryStatus
 from publisher.sync import run_sync
 from publisher.testing import make_ctx, make_env, make_post
 
@@ -200,3 +200,33 @@ def test_no_answer_from_wechat_is_not_a_verdict(make_app, sandbox, tmp_path):
     sandbox.inject("http500", path="/cgi-bin/freepublish/getarticle")
     res = run_sync(app).channels["wechat"]
     assert res.restored == [] and res.taken_down == []
+
+
+def _served(sandbox: WeChatSandbox, day) -> dict[str, dict]:
+    """What the sandbox's datacube serves for ``day``: msg_data_id -> row."""
+    rows = _api(sandbox, "/datacube/getarticlesummary", {"begin_date": str(day), "end_date": str(day)})["list"]
+    return {r["msgid"].split("_")[0]: r for r in rows}
+
+
+def test_two_outside_articles_with_the_same_title_get_their_own_stats(make_app, sandbox, tmp_path):
+    """A weekly "本周工作安排" posted by hand twice: each article's rows by its msg_data_id, not its title."""
+    app = _wechat_app(make_app, sandbox)
+    older = _post_outside(app, tmp_path, "本周工作安排", 9001)
+    newer = _post_outside(app, tmp_path, "本周工作安排", 9002)
+    sandbox.backdate(older, 10)
+    sandbox.backdate(newer, 3)
+    first = run_sync(app).channels["wechat"]
+    assert len(first.remote_added) == 2
+    msg = {a["article_id"]: a["msg_data_id"] for a in sandbox.ledger()["articles"]}
+    with app.session() as s:
+        stored = [(r.remote_id, r.day, r.metric, r.value) for r in s.exec(__import__("sqlmodel").select(ChannelStat))
+                  if r.remote_id]  # fmt: skip
+    assert {rid for rid, *_ in stored} == {older, newer}
+    days = {day for _, day, *_ in stored}
+    served = {day: _served(sandbox, day) for day in days}
+    for rid in (older, newer):
+        reads = {day: v for r, day, metric, v in stored if r == rid and metric == "reads"}
+        assert reads == {d: served[d][msg[rid]]["int_page_read_count"] for d in days if msg[rid] in served[d]}
+        assert reads, rid
+    assert len(stored) == len(set((r, d, m) for r, d, m, _ in stored))
+    assert not run_sync(app).changed
