@@ -68,19 +68,39 @@ class Dashboard:
                               "month": "by_month"}.get(name, name))  # fmt: skip
 
 
+#: metrics that are running totals (the account's followers on a day, from WeChat's getusercumulate):
+#: a period shows the figure of its last day that has one, never the sum of its days
+CUMULATIVE_METRICS = ("followers",)
+
+
 def engagement(engine: Engine, start: datetime, end: datetime, tz: ZoneInfo) -> list[dict[str, object]]:
-    """Sums of what channels report (WeChat reads, shares...) per channel and metric, by day."""
+    """What channels report (WeChat reads, shares...) per channel and metric: daily figures summed
+    over the period, running totals (:data:`CUMULATIVE_METRICS`) read at its last day."""
     t = ChannelStat.__table__  # type: ignore[attr-defined]
     first, last = start.astimezone(tz).date(), (end - timedelta(microseconds=1)).astimezone(tz).date()
+    in_period = sa.and_(t.c.day >= first, t.c.day <= last)
+    cumulative = t.c.metric.in_(CUMULATIVE_METRICS)
+    latest = (
+        sa.select(t.c.channel, t.c.metric, t.c.remote_id, sa.func.max(t.c.day).label("day"))
+        .where(in_period, cumulative)
+        .group_by(t.c.channel, t.c.metric, t.c.remote_id)
+        .subquery()
+    )
     with engine.connect() as conn:
         rows = conn.execute(
             sa.select(t.c.channel, t.c.metric, sa.func.sum(t.c.value))
-            .where(t.c.day >= first, t.c.day <= last)
+            .where(in_period, sa.not_(cumulative))
             .group_by(t.c.channel, t.c.metric)
-            .order_by(t.c.channel, t.c.metric)
         ).all()
+        rows += conn.execute(
+            sa.select(t.c.channel, t.c.metric, sa.func.sum(t.c.value))
+            .select_from(t.join(latest, sa.and_(t.c.channel == latest.c.channel, t.c.metric == latest.c.metric,
+                                                t.c.remote_id == latest.c.remote_id, t.c.day == latest.c.day)))
+            .group_by(t.c.channel, t.c.metric)
+        ).all()  # fmt: skip
         conn.rollback()
-    return [{"channel": r[0], "metric": r[1], "value": int(r[2] or 0)} for r in rows]
+    return sorted(({"channel": r[0], "metric": r[1], "value": int(r[2] or 0)} for r in rows),
+                  key=lambda r: (str(r["channel"]), str(r["metric"])))  # fmt: skip
 
 
 def _failed_in(start: datetime, end: datetime) -> sa.ColumnElement[bool]:

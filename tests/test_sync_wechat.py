@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import time
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import pytest
 import requests
@@ -230,3 +230,30 @@ def test_two_outside_articles_with_the_same_title_get_their_own_stats(make_app, 
         assert reads, rid
     assert len(stored) == len(set((r, d, m) for r, d, m, _ in stored))
     assert not run_sync(app).changed
+
+
+def test_the_dashboard_reads_followers_at_the_periods_last_day(make_app, sandbox, tmp_path):
+    """getusercumulate is a running total: a week shows the last day's figure, not the sum of seven."""
+    from publisher import dashboard
+
+    app = _wechat_app(make_app, sandbox)
+    _post_outside(app, tmp_path, "校园开放日", 9001)
+    run_sync(app)
+    with app.session() as s:
+        totals = {r.day: r.value for r in s.exec(__import__("sqlmodel").select(ChannelStat)
+                                                    .where(ChannelStat.metric == "followers"))}  # fmt: skip
+        new = {r.day: r.value for r in s.exec(__import__("sqlmodel").select(ChannelStat)
+                                                 .where(ChannelStat.metric == "new_followers"))}  # fmt: skip
+    assert len(totals) >= 3
+    last = max(totals)
+    served = _api(sandbox, "/datacube/getusercumulate", {"begin_date": str(last), "end_date": str(last)})
+    assert totals[last] == served["list"][0]["cumulate_user"]
+    for first in (min(totals), last - timedelta(days=1)):
+        start, end = stats.period(first, last, app.settings.zone)
+        figures = {r["metric"]: r["value"] for r in dashboard.engagement(app.engine, start, end, app.settings.zone)}
+        assert figures["followers"] == totals[last]
+        assert figures["new_followers"] == sum(v for d, v in new.items() if first <= d <= last)  # flows add up
+    # a period ending before the last day: the total on its own last day
+    start, end = stats.period(min(totals), last - timedelta(days=1), app.settings.zone)
+    figures = {r["metric"]: r["value"] for r in dashboard.engagement(app.engine, start, end, app.settings.zone)}
+    assert figures["followers"] == totals[last - timedelta(days=1)]
