@@ -358,8 +358,17 @@ class Channel(abc.ABC):
         return LinkStatus(ok=r.status_code < 400, status=r.status_code, reason=r.reason or "")
 
     def fetch_stats(self, remote_ids: Iterable[str], since: date, until: date) -> list[StatRow]:
-        """Engagement per published item and day, where the channel has it. Default: none."""
+        """Engagement per published item and day, where the channel has it. Default: none.
+
+        The sync asks for each day once, up to :meth:`stats_final_through`, so the figures of a day
+        must be final when it is asked for.
+        """
         return []
+
+    def stats_final_through(self, now: datetime) -> date:
+        """The last day whose figures :meth:`fetch_stats` can give at ``now`` and will not change.
+        Default: yesterday in the office's zone."""
+        return now.astimezone(self.env.timezone).date() - timedelta(days=1)
 
     def list_publications(self, since: datetime | None = None) -> list[RemotePublication]:
         """What the channel itself shows as published (to find posts made outside the pipeline)."""

@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from sqlmodel import Session, col, select
@@ -50,6 +50,10 @@ class ChannelSync:
     restored: list[int] = field(default_factory=list)
     remote_added: list[int] = field(default_factory=list)  # item ids
     errors: list[str] = field(default_factory=list)
+    #: the days whose engagement figures this run fetched (ISO dates; None: none)
+    stats_from: str | None = None
+    #: the last day whose figures have been fetched, by this run or an earlier one
+    stats_through: str | None = None
 
 
 @dataclass
@@ -67,8 +71,13 @@ class SyncSummary:
         return any(self.total(k) for k in ("stats_changed", "taken_down", "restored", "remote_added"))
 
 
-def run_sync(app: App, *, actor: str = ACTOR, progress: Progress | None = None) -> SyncSummary:
-    """Run the sync over every enabled channel; never raises for one channel's failure (it is recorded)."""
+def run_sync(app: App, *, actor: str = ACTOR, progress: Progress | None = None,
+             now: datetime | None = None) -> SyncSummary:  # fmt: skip
+    """Run the sync over every enabled channel; never raises for one channel's failure (it is recorded).
+
+    ``now`` (aware; default: the current time) decides which days' figures are final.
+    """
+    now = now or utcnow()
     with app.session() as s:
         run = SyncRun(actor=actor)
         s.add(run)
@@ -80,12 +89,12 @@ def run_sync(app: App, *, actor: str = ACTOR, progress: Progress | None = None) 
     for name, spec in app.channels.items():
         if not spec.enabled:
             continue
-        res = results[name] = ChannelSync(name)
+        res = results[name] = ChannelSync(name, stats_through=_stats_through(app, name))
         ch = spec.channel
         # listing first: what it finds gets its stats and link check in the same run
         for step in (_listing, _stats, _links):
             try:
-                step(app, ch, res, run_id, progress)
+                step(app, ch, res, run_id, progress, now)
             except PublisherError as exc:
                 res.errors.append(f"{step.__name__.strip('_')}: {exc}")
                 log.warning("sync %s %s failed: %s", name, step.__name__, exc)
@@ -107,15 +116,38 @@ def run_sync(app: App, *, actor: str = ACTOR, progress: Progress | None = None) 
     return summary
 
 
-def _stats(app: App, ch: Channel, res: ChannelSync, run_id: int, progress: Progress | None) -> None:
+def _stats_through(app: App, channel: str) -> str | None:
+    """The last day whose figures an earlier run fetched for ``channel`` (kept in each run's detail)."""
+    with app.session() as s:
+        runs = s.exec(select(SyncRun).where(col(SyncRun.finished_at).is_not(None))
+                      .order_by(col(SyncRun.started_at).desc()).limit(50))  # fmt: skip
+        for run in runs:
+            through = (run.detail or {}).get(channel, {}).get("stats_through")
+            if through:
+                return str(through)
+    return None
+
+
+def _stats(app: App, ch: Channel, res: ChannelSync, run_id: int, progress: Progress | None, now: datetime) -> None:
+    """Each day's figures once: from the day after the last one fetched to the last final one.
+
+    A run at Monday 03:00 must not end the window on Saturday for good (WeChat has no figures for
+    today, nor for yesterday before 08:00): the next run starts where this one stopped.
+    """
     if not ch.supports_stats:
+        return
+    last = ch.stats_final_through(now)
+    if res.stats_through:
+        since = date.fromisoformat(res.stats_through) + timedelta(days=1)
+    else:
+        since = last - timedelta(days=app.settings.sync.stats_days - 1)
+    if since > last:
         return
     with app.session() as s:
         remote_ids = sorted(set(s.exec(select(Delivery.remote_id).where(
             Delivery.channel == ch.name, col(Delivery.remote_id).is_not(None),
             col(Delivery.published_at).is_not(None)))))  # type: ignore[arg-type]  # fmt: skip
-    today = datetime.now(app.settings.zone).date()
-    rows = ch.fetch_stats(remote_ids, today - timedelta(days=app.settings.sync.stats_days), today)
+    rows = ch.fetch_stats(remote_ids, since, last)
     with app.session() as s:
         for r in rows:
             rid = r.remote_id or ""
@@ -128,11 +160,12 @@ def _stats(app: App, ch: Channel, res: ChannelSync, run_id: int, progress: Progr
             elif have.value != r.value:
                 have.value = r.value
                 res.stats_changed += 1
+    res.stats_from, res.stats_through = since.isoformat(), last.isoformat()
     if progress:
         progress(f"{ch.name}: engagement", 1, 1)
 
 
-def _links(app: App, ch: Channel, res: ChannelSync, run_id: int, progress: Progress | None) -> None:
+def _links(app: App, ch: Channel, res: ChannelSync, run_id: int, progress: Progress | None, now: datetime) -> None:
     if not app.settings.sync.check_links:
         return
     with app.session() as s:
@@ -188,7 +221,7 @@ def _record_link(app: App, delivery_id: int, status: LinkStatus, run_id: int, *,
               reason=status.reason[:500])  # fmt: skip
 
 
-def _listing(app: App, ch: Channel, res: ChannelSync, run_id: int, progress: Progress | None) -> None:
+def _listing(app: App, ch: Channel, res: ChannelSync, run_id: int, progress: Progress | None, now: datetime) -> None:
     if not ch.supports_listing:
         return
     with app.session() as s:

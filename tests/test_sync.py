@@ -152,9 +152,10 @@ def test_sync_twice_with_an_article_deleted_in_between(sync_app, tmp_path):
         gone_delivery = s.exec(select(Delivery).where(Delivery.item_id == gone)).one()
     ListingChannel.articles[gone_delivery.remote_id]["deleted"] = True
     ListingChannel.articles[f"a{gone_delivery.id - 1}"]["reads"] = 150  # the kept one was read more
-    third = run_sync(app)
+    third = run_sync(app, now=datetime.now(UTC) + timedelta(days=1))  # a day later: one more day of figures
     assert third.channels["wx"].taken_down == [gone_delivery.id]
-    assert third.channels["wx"].stats_changed == 1 and third.channels["wx"].remote_added == []
+    # the new day's reads of the two articles still up, and the followers
+    assert third.channels["wx"].stats_changed == 3 and third.channels["wx"].remote_added == []
     with app.session() as s:
         d = s.get(Delivery, gone_delivery.id)
         assert d.taken_down_at is not None
@@ -162,7 +163,9 @@ def test_sync_twice_with_an_article_deleted_in_between(sync_app, tmp_path):
         assert check.delivery_id == d.id and not check.ok and check.reason == "deleted by the author"
         assert s.exec(select(AuditLog).where(AuditLog.action == "taken_down", AuditLog.entity_id == d.id)).one()
         kept_d = s.exec(select(Delivery).where(Delivery.item_id == kept)).one()
-        assert s.exec(select(ChannelStat).where(ChannelStat.remote_id == kept_d.remote_id)).one().value == 150
+        reads = s.exec(select(ChannelStat).where(ChannelStat.remote_id == kept_d.remote_id)
+                       .order_by(ChannelStat.day)).all()  # fmt: skip
+        assert [r.value for r in reads] == [100, 150] and reads[1].day - reads[0].day == timedelta(days=1)
         runs = list(s.exec(select(SyncRun).order_by(SyncRun.id)))
         assert [r.taken_down for r in runs] == [0, 0, 1] and all(r.finished_at for r in runs)
         assert runs[0].remote_added == 1 and runs[0].detail["wx"]["remote_added"] == [found.id]

@@ -257,3 +257,56 @@ def test_the_dashboard_reads_followers_at_the_periods_last_day(make_app, sandbox
     start, end = stats.period(min(totals), last - timedelta(days=1), app.settings.zone)
     figures = {r["metric"]: r["value"] for r in dashboard.engagement(app.engine, start, end, app.settings.zone)}
     assert figures["followers"] == totals[last - timedelta(days=1)]
+
+
+def test_each_day_of_stats_is_fetched_once_whatever_the_time_of_the_sync(make_app, sandbox, tmp_path):
+    """Syncs on Mondays at 03:00 (the default cron), mid-week around 08:00 and late on a Saturday: the
+    datacube is asked for every day exactly once, Sundays included, and what is stored is what it served."""
+    from zoneinfo import ZoneInfo
+
+    beijing = ZoneInfo("Asia/Shanghai")
+    app = _wechat_app(make_app, sandbox)
+    delivery_id = _publish_through_pipeline(app, tmp_path)
+    with app.session() as s:
+        ours = s.get(Delivery, delivery_id).remote_id
+    outside = _post_outside(app, tmp_path, "校园开放日", 9001)
+    for rid in (ours, outside):
+        sandbox.backdate(rid, 50)
+    today = datetime.now(beijing).date()
+    monday = today - timedelta(days=35 + (today - timedelta(days=35)).weekday())
+
+    def at(days: int, hour: int, minute: int = 0) -> datetime:
+        d = monday + timedelta(days=days)
+        return datetime(d.year, d.month, d.day, hour, minute, tzinfo=beijing)
+
+    runs = [at(0, 3), at(0, 3, 5), at(7, 3), at(9, 7, 59), at(9, 8, 1), at(12, 23, 30), at(14, 3), at(14, 3, 1)]
+    summaries = [run_sync(app, now=now) for now in runs]
+    assert all(not s.channels["wechat"].errors for s in summaries), [s.channels["wechat"].errors for s in summaries]
+    assert not summaries[1].changed and not summaries[-1].changed  # a second sync straight after changes nothing
+
+    first = monday - timedelta(days=2 + 6)  # the first run (Monday 03:00) ends on Saturday, 7 days back
+    last = monday + timedelta(days=12)  # the last run (Monday 03:00) ends on Saturday
+    every_day = [first + timedelta(days=i) for i in range((last - first).days + 1)]
+    asked: dict[str, list] = {}
+    for call in sandbox.ledger()["datacube"]:
+        b, e = (datetime.strptime(call[k], "%Y-%m-%d").date() for k in ("begin_date", "end_date"))
+        asked.setdefault(call["path"], []).extend(b + timedelta(days=i) for i in range((e - b).days + 1))
+    for path in ("getarticlesummary", "getusersummary", "getusercumulate"):
+        assert sorted(asked[path]) == every_day, path  # each day once: Sundays too, none twice
+
+    msg = {a["article_id"]: a["msg_data_id"] for a in sandbox.ledger()["articles"]}
+    with app.session() as s:
+        stored = {(r.remote_id, r.day, r.metric): r.value for r in s.exec(__import__("sqlmodel").select(ChannelStat))}
+    expected: dict[tuple, int] = {}
+    for day in every_day:
+        served = _served(sandbox, day)
+        for rid in (ours, outside):
+            if msg[rid] in served:
+                row = served[msg[rid]]
+                expected |= {(rid, day, "reads"): row["int_page_read_count"], (rid, day, "readers"):
+                             row["int_page_read_user"], (rid, day, "shares"): row["share_count"],
+                             (rid, day, "favourites"): row["add_to_fav_count"]}  # fmt: skip
+        total = _api(sandbox, "/datacube/getusercumulate", {"begin_date": str(day), "end_date": str(day)})
+        expected[("", day, "followers")] = total["list"][0]["cumulate_user"]
+    assert {k: v for k, v in stored.items() if k[2] not in ("new_followers", "unfollows")} == expected
+    assert {k[1] for k in stored if k[0] == outside} == {k[1] for k in stored if k[0] == ours}

@@ -166,6 +166,7 @@ class _State:
     day_calls: dict[str, int] = field(default_factory=dict)
     callbacks: list[dict] = field(default_factory=list)
     faults_served: dict[str, int] = field(default_factory=dict)
+    datacube: list[dict] = field(default_factory=list)  # {path, begin_date, end_date} of each datacube call
 
 
 class WeChatSandbox:
@@ -346,6 +347,7 @@ class WeChatSandbox:
                         "callbacks": self._s.callbacks,
                         "tokens_issued": len(self._s.tokens),
                         "faults_served": self._s.faults_served,
+                        "datacube": self._s.datacube,
                     }
                 )
             )
@@ -930,7 +932,7 @@ class WeChatSandbox:
         }
 
     # ------------------------------------------------------------------------------ datacube
-    def _span(self, body: bytes, max_days: int) -> list[date]:
+    def _span(self, body: bytes, max_days: int, path: str = "") -> list[date]:
         data = self._body_json(body)
         try:
             begin = date.fromisoformat(str(data["begin_date"]))
@@ -940,6 +942,8 @@ class WeChatSandbox:
         yesterday = datetime.now(BEIJING).date() - timedelta(days=1)
         if end < begin or end > yesterday or (end - begin).days + 1 > max_days:
             raise _Answer(61501)
+        with self._lock:
+            self._s.datacube.append({"path": path, "begin_date": begin.isoformat(), "end_date": end.isoformat()})
         return [begin + timedelta(days=i) for i in range((end - begin).days + 1)]
 
     def _article_counts(self, art: dict, day: date) -> dict[str, int]:
@@ -966,7 +970,7 @@ class WeChatSandbox:
 
     def r_articlesummary(self, method, query, headers, body):
         self._require_token(query)
-        days = self._span(body, 1)
+        days = self._span(body, 1, "getarticlesummary")
         rows = []
         with self._lock:
             for day in days:
@@ -986,7 +990,7 @@ class WeChatSandbox:
 
     def r_articletotal(self, method, query, headers, body):
         self._require_token(query)
-        days = self._span(body, 1)
+        days = self._span(body, 1, "getarticletotal")
         yesterday = datetime.now(BEIJING).date() - timedelta(days=1)
         rows = []
         with self._lock:
@@ -1021,7 +1025,7 @@ class WeChatSandbox:
     def r_usersummary(self, method, query, headers, body):
         self._require_token(query)
         rows = []
-        for day in self._span(body, 7):
+        for day in self._span(body, 7, "getusersummary"):
             new, cancel, _ = self._followers(day)
             rows.append(
                 {"ref_date": day.isoformat(), "user_source": 0, "new_user": new, "cancel_user": cancel}
@@ -1033,7 +1037,7 @@ class WeChatSandbox:
         return {
             "list": [
                 {"ref_date": d.isoformat(), "user_source": 0, "cumulate_user": self._followers(d)[2]}
-                for d in self._span(body, 7)
+                for d in self._span(body, 7, "getusercumulate")
             ]
         }
 
