@@ -54,6 +54,8 @@ class ChannelSync:
     stats_from: str | None = None
     #: the last day whose figures have been fetched, by this run or an earlier one
     stats_through: str | None = None
+    #: when the run that fetched them read the list of articles (ISO, UTC)
+    stats_read_at: str | None = None
 
 
 @dataclass
@@ -89,7 +91,7 @@ def run_sync(app: App, *, actor: str = ACTOR, progress: Progress | None = None,
     for name, spec in app.channels.items():
         if not spec.enabled:
             continue
-        res = results[name] = ChannelSync(name, stats_through=_stats_through(app, name))
+        res = results[name] = ChannelSync(name, **_stats_kept(app, name))
         ch = spec.channel
         # listing first: what it finds gets its stats and link check in the same run
         for step in (_listing, _stats, _links):
@@ -116,38 +118,51 @@ def run_sync(app: App, *, actor: str = ACTOR, progress: Progress | None = None,
     return summary
 
 
-def _stats_through(app: App, channel: str) -> str | None:
-    """The last day whose figures an earlier run fetched for ``channel`` (kept in each run's detail)."""
+def _stats_kept(app: App, channel: str) -> dict[str, str]:
+    """How far earlier runs fetched ``channel``'s figures: ``stats_through`` (the last day) and
+    ``stats_read_at`` (when that run read the list of articles), from the last run's detail that has them."""
     with app.session() as s:
         runs = s.exec(select(SyncRun).where(col(SyncRun.finished_at).is_not(None))
                       .order_by(col(SyncRun.started_at).desc()).limit(50))  # fmt: skip
         for run in runs:
-            through = (run.detail or {}).get(channel, {}).get("stats_through")
-            if through:
-                return str(through)
-    return None
+            mine = (run.detail or {}).get(channel) or {}
+            if mine.get("stats_through"):
+                return {k: str(mine[k]) for k in ("stats_through", "stats_read_at") if mine.get(k)}
+    return {}
 
 
 def _stats(app: App, ch: Channel, res: ChannelSync, run_id: int, progress: Progress | None, now: datetime) -> None:
     """Each day's figures once: from the day after the last one fetched to the last final one.
 
     A run at Monday 03:00 must not end the window on Saturday for good (WeChat has no figures for
-    today, nor for yesterday before 08:00): the next run starts where this one stopped.
+    today, nor for yesterday before 08:00): the next run starts where this one stopped. An article
+    recorded after an earlier run read the list but published before this run's window (found late
+    on the channel, recorded by hand) has its earlier days fetched once, as far back as a first run goes.
     """
     if not ch.supports_stats:
         return
     last = ch.stats_final_through(now)
-    if res.stats_through:
-        since = date.fromisoformat(res.stats_through) + timedelta(days=1)
-    else:
-        since = last - timedelta(days=app.settings.sync.stats_days - 1)
-    if since > last:
-        return
+    back = timedelta(days=app.settings.sync.stats_days - 1)
+    through = date.fromisoformat(res.stats_through) if res.stats_through else None
+    since = through + timedelta(days=1) if through else last - back
+    read_at = utcnow()
     with app.session() as s:
-        remote_ids = sorted(set(s.exec(select(Delivery.remote_id).where(
+        known = s.exec(select(Delivery.remote_id, Delivery.published_at, Delivery.created_at).where(
             Delivery.channel == ch.name, col(Delivery.remote_id).is_not(None),
-            col(Delivery.published_at).is_not(None)))))  # type: ignore[arg-type]  # fmt: skip
-    rows = ch.fetch_stats(remote_ids, since, last)
+            col(Delivery.published_at).is_not(None))).all()  # type: ignore[call-overload]  # fmt: skip
+    late: dict[str, date] = {}
+    if through is not None and res.stats_read_at:
+        before = datetime.fromisoformat(res.stats_read_at)
+        for rid, published, created in known:
+            day = published.astimezone(app.settings.zone).date()
+            if created >= before and day <= through:
+                late[rid] = day
+    if since > last and not late:
+        return
+    rows = ch.fetch_stats(sorted({k[0] for k in known}), since, last) if since <= last else []
+    if late:
+        first = max(min(late.values()), through - back)  # type: ignore[operator]
+        rows += [r for r in ch.fetch_stats(sorted(late), first, through) if r.remote_id in late]  # type: ignore[arg-type]
     with app.session() as s:
         for r in rows:
             rid = r.remote_id or ""
@@ -160,7 +175,9 @@ def _stats(app: App, ch: Channel, res: ChannelSync, run_id: int, progress: Progr
             elif have.value != r.value:
                 have.value = r.value
                 res.stats_changed += 1
-    res.stats_from, res.stats_through = since.isoformat(), last.isoformat()
+    if since <= last:
+        res.stats_from, res.stats_through = since.isoformat(), last.isoformat()
+    res.stats_read_at = read_at.isoformat()
     if progress:
         progress(f"{ch.name}: engagement", 1, 1)
 

@@ -43,11 +43,14 @@ class ListingChannel(Channel):
     #: remote id -> article; "deleted" marks one taken down on the platform
     articles: dict[str, dict[str, Any]] = {}
     calls: dict[str, int] = {}
+    #: figures for every day asked for (True), or only for the last (False)
+    per_day = False
 
     @classmethod
     def reset(cls) -> None:
         cls.articles.clear()
         cls.calls.clear()
+        cls.per_day = False
 
     @classmethod
     def post_by_hand(cls, rid: str, title: str, at: datetime) -> None:
@@ -67,9 +70,10 @@ class ListingChannel(Channel):
     def fetch_stats(self, remote_ids: Iterable[str], since: date, until: date) -> list[StatRow]:
         self._count("stats")
         ids = set(remote_ids)
-        return [StatRow(day=until, metric="reads", value=a["reads"], remote_id=rid)
+        days = [since + timedelta(days=i) for i in range((until - since).days + 1)] if self.per_day else [until]
+        return [row for day in days for row in [StatRow(day=day, metric="reads", value=a["reads"], remote_id=rid)
                 for rid, a in self.articles.items() if rid in ids and not a["deleted"]] + [
-                StatRow(day=until, metric="followers", value=1234)]  # fmt: skip
+                StatRow(day=day, metric="followers", value=1234)]]  # fmt: skip
 
     def check_url(self, url: str) -> LinkStatus:
         self._count("check")
@@ -179,18 +183,16 @@ def test_sync_twice_with_an_article_deleted_in_between(sync_app, tmp_path):
         assert s.get(Delivery, gone_delivery.id).taken_down_at is None
 
 
-def test_a_failing_channel_is_recorded_not_fatal(sync_app, tmp_path):
+def test_a_failing_channel_is_recorded_not_fatal(sync_app, tmp_path, monkeypatch):
     from publisher.channel import TransientChannelError
 
     def broken(self, since=None):
         raise TransientChannelError("platform busy")
 
     _publish(sync_app, tmp_path, "通知")
-    ListingChannel.list_publications = broken  # type: ignore[method-assign]
-    try:
-        summary = run_sync(sync_app)
-    finally:
-        del ListingChannel.list_publications
+    # monkeypatch puts the method back (a `del` would leave the class without its own listing)
+    monkeypatch.setattr(ListingChannel, "list_publications", broken)
+    summary = run_sync(sync_app)
     assert summary.channels["wx"].errors == ["listing: platform busy"]
     assert summary.channels["wx"].links_checked == 1 and summary.channels["wx"].stats_changed == 2
     with sync_app.session() as s:
@@ -290,3 +292,22 @@ def test_no_answer_from_the_channels_own_check_is_not_a_verdict(sync_app, tmp_pa
     assert res.restored == [] and res.taken_down == [] and len(res.errors) == 1
     with app.session() as s:
         assert s.get(Delivery, d.id).taken_down_at is not None
+
+
+def test_an_article_found_late_gets_its_earlier_days_once(sync_app):
+    """Posted by hand five days ago, listed only now: the days before the window are fetched for it, once."""
+    app = sync_app
+    ListingChannel.per_day = True
+    now = datetime.now(UTC)
+    day = now.astimezone(app.settings.zone).date()
+    assert run_sync(app, now=now).channels["wx"].stats_through == str(day - timedelta(days=1))
+    ListingChannel.post_by_hand("late1", "迟到的推文", now - timedelta(days=5))
+    second = run_sync(app, now=now + timedelta(days=2)).channels["wx"]
+    assert len(second.remote_added) == 1
+    assert (second.stats_from, second.stats_through) == (str(day), str(day + timedelta(days=1)))
+    with app.session() as s:
+        days = [r.day for r in s.exec(select(ChannelStat).where(ChannelStat.remote_id == "late1"))]
+    assert sorted(days) == [day + timedelta(days=i) for i in range(-5, 2)]
+    assert second.stats_changed == 7 + 2  # its seven days, and the followers of the two new ones
+    third = run_sync(app, now=now + timedelta(days=3)).channels["wx"]
+    assert third.stats_changed == 2 and ListingChannel.calls["stats"] == 4  # one new day; no second backfill
