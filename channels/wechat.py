@@ -1133,8 +1133,11 @@ class WeChatChannel(Channel):
     def _remember(self, it: Mapping[str, Any]) -> None:
         """Keep what a listing says of an article: its URLs (for check_url), title and day (for stats)."""
         article_id = str(it["article_id"])
-        news = (it.get("content") or {}).get("news_item") or []
-        day = datetime.fromtimestamp(int(it.get("update_time") or 0), BEIJING).date().isoformat()
+        content = it.get("content") or {}
+        news = content.get("news_item") or []
+        # the day it went out (getarticletotal's ref_date): created, not last updated, when both are given
+        stamp = content.get("create_time") or it.get("update_time") or 0
+        day = datetime.fromtimestamp(int(stamp), BEIJING).date().isoformat()
         known = self._known(article_id)
         first = news[0] if news else {}
         seen = {"day": day, "title": first.get("title", ""), "url": known.get("url") or first.get("url")}
