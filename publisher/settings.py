@@ -78,7 +78,7 @@ class SyncSettings(_Section):
     cron: str = "0 3 * * mon"
     #: check that every published URL still answers (off where the machine cannot reach the sites)
     check_links: bool = True
-    #: engagement figures are fetched for this many days back
+    #: days of engagement figures the first sync fetches (later ones: each day once, from where the last stopped)
     stats_days: int = Field(7, ge=1, le=366)
     #: category and department given to articles found on a channel but not published through here
     remote_category: str = "其他"
