@@ -622,7 +622,6 @@ class WeChatChannel(Channel):
         if problems:
             raise PermanentChannelError("WeChat cannot take this item: " + "; ".join(problems))
         article = self._article(post)
-        ctx.save_state(thumb_media_id=article["thumb_media_id"])
         media_id = st.get("draft_media_id")
         if not media_id and st.get("step") == "drafting":
             # a draft/add went out and its answer was never recorded: the draft may be in the box
@@ -632,6 +631,9 @@ class WeChatChannel(Channel):
                 media_id, thumb = found[0]
                 ctx.save_state(draft_media_id=media_id, step="drafted", thumb_media_id=thumb)
         if not media_id:
+            # thumb_media_id is the thumb of the draft to be submitted: set here, when a draft is made,
+            # and never from the cache for a draft made earlier (another worker may have replaced it)
+            ctx.save_state(thumb_media_id=article["thumb_media_id"])
             media_id = self._add_draft(post, article, ctx)
         if int(st.get("draft_adds") or 0) > 1 and not st.get("drafts_swept"):
             self._sweep_drafts(ctx, article, keep=media_id)  # before the submit: retried until it is done
