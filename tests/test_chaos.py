@@ -170,7 +170,8 @@ def test_wechat_and_cms_under_faults_kills_and_cuts_publish_each_item_once(make_
 
     # `lost_answer` is in the mix again: the failures it showed ("no published article can be found"
     # after an unconfirmed submit) came from the state's thumb id being replaced by the cache's, see
-    # tests/channels/test_wechat_drafts.py::test_unconfirmed_submit_of_a_known_draft_is_found_after_...
+    # tests/channels/test_wechat_drafts.py::test_unconfirmed_submit_of_a_known_draft_is_found_after_the_cached_
+    # thumb_changed
     wechat = wechat_plugin(tmp_path, 0.2, mix="busy,http500,timeout,lost_answer,expire_token", hang_s=1.0,
                            timeout=0.5, publish_delay=0.2, grace=2.0, seed=3)  # fmt: skip
     try:

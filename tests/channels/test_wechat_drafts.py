@@ -366,3 +366,22 @@ def test_unconfirmed_submit_of_a_known_draft_is_found_after_the_cached_thumb_cha
     assert led["calls"]["/cgi-bin/freepublish/submit"] == 2 and led["drafts"] == {}
     assert [a["article_id"] for a in led["articles"]] == [out.remote_id]
     assert led["articles"][0]["thumb_media_id"] == drafted_thumb == ctx.state["thumb_media_id"]
+
+
+def test_resubmit_that_meets_the_still_running_job_of_the_lost_submit_makes_no_second_article(
+    sandbox, tmp_path, cover
+):
+    """The grace ran out while WeChat was still publishing the unconfirmed submit's draft: the
+    re-submit is refused (40007, the draft is in a running job). That is not "the draft left the box
+    without a submit of ours": making a new draft then published the item twice."""
+    ch = make_channel(sandbox, tmp_path, reconcile_grace=0.2)
+    sandbox.configure(publish_delay=1.5)
+    post, ctx = make_post(1, assets=(cover,)), make_ctx(1)
+    sandbox.inject("lost_answer", path="/cgi-bin/freepublish/submit")
+    with pytest.raises(AmbiguousOutcome):
+        ch.publish(post, ctx)
+    time.sleep(0.3)  # the grace runs out; the job is still running
+    out = finish(ch, post, ctx)
+    led = sandbox.ledger()
+    assert [a["article_id"] for a in led["articles"]] == [out.remote_id]
+    assert led["calls"]["/cgi-bin/draft/add"] == 1 and led["drafts"] == {}
