@@ -8,7 +8,8 @@ Never two posts for one delivery
     before the POST. A later attempt that finds ``create_started`` but no post id looks the slug up
     (``?slug=...&status=any``) before creating, so a lost answer never becomes a second post. Once
     the id is known it lives in ``ctx.state["post_id"]`` (and the core stores it as the remote id):
-    edits update that post in place, and a repeated publish returns it unchanged.
+    edits update that post in place, and a repeated publish returns it unchanged. A put-back after
+    a take-down is a new post with a slug of its own, ``publisher-d<delivery id>-g<generation>``.
 
 Images are uploaded once to the media library and reused: uploads are cached by content hash in the
 shared key/value store, so an item's second version (or another item with the same picture) does
@@ -124,7 +125,8 @@ class CmsChannel(Channel):
 
     # -- delivery -------------------------------------------------------------------------------------------
     def _slug(self, ctx: DeliveryContext) -> str:
-        return f"publisher-d{ctx.delivery_id}"
+        # a put-back is a new post: its own slug, so a lookup never finds the old copy (left a draft)
+        return f"publisher-d{ctx.delivery_id}" + (f"-g{ctx.generation}" if ctx.generation else "")
 
     def publish(self, post: Post, ctx: DeliveryContext) -> Published:
         if ctx.state.get("post_id"):

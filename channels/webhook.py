@@ -8,8 +8,9 @@ Signature scheme (docs/channels/webhook.md has the receiver's side)::
 The timestamp is inside the signed material, so a captured request cannot be replayed after the
 receiver's window (5 minutes is suggested) with a fresh timestamp. Within the window, replays and our
 own retries are absorbed by ``Idempotency-Key``: ``delivery-<id>`` for a publish (the same on every
-attempt of one delivery), ``delivery-<id>:update:v<version>`` and ``delivery-<id>:withdraw`` for the
-other events, so an update is never swallowed as a duplicate of the publish.
+attempt of one publication), ``delivery-<id>:update:v<version>`` and ``delivery-<id>:withdraw`` for the
+other events, so an update is never swallowed as a duplicate of the publish. A put-back after a
+take-down is a new publication: ``ctx.idempotency_key`` is then ``delivery-<id>-g<n>``.
 
 Retries are the core's job; this module only classifies. A read timeout after the request was sent
 is reported as *transient*, not ambiguous: the retry carries the same Idempotency-Key, so a receiver

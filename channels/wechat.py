@@ -312,6 +312,7 @@ _DRAFT_SCAN_MAX = 2000
 #: the state of a delivery that starts over from a new draft
 _NEW_DRAFT: dict[str, Any] = {
     "draft_adds": 0, "draft_marks": None, "drafting_since": None, "drafts_swept": None, "last_sweep": None,
+    "unconfirmed_since": None,
 }  # fmt: skip
 #: the fields of a draft that identify the delivery's draft/add (WeChat lists them back as sent)
 _MARK_FIELDS = ("title", "thumb_media_id", "author", "digest", "content_source_url")
@@ -623,7 +624,6 @@ class WeChatChannel(Channel):
         if problems:
             raise PermanentChannelError("WeChat cannot take this item: " + "; ".join(problems))
         article = self._article(post)
-        ctx.save_state(thumb_media_id=article["thumb_media_id"])
         media_id = st.get("draft_media_id")
         if not media_id and st.get("step") == "drafting":
             # a draft/add went out and its answer was never recorded: the draft may be in the box
@@ -633,6 +633,9 @@ class WeChatChannel(Channel):
                 media_id, thumb = found[0]
                 ctx.save_state(draft_media_id=media_id, step="drafted", thumb_media_id=thumb)
         if not media_id:
+            # thumb_media_id is the thumb of the draft to be submitted: set here, when a draft is made,
+            # and never from the cache for a draft made earlier (another worker may have replaced it)
+            ctx.save_state(thumb_media_id=article["thumb_media_id"])
             media_id = self._add_draft(post, article, ctx)
         if int(st.get("draft_adds") or 0) > 1 and not st.get("drafts_swept"):
             self._sweep_drafts(ctx, article, keep=media_id)  # before the submit: retried until it is done
@@ -654,6 +657,14 @@ class WeChatChannel(Channel):
         except AmbiguousOutcome:
             raise  # step stays "submitting": the next attempt reconciles before any re-submit
         except PermanentChannelError as exc:
+            if exc.code == 40007 and ctx.state.get("unconfirmed_since"):
+                # a re-submit after an unconfirmed one: the draft may be in that submit's job still
+                # running (WeChat refuses it then), so look for that article again, never a new draft
+                ctx.save_state(step="submitting", submitting_since=ctx.state["unconfirmed_since"])
+                return InProgress(
+                    check_again_in=timedelta(seconds=self.config.poll_intervals[0]),
+                    note="WeChat refused a re-submit of the draft; looking for the article of the first submit",
+                )
             if exc.code == 40007:  # the draft left the box without a submit of ours: make it again
                 ctx.save_state(step=None, draft_media_id=None, **_NEW_DRAFT)
                 raise TransientChannelError(
@@ -948,7 +959,7 @@ class WeChatChannel(Channel):
                 ctx.delivery_id,
                 waited,
             )
-            ctx.save_state(step="drafted", reconcile_checks=0)
+            ctx.save_state(step="drafted", reconcile_checks=0, unconfirmed_since=since.isoformat())
             return None
         ctx.save_state(step="unknown")
         raise PermanentChannelError(

@@ -282,8 +282,17 @@ class DeliveryContext:
     _saver: Callable[[dict[str, Any]], None] | None = None
 
     @property
+    def generation(self) -> int:
+        """Which publication of this delivery a call serves: 0 the first; n once the copy was taken
+        down and put back n times (the core sets ``state["generation"]`` when it queues a put-back)."""
+        return int(self.state.get("generation") or 0)
+
+    @property
     def idempotency_key(self) -> str:
-        return f"delivery-{self.delivery_id}"
+        """``delivery-<id>``, ``delivery-<id>-g<n>`` after n put-backs: the same on every attempt of
+        one publication, new for each put-back, so a receiver that de-duplicates publishes again."""
+        base = f"delivery-{self.delivery_id}"
+        return f"{base}-g{self.generation}" if self.generation else base
 
     def save_state(self, **values: Any) -> None:
         """Record progress *now* (committed before this returns) so a crash resumes from here."""

@@ -541,6 +541,8 @@ def _queue_deliveries(ctx: Context, session: Session, item: Item, actor: str) ->
             continue
         live = d.published_at is not None and d.withdrawn_at is None
         d.op = DeliveryOp.UPDATE if live else DeliveryOp.PUBLISH
+        if not live and d.published_at is not None and d.withdrawn_at is not None:
+            d.state = _after_take_down(d.state, d.withdrawn_at)
         d.item_version = item.version
         d.due_at = due
         d.attempts = 0
@@ -632,6 +634,20 @@ def _put_back(session: Session, d: Delivery, actor: str) -> None:
         live = d.published_at is not None and d.withdrawn_at is None
         d.op = DeliveryOp.PUBLISH
         _set_delivery(session, d, DeliveryStatus.DONE if live else DeliveryStatus.CANCELLED, actor, why)
+
+
+def _after_take_down(state: dict[str, Any], withdrawn_at: datetime) -> dict[str, Any]:
+    """The channel state a publish owed after a take-down (a put-back) starts from.
+
+    A new publication: the old copy's ids (draft, post, article) are forgotten and the generation
+    goes up, so idempotency keys (:attr:`DeliveryContext.idempotency_key`) and channel markers differ
+    from the old copy's. Queued again for the same take-down (an edit cancelled it, the item was
+    approved again) the state is kept: an attempt already made may have gone out.
+    """
+    stamp = withdrawn_at.isoformat()
+    if state.get("taken_down_at") == stamp:
+        return state
+    return {"generation": int(state.get("generation") or 0) + 1, "taken_down_at": stamp}
 
 
 def by_hand(channel: str) -> str:
@@ -1055,4 +1071,10 @@ def settle_request(
             why = f"{channel} cannot update a published item: change it there by hand"
             return owe(DeliveryOp.UPDATE, DeliveryStatus.FAILED, due, why), why
         return owe(DeliveryOp.UPDATE, DeliveryStatus.PENDING, due), f"queued update to version {row.version}"
+    dl = Delivery.__table__  # type: ignore[attr-defined]
+    was = conn.execute(sa.select(dl.c.published_at, dl.c.withdrawn_at, dl.c.state)
+                       .where(dl.c.id == delivery_id)).one()  # fmt: skip
+    withdrawn_at = values.get("withdrawn_at", was.withdrawn_at)
+    if was.published_at is not None and withdrawn_at is not None:  # a put-back: a new publication
+        values["state"] = _after_take_down(values.get("state") or was.state or {}, withdrawn_at)
     return owe(DeliveryOp.PUBLISH, DeliveryStatus.PENDING, due), f"queued publish of version {row.version}"

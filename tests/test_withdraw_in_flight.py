@@ -554,3 +554,38 @@ def test_two_workers_and_withdrawals_racing_never_post_twice_nor_leave_anything_
                 assert d.status == DeliveryStatus.DONE and d.op == DeliveryOp.PUBLISH
     for item in items:
         assert item_status(app, item) == (ItemStatus.WITHDRAWN if item in doomed else ItemStatus.PUBLISHED)
+
+
+def test_a_put_back_is_a_new_generation_once_per_take_down(make_app: Any) -> None:
+    """A publish owed after a take-down starts a new publication (``state["generation"]``: the channel's
+    idempotency keys and markers change with it), whether it is queued by the approval or by the
+    requeue request of a take-down in flight; queued again for the same take-down (an edit cancelled
+    it), it keeps its generation and state: an attempt may already have gone out."""
+    app = make_app(channels={"mem": {"type": "memory"}, "mem2": {"type": "memory"}})
+    item, t, gate = _take_down_in_flight(app)
+    _edit(app, item, channels=["mem", "mem2"])
+    _approve(app, item)
+    assert deliveries(app, item)["mem2"].requested == DeliveryRequest.REQUEUE
+    gate.set()
+    t.join(30)
+    d = deliveries(app, item)["mem2"]
+    assert (d.op, d.status, d.state["generation"]) == (DeliveryOp.PUBLISH, DeliveryStatus.PENDING, 1)
+    _edit(app, item, title="更正")  # cancels the queued put-back; the next approval queues it again
+    assert deliveries(app, item)["mem2"].status == DeliveryStatus.CANCELLED
+    _approve(app, item)
+    assert deliveries(app, item)["mem2"].state["generation"] == 1
+    assert run_once(app).get("done") == 2
+    d = deliveries(app, item)["mem2"]
+    assert (d.status, d.withdrawn_at, d.state["generation"]) == (DeliveryStatus.DONE, None, 1)
+    # taken down and put back once more (through the approval this time): the next generation
+    _edit(app, item, channels=["mem"])
+    _approve(app, item)
+    assert run_once(app) == {"done": 2}
+    _edit(app, item, channels=["mem", "mem2"])
+    _approve(app, item)
+    assert deliveries(app, item)["mem2"].state == {
+        "generation": 2, "taken_down_at": deliveries(app, item)["mem2"].withdrawn_at.isoformat()}  # fmt: skip
+    assert run_once(app).get("done") == 2
+    assert [(c, o) for c, o, _v in _calls(item) if c == "mem2"] == [("mem2", "publish"), ("mem2", "withdraw"),
+                                                                    ("mem2", "publish"), ("mem2", "withdraw"),
+                                                                    ("mem2", "publish")]  # fmt: skip

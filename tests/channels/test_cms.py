@@ -187,3 +187,32 @@ def test_sandbox_draws_faults_at_a_rate_and_is_steered_over_http(tmp_path):
         proc.terminate()
         proc.wait(timeout=5)
         proc.stdout.close()
+
+
+def test_put_back_after_a_take_down_publishes_a_new_post_even_when_its_answer_is_lost(make_app, wp, monkeypatch):
+    """Taken down to a draft, put back with a new title, and the create's answer is lost: the retry
+    looks its post up by slug, and must find the put-back's, not the old copy's draft (which it
+    would publish again, old title and all, beside the new post)."""
+    from tests.test_dispatch import approved_item, deliveries, run_once
+    from tests.test_withdraw_in_flight import _approve, _edit
+
+    monkeypatch.setenv(PASSWORD_ENV, APP_PASSWORD)
+    wp.hang_seconds = 1.0
+    cms = {"type": "cms", "base_url": wp.base_url, "username": "editor", "password_env": PASSWORD_ENV,
+           "categories": {"公告公示": 1}, "timeout": 0.5}  # fmt: skip
+    app = make_app(channels={"mem": {"type": "memory"}, "cms": cms})
+    item = approved_item(app, channels=["mem", "cms"])
+    assert run_once(app) == {"done": 2}
+    did = deliveries(app, item)["cms"].id
+    _edit(app, item, channels=["mem"])
+    _approve(app, item)
+    assert run_once(app) == {"done": 2}
+    assert wp.live_count() == 0
+    _edit(app, item, channels=["mem", "cms"], title="更正：关于寒假放假安排的通知")
+    _approve(app, item)
+    wp.fail_next("timeout")  # the put-back's create is made; its answer comes too late
+    assert run_once(app).get("done") == 2
+    live = [p for p in wp.posts.values() if p["status"] == "publish"]
+    assert [p["title"] for p in live] == ["更正：关于寒假放假安排的通知"], wp.posts
+    d = deliveries(app, item)["cms"]
+    assert int(d.remote_id) == live[0]["id"] and live[0]["slug"] == f"publisher-d{did}-g1"

@@ -502,3 +502,45 @@ def test_https_receiver_is_verified_against_the_environment_ca_bundle(make_chann
             assert receiver.seen == []
     finally:
         receiver.stop()
+
+
+# ------------------------------------------------------------------------------------- put-back
+def test_put_back_after_a_take_down_is_a_new_publication_at_a_deduplicating_receiver(make_app, sink, monkeypatch):
+    """Taken off the item's channels (the copy withdrawn), put back and approved again: the sink
+    de-duplicates by Idempotency-Key as a real receiver does, so the put-back must carry a new key
+    (else it is answered with the first publication and nothing is published); a retry of one
+    publication keeps its key; the second take-down reaches the receiver too."""
+    from publisher.channel import DeliveryContext
+    from tests.test_dispatch import approved_item, deliveries, run_once
+    from tests.test_withdraw_in_flight import _approve, _edit
+
+    monkeypatch.setenv("PUBLISHER_WEBHOOK_SECRET", SECRET)
+    app = make_app(channels={"mem": {"type": "memory"}, "hook": {"type": "webhook", "url": sink.hook_url}})
+    item = approved_item(app, channels=["mem", "hook"])
+    assert run_once(app) == {"done": 2}
+    did = deliveries(app, item)["hook"].id
+    _edit(app, item, channels=["mem"])
+    _approve(app, item)
+    assert run_once(app) == {"done": 2}  # hook's take-down, mem's update
+    assert sink.item(item)["live"] is False
+    _edit(app, item, channels=["mem", "hook"])
+    _approve(app, item)
+    assert run_once(app) == {"done": 2}
+    led = sink.ledger()
+    assert sink.item(item)["live"] is True, f"the put-back was answered as a duplicate: {led['duplicate_keys']}"
+    assert led["duplicates"] == 0
+    publishes = [d["key"] for d in led["deliveries"] if d["event"] == "publish"]
+    assert publishes == [f"delivery-{did}", f"delivery-{did}-g1"]
+    # a retry of the put-back publication (its answer lost, say) keeps its key: still one publication
+    d = deliveries(app, item)["hook"]
+    app.channels["hook"].channel.publish(make_post(item), DeliveryContext(delivery_id=did, attempt=2, state=d.state))
+    led = sink.ledger()
+    assert led["duplicate_keys"] == {f"delivery-{did}-g1": 1}
+    assert [x["key"] for x in led["deliveries"] if x["event"] == "publish"] == publishes
+    # taken down again: a new withdraw key, so the receiver takes the new copy down
+    _edit(app, item, channels=["mem"])
+    _approve(app, item)
+    assert run_once(app) == {"done": 2}
+    assert sink.item(item)["live"] is False
+    withdraws = [x["key"] for x in sink.ledger()["deliveries"] if x["event"] == "withdraw"]
+    assert withdraws == [f"delivery-{did}:withdraw", f"delivery-{did}-g1:withdraw"]

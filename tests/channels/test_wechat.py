@@ -876,3 +876,36 @@ def test_publish_check_failure_is_permanent_and_nothing_is_submitted(sandbox, tm
         ch.publish(rich_post(assets), ctx)
     assert ei.value.code == 53503 and ctx.state["step"] == "drafted"
     assert sandbox.ledger()["jobs"] == []
+
+
+# ------------------------------------------------------------------------------------- put-back
+def test_put_back_after_a_take_down_publishes_a_new_article(make_app, sandbox, tmp_path, assets):
+    """Taken off the item's channels (the article deleted), put back and approved again: a new
+    article goes up (the old delivery state named the deleted article, and the put-back used to
+    answer with it, publishing nothing); a mass send's clientmsgid follows the generation."""
+    from publisher.channel import DeliveryContext
+    from tests.channels.contract_wechat import SECRET_ENV
+    from tests.test_dispatch import approved_item, deliveries, run_once
+    from tests.test_withdraw_in_flight import _approve, _edit
+
+    wx = {"type": "wechat", "appid": sandbox.appid, "secret_env": SECRET_ENV, "api_base": sandbox.base_url,
+          "poll_intervals": [0.2, 0.3], "default_cover": str(assets[0].path)}  # fmt: skip
+    make_channel(sandbox, tmp_path)  # sets the secret's environment variable
+    app = make_app(channels={"mem": {"type": "memory"}, "wechat": wx})
+    item = approved_item(app, channels=["mem", "wechat"])
+    assert run_once(app).get("done") == 2
+    first = deliveries(app, item)["wechat"]
+    _edit(app, item, channels=["mem"])
+    _approve(app, item)
+    assert run_once(app).get("done") == 2
+    assert sandbox.live_articles() == []
+    _edit(app, item, channels=["mem", "wechat"])
+    _approve(app, item)
+    assert run_once(app).get("done") == 2
+    d = deliveries(app, item)["wechat"]
+    live = sandbox.live_articles()
+    assert [a["article_id"] for a in live] == [d.remote_id] and d.remote_id != first.remote_id
+    assert d.state["generation"] == 1 and d.withdrawn_at is None
+    ctx = DeliveryContext(delivery_id=d.id, attempt=1, state={"generation": 1})
+    client_msg_id = f"publisher-{sandbox.appid}-{ctx.idempotency_key}"
+    assert client_msg_id.endswith(f"delivery-{d.id}-g1")

@@ -11,6 +11,7 @@ publishes once and leaves nothing of its own in the box.
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 import requests
@@ -308,7 +309,6 @@ def test_worker_killed_waiting_for_the_draft_add_answer_then_a_busy_box(sandbox,
     import signal
     import subprocess
     import sys
-    import time
     from pathlib import Path
 
     from publisher.testing import make_env
@@ -341,3 +341,47 @@ def test_worker_killed_waiting_for_the_draft_add_answer_then_a_busy_box(sandbox,
     led = sandbox.ledger()
     assert led["calls"]["/cgi-bin/draft/add"] == 1 + 25
     assert set(led["drafts"]) == others and [a["article_id"] for a in led["articles"]] == [out.remote_id]
+
+
+def test_unconfirmed_submit_of_a_known_draft_is_found_after_the_cached_thumb_changed(sandbox, tmp_path, cover):
+    """The chaos run's "no published article can be found": the draft carries the thumb of its own
+    draft/add, but an attempt after it (here: the submit answered busy) put the thumb then in the
+    shared cache into the state, and the lost submit's article was looked for under that one."""
+    ch = make_channel(sandbox, tmp_path, reconcile_grace=1.0)
+    post, ctx = make_post(1, assets=(cover,)), make_ctx(1)
+    sandbox.inject("busy", path="/cgi-bin/freepublish/submit")  # answered: nothing submitted
+    with pytest.raises(TransientChannelError):
+        ch.publish(post, ctx)
+    assert ctx.state["step"] == "drafted"
+    drafted_thumb = ctx.state["thumb_media_id"]
+    # meanwhile another worker uploaded the same cover and its id won the shared cache
+    ch.env.kv.delete(f"{ch._media_prefix}thumb:{cover.sha256}")
+    assert ch._thumb(cover)["media_id"] != drafted_thumb
+    sandbox.inject("lost_answer", path="/cgi-bin/freepublish/submit")  # published, answer lost
+    with pytest.raises(AmbiguousOutcome):
+        ch.publish(post, ctx)
+    time.sleep(0.3)  # the publish job finishes: the draft leaves the box
+    out = finish(ch, post, ctx)
+    led = sandbox.ledger()
+    assert led["calls"]["/cgi-bin/freepublish/submit"] == 2 and led["drafts"] == {}
+    assert [a["article_id"] for a in led["articles"]] == [out.remote_id]
+    assert led["articles"][0]["thumb_media_id"] == drafted_thumb == ctx.state["thumb_media_id"]
+
+
+def test_resubmit_that_meets_the_still_running_job_of_the_lost_submit_makes_no_second_article(
+    sandbox, tmp_path, cover
+):
+    """The grace ran out while WeChat was still publishing the unconfirmed submit's draft: the
+    re-submit is refused (40007, the draft is in a running job). That is not "the draft left the box
+    without a submit of ours": making a new draft then published the item twice."""
+    ch = make_channel(sandbox, tmp_path, reconcile_grace=0.2)
+    sandbox.configure(publish_delay=1.5)
+    post, ctx = make_post(1, assets=(cover,)), make_ctx(1)
+    sandbox.inject("lost_answer", path="/cgi-bin/freepublish/submit")
+    with pytest.raises(AmbiguousOutcome):
+        ch.publish(post, ctx)
+    time.sleep(0.3)  # the grace runs out; the job is still running
+    out = finish(ch, post, ctx)
+    led = sandbox.ledger()
+    assert [a["article_id"] for a in led["articles"]] == [out.remote_id]
+    assert led["calls"]["/cgi-bin/draft/add"] == 1 and led["drafts"] == {}
