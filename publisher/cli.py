@@ -232,7 +232,7 @@ def item_add(
         author = workflow.get_user(s, as_user)
         draft = content.read_item_file(
             file, media_dir=a.settings.media_dir, max_body_bytes=a.settings.review.max_body_bytes,
-            max_asset_bytes=a.settings.review.max_asset_bytes,
+            max_asset_bytes=a.settings.review.max_asset_bytes, max_image_pixels=a.settings.review.max_image_pixels,
         )  # fmt: skip
         item = workflow.create_item(a.ctx, s, author=author, draft=draft)
     out.print(f"draft {item.id}: {item.title}")
@@ -251,7 +251,7 @@ def item_edit(
         user = workflow.get_user(s, as_user)
         draft = content.read_item_file(
             file, media_dir=a.settings.media_dir, max_body_bytes=a.settings.review.max_body_bytes,
-            max_asset_bytes=a.settings.review.max_asset_bytes,
+            max_asset_bytes=a.settings.review.max_asset_bytes, max_image_pixels=a.settings.review.max_image_pixels,
         )  # fmt: skip
         before = set(workflow.get_item(s, item_id).channels)
         item = workflow.edit_item(a.ctx, s, item_id=item_id, actor=user, changes={**draft.fields, "title": draft.title},

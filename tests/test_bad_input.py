@@ -242,3 +242,79 @@ def test_unknown_environment_setting(sqlite_cli: Cli) -> None:
         "worker.threads (from $PUBLISHER_WORKER__THREADS",
         env={"PUBLISHER_WORKER__THREADS": "many"},
     )
+
+
+# --------------------------------------------------------------------------- images and YAML bombs
+def big_png(path: Path, width: int, height: int) -> Path:
+    """A real, valid grayscale PNG of width × height, written without ever holding its pixels."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    z = zlib.compressobj(9)
+    row = b"\0" * (width + 1)
+    parts = [z.compress(row) for _ in range(height)]
+    idat = b"".join(parts) + z.flush()
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b""))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("size", "where"),
+    [((20000, 20000), "body"), ((20000, 20000), "cover"), ((10000, 10000), "body")],
+    ids=["bomb-in-body", "bomb-as-cover", "100-megapixels"],
+)
+def test_too_many_pixels(sqlite_cli: Cli, tmp_path: Path, size: tuple[int, int], where: str) -> None:
+    big_png(tmp_path / "huge.png", *size)
+    if where == "cover":
+        f = item_file(tmp_path, cover="huge.png")
+    else:
+        f = item_file(tmp_path, body="正文\n\n![图](huge.png)\n")
+    assert_refused(
+        sqlite_cli, ["item", "add", str(f), "--as", "ed"],
+        f"huge.png is {size[0] * size[1] // 10**6} megapixels" if size[0] == 20000 else "huge.png is 10000×10000",
+        "the limit is 40 megapixels", "review.max_image_pixels",
+    )  # fmt: skip
+    assert not list((sqlite_cli.workdir / "media").rglob("*.*")), "nothing may be left in the media store"
+
+
+def test_pixel_limit_is_a_setting(sqlite_cli: Cli, tmp_path: Path) -> None:
+    big_png(tmp_path / "wide.png", 3000, 1000)
+    f = item_file(tmp_path, body="![图](wide.png)\n")
+    sqlite_cli.settings.write_text(
+        sqlite_cli.settings.read_text(encoding="utf-8") + "[review]\nmax_image_pixels = 2_000_000\n",
+        encoding="utf-8",
+    )
+    assert_refused(sqlite_cli, ["item", "add", str(f), "--as", "ed"], "wide.png is 3000×1000", "limit is 2 megap")
+
+
+@pytest.mark.parametrize("fmt", ["BMP", "TIFF"])
+def test_image_formats_outside_the_documented_four(sqlite_cli: Cli, tmp_path: Path, fmt: str) -> None:
+    from PIL import Image
+
+    name = f"scan.{fmt.lower()}"
+    Image.new("RGB", (8, 8), "red").save(tmp_path / name, fmt)
+    f = item_file(tmp_path, body=f"![图]({name})\n")
+    assert_refused(
+        sqlite_cli, ["item", "add", str(f), "--as", "ed"], f"{name} is a {fmt} image", "JPEG, PNG, GIF or WebP"
+    )
+
+
+def test_yaml_alias_bomb(sqlite_cli: Cli, tmp_path: Path) -> None:
+    import time
+
+    # nine levels of nine aliases: 600 bytes that expand to 9**9 strings when the title is read
+    levels = ['&a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    for prev, name in zip("abcdefgh", "bcdefghi", strict=True):
+        levels.append(f"&{name} [" + ",".join([f"*{prev}"] * 9) + "]")
+    f = tmp_path / "bomb.md"
+    f.write_text("---\ntitle: [" + ", ".join(levels) + "]\ncategory: 公告公示\n---\n正文\n", encoding="utf-8")
+    assert f.stat().st_size < 1000
+    started = time.monotonic()
+    assert_refused(
+        sqlite_cli, ["item", "add", str(f), "--as", "ed"], "bomb.md", "front matter", "aliases", timeout=30
+    )
+    assert time.monotonic() - started < 15

@@ -130,6 +130,30 @@ def test_bad_uploads_are_refused_and_nothing_is_stored(app, client, login):
     assert r.status_code == 413
 
 
+@sqlite_only
+def test_image_bombs_and_unlisted_formats_are_refused_with_the_reason(app, client, login, tmp_path):
+    from PIL import Image
+
+    from tests.test_bad_input import big_png
+
+    csrf = login(client, "ed")
+    media = app.settings.media_dir
+    before = sorted(p for p in media.rglob("*") if p.is_file())
+    for size, says in (((20000, 20000), "is 400 megapixels"), ((10000, 10000), "is 10000×10000 pixels")):
+        data = big_png(tmp_path / "big.png", *size).read_bytes()
+        r = client.post("/upload", files={"file": ("海报.png", data, "image/png")}, headers={"X-CSRF-Token": csrf})
+        assert r.status_code == 413, r.text
+        assert f"海报.png {says}" in r.json()["detail"] and "review.max_image_pixels" in r.json()["detail"]
+    for fmt in ("BMP", "TIFF"):
+        buf = io.BytesIO()
+        Image.new("RGB", (8, 8), "red").save(buf, fmt)
+        r = client.post("/upload", files={"file": (f"scan.{fmt.lower()}", buf.getvalue(), "image/x")},
+                        headers={"X-CSRF-Token": csrf})  # fmt: skip
+        assert r.status_code == 415, r.text
+        assert f"is a {fmt} image" in r.json()["detail"] and "JPEG, PNG, GIF or WebP" in r.json()["detail"]
+    assert sorted(p for p in media.rglob("*") if p.is_file()) == before
+
+
 def test_api_create_is_idempotent_and_viewers_cannot_create(app, client):
     from publisher import accounts
 
