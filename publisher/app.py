@@ -33,6 +33,13 @@ class App:
         with transaction(self.engine) as s:
             yield s
 
+    def require_channels(self, *, paused: bool = True) -> None:
+        """MissingSecret for the first enabled channel (and paused ones unless ``paused=False``) whose
+        secret this process lacks: the worker and the sync check this before they start."""
+        for spec in self.channels.values():
+            if spec.enabled and (paused or not spec.paused):
+                spec.require()
+
     def close(self) -> None:
         for spec in self.channels.values():
             spec.channel.close()

@@ -500,6 +500,7 @@ def run(
     if log_json:
         use_json_logs()
     a = state.app()
+    a.require_channels(paused=False)  # a channel's secret is checked by what uses it: here, before any claim
     wm = WorkerMetrics()
     d = Dispatcher(engine=a.engine, ctx=a.ctx, threads=threads, on_outcome=wm.on_outcome, on_start=wm.on_start)
     metrics_server = serve(a.engine, wm, metrics_port, metrics_addr) if metrics_port is not None else None
@@ -772,6 +773,7 @@ def sync_cmd(
 
     a = state.app()
     if not show:
+        a.require_channels()
         with Progress(console=err, transient=True) as bar:
             tasks: dict[str, Any] = {}
 

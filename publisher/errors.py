@@ -8,6 +8,7 @@ The tree::
      ├── NotFound                  no such item, user, delivery...
      ├── NotAllowed                this user may not do this now
      ├── ConfigError               settings.toml or the environment is wrong
+     │    └── MissingSecret        a channel's secret variable is not set (raised where it is used)
      └── ChannelError              a channel failed (see publisher.channel)
           ├── TransientChannelError
           ├── PermanentChannelError
@@ -57,3 +58,7 @@ class NotAllowed(PublisherError):
 
 class ConfigError(PublisherError):
     """The settings are invalid."""
+
+
+class MissingSecret(ConfigError):
+    """A channel's secret is not in the environment."""

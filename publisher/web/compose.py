@@ -126,7 +126,8 @@ def preview(ctx: Context, fields: Mapping[str, Any], *, author: str) -> list[Cha
     out = []
     for name in names:
         spec = ctx.channels[name]
-        problems = list(spec.channel.validate(post))
+        # a channel whose secret this server lacks says so here instead of failing the whole preview
+        problems = [str(spec.unavailable)] if spec.unavailable is not None else list(spec.channel.validate(post))
         if post.title and len(post.title) > 500:
             problems.append(f"the title is {len(post.title)} characters; at most 500")
         out.append(ChannelPreview(name=name, label=spec.label, type_name=spec.type_name, html=html,

@@ -87,6 +87,30 @@ def test_preview_shows_each_channels_limits(make_app):
     assert "at most" not in mem2
 
 
+@sqlite_only
+def test_preview_names_a_channels_missing_secret(make_app, tmp_path, monkeypatch):
+    from fastapi.testclient import TestClient
+
+    from publisher import accounts
+    from publisher.web import create_app
+
+    monkeypatch.delenv("PUBLISHER_TEST_NOT_SET", raising=False)
+    monkeypatch.syspath_prepend(str(__import__("tests.clirun").clirun.PLUGINS))
+    app = make_app(channels={"mem": {"type": "memory"},
+                             "logged": {"type": "filelog", "folder": str(tmp_path / "out"),
+                                        "secret_env": "PUBLISHER_TEST_NOT_SET"}})  # fmt: skip
+    with TestClient(create_app(app), follow_redirects=False) as client:
+        with app.session() as s:
+            tok = accounts.start_session(s, workflow.get_user(s, "ed"), app.settings.web)
+            csrf = accounts.session_caller(s, tok).csrf
+        client.cookies.set("publisher_session", tok)
+        r = client.post("/preview", data={"csrf_token": csrf, "title": "通知", "body_markdown": "正文",
+                                          "channels": ["mem", "logged"]})  # fmt: skip
+    assert r.status_code == 200, r.text
+    logged = next(p for p in re.split(r'<article class="pv', r.text) if 'data-channel="logged"' in p)
+    assert "environment variable PUBLISHER_TEST_NOT_SET is not set" in logged
+
+
 def test_image_upload_then_compose_with_it(app, client, login):
     csrf = login(client, "ed")
     r = client.post("/upload", files={"file": ("校徽.png", _png(), "image/png")}, headers={"X-CSRF-Token": csrf})
