@@ -10,7 +10,7 @@ from pathlib import Path
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from publisher.db import make_engine, migrate, schema_is_current, transaction
+from publisher.db import explain_store_error, make_engine, migrate, schema_is_current, transaction
 from publisher.errors import ConfigError
 from publisher.registry import ChannelSpec, build_channels
 from publisher.settings import Settings, load_settings
@@ -64,6 +64,9 @@ def open_app(
         try:
             current = schema_is_current(engine)
         except Exception as exc:  # e.g. PostgreSQL not reachable
+            explained = explain_store_error(exc, engine.url)
+            if explained is not None:
+                raise explained from exc
             raise ConfigError(f"cannot open the database {engine.url.render_as_string()}: {exc}") from exc
         if not current:
             raise ConfigError(

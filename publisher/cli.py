@@ -17,6 +17,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich import table as _rich_table
+from sqlalchemy import exc as sa_exc
 
 from publisher import content, stats, workflow
 from publisher.app import App, open_app
@@ -1149,6 +1150,16 @@ def usage_error_line(exc: Any, argv: list[str]) -> str:
     return f"error: {what} — usage: {_synopsis(*_where(exc.ctx, argv))}"
 
 
+def _failure_line(exc: BaseException) -> str:
+    """An unexpected database or system failure, without the statement and parameters."""
+    orig = getattr(exc, "orig", None)
+    if orig is not None:
+        return f"the database refused: {type(orig).__name__}: {str(orig).strip()[:300]}"
+    if isinstance(exc, OSError):
+        return f"the system refused: {exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else "")
+    return str(exc)
+
+
 def main() -> None:
     try:
         # not standalone: click's usage errors come here instead of being printed as its usage box
@@ -1168,6 +1179,15 @@ def main() -> None:
         sys.exit(1)
     except KeyboardInterrupt:
         sys.exit(130)
+    except (OSError, sa_exc.DBAPIError) as exc:
+        # the store or the disk failed: one line, never SQLAlchemy's, which quotes the item's text
+        from publisher.db import explain_store_error
+
+        explained = explain_store_error(exc, state._app.engine.url if state._app is not None else None)
+        if explained is None:
+            explained = PublisherError(_failure_line(exc))
+        err.print("error: " + " ".join(str(explained).split()), markup=False)
+        sys.exit(1)
     finally:
         # give pooled connections back before exit: on an error path nothing else closes them
         if state._app is not None:

@@ -23,7 +23,7 @@ import nh3
 import yaml
 from markdown_it import MarkdownIt
 
-from publisher.errors import InvalidInput
+from publisher.errors import ConfigError, InvalidInput, StorageFull
 
 _FRONT_MATTER = re.compile(r"\A---\s*\n(.*?)\n---\s*(?:\n|\Z)", re.S)
 _MD_IMAGE = re.compile(r"!\[([^\]]*)\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
@@ -186,18 +186,37 @@ def store_file(
         width, height, content_type = _check_image(path, role=role, max_pixels=max_pixels)
     target = media_path(media_dir, sha)
     if not target.exists():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+        except OSError as exc:
+            raise _disk_error(exc, media_dir) from exc
         try:
             with os.fdopen(fd, "wb") as f:
                 f.write(data)
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(tmp, target)
-        except BaseException:
+        except BaseException as exc:
             Path(tmp).unlink(missing_ok=True)
+            if isinstance(exc, OSError):
+                raise _disk_error(exc, media_dir) from exc
             raise
     return StoredAsset(sha, path.name, content_type, role, size, width, height)
+
+
+def _disk_error(exc: OSError, media_dir: Path) -> Exception:
+    """The media store's write failed: say so in one line, naming the folder."""
+    import errno
+
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return StorageFull(
+            f"the disk holding {media_dir} is full: free space there, then try again; nothing was stored"
+        )
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return ConfigError(f"cannot write to the media store {media_dir} ({exc.strerror}): make it writable for the "
+                           "user who runs publisher")  # fmt: skip
+    return exc
 
 
 # ------------------------------------------------------------------------------------- item files
@@ -244,6 +263,11 @@ def read_item_file(
         except UnicodeDecodeError:
             pass
         raise InvalidInput(f"{path.name} is not UTF-8 text at byte {exc.start}{hint}") from exc
+    if "\0" in text:
+        line = text.count("\n", 0, text.index("\0")) + 1
+        raise InvalidInput(
+            f"{path.name} contains the NUL character (0x00) on line {line}: remove it (is it a text file?)"
+        )
     fields: dict[str, Any] = {}
     body = text
     m = _FRONT_MATTER.match(text)

@@ -332,3 +332,96 @@ def test_yaml_alias_bomb(sqlite_cli: Cli, tmp_path: Path) -> None:
         sqlite_cli, ["item", "add", str(f), "--as", "ed"], "bomb.md", "front matter", "aliases", timeout=30
     )
     assert time.monotonic() - started < 15
+
+
+# ------------------------------------------------------------------- the store's disk and file
+as_root = pytest.mark.skipif(
+    not hasattr(os, "geteuid") or os.geteuid() != 0,
+    reason="needs root: mounts a small tmpfs / runs the command as the user nobody",
+)
+
+
+def _fresh_cli(folder: Path) -> Cli:
+    from publisher.db import make_engine, migrate
+
+    url = f"sqlite:///{folder / 'queue.db'}"
+    eng = make_engine(url)
+    migrate(eng)
+    eng.dispose()
+    c = Cli(folder, url)
+    setup_store(c)
+    return c
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path):  # type: ignore[no-untyped-def]
+    import subprocess
+
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(mnt)]).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+@as_root
+def test_disk_full(small_disk: Path, tmp_path: Path) -> None:
+    cli = _fresh_cli(small_disk)
+    # an attachment larger than the free space: the media store's write fails
+    (tmp_path / "report.pdf").write_bytes(os.urandom(4_000_000))
+    f = item_file(tmp_path, name="att.md", attachments="[report.pdf]")
+    assert_refused(cli, ["item", "add", str(f), "--as", "ed"], "disk", "is full", str(small_disk))
+    assert not [p for p in (small_disk / "media").rglob("*") if p.is_file()], "a partial media file was left"
+    # a large body when the disk is nearly full: the database's write fails
+    free = os.statvfs(small_disk).f_bavail * os.statvfs(small_disk).f_frsize
+    (small_disk / "filler").write_bytes(b"\0" * max(0, free - 64 * 1024))
+    f = item_file(tmp_path, name="long.md", body="很长的正文。" * (1_500_000 // 18))
+    line = assert_refused(cli, ["item", "add", str(f), "--as", "ed"], "disk", "is full", str(small_disk))
+    assert "很长的正文" not in line
+
+
+@as_root
+def test_read_only_store_as_another_user(tmp_path: Path) -> None:
+    import shutil
+    import tempfile
+
+    # pytest's own folders are private to root: use a folder the user nobody can reach
+    folder = Path(tempfile.mkdtemp(prefix="publisher-ro-"))
+    try:
+        folder.chmod(0o777)
+        cli = _fresh_cli(folder)
+        for p in folder.rglob("*"):
+            p.chmod(0o777 if p.is_dir() else 0o666)
+        (folder / "queue.db").chmod(0o444)
+        f = item_file(folder, title="机密标题XYZ", body="机密正文ABC\n")
+        f.chmod(0o644)
+        cli.prefix = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
+        line = assert_refused(cli, ["item", "add", str(f), "--as", "ed"], "queue.db", "read-only", "nobody")
+        assert "机密" not in line and "XYZ" not in line and "ABC" not in line
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_init_on_a_file_that_is_not_a_database(tmp_path: Path) -> None:
+    db = tmp_path / "queue.db"
+    for junk in (b"hello, this is not a database\n", os.urandom(5000)):
+        db.write_bytes(junk)
+        cli = Cli(tmp_path, f"sqlite:///{db}")
+        for args in (["init"], ["item", "list"]):
+            r = cli(*args)
+            assert r.code != 0 and "Traceback" not in r.err, r.err
+            assert len(r.err.strip().splitlines()) == 1, r.err
+            assert f"{db} is not a SQLite database" in r.err and "database_url" in r.err, r.err
+            assert db.read_bytes() == junk, "the file was changed"
+
+
+def test_nul_in_an_item_file(cli: Cli, tmp_path: Path) -> None:
+    # PostgreSQL refuses NUL in text; SQLite stores it: both must refuse it the same way
+    f = item_file(tmp_path, body="正文\x00第二句\n")
+    assert_refused(cli, ["item", "add", str(f), "--as", "ed"], "item.md", "NUL", "line 6")
+    f = tmp_path / "heading.md"
+    f.write_text("---\ncategory: 公告公示\nchannels: [mem]\n---\n# 标题\x00\n正文\n", encoding="utf-8")
+    assert_refused(cli, ["item", "add", str(f), "--as", "ed"], "heading.md", "NUL", "line 5")

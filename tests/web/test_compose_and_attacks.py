@@ -239,3 +239,27 @@ def test_english_switch_and_locale_formatting(app, client, login):
     assert client.get("/items").text.count("Scheduled") >= 1  # the cookie keeps English
     utc = client.get("/items?tz=UTC")
     assert "4 Mar 2099 01:30" in utc.text  # the viewer's own zone
+
+
+def test_nul_characters_are_refused_alike_on_every_engine(app, client, login):
+    # PostgreSQL refuses NUL in text (a 500 before); SQLite would store it: both answer 422 with the reason
+    from publisher import accounts
+
+    with app.session() as s:
+        ed_token, _ = accounts.create_token(s, user=workflow.get_user(s, "ed"), name="t")
+    body = {"title": "接口\x00创建", "body_markdown": "正文", "category": "公告公示", "channels": ["mem"]}
+    h = {"Authorization": f"Bearer {ed_token}"}
+    for bad in (body, {**body, "title": "接口创建", "body_markdown": "正\x00文"}):
+        r = client.post("/api/items", json=bad, headers=h)
+        assert r.status_code == 422, r.text
+        assert "NUL character" in r.json()["detail"], r.text
+    with app.session() as s:
+        assert s.exec(select(Item)).all() == []
+    login(client, "ed")
+    r = client.get("/items", params={"q": "通知\x00"})
+    assert r.status_code in (200, 422), r.text[:300]
+    client.cookies.clear()
+    form = client.get("/login").text
+    token = re.search(r'name="csrf_token" value="([^"]+)"', form).group(1)
+    r = client.post("/login", data={"username": "ed\x00", "password": "x" * 12, "csrf_token": token})
+    assert 400 <= r.status_code < 500, r.text[:300]
