@@ -190,7 +190,7 @@ def store_file(
             target.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
         except OSError as exc:
-            raise _disk_error(exc, media_dir) from exc
+            raise disk_error(exc, media_dir) from exc
         try:
             with os.fdopen(fd, "wb") as f:
                 f.write(data)
@@ -200,13 +200,13 @@ def store_file(
         except BaseException as exc:
             Path(tmp).unlink(missing_ok=True)
             if isinstance(exc, OSError):
-                raise _disk_error(exc, media_dir) from exc
+                raise disk_error(exc, media_dir) from exc
             raise
     return StoredAsset(sha, path.name, content_type, role, size, width, height)
 
 
-def _disk_error(exc: OSError, media_dir: Path) -> Exception:
-    """The media store's write failed: say so in one line, naming the folder."""
+def disk_error(exc: OSError, media_dir: Path) -> Exception:
+    """A failed write to the media store as one line naming the folder (the error itself if not the disk's)."""
     import errno
 
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):

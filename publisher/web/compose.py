@@ -39,12 +39,15 @@ def store_upload(ctx: Context, data_chunks: Any, filename: str) -> content.Store
     with tempfile.TemporaryDirectory(dir=ctx.settings.media_dir) as tmp:
         path = Path(tmp) / f"upload{suffix}"
         size = 0
-        with path.open("wb") as f:
-            for chunk in data_chunks:
-                size += len(chunk)
-                if size > limit:
-                    raise UploadTooLarge(f"the file is larger than {limit / 1e6:.0f} MB (review.max_asset_bytes)")
-                f.write(chunk)
+        try:
+            with path.open("wb") as f:
+                for chunk in data_chunks:
+                    size += len(chunk)
+                    if size > limit:
+                        raise UploadTooLarge(f"the file is larger than {limit / 1e6:.0f} MB (review.max_asset_bytes)")
+                    f.write(chunk)
+        except OSError as exc:
+            raise content.disk_error(exc, ctx.settings.media_dir) from exc
         try:
             stored = content.store_file(path, media_dir=ctx.settings.media_dir, role="image", max_bytes=limit,
                                         max_pixels=ctx.settings.review.max_image_pixels)  # fmt: skip

@@ -263,3 +263,39 @@ def test_nul_characters_are_refused_alike_on_every_engine(app, client, login):
     token = re.search(r'name="csrf_token" value="([^"]+)"', form).group(1)
     r = client.post("/login", data={"username": "ed\x00", "password": "x" * 12, "csrf_token": token})
     assert 400 <= r.status_code < 500, r.text[:300]
+
+
+@sqlite_only
+@pytest.mark.skipif(not hasattr(__import__("os"), "geteuid") or __import__("os").geteuid() != 0,
+                    reason="needs root to mount a small tmpfs")  # fmt: skip
+def test_upload_onto_a_full_disk_says_so(make_app, tmp_path):
+    import os
+    import subprocess
+
+    from fastapi.testclient import TestClient
+    from PIL import Image
+
+    from publisher import accounts
+    from publisher.web import create_app
+
+    small = tmp_path / "small"
+    small.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(small)]).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        app = make_app(data_dir=str(small))
+        buf = io.BytesIO()
+        Image.frombytes("RGB", (1500, 1000), os.urandom(1500 * 1000 * 3)).save(buf, "PNG")
+        assert len(buf.getvalue()) > 4_000_000
+        with TestClient(create_app(app), follow_redirects=False) as client:
+            with app.session() as s:
+                tok = accounts.start_session(s, workflow.get_user(s, "ed"), app.settings.web)
+                csrf = accounts.session_caller(s, tok).csrf
+            client.cookies.set("publisher_session", tok)
+            r = client.post("/upload", files={"file": ("photo.png", buf.getvalue(), "image/png")},
+                            headers={"X-CSRF-Token": csrf})  # fmt: skip
+        assert r.status_code == 507, r.text[:300]
+        assert "is full" in r.json()["detail"] and str(small) in r.json()["detail"]
+        assert not [p for p in (small / "media").rglob("*") if p.is_file()]
+    finally:
+        subprocess.run(["umount", "-l", str(small)], check=False)
