@@ -1154,7 +1154,7 @@ def _failure_line(exc: BaseException) -> str:
     """An unexpected database or system failure, without the statement and parameters."""
     orig = getattr(exc, "orig", None)
     if orig is not None:
-        return f"the database refused: {type(orig).__name__}: {str(orig).strip()[:300]}"
+        return f"the database refused: {type(orig).__name__}: {(str(orig).strip().splitlines() or [''])[0][:300]}"
     if isinstance(exc, OSError):
         return f"the system refused: {exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else "")
     return str(exc)
