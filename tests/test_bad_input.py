@@ -232,6 +232,8 @@ def test_a_missing_secret_stops_only_what_uses_that_channel(sqlite_cli: Cli, tmp
     assert_refused(sqlite_cli, ["run", "--once"], *missing)
     assert_refused(sqlite_cli, ["sync"], *missing)
     assert_refused(sqlite_cli, ["submit", logged.last_line, "--as", "ed"], *missing)
+    r = sqlite_cli("channels")  # the check of every channel shows it in that channel's row
+    assert r.code == 1 and "Traceback" not in r.err and "PUBLISHER_TEST_NOT_SET is not set" in r.out, r.out + r.err
     sqlite_cli.ok("submit", logged.last_line, "--as", "ed", env={"PUBLISHER_TEST_NOT_SET": "s3cret"})
     sqlite_cli.ok("run", "--once", env={"PUBLISHER_TEST_NOT_SET": "s3cret"})
 
