@@ -10,7 +10,7 @@ from pathlib import Path
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from publisher.db import make_engine, migrate, schema_is_current, transaction
+from publisher.db import explain_store_error, make_engine, migrate, schema_is_current, transaction
 from publisher.errors import ConfigError
 from publisher.registry import ChannelSpec, build_channels
 from publisher.settings import Settings, load_settings
@@ -32,6 +32,13 @@ class App:
         """One user action = one transaction."""
         with transaction(self.engine) as s:
             yield s
+
+    def require_channels(self, *, paused: bool = True) -> None:
+        """MissingSecret for the first enabled channel (and paused ones unless ``paused=False``) whose
+        secret this process lacks: the worker and the sync check this before they start."""
+        for spec in self.channels.values():
+            if spec.enabled and (paused or not spec.paused):
+                spec.require()
 
     def close(self) -> None:
         for spec in self.channels.values():
@@ -57,6 +64,9 @@ def open_app(
         try:
             current = schema_is_current(engine)
         except Exception as exc:  # e.g. PostgreSQL not reachable
+            explained = explain_store_error(exc, engine.url)
+            if explained is not None:
+                raise explained from exc
             raise ConfigError(f"cannot open the database {engine.url.render_as_string()}: {exc}") from exc
         if not current:
             raise ConfigError(

@@ -42,7 +42,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from publisher.errors import ConfigError, PublisherError
+from publisher.errors import ConfigError, MissingSecret, PublisherError
 
 ENTRY_POINT_GROUP = "publisher.channels"
 ASSET_SCHEME = "asset://"
@@ -466,7 +466,7 @@ def env_secret(var: str | None, *, what: str) -> str:
         raise ConfigError(f'{what}: name the environment variable that holds it (…_env = "VAR")')
     value = os.environ.get(var)
     if not value:
-        raise ConfigError(f"{what}: environment variable {var} is not set")
+        raise MissingSecret(f"{what}: environment variable {var} is not set")
     return value
 
 

@@ -17,6 +17,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich import table as _rich_table
+from sqlalchemy import exc as sa_exc
 
 from publisher import content, stats, workflow
 from publisher.app import App, open_app
@@ -232,7 +233,7 @@ def item_add(
         author = workflow.get_user(s, as_user)
         draft = content.read_item_file(
             file, media_dir=a.settings.media_dir, max_body_bytes=a.settings.review.max_body_bytes,
-            max_asset_bytes=a.settings.review.max_asset_bytes,
+            max_asset_bytes=a.settings.review.max_asset_bytes, max_image_pixels=a.settings.review.max_image_pixels,
         )  # fmt: skip
         item = workflow.create_item(a.ctx, s, author=author, draft=draft)
     out.print(f"draft {item.id}: {item.title}")
@@ -251,7 +252,7 @@ def item_edit(
         user = workflow.get_user(s, as_user)
         draft = content.read_item_file(
             file, media_dir=a.settings.media_dir, max_body_bytes=a.settings.review.max_body_bytes,
-            max_asset_bytes=a.settings.review.max_asset_bytes,
+            max_asset_bytes=a.settings.review.max_asset_bytes, max_image_pixels=a.settings.review.max_image_pixels,
         )  # fmt: skip
         before = set(workflow.get_item(s, item_id).channels)
         item = workflow.edit_item(a.ctx, s, item_id=item_id, actor=user, changes={**draft.fields, "title": draft.title},
@@ -500,6 +501,7 @@ def run(
     if log_json:
         use_json_logs()
     a = state.app()
+    a.require_channels(paused=False)  # a channel's secret is checked by what uses it: here, before any claim
     wm = WorkerMetrics()
     d = Dispatcher(engine=a.engine, ctx=a.ctx, threads=threads, on_outcome=wm.on_outcome, on_start=wm.on_start)
     metrics_server = serve(a.engine, wm, metrics_port, metrics_addr) if metrics_port is not None else None
@@ -772,6 +774,7 @@ def sync_cmd(
 
     a = state.app()
     if not show:
+        a.require_channels()
         with Progress(console=err, transient=True) as bar:
             tasks: dict[str, Any] = {}
 
@@ -1147,6 +1150,16 @@ def usage_error_line(exc: Any, argv: list[str]) -> str:
     return f"error: {what} — usage: {_synopsis(*_where(exc.ctx, argv))}"
 
 
+def _failure_line(exc: BaseException) -> str:
+    """An unexpected database or system failure, without the statement and parameters."""
+    orig = getattr(exc, "orig", None)
+    if orig is not None:
+        return f"the database refused: {type(orig).__name__}: {(str(orig).strip().splitlines() or [''])[0][:300]}"
+    if isinstance(exc, OSError):
+        return f"the system refused: {exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else "")
+    return str(exc)
+
+
 def main() -> None:
     try:
         # not standalone: click's usage errors come here instead of being printed as its usage box
@@ -1166,6 +1179,15 @@ def main() -> None:
         sys.exit(1)
     except KeyboardInterrupt:
         sys.exit(130)
+    except (OSError, sa_exc.DBAPIError) as exc:
+        # the store or the disk failed: one line, never SQLAlchemy's, which quotes the item's text
+        from publisher.db import explain_store_error
+
+        explained = explain_store_error(exc, state._app.engine.url if state._app is not None else None)
+        if explained is None:
+            explained = PublisherError(_failure_line(exc))
+        err.print("error: " + " ".join(str(explained).split()), markup=False)
+        sys.exit(1)
     finally:
         # give pooled connections back before exit: on an error path nothing else closes them
         if state._app is not None:

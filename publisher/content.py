@@ -23,7 +23,7 @@ import nh3
 import yaml
 from markdown_it import MarkdownIt
 
-from publisher.errors import InvalidInput
+from publisher.errors import ConfigError, InvalidInput, StorageFull
 
 _FRONT_MATTER = re.compile(r"\A---\s*\n(.*?)\n---\s*(?:\n|\Z)", re.S)
 _MD_IMAGE = re.compile(r"!\[([^\]]*)\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
@@ -41,12 +41,29 @@ ALLOWED_ATTRIBUTES = {
     "ol": {"start"},
 }
 ALLOWED_SCHEMES = {"http", "https", "mailto", "asset"}
-IMAGE_TYPES = {"image/jpeg", "image/png", "image/gif", "image/webp", "image/bmp", "image/tiff"}
+IMAGE_TYPES = {"image/jpeg", "image/png", "image/gif", "image/webp"}
+#: the formats every channel takes (Pillow's names); a BMP or TIFF is refused with these named
+IMAGE_FORMATS = {"JPEG": "image/jpeg", "PNG": "image/png", "GIF": "image/gif", "WEBP": "image/webp"}
+#: the pixel limit when the caller names none (the setting review.max_image_pixels)
+DEFAULT_MAX_IMAGE_PIXELS = 40_000_000
 
 FRONT_MATTER_KEYS = {
     "title", "summary", "category", "department", "checklist_item", "channels", "publish_at", "cover",
     "attachments", "author",
 }  # fmt: skip
+
+
+class _FrontMatterLoader(yaml.SafeLoader):
+    """safe_load without aliases: nine levels of nine ``*ref`` fit in 600 bytes and expand to 9**9 values
+    (the "billion laughs"), and an item's front matter has no use for them."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.composer.ComposerError(
+                None, None, "aliases (*name) are not allowed in front matter; write the value out", event.start_mark
+            )
+        return super().compose_node(parent, index)
 
 
 def _markdown() -> MarkdownIt:
@@ -94,7 +111,60 @@ def media_path(media_dir: Path, sha256: str) -> Path:
     return media_dir / sha256[:2] / sha256
 
 
-def store_file(path: Path, *, media_dir: Path, role: str, max_bytes: int) -> StoredAsset:
+class TooManyPixels(InvalidInput):
+    """The image has more pixels than review.max_image_pixels."""
+
+    def __init__(self, message: str, *, detail: str) -> None:
+        self.detail = detail
+        super().__init__(message)
+
+
+class NotAcceptedFormat(InvalidInput):
+    """The image is in a format the channels do not take (JPEG, PNG, GIF and WebP are taken)."""
+
+    def __init__(self, message: str, *, detail: str) -> None:
+        self.detail = detail
+        super().__init__(message)
+
+
+def _check_image(path: Path, *, role: str, max_pixels: int) -> tuple[int, int, str]:
+    """Width, height and type of an image; InvalidInput when it is unreadable, of a format channels do
+    not take, or larger than ``max_pixels`` (checked from the header, before any pixel is decoded)."""
+    import warnings
+
+    from PIL import Image, UnidentifiedImageError
+
+    limit = f"the limit is {max_pixels / 1e6:g} megapixels (review.max_image_pixels): scale it down and export it again"
+    try:
+        with warnings.catch_warnings():
+            # Pillow's own bomb check warns above 89 and refuses above 179 megapixels; ours is lower
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                width, height = im.size
+                fmt = im.format or ""
+                if width * height > max_pixels:
+                    detail = f"is {width}×{height} pixels ({width * height / 1e6:g} megapixels); {limit}"
+                    raise TooManyPixels(f"{role} {path.name} {detail}", detail=detail)
+                if fmt not in IMAGE_FORMATS:
+                    detail = f"is a {fmt or 'unknown'} image; channels take JPEG, PNG, GIF or WebP: export it as one"
+                    raise NotAcceptedFormat(f"{role} {path.name} {detail}", detail=detail)
+                im.verify()
+            with Image.open(path) as im:
+                im.load()
+    except Image.DecompressionBombError as exc:  # a header claiming more than Pillow will even open
+        count = re.search(r"\((\d+) pixels\)", str(exc))
+        detail = (f"is {int(count.group(1)) / 1e6:g} megapixels" if count else "has far too many pixels") + f"; {limit}"
+        raise TooManyPixels(f"{role} {path.name} {detail}", detail=detail) from exc
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise InvalidInput(
+            f"{role} {path.name} is not a readable image ({exc}); export it again as JPEG or PNG"
+        ) from exc
+    return width, height, IMAGE_FORMATS[fmt]
+
+
+def store_file(
+    path: Path, *, media_dir: Path, role: str, max_bytes: int, max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
+) -> StoredAsset:
     """Check a file and copy it into the media store (atomically, once per content)."""
     if path.is_dir():
         raise InvalidInput(f"{role} {path} is a folder; name a file")
@@ -113,33 +183,40 @@ def store_file(path: Path, *, media_dir: Path, role: str, max_bytes: int) -> Sto
     content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
     width = height = None
     if role in ("image", "cover"):
-        from PIL import Image, UnidentifiedImageError
-
-        try:
-            with Image.open(path) as im:
-                im.verify()
-            with Image.open(path) as im:
-                im.load()
-                width, height = im.size
-                content_type = Image.MIME.get(im.format or "", content_type)
-        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-            raise InvalidInput(
-                f"{role} {path.name} is not a readable image ({exc}); export it again as JPEG or PNG"
-            ) from exc
+        width, height, content_type = _check_image(path, role=role, max_pixels=max_pixels)
     target = media_path(media_dir, sha)
     if not target.exists():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+        except OSError as exc:
+            raise disk_error(exc, media_dir) from exc
         try:
             with os.fdopen(fd, "wb") as f:
                 f.write(data)
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(tmp, target)
-        except BaseException:
+        except BaseException as exc:
             Path(tmp).unlink(missing_ok=True)
+            if isinstance(exc, OSError):
+                raise disk_error(exc, media_dir) from exc
             raise
     return StoredAsset(sha, path.name, content_type, role, size, width, height)
+
+
+def disk_error(exc: OSError, media_dir: Path) -> Exception:
+    """A failed write to the media store as one line naming the folder (the error itself if not the disk's)."""
+    import errno
+
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return StorageFull(
+            f"the disk holding {media_dir} is full: free space there, then try again; nothing was stored"
+        )
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return ConfigError(f"cannot write to the media store {media_dir} ({exc.strerror}): make it writable for the "
+                           "user who runs publisher")  # fmt: skip
+    return exc
 
 
 # ------------------------------------------------------------------------------------- item files
@@ -153,7 +230,14 @@ class ItemDraft:
     assets: list[StoredAsset] = field(default_factory=list)
 
 
-def read_item_file(path: Path, *, media_dir: Path, max_body_bytes: int, max_asset_bytes: int) -> ItemDraft:
+def read_item_file(
+    path: Path,
+    *,
+    media_dir: Path,
+    max_body_bytes: int,
+    max_asset_bytes: int,
+    max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
+) -> ItemDraft:
     """Read FILE.md: YAML front matter + Markdown body; local images are copied into the media store.
 
     Raises InvalidInput naming the problem (not UTF-8, too large, bad front matter, missing image).
@@ -179,12 +263,17 @@ def read_item_file(path: Path, *, media_dir: Path, max_body_bytes: int, max_asse
         except UnicodeDecodeError:
             pass
         raise InvalidInput(f"{path.name} is not UTF-8 text at byte {exc.start}{hint}") from exc
+    if "\0" in text:
+        line = text.count("\n", 0, text.index("\0")) + 1
+        raise InvalidInput(
+            f"{path.name} contains the NUL character (0x00) on line {line}: remove it (is it a text file?)"
+        )
     fields: dict[str, Any] = {}
     body = text
     m = _FRONT_MATTER.match(text)
     if m:
         try:
-            loaded = yaml.safe_load(m.group(1)) or {}
+            loaded = yaml.load(m.group(1), Loader=_FrontMatterLoader) or {}
         except yaml.YAMLError as exc:
             # str(exc) spans several lines with a caret drawing; the CLI shows one line
             mark = getattr(exc, "problem_mark", None)
@@ -216,7 +305,9 @@ def read_item_file(path: Path, *, media_dir: Path, max_body_bytes: int, max_asse
         alt, target = m.group(1), m.group(2)
         if re.match(r"^[a-z][a-z0-9+.-]*:", target, re.I):
             return m.group(0)  # a remote URL: channels decide (WeChat refuses them at review)
-        stored = store_file((base / target), media_dir=media_dir, role="image", max_bytes=max_asset_bytes)
+        stored = store_file(
+            base / target, media_dir=media_dir, role="image", max_bytes=max_asset_bytes, max_pixels=max_image_pixels
+        )
         assets.append(stored)
         return f"![{alt}](asset://{stored.sha256})"
 
@@ -224,8 +315,9 @@ def read_item_file(path: Path, *, media_dir: Path, max_body_bytes: int, max_asse
     if fields.get("cover"):
         assets.append(
             store_file(
-                base / str(fields.pop("cover")), media_dir=media_dir, role="cover", max_bytes=max_asset_bytes
-            )
+                base / str(fields.pop("cover")), media_dir=media_dir, role="cover", max_bytes=max_asset_bytes,
+                max_pixels=max_image_pixels,
+            )  # fmt: skip
         )
     for a in fields.pop("attachments", None) or []:
         assets.append(

@@ -29,7 +29,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from publisher.errors import ConfigError
+from publisher.errors import ConfigError, InvalidInput, PublisherError, StorageFull
 
 log = logging.getLogger("publisher.db")
 
@@ -160,13 +160,95 @@ class WalCheckpointer:
             conn.close()
 
 
+# ------------------------------------------------------------------------------ errors at the edge
+NUL_MESSAGE = "text cannot contain the NUL character (\\0, 0x00): remove it and try again; nothing was changed"
+
+
+def _store_name(url: str | sa.URL | None) -> str:
+    text = str(url or "")
+    if text.startswith("sqlite"):
+        return text.split("///", 1)[-1] or "the database"
+    return f"the database at {sa.make_url(text).render_as_string()}" if text else "the database"
+
+
+def _user() -> str:
+    import os
+    import pwd
+
+    try:
+        return pwd.getpwuid(os.geteuid()).pw_name
+    except KeyError:
+        return f"uid {os.geteuid()}"
+
+
+def explain_store_error(exc: BaseException, url: str | sa.URL | None = None) -> PublisherError | None:
+    """The one line for a database or disk failure a person can act on (None for any other failure).
+
+    Never quotes the statement or its parameters: SQLAlchemy's own message shows both, and they hold
+    the item's text (a read-only store printed a confidential draft into a cron mail).
+    """
+    import errno
+
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        where = f" holding {exc.filename}" if exc.filename else ""
+        return StorageFull(f"the disk{where} is full: free space there, then try again; nothing was changed")
+    if not isinstance(exc, sa.exc.DBAPIError):
+        return None
+    orig = exc.orig
+    message = str(orig).strip().splitlines()[0] if str(orig).strip() else type(orig).__name__
+    state = getattr(getattr(orig, "diag", None), "sqlstate", None) or getattr(orig, "sqlstate", None)
+    name = _store_name(url)
+    if "cannot contain NUL" in message:
+        return InvalidInput(NUL_MESSAGE)
+    if "database or disk is full" in message or state == "53100":
+        where = name if name.startswith("the database") else f"the disk holding {name}"
+        return StorageFull(f"{where} is full: free space there, then try again; nothing was changed")
+    if "readonly database" in message or state == "25006":
+        return ConfigError(
+            f"{name} is read-only for the user {_user()}: make it and its folder writable for that user, "
+            "or run publisher as the user who owns it; nothing was changed"
+        )
+    if "file is not a database" in message:
+        return ConfigError(
+            f"{name} is not a SQLite database (it holds something else): move it aside and run `publisher init`, "
+            "or set database_url to the store's file; the file was left as it was"
+        )
+    if "unable to open database file" in message:
+        return ConfigError(f"cannot open {name} as the user {_user()}: check that it and its folder exist and "
+                           "may be written by that user")  # fmt: skip
+    return None
+
+
+def _refuse_nul(session: Session, _context: Any, _instances: Any) -> None:
+    """PostgreSQL refuses NUL in text and SQLite keeps it: refuse it on every engine, naming the field."""
+    for obj in (*session.new, *session.dirty):
+        state = sa.inspect(obj)
+        for attr in state.mapper.column_attrs:
+            value = state.dict.get(attr.key)
+            values = value if isinstance(value, list | tuple) else (value,)
+            if any(isinstance(v, str) and "\0" in v for v in values):
+                what = f"{state.mapper.class_.__name__.lower()} {attr.key.replace('_', ' ')}"
+                raise InvalidInput(f"the {what}: {NUL_MESSAGE}")
+
+
 @contextmanager
 def transaction(engine: Engine) -> Iterator[Session]:
-    """One user action = one transaction: committed on success, rolled back on any error."""
+    """One user action = one transaction: committed on success, rolled back on any error.
+
+    A database failure a person can fix (disk full, read-only file, NUL in text on PostgreSQL) leaves
+    as a PublisherError with one line that quotes no item text; any other failure as it came.
+    """
     with Session(engine, expire_on_commit=False) as session:
+        event.listen(session, "before_flush", _refuse_nul)
         try:
             yield session
             session.commit()
+        except sa.exc.DBAPIError as exc:
+            session.rollback()
+            explained = explain_store_error(exc, engine.url)
+            if explained is None:
+                raise
+            raise explained from exc
         except BaseException:
             session.rollback()
             raise
@@ -186,10 +268,16 @@ def migrate(engine: Engine) -> None:
     from alembic import command
 
     cfg = alembic_config(engine.url.render_as_string(hide_password=False))
-    with engine.connect() as conn:
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "head")
-        conn.commit()
+    try:
+        with engine.connect() as conn:
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "head")
+            conn.commit()
+    except sa.exc.DBAPIError as exc:
+        explained = explain_store_error(exc, engine.url)
+        if explained is None:
+            raise
+        raise explained from exc
 
 
 def schema_is_current(engine: Engine) -> bool:

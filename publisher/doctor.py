@@ -13,7 +13,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from publisher.errors import ConfigError
+from publisher.errors import ConfigError, PublisherError
 
 #: more than this between our clock and the database server's, and leases, schedules and rate limits drift
 MAX_SKEW_SECONDS = 2.0
@@ -94,6 +94,9 @@ def run_checks(settings_path: str | Path | None = None) -> list[Check]:
             continue
         try:
             report = spec.channel.check_health()
+        except PublisherError as exc:  # e.g. its secret is not set in this environment
+            checks.append(Check(f"channel {name}", False, str(exc)))
+            continue
         except Exception as exc:  # a channel's health check must not hide the others
             checks.append(Check(f"channel {name}", False, f"health check raised {type(exc).__name__}: {exc}"))
             continue

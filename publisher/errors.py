@@ -7,7 +7,9 @@ The tree::
      │    └── ContentNotAccepted   an item a channel cannot take, found at review time
      ├── NotFound                  no such item, user, delivery...
      ├── NotAllowed                this user may not do this now
+     ├── StorageFull               the disk holding the store or its media is full
      ├── ConfigError               settings.toml or the environment is wrong
+     │    └── MissingSecret        a channel's secret variable is not set (raised where it is used)
      └── ChannelError              a channel failed (see publisher.channel)
           ├── TransientChannelError
           ├── PermanentChannelError
@@ -55,5 +57,13 @@ class NotAllowed(PublisherError):
     """Not allowed."""
 
 
+class StorageFull(PublisherError):
+    """The disk is full: free space, then try again; nothing was changed."""
+
+
 class ConfigError(PublisherError):
     """The settings are invalid."""
+
+
+class MissingSecret(ConfigError):
+    """A channel's secret is not in the environment."""

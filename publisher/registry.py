@@ -15,7 +15,7 @@ from apscheduler.triggers.cron import CronTrigger
 from sqlalchemy.engine import Engine
 
 from publisher.channel import Channel, ChannelEnv, available_channel_types, validate_channel_config
-from publisher.errors import ConfigError
+from publisher.errors import ConfigError, MissingSecret
 from publisher.models import ChannelKV, utcnow
 from publisher.settings import CORE_CHANNEL_KEYS, Settings
 
@@ -78,6 +78,15 @@ class ChannelSpec:
     rate_per_minute: int | None = None
     schedule: str | None = None
     _trigger: CronTrigger | None = field(default=None, repr=False)
+    #: why the channel cannot be used here (its secret is not in this process's environment); its
+    #: stand-in raises this from every call, and :meth:`require` before a worker or sync starts
+    unavailable: MissingSecret | None = None
+
+    def require(self) -> Channel:
+        """The channel, or the MissingSecret naming the variable this process lacks for it."""
+        if self.unavailable is not None:
+            raise MissingSecret(str(self.unavailable))
+        return self.channel
 
     def next_slot(self, at: datetime, tz: Any) -> datetime:
         """The first time ≥ ``at`` this channel's posting schedule allows (``at`` if it has none)."""
@@ -100,6 +109,26 @@ def _refuse_unknown_keys(name: str, cls: type[Channel], own: dict[str, Any]) -> 
             f"settings [channels.{name}]: unknown key {key!r}"
             + (f" (did you mean {hint[0]!r}?)" if hint else f"; known: {', '.join(known)}")
         )
+
+
+#: the calls a channel whose secret is missing refuses (its class attributes stay true: supports_withdraw...)
+_NEEDS_SECRET = ("validate", "publish", "update", "withdraw", "check_url", "fetch_stats", "list_publications",
+                 "copy_kit", "check_health", "handle_callback")  # fmt: skip
+
+
+def _stand_in(cls: type[Channel], name: str, config: Any, env: ChannelEnv, message: str) -> Channel:
+    """A ``cls`` built without its secret: commands that never call it (item list...) run, and the first
+    call says which variable is missing for which channel."""
+
+    def refuse(self: Channel, *args: Any, **kwargs: Any) -> Any:
+        raise MissingSecret(message)
+
+    def init(self: Channel, name: str, config: Any, env: ChannelEnv) -> None:
+        Channel.__init__(self, name, config, env)
+
+    body: dict[str, Any] = {m: refuse for m in _NEEDS_SECRET}
+    body.update(__init__=init, close=lambda self: None)
+    return type(cls.__name__, (cls,), body)(name, config, env)
 
 
 def build_channels(settings: Settings, engine: Engine | None) -> dict[str, ChannelSpec]:
@@ -133,7 +162,13 @@ def build_channels(settings: Settings, engine: Engine | None) -> dict[str, Chann
             base_dir=settings.path("."),
         )
         env.data_dir.mkdir(parents=True, exist_ok=True)
-        channel = cls(name, config, env)
+        unavailable = None
+        try:
+            channel = cls(name, config, env)
+        except MissingSecret as exc:
+            # checked where the channel is used, not here: `item list` needs no webhook secret
+            unavailable = MissingSecret(f"{exc}; channel {name!r} cannot be used without it")
+            channel = _stand_in(cls, name, config, env, str(unavailable))
         schedule = raw.get("schedule")
         trigger = None
         if schedule:
@@ -166,5 +201,6 @@ def build_channels(settings: Settings, engine: Engine | None) -> dict[str, Chann
             rate_per_minute=rate,
             schedule=str(schedule) if schedule else None,
             _trigger=trigger,
+            unavailable=unavailable,
         )
     return specs

@@ -71,6 +71,9 @@ class ReviewSettings(_Section):
     max_body_bytes: int = Field(2_000_000, ge=1000)
     #: the largest image or attachment accepted, in bytes
     max_asset_bytes: int = Field(20_000_000, ge=1000)
+    #: the most pixels an image may have (width × height), checked before it is decoded: a 100-megapixel
+    #: image takes ~400 MB of memory to read, and a small PNG can claim 20000×20000
+    max_image_pixels: int = Field(40_000_000, ge=10_000, le=170_000_000)
 
 
 class SyncSettings(_Section):

@@ -48,6 +48,8 @@ class Cli:
     def __init__(self, workdir: Path, store_url: str, settings_text: str | None = None) -> None:
         self.workdir = workdir
         self.store_url = store_url
+        #: put before the command, e.g. ["setpriv", "--reuid=nobody", ...] to run it as another user
+        self.prefix: list[str] = []
         self.settings = workdir / "settings.toml"
         self.settings.write_text(settings_text or SETTINGS.format(data_dir=workdir), encoding="utf-8")
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("PUBLISHER_")}
@@ -66,7 +68,7 @@ class Cli:
         if settings:
             cmd += ["--settings", str(self.settings)]
         p = subprocess.run(
-            [*cmd, *args],
+            [*self.prefix, *cmd, *args],
             cwd=self.workdir,
             env={**self.env, **(env or {})},
             capture_output=True,

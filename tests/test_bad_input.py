@@ -204,10 +204,6 @@ def test_review_refusals(cli: Cli, tmp_path: Path) -> None:
             '[channels.mem3]\ntype = "memroy"\n',
             ["[channels.mem3]", "unknown channel type 'memroy'", "memory"],
         ),
-        (
-            '[channels.logged]\ntype = "filelog"\nfolder = "out"\nsecret_env = "PUBLISHER_TEST_NOT_SET"\n',
-            ["environment variable PUBLISHER_TEST_NOT_SET is not set"],
-        ),
         ('[channels.mem3]\ntype = "memory"\nschedule = "every day"\n', ["not a crontab line"]),
         ("[worker\nthreads = 2\n", ["not valid TOML"]),
     ],
@@ -218,8 +214,28 @@ def test_bad_settings(sqlite_cli: Cli, extra: str, needles: list[str]) -> None:
     sqlite_cli.settings.write_text(
         extra + text if not extra.startswith("[") else text + extra, encoding="utf-8"
     )
-    line = assert_refused(sqlite_cli, ["item", "list"], *needles)
-    assert "secret" not in line.lower() or "PUBLISHER_TEST_NOT_SET" in line
+    assert_refused(sqlite_cli, ["item", "list"], *needles)
+
+
+def test_a_missing_secret_stops_only_what_uses_that_channel(sqlite_cli: Cli, tmp_path: Path) -> None:
+    # a webhook's signing secret is not needed to list items or write one for the website
+    sqlite_cli.settings.write_text(
+        sqlite_cli.settings.read_text(encoding="utf-8")
+        + '[channels.logged]\ntype = "filelog"\nfolder = "out"\nsecret_env = "PUBLISHER_TEST_NOT_SET"\n',
+        encoding="utf-8",
+    )
+    missing = ["channel logged", "environment variable PUBLISHER_TEST_NOT_SET is not set"]
+    sqlite_cli.ok("item", "list")
+    sqlite_cli.ok("item", "add", str(item_file(tmp_path, name="a.md")), "--as", "ed")
+    logged = sqlite_cli.ok("item", "add", str(item_file(tmp_path, name="b.md", channels="[logged]")), "--as", "ed")
+    # the channel is used: by the worker and the sync (every enabled channel) and by a review of an item for it
+    assert_refused(sqlite_cli, ["run", "--once"], *missing)
+    assert_refused(sqlite_cli, ["sync"], *missing)
+    assert_refused(sqlite_cli, ["submit", logged.last_line, "--as", "ed"], *missing)
+    r = sqlite_cli("channels")  # the check of every channel shows it in that channel's row
+    assert r.code == 1 and "Traceback" not in r.err and "PUBLISHER_TEST_NOT_SET is not set" in r.out, r.out + r.err
+    sqlite_cli.ok("submit", logged.last_line, "--as", "ed", env={"PUBLISHER_TEST_NOT_SET": "s3cret"})
+    sqlite_cli.ok("run", "--once", env={"PUBLISHER_TEST_NOT_SET": "s3cret"})
 
 
 def test_settings_file_that_does_not_exist(sqlite_cli: Cli) -> None:
@@ -242,3 +258,172 @@ def test_unknown_environment_setting(sqlite_cli: Cli) -> None:
         "worker.threads (from $PUBLISHER_WORKER__THREADS",
         env={"PUBLISHER_WORKER__THREADS": "many"},
     )
+
+
+# --------------------------------------------------------------------------- images and YAML bombs
+def big_png(path: Path, width: int, height: int) -> Path:
+    """A real, valid grayscale PNG of width × height, written without ever holding its pixels."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    z = zlib.compressobj(9)
+    row = b"\0" * (width + 1)
+    parts = [z.compress(row) for _ in range(height)]
+    idat = b"".join(parts) + z.flush()
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b""))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("size", "where"),
+    [((20000, 20000), "body"), ((20000, 20000), "cover"), ((10000, 10000), "body")],
+    ids=["bomb-in-body", "bomb-as-cover", "100-megapixels"],
+)
+def test_too_many_pixels(sqlite_cli: Cli, tmp_path: Path, size: tuple[int, int], where: str) -> None:
+    big_png(tmp_path / "huge.png", *size)
+    if where == "cover":
+        f = item_file(tmp_path, cover="huge.png")
+    else:
+        f = item_file(tmp_path, body="正文\n\n![图](huge.png)\n")
+    assert_refused(
+        sqlite_cli, ["item", "add", str(f), "--as", "ed"],
+        f"huge.png is {size[0] * size[1] // 10**6} megapixels" if size[0] == 20000 else "huge.png is 10000×10000",
+        "the limit is 40 megapixels", "review.max_image_pixels",
+    )  # fmt: skip
+    assert not list((sqlite_cli.workdir / "media").rglob("*.*")), "nothing may be left in the media store"
+
+
+def test_pixel_limit_is_a_setting(sqlite_cli: Cli, tmp_path: Path) -> None:
+    big_png(tmp_path / "wide.png", 3000, 1000)
+    f = item_file(tmp_path, body="![图](wide.png)\n")
+    sqlite_cli.settings.write_text(
+        sqlite_cli.settings.read_text(encoding="utf-8") + "[review]\nmax_image_pixels = 2_000_000\n",
+        encoding="utf-8",
+    )
+    assert_refused(sqlite_cli, ["item", "add", str(f), "--as", "ed"], "wide.png is 3000×1000", "limit is 2 megap")
+
+
+@pytest.mark.parametrize("fmt", ["BMP", "TIFF"])
+def test_image_formats_outside_the_documented_four(sqlite_cli: Cli, tmp_path: Path, fmt: str) -> None:
+    from PIL import Image
+
+    name = f"scan.{fmt.lower()}"
+    Image.new("RGB", (8, 8), "red").save(tmp_path / name, fmt)
+    f = item_file(tmp_path, body=f"![图]({name})\n")
+    assert_refused(
+        sqlite_cli, ["item", "add", str(f), "--as", "ed"], f"{name} is a {fmt} image", "JPEG, PNG, GIF or WebP"
+    )
+
+
+def test_yaml_alias_bomb(sqlite_cli: Cli, tmp_path: Path) -> None:
+    import time
+
+    # nine levels of nine aliases: 600 bytes that expand to 9**9 strings when the title is read
+    levels = ['&a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    for prev, name in zip("abcdefgh", "bcdefghi", strict=True):
+        levels.append(f"&{name} [" + ",".join([f"*{prev}"] * 9) + "]")
+    f = tmp_path / "bomb.md"
+    f.write_text("---\ntitle: [" + ", ".join(levels) + "]\ncategory: 公告公示\n---\n正文\n", encoding="utf-8")
+    assert f.stat().st_size < 1000
+    started = time.monotonic()
+    assert_refused(
+        sqlite_cli, ["item", "add", str(f), "--as", "ed"], "bomb.md", "front matter", "aliases", timeout=30
+    )
+    assert time.monotonic() - started < 15
+
+
+# ------------------------------------------------------------------- the store's disk and file
+as_root = pytest.mark.skipif(
+    not hasattr(os, "geteuid") or os.geteuid() != 0,
+    reason="needs root: mounts a small tmpfs / runs the command as the user nobody",
+)
+
+
+def _fresh_cli(folder: Path) -> Cli:
+    from publisher.db import make_engine, migrate
+
+    url = f"sqlite:///{folder / 'queue.db'}"
+    eng = make_engine(url)
+    migrate(eng)
+    eng.dispose()
+    c = Cli(folder, url)
+    setup_store(c)
+    return c
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path):  # type: ignore[no-untyped-def]
+    import subprocess
+
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(mnt)]).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+@as_root
+def test_disk_full(small_disk: Path, tmp_path: Path) -> None:
+    cli = _fresh_cli(small_disk)
+    # an attachment larger than the free space: the media store's write fails
+    (tmp_path / "report.pdf").write_bytes(os.urandom(4_000_000))
+    f = item_file(tmp_path, name="att.md", attachments="[report.pdf]")
+    assert_refused(cli, ["item", "add", str(f), "--as", "ed"], "disk", "is full", str(small_disk))
+    assert not [p for p in (small_disk / "media").rglob("*") if p.is_file()], "a partial media file was left"
+    # a large body when the disk is nearly full: the database's write fails
+    free = os.statvfs(small_disk).f_bavail * os.statvfs(small_disk).f_frsize
+    (small_disk / "filler").write_bytes(b"\0" * max(0, free - 64 * 1024))
+    f = item_file(tmp_path, name="long.md", body="很长的正文。" * (1_500_000 // 18))
+    line = assert_refused(cli, ["item", "add", str(f), "--as", "ed"], "disk", "is full", str(small_disk))
+    assert "很长的正文" not in line
+
+
+@as_root
+def test_read_only_store_as_another_user(tmp_path: Path) -> None:
+    import shutil
+    import tempfile
+
+    # pytest's own folders are private to root: use a folder the user nobody can reach
+    folder = Path(tempfile.mkdtemp(prefix="publisher-ro-"))
+    try:
+        folder.chmod(0o777)
+        cli = _fresh_cli(folder)
+        for p in folder.rglob("*"):
+            p.chmod(0o777 if p.is_dir() else 0o666)
+        (folder / "queue.db").chmod(0o444)
+        f = item_file(folder, title="机密标题XYZ", body="机密正文ABC\n")
+        f.chmod(0o644)
+        cli.prefix = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
+        line = assert_refused(cli, ["item", "add", str(f), "--as", "ed"], "queue.db", "read-only", "nobody")
+        assert "机密" not in line and "XYZ" not in line and "ABC" not in line
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_init_on_a_file_that_is_not_a_database(tmp_path: Path) -> None:
+    db = tmp_path / "queue.db"
+    for junk in (b"hello, this is not a database\n", os.urandom(5000)):
+        db.write_bytes(junk)
+        cli = Cli(tmp_path, f"sqlite:///{db}")
+        for args in (["init"], ["item", "list"]):
+            r = cli(*args)
+            assert r.code != 0 and "Traceback" not in r.err, r.err
+            assert len(r.err.strip().splitlines()) == 1, r.err
+            assert f"{db} is not a SQLite database" in r.err and "database_url" in r.err, r.err
+            assert db.read_bytes() == junk, "the file was changed"
+
+
+def test_nul_in_an_item_file(cli: Cli, tmp_path: Path) -> None:
+    # PostgreSQL refuses NUL in text; SQLite stores it: both must refuse it the same way
+    f = item_file(tmp_path, body="正文\x00第二句\n")
+    assert_refused(cli, ["item", "add", str(f), "--as", "ed"], "item.md", "NUL", "line 6")
+    f = tmp_path / "heading.md"
+    f.write_text("---\ncategory: 公告公示\nchannels: [mem]\n---\n# 标题\x00\n正文\n", encoding="utf-8")
+    assert_refused(cli, ["item", "add", str(f), "--as", "ed"], "heading.md", "NUL", "line 5")

@@ -25,7 +25,7 @@ _ASSET = re.compile(r"asset://([0-9a-f]{64})")
 
 
 class UploadTooLarge(InvalidInput):
-    """The file is larger than review.max_asset_bytes."""
+    """The file is larger than review.max_asset_bytes (or has more pixels than review.max_image_pixels)."""
 
 
 class NotAnImage(InvalidInput):
@@ -39,14 +39,22 @@ def store_upload(ctx: Context, data_chunks: Any, filename: str) -> content.Store
     with tempfile.TemporaryDirectory(dir=ctx.settings.media_dir) as tmp:
         path = Path(tmp) / f"upload{suffix}"
         size = 0
-        with path.open("wb") as f:
-            for chunk in data_chunks:
-                size += len(chunk)
-                if size > limit:
-                    raise UploadTooLarge(f"the file is larger than {limit / 1e6:.0f} MB (review.max_asset_bytes)")
-                f.write(chunk)
         try:
-            stored = content.store_file(path, media_dir=ctx.settings.media_dir, role="image", max_bytes=limit)
+            with path.open("wb") as f:
+                for chunk in data_chunks:
+                    size += len(chunk)
+                    if size > limit:
+                        raise UploadTooLarge(f"the file is larger than {limit / 1e6:.0f} MB (review.max_asset_bytes)")
+                    f.write(chunk)
+        except OSError as exc:
+            raise content.disk_error(exc, ctx.settings.media_dir) from exc
+        try:
+            stored = content.store_file(path, media_dir=ctx.settings.media_dir, role="image", max_bytes=limit,
+                                        max_pixels=ctx.settings.review.max_image_pixels)  # fmt: skip
+        except content.TooManyPixels as exc:
+            raise UploadTooLarge(f"{filename} {exc.detail}") from exc
+        except content.NotAcceptedFormat as exc:
+            raise NotAnImage(f"{filename} {exc.detail}") from exc
         except InvalidInput as exc:
             raise NotAnImage(f"{filename}: not a readable image; upload a JPEG, PNG, GIF or WebP") from exc
     if stored.content_type not in content.IMAGE_TYPES:
@@ -65,7 +73,8 @@ def referenced_assets(ctx: Context, body: str, known: Collection[str] = ()) -> l
         if not path.is_file():
             raise InvalidInput(f"image asset://{sha[:12]}… was never uploaded: insert it again")
         a = content.store_file(path, media_dir=ctx.settings.media_dir, role="image",
-                               max_bytes=ctx.settings.review.max_asset_bytes)  # fmt: skip
+                               max_bytes=ctx.settings.review.max_asset_bytes,
+                               max_pixels=ctx.settings.review.max_image_pixels)  # fmt: skip
         a.filename = f"{sha[:12]}{_ext(a.content_type)}"
         out.append(a)
     return out
@@ -120,7 +129,8 @@ def preview(ctx: Context, fields: Mapping[str, Any], *, author: str) -> list[Cha
     out = []
     for name in names:
         spec = ctx.channels[name]
-        problems = list(spec.channel.validate(post))
+        # a channel whose secret this server lacks says so here instead of failing the whole preview
+        problems = [str(spec.unavailable)] if spec.unavailable is not None else list(spec.channel.validate(post))
         if post.title and len(post.title) > 500:
             problems.append(f"the title is {len(post.title)} characters; at most 500")
         out.append(ChannelPreview(name=name, label=spec.label, type_name=spec.type_name, html=html,

@@ -15,7 +15,7 @@ from starlette.concurrency import run_in_threadpool
 
 from publisher import accounts, content, dashboard, workflow
 from publisher.checklist import checklist
-from publisher.errors import InvalidInput, NotAllowed, NotFound
+from publisher.errors import InvalidInput, NotAllowed, NotFound, StorageFull
 from publisher.models import (
     Asset,
     Delivery,
@@ -340,6 +340,8 @@ async def upload(request: Request, file: Annotated[UploadFile | None, File()] = 
         return JSONResponse({"detail": str(exc)}, status_code=413)
     except compose.NotAnImage as exc:
         return JSONResponse({"detail": str(exc)}, status_code=415)
+    except StorageFull as exc:  # 507 Insufficient Storage: the server's disk, not the file, is the problem
+        return JSONResponse({"detail": str(exc)}, status_code=507)
     del c
     alt = (file.filename or "image").rsplit(".", 1)[0].replace("]", "").replace("[", "")[:80]
     return JSONResponse({"sha256": stored.sha256, "url": f"/media/{stored.sha256}",

@@ -87,6 +87,30 @@ def test_preview_shows_each_channels_limits(make_app):
     assert "at most" not in mem2
 
 
+@sqlite_only
+def test_preview_names_a_channels_missing_secret(make_app, tmp_path, monkeypatch):
+    from fastapi.testclient import TestClient
+
+    from publisher import accounts
+    from publisher.web import create_app
+
+    monkeypatch.delenv("PUBLISHER_TEST_NOT_SET", raising=False)
+    monkeypatch.syspath_prepend(str(__import__("tests.clirun").clirun.PLUGINS))
+    app = make_app(channels={"mem": {"type": "memory"},
+                             "logged": {"type": "filelog", "folder": str(tmp_path / "out"),
+                                        "secret_env": "PUBLISHER_TEST_NOT_SET"}})  # fmt: skip
+    with TestClient(create_app(app), follow_redirects=False) as client:
+        with app.session() as s:
+            tok = accounts.start_session(s, workflow.get_user(s, "ed"), app.settings.web)
+            csrf = accounts.session_caller(s, tok).csrf
+        client.cookies.set("publisher_session", tok)
+        r = client.post("/preview", data={"csrf_token": csrf, "title": "通知", "body_markdown": "正文",
+                                          "channels": ["mem", "logged"]})  # fmt: skip
+    assert r.status_code == 200, r.text
+    logged = next(p for p in re.split(r'<article class="pv', r.text) if 'data-channel="logged"' in p)
+    assert "environment variable PUBLISHER_TEST_NOT_SET is not set" in logged
+
+
 def test_image_upload_then_compose_with_it(app, client, login):
     csrf = login(client, "ed")
     r = client.post("/upload", files={"file": ("校徽.png", _png(), "image/png")}, headers={"X-CSRF-Token": csrf})
@@ -128,6 +152,30 @@ def test_bad_uploads_are_refused_and_nothing_is_stored(app, client, login):
     r = client.post("/items/new", content=b"x" * (app.settings.review.max_asset_bytes + 10**6),
                     headers={"content-type": "application/x-www-form-urlencoded"})  # fmt: skip
     assert r.status_code == 413
+
+
+@sqlite_only
+def test_image_bombs_and_unlisted_formats_are_refused_with_the_reason(app, client, login, tmp_path):
+    from PIL import Image
+
+    from tests.test_bad_input import big_png
+
+    csrf = login(client, "ed")
+    media = app.settings.media_dir
+    before = sorted(p for p in media.rglob("*") if p.is_file())
+    for size, says in (((20000, 20000), "is 400 megapixels"), ((10000, 10000), "is 10000×10000 pixels")):
+        data = big_png(tmp_path / "big.png", *size).read_bytes()
+        r = client.post("/upload", files={"file": ("海报.png", data, "image/png")}, headers={"X-CSRF-Token": csrf})
+        assert r.status_code == 413, r.text
+        assert f"海报.png {says}" in r.json()["detail"] and "review.max_image_pixels" in r.json()["detail"]
+    for fmt in ("BMP", "TIFF"):
+        buf = io.BytesIO()
+        Image.new("RGB", (8, 8), "red").save(buf, fmt)
+        r = client.post("/upload", files={"file": (f"scan.{fmt.lower()}", buf.getvalue(), "image/x")},
+                        headers={"X-CSRF-Token": csrf})  # fmt: skip
+        assert r.status_code == 415, r.text
+        assert f"is a {fmt} image" in r.json()["detail"] and "JPEG, PNG, GIF or WebP" in r.json()["detail"]
+    assert sorted(p for p in media.rglob("*") if p.is_file()) == before
 
 
 def test_api_create_is_idempotent_and_viewers_cannot_create(app, client):
@@ -191,3 +239,63 @@ def test_english_switch_and_locale_formatting(app, client, login):
     assert client.get("/items").text.count("Scheduled") >= 1  # the cookie keeps English
     utc = client.get("/items?tz=UTC")
     assert "4 Mar 2099 01:30" in utc.text  # the viewer's own zone
+
+
+def test_nul_characters_are_refused_alike_on_every_engine(app, client, login):
+    # PostgreSQL refuses NUL in text (a 500 before); SQLite would store it: both answer 422 with the reason
+    from publisher import accounts
+
+    with app.session() as s:
+        ed_token, _ = accounts.create_token(s, user=workflow.get_user(s, "ed"), name="t")
+    body = {"title": "接口\x00创建", "body_markdown": "正文", "category": "公告公示", "channels": ["mem"]}
+    h = {"Authorization": f"Bearer {ed_token}"}
+    for bad in (body, {**body, "title": "接口创建", "body_markdown": "正\x00文"}):
+        r = client.post("/api/items", json=bad, headers=h)
+        assert r.status_code == 422, r.text
+        assert "NUL character" in r.json()["detail"], r.text
+    with app.session() as s:
+        assert s.exec(select(Item)).all() == []
+    login(client, "ed")
+    r = client.get("/items", params={"q": "通知\x00"})
+    assert r.status_code in (200, 422), r.text[:300]
+    client.cookies.clear()
+    form = client.get("/login").text
+    token = re.search(r'name="csrf_token" value="([^"]+)"', form).group(1)
+    r = client.post("/login", data={"username": "ed\x00", "password": "x" * 12, "csrf_token": token})
+    assert 400 <= r.status_code < 500, r.text[:300]
+
+
+@sqlite_only
+@pytest.mark.skipif(not hasattr(__import__("os"), "geteuid") or __import__("os").geteuid() != 0,
+                    reason="needs root to mount a small tmpfs")  # fmt: skip
+def test_upload_onto_a_full_disk_says_so(make_app, tmp_path):
+    import os
+    import subprocess
+
+    from fastapi.testclient import TestClient
+    from PIL import Image
+
+    from publisher import accounts
+    from publisher.web import create_app
+
+    small = tmp_path / "small"
+    small.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(small)]).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        app = make_app(data_dir=str(small))
+        buf = io.BytesIO()
+        Image.frombytes("RGB", (1500, 1000), os.urandom(1500 * 1000 * 3)).save(buf, "PNG")
+        assert len(buf.getvalue()) > 4_000_000
+        with TestClient(create_app(app), follow_redirects=False) as client:
+            with app.session() as s:
+                tok = accounts.start_session(s, workflow.get_user(s, "ed"), app.settings.web)
+                csrf = accounts.session_caller(s, tok).csrf
+            client.cookies.set("publisher_session", tok)
+            r = client.post("/upload", files={"file": ("photo.png", buf.getvalue(), "image/png")},
+                            headers={"X-CSRF-Token": csrf})  # fmt: skip
+        assert r.status_code == 507, r.text[:300]
+        assert "is full" in r.json()["detail"] and str(small) in r.json()["detail"]
+        assert not [p for p in (small / "media").rglob("*") if p.is_file()]
+    finally:
+        subprocess.run(["umount", "-l", str(small)], check=False)
