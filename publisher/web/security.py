@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Iterable
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import HTTPException, Request
+from fastapi import HTTPException, Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from publisher import accounts
@@ -34,10 +35,9 @@ CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' 
 # the generated website may carry its own inline styles and remote images; still no inline script
 SITE_CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: https:; "
             "object-src 'none'; base-uri 'none'; frame-ancestors 'self'")  # fmt: skip
-# the OpenAPI page loads its script and style from a CDN (no internet needed for the rest)
-DOCS_CSP = ("default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
-            "style-src 'self' https://cdn.jsdelivr.net; img-src 'self' data: https://fastapi.tiangolo.com; "
-            "object-src 'none'; frame-ancestors 'none'")  # fmt: skip
+# the OpenAPI page: the package's own Swagger UI (publisher/web/static/swagger-ui); it sets inline styles
+DOCS_CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+            "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'")  # fmt: skip
 
 
 class LoginRequired(Exception):
@@ -66,6 +66,18 @@ def optional_caller(request: Request) -> Caller | None:
     return _lookup(request)
 
 
+_BEARER = HTTPBearer(auto_error=False, scheme_name="bearer",
+                     description="an API token from /tokens (pub_…); a browser session with X-CSRF-Token works too")
+
+
+def logged_in(request: Request, _: Annotated[HTTPAuthorizationCredentials | None, Security(_BEARER)] = None) -> None:
+    """The API router's dependency: who is calling is settled before the body is looked at (a caller
+    without a valid token learns nothing about the routes' bodies), and the OpenAPI document declares
+    the bearer scheme. Each route still says which roles it takes (``need``)."""
+    if _lookup(request) is None:
+        raise LoginRequired()
+
+
 def need(request: Request, roles: Iterable[Role], *, write: bool = False, csrf: str | None = None) -> Caller:
     """The caller if their role may use this route; 401/403 otherwise. ``write`` checks CSRF."""
     caller = _lookup(request)
@@ -82,6 +94,18 @@ def need(request: Request, roles: Iterable[Role], *, write: bool = False, csrf: 
 
 def client_address(request: Request) -> str:
     return request.client.host if request.client else "unknown"
+
+
+def not_to_keep(path: str, headers: dict[bytes, bytes]) -> bool:
+    """``Cache-Control: no-store`` for every answer to a request carrying a session cookie or a token
+    (so Back after log-out, or a shared proxy, shows no draft) and for the log-in pages. The package's
+    own /static/ files are the same for everyone and stay cacheable (Swagger UI is 1.7 MB)."""
+    if path.startswith("/static/"):
+        return False
+    if path == "/login" or b"authorization" in headers:
+        return True
+    cookie = headers.get(b"cookie", b"").decode("latin-1")
+    return f"{SESSION_COOKIE}=" in cookie
 
 
 class Guard:
@@ -113,6 +137,7 @@ class Guard:
 
         path = scope["path"]
         csp = DOCS_CSP if path.startswith("/api/docs") else SITE_CSP if path.startswith("/site/") else CSP
+        private = not_to_keep(path, headers)
 
         async def with_headers(msg: Message) -> None:
             if msg["type"] == "http.response.start":
@@ -122,6 +147,9 @@ class Guard:
                     (b"x-frame-options", b"SAMEORIGIN" if path.startswith("/site/") else b"DENY"),
                     (b"referrer-policy", b"same-origin"),
                 ]
+                if private:  # replaces any caching the route allowed (a draft's image, say)
+                    msg["headers"] = [(k, v) for k, v in msg.get("headers", []) if k.lower() != b"cache-control"]
+                    extra.append((b"cache-control", b"no-store"))
                 names = {k.lower() for k, _ in msg.get("headers", [])}
                 msg["headers"] = list(msg.get("headers", [])) + [(k, v) for k, v in extra if k not in names]
             await send(msg)
@@ -132,7 +160,8 @@ class Guard:
 async def _plain(send: Send, status: int, text: str) -> None:
     body = text.encode()
     await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", str(len(body)).encode()),
+                "headers": [(b"content-type", b"text/plain; charset=utf-8"),
+                            (b"content-length", str(len(body)).encode()), (b"cache-control", b"no-store"),
                             (b"content-security-policy", CSP.encode()), (b"connection", b"close")]})  # fmt: skip
     await send({"type": "http.response.body", "body": body})
 
