@@ -30,6 +30,7 @@ class Message(BaseModel):
 
 #: what any route may answer besides its own result (the 422 is FastAPI's, documented per route)
 ANSWERS: dict[int | str, dict[str, Any]] = {
+    400: {"model": Message, "description": "a body that could not be read (not UTF-8, say)"},
     401: {"model": Message, "description": "no token or session, or a revoked or unknown token"},
     403: {"model": Message, "description": "this role may not use the route, or the item is not this caller's"},
     404: {"model": Message, "description": "no such item or delivery (or one the caller may not see)"},
