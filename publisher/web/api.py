@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 from sqlmodel import col, select
 
 from publisher import stats, workflow
@@ -42,7 +42,25 @@ ItemId = Annotated[int, Path(ge=1, le=MAX_ID)]
 DeliveryId = Annotated[int, Path(ge=1, le=MAX_ID)]
 
 
-class ItemIn(BaseModel):
+def _no_nul(value: Any) -> Any:
+    if isinstance(value, str) and "\x00" in value:
+        raise ValueError("a NUL character (\\u0000) is not accepted in any text")
+    if isinstance(value, list):
+        for v in value:
+            _no_nul(v)
+    return value
+
+
+class Body(BaseModel):
+    """Every API body: no text holds a NUL (PostgreSQL's text cannot; SQLite's would, so both refuse it)."""
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _text(cls, value: Any) -> Any:
+        return _no_nul(value)
+
+
+class ItemIn(Body):
     title: str = Field(max_length=500)
     body_markdown: str
     category: str
@@ -53,7 +71,7 @@ class ItemIn(BaseModel):
     publish_at: datetime | None = Field(default=None, description="ISO 8601 with a zone; omit to schedule later")
 
 
-class ItemEdit(BaseModel):
+class ItemEdit(Body):
     title: str | None = Field(default=None, max_length=500)
     body_markdown: str | None = None
     category: str | None = None
@@ -62,16 +80,16 @@ class ItemEdit(BaseModel):
     checklist_item: int | None = Field(default=None, ge=1, le=50)
 
 
-class ReviewIn(BaseModel):
+class ReviewIn(Body):
     approve: bool
     reason: str | None = None
 
 
-class ScheduleIn(BaseModel):
+class ScheduleIn(Body):
     at: datetime | None = Field(default=None, description="ISO 8601 with a zone; omit for each channel's next slot")
 
 
-class WithdrawIn(BaseModel):
+class WithdrawIn(Body):
     reason: str | None = None
 
 

@@ -10,6 +10,7 @@ Permissions are checked twice: here by role (who may use a route at all), then b
 from __future__ import annotations
 
 import hmac
+import json
 from collections.abc import Iterable
 from typing import Annotated, Any
 
@@ -120,9 +121,13 @@ class Guard:
             await self.app(scope, receive, send)
             return
         headers = dict(scope["headers"])
+        if "\x00" in scope["path"] or b"%00" in scope.get("query_string", b""):
+            # no field anywhere holds a NUL (PostgreSQL's text cannot): one answer for every route
+            await _plain(send, 400, "the address contains a NUL character (%00)", scope["path"])
+            return
         length = headers.get(b"content-length")
         if length is not None and length.isdigit() and int(length) > self.max_body:
-            await _plain(send, 413, f"the request is larger than {self.max_body // 1_000_000} MB")
+            await _plain(send, 413, f"the request is larger than {self.max_body // 1_000_000} MB", scope["path"])
             return
         received = 0
 
@@ -157,10 +162,14 @@ class Guard:
         await self.app(scope, capped, with_headers)
 
 
-async def _plain(send: Send, status: int, text: str) -> None:
+async def _plain(send: Send, status: int, text: str, path: str = "") -> None:
+    """An answer before any route runs: plain text, or ``{"detail": ...}`` under /api/ as the routes answer."""
+    kind = b"text/plain; charset=utf-8"
+    if path.startswith("/api/"):
+        kind, text = b"application/json", json.dumps({"detail": text})
     body = text.encode()
     await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"text/plain; charset=utf-8"),
+                "headers": [(b"content-type", kind),
                             (b"content-length", str(len(body)).encode()), (b"cache-control", b"no-store"),
                             (b"content-security-policy", CSP.encode()), (b"connection", b"close")]})  # fmt: skip
     await send({"type": "http.response.body", "body": body})

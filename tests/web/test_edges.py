@@ -108,6 +108,18 @@ def test_bad_input_at_the_edges_answers_4xx_with_a_message(app, client, login):
         r = client.get(url, headers=bearer)
         assert r.status_code in (404, 422) and r.json()["detail"], (url, r.text)
     assert client.post(f"/api/deliveries/{2**31}/retry", headers=bearer).status_code in (404, 422)
+    # a NUL (PostgreSQL's text cannot hold one) in the address or in any text of a body
+    r = client.get("/api/items?status=%00", headers=bearer)
+    assert r.status_code == 400 and "NUL" in r.json()["detail"]
+    assert client.get("/items?q=%00", headers=bearer).status_code == 400
+    for url, body in ((f"/api/items/{item_id}/withdraw", {"reason": "\x00"}), ("/api/items", {
+            "title": "a\x00", "body_markdown": "x", "category": "公告公示", "channels": ["mem"]}),
+            (f"/api/items/{item_id}/review", {"approve": False, "reason": "\x00"})):  # fmt: skip
+        r = client.post(url, json=body, headers=bearer)
+        assert r.status_code == 422 and "NUL" in r.text, (url, r.text)
+    assert client.patch(f"/api/items/{item_id}", json={"channels": ["\x00"]}, headers=bearer).status_code == 422
+    with app.session() as s:
+        assert workflow.get_item(s, item_id).status == "draft"
     login(client, "ed")
     assert client.get(f"/items/{2**31}").status_code == 404
     for url in ("/calendar?view=month&day=9999-12-31", "/calendar?view=week&day=0001-01-01",
