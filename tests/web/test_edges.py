@@ -17,7 +17,6 @@ from sqlmodel import select
 
 from publisher import accounts, dashboard, ledger, stats, workflow
 from publisher.models import ApiToken, Item, WebSession
-from publisher.web.security import SESSION_COOKIE
 from tests.web.conftest import PASSWORD, make_item
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -226,7 +225,8 @@ def test_every_answer_to_a_logged_in_request_says_no_store(app, client, login, w
                 continue  # they would end this session or change credentials
             url = _concrete(path)
             for headers in ({"X-CSRF-Token": csrf}, api):
-                r = client.request(method, url, headers=headers, data={"csrf_token": csrf} if method == "POST" else None)
+                form = {"csrf_token": csrf} if method == "POST" else None
+                r = client.request(method, url, headers=headers, data=form)
                 assert r.headers.get("cache-control") == "no-store", (method, url, r.status_code)
                 seen += 1
                 seen_paths.append(url)
