@@ -16,7 +16,7 @@ from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
@@ -104,6 +104,16 @@ def openapi_document(web: FastAPI) -> dict[str, Any]:
     return doc
 
 
+class _SiteFiles(StaticFiles):
+    """The website channel's folder; before its first publication there is none (404, not starlette's 500)."""
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if not Path(str(self.directory)).is_dir():
+            await PlainTextResponse("nothing published on the website yet", status_code=404)(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
+
+
 def create_app(app: App) -> FastAPI:
     from publisher.web import api, pages
     from publisher.web.common import render
@@ -181,7 +191,7 @@ def create_app(app: App) -> FastAPI:
     web.include_router(api.router)
     web.include_router(pages.router)
     web.mount("/static", StaticFiles(directory=str(files("publisher.web").joinpath("static"))), name="static")
-    web.mount("/site", StaticFiles(directory=str(site_folder(app)), html=True, check_dir=False), name="site")
+    web.mount("/site", _SiteFiles(directory=str(site_folder(app)), html=True, check_dir=False), name="site")
     return web
 
 

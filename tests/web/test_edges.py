@@ -231,9 +231,6 @@ def test_every_answer_to_a_logged_in_request_says_no_store(app, client, login, w
                 seen += 1
                 seen_paths.append(url)
     assert seen > 40, seen_paths
-    from publisher.web import site_folder
-
-    site_folder(app).mkdir(parents=True, exist_ok=True)  # (a missing site folder answers 500: not this test's)
     assert client.get("/site/").headers.get("cache-control") == "no-store"
     # a stranger's request to a public file may be cached
     client.cookies.clear()
@@ -276,3 +273,12 @@ def test_swagger_ui_ships_in_the_package():
     assert (static / "swagger-ui-bundle.js").stat().st_size > 100_000 and (static / "swagger-ui.css").exists()
     data = tomllib.loads((ROOT / "pyproject.toml").read_text())
     assert "web/static/**/*" in data["tool"]["setuptools"]["package-data"]["publisher"]
+
+
+@sqlite_only
+def test_site_before_anything_was_published_is_not_found(app, client):
+    from publisher.web import site_folder
+
+    assert not site_folder(app).exists()
+    r = client.get("/site/")
+    assert r.status_code == 404 and "nothing published" in r.text
