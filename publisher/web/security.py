@@ -130,14 +130,21 @@ class Guard:
             await _plain(send, 413, f"the request is larger than {self.max_body // 1_000_000} MB", scope["path"])
             return
         received = 0
+        form = headers.get(b"content-type", b"").lower().startswith(b"application/x-www-form-urlencoded")
+        tail = b""
 
         async def capped() -> Message:
-            nonlocal received
+            nonlocal received, tail
             msg = await receive()
             if msg["type"] == "http.request":
                 received += len(msg.get("body", b""))
                 if received > self.max_body:
                     raise HTTPException(413, f"the request is larger than {self.max_body // 1_000_000} MB")
+                if form:  # a NUL in a form field (an upload's bytes, multipart, may hold any)
+                    seen = tail + msg.get("body", b"")
+                    if b"%00" in seen:
+                        raise HTTPException(400, "a form field contains a NUL character (%00)")
+                    tail = seen[-2:]
             return msg
 
         path = scope["path"]

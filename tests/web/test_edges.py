@@ -282,3 +282,19 @@ def test_site_before_anything_was_published_is_not_found(app, client):
     assert not site_folder(app).exists()
     r = client.get("/site/")
     assert r.status_code == 404 and "nothing published" in r.text
+
+
+def test_a_nul_in_a_form_field_is_refused_before_the_store_sees_it(app, client, login):
+    r = client.get("/login")
+    token = re.search(r'name="csrf_token" value="([^"]+)"', r.text).group(1)
+    r = client.post("/login", data={"username": "ed\x00", "password": "x" * 12, "csrf_token": token})
+    assert r.status_code == 400 and "NUL" in r.text
+    csrf = login(client, "admin")
+    for url, form in (("/tokens", {"name": "a\x00b"}),
+                      ("/items/new", {"title": "a\x00b", "body_markdown": "x", "category": "公告公示"}),
+                      ("/admin/users", {"name": "n\x00", "role": "viewer", "password": "x" * 12}),
+                      ("/admin/users/ed%00/password", {"password": "x" * 12})):  # fmt: skip
+        r = client.post(url, data={**form, "csrf_token": csrf})
+        assert r.status_code == 400, (url, r.status_code)
+    with app.session() as s:
+        assert not s.exec(select(ApiToken)).all() and not s.exec(select(Item)).all()
