@@ -78,8 +78,8 @@ def test_regenerating_the_feed_token_ends_the_old_one(app, client, login):
 
 
 # -------------------------------------------------------------------- 14. a reset ends every credential
-def test_a_password_reset_revokes_api_tokens_feed_tokens_and_sessions(app, client, login):
-    api, feed = _api_token(app), _feed_token(app)
+def test_a_password_reset_revokes_api_tokens_and_sessions(app, client, login):
+    api = _api_token(app)
     login(client, "ed")
     assert client.get("/api/me", headers={"Authorization": f"Bearer {api}"}).status_code == 200
     with app.session() as s:
@@ -87,11 +87,20 @@ def test_a_password_reset_revokes_api_tokens_feed_tokens_and_sessions(app, clien
     assert client.get("/items").status_code == 303  # the session is gone: back to log-in
     client.cookies.clear()
     assert client.get("/api/me", headers={"Authorization": f"Bearer {api}"}).status_code == 401
-    assert client.get(f"/calendar/mem.ics?token={feed}").status_code == 401
     with app.session() as s:
         ed = workflow.get_user(s, "ed")
         assert all(t.revoked_at is not None for t in s.exec(select(ApiToken).where(ApiToken.user_id == ed.id)))
         assert not s.exec(select(WebSession).where(WebSession.user_id == ed.id)).all()
+    other = _api_token(app, "ed2")  # nobody else's
+    assert client.get("/api/me", headers={"Authorization": f"Bearer {other}"}).status_code == 200
+
+
+def test_a_password_reset_ends_the_feed_token(app, client):
+    feed = _feed_token(app)
+    assert client.get(f"/calendar/mem.ics?token={feed}").status_code == 200
+    with app.session() as s:
+        accounts.set_password(s, name="ed", password=PASSWORD + "!", actor="admin")
+    assert client.get(f"/calendar/mem.ics?token={feed}").status_code == 401
 
 
 # ------------------------------------------------------------------------------- 15. 4xx, never 500
