@@ -25,6 +25,8 @@ from publisher.settings import WebSettings
 from publisher.workflow import audit
 
 MIN_PASSWORD_LENGTH = 10
+#: the kinds of ApiToken: a read-write bearer token for /api, or a read-only calendar-feed token
+API, FEED = "api", "feed"
 
 
 class TooManyAttempts(PublisherError):
@@ -59,8 +61,11 @@ def set_password(session: Session, *, name: str, password: str, actor: str) -> U
     if user is None:
         raise NotFound(f"no user {name!r} (add one with `publisher user add {name} --role ...`)")
     user.password_hash = hash_password(password)
-    # a new password ends every session and token issued under the old one
+    # a new password ends every session and token issued under the old one: the reset is usually because
+    # the old password (or the laptop holding its tokens) got out
     session.exec(sa.delete(WebSession).where(WebSession.user_id == user.id))  # type: ignore[call-overload]
+    session.exec(sa.update(ApiToken).where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))  # type: ignore[call-overload,union-attr]
+                 .values(revoked_at=utcnow()))  # fmt: skip
     audit(session, actor=actor, entity="user", entity_id=user.id, action="password")
     return user
 
@@ -149,7 +154,7 @@ def create_token(session: Session, *, user: User, name: str) -> tuple[str, ApiTo
 
 
 def revoke_token(session: Session, *, token_id: int, actor: User) -> ApiToken:
-    row = session.get(ApiToken, token_id)
+    row = session.get(ApiToken, token_id) if 0 < token_id < 2**31 else None
     if row is None:
         raise NotFound(f"no API token {token_id}")
     if row.user_id != actor.id and actor.role != Role.ADMIN:
@@ -160,9 +165,11 @@ def revoke_token(session: Session, *, token_id: int, actor: User) -> ApiToken:
     return row
 
 
-def token_caller(session: Session, token: str) -> Caller | None:
+def token_caller(session: Session, token: str, *, kind: str = API) -> Caller | None:
+    """The caller an API token (or, with ``kind=FEED``, a feed token) belongs to; None if it is unknown,
+    revoked, of the other kind, or its user is gone."""
     row = session.exec(select(ApiToken).where(ApiToken.token_hash == token_hash(token))).first()
-    if row is None or row.revoked_at is not None:
+    if row is None or row.revoked_at is not None or row.kind != kind:
         return None
     user = session.get(User, row.user_id)
     if user is None or not user.active:
@@ -174,4 +181,30 @@ def token_caller(session: Session, token: str) -> Caller | None:
 
 
 def tokens_of(session: Session, user: User) -> list[ApiToken]:
-    return list(session.exec(select(ApiToken).where(ApiToken.user_id == user.id).order_by(ApiToken.id)))
+    """The user's API tokens (not their feed token)."""
+    return list(session.exec(select(ApiToken).where(ApiToken.user_id == user.id, ApiToken.kind == API)
+                             .order_by(ApiToken.id)))  # fmt: skip
+
+
+# ------------------------------------------------------------------------------------ feed tokens
+def new_feed_token(session: Session, *, user: User) -> str:
+    """A new calendar-feed token for ``user``, ending the one they had; the plain token is returned once.
+
+    It reads the user's iCalendar feeds and nothing else (``token_caller(..., kind=FEED)``), so the URL
+    a calendar app keeps cannot change anything."""
+    now = utcnow()
+    for old in session.exec(select(ApiToken).where(ApiToken.user_id == user.id, ApiToken.kind == FEED,
+                                                   ApiToken.revoked_at.is_(None))):  # type: ignore[union-attr]  # fmt: skip
+        old.revoked_at = now
+    token = "feed_" + secrets.token_urlsafe(32)
+    row = ApiToken(user_id=user.id, name="calendar feed", token_hash=token_hash(token), prefix=token[:9], kind=FEED)
+    session.add(row)
+    session.flush()
+    audit(session, actor=user.name, entity="api_token", entity_id=row.id, action="create", name="calendar feed")
+    return token
+
+
+def feed_token_of(session: Session, user: User) -> ApiToken | None:
+    """The user's live feed token (its row: the token itself is not stored), if they made one."""
+    return session.exec(select(ApiToken).where(ApiToken.user_id == user.id, ApiToken.kind == FEED,
+                                               ApiToken.revoked_at.is_(None))).first()  # type: ignore[union-attr]  # fmt: skip

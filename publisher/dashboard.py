@@ -9,7 +9,6 @@ item is too slow on a store of a million items).
 
 from __future__ import annotations
 
-import csv
 import io
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
@@ -18,7 +17,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from publisher import rollup, stats
+from publisher import csvcells, rollup, stats
 from publisher.errors import InvalidInput
 from publisher.models import ChannelStat, Delivery, DeliveryStatus, Item, status_literal
 
@@ -197,7 +196,7 @@ def to_csv(rows: list[dict[str, object]], columns: tuple[str, ...] = ()) -> str:
     if not rows and not columns:
         return ""
     buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=list(rows[0]) if rows else list(columns), lineterminator="\n")
+    w = csvcells.dict_writer(buf, list(rows[0]) if rows else list(columns), lineterminator="\n")
     w.writeheader()
     for r in rows:
         w.writerow({k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in r.items()})

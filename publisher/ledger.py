@@ -30,6 +30,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
+from publisher import csvcells
 from publisher.checklist import checklist
 from publisher.errors import InvalidInput
 from publisher.models import (
@@ -284,7 +285,7 @@ def parse_csv(ctx: Context, session: Session, text: str, *, create_departments: 
         if len(raw) != len(header):
             errors.append(f"row {rownum}: {len(raw)} fields, the header has {len(header)}")
             continue
-        v = {h: c.strip() for h, c in zip(header, raw, strict=True)}
+        v = {h: csvcells.unescape(c.strip()) for h, c in zip(header, raw, strict=True)}
         problems: list[str] = []
         title = v["title"]
         if not title:
@@ -418,7 +419,7 @@ def export_csv(engine: Engine, tz: ZoneInfo, *, start: datetime | None = None, e
     """Every publication in the import format (UTF-8 with a BOM, so Excel shows the Chinese)."""
     buf = io.StringIO()
     buf.write("\ufeff")
-    w = csv.writer(buf, lineterminator="\r\n")
+    w = csvcells.writer(buf, lineterminator="\r\n")
     w.writerow(CSV_COLUMNS)
     for p in publications(engine, start=start, end=end):
         w.writerow([p.title, p.category, p.department, p.channel,

@@ -483,7 +483,10 @@ class WebSession(SQLModel, table=True):
 
 
 class ApiToken(SQLModel, table=True):
-    """A bearer token for scripts (and calendar feeds). Only the SHA-256 of the token is stored."""
+    """A bearer token for scripts, or a user's calendar-feed token. Only the SHA-256 of the token is stored.
+
+    A feed token goes in a URL (``/calendar/CHANNEL.ics?token=``), so access logs and calendar apps keep
+    it; it therefore reads the feeds and nothing else, and the API refuses it."""
 
     __tablename__ = "api_token"
 
@@ -496,6 +499,8 @@ class ApiToken(SQLModel, table=True):
     created_at: datetime = _dt(default_factory=utcnow)
     last_used_at: datetime | None = _dt(default=None, nullable=True)
     revoked_at: datetime | None = _dt(default=None, nullable=True)
+    #: ``api`` (a bearer token for /api) or ``feed`` (read-only: only the calendar feeds take it)
+    kind: str = Field(default="api", sa_column=Column(sa.String(10), nullable=False, server_default="api"))
 
 
 class LoginFailure(SQLModel, table=True):

@@ -13,7 +13,6 @@ apart: an item on two site channels is one of the site items, and one publicatio
 
 from __future__ import annotations
 
-import csv
 import io
 from collections import Counter
 from dataclasses import dataclass, field
@@ -27,6 +26,7 @@ import jinja2
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
+from publisher import csvcells
 from publisher.coverage import Coverage, coverage
 from publisher.errors import ConfigError, InvalidInput
 from publisher.ledger import Publication, publications
@@ -340,7 +340,7 @@ def figures_csv(rep: AnnualReport, settings: Settings, keys: list[str] | None = 
     tz = settings.zone
     buf = io.StringIO()
     buf.write("\ufeff")
-    w = csv.writer(buf, lineterminator="\r\n")
+    w = csvcells.writer(buf, lineterminator="\r\n")
     w.writerow(FIGURES_COLUMNS)
     for key, f in rep.figures.items():
         if keys is not None and key not in keys:

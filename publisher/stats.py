@@ -10,7 +10,6 @@ published at 00:30 on 1 October Beijing time belongs to October.
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 from collections.abc import Sequence
@@ -21,6 +20,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from publisher import csvcells
 from publisher.errors import InvalidInput
 from publisher.models import Delivery, DeliveryStatus, owed, status_literal
 
@@ -39,6 +39,10 @@ class StatsQuery:
     tz: ZoneInfo = ZoneInfo("Asia/Shanghai")
 
 
+#: the dates a period may name (a day outside them is a typo, and 9999-12-31 + 1 day overflows)
+EARLIEST, LATEST = date(1900, 1, 1), date(2999, 12, 31)
+
+
 def period(start: date | str | None, end: date | str | None, tz: ZoneInfo) -> tuple[datetime, datetime]:
     """Whole days in the office's zone: [start 00:00, end + 1 day 00:00)."""
 
@@ -54,6 +58,9 @@ def period(start: date | str | None, end: date | str | None, tz: ZoneInfo) -> tu
     today = datetime.now(tz).date()
     s = s or date(today.year, 1, 1)
     e = e or today
+    for d in (s, e):
+        if not EARLIEST <= d <= LATEST:
+            raise InvalidInput(f"{d} is outside the dates counted ({EARLIEST} to {LATEST})")
     if e < s:
         raise InvalidInput(f"the period ends ({e}) before it starts ({s})")
     return datetime.combine(s, time(), tz), datetime.combine(e + timedelta(days=1), time(), tz)
@@ -160,7 +167,7 @@ def render(rows: list[dict[str, object]], by: Sequence[str], fmt: str) -> str:
         return json.dumps(rows, ensure_ascii=False, indent=2)
     if fmt == "csv":
         buf = io.StringIO()
-        w = csv.DictWriter(buf, fieldnames=cols, lineterminator="\n")
+        w = csvcells.dict_writer(buf, cols, lineterminator="\n")
         w.writeheader()
         w.writerows(rows)
         return buf.getvalue()

@@ -6,13 +6,17 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
 from importlib.resources import files
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
@@ -55,12 +59,68 @@ def _status(exc: PublisherError) -> int:
     return 500
 
 
+#: the Swagger UI page, everything from this server: no CDN, no inline script (see DOCS_CSP)
+DOCS_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>publisher API</title>
+<link rel="icon" type="image/png" href="/static/swagger-ui/favicon-32x32.png">
+<link rel="stylesheet" href="/static/swagger-ui/swagger-ui.css"></head>
+<body><div id="swagger-ui" data-openapi="/api/openapi.json"></div>
+<script src="/static/swagger-ui/swagger-ui-bundle.js"></script>
+<script src="/static/swagger-ui/init.js"></script></body></html>
+"""
+
+
+def validation_errors(errors: Sequence[Any]) -> list[dict[str, Any]]:
+    """pydantic's errors as the OpenAPI document's ValidationError: loc, msg, type and the input if it is
+    JSON (a body that is not JSON arrives as bytes, which would otherwise fail the answer with a 500)."""
+    out = []
+    for e in errors:
+        one = {"loc": [p if isinstance(p, int) else str(p) for p in e.get("loc", ())], "msg": str(e.get("msg", "")),
+               "type": str(e.get("type", ""))}  # fmt: skip
+        value = e.get("input")
+        if isinstance(value, bytes):
+            value = value[:1000].decode("utf-8", "replace")
+        try:
+            one["input"] = jsonable_encoder(value)
+            json.dumps(one["input"])
+        except (TypeError, ValueError):
+            one.pop("input", None)
+        out.append(one)
+    return out
+
+
+def openapi_document(web: FastAPI) -> dict[str, Any]:
+    """FastAPI's document (the bearer scheme comes from the API router's ``logged_in``), with a 422 whose
+    ``detail`` is a message (the service's own checks) or pydantic's list (the request's shape)."""
+    if web.openapi_schema:
+        return web.openapi_schema
+    doc = get_openapi(title=web.title, version=web.version, description=web.description, routes=web.routes)
+    schemas = doc.setdefault("components", {}).setdefault("schemas", {})
+    if "HTTPValidationError" in schemas:
+        schemas["HTTPValidationError"]["properties"]["detail"] = {
+            "title": "Detail", "anyOf": [{"type": "string"},
+                                         {"type": "array", "items": {"$ref": "#/components/schemas/ValidationError"}}]}
+    web.openapi_schema = doc
+    return doc
+
+
+class _SiteFiles(StaticFiles):
+    """The website channel's folder; before its first publication there is none (404, not starlette's 500)."""
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if not Path(str(self.directory)).is_dir():
+            await PlainTextResponse("nothing published on the website yet", status_code=404)(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
+
+
 def create_app(app: App) -> FastAPI:
     from publisher.web import api, pages
     from publisher.web.common import render
     from publisher.web.security import Guard, LoginRequired, optional_caller
 
-    web = FastAPI(title="publisher", description=API_DESCRIPTION, version="1", docs_url="/api/docs",
+    # /api/docs is served below from the package's own Swagger UI (no CDN)
+    web = FastAPI(title="publisher", description=API_DESCRIPTION, version="1", docs_url=None,
                   redoc_url=None, openapi_url="/api/openapi.json")  # fmt: skip
     web.state.app = app
     # the largest thing anyone sends is one image; anything bigger is refused before it is read
@@ -104,8 +164,17 @@ def create_app(app: App) -> FastAPI:
     @web.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> Response:
         if wants_json(request):
-            return JSONResponse({"detail": exc.errors()}, status_code=422)
+            kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+            not_json = kind and kind != "application/json" and not kind.endswith("+json")
+            if not_json and any(tuple(e.get("loc", ()))[:1] == ("body",) for e in exc.errors()):
+                message = f"send the body as JSON (Content-Type: application/json), not {kind[:100]}"
+                return JSONResponse({"detail": message}, status_code=415)
+            return JSONResponse({"detail": validation_errors(exc.errors())}, status_code=422)
         return page_error(request, 422, "; ".join(str(e.get("msg")) for e in exc.errors()))
+
+    @web.get("/api/docs", include_in_schema=False)
+    async def api_docs() -> HTMLResponse:
+        return HTMLResponse(DOCS_PAGE)
 
     @web.api_route("/channels/{name}/callback", methods=["GET", "POST"], include_in_schema=False)
     async def channel_callback(name: str, request: Request) -> Response:
@@ -118,10 +187,11 @@ def create_app(app: App) -> FastAPI:
                                         dict(request.headers), body)  # fmt: skip
         return Response(reply.body, status_code=reply.status, media_type=reply.content_type)
 
+    web.openapi = lambda: openapi_document(web)  # type: ignore[method-assign]
     web.include_router(api.router)
     web.include_router(pages.router)
     web.mount("/static", StaticFiles(directory=str(files("publisher.web").joinpath("static"))), name="static")
-    web.mount("/site", StaticFiles(directory=str(site_folder(app)), html=True, check_dir=False), name="site")
+    web.mount("/site", _SiteFiles(directory=str(site_folder(app)), html=True, check_dir=False), name="site")
     return web
 
 

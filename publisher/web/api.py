@@ -11,8 +11,8 @@ from datetime import datetime
 from typing import Annotated, Any
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Header, Query, Request, Response
-from pydantic import BaseModel, Field
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
+from pydantic import BaseModel, Field, field_validator
 from sqlmodel import col, select
 
 from publisher import stats, workflow
@@ -20,13 +20,47 @@ from publisher.checklist import checklist_name
 from publisher.errors import NotAllowed
 from publisher.models import Delivery, DeliveryAttempt, Item, Role, User, utcnow
 from publisher.web import compose
-from publisher.web.common import can_manage, viewer_zone, visible_delivery, visible_item
-from publisher.web.security import EVERYONE, REVIEWERS, STAFF, WRITERS, need
-
-router = APIRouter(prefix="/api", tags=["api"])
+from publisher.web.common import MAX_ID, can_manage, viewer_zone, visible_delivery, visible_item
+from publisher.web.security import EVERYONE, REVIEWERS, STAFF, WRITERS, logged_in, need
 
 
-class ItemIn(BaseModel):
+class Message(BaseModel):
+    detail: str
+
+
+#: what any route may answer besides its own result (the 422 is FastAPI's, documented per route)
+ANSWERS: dict[int | str, dict[str, Any]] = {
+    400: {"model": Message, "description": "a body that could not be read (not UTF-8, say)"},
+    401: {"model": Message, "description": "no token or session, or a revoked or unknown token"},
+    403: {"model": Message, "description": "this role may not use the route, or the item is not this caller's"},
+    404: {"model": Message, "description": "no such item or delivery (or one the caller may not see)"},
+    415: {"model": Message, "description": "a body that is not JSON"},
+}
+router = APIRouter(prefix="/api", tags=["api"], responses=ANSWERS, dependencies=[Depends(logged_in)])
+#: ids in URLs: a row id is a positive PostgreSQL integer
+ItemId = Annotated[int, Path(ge=1, le=MAX_ID)]
+DeliveryId = Annotated[int, Path(ge=1, le=MAX_ID)]
+
+
+def _no_nul(value: Any) -> Any:
+    if isinstance(value, str) and "\x00" in value:
+        raise ValueError("a NUL character (\\u0000) is not accepted in any text")
+    if isinstance(value, list):
+        for v in value:
+            _no_nul(v)
+    return value
+
+
+class Body(BaseModel):
+    """Every API body: no text holds a NUL (PostgreSQL's text cannot; SQLite's would, so both refuse it)."""
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _text(cls, value: Any) -> Any:
+        return _no_nul(value)
+
+
+class ItemIn(Body):
     title: str = Field(max_length=500)
     body_markdown: str
     category: str
@@ -37,7 +71,7 @@ class ItemIn(BaseModel):
     publish_at: datetime | None = Field(default=None, description="ISO 8601 with a zone; omit to schedule later")
 
 
-class ItemEdit(BaseModel):
+class ItemEdit(Body):
     title: str | None = Field(default=None, max_length=500)
     body_markdown: str | None = None
     category: str | None = None
@@ -46,16 +80,16 @@ class ItemEdit(BaseModel):
     checklist_item: int | None = Field(default=None, ge=1, le=50)
 
 
-class ReviewIn(BaseModel):
+class ReviewIn(Body):
     approve: bool
     reason: str | None = None
 
 
-class ScheduleIn(BaseModel):
+class ScheduleIn(Body):
     at: datetime | None = Field(default=None, description="ISO 8601 with a zone; omit for each channel's next slot")
 
 
-class WithdrawIn(BaseModel):
+class WithdrawIn(Body):
     reason: str | None = None
 
 
@@ -91,7 +125,8 @@ def list_items(request: Request, status: str | None = None, limit: Annotated[int
         return [_item(i) for i in s.exec(q)]
 
 
-@router.post("/items", status_code=201, summary="Create a draft item")
+@router.post("/items", status_code=201, summary="Create a draft item",
+             responses={200: {"description": "the item an earlier request with this Idempotency-Key created"}})
 def create_item(request: Request, response: Response, body: ItemIn,
                 idempotency_key: Annotated[str | None, Header(max_length=100)] = None) -> dict:  # type: ignore[type-arg]
     c = need(request, WRITERS, write=True)
@@ -118,14 +153,14 @@ def create_item(request: Request, response: Response, body: ItemIn,
 
 
 @router.get("/items/{item_id}", summary="One item")
-def get_item(request: Request, item_id: int) -> dict:  # type: ignore[type-arg]
+def get_item(request: Request, item_id: ItemId) -> dict:  # type: ignore[type-arg]
     c = need(request, STAFF)
     with request.app.state.app.session() as s:
         return _item(visible_item(s, c.user, item_id))
 
 
 @router.patch("/items/{item_id}", summary="Edit an item (an edit after approval sends it back to review)")
-def edit_item(request: Request, item_id: int, body: ItemEdit) -> dict:  # type: ignore[type-arg]
+def edit_item(request: Request, item_id: ItemId, body: ItemEdit) -> dict:  # type: ignore[type-arg]
     c = need(request, WRITERS, write=True)
     app = request.app.state.app
     changes = body.model_dump(exclude_none=True)
@@ -140,7 +175,7 @@ def edit_item(request: Request, item_id: int, body: ItemEdit) -> dict:  # type: 
 
 
 @router.post("/items/{item_id}/submit", summary="Submit a draft for the first review")
-def submit_item(request: Request, item_id: int) -> dict:  # type: ignore[type-arg]
+def submit_item(request: Request, item_id: ItemId) -> dict:  # type: ignore[type-arg]
     c = need(request, WRITERS, write=True)
     app = request.app.state.app
     with app.session() as s:
@@ -150,7 +185,7 @@ def submit_item(request: Request, item_id: int) -> dict:  # type: ignore[type-ar
 
 
 @router.post("/items/{item_id}/review", summary="Approve or reject at the level the item waits for")
-def review_item(request: Request, item_id: int, body: ReviewIn) -> dict:  # type: ignore[type-arg]
+def review_item(request: Request, item_id: ItemId, body: ReviewIn) -> dict:  # type: ignore[type-arg]
     c = need(request, REVIEWERS, write=True)
     app = request.app.state.app
     with app.session() as s:
@@ -160,7 +195,7 @@ def review_item(request: Request, item_id: int, body: ReviewIn) -> dict:  # type
 
 
 @router.post("/items/{item_id}/schedule", summary="Set or move the publish time")
-def schedule_item(request: Request, item_id: int, body: ScheduleIn) -> dict:  # type: ignore[type-arg]
+def schedule_item(request: Request, item_id: ItemId, body: ScheduleIn) -> dict:  # type: ignore[type-arg]
     c = need(request, STAFF, write=True)
     app = request.app.state.app
     with app.session() as s:
@@ -170,7 +205,7 @@ def schedule_item(request: Request, item_id: int, body: ScheduleIn) -> dict:  # 
 
 
 @router.post("/items/{item_id}/withdraw", summary="Take an item down from every channel")
-def withdraw_item(request: Request, item_id: int, body: WithdrawIn) -> dict:  # type: ignore[type-arg]
+def withdraw_item(request: Request, item_id: ItemId, body: WithdrawIn) -> dict:  # type: ignore[type-arg]
     c = need(request, STAFF, write=True)
     app = request.app.state.app
     with app.session() as s:
@@ -180,7 +215,7 @@ def withdraw_item(request: Request, item_id: int, body: WithdrawIn) -> dict:  # 
 
 
 @router.get("/items/{item_id}/deliveries", summary="Each channel's delivery, with every attempt")
-def item_deliveries(request: Request, item_id: int) -> list[dict]:  # type: ignore[type-arg]
+def item_deliveries(request: Request, item_id: ItemId) -> list[dict]:  # type: ignore[type-arg]
     c = need(request, STAFF)
     with request.app.state.app.session() as s:
         visible_item(s, c.user, item_id)
@@ -193,7 +228,7 @@ def item_deliveries(request: Request, item_id: int) -> list[dict]:  # type: igno
 
 
 @router.post("/deliveries/{delivery_id}/retry", summary="Queue one failed channel again")
-def retry(request: Request, delivery_id: int) -> dict:  # type: ignore[type-arg]
+def retry(request: Request, delivery_id: DeliveryId) -> dict:  # type: ignore[type-arg]
     c = need(request, STAFF, write=True)
     app = request.app.state.app
     with app.session() as s:

@@ -26,10 +26,10 @@ _ASSET = re.compile(r"asset://([0-9a-f]{64})")
 
 def viewer_zone(request: Request) -> ZoneInfo:
     for v in (request.query_params.get("tz"), request.cookies.get("tz")):
-        if v:
+        if v and len(v) <= 64:  # the longest IANA name is 32 characters; a long one only costs a file lookup
             try:
                 return ZoneInfo(v)
-            except (ZoneInfoNotFoundError, ValueError):
+            except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a name no file system can open
                 continue
     return request.app.state.app.settings.zone
 
@@ -101,9 +101,13 @@ def can_manage(user: User, item: Item) -> bool:
     return can_edit(user, item) or user.role == Role.CONFIDENTIALITY_REVIEWER
 
 
+#: the largest id a row can have (PostgreSQL's integer); a larger one in a URL is simply not found
+MAX_ID = 2**31 - 1
+
+
 def visible_item(session: Any, user: User, item_id: int) -> Item:
     """The item, or NotFound, the same one whether it is missing or merely not ``can_view``-able."""
-    item = session.get(Item, item_id)
+    item = session.get(Item, item_id) if 0 < item_id <= MAX_ID else None
     if item is None or not can_view(user, item):
         raise NotFound(f"no item {item_id}")
     return item
@@ -111,7 +115,7 @@ def visible_item(session: Any, user: User, item_id: int) -> Item:
 
 def visible_delivery(session: Any, user: User, delivery_id: int) -> tuple[Delivery, Item]:
     """A delivery and its item, or NotFound, as for a missing delivery when its item is not visible."""
-    d = session.get(Delivery, delivery_id)
+    d = session.get(Delivery, delivery_id) if 0 < delivery_id <= MAX_ID else None
     item = session.get(Item, d.item_id) if d is not None else None
     if d is None or item is None or not can_view(user, item):
         raise NotFound(f"no delivery {delivery_id}")

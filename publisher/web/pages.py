@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from sqlmodel import col, select
 from starlette.concurrency import run_in_threadpool
 
-from publisher import accounts, content, dashboard, workflow
+from publisher import accounts, content, dashboard, stats, workflow
 from publisher.checklist import checklist
 from publisher.errors import InvalidInput, NotAllowed, NotFound, StorageFull
 from publisher.models import (
@@ -505,6 +505,8 @@ def calendar(request: Request, view: str = "week", day: str | None = None) -> Re
         anchor = date.fromisoformat(day) if day else datetime.now(tz).date()
     except ValueError:
         raise InvalidInput(f"day {day!r} is not a date (YYYY-MM-DD)") from None
+    if not stats.EARLIEST <= anchor <= stats.LATEST:
+        raise InvalidInput(f"day {anchor} is outside the calendar ({stats.EARLIEST} to {stats.LATEST})")
     first, last = calendar_view.window(view, anchor)
     start, end = calendar_view.day_range(first, last, tz)
     with app.session() as s:
@@ -525,10 +527,10 @@ def calendar(request: Request, view: str = "week", day: str | None = None) -> Re
 def calendar_feed(request: Request, channel: str, token: str = "") -> Response:
     app = _app(request)
     with app.session() as s:
-        caller = accounts.token_caller(s, token) if token else None
-    if caller is None:
-        return Response("a valid API token is needed: /calendar/CHANNEL.ics?token=...", status_code=401,
-                        media_type="text/plain")  # fmt: skip
+        caller = accounts.token_caller(s, token, kind=accounts.FEED) if token else None
+    if caller is None:  # an API token is refused too: it would give whoever reads the URL write access
+        return Response("a valid calendar-feed token is needed (make one on /tokens): /calendar/CHANNEL.ics?token=...",
+                        status_code=401, media_type="text/plain")  # fmt: skip
     if caller.user.role not in STAFF:
         return Response("this account may not read the calendar", status_code=403, media_type="text/plain")
     spec = app.channels.get(channel)
@@ -594,7 +596,8 @@ def tokens_page(request: Request) -> Response:
     c = need(request, EVERYONE)
     with _app(request).session() as s:
         tokens = accounts.tokens_of(s, c.user)
-    return render(request, "tokens.html", c, tokens=tokens, new_token=None,
+        feed = accounts.feed_token_of(s, c.user)
+    return render(request, "tokens.html", c, tokens=tokens, new_token=None, feed=feed, new_feed=None,
                   channels=list(_app(request).channels))  # fmt: skip
 
 
@@ -604,7 +607,23 @@ def tokens_create(request: Request, csrf_token: Csrf = "", name: Annotated[str, 
     with _app(request).session() as s:
         token, _ = accounts.create_token(s, user=s.get(User, c.user.id), name=name)
         tokens = accounts.tokens_of(s, c.user)
-    r = render(request, "tokens.html", c, tokens=tokens, new_token=token, channels=list(_app(request).channels))
+        feed = accounts.feed_token_of(s, c.user)
+    r = render(request, "tokens.html", c, tokens=tokens, new_token=token, feed=feed, new_feed=None,
+               channels=list(_app(request).channels))  # fmt: skip
+    r.headers["Cache-Control"] = "no-store"
+    return r
+
+
+@router.post("/tokens/feed", include_in_schema=False)
+def tokens_feed(request: Request, csrf_token: Csrf = "") -> Response:
+    """A new calendar-feed token (the old one stops working): its URLs are shown once."""
+    c = need(request, STAFF, write=True, csrf=csrf_token)
+    with _app(request).session() as s:
+        new_feed = accounts.new_feed_token(s, user=s.get(User, c.user.id))
+        tokens = accounts.tokens_of(s, c.user)
+        feed = accounts.feed_token_of(s, c.user)
+    r = render(request, "tokens.html", c, tokens=tokens, new_token=None, feed=feed, new_feed=new_feed,
+               channels=list(_app(request).channels))  # fmt: skip
     r.headers["Cache-Control"] = "no-store"
     return r
 

@@ -10,10 +10,12 @@ Permissions are checked twice: here by role (who may use a route at all), then b
 from __future__ import annotations
 
 import hmac
+import json
 from collections.abc import Iterable
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import HTTPException, Request
+from fastapi import HTTPException, Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from publisher import accounts
@@ -34,10 +36,9 @@ CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' 
 # the generated website may carry its own inline styles and remote images; still no inline script
 SITE_CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: https:; "
             "object-src 'none'; base-uri 'none'; frame-ancestors 'self'")  # fmt: skip
-# the OpenAPI page loads its script and style from a CDN (no internet needed for the rest)
-DOCS_CSP = ("default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
-            "style-src 'self' https://cdn.jsdelivr.net; img-src 'self' data: https://fastapi.tiangolo.com; "
-            "object-src 'none'; frame-ancestors 'none'")  # fmt: skip
+# the OpenAPI page: the package's own Swagger UI (publisher/web/static/swagger-ui); it sets inline styles
+DOCS_CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+            "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'")  # fmt: skip
 
 
 class LoginRequired(Exception):
@@ -66,6 +67,18 @@ def optional_caller(request: Request) -> Caller | None:
     return _lookup(request)
 
 
+_BEARER = HTTPBearer(auto_error=False, scheme_name="bearer",
+                     description="an API token from /tokens (pub_…); a browser session with X-CSRF-Token works too")
+
+
+def logged_in(request: Request, _: Annotated[HTTPAuthorizationCredentials | None, Security(_BEARER)] = None) -> None:
+    """The API router's dependency: who is calling is settled before the body is looked at (a caller
+    without a valid token learns nothing about the routes' bodies), and the OpenAPI document declares
+    the bearer scheme. Each route still says which roles it takes (``need``)."""
+    if _lookup(request) is None:
+        raise LoginRequired()
+
+
 def need(request: Request, roles: Iterable[Role], *, write: bool = False, csrf: str | None = None) -> Caller:
     """The caller if their role may use this route; 401/403 otherwise. ``write`` checks CSRF."""
     caller = _lookup(request)
@@ -84,6 +97,18 @@ def client_address(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
+def not_to_keep(path: str, headers: dict[bytes, bytes]) -> bool:
+    """``Cache-Control: no-store`` for every answer to a request carrying a session cookie or a token
+    (so Back after log-out, or a shared proxy, shows no draft) and for the log-in pages. The package's
+    own /static/ files are the same for everyone and stay cacheable (Swagger UI is 1.7 MB)."""
+    if path.startswith("/static/"):
+        return False
+    if path == "/login" or b"authorization" in headers:
+        return True
+    cookie = headers.get(b"cookie", b"").decode("latin-1")
+    return f"{SESSION_COOKIE}=" in cookie
+
+
 class Guard:
     """Pure ASGI: security headers on every response, request bodies capped before they are read."""
 
@@ -96,23 +121,35 @@ class Guard:
             await self.app(scope, receive, send)
             return
         headers = dict(scope["headers"])
+        if "\x00" in scope["path"] or b"%00" in scope.get("query_string", b""):
+            # no field anywhere holds a NUL (PostgreSQL's text cannot): one answer for every route
+            await _plain(send, 400, "the address contains a NUL character (%00)", scope["path"])
+            return
         length = headers.get(b"content-length")
         if length is not None and length.isdigit() and int(length) > self.max_body:
-            await _plain(send, 413, f"the request is larger than {self.max_body // 1_000_000} MB")
+            await _plain(send, 413, f"the request is larger than {self.max_body // 1_000_000} MB", scope["path"])
             return
         received = 0
+        form = headers.get(b"content-type", b"").lower().startswith(b"application/x-www-form-urlencoded")
+        tail = b""
 
         async def capped() -> Message:
-            nonlocal received
+            nonlocal received, tail
             msg = await receive()
             if msg["type"] == "http.request":
                 received += len(msg.get("body", b""))
                 if received > self.max_body:
                     raise HTTPException(413, f"the request is larger than {self.max_body // 1_000_000} MB")
+                if form:  # a NUL in a form field (an upload's bytes, multipart, may hold any)
+                    seen = tail + msg.get("body", b"")
+                    if b"%00" in seen:
+                        raise HTTPException(400, "a form field contains a NUL character (%00)")
+                    tail = seen[-2:]
             return msg
 
         path = scope["path"]
         csp = DOCS_CSP if path.startswith("/api/docs") else SITE_CSP if path.startswith("/site/") else CSP
+        private = not_to_keep(path, headers)
 
         async def with_headers(msg: Message) -> None:
             if msg["type"] == "http.response.start":
@@ -122,6 +159,9 @@ class Guard:
                     (b"x-frame-options", b"SAMEORIGIN" if path.startswith("/site/") else b"DENY"),
                     (b"referrer-policy", b"same-origin"),
                 ]
+                if private:  # replaces any caching the route allowed (a draft's image, say)
+                    msg["headers"] = [(k, v) for k, v in msg.get("headers", []) if k.lower() != b"cache-control"]
+                    extra.append((b"cache-control", b"no-store"))
                 names = {k.lower() for k, _ in msg.get("headers", [])}
                 msg["headers"] = list(msg.get("headers", [])) + [(k, v) for k, v in extra if k not in names]
             await send(msg)
@@ -129,10 +169,15 @@ class Guard:
         await self.app(scope, capped, with_headers)
 
 
-async def _plain(send: Send, status: int, text: str) -> None:
+async def _plain(send: Send, status: int, text: str, path: str = "") -> None:
+    """An answer before any route runs: plain text, or ``{"detail": ...}`` under /api/ as the routes answer."""
+    kind = b"text/plain; charset=utf-8"
+    if path.startswith("/api/"):
+        kind, text = b"application/json", json.dumps({"detail": text})
     body = text.encode()
     await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", str(len(body)).encode()),
+                "headers": [(b"content-type", kind),
+                            (b"content-length", str(len(body)).encode()), (b"cache-control", b"no-store"),
                             (b"content-security-policy", CSP.encode()), (b"connection", b"close")]})  # fmt: skip
     await send({"type": "http.response.body", "body": body})
 

@@ -19,8 +19,9 @@ sqlite_only = pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
 
 
 def _token(app, name="ed"):
+    """A calendar-feed token (an API token is refused by the feed: tests/web/test_edges.py)."""
     with app.session() as s:
-        return accounts.create_token(s, user=workflow.get_user(s, name), name="cal")[0]
+        return accounts.new_feed_token(s, user=workflow.get_user(s, name))
 
 
 def test_calendar_week_month_and_rescheduling(app, client, login):

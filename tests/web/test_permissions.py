@@ -63,7 +63,10 @@ def _media(app: Any, who: str) -> dict[str, Any]:
 
 
 def _feed(app: Any, who: str) -> dict[str, Any]:
-    return {"token": _token_of(app, who or "admin")["token"] if who else ""}
+    if not who:
+        return {"token": ""}
+    with app.session() as s:  # the feed takes its own read-only token, never an API token
+        return {"token": accounts.new_feed_token(s, user=workflow.get_user(s, who))}
 
 
 @dataclass
@@ -125,6 +128,7 @@ ROUTES = [
     Route("GET", "/dashboard.csv?table=category", ALL),
     Route("GET", "/tokens", ALL),
     Route("POST", "/tokens", ALL, data={"name": "script"}),
+    Route("POST", "/tokens/feed", STAFF),
     Route("POST", "/tokens/{token_id}/revoke", ALL, lambda app, who: _token_of(app, who or "admin"), id="revoke-own"),
     Route("GET", "/admin/users", {"admin"}),
     Route("POST", "/admin/users", {"admin"},
