@@ -75,14 +75,32 @@ def _ext(content_type: str) -> str:
     return {"image/jpeg": ".jpg", "image/png": ".png", "image/gif": ".gif", "image/webp": ".webp"}.get(content_type, "")
 
 
-def draft_from_fields(ctx: Context, fields: Mapping[str, Any]) -> content.ItemDraft:
-    body = str(fields.get("body_markdown") or "")
+def check_body_size(ctx: Context, body: str) -> None:
     if len(body.encode()) > ctx.settings.review.max_body_bytes:
         raise InvalidInput("the body is larger than review.max_body_bytes")
+
+
+def draft_from_fields(ctx: Context, fields: Mapping[str, Any]) -> content.ItemDraft:
+    body = str(fields.get("body_markdown") or "")
+    check_body_size(ctx, body)
     keep = {k: fields[k] for k in ("summary", "category", "department", "checklist_item", "channels", "publish_at")
             if fields.get(k) not in (None, "", [])}  # fmt: skip
     return content.ItemDraft(title=str(fields.get("title") or ""), body_markdown=body, fields=keep,
                              assets=referenced_assets(ctx, body))  # fmt: skip
+
+
+#: the live preview renders at most this much of the body: it runs on typing, and markdown-it-py
+#: takes seconds over a megabyte (bench/render_bench.py); the page says when it showed less
+PREVIEW_MAX_BYTES = 200_000
+
+
+def preview_part(body: str) -> tuple[str, bool]:
+    """The part of ``body`` the preview renders (whole lines, at most PREVIEW_MAX_BYTES), and whether it is cut."""
+    raw = body.encode()
+    if len(raw) <= PREVIEW_MAX_BYTES:
+        return body, False
+    part = raw[:PREVIEW_MAX_BYTES].decode(errors="ignore")
+    return part[: part.rfind("\n") + 1] or part, True
 
 
 @dataclass
@@ -96,8 +114,11 @@ class ChannelPreview:
 
 
 def preview(ctx: Context, fields: Mapping[str, Any], *, author: str) -> list[ChannelPreview]:
-    """Render the body and ask each target channel what it thinks, without storing anything."""
-    body = str(fields.get("body_markdown") or "")
+    """Render the body and ask each target channel what it thinks, without storing anything.
+
+    Only the first PREVIEW_MAX_BYTES of the body (:func:`preview_part`): the channels judge that part.
+    """
+    body, _ = preview_part(str(fields.get("body_markdown") or ""))
     html = content.render_markdown(body)
     assets = []
     for sha in dict.fromkeys(_ASSET.findall(body)):

@@ -46,6 +46,9 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "save_submit": ("保存并提交审核", "Save and submit for review"),
     "submit": ("提交审核", "Submit for review"),
     "preview": ("预览", "Preview"),
+    "preview_cut": ("预览只显示正文的前 {n} KB（全文 {m} KB），各渠道的检查也只针对这一部分；提交审核时检查全文。",
+                    "The preview shows the first {n} KB of the body ({m} KB in all), and the channels' checks "
+                    "cover that part only; submitting checks the whole."),
     "problems": ("不符合渠道要求", "The channel cannot take it"),
     "no_problems": ("符合渠道要求", "Fits the channel"),
     "status": ("状态", "Status"),

@@ -198,7 +198,10 @@ def compose_form(request: Request) -> Response:
 
 
 async def _form_fields(request: Request) -> dict:  # type: ignore[type-arg]
-    form = await request.form()
+    # starlette refuses a form field over 1 MB with a bare 400; the body may be review.max_body_bytes,
+    # each byte of it up to three once URL-encoded (%E5): past that the save says so in the form's words
+    limit = _app(request).settings.review.max_body_bytes
+    form = await request.form(max_part_size=3 * limit + 64 * 1024)
     tz = viewer_zone(request)
     when = str(form.get("when") or "none")
     publish_at: datetime | None = None
@@ -287,6 +290,7 @@ async def edit_submit(request: Request, item_id: int) -> Response:
             item = visible_item(s, me, item_id)
             changes = {**_fields_for_workflow(f), "title": f["title"]}
             body = f["body_markdown"]
+            compose.check_body_size(app.ctx, body)
             new_assets = compose.referenced_assets(app.ctx, body, compose.known_assets(s, item_id))
             body_changed = body != item.body_markdown
             workflow.edit_item(app.ctx, s, item_id=item_id, actor=me, changes=changes,
@@ -317,7 +321,9 @@ async def preview(request: Request) -> Response:
     previews = await run_in_threadpool(compose.preview, app.ctx, fields, author=c.user.display_name or c.user.name)
     for p in previews:
         p.html = media_urls(p.html)
-    return render(request, "_preview.html", c, previews=previews, title=f["title"], body=f["body_markdown"])
+    _, cut = compose.preview_part(f["body_markdown"])
+    return render(request, "_preview.html", c, previews=previews, title=f["title"], body=f["body_markdown"], cut=cut,
+                  cut_kb=compose.PREVIEW_MAX_BYTES // 1000, body_kb=len(f["body_markdown"].encode()) // 1000)  # fmt: skip
 
 
 @router.post("/upload", include_in_schema=False)
