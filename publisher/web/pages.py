@@ -322,8 +322,9 @@ async def preview(request: Request) -> Response:
     for p in previews:
         p.html = media_urls(p.html)
     _, cut = compose.preview_part(f["body_markdown"])
+    kb = len(f["body_markdown"].encode()) // 1000
     return render(request, "_preview.html", c, previews=previews, title=f["title"], body=f["body_markdown"], cut=cut,
-                  cut_kb=compose.PREVIEW_MAX_BYTES // 1000, body_kb=len(f["body_markdown"].encode()) // 1000)  # fmt: skip
+                  cut_kb=compose.PREVIEW_MAX_BYTES // 1000, body_kb=kb)
 
 
 @router.post("/upload", include_in_schema=False)
