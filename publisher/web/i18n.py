@@ -213,7 +213,8 @@ ERRORS: list[tuple[str, str]] = [
     (r"'(?P<v>.*)' is not a date and time \(YYYY-MM-DDTHH:MM\)", "“{v}”不是有效的日期和时间"),
     (r"publish time (?P<at>\S+) is in the past; give a future time .*", "发布时间 {at} 已经过去，请填写将来的时间"),
     (r"the body is larger than review\.max_body_bytes", "正文超过允许的长度（review.max_body_bytes）"),
-    (r"image asset://(?P<h>\S+) was never uploaded: insert it again", "图片 {h} 没有上传成功，请重新插入"),
+    (r"image asset://(?P<h>\S+) is not among the images you uploaded or may see: insert it again",
+     "图片 {h} 不在您上传过或可以查看的图片中，请重新插入"),
     (r"(?P<f>.+): not a readable image; upload a JPEG, PNG, GIF or WebP",
      "{f}：不是可读取的图片，请上传 JPEG、PNG、GIF 或 WebP"),
     # review, submit, schedule, retry (publisher.workflow)

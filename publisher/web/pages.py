@@ -36,7 +36,6 @@ from publisher.web.common import (
     checklist_label,
     checklist_number,
     local_time,
-    may_see_file,
     media_urls,
     render,
     translator,
@@ -249,11 +248,11 @@ async def compose_submit(request: Request) -> Response:
     app = _app(request)
 
     def work() -> int:
-        fields = _fields_for_workflow(f)
-        draft = compose.draft_from_fields(app.ctx, {**fields, "title": f["title"], "body_markdown": f["body_markdown"]})
+        fields = {**_fields_for_workflow(f), "title": f["title"], "body_markdown": f["body_markdown"]}
         key = f"{c.user.id}:form:{f['idempotency_key']}" if f["idempotency_key"] else None
         with app.session() as s:
             me = s.get(User, c.user.id)
+            draft = compose.draft_from_fields(app.ctx, fields, session=s, user=me)
             item = workflow.create_item(app.ctx, s, author=me, draft=draft, idempotency_key=key)
             if f["action"] == "submit" and item.status == ItemStatus.DRAFT:
                 workflow.submit(app.ctx, s, item_id=item.id, actor=me)
@@ -291,7 +290,7 @@ async def edit_submit(request: Request, item_id: int) -> Response:
             changes = {**_fields_for_workflow(f), "title": f["title"]}
             body = f["body_markdown"]
             compose.check_body_size(app.ctx, body)
-            new_assets = compose.referenced_assets(app.ctx, body, compose.known_assets(s, item_id))
+            new_assets = compose.referenced_assets(app.ctx, body, compose.known_assets(s, item_id), session=s, user=me)
             body_changed = body != item.body_markdown
             workflow.edit_item(app.ctx, s, item_id=item_id, actor=me, changes=changes,
                                body_markdown=body if body_changed else None, new_assets=new_assets)  # fmt: skip
@@ -318,7 +317,12 @@ async def preview(request: Request) -> Response:
         fields["checklist_item"] = checklist_number(f["checklist_item_raw"])
     except InvalidInput:
         fields["checklist_item"] = None
-    previews = await run_in_threadpool(compose.preview, app.ctx, fields, author=c.user.display_name or c.user.name)
+    def usable() -> set[str]:
+        with app.session() as s:
+            return compose.usable_assets(app.ctx, s, s.get(User, c.user.id), f["body_markdown"])
+
+    previews = await run_in_threadpool(compose.preview, app.ctx, fields, author=c.user.display_name or c.user.name,
+                                       usable=await run_in_threadpool(usable))  # fmt: skip
     for p in previews:
         p.html = media_urls(p.html)
     _, cut = compose.preview_part(f["body_markdown"])
@@ -347,7 +351,7 @@ async def upload(request: Request, file: Annotated[UploadFile | None, File()] = 
         return JSONResponse({"detail": str(exc)}, status_code=413)
     except compose.NotAnImage as exc:
         return JSONResponse({"detail": str(exc)}, status_code=415)
-    del c
+    await run_in_threadpool(compose.record_upload, app.ctx, stored.sha256, c.user)
     alt = (file.filename or "image").rsplit(".", 1)[0].replace("]", "").replace("[", "")[:80]
     return JSONResponse({"sha256": stored.sha256, "url": f"/media/{stored.sha256}",
                          "markdown": f"![{alt}](asset://{stored.sha256})"}, status_code=201)  # fmt: skip
@@ -362,7 +366,7 @@ def media(request: Request, sha: str) -> Response:
     path = content.media_path(app.settings.media_dir, sha)
     with app.session() as s:
         a = s.exec(select(Asset).where(Asset.sha256 == sha)).first()
-        allowed = may_see_file(s, c.user, sha)
+        allowed = compose.may_use(app.ctx, s, c.user, sha)
     # an image of an item the caller may not see answers exactly as a missing one: its existence is not told
     if not allowed or not path.is_file():
         raise NotFound("no such image")

@@ -59,6 +59,11 @@ def _media(app: Any, who: str) -> dict[str, Any]:
     path = app.settings.media_dir.parent / "upload.png"
     path.write_bytes(_png())
     stored = content.store_file(path, media_dir=app.settings.media_dir, role="image", max_bytes=10**6)
+    if who:  # a fresh upload is its uploader's department's (the writers'; the others cannot upload)
+        from publisher.web import compose
+
+        with app.session() as s:
+            compose.record_upload(app.ctx, stored.sha256, workflow.get_user(s, who))
     return {"sha": stored.sha256}
 
 
