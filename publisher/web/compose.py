@@ -159,7 +159,8 @@ class ChannelPreview:
 
 def usable_assets(ctx: Context, session: Session, user: User, body: str) -> set[str]:
     """The images ``body`` refers to that ``user`` may use (:func:`may_use`) and that exist."""
-    found = (sha for sha in dict.fromkeys(_ASSET.findall(body)) if content.media_path(ctx.settings.media_dir, sha).is_file())
+    found = [sha for sha in dict.fromkeys(_ASSET.findall(body))
+             if content.media_path(ctx.settings.media_dir, sha).is_file()]  # fmt: skip
     return {sha for sha in found if may_use(ctx, session, user, sha)}
 
 
