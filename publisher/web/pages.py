@@ -438,6 +438,13 @@ def item_submit(request: Request, item_id: int, csrf_token: Csrf = "") -> Respon
                         WRITERS, csrf_token)  # fmt: skip
 
 
+@router.post("/items/{item_id}/recall", include_in_schema=False)
+def item_recall(request: Request, item_id: int, csrf_token: Csrf = "", reason: Annotated[str, Form()] = "") -> Response:
+    return _item_action(request, item_id,
+                        lambda a, s, me: workflow.recall(a.ctx, s, item_id=item_id, actor=me, reason=reason or None),
+                        WRITERS, csrf_token)  # fmt: skip
+
+
 @router.post("/items/{item_id}/review", include_in_schema=False)
 def item_review(request: Request, item_id: int, csrf_token: Csrf = "", decision: Annotated[str, Form()] = "",
                 reason: Annotated[str, Form()] = "") -> Response:  # fmt: skip

@@ -112,6 +112,7 @@ ROUTES = [
     Route("GET", "/items/{item}/edit", ITEM_WRITERS, _item("draft"), hidden=OTHER_DEPT),
     Route("POST", "/items/{item}/edit", ITEM_WRITERS, _item("draft"), data=COMPOSE_FORM, hidden=OTHER_DEPT),
     Route("POST", "/items/{item}/submit", ITEM_WRITERS, _item("draft"), hidden=OTHER_DEPT),
+    Route("POST", "/items/{item}/recall", ITEM_WRITERS, _item("submitted"), hidden=OTHER_DEPT),
     Route("POST", "/items/{item}/review", {"head"}, _item("submitted"), data={"decision": "approve"}, id="review-1",
           hidden=OTHER_HEAD),
     Route("POST", "/items/{item}/review", {"sec"}, _item("dept_approved"), data={"decision": "approve"}, id="review-2",
