@@ -133,6 +133,13 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "invalid": ("输入有误", "Invalid input"),
     "back": ("返回", "Back"),
     "versions": ("版本记录", "Versions"),
+    "audit_trail": ("操作记录", "Audit trail"),
+    "audit_more": ("只列出最近的 {n} 条；全部记录：publisher item show {id}",
+                   "Only the latest {n} are listed; all of them: publisher item show {id}"),
+    "who": ("操作人", "Who"),
+    "action": ("操作", "Action"),
+    "change": ("状态变化", "Change"),
+    "time": ("时间", "Time"),
     "reviews": ("审核记录", "Reviews"),
     "return_reason": ("退回理由", "Returned because"),
     "new_item": ("新建稿件", "New item"),
@@ -213,8 +220,8 @@ ERRORS: list[tuple[str, str]] = [
     (r"checklist item '(?P<v>[^']*)' is not a number from 1 to 50", "公开事项“{v}”不是 1 至 50 的编号"),
     (r"checklist item (?P<n>\d+) is outside 1-50 \(see `publisher checklist`\)", "公开事项编号 {n} 不在 1 至 50 之内"),
     (r"an item needs at least one target channel .*", "请至少选择一个发布渠道"),
-    (r"the item has no channels .*", "请至少选择一个发布渠道"),
-    (r"the item has no category .*", "请选择类别"),
+    (r"the item has no channels\b.*", "请至少选择一个发布渠道"),
+    (r"the item has no category\b.*", "请选择类别"),
     (r"channel\(s\) (?P<c>.*) are disabled in settings\.toml", "渠道 {c} 已停用（见 settings.toml）"),
     (r"'(?P<v>.*)' is not a date and time \(YYYY-MM-DDTHH:MM\)", "“{v}”不是有效的日期和时间"),
     (r"publish time (?P<at>\S+) is in the past; give a future time .*", "发布时间 {at} 已经过去，请填写将来的时间"),
@@ -277,6 +284,28 @@ ERRORS: list[tuple[str, str]] = [
     (r"the item's page (?P<url>\S+) is not on Weibo's safe domain (?P<d>\S+); .*",
      "稿件页面 {url} 不在微博的安全域名 {d} 下，微博只接受该域名的链接"),
 ]
+#: role -> (an English noun with its article, the plural, 中文), for the sentences that name roles
+ROLE_WORDS: dict[str, tuple[str, str, str]] = {
+    "editor": ("an editor", "editors", "编辑"),
+    "department_head": ("a department head", "department heads", "部门负责人"),
+    "confidentiality_reviewer": ("a confidentiality reviewer", "confidentiality reviewers", "保密审查员"),
+    "admin": ("an office admin", "office admins", "办公室管理员"),
+    "viewer": ("a viewer", "viewers", "查看者"),
+}
+_ROLE_ZH = {en: zh for one, many, zh in ROLE_WORDS.values() for en in (one.split(" ", 1)[1], many)}
+
+
+def _listed(words: list[str], sep: str, last: str) -> str:
+    return words[0] if len(words) == 1 else sep.join(words[:-1]) + last + words[-1]
+
+
+def refusal(role: str, allowed: list[str]) -> str:
+    """'this page is for editors and office admins; you are a viewer' (roles in ROLE_WORDS' order)."""
+    many = [ROLE_WORDS[r][1] for r in ROLE_WORDS if r in allowed]
+    return f"this page is for {_listed(many, ', ', ' and ')}; you are {ROLE_WORDS.get(role, (role,))[0]}"
+
+
+ERRORS.append((r"this page is for (?P<roles>.+); you are an? (?P<role>.+)", "此页面仅供{roles}使用；您的角色是{role}"))
 _ERRORS = [(re.compile(p, re.S), zh) for p, zh in ERRORS]
 _CHANNEL_PREFIX = re.compile(r"(?P<channel>[\w.-]+): (?P<rest>.+)", re.S)
 
@@ -341,6 +370,10 @@ class Translator:
                 groups = m.groupdict()
                 if "status" in groups:
                     groups["status"] = self.status(groups["status"])
+                if "roles" in groups:  # "editors, department heads and office admins"
+                    names = re.split(r", | and ", groups["roles"])
+                    groups["roles"] = _listed([_ROLE_ZH.get(n, n) for n in names], "、", "和")
+                    groups["role"] = _ROLE_ZH.get(groups["role"], groups["role"])
                 return zh.format(**groups)
         return None
 

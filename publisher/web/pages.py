@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 from datetime import date, datetime, timedelta
 from typing import Annotated
@@ -18,6 +19,7 @@ from publisher.checklist import checklist
 from publisher.errors import InvalidInput, NotAllowed, NotFound
 from publisher.models import (
     Asset,
+    AuditLog,
     Delivery,
     DeliveryAttempt,
     DeliveryStatus,
@@ -241,6 +243,19 @@ def _form_values(f: dict) -> dict:  # type: ignore[type-arg]
     return {**f, "checklist_item": shown, "publish_at": f["publish_at_raw"]}
 
 
+#: the workflow's hints speak of an item file's front matter; on the form they name the form's field
+_FRONT_MATTER_HINT = re.compile(r" \(add `(\w+):` to the front matter\)")
+_FORM_FIELDS = {"category": "Category", "channels": "Target channels", "title": "Title", "department": "Department"}
+
+
+def _form_error(request: Request, exc: InvalidInput) -> str:
+    t = translator(request)
+    if getattr(exc, "problems", None):
+        return t.error(exc)
+    return t.error(_FRONT_MATTER_HINT.sub(
+        lambda m: f": choose one in the form's {_FORM_FIELDS.get(m.group(1), m.group(1))} field", str(exc)))
+
+
 @router.post("/items/new", include_in_schema=False)
 async def compose_submit(request: Request) -> Response:
     f = await _form_fields(request)
@@ -261,7 +276,7 @@ async def compose_submit(request: Request) -> Response:
     try:
         item_id = await run_in_threadpool(work)
     except InvalidInput as exc:
-        return render(request, "compose.html", c, code=422, error=translator(request).error(exc),
+        return render(request, "compose.html", c, code=422, error=_form_error(request, exc),
                       **_compose_ctx(request, c, None, _form_values(f)))  # fmt: skip
     return RedirectResponse(f"/items/{item_id}", status_code=303)
 
@@ -302,7 +317,7 @@ async def edit_submit(request: Request, item_id: int) -> Response:
     except InvalidInput as exc:
         with app.session() as s:
             item = workflow.get_item(s, item_id)
-        return render(request, "compose.html", c, code=422, error=translator(request).error(exc),
+        return render(request, "compose.html", c, code=422, error=_form_error(request, exc),
                       **_compose_ctx(request, c, item, _form_values(f)))  # fmt: skip
     return RedirectResponse(f"/items/{item_id}", status_code=303)
 
@@ -386,6 +401,10 @@ def _sniff(path) -> str:  # type: ignore[no-untyped-def]
         return "application/octet-stream"
 
 
+#: the item page shows this many of the item's newest audit rows (`publisher item show` has them all)
+AUDIT_SHOWN = 200
+
+
 @router.get("/items/{item_id}", include_in_schema=False)
 def item_page(request: Request, item_id: int) -> Response:
     c = need(request, STAFF)
@@ -408,6 +427,9 @@ def item_page(request: Request, item_id: int) -> Response:
         shown = {name: display or name for name, display in s.exec(
             select(User.name, User.display_name).where(col(User.name).in_({v.actor for v in stored})))}  # fmt: skip
         versions = [(v, shown.get(v.actor, v.actor)) for v in stored]
+        # the item's audit trail, as `publisher item show` prints it (the newest AUDIT_SHOWN rows)
+        trail = list(s.exec(select(AuditLog).where(AuditLog.entity == "item", AuditLog.entity_id == item_id)
+                            .order_by(col(AuditLog.id).desc()).limit(AUDIT_SHOWN)))[::-1]  # fmt: skip
     level = {ItemStatus.SUBMITTED: 1, ItemStatus.DEPT_APPROVED: 2}.get(ItemStatus(item.status))
     may_review = (level == 1 and c.user.role == Role.DEPARTMENT_HEAD and c.user.department == item.department) or (
         level == 2 and c.user.role == Role.CONFIDENTIALITY_REVIEWER)  # fmt: skip
@@ -418,7 +440,7 @@ def item_page(request: Request, item_id: int) -> Response:
         may_edit=can_edit(c.user, item) and item.status != ItemStatus.WITHDRAWN,
         may_manage=can_manage(c.user, item), body_html=media_urls(item.body_html),
         publish_local=(item.publish_at or utcnow() + timedelta(hours=1)).astimezone(tz).strftime("%Y-%m-%dT%H:%M"),
-        channel_labels=channel_labels(app),
+        channel_labels=channel_labels(app), trail=trail, trail_more=len(trail) == AUDIT_SHOWN,
     )  # fmt: skip
 
 

@@ -18,6 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from publisher import accounts
 from publisher.accounts import Caller
+from publisher.web.i18n import refusal
 from publisher.models import Role
 
 SESSION_COOKIE = "publisher_session"
@@ -76,7 +77,7 @@ def need(request: Request, roles: Iterable[Role], *, write: bool = False, csrf: 
         if not hmac.compare_digest(sent.encode(), caller.csrf.encode()):
             raise HTTPException(403, "missing or wrong CSRF token: reload the page and try again")
     if caller.user.role not in set(roles):
-        raise HTTPException(403, f"a {caller.user.role} may not use this page")
+        raise HTTPException(403, refusal(caller.user.role, list(roles)))
     return caller
 
 
