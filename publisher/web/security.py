@@ -18,8 +18,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from publisher import accounts
 from publisher.accounts import Caller
-from publisher.web.i18n import refusal
 from publisher.models import Role
+from publisher.web.i18n import refusal
 
 SESSION_COOKIE = "publisher_session"
 LOGIN_CSRF_COOKIE = "publisher_login_csrf"

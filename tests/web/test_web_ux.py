@@ -30,8 +30,8 @@ def test_the_403_page_says_in_chinese_who_may_with_correct_english(app, client, 
 
 def test_the_compose_form_names_its_fields_not_front_matter(app, client, login):
     csrf = login(client, "ed")
-    form = {"csrf_token": csrf, "title": "没有类别", "body_markdown": "正文", "category": "", "department": "校长办公室",
-            "channels": "mem", "when": "none", "action": "draft"}  # fmt: skip
+    form = {"csrf_token": csrf, "title": "没有类别", "body_markdown": "正文", "category": "",
+            "department": "校长办公室", "channels": "mem", "when": "none", "action": "draft"}  # fmt: skip
     for lang, said in (("zh", "请选择类别"), ("en", "choose one in the form's Category field")):
         r = client.post(f"/items/new?lang={lang}", data=form)
         assert r.status_code == 422
