@@ -11,7 +11,7 @@ import pytest
 from markdown_it import MarkdownIt
 from sqlmodel import select
 
-from publisher import rollup
+from publisher import content, rollup
 from publisher.models import Item
 from publisher.web import compose
 
@@ -19,6 +19,7 @@ sqlite_only = pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
 
 
 def _count(monkeypatch, owner, name: str) -> list[int]:
+    content._rendered.cache_clear()  # a body rendered by an earlier test would not be rendered again
     real = getattr(owner, name)
     calls = [0]
 
@@ -96,6 +97,7 @@ def test_the_preview_is_bounded_and_says_so(app, client, login, monkeypatch):
         return real(self, src, env)
 
     monkeypatch.setattr(MarkdownIt, "render", measuring)
+    content._rendered.cache_clear()
     r = client.post("/preview", data=_form(csrf, body))
     assert r.status_code == 200
     assert lengths and max(lengths) <= compose.PREVIEW_MAX_BYTES
