@@ -425,6 +425,19 @@ def withdraw(
     out.print(said)
 
 
+@app.command()
+def recall(
+    item_id: int,
+    as_user: Annotated[str, typer.Option("--as", help="the author or an editor of their department")],
+    reason: Annotated[str | None, typer.Option(help="why (kept in the audit log)")] = None,
+) -> None:
+    """Take a submitted item back to draft (撤回), to change it and submit again; not a take-down."""
+    a = state.app()
+    with a.session() as s:
+        item = workflow.recall(a.ctx, s, item_id=item_id, actor=workflow.get_user(s, as_user), reason=reason)
+    out.print(f"item {item.id} recalled: a draft again; `publisher submit {item.id}` sends it to both reviews again")
+
+
 def _take_down_said(owed: workflow.Withdrawals, item_id: int) -> str:
     said = ""
     if owed.queued:

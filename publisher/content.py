@@ -8,6 +8,7 @@ in the stored HTML; each channel substitutes its own hosted URL.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import mimetypes
 import os
@@ -71,6 +72,17 @@ def _markdown() -> MarkdownIt:
     return MarkdownIt("commonmark", {"html": False, "linkify": False}).enable("table").enable("strikethrough")
 
 
+@functools.lru_cache(maxsize=4)
+def _rendered(markdown: str) -> str:
+    """markdown-it's HTML (not yet sanitised), kept for the last few bodies.
+
+    markdown-it-py is pure Python and linear but slow: ~3 s a megabyte of table rows on the shared
+    machine (bench/render_bench.py). A save needs the body twice (the HTML, and the plain text its
+    summary is cut from) and a submit or a preview again; each body is parsed once, not each time.
+    """
+    return _markdown().render(markdown)
+
+
 def sanitize_html(html: str) -> str:
     return nh3.clean(
         html,
@@ -83,12 +95,12 @@ def sanitize_html(html: str) -> str:
 
 def render_markdown(markdown: str) -> str:
     """Markdown → sanitised HTML."""
-    return sanitize_html(_markdown().render(markdown))
+    return sanitize_html(_rendered(markdown))
 
 
 def plain_text(markdown: str, limit: int | None = None) -> str:
     """A plain-text rendering (for summaries and digests)."""
-    text = nh3.clean(_markdown().render(markdown), tags=set())
+    text = nh3.clean(_rendered(markdown), tags=set())
     import html as _html
 
     text = re.sub(r"\s+", " ", _html.unescape(text)).strip()

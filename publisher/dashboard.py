@@ -172,10 +172,12 @@ def build(engine: Engine, start: datetime, end: datetime, tz: ZoneInfo,
         dash.timings_ms[name] = (_time.perf_counter() - t0) * 1000
         return out
 
-    timed("refresh", lambda: refresh(engine, tz))
-    dash.by_category = timed("category", lambda: counts(engine, start, end, tz, "category"))
-    dash.by_department = timed("department", lambda: counts(engine, start, end, tz, "department"))
-    dash.by_month = timed("month", lambda: counts(engine, start, end, tz, "month"))
+    t0 = _time.perf_counter()
+    with rollup.refreshed(engine, tz):  # once for the page: each count below would refresh again
+        dash.timings_ms["refresh"] = (_time.perf_counter() - t0) * 1000
+        dash.by_category = timed("category", lambda: counts(engine, start, end, tz, "category"))
+        dash.by_department = timed("department", lambda: counts(engine, start, end, tz, "department"))
+        dash.by_month = timed("month", lambda: counts(engine, start, end, tz, "month"))
     dash.engagement = timed("engagement", lambda: engagement(engine, start, end, tz))
     dash.failures = timed("failures", lambda: failures(engine, start, end, visible=visible))
     dash.failures_hidden = timed("failures_hidden", lambda: failures_hidden(engine, start, end, visible))

@@ -366,6 +366,28 @@ def submit(ctx: Context, session: Session, *, item_id: int, actor: User) -> Item
     return item
 
 
+#: the states an item can be recalled from: waiting for a review, nothing queued for any channel yet
+RECALLABLE_STATES = {ItemStatus.SUBMITTED, ItemStatus.DEPT_APPROVED}
+
+
+def recall(ctx: Context, session: Session, *, item_id: int, actor: User, reason: str | None = None) -> Item:
+    """撤回: take a submitted item back to draft, out of the review queues, to change it and submit again.
+
+    Not :func:`withdraw` (the final take-down): a recall is undone by submitting, and the item then
+    needs both reviews again, a first-level approval it already had included.
+    """
+    item = get_item(session, item_id, lock=True)
+    _pipeline_only(item, "recalled")
+    if not _may_edit(actor, item):
+        raise NotAllowed(f"{actor.name} may not recall item {item_id} of {item.department}")
+    if item.status not in RECALLABLE_STATES:
+        raise NotAllowed(f"item {item_id} is {item.status}; only a submitted item waiting for review can be "
+                         "recalled (a published one is taken down with withdraw)")  # fmt: skip
+    _move(session, item, ItemStatus.DRAFT, actor.name, "recall", reason=(reason or "").strip() or None)
+    item.return_reason = None
+    return item
+
+
 def check_channels_accept(ctx: Context, session: Session, item: Item) -> None:
     """Ask every target channel whether it can take the item (review time, no network)."""
     post = build_post(ctx, session, item)

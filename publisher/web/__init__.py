@@ -137,10 +137,10 @@ def create_app(app: App) -> FastAPI:
             caller = optional_caller(request)
         except HTTPException:
             caller = None
-        if exc is not None and status != 404:  # the common validation messages in Chinese, the English beside
+        if status != 404:  # the common validation messages (and refusals) in Chinese, the English beside
             from publisher.web.common import translator
 
-            message = translator(request).error(exc)
+            message = translator(request).error(exc if exc is not None else message)
         return render(request, "error.html", caller, code=status, message=message, status=status)
 
     @web.exception_handler(LoginRequired)

@@ -132,7 +132,8 @@ def create_item(request: Request, response: Response, body: ItemIn,
     c = need(request, WRITERS, write=True)
     app = request.app.state.app
     fields = body.model_dump(exclude_none=True)
-    draft = compose.draft_from_fields(app.ctx, fields)
+    with app.session() as s:
+        draft = compose.draft_from_fields(app.ctx, fields, session=s, user=s.get(User, c.user.id))
     # keys are per user: one user's key can neither collide with nor reveal another user's item
     key = f"{c.user.id}:api:{idempotency_key}" if idempotency_key else None
     try:
@@ -168,7 +169,8 @@ def edit_item(request: Request, item_id: ItemId, body: ItemEdit) -> dict:  # typ
     with app.session() as s:
         me = s.get(User, c.user.id)
         visible_item(s, me, item_id)
-        new_assets = compose.referenced_assets(app.ctx, text, compose.known_assets(s, item_id)) if text else []
+        new_assets = compose.referenced_assets(app.ctx, text, compose.known_assets(s, item_id), session=s,
+                                               user=me) if text else []  # fmt: skip
         item = workflow.edit_item(app.ctx, s, item_id=item_id, actor=me, changes=changes, body_markdown=text,
                                   new_assets=new_assets)  # fmt: skip
         return _item(item)

@@ -12,12 +12,11 @@ import sqlalchemy as sa
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
-from sqlmodel import col, select
 
 from publisher import workflow
 from publisher.accounts import Caller
 from publisher.errors import InvalidInput, NotFound
-from publisher.models import Asset, Delivery, Item, Role, User
+from publisher.models import Delivery, Item, Role, User
 from publisher.web.i18n import Translator, pick_lang
 
 TEMPLATES = Jinja2Templates(directory=str(files("publisher.web").joinpath("templates")))
@@ -120,16 +119,6 @@ def visible_delivery(session: Any, user: User, delivery_id: int) -> tuple[Delive
     if d is None or item is None or not can_view(user, item):
         raise NotFound(f"no delivery {delivery_id}")
     return d, item
-
-
-def may_see_file(session: Any, user: User, sha256: str) -> bool:
-    """A stored file is as visible as the items it belongs to: ``can_view`` one of them.
-
-    A file no item holds yet is a fresh upload on the compose page, which any staff member may make
-    and preview; only someone who has the bytes (or was just given the hash) can name it.
-    """
-    items = session.exec(select(Item).join(Asset, col(Asset.item_id) == Item.id).where(Asset.sha256 == sha256)).all()
-    return not items or any(can_view(user, item) for item in items)
 
 
 def local_time(value: str, tz: ZoneInfo) -> datetime:

@@ -18,7 +18,7 @@ from publisher.channel import Asset as PostAsset
 from publisher.channel import Post
 from publisher.checklist import checklist_name
 from publisher.errors import InvalidInput
-from publisher.models import Asset, Item, ItemVersion, Review, utcnow
+from publisher.models import Asset, Item, ItemVersion, Review, Role, User, utcnow
 from publisher.workflow import Context
 
 _ASSET = re.compile(r"asset://([0-9a-f]{64})")
@@ -63,15 +63,59 @@ def store_upload(ctx: Context, data_chunks: Any, filename: str) -> content.Store
     return stored
 
 
-def referenced_assets(ctx: Context, body: str, known: Collection[str] = ()) -> list[content.StoredAsset]:
-    """The uploaded images a body refers to (asset://<sha>), re-checked from the media store."""
+def _uploaders_path(ctx: Context, sha: str) -> Path:
+    return content.media_path(ctx.settings.media_dir, sha).with_name(f"{sha}.uploaders")
+
+
+def _uploader_line(user: User) -> str:
+    return f"department:{user.department}\n" if user.department else f"user:{user.name}\n"
+
+
+def record_upload(ctx: Context, sha: str, user: User) -> None:
+    """Note beside the stored file who uploaded it: their department (or their name, when they have none).
+
+    An upload belongs to no item until a save attaches it; until then this is what says whose it is
+    (:func:`may_use`). One short line per department, appended (O_APPEND: concurrent uploads interleave whole).
+    """
+    path = _uploaders_path(ctx, sha)
+    line = _uploader_line(user)
+    if path.is_file() and line in path.read_text(encoding="utf-8").splitlines(keepends=True):
+        return
+    with path.open("a", encoding="utf-8") as f:
+        f.write(line)
+
+
+def uploaded_by(ctx: Context, sha: str, user: User) -> bool:
+    path = _uploaders_path(ctx, sha)
+    return path.is_file() and _uploader_line(user) in path.read_text(encoding="utf-8").splitlines(keepends=True)
+
+
+def may_use(ctx: Context, session: Session, user: User, sha: str) -> bool:
+    """Whether ``user`` may put image ``sha`` in an item (and see it): an admin, one their department
+    uploaded, or one already attached to an item they may view. Not whether it exists."""
+    from publisher.web.common import can_view
+
+    if user.role == Role.ADMIN or uploaded_by(ctx, sha, user):
+        return True
+    holders = session.exec(select(Item).join(Asset, col(Asset.item_id) == Item.id).where(Asset.sha256 == sha))
+    return any(can_view(user, item) for item in holders)
+
+
+def referenced_assets(ctx: Context, body: str, known: Collection[str] = (), *, session: Session,
+                      user: User) -> list[content.StoredAsset]:  # fmt: skip
+    """The uploaded images a body refers to (asset://<sha>), re-checked from the media store.
+
+    Another department's image is refused with the very words a missing one gets: the answer must
+    tell neither its bytes nor that it exists.
+    """
     out = []
     for sha in dict.fromkeys(_ASSET.findall(body)):
         if sha in known:
             continue
         path = content.media_path(ctx.settings.media_dir, sha)
-        if not path.is_file():
-            raise InvalidInput(f"image asset://{sha[:12]}… was never uploaded: insert it again")
+        if not path.is_file() or not may_use(ctx, session, user, sha):
+            raise InvalidInput(f"image asset://{sha[:12]}… is not among the images you uploaded or may see: "
+                               "insert it again")  # fmt: skip
         a = content.store_file(path, media_dir=ctx.settings.media_dir, role="image",
                                max_bytes=ctx.settings.review.max_asset_bytes,
                                max_pixels=ctx.settings.review.max_image_pixels)  # fmt: skip
@@ -84,14 +128,32 @@ def _ext(content_type: str) -> str:
     return {"image/jpeg": ".jpg", "image/png": ".png", "image/gif": ".gif", "image/webp": ".webp"}.get(content_type, "")
 
 
-def draft_from_fields(ctx: Context, fields: Mapping[str, Any]) -> content.ItemDraft:
-    body = str(fields.get("body_markdown") or "")
+def check_body_size(ctx: Context, body: str) -> None:
     if len(body.encode()) > ctx.settings.review.max_body_bytes:
         raise InvalidInput("the body is larger than review.max_body_bytes")
+
+
+def draft_from_fields(ctx: Context, fields: Mapping[str, Any], *, session: Session, user: User) -> content.ItemDraft:
+    body = str(fields.get("body_markdown") or "")
+    check_body_size(ctx, body)
     keep = {k: fields[k] for k in ("summary", "category", "department", "checklist_item", "channels", "publish_at")
             if fields.get(k) not in (None, "", [])}  # fmt: skip
     return content.ItemDraft(title=str(fields.get("title") or ""), body_markdown=body, fields=keep,
-                             assets=referenced_assets(ctx, body))  # fmt: skip
+                             assets=referenced_assets(ctx, body, session=session, user=user))  # fmt: skip
+
+
+#: the live preview renders at most this much of the body: it runs on typing, and markdown-it-py
+#: takes seconds over a megabyte (bench/render_bench.py); the page says when it showed less
+PREVIEW_MAX_BYTES = 200_000
+
+
+def preview_part(body: str) -> tuple[str, bool]:
+    """The part of ``body`` the preview renders (whole lines, at most PREVIEW_MAX_BYTES), and whether it is cut."""
+    raw = body.encode()
+    if len(raw) <= PREVIEW_MAX_BYTES:
+        return body, False
+    part = raw[:PREVIEW_MAX_BYTES].decode(errors="ignore")
+    return part[: part.rfind("\n") + 1] or part, True
 
 
 @dataclass
@@ -104,14 +166,26 @@ class ChannelPreview:
     next_slot: datetime | None
 
 
-def preview(ctx: Context, fields: Mapping[str, Any], *, author: str) -> list[ChannelPreview]:
-    """Render the body and ask each target channel what it thinks, without storing anything."""
-    body = str(fields.get("body_markdown") or "")
+def usable_assets(ctx: Context, session: Session, user: User, body: str) -> set[str]:
+    """The images ``body`` refers to that ``user`` may use (:func:`may_use`) and that exist."""
+    found = [sha for sha in dict.fromkeys(_ASSET.findall(body))
+             if content.media_path(ctx.settings.media_dir, sha).is_file()]  # fmt: skip
+    return {sha for sha in found if may_use(ctx, session, user, sha)}
+
+
+def preview(ctx: Context, fields: Mapping[str, Any], *, author: str,
+            usable: Collection[str] | None = None) -> list[ChannelPreview]:  # fmt: skip
+    """Render the body and ask each target channel what it thinks, without storing anything.
+
+    Only the first PREVIEW_MAX_BYTES of the body (:func:`preview_part`): the channels judge that part.
+    """
+    body, _ = preview_part(str(fields.get("body_markdown") or ""))
     html = content.render_markdown(body)
     assets = []
     for sha in dict.fromkeys(_ASSET.findall(body)):
         path = content.media_path(ctx.settings.media_dir, sha)
-        if path.is_file():
+        # another department's image is left out: the channels then say what they say of a missing one
+        if path.is_file() and (usable is None or sha in usable):
             assets.append(PostAsset(sha256=sha, path=path, filename=sha[:12], content_type="image/png"))
     now = utcnow()
     number = fields.get("checklist_item")

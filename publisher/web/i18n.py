@@ -46,6 +46,9 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "save_submit": ("保存并提交审核", "Save and submit for review"),
     "submit": ("提交审核", "Submit for review"),
     "preview": ("预览", "Preview"),
+    "preview_cut": ("预览只显示正文的前 {n} KB（全文 {m} KB），各渠道的检查也只针对这一部分；提交审核时检查全文。",
+                    "The preview shows the first {n} KB of the body ({m} KB in all), and the channels' checks "
+                    "cover that part only; submitting checks the whole."),
     "problems": ("不符合渠道要求", "The channel cannot take it"),
     "no_problems": ("符合渠道要求", "Fits the channel"),
     "status": ("状态", "Status"),
@@ -68,8 +71,14 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "error": ("错误", "Error"),
     "url": ("链接", "URL"),
     "retry": ("重试此渠道", "Retry this channel"),
-    "withdraw": ("撤回", "Withdraw"),
-    "withdraw_confirm": ("确定从所有渠道撤回？", "Withdraw from every channel?"),
+    # 撤回 is what a Chinese user calls taking back their own submission (recall); the final
+    # take-down from every channel is 撤销发布, a different action with a different name
+    "recall": ("撤回审核", "Recall"),
+    "recall_hint": ("撤回后稿件回到草稿，修改后可重新提交，需重新经过两级审核",
+                    "back to draft: change it and submit again; both reviews start over"),
+    "withdraw": ("撤销发布", "Take down"),
+    "withdraw_confirm": ("确定从所有渠道撤下这篇稿件？撤销发布后不能恢复。",
+                         "Take this item down from every channel? It cannot be undone."),
     "schedule": ("排期", "Schedule"),
     "reschedule": ("改期", "Reschedule"),
     "week": ("周", "Week"),
@@ -128,6 +137,13 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "invalid": ("输入有误", "Invalid input"),
     "back": ("返回", "Back"),
     "versions": ("版本记录", "Versions"),
+    "audit_trail": ("操作记录", "Audit trail"),
+    "audit_more": ("只列出最近的 {n} 条；全部记录：publisher item show {id}",
+                   "Only the latest {n} are listed; all of them: publisher item show {id}"),
+    "who": ("操作人", "Who"),
+    "action": ("操作", "Action"),
+    "change": ("状态变化", "Change"),
+    "time": ("时间", "Time"),
     "reviews": ("审核记录", "Reviews"),
     "return_reason": ("退回理由", "Returned because"),
     "new_item": ("新建稿件", "New item"),
@@ -153,7 +169,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "st_scheduled": ("已排期", "Scheduled"),
     "st_published": ("已发布", "Published"),
     "st_failed": ("发布失败", "Failed"),
-    "st_withdrawn": ("已撤回", "Withdrawn"),
+    "st_withdrawn": ("已撤销发布", "Taken down"),
     # delivery states
     "st_pending": ("等待发布", "Pending"),
     "st_claimed": ("发布中", "In flight"),
@@ -170,8 +186,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "att_error": ("出错", "error"),
     "op_publish": ("发布", "publish"),
     "op_update": ("更新", "update"),
-    "op_withdraw": ("撤回", "withdraw"),
-    "req_withdraw": ("正在发送；已登记撤回：发送结束后若已发出即撤下，否则取消",
+    "op_withdraw": ("撤下", "take down"),
+    "req_withdraw": ("正在发送；已登记撤销发布：发送结束后若已发出即撤下，否则取消",
                      "being sent; withdrawal recorded: taken down when the call returns if it went out, "
                      "else cancelled"),
     "req_cancel": ("正在发送；内容已修改：已发出的保留（新版本审核后更新），未发出的取消",
@@ -208,13 +224,14 @@ ERRORS: list[tuple[str, str]] = [
     (r"checklist item '(?P<v>[^']*)' is not a number from 1 to 50", "公开事项“{v}”不是 1 至 50 的编号"),
     (r"checklist item (?P<n>\d+) is outside 1-50 \(see `publisher checklist`\)", "公开事项编号 {n} 不在 1 至 50 之内"),
     (r"an item needs at least one target channel .*", "请至少选择一个发布渠道"),
-    (r"the item has no channels .*", "请至少选择一个发布渠道"),
-    (r"the item has no category .*", "请选择类别"),
+    (r"the item has no channels\b.*", "请至少选择一个发布渠道"),
+    (r"the item has no category\b.*", "请选择类别"),
     (r"channel\(s\) (?P<c>.*) are disabled in settings\.toml", "渠道 {c} 已停用（见 settings.toml）"),
     (r"'(?P<v>.*)' is not a date and time \(YYYY-MM-DDTHH:MM\)", "“{v}”不是有效的日期和时间"),
     (r"publish time (?P<at>\S+) is in the past; give a future time .*", "发布时间 {at} 已经过去，请填写将来的时间"),
     (r"the body is larger than review\.max_body_bytes", "正文超过允许的长度（review.max_body_bytes）"),
-    (r"image asset://(?P<h>\S+) was never uploaded: insert it again", "图片 {h} 没有上传成功，请重新插入"),
+    (r"image asset://(?P<h>\S+) is not among the images you uploaded or may see: insert it again",
+     "图片 {h} 不在您上传过或可以查看的图片中，请重新插入"),
     (r"(?P<f>.+): not a readable image; upload a JPEG, PNG, GIF or WebP",
      "{f}：不是可读取的图片，请上传 JPEG、PNG、GIF 或 WebP"),
     # review, submit, schedule, retry (publisher.workflow)
@@ -233,7 +250,10 @@ ERRORS: list[tuple[str, str]] = [
      "稿件 {id} 的状态是“{status}”，不能改期"),
     (r"item (?P<id>\d+) is (?P<status>\w+); there is nothing to review",
      "稿件 {id} 的状态是“{status}”，没有需要审核的"),
-    (r"item (?P<id>\d+) is already withdrawn", "稿件 {id} 已经撤回"),
+    (r"item (?P<id>\d+) is already withdrawn", "稿件 {id} 已经撤销发布"),
+    (r"item (?P<id>\d+) is (?P<status>\w+); only a submitted item waiting for review can be recalled .*",
+     "稿件 {id} 的状态是“{status}”，只有待审核的稿件可以撤回（已发布的稿件请用“撤销发布”）"),
+    (r"(?P<u>\S+) may not recall item (?P<id>\d+) of (?P<d>.+)", "{u} 不能撤回{d}的稿件 {id}"),
     (r"item (?P<id>\d+) is being sent to (?P<c>.+) right now; (?P<what>\w+) again in a minute",
      "稿件 {id} 正在发送到 {c}，请一分钟后再试"),
     (r"item (?P<id>\d+) lacks its two approvals.*", "稿件 {id} 尚未通过两级审核"),
@@ -268,6 +288,28 @@ ERRORS: list[tuple[str, str]] = [
     (r"the item's page (?P<url>\S+) is not on Weibo's safe domain (?P<d>\S+); .*",
      "稿件页面 {url} 不在微博的安全域名 {d} 下，微博只接受该域名的链接"),
 ]
+#: role -> (an English noun with its article, the plural, 中文), for the sentences that name roles
+ROLE_WORDS: dict[str, tuple[str, str, str]] = {
+    "editor": ("an editor", "editors", "编辑"),
+    "department_head": ("a department head", "department heads", "部门负责人"),
+    "confidentiality_reviewer": ("a confidentiality reviewer", "confidentiality reviewers", "保密审查员"),
+    "admin": ("an office admin", "office admins", "办公室管理员"),
+    "viewer": ("a viewer", "viewers", "查看者"),
+}
+_ROLE_ZH = {en: zh for one, many, zh in ROLE_WORDS.values() for en in (one.split(" ", 1)[1], many)}
+
+
+def _listed(words: list[str], sep: str, last: str) -> str:
+    return words[0] if len(words) == 1 else sep.join(words[:-1]) + last + words[-1]
+
+
+def refusal(role: str, allowed: list[str]) -> str:
+    """'this page is for editors and office admins; you are a viewer' (roles in ROLE_WORDS' order)."""
+    many = [ROLE_WORDS[r][1] for r in ROLE_WORDS if r in allowed]
+    return f"this page is for {_listed(many, ', ', ' and ')}; you are {ROLE_WORDS.get(role, (role,))[0]}"
+
+
+ERRORS.append((r"this page is for (?P<roles>.+); you are an? (?P<role>.+)", "此页面仅供{roles}使用；您的角色是{role}"))
 _ERRORS = [(re.compile(p, re.S), zh) for p, zh in ERRORS]
 _CHANNEL_PREFIX = re.compile(r"(?P<channel>[\w.-]+): (?P<rest>.+)", re.S)
 
@@ -332,6 +374,10 @@ class Translator:
                 groups = m.groupdict()
                 if "status" in groups:
                     groups["status"] = self.status(groups["status"])
+                if "roles" in groups:  # "editors, department heads and office admins"
+                    names = re.split(r", | and ", groups["roles"])
+                    groups["roles"] = _listed([_ROLE_ZH.get(n, n) for n in names], "、", "和")
+                    groups["role"] = _ROLE_ZH.get(groups["role"], groups["role"])
                 return zh.format(**groups)
         return None
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 from datetime import date, datetime, timedelta
 from typing import Annotated
@@ -18,6 +19,7 @@ from publisher.checklist import checklist
 from publisher.errors import InvalidInput, NotAllowed, NotFound, StorageFull
 from publisher.models import (
     Asset,
+    AuditLog,
     Delivery,
     DeliveryAttempt,
     DeliveryStatus,
@@ -36,7 +38,6 @@ from publisher.web.common import (
     checklist_label,
     checklist_number,
     local_time,
-    may_see_file,
     media_urls,
     render,
     translator,
@@ -198,7 +199,10 @@ def compose_form(request: Request) -> Response:
 
 
 async def _form_fields(request: Request) -> dict:  # type: ignore[type-arg]
-    form = await request.form()
+    # starlette refuses a form field over 1 MB with a bare 400; the body may be review.max_body_bytes,
+    # each byte of it up to three once URL-encoded (%E5): past that the save says so in the form's words
+    limit = _app(request).settings.review.max_body_bytes
+    form = await request.form(max_part_size=3 * limit + 64 * 1024)
     tz = viewer_zone(request)
     when = str(form.get("when") or "none")
     publish_at: datetime | None = None
@@ -239,6 +243,19 @@ def _form_values(f: dict) -> dict:  # type: ignore[type-arg]
     return {**f, "checklist_item": shown, "publish_at": f["publish_at_raw"]}
 
 
+#: the workflow's hints speak of an item file's front matter; on the form they name the form's field
+_FRONT_MATTER_HINT = re.compile(r" \(add `(\w+):` to the front matter\)")
+_FORM_FIELDS = {"category": "Category", "channels": "Target channels", "title": "Title", "department": "Department"}
+
+
+def _form_error(request: Request, exc: InvalidInput) -> str:
+    t = translator(request)
+    if getattr(exc, "problems", None):
+        return t.error(exc)
+    return t.error(_FRONT_MATTER_HINT.sub(
+        lambda m: f": choose one in the form's {_FORM_FIELDS.get(m.group(1), m.group(1))} field", str(exc)))
+
+
 @router.post("/items/new", include_in_schema=False)
 async def compose_submit(request: Request) -> Response:
     f = await _form_fields(request)
@@ -246,11 +263,11 @@ async def compose_submit(request: Request) -> Response:
     app = _app(request)
 
     def work() -> int:
-        fields = _fields_for_workflow(f)
-        draft = compose.draft_from_fields(app.ctx, {**fields, "title": f["title"], "body_markdown": f["body_markdown"]})
+        fields = {**_fields_for_workflow(f), "title": f["title"], "body_markdown": f["body_markdown"]}
         key = f"{c.user.id}:form:{f['idempotency_key']}" if f["idempotency_key"] else None
         with app.session() as s:
             me = s.get(User, c.user.id)
+            draft = compose.draft_from_fields(app.ctx, fields, session=s, user=me)
             item = workflow.create_item(app.ctx, s, author=me, draft=draft, idempotency_key=key)
             if f["action"] == "submit" and item.status == ItemStatus.DRAFT:
                 workflow.submit(app.ctx, s, item_id=item.id, actor=me)
@@ -259,7 +276,7 @@ async def compose_submit(request: Request) -> Response:
     try:
         item_id = await run_in_threadpool(work)
     except InvalidInput as exc:
-        return render(request, "compose.html", c, code=422, error=translator(request).error(exc),
+        return render(request, "compose.html", c, code=422, error=_form_error(request, exc),
                       **_compose_ctx(request, c, None, _form_values(f)))  # fmt: skip
     return RedirectResponse(f"/items/{item_id}", status_code=303)
 
@@ -287,7 +304,8 @@ async def edit_submit(request: Request, item_id: int) -> Response:
             item = visible_item(s, me, item_id)
             changes = {**_fields_for_workflow(f), "title": f["title"]}
             body = f["body_markdown"]
-            new_assets = compose.referenced_assets(app.ctx, body, compose.known_assets(s, item_id))
+            compose.check_body_size(app.ctx, body)
+            new_assets = compose.referenced_assets(app.ctx, body, compose.known_assets(s, item_id), session=s, user=me)
             body_changed = body != item.body_markdown
             workflow.edit_item(app.ctx, s, item_id=item_id, actor=me, changes=changes,
                                body_markdown=body if body_changed else None, new_assets=new_assets)  # fmt: skip
@@ -299,7 +317,7 @@ async def edit_submit(request: Request, item_id: int) -> Response:
     except InvalidInput as exc:
         with app.session() as s:
             item = workflow.get_item(s, item_id)
-        return render(request, "compose.html", c, code=422, error=translator(request).error(exc),
+        return render(request, "compose.html", c, code=422, error=_form_error(request, exc),
                       **_compose_ctx(request, c, item, _form_values(f)))  # fmt: skip
     return RedirectResponse(f"/items/{item_id}", status_code=303)
 
@@ -314,10 +332,18 @@ async def preview(request: Request) -> Response:
         fields["checklist_item"] = checklist_number(f["checklist_item_raw"])
     except InvalidInput:
         fields["checklist_item"] = None
-    previews = await run_in_threadpool(compose.preview, app.ctx, fields, author=c.user.display_name or c.user.name)
+    def usable() -> set[str]:
+        with app.session() as s:
+            return compose.usable_assets(app.ctx, s, s.get(User, c.user.id), f["body_markdown"])
+
+    previews = await run_in_threadpool(compose.preview, app.ctx, fields, author=c.user.display_name or c.user.name,
+                                       usable=await run_in_threadpool(usable))  # fmt: skip
     for p in previews:
         p.html = media_urls(p.html)
-    return render(request, "_preview.html", c, previews=previews, title=f["title"], body=f["body_markdown"])
+    _, cut = compose.preview_part(f["body_markdown"])
+    kb = len(f["body_markdown"].encode()) // 1000
+    return render(request, "_preview.html", c, previews=previews, title=f["title"], body=f["body_markdown"], cut=cut,
+                  cut_kb=compose.PREVIEW_MAX_BYTES // 1000, body_kb=kb)
 
 
 @router.post("/upload", include_in_schema=False)
@@ -336,13 +362,13 @@ async def upload(request: Request, file: Annotated[UploadFile | None, File()] = 
 
     try:
         stored = await run_in_threadpool(compose.store_upload, app.ctx, chunks(), file.filename or "image")
+        await run_in_threadpool(compose.record_upload, app.ctx, stored.sha256, c.user)
     except compose.UploadTooLarge as exc:
         return JSONResponse({"detail": str(exc)}, status_code=413)
     except compose.NotAnImage as exc:
         return JSONResponse({"detail": str(exc)}, status_code=415)
     except StorageFull as exc:  # 507 Insufficient Storage: the server's disk, not the file, is the problem
         return JSONResponse({"detail": str(exc)}, status_code=507)
-    del c
     alt = (file.filename or "image").rsplit(".", 1)[0].replace("]", "").replace("[", "")[:80]
     return JSONResponse({"sha256": stored.sha256, "url": f"/media/{stored.sha256}",
                          "markdown": f"![{alt}](asset://{stored.sha256})"}, status_code=201)  # fmt: skip
@@ -357,7 +383,7 @@ def media(request: Request, sha: str) -> Response:
     path = content.media_path(app.settings.media_dir, sha)
     with app.session() as s:
         a = s.exec(select(Asset).where(Asset.sha256 == sha)).first()
-        allowed = may_see_file(s, c.user, sha)
+        allowed = compose.may_use(app.ctx, s, c.user, sha)
     # an image of an item the caller may not see answers exactly as a missing one: its existence is not told
     if not allowed or not path.is_file():
         raise NotFound("no such image")
@@ -375,6 +401,10 @@ def _sniff(path) -> str:  # type: ignore[no-untyped-def]
             return Image.MIME.get(im.format or "", "application/octet-stream")
     except OSError:
         return "application/octet-stream"
+
+
+#: the item page shows this many of the item's newest audit rows (`publisher item show` has them all)
+AUDIT_SHOWN = 200
 
 
 @router.get("/items/{item_id}", include_in_schema=False)
@@ -399,6 +429,9 @@ def item_page(request: Request, item_id: int) -> Response:
         shown = {name: display or name for name, display in s.exec(
             select(User.name, User.display_name).where(col(User.name).in_({v.actor for v in stored})))}  # fmt: skip
         versions = [(v, shown.get(v.actor, v.actor)) for v in stored]
+        # the item's audit trail, as `publisher item show` prints it (the newest AUDIT_SHOWN rows)
+        trail = list(s.exec(select(AuditLog).where(AuditLog.entity == "item", AuditLog.entity_id == item_id)
+                            .order_by(col(AuditLog.id).desc()).limit(AUDIT_SHOWN)))[::-1]  # fmt: skip
     level = {ItemStatus.SUBMITTED: 1, ItemStatus.DEPT_APPROVED: 2}.get(ItemStatus(item.status))
     may_review = (level == 1 and c.user.role == Role.DEPARTMENT_HEAD and c.user.department == item.department) or (
         level == 2 and c.user.role == Role.CONFIDENTIALITY_REVIEWER)  # fmt: skip
@@ -409,7 +442,7 @@ def item_page(request: Request, item_id: int) -> Response:
         may_edit=can_edit(c.user, item) and item.status != ItemStatus.WITHDRAWN,
         may_manage=can_manage(c.user, item), body_html=media_urls(item.body_html),
         publish_local=(item.publish_at or utcnow() + timedelta(hours=1)).astimezone(tz).strftime("%Y-%m-%dT%H:%M"),
-        channel_labels=channel_labels(app),
+        channel_labels=channel_labels(app), trail=trail, trail_more=len(trail) == AUDIT_SHOWN,
     )  # fmt: skip
 
 
@@ -426,6 +459,13 @@ def _item_action(request: Request, item_id: int, fn, roles=STAFF, csrf: str = ""
 @router.post("/items/{item_id}/submit", include_in_schema=False)
 def item_submit(request: Request, item_id: int, csrf_token: Csrf = "") -> Response:
     return _item_action(request, item_id, lambda a, s, me: workflow.submit(a.ctx, s, item_id=item_id, actor=me),
+                        WRITERS, csrf_token)  # fmt: skip
+
+
+@router.post("/items/{item_id}/recall", include_in_schema=False)
+def item_recall(request: Request, item_id: int, csrf_token: Csrf = "", reason: Annotated[str, Form()] = "") -> Response:
+    return _item_action(request, item_id,
+                        lambda a, s, me: workflow.recall(a.ctx, s, item_id=item_id, actor=me, reason=reason or None),
                         WRITERS, csrf_token)  # fmt: skip
 
 

@@ -21,6 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from publisher import accounts
 from publisher.accounts import Caller
 from publisher.models import Role
+from publisher.web.i18n import refusal
 
 SESSION_COOKIE = "publisher_session"
 LOGIN_CSRF_COOKIE = "publisher_login_csrf"
@@ -89,7 +90,7 @@ def need(request: Request, roles: Iterable[Role], *, write: bool = False, csrf: 
         if not hmac.compare_digest(sent.encode(), caller.csrf.encode()):
             raise HTTPException(403, "missing or wrong CSRF token: reload the page and try again")
     if caller.user.role not in set(roles):
-        raise HTTPException(403, f"a {caller.user.role} may not use this page")
+        raise HTTPException(403, refusal(caller.user.role, list(roles)))
     return caller
 
 

@@ -59,6 +59,11 @@ def _media(app: Any, who: str) -> dict[str, Any]:
     path = app.settings.media_dir.parent / "upload.png"
     path.write_bytes(_png())
     stored = content.store_file(path, media_dir=app.settings.media_dir, role="image", max_bytes=10**6)
+    if who:  # a fresh upload is its uploader's department's (the writers'; the others cannot upload)
+        from publisher.web import compose
+
+        with app.session() as s:
+            compose.record_upload(app.ctx, stored.sha256, workflow.get_user(s, who))
     return {"sha": stored.sha256}
 
 
@@ -110,6 +115,7 @@ ROUTES = [
     Route("GET", "/items/{item}/edit", ITEM_WRITERS, _item("draft"), hidden=OTHER_DEPT),
     Route("POST", "/items/{item}/edit", ITEM_WRITERS, _item("draft"), data=COMPOSE_FORM, hidden=OTHER_DEPT),
     Route("POST", "/items/{item}/submit", ITEM_WRITERS, _item("draft"), hidden=OTHER_DEPT),
+    Route("POST", "/items/{item}/recall", ITEM_WRITERS, _item("submitted"), hidden=OTHER_DEPT),
     Route("POST", "/items/{item}/review", {"head"}, _item("submitted"), data={"decision": "approve"}, id="review-1",
           hidden=OTHER_HEAD),
     Route("POST", "/items/{item}/review", {"sec"}, _item("dept_approved"), data={"decision": "approve"}, id="review-2",

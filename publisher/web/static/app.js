@@ -33,9 +33,12 @@
   if (!form) return;
   const pane = document.getElementById("preview");
   const body = form.querySelector('textarea[name="body_markdown"]');
-  let timer = null, seq = 0;
+  let timer = null, seq = 0, busy = false, again = false;
 
+  // one preview request at a time: typing into a long body queued a render per pause before
   async function refresh() {
+    if (busy) { again = true; return; }
+    busy = true;
     const mine = ++seq;
     const data = new FormData(form);
     try {
@@ -45,8 +48,13 @@
       pane.innerHTML = await r.text();
       pane.dataset.ready = String(mine);
     } catch (e) { /* offline: keep the last preview */ }
+    finally {
+      busy = false;
+      if (again) { again = false; later(); }
+    }
   }
-  const later = () => { clearTimeout(timer); timer = setTimeout(refresh, 300); };
+  // a long body waits for a longer pause (the server renders at most its first 200 KB)
+  const later = () => { clearTimeout(timer); timer = setTimeout(refresh, body.value.length > 50000 ? 1500 : 300); };
   form.addEventListener("input", later);
   form.addEventListener("change", later);
   refresh();
