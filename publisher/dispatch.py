@@ -6,6 +6,15 @@ restarted) takes it up again once the lease has expired, and a worker starting o
 releases at once the leases of processes that no longer exist. Channels make the re-run safe:
 the webhook sends the same ``Idempotency-Key``, WeChat resumes from its saved state.
 
+Right before each channel call the worker *starts* the delivery: one conditional write that counts
+the attempt and holds only while the lease is still this worker's, no person has left a request on
+the delivery (an edit, a withdrawal, a removed channel: :func:`publisher.workflow._request`) and the
+item is still at the version about to be sent. The workflow locks the same row to leave its request,
+so either the start committed first (the call is in flight, and the request is settled when it
+returns) or the request did (nothing of the old version goes out: the delivery is *withheld* and the
+request settled without a call). An attempt is a call that was made, or may have been: a claim that
+never reached its call (a worker killed with its backlog) uses none.
+
 Outcome → what happens:
 
 =====================  =================================================================
@@ -169,7 +178,7 @@ class Claim:
     item_id: int
     channel: str
     op: str
-    #: attempts including this one
+    #: this call's attempt number (the attempts stored count from its start, not from the claim)
     attempts: int
     state: dict[str, Any]
     remote_id: str | None
@@ -177,8 +186,6 @@ class Claim:
     published_at: datetime | None
     #: when it fell due (scheduling lateness is measured from here)
     due_at: datetime | None = None
-    #: when (monotonic) the lease and the item were last read from the store
-    checked_at: float = 0.0
 
 
 @dataclass(slots=True)
@@ -214,11 +221,8 @@ class Dispatcher:
     RECORD_EVERY = 0.1
     #: ... or as soon as this many are waiting
     RECORD_BATCH = 200
-    #: a delivery is only sent if its lease and its item were read from the store at most this long
-    #: before (seconds): the loop thread re-reads the whole backlog in one query twice as often, and a
-    #: delivery thread that finds its delivery staler reads it itself. One round trip per delivery
-    #: was most of the pipeline's overhead on PostgreSQL, and 0.1 s is far below the call itself.
-    CHECK_FRESH = 0.1
+    #: with one thread, the loop thread delivers for this long (seconds) between its other steps
+    INLINE_SLICE = 0.05
     #: how often (seconds) a worker looks for leases of dead processes on its host (one small query)
     RELEASE_EVERY = 2.0
 
@@ -244,7 +248,7 @@ class Dispatcher:
         self.on_outcome = on_outcome
         self.on_start = on_start
         #: every delivery this worker holds a lease on (backlog, running, or awaiting its record)
-        self.inflight: dict[int, str] = {}
+        self.inflight: dict[int, Claim] = {}
         self._lock = threading.Lock()
         self._limiters = {n: _RateLimiter(engine.dialect, n, s.rate_per_minute)
                           for n, s in ctx.channels.items() if s.rate_per_minute}  # fmt: skip
@@ -258,6 +262,11 @@ class Dispatcher:
         self._cond = threading.Condition()
         self._closing = False
         self._results: deque[tuple[str, Claim] | _Finished] = deque()
+        #: claims whose start found a person's request: settled without a call by the loop thread
+        self._withheld: list[Claim] = []
+        self._lost = 0
+        self._db_pause_until = 0.0
+        self._db_failed = False
         self._ready = threading.Event()
         self._unrecorded: list[_Finished] = []
         self._dry_until: dict[str, float] = {}
@@ -265,11 +274,19 @@ class Dispatcher:
         self.stop = threading.Event()
         #: with one delivery thread, the loop thread is that thread (see _deliver_inline)
         self._inline = self.threads == 1
-        self._check_stmt = (
-            sa.select(D.c.status, D.c.lease_owner, ITEM.c.version, ITEM.c.publish_at, ITEM.c.updated_at)
-            .select_from(D.join(ITEM, ITEM.c.id == D.c.item_id))
-            .where(D.c.id == sa.bindparam("did"))
+        # The start of a call (see the module's docstring): the row locked by the same write as the
+        # workflow's request, the attempt counted; publish and update also need the item unchanged.
+        start = (
+            sa.update(D)
+            .where(D.c.id == sa.bindparam("b_id"), D.c.lease_owner == sa.bindparam("owner"),
+                   D.c.status == DeliveryStatus.CLAIMED.value, D.c.requested.is_(None))
+            .values(attempts=sa.bindparam("n"))
+        )  # fmt: skip
+        self._start_any = start
+        self._start_version = start.where(
+            sa.select(ITEM.c.version).where(ITEM.c.id == D.c.item_id).scalar_subquery() == sa.bindparam("v")
         )
+        self._why_not_q = sa.select(D.c.status, D.c.lease_owner, D.c.requested).where(D.c.id == sa.bindparam("did"))
         self._update_by_id = sa.update(D).where(D.c.id == sa.bindparam("b_id"))
         # Statements of the hot path, built once, with each list bound as one value (db.one_of):
         # building a statement, or expanding an ``in_`` list, cost more than running it.
@@ -308,12 +325,7 @@ class Dispatcher:
         self._claim_u = (
             sa.update(D).where(one_of(dialect, D.c.id, "ids"))
             .values(status=DeliveryStatus.CLAIMED.value, lease_owner=sa.bindparam("owner"),
-                    lease_expires_at=sa.bindparam("until"), attempts=D.c.attempts + 1,
-                    updated_at=sa.bindparam("now"))
-        )  # fmt: skip
-        self._verify_q = (
-            sa.select(D.c.id, D.c.status, D.c.lease_owner, ITEM.c.version, ITEM.c.publish_at, ITEM.c.updated_at)
-            .select_from(D.join(ITEM, ITEM.c.id == D.c.item_id)).where(one_of(dialect, D.c.id, "ids"))
+                    lease_expires_at=sa.bindparam("until"), updated_at=sa.bindparam("now"))
         )  # fmt: skip
         # SQLite: the status compared as an expression, which no index holds, so that the ids pick the
         # rows (rowid look-ups); compared as a column, SQLite walked (status, …) over every claimed
@@ -340,7 +352,8 @@ class Dispatcher:
         return running + max(running, self.settings.worker.batch_size)
 
     def claim(self, capacity: int | None = None, channels: list[str] | None = None) -> list[Claim]:
-        """Lease due deliveries, up to each channel's hold cap and rate, in one transaction."""
+        """Lease due deliveries, up to each channel's hold cap and rate, in one transaction, and read
+        their posts (in one batch: a delivery's start checks that its item has not changed since)."""
         now = self.clock()
         held = self._waiting_or_running()
         free = {n: self._hold_cap(n) - held[n] for n in (channels or self._active_channels())}
@@ -394,7 +407,8 @@ class Dispatcher:
             self._dry_until[ch] = max(self._dry_until.get(ch, 0.0), mono + wait)
         with self._lock:
             for c in kept:
-                self.inflight[c.id] = c.channel
+                self.inflight[c.id] = c
+        self._prepare(kept)
         return kept
 
     def _next_due_by_channel(self, channels: list[str], now: datetime) -> dict[str, datetime | None]:
@@ -478,6 +492,7 @@ class Dispatcher:
             return
         now = self.clock()
         actor = f"worker {self.worker_id}"
+        # never started: no attempt was counted (see the module's docstring)
         with self._writing() as conn:
             owned = {r.id: r for r in conn.execute(self._owned_q, {"ids": [c.id for c in claims],
                                                                     "owner": self.worker_id})}  # fmt: skip
@@ -487,7 +502,7 @@ class Dispatcher:
                     self._update_by_id.where(D.c.lease_owner == self.worker_id,
                                              D.c.status == DeliveryStatus.CLAIMED.value),
                     [{"b_id": c.id, "status": DeliveryStatus.PENDING.value, "lease_owner": None,
-                      "lease_expires_at": None, "attempts": c.attempts - 1} for c in plain],
+                      "lease_expires_at": None} for c in plain],
                 )  # fmt: skip
             audits: list[dict[str, Any]] = []
             settled_items: set[int] = set()
@@ -496,7 +511,7 @@ class Dispatcher:
                 if req is None or not req.requested:
                     continue
                 values: dict[str, Any] = {"status": DeliveryStatus.PENDING.value, "lease_owner": None,
-                                          "lease_expires_at": None, "attempts": c.attempts - 1, "updated_at": now}
+                                          "lease_expires_at": None, "updated_at": now}
                 to, why = settle_request(
                     self.ctx, conn, requested=req.requested, request_lease=req.request_lease, worker=self.worker_id,
                     delivery_id=c.id, op=c.op, channel=c.channel, item_id=c.item_id, sent_version=None,
@@ -531,75 +546,64 @@ class Dispatcher:
         return min(vals) if vals else None
 
     # --------------------------------------------------------------------------------- executing
-    def _prepare(self, claims: list[Claim], claimed_at: float) -> None:
-        """Build the posts of freshly claimed deliveries in one batch; the claim read their leases."""
+    def _prepare(self, claims: list[Claim]) -> None:
+        """Build the posts of freshly claimed deliveries in one batch. A store that does not answer
+        now leaves them unbuilt: each delivery's start then reads its own."""
         want = list({c.item_id for c in claims})
-        if want:
+        if not want:
+            return
+        try:
             with self._reading() as conn:
                 snaps = snapshot_posts(self.ctx, conn, want)
+        except sa.exc.SQLAlchemyError as exc:
+            log.warning("cannot read the posts of %d claimed deliveries now (%s)", len(claims), exc)
+            return
+        with self._lock:
             if len(self._snapshots) > 20_000:
                 self._snapshots.clear()
             self._snapshots.update(snaps)
-        for c in claims:
-            c.checked_at = claimed_at
 
-    def _verify_backlog(self) -> None:
-        """Re-read, in one query, the leases and items of backlog deliveries about to go stale."""
-        mono = time.monotonic()
-        with self._cond:
-            stale = [c for q in self._backlog.values() for c in q if mono - c.checked_at > self.CHECK_FRESH / 2]
-        if not stale:
-            return
-        with self._reading() as conn:
-            rows = {r.id: r for r in records(conn.execute(self._verify_q, {"ids": [c.id for c in stale]}))}
-            gone = {c.id for c in stale if (r := rows.get(c.id)) is None or r.status != DeliveryStatus.CLAIMED
-                    or r.lease_owner != self.worker_id}  # fmt: skip
-            changed = {c.item_id for c in stale if c.id not in gone and not self._fresh(c.item_id, rows[c.id])}
-            if changed:
-                self._snapshots.update(snapshot_posts(self.ctx, conn, changed))
-        with self._cond:
-            for ch, q in self._backlog.items():
-                if gone:
-                    self._backlog[ch] = q = deque(c for c in q if c.id not in gone)
-            for c in stale:
-                c.checked_at = mono
-        if gone:
-            with self._lock:
-                for i in gone:
-                    self.inflight.pop(i, None)
-            self._lost += len(gone)
-
-    def _fresh(self, item_id: int, row: Any) -> bool:
+    def _snapshot(self, item_id: int) -> PostSnapshot:
         snap = self._snapshots.get(item_id)
-        return snap is not None and (snap.version, snap.publish_at, snap.updated_at) == (
-            row.version, row.publish_at, row.updated_at)
+        if snap is None:
+            with self._reading() as conn:
+                snap = snapshot_posts(self.ctx, conn, [item_id])[item_id]
+            with self._lock:
+                self._snapshots[item_id] = snap
+        return snap
 
-    def _post_for(self, claim: Claim) -> tuple[bool, Post | None]:
-        """(still ours, the post if the item is cleared) — read right before the channel is called.
+    def _start(self, claim: Claim) -> tuple[str, Post | None]:
+        """Start the call (see the module's docstring): ("started", the post if the item is cleared),
+        ("lost-lease", None), or ("withheld", None) where a person's request came first.
 
-        The lease and the item's version and dates were read at most ``CHECK_FRESH`` ago (by the claim
-        or the backlog check), or are read now (an edit or a withdrawal may have happened since the
-        claim); the post and its approvals come from the batch built at claim time when the item has
-        not changed since, else they are read again.
+        The post comes from the batch read at claim time; the start holds only while the item is at
+        that version, so a stale post is read again, never sent.
         """
-        snap = self._snapshots.get(claim.item_id)
-        if snap is not None and time.monotonic() - claim.checked_at <= self.CHECK_FRESH:
-            return True, snap.post_for(claim.op, claim.channel)
-        with self._reading() as conn:
-            row = conn.execute(self._check_stmt, {"did": claim.id}).first()
-            if row is None or row.status != DeliveryStatus.CLAIMED or row.lease_owner != self.worker_id:
-                return False, None
-            snap = self._snapshots.get(claim.item_id)
-            if snap is None or not self._fresh(claim.item_id, row):
-                snap = snapshot_posts(self.ctx, conn, [claim.item_id])[claim.item_id]
-                self._snapshots[claim.item_id] = snap
-        return True, snap.post_for(claim.op, claim.channel)
+        for _ in range(3):
+            snap = self._snapshot(claim.item_id)
+            params = {"b_id": claim.id, "owner": self.worker_id, "n": claim.attempts}
+            with self._writing() as conn:
+                if claim.op == DeliveryOp.WITHDRAW:  # a take-down needs no approval: any version will do
+                    started = conn.execute(self._start_any, params).rowcount == 1
+                else:
+                    started = conn.execute(self._start_version, {**params, "v": snap.version}).rowcount == 1
+                why = None if started else conn.execute(self._why_not_q, {"did": claim.id}).first()
+            if started:
+                return "started", snap.post_for(claim.op, claim.channel)
+            if why is None or why.status != DeliveryStatus.CLAIMED or why.lease_owner != self.worker_id:
+                return "lost-lease", None
+            if why.requested:
+                return "withheld", None
+            with self._lock:  # the item moved on without a request on this delivery: read it again
+                self._snapshots.pop(claim.item_id, None)
+        log.warning("delivery %s: item %s keeps changing under its start; handed back", claim.id, claim.item_id)
+        return "withheld", None
 
     def _execute(self, claim: Claim) -> None:
-        """Pool thread: re-check, call the channel, leave the outcome for the loop thread to record."""
+        """Delivery thread: start the call, call the channel, leave the outcome for the loop thread."""
         started = self.clock()
         try:
-            ours, post = self._post_for(claim)
+            verdict, post = self._start(claim)
         except sa.exc.SQLAlchemyError as exc:
             log.warning("delivery %s: cannot check its lease (%s); trying again shortly", claim.id, exc,
                         extra={"delivery_id": claim.id, "item_id": claim.item_id})  # fmt: skip
@@ -610,11 +614,12 @@ class Dispatcher:
             log.exception("delivery %s: cannot build its post", claim.id)
             self._push(_Finished(claim, started, exc, None))
             return
-        if not ours:
-            self._push(("lost-lease", claim))
+        if verdict != "started":
+            self._push((verdict, claim))
             return
         if post is None:
-            # unreachable through the workflow; kept as the last line of defence
+            # unreachable through the workflow (an edit or a withdrawal leaves a request, which
+            # withholds the call); kept as the last line of defence
             result: Any = PermanentChannelError(
                 "refused: the item lacks its two approvals, was withdrawn, or no longer targets this channel"
             )
@@ -688,11 +693,11 @@ class Dispatcher:
 
         A second thread would only take turns with this one under the interpreter lock, and each
         hand-off of the lock costs more than a local HTTP call's bookkeeping (docs/benchmarks.md). The
-        loop comes back every ``CHECK_FRESH / 2`` seconds, so records, claims, lease renewals and the
-        backlog's freshness check keep their pace between deliveries; a single channel call is not
-        interrupted (leases are renewed before and after it, not during it).
+        loop comes back every ``INLINE_SLICE`` seconds, so records, claims and lease renewals keep
+        their pace between deliveries; a single channel call is not interrupted (leases are renewed
+        before and after it, not during it).
         """
-        until = time.monotonic() + self.CHECK_FRESH / 2
+        until = time.monotonic() + self.INLINE_SLICE
         while (claim := self._take(block=False)) is not None:
             self._execute(claim)
             if time.monotonic() >= until:
@@ -770,26 +775,21 @@ class Dispatcher:
     def execute(self, delivery_id: int) -> str:
         """Run one delivery this worker has claimed and record its outcome (tests, tools)."""
         with self._lock:
-            if delivery_id not in self.inflight:
-                return "lost-lease"
-        with self.engine.connect() as conn:
-            row = conn.execute(
-                sa.select(D.c.id, D.c.item_id, D.c.channel, D.c.op, D.c.attempts, D.c.state, D.c.remote_id,
-                          D.c.url, D.c.published_at).where(D.c.id == delivery_id)
-            ).one()  # fmt: skip
-            conn.rollback()
-        claim = Claim(id=row.id, item_id=row.item_id, channel=row.channel, op=row.op, attempts=row.attempts,
-                      state=dict(row.state or {}), remote_id=row.remote_id, url=row.url,
-                      published_at=row.published_at)  # fmt: skip
+            claim = self.inflight.get(delivery_id)
+        if claim is None:
+            return "lost-lease"
         with self._cond:
             self._running[claim.channel] += 1
         self._execute(claim)
         entry = self._results.pop()
-        if not isinstance(entry, _Finished):
+        if isinstance(entry, _Finished):
+            return self._record([entry])[0]
+        if entry[0] == "withheld":
+            self.release([claim])
+        else:
             with self._lock:
                 self.inflight.pop(delivery_id, None)
-            return entry[0]
-        return self._record([entry])[0]
+        return entry[0]
 
     def _save_state(self, delivery_id: int, state: dict[str, Any]) -> None:
         with self.engine.begin() as conn:
@@ -835,6 +835,7 @@ class Dispatcher:
             outcome = result.kind if isinstance(result, ChannelError) else "error"
             message = str(result) if isinstance(result, ChannelError) else f"{type(result).__name__}: {result}"
             code = getattr(result, "code", None)
+            values["attempts"] = c.attempts  # also where the call never started (its post could not be built)
             if c.attempts >= self.settings.worker.max_attempts:
                 to = DeliveryStatus.FAILED
                 message = f"{message} (gave up after {c.attempts} attempts)"
@@ -985,15 +986,17 @@ class Dispatcher:
 
     # ------------------------------------------------------------------------------------ loops
     def _drain(self) -> None:
-        """Take what the delivery threads finished: outcomes to record, lost leases."""
+        """Take what the delivery threads finished: outcomes to record, withheld calls, lost leases."""
         while self._results:
             entry = self._results.popleft()
             if isinstance(entry, _Finished):
                 self._unrecorded.append(entry)
-                continue
-            with self._lock:
-                self.inflight.pop(entry[1].id, None)
-            self._lost += 1
+            elif entry[0] == "withheld":
+                self._withheld.append(entry[1])
+            else:
+                with self._lock:
+                    self.inflight.pop(entry[1].id, None)
+                self._lost += 1
 
     def _held_locally(self) -> tuple[int, int]:
         """(running, waiting in the backlog)."""
@@ -1064,6 +1067,10 @@ class Dispatcher:
                 if self._lost:
                     summary.outcomes["lost-lease"] += self._lost
                     self._lost = 0
+                if self._withheld:  # a person acted before these calls started: settled without a call
+                    self.release(self._withheld)
+                    summary.outcomes["withheld"] += len(self._withheld)
+                    self._withheld = []
                 if not stopping and mono >= self._db_pause_until:
                     # a dead neighbour's deliveries (same host) are taken up within RELEASE_EVERY
                     if mono - last_release > self.RELEASE_EVERY:
@@ -1080,16 +1087,11 @@ class Dispatcher:
                         self._dry_until.clear()
                     wanted = self._want_claim(mono)
                     if wanted:
-                        claimed_at = time.monotonic()
                         claims = self.claim(channels=wanted)
-                        try:
-                            self._prepare(claims, claimed_at)
-                        finally:  # even unprepared (the threads then read them), never dropped
-                            with self._cond:
-                                for c in claims:
-                                    self._backlog[c.channel].append(c)
-                                self._cond.notify_all()
-                    self._verify_backlog()
+                        with self._cond:
+                            for c in claims:
+                                self._backlog[c.channel].append(c)
+                            self._cond.notify_all()
                 busy, waiting = self._held_locally()
                 if self._unrecorded and (stopping or (busy == 0 and waiting == 0)
                                          or len(self._unrecorded) >= self.RECORD_BATCH
@@ -1120,7 +1122,7 @@ class Dispatcher:
                 self._deliver_inline()
                 continue
             if busy or waiting or self._unrecorded or self._results or stopping:
-                timeout = self.CHECK_FRESH / 2 if waiting else self.RECORD_EVERY
+                timeout = self.RECORD_EVERY
                 if self._unrecorded:
                     timeout = max(0.0, self.RECORD_EVERY - (mono - self._unrecorded[0].done_at))
                 if self._ready.wait(timeout=timeout):

@@ -1050,6 +1050,7 @@ def settle_request(
     # succeeded leaves nothing live
     live = (to == DeliveryStatus.DONE) != (op == DeliveryOp.WITHDRAW) or op == DeliveryOp.UPDATE
     lease_lost = request_lease is not None and request_lease != worker  # the first holder's call is unrecorded
+    unsent = outcome == "released"  # handed back before its call started (Dispatcher.release)
     unknown = not live and (outcome == "ambiguous" or to == DeliveryStatus.WAITING or lease_lost)
     now = values.get("updated_at") or utcnow()
 
@@ -1070,14 +1071,17 @@ def settle_request(
                                         f"{', lease lost' if lease_lost else ''})")
             return owe(DeliveryOp.WITHDRAW, DeliveryStatus.FAILED, now, why), why
         values["status"] = DeliveryStatus.CANCELLED.value
+        if unsent:
+            return DeliveryStatus.CANCELLED, "withdrawal requested before it was sent: cancelled"
         return DeliveryStatus.CANCELLED, "withdrawal requested while it was being sent; it did not go out: cancelled"
     if requested == DeliveryRequest.CANCEL:
         if to in (DeliveryStatus.PENDING, DeliveryStatus.WAITING):
+            when = "before it was sent" if unsent else "while it was being sent"
             if live:
                 values["status"] = DeliveryStatus.DONE.value
-                return DeliveryStatus.DONE, "update superseded by a newer edit (made while it was being sent)"
+                return DeliveryStatus.DONE, f"update superseded by a newer edit (made {when})"
             values["status"] = DeliveryStatus.CANCELLED.value
-            return DeliveryStatus.CANCELLED, "item edited after approval while it was being sent: cancelled"
+            return DeliveryStatus.CANCELLED, f"item edited after approval {when}: cancelled"
         return to, f"item edited after approval while it was being sent; kept {to}"
     # REQUEUE: the edit made while the call was in flight has been approved: owe the current version
     it = Item.__table__  # type: ignore[attr-defined]

@@ -123,7 +123,7 @@ def test_withdraw_while_the_claim_waits_in_the_backlog_sends_nothing(app: Any) -
     a = Dispatcher(engine=app.engine, ctx=app.ctx)
     [claim] = a.claim(1)
     _withdraw(app, item)
-    assert a.execute(claim.id) == "permanent"  # its check right before the call reads the withdrawal
+    assert a.execute(claim.id) == "withheld"  # its start, right before the call, finds the withdrawal
     assert _calls(item) == []
     d = deliveries(app, item)["mem"]
     assert (d.status, d.requested, d.published_at) == (DeliveryStatus.CANCELLED, None, None)
@@ -154,7 +154,7 @@ def test_withdraw_while_in_flight_then_the_lease_is_lost(make_app: Any) -> None:
     _withdraw(app, item)
     after_lease = timedelta(seconds=app.settings.worker.lease_seconds + 5)
     b = Dispatcher(engine=app.engine, ctx=app.ctx, worker_id="hostB:2:b", clock=lambda: datetime.now(UTC) + after_lease)
-    assert dict(b.run(once=True).outcomes) == {"permanent": 1}
+    assert dict(b.run(once=True).outcomes) == {"withheld": 1}  # B's start finds the withdrawal: no call
     d = deliveries(app, item)["mem"]
     assert (d.op, d.status) == (DeliveryOp.WITHDRAW, DeliveryStatus.FAILED)
     assert "whether it went out on mem is unknown" in (d.last_error or "")
@@ -166,9 +166,9 @@ def test_withdraw_while_in_flight_then_the_lease_is_lost(make_app: Any) -> None:
                                                      f"memory://mem/{item}")  # fmt: skip
     assert d.published_at is not None and d.withdrawn_at is None
     assert _audit(app, d.id)[-1] == ("late outcome", "pending")
-    with app.engine.connect() as conn:  # A's late outcome is no attempt of the delivery's
+    with app.engine.connect() as conn:  # neither A's late outcome nor B's withheld start is an attempt row
         n = conn.execute(sa.text(f"select count(*) from delivery_attempt where delivery_id = {d.id}")).scalar_one()
-    assert n == 1
+    assert n == 0
     assert dict(b.run(once=True).outcomes) == {"done": 1}
     assert _calls(item) == [("mem", "publish", 1), ("mem", "withdraw", 1)]
     d = deliveries(app, item)["mem"]

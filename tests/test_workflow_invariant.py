@@ -442,7 +442,9 @@ class PublishingMachine(RuleBasedStateMachine):
           then=st.sampled_from([None, "withdraw", "edit", "reapprove", "remove", "put back"]))  # fmt: skip
     def start_call(self, i: int, channel: str, call: bool, then: str | None = None) -> None:
         """A worker claims one due delivery and (``call``) is inside its channel call, held open there;
-        or it holds the claim in its backlog, not yet started. Item ``i`` is brought forward first."""
+        or it holds the claim in its backlog, not yet started (its post read at claim time, as a
+        running worker's backlog is: people then act while it is claimed). Item ``i`` is brought
+        forward first."""
         if self.held is not None:
             return
         early = (ItemStatus.DRAFT, ItemStatus.SUBMITTED, ItemStatus.DEPT_APPROVED, ItemStatus.APPROVED)
@@ -592,6 +594,14 @@ class PublishingMachine(RuleBasedStateMachine):
                     f"{op} of item {item_id} v{version} reached {channel} (delivery {delivery_id}) "
                     f"without both approvals: {[(r.level, r.reviewer_id, r.approved) for r in reviews]}"
                 )
+
+    @invariant()
+    def a_person_acting_first_never_fails_a_delivery(self) -> None:
+        """An edit, withdrawal or removal before the call started cancels it (Dispatcher._start); the
+        refusal kept as the dispatcher's last line of defence is never reached."""
+        with self.app.session() as s:
+            refused = [d for d in s.exec(select(Delivery)) if (d.last_error or "").startswith("refused:")]
+        assert not refused, refused
 
     @invariant()
     def nothing_goes_out_after_a_withdrawal_but_the_take_down(self) -> None:
