@@ -17,7 +17,7 @@ counts instructions instead of seconds: the same run under valgrind's callgrind,
 delivery as the difference between a run of n and one of n/2 (start-up work cancels out). The count
 repeats to within a few tenths of a percent whatever else the machine does, so a change to the
 loop's work shows even on a busy machine. Under valgrind everything runs ~50× slower, so batches are
-cut by count, not time (records of RECORD_BATCH, no freshness re-reads): the mix of fixed and
+cut by count, not time (records of RECORD_BATCH): the mix of fixed and
 per-delivery work is that of a fast channel. Needs valgrind (Debian: ``apt-get install valgrind``).
 """
 
@@ -99,7 +99,6 @@ def main() -> int:
     dispatch.Dispatcher._loop = timed_loop  # type: ignore[method-assign]
     if inside:  # ~50x slower under valgrind: batches by count, not by time
         dispatch.Dispatcher.RECORD_EVERY = 1000.0
-        dispatch.Dispatcher.CHECK_FRESH = 1000.0
     argv = ["--skip-bare", "--rounds", "1", *sys.argv[1:]]
     n = int(argv[argv.index("-n") + 1]) if "-n" in argv else 10_000
     dispatch_bench.main(argv)  # its end check fails by design: the sink received nothing

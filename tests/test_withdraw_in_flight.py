@@ -324,7 +324,8 @@ def test_removing_a_channel_not_yet_sent_cancels_it(make_app: Any) -> None:
     _approve(app, item)
     assert dict(later.run(once=True).outcomes) == {"done": 1}
     assert item_status(app, item) == ItemStatus.PUBLISHED
-    assert [c for c, _o, _v in _calls(item)] == ["mem", "mem2", "mem"]
+    calls = [c for c, _o, _v in _calls(item)]  # the first two ran side by side, in either order
+    assert sorted(calls[:2]) == ["mem", "mem2"] and calls[2:] == ["mem"]
 
 
 def test_removing_a_channel_while_its_call_is_in_flight(make_app: Any) -> None:
@@ -462,8 +463,9 @@ def test_withdraw_during_a_take_down_after_a_put_back_publishes_nothing(make_app
     assert run_once(app) == {"done": 1}  # mem's take-down; nothing for mem2
     later = Dispatcher(engine=app.engine, ctx=app.ctx, clock=lambda: datetime.now(UTC) + timedelta(hours=3))
     assert dict(later.run(once=True).outcomes) == {}
-    assert [(c, o) for c, o, _v in _calls(item)] == [("mem", "publish"), ("mem2", "publish"), ("mem2", "withdraw"),
-                                                     ("mem", "withdraw")]  # fmt: skip
+    calls = [(c, o) for c, o, _v in _calls(item)]  # the two publishes ran side by side, in either order
+    assert sorted(calls[:2]) == [("mem", "publish"), ("mem2", "publish")]
+    assert calls[2:] == [("mem2", "withdraw"), ("mem", "withdraw")]
     with app.session() as s:
         for d in s.exec(select(Delivery).where(Delivery.item_id == item)):
             assert d.status in (DeliveryStatus.DONE, DeliveryStatus.CANCELLED) and d.withdrawn_at is not None, d
