@@ -43,7 +43,8 @@ def _act(app: Any, action: str, item: int) -> None:
         elif action == "withdraw":
             workflow.withdraw(app.ctx, s, item_id=item, reason="泄密")
         else:  # take the held channel off the item
-            workflow.edit_item(app.ctx, s, item_id=item, actor=workflow.get_user(s, "ed"), changes={"channels": ["mem2"]})
+            workflow.edit_item(app.ctx, s, item_id=item, actor=workflow.get_user(s, "ed"),
+                               changes={"channels": ["mem2"]})
 
 
 def _settle_reason(app: Any, delivery_id: int) -> str:
@@ -57,7 +58,8 @@ def _settle_reason(app: Any, delivery_id: int) -> str:
 def test_nothing_of_the_old_version_starts_after_the_person_acted(make_app: Any, action: str) -> None:
     app = make_app(channels={"mem": {"type": "memory", "max_concurrency": 1}, "mem2": {"type": "memory"}},
                    worker={"threads": 2, "batch_size": 8})  # fmt: skip
-    items = [approved_item(app, channels=["mem", "mem2"]) for _ in range(12)]
+    for _ in range(12):
+        approved_item(app, channels=["mem", "mem2"])
     gate = MemoryChannel.hold("mem")  # each worker's one call on mem waits there; the rest sits claimed
     workers = [Dispatcher(engine=app.engine, ctx=app.ctx, worker_id=f"race:{n}:{action}") for n in range(WORKERS)]
     threads = [threading.Thread(target=w.run, daemon=True) for w in workers]

@@ -22,7 +22,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
 from publisher.accounts import TooManyAttempts
-from publisher.errors import InvalidInput, NotAllowed, NotFound, PublisherError
+from publisher.errors import ConfigError, InvalidInput, NotAllowed, NotFound, PublisherError, StorageFull
 
 if TYPE_CHECKING:
     from publisher.app import App
@@ -56,6 +56,10 @@ def _status(exc: PublisherError) -> int:
         return 429
     if isinstance(exc, InvalidInput):
         return 422
+    if isinstance(exc, StorageFull):
+        return 507  # the server's disk, not the request
+    if isinstance(exc, ConfigError):
+        return 503  # the server's settings (a channel's secret not set): the message names what to set
     return 500
 
 

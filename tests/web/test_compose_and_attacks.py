@@ -111,6 +111,38 @@ def test_preview_names_a_channels_missing_secret(make_app, tmp_path, monkeypatch
     assert "environment variable PUBLISHER_TEST_NOT_SET is not set" in logged
 
 
+def test_a_channels_missing_secret_is_a_503_naming_it_not_a_500(make_app, tmp_path, monkeypatch):
+    """A server set up without a channel's secret: whatever needs that channel answers 503 (the
+    server's configuration, not the request) with the variable's name, never a bare 500."""
+    from fastapi.testclient import TestClient
+
+    from publisher import accounts
+    from publisher.web import create_app
+
+    monkeypatch.delenv("PUBLISHER_TEST_NOT_SET", raising=False)
+    monkeypatch.syspath_prepend(str(__import__("tests.clirun").clirun.PLUGINS))
+    app = make_app(channels={"mem": {"type": "memory"},
+                             "logged": {"type": "filelog", "folder": str(tmp_path / "out"),
+                                        "secret_env": "PUBLISHER_TEST_NOT_SET"}})  # fmt: skip
+    with TestClient(create_app(app), follow_redirects=False) as client:
+        with app.session() as s:
+            tok = accounts.start_session(s, workflow.get_user(s, "ed"), app.settings.web)
+            csrf = accounts.session_caller(s, tok).csrf
+        client.cookies.set("publisher_session", tok)
+        form = {"csrf_token": csrf, "title": "通知", "body_markdown": "正文", "category": "公告公示",
+                "channels": ["mem", "logged"], "when": "none", "action": "submit"}  # fmt: skip
+        r = client.post("/items/new", data=form)
+        if r.status_code == 303:  # saved as a draft or submitted: the secret is needed at review
+            item = int(r.headers["location"].rstrip("/").rsplit("/", 1)[-1])
+            with app.session() as s:
+                head = accounts.start_session(s, workflow.get_user(s, "head"), app.settings.web)
+                head_csrf = accounts.session_caller(s, head).csrf
+            client.cookies.set("publisher_session", head)
+            r = client.post(f"/items/{item}/review", data={"csrf_token": head_csrf, "decision": "approve"})
+    assert r.status_code == 503, (r.status_code, r.text[:500])
+    assert "PUBLISHER_TEST_NOT_SET" in r.text
+
+
 def test_image_upload_then_compose_with_it(app, client, login):
     csrf = login(client, "ed")
     r = client.post("/upload", files={"file": ("校徽.png", _png(), "image/png")}, headers={"X-CSRF-Token": csrf})
