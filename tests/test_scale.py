@@ -54,8 +54,8 @@ def test_a_withdrawal_while_a_delivery_is_claimed_is_recorded_then_applied(app):
     with app.session() as s:
         workflow.withdraw(app.ctx, s, item_id=claim.item_id, reason="wrong file")
     assert _count(app, "select count(*) from delivery where status = 'claimed' and requested = 'withdraw'") == 1
-    # its check right before the call sees the withdrawal: nothing is sent, nothing is left to take down
-    assert d.execute(claim.id) == "permanent"
+    # its start, right before the call, finds the withdrawal: nothing is sent, nothing is left to take down
+    assert d.execute(claim.id) == "withheld"
     assert _count(app, "select count(*) from delivery where status = 'cancelled' and requested is null") == 1
     assert Dispatcher(engine=app.engine, ctx=app.ctx, threads=1).run(once=True).total == 0
     assert MemoryChannel.ledger["mem"] == [] and MemoryChannel.withdrawn["mem"] == []

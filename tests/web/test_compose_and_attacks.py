@@ -284,12 +284,12 @@ def test_nul_characters_are_refused_alike_on_every_engine(app, client, login):
     for bad in (body, {**body, "title": "接口创建", "body_markdown": "正\x00文"}):
         r = client.post("/api/items", json=bad, headers=h)
         assert r.status_code == 422, r.text
-        assert "NUL character" in r.json()["detail"], r.text
+        assert "NUL character" in str(r.json()["detail"]), r.text  # a message, or pydantic's list (docs/web.md)
     with app.session() as s:
         assert s.exec(select(Item)).all() == []
     login(client, "ed")
     r = client.get("/items", params={"q": "通知\x00"})
-    assert r.status_code in (200, 422), r.text[:300]
+    assert r.status_code in (200, 400, 422), r.text[:300]  # 400: refused before any route (docs/web.md)
     client.cookies.clear()
     form = client.get("/login").text
     token = re.search(r'name="csrf_token" value="([^"]+)"', form).group(1)
