@@ -282,27 +282,18 @@ class Dispatcher:
         self.stop = threading.Event()
         #: with one delivery thread, the loop thread is that thread (see _deliver_inline)
         self._inline = self.threads == 1
-        # The start of a call (see the module's docstring): the row locked by the same write as the
-        # workflow's request, the attempt counted; publish and update also need the item unchanged.
-        start = (
-            sa.update(D)
-            .where(D.c.id == sa.bindparam("b_id"), D.c.lease_owner == sa.bindparam("owner"),
-                   D.c.status == DeliveryStatus.CLAIMED.value, D.c.requested.is_(None))
-            .values(attempts=sa.bindparam("n"))
-        )  # fmt: skip
-        self._start_any = start
-        self._start_version = start.where(
-            sa.select(ITEM.c.version).where(ITEM.c.id == D.c.item_id).scalar_subquery() == sa.bindparam("v")
-        )
-        self._why_not_q = sa.select(D.c.status, D.c.lease_owner, D.c.requested).where(D.c.id == sa.bindparam("did"))
-        # the same two statements as the driver's own SQL, for SQLite's start (see _begin_call)
-        start_sql = (f"UPDATE {D.name} SET attempts = ? WHERE id = ? AND lease_owner = ? "
+        # The start of a call (see the module's docstring), as the driver's own SQL (see _begin_call):
+        # the row locked by the same write as the workflow's request, the attempt counted; publish
+        # and update also need the item unchanged.
+        mark = "?" if engine.dialect.name == "sqlite" else "%s"
+        start_sql = (f"UPDATE {D.name} SET attempts = {mark} WHERE id = {mark} AND lease_owner = {mark} "
                      f"AND status = '{DeliveryStatus.CLAIMED.value}' AND requested IS NULL")  # fmt: skip
         self._start_sql = {
             True: start_sql,
-            False: f"{start_sql} AND (SELECT version FROM {ITEM.name} WHERE {ITEM.name}.id = {D.name}.item_id) = ?",
+            False: f"{start_sql} AND (SELECT version FROM {ITEM.name} WHERE {ITEM.name}.id = {D.name}.item_id) "
+            f"= {mark}",
         }
-        self._why_not_sql = f"SELECT status, lease_owner, requested FROM {D.name} WHERE id = ?"
+        self._why_not_sql = f"SELECT status, lease_owner, requested FROM {D.name} WHERE id = {mark}"
         self._update_by_id = sa.update(D).where(D.c.id == sa.bindparam("b_id"))
         # Statements of the hot path, built once, with each list bound as one value (db.one_of):
         # building a statement, or expanding an ``in_`` list, cost more than running it.
@@ -611,50 +602,47 @@ class Dispatcher:
         log.warning("delivery %s: item %s keeps changing under its start; handed back", claim.id, claim.item_id)
         return "withheld", None
 
-    def _begin_call(self, delivery_id: int, attempt: int, version: int | None) -> tuple[bool, Any]:
+    def _begin_call(self, delivery_id: int, attempt: int, version: int | None) -> tuple[bool, _WhyNot | None]:
         """The start's one write: (started, else the delivery's status, lease owner and request).
 
-        PostgreSQL: the UPDATE alone, in autocommit: one round trip, and its row lock orders it
-        against a person's request as a transaction would. SQLite: a lone statement would read an
-        older snapshot than the write lock it then takes (SQLITE_BUSY_SNAPSHOT, no waiting), so it
-        runs inside BEGIN IMMEDIATE … COMMIT, sent straight to the driver: through SQLAlchemy those
-        three statements cost the loop more than the rest of a delivery's bookkeeping
-        (docs/benchmarks.md, "the start of a call").
+        Sent straight to the driver: through SQLAlchemy the start cost the loop more than the rest of
+        a delivery's bookkeeping (docs/benchmarks.md, "the start of a call"). PostgreSQL: the UPDATE
+        alone, in autocommit: one round trip, and its row lock orders it against a person's request
+        as a transaction would. SQLite: a lone statement would read an older snapshot than the write
+        lock it then takes (SQLITE_BUSY_SNAPSHOT, no waiting), so it runs inside BEGIN IMMEDIATE.
         """
-        params = {"b_id": delivery_id, "owner": self.worker_id, "n": attempt, "v": version}
-        stmt = self._start_any if version is None else self._start_version
-        if self.engine.dialect.name != "sqlite":
-            with self._reading() as conn:
-                if conn.execute(stmt, params).rowcount == 1:
-                    return True, None
-                return False, conn.execute(self._why_not_q, {"did": delivery_id}).first()
-        sql, why_sql = self._start_sql[version is None], self._why_not_sql
+        sql = self._start_sql[version is None]
         args = (attempt, delivery_id, self.worker_id) if version is None else (attempt, delivery_id, self.worker_id,
                                                                                 version)  # fmt: skip
-        with self._writing_raw() as raw:
-            raw.execute("BEGIN IMMEDIATE")
+        sqlite = self.engine.dialect.name == "sqlite"
+        with self._driver_connection() as raw:
+            if sqlite:
+                raw.execute("BEGIN IMMEDIATE")
             try:
                 started = raw.execute(sql, args).rowcount == 1
-                why = None if started else raw.execute(why_sql, (delivery_id,)).fetchone()
+                why = None if started else raw.execute(self._why_not_sql, (delivery_id,)).fetchone()
             except BaseException:
-                raw.execute("ROLLBACK")
+                if sqlite:
+                    raw.execute("ROLLBACK")
                 raise
-            raw.execute("COMMIT")
+            if sqlite:
+                raw.execute("COMMIT")
         return started, None if why is None else _WhyNot(*why)
 
     @contextmanager
-    def _writing_raw(self) -> Iterator[Any]:
-        """The calling thread's write connection as the sqlite3 driver's own, between transactions; a
-        driver error comes out as SQLAlchemy's (the callers handle those) and drops the connection."""
-        import sqlite3
-
+    def _driver_connection(self) -> Iterator[Any]:
+        """The calling thread's connection as the driver's own, outside any transaction of SQLAlchemy's:
+        SQLite's write connection (each statement autocommits unless BEGIN is sent), PostgreSQL's
+        autocommit one. A driver error comes out as SQLAlchemy's (what the callers handle) and drops
+        the connection."""
+        attr, engine = ("wconn", self.engine) if self.engine.dialect.name == "sqlite" else ("conn", self._read_engine)
         kept = getattr(self._local, "hold", False)
-        conn = self._kept("wconn", self.engine) if kept else self.engine.connect()
+        conn = self._kept(attr, engine) if kept else engine.connect()
         try:
             yield conn.connection.driver_connection
-        except sqlite3.Error as exc:
+        except self.engine.dialect.loaded_dbapi.Error as exc:
             if kept:
-                self._drop("wconn")
+                self._drop(attr)
             raise sa.exc.OperationalError("start of a delivery's call", None, exc) from exc
         finally:
             if not kept:
