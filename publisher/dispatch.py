@@ -633,14 +633,15 @@ class Dispatcher:
     def _driver_connection(self) -> Iterator[Any]:
         """The calling thread's connection as the driver's own, outside any transaction of SQLAlchemy's:
         SQLite's write connection (each statement autocommits unless BEGIN is sent), PostgreSQL's
-        autocommit one. A driver error comes out as SQLAlchemy's (what the callers handle) and drops
-        the connection."""
+        autocommit one. A driver error comes out as SQLAlchemy's (what the callers handle) and the
+        connection is thrown away."""
         attr, engine = ("wconn", self.engine) if self.engine.dialect.name == "sqlite" else ("conn", self._read_engine)
         kept = getattr(self._local, "hold", False)
         conn = self._kept(attr, engine) if kept else engine.connect()
         try:
             yield conn.connection.driver_connection
         except self.engine.dialect.loaded_dbapi.Error as exc:
+            conn.invalidate(exc)  # SQLAlchemy did not see the error: the pool must not reuse (or reset) it
             if kept:
                 self._drop(attr)
             raise sa.exc.OperationalError("start of a delivery's call", None, exc) from exc

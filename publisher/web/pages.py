@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import secrets
 from datetime import date, datetime, timedelta
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import quote, urlencode
 
 import sqlalchemy as sa
@@ -631,14 +631,20 @@ def dashboard_csv(request: Request, table: str = "category", period: str = "repo
 
 
 # ------------------------------------------------------------------------------------------ tokens
+def _tokens(request: Request, c: Any, s: Any, *, new_token: str | None = None, new_feed: str | None = None
+            ) -> Response:
+    """The tokens page; a token just made is shown once (``no-store``: never kept by a cache)."""
+    r = render(request, "tokens.html", c, tokens=accounts.tokens_of(s, c.user), new_token=new_token,
+               feed=accounts.feed_token_of(s, c.user), new_feed=new_feed, channels=list(_app(request).channels))
+    r.headers["Cache-Control"] = "no-store"
+    return r
+
+
 @router.get("/tokens", include_in_schema=False)
 def tokens_page(request: Request) -> Response:
     c = need(request, EVERYONE)
     with _app(request).session() as s:
-        tokens = accounts.tokens_of(s, c.user)
-        feed = accounts.feed_token_of(s, c.user)
-    return render(request, "tokens.html", c, tokens=tokens, new_token=None, feed=feed, new_feed=None,
-                  channels=list(_app(request).channels))  # fmt: skip
+        return _tokens(request, c, s)
 
 
 @router.post("/tokens", include_in_schema=False)
@@ -646,12 +652,7 @@ def tokens_create(request: Request, csrf_token: Csrf = "", name: Annotated[str, 
     c = need(request, EVERYONE, write=True, csrf=csrf_token)
     with _app(request).session() as s:
         token, _ = accounts.create_token(s, user=s.get(User, c.user.id), name=name)
-        tokens = accounts.tokens_of(s, c.user)
-        feed = accounts.feed_token_of(s, c.user)
-    r = render(request, "tokens.html", c, tokens=tokens, new_token=token, feed=feed, new_feed=None,
-               channels=list(_app(request).channels))  # fmt: skip
-    r.headers["Cache-Control"] = "no-store"
-    return r
+        return _tokens(request, c, s, new_token=token)
 
 
 @router.post("/tokens/feed", include_in_schema=False)
@@ -659,13 +660,7 @@ def tokens_feed(request: Request, csrf_token: Csrf = "") -> Response:
     """A new calendar-feed token (the old one stops working): its URLs are shown once."""
     c = need(request, STAFF, write=True, csrf=csrf_token)
     with _app(request).session() as s:
-        new_feed = accounts.new_feed_token(s, user=s.get(User, c.user.id))
-        tokens = accounts.tokens_of(s, c.user)
-        feed = accounts.feed_token_of(s, c.user)
-    r = render(request, "tokens.html", c, tokens=tokens, new_token=None, feed=feed, new_feed=new_feed,
-               channels=list(_app(request).channels))  # fmt: skip
-    r.headers["Cache-Control"] = "no-store"
-    return r
+        return _tokens(request, c, s, new_feed=accounts.new_feed_token(s, user=s.get(User, c.user.id)))
 
 
 @router.post("/tokens/{token_id}/revoke", include_in_schema=False)

@@ -88,22 +88,34 @@ def test_preview_shows_each_channels_limits(make_app):
 
 
 @sqlite_only
+def _secretless(make_app, tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
+    """An app with a channel ("logged") whose secret variable this process lacks."""
+    monkeypatch.delenv("PUBLISHER_TEST_NOT_SET", raising=False)
+    monkeypatch.syspath_prepend(str(__import__("tests.clirun").clirun.PLUGINS))
+    return make_app(channels={"mem": {"type": "memory"},
+                              "logged": {"type": "filelog", "folder": str(tmp_path / "out"),
+                                         "secret_env": "PUBLISHER_TEST_NOT_SET"}})  # fmt: skip
+
+
+def _signed_in(client, app, user):  # type: ignore[no-untyped-def]
+    """Sign ``user`` in on ``client``; returns the session's CSRF token."""
+    from publisher import accounts
+
+    with app.session() as s:
+        tok = accounts.start_session(s, workflow.get_user(s, user), app.settings.web)
+        csrf = accounts.session_caller(s, tok).csrf
+    client.cookies.set("publisher_session", tok)
+    return csrf
+
+
 def test_preview_names_a_channels_missing_secret(make_app, tmp_path, monkeypatch):
     from fastapi.testclient import TestClient
 
-    from publisher import accounts
     from publisher.web import create_app
 
-    monkeypatch.delenv("PUBLISHER_TEST_NOT_SET", raising=False)
-    monkeypatch.syspath_prepend(str(__import__("tests.clirun").clirun.PLUGINS))
-    app = make_app(channels={"mem": {"type": "memory"},
-                             "logged": {"type": "filelog", "folder": str(tmp_path / "out"),
-                                        "secret_env": "PUBLISHER_TEST_NOT_SET"}})  # fmt: skip
+    app = _secretless(make_app, tmp_path, monkeypatch)
     with TestClient(create_app(app), follow_redirects=False) as client:
-        with app.session() as s:
-            tok = accounts.start_session(s, workflow.get_user(s, "ed"), app.settings.web)
-            csrf = accounts.session_caller(s, tok).csrf
-        client.cookies.set("publisher_session", tok)
+        csrf = _signed_in(client, app, "ed")
         r = client.post("/preview", data={"csrf_token": csrf, "title": "通知", "body_markdown": "正文",
                                           "channels": ["mem", "logged"]})  # fmt: skip
     assert r.status_code == 200, r.text
@@ -116,28 +128,17 @@ def test_a_channels_missing_secret_is_a_503_naming_it_not_a_500(make_app, tmp_pa
     server's configuration, not the request) with the variable's name, never a bare 500."""
     from fastapi.testclient import TestClient
 
-    from publisher import accounts
     from publisher.web import create_app
 
-    monkeypatch.delenv("PUBLISHER_TEST_NOT_SET", raising=False)
-    monkeypatch.syspath_prepend(str(__import__("tests.clirun").clirun.PLUGINS))
-    app = make_app(channels={"mem": {"type": "memory"},
-                             "logged": {"type": "filelog", "folder": str(tmp_path / "out"),
-                                        "secret_env": "PUBLISHER_TEST_NOT_SET"}})  # fmt: skip
+    app = _secretless(make_app, tmp_path, monkeypatch)
     with TestClient(create_app(app), follow_redirects=False) as client:
-        with app.session() as s:
-            tok = accounts.start_session(s, workflow.get_user(s, "ed"), app.settings.web)
-            csrf = accounts.session_caller(s, tok).csrf
-        client.cookies.set("publisher_session", tok)
+        csrf = _signed_in(client, app, "ed")
         form = {"csrf_token": csrf, "title": "通知", "body_markdown": "正文", "category": "公告公示",
                 "channels": ["mem", "logged"], "when": "none", "action": "submit"}  # fmt: skip
         r = client.post("/items/new", data=form)
         if r.status_code == 303:  # saved as a draft or submitted: the secret is needed at review
             item = int(r.headers["location"].rstrip("/").rsplit("/", 1)[-1])
-            with app.session() as s:
-                head = accounts.start_session(s, workflow.get_user(s, "head"), app.settings.web)
-                head_csrf = accounts.session_caller(s, head).csrf
-            client.cookies.set("publisher_session", head)
+            head_csrf = _signed_in(client, app, "head")
             r = client.post(f"/items/{item}/review", data={"csrf_token": head_csrf, "decision": "approve"})
     assert r.status_code == 503, (r.status_code, r.text[:500])
     assert "PUBLISHER_TEST_NOT_SET" in r.text
