@@ -286,11 +286,14 @@ class Dispatcher:
         # the row locked by the same write as the workflow's request, the attempt counted; publish
         # and update also need the item unchanged.
         mark = "?" if engine.dialect.name == "sqlite" else "%s"
-        start_sql = (f"UPDATE {D.name} SET attempts = {mark} WHERE id = {mark} AND lease_owner = {mark} "
-                     f"AND status = '{DeliveryStatus.CLAIMED.value}' AND requested IS NULL")  # fmt: skip
+        start_sql = (
+            f"UPDATE {D.name} SET attempts = {mark} WHERE id = {mark} AND lease_owner = {mark} "
+            f"AND status = '{DeliveryStatus.CLAIMED.value}' AND requested IS NULL"
+        )
+        #: by whether the item's version is checked too (publish and update; not a take-down)
         self._start_sql = {
-            True: start_sql,
-            False: f"{start_sql} AND (SELECT version FROM {ITEM.name} WHERE {ITEM.name}.id = {D.name}.item_id) "
+            False: start_sql,
+            True: f"{start_sql} AND (SELECT version FROM {ITEM.name} WHERE {ITEM.name}.id = {D.name}.item_id) "
             f"= {mark}",
         }
         self._why_not_sql = f"SELECT status, lease_owner, requested FROM {D.name} WHERE id = {mark}"
@@ -611,21 +614,20 @@ class Dispatcher:
         as a transaction would. SQLite: a lone statement would read an older snapshot than the write
         lock it then takes (SQLITE_BUSY_SNAPSHOT, no waiting), so it runs inside BEGIN IMMEDIATE.
         """
-        sql = self._start_sql[version is None]
-        args = (attempt, delivery_id, self.worker_id) if version is None else (attempt, delivery_id, self.worker_id,
-                                                                                version)  # fmt: skip
-        sqlite = self.engine.dialect.name == "sqlite"
+        sql = self._start_sql[version is not None]
+        args = (attempt, delivery_id, self.worker_id, *(() if version is None else (version,)))
+        transaction = self.engine.dialect.name == "sqlite"
         with self._driver_connection() as raw:
-            if sqlite:
+            if transaction:
                 raw.execute("BEGIN IMMEDIATE")
             try:
                 started = raw.execute(sql, args).rowcount == 1
                 why = None if started else raw.execute(self._why_not_sql, (delivery_id,)).fetchone()
             except BaseException:
-                if sqlite:
+                if transaction:
                     raw.execute("ROLLBACK")
                 raise
-            if sqlite:
+            if transaction:
                 raw.execute("COMMIT")
         return started, None if why is None else _WhyNot(*why)
 
@@ -655,7 +657,7 @@ class Dispatcher:
         try:
             verdict, post = self._start(claim)
         except sa.exc.SQLAlchemyError as exc:
-            log.warning("delivery %s: cannot check its lease (%s); trying again shortly", claim.id, exc,
+            log.warning("delivery %s: cannot start its call (%s); trying again shortly", claim.id, exc,
                         extra={"delivery_id": claim.id, "item_id": claim.item_id})  # fmt: skip
             self.stop.wait(1.0)
             self._push(("retry", claim))

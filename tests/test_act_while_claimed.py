@@ -31,8 +31,9 @@ def _claimed_unsent(app: Any, channel: str) -> dict[int, int]:
     """{item id: delivery id} of ``channel``'s deliveries that are claimed and were never called."""
     called = {c[2] for c in MemoryChannel.calls}
     with app.session() as s:
-        rows = s.exec(select(Delivery).where(Delivery.channel == channel,
-                                             Delivery.status == DeliveryStatus.CLAIMED)).all()  # fmt: skip
+        rows = s.exec(
+            select(Delivery).where(Delivery.channel == channel, Delivery.status == DeliveryStatus.CLAIMED)
+        ).all()
     return {d.item_id: d.id for d in rows if d.id not in called}
 
 
@@ -43,21 +44,27 @@ def _act(app: Any, action: str, item: int) -> None:
         elif action == "withdraw":
             workflow.withdraw(app.ctx, s, item_id=item, reason="泄密")
         else:  # take the held channel off the item
-            workflow.edit_item(app.ctx, s, item_id=item, actor=workflow.get_user(s, "ed"),
-                               changes={"channels": ["mem2"]})
+            workflow.edit_item(
+                app.ctx, s, item_id=item, actor=workflow.get_user(s, "ed"), changes={"channels": ["mem2"]}
+            )
 
 
 def _settle_reason(app: Any, delivery_id: int) -> str:
     with app.session() as s:
-        rows = s.exec(select(AuditLog).where(AuditLog.entity == "delivery", AuditLog.entity_id == delivery_id,
-                                             AuditLog.action.startswith("settle"))).all()  # fmt: skip
+        rows = s.exec(
+            select(AuditLog).where(
+                AuditLog.entity == "delivery", AuditLog.entity_id == delivery_id, AuditLog.action.startswith("settle")
+            )
+        ).all()
     return " / ".join(r.reason or "" for r in rows)
 
 
 @pytest.mark.parametrize("action", ["edit", "withdraw", "remove"])
 def test_nothing_of_the_old_version_starts_after_the_person_acted(make_app: Any, action: str) -> None:
-    app = make_app(channels={"mem": {"type": "memory", "max_concurrency": 1}, "mem2": {"type": "memory"}},
-                   worker={"threads": 2, "batch_size": 8})  # fmt: skip
+    app = make_app(
+        channels={"mem": {"type": "memory", "max_concurrency": 1}, "mem2": {"type": "memory"}},
+        worker={"threads": 2, "batch_size": 8},
+    )
     for _ in range(12):
         approved_item(app, channels=["mem", "mem2"])
     gate = MemoryChannel.hold("mem")  # each worker's one call on mem waits there; the rest sits claimed
@@ -100,9 +107,11 @@ def test_nothing_of_the_old_version_starts_after_the_person_acted(make_app: Any,
         assert d.status == DeliveryStatus.CANCELLED, (item, d.status, d.last_error)
         assert d.attempts == 0  # claimed, never called: no attempt used
         why = _settle_reason(app, did)
-        expected = {"edit": "item edited after approval before it was sent",
-                    "withdraw": "withdrawal requested before it was sent",
-                    "remove": "withdrawal requested before it was sent"}[action]  # fmt: skip
+        expected = {
+            "edit": "item edited after approval before it was sent",
+            "withdraw": "withdrawal requested before it was sent",
+            "remove": "withdrawal requested before it was sent",
+        }[action]
         assert expected in why, why
     # the workers' summaries say so: the calls were withheld, none refused
     with app.session() as s:

@@ -30,15 +30,7 @@ def cli(tmp_path: Path, store_url: str) -> Cli:
 
 @pytest.fixture
 def sqlite_cli(tmp_path: Path) -> Cli:
-    from publisher.db import make_engine, migrate
-
-    url = f"sqlite:///{tmp_path / 'queue.db'}"
-    eng = make_engine(url)
-    migrate(eng)
-    eng.dispose()
-    c = Cli(tmp_path, url)
-    setup_store(c)
-    return c
+    return _fresh_cli(tmp_path)
 
 
 def item_file(folder: Path, body: str = "正文\n", name: str = "item.md", **front: Any) -> Path:
