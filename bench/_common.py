@@ -45,20 +45,27 @@ def drop_pg_database(url: str) -> None:
     admin.dispose()
 
 
-def settings_data(tmp: Path, db_url: str | None, channels: dict[str, dict[str, Any]], threads: int = 1,
-                  **worker: Any) -> dict[str, Any]:
+def settings_data(
+    tmp: Path, db_url: str | None, channels: dict[str, dict[str, Any]], threads: int = 1, **worker: Any
+) -> dict[str, Any]:
     return {
         "database_url": db_url or f"sqlite:///{tmp / 'queue.db'}",
         "data_dir": str(tmp),
         "channels": channels,
         "site_base_url": "http://127.0.0.1:9/site/",
-        "worker": {"threads": threads, "poll_seconds": 0.2, "backoff_base_seconds": 0.2,
-                   "backoff_cap_seconds": 2.0, **worker},
+        "worker": {
+            "threads": threads,
+            "poll_seconds": 0.2,
+            "backoff_base_seconds": 0.2,
+            "backoff_cap_seconds": 2.0,
+            **worker,
+        },
     }
 
 
-def fresh_store(tmp: Path, db_url: str | None, channels: dict[str, dict[str, Any]], threads: int = 1,
-                **worker: Any) -> Any:
+def fresh_store(
+    tmp: Path, db_url: str | None, channels: dict[str, dict[str, Any]], threads: int = 1, **worker: Any
+) -> Any:
     """A migrated store with departments and the reviewers; returns the App."""
     from publisher import workflow
     from publisher.app import open_app
@@ -69,14 +76,18 @@ def fresh_store(tmp: Path, db_url: str | None, channels: dict[str, dict[str, Any
     app = open_app(Settings(**settings_data(tmp, db_url, channels, threads, **worker)), run_migrations=True)
     with app.session() as s:
         workflow.add_department(s, "人事处")
-        for name, role, dept in [("ed", "editor", "人事处"), ("head", "department_head", "人事处"),
-                                 ("sec", "confidentiality_reviewer", None)]:
+        for name, role, dept in [
+            ("ed", "editor", "人事处"),
+            ("head", "department_head", "人事处"),
+            ("sec", "confidentiality_reviewer", None),
+        ]:
             workflow.add_user(s, name=name, role=role, department=dept)
     return app
 
 
-def seed_deliveries(app: Any, n: int, channels: list[str], due_at: datetime | None = None,
-                    start: int = 0) -> list[dict[str, Any]]:
+def seed_deliveries(
+    app: Any, n: int, channels: list[str], due_at: datetime | None = None, start: int = 0
+) -> list[dict[str, Any]]:
     """``n`` items approved twice and scheduled on ``channels``, written straight into the tables.
 
     Returns, for the first channel, the documents the webhook channel sends, so a bare loop can post
@@ -91,37 +102,98 @@ def seed_deliveries(app: Any, n: int, channels: list[str], due_at: datetime | No
     with app.engine.begin() as conn:
         users = dict(conn.execute(sa.select(User.__table__.c.name, User.__table__.c.id)).all())  # type: ignore[attr-defined]
         first = (conn.execute(sa.select(sa.func.max(it.c.id))).scalar() or 0) + 1
-        items = [dict(id=first + i, title=f"拟聘用人员公示（第{start + i + 1}号）", summary="公示期为5个工作日",
-                      body_markdown=BODY_MD, body_html=BODY_HTML, category="招聘信息", department="人事处",
-                      author_id=users["ed"], checklist_item=None, channels=channels, status="scheduled",
-                      version=1, publish_at=due, created_at=now, updated_at=now, return_reason=None,
-                      idempotency_key=None) for i in range(n)]  # fmt: skip
+        items = [
+            dict(
+                id=first + i,
+                title=f"拟聘用人员公示（第{start + i + 1}号）",
+                summary="公示期为5个工作日",
+                body_markdown=BODY_MD,
+                body_html=BODY_HTML,
+                category="招聘信息",
+                department="人事处",
+                author_id=users["ed"],
+                checklist_item=None,
+                channels=channels,
+                status="scheduled",
+                version=1,
+                publish_at=due,
+                created_at=now,
+                updated_at=now,
+                return_reason=None,
+                idempotency_key=None,
+            )
+            for i in range(n)
+        ]
         for chunk in range(0, n, 2000):
-            conn.execute(sa.insert(it), items[chunk:chunk + 2000])
-            conn.execute(sa.insert(rv), [dict(item_id=x["id"], item_version=1, level=lvl, approved=True,
-                                              reviewer_id=users["head" if lvl == 1 else "sec"], reason=None, at=now)
-                                         for x in items[chunk:chunk + 2000] for lvl in (1, 2)])  # fmt: skip
-            conn.execute(sa.insert(dl), [dict(item_id=x["id"], channel=ch, op="publish", status="pending",
-                                              due_at=due, item_version=1, attempts=0, state={}, created_at=now,
-                                              updated_at=now) for x in items[chunk:chunk + 2000] for ch in channels])  # fmt: skip
+            conn.execute(sa.insert(it), items[chunk : chunk + 2000])
+            conn.execute(
+                sa.insert(rv),
+                [
+                    dict(
+                        item_id=x["id"],
+                        item_version=1,
+                        level=lvl,
+                        approved=True,
+                        reviewer_id=users["head" if lvl == 1 else "sec"],
+                        reason=None,
+                        at=now,
+                    )
+                    for x in items[chunk : chunk + 2000]
+                    for lvl in (1, 2)
+                ],
+            )
+            conn.execute(
+                sa.insert(dl),
+                [
+                    dict(
+                        item_id=x["id"],
+                        channel=ch,
+                        op="publish",
+                        status="pending",
+                        due_at=due,
+                        item_version=1,
+                        attempts=0,
+                        state={},
+                        created_at=now,
+                        updated_at=now,
+                    )
+                    for x in items[chunk : chunk + 2000]
+                    for ch in channels
+                ],
+            )
         if app.engine.dialect.name == "postgresql":
             for table in ("item", "review", "delivery"):
-                conn.execute(sa.text(f"select setval(pg_get_serial_sequence('{table}', 'id'), "
-                                     f"(select max(id) from {table}))"))
+                conn.execute(
+                    sa.text(f"select setval(pg_get_serial_sequence('{table}', 'id'), (select max(id) from {table}))")
+                )
             conn.execute(sa.text("analyze"))
-        ids = dict(conn.execute(sa.select(dl.c.item_id, dl.c.id).where(dl.c.channel == channels[0],
-                                                                       dl.c.item_id >= first)).all())
+        ids = dict(
+            conn.execute(
+                sa.select(dl.c.item_id, dl.c.id).where(dl.c.channel == channels[0], dl.c.item_id >= first)
+            ).all()
+        )
     spec = app.channels.get(channels[0])
     if spec is None or not hasattr(spec.channel, "payload"):
         return []
     docs = []
     for x in items:
-        post = Post(item_id=x["id"], title=x["title"], body_markdown=BODY_MD, body_html=BODY_HTML,
-                    summary=x["summary"], category=x["category"], department=x["department"], author="ed",
-                    publish_at=due, updated_at=now, channels=tuple(channels),
-                    site_url=f"{app.settings.site_base_url}items/{x['id']}.html")  # fmt: skip
-        docs.append(spec.channel.payload(post, DeliveryContext(delivery_id=ids[x["id"]], attempt=1, state={}),
-                                         "publish"))
+        post = Post(
+            item_id=x["id"],
+            title=x["title"],
+            body_markdown=BODY_MD,
+            body_html=BODY_HTML,
+            summary=x["summary"],
+            category=x["category"],
+            department=x["department"],
+            author="ed",
+            publish_at=due,
+            updated_at=now,
+            channels=tuple(channels),
+            site_url=f"{app.settings.site_base_url}items/{x['id']}.html",
+        )
+        docs.append(
+            spec.channel.payload(post, DeliveryContext(delivery_id=ids[x["id"]], attempt=1, state={}), "publish")
+        )
     return docs
 
 
@@ -130,9 +202,13 @@ class ProcessSink:
 
     def __init__(self, latency_ms: float = 0.0) -> None:
         env = {**os.environ, "PUBLISHER_WEBHOOK_SECRET": SECRET}
-        self.proc = subprocess.Popen([sys.executable, "-m", "channels.sandbox.sink", "--port", "0",
-                                      "--latency-ms", str(latency_ms)], stdout=subprocess.PIPE, text=True,
-                                     env=env, cwd=ROOT)  # fmt: skip
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "channels.sandbox.sink", "--port", "0", "--latency-ms", str(latency_ms)],
+            stdout=subprocess.PIPE,
+            text=True,
+            env=env,
+            cwd=ROOT,
+        )
         line = self.proc.stdout.readline()  # type: ignore[union-attr]
         self.url = line.split("listening on ", 1)[1].split()[0]
         self.hook_url = self.url + "/hook"
@@ -144,8 +220,9 @@ class ProcessSink:
         requests.post(self.url + "/__sink__/reset", json={}, timeout=30).raise_for_status()
 
     def fail_next(self, kind: str, count: int = 1, **kw: Any) -> None:
-        requests.post(self.url + "/__sink__/faults", json={"kind": kind, "count": count, **kw},
-                      timeout=30).raise_for_status()
+        requests.post(
+            self.url + "/__sink__/faults", json={"kind": kind, "count": count, **kw}, timeout=30
+        ).raise_for_status()
 
     def stop(self) -> None:
         self.proc.terminate()
@@ -156,8 +233,9 @@ class SandboxProcess:
     """``python -m <module> --port 0 ARGS`` (a sandbox with a ``__main__``), steered over its HTTP admin."""
 
     def __init__(self, module: str, *args: str) -> None:
-        self.proc = subprocess.Popen([sys.executable, "-m", module, "--port", "0", *args], stdout=subprocess.PIPE,
-                                     text=True, cwd=ROOT)  # fmt: skip
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", module, "--port", "0", *args], stdout=subprocess.PIPE, text=True, cwd=ROOT
+        )
         line = self.proc.stdout.readline()  # type: ignore[union-attr]
         found = re.search(r"(http://[^\s)]+)", line)
         if found is None:
@@ -230,8 +308,13 @@ def start_worker(settings: Path, *args: str, log: Path | None = None) -> subproc
     env = {**os.environ, "PUBLISHER_WEBHOOK_SECRET": SECRET}
     out = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115 - handed to the child, closed below
     try:
-        return subprocess.Popen([sys.executable, "-m", "publisher.cli", "--settings", str(settings), "run", *args],
-                                cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)  # fmt: skip
+        return subprocess.Popen(
+            [sys.executable, "-m", "publisher.cli", "--settings", str(settings), "run", *args],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     finally:
         if log:
             out.close()  # type: ignore[union-attr]
@@ -242,9 +325,14 @@ def terminate_backends(db_url: str) -> int:
     eng = sa.create_engine(db_url, isolation_level="AUTOCOMMIT")
     try:
         with eng.connect() as c:
-            return len(c.execute(sa.text(
-                "select pg_terminate_backend(pid) from pg_stat_activity "
-                "where datname = current_database() and pid <> pg_backend_pid()")).all())  # fmt: skip
+            return len(
+                c.execute(
+                    sa.text(
+                        "select pg_terminate_backend(pid) from pg_stat_activity "
+                        "where datname = current_database() and pid <> pg_backend_pid()"
+                    )
+                ).all()
+            )
     finally:
         eng.dispose()
 

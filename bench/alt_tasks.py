@@ -29,7 +29,16 @@ def post_doc(url: str, doc: dict[str, Any], key: str) -> None:
     body = json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode()
     ts = str(int(time.time()))
     sig = "sha256=" + hmac.new(SECRET, ts.encode("ascii") + b"." + body, hashlib.sha256).hexdigest()
-    r = session.post(url, data=body, timeout=(10, 10), headers={
-        "Content-Type": "application/json; charset=utf-8", "X-Publisher-Timestamp": ts,
-        "X-Publisher-Signature": sig, "Idempotency-Key": key, "X-Publisher-Event": "publish"})
+    r = session.post(
+        url,
+        data=body,
+        timeout=(10, 10),
+        headers={
+            "Content-Type": "application/json; charset=utf-8",
+            "X-Publisher-Timestamp": ts,
+            "X-Publisher-Signature": sig,
+            "Idempotency-Key": key,
+            "X-Publisher-Event": "publish",
+        },
+    )
     r.raise_for_status()

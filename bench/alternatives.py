@@ -43,8 +43,9 @@ def run_pipeline(tmp: Path, hook_url: str, n: int, threads: int) -> tuple[float,
 
     from publisher.dispatch import Dispatcher
 
-    app = fresh_store(tmp, None, {"hook": {"type": "webhook", "url": hook_url, "max_concurrency": threads}},
-                      threads=threads)  # fmt: skip
+    app = fresh_store(
+        tmp, None, {"hook": {"type": "webhook", "url": hook_url, "max_concurrency": threads}}, threads=threads
+    )
     docs = seed_deliveries(app, n, ["hook"])
     t0 = time.perf_counter()
     Dispatcher(engine=app.engine, ctx=app.ctx, threads=threads).run(once=True, horizon=timedelta(0))
@@ -70,8 +71,9 @@ def run_huey(tmp: Path, hook_url: str, docs: list[dict[str, Any]], threads: int,
     task = huey.task()(post_doc)
     for d in docs:
         task(hook_url, d, f"huey-{d['delivery_id']}")
-    consumer = Consumer(huey, workers=threads, worker_type="thread", periodic=False, initial_delay=0.01,
-                        backoff=1.05, max_delay=0.1)  # fmt: skip
+    consumer = Consumer(
+        huey, workers=threads, worker_type="thread", periodic=False, initial_delay=0.01, backoff=1.05, max_delay=0.1
+    )
     t0 = time.perf_counter()
     consumer.start()
     try:
@@ -93,16 +95,17 @@ def run_rq(hook_url: str, docs: list[dict[str, Any]], workers: int, sink: Any, s
     q = Queue(qname, connection=redis)
     with redis.pipeline() as pipe:
         for d in docs:
-            q.enqueue("bench.alt_tasks.post_doc", hook_url, d, f"rq-{d['delivery_id']}", pipeline=pipe,
-                      result_ttl=600)  # fmt: skip
+            q.enqueue("bench.alt_tasks.post_doc", hook_url, d, f"rq-{d['delivery_id']}", pipeline=pipe, result_ttl=600)
         pipe.execute()
     cmd = [sys.executable, "-m", "rq.cli", "worker", "--burst", "--url", "redis://127.0.0.1:6379", "-q"]
     if simple:
         cmd += ["--worker-class", "rq.worker.SimpleWorker"]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     t0 = time.perf_counter()
-    procs = [subprocess.Popen([*cmd, qname], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL) for _ in range(workers)]  # fmt: skip
+    procs = [
+        subprocess.Popen([*cmd, qname], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for _ in range(workers)
+    ]
     try:
         for p in procs:  # --burst: a worker exits once the queue is empty
             p.wait(timeout=1800)

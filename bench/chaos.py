@@ -88,6 +88,7 @@ from bench._common import (  # noqa: E402
 WECHAT_ITEMS = 150
 CMS_ITEMS = 1000
 
+
 @dataclass
 class Plugin:
     """A channel in the chaos run: how it is configured and how its remote end is checked."""
@@ -119,8 +120,14 @@ def webhook_plugin(fault_rate: float) -> Plugin:
         keys = {int(k.removeprefix("delivery-")) for k in led["by_key"]}
         lost = len(done_ids - keys)
         dup = sum(1 for v in led["by_key"].values() if v > 1)
-        return lost, dup, (f"accepted {led['accepted']}, idempotent replays {led['duplicates']}, "
-                           f"faults served {led['faulted']} of {led['requests']} requests")  # fmt: skip
+        return (
+            lost,
+            dup,
+            (
+                f"accepted {led['accepted']}, idempotent replays {led['duplicates']}, "
+                f"faults served {led['faulted']} of {led['requests']} requests"
+            ),
+        )
 
     def stop() -> None:
         feeder.stopped.set()
@@ -148,8 +155,17 @@ def website_plugin(tmp: Path) -> Plugin:
 WECHAT_APPID = "wx5a9d0c0e0c0ffee0"
 
 
-def wechat_plugin(tmp: Path, fault_rate: float, *, mix: str = "", hang_s: float = 1.5, timeout: float = 1.0,
-                  publish_delay: float = 0.3, grace: float = 5.0, seed: int = 7) -> Plugin:  # fmt: skip
+def wechat_plugin(
+    tmp: Path,
+    fault_rate: float,
+    *,
+    mix: str = "",
+    hang_s: float = 1.5,
+    timeout: float = 1.0,
+    publish_delay: float = 0.3,
+    grace: float = 5.0,
+    seed: int = 7,
+) -> Plugin:
     """The WeChat Official Account sandbox as its own process, drawing faults at ``fault_rate``.
 
     ``mix`` is the sandbox's ``--fault-mix`` (default: busy, quota_minute, http500, timeout, lost_answer,
@@ -158,20 +174,38 @@ def wechat_plugin(tmp: Path, fault_rate: float, *, mix: str = "", hang_s: float 
     from PIL import Image
 
     secret = "chaos-" + os.urandom(12).hex()
-    sandbox = SandboxProcess("channels.sandbox.wechat", "--appid", WECHAT_APPID, "--secret", secret,
-                             "--publish-delay", str(publish_delay), "--fault-rate", str(fault_rate),
-                             "--hang-seconds", str(hang_s), "--seed", str(seed),
-                             *(["--fault-mix", mix] if mix else []))  # fmt: skip
+    sandbox = SandboxProcess(
+        "channels.sandbox.wechat",
+        "--appid",
+        WECHAT_APPID,
+        "--secret",
+        secret,
+        "--publish-delay",
+        str(publish_delay),
+        "--fault-rate",
+        str(fault_rate),
+        "--hang-seconds",
+        str(hang_s),
+        "--seed",
+        str(seed),
+        *(["--fault-mix", mix] if mix else []),
+    )
     cover = tmp / "cover.jpg"
     Image.new("RGB", (900, 383), (180, 30, 40)).save(cover, "JPEG", quality=85)
     settings = {
-        "type": "wechat", "appid": WECHAT_APPID, "secret_env": "PUBLISHER_CHAOS_WECHAT_SECRET",
-        "api_base": sandbox.url, "timeout": timeout, "default_cover": str(cover),
+        "type": "wechat",
+        "appid": WECHAT_APPID,
+        "secret_env": "PUBLISHER_CHAOS_WECHAT_SECRET",
+        "api_base": sandbox.url,
+        "timeout": timeout,
+        "default_cover": str(cover),
         # the sandbox finishes a publish job in 0.3 s: poll soon, and give an unconfirmed submit 5 s
         # (not WeChat's 15 minutes) to show up before a re-submit
-        "poll_intervals": [publish_delay + 0.2, 1.0, 2.0], "reconcile_grace": grace,
-        "max_concurrency": 4, "rate_per_minute": 6000,
-    }  # fmt: skip
+        "poll_intervals": [publish_delay + 0.2, 1.0, 2.0],
+        "reconcile_grace": grace,
+        "max_concurrency": 4,
+        "rate_per_minute": 6000,
+    }
 
     def check(rows: list[Any]) -> tuple[int, int, str]:
         led = sandbox.get("/__sandbox__/ledger")
@@ -183,9 +217,15 @@ def wechat_plugin(tmp: Path, fault_rate: float, *, mix: str = "", hang_s: float 
         lost = sum(1 for r in rows if per_title[r.title] == 0 or title_of.get(r.remote_id) != r.title)
         dup = sum(1 for n in per_title.values() if n > 1)
         served = led["faults_served"]
-        return lost, dup, (f"{len(live)} articles published, {len(led['jobs'])} publish jobs, "
-                           f"{len(led['drafts'])} drafts left in the box; {sum(led['calls'].values())} calls, "
-                           f"faults served {sum(served.values())} {served}")  # fmt: skip
+        return (
+            lost,
+            dup,
+            (
+                f"{len(live)} articles published, {len(led['jobs'])} publish jobs, "
+                f"{len(led['drafts'])} drafts left in the box; {sum(led['calls'].values())} calls, "
+                f"faults served {sum(served.values())} {served}"
+            ),
+        )
 
     def orphans() -> tuple[int, str]:
         # once every delivery is done no draft should be left: a published draft leaves the box, and a
@@ -194,20 +234,41 @@ def wechat_plugin(tmp: Path, fault_rate: float, *, mix: str = "", hang_s: float 
         titles = sorted(news[0]["title"] for news in drafts.values())
         return len(drafts), f"orphan drafts {len(drafts)}" + (f" {titles[:10]}" if titles else "")
 
-    return Plugin("wechat", settings, check, sandbox.stop, {"PUBLISHER_CHAOS_WECHAT_SECRET": secret},
-                  orphans)  # fmt: skip
+    return Plugin("wechat", settings, check, sandbox.stop, {"PUBLISHER_CHAOS_WECHAT_SECRET": secret}, orphans)
 
 
-def cms_plugin(fault_rate: float, *, mix: str = "transient,quota,http500,timeout", hang_s: float = 1.5,
-               timeout: float = 1.0, seed: int = 11) -> Plugin:  # fmt: skip
+def cms_plugin(
+    fault_rate: float,
+    *,
+    mix: str = "transient,quota,http500,timeout",
+    hang_s: float = 1.5,
+    timeout: float = 1.0,
+    seed: int = 11,
+) -> Plugin:
     """The WordPress sandbox as its own process, drawing faults at ``fault_rate`` of the writes."""
     password = "chaos aaaa bbbb cccc dddd eeee"
-    sandbox = SandboxProcess("channels.sandbox.wordpress", "--app-password", password, "--fault-rate",
-                             str(fault_rate), "--fault-mix", mix, "--hang-seconds", str(hang_s),
-                             "--seed", str(seed))  # fmt: skip
-    settings = {"type": "cms", "base_url": sandbox.url, "username": "editor",
-                "password_env": "PUBLISHER_CHAOS_CMS_PASSWORD", "default_category": 1, "timeout": timeout,
-                "max_concurrency": 4}  # fmt: skip
+    sandbox = SandboxProcess(
+        "channels.sandbox.wordpress",
+        "--app-password",
+        password,
+        "--fault-rate",
+        str(fault_rate),
+        "--fault-mix",
+        mix,
+        "--hang-seconds",
+        str(hang_s),
+        "--seed",
+        str(seed),
+    )
+    settings = {
+        "type": "cms",
+        "base_url": sandbox.url,
+        "username": "editor",
+        "password_env": "PUBLISHER_CHAOS_CMS_PASSWORD",
+        "default_category": 1,
+        "timeout": timeout,
+        "max_concurrency": 4,
+    }
 
     def check(rows: list[Any]) -> tuple[int, int, str]:
         snap = sandbox.get("/__sandbox__/ledger")
@@ -220,9 +281,15 @@ def cms_plugin(fault_rate: float, *, mix: str = "transient,quota,http500,timeout
         lost = sum(1 for r in rows if per_delivery[r.id] == 0)
         dup = sum(1 for n in per_delivery.values() if n > 1)
         faults = snap["faults"]
-        return lost, dup, (f"{sum(per_delivery.values())} posts published, {len(snap['ledger'])} writes recorded; "
-                           f"faults served {sum(faults['served'].values())} of {faults['checked']} writes "
-                           f"{faults['served']}")  # fmt: skip
+        return (
+            lost,
+            dup,
+            (
+                f"{sum(per_delivery.values())} posts published, {len(snap['ledger'])} writes recorded; "
+                f"faults served {sum(faults['served'].values())} of {faults['checked']} writes "
+                f"{faults['served']}"
+            ),
+        )
 
     return Plugin("cms", settings, check, sandbox.stop, {"PUBLISHER_CHAOS_CMS_PASSWORD": password})
 
@@ -271,8 +338,11 @@ class Run:
 
 def _held_by(engine: Any, pid: int) -> set[int]:
     with engine.connect() as c:
-        return set(c.execute(sa.text("select id from delivery where status='claimed' and lease_owner like :o"),
-                             {"o": f"%:{pid}:%"}).scalars())  # fmt: skip
+        return set(
+            c.execute(
+                sa.text("select id from delivery where status='claimed' and lease_owner like :o"), {"o": f"%:{pid}:%"}
+            ).scalars()
+        )
 
 
 def _watch_recovery(engine: Any, kill: Kill, stop: threading.Event) -> None:
@@ -291,8 +361,12 @@ def _watch_recovery(engine: Any, kill: Kill, stop: threading.Event) -> None:
 def delivery_rows(engine: Any) -> list[Any]:
     """Every delivery with what the plugins' checks need: id, item_id, channel, status, remote_id, title."""
     with engine.connect() as conn:
-        return conn.execute(sa.text("select d.id, d.item_id, d.channel, d.status, d.remote_id, i.title "
-                                    "from delivery d join item i on i.id = d.item_id")).all()  # fmt: skip
+        return conn.execute(
+            sa.text(
+                "select d.id, d.item_id, d.channel, d.status, d.remote_id, i.title "
+                "from delivery d join item i on i.id = d.item_id"
+            )
+        ).all()
 
 
 def _report_progress(engine: Any, at: float, kills: int) -> None:
@@ -342,8 +416,12 @@ def main(argv: list[str] | None = None) -> int:
     db_url = pg_database(args.db)
     plugins: dict[str, Plugin] = {}
     try:
-        plugins.update(hook=webhook_plugin(args.fault_rate), site=website_plugin(tmp),
-                       wechat=wechat_plugin(tmp, args.fault_rate), cms=cms_plugin(args.fault_rate))  # fmt: skip
+        plugins.update(
+            hook=webhook_plugin(args.fault_rate),
+            site=website_plugin(tmp),
+            wechat=wechat_plugin(tmp, args.fault_rate),
+            cms=cms_plugin(args.fault_rate),
+        )
         for pl in plugins.values():
             os.environ.update(pl.environ)  # the workers inherit it
         return _run(args, tmp, db_url, plugins)
@@ -355,8 +433,13 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace, tmp: Path, db_url: str, plugins: dict[str, Plugin]) -> int:
     channels = {name: pl.settings for name, pl in plugins.items()}
-    worker_settings = {"poll_seconds": 0.2, "backoff_base_seconds": 0.2, "backoff_cap_seconds": 2.0,
-                       "lease_seconds": 30, "max_attempts": 25}  # fmt: skip
+    worker_settings = {
+        "poll_seconds": 0.2,
+        "backoff_base_seconds": 0.2,
+        "backoff_cap_seconds": 2.0,
+        "lease_seconds": 30,
+        "max_attempts": 25,
+    }
     app = fresh_store(tmp, db_url, channels, threads=args.threads, **worker_settings)
     shares = {"site": args.site_items, "wechat": args.wechat_items, "cms": args.cms_items}
     seeded = 0
@@ -368,18 +451,23 @@ def _run(args: argparse.Namespace, tmp: Path, db_url: str, plugins: dict[str, Pl
     if rest:
         seed_deliveries(app, rest, ["hook"], start=seeded)
         seeded += rest
-    settings = write_settings(tmp / "settings.toml", settings_data(tmp, db_url, channels, args.threads,
-                                                                   **worker_settings))  # fmt: skip
-    print(f"chaos: {args.n} deliveries (items on hook and site {shares['site']}, wechat {shares['wechat']}, "
-          f"cms {shares['cms']}), {args.workers} workers × {args.threads} threads, {args.fault_rate:.0%} "
-          f"faults, {args.kills} kills, db {db_url}", flush=True)
+    settings = write_settings(
+        tmp / "settings.toml", settings_data(tmp, db_url, channels, args.threads, **worker_settings)
+    )
+    print(
+        f"chaos: {args.n} deliveries (items on hook and site {shares['site']}, wechat {shares['wechat']}, "
+        f"cms {shares['cms']}), {args.workers} workers × {args.threads} threads, {args.fault_rate:.0%} "
+        f"faults, {args.kills} kills, db {db_url}",
+        flush=True,
+    )
 
     run = Run()
     stop = threading.Event()
     logs = tmp / "logs"
     logs.mkdir()
-    run.workers = [start_worker(settings, "--threads", str(args.threads), log=logs / f"w{i}.log")
-                   for i in range(args.workers)]  # fmt: skip
+    run.workers = [
+        start_worker(settings, "--threads", str(args.threads), log=logs / f"w{i}.log") for i in range(args.workers)
+    ]
     t0 = time.monotonic()
     started = [t0] * args.workers
     rnd = random.Random(42)
@@ -430,8 +518,7 @@ def _run(args: argparse.Namespace, tmp: Path, db_url: str, plugins: dict[str, Pl
                 w = threading.Thread(target=_watch_recovery, args=(app.engine, k, stop), daemon=True)
                 w.start()
                 watchers.append(w)
-                run.workers[i] = start_worker(settings, "--threads", str(args.threads),
-                                              log=logs / f"w{i}.log")  # fmt: skip
+                run.workers[i] = start_worker(settings, "--threads", str(args.threads), log=logs / f"w{i}.log")
                 started[i] = time.monotonic()
                 next_kill = started[i] + rnd.uniform(0.5, 1.5) * args.kill_every
             if now >= next_cut:
@@ -477,20 +564,29 @@ def _run(args: argparse.Namespace, tmp: Path, db_url: str, plugins: dict[str, Pl
     busy_kills = [k for k in run.kills if k.held]
     rec = sorted(k.recovered_after for k in busy_kills if k.recovered_after is not None)
     unrec = sum(1 for k in busy_kills if k.recovered_after is None)
-    print(f"kills {len(run.kills)} (SIGKILL; {len(busy_kills)} while the worker held deliveries), "
-          f"connection cuts {run.cuts}, server restarts {run.restarts}")
+    print(
+        f"kills {len(run.kills)} (SIGKILL; {len(busy_kills)} while the worker held deliveries), "
+        f"connection cuts {run.cuts}, server restarts {run.restarts}"
+    )
     if rec:
+
         def pct(q: float) -> float:
             return rec[min(len(rec) - 1, int(q * len(rec)))]
 
-        print(f"recovery after a kill (until every delivery it held was taken up again or done): "
-              f"p50 {pct(0.5):.2f} s, p95 {pct(0.95):.2f} s, max {rec[-1]:.2f} s; "
-              f"{sum(len(k.held) for k in busy_kills)} deliveries held at the kills"
-              + (f"; {unrec} not recovered" if unrec else ""))  # fmt: skip
-        print("  per kill (s):", " ".join(f"{k.recovered_after:.2f}" if k.recovered_after is not None else "-"
-                                         for k in busy_kills))  # fmt: skip
-    print(f"RESULT lost {total_lost}, duplicated {total_dup}, orphans {total_orphans}, still pending {pending}, "
-          f"failed {final.get('failed', 0)}")
+        print(
+            f"recovery after a kill (until every delivery it held was taken up again or done): "
+            f"p50 {pct(0.5):.2f} s, p95 {pct(0.95):.2f} s, max {rec[-1]:.2f} s; "
+            f"{sum(len(k.held) for k in busy_kills)} deliveries held at the kills"
+            + (f"; {unrec} not recovered" if unrec else "")
+        )
+        print(
+            "  per kill (s):",
+            " ".join(f"{k.recovered_after:.2f}" if k.recovered_after is not None else "-" for k in busy_kills),
+        )
+    print(
+        f"RESULT lost {total_lost}, duplicated {total_dup}, orphans {total_orphans}, still pending {pending}, "
+        f"failed {final.get('failed', 0)}"
+    )
     app.close()
     if args.keep_db:
         print(f"database kept: {db_url}")

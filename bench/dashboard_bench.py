@@ -45,8 +45,10 @@ def build_store(path: Path, n_items: int, today: date) -> None:
     t0 = time.perf_counter()
     with con:
         con.execute("INSERT INTO department(name) SELECT column1 FROM (VALUES " + depts + ")")
-        con.execute("INSERT INTO user(id, name, display_name, role, department, active, created_at) "
-                    "VALUES (1, 'ed', 'ed', 'editor', '校长办公室', 1, '2020-01-01 00:00:00.000000')")
+        con.execute(
+            "INSERT INTO user(id, name, display_name, role, department, active, created_at) "
+            "VALUES (1, 'ed', 'ed', 'editor', '校长办公室', 1, '2020-01-01 00:00:00.000000')"
+        )
         con.execute("CREATE TEMP TABLE cats(i INTEGER PRIMARY KEY, name TEXT)")
         con.execute("INSERT INTO cats(name) SELECT column1 FROM (VALUES " + cats + ")")
         con.execute("CREATE TEMP TABLE depts(i INTEGER PRIMARY KEY, name TEXT)")
@@ -99,8 +101,7 @@ def build_store(path: Path, n_items: int, today: date) -> None:
         )
     con.execute("ANALYZE")
     con.close()
-    print(f"built {n_items:,} items in {time.perf_counter() - t0:.1f} s → {path} "
-          f"({path.stat().st_size / 1e6:.0f} MB)")
+    print(f"built {n_items:,} items in {time.perf_counter() - t0:.1f} s → {path} ({path.stat().st_size / 1e6:.0f} MB)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -118,16 +119,22 @@ def main(argv: list[str] | None = None) -> int:
     dashboard.refresh(engine, TZ)
     print(f"roll-up built once in {time.perf_counter() - t0:.1f} s (later refreshes recompute only changed days)")
     worst = 0.0
-    for kind, s, e in (("report", None, None), ("week", None, None),
-                       ("custom", (today - timedelta(days=5 * 365)).isoformat(), today.isoformat())):  # fmt: skip
+    for kind, s, e in (
+        ("report", None, None),
+        ("week", None, None),
+        ("custom", (today - timedelta(days=5 * 365)).isoformat(), today.isoformat()),
+    ):
         _, start, end = dashboard.resolve_period(kind, s, e, TZ, today)
         runs = [dashboard.build(engine, start, end, TZ) for _ in range(args.runs)]
         names = list(runs[0].timings_ms)
         med = {n: statistics.median(r.timings_ms[n] for r in runs) for n in names}
         total = sum(med.values())
         published = sum(int(r["published"]) for r in runs[0].by_category)  # type: ignore[call-overload]
-        print(f"{kind:7} {start.date()}..{(end - timedelta(days=1)).date()}  published={published:>9,}  "
-              + "  ".join(f"{n}={v:6.1f}ms" for n, v in med.items()) + f"  total={total:6.1f}ms")
+        print(
+            f"{kind:7} {start.date()}..{(end - timedelta(days=1)).date()}  published={published:>9,}  "
+            + "  ".join(f"{n}={v:6.1f}ms" for n, v in med.items())
+            + f"  total={total:6.1f}ms"
+        )
         worst = max(worst, *med.values())
     engine.dispose()
     print(f"slowest query: {worst:.1f} ms (limit {LIMIT_MS:.0f} ms) → {'OK' if worst < LIMIT_MS else 'TOO SLOW'}")

@@ -63,10 +63,18 @@ def bare_loop(hook_url: str, docs: list[dict[str, Any]], threads: int, env_once:
     def post(doc: dict[str, Any]) -> None:
         body = json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode()
         ts = str(int(time.time()))
-        r = session().post(hook_url, data=body, timeout=(10, 10), headers={
-            "Content-Type": "application/json; charset=utf-8", TIMESTAMP_HEADER: ts,
-            SIGNATURE_HEADER: sign(secret, ts, body), "Idempotency-Key": f"bare-{doc['delivery_id']}",
-            "X-Publisher-Event": "publish"})
+        r = session().post(
+            hook_url,
+            data=body,
+            timeout=(10, 10),
+            headers={
+                "Content-Type": "application/json; charset=utf-8",
+                TIMESTAMP_HEADER: ts,
+                SIGNATURE_HEADER: sign(secret, ts, body),
+                "Idempotency-Key": f"bare-{doc['delivery_id']}",
+                "X-Publisher-Event": "publish",
+            },
+        )
         r.raise_for_status()
         r.json()
 
@@ -104,17 +112,28 @@ def _cpu(sink: Any) -> float:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("-n", type=int, default=10_000, help="deliveries per side and round (default 10,000)")
-    p.add_argument("--rounds", type=int, default=3,
-                   help="rounds, each timing both sides back to back, in alternating order (default 3)")
+    p.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="rounds, each timing both sides back to back, in alternating order (default 3)",
+    )
     p.add_argument("--threads", type=int, default=1, help="worker threads (and bare-loop threads)")
     p.add_argument("--latency-ms", type=float, default=0.0, help="sink latency per delivery")
     p.add_argument("--db", default=None, help="database URL (default: a fresh SQLite file)")
-    p.add_argument("--sink", choices=["process", "thread"], default="process",
-                   help="run the sink as its own process, as a receiving system is (default), or as a "
-                        "thread of this process, where it competes with both sides for the interpreter lock")
-    p.add_argument("--bare-env-once", action="store_true",
-                   help="the bare loop skips requests' per-request reading of proxy settings from the "
-                        "environment, as the webhook channel does (default: plain requests)")
+    p.add_argument(
+        "--sink",
+        choices=["process", "thread"],
+        default="process",
+        help="run the sink as its own process, as a receiving system is (default), or as a "
+        "thread of this process, where it competes with both sides for the interpreter lock",
+    )
+    p.add_argument(
+        "--bare-env-once",
+        action="store_true",
+        help="the bare loop skips requests' per-request reading of proxy settings from the "
+        "environment, as the webhook channel does (default: plain requests)",
+    )
     p.add_argument("--skip-bare", action="store_true", help="only the pipeline (e.g. when profiling)")
     p.add_argument("--profile", metavar="FILE", help="write a cProfile of the pipeline run to FILE")
     args = p.parse_args(argv)
@@ -124,24 +143,29 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="dispatch-bench-") as tmp:
         sink = start_sink(args.sink, latency_ms=args.latency_ms)
         try:
-            app = fresh_store(Path(tmp), args.db, {"hook": {"type": "webhook", "url": sink.hook_url,
-                                                             "max_concurrency": args.threads}},
-                              threads=args.threads)
-            print(f"{app.engine.dialect.name}, sink as a {args.sink}, latency {args.latency_ms:g} ms, "
-                  f"{args.threads} thread(s), {args.n:,} deliveries per side, {args.rounds} round(s)")
+            app = fresh_store(
+                Path(tmp),
+                args.db,
+                {"hook": {"type": "webhook", "url": sink.hook_url, "max_concurrency": args.threads}},
+                threads=args.threads,
+            )
+            print(
+                f"{app.engine.dialect.name}, sink as a {args.sink}, latency {args.latency_ms:g} ms, "
+                f"{args.threads} thread(s), {args.n:,} deliveries per side, {args.rounds} round(s)"
+            )
             for rnd in range(args.rounds):
                 docs = seed_deliveries(app, args.n, ["hook"], start=rnd * args.n)
                 bare = bare_cpu = None
                 took = pipe_cpu = 0.0
 
-                def run_bare() -> None:
+                def run_bare(docs: list = docs) -> None:
                     nonlocal bare, bare_cpu
                     sink.reset()
                     c = _cpu(sink)
                     bare = bare_loop(sink.hook_url, docs, args.threads, env_once=args.bare_env_once)
                     bare_cpu = _cpu(sink) - c
 
-                def run_pipeline() -> None:
+                def run_pipeline(rnd: int = rnd) -> None:
                     nonlocal took, pipe_cpu, ok
                     sink.reset()
                     c = _cpu(sink)
@@ -162,8 +186,10 @@ def main(argv: list[str] | None = None) -> int:
                     want = args.n * (rnd + 1)
                     good = led["accepted"] == args.n and led["duplicates"] == 0 and done == want and attempts == want
                     ok = ok and good
-                    print(f"  check: sink accepted {led['accepted']} (duplicates {led['duplicates']}), "
-                          f"{done} done, {attempts} attempt rows, outcomes {outcomes}{'' if good else '  FAILED'}")
+                    print(
+                        f"  check: sink accepted {led['accepted']} (duplicates {led['duplicates']}), "
+                        f"{done} done, {attempts} attempt rows, outcomes {outcomes}{'' if good else '  FAILED'}"
+                    )
 
                 sides = [run_pipeline] if args.skip_bare else [run_bare, run_pipeline]
                 for side in sides if rnd % 2 == 0 else sides[::-1]:
@@ -182,20 +208,29 @@ def main(argv: list[str] | None = None) -> int:
 
     pipe_total = sum(r[1] for r in rows)
     n_all = args.n * len(rows)
-    print(f"pipeline: {n_all / pipe_total:,.0f}/s over {len(rows)} round(s); CPU {sum(r[3] for r in rows) / n_all * 1000:.3f} ms "
-          f"per delivery (this process{' + the sink' if args.sink == 'process' else ', sink included'})")
+    print(
+        f"pipeline: {n_all / pipe_total:,.0f}/s over {len(rows)} round(s); "
+        f"CPU {sum(r[3] for r in rows) / n_all * 1000:.3f} ms "
+        f"per delivery (this process{' + the sink' if args.sink == 'process' else ', sink included'})"
+    )
     if not args.skip_bare:
         ratios = sorted(r[1] / r[0] for r in rows if r[0])
         bare_total = sum(r[0] for r in rows if r[0])
-        print(f"bare loop: {n_all / bare_total:,.0f}/s; CPU {sum(r[2] for r in rows if r[2]) / n_all * 1000:.3f} ms "
-              f"per delivery")
-        print(f"ratio pipeline / bare = {statistics.median(ratios):.2f} (median of {len(ratios)} rounds; "
-              f"{', '.join(f'{r:.2f}' for r in ratios)}; all rounds together {pipe_total / bare_total:.2f})  "
-              f"target ≤ 1.3")
+        print(
+            f"bare loop: {n_all / bare_total:,.0f}/s; CPU {sum(r[2] for r in rows if r[2]) / n_all * 1000:.3f} ms "
+            f"per delivery"
+        )
+        print(
+            f"ratio pipeline / bare = {statistics.median(ratios):.2f} (median of {len(ratios)} rounds; "
+            f"{', '.join(f'{r:.2f}' for r in ratios)}; all rounds together {pipe_total / bare_total:.2f})  "
+            f"target ≤ 1.3"
+        )
     if args.latency_ms:
         limit = args.threads / (args.latency_ms / 1000)
-        print(f"throughput {n_all / pipe_total:,.0f}/s = {n_all / pipe_total / limit:.0%} of the "
-              f"concurrency ÷ latency limit {limit:,.0f}/s (target ≥ 80%)")
+        print(
+            f"throughput {n_all / pipe_total:,.0f}/s = {n_all / pipe_total / limit:.0%} of the "
+            f"concurrency ÷ latency limit {limit:,.0f}/s (target ≥ 80%)"
+        )
     if not ok:
         print("FAILED: not every delivery was done exactly once", file=sys.stderr)
         return 1

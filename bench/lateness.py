@@ -42,30 +42,39 @@ def main(argv: list[str] | None = None) -> int:
 
     sink = start_sink(args.sink)
     with tempfile.TemporaryDirectory(prefix="lateness-") as tmp:
-        app = fresh_store(Path(tmp), args.db, {"hook": {"type": "webhook", "url": sink.hook_url,
-                                                         "max_concurrency": args.threads}},
-                          threads=args.threads, poll_seconds=1.0)  # the default poll, not a tuned one
+        app = fresh_store(
+            Path(tmp),
+            args.db,
+            {"hook": {"type": "webhook", "url": sink.hook_url, "max_concurrency": args.threads}},
+            threads=args.threads,
+            poll_seconds=1.0,
+        )  # the default poll, not a tuned one
         seed_deliveries(app, args.n, ["hook"])
         base = datetime.now(UTC) + timedelta(seconds=5)
         rnd = random.Random(1)
         dl = Delivery.__table__  # type: ignore[attr-defined]
         with app.engine.begin() as conn:
             ids = conn.execute(sa.select(dl.c.id)).scalars().all()
-            conn.execute(sa.update(dl).where(dl.c.id == sa.bindparam("b_id")),
-                         [{"b_id": i, "due_at": base + timedelta(seconds=rnd.uniform(0, args.window))} for i in ids])
+            conn.execute(
+                sa.update(dl).where(dl.c.id == sa.bindparam("b_id")),
+                [{"b_id": i, "due_at": base + timedelta(seconds=rnd.uniform(0, args.window))} for i in ids],
+            )
         late: list[float] = []
-        d = Dispatcher(engine=app.engine, ctx=app.ctx, threads=args.threads,
-                       on_start=lambda _ch, s: late.append(s))  # fmt: skip
+        d = Dispatcher(engine=app.engine, ctx=app.ctx, threads=args.threads, on_start=lambda _ch, s: late.append(s))
         t0 = time.perf_counter()
         summary = d.run(once=True, horizon=timedelta(seconds=args.window + 30))
         took = time.perf_counter() - t0
         late.sort()
         pct = lambda q: late[min(len(late) - 1, int(q * len(late)))]  # noqa: E731
-        print(f"{args.n} deliveries due within {args.window:g} s ({app.engine.dialect.name}, 1 worker × "
-              f"{args.threads} threads, poll_seconds {app.settings.worker.poll_seconds:g}): "
-              f"outcomes {dict(summary.outcomes)} in {took:.1f} s")
-        print(f"lateness p50 {pct(0.5) * 1000:.0f} ms, p99 {pct(0.99) * 1000:.0f} ms, max {late[-1] * 1000:.0f} ms "
-              f"(target p99 < 1000 ms)")
+        print(
+            f"{args.n} deliveries due within {args.window:g} s ({app.engine.dialect.name}, 1 worker × "
+            f"{args.threads} threads, poll_seconds {app.settings.worker.poll_seconds:g}): "
+            f"outcomes {dict(summary.outcomes)} in {took:.1f} s"
+        )
+        print(
+            f"lateness p50 {pct(0.5) * 1000:.0f} ms, p99 {pct(0.99) * 1000:.0f} ms, max {late[-1] * 1000:.0f} ms "
+            f"(target p99 < 1000 ms)"
+        )
         url = app.settings.database_url
         app.close()
         if url.startswith("postgresql"):

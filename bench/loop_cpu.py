@@ -43,9 +43,22 @@ def callgrind(n: int, extra: list[str]) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         for size in (n // 2, n):
             out = subprocess.run(
-                ["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={tmp}/cg.%p",
-                 sys.executable, __file__, "--inside-callgrind", "-n", str(size), *extra],
-                capture_output=True, text=True, check=False)  # fmt: skip
+                [
+                    "valgrind",
+                    "--tool=callgrind",
+                    "--instr-atstart=no",
+                    f"--callgrind-out-file={tmp}/cg.%p",
+                    sys.executable,
+                    __file__,
+                    "--inside-callgrind",
+                    "-n",
+                    str(size),
+                    *extra,
+                ],
+                capture_output=True,
+                text=True,
+                check=False,
+            )
             found = re.search(r"Collected : (\d+)", out.stderr)
             if out.returncode != 0 or not found:
                 print(out.stdout[-2000:], out.stderr[-2000:], sep="\n")
@@ -93,8 +106,7 @@ def main() -> int:
         finally:
             spent["cpu"] = time.thread_time() - t
             if inside:
-                subprocess.run(["callgrind_control", "-i", "off", str(os.getpid())], capture_output=True,
-                               check=False)  # fmt: skip
+                subprocess.run(["callgrind_control", "-i", "off", str(os.getpid())], capture_output=True, check=False)
 
     dispatch.Dispatcher._loop = timed_loop  # type: ignore[method-assign]
     if inside:  # ~50x slower under valgrind: batches by count, not by time

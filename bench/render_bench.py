@@ -61,8 +61,16 @@ def main() -> None:
         token = accounts.start_session(s, workflow.get_user(s, "ed"), app.settings.web)
     with app.session() as s:
         csrf = accounts.session_caller(s, token).csrf
-    form = {"csrf_token": csrf, "title": "拟聘用人员公示", "body_markdown": body, "category": "公告公示",
-            "department": "校长办公室", "channels": "mem", "when": "none", "action": "submit"}  # fmt: skip
+    form = {
+        "csrf_token": csrf,
+        "title": "拟聘用人员公示",
+        "body_markdown": body,
+        "category": "公告公示",
+        "department": "校长办公室",
+        "channels": "mem",
+        "when": "none",
+        "action": "submit",
+    }
     with TestClient(create_app(app), follow_redirects=False) as client:
         client.cookies.set(SESSION_COOKIE, token)
         for what, path in (("preview", "/preview"), ("save and submit", "/items/new")):

@@ -44,7 +44,8 @@ DEPTS = ["校长办公室", "党委宣传部", "人事处", "教务处", "招生
 PG_SQL = [
     """insert into item (id, title, summary, body_markdown, body_html, category, department, author_id,
          checklist_item, channels, status, version, publish_at, created_at, updated_at)
-       select g, '公示第' || g || '号', '', '正文', '<p>正文</p>', (cast(:cats as text[]))[1 + g % 8], (cast(:depts as text[]))[1 + (g / 7) % 8],
+       select g, '公示第' || g || '号', '', '正文', '<p>正文</p>',
+         (cast(:cats as text[]))[1 + g % 8], (cast(:depts as text[]))[1 + (g / 7) % 8],
          :author, case when g % 10 = 0 then 1 + g % 50 end, '["site","hook"]'::json,
          case when g % 100 = 1 then 'scheduled' else 'published' end, 1, ts, ts, ts
        from generate_series(1, :n) g, lateral (select cast(:start as timestamp) + g * interval '157 seconds') t(ts)""",
@@ -126,19 +127,23 @@ def main(argv: list[str] | None = None) -> int:
         app = fresh_store(tmp, None if args.sqlite else args.db, channels, threads=4)
     eng = app.engine
     with eng.connect() as c:
-        users = dict(c.execute(sa.text("select name, id from \"user\"")).all())
+        users = dict(c.execute(sa.text('select name, id from "user"')).all())
     # five years (1,000,000 × 157 s) ending a few days before this benchmark's measurement day: a
     # store does not hold deliveries changed in the future (they would be recomputed by every refresh)
     start = datetime(2021, 12, 1, tzinfo=UTC).replace(tzinfo=None)
     params = {"n": args.n, "author": users["ed"], "head": users["head"], "sec": users["sec"]}
     t = time.perf_counter()
     with eng.begin() as c:
-        for sql in ([] if args.reuse else SQLITE_SQL if args.sqlite else PG_SQL):
+        for sql in [] if args.reuse else SQLITE_SQL if args.sqlite else PG_SQL:
             if args.sqlite:
                 import json
 
-                q = {**params, "cats": json.dumps(CATS, ensure_ascii=False),
-                     "depts": json.dumps(DEPTS, ensure_ascii=False), "start": start.isoformat(sep=" ")}
+                q = {
+                    **params,
+                    "cats": json.dumps(CATS, ensure_ascii=False),
+                    "depts": json.dumps(DEPTS, ensure_ascii=False),
+                    "start": start.isoformat(sep=" "),
+                }
             else:
                 q = {**params, "cats": CATS, "depts": DEPTS, "start": start}
             used = {k: v for k, v in q.items() if f":{k}" in sql}
@@ -147,8 +152,9 @@ def main(argv: list[str] | None = None) -> int:
             c.execute(sa.text(sql), used)
         if not args.sqlite and not args.reuse:
             c.execute(sa.text("select setval(pg_get_serial_sequence('item', 'id'), (select max(id) from item))"))
-            c.execute(sa.text("select setval(pg_get_serial_sequence('delivery', 'id'), "
-                              "(select max(id) from delivery))"))
+            c.execute(
+                sa.text("select setval(pg_get_serial_sequence('delivery', 'id'), (select max(id) from delivery))")
+            )
     if args.reuse and args.sqlite:
         # statistics for what a migration since the store was kept added or rewrote, as after generating
         with eng.begin() as c:
@@ -157,20 +163,28 @@ def main(argv: list[str] | None = None) -> int:
         with eng.connect().execution_options(isolation_level="AUTOCOMMIT") as c:
             c.execute(sa.text("vacuum analyze"))
     with eng.connect() as c:
-        n_items, n_del, n_att = (c.execute(sa.text(f"select count(*) from {t}")).scalar()
-                                 for t in ("item", "delivery", "delivery_attempt"))  # fmt: skip
-    print(f"store: {eng.dialect.name}, {n_items:,} items, {n_del:,} deliveries, {n_att:,} attempts "
-          f"(generated in {time.perf_counter() - t:.0f} s)", flush=True)
+        n_items, n_del, n_att = (
+            c.execute(sa.text(f"select count(*) from {t}")).scalar() for t in ("item", "delivery", "delivery_attempt")
+        )
+    print(
+        f"store: {eng.dialect.name}, {n_items:,} items, {n_del:,} deliveries, {n_att:,} attempts "
+        f"(generated in {time.perf_counter() - t:.0f} s)",
+        flush=True,
+    )
     if args.reuse:
         print(f"opened and migrated in {migrated:.1f} s", flush=True)
     # the deliveries' copies of their item's fields (migration 0007), which the live counts read: the
     # equality checks below compare the roll-up (built through the item table) with them
     with eng.connect() as c:
-        drift = c.execute(sa.text(
-            "select count(*) from delivery d join item i on i.id = d.item_id where "
-            + " or ".join(f"d.item_{f} is distinct from i.{f}" if not args.sqlite else f"d.item_{f} is not i.{f}"
-                          for f in ("category", "department", "checklist_item"))
-        )).scalar()  # fmt: skip
+        drift = c.execute(
+            sa.text(
+                "select count(*) from delivery d join item i on i.id = d.item_id where "
+                + " or ".join(
+                    f"d.item_{f} is distinct from i.{f}" if not args.sqlite else f"d.item_{f} is not i.{f}"
+                    for f in ("category", "department", "checklist_item")
+                )
+            )
+        ).scalar()
     print(f"deliveries whose copies of the item's fields differ from it: {drift}", flush=True)
     assert drift == 0
 
@@ -200,8 +214,11 @@ def main(argv: list[str] | None = None) -> int:
     rollup.refresh(eng, tz)
     print(f"roll-up first build: {time.perf_counter() - t:.1f} s", flush=True)
     t = time.perf_counter()
-    print(f"roll-up refresh with nothing changed: {rollup.refresh(eng, tz)} days recomputed in "
-          f"{(time.perf_counter() - t) * 1000:.0f} ms", flush=True)
+    print(
+        f"roll-up refresh with nothing changed: {rollup.refresh(eng, tz)} days recomputed in "
+        f"{(time.perf_counter() - t) * 1000:.0f} ms",
+        flush=True,
+    )
     print(f"  {'stats.counts':50} {'live':>8} {'roll-up':>8}")
     worst = 0.0
     for label, (s, e), by in queries:
@@ -225,13 +242,19 @@ def main(argv: list[str] | None = None) -> int:
             print(f"kept: {url}")
         return 0
     settings = write_settings(tmp / "settings.toml", settings_data(tmp, app.settings.database_url, channels, 4))
-    proc = subprocess.Popen([sys.executable, "-m", "publisher.cli", "--settings", str(settings), "run", "--once"],
-                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "publisher.cli", "--settings", str(settings), "run", "--once"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     t = time.perf_counter()
     _pid, status, usage = os.wait4(proc.pid, 0)
     out = proc.stdout.read().decode(errors="replace").strip().splitlines()  # type: ignore[union-attr]
-    print(f"worker `publisher run --once`: {out[-1] if out else ''} in {time.perf_counter() - t:.1f} s, "
-          f"peak RSS {usage.ru_maxrss / 1024:.0f} MB (target < 200 MB), exit {os.waitstatus_to_exitcode(status)}")
+    print(
+        f"worker `publisher run --once`: {out[-1] if out else ''} in {time.perf_counter() - t:.1f} s, "
+        f"peak RSS {usage.ru_maxrss / 1024:.0f} MB (target < 200 MB), exit {os.waitstatus_to_exitcode(status)}"
+    )
     url = app.settings.database_url
     app.close()
     if not args.sqlite and not args.keep:

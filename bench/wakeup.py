@@ -67,9 +67,15 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("PUBLISHER_WEBHOOK_SECRET", "unused")
     for label, db in (("PostgreSQL, LISTEN/NOTIFY", args.db), ("SQLite, polling every 1 s", None)):
         w = trial_run(db, args.trials)
-        pct = lambda q: w[min(len(w) - 1, int(q * len(w)))]  # noqa: E731
-        print(f"{label:28} queued → call started: p50 {pct(0.5) * 1000:.0f} ms, p95 {pct(0.95) * 1000:.0f} ms, "
-              f"max {w[-1] * 1000:.0f} ms ({len(w)} trials)", flush=True)
+
+        def pct(q: float, w: list[float] = w) -> float:
+            return w[min(len(w) - 1, int(q * len(w)))]
+
+        print(
+            f"{label:28} queued → call started: p50 {pct(0.5) * 1000:.0f} ms, p95 {pct(0.95) * 1000:.0f} ms, "
+            f"max {w[-1] * 1000:.0f} ms ({len(w)} trials)",
+            flush=True,
+        )
     return 0
 
 

@@ -77,8 +77,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=4)
     p.add_argument("--latency-ms", type=float, default=20)
     p.add_argument("--db", default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
-    p.add_argument("--start-seconds", type=float, default=4.0,
-                   help="how long the workers get to start before the deliveries fall due (plus 1 s a process)")
+    p.add_argument(
+        "--start-seconds",
+        type=float,
+        default=4.0,
+        help="how long the workers get to start before the deliveries fall due (plus 1 s a process)",
+    )
     args = p.parse_args(argv)
     os.environ.setdefault("PUBLISHER_WEBHOOK_SECRET", SECRET)
     ok = True
@@ -93,8 +97,9 @@ def main(argv: list[str] | None = None) -> int:
             # timed nor counted, and does not compete with the first deliveries for the two cores.
             due = datetime.now(UTC) + timedelta(seconds=args.start_seconds + procs)
             seed_deliveries(app, args.n, ["hook"], due_at=due)
-            settings = write_settings(tmp / "settings.toml",
-                                      settings_data(tmp, app.settings.database_url, channels, args.threads))
+            settings = write_settings(
+                tmp / "settings.toml", settings_data(tmp, app.settings.database_url, channels, args.threads)
+            )
             workers = [start_worker(settings, log=tmp / f"w{i}.log") for i in range(procs)]
             while datetime.now(UTC) < due - timedelta(seconds=0.2):
                 time.sleep(0.05)
@@ -108,28 +113,40 @@ def main(argv: list[str] | None = None) -> int:
             while counts(app.engine).get("done", 0) < args.n and time.monotonic() < give_up:
                 pg.sample()
                 time.sleep(0.25)
-            cpu = {"workers": sum(_cpu_of(w.pid) for w in workers) - worker_cpu,
-                   "sink": _cpu_of(sink.proc.pid) - sink_cpu, "PostgreSQL": pg.spent()}
+            cpu = {
+                "workers": sum(_cpu_of(w.pid) for w in workers) - worker_cpu,
+                "sink": _cpu_of(sink.proc.pid) - sink_cpu,
+                "PostgreSQL": pg.spent(),
+            }
             for w in workers:
                 w.send_signal(signal.SIGTERM)
             for w in workers:
                 w.wait(timeout=60)
             with app.engine.connect() as c:
-                first, last = c.execute(sa.text(
-                    "select min(started_at), max(finished_at) from delivery_attempt")).one()  # fmt: skip
+                first, last = c.execute(sa.text("select min(started_at), max(finished_at) from delivery_attempt")).one()
             took = (last - first).total_seconds()
             led = sink.ledger()
             limit = procs * args.threads / (args.latency_ms / 1000)
             rate = args.n / took
-            good = led["accepted"] == args.n and all(v == 1 for v in led["by_key"].values()) and \
-                counts(app.engine) == {"done": args.n}
+            good = (
+                led["accepted"] == args.n
+                and all(v == 1 for v in led["by_key"].values())
+                and counts(app.engine) == {"done": args.n}
+            )
             ok &= good
-            print(f"{procs} process(es) × {args.threads} threads: {args.n} in {took:.2f} s = {rate:,.0f}/s; "
-                  f"limit {limit:,.0f}/s → {rate / limit:.0%} (target ≥ 80%)"
-                  + ("" if good else f"  CHECK FAILED {led['accepted']} accepted"), flush=True)  # fmt: skip
-            print("    CPU per delivery: " + ", ".join(f"{k} {v / args.n * 1000:.2f} ms" for k, v in cpu.items())
-                  + f"; all {sum(cpu.values()) / args.n * 1000:.2f} ms (the machine has {os.cpu_count()} cores: "
-                  f"{os.cpu_count() / (sum(cpu.values()) / args.n):,.0f}/s if nothing else ran)", flush=True)
+            print(
+                f"{procs} process(es) × {args.threads} threads: {args.n} in {took:.2f} s = {rate:,.0f}/s; "
+                f"limit {limit:,.0f}/s → {rate / limit:.0%} (target ≥ 80%)"
+                + ("" if good else f"  CHECK FAILED {led['accepted']} accepted"),
+                flush=True,
+            )
+            print(
+                "    CPU per delivery: "
+                + ", ".join(f"{k} {v / args.n * 1000:.2f} ms" for k, v in cpu.items())
+                + f"; all {sum(cpu.values()) / args.n * 1000:.2f} ms (the machine has {os.cpu_count()} cores: "
+                f"{os.cpu_count() / (sum(cpu.values()) / args.n):,.0f}/s if nothing else ran)",
+                flush=True,
+            )
             url = app.settings.database_url
             app.close()
             drop_pg_database(url)

@@ -100,13 +100,9 @@ class CmsChannel(Channel):
         problems = []
         if not post.title.strip():
             problems.append("the title is empty; the CMS needs one")
-        for a in post.referenced_assets() + (
-            [post.cover] if post.cover and self.config.featured_cover else []
-        ):
+        for a in post.referenced_assets() + ([post.cover] if post.cover and self.config.featured_cover else []):
             if a.content_type not in ALLOWED_IMAGE_TYPES:
-                problems.append(
-                    f"image {a.filename} is {a.content_type}; the CMS takes JPEG, PNG, GIF or WebP"
-                )
+                problems.append(f"image {a.filename} is {a.content_type}; the CMS takes JPEG, PNG, GIF or WebP")
             elif a.path.exists() and a.path.stat().st_size > self.config.max_upload_bytes:
                 problems.append(
                     f"image {a.filename} is {a.path.stat().st_size // 1024} KB; the CMS takes at "
@@ -185,9 +181,7 @@ class CmsChannel(Channel):
     def _post_id(self, ctx: DeliveryContext) -> int:
         pid = ctx.state.get("post_id") or ctx.remote_id
         if not pid:
-            raise PermanentChannelError(
-                f"channel {self.name!r}: this delivery has no CMS post id; publish it first"
-            )
+            raise PermanentChannelError(f"channel {self.name!r}: this delivery has no CMS post id; publish it first")
         return int(pid)
 
     def _write_post(self, pid: int, fields: dict[str, Any], *, what: str) -> dict[str, Any]:
@@ -272,9 +266,7 @@ class CmsChannel(Channel):
             timeout=self.config.timeout,
             what="look the category up",
         )
-        cid = next(
-            (c["id"] for c in self._check(resp, "look the category up") if c["name"] == category), None
-        )
+        cid = next((c["id"] for c in self._check(resp, "look the category up") if c["name"] == category), None)
         if cid is None:
             resp = send(
                 self._session,

@@ -95,9 +95,7 @@ class DouyinChannel(Channel):
         return post.cover or (post.images[0] if post.images else None)
 
     def text_for(self, post: Post) -> str:
-        text = (
-            post.title if not post.summary or post.summary in post.title else f"{post.title}\n{post.summary}"
-        )
+        text = post.title if not post.summary or post.summary in post.title else f"{post.title}\n{post.summary}"
         tags = " ".join(f"#{t.lstrip('#')}" for t in self.config.topics)
         room = self.config.text_max - (len(tags) + 1 if tags else 0)
         if len(text) > room:
@@ -128,9 +126,7 @@ class DouyinChannel(Channel):
         if not ctx.state.get("image_id"):
             image = self.image_for(post)
             if image is None:
-                raise PermanentChannelError(
-                    "a Douyin image post needs a picture: the item has no cover or image"
-                )
+                raise PermanentChannelError("a Douyin image post needs a picture: the item has no cover or image")
             data = self._call(
                 "POST",
                 "/image/upload/",
@@ -159,9 +155,7 @@ class DouyinChannel(Channel):
         return Published(url=self.config.note_url_template.format(item_id=item_id), remote_id=item_id)
 
     def _find(self, text: str) -> dict[str, Any] | None:
-        data = self._call(
-            "GET", "/video/list/", what="look for the post on Douyin", params={"cursor": 0, "count": 20}
-        )
+        data = self._call("GET", "/video/list/", what="look for the post on Douyin", params={"cursor": 0, "count": 20})
         return next((i for i in data.get("list", []) if i.get("title") == text), None)
 
     def _call(
@@ -234,12 +228,8 @@ class DouyinChannel(Channel):
             left = expires - self.env.clock()
             shown = expires.astimezone(self.env.timezone).strftime("%Y-%m-%d %H:%M")
             if left <= timedelta(0):
-                return HealthReport(
-                    ok=False, detail=f"the Douyin access token expired on {shown}; re-authorise"
-                )
+                return HealthReport(ok=False, detail=f"the Douyin access token expired on {shown}; re-authorise")
             detail += f"; token valid until {shown}"
             if left < timedelta(days=self.config.warn_before_days):
-                warnings.append(
-                    f"the Douyin access token expires on {shown}: refresh or re-authorise before then"
-                )
+                warnings.append(f"the Douyin access token expires on {shown}: refresh or re-authorise before then")
         return HealthReport(ok=True, detail=detail, warnings=tuple(warnings))

@@ -100,9 +100,7 @@ class EmailChannel(Channel):
         self._password = None
         if config.username:
             if not config.password_env:
-                raise ConfigError(
-                    f"channel {name}: username is set, so name the password's variable (password_env)"
-                )
+                raise ConfigError(f"channel {name}: username is set, so name the password's variable (password_env)")
             self._password = env_secret(config.password_env, what=f"channel {name}: the SMTP password")
 
     # -- the message ------------------------------------------------------------------------------------
@@ -144,9 +142,7 @@ class EmailChannel(Channel):
         return msg
 
     def _plain_text(self, post: Post) -> str:
-        body = _MD_IMAGE.sub(
-            lambda m: f"[图片{('：' + m.group(1)) if m.group(1) else ''}]", post.body_markdown
-        )
+        body = _MD_IMAGE.sub(lambda m: f"[图片{('：' + m.group(1)) if m.group(1) else ''}]", post.body_markdown)
         lines = [post.title, "", body.strip()]
         if post.site_url:
             lines += ["", f"原文：{post.site_url}"]
@@ -220,9 +216,7 @@ class EmailChannel(Channel):
                 ctx.save_state(data_sent=True, message_id=mid)
                 data_sent = True
                 smtp.data(data)
-                ctx.save_state(
-                    handed_over=True, recipients=len(recipients) - len(refused), refused=sorted(refused)
-                )
+                ctx.save_state(handed_over=True, recipients=len(recipients) - len(refused), refused=sorted(refused))
                 with contextlib.suppress(smtplib.SMTPException, OSError):
                     smtp.quit()  # the server has the message; a failed goodbye changes nothing
             finally:
@@ -252,8 +246,7 @@ class EmailChannel(Channel):
             ) from exc
         except ssl.SSLCertVerificationError as exc:
             raise PermanentChannelError(
-                f"the SMTP server's certificate is not trusted ({exc.verify_message}); "
-                "set ca_file in the settings"
+                f"the SMTP server's certificate is not trusted ({exc.verify_message}); set ca_file in the settings"
             ) from exc
         except (smtplib.SMTPException, OSError) as exc:
             if data_sent:
@@ -262,8 +255,7 @@ class EmailChannel(Channel):
                     f"({type(exc).__name__}); it may have been accepted"
                 ) from exc
             raise TransientChannelError(
-                f"cannot reach the SMTP server {self.config.host}:{self.config.port} "
-                f"({type(exc).__name__}: {exc})"
+                f"cannot reach the SMTP server {self.config.host}:{self.config.port} ({type(exc).__name__}: {exc})"
             ) from exc
         return Published(url=None, remote_id=mid)
 
@@ -289,8 +281,7 @@ class EmailChannel(Channel):
         except (smtplib.SMTPException, OSError) as exc:
             return HealthReport(
                 ok=False,
-                detail=f"cannot use the SMTP server {self.config.host}:{self.config.port}: "
-                f"{type(exc).__name__}: {exc}",
+                detail=f"cannot use the SMTP server {self.config.host}:{self.config.port}: {type(exc).__name__}: {exc}",
             )
         n = len(self.config.lists[self.config.to_list])
         return HealthReport(

@@ -114,20 +114,21 @@ class WebhookChannel(Channel):
         # for a .netrc) on every request by default, ~0.1 ms a call — a quarter of the dispatcher's own
         # work per delivery. HTTP(S)_PROXY, NO_PROXY and REQUESTS_CA_BUNDLE are honoured as requests
         # would; they are read when the channel is built (at worker start).
-        self._proxies = {u: requests.utils.get_environ_proxies(u) for u in
-                         (config.url, config.update_url, config.withdraw_url) if u}  # fmt: skip
+        self._proxies = {
+            u: requests.utils.get_environ_proxies(u) for u in (config.url, config.update_url, config.withdraw_url) if u
+        }
         #: how an error names each URL's receiver
         self._where = {u: f"webhook {name!r} ({urlsplit(u).netloc})" for u in self._proxies}
         self._verify: bool | str = config.verify_tls and (
-            os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True)  # fmt: skip
+            os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
+        )
         # Per URL, only what differs from a session's defaults is passed with each request: requests
         # merges every per-request setting with the session's (two runtime Protocol checks, ~10 µs, per
         # dict), and a CA bundle given as a path costs a stat() per request even for http://.
         self._request_kw: dict[str, dict[str, Any]] = {
-            u: {"proxies": self._proxies[u] or None,
-                "verify": self._verify if u.lower().startswith("https:") else True}
+            u: {"proxies": self._proxies[u] or None, "verify": self._verify if u.lower().startswith("https:") else True}
             for u in self._proxies
-        }  # fmt: skip
+        }
         self._local = threading.local()
         #: every thread's session, so close() can close them and dead threads' sessions are closed
         self._sessions: list[tuple[threading.Thread, requests.Session]] = []
@@ -238,9 +239,7 @@ class WebhookChannel(Channel):
                 s.close()
         return session
 
-    def _deliver(
-        self, method: str, url: str, event: str, post: Post, ctx: DeliveryContext, key: str
-    ) -> Published:
+    def _deliver(self, method: str, url: str, event: str, post: Post, ctx: DeliveryContext, key: str) -> Published:
         body = json.dumps(self.payload(post, ctx, event), ensure_ascii=False, separators=(",", ":")).encode()
         # wall-clock time, not env.clock: the receiver checks freshness against its own real clock
         ts = str(int(time.time()))
@@ -255,7 +254,12 @@ class WebhookChannel(Channel):
         timeout = self.config.timeout
         try:
             r = self._session().request(
-                method, url, data=body, headers=headers, timeout=(timeout, timeout), allow_redirects=False,
+                method,
+                url,
+                data=body,
+                headers=headers,
+                timeout=(timeout, timeout),
+                allow_redirects=False,
                 **self._request_kw[url],
             )
         except requests.ConnectTimeout as exc:
@@ -291,9 +295,7 @@ class WebhookChannel(Channel):
             return Published()  # already gone
         text = r.text[:QUOTE]
         if status == 429:
-            raise QuotaExceeded(
-                f"{where}: HTTP 429 rate limited: {text}", until=self._retry_after(r), code=status
-            )
+            raise QuotaExceeded(f"{where}: HTTP 429 rate limited: {text}", until=self._retry_after(r), code=status)
         if status >= 500 or status == 408:
             raise TransientChannelError(f"{where}: HTTP {status} {r.reason}: {text}", code=status)
         if 300 <= status < 400:

@@ -444,9 +444,7 @@ class WebsiteChannel(Channel):
         known = {a.sha256 for a in post.assets}
         for sha in re.findall(r"asset://([0-9a-f]{64})", post.body_html):
             if sha not in known:
-                problems.append(
-                    f"the body refers to image asset://{sha[:12]}… which is not among the item's files"
-                )
+                problems.append(f"the body refers to image asset://{sha[:12]}… which is not among the item's files")
         for asset in post.assets:
             if not asset.path.is_file():
                 problems.append(f"file {asset.filename!r} is missing on disk ({asset.path}); upload it again")
@@ -532,9 +530,7 @@ class WebsiteChannel(Channel):
         warnings = ()
         if usage.free < 200 * 1024 * 1024:
             warnings = (f"only {usage.free // (1024 * 1024)} MB free under {probe}",)
-        return HealthReport(
-            ok=True, detail=f"site folder {self.folder}, served at {self.base_url}", warnings=warnings
-        )
+        return HealthReport(ok=True, detail=f"site folder {self.folder}, served at {self.base_url}", warnings=warnings)
 
     # -- public helpers ---------------------------------------------------------------------------
     def page_url(self, item_id: int) -> str:
@@ -667,8 +663,7 @@ class WebsiteChannel(Channel):
         for asset in post.assets:
             if not asset.path.is_file():
                 raise PermanentChannelError(
-                    f"file {asset.filename!r} of item {post.item_id} is missing ({asset.path}); "
-                    "upload it again"
+                    f"file {asset.filename!r} of item {post.item_id} is missing ({asset.path}); upload it again"
                 )
             if _is_image(asset):
                 out[asset.sha256] = self._ensure_image(asset)
@@ -732,9 +727,7 @@ class WebsiteChannel(Channel):
         everything: bool = False,
     ) -> None:
         """Rewrite the home page, feed, sitemap and the listings that ``touched`` entries appear in."""
-        entries = sorted(
-            manifest.values(), key=lambda e: (e["published_at"], int(e["item_id"])), reverse=True
-        )
+        entries = sorted(manifest.values(), key=lambda e: (e["published_at"], int(e["item_id"])), reverse=True)
         by_category: dict[str, list[dict[str, Any]]] = {}
         by_checklist: dict[int, list[dict[str, Any]]] = {}
         for e in entries:
@@ -769,9 +762,7 @@ class WebsiteChannel(Channel):
         for number in checklist:
             path = self.folder / "checklist" / f"{number}.html"
             if number in by_checklist:
-                name = next(
-                    (e["checklist_name"] for e in by_checklist[number] if e.get("checklist_name")), ""
-                )
+                name = next((e["checklist_name"] for e in by_checklist[number] if e.get("checklist_name")), "")
                 out.write(
                     path,
                     listing.render(
@@ -810,9 +801,7 @@ class WebsiteChannel(Channel):
         out.write(self.folder / "feed.xml", self._feed(entries[:LATEST]))
         out.write(self.folder / "sitemap.xml", self._sitemap(entries, by_category, by_checklist))
 
-    def _remove_stale_listings(
-        self, out: _Batch, by_category: dict[str, Any], by_checklist: dict[int, Any]
-    ) -> None:
+    def _remove_stale_listings(self, out: _Batch, by_category: dict[str, Any], by_checklist: dict[int, Any]) -> None:
         live = {f"{category_slug(n)}.html" for n in by_category}
         for path in (self.folder / "categories").glob("*.html"):
             if path.name not in live:
@@ -878,9 +867,7 @@ class WebsiteChannel(Channel):
         out.append("</urlset>\n")
         return "\n".join(out).encode("utf-8")
 
-    def _collect_garbage(
-        self, out: _Batch, manifest: dict[str, dict[str, Any]], candidates: set[str]
-    ) -> None:
+    def _collect_garbage(self, out: _Batch, manifest: dict[str, dict[str, Any]], candidates: set[str]) -> None:
         """Delete media no live item uses any more: a withdrawn item's images must not stay online."""
         if not candidates:
             return

@@ -221,9 +221,7 @@ class _Client(WeChatClient):
                 res = self._http.get(self._token_url, params=params, timeout=self.timeout)
         except requests.RequestException as exc:
             # requests puts the URL (with ?secret=...) in its message: raise a same-kind error without it
-            raise type(exc)(
-                f"{type(exc).__name__} while fetching an access token from {self._token_url}"
-            ) from None
+            raise type(exc)(f"{type(exc).__name__} while fetching an access token from {self._token_url}") from None
         self.force_refresh = False
         if res.status_code >= 400:
             raise WeChatClientException(None, None, client=self, response=res)
@@ -298,9 +296,7 @@ def _publish_event(msg: Any) -> dict[str, Any] | None:
         "publish_id": str(info["publish_id"]),
         "publish_status": int(info["publish_status"]),
         "article_id": info.get("article_id"),
-        "article_detail": {
-            "item": [{"idx": int(i.get("idx", 0)), "article_url": i.get("article_url")} for i in items]
-        },
+        "article_detail": {"item": [{"idx": int(i.get("idx", 0)), "article_url": i.get("article_url")} for i in items]},
         "fail_idx": [int(f) for f in fails],
     }
 
@@ -311,9 +307,13 @@ _PAGE_OVERLAP = 5
 _DRAFT_SCAN_MAX = 2000
 #: the state of a delivery that starts over from a new draft
 _NEW_DRAFT: dict[str, Any] = {
-    "draft_adds": 0, "draft_marks": None, "drafting_since": None, "drafts_swept": None, "last_sweep": None,
+    "draft_adds": 0,
+    "draft_marks": None,
+    "drafting_since": None,
+    "drafts_swept": None,
+    "last_sweep": None,
     "unconfirmed_since": None,
-}  # fmt: skip
+}
 #: the fields of a draft that identify the delivery's draft/add (WeChat lists them back as sent)
 _MARK_FIELDS = ("title", "thumb_media_id", "author", "digest", "content_source_url")
 
@@ -481,8 +481,7 @@ class WeChatChannel(Channel):
             problems.append("the title is empty")
         elif len(title) > self.config.title_max:
             problems.append(
-                f"the title is {len(title)} characters; WeChat takes at most "
-                f"{self.config.title_max} — shorten it"
+                f"the title is {len(title)} characters; WeChat takes at most {self.config.title_max} — shorten it"
             )
         author = self._author(post)
         if len(author) > self.author_max:
@@ -492,9 +491,7 @@ class WeChatChannel(Channel):
             )
         cover = self._cover(post)
         if cover is None:
-            problems.append(
-                "a cover image is required for WeChat (it becomes the article's thumbnail) — add one"
-            )
+            problems.append("a cover image is required for WeChat (it becomes the article's thumbnail) — add one")
         else:
             reason = wechat_media.inspect(cover.path, "cover")
             if reason:
@@ -609,9 +606,7 @@ class WeChatChannel(Channel):
         st = ctx.state
         if st.get("article_id") or st.get("mass_msg_id"):
             self._last_sweep(ctx)  # in case the worker died between recording the article and sweeping
-            return Published(
-                url=st.get("url"), remote_id=st.get("article_id") or f"mass-{st.get('msg_data_id')}"
-            )
+            return Published(url=st.get("url"), remote_id=st.get("article_id") or f"mass-{st.get('msg_data_id')}")
         if st.get("publish_id"):
             return self._follow(post, ctx)
         if st.get("step") == "submitting":
@@ -697,9 +692,7 @@ class WeChatChannel(Channel):
             polls = int(st.get("polls", 0)) + 1
             ctx.save_state(polls=polls)
             wait = self.config.poll_intervals[min(polls, len(self.config.poll_intervals) - 1)]
-            return InProgress(
-                check_again_in=timedelta(seconds=wait), note=f"WeChat is publishing (job {pid})"
-            )
+            return InProgress(check_again_in=timedelta(seconds=wait), note=f"WeChat is publishing (job {pid})")
         if status == 0:
             items = (event.get("article_detail") or {}).get("item") or []
             url = items[0].get("article_url") if items else None
@@ -865,8 +858,11 @@ class WeChatChannel(Channel):
             log.warning(
                 "wechat %s: delivery %s is published, but its surplus drafts could not be looked for (%s); "
                 "delete drafts titled %r from the MP console's draft box (草稿箱) if any are left",
-                self.name, ctx.delivery_id, exc, (st.get("draft_marks") or [{}])[0].get("title"),
-            )  # fmt: skip
+                self.name,
+                ctx.delivery_id,
+                exc,
+                (st.get("draft_marks") or [{}])[0].get("title"),
+            )
 
     def _draft_box(self, after: float | None) -> Iterable[tuple[str, dict[str, Any], int | None]]:
         """Every draft in the box as (media_id, first news item, update_time), read page by page.
@@ -901,8 +897,11 @@ class WeChatChannel(Channel):
                     return  # newest first: everything further down is older than our first draft/add
                 offset += max(1, len(items) - _PAGE_OVERLAP)
             else:
-                log.warning("wechat %s: the draft box holds over %d drafts; only those were searched",
-                            self.name, _DRAFT_SCAN_MAX)  # fmt: skip
+                log.warning(
+                    "wechat %s: the draft box holds over %d drafts; only those were searched",
+                    self.name,
+                    _DRAFT_SCAN_MAX,
+                )
             if first_total is None or low_total is None or first_total - low_total <= _PAGE_OVERLAP:
                 return
 
@@ -937,9 +936,7 @@ class WeChatChannel(Channel):
         waited = (self.env.clock() - since).total_seconds()
         found = None
         if not draft_present or waited >= self.config.reconcile_grace:
-            found = self._find_published(
-                post.title.strip(), st.get("thumb_media_id"), since - timedelta(minutes=2)
-            )
+            found = self._find_published(post.title.strip(), st.get("thumb_media_id"), since - timedelta(minutes=2))
         if found is not None:
             log.info("wechat %s: delivery %s reconciled to article %s", self.name, ctx.delivery_id, found[0])
             return self._done(ctx, found[0], found[1])
@@ -953,8 +950,7 @@ class WeChatChannel(Channel):
             )
         if draft_present:
             log.warning(
-                "wechat %s: no article for delivery %s after %.0fs and the draft is still there; "
-                "submitting again",
+                "wechat %s: no article for delivery %s after %.0fs and the draft is still there; submitting again",
                 self.name,
                 ctx.delivery_id,
                 waited,
@@ -967,9 +963,7 @@ class WeChatChannel(Channel):
             "Check 发表记录 in the MP console before publishing this item again"
         )
 
-    def _find_published(
-        self, title: str, thumb: str | None, since: datetime
-    ) -> tuple[str, str | None] | None:
+    def _find_published(self, title: str, thumb: str | None, since: datetime) -> tuple[str, str | None] | None:
         offset = 0
         while True:
             res = self._list_page(offset)
@@ -980,9 +974,7 @@ class WeChatChannel(Channel):
                 if stamp and int(stamp) < since.timestamp():
                     return None  # newest first: everything further down is older than our submit
                 for news in content.get("news_item") or []:
-                    same_thumb = (
-                        not thumb or not news.get("thumb_media_id") or news["thumb_media_id"] == thumb
-                    )
+                    same_thumb = not thumb or not news.get("thumb_media_id") or news["thumb_media_id"] == thumb
                     if news.get("title") == title and same_thumb and not news.get("is_deleted"):
                         return str(it["article_id"]), news.get("url")
             offset += len(items)
@@ -1023,9 +1015,7 @@ class WeChatChannel(Channel):
             if exc.code != 45065:
                 raise
             res = {"msg_id": "existing", "msg_data_id": st.get("msg_data_id") or ""}
-        ctx.save_state(
-            step="published", mass_msg_id=str(res.get("msg_id")), msg_data_id=str(res.get("msg_data_id"))
-        )
+        ctx.save_state(step="published", mass_msg_id=str(res.get("msg_id")), msg_data_id=str(res.get("msg_data_id")))
         self._last_sweep(ctx)
         return Published(url=None, remote_id=f"mass-{res.get('msg_data_id')}")
 
@@ -1206,8 +1196,14 @@ class WeChatChannel(Channel):
             if len(ids) == 1:
                 found = ids.pop()
             elif ids:
-                log.warning("wechat %s: %d articles titled %r on %s; article %s gets no stats",
-                            self.name, len(ids), known.get("title"), day, article_id)  # fmt: skip
+                log.warning(
+                    "wechat %s: %d articles titled %r on %s; article %s gets no stats",
+                    self.name,
+                    len(ids),
+                    known.get("title"),
+                    day,
+                    article_id,
+                )
         if found:
             self.env.kv.set(f"{self._prefix}art:{article_id}", json.dumps(known | {"msg_data_id": found}))
         return found
@@ -1229,9 +1225,7 @@ class WeChatChannel(Channel):
         day = since
         while by_msg and day <= until:
             sums: dict[tuple[str, str], int] = {}
-            for r in self._call(
-                "reading article statistics", self.client.datacube.get_article_summary, day, day
-            ):
+            for r in self._call("reading article statistics", self.client.datacube.get_article_summary, day, day):
                 rid = by_msg.get(str(r.get("msgid", "")).split("_")[0])
                 if rid is None:
                     continue
@@ -1249,9 +1243,7 @@ class WeChatChannel(Channel):
         while start <= until:
             end = min(start + timedelta(days=6), until)
             per_day: dict[date, list[int]] = {}
-            for r in self._call(
-                "reading follower statistics", self.client.datacube.get_user_summary, start, end
-            ):
+            for r in self._call("reading follower statistics", self.client.datacube.get_user_summary, start, end):
                 d = date.fromisoformat(r["ref_date"])
                 acc = per_day.setdefault(d, [0, 0])
                 acc[0] += int(r.get("new_user") or 0)
@@ -1259,9 +1251,7 @@ class WeChatChannel(Channel):
             for d, (new, cancel) in sorted(per_day.items()):
                 rows.append(StatRow(day=d, metric="new_followers", value=new))
                 rows.append(StatRow(day=d, metric="unfollows", value=cancel))
-            for r in self._call(
-                "reading follower totals", self.client.datacube.get_user_cumulate, start, end
-            ):
+            for r in self._call("reading follower totals", self.client.datacube.get_user_cumulate, start, end):
                 rows.append(
                     StatRow(
                         day=date.fromisoformat(r["ref_date"]),
@@ -1296,15 +1286,11 @@ class WeChatChannel(Channel):
     def check_health(self) -> HealthReport:
         warnings: list[str] = []
         if not self._callback_token:
-            warnings.append(
-                "no callback Token configured: publish results are found by polling freepublish/get"
-            )
+            warnings.append("no callback Token configured: publish results are found by polling freepublish/get")
         try:
             self._call("checking the access token", self.client.draft.count)
         except QuotaExceeded as exc:
             return HealthReport(ok=False, detail=str(exc), warnings=tuple(warnings))
         except (TransientChannelError, PermanentChannelError) as exc:
             return HealthReport(ok=False, detail=str(exc), warnings=tuple(warnings))
-        return HealthReport(
-            ok=True, detail=f"access token valid for {self.config.appid}", warnings=tuple(warnings)
-        )
+        return HealthReport(ok=True, detail=f"access token valid for {self.config.appid}", warnings=tuple(warnings))

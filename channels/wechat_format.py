@@ -28,8 +28,7 @@ STYLES: dict[str, str] = {
     "ul": "margin:0 0 1em;padding-left:1.6em;list-style-type:disc;",
     "ol": "margin:0 0 1em;padding-left:1.6em;list-style-type:decimal;",
     "li": "margin:0 0 .4em;line-height:1.75;font-size:16px;color:#333;",
-    "blockquote": "margin:0 0 1em;padding:.6em 1em;border-left:4px solid #d0d0d0;"
-    "background:#f7f7f7;color:#555;",
+    "blockquote": "margin:0 0 1em;padding:.6em 1em;border-left:4px solid #d0d0d0;background:#f7f7f7;color:#555;",
     "table": "width:100%;margin:0 0 1em;border-collapse:collapse;font-size:14px;",
     "th": "border:1px solid #ccc;padding:6px 8px;background:#f2f2f2;font-weight:bold;text-align:left;",
     "td": "border:1px solid #ccc;padding:6px 8px;vertical-align:top;",
@@ -268,9 +267,7 @@ class _Rewriter(HTMLParser):
             self.text.append(data)
 
 
-def render(
-    body_html: str, *, notes_title: str = "文中链接", intranet_domains: tuple[str, ...] = ()
-) -> Rendered:
+def render(body_html: str, *, notes_title: str = "文中链接", intranet_domains: tuple[str, ...] = ()) -> Rendered:
     """``body_html`` (asset:// images kept) rewritten for the WeChat reader."""
     p = _Rewriter(tuple(intranet_domains))
     p.feed(body_html)

@@ -73,9 +73,7 @@ def _open_checked(path: Path, label: str) -> Image.Image:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             im = Image.open(path)
     except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageRefused(
-            f"{label} {path.name} is not an image WeChat can take (not a readable picture)"
-        ) from exc
+        raise ImageRefused(f"{label} {path.name} is not an image WeChat can take (not a readable picture)") from exc
     except OSError as exc:
         raise ImageRefused(f"{label} {path.name} cannot be read as an image: {exc}") from exc
     w, h = im.size

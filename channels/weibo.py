@@ -148,9 +148,7 @@ class WeiboChannel(Channel):
         pic = self._pic(post)
         if pic is not None:
             if pic.content_type not in PIC_TYPES:
-                problems.append(
-                    f"the cover {pic.filename} is {pic.content_type}; Weibo takes JPEG, GIF or PNG"
-                )
+                problems.append(f"the cover {pic.filename} is {pic.content_type}; Weibo takes JPEG, GIF or PNG")
             elif pic.path.exists() and pic.path.stat().st_size >= PIC_MAX_BYTES:
                 problems.append(
                     f"the cover {pic.filename} is {pic.path.stat().st_size / 2**20:.1f} MB; Weibo "
@@ -238,20 +236,14 @@ class WeiboChannel(Channel):
         message = body.get("error") or resp.reason or f"HTTP {resp.status_code}"
         if code is None:
             if resp.status_code >= 500:
-                return TransientChannelError(
-                    f"{what}: Weibo answered {resp.status_code}", code=resp.status_code
-                )
-            return PermanentChannelError(
-                f"{what}: Weibo answered {resp.status_code} {message}", code=resp.status_code
-            )
+                return TransientChannelError(f"{what}: Weibo answered {resp.status_code}", code=resp.status_code)
+            return PermanentChannelError(f"{what}: Weibo answered {resp.status_code} {message}", code=resp.status_code)
         code = int(code)
         if code in QUOTA_CODES:
             # Weibo's limits are hourly; the next hour starts the count again
             now = self.env.clock()
             until = now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1, minutes=1)
-            return QuotaExceeded(
-                f"{what}: Weibo rate limit reached ({code} {message})", until=until, code=code
-            )
+            return QuotaExceeded(f"{what}: Weibo rate limit reached ({code} {message})", until=until, code=code)
         if code in TRANSIENT_CODES:
             return TransientChannelError(f"{what}: Weibo is busy ({code} {message})", code=code)
         if code in TOKEN_CODES:

@@ -64,8 +64,11 @@ def set_password(session: Session, *, name: str, password: str, actor: str) -> U
     # a new password ends every session and token issued under the old one: the reset is usually because
     # the old password (or the laptop holding its tokens) got out
     session.exec(sa.delete(WebSession).where(WebSession.user_id == user.id))  # type: ignore[call-overload]
-    session.exec(sa.update(ApiToken).where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))  # type: ignore[call-overload,union-attr]
-                 .values(revoked_at=utcnow()))  # fmt: skip
+    session.exec(
+        sa.update(ApiToken)
+        .where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))  # type: ignore[call-overload,union-attr]
+        .values(revoked_at=utcnow())
+    )
     audit(session, actor=actor, entity="user", entity_id=user.id, action="password")
     return user
 
@@ -84,8 +87,10 @@ def authenticate(session: Session, *, name: str, password: str, address: str, we
     now = utcnow()
     since = now - timedelta(minutes=web.login_window_minutes)
     account_key, address_key = f"account:{name[:100]}", f"address:{address[:100]}"
-    if (_failures(session, account_key, since) >= web.login_failures_per_account
-            or _failures(session, address_key, since) >= web.login_failures_per_address):  # fmt: skip
+    if (
+        _failures(session, account_key, since) >= web.login_failures_per_account
+        or _failures(session, address_key, since) >= web.login_failures_per_address
+    ):
         raise TooManyAttempts()
     user = session.exec(select(User).where(User.name == name)).first()
     stored = user.password_hash if user is not None and user.active and user.password_hash else None
@@ -118,8 +123,14 @@ class Caller:
 
 def start_session(session: Session, user: User, web: WebSettings) -> str:
     token = secrets.token_urlsafe(32)
-    session.add(WebSession(token_hash=token_hash(token), user_id=user.id, csrf=secrets.token_urlsafe(32),
-                           expires_at=utcnow() + timedelta(hours=web.session_hours)))  # fmt: skip
+    session.add(
+        WebSession(
+            token_hash=token_hash(token),
+            user_id=user.id,
+            csrf=secrets.token_urlsafe(32),
+            expires_at=utcnow() + timedelta(hours=web.session_hours),
+        )
+    )
     return token
 
 
@@ -182,8 +193,9 @@ def token_caller(session: Session, token: str, *, kind: str = API) -> Caller | N
 
 def tokens_of(session: Session, user: User) -> list[ApiToken]:
     """The user's API tokens (not their feed token)."""
-    return list(session.exec(select(ApiToken).where(ApiToken.user_id == user.id, ApiToken.kind == API)
-                             .order_by(ApiToken.id)))  # fmt: skip
+    return list(
+        session.exec(select(ApiToken).where(ApiToken.user_id == user.id, ApiToken.kind == API).order_by(ApiToken.id))
+    )
 
 
 # ------------------------------------------------------------------------------------ feed tokens
@@ -193,8 +205,9 @@ def new_feed_token(session: Session, *, user: User) -> str:
     It reads the user's iCalendar feeds and nothing else (``token_caller(..., kind=FEED)``), so the URL
     a calendar app keeps cannot change anything."""
     now = utcnow()
-    for old in session.exec(select(ApiToken).where(ApiToken.user_id == user.id, ApiToken.kind == FEED,
-                                                   ApiToken.revoked_at.is_(None))):  # type: ignore[union-attr]  # fmt: skip
+    for old in session.exec(
+        select(ApiToken).where(ApiToken.user_id == user.id, ApiToken.kind == FEED, ApiToken.revoked_at.is_(None))
+    ):  # type: ignore[union-attr]
         old.revoked_at = now
     token = "feed_" + secrets.token_urlsafe(32)
     row = ApiToken(user_id=user.id, name="calendar feed", token_hash=token_hash(token), prefix=token[:9], kind=FEED)
@@ -206,5 +219,6 @@ def new_feed_token(session: Session, *, user: User) -> str:
 
 def feed_token_of(session: Session, user: User) -> ApiToken | None:
     """The user's live feed token (its row: the token itself is not stored), if they made one."""
-    return session.exec(select(ApiToken).where(ApiToken.user_id == user.id, ApiToken.kind == FEED,
-                                               ApiToken.revoked_at.is_(None))).first()  # type: ignore[union-attr]  # fmt: skip
+    return session.exec(
+        select(ApiToken).where(ApiToken.user_id == user.id, ApiToken.kind == FEED, ApiToken.revoked_at.is_(None))
+    ).first()  # type: ignore[union-attr]

@@ -55,7 +55,7 @@ def open_app(
     url = settings.resolved_database_url
     if not run_migrations and url.startswith("sqlite:///") and not Path(url[len("sqlite:///") :]).exists():
         # a read in a folder never set up must not leave an empty store (and media/) behind
-        raise ConfigError(f"no store at {url[len('sqlite:///'):]}: run `publisher init` (or `publisher demo`) first")
+        raise ConfigError(f"no store at {url[len('sqlite:///') :]}: run `publisher init` (or `publisher demo`) first")
     settings.media_dir.mkdir(parents=True, exist_ok=True)
     engine = make_engine(url)
     if run_migrations:

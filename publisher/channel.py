@@ -423,9 +423,7 @@ def validate_channel_config(channel_type: type[Channel], name: str, raw: Mapping
     try:
         return channel_type.Config.model_validate(dict(raw))
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or '(table)'}: {e['msg']}" for e in exc.errors()
-        )
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or '(table)'}: {e['msg']}" for e in exc.errors())
         raise ConfigError(f"settings [channels.{name}]: {problems}") from exc
 
 

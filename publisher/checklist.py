@@ -21,8 +21,7 @@ def checklist() -> dict[int, ChecklistItem]:
     data = tomllib.loads(files("publisher.data").joinpath("checklist.toml").read_text(encoding="utf-8"))
     cats = {c["code"]: c["name"] for c in data["category"]}
     return {
-        i["number"]: ChecklistItem(i["number"], i["category"], cats[i["category"]], i["name"])
-        for i in data["item"]
+        i["number"]: ChecklistItem(i["number"], i["category"], cats[i["category"]], i["name"]) for i in data["item"]
     }
 
 

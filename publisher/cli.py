@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich import table as _rich_table
+from rich.console import Console
 from sqlalchemy import exc as sa_exc
 
 from publisher import content, stats, workflow
@@ -32,8 +32,9 @@ app = typer.Typer(
 )
 user_app = typer.Typer(help="Manage users and their roles.", no_args_is_help=True)
 item_app = typer.Typer(help="Write, list and show items.", no_args_is_help=True)
-review_app = typer.Typer(help="First review (department head) and 保密审查 (confidentiality review).",
-                         no_args_is_help=True)  # fmt: skip
+review_app = typer.Typer(
+    help="First review (department head) and 保密审查 (confidentiality review).", no_args_is_help=True
+)
 dept_app = typer.Typer(help="Manage departments.", no_args_is_help=True)
 manual_app = typer.Typer(help="The to-post-by-hand queue for places with no API.", no_args_is_help=True)
 app.add_typer(user_app, name="user")
@@ -82,8 +83,9 @@ def _root(
 ) -> None:
     state.settings_path = settings
     state._app = None
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")  # fmt: skip
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
 
 
 def _show_time(a: App, dt: datetime | None) -> str:
@@ -134,18 +136,14 @@ def department_list() -> None:
 @user_app.command("add")
 def user_add(
     name: str,
-    role: Annotated[
-        str, typer.Option(help="editor | department_head | confidentiality_reviewer | admin | viewer")
-    ],
+    role: Annotated[str, typer.Option(help="editor | department_head | confidentiality_reviewer | admin | viewer")],
     department: Annotated[str | None, typer.Option(help="the user's department (部门)")] = None,
     display_name: Annotated[str, typer.Option(help="name shown on pages")] = "",
 ) -> None:
     """Add a user with a role."""
     a = state.app()
     with a.session() as s:
-        u = workflow.add_user(
-            s, name=name, role=role, department=department, display_name=display_name, actor="cli"
-        )
+        u = workflow.add_user(s, name=name, role=role, department=department, display_name=display_name, actor="cli")
     out.print(f"user {u.name} ({u.role}{', ' + u.department if u.department else ''}) added")
 
 
@@ -166,7 +164,9 @@ def user_list() -> None:
 @user_app.command("passwd")
 def user_passwd(
     name: str,
-    password_stdin: Annotated[bool, typer.Option("--password-stdin", help="read the password from standard input")] = False,
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="read the password from standard input")
+    ] = False,
 ) -> None:
     """Set a user's password for the web workspace (ends the user's open sessions)."""
     from publisher import accounts
@@ -184,11 +184,16 @@ def user_passwd(
 # ------------------------------------------------------------------------------------------- items
 def _item_dict(a: App, s: Any, item: Item, full: bool = False) -> dict[str, Any]:
     d: dict[str, Any] = {
-        "id": item.id, "title": item.title, "status": item.status, "category": item.category,
-        "department": item.department, "checklist_item": item.checklist_item, "channels": item.channels,
+        "id": item.id,
+        "title": item.title,
+        "status": item.status,
+        "category": item.category,
+        "department": item.department,
+        "checklist_item": item.checklist_item,
+        "channels": item.channels,
         "version": item.version,
         "publish_at": item.publish_at.isoformat() if item.publish_at else None,
-    }  # fmt: skip
+    }
     if full:
         from sqlmodel import select
 
@@ -197,28 +202,59 @@ def _item_dict(a: App, s: Any, item: Item, full: bool = False) -> dict[str, Any]
         d["summary"] = item.summary
         d["return_reason"] = item.return_reason
         d["reviews"] = [
-            {"level": r.level, "reviewer": s.get(User, r.reviewer_id).name, "approved": r.approved,
-             "reason": r.reason, "version": r.item_version, "at": r.at.isoformat()}
+            {
+                "level": r.level,
+                "reviewer": s.get(User, r.reviewer_id).name,
+                "approved": r.approved,
+                "reason": r.reason,
+                "version": r.item_version,
+                "at": r.at.isoformat(),
+            }
             for r in s.exec(select(Review).where(Review.item_id == item.id).order_by(Review.id))
-        ]  # fmt: skip
+        ]
         d["deliveries"] = []
         for dl in s.exec(select(Delivery).where(Delivery.item_id == item.id).order_by(Delivery.id)):
-            attempts = s.exec(select(DeliveryAttempt).where(DeliveryAttempt.delivery_id == dl.id)
-                              .order_by(DeliveryAttempt.id)).all()  # fmt: skip
-            d["deliveries"].append({
-                "id": dl.id, "channel": dl.channel, "op": dl.op, "status": dl.status, "url": dl.url,
-                "due_at": dl.due_at.isoformat(), "attempts": dl.attempts,
-                "published_at": dl.published_at.isoformat() if dl.published_at else None,
-                "last_error": dl.last_error, "last_error_kind": dl.last_error_kind, "note": dl.note,
-                "history": [{"n": x.number, "op": x.op, "outcome": x.outcome, "message": x.message,
-                             "at": x.finished_at.isoformat()} for x in attempts],
-            })  # fmt: skip
+            attempts = s.exec(
+                select(DeliveryAttempt).where(DeliveryAttempt.delivery_id == dl.id).order_by(DeliveryAttempt.id)
+            ).all()
+            d["deliveries"].append(
+                {
+                    "id": dl.id,
+                    "channel": dl.channel,
+                    "op": dl.op,
+                    "status": dl.status,
+                    "url": dl.url,
+                    "due_at": dl.due_at.isoformat(),
+                    "attempts": dl.attempts,
+                    "published_at": dl.published_at.isoformat() if dl.published_at else None,
+                    "last_error": dl.last_error,
+                    "last_error_kind": dl.last_error_kind,
+                    "note": dl.note,
+                    "history": [
+                        {
+                            "n": x.number,
+                            "op": x.op,
+                            "outcome": x.outcome,
+                            "message": x.message,
+                            "at": x.finished_at.isoformat(),
+                        }
+                        for x in attempts
+                    ],
+                }
+            )
         d["audit"] = [
-            {"at": x.at.isoformat(), "actor": x.actor, "action": x.action, "from": x.from_state,
-             "to": x.to_state, "reason": x.reason}
-            for x in s.exec(select(AuditLog).where(AuditLog.entity == "item", AuditLog.entity_id == item.id)
-                            .order_by(AuditLog.id))
-        ]  # fmt: skip
+            {
+                "at": x.at.isoformat(),
+                "actor": x.actor,
+                "action": x.action,
+                "from": x.from_state,
+                "to": x.to_state,
+                "reason": x.reason,
+            }
+            for x in s.exec(
+                select(AuditLog).where(AuditLog.entity == "item", AuditLog.entity_id == item.id).order_by(AuditLog.id)
+            )
+        ]
     return d
 
 
@@ -232,9 +268,12 @@ def item_add(
     with a.session() as s:
         author = workflow.get_user(s, as_user)
         draft = content.read_item_file(
-            file, media_dir=a.settings.media_dir, max_body_bytes=a.settings.review.max_body_bytes,
-            max_asset_bytes=a.settings.review.max_asset_bytes, max_image_pixels=a.settings.review.max_image_pixels,
-        )  # fmt: skip
+            file,
+            media_dir=a.settings.media_dir,
+            max_body_bytes=a.settings.review.max_body_bytes,
+            max_asset_bytes=a.settings.review.max_asset_bytes,
+            max_image_pixels=a.settings.review.max_image_pixels,
+        )
         item = workflow.create_item(a.ctx, s, author=author, draft=draft)
     out.print(f"draft {item.id}: {item.title}")
     out.print(str(item.id))
@@ -251,12 +290,22 @@ def item_edit(
     with a.session() as s:
         user = workflow.get_user(s, as_user)
         draft = content.read_item_file(
-            file, media_dir=a.settings.media_dir, max_body_bytes=a.settings.review.max_body_bytes,
-            max_asset_bytes=a.settings.review.max_asset_bytes, max_image_pixels=a.settings.review.max_image_pixels,
-        )  # fmt: skip
+            file,
+            media_dir=a.settings.media_dir,
+            max_body_bytes=a.settings.review.max_body_bytes,
+            max_asset_bytes=a.settings.review.max_asset_bytes,
+            max_image_pixels=a.settings.review.max_image_pixels,
+        )
         before = set(workflow.get_item(s, item_id).channels)
-        item = workflow.edit_item(a.ctx, s, item_id=item_id, actor=user, changes={**draft.fields, "title": draft.title},
-                                  body_markdown=draft.body_markdown, new_assets=draft.assets)  # fmt: skip
+        item = workflow.edit_item(
+            a.ctx,
+            s,
+            item_id=item_id,
+            actor=user,
+            changes={**draft.fields, "title": draft.title},
+            body_markdown=draft.body_markdown,
+            new_assets=draft.assets,
+        )
         removed = sorted(before - set(item.channels))
         owed = workflow.withdrawals(s, item, channels=removed)
     said = f"item {item.id} is now version {item.version}, {item.status}"
@@ -278,9 +327,7 @@ def item_list(
         q = select(Item).order_by(col(Item.id).desc())
         if status:
             if status not in {x.value for x in ItemStatus}:
-                raise PublisherError(
-                    f"unknown status {status!r}; one of {', '.join(x.value for x in ItemStatus)}"
-                )
+                raise PublisherError(f"unknown status {status!r}; one of {', '.join(x.value for x in ItemStatus)}")
             q = q.where(Item.status == status)
         items = [_item_dict(a, s, i) for i in s.exec(q)]
     if as_json:
@@ -289,8 +336,15 @@ def item_list(
     t = Table("id", "status", "category", "department", "publish at", "channels", "title")
     for i in items:
         at = datetime.fromisoformat(i["publish_at"]) if i["publish_at"] else None
-        t.add_row(str(i["id"]), i["status"], i["category"], i["department"], _show_time(a, at),
-                  ",".join(i["channels"]), i["title"])  # fmt: skip
+        t.add_row(
+            str(i["id"]),
+            i["status"],
+            i["category"],
+            i["department"],
+            _show_time(a, at),
+            ",".join(i["channels"]),
+            i["title"],
+        )
     out.print(t)
 
 
@@ -307,40 +361,53 @@ def item_show(
         out.print(json.dumps(d, ensure_ascii=False, indent=2))
         return
     out.print(f"{d['id']}  {d['title']}", style="bold")
-    out.print(f"{d['status']} · {d['category']} · {d['department']} · version {d['version']}"
-              + (f" · checklist {d['checklist_item']}" if d["checklist_item"] else ""))  # fmt: skip
+    out.print(
+        f"{d['status']} · {d['category']} · {d['department']} · version {d['version']}"
+        + (f" · checklist {d['checklist_item']}" if d["checklist_item"] else "")
+    )
     if d["return_reason"]:
         out.print(f"returned: {d['return_reason']}")
     for r in d["reviews"]:
-        out.print(f"review L{r['level']} v{r['version']}: {'approved' if r['approved'] else 'rejected'} by "
-                  f"{r['reviewer']}" + (f" — {r['reason']}" if r["reason"] else ""))  # fmt: skip
+        out.print(
+            f"review L{r['level']} v{r['version']}: {'approved' if r['approved'] else 'rejected'} by "
+            f"{r['reviewer']}" + (f" — {r['reason']}" if r["reason"] else "")
+        )
     if d["publish_at"]:
         out.print(f"publish at {_show_time(a, datetime.fromisoformat(d['publish_at']))}")
     if d["deliveries"]:
         t = Table("delivery", "channel", "op", "status", "attempts", "url / reason")
         t.columns[-1].overflow = "fold"  # a URL cut with … cannot be copied
         for x in d["deliveries"]:
-            t.add_row(str(x["id"]), x["channel"], x["op"], x["status"], str(x["attempts"]),
-                      x["url"] or x["last_error"] or x["note"] or "")  # fmt: skip
+            t.add_row(
+                str(x["id"]),
+                x["channel"],
+                x["op"],
+                x["status"],
+                str(x["attempts"]),
+                x["url"] or x["last_error"] or x["note"] or "",
+            )
         out.print(t)
         for x in d["deliveries"]:
             for h in x["history"]:
                 when = _show_time(a, datetime.fromisoformat(h["at"]))
-                out.print(f"  delivery {x['id']} {h['op']} attempt {h['n']}: {h['outcome']} {when}"
-                          + (f" — {h['message']}" if h["message"] else ""))  # fmt: skip
+                out.print(
+                    f"  delivery {x['id']} {h['op']} attempt {h['n']}: {h['outcome']} {when}"
+                    + (f" — {h['message']}" if h["message"] else "")
+                )
     if d["audit"]:
         out.print("audit trail:")
         for x in d["audit"]:
             change = f"{x['from'] or ''} → {x['to']}".strip() if x["to"] else ""
-            out.print(f"  {_show_time(a, datetime.fromisoformat(x['at']))}  {x['actor']}  {x['action']}"
-                      + (f"  {change}" if change else "") + (f" — {x['reason']}" if x["reason"] else ""))  # fmt: skip
+            out.print(
+                f"  {_show_time(a, datetime.fromisoformat(x['at']))}  {x['actor']}  {x['action']}"
+                + (f"  {change}" if change else "")
+                + (f" — {x['reason']}" if x["reason"] else "")
+            )
 
 
 # ---------------------------------------------------------------------------------------- workflow
 @app.command()
-def submit(
-    item_id: int, as_user: Annotated[str, typer.Option("--as", help="the author or an editor")]
-) -> None:
+def submit(item_id: int, as_user: Annotated[str, typer.Option("--as", help="the author or an editor")]) -> None:
     """Send a draft to the department head."""
     a = state.app()
     with a.session() as s:
@@ -351,8 +418,9 @@ def submit(
 def _review(item_id: int, as_user: str, approve: bool, reason: str | None) -> None:
     a = state.app()
     with a.session() as s:
-        item = workflow.review(a.ctx, s, item_id=item_id, actor=workflow.get_user(s, as_user), approve=approve,
-                               reason=reason)  # fmt: skip
+        item = workflow.review(
+            a.ctx, s, item_id=item_id, actor=workflow.get_user(s, as_user), approve=approve, reason=reason
+        )
     nxt = {
         ItemStatus.DEPT_APPROVED: "waiting for 保密审查 (confidentiality review)",
         ItemStatus.APPROVED: "approved; set a time with `publisher schedule`",
@@ -385,12 +453,8 @@ def review_reject(
 @app.command()
 def schedule(
     item_id: int,
-    at: Annotated[
-        str, typer.Option("--at", help="ISO time with zone, e.g. 2026-12-01T09:00+08:00, or 'now'")
-    ],
-    as_user: Annotated[
-        str | None, typer.Option("--as", help="who schedules (checked against their role)")
-    ] = None,
+    at: Annotated[str, typer.Option("--at", help="ISO time with zone, e.g. 2026-12-01T09:00+08:00, or 'now'")],
+    as_user: Annotated[str | None, typer.Option("--as", help="who schedules (checked against their role)")] = None,
 ) -> None:
     """Set the publish time; an approved item is queued for every target channel."""
     a = state.app()
@@ -443,8 +507,10 @@ def _take_down_said(owed: workflow.Withdrawals, item_id: int) -> str:
     if owed.queued:
         said += f"; run the worker to take it down from {', '.join(owed.queued)}"
     if owed.in_flight:
-        said += (f"; being sent to {', '.join(owed.in_flight)} right now: nothing more goes there, and it is "
-                 "taken down as soon as that call returns if it went out")  # fmt: skip
+        said += (
+            f"; being sent to {', '.join(owed.in_flight)} right now: nothing more goes there, and it is "
+            "taken down as soon as that call returns if it went out"
+        )
     if owed.by_hand:
         said += f"; take it down by hand on {', '.join(owed.by_hand)} (`publisher item show {item_id}` says why)"
     return said
@@ -461,9 +527,7 @@ def retry(delivery_id: int) -> None:
 
 @app.command()
 def deliveries(
-    status: Annotated[
-        str | None, typer.Option(help="pending | claimed | waiting | done | failed | cancelled")
-    ] = None,
+    status: Annotated[str | None, typer.Option(help="pending | claimed | waiting | done | failed | cancelled")] = None,
     channel: Annotated[str | None, typer.Option(help="only this channel")] = None,
     limit: Annotated[int, typer.Option(help="at most this many rows")] = 50,
     as_json: Annotated[bool, typer.Option("--json")] = False,
@@ -479,19 +543,35 @@ def deliveries(
         if channel:
             q = q.where(Delivery.channel == channel)
         rows = [
-            {"id": d.id, "item_id": d.item_id, "channel": d.channel, "op": d.op, "status": d.status,
-             "due_at": d.due_at.isoformat(), "attempts": d.attempts, "url": d.url, "last_error": d.last_error,
-             "note": d.note}
+            {
+                "id": d.id,
+                "item_id": d.item_id,
+                "channel": d.channel,
+                "op": d.op,
+                "status": d.status,
+                "due_at": d.due_at.isoformat(),
+                "attempts": d.attempts,
+                "url": d.url,
+                "last_error": d.last_error,
+                "note": d.note,
+            }
             for d in s.exec(q)
-        ]  # fmt: skip
+        ]
     if as_json:
         out.print(json.dumps(rows, ensure_ascii=False, indent=2))
         return
     t = Table("id", "item", "channel", "op", "status", "due", "tries", "url / reason")
     for r in rows:
-        t.add_row(str(r["id"]), str(r["item_id"]), r["channel"], r["op"], r["status"],
-                  _show_time(a, datetime.fromisoformat(r["due_at"])), str(r["attempts"]),
-                  r["url"] or r["last_error"] or r["note"] or "")  # fmt: skip
+        t.add_row(
+            str(r["id"]),
+            str(r["item_id"]),
+            r["channel"],
+            r["op"],
+            r["status"],
+            _show_time(a, datetime.fromisoformat(r["due_at"])),
+            str(r["attempts"]),
+            r["url"] or r["last_error"] or r["note"] or "",
+        )
     out.print(t)
 
 
@@ -500,11 +580,13 @@ def deliveries(
 def run(
     once: Annotated[bool, typer.Option("--once", help="deliver all that is due, then exit")] = False,
     threads: Annotated[int | None, typer.Option(help="delivery threads (default: worker.threads)")] = None,
-    metrics_port: Annotated[int | None, typer.Option("--metrics-port",
-                                                     help="serve Prometheus /metrics on this port")] = None,
+    metrics_port: Annotated[
+        int | None, typer.Option("--metrics-port", help="serve Prometheus /metrics on this port")
+    ] = None,
     metrics_addr: Annotated[str, typer.Option("--metrics-addr", help="address for --metrics-port")] = "127.0.0.1",
-    log_json: Annotated[bool, typer.Option("--log-json", help="log one JSON object per line (with item and "
-                                                              "delivery ids) to stderr")] = False,
+    log_json: Annotated[
+        bool, typer.Option("--log-json", help="log one JSON object per line (with item and delivery ids) to stderr")
+    ] = False,
 ) -> None:
     """The worker: publishes due deliveries, retries, and runs the periodic jobs (weekly sync)."""
     from publisher.dispatch import Dispatcher
@@ -530,14 +612,19 @@ def run(
                 sa.select(sa.func.count())
                 .select_from(Delivery.__table__)
                 .where(  # type: ignore[attr-defined]
-                    Delivery.status.in_(
-                        [DeliveryStatus.PENDING, DeliveryStatus.WAITING, DeliveryStatus.CLAIMED]
-                    ),  # type: ignore[attr-defined]
+                    Delivery.status.in_([DeliveryStatus.PENDING, DeliveryStatus.WAITING, DeliveryStatus.CLAIMED]),  # type: ignore[attr-defined]
                     Delivery.due_at <= datetime.now(a.settings.zone),  # type: ignore[operator]
                 )
             ).scalar_one()
-        with Progress(TextColumn("delivering"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                      console=err, transient=not sys.stderr.isatty(), disable=not sys.stderr.isatty()) as bar:  # fmt: skip
+        with Progress(
+            TextColumn("delivering"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=err,
+            transient=not sys.stderr.isatty(),
+            disable=not sys.stderr.isatty(),
+        ) as bar:
             task = bar.add_task("deliver", total=due or None)
             summary = d.run(once=True, progress=lambda _o: bar.advance(task))
         parts = ", ".join(f"{k} {v}" for k, v in sorted(summary.outcomes.items())) or "nothing was due"
@@ -548,8 +635,9 @@ def run(
         return
     clock = Clock(a, wake=d.wake, owner=d.worker_id)
     clock.start()
-    out.print(f"worker {d.worker_id} running with {d.threads} threads on {a.engine.url.render_as_string()}; "
-              "Ctrl-C stops it")  # fmt: skip
+    out.print(
+        f"worker {d.worker_id} running with {d.threads} threads on {a.engine.url.render_as_string()}; Ctrl-C stops it"
+    )
     import signal
 
     signal.signal(signal.SIGTERM, lambda *_: d.stop.set())
@@ -584,9 +672,7 @@ def doctor() -> None:
 # ------------------------------------------------------------------------------------------- stats
 @app.command("stats")
 def stats_cmd(
-    from_: Annotated[
-        str | None, typer.Option("--from", help="first day, YYYY-MM-DD (default 1 January)")
-    ] = None,
+    from_: Annotated[str | None, typer.Option("--from", help="first day, YYYY-MM-DD (default 1 January)")] = None,
     to: Annotated[str | None, typer.Option("--to", help="last day, YYYY-MM-DD (default today)")] = None,
     by: Annotated[str, typer.Option(help=f"comma-separated: {', '.join(stats.DIMENSIONS)}")] = "channel",
     fmt: Annotated[str, typer.Option("--format", help="table | csv | json")] = "table",
@@ -599,11 +685,16 @@ def stats_cmd(
     if fmt != "table":
         out.print(stats.render(rows, dims, fmt), end="" if fmt == "csv" else "\n")
         return
-    t = Table(*dims, "published", "items", "failed", "pending",
-              title=f"{start.date()} – {(end.date() - __import__('datetime').timedelta(days=1))} ({a.settings.timezone})")  # fmt: skip
+    t = Table(
+        *dims,
+        "published",
+        "items",
+        "failed",
+        "pending",
+        title=f"{start.date()} – {(end.date() - __import__('datetime').timedelta(days=1))} ({a.settings.timezone})",
+    )
     for r in rows:
-        t.add_row(*(str(r[k]) for k in dims), str(r["published"]), str(r["items"]), str(r["failed"]),
-                  str(r["pending"]))  # fmt: skip
+        t.add_row(*(str(r[k]) for k in dims), str(r["published"]), str(r["items"]), str(r["failed"]), str(r["pending"]))
     if not rows:
         t.caption = "nothing published, failed or pending in this period"
     out.print(t)
@@ -612,9 +703,7 @@ def stats_cmd(
 # ---------------------------------------------------------------------------------------- channels
 @app.command()
 def channels(
-    check: Annotated[
-        bool, typer.Option(help="check credentials and quota of each configured channel")
-    ] = True,
+    check: Annotated[bool, typer.Option(help="check credentials and quota of each configured channel")] = True,
 ) -> None:
     """List installed channel types and configured channels; check each without publishing."""
     from publisher.channel import available_channel_types
@@ -665,10 +754,15 @@ def manual_list() -> None:
     manual = [n for n, sp in a.channels.items() if sp.channel.manual]
     t = Table("delivery", "item", "channel", "due", "title", "note")
     with a.session() as s:
-        q = (select(Delivery, Item).join(Item, col(Item.id) == Delivery.item_id)
-             .where(col(Delivery.channel).in_(manual),
-                    col(Delivery.status).in_([DeliveryStatus.WAITING, DeliveryStatus.PENDING]))
-             .order_by(Delivery.due_at))  # fmt: skip
+        q = (
+            select(Delivery, Item)
+            .join(Item, col(Item.id) == Delivery.item_id)
+            .where(
+                col(Delivery.channel).in_(manual),
+                col(Delivery.status).in_([DeliveryStatus.WAITING, DeliveryStatus.PENDING]),
+            )
+            .order_by(Delivery.due_at)
+        )
         now = datetime.now(a.settings.zone)
         for d, i in s.exec(q):
             # a waiting delivery's due_at is the next reminder, not when it fell due: show the latter
@@ -701,22 +795,22 @@ def manual_show(delivery_id: int) -> None:
 def manual_record(
     delivery_id: int,
     url: Annotated[str | None, typer.Argument(help="where it was published")] = None,
-    not_applicable: Annotated[
-        str | None, typer.Option("--not-applicable", help="reason it does not apply")
-    ] = None,
+    not_applicable: Annotated[str | None, typer.Option("--not-applicable", help="reason it does not apply")] = None,
     as_user: Annotated[str, typer.Option("--as", help="who posted it")] = "cli",
 ) -> None:
     """Record that a person posted the item (its URL), so it counts like any other channel."""
     a = state.app()
     with a.session() as s:
-        d = workflow.record_manual(a.ctx, s, delivery_id=delivery_id, actor=as_user, url=url,
-                                   not_applicable=not_applicable)  # fmt: skip
+        d = workflow.record_manual(
+            a.ctx, s, delivery_id=delivery_id, actor=as_user, url=url, not_applicable=not_applicable
+        )
     out.print(f"delivery {d.id} on {d.channel} recorded" + (f": {d.url}" if d.url else f" ({d.note})"))
 
 
 # ------------------------------------------------------------------- ledger, sync, coverage, registers, report
-coverage_app = typer.Typer(help="Checklist coverage (50 items) and per-department timeliness.",
-                           invoke_without_command=True)  # fmt: skip
+coverage_app = typer.Typer(
+    help="Checklist coverage (50 items) and per-department timeliness.", invoke_without_command=True
+)
 request_app = typer.Typer(help="The register of requests for disclosure (依申请公开).", no_args_is_help=True)
 complaint_app = typer.Typer(help="The register of complaints and reports (举报/投诉).", no_args_is_help=True)
 report_app = typer.Typer(help="The annual information-disclosure report (信息公开年度报告).", no_args_is_help=True)
@@ -728,7 +822,9 @@ app.add_typer(report_app, name="report")
 
 @app.command("import")
 def import_cmd(
-    file: Annotated[Path, typer.Argument(help="CSV: title,category,department,channel,published_at,url[,checklist_item]")],
+    file: Annotated[
+        Path, typer.Argument(help="CSV: title,category,department,channel,published_at,url[,checklist_item]")
+    ],
     dry_run: Annotated[bool, typer.Option("--dry-run", help="check every row and say what would be added")] = False,
     encoding: Annotated[str | None, typer.Option(help="the file's encoding when not UTF-8 or GBK")] = None,
     create_departments: Annotated[bool, typer.Option(help="add departments the file names but we lack")] = False,
@@ -743,14 +839,24 @@ def import_cmd(
     except OSError as exc:
         raise PublisherError(f"cannot read {file}: {exc.strerror}") from exc
     with a.session() as s:
-        r = ledger.import_csv(a.ctx, s, data=data, source=file.name, actor=as_user, dry_run=dry_run,
-                              encoding=encoding, create_departments=create_departments)  # fmt: skip
+        r = ledger.import_csv(
+            a.ctx,
+            s,
+            data=data,
+            source=file.name,
+            actor=as_user,
+            dry_run=dry_run,
+            encoding=encoding,
+            create_departments=create_departments,
+        )
         if dry_run:
             s.rollback()
     verb = "would add" if dry_run else "added"
     note = f" (read as {r.encoding})" if r.encoding != "utf-8" else ""
-    out.print(f"{file.name}{note}: {r.rows} rows; {verb} {r.items_added} items and {r.publications_added} "
-              f"publications; {r.already_present} already recorded")  # fmt: skip
+    out.print(
+        f"{file.name}{note}: {r.rows} rows; {verb} {r.items_added} items and {r.publications_added} "
+        f"publications; {r.already_present} already recorded"
+    )
     if r.departments_added:
         out.print(f"departments {verb}: {', '.join(r.departments_added)}")
 
@@ -797,17 +903,34 @@ def sync_cmd(
                 bar.update(tasks[label], completed=done, total=total)
 
             summary = sync.run_sync(a, actor="cli", progress=progress)
-        t = Table("channel", "stats changed", "links checked", "taken down", "restored", "found", "errors",
-                  title=f"sync run {summary.run_id}")  # fmt: skip
+        t = Table(
+            "channel",
+            "stats changed",
+            "links checked",
+            "taken down",
+            "restored",
+            "found",
+            "errors",
+            title=f"sync run {summary.run_id}",
+        )
         for c in summary.channels.values():
-            t.add_row(c.channel, str(c.stats_changed), str(c.links_checked), str(len(c.taken_down)),
-                      str(len(c.restored)), str(len(c.remote_added)), "; ".join(c.errors) or "-")  # fmt: skip
+            t.add_row(
+                c.channel,
+                str(c.stats_changed),
+                str(c.links_checked),
+                str(len(c.taken_down)),
+                str(len(c.restored)),
+                str(len(c.remote_added)),
+                "; ".join(c.errors) or "-",
+            )
         out.print(t)
         out.print("changed: " + ("yes" if summary.changed else "nothing"))
     last = sync.latest_sync(a)
     if last is not None and show:
-        out.print(f"last sync {last.id} at {_show_time(a, last.started_at)}: {last.taken_down} taken down, "
-                  f"{last.restored} restored, {last.remote_added} found, {last.errors} errors")  # fmt: skip
+        out.print(
+            f"last sync {last.id} at {_show_time(a, last.started_at)}: {last.taken_down} taken down, "
+            f"{last.restored} restored, {last.remote_added} found, {last.errors} errors"
+        )
     down = sync.taken_down(a)
     if down:
         t = Table("delivery", "item", "channel", "taken down", "url", title="pages that no longer answer")
@@ -838,8 +961,15 @@ def coverage_cmd(
     cal = Calendar()
     rows = coverage.timeliness(a.engine, a.settings, start, end, cal)
     limit = a.settings.report.timeliness_working_days
-    t = Table("department", "items", "on time", "late", "median", "max",
-              title=f"creation → publication, Chinese working days (limit {limit})")  # fmt: skip
+    t = Table(
+        "department",
+        "items",
+        "on time",
+        "late",
+        "median",
+        "max",
+        title=f"creation → publication, Chinese working days (limit {limit})",
+    )
     for r in rows:
         t.add_row(r.department, str(r.items), str(r.on_time), str(r.late), f"{r.median_days:g}", str(r.max_days))
     if not rows:
@@ -881,8 +1011,9 @@ def request_add(
 
     a = state.app()
     with a.session() as s:
-        r = registers.add_request(s, a.settings, applicant=applicant, subject=subject, via=via, received=received,
-                                  actor=as_user)  # fmt: skip
+        r = registers.add_request(
+            s, a.settings, applicant=applicant, subject=subject, via=via, received=received, actor=as_user
+        )
     out.print(f"request {r.id} recorded; answer due by {r.due_on}")
 
 
@@ -906,8 +1037,12 @@ def request_extend(
 def request_close(
     request_id: int,
     outcome: Annotated[str, typer.Option(help="disclosed | partly | not_disclosed | not_held")],
-    reason: Annotated[str | None, typer.Option(help="legal reason when not (wholly) disclosed: "
-                                                    "state_secret | trade_secret | privacy | other_law | text")] = None,
+    reason: Annotated[
+        str | None,
+        typer.Option(
+            help="legal reason when not (wholly) disclosed: state_secret | trade_secret | privacy | other_law | text"
+        ),
+    ] = None,
     note: Annotated[str | None, typer.Option(help="anything else worth keeping")] = None,
     answered: Annotated[str | None, typer.Option(help="when answered, YYYY-MM-DD [HH:MM] (default now)")] = None,
     as_user: Annotated[str, typer.Option("--as")] = "cli",
@@ -917,8 +1052,16 @@ def request_close(
 
     a = state.app()
     with a.session() as s:
-        r = registers.close_request(s, a.settings, request_id=request_id, outcome=outcome, legal_reason=reason,
-                                    note=note, answered=answered, actor=as_user)  # fmt: skip
+        r = registers.close_request(
+            s,
+            a.settings,
+            request_id=request_id,
+            outcome=outcome,
+            legal_reason=reason,
+            note=note,
+            answered=answered,
+            actor=as_user,
+        )
     late = r.answered_at is not None and r.answered_at.astimezone(a.settings.zone).date() > r.due_on
     out.print(f"request {r.id} closed: {r.outcome}" + (" (answered after the deadline)" if late else ""))
 
@@ -938,8 +1081,15 @@ def request_list(open_only: Annotated[bool, typer.Option("--open", help="only un
             if r.outcome == "open":
                 flag = " OVERDUE" if dl.overdue else f" ({dl.working_days_left} working days left)"
                 overdue += dl.overdue
-            t.add_row(str(r.id), _show_time(a, r.received_at), r.applicant, r.via, r.subject[:40],
-                      _show_day(r.due_on) + (" ext." if r.extended else "") + flag, r.outcome)  # fmt: skip
+            t.add_row(
+                str(r.id),
+                _show_time(a, r.received_at),
+                r.applicant,
+                r.via,
+                r.subject[:40],
+                _show_day(r.due_on) + (" ext." if r.extended else "") + flag,
+                r.outcome,
+            )
     out.print(t)
     if overdue:
         err.print(f"warning: {overdue} request(s) past their deadline")
@@ -958,8 +1108,9 @@ def complaint_add(
 
     a = state.app()
     with a.session() as s:
-        c = registers.add_complaint(s, a.settings, complainant=complainant, subject=subject, via=via,
-                                    received=received, actor=as_user)  # fmt: skip
+        c = registers.add_complaint(
+            s, a.settings, complainant=complainant, subject=subject, via=via, received=received, actor=as_user
+        )
     out.print(f"complaint {c.id} recorded; settle by {c.due_on}")
 
 
@@ -976,8 +1127,15 @@ def complaint_close(
 
     a = state.app()
     with a.session() as s:
-        c = registers.close_complaint(s, a.settings, complaint_id=complaint_id, outcome=outcome,
-                                      resolution=resolution, closed=closed, actor=as_user)  # fmt: skip
+        c = registers.close_complaint(
+            s,
+            a.settings,
+            complaint_id=complaint_id,
+            outcome=outcome,
+            resolution=resolution,
+            closed=closed,
+            actor=as_user,
+        )
     out.print(f"complaint {c.id} closed: {c.outcome}")
 
 
@@ -994,8 +1152,15 @@ def complaint_list(open_only: Annotated[bool, typer.Option("--open", help="only 
             dl = registers.deadline_state(c.due_on, a.settings)
             flag = " OVERDUE" if c.outcome == "open" and dl.overdue else ""
             overdue += bool(flag)
-            t.add_row(str(c.id), _show_time(a, c.received_at), c.complainant, c.via, c.subject[:40],
-                      _show_day(c.due_on) + flag, c.outcome)  # fmt: skip
+            t.add_row(
+                str(c.id),
+                _show_time(a, c.received_at),
+                c.complainant,
+                c.via,
+                c.subject[:40],
+                _show_day(c.due_on) + flag,
+                c.outcome,
+            )
     out.print(t)
     if overdue:
         err.print(f"warning: {overdue} complaint(s) past their deadline")
@@ -1018,22 +1183,27 @@ def report_annual(
 
     a = state.app()
     rep = report.build(a.engine, a.settings, start=from_, end=to, channel_labels=_labels(a))
-    path, csv_path = report.write_report(rep, a.settings, fmt=fmt, out=output,
-                                         template=report.load_template(a.settings, template))  # fmt: skip
+    path, csv_path = report.write_report(
+        rep, a.settings, fmt=fmt, out=output, template=report.load_template(a.settings, template)
+    )
     for w in rep.warnings:
         err.print(f"warning: {w}")
     f = rep.figures
     out.print(f"wrote {path} and {csv_path}")
-    out.print(f"site items {f['site_items'].value} (rules {f['site_rules'].value}, recruitment "
-              f"{f['site_recruitment'].value}, announcements {f['site_announcements'].value}); WeChat "
-              f"{f['wechat_posts'].value}; media {f['media_items'].value}; journal {f['journal_issues'].value}; "
-              f"tenders {f['tenders'].value}; requests {f['requests_received'].value}; complaints "
-              f"{f['complaints_received'].value}")  # fmt: skip
+    out.print(
+        f"site items {f['site_items'].value} (rules {f['site_rules'].value}, recruitment "
+        f"{f['site_recruitment'].value}, announcements {f['site_announcements'].value}); WeChat "
+        f"{f['wechat_posts'].value}; media {f['media_items'].value}; journal {f['journal_issues'].value}; "
+        f"tenders {f['tenders'].value}; requests {f['requests_received'].value}; complaints "
+        f"{f['complaints_received'].value}"
+    )
 
 
 @report_app.command("explain")
 def report_explain(
-    figure: Annotated[str | None, typer.Argument(help="e.g. site_items, wechat_posts, channel:website (none: list)")] = None,
+    figure: Annotated[
+        str | None, typer.Argument(help="e.g. site_items, wechat_posts, channel:website (none: list)")
+    ] = None,
     from_: Annotated[str | None, typer.Option("--from", help="first day, YYYY-MM-DD")] = None,
     to: Annotated[str | None, typer.Option("--to", help="last day, YYYY-MM-DD")] = None,
 ) -> None:
@@ -1041,8 +1211,13 @@ def report_explain(
     from publisher import report
 
     a = state.app()
-    rep = report.build(a.engine, a.settings, start=from_ or f"{datetime.now(a.settings.zone).year}-01-01",
-                       end=to or datetime.now(a.settings.zone).date().isoformat(), channel_labels=_labels(a))  # fmt: skip
+    rep = report.build(
+        a.engine,
+        a.settings,
+        start=from_ or f"{datetime.now(a.settings.zone).year}-01-01",
+        end=to or datetime.now(a.settings.zone).date().isoformat(),
+        channel_labels=_labels(a),
+    )
     if figure is None:
         for k, f in rep.figures.items():
             out.print(f"{k:<28} {f.value:>6}  {f.label}")
@@ -1060,7 +1235,7 @@ def report_template(
     from publisher import report
 
     output.write_text(report.default_template(), encoding="utf-8")
-    out.print(f"wrote {output}; set [report] template = \"{output}\" in settings.toml or pass --template")
+    out.print(f'wrote {output}; set [report] template = "{output}" in settings.toml or pass --template')
 
 
 # ------------------------------------------------------------------------------------------ serve
@@ -1107,8 +1282,9 @@ def _synopsis(command: Any, path: str) -> str:
     """``publisher submit ITEM_ID --as USER``: the command with what it needs, [OPTIONS] if it takes more."""
     if hasattr(command, "commands"):
         return f"{path} COMMAND ... ({path} --help lists the commands)"
-    params = [p for p in command.get_params(typer.Context(command))
-              if p.name != "help" and not getattr(p, "hidden", False)]
+    params = [
+        p for p in command.get_params(typer.Context(command)) if p.name != "help" and not getattr(p, "hidden", False)
+    ]
     needed = [_spelled(p) if p.required else f"[{_spelled(p)}]" for p in params if p.param_type_name != "option"]
     needed += [_spelled(p) for p in params if p.param_type_name == "option" and p.required]
     more = any(p.param_type_name == "option" and not p.required for p in params)

@@ -30,10 +30,41 @@ _FRONT_MATTER = re.compile(r"\A---\s*\n(.*?)\n---\s*(?:\n|\Z)", re.S)
 _MD_IMAGE = re.compile(r"!\[([^\]]*)\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
 
 ALLOWED_TAGS = {
-    "a", "abbr", "b", "blockquote", "br", "code", "del", "em", "h1", "h2", "h3", "h4", "h5", "h6", "hr",
-    "i", "img", "li", "ol", "p", "pre", "s", "strong", "sub", "sup", "table", "tbody", "td", "th",
-    "thead", "tr", "ul", "span", "div",
-}  # fmt: skip
+    "a",
+    "abbr",
+    "b",
+    "blockquote",
+    "br",
+    "code",
+    "del",
+    "em",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "hr",
+    "i",
+    "img",
+    "li",
+    "ol",
+    "p",
+    "pre",
+    "s",
+    "strong",
+    "sub",
+    "sup",
+    "table",
+    "tbody",
+    "td",
+    "th",
+    "thead",
+    "tr",
+    "ul",
+    "span",
+    "div",
+}
 ALLOWED_ATTRIBUTES = {
     "a": {"href", "title"},
     "img": {"src", "alt", "title", "width", "height"},
@@ -49,9 +80,17 @@ IMAGE_FORMATS = {"JPEG": "image/jpeg", "PNG": "image/png", "GIF": "image/gif", "
 DEFAULT_MAX_IMAGE_PIXELS = 40_000_000
 
 FRONT_MATTER_KEYS = {
-    "title", "summary", "category", "department", "checklist_item", "channels", "publish_at", "cover",
-    "attachments", "author",
-}  # fmt: skip
+    "title",
+    "summary",
+    "category",
+    "department",
+    "checklist_item",
+    "channels",
+    "publish_at",
+    "cover",
+    "attachments",
+    "author",
+}
 
 
 class _FrontMatterLoader(yaml.SafeLoader):
@@ -226,8 +265,10 @@ def disk_error(exc: OSError, media_dir: Path) -> Exception:
             f"the disk holding {media_dir} is full: free space there, then try again; nothing was stored"
         )
     if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-        return ConfigError(f"cannot write to the media store {media_dir} ({exc.strerror}): make it writable for the "
-                           "user who runs publisher")  # fmt: skip
+        return ConfigError(
+            f"cannot write to the media store {media_dir} ({exc.strerror}): make it writable for the "
+            "user who runs publisher"
+        )
     return exc
 
 
@@ -327,14 +368,15 @@ def read_item_file(
     if fields.get("cover"):
         assets.append(
             store_file(
-                base / str(fields.pop("cover")), media_dir=media_dir, role="cover", max_bytes=max_asset_bytes,
+                base / str(fields.pop("cover")),
+                media_dir=media_dir,
+                role="cover",
+                max_bytes=max_asset_bytes,
                 max_pixels=max_image_pixels,
-            )  # fmt: skip
+            )
         )
     for a in fields.pop("attachments", None) or []:
-        assets.append(
-            store_file(base / str(a), media_dir=media_dir, role="attachment", max_bytes=max_asset_bytes)
-        )
+        assets.append(store_file(base / str(a), media_dir=media_dir, role="attachment", max_bytes=max_asset_bytes))
     return ItemDraft(title=title, body_markdown=body, fields=fields, assets=assets)
 
 
@@ -350,16 +392,11 @@ def parse_time(value: Any, *, what: str = "time") -> datetime:
     else:
         text = str(value).strip()
         try:
-            dt = datetime.fromisoformat(
-                text.replace(" ", "T", 1) if "T" not in text and " " in text else text
-            )
+            dt = datetime.fromisoformat(text.replace(" ", "T", 1) if "T" not in text and " " in text else text)
         except ValueError as exc:
             raise InvalidInput(
-                f"{what} {text!r} is not a date-time; write it as ISO 8601 with a zone, "
-                "e.g. 2026-12-01T09:00+08:00"
+                f"{what} {text!r} is not a date-time; write it as ISO 8601 with a zone, e.g. 2026-12-01T09:00+08:00"
             ) from exc
     if dt.tzinfo is None or dt.utcoffset() is None:
-        raise InvalidInput(
-            f"{what} {value!s} has no time zone; add one, e.g. {dt.isoformat(timespec='minutes')}+08:00"
-        )
+        raise InvalidInput(f"{what} {value!s} has no time zone; add one, e.g. {dt.isoformat(timespec='minutes')}+08:00")
     return dt

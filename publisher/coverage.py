@@ -51,8 +51,15 @@ def set_rule(session: Session, *, number: int, rule: str, actor: str) -> Checkli
         session.add(row)
     else:
         row.rule, row.updated_by, row.updated_at = r, actor, utcnow()
-    audit(session, actor=actor, entity="checklist_rule", entity_id=number, action="set_rule", from_state=before,
-          to_state=r)  # fmt: skip
+    audit(
+        session,
+        actor=actor,
+        entity="checklist_rule",
+        entity_id=number,
+        action="set_rule",
+        from_state=before,
+        to_state=r,
+    )
     return row
 
 
@@ -77,8 +84,9 @@ class Coverage:
     rows: list[Publication] = field(default_factory=list)
 
 
-def coverage(engine: Engine, settings: Settings, *, as_of: datetime | None = None,
-             pubs: list[Publication] | None = None) -> list[Coverage]:  # fmt: skip
+def coverage(
+    engine: Engine, settings: Settings, *, as_of: datetime | None = None, pubs: list[Publication] | None = None
+) -> list[Coverage]:
     """One line per checklist item, in checklist order."""
     as_of = as_of or utcnow()
     if pubs is None:
@@ -107,8 +115,7 @@ def coverage(engine: Engine, settings: Settings, *, as_of: datetime | None = Non
             status = "current"
         else:
             status = "current" if (as_of - latest.published_at).days <= limit else "stale"
-        out.append(Coverage(n, c.category, c.name, rule, status, first_at, latest.item_id, latest.title,
-                            live, rows))  # fmt: skip
+        out.append(Coverage(n, c.category, c.name, rule, status, first_at, latest.item_id, latest.title, live, rows))
     return out
 
 
@@ -124,8 +131,9 @@ class DepartmentTimeliness:
     late_items: list[tuple[int, str, int]] = field(default_factory=list)
 
 
-def timeliness(engine: Engine, settings: Settings, start: datetime, end: datetime,
-               calendar: Calendar | None = None) -> list[DepartmentTimeliness]:  # fmt: skip
+def timeliness(
+    engine: Engine, settings: Settings, start: datetime, end: datetime, calendar: Calendar | None = None
+) -> list[DepartmentTimeliness]:
     """Per department: pipeline items first published in [start, end), creation → publication.
 
     Pass a :class:`Calendar` to learn afterwards (``calendar.note``) whether Mon–Fri had to stand in.
@@ -142,8 +150,12 @@ def timeliness(engine: Engine, settings: Settings, start: datetime, end: datetim
     if not first:
         return []
     with engine.connect() as conn:
-        meta = {r.id: r for r in conn.execute(sa.select(it.c.id, it.c.title, it.c.department, it.c.created_at)
-                                              .where(it.c.id.in_(list(first))))}  # fmt: skip
+        meta = {
+            r.id: r
+            for r in conn.execute(
+                sa.select(it.c.id, it.c.title, it.c.department, it.c.created_at).where(it.c.id.in_(list(first)))
+            )
+        }
         conn.rollback()
     days_by_dept: dict[str, list[tuple[int, str, int]]] = defaultdict(list)
     for item_id, published in first.items():
@@ -155,6 +167,9 @@ def timeliness(engine: Engine, settings: Settings, start: datetime, end: datetim
         rows = days_by_dept[dept]
         days = [d for _, _, d in rows]
         late = sorted((r for r in rows if r[2] > limit), key=lambda r: -r[2])
-        out.append(DepartmentTimeliness(dept, len(rows), len(rows) - len(late), len(late),
-                                        float(statistics.median(days)), max(days), late))  # fmt: skip
+        out.append(
+            DepartmentTimeliness(
+                dept, len(rows), len(rows) - len(late), len(late), float(statistics.median(days)), max(days), late
+            )
+        )
     return out

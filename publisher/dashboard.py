@@ -27,8 +27,9 @@ I = Item.__table__  # type: ignore[attr-defined]  # noqa: E741
 TABLES = ("category", "department", "month", "engagement", "failures", "pending")
 
 
-def resolve_period(kind: str, start: str | None, end: str | None, tz: ZoneInfo,
-                   today: date | None = None) -> tuple[str, datetime, datetime]:  # fmt: skip
+def resolve_period(
+    kind: str, start: str | None, end: str | None, tz: ZoneInfo, today: date | None = None
+) -> tuple[str, datetime, datetime]:
     """``report`` (from the last 1 October, the provincial notice's usual start, to today),
     ``week`` (Monday to today) or ``custom`` (whole days ``start``..``end``)."""
     today = today or datetime.now(tz).date()
@@ -63,8 +64,9 @@ class Dashboard:
     def table(self, name: str) -> list[dict[str, object]]:
         if name not in TABLES:
             raise InvalidInput(f"unknown table {name!r}; one of {', '.join(TABLES)}")
-        return getattr(self, {"category": "by_category", "department": "by_department",
-                              "month": "by_month"}.get(name, name))  # fmt: skip
+        return getattr(
+            self, {"category": "by_category", "department": "by_department", "month": "by_month"}.get(name, name)
+        )
 
 
 #: metrics that are running totals (the account's followers on a day, from WeChat's getusercumulate):
@@ -93,13 +95,24 @@ def engagement(engine: Engine, start: datetime, end: datetime, tz: ZoneInfo) -> 
         ).all()
         rows += conn.execute(
             sa.select(t.c.channel, t.c.metric, sa.func.sum(t.c.value))
-            .select_from(t.join(latest, sa.and_(t.c.channel == latest.c.channel, t.c.metric == latest.c.metric,
-                                                t.c.remote_id == latest.c.remote_id, t.c.day == latest.c.day)))
+            .select_from(
+                t.join(
+                    latest,
+                    sa.and_(
+                        t.c.channel == latest.c.channel,
+                        t.c.metric == latest.c.metric,
+                        t.c.remote_id == latest.c.remote_id,
+                        t.c.day == latest.c.day,
+                    ),
+                )
+            )
             .group_by(t.c.channel, t.c.metric)
-        ).all()  # fmt: skip
+        ).all()
         conn.rollback()
-    return sorted(({"channel": r[0], "metric": r[1], "value": int(r[2] or 0)} for r in rows),
-                  key=lambda r: (str(r["channel"]), str(r["metric"])))  # fmt: skip
+    return sorted(
+        ({"channel": r[0], "metric": r[1], "value": int(r[2] or 0)} for r in rows),
+        key=lambda r: (str(r["channel"]), str(r["metric"])),
+    )
 
 
 def _failed_in(start: datetime, end: datetime) -> sa.ColumnElement[bool]:
@@ -107,15 +120,17 @@ def _failed_in(start: datetime, end: datetime) -> sa.ColumnElement[bool]:
     return sa.and_(D.c.status == status_literal(DeliveryStatus.FAILED), D.c.updated_at >= start, D.c.updated_at < end)
 
 
-def failures(engine: Engine, start: datetime, end: datetime, limit: int = 50,
-             visible: sa.ColumnElement[bool] | None = None) -> list[dict[str, object]]:  # fmt: skip
+def failures(
+    engine: Engine, start: datetime, end: datetime, limit: int = 50, visible: sa.ColumnElement[bool] | None = None
+) -> list[dict[str, object]]:
     """The latest failed deliveries of the period, of items matching ``visible`` (a condition on the
     item table, e.g. :func:`publisher.web.common.view_filter`; ``None``: every item)."""
     cond = _failed_in(start, end) if visible is None else sa.and_(_failed_in(start, end), visible)
     with engine.connect() as conn:
         rows = conn.execute(
-            sa.select(D.c.id, D.c.item_id, I.c.title, D.c.channel, D.c.op, D.c.last_error_kind, D.c.last_error,
-                      D.c.updated_at)  # fmt: skip
+            sa.select(
+                D.c.id, D.c.item_id, I.c.title, D.c.channel, D.c.op, D.c.last_error_kind, D.c.last_error, D.c.updated_at
+            )
             .select_from(D.join(I, I.c.id == D.c.item_id))
             .where(cond)
             .order_by(D.c.updated_at.desc())
@@ -123,8 +138,16 @@ def failures(engine: Engine, start: datetime, end: datetime, limit: int = 50,
         ).all()
         conn.rollback()
     return [
-        {"delivery": r[0], "item": r[1], "title": r[2], "channel": r[3], "op": r[4], "kind": r[5] or "",
-         "error": r[6] or "", "at": r[7]}  # fmt: skip
+        {
+            "delivery": r[0],
+            "item": r[1],
+            "title": r[2],
+            "channel": r[3],
+            "op": r[4],
+            "kind": r[5] or "",
+            "error": r[6] or "",
+            "at": r[7],
+        }
         for r in rows
     ]
 
@@ -135,7 +158,8 @@ def failures_hidden(engine: Engine, start: datetime, end: datetime, visible: sa.
         return 0
     with engine.connect() as conn:
         n = conn.execute(
-            sa.select(sa.func.count()).select_from(D.join(I, I.c.id == D.c.item_id))
+            sa.select(sa.func.count())
+            .select_from(D.join(I, I.c.id == D.c.item_id))
             .where(_failed_in(start, end), sa.not_(visible))
         ).scalar_one()
         conn.rollback()
@@ -154,8 +178,9 @@ def counts(engine: Engine, start: datetime, end: datetime, tz: ZoneInfo, dim: st
     return stats.counts(engine, stats.StatsQuery(start=start, end=end, by=("channel", dim), tz=tz))
 
 
-def build(engine: Engine, start: datetime, end: datetime, tz: ZoneInfo,
-          visible: sa.ColumnElement[bool] | None = None) -> Dashboard:  # fmt: skip
+def build(
+    engine: Engine, start: datetime, end: datetime, tz: ZoneInfo, visible: sa.ColumnElement[bool] | None = None
+) -> Dashboard:
     """Everything the dashboard shows for [start, end), with how long each query took.
 
     The counts are the office's (every item, as ``publisher stats`` and the annual report count);

@@ -76,9 +76,7 @@ def make_engine(url: str, *, immediate: bool = True, **kw: Any) -> Engine:
     """An engine for ``url``; for SQLite, WAL + busy timeout + BEGIN IMMEDIATE (unless read-only use)."""
     if url.startswith("sqlite"):
         if ":memory:" in url:
-            raise ConfigError(
-                "an in-memory SQLite database cannot be shared by the worker threads; use a file"
-            )
+            raise ConfigError("an in-memory SQLite database cannot be shared by the worker threads; use a file")
         path = url.split("///", 1)[-1]
         if path and not Path(path).parent.exists():
             raise ConfigError(f"database folder {Path(path).parent} does not exist")
@@ -108,9 +106,7 @@ def make_engine(url: str, *, immediate: bool = True, **kw: Any) -> Engine:
         return engine
     if url.startswith("postgresql"):
         return sa.create_engine(url, pool_size=16, max_overflow=16, pool_pre_ping=True, **kw)
-    raise ConfigError(
-        f"unsupported database URL {url.split(':', 1)[0]!r}: use sqlite:/// or postgresql+psycopg://"
-    )
+    raise ConfigError(f"unsupported database URL {url.split(':', 1)[0]!r}: use sqlite:/// or postgresql+psycopg://")
 
 
 class WalCheckpointer:
@@ -214,8 +210,10 @@ def explain_store_error(exc: BaseException, url: str | sa.URL | None = None) -> 
             "or set database_url to the store's file; the file was left as it was"
         )
     if "unable to open database file" in message:
-        return ConfigError(f"cannot open {name} as the user {_user()}: check that it and its folder exist and "
-                           "may be written by that user")  # fmt: skip
+        return ConfigError(
+            f"cannot open {name} as the user {_user()}: check that it and its folder exist and "
+            "may be written by that user"
+        )
     return None
 
 

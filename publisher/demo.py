@@ -9,6 +9,7 @@ settings (``queue.db`` by default) like any others, marked with the 示例 (samp
 
 from __future__ import annotations
 
+import contextlib
 import os
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -59,7 +60,8 @@ SAMPLES: list[dict[str, Any]] = [
         "title": "图书馆智慧化改造项目招标公告",
         "category": "招标公告",
         "checklist_item": 18,
-        "body": "学校就图书馆智慧化改造项目进行公开招标，欢迎合格的供应商参加投标。\n\n- 预算金额：人民币 1,280,000.00 元\n"
+        "body": "学校就图书馆智慧化改造项目进行公开招标，欢迎合格的供应商参加投标。\n\n"
+        "- 预算金额：人民币 1,280,000.00 元\n"
         "- 投标截止时间：2026年12月20日 09:30（北京时间）\n",
     },
     {
@@ -141,8 +143,7 @@ def run_demo(settings_path: Path | None, *, items: int = 6, console: Console | N
             sample = SAMPLES[n % len(SAMPLES)]
             md = work / f"item-{n}.md"
             fm = {
-                "title": f"示例 {sample['title']}"
-                + (f"（{n // len(SAMPLES) + 1}）" if n >= len(SAMPLES) else ""),
+                "title": f"示例 {sample['title']}" + (f"（{n // len(SAMPLES) + 1}）" if n >= len(SAMPLES) else ""),
                 "category": sample["category"],
                 "department": "校长办公室",
                 "channels": list(app.channels),
@@ -153,33 +154,33 @@ def run_demo(settings_path: Path | None, *, items: int = 6, console: Console | N
                 fm["checklist_item"] = sample["checklist_item"]
             import yaml
 
-            md.write_text(
-                "---\n" + yaml.safe_dump(fm, allow_unicode=True) + "---\n" + sample["body"], encoding="utf-8"
-            )
+            md.write_text("---\n" + yaml.safe_dump(fm, allow_unicode=True) + "---\n" + sample["body"], encoding="utf-8")
             with app.session() as s:
-                draft = content.read_item_file(md, media_dir=settings.media_dir,
-                                               max_body_bytes=settings.review.max_body_bytes,
-                                               max_asset_bytes=settings.review.max_asset_bytes)  # fmt: skip
+                draft = content.read_item_file(
+                    md,
+                    media_dir=settings.media_dir,
+                    max_body_bytes=settings.review.max_body_bytes,
+                    max_asset_bytes=settings.review.max_asset_bytes,
+                )
                 author = workflow.get_user(s, "demo.editor")
-                item = workflow.create_item(app.ctx, s, author=author, draft=draft,
-                                            idempotency_key=f"demo-{stamp}-{n}")  # fmt: skip
+                item = workflow.create_item(app.ctx, s, author=author, draft=draft, idempotency_key=f"demo-{stamp}-{n}")
                 workflow.submit(app.ctx, s, item_id=item.id, actor=author)
                 ids.append(item.id)
             console.print(f"  written  {item.id}: {item.title}")
         for item_id in ids:
             with app.session() as s:
-                workflow.review(
-                    app.ctx, s, item_id=item_id, actor=workflow.get_user(s, "demo.head"), approve=True
-                )
+                workflow.review(app.ctx, s, item_id=item_id, actor=workflow.get_user(s, "demo.head"), approve=True)
             with app.session() as s:
-                it = workflow.review(app.ctx, s, item_id=item_id, actor=workflow.get_user(s, "demo.secrecy"),
-                                     approve=True, reason="保密审查通过")  # fmt: skip
-                workflow.schedule(
-                    app.ctx, s, item_id=item_id, at=datetime.now(settings.zone), actor="demo.editor"
+                it = workflow.review(
+                    app.ctx,
+                    s,
+                    item_id=item_id,
+                    actor=workflow.get_user(s, "demo.secrecy"),
+                    approve=True,
+                    reason="保密审查通过",
                 )
-            console.print(
-                f"  approved {item_id} by 王主任 (department head) and 张审查 (保密审查): {it.status}"
-            )
+                workflow.schedule(app.ctx, s, item_id=item_id, at=datetime.now(settings.zone), actor="demo.editor")
+            console.print(f"  approved {item_id} by 王主任 (department head) and 张审查 (保密审查): {it.status}")
         console.print("delivering…")
         summary = Dispatcher(engine=app.engine, ctx=app.ctx).run(once=True, horizon=timedelta(seconds=30))
         console.print("  " + ", ".join(f"{k}: {v}" for k, v in sorted(summary.outcomes.items())))
@@ -187,8 +188,7 @@ def run_demo(settings_path: Path | None, *, items: int = 6, console: Console | N
             states = [workflow.get_item(s, i).status for i in ids]
         published = sum(1 for st in states if st == ItemStatus.PUBLISHED)
         start, end = stats.period(None, None, settings.zone)
-        rows = stats.counts(app.engine, stats.StatsQuery(start=start, end=end, by=("channel",),
-                                                         tz=settings.zone))  # fmt: skip
+        rows = stats.counts(app.engine, stats.StatsQuery(start=start, end=end, by=("channel",), tz=settings.zone))
         t = Table(
             "channel",
             "published",
@@ -198,12 +198,17 @@ def run_demo(settings_path: Path | None, *, items: int = 6, console: Console | N
             title="per-channel counts this year",
         )
         for r in rows:
-            t.add_row(str(r["channel"]), str(r["published"]), str(r["items"]),
-                      str(r["failed"]), str(r["pending"]))  # fmt: skip
+            t.add_row(str(r["channel"]), str(r["published"]), str(r["items"]), str(r["failed"]), str(r["pending"]))
         console.print(t)
         console.print(f"{published} of {len(ids)} sample items published on every channel.")
-        site = next((app.settings.path(sp.channel.config.folder) for sp in app.channels.values()
-                     if getattr(sp.channel.config, "folder", None)), None)  # fmt: skip
+        site = next(
+            (
+                app.settings.path(sp.channel.config.folder)
+                for sp in app.channels.values()
+                if getattr(sp.channel.config, "folder", None)
+            ),
+            None,
+        )
         console.print("Where to look:")
         if site:
             console.print(
@@ -217,7 +222,5 @@ def run_demo(settings_path: Path | None, *, items: int = 6, console: Console | N
         app.close()
     finally:
         for _, h in handles:
-            try:
+            with contextlib.suppress(Exception):  # stopping a sandbox at exit: nothing to do about a failure
                 h.stop()
-            except Exception:  # noqa: S110 - stopping a sandbox at exit; nothing to do about it
-                pass

@@ -131,8 +131,9 @@ class _RateLimiter:
         # known without asking the store (nor locking its row); unless this clock was set back since
         if self.next_slot is not None and now < self.next_slot <= now + self.interval_us * _US:
             return 0, self.next_slot
-        granted, slot = conn.execute(self.stmt, {"ch": self.channel, "now": (now - _EPOCH) // _US,
-                                                 "iv": self.interval_us, "want": want}).one()  # fmt: skip
+        granted, slot = conn.execute(
+            self.stmt, {"ch": self.channel, "now": (now - _EPOCH) // _US, "iv": self.interval_us, "want": want}
+        ).one()
         self.next_slot = _EPOCH + timedelta(microseconds=slot)
         return granted, self.next_slot
 
@@ -164,10 +165,11 @@ def _reservation(dialect: sa.Dialect) -> Any:
     want = sa.bindparam("want", type_=sa.BigInteger)
     n = sa.case((start > now, 0), else_=least(want, (now - start) // iv + 1))
     return (
-        insert(t).values(channel=sa.bindparam("ch"), next_slot_us=now + iv, granted=1)
+        insert(t)
+        .values(channel=sa.bindparam("ch"), next_slot_us=now + iv, granted=1)
         .on_conflict_do_update(index_elements=[t.c.channel], set_={"granted": n, "next_slot_us": start + n * iv})
         .returning(t.c.granted, t.c.next_slot_us)
-    )  # fmt: skip
+    )
 
 
 @dataclass(slots=True)
@@ -219,7 +221,8 @@ class Dispatcher:
     the backlog (within each channel's max_concurrency), re-check the lease and call the channel.
     With ``threads=1`` there is no delivery thread: the loop thread delivers between its other steps.
     Claims and records are batched (one transaction for many deliveries) because per-delivery
-    transactions cost more than a local HTTP call: a worker holds a small backlog of leased deliveries (``_hold_cap`` per channel) and records the
+    transactions cost more than a local HTTP call: a worker holds a small backlog of leased deliveries
+    (``_hold_cap`` per channel) and records the
     outcomes that finished in the last ``RECORD_EVERY`` seconds together. A worker killed between the
     channel call and the record leaves the lease behind; the delivery is run again, and channels
     make that safe (Idempotency-Key, saved state), exactly as for a kill during the call itself.
@@ -258,8 +261,9 @@ class Dispatcher:
         #: every delivery this worker holds a lease on (backlog, running, or awaiting its record)
         self.inflight: dict[int, Claim] = {}
         self._lock = threading.Lock()
-        self._limiters = {n: _RateLimiter(engine.dialect, n, s.rate_per_minute)
-                          for n, s in ctx.channels.items() if s.rate_per_minute}  # fmt: skip
+        self._limiters = {
+            n: _RateLimiter(engine.dialect, n, s.rate_per_minute) for n, s in ctx.channels.items() if s.rate_per_minute
+        }
         self._snapshots: dict[int, PostSnapshot] = {}
         self._read_engine = read_only(engine)
         #: each delivery thread keeps one read connection for its lease checks
@@ -293,8 +297,7 @@ class Dispatcher:
         #: by whether the item's version is checked too (publish and update; not a take-down)
         self._start_sql = {
             False: start_sql,
-            True: f"{start_sql} AND (SELECT version FROM {ITEM.name} WHERE {ITEM.name}.id = {D.name}.item_id) "
-            f"= {mark}",
+            True: f"{start_sql} AND (SELECT version FROM {ITEM.name} WHERE {ITEM.name}.id = {D.name}.item_id) = {mark}",
         }
         self._why_not_sql = f"SELECT status, lease_owner, requested FROM {D.name} WHERE id = {mark}"
         self._update_by_id = sa.update(D).where(D.c.id == sa.bindparam("b_id"))
@@ -302,51 +305,77 @@ class Dispatcher:
         # building a statement, or expanding an ``in_`` list, cost more than running it.
         dialect = engine.dialect.name
         active = [s.value for s in ACTIVE]
-        cols = (D.c.id, D.c.item_id, D.c.channel, D.c.op, D.c.attempts,
-                # the state column as stored: parsed only for the rows kept (the query reads twice as many)
-                _raw_json(engine, D.c.state), D.c.remote_id, D.c.url, D.c.published_at, D.c.due_at)
+        cols = (
+            D.c.id,
+            D.c.item_id,
+            D.c.channel,
+            D.c.op,
+            D.c.attempts,
+            # the state column as stored: parsed only for the rows kept (the query reads twice as many)
+            _raw_json(engine, D.c.state),
+            D.c.remote_id,
+            D.c.url,
+            D.c.published_at,
+            D.c.due_at,
+        )
         channel_in = one_of(dialect, D.c.channel, "channels")
         limit = sa.bindparam("lim", type_=sa.Integer)
         if engine.dialect.name == "postgresql":
             claim_q = (
                 sa.select(*cols)
-                .where(sa.or_(sa.and_(D.c.status.in_(active), D.c.due_at <= sa.bindparam("now")),
-                              sa.and_(D.c.status == DeliveryStatus.CLAIMED.value,
-                                      D.c.lease_expires_at < sa.bindparam("now"))),
-                       channel_in)
-                .order_by(D.c.due_at, D.c.id).limit(limit).with_for_update(skip_locked=True)
-            )  # fmt: skip
+                .where(
+                    sa.or_(
+                        sa.and_(D.c.status.in_(active), D.c.due_at <= sa.bindparam("now")),
+                        sa.and_(D.c.status == DeliveryStatus.CLAIMED.value, D.c.lease_expires_at < sa.bindparam("now")),
+                    ),
+                    channel_in,
+                )
+                .order_by(D.c.due_at, D.c.id)
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+            )
         else:
             # SQLite answered the OR above by reading every delivery of the channel and sorting them
             # (4 ms for 10,000); one ordered range of (status, due_at) per status, each stopping at the
             # limit, costs a few rows each. Literal statuses: SQLite may then read ix_delivery_owed
             parts = [
-                sa.select(*cols).where(D.c.status == status_literal(st), D.c.due_at <= sa.bindparam("now"),
-                                       channel_in)
+                sa.select(*cols).where(D.c.status == status_literal(st), D.c.due_at <= sa.bindparam("now"), channel_in)
                 for st in ACTIVE
             ] + [
-                sa.select(*cols).where(D.c.status == status_literal(DeliveryStatus.CLAIMED),
-                                       D.c.lease_expires_at < sa.bindparam("now"), channel_in)
-            ]  # fmt: skip
+                sa.select(*cols).where(
+                    D.c.status == status_literal(DeliveryStatus.CLAIMED),
+                    D.c.lease_expires_at < sa.bindparam("now"),
+                    channel_in,
+                )
+            ]
             subs = [p.order_by(D.c.due_at, D.c.id).limit(limit).subquery() for p in parts]
             union = sa.union_all(*(sa.select(q) for q in subs)).subquery()
             claim_q = sa.select(union).order_by(union.c.due_at, union.c.id).limit(limit)
         self._claim_q = claim_q
         self._claim_u = (
-            sa.update(D).where(one_of(dialect, D.c.id, "ids"))
-            .values(status=DeliveryStatus.CLAIMED.value, lease_owner=sa.bindparam("owner"),
-                    lease_expires_at=sa.bindparam("until"), updated_at=sa.bindparam("now"))
-        )  # fmt: skip
+            sa.update(D)
+            .where(one_of(dialect, D.c.id, "ids"))
+            .values(
+                status=DeliveryStatus.CLAIMED.value,
+                lease_owner=sa.bindparam("owner"),
+                lease_expires_at=sa.bindparam("until"),
+                updated_at=sa.bindparam("now"),
+            )
+        )
         # SQLite: the status compared as an expression, which no index holds, so that the ids pick the
         # rows (rowid look-ups); compared as a column, SQLite walked (status, …) over every claimed
         # delivery of every worker for each record (PostgreSQL's plan uses the ids either way)
         status = D.c.status + "" if dialect == "sqlite" else D.c.status
         self._owned_q = (
             sa.select(D.c.id, D.c.requested, D.c.request_lease)
-            .where(one_of(dialect, D.c.id, "ids"), D.c.lease_owner == sa.bindparam("owner"),
-                   status == DeliveryStatus.CLAIMED.value)
-            .order_by(D.c.id).with_for_update()
-        )  # fmt: skip
+            .where(
+                one_of(dialect, D.c.id, "ids"),
+                D.c.lease_owner == sa.bindparam("owner"),
+                status == DeliveryStatus.CLAIMED.value,
+            )
+            .order_by(D.c.id)
+            .with_for_update()
+        )
         # the record's executemany statements go straight to the driver (see DriverMany)
         self._insert_attempt = DriverMany(engine.dialect, sa.insert(ATTEMPT), ATTEMPT_KEYS)
         self._insert_audit = DriverMany(engine.dialect, sa.insert(AUDIT), AUDIT_KEYS)
@@ -397,13 +426,25 @@ class Dispatcher:
             for row in chosen:
                 if allowed[row.channel] > 0:
                     allowed[row.channel] -= 1
-                    kept.append(Claim(id=row.id, item_id=row.item_id, channel=row.channel, op=row.op,
-                                      attempts=row.attempts + 1, state=_state(row.state),
-                                      remote_id=row.remote_id, url=row.url, published_at=row.published_at,
-                                      due_at=row.due_at))
+                    kept.append(
+                        Claim(
+                            id=row.id,
+                            item_id=row.item_id,
+                            channel=row.channel,
+                            op=row.op,
+                            attempts=row.attempts + 1,
+                            state=_state(row.state),
+                            remote_id=row.remote_id,
+                            url=row.url,
+                            published_at=row.published_at,
+                            due_at=row.due_at,
+                        )
+                    )
             if kept:
-                conn.execute(self._claim_u, {"ids": [c.id for c in kept], "owner": self.worker_id,
-                                             "until": lease_until, "now": now})
+                conn.execute(
+                    self._claim_u,
+                    {"ids": [c.id for c in kept], "owner": self.worker_id, "until": lease_until, "now": now},
+                )
         # not asked again before its next delivery falls due (at most a poll later, or a wake-up): a
         # channel that had less due than it could take, when the query saw everything due; and a
         # channel its rate limit holds back, until its next slot
@@ -428,7 +469,7 @@ class Dispatcher:
                 sa.select(D.c.channel, sa.func.min(D.c.due_at))
                 .where(D.c.channel.in_(channels), D.c.status.in_([s.value for s in ACTIVE]), D.c.due_at > now)
                 .group_by(D.c.channel)
-            ):  # fmt: skip
+            ):
                 out[ch] = at
         return out
 
@@ -440,9 +481,7 @@ class Dispatcher:
         until = self.clock() + timedelta(seconds=self.settings.worker.lease_seconds)
         with self._writing() as conn:
             conn.execute(
-                sa.update(D)
-                .where(D.c.id.in_(ids), D.c.lease_owner == self.worker_id)
-                .values(lease_expires_at=until)
+                sa.update(D).where(D.c.id.in_(ids), D.c.lease_owner == self.worker_id).values(lease_expires_at=until)
             )
 
     def release_dead_leases(self) -> int:
@@ -450,11 +489,15 @@ class Dispatcher:
         host = socket.gethostname()
         now = self.clock()
         with self._writing() as conn:
-            owners = conn.execute(
-                sa.select(D.c.lease_owner).where(
-                    D.c.status == DeliveryStatus.CLAIMED.value, D.c.lease_owner.like(f"{host}:%")
-                ).distinct()
-            ).scalars().all()
+            owners = (
+                conn.execute(
+                    sa.select(D.c.lease_owner)
+                    .where(D.c.status == DeliveryStatus.CLAIMED.value, D.c.lease_owner.like(f"{host}:%"))
+                    .distinct()
+                )
+                .scalars()
+                .all()
+            )
             dead = [o for o in owners if o != self.worker_id and not _pid_alive(int(o.split(":")[1]))]
             if not dead:
                 return 0
@@ -477,15 +520,22 @@ class Dispatcher:
             held = set(self.inflight)
         now = self.clock()
         with self._writing() as conn:
-            mine = conn.execute(
-                sa.select(D.c.id).where(D.c.status == DeliveryStatus.CLAIMED.value, D.c.lease_owner == self.worker_id)
-            ).scalars().all()
+            mine = (
+                conn.execute(
+                    sa.select(D.c.id).where(
+                        D.c.status == DeliveryStatus.CLAIMED.value, D.c.lease_owner == self.worker_id
+                    )
+                )
+                .scalars()
+                .all()
+            )
             orphans = [i for i in mine if i not in held]
             if orphans:
                 conn.execute(
-                    sa.update(D).where(D.c.id.in_(orphans), D.c.lease_owner == self.worker_id)
+                    sa.update(D)
+                    .where(D.c.id.in_(orphans), D.c.lease_owner == self.worker_id)
                     .values(lease_expires_at=now - timedelta(seconds=1))
-                )  # fmt: skip
+                )
         if orphans:
             log.info("released %d deliveries claimed by this worker during a lost connection", len(orphans))
         return len(orphans)
@@ -504,34 +554,66 @@ class Dispatcher:
         actor = f"worker {self.worker_id}"
         # never started: no attempt was counted (see the module's docstring)
         with self._writing() as conn:
-            owned = {r.id: r for r in conn.execute(self._owned_q, {"ids": [c.id for c in claims],
-                                                                    "owner": self.worker_id})}  # fmt: skip
+            owned = {
+                r.id: r for r in conn.execute(self._owned_q, {"ids": [c.id for c in claims], "owner": self.worker_id})
+            }
             plain = [c for c in claims if c.id in owned and not owned[c.id].requested]
             if plain:
                 conn.execute(
-                    self._update_by_id.where(D.c.lease_owner == self.worker_id,
-                                             D.c.status == DeliveryStatus.CLAIMED.value),
-                    [{"b_id": c.id, "status": DeliveryStatus.PENDING.value, "lease_owner": None,
-                      "lease_expires_at": None} for c in plain],
-                )  # fmt: skip
+                    self._update_by_id.where(
+                        D.c.lease_owner == self.worker_id, D.c.status == DeliveryStatus.CLAIMED.value
+                    ),
+                    [
+                        {
+                            "b_id": c.id,
+                            "status": DeliveryStatus.PENDING.value,
+                            "lease_owner": None,
+                            "lease_expires_at": None,
+                        }
+                        for c in plain
+                    ],
+                )
             audits: list[dict[str, Any]] = []
             settled_items: set[int] = set()
             for c in claims:
                 req = owned.get(c.id)
                 if req is None or not req.requested:
                     continue
-                values: dict[str, Any] = {"status": DeliveryStatus.PENDING.value, "lease_owner": None,
-                                          "lease_expires_at": None, "updated_at": now}
+                values: dict[str, Any] = {
+                    "status": DeliveryStatus.PENDING.value,
+                    "lease_owner": None,
+                    "lease_expires_at": None,
+                    "updated_at": now,
+                }
                 to, why = settle_request(
-                    self.ctx, conn, requested=req.requested, request_lease=req.request_lease, worker=self.worker_id,
-                    delivery_id=c.id, op=c.op, channel=c.channel, item_id=c.item_id, sent_version=None,
-                    outcome="released", to=DeliveryStatus.PENDING, values=values)  # fmt: skip
+                    self.ctx,
+                    conn,
+                    requested=req.requested,
+                    request_lease=req.request_lease,
+                    worker=self.worker_id,
+                    delivery_id=c.id,
+                    op=c.op,
+                    channel=c.channel,
+                    item_id=c.item_id,
+                    sent_version=None,
+                    outcome="released",
+                    to=DeliveryStatus.PENDING,
+                    values=values,
+                )
                 conn.execute(sa.update(D).where(D.c.id == c.id).values(**values))
-                audits.append(dict(at=now, actor=actor, entity="delivery", entity_id=c.id,
-                                   action=f"settle {req.requested}", from_state=DeliveryStatus.CLAIMED.value,
-                                   to_state=to.value, reason=f"released unsent; {why}",
-                                   detail={"item_id": c.item_id, "channel": c.channel,
-                                           "op": values.get("op", c.op)}))  # fmt: skip
+                audits.append(
+                    dict(
+                        at=now,
+                        actor=actor,
+                        entity="delivery",
+                        entity_id=c.id,
+                        action=f"settle {req.requested}",
+                        from_state=DeliveryStatus.CLAIMED.value,
+                        to_state=to.value,
+                        reason=f"released unsent; {why}",
+                        detail={"item_id": c.item_id, "channel": c.channel, "op": values.get("op", c.op)},
+                    )
+                )
                 if to in (DeliveryStatus.DONE, DeliveryStatus.FAILED, DeliveryStatus.CANCELLED):
                     settled_items.add(c.item_id)
             if audits:
@@ -657,8 +739,12 @@ class Dispatcher:
         try:
             verdict, post = self._start(claim)
         except sa.exc.SQLAlchemyError as exc:
-            log.warning("delivery %s: cannot start its call (%s); trying again shortly", claim.id, exc,
-                        extra={"delivery_id": claim.id, "item_id": claim.item_id})  # fmt: skip
+            log.warning(
+                "delivery %s: cannot start its call (%s); trying again shortly",
+                claim.id,
+                exc,
+                extra={"delivery_id": claim.id, "item_id": claim.item_id},
+            )
             self.stop.wait(1.0)
             self._push(("retry", claim))
             return
@@ -699,8 +785,12 @@ class Dispatcher:
         except ChannelError as exc:
             result = exc
         except Exception as exc:  # a bug in a channel must not stop the worker; keep the reason
-            log.exception("channel %s raised an unexpected error on delivery %s", claim.channel, claim.id,
-                          extra={"delivery_id": claim.id, "item_id": claim.item_id})  # fmt: skip
+            log.exception(
+                "channel %s raised an unexpected error on delivery %s",
+                claim.channel,
+                claim.id,
+                extra={"delivery_id": claim.id, "item_id": claim.item_id},
+            )
             result = exc
         self._push(_Finished(claim, started, result, dctx.state, version=post.version))
 
@@ -717,8 +807,7 @@ class Dispatcher:
             self._cond.notify_all()
             # wake the loop thread only when it has work: a batch to record, a backlog to refill
             left = sum(len(q) for q in self._backlog.values())
-            wake = (len(self._results) >= self.RECORD_BATCH or left <= self.threads
-                    or not any(self._running.values()))  # fmt: skip
+            wake = len(self._results) >= self.RECORD_BATCH or left <= self.threads or not any(self._running.values())
         if wake:
             self._ready.set()
 
@@ -854,8 +943,9 @@ class Dispatcher:
             raise PermanentChannelError(f"delivery {delivery_id}: lease lost while saving progress")
 
     # --------------------------------------------------------------------------------- recording
-    def _outcome(self, f: _Finished, now: datetime) -> tuple[dict[str, Any], str, DeliveryStatus, str | None,
-                                                              str | None]:  # fmt: skip
+    def _outcome(
+        self, f: _Finished, now: datetime
+    ) -> tuple[dict[str, Any], str, DeliveryStatus, str | None, str | None]:
         """The delivery's new column values, outcome name, new state, error message and code."""
         c, result = f.claim, f.result
         values: dict[str, Any] = {"lease_owner": None, "lease_expires_at": None, "updated_at": now}
@@ -895,8 +985,9 @@ class Dispatcher:
                 to = DeliveryStatus.PENDING
                 values["due_at"] = now + self.settings.backoff(c.attempts)
         if message is not None:
-            values.update(last_error=message[:2000], last_error_kind=outcome,
-                          last_error_code=None if code is None else str(code))  # fmt: skip
+            values.update(
+                last_error=message[:2000], last_error_kind=outcome, last_error_code=None if code is None else str(code)
+            )
         values["status"] = to.value
         return values, outcome, to, message, None if code is None else str(code)
 
@@ -907,8 +998,12 @@ class Dispatcher:
         planned = [(f, *self._outcome(f, now)) for f in finished]
         outcomes: list[str] = []
         with self._writing() as conn:
-            owned = {r.id: r for r in records(conn.execute(self._owned_q, {"ids": [f.claim.id for f in finished],
-                                                                            "owner": self.worker_id}))}
+            owned = {
+                r.id: r
+                for r in records(
+                    conn.execute(self._owned_q, {"ids": [f.claim.id for f in finished], "owner": self.worker_id})
+                )
+            }
             groups: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
             attempts: list[dict[str, Any]] = []
             audits: list[dict[str, Any]] = []
@@ -923,23 +1018,67 @@ class Dispatcher:
                     late.append(f)
                     continue
                 outcomes.append(outcome)
-                attempts.append(dict(delivery_id=c.id, number=c.attempts, op=c.op, worker=self.worker_id,
-                                     started_at=f.started, finished_at=f.finished or now, outcome=outcome, message=message,
-                                     code=code))  # fmt: skip
-                audits.append(dict(at=now, actor=actor, entity="delivery", entity_id=c.id, action=c.op,
-                                   from_state=DeliveryStatus.CLAIMED.value, to_state=to.value, reason=message,
-                                   detail={"item_id": c.item_id, "channel": c.channel, "outcome": outcome,
-                                           "url": values.get("url")}))  # fmt: skip
+                attempts.append(
+                    dict(
+                        delivery_id=c.id,
+                        number=c.attempts,
+                        op=c.op,
+                        worker=self.worker_id,
+                        started_at=f.started,
+                        finished_at=f.finished or now,
+                        outcome=outcome,
+                        message=message,
+                        code=code,
+                    )
+                )
+                audits.append(
+                    dict(
+                        at=now,
+                        actor=actor,
+                        entity="delivery",
+                        entity_id=c.id,
+                        action=c.op,
+                        from_state=DeliveryStatus.CLAIMED.value,
+                        to_state=to.value,
+                        reason=message,
+                        detail={
+                            "item_id": c.item_id,
+                            "channel": c.channel,
+                            "outcome": outcome,
+                            "url": values.get("url"),
+                        },
+                    )
+                )
                 if (req := owned[c.id]).requested:
                     # a withdrawal, an edit or a re-approval came while the call was in flight (workflow._request)
                     settled, why = settle_request(
-                        self.ctx, conn, requested=req.requested, request_lease=req.request_lease,
-                        worker=self.worker_id, delivery_id=c.id, op=c.op, channel=c.channel, item_id=c.item_id,
-                        sent_version=f.version, outcome=outcome, to=to, values=values)  # fmt: skip
-                    audits.append(dict(at=now, actor=actor, entity="delivery", entity_id=c.id,
-                                       action=f"settle {req.requested}", from_state=to.value, to_state=settled.value,
-                                       reason=why, detail={"item_id": c.item_id, "channel": c.channel,
-                                                           "op": values.get("op", c.op)}))  # fmt: skip
+                        self.ctx,
+                        conn,
+                        requested=req.requested,
+                        request_lease=req.request_lease,
+                        worker=self.worker_id,
+                        delivery_id=c.id,
+                        op=c.op,
+                        channel=c.channel,
+                        item_id=c.item_id,
+                        sent_version=f.version,
+                        outcome=outcome,
+                        to=to,
+                        values=values,
+                    )
+                    audits.append(
+                        dict(
+                            at=now,
+                            actor=actor,
+                            entity="delivery",
+                            entity_id=c.id,
+                            action=f"settle {req.requested}",
+                            from_state=to.value,
+                            to_state=settled.value,
+                            reason=why,
+                            detail={"item_id": c.item_id, "channel": c.channel, "op": values.get("op", c.op)},
+                        )
+                    )
                     to = settled
                 groups[tuple(sorted(values))].append({"b_id": c.id, **values})
                 if to in (DeliveryStatus.DONE, DeliveryStatus.FAILED, DeliveryStatus.CANCELLED):
@@ -966,10 +1105,16 @@ class Dispatcher:
             if self.on_outcome:
                 self.on_outcome(c.channel, outcome)
             if info:
-                log.info("delivery %s (item %s → %s, %s): %s%s", c.id, c.item_id, c.channel, c.op, outcome,
-                         f" — {message}" if message and outcome != "lost-lease" else "",
-                         extra={"delivery_id": c.id, "item_id": c.item_id, "channel": c.channel,
-                                "outcome": outcome})  # fmt: skip
+                log.info(
+                    "delivery %s (item %s → %s, %s): %s%s",
+                    c.id,
+                    c.item_id,
+                    c.channel,
+                    c.op,
+                    outcome,
+                    f" — {message}" if message and outcome != "lost-lease" else "",
+                    extra={"delivery_id": c.id, "item_id": c.item_id, "channel": c.channel, "outcome": outcome},
+                )
         return outcomes
 
     def _late(self, conn: sa.Connection, f: _Finished, now: datetime, actor: str) -> dict[str, Any] | None:
@@ -991,8 +1136,9 @@ class Dispatcher:
         # committed before (read below) or waits and then finds what this writes
         row = conn.execute(
             sa.select(D.c.status, D.c.op, D.c.published_at, D.c.withdrawn_at, D.c.url, D.c.remote_id)
-            .where(D.c.id == c.id).with_for_update()
-        ).first()  # fmt: skip
+            .where(D.c.id == c.id)
+            .with_for_update()
+        ).first()
         if row is None or row.status == DeliveryStatus.CLAIMED.value:
             return None
         item = conn.execute(sa.select(ITEM.c.status, ITEM.c.channels).where(ITEM.c.id == c.item_id)).one()
@@ -1009,18 +1155,32 @@ class Dispatcher:
             why = f"a call whose lease had run out published after all ({result.url}): recorded as live"
             to = row.status
         else:
-            owed = row.op == DeliveryOp.WITHDRAW.value and row.status in (DeliveryStatus.PENDING.value,
-                                                                         DeliveryStatus.FAILED.value)
+            owed = row.op == DeliveryOp.WITHDRAW.value and row.status in (
+                DeliveryStatus.PENDING.value,
+                DeliveryStatus.FAILED.value,
+            )
             if owed and (live or not published):
                 return None  # the take-down (or a person's check) is already owed
             spec = self.ctx.channels.get(c.channel)
-            values.update(op=DeliveryOp.WITHDRAW.value, due_at=now, attempts=0, withdrawn_at=None,
-                          last_error_kind=None, last_error_code=None, requested=None, request_lease=None,
-                          lease_owner=None, lease_expires_at=None)  # fmt: skip
+            values.update(
+                op=DeliveryOp.WITHDRAW.value,
+                due_at=now,
+                attempts=0,
+                withdrawn_at=None,
+                last_error_kind=None,
+                last_error_code=None,
+                requested=None,
+                request_lease=None,
+                lease_owner=None,
+                lease_expires_at=None,
+            )
             if not published:
                 to = DeliveryStatus.FAILED.value
-                why = unknown_fate(c.channel, "item withdrawn or channel removed, and a call whose lease had run out "
-                                              f"came back {type(result).__name__}")  # fmt: skip
+                why = unknown_fate(
+                    c.channel,
+                    "item withdrawn or channel removed, and a call whose lease had run out "
+                    f"came back {type(result).__name__}",
+                )
                 values.update(status=to, last_error=why)
             elif spec is None or not spec.channel.supports_withdraw:
                 to = DeliveryStatus.FAILED.value
@@ -1031,10 +1191,22 @@ class Dispatcher:
                 why = "a call whose lease had run out published after the withdrawal: queued withdraw"
                 values.update(status=to, last_error=None)
         conn.execute(sa.update(D).where(D.c.id == c.id).values(**values))
-        return dict(at=now, actor=actor, entity="delivery", entity_id=c.id, action="late outcome",
-                    from_state=row.status, to_state=to, reason=why,
-                    detail={"item_id": c.item_id, "channel": c.channel, "op": values.get("op", row.op),
-                            "url": values.get("url")})  # fmt: skip
+        return dict(
+            at=now,
+            actor=actor,
+            entity="delivery",
+            entity_id=c.id,
+            action="late outcome",
+            from_state=row.status,
+            to_state=to,
+            reason=why,
+            detail={
+                "item_id": c.item_id,
+                "channel": c.channel,
+                "op": values.get("op", row.op),
+                "url": values.get("url"),
+            },
+        )
 
     # ------------------------------------------------------------------------------------ loops
     def _drain(self) -> None:
@@ -1071,12 +1243,20 @@ class Dispatcher:
         itself: nothing runs meanwhile, and one claim then fills the whole cap) and that are not known
         to be dry."""
         held = self._waiting_or_running()
-        return [ch for ch in self._active_channels()
-                if (held[ch] == 0 if self._inline else held[ch] * 2 <= self._hold_cap(ch))
-                and self._dry_until.get(ch, 0.0) <= mono]  # fmt: skip
+        return [
+            ch
+            for ch in self._active_channels()
+            if (held[ch] == 0 if self._inline else held[ch] * 2 <= self._hold_cap(ch))
+            and self._dry_until.get(ch, 0.0) <= mono
+        ]
 
-    def run(self, *, once: bool = False, horizon: timedelta = timedelta(seconds=10),
-            progress: Callable[[str], None] | None = None) -> RunSummary:  # fmt: skip
+    def run(
+        self,
+        *,
+        once: bool = False,
+        horizon: timedelta = timedelta(seconds=10),
+        progress: Callable[[str], None] | None = None,
+    ) -> RunSummary:
         """Work until stopped; with ``once``, until nothing is due within ``horizon`` and nothing is in flight.
 
         Database errors (a cut connection, a restarted server, a locked SQLite file) never end the
@@ -1088,8 +1268,10 @@ class Dispatcher:
         self._db_pause_until = 0.0
         self._db_failed = False
         self._closing = False
-        workers = [threading.Thread(target=self._deliver_loop, name=f"deliver-{n}", daemon=True)
-                   for n in range(0 if self._inline else self.threads)]  # fmt: skip
+        workers = [
+            threading.Thread(target=self._deliver_loop, name=f"deliver-{n}", daemon=True)
+            for n in range(0 if self._inline else self.threads)
+        ]
         for t in workers:
             t.start()
         self._hold_connections()
@@ -1107,8 +1289,9 @@ class Dispatcher:
             self._release_connections()
         return summary
 
-    def _loop(self, summary: RunSummary, once: bool, horizon: timedelta,
-              progress: Callable[[str], None] | None) -> None:  # fmt: skip
+    def _loop(
+        self, summary: RunSummary, once: bool, horizon: timedelta, progress: Callable[[str], None] | None
+    ) -> None:
         renew_every = min(self.settings.worker.lease_seconds / 3, 10.0)
         last_renew = last_release = -1e9
         while True:
@@ -1145,9 +1328,12 @@ class Dispatcher:
                                 self._backlog[c.channel].append(c)
                             self._cond.notify_all()
                 busy, waiting = self._held_locally()
-                if self._unrecorded and (stopping or (busy == 0 and waiting == 0)
-                                         or len(self._unrecorded) >= self.RECORD_BATCH
-                                         or mono - self._unrecorded[0].done_at >= self.RECORD_EVERY):
+                if self._unrecorded and (
+                    stopping
+                    or (busy == 0 and waiting == 0)
+                    or len(self._unrecorded) >= self.RECORD_BATCH
+                    or mono - self._unrecorded[0].done_at >= self.RECORD_EVERY
+                ):
                     batch, self._unrecorded = self._unrecorded, []
                     try:
                         outs = self._record(batch)

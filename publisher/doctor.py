@@ -42,7 +42,7 @@ def run_checks(settings_path: str | Path | None = None) -> list[Check]:
 
     url = settings.resolved_database_url
     if url.startswith("sqlite:///") and not Path(url[len("sqlite:///") :]).exists():
-        checks.append(Check("database", False, f"no store at {url[len('sqlite:///'):]}: run `publisher init`"))
+        checks.append(Check("database", False, f"no store at {url[len('sqlite:///') :]}: run `publisher init`"))
         return checks
     engine = make_engine(url)
     where = engine.url.render_as_string(hide_password=True)
@@ -57,28 +57,57 @@ def run_checks(settings_path: str | Path | None = None) -> list[Check]:
         ms = (time.perf_counter() - t) * 1000
         checks.append(Check("database", True, f"{where} answers ({ms:.0f} ms)"))
     except Exception as exc:  # any driver error: report it, the remaining checks need the database
-        checks.append(Check("database", False, f"cannot reach {where}: {exc}. Is the server running, is the "
-                                               "URL in database_url / PUBLISHER_DATABASE_URL right?"))
+        checks.append(
+            Check(
+                "database",
+                False,
+                f"cannot reach {where}: {exc}. Is the server running, is the "
+                "URL in database_url / PUBLISHER_DATABASE_URL right?",
+            )
+        )
         engine.dispose()
         return checks
 
     try:
         current = schema_is_current(engine)
-        checks.append(Check("migrations", current, "schema is at the newest migration" if current else
-                            "schema is not up to date: run `publisher init` (it migrates and keeps data)"))
+        checks.append(
+            Check(
+                "migrations",
+                current,
+                "schema is at the newest migration"
+                if current
+                else "schema is not up to date: run `publisher init` (it migrates and keeps data)",
+            )
+        )
     except Exception as exc:
         checks.append(Check("migrations", False, f"cannot read the migration state: {exc}"))
 
     local_now = datetime.now(UTC)
     if server_now is not None:
         skew = abs((server_now - local_now).total_seconds())
-        checks.append(Check("clock", skew <= MAX_SKEW_SECONDS,
-                            f"this machine and the database server differ by {skew:.1f} s"
-                            + ("" if skew <= MAX_SKEW_SECONDS else "; enable NTP (timedatectl set-ntp true) "
-                               "on both: leases, schedules and rate limits depend on it")))  # fmt: skip
+        checks.append(
+            Check(
+                "clock",
+                skew <= MAX_SKEW_SECONDS,
+                f"this machine and the database server differ by {skew:.1f} s"
+                + (
+                    ""
+                    if skew <= MAX_SKEW_SECONDS
+                    else "; enable NTP (timedatectl set-ntp true) "
+                    "on both: leases, schedules and rate limits depend on it"
+                ),
+            )
+        )
     else:
-        checks.append(Check("clock", True, f"local time {local_now.astimezone(settings.zone):%Y-%m-%d %H:%M:%S %Z} "
-                            "(SQLite: one machine, no clock to compare with)", warning=False))  # fmt: skip
+        checks.append(
+            Check(
+                "clock",
+                True,
+                f"local time {local_now.astimezone(settings.zone):%Y-%m-%d %H:%M:%S %Z} "
+                "(SQLite: one machine, no clock to compare with)",
+                warning=False,
+            )
+        )
 
     try:
         channels = build_channels(settings, engine)

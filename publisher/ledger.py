@@ -91,15 +91,32 @@ class Publication:
 
 
 def publications(
-    engine: Engine, *, start: datetime | None = None, end: datetime | None = None,
+    engine: Engine,
+    *,
+    start: datetime | None = None,
+    end: datetime | None = None,
     channels: Iterable[str] | None = None,
-) -> list[Publication]:  # fmt: skip
+) -> list[Publication]:
     """Every publication (published_at in [start, end) when given), oldest first."""
-    q = (sa.select(D.c.id, D.c.item_id, I.c.title, I.c.category, I.c.department, D.c.channel, D.c.published_at,
-                   D.c.url, I.c.origin, I.c.checklist_item, D.c.remote_id, D.c.taken_down_at)
-         .select_from(D.join(I, I.c.id == D.c.item_id))
-         .where(D.c.published_at.is_not(None))
-         .order_by(D.c.published_at, D.c.id))  # fmt: skip
+    q = (
+        sa.select(
+            D.c.id,
+            D.c.item_id,
+            I.c.title,
+            I.c.category,
+            I.c.department,
+            D.c.channel,
+            D.c.published_at,
+            D.c.url,
+            I.c.origin,
+            I.c.checklist_item,
+            D.c.remote_id,
+            D.c.taken_down_at,
+        )
+        .select_from(D.join(I, I.c.id == D.c.item_id))
+        .where(D.c.published_at.is_not(None))
+        .order_by(D.c.published_at, D.c.id)
+    )
     if start is not None:
         q = q.where(D.c.published_at >= start)
     if end is not None:
@@ -123,28 +140,56 @@ def system_user(session: Session) -> User:
 
 
 def new_recorded_item(
-    session: Session, *, title: str, category: str, department: str, origin: ItemOrigin,
-    checklist_item: int | None, published_at: datetime,
-) -> Item:  # fmt: skip
+    session: Session,
+    *,
+    title: str,
+    category: str,
+    department: str,
+    origin: ItemOrigin,
+    checklist_item: int | None,
+    published_at: datetime,
+) -> Item:
     """An item published elsewhere: status published, no body, no reviews, never dispatched."""
     item = Item(
-        title=title, summary="", body_markdown="", body_html="", category=category, department=department,
-        author_id=system_user(session).id, checklist_item=checklist_item, channels=[], status=ItemStatus.PUBLISHED,
-        publish_at=published_at, origin=origin,
-    )  # fmt: skip
+        title=title,
+        summary="",
+        body_markdown="",
+        body_html="",
+        category=category,
+        department=department,
+        author_id=system_user(session).id,
+        checklist_item=checklist_item,
+        channels=[],
+        status=ItemStatus.PUBLISHED,
+        publish_at=published_at,
+        origin=origin,
+    )
     session.add(item)
     session.flush()
     return item
 
 
 def add_recorded_delivery(
-    session: Session, item: Item, *, channel: str, published_at: datetime, url: str | None,
-    remote_id: str | None = None, note: str,
-) -> Delivery:  # fmt: skip
+    session: Session,
+    item: Item,
+    *,
+    channel: str,
+    published_at: datetime,
+    url: str | None,
+    remote_id: str | None = None,
+    note: str,
+) -> Delivery:
     d = Delivery(
-        item_id=item.id, channel=channel, op=DeliveryOp.PUBLISH, status=DeliveryStatus.DONE, due_at=published_at,
-        published_at=published_at, url=url, remote_id=remote_id, note=note,
-    )  # fmt: skip
+        item_id=item.id,
+        channel=channel,
+        op=DeliveryOp.PUBLISH,
+        status=DeliveryStatus.DONE,
+        due_at=published_at,
+        published_at=published_at,
+        url=url,
+        remote_id=remote_id,
+        note=note,
+    )
     session.add(d)
     item.channels = [*item.channels, channel] if channel not in item.channels else item.channels
     if item.publish_at is None or published_at < item.publish_at:
@@ -239,8 +284,9 @@ class ImportResult:
     departments_added: list[str] = field(default_factory=list)
 
 
-def parse_csv(ctx: Context, session: Session, text: str, *, create_departments: bool = False
-              ) -> tuple[list[CsvRow], list[str], list[str]]:  # fmt: skip
+def parse_csv(
+    ctx: Context, session: Session, text: str, *, create_departments: bool = False
+) -> tuple[list[CsvRow], list[str], list[str]]:
     """Rows, errors (row-numbered), departments that would be created."""
     errors: list[str] = []
     reader = csv.reader(io.StringIO(text, newline=""))
@@ -255,13 +301,18 @@ def parse_csv(ctx: Context, session: Session, text: str, *, create_departments: 
     unknown = [h for h in header if h not in CSV_COLUMNS]
     dup_cols = sorted({h for h in header if header.count(h) > 1})
     if missing or unknown or dup_cols:
-        why = "; ".join(x for x in (
-            f"missing column(s) {', '.join(missing)}" if missing else "",
-            f"unknown column(s) {', '.join(repr(u) for u in unknown)}" if unknown else "",
-            f"repeated column(s) {', '.join(dup_cols)}" if dup_cols else "",
-        ) if x)  # fmt: skip
-        raise ImportRejected([f"row 1 (header): {why}; the header must be: {','.join(CSV_COLUMNS)} "
-                              "(checklist_item optional)"])  # fmt: skip
+        why = "; ".join(
+            x
+            for x in (
+                f"missing column(s) {', '.join(missing)}" if missing else "",
+                f"unknown column(s) {', '.join(repr(u) for u in unknown)}" if unknown else "",
+                f"repeated column(s) {', '.join(dup_cols)}" if dup_cols else "",
+            )
+            if x
+        )
+        raise ImportRejected(
+            [f"row 1 (header): {why}; the header must be: {','.join(CSV_COLUMNS)} (checklist_item optional)"]
+        )
     tz = ctx.settings.zone
     known_depts = set(departments(session))
     new_depts: list[str] = []
@@ -280,7 +331,7 @@ def parse_csv(ctx: Context, session: Session, text: str, *, create_departments: 
         rownum += 1
         if not any(c.strip() for c in raw):
             continue
-        if len(raw) > len(header) and not any(c.strip() for c in raw[len(header):]):
+        if len(raw) > len(header) and not any(c.strip() for c in raw[len(header) :]):
             raw = raw[: len(header)]  # Excel's trailing empty cells
         if len(raw) != len(header):
             errors.append(f"row {rownum}: {len(raw)} fields, the header has {len(header)}")
@@ -302,12 +353,16 @@ def parse_csv(ctx: Context, session: Session, text: str, *, create_departments: 
                 known_depts.add(dept)
                 new_depts.append(dept)
             else:
-                problems.append(f"unknown department {dept!r} (add it with `publisher department add {dept}` "
-                                "or pass --create-departments)")  # fmt: skip
+                problems.append(
+                    f"unknown department {dept!r} (add it with `publisher department add {dept}` "
+                    "or pass --create-departments)"
+                )
         chan = v["channel"]
         if chan not in ctx.channels:
-            problems.append(f"unknown channel {chan!r} (configured: {', '.join(ctx.channels) or 'none'}; a place "
-                            "without an API is configured as type \"manual\" in settings.toml)")  # fmt: skip
+            problems.append(
+                f"unknown channel {chan!r} (configured: {', '.join(ctx.channels) or 'none'}; a place "
+                'without an API is configured as type "manual" in settings.toml)'
+            )
         published_at: datetime | None = None
         try:
             published_at = parse_published_at(v["published_at"], tz)
@@ -348,17 +403,26 @@ def parse_csv(ctx: Context, session: Session, text: str, *, create_departments: 
     for group in by_item.values():
         numbers = {r.checklist_item for r in group if r.checklist_item is not None}
         if len(numbers) > 1:
-            errors.append(f"rows {', '.join(str(r.row) for r in group)}: the same item (title, category, department) "
-                          f"names different checklist items {sorted(numbers)}")  # fmt: skip
+            errors.append(
+                f"rows {', '.join(str(r.row) for r in group)}: the same item (title, category, department) "
+                f"names different checklist items {sorted(numbers)}"
+            )
     if not rows and not errors:
         errors.append("no data rows under the header")
     return rows, errors, new_depts
 
 
 def import_csv(
-    ctx: Context, session: Session, *, data: bytes, source: str, actor: str, dry_run: bool = False,
-    encoding: str | None = None, create_departments: bool = False,
-) -> ImportResult:  # fmt: skip
+    ctx: Context,
+    session: Session,
+    *,
+    data: bytes,
+    source: str,
+    actor: str,
+    dry_run: bool = False,
+    encoding: str | None = None,
+    create_departments: bool = False,
+) -> ImportResult:
     """Record publications made elsewhere. All rows or none: ImportRejected lists every bad row.
 
     Idempotent: a row whose item (title, category, department) already has a publication on that
@@ -368,8 +432,7 @@ def import_csv(
     rows, errors, new_depts = parse_csv(ctx, session, text, create_departments=create_departments)
     if errors:
         raise ImportRejected(errors, source=source)
-    result = ImportResult(source=source, encoding=enc, rows=len(rows), dry_run=dry_run,
-                          departments_added=new_depts)  # fmt: skip
+    result = ImportResult(source=source, encoding=enc, rows=len(rows), dry_run=dry_run, departments_added=new_depts)
     by_item: dict[tuple[str, str, str], list[CsvRow]] = defaultdict(list)
     for r in rows:
         by_item[r.item_key].append(r)
@@ -377,13 +440,17 @@ def import_csv(
         for dept in new_depts:
             add_department(session, dept, actor=actor)
     for (title, category, dept), group in by_item.items():
-        existing = list(session.exec(select(Item).where(Item.title == title, Item.category == category,
-                                                        Item.department == dept)))  # fmt: skip
+        existing = list(
+            session.exec(select(Item).where(Item.title == title, Item.category == category, Item.department == dept))
+        )
         on = set()
         if existing:
             ids = [i.id for i in existing]
-            on = set(session.exec(select(Delivery.channel).where(
-                Delivery.item_id.in_(ids), Delivery.published_at.is_not(None))))  # type: ignore[union-attr,attr-defined]
+            on = set(
+                session.exec(
+                    select(Delivery.channel).where(Delivery.item_id.in_(ids), Delivery.published_at.is_not(None))
+                )
+            )  # type: ignore[union-attr,attr-defined]
         todo = [r for r in group if r.channel not in on]
         result.already_present += len(group) - len(todo)
         if not todo:
@@ -395,22 +462,52 @@ def import_csv(
             continue
         number = next((r.checklist_item for r in group if r.checklist_item is not None), None)
         if target is None:
-            target = new_recorded_item(session, title=title, category=category, department=dept,
-                                       origin=ItemOrigin.IMPORT, checklist_item=number,
-                                       published_at=min(r.published_at for r in todo))  # fmt: skip
+            target = new_recorded_item(
+                session,
+                title=title,
+                category=category,
+                department=dept,
+                origin=ItemOrigin.IMPORT,
+                checklist_item=number,
+                published_at=min(r.published_at for r in todo),
+            )
             result.items_added += 1
             result.item_ids.append(target.id)  # type: ignore[arg-type]
-            audit(session, actor=actor, entity="item", entity_id=target.id, action="import",
-                  to_state=ItemStatus.PUBLISHED, source=source, rows=[r.row for r in todo])  # fmt: skip
+            audit(
+                session,
+                actor=actor,
+                entity="item",
+                entity_id=target.id,
+                action="import",
+                to_state=ItemStatus.PUBLISHED,
+                source=source,
+                rows=[r.row for r in todo],
+            )
         elif target.checklist_item is None and number is not None:
             target.checklist_item = number
         for r in todo:
-            d = add_recorded_delivery(session, target, channel=r.channel, published_at=r.published_at, url=r.url,
-                                      note=f"imported from {source} row {r.row}")  # fmt: skip
+            d = add_recorded_delivery(
+                session,
+                target,
+                channel=r.channel,
+                published_at=r.published_at,
+                url=r.url,
+                note=f"imported from {source} row {r.row}",
+            )
             result.publications_added += 1
-            audit(session, actor=actor, entity="delivery", entity_id=d.id, action="import",
-                  to_state=DeliveryStatus.DONE, item_id=target.id, channel=r.channel, url=r.url,
-                  source=source, row=r.row)  # fmt: skip
+            audit(
+                session,
+                actor=actor,
+                entity="delivery",
+                entity_id=d.id,
+                action="import",
+                to_state=DeliveryStatus.DONE,
+                item_id=target.id,
+                channel=r.channel,
+                url=r.url,
+                source=source,
+                row=r.row,
+            )
     return result
 
 
@@ -422,8 +519,15 @@ def export_csv(engine: Engine, tz: ZoneInfo, *, start: datetime | None = None, e
     w = csvcells.writer(buf, lineterminator="\r\n")
     w.writerow(CSV_COLUMNS)
     for p in publications(engine, start=start, end=end):
-        w.writerow([p.title, p.category, p.department, p.channel,
-                    p.published_at.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S"), p.url or "",
-                    p.checklist_item if p.checklist_item is not None else ""])  # fmt: skip
+        w.writerow(
+            [
+                p.title,
+                p.category,
+                p.department,
+                p.channel,
+                p.published_at.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S"),
+                p.url or "",
+                p.checklist_item if p.checklist_item is not None else "",
+            ]
+        )
     return buf.getvalue()
-

@@ -2,14 +2,16 @@
 
 Two sources, one exposition:
 
-* **the database**, read at every scrape, so any worker's scrape shows the whole installation: deliveries by channel and state, the queue depth and the oldest overdue
-  delivery, and attempts by channel and outcome across every worker;
+* **the database**, read at every scrape, so any worker's scrape shows the whole installation:
+  deliveries by channel and state, the queue depth and the oldest overdue delivery, and attempts by
+  channel and outcome across every worker;
 * **in-process counters** of a worker (:class:`WorkerMetrics`, fed by the Dispatcher's
   ``on_outcome``/``on_start`` hooks): its outcomes, retries, quota deferrals and the scheduling
   lateness histogram (how long after its due time a delivery was started).
 
 ``publisher run --metrics-port N`` serves :func:`metrics_text` with the worker's counters (:func:`serve`);
-the web app (``publisher serve``) serves no /metrics: it would be a route without a log-in. Each call site builds its own :class:`~prometheus_client.CollectorRegistry`;
+the web app (``publisher serve``) serves no /metrics: it would be a route without a log-in.
+Each call site builds its own :class:`~prometheus_client.CollectorRegistry`;
 nothing is registered in prometheus_client's global registry, so tests and several apps in one
 process never collide.
 """
@@ -69,7 +71,7 @@ class StoreCollector(Collector):
                     .select_from(A.join(D, D.c.id == A.c.delivery_id))
                     .where(A.c.id > last, A.c.id <= top)
                     .group_by(D.c.channel, A.c.outcome)
-                ):  # fmt: skip
+                ):
                     self._attempts[(channel, outcome)] = self._attempts.get((channel, outcome), 0) + n
                 self._last_attempt_id = top
             return dict(self._attempts)
@@ -86,11 +88,16 @@ class StoreCollector(Collector):
                 # worker's hands)
                 is_due = sa.and_(D.c.due_at <= now, D.c.status != DeliveryStatus.CLAIMED.value)
                 owed_rows = conn.execute(
-                    sa.select(D.c.channel, D.c.status, sa.func.count(), sa.func.count().filter(is_due),
-                              sa.func.min(D.c.due_at).filter(is_due))
+                    sa.select(
+                        D.c.channel,
+                        D.c.status,
+                        sa.func.count(),
+                        sa.func.count().filter(is_due),
+                        sa.func.min(D.c.due_at).filter(is_due),
+                    )
                     .where(owed(D.c.status))
                     .group_by(D.c.channel, D.c.status)
-                ).all()  # fmt: skip
+                ).all()
                 failed = conn.execute(
                     sa.select(D.c.channel, sa.func.count())
                     .where(D.c.status == status_literal(DeliveryStatus.FAILED))
@@ -105,12 +112,15 @@ class StoreCollector(Collector):
             return
         up.add_metric([], 1)
         yield up
-        deliveries = GaugeMetricFamily("publisher_deliveries",
-                                       "Deliveries still owed (pending, claimed, waiting) or failed, by channel "
-                                       "and state (done ones: publisher_delivery_attempts_total)",
-                                       labels=["channel", "status"])  # fmt: skip
-        depth = GaugeMetricFamily("publisher_queue_depth",
-                                  "Deliveries still owed (pending, claimed, waiting) by channel", labels=["channel"])
+        deliveries = GaugeMetricFamily(
+            "publisher_deliveries",
+            "Deliveries still owed (pending, claimed, waiting) or failed, by channel "
+            "and state (done ones: publisher_delivery_attempts_total)",
+            labels=["channel", "status"],
+        )
+        depth = GaugeMetricFamily(
+            "publisher_queue_depth", "Deliveries still owed (pending, claimed, waiting) by channel", labels=["channel"]
+        )
         rows = [(channel, status, n) for channel, status, n, _, _ in owed_rows] + [(c, "failed", n) for c, n in failed]
         for channel, status, n in sorted(rows):
             deliveries.add_metric([channel, status], n)
@@ -123,16 +133,22 @@ class StoreCollector(Collector):
                 due[channel] = (count + n_due, min(first, oldest))
         for channel, n in sorted(queued.items()):
             depth.add_metric([channel], n)
-        due_now = GaugeMetricFamily("publisher_queue_due", "Deliveries due now and not started, by channel",
-                                    labels=["channel"])  # fmt: skip
-        overdue = GaugeMetricFamily("publisher_queue_oldest_due_seconds",
-                                    "Age of the oldest due delivery not yet started, by channel", labels=["channel"])
+        due_now = GaugeMetricFamily(
+            "publisher_queue_due", "Deliveries due now and not started, by channel", labels=["channel"]
+        )
+        overdue = GaugeMetricFamily(
+            "publisher_queue_oldest_due_seconds",
+            "Age of the oldest due delivery not yet started, by channel",
+            labels=["channel"],
+        )
         for channel, (n, oldest) in sorted(due.items()):
             due_now.add_metric([channel], n)
             overdue.add_metric([channel], max(0.0, (now - oldest).total_seconds()))
-        tried = CounterMetricFamily("publisher_delivery_attempts",
-                                    "Delivery attempts recorded by every worker, by channel and outcome",
-                                    labels=["channel", "outcome"])  # fmt: skip
+        tried = CounterMetricFamily(
+            "publisher_delivery_attempts",
+            "Delivery attempts recorded by every worker, by channel and outcome",
+            labels=["channel", "outcome"],
+        )
         for (channel, outcome), n in sorted(attempts.items()):
             tried.add_metric([channel, outcome], n)
         yield from (deliveries, depth, due_now, overdue, tried)
@@ -143,15 +159,31 @@ class WorkerMetrics:
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
-        self.outcomes = Counter("publisher_worker_outcomes", "Outcomes recorded by this worker",
-                                ["channel", "outcome"], registry=self.registry)  # fmt: skip
-        self.retries = Counter("publisher_worker_retries", "Attempts this worker will retry (transient, ambiguous)",
-                               ["channel"], registry=self.registry)  # fmt: skip
-        self.quota = Counter("publisher_worker_quota_deferrals", "Deliveries deferred until a quota resets",
-                             ["channel"], registry=self.registry)  # fmt: skip
-        self.lateness = Histogram("publisher_schedule_lateness_seconds",
-                                  "Seconds between a delivery's due time and the start of its attempt",
-                                  ["channel"], buckets=LATENESS_BUCKETS, registry=self.registry)  # fmt: skip
+        self.outcomes = Counter(
+            "publisher_worker_outcomes",
+            "Outcomes recorded by this worker",
+            ["channel", "outcome"],
+            registry=self.registry,
+        )
+        self.retries = Counter(
+            "publisher_worker_retries",
+            "Attempts this worker will retry (transient, ambiguous)",
+            ["channel"],
+            registry=self.registry,
+        )
+        self.quota = Counter(
+            "publisher_worker_quota_deferrals",
+            "Deliveries deferred until a quota resets",
+            ["channel"],
+            registry=self.registry,
+        )
+        self.lateness = Histogram(
+            "publisher_schedule_lateness_seconds",
+            "Seconds between a delivery's due time and the start of its attempt",
+            ["channel"],
+            buckets=LATENESS_BUCKETS,
+            registry=self.registry,
+        )
 
     def on_outcome(self, channel: str, outcome: str) -> None:
         self.outcomes.labels(channel, outcome).inc()

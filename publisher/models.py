@@ -195,8 +195,9 @@ class Item(SQLModel, table=True):
     idempotency_key: str | None = Field(default=None, sa_column=Column(sa.String(200), unique=True))
     #: pipeline (written and reviewed here) | import (recorded from a CSV) | remote (found by the sync
     #: on a channel); only pipeline items ever pass the dispatcher (see publisher.ledger)
-    origin: str = Field(default="pipeline", sa_column=Column(sa.String(20), nullable=False,
-                                                              server_default="pipeline", index=True))
+    origin: str = Field(
+        default="pipeline", sa_column=Column(sa.String(20), nullable=False, server_default="pipeline", index=True)
+    )
 
 
 class Asset(SQLModel, table=True):
@@ -564,8 +565,9 @@ class StatsRollup(SQLModel, table=True):
 
     __tablename__ = "stats_rollup"
     __table_args__ = (
-        sa.Index("ix_stats_rollup_read", "dims", "day", "channel", "category", "department", "checklist_item",
-                 "since", "n"),  # fmt: skip
+        sa.Index(
+            "ix_stats_rollup_read", "dims", "day", "channel", "category", "department", "checklist_item", "since", "n"
+        ),
     )
 
     id: int | None = Field(default=None, primary_key=True)

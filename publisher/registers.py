@@ -30,8 +30,12 @@ OUTCOMES = {
     "not_held": "信息不存在",
 }
 #: the legal grounds for not disclosing (高等学校信息公开办法 第十条); anything else is written out
-LEGAL_REASONS = {"state_secret": "涉及国家秘密", "trade_secret": "涉及商业秘密", "privacy": "涉及个人隐私",
-                 "other_law": "法律法规禁止公开"}  # fmt: skip
+LEGAL_REASONS = {
+    "state_secret": "涉及国家秘密",
+    "trade_secret": "涉及商业秘密",
+    "privacy": "涉及个人隐私",
+    "other_law": "法律法规禁止公开",
+}
 COMPLAINT_OUTCOMES = {"upheld": "属实", "partly_upheld": "部分属实", "rejected": "不属实"}
 
 
@@ -80,21 +84,41 @@ def deadline_state(due_on: date, settings: Settings, today: date | None = None) 
 
 # -------------------------------------------------------------------------------------------- requests
 def add_request(
-    session: Session, settings: Settings, *, applicant: str, subject: str, via: str, received: Any = None,
+    session: Session,
+    settings: Settings,
+    *,
+    applicant: str,
+    subject: str,
+    via: str,
+    received: Any = None,
     actor: str,
-) -> DisclosureRequest:  # fmt: skip
+) -> DisclosureRequest:
     if not applicant.strip() or not subject.strip():
         raise InvalidInput("a request needs who asked (applicant) and what was asked (subject)")
     at = _received(received, settings)
     _check_received(at)
     cal = Calendar()
     due = cal.add(at.astimezone(settings.zone).date(), settings.registers.request_working_days)
-    r = DisclosureRequest(applicant=applicant.strip(), subject=subject.strip(), via=_via(via), received_at=at,
-                          due_on=due, recorded_by=actor)  # fmt: skip
+    r = DisclosureRequest(
+        applicant=applicant.strip(),
+        subject=subject.strip(),
+        via=_via(via),
+        received_at=at,
+        due_on=due,
+        recorded_by=actor,
+    )
     session.add(r)
     session.flush()
-    audit(session, actor=actor, entity="disclosure_request", entity_id=r.id, action="create", to_state="open",
-          due_on=due.isoformat(), calendar_note=cal.note or None)  # fmt: skip
+    audit(
+        session,
+        actor=actor,
+        entity="disclosure_request",
+        entity_id=r.id,
+        action="create",
+        to_state="open",
+        due_on=due.isoformat(),
+        calendar_note=cal.note or None,
+    )
     return r
 
 
@@ -105,14 +129,17 @@ def get_request(session: Session, request_id: int) -> DisclosureRequest:
     return r
 
 
-def extend_request(session: Session, settings: Settings, *, request_id: int, reason: str, days: int | None = None,
-                   actor: str) -> DisclosureRequest:  # fmt: skip
+def extend_request(
+    session: Session, settings: Settings, *, request_id: int, reason: str, days: int | None = None, actor: str
+) -> DisclosureRequest:
     """The one extension the rules allow, of at most ``extension_working_days`` more working days."""
     r = get_request(session, request_id)
     if r.outcome != "open":
         raise NotAllowed(f"request {request_id} is closed ({r.outcome}); nothing to extend")
     if r.extended:
-        raise NotAllowed(f"request {request_id} was already extended once (to {r.due_on}); only one extension is allowed")
+        raise NotAllowed(
+            f"request {request_id} was already extended once (to {r.due_on}); only one extension is allowed"
+        )
     most = settings.registers.extension_working_days
     days = most if days is None else days
     if not 1 <= days <= most:
@@ -122,14 +149,30 @@ def extend_request(session: Session, settings: Settings, *, request_id: int, rea
     before = r.due_on
     r.due_on = Calendar().add(r.due_on, days)
     r.extended, r.extension_reason = True, reason.strip()
-    audit(session, actor=actor, entity="disclosure_request", entity_id=r.id, action="extend",
-          from_state=before.isoformat(), to_state=r.due_on.isoformat(), reason=r.extension_reason)  # fmt: skip
+    audit(
+        session,
+        actor=actor,
+        entity="disclosure_request",
+        entity_id=r.id,
+        action="extend",
+        from_state=before.isoformat(),
+        to_state=r.due_on.isoformat(),
+        reason=r.extension_reason,
+    )
     return r
 
 
-def close_request(session: Session, settings: Settings, *, request_id: int, outcome: str,
-                  legal_reason: str | None = None, note: str | None = None, answered: Any = None,
-                  actor: str) -> DisclosureRequest:  # fmt: skip
+def close_request(
+    session: Session,
+    settings: Settings,
+    *,
+    request_id: int,
+    outcome: str,
+    legal_reason: str | None = None,
+    note: str | None = None,
+    answered: Any = None,
+    actor: str,
+) -> DisclosureRequest:
     r = get_request(session, request_id)
     if r.outcome != "open":
         raise NotAllowed(f"request {request_id} is already closed ({r.outcome})")
@@ -143,13 +186,23 @@ def close_request(session: Session, settings: Settings, *, request_id: int, outc
         raise InvalidInput("answered before it was received?")
     r.outcome, r.legal_reason, r.note, r.answered_at = outcome, (legal_reason or "").strip() or None, note, at
     late = at.astimezone(settings.zone).date() > r.due_on
-    audit(session, actor=actor, entity="disclosure_request", entity_id=r.id, action="close", from_state="open",
-          to_state=outcome, reason=r.legal_reason, late=late)  # fmt: skip
+    audit(
+        session,
+        actor=actor,
+        entity="disclosure_request",
+        entity_id=r.id,
+        action="close",
+        from_state="open",
+        to_state=outcome,
+        reason=r.legal_reason,
+        late=late,
+    )
     return r
 
 
-def list_requests(session: Session, *, start: datetime | None = None, end: datetime | None = None,
-                  open_only: bool = False) -> list[DisclosureRequest]:  # fmt: skip
+def list_requests(
+    session: Session, *, start: datetime | None = None, end: datetime | None = None, open_only: bool = False
+) -> list[DisclosureRequest]:
     q = select(DisclosureRequest).order_by(DisclosureRequest.received_at)
     if start is not None:
         q = q.where(DisclosureRequest.received_at >= start)
@@ -166,24 +219,46 @@ def overdue_requests(session: Session, settings: Settings, today: date | None = 
 
 
 # ------------------------------------------------------------------------------------------ complaints
-def add_complaint(session: Session, settings: Settings, *, complainant: str, subject: str, via: str,
-                  received: Any = None, actor: str) -> Complaint:  # fmt: skip
+def add_complaint(
+    session: Session, settings: Settings, *, complainant: str, subject: str, via: str, received: Any = None, actor: str
+) -> Complaint:
     if not complainant.strip() or not subject.strip():
         raise InvalidInput("a complaint needs who made it and what it is about")
     at = _received(received, settings)
     _check_received(at)
     due = Calendar().add(at.astimezone(settings.zone).date(), settings.registers.complaint_working_days)
-    c = Complaint(complainant=complainant.strip(), subject=subject.strip(), via=_via(via), received_at=at,
-                  due_on=due, recorded_by=actor)  # fmt: skip
+    c = Complaint(
+        complainant=complainant.strip(),
+        subject=subject.strip(),
+        via=_via(via),
+        received_at=at,
+        due_on=due,
+        recorded_by=actor,
+    )
     session.add(c)
     session.flush()
-    audit(session, actor=actor, entity="complaint", entity_id=c.id, action="create", to_state="open",
-          due_on=due.isoformat())  # fmt: skip
+    audit(
+        session,
+        actor=actor,
+        entity="complaint",
+        entity_id=c.id,
+        action="create",
+        to_state="open",
+        due_on=due.isoformat(),
+    )
     return c
 
 
-def close_complaint(session: Session, settings: Settings, *, complaint_id: int, outcome: str, resolution: str,
-                    closed: Any = None, actor: str) -> Complaint:  # fmt: skip
+def close_complaint(
+    session: Session,
+    settings: Settings,
+    *,
+    complaint_id: int,
+    outcome: str,
+    resolution: str,
+    closed: Any = None,
+    actor: str,
+) -> Complaint:
     c = session.get(Complaint, complaint_id)
     if c is None:
         raise NotFound(f"no complaint {complaint_id} (see `publisher complaint list`)")
@@ -198,13 +273,22 @@ def close_complaint(session: Session, settings: Settings, *, complaint_id: int, 
     if at < c.received_at:
         raise InvalidInput("closed before it was received?")
     c.outcome, c.resolution, c.closed_at = outcome, resolution.strip(), at
-    audit(session, actor=actor, entity="complaint", entity_id=c.id, action="close", from_state="open",
-          to_state=outcome, reason=c.resolution)  # fmt: skip
+    audit(
+        session,
+        actor=actor,
+        entity="complaint",
+        entity_id=c.id,
+        action="close",
+        from_state="open",
+        to_state=outcome,
+        reason=c.resolution,
+    )
     return c
 
 
-def list_complaints(session: Session, *, start: datetime | None = None, end: datetime | None = None,
-                    open_only: bool = False) -> list[Complaint]:  # fmt: skip
+def list_complaints(
+    session: Session, *, start: datetime | None = None, end: datetime | None = None, open_only: bool = False
+) -> list[Complaint]:
     q = select(Complaint).order_by(Complaint.received_at)
     if start is not None:
         q = q.where(Complaint.received_at >= start)

@@ -112,8 +112,18 @@ def _refuse_unknown_keys(name: str, cls: type[Channel], own: dict[str, Any]) -> 
 
 
 #: the calls a channel whose secret is missing refuses (its class attributes stay true: supports_withdraw...)
-_NEEDS_SECRET = ("validate", "publish", "update", "withdraw", "check_url", "fetch_stats", "list_publications",
-                 "copy_kit", "check_health", "handle_callback")  # fmt: skip
+_NEEDS_SECRET = (
+    "validate",
+    "publish",
+    "update",
+    "withdraw",
+    "check_url",
+    "fetch_stats",
+    "list_publications",
+    "copy_kit",
+    "check_health",
+    "handle_callback",
+)
 
 
 def _stand_in(cls: type[Channel], name: str, config: Any, env: ChannelEnv, message: str) -> Channel:
@@ -176,17 +186,14 @@ def build_channels(settings: Settings, engine: Engine | None) -> dict[str, Chann
                 trigger = CronTrigger.from_crontab(str(schedule), timezone=settings.zone)
             except ValueError as exc:
                 raise ConfigError(
-                    f"settings [channels.{name}].schedule {schedule!r} is not a crontab line "
-                    '(e.g. "0 18 * * mon-fri")'
+                    f'settings [channels.{name}].schedule {schedule!r} is not a crontab line (e.g. "0 18 * * mon-fri")'
                 ) from exc
         try:
             max_conc = int(raw.get("max_concurrency", cls.default_max_concurrency))
             rate = raw.get("rate_per_minute", cls.default_rate_per_minute)
             rate = int(rate) if rate is not None else None
         except (TypeError, ValueError) as exc:
-            raise ConfigError(
-                f"settings [channels.{name}]: max_concurrency and rate_per_minute are numbers"
-            ) from exc
+            raise ConfigError(f"settings [channels.{name}]: max_concurrency and rate_per_minute are numbers") from exc
         if max_conc < 1 or (rate is not None and rate < 1):
             raise ConfigError(f"settings [channels.{name}]: max_concurrency and rate_per_minute must be ≥ 1")
         specs[name] = ChannelSpec(

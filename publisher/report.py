@@ -38,10 +38,26 @@ from publisher.stats import period
 APPENDIX_MARK = "[[APPENDIX]]"
 PAGE_BREAK = "[[PAGEBREAK]]"
 #: the template's places.<name> -> the [report] setting listing that place's channels
-PLACE_SETTINGS = {"site": "site_channels", "wechat": "wechat_channels", "media": "media_channels",
-                  "journal": "journal_channels"}  # fmt: skip
-FIGURES_COLUMNS = ["figure", "value", "kind", "record_id", "item_id", "channel", "category", "department",
-                   "time", "origin", "url", "title"]  # fmt: skip
+PLACE_SETTINGS = {
+    "site": "site_channels",
+    "wechat": "wechat_channels",
+    "media": "media_channels",
+    "journal": "journal_channels",
+}
+FIGURES_COLUMNS = [
+    "figure",
+    "value",
+    "kind",
+    "record_id",
+    "item_id",
+    "channel",
+    "category",
+    "department",
+    "time",
+    "origin",
+    "url",
+    "title",
+]
 
 
 @dataclass
@@ -79,8 +95,14 @@ def _items(key: str, label: str, rows: list[Publication]) -> Figure:
     return Figure(key, label, len({p.item_id for p in rows}), rows)
 
 
-def build(engine: Engine, settings: Settings, *, start: date | str, end: date | str,
-          channel_labels: dict[str, str] | None = None) -> AnnualReport:  # fmt: skip
+def build(
+    engine: Engine,
+    settings: Settings,
+    *,
+    start: date | str,
+    end: date | str,
+    channel_labels: dict[str, str] | None = None,
+) -> AnnualReport:
     """Compute every figure for the period [start, end] (whole days in the office's time zone)."""
     if not start or not end:
         raise InvalidInput("the report needs --from and --to (the period the provincial notice sets)")
@@ -115,8 +137,14 @@ def build(engine: Engine, settings: Settings, *, start: date | str, end: date | 
         figs.append(Figure(f"channel:{ch}", f"{labels.get(ch, ch)} 发布（次）", len(rows), rows))
         by_channel.append((ch, labels.get(ch, ch), len(rows)))
     by_category: list[tuple[str, int]] = []
-    for c in sorted({p.category for p in pubs}, key=lambda c: (c not in settings.categories,
-                                                               settings.categories.index(c) if c in settings.categories else 0, c)):  # fmt: skip
+    for c in sorted(
+        {p.category for p in pubs},
+        key=lambda c: (
+            c not in settings.categories,
+            settings.categories.index(c) if c in settings.categories else 0,
+            c,
+        ),
+    ):
         f = _items(f"category:{c}", f"{c}（条）", [p for p in pubs if p.category == c])
         figs.append(f)
         by_category.append((c, f.value))
@@ -138,8 +166,14 @@ def build(engine: Engine, settings: Settings, *, start: date | str, end: date | 
     figs.append(Figure("complaints_upheld", "举报经核查属实（件）", len(upheld), complaints=upheld))
     cov = coverage(engine, settings, as_of=t1)
     for c in cov:
-        figs.append(Figure(f"checklist:{c.number}", f"清单第{c.number}项 {c.status}", 1 if c.status != "never" else 0,
-                           [p for p in c.rows if p.item_id == c.item_id]))  # fmt: skip
+        figs.append(
+            Figure(
+                f"checklist:{c.number}",
+                f"清单第{c.number}项 {c.status}",
+                1 if c.status != "never" else 0,
+                [p for p in c.rows if p.item_id == c.item_id],
+            )
+        )
 
     warnings = []
     if channel_labels is not None:
@@ -155,21 +189,36 @@ def build(engine: Engine, settings: Settings, *, start: date | str, end: date | 
             return named
         # nothing to name: the report says so where the name belongs, for whoever finishes the Word file
         marker = f"【请核对 [report] {key}：{'所列渠道 ' + '、'.join(chs) + ' 均未配置' if chs else '未列出渠道'}】"
-        warnings.append(f"[report] {key} names no configured channel, so the report reads {marker} where the "
-                        f"channel's name belongs: configure the channel or correct {key} in settings.toml")  # fmt: skip
+        warnings.append(
+            f"[report] {key} names no configured channel, so the report reads {marker} where the "
+            f"channel's name belongs: configure the channel or correct {key} in settings.toml"
+        )
         return marker
 
-    for key in ("rules_categories", "recruitment_categories", "announcement_categories", "tender_categories",
-                "award_categories"):  # fmt: skip
+    for key in (
+        "rules_categories",
+        "recruitment_categories",
+        "announcement_categories",
+        "tender_categories",
+        "award_categories",
+    ):
         for c in getattr(r, key):
             if c not in settings.categories:
                 warnings.append(f"[report] {key} names {c!r}, which is not one of the categories")
     places = {name: place(key) for name, key in PLACE_SETTINGS.items()}
     return AnnualReport(
-        start=t0.date(), end=(t1 - timedelta(days=1)).date(), org=settings.organisation,
-        figures={f.key: f for f in figs}, by_channel=by_channel, by_category=by_category, coverage=cov,
-        places=places, channel_labels=labels, tz=settings.zone, warnings=warnings,
-    )  # fmt: skip
+        start=t0.date(),
+        end=(t1 - timedelta(days=1)).date(),
+        org=settings.organisation,
+        figures={f.key: f for f in figs},
+        by_channel=by_channel,
+        by_category=by_category,
+        coverage=cov,
+        places=places,
+        channel_labels=labels,
+        tz=settings.zone,
+        warnings=warnings,
+    )
 
 
 def _late(q: DisclosureRequest, settings: Settings, end: datetime) -> bool:
@@ -196,17 +245,24 @@ def render_text(rep: AnnualReport, template: str | None = None) -> str:
         raise InvalidInput(f"report template, line {exc.lineno}: {exc.message}") from exc
     counts = Counter(c.status for c in rep.coverage)
     ctx: dict[str, Any] = {
-        "org": rep.org, "start": rep.start, "end": rep.end, "report_date": rep.end,
+        "org": rep.org,
+        "start": rep.start,
+        "end": rep.end,
+        "report_date": rep.end,
         "year_label": f"{rep.start.year}-{rep.end.year}" if rep.start.year != rep.end.year else str(rep.start.year),
-        "places": rep.places, "f": {k: f.value for k, f in rep.figures.items() if ":" not in k},
-        "by_channel": [(label, n) for _, label, n in rep.by_channel], "by_category": rep.by_category,
+        "places": rep.places,
+        "f": {k: f.value for k, f in rep.figures.items() if ":" not in k},
+        "by_channel": [(label, n) for _, label, n in rep.by_channel],
+        "by_category": rep.by_category,
         "coverage": {"current": counts["current"], "stale": counts["stale"], "never": counts["never"]},
-    }  # fmt: skip
+    }
     try:
         return tpl.render(**ctx)
     except jinja2.UndefinedError as exc:
-        raise InvalidInput(f"report template: {exc.message} (see the variables listed at the top of the "
-                           "shipped template: `publisher report template`)") from exc  # fmt: skip
+        raise InvalidInput(
+            f"report template: {exc.message} (see the variables listed at the top of the "
+            "shipped template: `publisher report template`)"
+        ) from exc
 
 
 def _appendix_rows(rep: AnnualReport) -> list[list[str]]:
@@ -215,9 +271,16 @@ def _appendix_rows(rep: AnnualReport) -> list[list[str]]:
     for c in rep.coverage:
         # labels only: the URLs are in the figures file (checklist:N) and `publisher coverage`
         where = "、".join(dict.fromkeys(rep.channel_labels.get(ch, ch) for ch, _ in c.places))
-        out.append([str(c.number), c.category, c.name, where or "—",
-                    c.latest_at.astimezone(rep.tz).strftime("%Y-%m-%d") if c.latest_at else "—",
-                    status[c.status]])  # fmt: skip
+        out.append(
+            [
+                str(c.number),
+                c.category,
+                c.name,
+                where or "—",
+                c.latest_at.astimezone(rep.tz).strftime("%Y-%m-%d") if c.latest_at else "—",
+                status[c.status],
+            ]
+        )
     return out
 
 
@@ -347,16 +410,58 @@ def figures_csv(rep: AnnualReport, settings: Settings, keys: list[str] | None = 
             continue
         wrote = False
         for p in f.rows:
-            w.writerow([key, f.value, "publication", p.delivery_id, p.item_id, p.channel, p.category, p.department,
-                        p.published_at.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S"), p.origin, p.url or "", p.title])
+            w.writerow(
+                [
+                    key,
+                    f.value,
+                    "publication",
+                    p.delivery_id,
+                    p.item_id,
+                    p.channel,
+                    p.category,
+                    p.department,
+                    p.published_at.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S"),
+                    p.origin,
+                    p.url or "",
+                    p.title,
+                ]
+            )
             wrote = True
         for q in f.requests:
-            w.writerow([key, f.value, "request", q.id, "", "", "", "", q.received_at.astimezone(tz).strftime(
-                "%Y-%m-%d %H:%M:%S"), q.outcome, "", q.subject])  # fmt: skip
+            w.writerow(
+                [
+                    key,
+                    f.value,
+                    "request",
+                    q.id,
+                    "",
+                    "",
+                    "",
+                    "",
+                    q.received_at.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S"),
+                    q.outcome,
+                    "",
+                    q.subject,
+                ]
+            )
             wrote = True
         for c in f.complaints:
-            w.writerow([key, f.value, "complaint", c.id, "", "", "", "", c.received_at.astimezone(tz).strftime(
-                "%Y-%m-%d %H:%M:%S"), c.outcome, "", c.subject])  # fmt: skip
+            w.writerow(
+                [
+                    key,
+                    f.value,
+                    "complaint",
+                    c.id,
+                    "",
+                    "",
+                    "",
+                    "",
+                    c.received_at.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S"),
+                    c.outcome,
+                    "",
+                    c.subject,
+                ]
+            )
             wrote = True
         if not wrote:
             w.writerow([key, f.value, "", "", "", "", "", "", "", "", "", ""])
@@ -378,8 +483,9 @@ def load_template(settings: Settings, path: Path | None) -> str | None:
         raise InvalidInput(f"report template {p} is not UTF-8 ({exc.reason}); save it as UTF-8") from exc
 
 
-def write_report(rep: AnnualReport, settings: Settings, *, fmt: str, out: Path,
-                 template: str | None = None) -> tuple[Path, Path]:  # fmt: skip
+def write_report(
+    rep: AnnualReport, settings: Settings, *, fmt: str, out: Path, template: str | None = None
+) -> tuple[Path, Path]:
     """Write the report and, beside it, ``<name>.figures.csv``; return both paths."""
     if fmt not in ("md", "docx"):
         raise InvalidInput(f"unknown format {fmt!r}; use md or docx")

@@ -42,8 +42,13 @@ ITEM_DIMS = ("category", "department", "checklist_item")
 #: the sets of item fields kept, smallest first; a grouping by item fields no set covers (say
 #: category × checklist item) is counted live. Each set costs about (channels + 1) × its distinct
 #: values rows a day.
-SETS: tuple[tuple[str, ...], ...] = ((), ("category",), ("department",), ("checklist_item",),
-                                     ("category", "department"))  # fmt: skip
+SETS: tuple[tuple[str, ...], ...] = (
+    (),
+    ("category",),
+    ("department",),
+    ("checklist_item",),
+    ("category", "department"),
+)
 
 
 def covering_set(by: Sequence[str]) -> tuple[str, ...] | None:
@@ -73,9 +78,14 @@ def _rebuild(conn: Connection, engine: Engine, tz: ZoneInfo, days: list[date] | 
         runs = _runs(days)
         if not runs:
             return
-        where.append(sa.or_(*(sa.and_(D.c.published_at >= _bounds(a, tz),
-                                      D.c.published_at < _bounds(b + timedelta(days=1), tz))
-                              for a, b in runs)))  # fmt: skip
+        where.append(
+            sa.or_(
+                *(
+                    sa.and_(D.c.published_at >= _bounds(a, tz), D.c.published_at < _bounds(b + timedelta(days=1), tz))
+                    for a, b in runs
+                )
+            )
+        )
         delete = delete.where(sa.or_(*(R.c.day.between(a, b) for a, b in runs)))
     conn.execute(delete)
     # the range's publications with their item's fields and day, and each item's publication days
@@ -84,31 +94,54 @@ def _rebuild(conn: Connection, engine: Engine, tz: ZoneInfo, days: list[date] | 
     meta = sa.MetaData()
 
     def fields() -> list[sa.Column]:
-        return [sa.Column("category", sa.String(50)), sa.Column("department", sa.String(100)),
-                sa.Column("checklist_item", sa.Integer)]  # fmt: skip
+        return [
+            sa.Column("category", sa.String(50)),
+            sa.Column("department", sa.String(100)),
+            sa.Column("checklist_item", sa.Integer),
+        ]
 
-    pub = sa.Table("rollup_pub", meta, sa.Column("item_id", sa.Integer), sa.Column("channel", sa.String(100)),
-                   sa.Column("day", sa.Date), *fields(), prefixes=["TEMPORARY"])  # fmt: skip
-    pairs = sa.Table("rollup_pairs", meta, sa.Column("day", sa.Date), sa.Column("since", sa.Date),
-                     *fields(), prefixes=["TEMPORARY"])  # fmt: skip
+    pub = sa.Table(
+        "rollup_pub",
+        meta,
+        sa.Column("item_id", sa.Integer),
+        sa.Column("channel", sa.String(100)),
+        sa.Column("day", sa.Date),
+        *fields(),
+        prefixes=["TEMPORARY"],
+    )
+    pairs = sa.Table(
+        "rollup_pairs", meta, sa.Column("day", sa.Date), sa.Column("since", sa.Date), *fields(), prefixes=["TEMPORARY"]
+    )
     meta.create_all(conn)
-    conn.execute(sa.insert(pub).from_select(
-        ["item_id", "channel", "day", *ITEM_DIMS],
-        sa.select(D.c.item_id, D.c.channel, day, *(I.c[f] for f in ITEM_DIMS))
-        .select_from(D.join(I, I.c.id == D.c.item_id)).where(*where),
-    ))  # fmt: skip
-    first = (sa.select(D.c.item_id, day.label("day"), sa.func.min(D.c.published_at).label("first_at"))
-             .where(*where).group_by(D.c.item_id, day).subquery("first"))  # fmt: skip
+    conn.execute(
+        sa.insert(pub).from_select(
+            ["item_id", "channel", "day", *ITEM_DIMS],
+            sa.select(D.c.item_id, D.c.channel, day, *(I.c[f] for f in ITEM_DIMS))
+            .select_from(D.join(I, I.c.id == D.c.item_id))
+            .where(*where),
+        )
+    )
+    first = (
+        sa.select(D.c.item_id, day.label("day"), sa.func.min(D.c.published_at).label("first_at"))
+        .where(*where)
+        .group_by(D.c.item_id, day)
+        .subquery("first")
+    )
     D2 = D.alias("d2")
-    prev_at = (sa.select(sa.func.max(D2.c.published_at))
-               .where(D2.c.item_id == first.c.item_id, D2.c.published_at < first.c.first_at)
-               .scalar_subquery())  # fmt: skip
+    prev_at = (
+        sa.select(sa.func.max(D2.c.published_at))
+        .where(D2.c.item_id == first.c.item_id, D2.c.published_at < first.c.first_at)
+        .scalar_subquery()
+    )
     linked = sa.select(first.c.item_id, first.c.day, prev_at.label("prev_at")).subquery("linked")
-    conn.execute(sa.insert(pairs).from_select(
-        ["day", "since", *ITEM_DIMS],
-        sa.select(linked.c.day, _day(engine, linked.c.prev_at, tz), *(I.c[f] for f in ITEM_DIMS))
-        .select_from(linked.join(I, I.c.id == linked.c.item_id)).where(linked.c.prev_at.is_not(None)),
-    ))  # fmt: skip
+    conn.execute(
+        sa.insert(pairs).from_select(
+            ["day", "since", *ITEM_DIMS],
+            sa.select(linked.c.day, _day(engine, linked.c.prev_at, tz), *(I.c[f] for f in ITEM_DIMS))
+            .select_from(linked.join(I, I.c.id == linked.c.item_id))
+            .where(linked.c.prev_at.is_not(None)),
+        )
+    )
     cols = ["day", "dims", "channel", *ITEM_DIMS, "since", "n"]
     for dims in SETS:
         name = ",".join(dims)
@@ -116,15 +149,35 @@ def _rebuild(conn: Connection, engine: Engine, tz: ZoneInfo, days: list[date] | 
         def sel(t: sa.Table, dims: tuple[str, ...] = dims) -> list[sa.ColumnElement]:
             return [t.c[f] if f in dims else sa.null() for f in ITEM_DIMS]
 
-        conn.execute(sa.insert(R).from_select(cols, sa.select(
-            pub.c.day, sa.literal(name), pub.c.channel, *sel(pub), sa.null(), sa.func.count()
-        ).group_by(pub.c.day, pub.c.channel, *(pub.c[f] for f in dims))))  # fmt: skip
-        conn.execute(sa.insert(R).from_select(cols, sa.select(
-            pub.c.day, sa.literal(name), sa.literal(""), *sel(pub), sa.null(), sa.func.count(sa.distinct(pub.c.item_id))
-        ).group_by(pub.c.day, *(pub.c[f] for f in dims))))  # fmt: skip
-        conn.execute(sa.insert(R).from_select(cols, sa.select(
-            pairs.c.day, sa.literal(name), sa.literal(""), *sel(pairs), pairs.c.since, -sa.func.count()
-        ).group_by(pairs.c.day, pairs.c.since, *(pairs.c[f] for f in dims))))  # fmt: skip
+        conn.execute(
+            sa.insert(R).from_select(
+                cols,
+                sa.select(pub.c.day, sa.literal(name), pub.c.channel, *sel(pub), sa.null(), sa.func.count()).group_by(
+                    pub.c.day, pub.c.channel, *(pub.c[f] for f in dims)
+                ),
+            )
+        )
+        conn.execute(
+            sa.insert(R).from_select(
+                cols,
+                sa.select(
+                    pub.c.day,
+                    sa.literal(name),
+                    sa.literal(""),
+                    *sel(pub),
+                    sa.null(),
+                    sa.func.count(sa.distinct(pub.c.item_id)),
+                ).group_by(pub.c.day, *(pub.c[f] for f in dims)),
+            )
+        )
+        conn.execute(
+            sa.insert(R).from_select(
+                cols,
+                sa.select(
+                    pairs.c.day, sa.literal(name), sa.literal(""), *sel(pairs), pairs.c.since, -sa.func.count()
+                ).group_by(pairs.c.day, pairs.c.since, *(pairs.c[f] for f in dims)),
+            )
+        )
     meta.drop_all(conn)
 
 
@@ -182,12 +235,19 @@ def refresh(engine: Engine, tz: ZoneInfo) -> int:
         since = row.watermark - LOOK_BACK
         # every publication day of a changed item: its fields moved, or one of its publications
         # came, went or moved, which also changes the previous-day link of its later days
-        changed = sa.union(sa.select(D.c.item_id).where(D.c.updated_at >= since),
-                           sa.select(I.c.id).where(I.c.updated_at >= since)).subquery()  # fmt: skip
+        changed = sa.union(
+            sa.select(D.c.item_id).where(D.c.updated_at >= since), sa.select(I.c.id).where(I.c.updated_at >= since)
+        ).subquery()
         bucket = _day(engine, D.c.published_at, tz)
-        days = [date.fromisoformat(str(r[0])) for r in conn.execute(
-            sa.select(bucket).distinct().where(D.c.item_id.in_(sa.select(changed.c[0])), D.c.published_at.is_not(None))
-        ) if r[0]]  # fmt: skip
+        days = [
+            date.fromisoformat(str(r[0]))
+            for r in conn.execute(
+                sa.select(bucket)
+                .distinct()
+                .where(D.c.item_id.in_(sa.select(changed.c[0])), D.c.published_at.is_not(None))
+            )
+            if r[0]
+        ]
         _rebuild(conn, engine, tz, days)
         conn.execute(sa.update(RS).where(RS.c.name == NAME).values(watermark=now))
         return len(days)
@@ -202,14 +262,17 @@ def _bucket_day(engine: Engine, column: sa.ColumnElement, dim: str) -> sa.Column
     if dim == "week":
         thursday = sa.func.date(column, "-3 days", "weekday 4")
         number = sa.cast(sa.func.strftime("%j", thursday), sa.Integer) - 1
-        return sa.func.strftime("%Y", thursday).op("||")("-W").op("||")(
-            sa.func.printf("%02d", sa.cast(number / 7, sa.Integer) + 1)
+        return (
+            sa.func.strftime("%Y", thursday)
+            .op("||")("-W")
+            .op("||")(sa.func.printf("%02d", sa.cast(number / 7, sa.Integer) + 1))
         )
     return sa.func.strftime(fmt, column)
 
 
-def published(engine: Engine, by: Sequence[str], start: datetime, end: datetime,
-              tz: ZoneInfo) -> list[tuple[tuple, int, int]]:  # fmt: skip
+def published(
+    engine: Engine, by: Sequence[str], start: datetime, end: datetime, tz: ZoneInfo
+) -> list[tuple[tuple, int, int]]:
     """(key, published, items) per combination of ``by``, for whole office-zone days [start, end);
     the caller checks :func:`whole_days` and :func:`covering_set` and calls :func:`refresh` first."""
     dims = covering_set(by)

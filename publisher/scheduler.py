@@ -132,11 +132,23 @@ class Clock:
         self.listener: QueueListener | None = None
 
     def start(self) -> None:
-        self.scheduler.add_job(self.wake.set, IntervalTrigger(seconds=max(1.0, self.app.settings.worker.poll_seconds * 5)),
-                               id="nudge", coalesce=True, max_instances=1)  # fmt: skip
+        self.scheduler.add_job(
+            self.wake.set,
+            IntervalTrigger(seconds=max(1.0, self.app.settings.worker.poll_seconds * 5)),
+            id="nudge",
+            coalesce=True,
+            max_instances=1,
+        )
         for job in periodic_jobs(self.app):
-            self.scheduler.add_job(self._fire, job.trigger, args=[job], id=job.name, coalesce=True,
-                                   max_instances=1, misfire_grace_time=3600)  # fmt: skip
+            self.scheduler.add_job(
+                self._fire,
+                job.trigger,
+                args=[job],
+                id=job.name,
+                coalesce=True,
+                max_instances=1,
+                misfire_grace_time=3600,
+            )
         self.scheduler.start()
         if self.app.engine.dialect.name == "postgresql":
             self.listener = QueueListener(self.app.engine, self.wake).start()

@@ -285,7 +285,7 @@ site_base_url = "http://127.0.0.1:8000/site/"
 organisation = "示例高等师范专科学校"
 
 [worker]
-threads = 4             # calls in flight; 1 = the worker does everything in one thread (fastest against quick receivers)
+threads = 4             # calls in flight; 1 = one thread does everything (fastest against quick receivers)
 lease_seconds = 300     # a delivery claimed by a worker that died is taken up again after this
 max_attempts = 8
 backoff_base_seconds = 10

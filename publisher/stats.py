@@ -27,8 +27,12 @@ from publisher.models import Delivery, DeliveryStatus, owed, status_literal
 D = Delivery.__table__  # type: ignore[attr-defined]
 
 DIMENSIONS = ("channel", "category", "department", "year", "month", "week", "day", "checklist_item")
-PERIOD_FORMATS = {"year": ("%Y", "YYYY"), "month": ("%Y-%m", "YYYY-MM"), "day": ("%Y-%m-%d", "YYYY-MM-DD"),
-                  "week": ("%Y-W%W", "IYYY-\"W\"IW")}  # fmt: skip
+PERIOD_FORMATS = {
+    "year": ("%Y", "YYYY"),
+    "month": ("%Y-%m", "YYYY-MM"),
+    "day": ("%Y-%m-%d", "YYYY-MM-DD"),
+    "week": ("%Y-W%W", 'IYYY-"W"IW'),
+}
 
 
 @dataclass(frozen=True)
@@ -68,9 +72,7 @@ def period(start: date | str | None, end: date | str | None, tz: ZoneInfo) -> tu
 
 def _bucket(engine: Engine, column: sa.ColumnElement, dim: str, tz: ZoneInfo) -> sa.ColumnElement:
     if engine.dialect.name == "postgresql":
-        return sa.func.to_char(
-            sa.func.timezone(tz.key, sa.func.timezone("UTC", column)), PERIOD_FORMATS[dim][1]
-        )
+        return sa.func.to_char(sa.func.timezone(tz.key, sa.func.timezone("UTC", column)), PERIOD_FORMATS[dim][1])
     # SQLite: shift by the zone's offset (fixed for Asia/Shanghai; zones with DST are off by an hour
     # for the changeover days, see the README)
     offset = datetime.now(tz).utcoffset() or timedelta()
@@ -80,8 +82,10 @@ def _bucket(engine: Engine, column: sa.ColumnElement, dim: str, tz: ZoneInfo) ->
         # engines disagreed): a week belongs to the year of its Thursday, and is numbered from it
         thursday = sa.func.date(column, mods, "-3 days", "weekday 4")
         number = sa.cast(sa.func.strftime("%j", thursday), sa.Integer) - 1
-        return sa.func.strftime("%Y", thursday).op("||")("-W").op("||")(
-            sa.func.printf("%02d", sa.cast(number / 7, sa.Integer) + 1)
+        return (
+            sa.func.strftime("%Y", thursday)
+            .op("||")("-W")
+            .op("||")(sa.func.printf("%02d", sa.cast(number / 7, sa.Integer) + 1))
         )
     return sa.func.strftime(PERIOD_FORMATS[dim][0], column, mods)
 
@@ -123,40 +127,49 @@ def counts(engine: Engine, q: StatsQuery, *, rollup: bool = True) -> list[dict[s
     def add(rows: Sequence[sa.Row], field: str) -> None:
         for r in rows:
             key = tuple(r[: len(q.by)])
-            row = results.setdefault(key, {**dict(zip(q.by, key, strict=True)), "published": 0, "items": 0,
-                                           "failed": 0, "pending": 0})  # fmt: skip
+            row = results.setdefault(
+                key, {**dict(zip(q.by, key, strict=True)), "published": 0, "items": 0, "failed": 0, "pending": 0}
+            )
             row[field] = int(r[len(q.by)])
             if field == "published":
                 row["items"] = int(r[len(q.by) + 1])
 
-    from_rollup = (rollup and _rollup.whole_days(start, end, q.tz) and _rollup.covering_set(q.by) is not None
-                   and end > start)  # fmt: skip
+    from_rollup = (
+        rollup and _rollup.whole_days(start, end, q.tz) and _rollup.covering_set(q.by) is not None and end > start
+    )
     if from_rollup:
         _rollup.refresh(engine, q.tz)
         add([(*key, n, k) for key, n, k in _rollup.published(engine, q.by, start, end, q.tz)], "published")  # type: ignore[misc]
     with engine.connect() as conn:
         d = dims(D.c.published_at)
         if not from_rollup:
-            add(conn.execute(
-                sa.select(*d, sa.func.count(), items)
-                .where(D.c.published_at >= start, D.c.published_at < end)
-                .group_by(*d)
-            ).all(), "published")  # fmt: skip
+            add(
+                conn.execute(
+                    sa.select(*d, sa.func.count(), items)
+                    .where(D.c.published_at >= start, D.c.published_at < end)
+                    .group_by(*d)
+                ).all(),
+                "published",
+            )
         # the statuses are written out as literals so that both planners see the query is within the
         # partial index that holds exactly these rows with what is counted (ix_delivery_failed,
         # ix_delivery_owed): a few thousand index entries instead of a walk over every delivery
         d = dims(D.c.updated_at)
-        add(conn.execute(
-            sa.select(*d, sa.func.count())
-            .where(D.c.status == status_literal(DeliveryStatus.FAILED), D.c.updated_at >= start, D.c.updated_at < end)
-            .group_by(*d)
-        ).all(), "failed")  # fmt: skip
+        add(
+            conn.execute(
+                sa.select(*d, sa.func.count())
+                .where(
+                    D.c.status == status_literal(DeliveryStatus.FAILED), D.c.updated_at >= start, D.c.updated_at < end
+                )
+                .group_by(*d)
+            ).all(),
+            "failed",
+        )
         d = dims(D.c.due_at)
-        add(conn.execute(
-            sa.select(*d, sa.func.count())
-            .where(owed(D.c.status), D.c.due_at < end)
-            .group_by(*d)
-        ).all(), "pending")  # fmt: skip
+        add(
+            conn.execute(sa.select(*d, sa.func.count()).where(owed(D.c.status), D.c.due_at < end).group_by(*d)).all(),
+            "pending",
+        )
         conn.rollback()
     return sorted(results.values(), key=lambda r: tuple(str(r[k]) for k in q.by))
 

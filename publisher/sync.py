@@ -73,8 +73,9 @@ class SyncSummary:
         return any(self.total(k) for k in ("stats_changed", "taken_down", "restored", "remote_added"))
 
 
-def run_sync(app: App, *, actor: str = ACTOR, progress: Progress | None = None,
-             now: datetime | None = None) -> SyncSummary:  # fmt: skip
+def run_sync(
+    app: App, *, actor: str = ACTOR, progress: Progress | None = None, now: datetime | None = None
+) -> SyncSummary:
     """Run the sync over every enabled channel; never raises for one channel's failure (it is recorded).
 
     ``now`` (aware; default: the current time) decides which days' figures are final.
@@ -113,8 +114,17 @@ def run_sync(app: App, *, actor: str = ACTOR, progress: Progress | None = None,
         run.remote_added = summary.total("remote_added")
         run.errors = summary.total("errors")
         run.detail = {n: asdict(c) for n, c in results.items()}
-        audit(s, actor=actor, entity="sync", entity_id=run_id, action="sync", taken_down=run.taken_down,
-              restored=run.restored, remote_added=run.remote_added, errors=run.errors)  # fmt: skip
+        audit(
+            s,
+            actor=actor,
+            entity="sync",
+            entity_id=run_id,
+            action="sync",
+            taken_down=run.taken_down,
+            restored=run.restored,
+            remote_added=run.remote_added,
+            errors=run.errors,
+        )
     return summary
 
 
@@ -122,8 +132,12 @@ def _stats_kept(app: App, channel: str) -> dict[str, str]:
     """How far earlier runs fetched ``channel``'s figures: ``stats_through`` (the last day) and
     ``stats_read_at`` (when that run read the list of articles), from the last run's detail that has them."""
     with app.session() as s:
-        runs = s.exec(select(SyncRun).where(col(SyncRun.finished_at).is_not(None))
-                      .order_by(col(SyncRun.started_at).desc()).limit(50))  # fmt: skip
+        runs = s.exec(
+            select(SyncRun)
+            .where(col(SyncRun.finished_at).is_not(None))
+            .order_by(col(SyncRun.started_at).desc())
+            .limit(50)
+        )
         for run in runs:
             mine = (run.detail or {}).get(channel) or {}
             if mine.get("stats_through"):
@@ -147,9 +161,13 @@ def _stats(app: App, ch: Channel, res: ChannelSync, run_id: int, progress: Progr
     since = through + timedelta(days=1) if through else last - back
     read_at = utcnow()
     with app.session() as s:
-        known = s.exec(select(Delivery.remote_id, Delivery.published_at, Delivery.created_at).where(
-            Delivery.channel == ch.name, col(Delivery.remote_id).is_not(None),
-            col(Delivery.published_at).is_not(None))).all()  # type: ignore[call-overload]  # fmt: skip
+        known = s.exec(
+            select(Delivery.remote_id, Delivery.published_at, Delivery.created_at).where(
+                Delivery.channel == ch.name,
+                col(Delivery.remote_id).is_not(None),
+                col(Delivery.published_at).is_not(None),
+            )
+        ).all()  # type: ignore[call-overload]
     late: dict[str, date] = {}
     if through is not None and res.stats_read_at:
         before = datetime.fromisoformat(res.stats_read_at)
@@ -166,8 +184,14 @@ def _stats(app: App, ch: Channel, res: ChannelSync, run_id: int, progress: Progr
     with app.session() as s:
         for r in rows:
             rid = r.remote_id or ""
-            have = s.exec(select(ChannelStat).where(ChannelStat.channel == ch.name, ChannelStat.remote_id == rid,
-                                                    ChannelStat.day == r.day, ChannelStat.metric == r.metric)).first()
+            have = s.exec(
+                select(ChannelStat).where(
+                    ChannelStat.channel == ch.name,
+                    ChannelStat.remote_id == rid,
+                    ChannelStat.day == r.day,
+                    ChannelStat.metric == r.metric,
+                )
+            ).first()
             if have is None:
                 s.add(ChannelStat(channel=ch.name, remote_id=rid, day=r.day, metric=r.metric, value=r.value))
                 s.flush()
@@ -186,10 +210,19 @@ def _links(app: App, ch: Channel, res: ChannelSync, run_id: int, progress: Progr
     if not app.settings.sync.check_links:
         return
     with app.session() as s:
-        todo = [(d.id, d.url, d.taken_down_at is not None) for d in s.exec(
-            select(Delivery).where(Delivery.channel == ch.name, col(Delivery.url).is_not(None),
-                                   col(Delivery.published_at).is_not(None), col(Delivery.withdrawn_at).is_(None))
-            .order_by(Delivery.id))]  # fmt: skip
+        todo = [
+            (d.id, d.url, d.taken_down_at is not None)
+            for d in s.exec(
+                select(Delivery)
+                .where(
+                    Delivery.channel == ch.name,
+                    col(Delivery.url).is_not(None),
+                    col(Delivery.published_at).is_not(None),
+                    col(Delivery.withdrawn_at).is_(None),
+                )
+                .order_by(Delivery.id)
+            )
+        ]
     unknown: list[str] = []
     for n, (did, url, was_down) in enumerate(todo, 1):
         if progress:
@@ -231,26 +264,47 @@ def _record_link(app: App, delivery_id: int, status: LinkStatus, run_id: int, *,
         now = utcnow()
         d.taken_down_at = None if status.ok else now
         d.updated_at = now
-        s.add(LinkCheck(delivery_id=delivery_id, sync_run_id=run_id, at=now, ok=status.ok, status=status.status,
-                        reason=status.reason[:500]))  # fmt: skip
-        audit(s, actor=actor, entity="delivery", entity_id=delivery_id, action="link_restored" if status.ok
-              else "taken_down", item_id=d.item_id, channel=d.channel, url=d.url, status=status.status,
-              reason=status.reason[:500])  # fmt: skip
+        s.add(
+            LinkCheck(
+                delivery_id=delivery_id,
+                sync_run_id=run_id,
+                at=now,
+                ok=status.ok,
+                status=status.status,
+                reason=status.reason[:500],
+            )
+        )
+        audit(
+            s,
+            actor=actor,
+            entity="delivery",
+            entity_id=delivery_id,
+            action="link_restored" if status.ok else "taken_down",
+            item_id=d.item_id,
+            channel=d.channel,
+            url=d.url,
+            status=status.status,
+            reason=status.reason[:500],
+        )
 
 
 def _listing(app: App, ch: Channel, res: ChannelSync, run_id: int, progress: Progress | None, now: datetime) -> None:
     if not ch.supports_listing:
         return
     with app.session() as s:
-        last = s.exec(select(SyncRun).where(col(SyncRun.finished_at).is_not(None), SyncRun.id != run_id)
-                      .order_by(col(SyncRun.started_at).desc())).first()  # fmt: skip
+        last = s.exec(
+            select(SyncRun)
+            .where(col(SyncRun.finished_at).is_not(None), SyncRun.id != run_id)
+            .order_by(col(SyncRun.started_at).desc())
+        ).first()
     # a month's overlap: a channel may list an article days after it went out
     since = last.started_at - timedelta(days=30) if last else None
     found = ch.list_publications(since)
     cfg = app.settings.sync
     with app.session() as s:
-        known = set(s.exec(select(Delivery.remote_id).where(Delivery.channel == ch.name,
-                                                            col(Delivery.remote_id).is_not(None))))  # fmt: skip
+        known = set(
+            s.exec(select(Delivery.remote_id).where(Delivery.channel == ch.name, col(Delivery.remote_id).is_not(None)))
+        )
         for pub in found:
             if pub.remote_id in known:
                 continue
@@ -258,15 +312,38 @@ def _listing(app: App, ch: Channel, res: ChannelSync, run_id: int, progress: Pro
                 res.errors.append(f"{pub.remote_id}: the channel gave a naive publish time; skipped")
                 continue
             add_department(s, cfg.remote_department, actor=ACTOR)
-            item = new_recorded_item(s, title=pub.title[:500] or f"({ch.name} {pub.remote_id})",
-                                     category=cfg.remote_category, department=cfg.remote_department,
-                                     origin=ItemOrigin.REMOTE, checklist_item=None, published_at=pub.published_at)
-            d = add_recorded_delivery(s, item, channel=ch.name, published_at=pub.published_at, url=pub.url,
-                                      remote_id=pub.remote_id, note=f"found on {ch.name} by sync run {run_id}")
+            item = new_recorded_item(
+                s,
+                title=pub.title[:500] or f"({ch.name} {pub.remote_id})",
+                category=cfg.remote_category,
+                department=cfg.remote_department,
+                origin=ItemOrigin.REMOTE,
+                checklist_item=None,
+                published_at=pub.published_at,
+            )
+            d = add_recorded_delivery(
+                s,
+                item,
+                channel=ch.name,
+                published_at=pub.published_at,
+                url=pub.url,
+                remote_id=pub.remote_id,
+                note=f"found on {ch.name} by sync run {run_id}",
+            )
             known.add(pub.remote_id)
             res.remote_added.append(item.id)  # type: ignore[arg-type]
-            audit(s, actor=ACTOR, entity="item", entity_id=item.id, action="found_remote", to_state="published",
-                  channel=ch.name, remote_id=pub.remote_id, delivery_id=d.id, url=pub.url)  # fmt: skip
+            audit(
+                s,
+                actor=ACTOR,
+                entity="item",
+                entity_id=item.id,
+                action="found_remote",
+                to_state="published",
+                channel=ch.name,
+                remote_id=pub.remote_id,
+                delivery_id=d.id,
+                url=pub.url,
+            )
     if progress:
         progress(f"{ch.name}: listing", 1, 1)
 
@@ -274,12 +351,18 @@ def _listing(app: App, ch: Channel, res: ChannelSync, run_id: int, progress: Pro
 def latest_sync(app: App) -> SyncRun | None:
     """The last finished sync run (for the dashboard)."""
     with Session(app.engine) as s:
-        return s.exec(select(SyncRun).where(col(SyncRun.finished_at).is_not(None))
-                      .order_by(col(SyncRun.started_at).desc())).first()  # fmt: skip
+        return s.exec(
+            select(SyncRun).where(col(SyncRun.finished_at).is_not(None)).order_by(col(SyncRun.started_at).desc())
+        ).first()
 
 
 def taken_down(app: App) -> list[Delivery]:
     """Publications whose URL stopped answering (for the dashboard and `publisher sync --show`)."""
     with Session(app.engine) as s:
-        return list(s.exec(select(Delivery).where(col(Delivery.taken_down_at).is_not(None))
-                           .order_by(col(Delivery.taken_down_at).desc())))  # fmt: skip
+        return list(
+            s.exec(
+                select(Delivery)
+                .where(col(Delivery.taken_down_at).is_not(None))
+                .order_by(col(Delivery.taken_down_at).desc())
+            )
+        )

@@ -113,9 +113,7 @@ class MemoryChannel(Channel):
 
     def validate(self, post: Post) -> list[str]:
         if len(post.title) > self.config.title_max:
-            return [
-                f"title is {len(post.title)} characters; {self.name} takes at most {self.config.title_max}"
-            ]
+            return [f"title is {len(post.title)} characters; {self.name} takes at most {self.config.title_max}"]
         return []
 
     def publish(self, post: Post, ctx: DeliveryContext) -> InProgress | Published:
@@ -236,6 +234,4 @@ def make_ctx(delivery_id: int = 1, state: dict | None = None, **overrides):
     """A DeliveryContext whose saved state lives in the returned object (``ctx.state``)."""
     from publisher.channel import DeliveryContext
 
-    return DeliveryContext(
-        delivery_id=delivery_id, attempt=overrides.pop("attempt", 1), state=state or {}, **overrides
-    )
+    return DeliveryContext(delivery_id=delivery_id, attempt=overrides.pop("attempt", 1), state=state or {}, **overrides)

@@ -53,5 +53,7 @@ class Calendar:
         if not self.fallback_years:
             return ""
         years = ", ".join(str(y) for y in sorted(self.fallback_years))
-        return (f"working days in {years} were counted Monday-Friday: the installed chinese-calendar "
-                "does not know that year's holidays (upgrade it with pip when the State Council publishes them)")
+        return (
+            f"working days in {years} were counted Monday-Friday: the installed chinese-calendar "
+            "does not know that year's holidays (upgrade it with pip when the State Council publishes them)"
+        )

@@ -51,8 +51,15 @@ SYSTEM = "system"
 
 #: item states in which the item (or a version of it) may be out on channels
 LIVE_STATES = {ItemStatus.SCHEDULED, ItemStatus.PUBLISHED, ItemStatus.FAILED}
-EDITABLE_STATES = {ItemStatus.DRAFT, ItemStatus.SUBMITTED, ItemStatus.DEPT_APPROVED, ItemStatus.APPROVED,
-                   ItemStatus.SCHEDULED, ItemStatus.PUBLISHED, ItemStatus.FAILED}  # fmt: skip
+EDITABLE_STATES = {
+    ItemStatus.DRAFT,
+    ItemStatus.SUBMITTED,
+    ItemStatus.DEPT_APPROVED,
+    ItemStatus.APPROVED,
+    ItemStatus.SCHEDULED,
+    ItemStatus.PUBLISHED,
+    ItemStatus.FAILED,
+}
 
 
 @dataclass
@@ -85,7 +92,7 @@ def audit(
             to_state=to_state,
             reason=reason,
             detail=detail,
-        )  # fmt: skip
+        )
     )
 
 
@@ -126,9 +133,15 @@ def _check_department(session: Session, name: str) -> str:
 
 
 def add_user(
-    session: Session, *, name: str, role: str, department: str | None, display_name: str = "",
-    actor: str = SYSTEM, password_hash: str | None = None,
-) -> User:  # fmt: skip
+    session: Session,
+    *,
+    name: str,
+    role: str,
+    department: str | None,
+    display_name: str = "",
+    actor: str = SYSTEM,
+    password_hash: str | None = None,
+) -> User:
     if not name.strip() or any(c.isspace() for c in name):
         raise InvalidInput(f"user name {name!r}: one word without spaces, e.g. wang.li")
     try:
@@ -141,12 +154,20 @@ def add_user(
         _check_department(session, department)
     if session.exec(select(User).where(User.name == name)).first():
         raise InvalidInput(f"user {name!r} already exists")
-    user = User(name=name, role=role_, department=department, display_name=display_name or name,
-                password_hash=password_hash)  # fmt: skip
+    user = User(
+        name=name, role=role_, department=department, display_name=display_name or name, password_hash=password_hash
+    )
     session.add(user)
     session.flush()
-    audit(session, actor=actor, entity="user", entity_id=user.id, action="create", to_state=role_.value,
-          department=department)  # fmt: skip
+    audit(
+        session,
+        actor=actor,
+        entity="user",
+        entity_id=user.id,
+        action="create",
+        to_state=role_.value,
+        department=department,
+    )
     return user
 
 
@@ -184,9 +205,7 @@ def _check_fields(ctx: Context, session: Session, fields: Mapping[str, Any]) -> 
         try:
             n = int(fields["checklist_item"])
         except (TypeError, ValueError):
-            raise InvalidInput(
-                f"checklist item {fields['checklist_item']!r} is not a number from 1 to 50"
-            ) from None
+            raise InvalidInput(f"checklist item {fields['checklist_item']!r} is not a number from 1 to 50") from None
         if n not in checklist():
             raise InvalidInput(f"checklist item {n} is outside 1-50 (see `publisher checklist`)")
         out["checklist_item"] = n
@@ -276,15 +295,25 @@ def create_item(
     for a in draft.assets:
         session.add(Asset(item_id=item.id, **a.__dict__))
     _record_version(session, item, author.name)
-    audit(session, actor=author.name, entity="item", entity_id=item.id, action="create",
-          to_state=ItemStatus.DRAFT, title=item.title)  # fmt: skip
+    audit(
+        session,
+        actor=author.name,
+        entity="item",
+        entity_id=item.id,
+        action="create",
+        to_state=ItemStatus.DRAFT,
+        title=item.title,
+    )
     return item
 
 
 def _record_version(session: Session, item: Item, actor: str) -> None:
     """Keep each version's title and body, so a reviewer sees what changed since an approval."""
-    session.add(ItemVersion(item_id=item.id, version=item.version, title=item.title,
-                            body_markdown=item.body_markdown, actor=actor))  # fmt: skip
+    session.add(
+        ItemVersion(
+            item_id=item.id, version=item.version, title=item.title, body_markdown=item.body_markdown, actor=actor
+        )
+    )
 
 
 def _may_edit(user: User, item: Item) -> bool:
@@ -294,9 +323,15 @@ def _may_edit(user: User, item: Item) -> bool:
 
 
 def edit_item(
-    ctx: Context, session: Session, *, item_id: int, actor: User, changes: Mapping[str, Any],
-    body_markdown: str | None = None, new_assets: Iterable[content.StoredAsset] = (),
-) -> Item:  # fmt: skip
+    ctx: Context,
+    session: Session,
+    *,
+    item_id: int,
+    actor: User,
+    changes: Mapping[str, Any],
+    body_markdown: str | None = None,
+    new_assets: Iterable[content.StoredAsset] = (),
+) -> Item:
     """Change an item. An edit after any approval sends it back to the first review."""
     item = get_item(session, item_id, lock=True)
     _pipeline_only(item, "edited")
@@ -324,33 +359,55 @@ def edit_item(
             _take_down(ctx, session, d, actor.name, removed=True)
         else:
             _put_back(session, d, actor.name)
-    if before in (ItemStatus.DEPT_APPROVED, ItemStatus.APPROVED, ItemStatus.SCHEDULED, ItemStatus.PUBLISHED,
-                  ItemStatus.FAILED):  # fmt: skip
+    if before in (
+        ItemStatus.DEPT_APPROVED,
+        ItemStatus.APPROVED,
+        ItemStatus.SCHEDULED,
+        ItemStatus.PUBLISHED,
+        ItemStatus.FAILED,
+    ):
         item.status = ItemStatus.SUBMITTED
         # nothing of the old version may still go out: cancel what has not been sent
         for d in deliveries:
             if d.op == DeliveryOp.WITHDRAW and d.status == DeliveryStatus.CLAIMED and d.requested:
                 # a take-down in flight after its channel was put back and the item approved again: the
                 # approval is gone, so the publish it asked for must not follow the take-down
-                _drop_request(session, d, actor.name, "item edited after approval while a take-down was "
-                              "being sent: the take-down stands; the next approval publishes again")  # fmt: skip
+                _drop_request(
+                    session,
+                    d,
+                    actor.name,
+                    "item edited after approval while a take-down was "
+                    "being sent: the take-down stands; the next approval publishes again",
+                )
             if d.op == DeliveryOp.WITHDRAW or d.channel not in item.channels:
                 continue  # a take-down needs no approval and stays owed
             if d.status == DeliveryStatus.CLAIMED:
-                _request(session, d, DeliveryRequest.CANCEL, actor.name,
-                         "item edited after approval while it was being sent: what went out stays "
-                         "(updated after the new approval), the rest is cancelled when the call returns")  # fmt: skip
+                _request(
+                    session,
+                    d,
+                    DeliveryRequest.CANCEL,
+                    actor.name,
+                    "item edited after approval while it was being sent: what went out stays "
+                    "(updated after the new approval), the rest is cancelled when the call returns",
+                )
             elif d.status in (DeliveryStatus.PENDING, DeliveryStatus.WAITING) and (
                 d.published_at is None or d.withdrawn_at is not None  # not up: a put-back's new publish
             ):
                 _set_delivery(session, d, DeliveryStatus.CANCELLED, actor.name, "item edited after approval")
             elif d.status in (DeliveryStatus.PENDING, DeliveryStatus.WAITING):
-                _set_delivery(
-                    session, d, DeliveryStatus.DONE, actor.name, "update superseded by a newer edit"
-                )
+                _set_delivery(session, d, DeliveryStatus.DONE, actor.name, "update superseded by a newer edit")
     _record_version(session, item, actor.name)
-    audit(session, actor=actor.name, entity="item", entity_id=item.id, action="edit", from_state=before,
-          to_state=item.status, version=item.version, fields=sorted(checked) + (["body"] if body_markdown else []))  # fmt: skip
+    audit(
+        session,
+        actor=actor.name,
+        entity="item",
+        entity_id=item.id,
+        action="edit",
+        from_state=before,
+        to_state=item.status,
+        version=item.version,
+        fields=sorted(checked) + (["body"] if body_markdown else []),
+    )
     return item
 
 
@@ -381,8 +438,10 @@ def recall(ctx: Context, session: Session, *, item_id: int, actor: User, reason:
     if not _may_edit(actor, item):
         raise NotAllowed(f"{actor.name} may not recall item {item_id} of {item.department}")
     if item.status not in RECALLABLE_STATES:
-        raise NotAllowed(f"item {item_id} is {item.status}; only a submitted item waiting for review can be "
-                         "recalled (a published one is taken down with withdraw)")  # fmt: skip
+        raise NotAllowed(
+            f"item {item_id} is {item.status}; only a submitted item waiting for review can be "
+            "recalled (a published one is taken down with withdraw)"
+        )
     _move(session, item, ItemStatus.DRAFT, actor.name, "recall", reason=(reason or "").strip() or None)
     item.return_reason = None
     return item
@@ -431,21 +490,30 @@ def review(
     if level == 2:
         first = _approval(session, item, 1)
         if first is not None and first.reviewer_id == actor.id:
-            raise NotAllowed(
-                f"{actor.name} already approved item {item_id} at the first level; a second person must"
-            )
+            raise NotAllowed(f"{actor.name} already approved item {item_id} at the first level; a second person must")
     if not approve:
         if not (reason and reason.strip()):
             raise InvalidInput('a rejection needs a reason (--reason "...") so the author knows what to fix')
-        session.add(Review(item_id=item.id, item_version=item.version, level=level, reviewer_id=actor.id,
-                           approved=False, reason=reason.strip()))  # fmt: skip
+        session.add(
+            Review(
+                item_id=item.id,
+                item_version=item.version,
+                level=level,
+                reviewer_id=actor.id,
+                approved=False,
+                reason=reason.strip(),
+            )
+        )
         item.return_reason = reason.strip()
         _move(session, item, ItemStatus.DRAFT, actor.name, f"reject level {level}", reason=reason.strip())
         return item
     if level == 2:
         check_channels_accept(ctx, session, item)
-    session.add(Review(item_id=item.id, item_version=item.version, level=level, reviewer_id=actor.id,
-                       approved=True, reason=reason))  # fmt: skip
+    session.add(
+        Review(
+            item_id=item.id, item_version=item.version, level=level, reviewer_id=actor.id, approved=True, reason=reason
+        )
+    )
     session.flush()
     if level == 1:
         _move(session, item, ItemStatus.DEPT_APPROVED, actor.name, "approve level 1", reason=reason)
@@ -489,15 +557,19 @@ def is_cleared(session: Session, item: Item) -> bool:
 def _cleared(author_id: int, first: Any, second: Any) -> bool:
     """The rule itself, over the newest level-1 and level-2 reviews of the item's current version."""
     return bool(
-        first and second and first.approved and second.approved
+        first
+        and second
+        and first.approved
+        and second.approved
         and first.reviewer_id != second.reviewer_id
         and author_id not in (first.reviewer_id, second.reviewer_id)
         and first.id < second.id
-    )  # fmt: skip
+    )
 
 
-def schedule(ctx: Context, session: Session, *, item_id: int, at: Any, actor: str = SYSTEM,
-             user: User | None = None) -> Item:  # fmt: skip
+def schedule(
+    ctx: Context, session: Session, *, item_id: int, at: Any, actor: str = SYSTEM, user: User | None = None
+) -> Item:
     """Set (or move) the publish time. An approved item is queued at once; a draft keeps the time."""
     item = get_item(session, item_id, lock=True)
     if user is not None and not (_may_edit(user, item) or user.role == Role.CONFIDENTIALITY_REVIEWER):
@@ -506,17 +578,23 @@ def schedule(ctx: Context, session: Session, *, item_id: int, at: Any, actor: st
         raise NotAllowed(f"item {item_id} is {item.status}; it cannot be rescheduled")
     when = _future_time(ctx, at)
     item.publish_at = when
-    audit(session, actor=actor, entity="item", entity_id=item.id, action="schedule",
-          from_state=item.status, to_state=item.status, publish_at=when.isoformat())  # fmt: skip
+    audit(
+        session,
+        actor=actor,
+        entity="item",
+        entity_id=item.id,
+        action="schedule",
+        from_state=item.status,
+        to_state=item.status,
+        publish_at=when.isoformat(),
+    )
     if item.status == ItemStatus.APPROVED:
         _queue_deliveries(ctx, session, item, actor)
     elif item.status in (ItemStatus.SCHEDULED, ItemStatus.FAILED):
         for d in _deliveries(session, item.id):
             if d.status == DeliveryStatus.PENDING and d.op == DeliveryOp.PUBLISH:
                 d.due_at = (
-                    ctx.channels[d.channel].next_slot(when, ctx.settings.zone)
-                    if d.channel in ctx.channels
-                    else when
+                    ctx.channels[d.channel].next_slot(when, ctx.settings.zone) if d.channel in ctx.channels else when
                 )
                 d.updated_at = utcnow()
         wake_workers(session)
@@ -548,18 +626,29 @@ def _queue_deliveries(ctx: Context, session: Session, item: Item, actor: str) ->
         if d is not None and d.status == DeliveryStatus.CLAIMED:
             # the call in flight may be publishing the version before: resetting the row now would
             # lose its result, so the worker queues the current version when it records it
-            _request(session, d, DeliveryRequest.REQUEUE, actor,
-                     f"version {item.version} approved while the delivery was being sent: "
-                     "queued when the call returns")  # fmt: skip
+            _request(
+                session,
+                d,
+                DeliveryRequest.REQUEUE,
+                actor,
+                f"version {item.version} approved while the delivery was being sent: queued when the call returns",
+            )
             continue
         if d is None:
-            d = Delivery(
-                item_id=item.id, channel=name, op=DeliveryOp.PUBLISH, due_at=due, item_version=item.version
-            )
+            d = Delivery(item_id=item.id, channel=name, op=DeliveryOp.PUBLISH, due_at=due, item_version=item.version)
             session.add(d)
             session.flush()
-            audit(session, actor=actor, entity="delivery", entity_id=d.id, action="queue", to_state="pending",
-                  item_id=item.id, channel=name, due_at=due.isoformat())  # fmt: skip
+            audit(
+                session,
+                actor=actor,
+                entity="delivery",
+                entity_id=d.id,
+                action="queue",
+                to_state="pending",
+                item_id=item.id,
+                channel=name,
+                due_at=due.isoformat(),
+            )
             continue
         live = d.published_at is not None and d.withdrawn_at is None
         d.op = DeliveryOp.UPDATE if live else DeliveryOp.PUBLISH
@@ -569,8 +658,13 @@ def _queue_deliveries(ctx: Context, session: Session, item: Item, actor: str) ->
         d.due_at = due
         d.attempts = 0
         if live and not spec.channel.supports_update:
-            _set_delivery(session, d, DeliveryStatus.FAILED, actor,
-                          f"{name} cannot update a published item: change it there by hand")  # fmt: skip
+            _set_delivery(
+                session,
+                d,
+                DeliveryStatus.FAILED,
+                actor,
+                f"{name} cannot update a published item: change it there by hand",
+            )
             continue
         _set_delivery(session, d, DeliveryStatus.PENDING, actor, f"queued {d.op}")
     _move(session, item, ItemStatus.SCHEDULED, actor, "schedule")
@@ -580,8 +674,15 @@ def _queue_deliveries(ctx: Context, session: Session, item: Item, actor: str) ->
     wake_workers(session)
 
 
-def withdraw(ctx: Context, session: Session, *, item_id: int, actor: str = SYSTEM, reason: str | None = None,
-             user: User | None = None) -> Item:  # fmt: skip
+def withdraw(
+    ctx: Context,
+    session: Session,
+    *,
+    item_id: int,
+    actor: str = SYSTEM,
+    reason: str | None = None,
+    user: User | None = None,
+) -> Item:
     """Take an item down: unsent deliveries are cancelled, live ones are asked to withdraw."""
     item = get_item(session, item_id, lock=True)
     _pipeline_only(item, "withdrawn")
@@ -607,9 +708,13 @@ def _take_down(ctx: Context, session: Session, d: Delivery, actor: str, *, remov
     why = f"{d.channel} was removed from the item's channels" if removed else "item withdrawn"
     if d.status == DeliveryStatus.CLAIMED:
         if d.op != DeliveryOp.WITHDRAW:
-            _request(session, d, DeliveryRequest.WITHDRAW, actor,
-                     f"{why} while it was being sent: taken down when the call returns if it went out, "
-                     "else cancelled")  # fmt: skip
+            _request(
+                session,
+                d,
+                DeliveryRequest.WITHDRAW,
+                actor,
+                f"{why} while it was being sent: taken down when the call returns if it went out, else cancelled",
+            )
         elif d.requested:
             # the take-down in flight is what is wanted now: a request left by an earlier put-back and
             # re-approval (requeue) would otherwise queue a publish once the take-down is recorded
@@ -677,8 +782,10 @@ def by_hand(channel: str) -> str:
 
 
 def unknown_fate(channel: str, why: str) -> str:
-    return (f"{why}, and whether it went out on {channel} is unknown: check {channel} and take it down by hand "
-            "if it is there")  # fmt: skip
+    return (
+        f"{why}, and whether it went out on {channel} is unknown: check {channel} and take it down by hand "
+        "if it is there"
+    )
 
 
 def _maybe_out(conn: Connection, delivery_id: int | None) -> bool:
@@ -687,9 +794,16 @@ def _maybe_out(conn: Connection, delivery_id: int | None) -> bool:
     published (the next attempt would have reconciled; there will be none)."""
     at = DeliveryAttempt.__table__  # type: ignore[attr-defined]
     last_done = sa.select(sa.func.max(at.c.id)).where(at.c.delivery_id == delivery_id, at.c.outcome == "done")
-    q = sa.select(at.c.id).where(at.c.delivery_id == delivery_id, at.c.op == DeliveryOp.PUBLISH.value,
-                                 at.c.outcome == "ambiguous",
-                                 at.c.id > sa.func.coalesce(last_done.scalar_subquery(), 0)).limit(1)  # fmt: skip
+    q = (
+        sa.select(at.c.id)
+        .where(
+            at.c.delivery_id == delivery_id,
+            at.c.op == DeliveryOp.PUBLISH.value,
+            at.c.outcome == "ambiguous",
+            at.c.id > sa.func.coalesce(last_done.scalar_subquery(), 0),
+        )
+        .limit(1)
+    )
     return conn.execute(q).first() is not None
 
 
@@ -699,9 +813,19 @@ def _request(session: Session, d: Delivery, kind: DeliveryRequest, actor: str, r
         d.request_lease = d.lease_owner  # the first holder's call is the one whose result counts
     d.requested = kind
     d.updated_at = utcnow()
-    audit(session, actor=actor, entity="delivery", entity_id=d.id, action=f"request {kind}", from_state=d.status,
-          to_state=d.status, reason=reason, item_id=d.item_id, channel=d.channel,
-          lease_owner=d.lease_owner)  # fmt: skip
+    audit(
+        session,
+        actor=actor,
+        entity="delivery",
+        entity_id=d.id,
+        action=f"request {kind}",
+        from_state=d.status,
+        to_state=d.status,
+        reason=reason,
+        item_id=d.item_id,
+        channel=d.channel,
+        lease_owner=d.lease_owner,
+    )
 
 
 def _drop_request(session: Session, d: Delivery, actor: str, reason: str) -> None:
@@ -710,9 +834,19 @@ def _drop_request(session: Session, d: Delivery, actor: str, reason: str) -> Non
     d.requested = None
     d.request_lease = None
     d.updated_at = utcnow()
-    audit(session, actor=actor, entity="delivery", entity_id=d.id, action=f"drop request {was}", from_state=d.status,
-          to_state=d.status, reason=reason, item_id=d.item_id, channel=d.channel,
-          lease_owner=d.lease_owner)  # fmt: skip
+    audit(
+        session,
+        actor=actor,
+        entity="delivery",
+        entity_id=d.id,
+        action=f"drop request {was}",
+        from_state=d.status,
+        to_state=d.status,
+        reason=reason,
+        item_id=d.item_id,
+        channel=d.channel,
+        lease_owner=d.lease_owner,
+    )
 
 
 @dataclass
@@ -759,9 +893,14 @@ def retry_delivery(ctx: Context, session: Session, *, delivery_id: int, actor: s
 
 
 def record_manual(
-    ctx: Context, session: Session, *, delivery_id: int, actor: str, url: str | None = None,
+    ctx: Context,
+    session: Session,
+    *,
+    delivery_id: int,
+    actor: str,
+    url: str | None = None,
     not_applicable: str | None = None,
-) -> Delivery:  # fmt: skip
+) -> Delivery:
     """A person posted the item by hand (or it does not apply there): record it so it counts."""
     d = session.get(Delivery, delivery_id)
     if d is None:
@@ -799,27 +938,34 @@ def validate_url(url: str) -> str:
 def _pipeline_only(item: Item, what: str) -> None:
     """Imported and remote items (publisher.ledger) only record what happened elsewhere."""
     if item.origin != "pipeline":
-        raise NotAllowed(f"item {item.id} was recorded from elsewhere ({item.origin}), not published through "
-                         f"here: it cannot be {what} here; change it where it was published")  # fmt: skip
+        raise NotAllowed(
+            f"item {item.id} was recorded from elsewhere ({item.origin}), not published through "
+            f"here: it cannot be {what} here; change it where it was published"
+        )
 
 
 def _deliveries(session: Session, item_id: int | None) -> list[Delivery]:
     return list(session.exec(select(Delivery).where(Delivery.item_id == item_id).order_by(Delivery.id)))
 
 
-def _move(
-    session: Session, item: Item, to: ItemStatus, actor: str, action: str, reason: str | None = None
-) -> None:
+def _move(session: Session, item: Item, to: ItemStatus, actor: str, action: str, reason: str | None = None) -> None:
     before = item.status
     item.status = to
     item.updated_at = utcnow()
-    audit(session, actor=actor, entity="item", entity_id=item.id, action=action, from_state=before,
-          to_state=to, reason=reason, version=item.version)  # fmt: skip
+    audit(
+        session,
+        actor=actor,
+        entity="item",
+        entity_id=item.id,
+        action=action,
+        from_state=before,
+        to_state=to,
+        reason=reason,
+        version=item.version,
+    )
 
 
-def _set_delivery(
-    session: Session, d: Delivery, to: DeliveryStatus, actor: str, reason: str, **detail: Any
-) -> None:
+def _set_delivery(session: Session, d: Delivery, to: DeliveryStatus, actor: str, reason: str, **detail: Any) -> None:
     before = d.status
     d.status = to
     d.updated_at = utcnow()
@@ -832,8 +978,19 @@ def _set_delivery(
         d.request_lease = None
     if to == DeliveryStatus.FAILED and not d.last_error:
         d.last_error = reason
-    audit(session, actor=actor, entity="delivery", entity_id=d.id, action=d.op, from_state=before, to_state=to,
-          reason=reason, item_id=d.item_id, channel=d.channel, **detail)  # fmt: skip
+    audit(
+        session,
+        actor=actor,
+        entity="delivery",
+        entity_id=d.id,
+        action=d.op,
+        from_state=before,
+        to_state=to,
+        reason=reason,
+        item_id=d.item_id,
+        channel=d.channel,
+        **detail,
+    )
 
 
 def rollup(session: Session, item: Item, actor: str = SYSTEM) -> None:
@@ -846,9 +1003,7 @@ def rollup(session: Session, item: Item, actor: str = SYSTEM) -> None:
         return
     # a channel taken off the item's list no longer decides its state (its take-down is its own business)
     states = [d.status for d in _deliveries(session, item.id) if d.channel in item.channels]
-    if not states or any(
-        s in (DeliveryStatus.PENDING, DeliveryStatus.CLAIMED, DeliveryStatus.WAITING) for s in states
-    ):
+    if not states or any(s in (DeliveryStatus.PENDING, DeliveryStatus.CLAIMED, DeliveryStatus.WAITING) for s in states):
         return
     to = ItemStatus.FAILED if DeliveryStatus.FAILED in states else ItemStatus.PUBLISHED
     if to != item.status:
@@ -862,11 +1017,12 @@ def _rollup_statements(dialect: str) -> tuple[Any, Any, Any, Any]:
     return (
         sa.select(it.c.id, it.c.status, it.c.version, it.c.channels)
         .where(one_of(dialect, it.c.id, "ids"), it.c.status.in_([s.value for s in LIVE_STATES]))
-        .order_by(it.c.id).with_for_update(),
+        .order_by(it.c.id)
+        .with_for_update(),
         sa.select(dl.c.item_id, dl.c.channel, dl.c.status).where(one_of(dialect, dl.c.item_id, "ids")),
         sa.update(it).where(it.c.id == sa.bindparam("b_id")),
         sa.insert(au),
-    )  # fmt: skip
+    )
 
 
 def rollup_items(conn: Connection, item_ids: Iterable[int], actor: str = SYSTEM) -> None:
@@ -897,8 +1053,19 @@ def rollup_items(conn: Connection, item_ids: Iterable[int], actor: str = SYSTEM)
         if to.value == i.status:
             continue
         moves.append({"b_id": i.id, "status": to.value, "updated_at": now})
-        audits.append(dict(at=now, actor=actor, entity="item", entity_id=i.id, action="rollup", from_state=i.status,
-                           to_state=to.value, reason=None, detail={"version": i.version}))  # fmt: skip
+        audits.append(
+            dict(
+                at=now,
+                actor=actor,
+                entity="item",
+                entity_id=i.id,
+                action="rollup",
+                from_state=i.status,
+                to_state=to.value,
+                reason=None,
+                detail={"version": i.version},
+            )
+        )
     if moves:
         _driver_many(conn, "item-rollup", u_item, ("status", "updated_at")).execute(conn, moves)
         _driver_many(conn, "audit", i_audit, AUDIT_KEYS).execute(conn, audits)
@@ -948,7 +1115,7 @@ def _post(ctx: Context, item: Any, assets: Iterable[Any], author: str) -> Post:
                 role=a.role,
                 width=a.width,
                 height=a.height,
-            )  # fmt: skip
+            )
             for a in assets
         ),
         channels=tuple(item.channels),
@@ -986,17 +1153,35 @@ def _snapshot_statements(dialect: str) -> tuple[Any, Any, Any, Any]:
     """The four statements of :func:`snapshot_posts`, built once per dialect, each list bound as one
     value (:func:`publisher.db.one_of`): building a statement, or expanding an ``in_`` list, cost more
     than running it on the dispatcher's hot path."""
-    it, rv, at, us = (Item.__table__, Review.__table__, Asset.__table__,  # type: ignore[attr-defined]
-                      User.__table__)  # type: ignore[attr-defined]  # fmt: skip
+    it, rv, at, us = (
+        Item.__table__,
+        Review.__table__,
+        Asset.__table__,  # type: ignore[attr-defined]
+        User.__table__,
+    )  # type: ignore[attr-defined]
     return (
-        sa.select(it.c.id, it.c.title, it.c.body_markdown, it.c.body_html, it.c.summary, it.c.category,
-                  it.c.department, it.c.author_id, it.c.publish_at, it.c.updated_at, it.c.checklist_item,
-                  it.c.channels, it.c.version, it.c.status).where(one_of(dialect, it.c.id, "ids")),
+        sa.select(
+            it.c.id,
+            it.c.title,
+            it.c.body_markdown,
+            it.c.body_html,
+            it.c.summary,
+            it.c.category,
+            it.c.department,
+            it.c.author_id,
+            it.c.publish_at,
+            it.c.updated_at,
+            it.c.checklist_item,
+            it.c.channels,
+            it.c.version,
+            it.c.status,
+        ).where(one_of(dialect, it.c.id, "ids")),
         sa.select(rv.c.id, rv.c.item_id, rv.c.item_version, rv.c.level, rv.c.reviewer_id, rv.c.approved)
-        .where(one_of(dialect, rv.c.item_id, "ids")).order_by(rv.c.id),
+        .where(one_of(dialect, rv.c.item_id, "ids"))
+        .order_by(rv.c.id),
         sa.select(at).where(one_of(dialect, at.c.item_id, "ids")).order_by(at.c.id),
         sa.select(us.c.id, us.c.name, us.c.display_name).where(one_of(dialect, us.c.id, "ids")),
-    )  # fmt: skip
+    )
 
 
 def snapshot_posts(ctx: Context, conn: Connection, item_ids: Iterable[int]) -> dict[int, PostSnapshot]:
@@ -1016,22 +1201,39 @@ def snapshot_posts(ctx: Context, conn: Connection, item_ids: Iterable[int]) -> d
     assets: dict[int, list[Any]] = {i: [] for i in ids}
     for a in records(conn.execute(q_assets, {"ids": ids})):
         assets[a.item_id].append(a)
-    authors = {u.id: (u.display_name or u.name)
-               for u in conn.execute(q_users, {"ids": list({i.author_id for i in items})})}  # fmt: skip
+    authors = {
+        u.id: (u.display_name or u.name) for u in conn.execute(q_users, {"ids": list({i.author_id for i in items})})
+    }
     out = {}
     for i in items:
         ok = _cleared(i.author_id, newest.get((i.id, i.version, 1)), newest.get((i.id, i.version, 2)))
-        out[i.id] = PostSnapshot(version=i.version, publish_at=i.publish_at, updated_at=i.updated_at,
-                                 post=_post(ctx, i, assets[i.id], authors.get(i.author_id, "")), cleared=ok,
-                                 withdrawn=i.status == ItemStatus.WITHDRAWN)
+        out[i.id] = PostSnapshot(
+            version=i.version,
+            publish_at=i.publish_at,
+            updated_at=i.updated_at,
+            post=_post(ctx, i, assets[i.id], authors.get(i.author_id, "")),
+            cleared=ok,
+            withdrawn=i.status == ItemStatus.WITHDRAWN,
+        )
     return out
 
 
 def settle_request(
-    ctx: Context, conn: Connection, *, requested: str, request_lease: str | None, worker: str, delivery_id: int,
-    op: str, channel: str, item_id: int, sent_version: int | None, outcome: str, to: DeliveryStatus,
+    ctx: Context,
+    conn: Connection,
+    *,
+    requested: str,
+    request_lease: str | None,
+    worker: str,
+    delivery_id: int,
+    op: str,
+    channel: str,
+    item_id: int,
+    sent_version: int | None,
+    outcome: str,
+    to: DeliveryStatus,
     values: dict[str, Any],
-) -> tuple[DeliveryStatus, str]:  # fmt: skip
+) -> tuple[DeliveryStatus, str]:
     """Apply a request left on a claimed delivery (:func:`_request`) to the outcome its worker is recording.
 
     Called by the dispatcher's record, inside its transaction, with the delivery row locked and
@@ -1055,20 +1257,31 @@ def settle_request(
     now = values.get("updated_at") or utcnow()
 
     def owe(new_op: str, status: DeliveryStatus, due: datetime, reason: str | None = None) -> DeliveryStatus:
-        values.update(op=new_op, due_at=due, attempts=0, last_error=reason, last_error_kind=None,
-                      last_error_code=None, status=status.value)  # fmt: skip
+        values.update(
+            op=new_op,
+            due_at=due,
+            attempts=0,
+            last_error=reason,
+            last_error_kind=None,
+            last_error_code=None,
+            status=status.value,
+        )
         return status
 
     if requested == DeliveryRequest.WITHDRAW:
         if live:
             if spec is None or not spec.channel.supports_withdraw:
                 return owe(DeliveryOp.WITHDRAW, DeliveryStatus.FAILED, now, by_hand(channel)), (
-                    f"withdrawal requested while it was being sent, and it went out: {by_hand(channel)}")
+                    f"withdrawal requested while it was being sent, and it went out: {by_hand(channel)}"
+                )
             return owe(DeliveryOp.WITHDRAW, DeliveryStatus.PENDING, now), (
-                "withdrawal requested while it was being sent, and it went out: queued withdraw")
+                "withdrawal requested while it was being sent, and it went out: queued withdraw"
+            )
         if unknown or _maybe_out(conn, delivery_id):
-            why = unknown_fate(channel, f"withdrawal requested while it was being sent ({outcome}"
-                                        f"{', lease lost' if lease_lost else ''})")
+            why = unknown_fate(
+                channel,
+                f"withdrawal requested while it was being sent ({outcome}{', lease lost' if lease_lost else ''})",
+            )
             return owe(DeliveryOp.WITHDRAW, DeliveryStatus.FAILED, now, why), why
         values["status"] = DeliveryStatus.CANCELLED.value
         if unsent:
@@ -1098,8 +1311,7 @@ def settle_request(
             return owe(DeliveryOp.UPDATE, DeliveryStatus.FAILED, due, why), why
         return owe(DeliveryOp.UPDATE, DeliveryStatus.PENDING, due), f"queued update to version {row.version}"
     dl = Delivery.__table__  # type: ignore[attr-defined]
-    was = conn.execute(sa.select(dl.c.published_at, dl.c.withdrawn_at, dl.c.state)
-                       .where(dl.c.id == delivery_id)).one()  # fmt: skip
+    was = conn.execute(sa.select(dl.c.published_at, dl.c.withdrawn_at, dl.c.state).where(dl.c.id == delivery_id)).one()
     withdrawn_at = values.get("withdrawn_at", was.withdrawn_at)
     if was.published_at is not None and withdrawn_at is not None:  # a put-back: a new publication
         values["state"] = _after_take_down(values.get("state") or was.state or {}, withdrawn_at)

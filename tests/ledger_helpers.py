@@ -9,12 +9,22 @@ from publisher import ledger
 from tests.data import make_year_csv
 
 #: the generated year's channels, all memory channels in tests (manual ones are type "manual" in use)
-LABELS = {"website": "学校校园网主页", "city_portal": "齐齐哈尔市人民政府网站", "wechat": "微信公众号",
-          "media": "外界媒体（网络、报纸、电视台）", "journal": "《学报》", "procurement": "黑龙江省政府采购网",
-          "hr_site": "市人力资源网站"}  # fmt: skip
+LABELS = {
+    "website": "学校校园网主页",
+    "city_portal": "齐齐哈尔市人民政府网站",
+    "wechat": "微信公众号",
+    "media": "外界媒体（网络、报纸、电视台）",
+    "journal": "《学报》",
+    "procurement": "黑龙江省政府采购网",
+    "hr_site": "市人力资源网站",
+}
 YEAR_CHANNELS = {name: {"type": "memory", "label": LABELS[name]} for name in make_year_csv.CHANNELS}
-REPORT_SETTINGS = {"site_channels": ["website", "city_portal"], "wechat_channels": ["wechat"],
-                   "media_channels": ["media"], "journal_channels": ["journal"]}  # fmt: skip
+REPORT_SETTINGS = {
+    "site_channels": ["website", "city_portal"],
+    "wechat_channels": ["wechat"],
+    "media_channels": ["media"],
+    "journal_channels": ["journal"],
+}
 
 
 def year_app(make_app: Any, **overrides: Any) -> Any:

@@ -87,9 +87,7 @@ def test_item_add_refuses_bad_front_matter(
 
 def test_missing_image(sqlite_cli: Cli, tmp_path: Path) -> None:
     f = item_file(tmp_path, body="正文\n\n![图](images/nope.png)\n")
-    assert_refused(
-        sqlite_cli, ["item", "add", str(f), "--as", "ed"], "image file", "nope.png", "does not exist"
-    )
+    assert_refused(sqlite_cli, ["item", "add", str(f), "--as", "ed"], "image file", "nope.png", "does not exist")
 
 
 def test_a_folder_where_a_file_belongs(sqlite_cli: Cli, tmp_path: Path) -> None:
@@ -106,9 +104,7 @@ def test_corrupt_image_leaves_no_item_and_no_half_written_file(cli: Cli, tmp_pat
     Image.new("RGB", (4, 4), "red").save(tmp_path / "good.png")
     (tmp_path / "bad.png").write_bytes(os.urandom(2048))
     f = item_file(tmp_path, body="![好](good.png)\n\n![坏](bad.png)\n")
-    assert_refused(
-        cli, ["item", "add", str(f), "--as", "ed"], "bad.png is not a readable image", "JPEG or PNG"
-    )
+    assert_refused(cli, ["item", "add", str(f), "--as", "ed"], "bad.png is not a readable image", "JPEG or PNG")
     media = cli.workdir / "media"
     # good.png was already copied when bad.png was found wanting. Media files are named by their
     # content hash and shared between items, so an unreferenced one is harmless (the next item with
@@ -120,20 +116,14 @@ def test_corrupt_image_leaves_no_item_and_no_half_written_file(cli: Cli, tmp_pat
 
 def test_non_utf8_file(sqlite_cli: Cli, tmp_path: Path) -> None:
     f = tmp_path / "gbk.md"
-    f.write_bytes(
-        "---\ntitle: 关于寒假放假安排的通知\ncategory: 公告公示\nchannels: [mem]\n---\n正文\n".encode("gbk")
-    )
-    assert_refused(
-        sqlite_cli, ["item", "add", str(f), "--as", "ed"], "gbk.md is not UTF-8", "GBK", "save it as UTF-8"
-    )
+    f.write_bytes("---\ntitle: 关于寒假放假安排的通知\ncategory: 公告公示\nchannels: [mem]\n---\n正文\n".encode("gbk"))
+    assert_refused(sqlite_cli, ["item", "add", str(f), "--as", "ed"], "gbk.md is not UTF-8", "GBK", "save it as UTF-8")
 
 
 def test_ten_megabyte_item(sqlite_cli: Cli, tmp_path: Path) -> None:
     f = item_file(tmp_path, body="很长的正文。" * (10 * 1024 * 1024 // 18))
     assert f.stat().st_size > 10_000_000
-    assert_refused(
-        sqlite_cli, ["item", "add", str(f), "--as", "ed"], "item.md is 10.", "at most 2.0 MB", "attachments"
-    )
+    assert_refused(sqlite_cli, ["item", "add", str(f), "--as", "ed"], "item.md is 10.", "at most 2.0 MB", "attachments")
 
 
 def test_unknown_author(sqlite_cli: Cli, tmp_path: Path) -> None:
@@ -161,16 +151,12 @@ def test_schedule_refuses_bad_times(cli: Cli, tmp_path: Path, at: str, needles: 
 def test_review_refusals(cli: Cli, tmp_path: Path) -> None:
     item_id = cli.ok("item", "add", str(item_file(tmp_path)), "--as", "ed").last_line
     cli.ok("submit", item_id, "--as", "ed")
-    assert_refused(
-        cli, ["review", "reject", item_id, "--as", "head"], "a rejection needs a reason", "--reason"
-    )
+    assert_refused(cli, ["review", "reject", item_id, "--as", "head"], "a rejection needs a reason", "--reason")
     assert_refused(cli, ["review", "approve", item_id, "--as", "head2"], "waits for the head of 校长办公室")
     assert_refused(cli, ["review", "approve", item_id, "--as", "sec"], "waits for the head of 校长办公室")
     assert_refused(cli, ["review", "approve", "999", "--as", "head"], "no item 999")
     cli.ok("review", "approve", item_id, "--as", "head")
-    assert_refused(
-        cli, ["review", "approve", item_id, "--as", "head"], "waits for the confidentiality review"
-    )
+    assert_refused(cli, ["review", "approve", item_id, "--as", "head"], "waits for the confidentiality review")
 
 
 # -------------------------------------------------------------------------------------- settings
@@ -205,9 +191,7 @@ def test_review_refusals(cli: Cli, tmp_path: Path) -> None:
 def test_bad_settings(sqlite_cli: Cli, extra: str, needles: list[str]) -> None:
     # top-level keys must come before the first table
     text = sqlite_cli.settings.read_text(encoding="utf-8")
-    sqlite_cli.settings.write_text(
-        extra + text if not extra.startswith("[") else text + extra, encoding="utf-8"
-    )
+    sqlite_cli.settings.write_text(extra + text if not extra.startswith("[") else text + extra, encoding="utf-8")
     assert_refused(sqlite_cli, ["item", "list"], *needles)
 
 
@@ -284,10 +268,12 @@ def test_too_many_pixels(sqlite_cli: Cli, tmp_path: Path, size: tuple[int, int],
     else:
         f = item_file(tmp_path, body="正文\n\n![图](huge.png)\n")
     assert_refused(
-        sqlite_cli, ["item", "add", str(f), "--as", "ed"],
+        sqlite_cli,
+        ["item", "add", str(f), "--as", "ed"],
         f"huge.png is {size[0] * size[1] // 10**6} megapixels" if size[0] == 20000 else "huge.png is 10000×10000",
-        "the limit is 40 megapixels", "review.max_image_pixels",
-    )  # fmt: skip
+        "the limit is 40 megapixels",
+        "review.max_image_pixels",
+    )
     assert not list((sqlite_cli.workdir / "media").rglob("*.*")), "nothing may be left in the media store"
 
 
@@ -324,9 +310,7 @@ def test_yaml_alias_bomb(sqlite_cli: Cli, tmp_path: Path) -> None:
     f.write_text("---\ntitle: [" + ", ".join(levels) + "]\ncategory: 公告公示\n---\n正文\n", encoding="utf-8")
     assert f.stat().st_size < 1000
     started = time.monotonic()
-    assert_refused(
-        sqlite_cli, ["item", "add", str(f), "--as", "ed"], "bomb.md", "front matter", "aliases", timeout=30
-    )
+    assert_refused(sqlite_cli, ["item", "add", str(f), "--as", "ed"], "bomb.md", "front matter", "aliases", timeout=30)
     assert time.monotonic() - started < 15
 
 
@@ -395,11 +379,18 @@ def test_read_only_store_as_another_user(tmp_path: Path) -> None:
         f = item_file(folder, title="机密标题XYZ", body="机密正文ABC\n")
         f.chmod(0o644)
         cli.prefix = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
-        probe = subprocess.run([*cli.prefix, sys.executable, "-c", "import publisher.cli"], capture_output=True,
-                               text=True, cwd=folder, env=cli.env)  # fmt: skip
+        probe = subprocess.run(
+            [*cli.prefix, sys.executable, "-c", "import publisher.cli"],
+            capture_output=True,
+            text=True,
+            cwd=folder,
+            env=cli.env,
+        )
         if probe.returncode != 0:  # e.g. Python installed under /root, which nobody cannot enter
-            pytest.skip(f"the user nobody cannot run {sys.executable} with this project: "
-                        f"{(probe.stderr.strip().splitlines() or ['?'])[-1]}")  # fmt: skip
+            pytest.skip(
+                f"the user nobody cannot run {sys.executable} with this project: "
+                f"{(probe.stderr.strip().splitlines() or ['?'])[-1]}"
+            )
         line = assert_refused(cli, ["item", "add", str(f), "--as", "ed"], "queue.db", "read-only", "nobody")
         assert "机密" not in line and "XYZ" not in line and "ABC" not in line
     finally:

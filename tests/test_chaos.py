@@ -33,16 +33,25 @@ from publisher.models import Delivery
 
 pytestmark = pytest.mark.slow
 
-PG_ONLY = pytest.mark.parametrize("store_url", [pytest.param("postgres", marks=pytest.mark.postgres)],
-                                  indirect=True)  # fmt: skip
+PG_ONLY = pytest.mark.parametrize("store_url", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True)
 
 
 def _settings(tmp_path: Path, app, channels: dict, threads: int = 4) -> Path:
-    return write_settings(tmp_path / "settings.toml", {
-        "database_url": app.settings.database_url, "data_dir": str(tmp_path), "channels": channels,
-        "worker": {"threads": threads, "poll_seconds": 0.2, "backoff_base_seconds": 0.1,
-                   "backoff_cap_seconds": 0.5, "lease_seconds": 60},
-    })  # fmt: skip
+    return write_settings(
+        tmp_path / "settings.toml",
+        {
+            "database_url": app.settings.database_url,
+            "data_dir": str(tmp_path),
+            "channels": channels,
+            "worker": {
+                "threads": threads,
+                "poll_seconds": 0.2,
+                "backoff_base_seconds": 0.1,
+                "backoff_cap_seconds": 0.5,
+                "lease_seconds": 60,
+            },
+        },
+    )
 
 
 def _wait(pred, timeout: float, what: str) -> None:
@@ -85,8 +94,14 @@ def test_sigkill_mid_batch_then_restart_does_every_delivery_once(make_app, tmp_p
             w.kill()
             w.wait()
         with app.engine.connect() as c:
-            held = c.execute(sa.text("select id from delivery where status = 'claimed' and lease_owner like :o"),
-                             {"o": f"%:{w.pid}:%"}).scalars().all()  # fmt: skip
+            held = (
+                c.execute(
+                    sa.text("select id from delivery where status = 'claimed' and lease_owner like :o"),
+                    {"o": f"%:{w.pid}:%"},
+                )
+                .scalars()
+                .all()
+            )
         assert counts(app.engine).get("done", 0) < 1000, "the kill came too late to test anything"
         _finish(start_worker(settings, "--once", log=tmp_path / "worker2.log"))
         led = sink.ledger()
@@ -117,8 +132,11 @@ def test_two_workers_on_postgresql_share_the_queue(make_app, tmp_path, monkeypat
         logs = [tmp_path / f"w{i}.log" for i in range(2)]
         workers = [start_worker(settings, log=log) for log in logs]
         try:
-            _wait(lambda: all(log.exists() and " running with " in log.read_text(errors="replace") for log in logs),
-                  60, "both workers to start")  # fmt: skip
+            _wait(
+                lambda: all(log.exists() and " running with " in log.read_text(errors="replace") for log in logs),
+                60,
+                "both workers to start",
+            )
             with app.engine.begin() as c:
                 c.execute(sa.update(Delivery.__table__).values(due_at=datetime.now(UTC)))
             _wait(lambda: counts(app.engine) == {"done": 400}, 90, "400 deliveries done")
@@ -172,8 +190,16 @@ def test_wechat_and_cms_under_faults_kills_and_cuts_publish_each_item_once(make_
     # after an unconfirmed submit) came from the state's thumb id being replaced by the cache's, see
     # tests/channels/test_wechat_drafts.py::test_unconfirmed_submit_of_a_known_draft_is_found_after_the_cached_
     # thumb_changed
-    wechat = wechat_plugin(tmp_path, 0.2, mix="busy,http500,timeout,lost_answer,expire_token", hang_s=1.0,
-                           timeout=0.5, publish_delay=0.2, grace=2.0, seed=3)  # fmt: skip
+    wechat = wechat_plugin(
+        tmp_path,
+        0.2,
+        mix="busy,http500,timeout,lost_answer,expire_token",
+        hang_s=1.0,
+        timeout=0.5,
+        publish_delay=0.2,
+        grace=2.0,
+        seed=3,
+    )
     try:
         cms = cms_plugin(0.2, hang_s=1.0, timeout=0.5, seed=5)
     except BaseException:
@@ -203,8 +229,12 @@ def test_wechat_and_cms_under_faults_kills_and_cuts_publish_each_item_once(make_
             _wait(lambda: counts(app.engine) == {"done": 75}, 180, "every delivery done")
         except AssertionError as exc:
             with app.engine.connect() as c:
-                left = c.execute(sa.text("select channel, status, attempts, due_at, last_error from delivery "
-                                         "where status <> 'done' order by id limit 5")).all()  # fmt: skip
+                left = c.execute(
+                    sa.text(
+                        "select channel, status, attempts, due_at, last_error from delivery "
+                        "where status <> 'done' order by id limit 5"
+                    )
+                ).all()
             raise AssertionError(f"{exc}: {counts(app.engine)}; e.g. {left}") from None
         rows = delivery_rows(app.engine)
         for name, pl in plugins.items():

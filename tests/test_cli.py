@@ -71,18 +71,14 @@ def test_init_creates_settings_when_absent(tmp_path: Path) -> None:
 
 
 def test_whole_flow(cli: Cli, tmp_path: Path) -> None:
-    r = cli.ok(
-        "user", "add", "wang.li", "--role", "editor", "--department", "人事处", "--display-name", "王丽"
-    )
+    r = cli.ok("user", "add", "wang.li", "--role", "editor", "--department", "人事处", "--display-name", "王丽")
     assert "wang.li" in r.out
     assert "wang.li" in cli.ok("user", "list").out
     r = cli.ok("item", "add", str(write_item(tmp_path, title="[通知] 关于放假 [/x]")), "--as", "ed")
     item_id = r.last_line
     assert item_id.isdigit(), r.out
     listed = json.loads(cli.ok("item", "list", "--json").out)
-    assert [(i["id"], i["status"], i["title"]) for i in listed] == [
-        (int(item_id), "draft", "[通知] 关于放假 [/x]")
-    ]
+    assert [(i["id"], i["status"], i["title"]) for i in listed] == [(int(item_id), "draft", "[通知] 关于放假 [/x]")]
     assert json.loads(cli.ok("item", "list", "--json", "--status", "submitted").out) == []
 
     cli.ok("submit", item_id, "--as", "ed")
@@ -147,7 +143,9 @@ def test_taking_a_channel_off_a_published_item_says_it_is_taken_down(cli: Cli, t
     assert "done 1" in cli.ok("run", "--once").out
     d = show(cli, item_id)
     assert {(x["channel"], x["op"], x["status"]) for x in d["deliveries"]} == {
-        ("mem", "publish", "done"), ("mem2", "withdraw", "done")}  # fmt: skip
+        ("mem", "publish", "done"),
+        ("mem2", "withdraw", "done"),
+    }
 
 
 def test_retry_through_the_cli(cli: Cli, tmp_path: Path) -> None:
@@ -180,9 +178,7 @@ def test_retry_through_the_cli(cli: Cli, tmp_path: Path) -> None:
         a.close()
         MemoryChannel.reset()
     failed = json.loads(cli.ok("deliveries", "--status", "failed", "--json").out)
-    assert [(x["channel"], x["last_error"]) for x in failed] == [
-        ("mem", "memory: scripted permanent failure")
-    ]
+    assert [(x["channel"], x["last_error"]) for x in failed] == [("mem", "memory: scripted permanent failure")]
     assert "queued again" in cli.ok("retry", str(failed[0]["id"])).out
     r = cli("retry", str(failed[0]["id"]))
     assert r.code == 1 and "only a failed delivery can be retried" in r.err
@@ -335,8 +331,11 @@ def test_department_add_says_when_it_already_exists(cli: Cli) -> None:
 USAGE_ERRORS = [
     (["submit"], "error: missing argument ITEM_ID — usage: publisher submit ITEM_ID --as USER"),
     (["submit", "seven", "--as", "ed"], "error: ITEM_ID must be a whole number, such as 7 — usage: publisher submit"),
-    (["review", "approve", "7", "--ass", "x"], "error: no such option --ass (did you mean --as or --reason?) — usage: "
-                                               "publisher review approve ITEM_ID --as USER [OPTIONS]"),  # fmt: skip
+    (
+        ["review", "approve", "7", "--ass", "x"],
+        "error: no such option --ass (did you mean --as or --reason?) — usage: "
+        "publisher review approve ITEM_ID --as USER [OPTIONS]",
+    ),
     (["user", "add", "li.ming"], "error: missing option --role ROLE — usage: publisher user add NAME --role ROLE "),
     (["item", "list", "--status"], "error: option --status needs a value — usage: publisher item list [OPTIONS]"),
     (["item", "shwo", "7"], "error: no such command 'shwo'. Did you mean 'show'? — usage: publisher item COMMAND"),

@@ -29,13 +29,16 @@ def _by_number(app, **kw):
 
 def test_status_by_rule_and_places(make_app):
     app = year_app(make_app)
-    _import(app, (
-        "章程,规章制度,校长办公室,website,2022-03-01 09:00,http://a.cn/1,2\n"
-        "章程,规章制度,校长办公室,city_portal,2022-03-02 09:00,http://b.cn/1,2\n"
-        "旧章程,规章制度,校长办公室,website,2020-03-01 09:00,http://a.cn/0,2\n"
-        "预算,公告公示,财务处,website,2022-06-01 09:00,http://a.cn/2,19\n"
-        "年报,公告公示,校长办公室,website,2021-09-20 09:00,http://a.cn/3,6\n"
-    ))  # fmt: skip
+    _import(
+        app,
+        (
+            "章程,规章制度,校长办公室,website,2022-03-01 09:00,http://a.cn/1,2\n"
+            "章程,规章制度,校长办公室,city_portal,2022-03-02 09:00,http://b.cn/1,2\n"
+            "旧章程,规章制度,校长办公室,website,2020-03-01 09:00,http://a.cn/0,2\n"
+            "预算,公告公示,财务处,website,2022-06-01 09:00,http://a.cn/2,19\n"
+            "年报,公告公示,校长办公室,website,2021-09-20 09:00,http://a.cn/3,6\n"
+        ),
+    )
     cov = _by_number(app)
     assert len(cov) == 50
     assert cov[2].status == "current" and cov[2].title == "章程"
@@ -59,11 +62,16 @@ def test_status_by_rule_and_places(make_app):
 
 def test_pages_taken_down_do_not_count_as_published(make_app):
     app = year_app(make_app)
-    _import(app, "章程,规章制度,校长办公室,website,2022-03-01 09:00,http://a.cn/1,2\n"
-                 "章程,规章制度,校长办公室,city_portal,2022-03-01 09:00,http://b.cn/1,2\n")  # fmt: skip
+    _import(
+        app,
+        "章程,规章制度,校长办公室,website,2022-03-01 09:00,http://a.cn/1,2\n"
+        "章程,规章制度,校长办公室,city_portal,2022-03-01 09:00,http://b.cn/1,2\n",
+    )
     d = Delivery.__table__
     with app.engine.begin() as c:
-        c.execute(sa.update(d).where(d.c.channel == "city_portal").values(taken_down_at=datetime(2022, 5, 1, tzinfo=UTC)))
+        c.execute(
+            sa.update(d).where(d.c.channel == "city_portal").values(taken_down_at=datetime(2022, 5, 1, tzinfo=UTC))
+        )
     cov = _by_number(app)
     assert cov[2].status == "current" and cov[2].places == [("website", "http://a.cn/1")]
     with app.engine.begin() as c:
@@ -86,8 +94,9 @@ def _publish_pipeline(app, tmp_path, title: str, dept_user: str, created: dateti
     # the history of a past year, written into the store as the pipeline would have
     with app.engine.begin() as c:
         c.execute(sa.update(Item.__table__).where(Item.__table__.c.id == item.id).values(created_at=created))
-        c.execute(sa.update(Delivery.__table__).where(Delivery.__table__.c.item_id == item.id)
-                  .values(published_at=published))  # fmt: skip
+        c.execute(
+            sa.update(Delivery.__table__).where(Delivery.__table__.c.item_id == item.id).values(published_at=published)
+        )
     return item.id
 
 
@@ -95,10 +104,12 @@ def test_timeliness_in_chinese_working_days(make_app, tmp_path):
     app = year_app(make_app)
     # Wednesday 28 September 2022 → Monday 10 October: the National Day week is off, but the
     # weekend of 8-9 October is worked (调休), so 5 working days
-    on_time = _publish_pipeline(app, tmp_path, "国庆前后", "ed", datetime(2022, 9, 28, 2, tzinfo=UTC),
-                                datetime(2022, 10, 10, 2, tzinfo=UTC))  # fmt: skip
-    late = _publish_pipeline(app, tmp_path, "拖了很久", "ed2", datetime(2022, 1, 4, 2, tzinfo=UTC),
-                             datetime(2022, 3, 1, 2, tzinfo=UTC))  # fmt: skip
+    on_time = _publish_pipeline(
+        app, tmp_path, "国庆前后", "ed", datetime(2022, 9, 28, 2, tzinfo=UTC), datetime(2022, 10, 10, 2, tzinfo=UTC)
+    )
+    late = _publish_pipeline(
+        app, tmp_path, "拖了很久", "ed2", datetime(2022, 1, 4, 2, tzinfo=UTC), datetime(2022, 3, 1, 2, tzinfo=UTC)
+    )
     _import(app, "导入的不算,公告公示,人事处,website,2022-03-01 09:00,http://a.cn/9,\n")
     start, end = stats.period("2021-10-01", "2022-10-25", app.settings.zone)
     cal = Calendar()
@@ -129,8 +140,10 @@ def test_cli_coverage(make_app, store_url, tmp_path):
 
     year_app(make_app)
     settings = tmp_path / "settings.toml"
-    settings.write_text(f'database_url = "{store_url}"\ndata_dir = "{tmp_path}"\n[channels.website]\ntype = "memory"\n',
-                        encoding="utf-8")  # fmt: skip
+    settings.write_text(
+        f'database_url = "{store_url}"\ndata_dir = "{tmp_path}"\n[channels.website]\ntype = "memory"\n',
+        encoding="utf-8",
+    )
     r = CliRunner().invoke(cli, ["--settings", str(settings), "coverage", "rule", "19", "monthly"])
     assert r.exit_code == 0 and "checklist item 19: monthly" in r.output, r.output
     r = CliRunner().invoke(cli, ["--settings", str(settings), "coverage", "--from", "2022-01-01", "--to", "2022-12-31"])

@@ -107,17 +107,15 @@ max_concurrency = 8
     started = time.monotonic()
     r = cli.ok("run", "--once", timeout=60)
     took = time.monotonic() - started
-    assert took < LEASE / 5, (
-        f"the restart took {took:.0f} s: it waited for the dead worker's leases to expire"
-    )
+    assert took < LEASE / 5, f"the restart took {took:.0f} s: it waited for the dead worker's leases to expire"
 
     with eng.connect() as conn:
         states = dict(conn.execute(sa.text("SELECT status, count(*) FROM delivery GROUP BY status")).all())
         items = dict(conn.execute(sa.text("SELECT status, count(*) FROM item GROUP BY status")).all())
         attempts_of_claimed = conn.execute(
-            sa.text(
-                "SELECT count(*) FROM delivery_attempt WHERE delivery_id IN :ids AND worker LIKE :w"
-            ).bindparams(sa.bindparam("ids", expanding=True)),
+            sa.text("SELECT count(*) FROM delivery_attempt WHERE delivery_id IN :ids AND worker LIKE :w").bindparams(
+                sa.bindparam("ids", expanding=True)
+            ),
             {"ids": [i for i, _ in claimed], "w": f"%:{worker.pid}:%"},
         ).scalar_one()
         conn.rollback()
@@ -136,7 +134,4 @@ max_concurrency = 8
     recalls = [line.split()[0] for line in _lines(out / "recalls.log")]
     assert set(recalls) <= {str(i) for i, _ in claimed}, (recalls, claimed)
     assert len(recalls) <= len(claimed)
-    print(
-        f"killed after {done_before}/{N}; {len(claimed)} in flight, "
-        f"{len(recalls)} sent again; restart {took:.1f} s"
-    )
+    print(f"killed after {done_before}/{N}; {len(claimed)} in flight, {len(recalls)} sent again; restart {took:.1f} s")

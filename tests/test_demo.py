@@ -25,8 +25,19 @@ def test_demo_twice_in_one_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
             text = buf.getvalue()
             assert "1 of 1 sample items published on every channel." in text, text
             header = next(line for line in text.splitlines() if "┃ channel" in line)
-            assert header.split() == ["┃", "channel", "┃", "published", "┃", "items", "┃", "failed", "┃",
-                                      "pending", "┃"], header  # fmt: skip
+            assert header.split() == [
+                "┃",
+                "channel",
+                "┃",
+                "published",
+                "┃",
+                "items",
+                "┃",
+                "failed",
+                "┃",
+                "pending",
+                "┃",
+            ], header
     finally:
         os.environ.clear()
         os.environ.update(saved)

@@ -66,9 +66,7 @@ def attempts(app: Any, delivery_id: int) -> list[DeliveryAttempt]:
     with app.session() as s:
         return list(
             s.exec(
-                select(DeliveryAttempt)
-                .where(DeliveryAttempt.delivery_id == delivery_id)
-                .order_by(DeliveryAttempt.id)
+                select(DeliveryAttempt).where(DeliveryAttempt.delivery_id == delivery_id).order_by(DeliveryAttempt.id)
             )
         )
 
@@ -108,9 +106,7 @@ def test_transient_is_retried_with_backoff_then_succeeds(app: Any) -> None:
     assert [a.number for a in tries] == [1, 2, 3]
     # back-off: each retry started no sooner than the base back-off after the previous failure
     for before, after in zip(tries, tries[1:], strict=False):
-        assert after.started_at - before.finished_at >= timedelta(
-            seconds=app.settings.worker.backoff_base_seconds / 2
-        )
+        assert after.started_at - before.finished_at >= timedelta(seconds=app.settings.worker.backoff_base_seconds / 2)
     assert len(MemoryChannel.ledger["mem"]) == 1
     assert item_status(app, item) == ItemStatus.PUBLISHED
 
@@ -249,9 +245,7 @@ def _max_overlap(tries: list[DeliveryAttempt]) -> int:
 
 
 def test_max_concurrency_per_channel(make_app: Any) -> None:
-    app = make_app(
-        channels={"slow": {"type": "memory", "latency": 0.3, "max_concurrency": 2}}, worker={"threads": 8}
-    )
+    app = make_app(channels={"slow": {"type": "memory", "latency": 0.3, "max_concurrency": 2}}, worker={"threads": 8})
     ids = [approved_item(app, channels=["slow"], title=f"通知 {n}") for n in range(6)]
     assert run_once(app, threads=8) == {"done": 6}
     tries = [a for i in ids for a in attempts(app, deliveries(app, i)["slow"].id)]
@@ -261,13 +255,21 @@ def test_max_concurrency_per_channel(make_app: Any) -> None:
 def test_channels_take_turns_for_the_threads(make_app: Any, dispatch_threads: int) -> None:
     """A channel with a deep backlog and as many free slots as there are threads does not keep every
     thread while another channel's due deliveries wait: the threads serve the channels in turn."""
-    app = make_app(channels={"deep": {"type": "memory", "latency": 0.02, "max_concurrency": 8},
-                             "other": {"type": "memory", "latency": 0.02, "max_concurrency": 8}})  # fmt: skip
+    app = make_app(
+        channels={
+            "deep": {"type": "memory", "latency": 0.02, "max_concurrency": 8},
+            "other": {"type": "memory", "latency": 0.02, "max_concurrency": 8},
+        }
+    )
     deep = [approved_item(app, channels=["deep"], title=f"通知 {n}") for n in range(16)]
     other = approved_item(app, channels=["other"], title="另一个渠道的通知")  # fell due last
     assert run_once(app) == {"done": 17}
-    starts = sorted((a.started_at, ch) for ch, ids in (("deep", deep), ("other", [other]))
-                    for i in ids for a in attempts(app, deliveries(app, i)[ch].id))  # fmt: skip
+    starts = sorted(
+        (a.started_at, ch)
+        for ch, ids in (("deep", deep), ("other", [other]))
+        for i in ids
+        for a in attempts(app, deliveries(app, i)[ch].id)
+    )
     order = [ch for _, ch in starts]
     # one turn of the threads: `other` is served in the first round of takes, not after `deep`'s backlog
     assert "other" in order[: max(2, dispatch_threads)], order
@@ -295,14 +297,10 @@ def test_channel_schedule_puts_due_at_on_the_next_slot_in_shanghai(make_app: Any
     # a weekday 17:59 goes out at 18:00 the same day, 18:00 exactly stays
     with app.session() as s:
         workflow.schedule(app.ctx, s, item_id=item, at="2099-01-06T17:59+08:00")
-    assert deliveries(app, item)["mem"].due_at.astimezone(SHANGHAI) == datetime(
-        2099, 1, 6, 18, 0, tzinfo=SHANGHAI
-    )
+    assert deliveries(app, item)["mem"].due_at.astimezone(SHANGHAI) == datetime(2099, 1, 6, 18, 0, tzinfo=SHANGHAI)
     with app.session() as s:
         workflow.schedule(app.ctx, s, item_id=item, at="2099-01-07T18:00+08:00")
-    assert deliveries(app, item)["mem"].due_at.astimezone(SHANGHAI) == datetime(
-        2099, 1, 7, 18, 0, tzinfo=SHANGHAI
-    )
+    assert deliveries(app, item)["mem"].due_at.astimezone(SHANGHAI) == datetime(2099, 1, 7, 18, 0, tzinfo=SHANGHAI)
 
 
 # ------------------------------------------------------------------------- withdraw, edit, retry
@@ -328,9 +326,7 @@ def test_edit_of_published_item_is_reviewed_again_then_updated(app: Any) -> None
     item = approved_item(app, channels=["mem"])
     run_once(app)
     with app.session() as s:
-        workflow.edit_item(
-            app.ctx, s, item_id=item, actor=workflow.get_user(s, "ed"), changes={"title": "更正"}
-        )
+        workflow.edit_item(app.ctx, s, item_id=item, actor=workflow.get_user(s, "ed"), changes={"title": "更正"})
         assert workflow.get_item(s, item).status == ItemStatus.SUBMITTED
     assert run_once(app) == {}  # nothing goes out before the second review of the new version
     with app.session() as s:
@@ -369,9 +365,7 @@ def test_every_state_change_is_audited(app: Any) -> None:
     with app.session() as s:
         rows = s.exec(select(AuditLog).order_by(AuditLog.id)).all()
     d = deliveries(app, item)["mem"]
-    item_trail = [
-        (r.action, r.from_state, r.to_state) for r in rows if r.entity == "item" and r.entity_id == item
-    ]
+    item_trail = [(r.action, r.from_state, r.to_state) for r in rows if r.entity == "item" and r.entity_id == item]
     assert item_trail == [
         ("create", None, "draft"),
         ("submit", "draft", "submitted"),
@@ -381,9 +375,7 @@ def test_every_state_change_is_audited(app: Any) -> None:
         ("schedule", "approved", "scheduled"),
         ("rollup", "scheduled", "published"),
     ]
-    delivery_trail = [
-        (r.from_state, r.to_state) for r in rows if r.entity == "delivery" and r.entity_id == d.id
-    ]
+    delivery_trail = [(r.from_state, r.to_state) for r in rows if r.entity == "delivery" and r.entity_id == d.id]
     # pending -> claimed has no audit row of its own: the claim is a lease, not a decision, and its
     # outcome row says "from claimed"; the delivery_attempt rows carry who held it and when
     assert delivery_trail == [(None, "pending"), ("claimed", "pending"), ("claimed", "done")]
@@ -407,15 +399,11 @@ def test_edit_of_item_live_on_a_channel_that_cannot_update_does_not_hang(
     """The re-queue fails that delivery at once ("change it there by hand"); with nothing left to
     run, the item must say failed, not stay scheduled for ever."""
     monkeypatch.syspath_prepend(str(PLUGINS))
-    app = make_app(
-        channels={"flog": {"type": "filelog", "folder": str(tmp_path / "out")}, "mem": {"type": "memory"}}
-    )
+    app = make_app(channels={"flog": {"type": "filelog", "folder": str(tmp_path / "out")}, "mem": {"type": "memory"}})
     item = approved_item(app, channels=["flog", "mem"])
     assert run_once(app) == {"done": 2}
     with app.session() as s:
-        workflow.edit_item(
-            app.ctx, s, item_id=item, actor=workflow.get_user(s, "ed"), changes={"title": "更正"}
-        )
+        workflow.edit_item(app.ctx, s, item_id=item, actor=workflow.get_user(s, "ed"), changes={"title": "更正"})
         workflow.review(app.ctx, s, item_id=item, actor=workflow.get_user(s, "head"), approve=True)
         workflow.review(app.ctx, s, item_id=item, actor=workflow.get_user(s, "sec"), approve=True)
     ds = deliveries(app, item)
@@ -423,15 +411,11 @@ def test_edit_of_item_live_on_a_channel_that_cannot_update_does_not_hang(
     assert run_once(app) == {"done": 1}  # the update on mem
     assert item_status(app, item) == ItemStatus.FAILED
     with app.session() as s:
-        workflow.edit_item(
-            app.ctx, s, item_id=item, actor=workflow.get_user(s, "ed"), changes={"title": "再更正"}
-        )
+        workflow.edit_item(app.ctx, s, item_id=item, actor=workflow.get_user(s, "ed"), changes={"title": "再更正"})
         workflow.review(app.ctx, s, item_id=item, actor=workflow.get_user(s, "head"), approve=True)
         workflow.review(app.ctx, s, item_id=item, actor=workflow.get_user(s, "sec"), approve=True)
     with app.session() as s:
-        workflow.edit_item(
-            app.ctx, s, item_id=item, actor=workflow.get_user(s, "ed"), changes={"channels": ["flog"]}
-        )
+        workflow.edit_item(app.ctx, s, item_id=item, actor=workflow.get_user(s, "ed"), changes={"channels": ["flog"]})
         workflow.review(app.ctx, s, item_id=item, actor=workflow.get_user(s, "head"), approve=True)
         workflow.review(app.ctx, s, item_id=item, actor=workflow.get_user(s, "sec"), approve=True)
         # only flog is targeted now, and it fails at once: nothing will ever roll the item up later
@@ -445,9 +429,7 @@ def test_withdraw_from_a_channel_that_cannot_says_so(
     make_app: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.syspath_prepend(str(PLUGINS))
-    app = make_app(
-        channels={"flog": {"type": "filelog", "folder": str(tmp_path / "out")}, "mem": {"type": "memory"}}
-    )
+    app = make_app(channels={"flog": {"type": "filelog", "folder": str(tmp_path / "out")}, "mem": {"type": "memory"}})
     item = approved_item(app, channels=["flog", "mem"])
     assert run_once(app) == {"done": 2}
     with app.session() as s:

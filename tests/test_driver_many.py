@@ -22,14 +22,28 @@ AUDIT = AuditLog.__table__  # type: ignore[attr-defined]
 
 texts = st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=40)
 zones = st.sampled_from([UTC, timezone(timedelta(hours=8)), timezone(timedelta(hours=-5, minutes=-30))])
-moments = st.builds(lambda d, z: d.replace(tzinfo=UTC).astimezone(z),
-                    st.datetimes(min_value=datetime(1970, 1, 2), max_value=datetime(2100, 1, 1)), zones)  # fmt: skip
-rows = st.lists(st.fixed_dictionaries({
-    "at": moments, "actor": texts.filter(bool), "entity": st.sampled_from(["delivery", "item"]),
-    "entity_id": st.none() | st.integers(0, 2**31 - 1), "action": texts.filter(bool),
-    "from_state": st.none() | texts, "to_state": st.none() | texts, "reason": st.none() | texts,
-    "detail": st.dictionaries(texts, st.none() | texts | st.integers(-(2**40), 2**40), max_size=4),
-}), min_size=1, max_size=12)  # fmt: skip
+moments = st.builds(
+    lambda d, z: d.replace(tzinfo=UTC).astimezone(z),
+    st.datetimes(min_value=datetime(1970, 1, 2), max_value=datetime(2100, 1, 1)),
+    zones,
+)
+rows = st.lists(
+    st.fixed_dictionaries(
+        {
+            "at": moments,
+            "actor": texts.filter(bool),
+            "entity": st.sampled_from(["delivery", "item"]),
+            "entity_id": st.none() | st.integers(0, 2**31 - 1),
+            "action": texts.filter(bool),
+            "from_state": st.none() | texts,
+            "to_state": st.none() | texts,
+            "reason": st.none() | texts,
+            "detail": st.dictionaries(texts, st.none() | texts | st.integers(-(2**40), 2**40), max_size=4),
+        }
+    ),
+    min_size=1,
+    max_size=12,
+)
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -40,6 +54,7 @@ def test_rows_read_back_as_written(app: Any, batch: list[dict[str, Any]]) -> Non
         first = conn.execute(sa.select(sa.func.coalesce(sa.func.max(AUDIT.c.id), 0))).scalar_one()
         many.execute(conn, batch)
     with app.engine.connect() as conn:
-        got = conn.execute(sa.select(*(AUDIT.c[k] for k in AUDIT_KEYS)).where(AUDIT.c.id > first)
-                           .order_by(AUDIT.c.id)).all()  # fmt: skip
+        got = conn.execute(
+            sa.select(*(AUDIT.c[k] for k in AUDIT_KEYS)).where(AUDIT.c.id > first).order_by(AUDIT.c.id)
+        ).all()
     assert [dict(zip(AUDIT_KEYS, r, strict=True)) for r in got] == batch

@@ -55,8 +55,9 @@ def test_year_imports_counts_and_reimport_adds_nothing(make_app, tmp_path):
 
     # periods are cut in Beijing time: 00:30 on 1 October belongs to October, 23:30 on 30 September not
     months = Counter()
-    for row in stats.counts(app.engine, stats.StatsQuery(*stats.period("2021-09-01", "2021-10-31", app.settings.zone),
-                                                          by=("month",))):  # fmt: skip
+    for row in stats.counts(
+        app.engine, stats.StatsQuery(*stats.period("2021-09-01", "2021-10-31", app.settings.zone), by=("month",))
+    ):
         months[row["month"]] += row["published"]
     assert months["2021-09"] == 3  # the two publications of 30 September 23:30, and the 28 September report
     assert "2021-10" in months
@@ -94,9 +95,18 @@ GOOD = "关于某事的通知,公告公示,校长办公室,website,2022-03-01 09
         (HEADER + GOOD + "另一条,通知,校长办公室,website,2022-03-01,,\n", "row 3: unknown category '通知'"),
         (HEADER + GOOD + "另一条,公告公示,后勤处,website,2022-03-01,,\n", "row 3: unknown department '后勤处'"),
         (HEADER + GOOD + GOOD, "row 3: repeats row 2"),
-        (HEADER + GOOD + "另一条,公告公示,校长办公室,website,2099-03-01,,\n", "row 3: published_at 2099-03-01 is in the future"),
-        (HEADER + GOOD + "另一条,公告公示,校长办公室,website,2022-03-01,www.x.cn,\n", "row 3: 'www.x.cn' is not a web address"),
-        (HEADER + GOOD + "另一条,公告公示,校长办公室,website,2022-03-01,,51\n", "row 3: checklist_item 51 is outside 1-50"),
+        (
+            HEADER + GOOD + "另一条,公告公示,校长办公室,website,2099-03-01,,\n",
+            "row 3: published_at 2099-03-01 is in the future",
+        ),
+        (
+            HEADER + GOOD + "另一条,公告公示,校长办公室,website,2022-03-01,www.x.cn,\n",
+            "row 3: 'www.x.cn' is not a web address",
+        ),
+        (
+            HEADER + GOOD + "另一条,公告公示,校长办公室,website,2022-03-01,,51\n",
+            "row 3: checklist_item 51 is outside 1-50",
+        ),
         (HEADER + GOOD + "另一条,公告公示,校长办公室,website\n", "row 3: 4 fields, the header has 7"),
         (HEADER, "no data rows"),
     ],
@@ -119,8 +129,14 @@ def test_one_bad_row_among_many_rolls_back_everything(make_app, tmp_path):
         _import(app, bad)
     assert _count(app, Item) == 0 and _count(app, Delivery) == 0
     with app.engine.connect() as c:
-        assert c.execute(sa.select(sa.func.count()).select_from(AuditLog.__table__)
-                         .where(AuditLog.__table__.c.action == "import")).scalar_one() == 0  # fmt: skip
+        assert (
+            c.execute(
+                sa.select(sa.func.count())
+                .select_from(AuditLog.__table__)
+                .where(AuditLog.__table__.c.action == "import")
+            ).scalar_one()
+            == 0
+        )
         c.rollback()
 
 

@@ -32,7 +32,9 @@ def test_manual_delivery_waits_then_counts_once_recorded(make_app, tmp_path):
         assert d.status == DeliveryStatus.WAITING
         assert "by hand" in (d.note or "")
         assert workflow.get_item(s, item_id).status == ItemStatus.SCHEDULED
-        kit = app.channels["city_portal"].channel.copy_kit(workflow.build_post(app.ctx, s, workflow.get_item(s, item_id)))
+        kit = app.channels["city_portal"].channel.copy_kit(
+            workflow.build_post(app.ctx, s, workflow.get_item(s, item_id))
+        )
         assert "招聘公告" in kit
     with pytest.raises(InvalidInput), app.session() as s:
         workflow.record_manual(app.ctx, s, delivery_id=d.id, actor="ed", url="www.example.com/no-scheme")
@@ -98,8 +100,12 @@ def test_scheduling_an_item_whose_channel_was_removed_says_so(make_app, tmp_path
 def test_a_configured_label_names_the_place_everywhere(make_app):
     """docs/channels/manual.md: `label` is shown instead of the preset's; the core strips `label` as
     one of its own keys, so the channel never saw it and the copy kit said 报纸, not the paper's name."""
-    app = make_app(channels={"qiqihar_daily": {"type": "manual", "place": "newspaper", "label": "齐齐哈尔日报"},
-                             "city_portal": {"type": "manual", "place": "city_portal"}})  # fmt: skip
+    app = make_app(
+        channels={
+            "qiqihar_daily": {"type": "manual", "place": "newspaper", "label": "齐齐哈尔日报"},
+            "city_portal": {"type": "manual", "place": "city_portal"},
+        }
+    )
     assert app.channels["qiqihar_daily"].channel.place_label == "齐齐哈尔日报"
     assert app.channels["qiqihar_daily"].label == "齐齐哈尔日报"
     assert app.channels["city_portal"].label == "齐齐哈尔市人民政府网站"

@@ -27,9 +27,12 @@ D = Delivery.__table__  # type: ignore[attr-defined]
 A = DeliveryAttempt.__table__  # type: ignore[attr-defined]
 ITEMS = 40  # items made once per test; each delivery row takes an item of its own
 
-row = st.tuples(st.sampled_from(CHANNELS), st.sampled_from(list(DeliveryStatus)),
-                st.sampled_from([-72, -1, 1, 72]),  # due this many hours from now: never near the scrape
-                st.lists(st.sampled_from(OUTCOMES), max_size=3))  # fmt: skip
+row = st.tuples(
+    st.sampled_from(CHANNELS),
+    st.sampled_from(list(DeliveryStatus)),
+    st.sampled_from([-72, -1, 1, 72]),  # due this many hours from now: never near the scrape
+    st.lists(st.sampled_from(OUTCOMES), max_size=3),
+)
 batches = st.lists(row, max_size=ITEMS // 2)
 
 
@@ -43,13 +46,32 @@ def _write(app: Any, items: list[int], rows: list[tuple[str, str, int, list[str]
     now = utcnow()
     with app.engine.begin() as c:
         for item_id, (channel, status, hours, outcomes) in zip(items, rows, strict=False):
-            d = c.execute(sa.insert(D).values(item_id=item_id, channel=channel, op="publish", status=status,
-                                              due_at=now + timedelta(hours=hours), item_version=1,
-                                              attempts=len(outcomes), state={}, created_at=now, updated_at=now)
-                          ).inserted_primary_key[0]  # fmt: skip
+            d = c.execute(
+                sa.insert(D).values(
+                    item_id=item_id,
+                    channel=channel,
+                    op="publish",
+                    status=status,
+                    due_at=now + timedelta(hours=hours),
+                    item_version=1,
+                    attempts=len(outcomes),
+                    state={},
+                    created_at=now,
+                    updated_at=now,
+                )
+            ).inserted_primary_key[0]
             for number, outcome in enumerate(outcomes, 1):
-                c.execute(sa.insert(A).values(delivery_id=d, number=number, op="publish", worker="test",
-                                              started_at=now, finished_at=now, outcome=outcome))  # fmt: skip
+                c.execute(
+                    sa.insert(A).values(
+                        delivery_id=d,
+                        number=number,
+                        op="publish",
+                        worker="test",
+                        started_at=now,
+                        finished_at=now,
+                        outcome=outcome,
+                    )
+                )
 
 
 def _scrape(registry: CollectorRegistry) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -66,17 +88,26 @@ def _expected(app: Any) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     q = {
         "publisher_deliveries": (
             "select channel, status, count(*) from delivery where status in :states group by channel, status",
-            {"states": (*owed, "failed")}, ("channel", "status")),
+            {"states": (*owed, "failed")},
+            ("channel", "status"),
+        ),
         "publisher_queue_depth": (
             "select channel, count(*) from delivery where status in :states group by channel",
-            {"states": owed}, ("channel",)),
+            {"states": owed},
+            ("channel",),
+        ),
         "publisher_queue_due": (
             "select channel, count(*) from delivery where status in :states and due_at <= :now group by channel",
-            {"states": due, "now": utcnow()}, ("channel",)),
+            {"states": due, "now": utcnow()},
+            ("channel",),
+        ),
         "publisher_delivery_attempts_total": (
             "select d.channel, a.outcome, count(*) from delivery_attempt a join delivery d on d.id = a.delivery_id "
-            "group by d.channel, a.outcome", {}, ("channel", "outcome")),
-    }  # fmt: skip
+            "group by d.channel, a.outcome",
+            {},
+            ("channel", "outcome"),
+        ),
+    }
     out: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {("publisher_store_up", ()): 1.0}
     with app.engine.connect() as c:
         for name, (sql, params, labels) in q.items():
@@ -96,9 +127,13 @@ def _check(app: Any, registry: CollectorRegistry) -> None:
     assert {k: v for k, v in got.items() if k[0] != "publisher_queue_oldest_due_seconds"} == _expected(app)
     # the age of the oldest due delivery not started, as of the scrape (between ``before`` and ``after``)
     with app.engine.connect() as c:
-        oldest = dict(c.execute(sa.select(D.c.channel, sa.func.min(D.c.due_at))
-                                .where(D.c.status.in_(["pending", "waiting"]), D.c.due_at <= before)
-                                .group_by(D.c.channel)).all())  # fmt: skip
+        oldest = dict(
+            c.execute(
+                sa.select(D.c.channel, sa.func.min(D.c.due_at))
+                .where(D.c.status.in_(["pending", "waiting"]), D.c.due_at <= before)
+                .group_by(D.c.channel)
+            ).all()
+        )
     assert set(age) == set(oldest)
     for channel, first in oldest.items():
         assert (before - first).total_seconds() - 1e-3 <= age[channel] <= (after - first).total_seconds() + 1e-3

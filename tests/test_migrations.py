@@ -17,9 +17,13 @@ from publisher.db import alembic_config, migrate
 
 #: the delivery table's indexes at head (0010 dropped four that other indexes serve)
 DELIVERY_INDEXES = {
-    "ix_delivery_channel_remote_id", "ix_delivery_due", "ix_delivery_failed", "ix_delivery_owed",
-    "ix_delivery_published_channel_item", "ix_delivery_updated_at",
-}  # fmt: skip
+    "ix_delivery_channel_remote_id",
+    "ix_delivery_due",
+    "ix_delivery_failed",
+    "ix_delivery_owed",
+    "ix_delivery_published_channel_item",
+    "ix_delivery_updated_at",
+}
 
 
 def _schema(engine: sa.Engine) -> dict[str, Any]:
@@ -73,7 +77,7 @@ def test_recent_failures_read_the_failed_partial_index(app: Any) -> None:
         assert dashboard.failures(app.engine, now - timedelta(days=30), now) == []
     finally:
         sa.event.remove(app.engine, "before_cursor_execute", record)
-    (stmt, params), = [(s, p) for s, p in seen if "FROM delivery" in s]
+    ((stmt, params),) = [(s, p) for s, p in seen if "FROM delivery" in s]
     with app.engine.connect() as c:
         plan = " / ".join(r[-1] for r in c.exec_driver_sql("EXPLAIN QUERY PLAN " + stmt, params).all())
     assert "ix_delivery_failed" in plan and "SCAN delivery" not in plan, plan

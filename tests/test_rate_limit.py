@@ -146,10 +146,15 @@ def test_publisher_run_processes_share_the_rate(make_app: Any, tmp_path: Path, m
         # due a little later, so that all three workers are up when the first falls due
         due = datetime.now(UTC) + timedelta(seconds=4)
         seed_deliveries(app, n, ["hook"], due_at=due)
-        settings = write_settings(tmp_path / "settings.toml", {
-            "database_url": app.settings.database_url, "data_dir": str(tmp_path), "channels": channels,
-            "worker": {"threads": 4, "poll_seconds": 0.2, "lease_seconds": 60},
-        })  # fmt: skip
+        settings = write_settings(
+            tmp_path / "settings.toml",
+            {
+                "database_url": app.settings.database_url,
+                "data_dir": str(tmp_path),
+                "channels": channels,
+                "worker": {"threads": 4, "poll_seconds": 0.2, "lease_seconds": 60},
+            },
+        )
         workers = [start_worker(settings, "--once", log=tmp_path / f"w{i}.log") for i in range(3)]
         try:
             for w in workers:

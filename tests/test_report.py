@@ -66,8 +66,15 @@ def test_markdown_and_docx_state_the_numbers(year, tmp_path):
     text = md.read_text(encoding="utf-8")
     for s in SENTENCES:
         assert s in text, s
-    for heading in ("一、概述", "（一）主动公开情况", "（二）依申请公开情况和不予公开情况", "（三）对信息公开的评议情况",
-                    "（四）因学校信息公开工作遭到举报的情况", "三、信息公开工作的不足和改进措施", "附件"):
+    for heading in (
+        "一、概述",
+        "（一）主动公开情况",
+        "（二）依申请公开情况和不予公开情况",
+        "（三）对信息公开的评议情况",
+        "（四）因学校信息公开工作遭到举报的情况",
+        "三、信息公开工作的不足和改进措施",
+        "附件",
+    ):
         assert heading in text, heading
     assert text.count("\n| ") == 51  # the appendix: header + 50 checklist items
 
@@ -79,7 +86,8 @@ def test_markdown_and_docx_state_the_numbers(year, tmp_path):
     for s in SENTENCES:
         assert s in body, s
     assert [p.text for p in doc.paragraphs if p.style.name == "Heading 1"] == [
-        "齐齐哈尔高等师范专科学校2021-2022学年信息公开年度报告"]
+        "齐齐哈尔高等师范专科学校2021-2022学年信息公开年度报告"
+    ]
     (table,) = doc.tables
     assert len(table.rows) == 51 and table.rows[0].cells[2].text == "公开事项"
     assert table.rows[2].cells[0].text == "2" and table.rows[2].cells[3].text == "学校校园网主页"
@@ -97,16 +105,39 @@ def test_markdown_and_docx_state_the_numbers(year, tmp_path):
 
 def test_registers_are_counted(year):
     with year.session() as s:
-        r1 = registers.add_request(s, year.settings, applicant="张三", subject="2022年招生计划", via="email",
-                                   received="2022-03-01 10:00", actor="admin")  # fmt: skip
-        registers.close_request(s, year.settings, request_id=r1.id, outcome="disclosed", answered="2022-03-05",
-                                actor="admin")  # fmt: skip
-        r2 = registers.add_request(s, year.settings, applicant="李四", subject="某人工资", via="letter",
-                                   received="2022-04-01", actor="admin")  # fmt: skip
-        registers.close_request(s, year.settings, request_id=r2.id, outcome="not_disclosed", legal_reason="privacy",
-                                answered="2022-05-30", actor="admin")  # fmt: skip
-        registers.add_complaint(s, year.settings, complainant="王五", subject="招聘公告未按时公开", via="phone",
-                                received="2022-06-01", actor="admin")  # fmt: skip
+        r1 = registers.add_request(
+            s,
+            year.settings,
+            applicant="张三",
+            subject="2022年招生计划",
+            via="email",
+            received="2022-03-01 10:00",
+            actor="admin",
+        )
+        registers.close_request(
+            s, year.settings, request_id=r1.id, outcome="disclosed", answered="2022-03-05", actor="admin"
+        )
+        r2 = registers.add_request(
+            s, year.settings, applicant="李四", subject="某人工资", via="letter", received="2022-04-01", actor="admin"
+        )
+        registers.close_request(
+            s,
+            year.settings,
+            request_id=r2.id,
+            outcome="not_disclosed",
+            legal_reason="privacy",
+            answered="2022-05-30",
+            actor="admin",
+        )
+        registers.add_complaint(
+            s,
+            year.settings,
+            complainant="王五",
+            subject="招聘公告未按时公开",
+            via="phone",
+            received="2022-06-01",
+            actor="admin",
+        )
     rep = _build(year)
     assert rep.value("requests_received") == 2 and rep.value("requests_not_disclosed") == 1
     assert rep.value("requests_late") == 1  # 1 April + 15 working days (Qingming, May Day) is 25 April
@@ -132,8 +163,9 @@ def test_bad_period(make_app):
     app = year_app(make_app)
     with pytest.raises(InvalidInput, match=r"ends \(2021-10-01\) before it starts \(2022-10-25\)"):
         report.build(app.engine, app.settings, start="2022-10-25", end="2021-10-01")
-    rep = report.build(app.engine, app.settings, start="2021-10-01", end="2022-10-25",
-                       channel_labels={"website": "网站"})  # fmt: skip
+    rep = report.build(
+        app.engine, app.settings, start="2021-10-01", end="2022-10-25", channel_labels={"website": "网站"}
+    )
     assert "[report] site_channels names 'city_portal', which is not a configured channel" in rep.warnings
     with pytest.raises(InvalidInput, match="'2022/10/25' is not a date"):
         report.build(app.engine, app.settings, start="2021-10-01", end="2022/10/25")
@@ -156,8 +188,10 @@ def test_cli_import_report_and_explain(make_app, store_url, tmp_path):
     r = runner.invoke(cli, [*base, "import", str(csv_path)])
     assert r.exit_code == 0, r.output
     out = tmp_path / "annual.docx"
-    r = runner.invoke(cli, [*base, "report", "annual", "--from", "2021-10-01", "--to", "2022-10-25",
-                            "--format", "docx", "-o", str(out)])  # fmt: skip
+    r = runner.invoke(
+        cli,
+        [*base, "report", "annual", "--from", "2021-10-01", "--to", "2022-10-25", "--format", "docx", "-o", str(out)],
+    )
     assert r.exit_code == 0, r.output
     assert "site items 406 (rules 67, recruitment 14, announcements 68); WeChat 260" in r.output
     assert out.exists() and (tmp_path / "annual.figures.csv").exists()
@@ -178,8 +212,12 @@ def _opens_in_an_office_suite(docx, tmp_path):
     exe = shutil.which("soffice") or shutil.which("libreoffice")
     if exe is None:
         pytest.skip("LibreOffice is not installed: the DOCX was re-opened with python-docx only")
-    subprocess.run([exe, "--headless", "--convert-to", "pdf", "--outdir", str(tmp_path), str(docx)],
-                   check=True, timeout=180, capture_output=True)  # fmt: skip
+    subprocess.run(
+        [exe, "--headless", "--convert-to", "pdf", "--outdir", str(tmp_path), str(docx)],
+        check=True,
+        timeout=180,
+        capture_output=True,
+    )
     assert (tmp_path / (docx.stem + ".pdf")).stat().st_size > 10_000
 
 
@@ -188,9 +226,13 @@ def test_report_names_places_in_chinese_without_settings_keys(make_app):
     """The report goes to the regulator in Chinese: a by-hand channel is named by its place, and a
     channel named in [report] but not configured never passes its settings key off as a name: a place
     with no configured channel is an editor's note 【请核对 …】 that names the setting to fix."""
-    app = make_app(channels={"website": {"type": "memory", "label": "学校校园网主页"},
-                             "city_portal": {"type": "manual", "place": "city_portal"}},
-                   report=dict(REPORT_SETTINGS))  # fmt: skip
+    app = make_app(
+        channels={
+            "website": {"type": "memory", "label": "学校校园网主页"},
+            "city_portal": {"type": "manual", "place": "city_portal"},
+        },
+        report=dict(REPORT_SETTINGS),
+    )
     rep = _build(app)
     text = report.render_text(rep, report.load_template(app.settings, None))
     assert "通过学校校园网主页以及齐齐哈尔市人民政府网站公开信息" in text

@@ -130,8 +130,9 @@ def test_two_workers_share_one_queue_without_doing_anything_twice(make_app, monk
         seed_deliveries(app, 300, ["hook"])
         workers = [Dispatcher(engine=app.engine, ctx=app.ctx, threads=4, worker_id=f"w{i}") for i in range(2)]
         results: list = []
-        threads = [threading.Thread(target=lambda w=w: results.append(w.run(once=True, horizon=timedelta(0))))
-                   for w in workers]  # fmt: skip
+        threads = [
+            threading.Thread(target=lambda w=w: results.append(w.run(once=True, horizon=timedelta(0)))) for w in workers
+        ]
         for t in threads:
             t.start()
         for t in threads:
@@ -172,7 +173,8 @@ def test_metrics_show_the_store_and_the_worker(app):
     MemoryChannel.script("mem", "q")
     wm = WorkerMetrics()
     Dispatcher(engine=app.engine, ctx=app.ctx, on_outcome=wm.on_outcome, on_start=wm.on_start).run(
-        once=True, horizon=timedelta(0))
+        once=True, horizon=timedelta(0)
+    )
     text = metrics_text(app.engine, wm)
     assert 'publisher_worker_outcomes_total{channel="mem",outcome="done"} 4.0' in text
     assert 'publisher_worker_quota_deferrals_total{channel="mem"} 1.0' in text
@@ -223,8 +225,7 @@ def test_doctor_reports_each_check(make_app, tmp_path, monkeypatch):
 
     app = make_app()
     f = tmp_path / "settings.toml"
-    f.write_text(f'database_url = "{app.settings.database_url}"\n'
-                 '[channels.mem]\ntype = "memory"\n', encoding="utf-8")  # fmt: skip
+    f.write_text(f'database_url = "{app.settings.database_url}"\n[channels.mem]\ntype = "memory"\n', encoding="utf-8")
     checks = {c.name: c for c in run_checks(f)}
     assert checks["database"].ok and checks["migrations"].ok and checks["clock"].ok
     assert checks["channel mem"].ok
@@ -294,8 +295,7 @@ def test_metrics_port_serves_prometheus_text_and_logs_can_be_json(app, caplog):
         server.close()
     assert r.status_code == 200 and r.headers["Content-Type"].startswith("text/plain")
     assert "publisher_store_up 1.0" in r.text
-    record = logging.LogRecord("publisher.dispatch", logging.INFO, __file__, 1, "delivery %s: %s", (7, "done"),
-                               None)  # fmt: skip
+    record = logging.LogRecord("publisher.dispatch", logging.INFO, __file__, 1, "delivery %s: %s", (7, "done"), None)
     record.delivery_id, record.item_id, record.channel = 7, 3, "site"
     doc = json.loads(JsonFormatter().format(record))
     assert doc["message"] == "delivery 7: done" and doc["delivery_id"] == 7 and doc["item_id"] == 3

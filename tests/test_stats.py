@@ -50,9 +50,7 @@ def _published_at(app: Any, when: list[datetime]) -> None:
         (datetime(2026, 10, 1, 0, 30, tzinfo=SHANGHAI), "2026-W40"),
     ],
 )
-def test_week_buckets_are_iso_weeks_in_beijing_time_on_both_engines(
-    app: Any, local: datetime, week: str
-) -> None:
+def test_week_buckets_are_iso_weeks_in_beijing_time_on_both_engines(app: Any, local: datetime, week: str) -> None:
     _published_at(app, [local])
     start, end = stats.period("2025-12-01", "2027-01-31", SHANGHAI)
     rows = stats.counts(app.engine, stats.StatsQuery(start=start, end=end, by=("week",), tz=SHANGHAI))

@@ -24,13 +24,24 @@ def _drift(engine: sa.Engine) -> list[tuple]:
     """Deliveries whose copies differ from their item's fields (NULLs compared as values)."""
     with engine.connect() as c:
         rows = c.execute(
-            sa.select(D.c.id, D.c.item_category, I.c.category, D.c.item_department, I.c.department,
-                      D.c.item_checklist_item, I.c.checklist_item)
+            sa.select(
+                D.c.id,
+                D.c.item_category,
+                I.c.category,
+                D.c.item_department,
+                I.c.department,
+                D.c.item_checklist_item,
+                I.c.checklist_item,
+            )
             .select_from(D.join(I, I.c.id == D.c.item_id))
-            .where(sa.or_(D.c.item_category.is_distinct_from(I.c.category),
-                          D.c.item_department.is_distinct_from(I.c.department),
-                          D.c.item_checklist_item.is_distinct_from(I.c.checklist_item)))
-        ).all()  # fmt: skip
+            .where(
+                sa.or_(
+                    D.c.item_category.is_distinct_from(I.c.category),
+                    D.c.item_department.is_distinct_from(I.c.department),
+                    D.c.item_checklist_item.is_distinct_from(I.c.checklist_item),
+                )
+            )
+        ).all()
         total = c.execute(sa.select(sa.func.count()).select_from(D)).scalar()
     assert total, "no deliveries: nothing was checked"
     return [tuple(r) for r in rows]
@@ -41,12 +52,18 @@ def _joined_counts(engine: sa.Engine, by: str, start: datetime, end: datetime) -
     owed = [DeliveryStatus.PENDING.value, DeliveryStatus.CLAIMED.value, DeliveryStatus.WAITING.value]
     out: dict[object, list[int]] = {}
     with engine.connect() as c:
-        for i, where in enumerate((
-            sa.and_(D.c.status == DeliveryStatus.FAILED.value, D.c.updated_at >= start, D.c.updated_at < end),
-            sa.and_(D.c.status.in_(owed), D.c.due_at < end),
-        )):  # fmt: skip
-            for key, n in c.execute(sa.select(I.c[by], sa.func.count()).select_from(D.join(I, I.c.id == D.c.item_id))
-                                    .where(where).group_by(I.c[by])):  # fmt: skip
+        for i, where in enumerate(
+            (
+                sa.and_(D.c.status == DeliveryStatus.FAILED.value, D.c.updated_at >= start, D.c.updated_at < end),
+                sa.and_(D.c.status.in_(owed), D.c.due_at < end),
+            )
+        ):
+            for key, n in c.execute(
+                sa.select(I.c[by], sa.func.count())
+                .select_from(D.join(I, I.c.id == D.c.item_id))
+                .where(where)
+                .group_by(I.c[by])
+            ):
                 out.setdefault(key, [0, 0])[i] = n
     return {k: (v[0], v[1]) for k, v in out.items()}
 
@@ -72,8 +89,9 @@ def test_copies_follow_the_item_through_queue_edit_import_and_sql(app):
 
     # an edit of the fields after publication (the item goes back to review; its deliveries stay)
     with app.session() as s:
-        workflow.edit_item(app.ctx, s, item_id=a, actor=workflow.get_user(s, "ed"),
-                           changes={"category": "新闻", "checklist_item": 7})  # fmt: skip
+        workflow.edit_item(
+            app.ctx, s, item_id=a, actor=workflow.get_user(s, "ed"), changes={"category": "新闻", "checklist_item": 7}
+        )
     assert _drift(app.engine) == []
     assert _stats_counts(app, "category", start, end) == _joined_counts(app.engine, "category", start, end)
     assert _stats_counts(app, "checklist_item", start, end)[7] == (1, 0)
@@ -81,13 +99,22 @@ def test_copies_follow_the_item_through_queue_edit_import_and_sql(app):
     # an import: a new recorded item, and a second row giving an existing imported item its checklist number
     imp = ItemOrigin.IMPORT
     with app.session() as s:
-        i = ledger.new_recorded_item(s, title="旧公告", category="招聘信息", department="人事处", origin=imp,
-                                     checklist_item=None, published_at=datetime(2020, 5, 1, tzinfo=UTC))  # fmt: skip
-        ledger.add_recorded_delivery(s, i, channel="site", published_at=datetime(2020, 5, 1, tzinfo=UTC), url=None,
-                                     note="test")  # fmt: skip
+        i = ledger.new_recorded_item(
+            s,
+            title="旧公告",
+            category="招聘信息",
+            department="人事处",
+            origin=imp,
+            checklist_item=None,
+            published_at=datetime(2020, 5, 1, tzinfo=UTC),
+        )
+        ledger.add_recorded_delivery(
+            s, i, channel="site", published_at=datetime(2020, 5, 1, tzinfo=UTC), url=None, note="test"
+        )
         i.checklist_item = 25
-        ledger.add_recorded_delivery(s, i, channel="mem", published_at=datetime(2020, 5, 2, tzinfo=UTC), url=None,
-                                     note="test")  # fmt: skip
+        ledger.add_recorded_delivery(
+            s, i, channel="mem", published_at=datetime(2020, 5, 2, tzinfo=UTC), url=None, note="test"
+        )
         imported = i.id
     assert _drift(app.engine) == []
     with app.engine.connect() as conn:
@@ -97,11 +124,23 @@ def test_copies_follow_the_item_through_queue_edit_import_and_sql(app):
     # copies, a copy overwritten, a delivery moved to another item
     with app.engine.begin() as conn:
         conn.execute(sa.update(I).where(I.c.department == "人事处").values(department="人力资源处"))
-        conn.execute(sa.insert(D).values(
-            item_id=b, channel="mem2", op="publish", status="failed", due_at=later, item_version=1, attempts=1,
-            state={}, created_at=later, updated_at=later, item_category="规章制度", item_department="nowhere",
-            item_checklist_item=50,
-        ))  # fmt: skip
+        conn.execute(
+            sa.insert(D).values(
+                item_id=b,
+                channel="mem2",
+                op="publish",
+                status="failed",
+                due_at=later,
+                item_version=1,
+                attempts=1,
+                state={},
+                created_at=later,
+                updated_at=later,
+                item_category="规章制度",
+                item_department="nowhere",
+                item_checklist_item=50,
+            )
+        )
         conn.execute(sa.update(D).where(D.c.item_id == a, D.c.channel == "mem").values(item_category="其他"))
         conn.execute(sa.update(D).where(D.c.item_id == c, D.c.channel == "mem2").values(item_id=imported))
     assert _drift(app.engine) == []
@@ -112,11 +151,24 @@ def test_copies_follow_the_item_through_queue_edit_import_and_sql(app):
 
 def test_copies_of_remote_items_found_by_the_sync(app):
     with app.session() as s:
-        item = ledger.new_recorded_item(s, title="公众号文章", category="新闻", department="党委宣传部",
-                                        origin=ItemOrigin.REMOTE, checklist_item=None,
-                                        published_at=datetime(2026, 3, 1, tzinfo=UTC))  # fmt: skip
-        ledger.add_recorded_delivery(s, item, channel="mem", published_at=datetime(2026, 3, 1, tzinfo=UTC),
-                                     url="https://example.org/a", remote_id="r1", note="found by sync")  # fmt: skip
+        item = ledger.new_recorded_item(
+            s,
+            title="公众号文章",
+            category="新闻",
+            department="党委宣传部",
+            origin=ItemOrigin.REMOTE,
+            checklist_item=None,
+            published_at=datetime(2026, 3, 1, tzinfo=UTC),
+        )
+        ledger.add_recorded_delivery(
+            s,
+            item,
+            channel="mem",
+            published_at=datetime(2026, 3, 1, tzinfo=UTC),
+            url="https://example.org/a",
+            remote_id="r1",
+            note="found by sync",
+        )
     assert _drift(app.engine) == []
     with app.session() as s:
         d = s.exec(select(Delivery).where(Delivery.remote_id == "r1")).one()
@@ -137,28 +189,38 @@ def test_migration_fills_the_copies_of_an_existing_store(store_url):
         conn.commit()
     now = datetime.now(UTC).replace(tzinfo=None)
     with engine.begin() as conn:
-        uid = conn.execute(sa.text(
-            "insert into \"user\" (name, display_name, role, active, created_at) "
-            "values ('x', '', 'editor', true, :t) returning id"
-        ), {"t": now}).scalar()  # fmt: skip
+        uid = conn.execute(
+            sa.text(
+                'insert into "user" (name, display_name, role, active, created_at) '
+                "values ('x', '', 'editor', true, :t) returning id"
+            ),
+            {"t": now},
+        ).scalar()
         for n, (cat, dept, number) in enumerate((("新闻", "人事处", None), ("招聘信息", "教务处", 12)), start=1):
-            conn.execute(sa.text(
-                "insert into item (id, title, summary, body_markdown, body_html, category, department, author_id, "
-                "checklist_item, channels, status, version, created_at, updated_at, origin) values (:id, 't', '', "
-                "'', '', :cat, :dept, :uid, :number, '[]', 'published', 1, :t, :t, 'pipeline')"
-            ), {"id": n, "cat": cat, "dept": dept, "uid": uid, "number": number, "t": now})  # fmt: skip
+            conn.execute(
+                sa.text(
+                    "insert into item (id, title, summary, body_markdown, body_html, category, department, author_id, "
+                    "checklist_item, channels, status, version, created_at, updated_at, origin) values (:id, 't', '', "
+                    "'', '', :cat, :dept, :uid, :number, '[]', 'published', 1, :t, :t, 'pipeline')"
+                ),
+                {"id": n, "cat": cat, "dept": dept, "uid": uid, "number": number, "t": now},
+            )
             for ch in ("mem", "mem2"):
-                conn.execute(sa.text(
-                    "insert into delivery (item_id, channel, op, status, due_at, item_version, attempts, state, "
-                    "created_at, updated_at) values (:id, :ch, 'publish', 'pending', :t, 1, 0, '{}', :t, :t)"
-                ), {"id": n, "ch": ch, "t": now})  # fmt: skip
+                conn.execute(
+                    sa.text(
+                        "insert into delivery (item_id, channel, op, status, due_at, item_version, attempts, state, "
+                        "created_at, updated_at) values (:id, :ch, 'publish', 'pending', :t, 1, 0, '{}', :t, :t)"
+                    ),
+                    {"id": n, "ch": ch, "t": now},
+                )
     with engine.connect() as conn:
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
         conn.commit()
     with engine.connect() as conn:
-        got = conn.execute(sa.select(D.c.item_id, D.c.item_category, D.c.item_department, D.c.item_checklist_item)
-                           .order_by(D.c.id)).all()  # fmt: skip
+        got = conn.execute(
+            sa.select(D.c.item_id, D.c.item_category, D.c.item_department, D.c.item_checklist_item).order_by(D.c.id)
+        ).all()
     assert [tuple(r) for r in got] == [(1, "新闻", "人事处", None)] * 2 + [(2, "招聘信息", "教务处", 12)] * 2
     with engine.begin() as conn:
         conn.execute(sa.update(I).where(I.c.id == 1).values(category="其他"))

@@ -54,8 +54,13 @@ class ListingChannel(Channel):
 
     @classmethod
     def post_by_hand(cls, rid: str, title: str, at: datetime) -> None:
-        cls.articles[rid] = {"title": title, "url": f"https://mp.example.test/s/{rid}", "at": at, "deleted": False,
-                             "reads": 5}  # fmt: skip
+        cls.articles[rid] = {
+            "title": title,
+            "url": f"https://mp.example.test/s/{rid}",
+            "at": at,
+            "deleted": False,
+            "reads": 5,
+        }
 
     def _count(self, what: str) -> None:
         self.calls[what] = self.calls.get(what, 0) + 1
@@ -71,9 +76,16 @@ class ListingChannel(Channel):
         self._count("stats")
         ids = set(remote_ids)
         days = [since + timedelta(days=i) for i in range((until - since).days + 1)] if self.per_day else [until]
-        return [row for day in days for row in [StatRow(day=day, metric="reads", value=a["reads"], remote_id=rid)
-                for rid, a in self.articles.items() if rid in ids and not a["deleted"]] + [
-                StatRow(day=day, metric="followers", value=1234)]]  # fmt: skip
+        return [
+            row
+            for day in days
+            for row in [
+                StatRow(day=day, metric="reads", value=a["reads"], remote_id=rid)
+                for rid, a in self.articles.items()
+                if rid in ids and not a["deleted"]
+            ]
+            + [StatRow(day=day, metric="followers", value=1234)]
+        ]
 
     def check_url(self, url: str) -> LinkStatus:
         self._count("check")
@@ -88,8 +100,11 @@ class ListingChannel(Channel):
 
     def list_publications(self, since: datetime | None = None) -> list[RemotePublication]:
         self._count("list")
-        return [RemotePublication(remote_id=rid, title=a["title"], url=a["url"], published_at=a["at"])
-                for rid, a in self.articles.items() if not a["deleted"] and (since is None or a["at"] >= since)]
+        return [
+            RemotePublication(remote_id=rid, title=a["title"], url=a["url"], published_at=a["at"])
+            for rid, a in self.articles.items()
+            if not a["deleted"] and (since is None or a["at"] >= since)
+        ]
 
 
 @pytest.fixture
@@ -97,8 +112,7 @@ def sync_app(make_app, monkeypatch):
     real = registry.available_channel_types
     monkeypatch.setattr(registry, "available_channel_types", lambda: {**real(), "listing": ListingChannel})
     ListingChannel.reset()
-    yield make_app(channels={"wx": {"type": "listing"}, "mem": {"type": "memory"}},
-                   sync={"check_links": True})  # fmt: skip
+    yield make_app(channels={"wx": {"type": "listing"}, "mem": {"type": "memory"}}, sync={"check_links": True})
     ListingChannel.reset()
 
 
@@ -123,8 +137,9 @@ def _snapshot(app) -> dict[str, list]:
         for t in (Item, Delivery, ChannelStat, LinkCheck):
             cols = [col for col in t.__table__.c if col.name not in ("updated_at",)]
             out[t.__tablename__] = [tuple(r) for r in c.execute(sa.select(*cols).order_by(cols[0]))]
-        out["audit"] = c.execute(sa.select(sa.func.count()).select_from(AuditLog.__table__)
-                                 .where(AuditLog.__table__.c.entity != "sync")).scalar_one()  # fmt: skip
+        out["audit"] = c.execute(
+            sa.select(sa.func.count()).select_from(AuditLog.__table__).where(AuditLog.__table__.c.entity != "sync")
+        ).scalar_one()
         c.rollback()
     return out
 
@@ -167,8 +182,9 @@ def test_sync_twice_with_an_article_deleted_in_between(sync_app, tmp_path):
         assert check.delivery_id == d.id and not check.ok and check.reason == "deleted by the author"
         assert s.exec(select(AuditLog).where(AuditLog.action == "taken_down", AuditLog.entity_id == d.id)).one()
         kept_d = s.exec(select(Delivery).where(Delivery.item_id == kept)).one()
-        reads = s.exec(select(ChannelStat).where(ChannelStat.remote_id == kept_d.remote_id)
-                       .order_by(ChannelStat.day)).all()  # fmt: skip
+        reads = s.exec(
+            select(ChannelStat).where(ChannelStat.remote_id == kept_d.remote_id).order_by(ChannelStat.day)
+        ).all()
         assert [r.value for r in reads] == [100, 150] and reads[1].day - reads[0].day == timedelta(days=1)
         runs = list(s.exec(select(SyncRun).order_by(SyncRun.id)))
         assert [r.taken_down for r in runs] == [0, 0, 1] and all(r.finished_at for r in runs)
@@ -214,8 +230,9 @@ def test_cli_sync(sync_app, store_url, tmp_path, monkeypatch):
     from publisher.cli import app as cli
 
     settings = tmp_path / "settings.toml"
-    settings.write_text(f'database_url = "{store_url}"\ndata_dir = "{tmp_path}"\n[channels.wx]\ntype = "listing"\n',
-                        encoding="utf-8")  # fmt: skip
+    settings.write_text(
+        f'database_url = "{store_url}"\ndata_dir = "{tmp_path}"\n[channels.wx]\ntype = "listing"\n', encoding="utf-8"
+    )
     ListingChannel.post_by_hand("h9", "手工推文", datetime(2022, 1, 1, tzinfo=UTC))
     r = CliRunner().invoke(cli, ["--settings", str(settings), "sync"])
     assert r.exit_code == 0, r.output
@@ -246,13 +263,15 @@ def test_default_link_check_over_http(make_app):
     base = f"http://127.0.0.1:{server.server_address[1]}"
     try:
         app = make_app(channels={"city_portal": {"type": "memory"}})
-        csv_text = ("title,category,department,channel,published_at,url\n"
-                    f"在,公告公示,校长办公室,city_portal,2022-03-01,{base}/ok.htm\n"
-                    f"删了,公告公示,校长办公室,city_portal,2022-03-01,{base}/gone.htm\n"
-                    f"没了,公告公示,校长办公室,city_portal,2022-03-01,{base}/missing.htm\n"
-                    f"忙,公告公示,校长办公室,city_portal,2022-03-01,{base}/busy.htm\n"
-                    f"时好时坏,公告公示,校长办公室,city_portal,2022-03-01,{base}/flaky.htm\n"
-                    "没网,公告公示,校长办公室,city_portal,2022-03-01,http://127.0.0.1:1/x.htm\n")  # fmt: skip
+        csv_text = (
+            "title,category,department,channel,published_at,url\n"
+            f"在,公告公示,校长办公室,city_portal,2022-03-01,{base}/ok.htm\n"
+            f"删了,公告公示,校长办公室,city_portal,2022-03-01,{base}/gone.htm\n"
+            f"没了,公告公示,校长办公室,city_portal,2022-03-01,{base}/missing.htm\n"
+            f"忙,公告公示,校长办公室,city_portal,2022-03-01,{base}/busy.htm\n"
+            f"时好时坏,公告公示,校长办公室,city_portal,2022-03-01,{base}/flaky.htm\n"
+            "没网,公告公示,校长办公室,city_portal,2022-03-01,http://127.0.0.1:1/x.htm\n"
+        )
         with app.session() as s:
             ledger.import_csv(app.ctx, s, data=csv_text.encode(), source="t.csv", actor="admin")
         first = run_sync(app).channels["city_portal"]
@@ -283,8 +302,9 @@ def test_no_answer_from_the_channels_own_check_is_not_a_verdict(sync_app, tmp_pa
     ListingChannel.articles[d.remote_id]["busy"] = True
     res = run_sync(app).channels["wx"]
     assert res.taken_down == [] and res.links_checked == 0
-    assert res.errors == [f"1 URL(s) could not be checked, left as they were; first: {d.url} "
-                          "(no answer: platform busy)"]  # fmt: skip
+    assert res.errors == [
+        f"1 URL(s) could not be checked, left as they were; first: {d.url} (no answer: platform busy)"
+    ]
     ListingChannel.articles[d.remote_id].update(busy=False, deleted=True)
     assert run_sync(app).channels["wx"].taken_down == [d.id]
     ListingChannel.articles[d.remote_id].update(busy=True, deleted=False)

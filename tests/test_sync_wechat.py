@@ -37,8 +37,11 @@ def sandbox():
 def _publish_through_pipeline(app, tmp_path) -> int:
     Image.new("RGB", (900, 500), (163, 31, 36)).save(tmp_path / "cover.jpg")
     f = tmp_path / "a.md"
-    f.write_text("---\ntitle: 寒假放假通知\ncategory: 公告公示\nchannels: [wechat]\ncover: cover.jpg\n---\n"
-                 "学生1月12日起放假。\n", encoding="utf-8")  # fmt: skip
+    f.write_text(
+        "---\ntitle: 寒假放假通知\ncategory: 公告公示\nchannels: [wechat]\ncover: cover.jpg\n---\n"
+        "学生1月12日起放假。\n",
+        encoding="utf-8",
+    )
     with app.session() as s:
         d = content.read_item_file(f, media_dir=app.settings.media_dir, max_body_bytes=10**6, max_asset_bytes=10**7)
         item = workflow.create_item(app.ctx, s, author=workflow.get_user(s, "ed"), draft=d)
@@ -59,19 +62,33 @@ def _publish_through_pipeline(app, tmp_path) -> int:
 
 def _delete_on_console(sandbox: WeChatSandbox, article_id: str) -> None:
     """What a person does in the MP console: delete the article (through the API, as the console does)."""
-    tok = requests.post(f"{sandbox.base_url}/cgi-bin/stable_token", timeout=5, json={
-        "grant_type": "client_credential", "appid": sandbox.appid, "secret": sandbox.secret})  # fmt: skip
+    tok = requests.post(
+        f"{sandbox.base_url}/cgi-bin/stable_token",
+        timeout=5,
+        json={"grant_type": "client_credential", "appid": sandbox.appid, "secret": sandbox.secret},
+    )
     access = tok.json()["access_token"]
-    r = requests.post(f"{sandbox.base_url}/cgi-bin/freepublish/delete?access_token={access}",
-                      json={"article_id": article_id, "index": 0}, timeout=5)  # fmt: skip
+    r = requests.post(
+        f"{sandbox.base_url}/cgi-bin/freepublish/delete?access_token={access}",
+        json={"article_id": article_id, "index": 0},
+        timeout=5,
+    )
     assert r.json().get("errcode", 0) == 0, r.text
 
 
 def test_sync_twice_with_a_deleted_article_in_between(make_app, sandbox, tmp_path):
-    app = make_app(channels={"wechat": {
-        "type": "wechat", "appid": sandbox.appid, "secret_env": SECRET_ENV, "api_base": sandbox.base_url,
-        "poll_intervals": [0.05, 0.1], "token_endpoint": "stable_token",
-    }})  # fmt: skip
+    app = make_app(
+        channels={
+            "wechat": {
+                "type": "wechat",
+                "appid": sandbox.appid,
+                "secret_env": SECRET_ENV,
+                "api_base": sandbox.base_url,
+                "poll_intervals": [0.05, 0.1],
+                "token_endpoint": "stable_token",
+            }
+        }
+    )
     delivery_id = _publish_through_pipeline(app, tmp_path)
     with app.session() as s:
         article_id = s.get(Delivery, delivery_id).remote_id
@@ -111,15 +128,30 @@ def _cover_asset(tmp_path):
 
     p = tmp_path / "outside.jpg"
     Image.new("RGB", (900, 500), (20, 90, 160)).save(p)
-    return Asset(sha256=hashlib.sha256(p.read_bytes()).hexdigest(), path=p, filename=p.name,
-                 content_type="image/jpeg", role="cover", width=900, height=500)  # fmt: skip
+    return Asset(
+        sha256=hashlib.sha256(p.read_bytes()).hexdigest(),
+        path=p,
+        filename=p.name,
+        content_type="image/jpeg",
+        role="cover",
+        width=900,
+        height=500,
+    )
 
 
 def _wechat_app(make_app, sandbox):
-    return make_app(channels={"wechat": {
-        "type": "wechat", "appid": sandbox.appid, "secret_env": SECRET_ENV, "api_base": sandbox.base_url,
-        "poll_intervals": [0.05, 0.1], "token_endpoint": "stable_token",
-    }})  # fmt: skip
+    return make_app(
+        channels={
+            "wechat": {
+                "type": "wechat",
+                "appid": sandbox.appid,
+                "secret_env": SECRET_ENV,
+                "api_base": sandbox.base_url,
+                "poll_intervals": [0.05, 0.1],
+                "token_endpoint": "stable_token",
+            }
+        }
+    )
 
 
 def _post_outside(app, tmp_path, title: str, item_id: int) -> str:
@@ -138,8 +170,11 @@ def _post_outside(app, tmp_path, title: str, item_id: int) -> str:
 
 
 def _api(sandbox: WeChatSandbox, path: str, body: dict) -> dict:
-    tok = requests.post(f"{sandbox.base_url}/cgi-bin/stable_token", timeout=5, json={
-        "grant_type": "client_credential", "appid": sandbox.appid, "secret": sandbox.secret})  # fmt: skip
+    tok = requests.post(
+        f"{sandbox.base_url}/cgi-bin/stable_token",
+        timeout=5,
+        json={"grant_type": "client_credential", "appid": sandbox.appid, "secret": sandbox.secret},
+    )
     r = requests.post(f"{sandbox.base_url}{path}?access_token={tok.json()['access_token']}", json=body, timeout=5)
     return r.json()
 
@@ -219,8 +254,11 @@ def test_two_outside_articles_with_the_same_title_get_their_own_stats(make_app, 
     assert len(first.remote_added) == 2
     msg = {a["article_id"]: a["msg_data_id"] for a in sandbox.ledger()["articles"]}
     with app.session() as s:
-        stored = [(r.remote_id, r.day, r.metric, r.value) for r in s.exec(__import__("sqlmodel").select(ChannelStat))
-                  if r.remote_id]  # fmt: skip
+        stored = [
+            (r.remote_id, r.day, r.metric, r.value)
+            for r in s.exec(__import__("sqlmodel").select(ChannelStat))
+            if r.remote_id
+        ]
     assert {rid for rid, *_ in stored} == {older, newer}
     days = {day for _, day, *_ in stored}
     served = {day: _served(sandbox, day) for day in days}
@@ -242,10 +280,14 @@ def test_the_dashboard_reads_followers_at_the_periods_last_day(make_app, sandbox
     _post_outside(app, tmp_path, "校园开放日", 9001)
     run_sync(app)
     with app.session() as s:
-        totals = {r.day: r.value for r in s.exec(__import__("sqlmodel").select(ChannelStat)
-                                                    .where(ChannelStat.metric == "followers"))}  # fmt: skip
-        new = {r.day: r.value for r in s.exec(__import__("sqlmodel").select(ChannelStat)
-                                                 .where(ChannelStat.metric == "new_followers"))}  # fmt: skip
+        totals = {
+            r.day: r.value
+            for r in s.exec(__import__("sqlmodel").select(ChannelStat).where(ChannelStat.metric == "followers"))
+        }
+        new = {
+            r.day: r.value
+            for r in s.exec(__import__("sqlmodel").select(ChannelStat).where(ChannelStat.metric == "new_followers"))
+        }
     assert len(totals) >= 3
     last = max(totals)
     served = _api(sandbox, "/datacube/getusercumulate", {"begin_date": str(last), "end_date": str(last)})
@@ -305,9 +347,12 @@ def test_each_day_of_stats_is_fetched_once_whatever_the_time_of_the_sync(make_ap
         for rid in (ours, outside):
             if msg[rid] in served:
                 row = served[msg[rid]]
-                expected |= {(rid, day, "reads"): row["int_page_read_count"], (rid, day, "readers"):
-                             row["int_page_read_user"], (rid, day, "shares"): row["share_count"],
-                             (rid, day, "favourites"): row["add_to_fav_count"]}  # fmt: skip
+                expected |= {
+                    (rid, day, "reads"): row["int_page_read_count"],
+                    (rid, day, "readers"): row["int_page_read_user"],
+                    (rid, day, "shares"): row["share_count"],
+                    (rid, day, "favourites"): row["add_to_fav_count"],
+                }
         span = {"begin_date": str(day), "end_date": str(day)}
         expected[("", day, "followers")] = _api(sandbox, "/datacube/getusercumulate", span)["list"][0]["cumulate_user"]
         flows = _api(sandbox, "/datacube/getusersummary", span)["list"]

@@ -42,8 +42,11 @@ def _calls(item: int) -> list[tuple[str, str, int]]:
 
 def _audit(app: Any, delivery_id: int) -> list[tuple[str, str | None]]:
     with app.session() as s:
-        rows = s.exec(select(AuditLog).where(AuditLog.entity == "delivery", AuditLog.entity_id == delivery_id)
-                      .order_by(AuditLog.id))  # fmt: skip
+        rows = s.exec(
+            select(AuditLog)
+            .where(AuditLog.entity == "delivery", AuditLog.entity_id == delivery_id)
+            .order_by(AuditLog.id)
+        )
         return [(a.action, a.to_state) for a in rows]
 
 
@@ -55,8 +58,9 @@ def _withdraw(app: Any, item: int) -> workflow.Withdrawals:
 
 def _edit(app: Any, item: int, **changes: Any) -> None:
     with app.session() as s:
-        workflow.edit_item(app.ctx, s, item_id=item, actor=workflow.get_user(s, "ed"),
-                           changes=changes or {"title": "更正"})  # fmt: skip
+        workflow.edit_item(
+            app.ctx, s, item_id=item, actor=workflow.get_user(s, "ed"), changes=changes or {"title": "更正"}
+        )
 
 
 def _approve(app: Any, item: int) -> None:
@@ -80,8 +84,11 @@ def test_withdraw_while_the_call_is_in_flight_takes_it_down_when_it_returns(make
     d = deliveries(app, item)["mem"]
     assert (d.op, d.status, d.requested) == (DeliveryOp.WITHDRAW, DeliveryStatus.PENDING, None)
     assert d.published_at is not None and d.url == f"memory://mem/{item}"  # it did go out, and counts
-    assert _audit(app, d.id)[-3:] == [("request withdraw", "claimed"), ("publish", "done"),
-                                      ("settle withdraw", "pending")]  # fmt: skip
+    assert _audit(app, d.id)[-3:] == [
+        ("request withdraw", "claimed"),
+        ("publish", "done"),
+        ("settle withdraw", "pending"),
+    ]
     assert run_once(app) == {"done": 1}
     assert _calls(item) == [("mem", "publish", 1), ("mem", "withdraw", 1)]
     assert MemoryChannel.withdrawn["mem"] == [item]
@@ -93,10 +100,14 @@ def test_withdraw_while_the_call_is_in_flight_takes_it_down_when_it_returns(make
 
 @pytest.mark.parametrize(
     ("step", "status", "reason"),
-    [("t", DeliveryStatus.CANCELLED, None), ("p", DeliveryStatus.CANCELLED, None),
-     ("q", DeliveryStatus.CANCELLED, None), ("a", DeliveryStatus.FAILED, "take it down by hand if it is there"),
-     ("wait", DeliveryStatus.FAILED, "take it down by hand if it is there")],
-)  # fmt: skip
+    [
+        ("t", DeliveryStatus.CANCELLED, None),
+        ("p", DeliveryStatus.CANCELLED, None),
+        ("q", DeliveryStatus.CANCELLED, None),
+        ("a", DeliveryStatus.FAILED, "take it down by hand if it is there"),
+        ("wait", DeliveryStatus.FAILED, "take it down by hand if it is there"),
+    ],
+)
 def test_withdraw_while_in_flight_when_the_call_did_not_go_out(
     make_app: Any, step: str, status: DeliveryStatus, reason: str | None
 ) -> None:
@@ -162,8 +173,12 @@ def test_withdraw_while_in_flight_then_the_lease_is_lost(make_app: Any) -> None:
     gate.set()
     t.join(30)
     d = deliveries(app, item)["mem"]
-    assert (d.op, d.status, d.last_error, d.url) == (DeliveryOp.WITHDRAW, DeliveryStatus.PENDING, None,
-                                                     f"memory://mem/{item}")  # fmt: skip
+    assert (d.op, d.status, d.last_error, d.url) == (
+        DeliveryOp.WITHDRAW,
+        DeliveryStatus.PENDING,
+        None,
+        f"memory://mem/{item}",
+    )
     assert d.published_at is not None and d.withdrawn_at is None
     assert _audit(app, d.id)[-1] == ("late outcome", "pending")
     with app.engine.connect() as conn:  # neither A's late outcome nor B's withheld start is an attempt row
@@ -193,8 +208,12 @@ def test_a_late_publish_after_the_take_down_is_taken_down_again(make_app: Any) -
     d = deliveries(app, item)["mem"]
     assert (d.op, d.status, d.withdrawn_at) == (DeliveryOp.WITHDRAW, DeliveryStatus.PENDING, None)
     assert dict(b.run(once=True).outcomes) == {"done": 1}
-    assert _calls(item) == [("mem", "publish", 1), ("mem", "publish", 1), ("mem", "withdraw", 1),
-                            ("mem", "withdraw", 1)]  # fmt: skip
+    assert _calls(item) == [
+        ("mem", "publish", 1),
+        ("mem", "publish", 1),
+        ("mem", "withdraw", 1),
+        ("mem", "withdraw", 1),
+    ]
     assert item_status(app, item) == ItemStatus.WITHDRAWN
 
 
@@ -276,14 +295,19 @@ def test_edit_while_in_flight_keeps_what_went_out_and_cancels_the_rest(make_app:
     assert run_once(app) == {}  # nothing of an unapproved version goes anywhere
     _approve(app, item)
     assert run_once(app) == {"done": 2}
-    assert sorted(_calls(item)) == [("mem", "publish", 1), ("mem", "update", 2), ("mem2", "publish", 1),
-                                    ("mem2", "publish", 2)]  # fmt: skip
+    assert sorted(_calls(item)) == [
+        ("mem", "publish", 1),
+        ("mem", "update", 2),
+        ("mem2", "publish", 1),
+        ("mem2", "publish", 2),
+    ]
 
 
 # ------------------------------------------------------------------------------ channel removal
 def test_removing_a_channel_takes_the_copy_there_down(make_app: Any) -> None:
-    app = make_app(channels={"mem": {"type": "memory"}, "mem2": {"type": "memory"},
-                             "board": {"type": "memory", "withdraw": False}})  # fmt: skip
+    app = make_app(
+        channels={"mem": {"type": "memory"}, "mem2": {"type": "memory"}, "board": {"type": "memory", "withdraw": False}}
+    )
     item = approved_item(app, channels=["mem", "mem2", "board"])
     assert run_once(app) == {"done": 3}
     _edit(app, item, channels=["mem"])
@@ -586,8 +610,14 @@ def test_a_put_back_is_a_new_generation_once_per_take_down(make_app: Any) -> Non
     _edit(app, item, channels=["mem", "mem2"])
     _approve(app, item)
     assert deliveries(app, item)["mem2"].state == {
-        "generation": 2, "taken_down_at": deliveries(app, item)["mem2"].withdrawn_at.isoformat()}  # fmt: skip
+        "generation": 2,
+        "taken_down_at": deliveries(app, item)["mem2"].withdrawn_at.isoformat(),
+    }
     assert run_once(app).get("done") == 2
-    assert [(c, o) for c, o, _v in _calls(item) if c == "mem2"] == [("mem2", "publish"), ("mem2", "withdraw"),
-                                                                    ("mem2", "publish"), ("mem2", "withdraw"),
-                                                                    ("mem2", "publish")]  # fmt: skip
+    assert [(c, o) for c, o, _v in _calls(item) if c == "mem2"] == [
+        ("mem2", "publish"),
+        ("mem2", "withdraw"),
+        ("mem2", "publish"),
+        ("mem2", "withdraw"),
+        ("mem2", "publish"),
+    ]

@@ -78,8 +78,13 @@ def _budget(examples: int, steps: int) -> settings:
     phases = [Phase.explicit, Phase.reuse, Phase.generate]
     if os.environ.get("PUBLISHER_SHRINK") == "1":
         phases.append(Phase.shrink)
-    return settings(max_examples=examples, stateful_step_count=steps, deadline=None, phases=phases,
-                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])  # fmt: skip
+    return settings(
+        max_examples=examples,
+        stateful_step_count=steps,
+        deadline=None,
+        phases=phases,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+    )
 
 
 def _template(tmp: Path) -> Path:
@@ -221,9 +226,7 @@ class PublishingMachine(RuleBasedStateMachine):
         with self.app.session() as s:
             item = workflow.get_item(s, item_id)
             if before not in (ItemStatus.DRAFT, ItemStatus.SUBMITTED):
-                assert item.status == ItemStatus.SUBMITTED, (
-                    f"an edit of a {before} item left it {item.status}"
-                )
+                assert item.status == ItemStatus.SUBMITTED, f"an edit of a {before} item left it {item.status}"
             for d in s.exec(select(Delivery).where(Delivery.item_id == item_id)):
                 if d.op == DeliveryOp.WITHDRAW:
                     continue  # a take-down needs no approval
@@ -242,8 +245,13 @@ class PublishingMachine(RuleBasedStateMachine):
         with self.app.session() as s:
             had = set(workflow.get_item(s, item_id).channels)
         done = self._attempt(
-            lambda s: workflow.edit_item(self.app.ctx, s, item_id=item_id, actor=self._resolve(s, item_id, "<author>"),
-                                         changes={"channels": sorted(chans)})  # fmt: skip
+            lambda s: workflow.edit_item(
+                self.app.ctx,
+                s,
+                item_id=item_id,
+                actor=self._resolve(s, item_id, "<author>"),
+                changes={"channels": sorted(chans)},
+            )
         )
         if done is None:
             return
@@ -259,8 +267,10 @@ class PublishingMachine(RuleBasedStateMachine):
                 if d.status == DeliveryStatus.CLAIMED:
                     assert d.requested == DeliveryRequest.WITHDRAW or d.op == DeliveryOp.WITHDRAW, d
                 elif d.published_at is not None and d.withdrawn_at is None:
-                    assert d.op == DeliveryOp.WITHDRAW and d.status in (DeliveryStatus.PENDING,
-                                                                        DeliveryStatus.FAILED), d  # fmt: skip
+                    assert d.op == DeliveryOp.WITHDRAW and d.status in (
+                        DeliveryStatus.PENDING,
+                        DeliveryStatus.FAILED,
+                    ), d
                 else:
                     assert d.status not in (DeliveryStatus.PENDING, DeliveryStatus.WAITING), d
 
@@ -276,9 +286,7 @@ class PublishingMachine(RuleBasedStateMachine):
         if who == "<proper>":
             if item.status == ItemStatus.DEPT_APPROVED:
                 first = workflow._approval(s, item, 1)
-                return self._user(
-                    s, "sec2" if first and s.get(User, first.reviewer_id).name == "sec" else "sec"
-                )
+                return self._user(s, "sec2" if first and s.get(User, first.reviewer_id).name == "sec" else "sec")
             return self._user(s, {"校长办公室": "head", "人事处": "head2"}.get(item.department, "head"))
         return self._user(s, who)
 
@@ -287,9 +295,7 @@ class PublishingMachine(RuleBasedStateMachine):
         item_id = self._pick(i)
         if item_id is not None:
             self._attempt(
-                lambda s: workflow.submit(
-                    self.app.ctx, s, item_id=item_id, actor=self._resolve(s, item_id, actor)
-                )
+                lambda s: workflow.submit(self.app.ctx, s, item_id=item_id, actor=self._resolve(s, item_id, actor))
             )
 
     @rule(
@@ -369,8 +375,11 @@ class PublishingMachine(RuleBasedStateMachine):
                     if d.status == DeliveryStatus.CLAIMED:  # the call held open: settled when it returns
                         assert d.requested == DeliveryRequest.WITHDRAW or d.op == DeliveryOp.WITHDRAW, d
                     elif not live:
-                        assert d.status == DeliveryStatus.CANCELLED or d.withdrawn_at is not None or (
-                            d.op == DeliveryOp.WITHDRAW and d.status == DeliveryStatus.FAILED), d
+                        assert (
+                            d.status == DeliveryStatus.CANCELLED
+                            or d.withdrawn_at is not None
+                            or (d.op == DeliveryOp.WITHDRAW and d.status == DeliveryStatus.FAILED)
+                        ), d
                     else:
                         assert d.op == DeliveryOp.WITHDRAW
 
@@ -378,9 +387,7 @@ class PublishingMachine(RuleBasedStateMachine):
     def retry(self, i: int) -> None:
         with self.app.session() as s:
             failed = list(
-                s.exec(
-                    select(Delivery.id).where(Delivery.status == DeliveryStatus.FAILED).order_by(Delivery.id)
-                )
+                s.exec(select(Delivery.id).where(Delivery.status == DeliveryStatus.FAILED).order_by(Delivery.id))
             )
         if failed:
             did = failed[i % len(failed)]
@@ -431,15 +438,17 @@ class PublishingMachine(RuleBasedStateMachine):
     @rule()
     def dispatch(self) -> None:
         offset = self.offset
-        d = Dispatcher(
-            engine=self.app.engine, ctx=self.app.ctx, threads=2, clock=lambda: datetime.now(UTC) + offset
-        )
+        d = Dispatcher(engine=self.app.engine, ctx=self.app.ctx, threads=2, clock=lambda: datetime.now(UTC) + offset)
         if self.held is not None and offset - self.held[4] > timedelta(seconds=self.app.settings.worker.lease_seconds):
             self.taken_over.add(self.held[1])  # its lease has run out by this worker's clock
         d.run(once=True, horizon=timedelta(milliseconds=100))
 
-    @rule(i=st.integers(0, 50), channel=st.sampled_from(CHANNELS), call=st.booleans(),
-          then=st.sampled_from([None, "withdraw", "edit", "reapprove", "remove", "put back"]))  # fmt: skip
+    @rule(
+        i=st.integers(0, 50),
+        channel=st.sampled_from(CHANNELS),
+        call=st.booleans(),
+        then=st.sampled_from([None, "withdraw", "edit", "reapprove", "remove", "put back"]),
+    )
     def start_call(self, i: int, channel: str, call: bool, then: str | None = None) -> None:
         """A worker claims one due delivery and (``call``) is inside its channel call, held open there;
         or it holds the claim in its backlog, not yet started (its post read at claim time, as a
@@ -449,8 +458,11 @@ class PublishingMachine(RuleBasedStateMachine):
             return
         early = (ItemStatus.DRAFT, ItemStatus.SUBMITTED, ItemStatus.DEPT_APPROVED, ItemStatus.APPROVED)
         with self.app.session() as s:
-            ready = [j for j in range(i, i + len(self.items))
-                     if workflow.get_item(s, self.items[j % len(self.items)]).status in early]  # fmt: skip
+            ready = [
+                j
+                for j in range(i, i + len(self.items))
+                if workflow.get_item(s, self.items[j % len(self.items)]).status in early
+            ]
         if not ready:  # everything is out (or withdrawn): write one more
             self.create("ed", set(CHANNELS), DEPTS[0], None)
             ready = [len(self.items) - 1]
@@ -467,8 +479,13 @@ class PublishingMachine(RuleBasedStateMachine):
     def _hold_next(self, channel: str, call: bool) -> bool:
         """A worker claims the next due delivery on ``channel`` and holds it (see :meth:`start_call`)."""
         offset = self.offset
-        a = Dispatcher(engine=self.app.engine, ctx=self.app.ctx, threads=1, clock=lambda: datetime.now(UTC) + offset,
-                       worker_id=f"held:{id(self)}:{len(MemoryChannel.calls)}")  # fmt: skip
+        a = Dispatcher(
+            engine=self.app.engine,
+            ctx=self.app.ctx,
+            threads=1,
+            clock=lambda: datetime.now(UTC) + offset,
+            worker_id=f"held:{id(self)}:{len(MemoryChannel.calls)}",
+        )
         claims = a.claim(1, channels=[channel])
         if not claims:
             return False
@@ -485,9 +502,11 @@ class PublishingMachine(RuleBasedStateMachine):
         self.held = (a, did, t, gate, offset)
         return True
 
-    @rule(i=st.integers(0, 50), call=st.booleans(),
-          then=st.lists(st.sampled_from(["put back", "reapprove", "withdraw", "edit", "remove"]),
-                        max_size=3))  # fmt: skip
+    @rule(
+        i=st.integers(0, 50),
+        call=st.booleans(),
+        then=st.lists(st.sampled_from(["put back", "reapprove", "withdraw", "edit", "remove"]), max_size=3),
+    )
     def hold_a_take_down(self, i: int, call: bool, then: list[str]) -> None:
         """A channel is taken off a live item and a worker holds the take-down (inside its call, or
         in its backlog) while people act: put the channel back, approve again, withdraw, edit."""
@@ -496,8 +515,11 @@ class PublishingMachine(RuleBasedStateMachine):
 
         def live_now() -> list[Delivery]:
             with self.app.session() as s:
-                return [d for d in s.exec(select(Delivery).order_by(Delivery.id))
-                        if d.published_at is not None and d.withdrawn_at is None and d.status == DeliveryStatus.DONE]
+                return [
+                    d
+                    for d in s.exec(select(Delivery).order_by(Delivery.id))
+                    if d.published_at is not None and d.withdrawn_at is None and d.status == DeliveryStatus.DONE
+                ]
 
         if not live_now():  # publish one (the random rules rarely get one out before the run ends)
             self.create("ed", set(CHANNELS), DEPTS[0], None)
@@ -586,9 +608,7 @@ class PublishingMachine(RuleBasedStateMachine):
                 item = s.get(Item, item_id)
                 assert item is not None
                 reviews = s.exec(
-                    select(Review)
-                    .where(Review.item_id == item_id, Review.item_version == version)
-                    .order_by(Review.id)
+                    select(Review).where(Review.item_id == item_id, Review.item_version == version).order_by(Review.id)
                 ).all()
                 assert _cleared(s, item, reviews), (
                     f"{op} of item {item_id} v{version} reached {channel} (delivery {delivery_id}) "
@@ -679,8 +699,11 @@ class PublishingMachine(RuleBasedStateMachine):
                 item = s.get(Item, d.item_id)
                 assert item is not None
                 if d.op == DeliveryOp.WITHDRAW:
-                    assert (item.status == ItemStatus.WITHDRAWN or d.channel not in item.channels
-                            or d.status == DeliveryStatus.CLAIMED), d  # fmt: skip
+                    assert (
+                        item.status == ItemStatus.WITHDRAWN
+                        or d.channel not in item.channels
+                        or d.status == DeliveryStatus.CLAIMED
+                    ), d
                     continue
                 if self.held is not None and d.id == self.held[1]:
                     # the held claim: what changed since is on it as a request
@@ -691,12 +714,8 @@ class PublishingMachine(RuleBasedStateMachine):
                     continue
                 assert item.status != ItemStatus.WITHDRAWN and d.channel in item.channels, d
                 assert d.requested is None, d
-                assert workflow.is_cleared(s, item), (
-                    f"delivery {d.id} is {d.status} for uncleared item {item.id}"
-                )
-                assert d.item_version == item.version, (
-                    f"delivery {d.id} carries v{d.item_version} of v{item.version}"
-                )
+                assert workflow.is_cleared(s, item), f"delivery {d.id} is {d.status} for uncleared item {item.id}"
+                assert d.item_version == item.version, f"delivery {d.id} carries v{d.item_version} of v{item.version}"
                 assert d.status != DeliveryStatus.CLAIMED, "a claim outlived the dispatcher run"
             for item in s.exec(select(Item)):
                 if item.status in (
@@ -795,9 +814,7 @@ def test_whoever_rewrote_a_version_cannot_approve_it(app: Any) -> None:
     with pytest.raises(NotAllowed, match="edited version 2"), app.session() as s:
         workflow.review(app.ctx, s, item_id=item.id, actor=workflow.get_user(s, editor), approve=True)
     with app.session() as s:  # the first reviewer is fine once someone else made the latest version
-        workflow.edit_item(
-            app.ctx, s, item_id=item.id, actor=workflow.get_user(s, "ed"), changes={"title": "通知!"}
-        )
+        workflow.edit_item(app.ctx, s, item_id=item.id, actor=workflow.get_user(s, "ed"), changes={"title": "通知!"})
         workflow.review(app.ctx, s, item_id=item.id, actor=workflow.get_user(s, "head"), approve=True)
         assert workflow.get_item(s, item.id).status == ItemStatus.DEPT_APPROVED
 

@@ -34,9 +34,7 @@ IMAGE_MAGIC = (b"\xff\xd8\xff", b"\x89PNG")
 
 
 def dy_error(code: int, description: str) -> Reply:
-    return Reply(
-        200, {"data": {"error_code": code, "description": description}, "extra": {"logid": "sandbox"}}
-    )
+    return Reply(200, {"data": {"error_code": code, "description": description}, "extra": {"logid": "sandbox"}})
 
 
 class DouyinSandbox(HttpSandbox):
@@ -68,9 +66,7 @@ class DouyinSandbox(HttpSandbox):
         if m:
             item = self.items.get(m.group(1))
             ok = item is not None and not item["deleted"]
-            return Reply(
-                200 if ok else 404, f"<html><body>{item['title'] if ok else '作品不存在'}</body></html>"
-            )
+            return Reply(200 if ok else 404, f"<html><body>{item['title'] if ok else '作品不存在'}</body></html>")
         params = dict(req.query)
         if req.path == "/oauth/userinfo/":
             params.update(req.form())
@@ -93,9 +89,7 @@ class DouyinSandbox(HttpSandbox):
                 },
             )
         if req.path == "/video/list/" and req.method == "GET":
-            live = sorted(
-                (i for i in self.items.values() if not i["deleted"]), key=lambda i: -i["create_time"]
-            )
+            live = sorted((i for i in self.items.values() if not i["deleted"]), key=lambda i: -i["create_time"])
             count = int(params.get("count", 10))
             return Reply(
                 200,
@@ -116,9 +110,7 @@ class DouyinSandbox(HttpSandbox):
             self._faults.appendleft(fault)  # a lost answer only matters on the call that publishes
             fault = None
         if fault == "transient":
-            return Reply(
-                200, {"err_no": 2100004, "err_msg": "系统繁忙，此时请开发者稍候再试", "log_id": "sandbox"}
-            )
+            return Reply(200, {"err_no": 2100004, "err_msg": "系统繁忙，此时请开发者稍候再试", "log_id": "sandbox"})
         if fault == "permanent":
             return dy_error(2190004, "应用未获得该能力, 请去https://open.douyin.com/申请")
         if fault == "expired":

@@ -125,9 +125,7 @@ class _Handler(BaseHTTPRequestHandler):
         pass  # thousands of requests per second: no per-request logging
 
     # -- replies ------------------------------------------------------------------------------------
-    def _reply(
-        self, status: int, body: bytes | dict[str, Any], headers: dict[str, str] | None = None
-    ) -> None:
+    def _reply(self, status: int, body: bytes | dict[str, Any], headers: dict[str, str] | None = None) -> None:
         if isinstance(body, dict):
             body = json.dumps(body, ensure_ascii=False).encode("utf-8")
         self.send_response(status)
@@ -193,9 +191,7 @@ class _Handler(BaseHTTPRequestHandler):
                 sink.fail_next(
                     str(data["kind"]),
                     count=int(data.get("count", 1)),
-                    retry_after=None
-                    if data.get("retry_after", 30) is None
-                    else int(data.get("retry_after", 30)),
+                    retry_after=None if data.get("retry_after", 30) is None else int(data.get("retry_after", 30)),
                     hang_s=float(data.get("hang_s", 2.0)),
                 )
             except (KeyError, ValueError) as exc:
@@ -337,9 +333,7 @@ class Sink:
         return self.url + "/hook"
 
     # -- behaviour ----------------------------------------------------------------------------------
-    def fail_next(
-        self, kind: str, count: int = 1, *, retry_after: int | None = 30, hang_s: float = 2.0
-    ) -> None:
+    def fail_next(self, kind: str, count: int = 1, *, retry_after: int | None = 30, hang_s: float = 2.0) -> None:
         """Fail the next ``count`` deliveries: an HTTP status ("500", "400", "429"...), "timeout"
         (answer only after ``hang_s``, still accepting the delivery) or "drop" (close, no answer)."""
         if kind not in FAULT_KINDS:
@@ -441,9 +435,7 @@ class Sink:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m channels.sandbox.sink", description=__doc__.splitlines()[0]
-    )
+    parser = argparse.ArgumentParser(prog="python -m channels.sandbox.sink", description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0, help="0 lets the OS choose (printed at start)")
     parser.add_argument("--latency-ms", type=float, default=0.0, help="sleep this long in every delivery")

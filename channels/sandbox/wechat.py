@@ -743,9 +743,7 @@ class WeChatSandbox:
             else:
                 article_id = secrets.token_urlsafe(33)
                 urls = [f"https://mp.weixin.qq.com/s/{secrets.token_urlsafe(16)}" for _ in draft["news_item"]]
-                items = [
-                    dict(it, url=u, is_deleted=False) for it, u in zip(draft["news_item"], urls, strict=True)
-                ]
+                items = [dict(it, url=u, is_deleted=False) for it, u in zip(draft["news_item"], urls, strict=True)]
                 self._s.articles[article_id] = {
                     "article_id": article_id,
                     "publish_id": publish_id,
@@ -1027,9 +1025,7 @@ class WeChatSandbox:
         rows = []
         for day in self._span(body, 7, "getusersummary"):
             new, cancel, _ = self._followers(day)
-            rows.append(
-                {"ref_date": day.isoformat(), "user_source": 0, "new_user": new, "cancel_user": cancel}
-            )
+            rows.append({"ref_date": day.isoformat(), "user_source": 0, "new_user": new, "cancel_user": cancel})
         return {"list": rows}
 
     def r_usercumulate(self, method, query, headers, body):
@@ -1154,9 +1150,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=0)
     p.add_argument("--appid", default="wx5a9d0c0e0c0ffee0")
-    p.add_argument(
-        "--secret", default=os.environ.get("PUBLISHER_WECHAT_SECRET", "sandbox-app-secret-0123456789abcd")
-    )
+    p.add_argument("--secret", default=os.environ.get("PUBLISHER_WECHAT_SECRET", "sandbox-app-secret-0123456789abcd"))
     p.add_argument("--publish-delay", type=float, default=2.0)
     p.add_argument("--callback-url")
     p.add_argument("--callback-token")

@@ -173,10 +173,7 @@ class WeiboSandbox(HttpSandbox):
                 return self._error(req, 400, 20005, "Unsupported image type, only suport JPG, GIF, PNG!")
         stored = URL_RE.sub(lambda m: f"http://t.cn/A6{abs(hash(m.group(0))) % 10**6:06d}", text)
         day_ago = datetime.now(UTC) - timedelta(hours=24)
-        if any(
-            s["text"] == stored and not s["deleted"] and s["created"] > day_ago
-            for s in self.statuses.values()
-        ):
+        if any(s["text"] == stored and not s["deleted"] and s["created"] > day_ago for s in self.statuses.values()):
             return self._error(req, 400, 20019, "Repeat content!")
         self._hits.append(datetime.now(UTC))
         sid = next(self._ids)
@@ -221,9 +218,7 @@ def main() -> None:
         p.add_argument("--safe-domain", default="127.0.0.1")
 
     serve_main(
-        lambda a: WeiboSandbox(
-            access_token=a.access_token, safe_domain=a.safe_domain, host=a.host, port=a.port
-        ),
+        lambda a: WeiboSandbox(access_token=a.access_token, safe_domain=a.safe_domain, host=a.host, port=a.port),
         add_args,
         "Weibo open API sandbox",
     )

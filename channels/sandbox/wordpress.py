@@ -69,9 +69,7 @@ class WordPressSandbox(HttpSandbox):
     ) -> None:
         super().__init__(host=host, port=port)
         #: user name -> application password (spaces ignored, as WordPress does)
-        self.users = {
-            u: p.replace(" ", "") for u, p in (users or {"editor": "abcd efgh ijkl mnop qrst uvwx"}).items()
-        }
+        self.users = {u: p.replace(" ", "") for u, p in (users or {"editor": "abcd efgh ijkl mnop qrst uvwx"}).items()}
         self.capabilities = capabilities or {
             "publish_posts": True,
             "edit_posts": True,
@@ -82,9 +80,7 @@ class WordPressSandbox(HttpSandbox):
         self.posts: dict[int, dict[str, Any]] = {}
         self.media: dict[int, dict[str, Any]] = {}
         self.files: dict[str, tuple[str, bytes]] = {}
-        self.categories: dict[int, dict[str, Any]] = {
-            1: {"id": 1, "name": "Uncategorized", "slug": "uncategorized"}
-        }
+        self.categories: dict[int, dict[str, Any]] = {1: {"id": 1, "name": "Uncategorized", "slug": "uncategorized"}}
         self._next_id = 100
 
     # -- test helpers ---------------------------------------------------------------------------------
@@ -108,13 +104,9 @@ class WordPressSandbox(HttpSandbox):
         except ValueError:
             return wp_error(401, "rest_not_logged_in", "You are not currently logged in.")
         if user not in self.users:
-            return wp_error(
-                401, "invalid_username", "Unknown username. Check again or try your email address."
-            )
+            return wp_error(401, "invalid_username", "Unknown username. Check again or try your email address.")
         if password.replace(" ", "") != self.users[user]:
-            return wp_error(
-                401, "incorrect_password", "The provided password is an invalid application password."
-            )
+            return wp_error(401, "incorrect_password", "The provided password is an invalid application password.")
         return user
 
     def _post_json(self, p: dict[str, Any]) -> dict[str, Any]:
@@ -148,9 +140,7 @@ class WordPressSandbox(HttpSandbox):
         if fault == "transient":
             return Reply(503, "<html><body><h1>503 Service Temporarily Unavailable</h1></body></html>")
         if fault == "permanent":
-            return wp_error(
-                403, "rest_cannot_create", "Sorry, you are not allowed to create posts as this user."
-            )
+            return wp_error(403, "rest_cannot_create", "Sorry, you are not allowed to create posts as this user.")
         if fault == "quota":
             reply = wp_error(429, "rest_too_many_requests", "Too many requests. Please slow down.")
             reply.headers["Retry-After"] = str(self.retry_after)
@@ -229,9 +219,7 @@ class WordPressSandbox(HttpSandbox):
             found = [p for p in found if p["date_gmt"] > req.query["after"][:19]]
         per_page = int(req.query.get("per_page", 10))
         found.sort(key=lambda p: p["id"], reverse=True)
-        return Reply(
-            200, [self._post_json(p) for p in found[:per_page]], headers={"X-WP-Total": str(len(found))}
-        )
+        return Reply(200, [self._post_json(p) for p in found[:per_page]], headers={"X-WP-Total": str(len(found))})
 
     def _get_post(self, pid: int, user: str | None) -> Reply:
         p = self.posts.get(pid)
@@ -257,13 +245,9 @@ class WordPressSandbox(HttpSandbox):
 
     def _create_post(self, req: Request, user: str | None) -> Reply:
         if user is None:
-            return wp_error(
-                401, "rest_cannot_create", "Sorry, you are not allowed to create posts as this user."
-            )
+            return wp_error(401, "rest_cannot_create", "Sorry, you are not allowed to create posts as this user.")
         if not self.capabilities.get("edit_posts"):
-            return wp_error(
-                403, "rest_cannot_create", "Sorry, you are not allowed to create posts as this user."
-            )
+            return wp_error(403, "rest_cannot_create", "Sorry, you are not allowed to create posts as this user.")
         body = req.json()
         bad = self._check_fields(body)
         if bad:
@@ -398,8 +382,12 @@ def main() -> None:
     def add_args(p):
         p.add_argument("--user", default="editor")
         p.add_argument("--app-password", default="abcd efgh ijkl mnop qrst uvwx")
-        p.add_argument("--hang-seconds", type=float, default=WordPressSandbox.hang_seconds,
-                       help="how long a timeout fault holds its answer back")  # fmt: skip
+        p.add_argument(
+            "--hang-seconds",
+            type=float,
+            default=WordPressSandbox.hang_seconds,
+            help="how long a timeout fault holds its answer back",
+        )
 
     def build(a):
         sandbox = WordPressSandbox(users={a.user: a.app_password}, host=a.host, port=a.port)

@@ -79,8 +79,11 @@ def validation_errors(errors: Sequence[Any]) -> list[dict[str, Any]]:
     JSON (a body that is not JSON arrives as bytes, which would otherwise fail the answer with a 500)."""
     out = []
     for e in errors:
-        one = {"loc": [p if isinstance(p, int) else str(p) for p in e.get("loc", ())], "msg": str(e.get("msg", "")),
-               "type": str(e.get("type", ""))}  # fmt: skip
+        one = {
+            "loc": [p if isinstance(p, int) else str(p) for p in e.get("loc", ())],
+            "msg": str(e.get("msg", "")),
+            "type": str(e.get("type", "")),
+        }
         value = e.get("input")
         if isinstance(value, bytes):
             value = value[:1000].decode("utf-8", "replace")
@@ -102,8 +105,9 @@ def openapi_document(web: FastAPI) -> dict[str, Any]:
     schemas = doc.setdefault("components", {}).setdefault("schemas", {})
     if "HTTPValidationError" in schemas:
         schemas["HTTPValidationError"]["properties"]["detail"] = {
-            "title": "Detail", "anyOf": [{"type": "string"},
-                                         {"type": "array", "items": {"$ref": "#/components/schemas/ValidationError"}}]}
+            "title": "Detail",
+            "anyOf": [{"type": "string"}, {"type": "array", "items": {"$ref": "#/components/schemas/ValidationError"}}],
+        }
     web.openapi_schema = doc
     return doc
 
@@ -124,8 +128,14 @@ def create_app(app: App) -> FastAPI:
     from publisher.web.security import Guard, LoginRequired, optional_caller
 
     # /api/docs is served below from the package's own Swagger UI (no CDN)
-    web = FastAPI(title="publisher", description=API_DESCRIPTION, version="1", docs_url=None,
-                  redoc_url=None, openapi_url="/api/openapi.json")  # fmt: skip
+    web = FastAPI(
+        title="publisher",
+        description=API_DESCRIPTION,
+        version="1",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url="/api/openapi.json",
+    )
     web.state.app = app
     # the largest thing anyone sends is one image; anything bigger is refused before it is read
     web.add_middleware(Guard, max_body=app.settings.review.max_asset_bytes + 256 * 1024)
@@ -150,8 +160,11 @@ def create_app(app: App) -> FastAPI:
     @web.exception_handler(LoginRequired)
     async def _login(request: Request, exc: LoginRequired) -> Response:
         if wants_json(request) or request.method != "GET":
-            return JSONResponse({"detail": "log in first, or send Authorization: Bearer <token>"}, status_code=401,
-                                headers={"WWW-Authenticate": "Bearer"})  # fmt: skip
+            return JSONResponse(
+                {"detail": "log in first, or send Authorization: Bearer <token>"},
+                status_code=401,
+                headers={"WWW-Authenticate": "Bearer"},
+            )
         return pages.login_redirect(request)
 
     @web.exception_handler(PublisherError)
@@ -187,8 +200,9 @@ def create_app(app: App) -> FastAPI:
         if spec is None:
             return Response("no such channel", status_code=404, media_type="text/plain")
         body = await request.body()
-        reply = await run_in_threadpool(spec.channel.handle_callback, request.method, dict(request.query_params),
-                                        dict(request.headers), body)  # fmt: skip
+        reply = await run_in_threadpool(
+            spec.channel.handle_callback, request.method, dict(request.query_params), dict(request.headers), body
+        )
         return Response(reply.body, status_code=reply.status, media_type=reply.content_type)
 
     web.openapi = lambda: openapi_document(web)  # type: ignore[method-assign]

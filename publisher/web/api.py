@@ -95,26 +95,48 @@ class WithdrawIn(Body):
 
 def _item(item: Item) -> dict[str, Any]:
     return {
-        "id": item.id, "title": item.title, "status": item.status, "version": item.version,
-        "category": item.category, "department": item.department, "checklist_item": item.checklist_item,
+        "id": item.id,
+        "title": item.title,
+        "status": item.status,
+        "version": item.version,
+        "category": item.category,
+        "department": item.department,
+        "checklist_item": item.checklist_item,
         "checklist_name": checklist_name(item.checklist_item),
-        "channels": item.channels, "summary": item.summary, "body_markdown": item.body_markdown,
-        "publish_at": item.publish_at, "updated_at": item.updated_at, "return_reason": item.return_reason,
-    }  # fmt: skip
+        "channels": item.channels,
+        "summary": item.summary,
+        "body_markdown": item.body_markdown,
+        "publish_at": item.publish_at,
+        "updated_at": item.updated_at,
+        "return_reason": item.return_reason,
+    }
 
 
 def _delivery(d: Delivery, attempts: list[DeliveryAttempt]) -> dict[str, Any]:
     return {
-        "id": d.id, "item_id": d.item_id, "channel": d.channel, "op": d.op, "status": d.status, "due_at": d.due_at,
-        "attempts": d.attempts, "url": d.url, "published_at": d.published_at, "last_error": d.last_error,
-        "last_error_kind": d.last_error_kind, "requested": d.requested,
-        "history": [{"number": a.number, "outcome": a.outcome, "message": a.message, "code": a.code,
-                     "at": a.finished_at} for a in attempts],
-    }  # fmt: skip
+        "id": d.id,
+        "item_id": d.item_id,
+        "channel": d.channel,
+        "op": d.op,
+        "status": d.status,
+        "due_at": d.due_at,
+        "attempts": d.attempts,
+        "url": d.url,
+        "published_at": d.published_at,
+        "last_error": d.last_error,
+        "last_error_kind": d.last_error_kind,
+        "requested": d.requested,
+        "history": [
+            {"number": a.number, "outcome": a.outcome, "message": a.message, "code": a.code, "at": a.finished_at}
+            for a in attempts
+        ],
+    }
 
 
 @router.get("/items", summary="List items (your department's, or all for reviewers and admins)")
-def list_items(request: Request, status: str | None = None, limit: Annotated[int, Query(ge=1, le=500)] = 100) -> list[dict]:  # type: ignore[type-arg]
+def list_items(
+    request: Request, status: str | None = None, limit: Annotated[int, Query(ge=1, le=500)] = 100
+) -> list[dict]:  # type: ignore[type-arg]
     c = need(request, STAFF)
     with request.app.state.app.session() as s:
         q = select(Item).order_by(col(Item.id).desc()).limit(limit)
@@ -125,10 +147,18 @@ def list_items(request: Request, status: str | None = None, limit: Annotated[int
         return [_item(i) for i in s.exec(q)]
 
 
-@router.post("/items", status_code=201, summary="Create a draft item",
-             responses={200: {"description": "the item an earlier request with this Idempotency-Key created"}})
-def create_item(request: Request, response: Response, body: ItemIn,
-                idempotency_key: Annotated[str | None, Header(max_length=100)] = None) -> dict:  # type: ignore[type-arg]
+@router.post(
+    "/items",
+    status_code=201,
+    summary="Create a draft item",
+    responses={200: {"description": "the item an earlier request with this Idempotency-Key created"}},
+)
+def create_item(
+    request: Request,
+    response: Response,
+    body: ItemIn,
+    idempotency_key: Annotated[str | None, Header(max_length=100)] = None,
+) -> dict:  # type: ignore[type-arg]
     c = need(request, WRITERS, write=True)
     app = request.app.state.app
     fields = body.model_dump(exclude_none=True)
@@ -169,10 +199,14 @@ def edit_item(request: Request, item_id: ItemId, body: ItemEdit) -> dict:  # typ
     with app.session() as s:
         me = s.get(User, c.user.id)
         visible_item(s, me, item_id)
-        new_assets = compose.referenced_assets(app.ctx, text, compose.known_assets(s, item_id), session=s,
-                                               user=me) if text else []  # fmt: skip
-        item = workflow.edit_item(app.ctx, s, item_id=item_id, actor=me, changes=changes, body_markdown=text,
-                                  new_assets=new_assets)  # fmt: skip
+        new_assets = (
+            compose.referenced_assets(app.ctx, text, compose.known_assets(s, item_id), session=s, user=me)
+            if text
+            else []
+        )
+        item = workflow.edit_item(
+            app.ctx, s, item_id=item_id, actor=me, changes=changes, body_markdown=text, new_assets=new_assets
+        )
         return _item(item)
 
 
@@ -223,8 +257,11 @@ def item_deliveries(request: Request, item_id: ItemId) -> list[dict]:  # type: i
         visible_item(s, c.user, item_id)
         out = []
         for d in s.exec(select(Delivery).where(Delivery.item_id == item_id).order_by(Delivery.id)):
-            attempts = list(s.exec(select(DeliveryAttempt).where(DeliveryAttempt.delivery_id == d.id)
-                                   .order_by(DeliveryAttempt.number)))  # fmt: skip
+            attempts = list(
+                s.exec(
+                    select(DeliveryAttempt).where(DeliveryAttempt.delivery_id == d.id).order_by(DeliveryAttempt.number)
+                )
+            )
             out.append(_delivery(d, attempts))
         return out
 
@@ -242,10 +279,12 @@ def retry(request: Request, delivery_id: DeliveryId) -> dict:  # type: ignore[ty
 
 
 @router.get("/stats", summary="Counts per channel × category × department × period (as `publisher stats`)")
-def get_stats(request: Request, start: Annotated[str | None, Query(alias="from")] = None,
-              end: Annotated[str | None, Query(alias="to")] = None,
-              by: Annotated[str, Query(description="comma-separated: " + ", ".join(stats.DIMENSIONS))] = "channel",
-              ) -> list[dict]:  # type: ignore[type-arg]  # fmt: skip
+def get_stats(
+    request: Request,
+    start: Annotated[str | None, Query(alias="from")] = None,
+    end: Annotated[str | None, Query(alias="to")] = None,
+    by: Annotated[str, Query(description="comma-separated: " + ", ".join(stats.DIMENSIONS))] = "channel",
+) -> list[dict]:  # type: ignore[type-arg]
     need(request, EVERYONE)
     app = request.app.state.app
     tz = viewer_zone(request)

@@ -42,8 +42,9 @@ def window(view: str, anchor: date) -> tuple[date, date]:
     return start, start + timedelta(days=6)
 
 
-def entries(session: Session, user: User, start: datetime, end: datetime, *, channel: str | None = None,
-            limit: int = 2000) -> list[Entry]:  # fmt: skip
+def entries(
+    session: Session, user: User, start: datetime, end: datetime, *, channel: str | None = None, limit: int = 2000
+) -> list[Entry]:
     dept = user.department if user.role in (Role.EDITOR, Role.DEPARTMENT_HEAD) else None
     when = sa.func.coalesce(Delivery.published_at, Delivery.due_at)
     q = (
@@ -64,21 +65,44 @@ def entries(session: Session, user: User, start: datetime, end: datetime, *, cha
     if channel:
         q = q.where(Delivery.channel == channel)
     out = [
-        Entry(item_id=d.item_id, title=title, channel=d.channel, at=d.published_at or d.due_at, status=d.status,
-              item_status=st, delivery_id=d.id, url=d.url)  # fmt: skip
+        Entry(
+            item_id=d.item_id,
+            title=title,
+            channel=d.channel,
+            at=d.published_at or d.due_at,
+            status=d.status,
+            item_status=st,
+            delivery_id=d.id,
+            url=d.url,
+        )
         for d, title, st in session.exec(q)
     ]
-    planned = select(Item).where(
-        col(Item.publish_at) >= start, col(Item.publish_at) < end,
-        col(Item.status).in_([ItemStatus.DRAFT, ItemStatus.SUBMITTED, ItemStatus.DEPT_APPROVED, ItemStatus.APPROVED]),
-    ).limit(limit)  # fmt: skip
+    planned = (
+        select(Item)
+        .where(
+            col(Item.publish_at) >= start,
+            col(Item.publish_at) < end,
+            col(Item.status).in_(
+                [ItemStatus.DRAFT, ItemStatus.SUBMITTED, ItemStatus.DEPT_APPROVED, ItemStatus.APPROVED]
+            ),
+        )
+        .limit(limit)
+    )
     if dept:
         planned = planned.where(Item.department == dept)
     for item in session.exec(planned):
         for ch in item.channels:
             if channel is None or ch == channel:
-                out.append(Entry(item_id=item.id, title=item.title, channel=ch, at=item.publish_at,  # type: ignore[arg-type]
-                                 status="planned", item_status=item.status))  # fmt: skip
+                out.append(
+                    Entry(
+                        item_id=item.id,
+                        title=item.title,
+                        channel=ch,
+                        at=item.publish_at,  # type: ignore[arg-type]
+                        status="planned",
+                        item_status=item.status,
+                    )
+                )
     out.sort(key=lambda e: (e.at, e.channel))
     return out
 
@@ -122,8 +146,14 @@ def _utc(dt: datetime) -> str:
 
 def ical(channel: str, label: str, items: list[Entry], *, host: str, base_url: str) -> str:
     stamp = _utc(utcnow())
-    lines = ["BEGIN:VCALENDAR", "VERSION:2.0", "PRODID:-//publisher//web workspace//ZH", "CALSCALE:GREGORIAN",
-             "METHOD:PUBLISH", f"X-WR-CALNAME:{_esc(label)}"]  # fmt: skip
+    lines = [
+        "BEGIN:VCALENDAR",
+        "VERSION:2.0",
+        "PRODID:-//publisher//web workspace//ZH",
+        "CALSCALE:GREGORIAN",
+        "METHOD:PUBLISH",
+        f"X-WR-CALNAME:{_esc(label)}",
+    ]
     for e in items:
         uid = f"delivery-{e.delivery_id}" if e.delivery_id else f"item-{e.item_id}-{channel}"
         lines += [

@@ -47,10 +47,18 @@ def render(request: Request, name: str, caller: Caller | None, code: int = 200, 
     t = translator(request)
     app = request.app.state.app
     response = TEMPLATES.TemplateResponse(
-        request, name,
-        {"t": t, "me": caller.user if caller else None, "csrf": caller.csrf if caller else "",
-         "Role": Role, "org": app.settings.organisation, "tzname": t.tz.key, "checklist_label": checklist_label,
-         **ctx},  # fmt: skip
+        request,
+        name,
+        {
+            "t": t,
+            "me": caller.user if caller else None,
+            "csrf": caller.csrf if caller else "",
+            "Role": Role,
+            "org": app.settings.organisation,
+            "tzname": t.tz.key,
+            "checklist_label": checklist_label,
+            **ctx,
+        },
         status_code=code,
     )
     # ?lang=en and ?tz=... stick for the following pages

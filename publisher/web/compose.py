@@ -49,8 +49,13 @@ def store_upload(ctx: Context, data_chunks: Any, filename: str) -> content.Store
         except OSError as exc:
             raise content.disk_error(exc, ctx.settings.media_dir) from exc
         try:
-            stored = content.store_file(path, media_dir=ctx.settings.media_dir, role="image", max_bytes=limit,
-                                        max_pixels=ctx.settings.review.max_image_pixels)  # fmt: skip
+            stored = content.store_file(
+                path,
+                media_dir=ctx.settings.media_dir,
+                role="image",
+                max_bytes=limit,
+                max_pixels=ctx.settings.review.max_image_pixels,
+            )
         except content.TooManyPixels as exc:
             raise UploadTooLarge(f"{filename} {exc.detail}") from exc
         except content.NotAcceptedFormat as exc:
@@ -101,8 +106,9 @@ def may_use(ctx: Context, session: Session, user: User, sha: str) -> bool:
     return any(can_view(user, item) for item in holders)
 
 
-def referenced_assets(ctx: Context, body: str, known: Collection[str] = (), *, session: Session,
-                      user: User) -> list[content.StoredAsset]:  # fmt: skip
+def referenced_assets(
+    ctx: Context, body: str, known: Collection[str] = (), *, session: Session, user: User
+) -> list[content.StoredAsset]:
     """The uploaded images a body refers to (asset://<sha>), re-checked from the media store.
 
     Another department's image is refused with the very words a missing one gets: the answer must
@@ -114,11 +120,16 @@ def referenced_assets(ctx: Context, body: str, known: Collection[str] = (), *, s
             continue
         path = content.media_path(ctx.settings.media_dir, sha)
         if not path.is_file() or not may_use(ctx, session, user, sha):
-            raise InvalidInput(f"image asset://{sha[:12]}… is not among the images you uploaded or may see: "
-                               "insert it again")  # fmt: skip
-        a = content.store_file(path, media_dir=ctx.settings.media_dir, role="image",
-                               max_bytes=ctx.settings.review.max_asset_bytes,
-                               max_pixels=ctx.settings.review.max_image_pixels)  # fmt: skip
+            raise InvalidInput(
+                f"image asset://{sha[:12]}… is not among the images you uploaded or may see: insert it again"
+            )
+        a = content.store_file(
+            path,
+            media_dir=ctx.settings.media_dir,
+            role="image",
+            max_bytes=ctx.settings.review.max_asset_bytes,
+            max_pixels=ctx.settings.review.max_image_pixels,
+        )
         a.filename = f"{sha[:12]}{_ext(a.content_type)}"
         out.append(a)
     return out
@@ -136,10 +147,17 @@ def check_body_size(ctx: Context, body: str) -> None:
 def draft_from_fields(ctx: Context, fields: Mapping[str, Any], *, session: Session, user: User) -> content.ItemDraft:
     body = str(fields.get("body_markdown") or "")
     check_body_size(ctx, body)
-    keep = {k: fields[k] for k in ("summary", "category", "department", "checklist_item", "channels", "publish_at")
-            if fields.get(k) not in (None, "", [])}  # fmt: skip
-    return content.ItemDraft(title=str(fields.get("title") or ""), body_markdown=body, fields=keep,
-                             assets=referenced_assets(ctx, body, session=session, user=user))  # fmt: skip
+    keep = {
+        k: fields[k]
+        for k in ("summary", "category", "department", "checklist_item", "channels", "publish_at")
+        if fields.get(k) not in (None, "", [])
+    }
+    return content.ItemDraft(
+        title=str(fields.get("title") or ""),
+        body_markdown=body,
+        fields=keep,
+        assets=referenced_assets(ctx, body, session=session, user=user),
+    )
 
 
 #: the live preview renders at most this much of the body: it runs on typing, and markdown-it-py
@@ -168,13 +186,15 @@ class ChannelPreview:
 
 def usable_assets(ctx: Context, session: Session, user: User, body: str) -> set[str]:
     """The images ``body`` refers to that ``user`` may use (:func:`may_use`) and that exist."""
-    found = [sha for sha in dict.fromkeys(_ASSET.findall(body))
-             if content.media_path(ctx.settings.media_dir, sha).is_file()]  # fmt: skip
+    found = [
+        sha for sha in dict.fromkeys(_ASSET.findall(body)) if content.media_path(ctx.settings.media_dir, sha).is_file()
+    ]
     return {sha for sha in found if may_use(ctx, session, user, sha)}
 
 
-def preview(ctx: Context, fields: Mapping[str, Any], *, author: str,
-            usable: Collection[str] | None = None) -> list[ChannelPreview]:  # fmt: skip
+def preview(
+    ctx: Context, fields: Mapping[str, Any], *, author: str, usable: Collection[str] | None = None
+) -> list[ChannelPreview]:
     """Render the body and ask each target channel what it thinks, without storing anything.
 
     Only the first PREVIEW_MAX_BYTES of the body (:func:`preview_part`): the channels judge that part.
@@ -190,13 +210,22 @@ def preview(ctx: Context, fields: Mapping[str, Any], *, author: str,
     now = utcnow()
     number = fields.get("checklist_item")
     post = Post(
-        item_id=0, title=str(fields.get("title") or ""), body_markdown=body, body_html=html,
+        item_id=0,
+        title=str(fields.get("title") or ""),
+        body_markdown=body,
+        body_html=html,
         summary=str(fields.get("summary") or "") or content.plain_text(body, 120),
-        category=str(fields.get("category") or ""), department=str(fields.get("department") or ""), author=author,
-        publish_at=now, updated_at=now, checklist_item=number if isinstance(number, int) else None,
-        checklist_name=checklist_name(number if isinstance(number, int) else None), assets=tuple(assets),
-        channels=tuple(fields.get("channels") or ()), site_url=None,
-    )  # fmt: skip
+        category=str(fields.get("category") or ""),
+        department=str(fields.get("department") or ""),
+        author=author,
+        publish_at=now,
+        updated_at=now,
+        checklist_item=number if isinstance(number, int) else None,
+        checklist_name=checklist_name(number if isinstance(number, int) else None),
+        assets=tuple(assets),
+        channels=tuple(fields.get("channels") or ()),
+        site_url=None,
+    )
     names = [c for c in (fields.get("channels") or []) if c in ctx.channels] or [
         n for n, s in ctx.channels.items() if s.enabled
     ]
@@ -207,8 +236,16 @@ def preview(ctx: Context, fields: Mapping[str, Any], *, author: str,
         problems = [str(spec.unavailable)] if spec.unavailable is not None else list(spec.channel.validate(post))
         if post.title and len(post.title) > 500:
             problems.append(f"the title is {len(post.title)} characters; at most 500")
-        out.append(ChannelPreview(name=name, label=spec.label, type_name=spec.type_name, html=html,
-                                  problems=problems, next_slot=spec.next_slot(now, ctx.settings.zone)))  # fmt: skip
+        out.append(
+            ChannelPreview(
+                name=name,
+                label=spec.label,
+                type_name=spec.type_name,
+                html=html,
+                problems=problems,
+                next_slot=spec.next_slot(now, ctx.settings.zone),
+            )
+        )
     return out
 
 
@@ -225,7 +262,8 @@ class DiffLine:
 def changes_since_approval(session: Session, item: Item) -> tuple[int, list[DiffLine]] | None:
     """If an earlier version of ``item`` was approved, the diff from that version to the current one."""
     last = session.exec(
-        select(Review).where(Review.item_id == item.id, Review.approved == True, Review.item_version < item.version)  # noqa: E712
+        select(Review)
+        .where(Review.item_id == item.id, Review.approved == True, Review.item_version < item.version)  # noqa: E712
         .order_by(col(Review.item_version).desc())
     ).first()
     if last is None:
@@ -233,8 +271,9 @@ def changes_since_approval(session: Session, item: Item) -> tuple[int, list[Diff
     versions = {
         v.version: v
         for v in session.exec(
-            select(ItemVersion).where(ItemVersion.item_id == item.id,
-                                      col(ItemVersion.version).in_([last.item_version, item.version]))  # fmt: skip
+            select(ItemVersion).where(
+                ItemVersion.item_id == item.id, col(ItemVersion.version).in_([last.item_version, item.version])
+            )
         )
     }
     old = versions.get(last.item_version)

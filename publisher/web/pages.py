@@ -85,24 +85,31 @@ def login_form(request: Request, error: str | None = None) -> Response:
 
 
 @router.post("/login", include_in_schema=False)
-def login(request: Request, username: Annotated[str, Form()] = "", password: Annotated[str, Form()] = "",
-          csrf_token: Csrf = "", next: Annotated[str, Form()] = "") -> Response:  # fmt: skip
+def login(
+    request: Request,
+    username: Annotated[str, Form()] = "",
+    password: Annotated[str, Form()] = "",
+    csrf_token: Csrf = "",
+    next: Annotated[str, Form()] = "",
+) -> Response:
     import hmac
 
     cookie = request.cookies.get(LOGIN_CSRF_COOKIE, "")
 
     def again(code: int, error: str) -> Response:
         # the form comes back with the user name as typed (never the password)
-        return render(request, "login.html", None, code=code, login_csrf=cookie, error=error, next=next,
-                      username=username)  # fmt: skip
+        return render(
+            request, "login.html", None, code=code, login_csrf=cookie, error=error, next=next, username=username
+        )
 
     if not cookie or not hmac.compare_digest(cookie.encode(), csrf_token.encode()):
         return again(403, "forbidden")
     app = _app(request)
     try:
         with app.session() as s:
-            user = accounts.authenticate(s, name=username.strip(), password=password, address=client_address(request),
-                                         web=app.settings.web)  # fmt: skip
+            user = accounts.authenticate(
+                s, name=username.strip(), password=password, address=client_address(request), web=app.settings.web
+            )
             token = accounts.start_session(s, user, app.settings.web) if user else None
     except accounts.TooManyAttempts:
         return again(429, "throttled")
@@ -130,8 +137,9 @@ def logout(request: Request, csrf_token: Csrf = "") -> Response:
 def home(request: Request) -> Response:
     c = need(request, EVERYONE)
     role = c.user.role
-    target = {Role.VIEWER: "/dashboard", Role.DEPARTMENT_HEAD: "/review",
-              Role.CONFIDENTIALITY_REVIEWER: "/review"}.get(role, "/items")  # fmt: skip
+    target = {Role.VIEWER: "/dashboard", Role.DEPARTMENT_HEAD: "/review", Role.CONFIDENTIALITY_REVIEWER: "/review"}.get(
+        role, "/items"
+    )
     return RedirectResponse(target, status_code=303)
 
 
@@ -158,9 +166,18 @@ def items_list(request: Request, status: str | None = None, q: str = "") -> Resp
                 match = sa.or_(match, Item.id == int(number))
             query = query.where(match)
         items = list(s.exec(query))
-    return render(request, "items.html", c, items=items[:ITEMS_SHOWN], more=len(items) > ITEMS_SHOWN,
-                  shown=ITEMS_SHOWN, filter_status=status, query=q, statuses=list(ItemStatus),
-                  channel_labels=channel_labels(_app(request)))  # fmt: skip
+    return render(
+        request,
+        "items.html",
+        c,
+        items=items[:ITEMS_SHOWN],
+        more=len(items) > ITEMS_SHOWN,
+        shown=ITEMS_SHOWN,
+        filter_status=status,
+        query=q,
+        statuses=list(ItemStatus),
+        channel_labels=channel_labels(_app(request)),
+    )
 
 
 def _compose_ctx(request: Request, c: accounts.Caller, item: Item | None, values: dict) -> dict:  # type: ignore[type-arg]
@@ -183,12 +200,16 @@ def _compose_ctx(request: Request, c: accounts.Caller, item: Item | None, values
 
 def _values_from_item(item: Item, tz) -> dict:  # type: ignore[no-untyped-def,type-arg]
     return {
-        "title": item.title, "body_markdown": item.body_markdown, "summary": item.summary,
-        "category": item.category, "department": item.department,
-        "checklist_item": checklist_label(item.checklist_item), "channels": list(item.channels),
+        "title": item.title,
+        "body_markdown": item.body_markdown,
+        "summary": item.summary,
+        "category": item.category,
+        "department": item.department,
+        "checklist_item": checklist_label(item.checklist_item),
+        "channels": list(item.channels),
         "publish_at": item.publish_at.astimezone(tz).strftime("%Y-%m-%dT%H:%M") if item.publish_at else "",
         "when": "at" if item.publish_at else "none",
-    }  # fmt: skip
+    }
 
 
 @router.get("/items/new", include_in_schema=False)
@@ -252,8 +273,11 @@ def _form_error(request: Request, exc: InvalidInput) -> str:
     t = translator(request)
     if getattr(exc, "problems", None):
         return t.error(exc)
-    return t.error(_FRONT_MATTER_HINT.sub(
-        lambda m: f": choose one in the form's {_FORM_FIELDS.get(m.group(1), m.group(1))} field", str(exc)))
+    return t.error(
+        _FRONT_MATTER_HINT.sub(
+            lambda m: f": choose one in the form's {_FORM_FIELDS.get(m.group(1), m.group(1))} field", str(exc)
+        )
+    )
 
 
 @router.post("/items/new", include_in_schema=False)
@@ -276,8 +300,14 @@ async def compose_submit(request: Request) -> Response:
     try:
         item_id = await run_in_threadpool(work)
     except InvalidInput as exc:
-        return render(request, "compose.html", c, code=422, error=_form_error(request, exc),
-                      **_compose_ctx(request, c, None, _form_values(f)))  # fmt: skip
+        return render(
+            request,
+            "compose.html",
+            c,
+            code=422,
+            error=_form_error(request, exc),
+            **_compose_ctx(request, c, None, _form_values(f)),
+        )
     return RedirectResponse(f"/items/{item_id}", status_code=303)
 
 
@@ -288,8 +318,13 @@ def edit_form(request: Request, item_id: int) -> Response:
         item = visible_item(s, c.user, item_id)
     if not can_edit(c.user, item):
         return render(request, "error.html", c, code=403, message="forbidden")
-    return render(request, "compose.html", c, error=None,
-                  **_compose_ctx(request, c, item, _values_from_item(item, viewer_zone(request))))  # fmt: skip
+    return render(
+        request,
+        "compose.html",
+        c,
+        error=None,
+        **_compose_ctx(request, c, item, _values_from_item(item, viewer_zone(request))),
+    )
 
 
 @router.post("/items/{item_id}/edit", include_in_schema=False)
@@ -307,8 +342,15 @@ async def edit_submit(request: Request, item_id: int) -> Response:
             compose.check_body_size(app.ctx, body)
             new_assets = compose.referenced_assets(app.ctx, body, compose.known_assets(s, item_id), session=s, user=me)
             body_changed = body != item.body_markdown
-            workflow.edit_item(app.ctx, s, item_id=item_id, actor=me, changes=changes,
-                               body_markdown=body if body_changed else None, new_assets=new_assets)  # fmt: skip
+            workflow.edit_item(
+                app.ctx,
+                s,
+                item_id=item_id,
+                actor=me,
+                changes=changes,
+                body_markdown=body if body_changed else None,
+                new_assets=new_assets,
+            )
             if f["action"] == "submit" and item.status == ItemStatus.DRAFT:
                 workflow.submit(app.ctx, s, item_id=item_id, actor=me)
 
@@ -317,8 +359,14 @@ async def edit_submit(request: Request, item_id: int) -> Response:
     except InvalidInput as exc:
         with app.session() as s:
             item = workflow.get_item(s, item_id)
-        return render(request, "compose.html", c, code=422, error=_form_error(request, exc),
-                      **_compose_ctx(request, c, item, _form_values(f)))  # fmt: skip
+        return render(
+            request,
+            "compose.html",
+            c,
+            code=422,
+            error=_form_error(request, exc),
+            **_compose_ctx(request, c, item, _form_values(f)),
+        )
     return RedirectResponse(f"/items/{item_id}", status_code=303)
 
 
@@ -332,22 +380,39 @@ async def preview(request: Request) -> Response:
         fields["checklist_item"] = checklist_number(f["checklist_item_raw"])
     except InvalidInput:
         fields["checklist_item"] = None
+
     def usable() -> set[str]:
         with app.session() as s:
             return compose.usable_assets(app.ctx, s, s.get(User, c.user.id), f["body_markdown"])
 
-    previews = await run_in_threadpool(compose.preview, app.ctx, fields, author=c.user.display_name or c.user.name,
-                                       usable=await run_in_threadpool(usable))  # fmt: skip
+    previews = await run_in_threadpool(
+        compose.preview,
+        app.ctx,
+        fields,
+        author=c.user.display_name or c.user.name,
+        usable=await run_in_threadpool(usable),
+    )
     for p in previews:
         p.html = media_urls(p.html)
     _, cut = compose.preview_part(f["body_markdown"])
     kb = len(f["body_markdown"].encode()) // 1000
-    return render(request, "_preview.html", c, previews=previews, title=f["title"], body=f["body_markdown"], cut=cut,
-                  cut_kb=compose.PREVIEW_MAX_BYTES // 1000, body_kb=kb)
+    return render(
+        request,
+        "_preview.html",
+        c,
+        previews=previews,
+        title=f["title"],
+        body=f["body_markdown"],
+        cut=cut,
+        cut_kb=compose.PREVIEW_MAX_BYTES // 1000,
+        body_kb=kb,
+    )
 
 
 @router.post("/upload", include_in_schema=False)
-async def upload(request: Request, file: Annotated[UploadFile | None, File()] = None, csrf_token: Annotated[str, Form()] = "") -> Response:
+async def upload(
+    request: Request, file: Annotated[UploadFile | None, File()] = None, csrf_token: Annotated[str, Form()] = ""
+) -> Response:
     c = await run_in_threadpool(need, request, WRITERS, write=True, csrf=csrf_token)
     app = _app(request)
     if file is None:
@@ -370,8 +435,10 @@ async def upload(request: Request, file: Annotated[UploadFile | None, File()] = 
     except StorageFull as exc:  # 507 Insufficient Storage: the server's disk, not the file, is the problem
         return JSONResponse({"detail": str(exc)}, status_code=507)
     alt = (file.filename or "image").rsplit(".", 1)[0].replace("]", "").replace("[", "")[:80]
-    return JSONResponse({"sha256": stored.sha256, "url": f"/media/{stored.sha256}",
-                         "markdown": f"![{alt}](asset://{stored.sha256})"}, status_code=201)  # fmt: skip
+    return JSONResponse(
+        {"sha256": stored.sha256, "url": f"/media/{stored.sha256}", "markdown": f"![{alt}](asset://{stored.sha256})"},
+        status_code=201,
+    )
 
 
 @router.get("/media/{sha}", include_in_schema=False)
@@ -415,35 +482,68 @@ def item_page(request: Request, item_id: int) -> Response:
         item = visible_item(s, c.user, item_id)
         deliveries = list(s.exec(select(Delivery).where(Delivery.item_id == item_id).order_by(Delivery.id)))
         attempts = {
-            d.id: list(s.exec(select(DeliveryAttempt).where(DeliveryAttempt.delivery_id == d.id)
-                              .order_by(DeliveryAttempt.number)))  # fmt: skip
+            d.id: list(
+                s.exec(
+                    select(DeliveryAttempt).where(DeliveryAttempt.delivery_id == d.id).order_by(DeliveryAttempt.number)
+                )
+            )
             for d in deliveries
         }
-        reviews = [(r, u.display_name or u.name)
-                   for r, u in s.exec(select(Review, User).join(User, col(User.id) == Review.reviewer_id)
-                                      .where(Review.item_id == item_id).order_by(Review.id))]  # fmt: skip
+        reviews = [
+            (r, u.display_name or u.name)
+            for r, u in s.exec(
+                select(Review, User)
+                .join(User, col(User.id) == Review.reviewer_id)
+                .where(Review.item_id == item_id)
+                .order_by(Review.id)
+            )
+        ]
         author = s.get(User, item.author_id)
         diff = compose.changes_since_approval(s, item)
         # a version records its editor's login name; people are shown by the name they go by, as in reviews
         stored = compose.versions_of(s, item_id)
-        shown = {name: display or name for name, display in s.exec(
-            select(User.name, User.display_name).where(col(User.name).in_({v.actor for v in stored})))}  # fmt: skip
+        shown = {
+            name: display or name
+            for name, display in s.exec(
+                select(User.name, User.display_name).where(col(User.name).in_({v.actor for v in stored}))
+            )
+        }
         versions = [(v, shown.get(v.actor, v.actor)) for v in stored]
         # the item's audit trail, as `publisher item show` prints it (the newest AUDIT_SHOWN rows)
-        trail = list(s.exec(select(AuditLog).where(AuditLog.entity == "item", AuditLog.entity_id == item_id)
-                            .order_by(col(AuditLog.id).desc()).limit(AUDIT_SHOWN)))[::-1]  # fmt: skip
+        trail = list(
+            s.exec(
+                select(AuditLog)
+                .where(AuditLog.entity == "item", AuditLog.entity_id == item_id)
+                .order_by(col(AuditLog.id).desc())
+                .limit(AUDIT_SHOWN)
+            )
+        )[::-1]
     level = {ItemStatus.SUBMITTED: 1, ItemStatus.DEPT_APPROVED: 2}.get(ItemStatus(item.status))
     may_review = (level == 1 and c.user.role == Role.DEPARTMENT_HEAD and c.user.department == item.department) or (
-        level == 2 and c.user.role == Role.CONFIDENTIALITY_REVIEWER)  # fmt: skip
+        level == 2 and c.user.role == Role.CONFIDENTIALITY_REVIEWER
+    )
     tz = viewer_zone(request)
     return render(
-        request, "item.html", c, item=item, deliveries=deliveries, attempts=attempts, reviews=reviews,
-        author=author, diff=diff, versions=versions, level=level, may_review=may_review and c.user.id != item.author_id,
+        request,
+        "item.html",
+        c,
+        item=item,
+        deliveries=deliveries,
+        attempts=attempts,
+        reviews=reviews,
+        author=author,
+        diff=diff,
+        versions=versions,
+        level=level,
+        may_review=may_review and c.user.id != item.author_id,
         may_edit=can_edit(c.user, item) and item.status != ItemStatus.WITHDRAWN,
-        may_manage=can_manage(c.user, item), body_html=media_urls(item.body_html),
+        may_manage=can_manage(c.user, item),
+        body_html=media_urls(item.body_html),
         publish_local=(item.publish_at or utcnow() + timedelta(hours=1)).astimezone(tz).strftime("%Y-%m-%dT%H:%M"),
-        channel_labels=channel_labels(app), trail=trail, trail_more=len(trail) == AUDIT_SHOWN,
-    )  # fmt: skip
+        channel_labels=channel_labels(app),
+        trail=trail,
+        trail_more=len(trail) == AUDIT_SHOWN,
+    )
 
 
 def _item_action(request: Request, item_id: int, fn, roles=STAFF, csrf: str = "") -> Response:  # type: ignore[no-untyped-def]
@@ -458,34 +558,52 @@ def _item_action(request: Request, item_id: int, fn, roles=STAFF, csrf: str = ""
 
 @router.post("/items/{item_id}/submit", include_in_schema=False)
 def item_submit(request: Request, item_id: int, csrf_token: Csrf = "") -> Response:
-    return _item_action(request, item_id, lambda a, s, me: workflow.submit(a.ctx, s, item_id=item_id, actor=me),
-                        WRITERS, csrf_token)  # fmt: skip
+    return _item_action(
+        request, item_id, lambda a, s, me: workflow.submit(a.ctx, s, item_id=item_id, actor=me), WRITERS, csrf_token
+    )
 
 
 @router.post("/items/{item_id}/recall", include_in_schema=False)
 def item_recall(request: Request, item_id: int, csrf_token: Csrf = "", reason: Annotated[str, Form()] = "") -> Response:
-    return _item_action(request, item_id,
-                        lambda a, s, me: workflow.recall(a.ctx, s, item_id=item_id, actor=me, reason=reason or None),
-                        WRITERS, csrf_token)  # fmt: skip
+    return _item_action(
+        request,
+        item_id,
+        lambda a, s, me: workflow.recall(a.ctx, s, item_id=item_id, actor=me, reason=reason or None),
+        WRITERS,
+        csrf_token,
+    )
 
 
 @router.post("/items/{item_id}/review", include_in_schema=False)
-def item_review(request: Request, item_id: int, csrf_token: Csrf = "", decision: Annotated[str, Form()] = "",
-                reason: Annotated[str, Form()] = "") -> Response:  # fmt: skip
+def item_review(
+    request: Request,
+    item_id: int,
+    csrf_token: Csrf = "",
+    decision: Annotated[str, Form()] = "",
+    reason: Annotated[str, Form()] = "",
+) -> Response:
     if decision not in ("approve", "reject"):
         need(request, REVIEWERS, write=True, csrf=csrf_token)
         raise InvalidInput("decision must be approve or reject")
     return _item_action(
-        request, item_id,
-        lambda a, s, me: workflow.review(a.ctx, s, item_id=item_id, actor=me, approve=decision == "approve",
-                                         reason=reason or None),
-        REVIEWERS, csrf_token,
-    )  # fmt: skip
+        request,
+        item_id,
+        lambda a, s, me: workflow.review(
+            a.ctx, s, item_id=item_id, actor=me, approve=decision == "approve", reason=reason or None
+        ),
+        REVIEWERS,
+        csrf_token,
+    )
 
 
 @router.post("/items/{item_id}/schedule", include_in_schema=False)
-def item_schedule(request: Request, item_id: int, csrf_token: Csrf = "", at: Annotated[str, Form()] = "",
-                  when: Annotated[str, Form()] = "at") -> Response:  # fmt: skip
+def item_schedule(
+    request: Request,
+    item_id: int,
+    csrf_token: Csrf = "",
+    at: Annotated[str, Form()] = "",
+    when: Annotated[str, Form()] = "at",
+) -> Response:
     tz = viewer_zone(request)
 
     def fn(a, s, me):  # type: ignore[no-untyped-def]
@@ -496,12 +614,16 @@ def item_schedule(request: Request, item_id: int, csrf_token: Csrf = "", at: Ann
 
 
 @router.post("/items/{item_id}/withdraw", include_in_schema=False)
-def item_withdraw(request: Request, item_id: int, csrf_token: Csrf = "", reason: Annotated[str, Form()] = "") -> Response:
+def item_withdraw(
+    request: Request, item_id: int, csrf_token: Csrf = "", reason: Annotated[str, Form()] = ""
+) -> Response:
     return _item_action(
-        request, item_id,
+        request,
+        item_id,
         lambda a, s, me: workflow.withdraw(a.ctx, s, item_id=item_id, actor=me.name, reason=reason or None, user=me),
-        STAFF, csrf_token,
-    )  # fmt: skip
+        STAFF,
+        csrf_token,
+    )
 
 
 @router.post("/deliveries/{delivery_id}/retry", include_in_schema=False)
@@ -558,9 +680,20 @@ def calendar(request: Request, view: str = "week", day: str | None = None) -> Re
     else:
         prev_day, next_day = anchor - step, anchor + step  # type: ignore[operator]
     grid = [[first + timedelta(days=w * 7 + d) for d in range(7)] for w in range(((last - first).days + 1) // 7)]
-    return render(request, "calendar.html", c, view=view, anchor=anchor, grid=grid, days=days,
-                  prev_day=prev_day, next_day=next_day, today=datetime.now(tz).date(),
-                  channels=app.channels, labels=channel_labels(app))  # fmt: skip
+    return render(
+        request,
+        "calendar.html",
+        c,
+        view=view,
+        anchor=anchor,
+        grid=grid,
+        days=days,
+        prev_day=prev_day,
+        next_day=next_day,
+        today=datetime.now(tz).date(),
+        channels=app.channels,
+        labels=channel_labels(app),
+    )
 
 
 @router.get("/calendar/{channel}.ics", include_in_schema=False)
@@ -569,8 +702,11 @@ def calendar_feed(request: Request, channel: str, token: str = "") -> Response:
     with app.session() as s:
         caller = accounts.token_caller(s, token, kind=accounts.FEED) if token else None
     if caller is None:  # an API token is refused too: it would give whoever reads the URL write access
-        return Response("a valid calendar-feed token is needed (make one on /tokens): /calendar/CHANNEL.ics?token=...",
-                        status_code=401, media_type="text/plain")  # fmt: skip
+        return Response(
+            "a valid calendar-feed token is needed (make one on /tokens): /calendar/CHANNEL.ics?token=...",
+            status_code=401,
+            media_type="text/plain",
+        )
     if caller.user.role not in STAFF:
         return Response("this account may not read the calendar", status_code=403, media_type="text/plain")
     spec = app.channels.get(channel)
@@ -578,11 +714,16 @@ def calendar_feed(request: Request, channel: str, token: str = "") -> Response:
         raise NotFound(f"no channel {channel!r}")
     now = utcnow()
     with app.session() as s:
-        items = calendar_view.entries(s, caller.user, now - timedelta(days=92), now + timedelta(days=366), channel=channel)
+        items = calendar_view.entries(
+            s, caller.user, now - timedelta(days=92), now + timedelta(days=366), channel=channel
+        )
     base = str(request.base_url)
     body = calendar_view.ical(channel, spec.label, items, host=request.url.hostname or "publisher", base_url=base)
-    return Response(body, media_type="text/calendar; charset=utf-8",
-                    headers={"Content-Disposition": f'inline; filename="{channel}.ics"'})  # fmt: skip
+    return Response(
+        body,
+        media_type="text/calendar; charset=utf-8",
+        headers={"Content-Disposition": f'inline; filename="{channel}.ics"'},
+    )
 
 
 # --------------------------------------------------------------------------------------- dashboard
@@ -592,8 +733,12 @@ def _period(request: Request, period: str, start: str | None, end: str | None): 
 
 
 @router.get("/dashboard", include_in_schema=False)
-def dashboard_page(request: Request, period: str = "report", start: Annotated[str | None, Query(alias="from")] = None,
-                   end: Annotated[str | None, Query(alias="to")] = None) -> Response:  # fmt: skip
+def dashboard_page(
+    request: Request,
+    period: str = "report",
+    start: Annotated[str | None, Query(alias="from")] = None,
+    end: Annotated[str | None, Query(alias="to")] = None,
+) -> Response:
     c = need(request, EVERYONE)
     app = _app(request)
     tz = app.settings.zone
@@ -607,17 +752,36 @@ def dashboard_page(request: Request, period: str = "report", start: Annotated[st
         series.setdefault(labels.get(str(r["channel"]), str(r["channel"])), {})[str(r["month"])] = int(r["published"])  # type: ignore[call-overload]
     t = translator(request)
     chart = svg.grouped_bars(months, series, title=t("chart_published")) if months else ""
-    qs = urlencode({"period": kind, "from": s.astimezone(tz).date().isoformat(),
-                    "to": (e - timedelta(seconds=1)).astimezone(tz).date().isoformat()})  # fmt: skip
-    return render(request, "dashboard.html", c, dash=dash, chart=chart, kind=kind, qs=qs,
-                  start_day=s.astimezone(tz).date(), end_day=(e - timedelta(seconds=1)).astimezone(tz).date(),
-                  labels=labels, one_second=timedelta(seconds=1))  # fmt: skip
+    qs = urlencode(
+        {
+            "period": kind,
+            "from": s.astimezone(tz).date().isoformat(),
+            "to": (e - timedelta(seconds=1)).astimezone(tz).date().isoformat(),
+        }
+    )
+    return render(
+        request,
+        "dashboard.html",
+        c,
+        dash=dash,
+        chart=chart,
+        kind=kind,
+        qs=qs,
+        start_day=s.astimezone(tz).date(),
+        end_day=(e - timedelta(seconds=1)).astimezone(tz).date(),
+        labels=labels,
+        one_second=timedelta(seconds=1),
+    )
 
 
 @router.get("/dashboard.csv", include_in_schema=False)
-def dashboard_csv(request: Request, table: str = "category", period: str = "report",
-                  start: Annotated[str | None, Query(alias="from")] = None,
-                  end: Annotated[str | None, Query(alias="to")] = None) -> Response:  # fmt: skip
+def dashboard_csv(
+    request: Request,
+    table: str = "category",
+    period: str = "report",
+    start: Annotated[str | None, Query(alias="from")] = None,
+    end: Annotated[str | None, Query(alias="to")] = None,
+) -> Response:
     c = need(request, EVERYONE)
     if table not in dashboard.TABLES:
         raise InvalidInput(f"unknown table {table!r}; one of {', '.join(dashboard.TABLES)}")
@@ -626,16 +790,24 @@ def dashboard_csv(request: Request, table: str = "category", period: str = "repo
     columns = dashboard.FAILURE_COLUMNS if table == "failures" else ()  # an empty list still has its header
     body = "\ufeff" + dashboard.to_csv(dash.table(table), columns)  # BOM: Excel then reads the Chinese as UTF-8
     name = f"{table}-{s.date().isoformat()}-{kind}.csv"
-    return Response(body, media_type="text/csv; charset=utf-8",
-                    headers={"Content-Disposition": f"attachment; filename=\"{name}\""})  # fmt: skip
+    return Response(
+        body, media_type="text/csv; charset=utf-8", headers={"Content-Disposition": f'attachment; filename="{name}"'}
+    )
 
 
 # ------------------------------------------------------------------------------------------ tokens
-def _tokens(request: Request, c: Any, s: Any, *, new_token: str | None = None, new_feed: str | None = None
-            ) -> Response:
+def _tokens(request: Request, c: Any, s: Any, *, new_token: str | None = None, new_feed: str | None = None) -> Response:
     """The tokens page; a token just made is shown once (``no-store``: never kept by a cache)."""
-    r = render(request, "tokens.html", c, tokens=accounts.tokens_of(s, c.user), new_token=new_token,
-               feed=accounts.feed_token_of(s, c.user), new_feed=new_feed, channels=list(_app(request).channels))
+    r = render(
+        request,
+        "tokens.html",
+        c,
+        tokens=accounts.tokens_of(s, c.user),
+        new_token=new_token,
+        feed=accounts.feed_token_of(s, c.user),
+        new_feed=new_feed,
+        channels=list(_app(request).channels),
+    )
     r.headers["Cache-Control"] = "no-store"
     return r
 
@@ -682,18 +854,33 @@ def admin_users(request: Request) -> Response:
 
 
 @router.post("/admin/users", include_in_schema=False)
-def admin_users_add(request: Request, csrf_token: Csrf = "", name: Annotated[str, Form()] = "", role: Annotated[str, Form()] = "",
-                    password: Annotated[str, Form()] = "", department: Annotated[str, Form()] = "",
-                    display_name: Annotated[str, Form()] = "") -> Response:  # fmt: skip
+def admin_users_add(
+    request: Request,
+    csrf_token: Csrf = "",
+    name: Annotated[str, Form()] = "",
+    role: Annotated[str, Form()] = "",
+    password: Annotated[str, Form()] = "",
+    department: Annotated[str, Form()] = "",
+    display_name: Annotated[str, Form()] = "",
+) -> Response:
     c = need(request, ADMINS, write=True, csrf=csrf_token)
     with _app(request).session() as s:
-        workflow.add_user(s, name=name.strip(), role=role, department=department or None, display_name=display_name,
-                          actor=c.user.name, password_hash=accounts.hash_password(password))  # fmt: skip
+        workflow.add_user(
+            s,
+            name=name.strip(),
+            role=role,
+            department=department or None,
+            display_name=display_name,
+            actor=c.user.name,
+            password_hash=accounts.hash_password(password),
+        )
     return RedirectResponse("/admin/users", status_code=303)
 
 
 @router.post("/admin/users/{name}/password", include_in_schema=False)
-def admin_users_password(request: Request, name: str, csrf_token: Csrf = "", password: Annotated[str, Form()] = "") -> Response:
+def admin_users_password(
+    request: Request, name: str, csrf_token: Csrf = "", password: Annotated[str, Form()] = ""
+) -> Response:
     c = need(request, ADMINS, write=True, csrf=csrf_token)
     with _app(request).session() as s:
         accounts.set_password(s, name=name, password=password, actor=c.user.name)
@@ -705,10 +892,15 @@ def admin_channels(request: Request) -> Response:
     c = need(request, ADMINS)
     app = _app(request)
     with app.session() as s:
-        counts = dict(s.exec(select(Delivery.channel, sa.func.count())
-                             .where(col(Delivery.status).in_([DeliveryStatus.PENDING, DeliveryStatus.FAILED,
-                                                              DeliveryStatus.WAITING]))
-                             .group_by(Delivery.channel)).all())  # fmt: skip
+        counts = dict(
+            s.exec(
+                select(Delivery.channel, sa.func.count())
+                .where(
+                    col(Delivery.status).in_([DeliveryStatus.PENDING, DeliveryStatus.FAILED, DeliveryStatus.WAITING])
+                )
+                .group_by(Delivery.channel)
+            ).all()
+        )
     t = translator(request)
     now = utcnow()
     rows = [(n, sp, t.dt(sp.next_slot(now, app.settings.zone)), counts.get(n, 0)) for n, sp in app.channels.items()]
@@ -716,8 +908,10 @@ def admin_channels(request: Request) -> Response:
 
 
 def login_redirect(request: Request) -> RedirectResponse:
-    return RedirectResponse("/login?next=" + quote(request.url.path + (f"?{request.url.query}" if request.url.query else "")),
-                            status_code=303)  # fmt: skip
+    return RedirectResponse(
+        "/login?next=" + quote(request.url.path + (f"?{request.url.query}" if request.url.query else "")),
+        status_code=303,
+    )
 
 
 __all__ = ["router", "login_redirect", "optional_caller"]

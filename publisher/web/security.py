@@ -32,14 +32,20 @@ REVIEWERS = frozenset({Role.DEPARTMENT_HEAD, Role.CONFIDENTIALITY_REVIEWER})
 STAFF = frozenset({Role.EDITOR, Role.DEPARTMENT_HEAD, Role.CONFIDENTIALITY_REVIEWER, Role.ADMIN})
 ADMINS = frozenset({Role.ADMIN})
 
-CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; object-src 'none'; "
-       "base-uri 'none'; frame-ancestors 'none'; form-action 'self'")  # fmt: skip
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; object-src 'none'; "
+    "base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
+)
 # the generated website may carry its own inline styles and remote images; still no inline script
-SITE_CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: https:; "
-            "object-src 'none'; base-uri 'none'; frame-ancestors 'self'")  # fmt: skip
+SITE_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: https:; "
+    "object-src 'none'; base-uri 'none'; frame-ancestors 'self'"
+)
 # the OpenAPI page: the package's own Swagger UI (publisher/web/static/swagger-ui); it sets inline styles
-DOCS_CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
-            "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'")  # fmt: skip
+DOCS_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+    "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
+)
 
 
 class LoginRequired(Exception):
@@ -68,8 +74,11 @@ def optional_caller(request: Request) -> Caller | None:
     return _lookup(request)
 
 
-_BEARER = HTTPBearer(auto_error=False, scheme_name="bearer",
-                     description="an API token from /tokens (pub_…); a browser session with X-CSRF-Token works too")
+_BEARER = HTTPBearer(
+    auto_error=False,
+    scheme_name="bearer",
+    description="an API token from /tokens (pub_…); a browser session with X-CSRF-Token works too",
+)
 
 
 def logged_in(request: Request, _: Annotated[HTTPAuthorizationCredentials | None, Security(_BEARER)] = None) -> None:
@@ -176,10 +185,19 @@ async def _plain(send: Send, status: int, text: str, path: str = "") -> None:
     if path.startswith("/api/"):
         kind, text = b"application/json", json.dumps({"detail": text})
     body = text.encode()
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", kind),
-                            (b"content-length", str(len(body)).encode()), (b"cache-control", b"no-store"),
-                            (b"content-security-policy", CSP.encode()), (b"connection", b"close")]})  # fmt: skip
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", kind),
+                (b"content-length", str(len(body)).encode()),
+                (b"cache-control", b"no-store"),
+                (b"content-security-policy", CSP.encode()),
+                (b"connection", b"close"),
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": body})
 
 

@@ -7,8 +7,9 @@ from html import escape
 PALETTE = ("#1f5fa8", "#c0392b", "#27ae60", "#8e44ad", "#d68910", "#16a085", "#7f8c8d", "#2c3e50")
 
 
-def grouped_bars(groups: list[str], series: dict[str, dict[str, int]], *, title: str, width: int = 760,
-                 height: int = 260) -> str:  # fmt: skip
+def grouped_bars(
+    groups: list[str], series: dict[str, dict[str, int]], *, title: str, width: int = 760, height: int = 260
+) -> str:
     """``series[name][group] = value``: one colour per series, bars side by side within each group."""
     names = list(series)
     # the legend flows into as many rows as it needs: an office has a dozen channels, and a fixed
@@ -28,9 +29,11 @@ def grouped_bars(groups: list[str], series: dict[str, dict[str, int]], *, title:
     plot_w, plot_h = width - left - pad, height - bottom - 30
     gw = plot_w / max(len(groups), 1)
     bw = min(48.0, max(2.0, (gw - 8) / max(len(names), 1)))
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" viewBox="0 0 {width} {height + extra}" '
-           f'role="img" aria-label="{escape(title)}">',
-           f'<text x="{left}" y="16" class="chart-title">{escape(title)}</text>']  # fmt: skip
+    out = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" viewBox="0 0 {width} {height + extra}" '
+        f'role="img" aria-label="{escape(title)}">',
+        f'<text x="{left}" y="16" class="chart-title">{escape(title)}</text>',
+    ]
     for k in range(5):
         v = top * k / 4
         y = 30 + plot_h - plot_h * k / 4
@@ -41,11 +44,15 @@ def grouped_bars(groups: list[str], series: dict[str, dict[str, int]], *, title:
         for si, n in enumerate(names):
             v = series[n].get(g, 0)
             h = plot_h * v / top
-            out.append(f'<rect x="{x0 + si * bw:.1f}" y="{30 + plot_h - h:.1f}" width="{bw - 1:.1f}" height="{h:.1f}" '
-                       f'fill="{PALETTE[si % len(PALETTE)]}"><title>{escape(n)} {escape(g)}: {v:,}</title></rect>')  # fmt: skip
+            out.append(
+                f'<rect x="{x0 + si * bw:.1f}" y="{30 + plot_h - h:.1f}" width="{bw - 1:.1f}" height="{h:.1f}" '
+                f'fill="{PALETTE[si % len(PALETTE)]}"><title>{escape(n)} {escape(g)}: {v:,}</title></rect>'
+            )
         if len(groups) <= 16 or gi % max(1, len(groups) // 12) == 0:
-            out.append(f'<text x="{left + gi * gw + gw / 2:.1f}" y="{height - bottom + 22}" text-anchor="middle" '
-                       f'class="axis">{escape(g)}</text>')  # fmt: skip
+            out.append(
+                f'<text x="{left + gi * gw + gw / 2:.1f}" y="{height - bottom + 22}" text-anchor="middle" '
+                f'class="axis">{escape(g)}</text>'
+            )
     for si, n in enumerate(names):
         x, y = left + legend[si][0], height - 12 + 16 * legend[si][1]
         out.append(f'<rect x="{x:.1f}" y="{y}" width="10" height="10" fill="{PALETTE[si % len(PALETTE)]}"/>')

@@ -35,6 +35,4 @@ def make_harness(tmp_path) -> Harness:
     sandbox = SmtpSandbox(users={USER: PASSWORD}, security="starttls")
     sandbox.start()
     channel = make_channel(tmp_path, sandbox)
-    return Harness(
-        channel=channel, live_count=sandbox.live_count, inject=sandbox.fail_next, close=sandbox.stop
-    )
+    return Harness(channel=channel, live_count=sandbox.live_count, inject=sandbox.fail_next, close=sandbox.stop)

@@ -35,6 +35,4 @@ def make_harness(tmp_path) -> Harness:
         channel.close()
         sink.stop()
 
-    return Harness(
-        channel=channel, live_count=sink.live_count, inject=inject, close=close, remote_text=remote_text
-    )
+    return Harness(channel=channel, live_count=sink.live_count, inject=inject, close=close, remote_text=remote_text)

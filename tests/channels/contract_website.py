@@ -15,9 +15,7 @@ from tests.channels.harness import Harness
 
 
 def make_harness(tmp_path) -> Harness:
-    channel = WebsiteChannel(
-        "website", WebsiteConfig(base_url="https://xxgk.example.edu.cn/"), make_env(tmp_path)
-    )
+    channel = WebsiteChannel("website", WebsiteConfig(base_url="https://xxgk.example.edu.cn/"), make_env(tmp_path))
 
     def inject(kind: str) -> None:
         channel.inject_os_error({"transient": errno.ENOSPC, "permanent": errno.EACCES}[kind])
@@ -26,6 +24,4 @@ def make_harness(tmp_path) -> Harness:
         page = channel.folder / site_page_path(int(remote_id))
         return page.read_text("utf-8") if page.is_file() else ""
 
-    return Harness(
-        channel=channel, live_count=lambda: len(channel.manifest()), inject=inject, remote_text=remote_text
-    )
+    return Harness(channel=channel, live_count=lambda: len(channel.manifest()), inject=inject, remote_text=remote_text)

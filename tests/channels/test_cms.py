@@ -44,11 +44,7 @@ def test_unmapped_category_is_created_once_when_allowed(tmp_path, wp):
     b = ch.publish(make_post(2, category="规章制度"), make_ctx(2))
     created = [e for e in wp.ledger if e["action"] == "category"]
     assert len(created) == 1
-    assert (
-        wp.posts[int(a.remote_id)]["categories"]
-        == wp.posts[int(b.remote_id)]["categories"]
-        == [created[0]["id"]]
-    )
+    assert wp.posts[int(a.remote_id)]["categories"] == wp.posts[int(b.remote_id)]["categories"] == [created[0]["id"]]
 
 
 @pytest.mark.parametrize(("mode", "expected"), [("draft", "draft"), ("trash", "trash"), ("delete", None)])
@@ -160,10 +156,24 @@ def test_sandbox_draws_faults_at_a_rate_and_is_steered_over_http(tmp_path):
     import requests
 
     proc = subprocess.Popen(
-        [sys.executable, "-m", "channels.sandbox.wordpress", "--port", "0", "--app-password", APP_PASSWORD,
-         "--fault-rate", "0.5", "--fault-mix", "transient,http500", "--seed", "3"],
-        stdout=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "channels.sandbox.wordpress",
+            "--port",
+            "0",
+            "--app-password",
+            APP_PASSWORD,
+            "--fault-rate",
+            "0.5",
+            "--fault-mix",
+            "transient,http500",
+            "--seed",
+            "3",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         base = re.search(r"(http://\S+)", proc.stdout.readline()).group(1)
         auth = ("editor", APP_PASSWORD)
@@ -173,7 +183,10 @@ def test_sandbox_draws_faults_at_a_rate_and_is_steered_over_http(tmp_path):
         ]
         snap = requests.get(f"{base}/__sandbox__/ledger", timeout=10).json()
         assert 25 <= codes.count(201) <= 75, codes
-        assert snap["faults"] == {"checked": 100, "served": {"transient": codes.count(503), "http500": codes.count(500)}}
+        assert snap["faults"] == {
+            "checked": 100,
+            "served": {"transient": codes.count(503), "http500": codes.count(500)},
+        }
         assert len(snap["posts"]) == codes.count(201) == len(snap["ledger"])
         r = requests.post(f"{base}/__sandbox__/config", json={"fault_rate": 0}, timeout=10)
         assert r.json() == {"ok": True}
@@ -198,8 +211,14 @@ def test_put_back_after_a_take_down_publishes_a_new_post_even_when_its_answer_is
 
     monkeypatch.setenv(PASSWORD_ENV, APP_PASSWORD)
     wp.hang_seconds = 1.0
-    cms = {"type": "cms", "base_url": wp.base_url, "username": "editor", "password_env": PASSWORD_ENV,
-           "categories": {"公告公示": 1}, "timeout": 0.5}  # fmt: skip
+    cms = {
+        "type": "cms",
+        "base_url": wp.base_url,
+        "username": "editor",
+        "password_env": PASSWORD_ENV,
+        "categories": {"公告公示": 1},
+        "timeout": 0.5,
+    }
     app = make_app(channels={"mem": {"type": "memory"}, "cms": cms})
     item = approved_item(app, channels=["mem", "cms"])
     assert run_once(app) == {"done": 2}

@@ -58,9 +58,7 @@ def test_attachments_are_attached(tmp_path, smtp):
     pdf.write_bytes(b"%PDF-1.4 fake")
     from publisher.channel import Asset
 
-    att = Asset(
-        sha256="b" * 64, path=pdf, filename="报名表.pdf", content_type="application/pdf", role="attachment"
-    )
+    att = Asset(sha256="b" * 64, path=pdf, filename="报名表.pdf", content_type="application/pdf", role="attachment")
     ch.publish(make_post(1, assets=(att,)), make_ctx(1))
     msg = smtp.messages[0]["message"]
     assert msg.get_content_type() == "multipart/mixed"
@@ -147,9 +145,7 @@ def test_config_checks_the_lists():
     base = {"host": "smtp.example.edu.cn", "sender": "x@example.edu.cn"}
     with pytest.raises(ConfigError, match="to_list"):
         validate_channel_config(EmailChannel, "mail", {**base, "lists": {"staff": ["a@b.c"]}})
-    cfg = validate_channel_config(
-        EmailChannel, "mail", {**base, "lists": {"staff": ["a@b.c"]}, "to_list": "staff"}
-    )
+    cfg = validate_channel_config(EmailChannel, "mail", {**base, "lists": {"staff": ["a@b.c"]}, "to_list": "staff"})
     assert cfg.port == 587 and cfg.security == "starttls"
 
 

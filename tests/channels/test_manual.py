@@ -47,9 +47,7 @@ def test_recorded_url_publishes(tmp_path):
     ch = channel(tmp_path)
     ctx = make_ctx(1)
     ch.publish(make_post(), ctx)
-    ctx.save_state(
-        **recorded_state(url=" https://www.qqhr.gov.cn/news/123.html ", by="王老师", at=datetime.now(UTC))
-    )
+    ctx.save_state(**recorded_state(url=" https://www.qqhr.gov.cn/news/123.html ", by="王老师", at=datetime.now(UTC)))
     out = ch.publish(make_post(), ctx)
     assert out == Published(url="https://www.qqhr.gov.cn/news/123.html", remote_id=None)
 
@@ -134,8 +132,7 @@ def test_copy_kit(tmp_path):
     asset = Asset(sha256=sha, path=img, filename="校园.png", content_type="image/png")
     post = make_post(
         7,
-        body_html=f'<p>第一段。</p><p><img src="asset://{sha}" alt="校园"></p>'
-        + "<ul><li>甲</li><li>乙</li></ul>",
+        body_html=f'<p>第一段。</p><p><img src="asset://{sha}" alt="校园"></p>' + "<ul><li>甲</li><li>乙</li></ul>",
         assets=(asset,),
         publish_at=datetime(2026, 11, 20, 17, 0, tzinfo=UTC),
     )

@@ -439,8 +439,16 @@ def test_environment_proxy_settings_are_honoured(make_channel, sink, monkeypatch
     """The channel reads HTTP_PROXY / NO_PROXY once when it is built (not per request), as requests would."""
     proxy = _RecordingProxy()
     try:
-        for name in ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy",
-                     "NO_PROXY", "no_proxy"):
+        for name in (
+            "HTTP_PROXY",
+            "http_proxy",
+            "HTTPS_PROXY",
+            "https_proxy",
+            "ALL_PROXY",
+            "all_proxy",
+            "NO_PROXY",
+            "no_proxy",
+        ):
             monkeypatch.delenv(name, raising=False)
         monkeypatch.setenv("HTTP_PROXY", proxy.url)
         if no_proxy:

@@ -41,9 +41,7 @@ SITEMAP = "{http://www.sitemaps.org/schemas/sitemap/0.9}"
 
 @pytest.fixture
 def channel(tmp_path):
-    return WebsiteChannel(
-        "website", WebsiteConfig(title="示例大学信息公开网", base_url=BASE), make_env(tmp_path)
-    )
+    return WebsiteChannel("website", WebsiteConfig(title="示例大学信息公开网", base_url=BASE), make_env(tmp_path))
 
 
 def site(ch: WebsiteChannel) -> Path:
@@ -303,9 +301,7 @@ class _Scanner(HTMLParser):
             value = (value or "").strip().lower()
             if name.startswith("on"):
                 self.found.append(f"{tag} {name}=")
-            if name in ("href", "src", "action", "style") and (
-                "javascript:" in value or value.startswith("data:text")
-            ):
+            if name in ("href", "src", "action", "style") and ("javascript:" in value or value.startswith("data:text")):
                 self.found.append(f"{tag} {name}={value}")
 
 
@@ -318,9 +314,7 @@ def _active_content(html: str) -> list[str]:
 # ------------------------------------------------------------------------------------------ images
 def test_images_are_upright_resized_and_stripped(tmp_path):
     ch = WebsiteChannel("website", WebsiteConfig(base_url=BASE, image_max_width=800), make_env(tmp_path))
-    rotated = asset_from(
-        jpeg_with_exif(tmp_path / "rotated.jpg", size=(1600, 400), orientation=6), "image/jpeg"
-    )
+    rotated = asset_from(jpeg_with_exif(tmp_path / "rotated.jpg", size=(1600, 400), orientation=6), "image/jpeg")
     wide = asset_from(jpeg_with_exif(tmp_path / "wide.jpg", size=(2400, 600), orientation=1), "image/jpeg")
     info = PngInfo()
     info.add_text("Author", "张三 13800000000")
@@ -383,9 +377,7 @@ def test_eight_threads_keep_one_consistent_manifest(tmp_path):
     for t in threads:
         t.join()
     assert not errors
-    _assert_consistent(
-        WebsiteChannel("website", WebsiteConfig(base_url=BASE), env), set(range(1, 41)) | {100}
-    )
+    _assert_consistent(WebsiteChannel("website", WebsiteConfig(base_url=BASE), env), set(range(1, 41)) | {100})
 
 
 WORKER = """

@@ -199,9 +199,9 @@ def test_bad_input_is_refused_at_review_time_and_nothing_is_sent(sandbox, tmp_pa
     assert "huge.jpg is 30 MB" in text
     assert "anim.gif is animated" in text
 
-    assert (
-        ch.validate(make_post(1, body_html=f'<p><img src="{cmyk.ref}"></p>', assets=(cover, cmyk))) == []
-    ), "a CMYK TIFF is converted, not refused"
+    assert ch.validate(make_post(1, body_html=f'<p><img src="{cmyk.ref}"></p>', assets=(cover, cmyk))) == [], (
+        "a CMYK TIFF is converted, not refused"
+    )
     assert any("cover image is required" in p for p in ch.validate(make_post(1)))
     assert any("100 characters" in p for p in ch.validate(make_post(1, title="标" * 100, assets=(cover,))))
     long_body = "<p>" + "字" * 50_000 + "</p>"
@@ -219,20 +219,11 @@ def test_bad_input_is_refused_at_review_time_and_nothing_is_sent(sandbox, tmp_pa
     ):
         problems = ch.validate(make_post(1, body_html=f'<p><a href="{href}">内网</a></p>', assets=(cover,)))
         assert len(problems) == 1 and href in problems[0] and "campus network" in problems[0], href
-    assert (
-        ch.validate(
-            make_post(1, body_html='<p><a href="https://www.gov.cn/">政府网</a></p>', assets=(cover,))
-        )
-        == []
-    )
+    assert ch.validate(make_post(1, body_html='<p><a href="https://www.gov.cn/">政府网</a></p>', assets=(cover,))) == []
     school = make_channel(sandbox, tmp_path, intranet_domains=["oa.example.edu.cn"])
-    bad = school.validate(
-        make_post(1, body_html='<p><a href="//oa.example.edu.cn/n/1">OA</a></p>', assets=(cover,))
-    )
+    bad = school.validate(make_post(1, body_html='<p><a href="//oa.example.edu.cn/n/1">OA</a></p>', assets=(cover,)))
     assert len(bad) == 1 and "intranet host oa.example.edu.cn" in bad[0]
-    ext = ch.validate(
-        make_post(1, body_html='<p><img src="https://img.example.com/a.jpg"></p>', assets=(cover,))
-    )
+    ext = ch.validate(make_post(1, body_html='<p><img src="https://img.example.com/a.jpg"></p>', assets=(cover,)))
     assert any("hosted elsewhere" in p for p in ext)
 
     with pytest.raises(PermanentChannelError, match="title is 100 characters"):
@@ -243,9 +234,7 @@ def test_bad_input_is_refused_at_review_time_and_nothing_is_sent(sandbox, tmp_pa
 def test_missing_secret_names_the_variable(sandbox, tmp_path):
     from channels.wechat import WeChatConfig
 
-    cfg = WeChatConfig(
-        appid=sandbox.appid, secret_env="PUBLISHER_TEST_UNSET_SECRET", api_base=sandbox.base_url
-    )
+    cfg = WeChatConfig(appid=sandbox.appid, secret_env="PUBLISHER_TEST_UNSET_SECRET", api_base=sandbox.base_url)
     with pytest.raises(ConfigError, match="PUBLISHER_TEST_UNSET_SECRET"):
         WeChatChannel("wechat", cfg, make_env(tmp_path))
 
@@ -508,9 +497,7 @@ def test_publish_outcome_from_signed_callback(sandbox, tmp_path, assets, mode):
         assert cb.replies == [200]
         out = ch.publish(post, ctx)
         assert isinstance(out, Published)
-        assert sandbox.ledger()["calls"].get("/cgi-bin/freepublish/get", 0) == 0, (
-            "the callback spared the poll"
-        )
+        assert sandbox.ledger()["calls"].get("/cgi-bin/freepublish/get", 0) == 0, "the callback spared the poll"
         assert out.url == sandbox.ledger()["articles"][0]["url"]
     finally:
         cb.stop()
@@ -522,13 +509,9 @@ def test_callback_signature_checks(sandbox, tmp_path):
     ch = make_channel(sandbox, tmp_path)
     ts, nonce = str(int(time.time())), "12345"
     sig = hashlib.sha1("".join(sorted([CALLBACK_TOKEN, ts, nonce])).encode()).hexdigest()
-    ok = ch.handle_callback(
-        "GET", {"signature": sig, "timestamp": ts, "nonce": nonce, "echostr": "e42"}, {}, b""
-    )
+    ok = ch.handle_callback("GET", {"signature": sig, "timestamp": ts, "nonce": nonce, "echostr": "e42"}, {}, b"")
     assert ok.status == 200 and ok.body == b"e42"
-    bad = ch.handle_callback(
-        "GET", {"signature": "0" * 40, "timestamp": ts, "nonce": nonce, "echostr": "e"}, {}, b""
-    )
+    bad = ch.handle_callback("GET", {"signature": "0" * 40, "timestamp": ts, "nonce": nonce, "echostr": "e"}, {}, b"")
     assert bad.status == 403
     xml = (
         b"<xml><MsgType>event</MsgType><Event>PUBLISHJOBFINISH</Event><PublishEventInfo>"
@@ -542,10 +525,7 @@ def test_callback_signature_checks(sandbox, tmp_path):
     assert good.status == 200 and ch._event("99")["article_id"] == "A1"
     # the same signed query replayed with another body is not processed again
     evil = xml.replace(b"<article_id>A1</article_id>", b"<article_id>EVIL</article_id>")
-    assert (
-        ch.handle_callback("POST", {"signature": sig, "timestamp": ts, "nonce": nonce}, {}, evil).status
-        == 200
-    )
+    assert ch.handle_callback("POST", {"signature": sig, "timestamp": ts, "nonce": nonce}, {}, evil).status == 200
     assert ch._event("99")["article_id"] == "A1"
     # an old timestamp is refused even with a right signature
     old_ts = str(int(time.time()) - 3600)
@@ -637,16 +617,13 @@ def test_sandbox_follows_the_documentation(sandbox):
     yesterday = (datetime.now(BEIJING).date() - timedelta(days=1)).isoformat()
     today = datetime.now(BEIJING).date().isoformat()
     two_days = (datetime.now(BEIJING).date() - timedelta(days=2)).isoformat()
-    assert (
-        post("/datacube/getarticlesummary", {"begin_date": two_days, "end_date": yesterday})["errcode"]
-        == 61501
-    )
+    assert post("/datacube/getarticlesummary", {"begin_date": two_days, "end_date": yesterday})["errcode"] == 61501
     assert post("/datacube/getarticlesummary", {"begin_date": today, "end_date": today})["errcode"] == 61501
     assert "list" in post("/datacube/getusersummary", {"begin_date": two_days, "end_date": yesterday})
     assert (
-        post(
-            "/cgi-bin/draft/add", {"articles": [{"title": "t" * 33, "content": "x", "thumb_media_id": "m"}]}
-        )["errcode"]
+        post("/cgi-bin/draft/add", {"articles": [{"title": "t" * 33, "content": "x", "thumb_media_id": "m"}]})[
+            "errcode"
+        ]
         == 45003
     )
     r = requests.post(
@@ -681,9 +658,7 @@ def test_sandbox_runs_as_a_process_and_is_steered_over_http(tmp_path):
     try:
         line = proc.stdout.readline()
         base = re.search(r"on (http://\S+)", line).group(1)
-        assert requests.post(f"{base}/__sandbox__/faults", json={"kind": "quota_daily"}).json() == {
-            "ok": True
-        }
+        assert requests.post(f"{base}/__sandbox__/faults", json={"kind": "quota_daily"}).json() == {"ok": True}
         tok = requests.get(
             f"{base}/cgi-bin/token",
             params={
@@ -848,9 +823,7 @@ def test_worker_killed_between_submit_and_its_answer_never_publishes_twice(sandb
     state_file = tmp_path / "state.json"
     deadline = time.monotonic() + 20
     try:
-        while not (
-            sandbox.ledger()["jobs"] and json.loads(state_file.read_text()).get("step") == "submitting"
-        ):
+        while not (sandbox.ledger()["jobs"] and json.loads(state_file.read_text()).get("step") == "submitting"):
             assert proc.poll() is None and time.monotonic() < deadline, "the worker never reached submit"
             time.sleep(0.05)
     finally:
@@ -888,8 +861,14 @@ def test_put_back_after_a_take_down_publishes_a_new_article(make_app, sandbox, t
     from tests.test_dispatch import approved_item, deliveries, run_once
     from tests.test_withdraw_in_flight import _approve, _edit
 
-    wx = {"type": "wechat", "appid": sandbox.appid, "secret_env": SECRET_ENV, "api_base": sandbox.base_url,
-          "poll_intervals": [0.2, 0.3], "default_cover": str(assets[0].path)}  # fmt: skip
+    wx = {
+        "type": "wechat",
+        "appid": sandbox.appid,
+        "secret_env": SECRET_ENV,
+        "api_base": sandbox.base_url,
+        "poll_intervals": [0.2, 0.3],
+        "default_cover": str(assets[0].path),
+    }
     make_channel(sandbox, tmp_path)  # sets the secret's environment variable
     app = make_app(channels={"mem": {"type": "memory"}, "wechat": wx})
     item = approved_item(app, channels=["mem", "wechat"])

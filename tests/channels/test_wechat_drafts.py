@@ -10,6 +10,7 @@ publishes once and leaves nothing of its own in the box.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 
@@ -213,8 +214,11 @@ def test_draft_at_a_page_boundary_is_found_while_the_box_shifts(sandbox, tmp_pat
         if not pages:  # between the first and second page, other workers' drafts leave the box
             tok = ch.client.access_token
             for it in res["item"][:3]:
-                requests.post(f"{sandbox.base_url}/cgi-bin/draft/delete", params={"access_token": tok},
-                              data=json.dumps({"media_id": it["media_id"]}))  # fmt: skip
+                requests.post(
+                    f"{sandbox.base_url}/cgi-bin/draft/delete",
+                    params={"access_token": tok},
+                    data=json.dumps({"media_id": it["media_id"]}),
+                )
         pages.append(offset)
         return res
 
@@ -289,10 +293,8 @@ def test_any_faults_leave_one_article_and_no_draft_of_ours(sandbox, tmp_path, co
                 others = set()
                 for i in range(100, 100 + crowd):
                     c = make_ctx(i)
-                    try:
+                    with contextlib.suppress(ChannelError):
                         ch.publish(make_post(i, assets=(cover,)), c)
-                    except ChannelError:
-                        pass
                     if c.state.get("draft_media_id"):
                         others.add(c.state["draft_media_id"])
     assert isinstance(out, Published)
@@ -325,8 +327,11 @@ def test_worker_killed_waiting_for_the_draft_add_answer_then_a_busy_box(sandbox,
     state_file = tmp_path / "state.json"
     deadline = time.monotonic() + 20
     try:
-        while not (sandbox.ledger()["drafts"] and state_file.exists()
-                   and json.loads(state_file.read_text()).get("step") == "drafting"):  # fmt: skip
+        while not (
+            sandbox.ledger()["drafts"]
+            and state_file.exists()
+            and json.loads(state_file.read_text()).get("step") == "drafting"
+        ):
             assert proc.poll() is None and time.monotonic() < deadline, "the worker never sent draft/add"
             time.sleep(0.05)
     finally:
@@ -368,9 +373,7 @@ def test_unconfirmed_submit_of_a_known_draft_is_found_after_the_cached_thumb_cha
     assert led["articles"][0]["thumb_media_id"] == drafted_thumb == ctx.state["thumb_media_id"]
 
 
-def test_resubmit_that_meets_the_still_running_job_of_the_lost_submit_makes_no_second_article(
-    sandbox, tmp_path, cover
-):
+def test_resubmit_that_meets_the_still_running_job_of_the_lost_submit_makes_no_second_article(sandbox, tmp_path, cover):
     """The grace ran out while WeChat was still publishing the unconfirmed submit's draft: the
     re-submit is refused (40007, the draft is in a running job). That is not "the draft left the box
     without a submit of ours": making a new draft then published the item twice."""

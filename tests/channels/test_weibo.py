@@ -43,9 +43,7 @@ def test_long_title_is_cut_with_an_ellipsis_and_the_link_kept():
     text = compose_status(title, URL)
     assert weibo_length(text) <= 140
     assert text.endswith(f"… {URL}")
-    assert weibo_length(compose_status(title + "！", URL)) == weibo_length(
-        text
-    )  # cut at the limit, not before
+    assert weibo_length(compose_status(title + "！", URL)) == weibo_length(text)  # cut at the limit, not before
     assert text.startswith(title[:100])
 
 

@@ -23,10 +23,19 @@ from pathlib import Path
 START, END = date(2021, 10, 1), date(2022, 10, 25)
 CHANNELS = ["website", "city_portal", "wechat", "media", "journal", "procurement", "hr_site"]
 EXPECTED = {
-    "site_items": 406, "site_rules": 67, "site_recruitment": 14, "site_announcements": 68, "media_items": 4,
-    "journal_issues": 7, "wechat_posts": 260, "tenders": 37, "recruitment": 14,
-    "awards": 30, "requests_received": 0, "complaints_received": 0,
-}  # fmt: skip
+    "site_items": 406,
+    "site_rules": 67,
+    "site_recruitment": 14,
+    "site_announcements": 68,
+    "media_items": 4,
+    "journal_issues": 7,
+    "wechat_posts": 260,
+    "tenders": 37,
+    "recruitment": 14,
+    "awards": 30,
+    "requests_received": 0,
+    "complaints_received": 0,
+}
 DEPTS = ["校长办公室", "党委宣传部", "人事处", "教务处", "招生就业处", "财务处", "资产管理处", "学生工作部"]
 HEADER = ["title", "category", "department", "channel", "published_at", "url", "checklist_item"]
 
@@ -58,16 +67,34 @@ def rows(seed: int = 2022) -> list[list[str]]:
         places = [site, portal] if k < 12 else [site]
         add(f"关于印发《管理办法（第{k + 1}号）》的通知", "规章制度", DEPTS[k % 8], places, when(k, 67), "2")
     for k in range(14):  # recruitment: site + city portal + HR site
-        add(f"{2021 + k // 7}年公开招聘工作人员公告（第{k + 1}批）", "招聘信息", "人事处",
-            [site, portal, ("hr_site", "hrss.qqhr.gov.cn")], when(k, 14), "25")
+        add(
+            f"{2021 + k // 7}年公开招聘工作人员公告（第{k + 1}批）",
+            "招聘信息",
+            "人事处",
+            [site, portal, ("hr_site", "hrss.qqhr.gov.cn")],
+            when(k, 14),
+            "25",
+        )
     for k in range(68):  # announcements
         add(f"公示：第{k + 1}号", "公告公示", DEPTS[(k + 3) % 8], [site], when(k, 68))
     for k in range(37):  # tenders: site + procurement site
-        add(f"采购项目招标公告 QQHRTC-2022-{k + 1:03d}", "招标公告", "资产管理处",
-            [site, ("procurement", "www.ccgp-heilongj.gov.cn")], when(k, 37), "18")
+        add(
+            f"采购项目招标公告 QQHRTC-2022-{k + 1:03d}",
+            "招标公告",
+            "资产管理处",
+            [site, ("procurement", "www.ccgp-heilongj.gov.cn")],
+            when(k, 37),
+            "18",
+        )
     for k in range(30):  # award notices: site + procurement site
-        add(f"采购项目中标公告 QQHRTC-2022-{k + 1:03d}", "中标公告", "资产管理处",
-            [site, ("procurement", "www.ccgp-heilongj.gov.cn")], when(k, 30), "18")
+        add(
+            f"采购项目中标公告 QQHRTC-2022-{k + 1:03d}",
+            "中标公告",
+            "资产管理处",
+            [site, ("procurement", "www.ccgp-heilongj.gov.cn")],
+            when(k, 30),
+            "18",
+        )
     site_news = 406 - 67 - 14 - 68 - 37 - 30  # the rest of the 406: news on the site, some cross-posted
     for k in range(site_news):
         places = [site, ("wechat", "mp.weixin.qq.com")] if k < 60 else [site]
@@ -78,8 +105,13 @@ def rows(seed: int = 2022) -> list[list[str]]:
     for k in range(4):
         add(f"媒体报道：第{k + 1}篇", "新闻", "党委宣传部", [("media", "www.qqhrnews.com")], when(k, 4))
     for k in range(7):  # journal issues: print, most without a URL
-        add(f"《学报》2022年第{k + 1}期", "学报", "校长办公室", [("journal", "xb.qqhrtc.com" if k == 0 else "")],
-            when(k, 7))
+        add(
+            f"《学报》2022年第{k + 1}期",
+            "学报",
+            "校长办公室",
+            [("journal", "xb.qqhrtc.com" if k == 0 else "")],
+            when(k, 7),
+        )
     # just outside the period, in Beijing time
     add("期外新闻：九月三十日深夜", "新闻", "党委宣传部", [site, ("wechat", "mp.weixin.qq.com")], "2021-09-30 23:30:00")
     add("期外公告：十月二十六日凌晨", "公告公示", "校长办公室", [site], "2022-10-26 00:10:00")

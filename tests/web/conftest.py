@@ -53,8 +53,16 @@ def csrf_of(html: str) -> str:
     return m.group(1)
 
 
-def make_item(app: Any, *, author: str = "ed", title: str = "关于寒假放假安排的通知", body: str = "正文内容",
-              channels: tuple[str, ...] = ("mem",), stage: str = "draft", publish_at: Any = None) -> int:
+def make_item(
+    app: Any,
+    *,
+    author: str = "ed",
+    title: str = "关于寒假放假安排的通知",
+    body: str = "正文内容",
+    channels: tuple[str, ...] = ("mem",),
+    stage: str = "draft",
+    publish_at: Any = None,
+) -> int:
     """An item at ``stage``: draft, submitted, dept_approved, scheduled (publish_at needed or now)."""
     from datetime import datetime, timedelta
 
@@ -62,8 +70,9 @@ def make_item(app: Any, *, author: str = "ed", title: str = "关于寒假放假�
 
     with app.session() as s:
         ed = workflow.get_user(s, author)
-        draft = content.ItemDraft(title=title, body_markdown=body,
-                                  fields={"category": "公告公示", "channels": list(channels)})
+        draft = content.ItemDraft(
+            title=title, body_markdown=body, fields={"category": "公告公示", "channels": list(channels)}
+        )
         item = workflow.create_item(app.ctx, s, author=ed, draft=draft)
         if stage == "draft":
             return item.id

@@ -31,8 +31,15 @@ def _upload(client, login, who: str, colour=(200, 30, 30)) -> str:  # type: igno
 
 
 def _form(csrf: str, sha: str) -> dict:  # type: ignore[type-arg]
-    return {"csrf_token": csrf, "title": "人事处通知", "body_markdown": f"正文\n\n![章](asset://{sha})\n",
-            "category": "公告公示", "channels": "mem", "when": "none", "action": "draft"}  # fmt: skip
+    return {
+        "csrf_token": csrf,
+        "title": "人事处通知",
+        "body_markdown": f"正文\n\n![章](asset://{sha})\n",
+        "category": "公告公示",
+        "channels": "mem",
+        "when": "none",
+        "action": "draft",
+    }
 
 
 def _same(a: str, b: str, sha_a: str, sha_b: str) -> None:
@@ -83,15 +90,19 @@ def test_another_departments_upload_is_refused_as_a_missing_one_through_the_api(
     csrf = login(client, "ed2")
     h = {"X-CSRF-Token": csrf}
     body = {"title": "人事处通知", "category": "公告公示", "channels": ["mem"]}
-    r, gone = (client.post("/api/items", json={**body, "body_markdown": f"![](asset://{sha})"}, headers=h)
-               for sha in (theirs, MISSING))  # fmt: skip
+    r, gone = (
+        client.post("/api/items", json={**body, "body_markdown": f"![](asset://{sha})"}, headers=h)
+        for sha in (theirs, MISSING)
+    )
     assert r.status_code == gone.status_code == 422
     _same(r.json()["detail"], gone.json()["detail"], theirs, MISSING)
     created = client.post("/api/items", json={**body, "body_markdown": "正文"}, headers=h)
     assert created.status_code == 201
     item_id = created.json()["id"]
-    r, gone = (client.patch(f"/api/items/{item_id}", json={"body_markdown": f"![](asset://{sha})"}, headers=h)
-               for sha in (theirs, MISSING))  # fmt: skip
+    r, gone = (
+        client.patch(f"/api/items/{item_id}", json={"body_markdown": f"![](asset://{sha})"}, headers=h)
+        for sha in (theirs, MISSING)
+    )
     assert r.status_code == gone.status_code == 422
     _same(r.json()["detail"], gone.json()["detail"], theirs, MISSING)
     with app.session() as s:

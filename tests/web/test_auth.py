@@ -66,8 +66,9 @@ def test_secure_cookie_when_configured(make_app):
 def test_open_redirect_after_log_in_is_refused(app, client):
     _set_password(app, "ed")
     token = _login_form(client)
-    r = client.post("/login", data={"username": "ed", "password": PASSWORD, "csrf_token": token,
-                                    "next": "//evil.example/x"})  # fmt: skip
+    r = client.post(
+        "/login", data={"username": "ed", "password": PASSWORD, "csrf_token": token, "next": "//evil.example/x"}
+    )
     assert r.headers["location"] == "/"
 
 
@@ -83,8 +84,10 @@ def test_log_in_form_without_its_csrf_token_is_refused(app, client):
 def test_a_thousand_wrong_passwords_are_throttled(app, client):
     _set_password(app, "ed")
     token = _login_form(client)
-    codes = [client.post("/login", data={"username": "ed", "password": f"guess{i}", "csrf_token": token}).status_code
-             for i in range(1000)]  # fmt: skip
+    codes = [
+        client.post("/login", data={"username": "ed", "password": f"guess{i}", "csrf_token": token}).status_code
+        for i in range(1000)
+    ]
     assert codes[:10] == [401] * 10
     assert set(codes[10:]) == {429}
     # throttled attempts are not even checked: the right password is refused too until the window passes
@@ -104,8 +107,10 @@ def test_per_address_throttle_covers_many_accounts(make_app):
     app = make_app(web={"login_failures_per_address": 5})
     with TestClient(create_app(app), follow_redirects=False) as client:
         token = _login_form(client)
-        codes = [client.post("/login", data={"username": f"u{i}", "password": "x", "csrf_token": token}).status_code
-                 for i in range(8)]  # fmt: skip
+        codes = [
+            client.post("/login", data={"username": f"u{i}", "password": "x", "csrf_token": token}).status_code
+            for i in range(8)
+        ]
     assert codes == [401] * 5 + [429] * 3
 
 
@@ -139,8 +144,11 @@ def test_api_tokens_create_use_and_revoke(app, client, login):
     bearer = {"Authorization": f"Bearer {token}"}
     assert client.get("/api/me", headers=bearer).json()["name"] == "ed"
     # a bearer request carries no cookie, so no CSRF token is needed for it
-    r = client.post("/api/items", headers=bearer, json={"title": "脚本", "body_markdown": "x", "category": "公告公示",
-                                                        "channels": ["mem"]})  # fmt: skip
+    r = client.post(
+        "/api/items",
+        headers=bearer,
+        json={"title": "脚本", "body_markdown": "x", "category": "公告公示", "channels": ["mem"]},
+    )
     assert r.status_code == 201
     csrf = login(client, "ed")
     assert client.post(f"/tokens/{rows[0].id}/revoke", data={"csrf_token": csrf}).status_code == 303
@@ -166,13 +174,16 @@ def test_cli_user_passwd_from_stdin(app, tmp_path, monkeypatch):
 
     settings = tmp_path / "settings.toml"
     settings.write_text(f'database_url = "{app.settings.database_url}"\ndata_dir = "{tmp_path}"\n', encoding="utf-8")
-    r = CliRunner().invoke(cli, ["--settings", str(settings), "user", "passwd", "ed", "--password-stdin"],
-                           input=PASSWORD + "\n")  # fmt: skip
+    r = CliRunner().invoke(
+        cli, ["--settings", str(settings), "user", "passwd", "ed", "--password-stdin"], input=PASSWORD + "\n"
+    )
     assert r.exit_code == 0, r.output
     with app.session() as s:
         user = accounts.authenticate(s, name="ed", password=PASSWORD, address="t", web=app.settings.web)
     assert user is not None and user.name == "ed"
-    r = CliRunner().invoke(cli, ["--settings", str(settings), "user", "passwd", "ed", "--password-stdin"], input="short\n")
+    r = CliRunner().invoke(
+        cli, ["--settings", str(settings), "user", "passwd", "ed", "--password-stdin"], input="short\n"
+    )
     assert r.exit_code != 0
 
 

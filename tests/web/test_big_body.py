@@ -41,8 +41,16 @@ def _table(size: int) -> str:
 
 
 def _form(csrf: str, body: str, action: str = "draft") -> dict:  # type: ignore[type-arg]
-    return {"csrf_token": csrf, "title": "拟聘用人员公示", "body_markdown": body, "category": "公告公示",
-            "department": "校长办公室", "channels": "mem", "when": "none", "action": action}  # fmt: skip
+    return {
+        "csrf_token": csrf,
+        "title": "拟聘用人员公示",
+        "body_markdown": body,
+        "category": "公告公示",
+        "department": "校长办公室",
+        "channels": "mem",
+        "when": "none",
+        "action": action,
+    }
 
 
 @sqlite_only

@@ -25,8 +25,15 @@ from tests.web.conftest import PASSWORD
 
 CHROMIUM = "/usr/bin/chromium"
 SHOTS = Path("/tmp/web-shots")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run"]  # fmt: skip
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 pytestmark = [pytest.mark.browser, pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)]
 
@@ -66,9 +73,13 @@ def browser(tmp_path: Path) -> Iterator[Any]:
     SHOTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as p:
         ctx = p.chromium.launch_persistent_context(
-            str(tmp_path / "chromium-profile"), executable_path=CHROMIUM, args=ARGS, headless=True,
-            viewport={"width": 1360, "height": 900}, locale="zh-CN",
-        )  # fmt: skip
+            str(tmp_path / "chromium-profile"),
+            executable_path=CHROMIUM,
+            args=ARGS,
+            headless=True,
+            viewport={"width": 1360, "height": 900},
+            locale="zh-CN",
+        )
         ctx.set_default_timeout(15_000)
         yield ctx
         ctx.close()
@@ -113,7 +124,10 @@ def test_editor_to_dashboard_journey(app: Any, server: str, browser: Any, tmp_pa
     _log_in(page, server, "ed")
     page.goto(f"{server}/items/new")
     page.fill('input[name="title"]', "关于2026年寒假放假安排的通知")
-    page.fill('textarea[name="body_markdown"]', "根据学校校历，现将寒假放假安排通知如下。\n\n- 学生放假：1月12日\n- 教职工放假：1月19日\n")
+    page.fill(
+        'textarea[name="body_markdown"]',
+        "根据学校校历，现将寒假放假安排通知如下。\n\n- 学生放假：1月12日\n- 教职工放假：1月19日\n",
+    )
     img = tmp_path / "校徽.png"
     img.write_bytes(_png())
     page.set_input_files("#image", str(img))
@@ -200,9 +214,11 @@ def test_hostile_item_never_runs_in_the_browser(app: Any, server: str, browser: 
     _log_in(page, server, "ed")
     page.goto(f"{server}/items/new")
     page.fill('input[name="title"]', "<img src=x onerror=alert('title')>")
-    page.fill('textarea[name="body_markdown"]',
-              "<script>alert(1)</script>\n\n[x](javascript:alert(2))\n\n<img src=x onerror=alert(3)>\n\n"
-              "![s](data:image/svg+xml;base64,PHN2ZyBvbmxvYWQ9YWxlcnQoNCk+)")  # fmt: skip
+    page.fill(
+        'textarea[name="body_markdown"]',
+        "<script>alert(1)</script>\n\n[x](javascript:alert(2))\n\n<img src=x onerror=alert(3)>\n\n"
+        "![s](data:image/svg+xml;base64,PHN2ZyBvbmxvYWQ9YWxlcnQoNCk+)",
+    )
     page.check('input[name="channels"][value="mem"]')
     page.wait_for_timeout(800)  # the live preview renders
     page.click('button[name="action"][value="draft"]')

@@ -35,8 +35,10 @@ def test_calendar_week_month_and_rescheduling(app, client, login):
     month = client.get("/calendar?view=month&day=2099-03-20")
     assert f'data-item="{item_id}"' in month.text and 'data-day="2099-02-23"' in month.text  # whole weeks
     # move it to the next day at 10:00 from the calendar
-    r = client.post(f"/items/{item_id}/schedule?next=/calendar%3Fview%3Dweek", data={
-        "csrf_token": csrf_of(week.text), "at": "2099-03-05T10:00", "when": "at"})  # fmt: skip
+    r = client.post(
+        f"/items/{item_id}/schedule?next=/calendar%3Fview%3Dweek",
+        data={"csrf_token": csrf_of(week.text), "at": "2099-03-05T10:00", "when": "at"},
+    )
     assert r.status_code == 303 and r.headers["location"] == "/calendar?view=week"
     with app.session() as s:
         dues = {d.due_at for d in s.exec(select(Delivery).where(Delivery.item_id == item_id))}
@@ -95,7 +97,14 @@ def test_dashboard_counts_csv_and_chart(app, client, login):
     assert client.get("/dashboard?period=custom&from=2026-02-01&to=2026-01-01").status_code == 422
     api = client.get("/api/stats?by=channel,category&from=2000-01-01&to=2100-01-01")
     assert api.status_code == 200  # a viewer reads the counts through the API too
-    assert {"channel": "mem", "category": "公告公示", "published": 1, "items": 1, "failed": 0, "pending": 0} in api.json()
+    assert {
+        "channel": "mem",
+        "category": "公告公示",
+        "published": 1,
+        "items": 1,
+        "failed": 0,
+        "pending": 0,
+    } in api.json()
 
 
 @sqlite_only

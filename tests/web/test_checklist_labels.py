@@ -22,9 +22,17 @@ def _input_value(page: str) -> str:
 def test_item_page_edit_form_and_api_name_the_checklist_item(app, client, login):
     name = checklist()[2].name
     csrf = login(client, "ed")
-    form = {"csrf_token": csrf, "title": "学校基本情况简介", "body_markdown": "正文", "category": "公告公示",
-            "channels": "mem", "when": "none", "action": "draft", "checklist_item": "2",
-            "department": "校长办公室"}  # fmt: skip
+    form = {
+        "csrf_token": csrf,
+        "title": "学校基本情况简介",
+        "body_markdown": "正文",
+        "category": "公告公示",
+        "channels": "mem",
+        "when": "none",
+        "action": "draft",
+        "checklist_item": "2",
+        "department": "校长办公室",
+    }
     # a refused save shows the field again as the list offers it
     refused = client.post("/items/new", data={**form, "title": ""})
     assert refused.status_code == 422 and _input_value(refused.text) == f"2 — {name}"

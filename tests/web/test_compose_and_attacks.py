@@ -43,8 +43,15 @@ def _no_live_script(html: str) -> None:
 @sqlite_only
 def test_hostile_content_never_runs_in_preview_or_pages(app, client, login):
     csrf = login(client, "ed")
-    form = {"csrf_token": csrf, "title": "<script>alert('t')</script>标题", "body_markdown": PAYLOADS,
-            "category": "公告公示", "channels": "mem", "when": "none", "action": "draft"}  # fmt: skip
+    form = {
+        "csrf_token": csrf,
+        "title": "<script>alert('t')</script>标题",
+        "body_markdown": PAYLOADS,
+        "category": "公告公示",
+        "channels": "mem",
+        "when": "none",
+        "action": "draft",
+    }
     preview = client.post("/preview", data=form)
     assert preview.status_code == 200
     _no_live_script(preview.text)
@@ -77,8 +84,15 @@ def test_preview_shows_each_channels_limits(make_app):
             tok = accounts.start_session(s, workflow.get_user(s, "ed"), app.settings.web)
             csrf = accounts.session_caller(s, tok).csrf
         client.cookies.set("publisher_session", tok)
-        r = client.post("/preview", data={"csrf_token": csrf, "title": "一个超过十个字的很长很长的标题",
-                                          "body_markdown": "**粗体**", "channels": ["mem", "mem2"]})  # fmt: skip
+        r = client.post(
+            "/preview",
+            data={
+                "csrf_token": csrf,
+                "title": "一个超过十个字的很长很长的标题",
+                "body_markdown": "**粗体**",
+                "channels": ["mem", "mem2"],
+            },
+        )
     assert r.status_code == 200
     parts = re.split(r'<article class="pv', r.text)
     mem = next(p for p in parts if 'data-channel="mem"' in p)
@@ -92,9 +106,12 @@ def _secretless(make_app, tmp_path, monkeypatch):  # type: ignore[no-untyped-def
     """An app with a channel ("logged") whose secret variable this process lacks."""
     monkeypatch.delenv("PUBLISHER_TEST_NOT_SET", raising=False)
     monkeypatch.syspath_prepend(str(__import__("tests.clirun").clirun.PLUGINS))
-    return make_app(channels={"mem": {"type": "memory"},
-                              "logged": {"type": "filelog", "folder": str(tmp_path / "out"),
-                                         "secret_env": "PUBLISHER_TEST_NOT_SET"}})  # fmt: skip
+    return make_app(
+        channels={
+            "mem": {"type": "memory"},
+            "logged": {"type": "filelog", "folder": str(tmp_path / "out"), "secret_env": "PUBLISHER_TEST_NOT_SET"},
+        }
+    )
 
 
 def _signed_in(client, app, user):  # type: ignore[no-untyped-def]
@@ -116,8 +133,10 @@ def test_preview_names_a_channels_missing_secret(make_app, tmp_path, monkeypatch
     app = _secretless(make_app, tmp_path, monkeypatch)
     with TestClient(create_app(app), follow_redirects=False) as client:
         csrf = _signed_in(client, app, "ed")
-        r = client.post("/preview", data={"csrf_token": csrf, "title": "通知", "body_markdown": "正文",
-                                          "channels": ["mem", "logged"]})  # fmt: skip
+        r = client.post(
+            "/preview",
+            data={"csrf_token": csrf, "title": "通知", "body_markdown": "正文", "channels": ["mem", "logged"]},
+        )
     assert r.status_code == 200, r.text
     logged = next(p for p in re.split(r'<article class="pv', r.text) if 'data-channel="logged"' in p)
     assert "environment variable PUBLISHER_TEST_NOT_SET is not set" in logged
@@ -133,8 +152,15 @@ def test_a_channels_missing_secret_is_a_503_naming_it_not_a_500(make_app, tmp_pa
     app = _secretless(make_app, tmp_path, monkeypatch)
     with TestClient(create_app(app), follow_redirects=False) as client:
         csrf = _signed_in(client, app, "ed")
-        form = {"csrf_token": csrf, "title": "通知", "body_markdown": "正文", "category": "公告公示",
-                "channels": ["mem", "logged"], "when": "none", "action": "submit"}  # fmt: skip
+        form = {
+            "csrf_token": csrf,
+            "title": "通知",
+            "body_markdown": "正文",
+            "category": "公告公示",
+            "channels": ["mem", "logged"],
+            "when": "none",
+            "action": "submit",
+        }
         r = client.post("/items/new", data=form)
         if r.status_code == 303:  # saved as a draft or submitted: the secret is needed at review
             item = int(r.headers["location"].rstrip("/").rsplit("/", 1)[-1])
@@ -152,8 +178,15 @@ def test_image_upload_then_compose_with_it(app, client, login):
     assert up["markdown"] == f"![校徽](asset://{up['sha256']})"
     img = client.get(up["url"])
     assert img.status_code == 200 and img.headers["content-type"] == "image/png"
-    form = {"csrf_token": csrf, "title": "带图片的通知", "body_markdown": f"正文\n\n{up['markdown']}\n",
-            "category": "公告公示", "channels": "mem", "when": "none", "action": "submit"}  # fmt: skip
+    form = {
+        "csrf_token": csrf,
+        "title": "带图片的通知",
+        "body_markdown": f"正文\n\n{up['markdown']}\n",
+        "category": "公告公示",
+        "channels": "mem",
+        "when": "none",
+        "action": "submit",
+    }
     r = client.post("/items/new", data=form)
     assert r.status_code == 303
     page = client.get(r.headers["location"])
@@ -182,8 +215,11 @@ def test_bad_uploads_are_refused_and_nothing_is_stored(app, client, login):
     assert r.status_code == 403
     assert sorted(p for p in media.rglob("*") if p.is_file()) == before
     # a body that is too large for any form is refused before it is read
-    r = client.post("/items/new", content=b"x" * (app.settings.review.max_asset_bytes + 10**6),
-                    headers={"content-type": "application/x-www-form-urlencoded"})  # fmt: skip
+    r = client.post(
+        "/items/new",
+        content=b"x" * (app.settings.review.max_asset_bytes + 10**6),
+        headers={"content-type": "application/x-www-form-urlencoded"},
+    )
     assert r.status_code == 413
 
 
@@ -204,8 +240,11 @@ def test_image_bombs_and_unlisted_formats_are_refused_with_the_reason(app, clien
     for fmt in ("BMP", "TIFF"):
         buf = io.BytesIO()
         Image.new("RGB", (8, 8), "red").save(buf, fmt)
-        r = client.post("/upload", files={"file": (f"scan.{fmt.lower()}", buf.getvalue(), "image/x")},
-                        headers={"X-CSRF-Token": csrf})  # fmt: skip
+        r = client.post(
+            "/upload",
+            files={"file": (f"scan.{fmt.lower()}", buf.getvalue(), "image/x")},
+            headers={"X-CSRF-Token": csrf},
+        )
         assert r.status_code == 415, r.text
         assert f"is a {fmt} image" in r.json()["detail"] and "JPEG, PNG, GIF or WebP" in r.json()["detail"]
     assert sorted(p for p in media.rglob("*") if p.is_file()) == before
@@ -217,21 +256,36 @@ def test_api_create_is_idempotent_and_viewers_cannot_create(app, client):
     with app.session() as s:
         ed_token, _ = accounts.create_token(s, user=workflow.get_user(s, "ed"), name="t")
         viewer_token, _ = accounts.create_token(s, user=workflow.get_user(s, "viewer"), name="t")
-    body = {"title": "接口创建", "body_markdown": "正文", "category": "公告公示", "channels": ["mem"],
-            "publish_at": "2099-05-01T09:00:00+08:00", "checklist_item": 3}  # fmt: skip
+    body = {
+        "title": "接口创建",
+        "body_markdown": "正文",
+        "category": "公告公示",
+        "channels": ["mem"],
+        "publish_at": "2099-05-01T09:00:00+08:00",
+        "checklist_item": 3,
+    }
     h = {"Authorization": f"Bearer {ed_token}", "Idempotency-Key": "req-42"}
     first = client.post("/api/items", json=body, headers=h)
     again = client.post("/api/items", json=body, headers=h)
     assert first.status_code == 201 and again.status_code == 200
     assert again.headers["idempotent-replayed"] == "true"
     assert first.json()["id"] == again.json()["id"]
-    r = client.post("/api/items", json=body, headers={"Authorization": f"Bearer {viewer_token}", "Idempotency-Key": "x"})
+    r = client.post(
+        "/api/items", json=body, headers={"Authorization": f"Bearer {viewer_token}", "Idempotency-Key": "x"}
+    )
     assert r.status_code == 403
-    bad = client.post("/api/items", json={**body, "publish_at": "2099-05-01T09:00:00"},
-                      headers={"Authorization": f"Bearer {ed_token}"})  # fmt: skip
+    bad = client.post(
+        "/api/items",
+        json={**body, "publish_at": "2099-05-01T09:00:00"},
+        headers={"Authorization": f"Bearer {ed_token}"},
+    )
     assert bad.status_code == 422 and "time zone" in bad.json()["detail"]
-    assert client.post("/api/items", json={**body, "checklist_item": 51},
-                       headers={"Authorization": f"Bearer {ed_token}"}).status_code == 422  # fmt: skip
+    assert (
+        client.post(
+            "/api/items", json={**body, "checklist_item": 51}, headers={"Authorization": f"Bearer {ed_token}"}
+        ).status_code
+        == 422
+    )
     with app.session() as s:
         assert len(s.exec(select(Item)).all()) == 1
 
@@ -239,8 +293,15 @@ def test_api_create_is_idempotent_and_viewers_cannot_create(app, client):
 def test_review_queue_and_diff_after_an_edit_following_approval(app, client, login):
     item_id = make_item(app, stage="dept_approved", body="第一段\n\n第二段")
     csrf = login(client, "ed")
-    form = {"csrf_token": csrf, "title": "关于寒假放假安排的通知", "body_markdown": "第一段\n\n第二段（已修改）",
-            "category": "公告公示", "department": "校长办公室", "channels": "mem", "when": "none"}  # fmt: skip
+    form = {
+        "csrf_token": csrf,
+        "title": "关于寒假放假安排的通知",
+        "body_markdown": "第一段\n\n第二段（已修改）",
+        "category": "公告公示",
+        "department": "校长办公室",
+        "channels": "mem",
+        "when": "none",
+    }
     assert client.post(f"/items/{item_id}/edit", data=form).status_code == 303
     with app.session() as s:
         assert [v.version for v in s.exec(select(ItemVersion).where(ItemVersion.item_id == item_id))] == [1, 2]
@@ -299,8 +360,10 @@ def test_nul_characters_are_refused_alike_on_every_engine(app, client, login):
 
 
 @sqlite_only
-@pytest.mark.skipif(not hasattr(__import__("os"), "geteuid") or __import__("os").geteuid() != 0,
-                    reason="needs root to mount a small tmpfs")  # fmt: skip
+@pytest.mark.skipif(
+    not hasattr(__import__("os"), "geteuid") or __import__("os").geteuid() != 0,
+    reason="needs root to mount a small tmpfs",
+)
 def test_upload_onto_a_full_disk_says_so(make_app, tmp_path):
     import os
     import subprocess
@@ -325,8 +388,9 @@ def test_upload_onto_a_full_disk_says_so(make_app, tmp_path):
                 tok = accounts.start_session(s, workflow.get_user(s, "ed"), app.settings.web)
                 csrf = accounts.session_caller(s, tok).csrf
             client.cookies.set("publisher_session", tok)
-            r = client.post("/upload", files={"file": ("photo.png", buf.getvalue(), "image/png")},
-                            headers={"X-CSRF-Token": csrf})  # fmt: skip
+            r = client.post(
+                "/upload", files={"file": ("photo.png", buf.getvalue(), "image/png")}, headers={"X-CSRF-Token": csrf}
+            )
         assert r.status_code == 507, r.text[:300]
         assert "is full" in r.json()["detail"] and str(small) in r.json()["detail"]
         assert not [p for p in (small / "media").rglob("*") if p.is_file()]

@@ -28,7 +28,7 @@ def _two_failures(app) -> tuple[int, int]:
 
 
 def _failures_section(html: str) -> str:
-    return html[html.index('id="recent-failures"'):]
+    return html[html.index('id="recent-failures"') :]
 
 
 def _hidden(html: str) -> int:
@@ -38,8 +38,13 @@ def _hidden(html: str) -> int:
 
 def test_each_reader_sees_only_failures_of_items_they_may_open(app, client, login):
     a, b = _two_failures(app)
-    for name, shown, hidden in (("ed", {a}, 1), ("head2", {b}, 1), ("viewer", set(), 2),
-                                ("sec", {a, b}, 0), ("admin", {a, b}, 0)):  # fmt: skip
+    for name, shown, hidden in (
+        ("ed", {a}, 1),
+        ("head2", {b}, 1),
+        ("viewer", set(), 2),
+        ("sec", {a, b}, 0),
+        ("admin", {a, b}, 0),
+    ):
         client.cookies.clear()
         login(client, name)
         page = client.get("/dashboard?period=week")

@@ -56,17 +56,35 @@ def test_rollup_matches_stats_through_publish_fail_edit_and_backdating(app):
     _same(app, start, end)
 
 
-GROUPINGS = [("channel",), ("category",), ("department",), ("checklist_item",), ("month",), ("week",), ("day",),
-             ("channel", "category", "month"), ("category", "department"), ("channel", "department"),
-             ("department", "month"), ("checklist_item", "week"), ("category", "year"), ("channel", "checklist_item"),
-             ("category", "checklist_item")]  # fmt: skip
+GROUPINGS = [
+    ("channel",),
+    ("category",),
+    ("department",),
+    ("checklist_item",),
+    ("month",),
+    ("week",),
+    ("day",),
+    ("channel", "category", "month"),
+    ("category", "department"),
+    ("channel", "department"),
+    ("department", "month"),
+    ("checklist_item", "week"),
+    ("category", "year"),
+    ("channel", "checklist_item"),
+    ("category", "checklist_item"),
+]
 
 
 def _stats_same(app) -> None:
     """stats.counts over the roll-up equals the live query, for every grouping and a few periods."""
     tz = app.settings.zone
-    for a, b in (("2000-01-01", "2100-01-01"), ("2020-05-01", "2020-05-01"), ("2020-04-30", "2020-05-03"),
-                 ("2020-04-01", "2020-05-31"), ("2020-05-02", "2020-06-30")):  # fmt: skip
+    for a, b in (
+        ("2000-01-01", "2100-01-01"),
+        ("2020-05-01", "2020-05-01"),
+        ("2020-04-30", "2020-05-03"),
+        ("2020-04-01", "2020-05-31"),
+        ("2020-05-02", "2020-06-30"),
+    ):
         start, end = stats.period(a, b, tz)
         for by in GROUPINGS:
             q = stats.StatsQuery(start=start, end=end, by=by, tz=tz)
@@ -96,21 +114,41 @@ def test_stats_counts_from_rollup_equal_live_query(app, monkeypatch):
     imp = ItemOrigin.IMPORT
     with app.session() as s:
         first = datetime(2020, 4, 30, 15, 30, tzinfo=UTC)  # 23:30 on 30 April in Beijing
-        i = ledger.new_recorded_item(s, title="旧公告", category="公告公示", department="人事处", origin=imp,
-                                     checklist_item=3, published_at=first)  # fmt: skip
-        for ch, at in (("site", first), ("mem", datetime(2020, 5, 1, 1, tzinfo=UTC)),
-                       ("mem2", datetime(2020, 5, 3, 2, tzinfo=UTC))):  # fmt: skip
+        i = ledger.new_recorded_item(
+            s,
+            title="旧公告",
+            category="公告公示",
+            department="人事处",
+            origin=imp,
+            checklist_item=3,
+            published_at=first,
+        )
+        for ch, at in (
+            ("site", first),
+            ("mem", datetime(2020, 5, 1, 1, tzinfo=UTC)),
+            ("mem2", datetime(2020, 5, 3, 2, tzinfo=UTC)),
+        ):
             ledger.add_recorded_delivery(s, i, channel=ch, published_at=at, url=None, note="test")
         iid = i.id
-        j = ledger.new_recorded_item(s, title="旧通知", category="新闻", department="校长办公室", origin=imp,
-                                     checklist_item=None, published_at=datetime(2020, 5, 2, tzinfo=UTC))  # fmt: skip
+        j = ledger.new_recorded_item(
+            s,
+            title="旧通知",
+            category="新闻",
+            department="校长办公室",
+            origin=imp,
+            checklist_item=None,
+            published_at=datetime(2020, 5, 2, tzinfo=UTC),
+        )
         for ch in ("site", "mem"):
-            ledger.add_recorded_delivery(s, j, channel=ch, published_at=datetime(2020, 5, 2, tzinfo=UTC), url=None,
-                                         note="test")  # fmt: skip
+            ledger.add_recorded_delivery(
+                s, j, channel=ch, published_at=datetime(2020, 5, 2, tzinfo=UTC), url=None, note="test"
+            )
     _stats_same(app)
     q = stats.StatsQuery(*stats.period("2020-04-30", "2020-05-03", tz), by=("category",), tz=tz)
     assert {r["category"]: (r["published"], r["items"]) for r in stats.counts(app.engine, q)} == {
-        "公告公示": (3, 1), "新闻": (2, 1)}  # fmt: skip
+        "公告公示": (3, 1),
+        "新闻": (2, 1),
+    }
     # a publication imported between two the roll-up already holds changes the earlier link
     with app.session() as s:
         at = datetime(2020, 5, 2, 3, tzinfo=UTC)

@@ -120,9 +120,11 @@ def test_bad_input_at_the_edges_answers_4xx_with_a_message(app, client, login):
     r = client.get("/api/items?status=%00", headers=bearer)
     assert r.status_code == 400 and "NUL" in r.json()["detail"]
     assert client.get("/items?q=%00", headers=bearer).status_code == 400
-    for url, body in ((f"/api/items/{item_id}/withdraw", {"reason": "\x00"}), ("/api/items", {
-            "title": "a\x00", "body_markdown": "x", "category": "公告公示", "channels": ["mem"]}),
-            (f"/api/items/{item_id}/review", {"approve": False, "reason": "\x00"})):  # fmt: skip
+    for url, body in (
+        (f"/api/items/{item_id}/withdraw", {"reason": "\x00"}),
+        ("/api/items", {"title": "a\x00", "body_markdown": "x", "category": "公告公示", "channels": ["mem"]}),
+        (f"/api/items/{item_id}/review", {"approve": False, "reason": "\x00"}),
+    ):
         r = client.post(url, json=body, headers=bearer)
         assert r.status_code == 422 and "NUL" in r.text, (url, r.text)
     assert client.patch(f"/api/items/{item_id}", json={"channels": ["\x00"]}, headers=bearer).status_code == 422
@@ -130,10 +132,13 @@ def test_bad_input_at_the_edges_answers_4xx_with_a_message(app, client, login):
         assert workflow.get_item(s, item_id).status == "draft"
     login(client, "ed")
     assert client.get(f"/items/{2**31}").status_code == 404
-    for url in ("/calendar?view=month&day=9999-12-31", "/calendar?view=week&day=0001-01-01",
-                "/dashboard?period=custom&from=0001-01-01&to=9999-12-31",
-                "/dashboard.csv?period=custom&from=0001-01-01&to=9999-12-31",
-                "/api/stats?from=0001-01-01&to=9999-12-31"):  # fmt: skip
+    for url in (
+        "/calendar?view=month&day=9999-12-31",
+        "/calendar?view=week&day=0001-01-01",
+        "/dashboard?period=custom&from=0001-01-01&to=9999-12-31",
+        "/dashboard.csv?period=custom&from=0001-01-01&to=9999-12-31",
+        "/api/stats?from=0001-01-01&to=9999-12-31",
+    ):
         r = client.get(url)
         assert r.status_code == 422 and "9999" not in r.text[:0], (url, r.status_code)
     long_tz = "A" * 5000
@@ -148,7 +153,7 @@ def test_bad_input_at_the_edges_answers_4xx_with_a_message(app, client, login):
 def test_cell_rule():
     from publisher import csvcells
 
-    for bad in ("=HYPERLINK(\"http://x\",\"y\")", "+1+1", "-2+3", "@SUM(A1)", "\tx", "\rx", "'=1"):
+    for bad in ('=HYPERLINK("http://x","y")', "+1+1", "-2+3", "@SUM(A1)", "\tx", "\rx", "'=1"):
         assert csvcells.cell(bad).startswith("'"), bad
         assert csvcells.unescape(csvcells.cell(bad)) == bad
     for fine in ("关于寒假", "a=b", "", "'quoted", "-5", "+3.25", "-0.5"):
@@ -181,8 +186,10 @@ def test_every_csv_export_neutralises_formulas(app, client, login):
     login(client, "sec")
     year = datetime.now(app.settings.zone).year
     qs = f"from={year - 1}-01-01&to={year + 1}-12-31"
-    texts = {f"dashboard {t}": client.get(f"/dashboard.csv?table={t}&period=custom&{qs}").text
-             for t in ("department", "failures")}
+    texts = {
+        f"dashboard {t}": client.get(f"/dashboard.csv?table={t}&period=custom&{qs}").text
+        for t in ("department", "failures")
+    }
     texts["ledger"] = ledger.export_csv(app.engine, app.settings.zone)
     s, e = stats.period(f"{year - 1}-01-01", f"{year + 1}-12-31", app.settings.zone)
     rows = stats.counts(app.engine, stats.StatsQuery(start=s, end=e, by=("department",), tz=app.settings.zone))
@@ -212,8 +219,14 @@ def test_ledger_export_still_imports_to_the_same_titles(app):
 
 # ---------------------------------------------------------------------------------- 17. no-store
 def _concrete(path: str) -> str:
-    return (path.replace("{item_id}", "1").replace("{delivery_id}", "1").replace("{token_id}", "1")
-            .replace("{name}", "ed").replace("{channel}", "mem").replace("{sha}", "0" * 64))  # fmt: skip
+    return (
+        path.replace("{item_id}", "1")
+        .replace("{delivery_id}", "1")
+        .replace("{token_id}", "1")
+        .replace("{name}", "ed")
+        .replace("{channel}", "mem")
+        .replace("{sha}", "0" * 64)
+    )
 
 
 @sqlite_only
@@ -299,10 +312,12 @@ def test_a_nul_in_a_form_field_is_refused_before_the_store_sees_it(app, client, 
     r = client.post("/login", data={"username": "ed\x00", "password": "x" * 12, "csrf_token": token})
     assert r.status_code == 400 and "NUL" in r.text
     csrf = login(client, "admin")
-    for url, form in (("/tokens", {"name": "a\x00b"}),
-                      ("/items/new", {"title": "a\x00b", "body_markdown": "x", "category": "公告公示"}),
-                      ("/admin/users", {"name": "n\x00", "role": "viewer", "password": "x" * 12}),
-                      ("/admin/users/ed%00/password", {"password": "x" * 12})):  # fmt: skip
+    for url, form in (
+        ("/tokens", {"name": "a\x00b"}),
+        ("/items/new", {"title": "a\x00b", "body_markdown": "x", "category": "公告公示"}),
+        ("/admin/users", {"name": "n\x00", "role": "viewer", "password": "x" * 12}),
+        ("/admin/users/ed%00/password", {"password": "x" * 12}),
+    ):
         r = client.post(url, data={**form, "csrf_token": csrf})
         assert r.status_code == 400, (url, r.status_code)
     with app.session() as s:

@@ -27,15 +27,26 @@ def _text(page: str) -> str:
 def app(make_app, monkeypatch):
     """A website, a memory and a WeChat channel (validate() never calls out: no sandbox needed)."""
     monkeypatch.setenv("PUBLISHER_WECHAT_SECRET", "not-used")
-    return make_app(channels={"site": {"type": "website"}, "mem": {"type": "memory"},
-                              "wx": {"type": "wechat", "appid": "wx0123456789", "api_base": "http://127.0.0.1:9"}})
+    return make_app(
+        channels={
+            "site": {"type": "website"},
+            "mem": {"type": "memory"},
+            "wx": {"type": "wechat", "appid": "wx0123456789", "api_base": "http://127.0.0.1:9"},
+        }
+    )
 
 
 @sqlite_only
 def test_preview_shows_channel_problems_in_chinese_with_the_english(app, client, login):
     csrf = login(client, "ed")
-    form = {"csrf_token": csrf, "title": "", "body_markdown": "正文", "category": "公告公示",
-            "channels": ["site", "wx"], "when": "none"}  # fmt: skip
+    form = {
+        "csrf_token": csrf,
+        "title": "",
+        "body_markdown": "正文",
+        "category": "公告公示",
+        "channels": ["site", "wx"],
+        "when": "none",
+    }
     zh = _text(client.post("/preview", data=form).text)
     assert f"标题为空：网站的每个页面都需要标题（{SITE_TITLE}）" in zh
     assert f"微信公众号文章需要封面图（用作缩略图），请添加（{COVER}）" in zh
@@ -46,8 +57,16 @@ def test_preview_shows_channel_problems_in_chinese_with_the_english(app, client,
 @sqlite_only
 def test_save_submit_review_and_schedule_refusals_in_chinese(app, client, login):
     csrf = login(client, "ed")
-    form = {"csrf_token": csrf, "title": "   ", "body_markdown": "正文", "category": "公告公示",
-            "department": "校长办公室", "channels": "wx", "when": "none", "action": "draft"}  # fmt: skip
+    form = {
+        "csrf_token": csrf,
+        "title": "   ",
+        "body_markdown": "正文",
+        "category": "公告公示",
+        "department": "校长办公室",
+        "channels": "wx",
+        "when": "none",
+        "action": "draft",
+    }
     r = client.post("/items/new", data=form)
     assert r.status_code == 422 and "标题为空（the title is empty）" in _text(r.text)
     r = client.post("/items/new?lang=en", data=form)
@@ -73,8 +92,7 @@ def test_save_submit_review_and_schedule_refusals_in_chinese(app, client, login)
     r = client.post(f"/items/{ok}/review", data={"csrf_token": csrf_of(page.text), "decision": "reject"})
     assert r.status_code == 422 and "退回需填写理由" in _text(r.text) and "a rejection needs a reason" in r.text
     # the API keeps the English
-    api = client.post(f"/api/items/{ok}/review", json={"approve": False},
-                        headers={"X-CSRF-Token": csrf_of(page.text)})  # fmt: skip
+    api = client.post(f"/api/items/{ok}/review", json={"approve": False}, headers={"X-CSRF-Token": csrf_of(page.text)})
     assert api.status_code == 422 and "退回" not in api.text and "a rejection needs a reason" in api.text
 
 
@@ -85,14 +103,20 @@ def test_the_catalogue():
         assert re.search(r"[\u4e00-\u9fff]", chinese), pattern
         assert set(re.findall(r"\{(\w+)\}", chinese)) <= groups, pattern  # every placeholder is filled
     assert zh.error("item 5 is scheduled; it cannot be rescheduled") == (
-        "稿件 5 的状态是“已排期”，不能改期（item 5 is scheduled; it cannot be rescheduled）")
+        "稿件 5 的状态是“已排期”，不能改期（item 5 is scheduled; it cannot be rescheduled）"
+    )
     assert zh.error("unknown department ''; known: 人事处 (add it with `publisher department add NAME`)").startswith(
-        "请选择部门（")
-    assert zh.error("the link x is not a valid URL; WeChat readers outside the campus network cannot open it — "
-                    "link to a public page or remove it").startswith("the link x")  # only intranet links say so
+        "请选择部门（"
+    )
+    assert zh.error(
+        "the link x is not a valid URL; WeChat readers outside the campus network cannot open it — "
+        "link to a public page or remove it"
+    ).startswith("the link x")  # only intranet links say so
     assert zh.error("something nobody catalogued") == "something nobody catalogued"
     assert en.error("the title is empty") == "the title is empty"
     exc = ContentNotAccepted(problems=[f"site: {SITE_TITLE}", "mem: title is 99 characters; mem takes at most 10"])
-    assert zh.error(exc) == (f"site：标题为空：网站的每个页面都需要标题（site: {SITE_TITLE}）；"
-                             "mem: title is 99 characters; mem takes at most 10")
+    assert zh.error(exc) == (
+        f"site：标题为空：网站的每个页面都需要标题（site: {SITE_TITLE}）；"
+        "mem: title is 99 characters; mem takes at most 10"
+    )
     assert str(exc).endswith(f"site: {SITE_TITLE}; mem: title is 99 characters; mem takes at most 10")  # the CLI's

@@ -11,7 +11,15 @@ from tests.web.conftest import make_item
 def test_pages_render_for_an_editor(app, client, login):
     login(client, "ed")
     item = make_item(app, stage="scheduled")
-    for path in ("/items", "/items/new", f"/items/{item}", "/calendar", "/calendar?view=month", "/dashboard", "/tokens"):
+    for path in (
+        "/items",
+        "/items/new",
+        f"/items/{item}",
+        "/calendar",
+        "/calendar?view=month",
+        "/dashboard",
+        "/tokens",
+    ):
         r = client.get(path)
         assert r.status_code == 200, (path, r.text[:2000])
         assert "信息公开发布平台" in r.text
@@ -68,8 +76,15 @@ def test_versions_show_editors_display_names(app, client, login):
             u.display_name = {"ed": "李老师", "head": "王主任"}.get(u.name, u.display_name)
     item = make_item(app, stage="draft")
     with app.session() as s:
-        workflow.edit_item(app.ctx, s, item_id=item, actor=workflow.get_user(s, "head"), changes={},
-                           body_markdown="主任改过的正文", new_assets=[])  # fmt: skip
+        workflow.edit_item(
+            app.ctx,
+            s,
+            item_id=item,
+            actor=workflow.get_user(s, "head"),
+            changes={},
+            body_markdown="主任改过的正文",
+            new_assets=[],
+        )
     login(client, "ed")
     page = client.get(f"/items/{item}")
     assert page.status_code == 200
@@ -112,8 +127,9 @@ def test_item_list_search_reaches_items_beyond_the_listed_ones(app, client, logi
         row = s.get(Item, oldest).model_dump(exclude={"id", "idempotency_key"})
     later = utcnow() + timedelta(minutes=1)
     with app.engine.begin() as c:
-        c.execute(sa.insert(Item.__table__), [{**row, "title": f"通知第{n}号", "updated_at": later}
-                                              for n in range(shown)])  # fmt: skip
+        c.execute(
+            sa.insert(Item.__table__), [{**row, "title": f"通知第{n}号", "updated_at": later} for n in range(shown)]
+        )
     login(client, "ed")
 
     def titles(path):

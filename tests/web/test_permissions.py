@@ -99,10 +99,22 @@ def _token_of(app: Any, who: str) -> dict[str, Any]:
     return {"token": tok, "token_id": row.id}
 
 
-COMPOSE_FORM = {"title": "矩阵测试", "body_markdown": "正文", "category": "公告公示", "department": "校长办公室",
-                "channels": "mem", "when": "none", "action": "draft"}  # fmt: skip
-API_ITEM = {"title": "矩阵测试", "body_markdown": "正文", "category": "公告公示", "channels": ["mem"],
-            "department": "校长办公室"}  # fmt: skip
+COMPOSE_FORM = {
+    "title": "矩阵测试",
+    "body_markdown": "正文",
+    "category": "公告公示",
+    "department": "校长办公室",
+    "channels": "mem",
+    "when": "none",
+    "action": "draft",
+}
+API_ITEM = {
+    "title": "矩阵测试",
+    "body_markdown": "正文",
+    "category": "公告公示",
+    "channels": ["mem"],
+    "department": "校长办公室",
+}
 
 ROUTES = [
     Route("GET", "/", ALL),
@@ -116,15 +128,31 @@ ROUTES = [
     Route("POST", "/items/{item}/edit", ITEM_WRITERS, _item("draft"), data=COMPOSE_FORM, hidden=OTHER_DEPT),
     Route("POST", "/items/{item}/submit", ITEM_WRITERS, _item("draft"), hidden=OTHER_DEPT),
     Route("POST", "/items/{item}/recall", ITEM_WRITERS, _item("submitted"), hidden=OTHER_DEPT),
-    Route("POST", "/items/{item}/review", {"head"}, _item("submitted"), data={"decision": "approve"}, id="review-1",
-          hidden=OTHER_HEAD),
-    Route("POST", "/items/{item}/review", {"sec"}, _item("dept_approved"), data={"decision": "approve"}, id="review-2",
-          hidden=OTHER_HEAD),
-    Route("POST", "/items/{item}/schedule", ITEM_STAFF, _item("draft"), data={"at": "2099-01-01T09:00"},
-          hidden=OTHER_DEPT),
+    Route(
+        "POST",
+        "/items/{item}/review",
+        {"head"},
+        _item("submitted"),
+        data={"decision": "approve"},
+        id="review-1",
+        hidden=OTHER_HEAD,
+    ),
+    Route(
+        "POST",
+        "/items/{item}/review",
+        {"sec"},
+        _item("dept_approved"),
+        data={"decision": "approve"},
+        id="review-2",
+        hidden=OTHER_HEAD,
+    ),
+    Route(
+        "POST", "/items/{item}/schedule", ITEM_STAFF, _item("draft"), data={"at": "2099-01-01T09:00"}, hidden=OTHER_DEPT
+    ),
     Route("POST", "/items/{item}/withdraw", ITEM_STAFF, _item("scheduled"), hidden=OTHER_DEPT),
-    Route("POST", "/deliveries/{delivery}/retry", ITEM_STAFF, lambda app, who: _failed_delivery(app),
-          hidden=OTHER_DEPT),
+    Route(
+        "POST", "/deliveries/{delivery}/retry", ITEM_STAFF, lambda app, who: _failed_delivery(app), hidden=OTHER_DEPT
+    ),
     Route("GET", "/review", {"head", "head2", "sec", "admin"}),
     Route("GET", "/calendar", STAFF),
     Route("GET", "/media/{sha}", STAFF, _media),
@@ -137,8 +165,9 @@ ROUTES = [
     Route("POST", "/tokens/feed", STAFF),
     Route("POST", "/tokens/{token_id}/revoke", ALL, lambda app, who: _token_of(app, who or "admin"), id="revoke-own"),
     Route("GET", "/admin/users", {"admin"}),
-    Route("POST", "/admin/users", {"admin"},
-          data={"name": "new.user", "role": "viewer", "password": "a long password"}),  # fmt: skip
+    Route(
+        "POST", "/admin/users", {"admin"}, data={"name": "new.user", "role": "viewer", "password": "a long password"}
+    ),
     Route("POST", "/admin/users/viewer/password", {"admin"}, data={"password": "another long password"}),
     Route("GET", "/admin/channels", {"admin"}),
     Route("POST", "/logout", ALL),
@@ -148,21 +177,49 @@ ROUTES = [
     Route("GET", "/api/items", STAFF, api=True),
     Route("POST", "/api/items", {"ed", "head", "admin"}, json=API_ITEM, api=True),
     Route("GET", "/api/items/{item}", ITEM_STAFF, _item("draft"), api=True, hidden=OTHER_DEPT),
-    Route("PATCH", "/api/items/{item}", ITEM_WRITERS, _item("draft"), json={"title": "改"}, api=True,
-          hidden=OTHER_DEPT),
+    Route(
+        "PATCH", "/api/items/{item}", ITEM_WRITERS, _item("draft"), json={"title": "改"}, api=True, hidden=OTHER_DEPT
+    ),
     Route("POST", "/api/items/{item}/submit", ITEM_WRITERS, _item("draft"), api=True, hidden=OTHER_DEPT),
-    Route("POST", "/api/items/{item}/review", {"head"}, _item("submitted"), json={"approve": True}, api=True,
-          id="api-review-1", hidden=OTHER_HEAD),
-    Route("POST", "/api/items/{item}/review", {"sec"}, _item("dept_approved"), json={"approve": True}, api=True,
-          id="api-review-2", hidden=OTHER_HEAD),
-    Route("POST", "/api/items/{item}/schedule", ITEM_STAFF, _item("draft"), json={"at": "2099-01-01T09:00+08:00"},
-          api=True, hidden=OTHER_DEPT),
-    Route("POST", "/api/items/{item}/withdraw", ITEM_STAFF, _item("scheduled"), json={}, api=True,
-          hidden=OTHER_DEPT),
-    Route("GET", "/api/items/{item}/deliveries", ITEM_STAFF, _item("scheduled"), api=True,
-          hidden=OTHER_DEPT),
-    Route("POST", "/api/deliveries/{delivery}/retry", ITEM_STAFF, lambda app, who: _failed_delivery(app), api=True,
-          hidden=OTHER_DEPT),
+    Route(
+        "POST",
+        "/api/items/{item}/review",
+        {"head"},
+        _item("submitted"),
+        json={"approve": True},
+        api=True,
+        id="api-review-1",
+        hidden=OTHER_HEAD,
+    ),
+    Route(
+        "POST",
+        "/api/items/{item}/review",
+        {"sec"},
+        _item("dept_approved"),
+        json={"approve": True},
+        api=True,
+        id="api-review-2",
+        hidden=OTHER_HEAD,
+    ),
+    Route(
+        "POST",
+        "/api/items/{item}/schedule",
+        ITEM_STAFF,
+        _item("draft"),
+        json={"at": "2099-01-01T09:00+08:00"},
+        api=True,
+        hidden=OTHER_DEPT,
+    ),
+    Route("POST", "/api/items/{item}/withdraw", ITEM_STAFF, _item("scheduled"), json={}, api=True, hidden=OTHER_DEPT),
+    Route("GET", "/api/items/{item}/deliveries", ITEM_STAFF, _item("scheduled"), api=True, hidden=OTHER_DEPT),
+    Route(
+        "POST",
+        "/api/deliveries/{delivery}/retry",
+        ITEM_STAFF,
+        lambda app, who: _failed_delivery(app),
+        api=True,
+        hidden=OTHER_DEPT,
+    ),
 ]
 
 
@@ -181,7 +238,9 @@ def test_role_matrix(route: Route, app: Any, client: Any, login: Any) -> None:
         params = route.setup(app, who)
         path = route.path.format(**params)
         headers: dict[str, str] = {}
-        data = dict(route.data) if route.data is not None else ({} if route.method == "POST" and not route.api else None)
+        data = (
+            dict(route.data) if route.data is not None else ({} if route.method == "POST" and not route.api else None)
+        )
         if who is not None:
             if route.api:
                 headers["Authorization"] = "Bearer " + _token_of(app, who)["token"]
@@ -195,7 +254,9 @@ def test_role_matrix(route: Route, app: Any, client: Any, login: Any) -> None:
         before = _audit_count(app)
         r = client.request(route.method, path, data=data, json=route.json, files=route.files, headers=headers)
         if who in route.allowed:
-            assert r.status_code in route.ok, f"{who} should be able to {route.method} {path}: {r.status_code} {r.text[:300]}"
+            assert r.status_code in route.ok, (
+                f"{who} should be able to {route.method} {path}: {r.status_code} {r.text[:300]}"
+            )
         elif who is None:
             assert r.status_code in (401, 303), f"anonymous {route.method} {path}: {r.status_code}"
             if r.status_code == 303:
@@ -236,8 +297,13 @@ def test_another_departments_item_answers_as_a_missing_one(route: Route, app: An
             before = _audit_count(app)
             r = client.request(route.method, path, data=data, json=route.json, headers=headers)
             assert _audit_count(app) == before
-            answers.append((r.status_code, r.text.replace(f"{key} {number}", f"{key} N"),
-                            {k: v for k, v in r.headers.items() if k != "content-length"}))
+            answers.append(
+                (
+                    r.status_code,
+                    r.text.replace(f"{key} {number}", f"{key} N"),
+                    {k: v for k, v in r.headers.items() if k != "content-length"},
+                )
+            )
         (code, body, headers_), gone = answers
         assert code == 404, f"{who} {route.method} {route.path}: {code} {body[:300]}"
         assert answers[0] == gone, f"{who}: another department's item differs from a missing one"
@@ -252,8 +318,12 @@ def test_an_image_is_as_visible_as_the_items_that_hold_it(app: Any, client: Any,
     path.write_bytes(_png())
     stored = content.store_file(path, media_dir=app.settings.media_dir, role="image", max_bytes=10**6)
     with app.session() as s:
-        draft = content.ItemDraft(title="校长办公室的草稿", body_markdown=f"![](asset://{stored.sha256})",
-                                  fields={"category": "公告公示", "channels": ["mem"]}, assets=[stored])  # fmt: skip
+        draft = content.ItemDraft(
+            title="校长办公室的草稿",
+            body_markdown=f"![](asset://{stored.sha256})",
+            fields={"category": "公告公示", "channels": ["mem"]},
+            assets=[stored],
+        )
         item = workflow.create_item(app.ctx, s, author=workflow.get_user(s, "ed"), draft=draft)
         item_id = item.id
     missing = "0" * 64
@@ -273,8 +343,12 @@ def test_an_image_is_as_visible_as_the_items_that_hold_it(app: Any, client: Any,
         assert (r.text, dict(r.headers)) == (gone.text, dict(gone.headers)), "a hidden image differs from a missing one"
     # the same picture in an item of 人事处 is theirs too
     with app.session() as s:
-        draft = content.ItemDraft(title="人事处的草稿", body_markdown=f"![](asset://{stored.sha256})",
-                                  fields={"category": "公告公示", "channels": ["mem"]}, assets=[stored])  # fmt: skip
+        draft = content.ItemDraft(
+            title="人事处的草稿",
+            body_markdown=f"![](asset://{stored.sha256})",
+            fields={"category": "公告公示", "channels": ["mem"]},
+            assets=[stored],
+        )
         workflow.create_item(app.ctx, s, author=workflow.get_user(s, "ed2"), draft=draft)
     assert get("ed2", stored.sha256).status_code == 200
     assert get("ed", stored.sha256).status_code == 200

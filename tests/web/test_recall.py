@@ -32,13 +32,21 @@ def test_recall_returns_a_submitted_item_to_draft_and_clears_the_review(app, cli
     assert r.status_code == 303
     assert _status(app, item_id) == "draft"
     with app.session() as s:
-        last = s.exec(select(AuditLog).where(AuditLog.entity_id == item_id, AuditLog.entity == "item")
-                      .order_by(col(AuditLog.id).desc())).first()  # fmt: skip
+        last = s.exec(
+            select(AuditLog)
+            .where(AuditLog.entity_id == item_id, AuditLog.entity == "item")
+            .order_by(col(AuditLog.id).desc())
+        ).first()
         assert (last.actor, last.action, last.from_state, last.to_state, last.reason) == (
-            "ed", "recall", "submitted", "draft", "附件放错了")
+            "ed",
+            "recall",
+            "submitted",
+            "draft",
+            "附件放错了",
+        )
     client.cookies.clear()
     login(client, "head")
-    assert f"/items/{item_id}\"" not in client.get("/review").text  # no longer waiting for the head
+    assert f'/items/{item_id}"' not in client.get("/review").text  # no longer waiting for the head
     # a draft cannot be recalled (nothing to recall) and says so
     client.cookies.clear()
     csrf = login(client, "ed")

@@ -19,8 +19,10 @@ def test_the_403_page_says_in_chinese_who_may_with_correct_english(app, client, 
     r = client.get("/items")
     assert r.status_code == 403
     assert "此页面仅供编辑、部门负责人、保密审查员和办公室管理员使用；您的角色是查看者" in r.text
-    assert "this page is for editors, department heads, confidentiality reviewers and office admins; " \
-           "you are a viewer" in r.text
+    assert (
+        "this page is for editors, department heads, confidentiality reviewers and office admins; "
+        "you are a viewer" in r.text
+    )
     client.cookies.clear()
     login(client, "ed")
     en = client.get("/admin/users?lang=en")
@@ -30,8 +32,16 @@ def test_the_403_page_says_in_chinese_who_may_with_correct_english(app, client, 
 
 def test_the_compose_form_names_its_fields_not_front_matter(app, client, login):
     csrf = login(client, "ed")
-    form = {"csrf_token": csrf, "title": "没有类别", "body_markdown": "正文", "category": "",
-            "department": "校长办公室", "channels": "mem", "when": "none", "action": "draft"}  # fmt: skip
+    form = {
+        "csrf_token": csrf,
+        "title": "没有类别",
+        "body_markdown": "正文",
+        "category": "",
+        "department": "校长办公室",
+        "channels": "mem",
+        "when": "none",
+        "action": "draft",
+    }
     for lang, said in (("zh", "请选择类别"), ("en", "choose one in the form's Category field")):
         r = client.post(f"/items/new?lang={lang}", data=form)
         assert r.status_code == 422
@@ -46,7 +56,7 @@ def test_the_item_page_shows_the_audit_trail_to_those_who_may_see_the_item(app, 
     login(client, "sec")
     page = client.get(f"/items/{item_id}").text
     assert "操作记录" in page
-    trail = page[page.index("操作记录"):]
+    trail = page[page.index("操作记录") :]
     for said in ("create", "submit", "approve level 1", "待一审", "待保密审查", "head"):
         assert said in trail, said
     client.cookies.clear()
@@ -70,7 +80,8 @@ def test_phone_calendar_is_a_list_and_tables_have_borders(app: Any, server: str,
     page.screenshot(path=str(SHOTS / "12-calendar-phone.png"), full_page=True)
     cells = page.eval_on_selector_all(
         "table.cal td[data-day]",
-        "tds => tds.filter(td => td.offsetParent !== null).map(td => td.getBoundingClientRect().width)")
+        "tds => tds.filter(td => td.offsetParent !== null).map(td => td.getBoundingClientRect().width)",
+    )
     assert cells, "no day is shown on a phone"
     assert min(cells) > 300, f"days are squeezed into columns on a 390 px screen: {cells}"
     assert page.is_visible(f'table.cal a[href="/items/{item_id}"]')

@@ -29,15 +29,19 @@ def upgrade() -> None:
         sa.Column("n", sa.Integer(), nullable=False),
         sa.PrimaryKeyConstraint("id"),
     )
-    op.create_index("ix_stats_rollup_read", "stats_rollup",
-                    ["dims", "day", "channel", "category", "department", "checklist_item", "since", "n"])  # fmt: skip
+    op.create_index(
+        "ix_stats_rollup_read",
+        "stats_rollup",
+        ["dims", "day", "channel", "category", "department", "checklist_item", "since", "n"],
+    )
     if op.get_bind().dialect.name == "postgresql":
         # failures and pending work are counted live, joined to their items: with the item's fields
         # in the index PostgreSQL looks each one up in the index alone instead of hashing the whole
         # item table (20,000 owed deliveries on a million items: ~70 ms instead of ~250-390 ms).
         # SQLite's rowid look-up is already that fast.
-        op.create_index("ix_item_stats_fields", "item", ["id"],
-                        postgresql_include=["category", "department", "checklist_item"])  # fmt: skip
+        op.create_index(
+            "ix_item_stats_fields", "item", ["id"], postgresql_include=["category", "department", "checklist_item"]
+        )
 
 
 def downgrade() -> None:

@@ -39,8 +39,10 @@ def upgrade() -> None:
             "(SELECT category, department, checklist_item FROM item WHERE item.id = delivery.item_id)"
         )
     else:
-        op.execute("UPDATE delivery SET item_category = item.category, item_department = item.department, "
-                   "item_checklist_item = item.checklist_item FROM item WHERE item.id = delivery.item_id")  # fmt: skip
+        op.execute(
+            "UPDATE delivery SET item_category = item.category, item_department = item.department, "
+            "item_checklist_item = item.checklist_item FROM item WHERE item.id = delivery.item_id"
+        )
     _triggers(sqlite)
     for name, where, time_col in (("ix_delivery_owed", OWED, "due_at"), ("ix_delivery_failed", FAILED, "updated_at")):
         if sqlite:
@@ -48,8 +50,9 @@ def upgrade() -> None:
             # (status, time) indexes, which know nothing of channel and the copies
             op.create_index(name, "delivery", ["status", time_col, "channel", *COPIES], sqlite_where=sa.text(where))
         else:
-            op.create_index(name, "delivery", [time_col], postgresql_include=["channel", *COPIES],
-                            postgresql_where=sa.text(where))  # fmt: skip
+            op.create_index(
+                name, "delivery", [time_col], postgresql_include=["channel", *COPIES], postgresql_where=sa.text(where)
+            )
     if not sqlite:
         # 0006's look-up index for the joins the copies replace
         op.drop_index("ix_item_stats_fields", table_name="item")
@@ -59,12 +62,16 @@ def _triggers(sqlite: bool) -> None:
     if sqlite:
         # SQLite's triggers can not change NEW: the row is corrected right after it is written
         # (recursive triggers are off, so the correction does not fire its own trigger again)
-        take = ("UPDATE delivery SET (item_category, item_department, item_checklist_item) = "
-                "(SELECT category, department, checklist_item FROM item WHERE item.id = NEW.item_id) "
-                "WHERE id = NEW.id;")  # fmt: skip
+        take = (
+            "UPDATE delivery SET (item_category, item_department, item_checklist_item) = "
+            "(SELECT category, department, checklist_item FROM item WHERE item.id = NEW.item_id) "
+            "WHERE id = NEW.id;"
+        )
         op.execute(f"CREATE TRIGGER delivery_item_fields_insert AFTER INSERT ON delivery BEGIN {take} END")
-        op.execute("CREATE TRIGGER delivery_item_fields_update AFTER UPDATE OF item_id, item_category, "
-                   f"item_department, item_checklist_item ON delivery BEGIN {take} END")  # fmt: skip
+        op.execute(
+            "CREATE TRIGGER delivery_item_fields_update AFTER UPDATE OF item_id, item_category, "
+            f"item_department, item_checklist_item ON delivery BEGIN {take} END"
+        )
         op.execute(
             "CREATE TRIGGER item_fields_to_deliveries AFTER UPDATE OF category, department, checklist_item ON item "
             "WHEN OLD.category IS NOT NEW.category OR OLD.department IS NOT NEW.department "
@@ -103,8 +110,9 @@ def downgrade() -> None:
         for name in ("delivery_item_fields_insert", "delivery_item_fields_update", "item_fields_to_deliveries"):
             op.execute(f"DROP TRIGGER IF EXISTS {name}")
     else:
-        op.create_index("ix_item_stats_fields", "item", ["id"],
-                        postgresql_include=["category", "department", "checklist_item"])  # fmt: skip
+        op.create_index(
+            "ix_item_stats_fields", "item", ["id"], postgresql_include=["category", "department", "checklist_item"]
+        )
         op.execute("DROP TRIGGER IF EXISTS item_fields_to_deliveries ON item")
         op.execute("DROP TRIGGER IF EXISTS delivery_item_fields ON delivery")
         op.execute("DROP FUNCTION IF EXISTS item_fields_to_deliveries()")

@@ -51,14 +51,10 @@ class FileLogChannel(Channel):
         if self.config.delay:
             time.sleep(self.config.delay)
         try:
-            fd = os.open(
-                self.folder / "published" / str(ctx.delivery_id), os.O_WRONLY | os.O_CREAT | os.O_EXCL
-            )
+            fd = os.open(self.folder / "published" / str(ctx.delivery_id), os.O_WRONLY | os.O_CREAT | os.O_EXCL)
         except FileExistsError:
             self._append("recalls.log", f"{ctx.delivery_id} {post.item_id} {os.getpid()}")
         else:
             os.close(fd)
             self._append("ledger.log", f"{ctx.delivery_id} {post.item_id} {os.getpid()}")
-        return Published(
-            url=f"file://{self.folder}/published/{ctx.delivery_id}", remote_id=str(ctx.delivery_id)
-        )
+        return Published(url=f"file://{self.folder}/published/{ctx.delivery_id}", remote_id=str(ctx.delivery_id))
