@@ -67,8 +67,8 @@ def fresh_store(
     tmp: Path, db_url: str | None, channels: dict[str, dict[str, Any]], threads: int = 1, **worker: Any
 ) -> Any:
     """A migrated store with departments and the reviewers; returns the App."""
-    from publisher import workflow
     from publisher.app import open_app
+    from publisher.pipeline import workflow
     from publisher.settings import Settings
 
     if db_url and db_url.startswith("postgresql") and not db_url.rsplit("/", 1)[1].startswith("publisher_bench_"):

@@ -21,7 +21,7 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from publisher import dashboard
+from publisher.counting import dashboard
 from publisher.db import make_engine, migrate
 from publisher.settings import DEFAULT_CATEGORIES, DEFAULT_DEPARTMENTS
 

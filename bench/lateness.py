@@ -37,8 +37,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sink", choices=["thread", "process"], default="process")
     args = p.parse_args(argv)
     os.environ.setdefault("PUBLISHER_WEBHOOK_SECRET", SECRET)
-    from publisher.dispatch import Dispatcher
     from publisher.models import Delivery
+    from publisher.pipeline.dispatch import Dispatcher
 
     sink = start_sink(args.sink)
     with tempfile.TemporaryDirectory(prefix="lateness-") as tmp:

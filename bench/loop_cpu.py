@@ -86,8 +86,8 @@ def main() -> int:
     os.environ.setdefault("PUBLISHER_WEBHOOK_SECRET", "bench-secret-not-a-real-one")
     import channels.webhook as webhook
     from bench import dispatch_bench
-    from publisher import dispatch
     from publisher.channel import Published
+    from publisher.pipeline import dispatch
 
     def publish(self: Any, post: Any, ctx: Any) -> Published:
         time.sleep(0.0008)

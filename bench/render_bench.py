@@ -4,7 +4,7 @@
 
 markdown-it-py is pure Python: its time grows linearly with the body (~3 s a megabyte of table rows
 on the shared 2-core machine), so what matters is how many times a save renders (once, see
-publisher.content._rendered) and that the live preview renders a bounded part.
+publisher.pipeline.content._rendered) and that the live preview renders a bounded part.
 """
 
 from __future__ import annotations
@@ -29,9 +29,10 @@ def main() -> None:
     from fastapi.testclient import TestClient
     from markdown_it import MarkdownIt
 
-    from publisher import accounts, content, workflow
+    from publisher import accounts
     from publisher.app import open_app
     from publisher.db import make_engine, migrate
+    from publisher.pipeline import content, workflow
     from publisher.settings import Settings
     from publisher.web import create_app
     from publisher.web.security import SESSION_COOKIE

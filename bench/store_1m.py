@@ -10,10 +10,10 @@ The store is generated inside the database (generate_series / a recursive CTE): 
 five years (about 550 a day), each on two channels (2,000,000 deliveries: 97 % done, 2 % failed, 1 %
 still owed) with one attempt row per done delivery, and 10,000 of the owed items approved and due.
 
-Timed (best of 3): ``publisher.stats.counts`` for the groupings the office uses over this year, the
+Timed (best of 3): ``publisher.counting.stats.counts`` for the groupings the office uses over this year, the
 report period (1 October to 25 November) and all five years, each twice in the same run: ``live``
 (``rollup=False``: the deliveries joined to their items) and ``roll-up`` (the default: the daily
-roll-up of publisher/rollup.py, including the incremental refresh that precedes each read; its
+roll-up of publisher/counting/rollup.py, including the incremental refresh that precedes each read; its
 first build is timed apart). Then ``metrics_text``. Target: stats under 200 ms. Then
 ``publisher run --once`` works the 20,000 due deliveries (memory channels) and its peak resident
 memory is read from the kernel (``wait4``'s ru_maxrss). Target: under 200 MB.
@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--stats-only", action="store_true", help="time the stats and /metrics, not the worker")
     p.add_argument("--reuse", metavar="URL", help="time the queries on a store kept by an earlier --keep run")
     args = p.parse_args(argv)
-    from publisher import stats
+    from publisher.counting import periods, stats
     from publisher.metrics import metrics_text
 
     tmp = Path(tempfile.mkdtemp(prefix="store-1m-"))
@@ -189,9 +189,9 @@ def main(argv: list[str] | None = None) -> int:
     assert drift == 0
 
     tz = ZoneInfo("Asia/Shanghai")
-    this_year = stats.period("2026-01-01", "2026-12-31", tz)
-    all_years = stats.period("2022-01-01", "2026-12-31", tz)
-    report = stats.period("2026-10-01", "2026-11-25", tz)
+    this_year = periods.period("2026-01-01", "2026-12-31", tz)
+    all_years = periods.period("2022-01-01", "2026-12-31", tz)
+    report = periods.period("2026-10-01", "2026-11-25", tz)
     queries = [
         ("this year by channel", this_year, ("channel",)),
         ("this year by category", this_year, ("category",)),
@@ -209,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
         ("five years by category × month", all_years, ("category", "month")),
     ]
     t = time.perf_counter()
-    from publisher import rollup
+    from publisher.counting import rollup
 
     rollup.refresh(eng, tz)
     print(f"roll-up first build: {time.perf_counter() - t:.1f} s", flush=True)

@@ -25,8 +25,8 @@ from bench._common import drop_pg_database, fresh_store, seed_deliveries  # noqa
 
 
 def trial_run(db: str | None, trials: int) -> list[float]:
-    from publisher import workflow
-    from publisher.dispatch import Dispatcher
+    from publisher.pipeline import workflow
+    from publisher.pipeline.dispatch import Dispatcher
     from publisher.scheduler import QueueListener
 
     with tempfile.TemporaryDirectory(prefix="wakeup-") as tmp:

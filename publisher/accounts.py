@@ -21,8 +21,8 @@ from sqlmodel import Session, select
 
 from publisher.errors import InvalidInput, NotAllowed, NotFound, PublisherError
 from publisher.models import ApiToken, LoginFailure, Role, User, WebSession, utcnow
+from publisher.pipeline.workflow import audit
 from publisher.settings import WebSettings
-from publisher.workflow import audit
 
 MIN_PASSWORD_LENGTH = 10
 #: the kinds of ApiToken: a read-write bearer token for /api, or a read-only calendar-feed token

@@ -12,9 +12,9 @@ from sqlmodel import Session
 
 from publisher.db import explain_store_error, make_engine, migrate, schema_is_current, transaction
 from publisher.errors import ConfigError
-from publisher.registry import ChannelSpec, build_channels
+from publisher.pipeline.registry import ChannelSpec, build_channels
+from publisher.pipeline.workflow import Context
 from publisher.settings import Settings, load_settings
-from publisher.workflow import Context
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""The ``publisher`` command: a thin face over the service functions in publisher.workflow & co.
+"""The ``publisher`` command: a thin face over the service functions in publisher.pipeline.workflow & co.
 
 Every command that changes something is one transaction: it either happens whole or, on an error,
 prints one line saying what is wrong and exits non-zero with the store unchanged.
@@ -19,10 +19,11 @@ from rich import table as _rich_table
 from rich.console import Console
 from sqlalchemy import exc as sa_exc
 
-from publisher import content, stats, workflow
 from publisher.app import App, open_app
+from publisher.counting import periods, stats
 from publisher.errors import PublisherError
 from publisher.models import Delivery, DeliveryStatus, Item, ItemStatus, User
+from publisher.pipeline import content, workflow
 
 app = typer.Typer(
     help="Publish approved items to the website, WeChat and every other channel, and count them.",
@@ -589,8 +590,8 @@ def run(
     ] = False,
 ) -> None:
     """The worker: publishes due deliveries, retries, and runs the periodic jobs (weekly sync)."""
-    from publisher.dispatch import Dispatcher
     from publisher.metrics import WorkerMetrics, serve, use_json_logs
+    from publisher.pipeline.dispatch import Dispatcher
     from publisher.scheduler import Clock
 
     if log_json:
@@ -674,12 +675,12 @@ def doctor() -> None:
 def stats_cmd(
     from_: Annotated[str | None, typer.Option("--from", help="first day, YYYY-MM-DD (default 1 January)")] = None,
     to: Annotated[str | None, typer.Option("--to", help="last day, YYYY-MM-DD (default today)")] = None,
-    by: Annotated[str, typer.Option(help=f"comma-separated: {', '.join(stats.DIMENSIONS)}")] = "channel",
+    by: Annotated[str, typer.Option(help=f"comma-separated: {', '.join(periods.DIMENSIONS)}")] = "channel",
     fmt: Annotated[str, typer.Option("--format", help="table | csv | json")] = "table",
 ) -> None:
     """Per-channel counts: published (and distinct items), failed and pending, by any dimensions."""
     a = state.app()
-    start, end = stats.period(from_, to, a.settings.zone)
+    start, end = periods.period(from_, to, a.settings.zone)
     dims = tuple(x.strip() for x in by.split(",") if x.strip())
     rows = stats.counts(a.engine, stats.StatsQuery(start=start, end=end, by=dims, tz=a.settings.zone))
     if fmt != "table":
@@ -831,7 +832,7 @@ def import_cmd(
     as_user: Annotated[str, typer.Option("--as", help="who is recording these")] = "cli",
 ) -> None:
     """Record publications made elsewhere (by hand, or before this system): all rows or none."""
-    from publisher import ledger
+    from publisher.counting import ledger
 
     a = state.app()
     try:
@@ -868,12 +869,12 @@ def export_cmd(
     to: Annotated[str | None, typer.Option("--to", help="last day, YYYY-MM-DD")] = None,
 ) -> None:
     """Every publication, in the import format (UTF-8 with BOM, opens in Excel)."""
-    from publisher import ledger
+    from publisher.counting import ledger
 
     a = state.app()
     start = end = None
     if from_ or to:
-        start, end = stats.period(from_ or "2000-01-01", to, a.settings.zone)
+        start, end = periods.period(from_ or "2000-01-01", to, a.settings.zone)
     text = ledger.export_csv(a.engine, a.settings.zone, start=start, end=end)
     if output is None:
         sys.stdout.write(text.lstrip("\ufeff"))
@@ -889,7 +890,7 @@ def sync_cmd(
     """Pull engagement figures, check every published URL, pick up posts made outside the pipeline."""
     from rich.progress import Progress
 
-    from publisher import sync
+    from publisher.counting import sync
 
     a = state.app()
     if not show:
@@ -948,8 +949,8 @@ def coverage_cmd(
     """Each checklist item: latest publication, where, and current / stale / never; then timeliness."""
     if ctx.invoked_subcommand is not None:
         return
-    from publisher import coverage
-    from publisher.workdays import Calendar
+    from publisher.counting import coverage
+    from publisher.counting.workdays import Calendar
 
     a = state.app()
     t = Table("#", "checklist item", "rule", "status", "latest", "where")
@@ -957,7 +958,7 @@ def coverage_cmd(
         where = ", ".join(ch + (f" {u}" if u else "") for ch, u in c.places)
         t.add_row(str(c.number), c.name[:40], c.rule, c.status, _show_time(a, c.latest_at), where)
     out.print(t)
-    start, end = stats.period(from_, to, a.settings.zone)
+    start, end = periods.period(from_, to, a.settings.zone)
     cal = Calendar()
     rows = coverage.timeliness(a.engine, a.settings, start, end, cal)
     limit = a.settings.report.timeliness_working_days
@@ -986,7 +987,7 @@ def coverage_rule(
     as_user: Annotated[str, typer.Option("--as")] = "cli",
 ) -> None:
     """Set how often checklist item N must be republished to stay current."""
-    from publisher import coverage
+    from publisher.counting import coverage
 
     a = state.app()
     with a.session() as s:
@@ -1007,7 +1008,7 @@ def request_add(
     as_user: Annotated[str, typer.Option("--as")] = "cli",
 ) -> None:
     """Record a request for disclosure; its deadline is 15 working days after receipt."""
-    from publisher import registers
+    from publisher.counting import registers
 
     a = state.app()
     with a.session() as s:
@@ -1025,7 +1026,7 @@ def request_extend(
     as_user: Annotated[str, typer.Option("--as")] = "cli",
 ) -> None:
     """The one extension allowed."""
-    from publisher import registers
+    from publisher.counting import registers
 
     a = state.app()
     with a.session() as s:
@@ -1048,7 +1049,7 @@ def request_close(
     as_user: Annotated[str, typer.Option("--as")] = "cli",
 ) -> None:
     """Record the answer."""
-    from publisher import registers
+    from publisher.counting import registers
 
     a = state.app()
     with a.session() as s:
@@ -1069,7 +1070,7 @@ def request_close(
 @request_app.command("list")
 def request_list(open_only: Annotated[bool, typer.Option("--open", help="only unanswered ones")] = False) -> None:
     """Requests, with deadlines and overdue warnings."""
-    from publisher import registers
+    from publisher.counting import registers
 
     a = state.app()
     t = Table("#", "received", "applicant", "via", "subject", "due", "outcome")
@@ -1104,7 +1105,7 @@ def complaint_add(
     as_user: Annotated[str, typer.Option("--as")] = "cli",
 ) -> None:
     """Record a complaint or report about the disclosure work."""
-    from publisher import registers
+    from publisher.counting import registers
 
     a = state.app()
     with a.session() as s:
@@ -1123,7 +1124,7 @@ def complaint_close(
     as_user: Annotated[str, typer.Option("--as")] = "cli",
 ) -> None:
     """Record how a complaint was settled."""
-    from publisher import registers
+    from publisher.counting import registers
 
     a = state.app()
     with a.session() as s:
@@ -1142,7 +1143,7 @@ def complaint_close(
 @complaint_app.command("list")
 def complaint_list(open_only: Annotated[bool, typer.Option("--open", help="only open ones")] = False) -> None:
     """Complaints, with deadlines and overdue warnings."""
-    from publisher import registers
+    from publisher.counting import registers
 
     a = state.app()
     t = Table("#", "received", "complainant", "via", "subject", "due", "outcome")
@@ -1179,7 +1180,7 @@ def report_annual(
     template: Annotated[Path | None, typer.Option(help="the office's edited template (Jinja2)")] = None,
 ) -> None:
     """Write the annual report; every figure from the ledger, listed row by row in FILE.figures.csv."""
-    from publisher import report
+    from publisher.counting import report
 
     a = state.app()
     rep = report.build(a.engine, a.settings, start=from_, end=to, channel_labels=_labels(a))
@@ -1208,7 +1209,7 @@ def report_explain(
     to: Annotated[str | None, typer.Option("--to", help="last day, YYYY-MM-DD")] = None,
 ) -> None:
     """The ledger rows behind a figure of the report (CSV on stdout)."""
-    from publisher import report
+    from publisher.counting import report
 
     a = state.app()
     rep = report.build(
@@ -1232,7 +1233,7 @@ def report_template(
     output: Annotated[Path, typer.Option("-o", "--output", help="where to write the template to edit")],
 ) -> None:
     """Write the shipped report template (last year's text) for the office to edit."""
-    from publisher import report
+    from publisher.counting import report
 
     output.write_text(report.default_template(), encoding="utf-8")
     out.print(f'wrote {output}; set [report] template = "{output}" in settings.toml or pass --template')

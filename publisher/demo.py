@@ -19,12 +19,13 @@ import sqlalchemy as sa
 from rich.console import Console
 from rich.table import Table
 
-from publisher import content, stats, workflow
 from publisher.app import open_app
 from publisher.channel import SandboxHandle, available_sandboxes
-from publisher.dispatch import Dispatcher
+from publisher.counting import periods, stats
 from publisher.errors import PublisherError
 from publisher.models import ChannelKV, ItemStatus
+from publisher.pipeline import content, workflow
+from publisher.pipeline.dispatch import Dispatcher
 from publisher.settings import SETTINGS_TEMPLATE, load_settings
 
 DEMO_USERS = [
@@ -187,7 +188,7 @@ def run_demo(settings_path: Path | None, *, items: int = 6, console: Console | N
         with app.session() as s:
             states = [workflow.get_item(s, i).status for i in ids]
         published = sum(1 for st in states if st == ItemStatus.PUBLISHED)
-        start, end = stats.period(None, None, settings.zone)
+        start, end = periods.period(None, None, settings.zone)
         rows = stats.counts(app.engine, stats.StatsQuery(start=start, end=end, by=("channel",), tz=settings.zone))
         t = Table(
             "channel",

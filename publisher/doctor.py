@@ -30,7 +30,7 @@ class Check:
 
 def run_checks(settings_path: str | Path | None = None) -> list[Check]:
     from publisher.db import make_engine, schema_is_current
-    from publisher.registry import build_channels
+    from publisher.pipeline.registry import build_channels
     from publisher.settings import load_settings
 
     checks: list[Check] = []

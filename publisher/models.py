@@ -147,7 +147,7 @@ class DeliveryRequest(enum.StrEnum):
 
     A claimed delivery may be inside the channel call: changing it then would lose the call's result.
     The wish is recorded instead and the worker applies it when it records the outcome
-    (publisher.workflow.settle_request).
+    (publisher.pipeline.workflow.settle_request).
     """
 
     WITHDRAW = "withdraw"  #: item withdrawn or channel removed: take down what went out, cancel the rest
@@ -194,7 +194,7 @@ class Item(SQLModel, table=True):
     #: set by API clients so a retried create never makes a second item
     idempotency_key: str | None = Field(default=None, sa_column=Column(sa.String(200), unique=True))
     #: pipeline (written and reviewed here) | import (recorded from a CSV) | remote (found by the sync
-    #: on a channel); only pipeline items ever pass the dispatcher (see publisher.ledger)
+    #: on a channel); only pipeline items ever pass the dispatcher (see publisher.counting.ledger)
     origin: str = Field(
         default="pipeline", sa_column=Column(sa.String(20), nullable=False, server_default="pipeline", index=True)
     )
@@ -232,7 +232,7 @@ class Delivery(SQLModel, table=True):
         # migration 0004_scale (stats by period and channel read the index alone)
         sa.Index("ix_delivery_published_channel_item", "published_at", "channel", "item_id"),
         # migration 0007_stats_perf also adds two partial indexes, ix_delivery_owed and ix_delivery_failed
-        # (what publisher.stats counts live), and the triggers that keep the item_* copies
+        # (what publisher.counting.stats counts live), and the triggers that keep the item_* copies
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -269,7 +269,7 @@ class Delivery(SQLModel, table=True):
     request_lease: str | None = None
     created_at: datetime = _dt(default_factory=utcnow)
     updated_at: datetime = _dt(default_factory=utcnow)
-    #: copies of the item's fields, for publisher.stats: written by the database (triggers of
+    #: copies of the item's fields, for publisher.counting.stats: written by the database (triggers of
     #: migration 0007) whenever the delivery is written or the item's fields change; never set them
     item_category: str | None = Field(default=None, sa_column=Column(sa.String(50), nullable=True))
     item_department: str | None = Field(default=None, sa_column=Column(sa.String(100), nullable=True))
@@ -346,7 +346,7 @@ class JobLease(SQLModel, table=True):
 class ChannelRate(SQLModel, table=True):
     """The next free call slot of each channel that has a ``rate_per_minute``, shared by every worker.
 
-    ``publisher.dispatch`` reserves slots here inside the claim transaction, so that a limit holds
+    ``publisher.pipeline.dispatch`` reserves slots here inside the claim transaction, so that a limit holds
     across all the worker processes of one store, not per process. The slot is microseconds since
     the Unix epoch (UTC) rather than a datetime, so that the reservation is one portable statement
     of integer arithmetic on both engines. ``granted`` is how many slots the last reservation got.
@@ -518,8 +518,8 @@ class LoginFailure(SQLModel, table=True):
 class StatsDay(SQLModel, table=True):
     """Published deliveries per office-zone day × channel, by category and (separately) by department.
 
-    No longer read or written: superseded by :class:`StatsRollup` (publisher.rollup), which
-    publisher.stats and the dashboard share; the table can be dropped. It was the dashboard's
+    No longer read or written: superseded by :class:`StatsRollup` (publisher.counting.rollup), which
+    publisher.counting.stats and the dashboard share; the table can be dropped. It was the dashboard's
     roll-up. ``dim`` is "category" or "department" and ``value`` its value: the dashboard never crossed the two, and
     keeping them apart keeps the table a few dozen rows a day however many items there are.
     """
@@ -552,13 +552,13 @@ class RollupState(SQLModel, table=True):
 
 
 class StatsRollup(SQLModel, table=True):
-    """Published deliveries per office-zone day, channel and a set of item fields (publisher.rollup).
+    """Published deliveries per office-zone day, channel and a set of item fields (publisher.counting.rollup).
 
     ``dims`` names the item fields a row is cut by ("" none, "category", "department",
     "checklist_item", "category,department"); the other item columns are NULL. ``channel`` ""
     holds distinct items (any channel) instead of deliveries, and those rows with ``since`` set are
     corrections: minus the items published on ``day`` whose previous publication was on ``since``,
-    so that a period's distinct items can be summed from days (see publisher.rollup). Migration
+    so that a period's distinct items can be summed from days (see publisher.counting.rollup). Migration
     0006 also adds, on PostgreSQL only, ``ix_item_stats_fields``: item(id) INCLUDE (category,
     department, checklist_item), for the live counts of failures and pending work.
     """

@@ -8,7 +8,7 @@ win, on SQLite and PostgreSQL alike (APScheduler 3's job stores cannot be shared
 schedulers, so they are not used for this).
 
 Prompt wake-ups: on PostgreSQL, every change that makes a delivery due sends ``NOTIFY
-publisher_queue`` (delivered at commit, see :func:`publisher.workflow.wake_workers`) and each worker
+publisher_queue`` (delivered at commit, see :func:`publisher.pipeline.workflow.wake_workers`) and each worker
 keeps one connection in ``LISTEN`` (:class:`QueueListener`), so an idle worker starts a delivery
 scheduled for "now" within milliseconds. On SQLite there is no such channel: an idle worker polls
 every ``worker.poll_seconds`` and sleeps exactly until the next known due time.
@@ -50,7 +50,7 @@ def periodic_jobs(app: App) -> list[PeriodicJob]:
     """The periodic jobs every worker schedules (each runs once per period across workers)."""
     jobs: list[PeriodicJob] = []
     try:
-        from publisher.sync import run_sync
+        from publisher.counting.sync import run_sync
     except ImportError:  # the weekly sync arrives with the ledger
         return jobs
     jobs.append(

@@ -103,8 +103,8 @@ def dump(url: str) -> dict[str, list[tuple[Any, ...]]]:
 
 def setup_store(cli: Cli) -> None:
     """Departments and the standard users, through the real service functions."""
-    from publisher import workflow
     from publisher.app import open_app
+    from publisher.pipeline import workflow
     from tests.conftest import STANDARD_USERS
 
     a = open_app(_settings_for(cli))

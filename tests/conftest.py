@@ -104,8 +104,8 @@ def make_app(store_url: str, tmp_path: Path) -> Iterator[Callable[..., Any]]:
     ``make_app(channels={"mem": {"type": "memory"}}, **settings_overrides)``; departments and the
     five standard users (ed, ed2, head, head2, sec, sec2, admin, viewer) are created.
     """
-    from publisher import workflow
     from publisher.app import open_app
+    from publisher.pipeline import workflow
     from publisher.settings import Settings
 
     apps = []

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from publisher import ledger
+from publisher.counting import ledger
 from tests.data import make_year_csv
 
 #: the generated year's channels, all memory channels in tests (manual ones are type "manual" in use)

@@ -18,9 +18,9 @@ from typing import Any
 import pytest
 from sqlmodel import select
 
-from publisher import workflow
-from publisher.dispatch import Dispatcher
 from publisher.models import AuditLog, Delivery, DeliveryStatus
+from publisher.pipeline import workflow
+from publisher.pipeline.dispatch import Dispatcher
 from publisher.testing import MemoryChannel
 from tests.test_dispatch import approved_item, deliveries
 

@@ -151,9 +151,9 @@ def test_taking_a_channel_off_a_published_item_says_it_is_taken_down(cli: Cli, t
 def test_retry_through_the_cli(cli: Cli, tmp_path: Path) -> None:
     # a title longer than mem's title_max would be refused at review; use a permanent failure instead:
     # the failed delivery is produced by the dispatcher in this process, then retried by the CLI
-    from publisher import content, workflow
     from publisher.app import open_app
-    from publisher.dispatch import Dispatcher
+    from publisher.pipeline import content, workflow
+    from publisher.pipeline.dispatch import Dispatcher
     from publisher.settings import load_settings
     from publisher.testing import MemoryChannel
 

@@ -7,11 +7,12 @@ from datetime import UTC, date, datetime
 import pytest
 import sqlalchemy as sa
 
-from publisher import content, coverage, ledger, stats, workflow
-from publisher.dispatch import Dispatcher
+from publisher.counting import coverage, ledger, periods
+from publisher.counting.workdays import Calendar
 from publisher.errors import InvalidInput
 from publisher.models import Delivery, Item
-from publisher.workdays import Calendar
+from publisher.pipeline import content, workflow
+from publisher.pipeline.dispatch import Dispatcher
 from tests.ledger_helpers import year_app
 
 HEADER = "title,category,department,channel,published_at,url,checklist_item\n"
@@ -111,7 +112,7 @@ def test_timeliness_in_chinese_working_days(make_app, tmp_path):
         app, tmp_path, "拖了很久", "ed2", datetime(2022, 1, 4, 2, tzinfo=UTC), datetime(2022, 3, 1, 2, tzinfo=UTC)
     )
     _import(app, "导入的不算,公告公示,人事处,website,2022-03-01 09:00,http://a.cn/9,\n")
-    start, end = stats.period("2021-10-01", "2022-10-25", app.settings.zone)
+    start, end = periods.period("2021-10-01", "2022-10-25", app.settings.zone)
     cal = Calendar()
     rows = {r.department: r for r in coverage.timeliness(app.engine, app.settings, start, end, cal)}
     assert set(rows) == {"校长办公室", "人事处"}

@@ -20,9 +20,9 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from publisher import content, workflow
 from publisher.app import open_app
 from publisher.db import make_engine, migrate
+from publisher.pipeline import content, workflow
 from publisher.settings import load_settings
 from tests.clirun import PLUGINS, Cli, setup_store
 

@@ -16,8 +16,6 @@ import pytest
 import sqlalchemy as sa
 from sqlmodel import select
 
-from publisher import content, workflow
-from publisher.dispatch import Dispatcher
 from publisher.errors import NotAllowed
 from publisher.models import (
     AuditLog,
@@ -27,6 +25,8 @@ from publisher.models import (
     DeliveryStatus,
     ItemStatus,
 )
+from publisher.pipeline import content, workflow
+from publisher.pipeline.dispatch import Dispatcher
 from publisher.testing import MemoryChannel
 from tests.clirun import PLUGINS
 

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from publisher.db import DriverMany
 from publisher.models import AuditLog
-from publisher.workflow import AUDIT_KEYS
+from publisher.pipeline.workflow import AUDIT_KEYS
 
 AUDIT = AuditLog.__table__  # type: ignore[attr-defined]
 

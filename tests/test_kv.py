@@ -6,7 +6,7 @@ import threading
 from datetime import timedelta
 
 from publisher.models import utcnow
-from publisher.registry import DatabaseKV
+from publisher.pipeline.registry import DatabaseKV
 
 
 def test_set_get_delete_and_expiry(app):

@@ -8,9 +8,9 @@ import pytest
 import sqlalchemy as sa
 from sqlmodel import select
 
-from publisher import ledger, stats
+from publisher.counting import ledger, periods, stats
+from publisher.counting.ledger import ImportRejected
 from publisher.errors import InvalidInput
-from publisher.ledger import ImportRejected
 from publisher.models import AuditLog, Delivery, DeliveryStatus, Item
 from tests.data import make_year_csv
 from tests.ledger_helpers import import_year, year_app
@@ -38,8 +38,8 @@ def test_year_imports_counts_and_reimport_adds_nothing(make_app, tmp_path):
     assert r.rows == len(rows) and r.publications_added == len(rows) and r.already_present == 0
     assert r.items_added == len({(t, c, d) for t, c, d, *_ in rows})
 
-    # imported publications are done deliveries with published_at: publisher.stats counts them
-    start, end = stats.period("2021-10-01", "2022-10-25", app.settings.zone)
+    # imported publications are done deliveries with published_at: publisher.counting.stats counts them
+    start, end = periods.period("2021-10-01", "2022-10-25", app.settings.zone)
     by_channel = {row["channel"]: row for row in stats.counts(app.engine, stats.StatsQuery(start, end, ("channel",)))}
     assert by_channel["wechat"]["published"] == 260
     assert by_channel["journal"]["published"] == 7 and by_channel["media"]["published"] == 4
@@ -56,7 +56,7 @@ def test_year_imports_counts_and_reimport_adds_nothing(make_app, tmp_path):
     # periods are cut in Beijing time: 00:30 on 1 October belongs to October, 23:30 on 30 September not
     months = Counter()
     for row in stats.counts(
-        app.engine, stats.StatsQuery(*stats.period("2021-09-01", "2021-10-31", app.settings.zone), by=("month",))
+        app.engine, stats.StatsQuery(*periods.period("2021-09-01", "2021-10-31", app.settings.zone), by=("month",))
     ):
         months[row["month"]] += row["published"]
     assert months["2021-09"] == 3  # the two publications of 30 September 23:30, and the 28 September report
@@ -178,8 +178,8 @@ def test_items_on_several_channels_and_checklist_conflict(make_app):
 
 @pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
 def test_imported_items_never_enter_the_pipeline(make_app):
-    from publisher import workflow
     from publisher.errors import NotAllowed
+    from publisher.pipeline import workflow
 
     app = year_app(make_app)
     r = _import(app, HEADER + GOOD)

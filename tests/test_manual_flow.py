@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from publisher import content, stats, workflow
-from publisher.dispatch import Dispatcher
+from publisher.counting import periods, stats
 from publisher.errors import InvalidInput, NotAllowed
 from publisher.models import Delivery, DeliveryStatus, ItemStatus
+from publisher.pipeline import content, workflow
+from publisher.pipeline.dispatch import Dispatcher
 
 
 def _approved_item(app, tmp_path, channels):
@@ -42,7 +43,7 @@ def test_manual_delivery_waits_then_counts_once_recorded(make_app, tmp_path):
         workflow.record_manual(app.ctx, s, delivery_id=d.id, actor="ed", url="https://www.qqhr.gov.cn/a/1.html")
     with app.session() as s:
         assert workflow.get_item(s, item_id).status == ItemStatus.PUBLISHED
-    start, end = stats.period(None, None, app.settings.zone)
+    start, end = periods.period(None, None, app.settings.zone)
     rows = stats.counts(app.engine, stats.StatsQuery(start=start, end=end, by=("channel",)))
     assert {r["channel"]: r["published"] for r in rows} == {"mem": 1, "city_portal": 1}
 
@@ -60,7 +61,7 @@ def test_not_applicable_is_done_but_not_counted_and_needs_a_reason(make_app, tmp
     with app.session() as s:
         d = s.get(Delivery, d.id)
         assert d.status == DeliveryStatus.DONE and d.published_at is None and "报社未采用" in d.note
-    start, end = stats.period(None, None, app.settings.zone)
+    start, end = periods.period(None, None, app.settings.zone)
     assert all(r["published"] == 0 for r in stats.counts(app.engine, stats.StatsQuery(start=start, end=end)))
 
 

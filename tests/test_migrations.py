@@ -64,7 +64,7 @@ def test_recent_failures_read_the_failed_partial_index(app: Any) -> None:
     """The dashboard's recent failures lost their own index (ix_delivery_status_updated) in 0010; they
     must read ix_delivery_failed instead of walking deliveries (SQLite: PostgreSQL's plan for a small
     table is a sequential scan whatever the query)."""
-    from publisher import dashboard
+    from publisher.counting import dashboard
 
     seen: list[tuple[str, Any]] = []
 

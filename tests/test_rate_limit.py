@@ -19,8 +19,8 @@ import pytest
 import sqlalchemy as sa
 
 from bench._common import SECRET, counts, seed_deliveries, start_worker, write_settings
-from publisher.dispatch import Dispatcher
 from publisher.models import ChannelRate, DeliveryAttempt
+from publisher.pipeline.dispatch import Dispatcher
 from publisher.testing import MemoryChannel
 
 ATTEMPT = DeliveryAttempt.__table__  # type: ignore[attr-defined]

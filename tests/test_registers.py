@@ -7,7 +7,7 @@ from datetime import date
 import pytest
 from sqlmodel import select
 
-from publisher import registers
+from publisher.counting import registers
 from publisher.errors import InvalidInput, NotAllowed, NotFound
 from publisher.models import AuditLog
 

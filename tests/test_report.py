@@ -12,7 +12,7 @@ from datetime import datetime
 import pytest
 from typer.testing import CliRunner
 
-from publisher import registers, report
+from publisher.counting import registers, report
 from publisher.errors import InvalidInput
 from tests.data import make_year_csv
 from tests.ledger_helpers import REPORT_SETTINGS, import_year, year_app

@@ -16,9 +16,10 @@ import pytest
 import sqlalchemy as sa
 
 from bench._common import SECRET, seed_deliveries
-from publisher import workflow
-from publisher.dispatch import Dispatcher
+from publisher.counting import periods
 from publisher.metrics import WorkerMetrics, metrics_text
+from publisher.pipeline import workflow
+from publisher.pipeline.dispatch import Dispatcher
 from publisher.scheduler import claim_period
 from publisher.testing import MemoryChannel
 
@@ -239,13 +240,13 @@ def test_stats_count_items_once_with_or_without_the_channel_dimension(app):
     from datetime import datetime
     from zoneinfo import ZoneInfo
 
-    from publisher import stats
+    from publisher.counting import stats
 
     seed_deliveries(app, 3, ["mem", "mem2"])
     Dispatcher(engine=app.engine, ctx=app.ctx).run(once=True, horizon=timedelta(0))
     tz = ZoneInfo("Asia/Shanghai")
     today = datetime.now(tz).date()
-    start, end = stats.period(today, today, tz)
+    start, end = periods.period(today, today, tz)
     by_channel = stats.counts(app.engine, stats.StatsQuery(start=start, end=end, by=("channel",), tz=tz))
     assert [(r["channel"], r["published"], r["items"]) for r in by_channel] == [("mem", 3, 3), ("mem2", 3, 3)]
     by_cat = stats.counts(app.engine, stats.StatsQuery(start=start, end=end, by=("category",), tz=tz))
@@ -295,7 +296,9 @@ def test_metrics_port_serves_prometheus_text_and_logs_can_be_json(app, caplog):
         server.close()
     assert r.status_code == 200 and r.headers["Content-Type"].startswith("text/plain")
     assert "publisher_store_up 1.0" in r.text
-    record = logging.LogRecord("publisher.dispatch", logging.INFO, __file__, 1, "delivery %s: %s", (7, "done"), None)
+    record = logging.LogRecord(
+        "publisher.pipeline.dispatch", logging.INFO, __file__, 1, "delivery %s: %s", (7, "done"), None
+    )
     record.delivery_id, record.item_id, record.channel = 7, 3, "site"
     doc = json.loads(JsonFormatter().format(record))
     assert doc["message"] == "delivery 7: done" and doc["delivery_id"] == 7 and doc["item_id"] == 3

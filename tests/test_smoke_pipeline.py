@@ -1,8 +1,8 @@
 from __future__ import annotations
 
-from publisher import content, workflow
-from publisher.dispatch import Dispatcher
 from publisher.models import ItemStatus
+from publisher.pipeline import content, workflow
+from publisher.pipeline.dispatch import Dispatcher
 from publisher.testing import MemoryChannel
 
 

@@ -9,8 +9,9 @@ from zoneinfo import ZoneInfo
 import pytest
 import sqlalchemy as sa
 
-from publisher import content, stats, workflow
-from publisher.dispatch import Dispatcher
+from publisher.counting import periods, stats
+from publisher.pipeline import content, workflow
+from publisher.pipeline.dispatch import Dispatcher
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
@@ -52,7 +53,7 @@ def _published_at(app: Any, when: list[datetime]) -> None:
 )
 def test_week_buckets_are_iso_weeks_in_beijing_time_on_both_engines(app: Any, local: datetime, week: str) -> None:
     _published_at(app, [local])
-    start, end = stats.period("2025-12-01", "2027-01-31", SHANGHAI)
+    start, end = periods.period("2025-12-01", "2027-01-31", SHANGHAI)
     rows = stats.counts(app.engine, stats.StatsQuery(start=start, end=end, by=("week",), tz=SHANGHAI))
     assert [(r["week"], r["published"]) for r in rows] == [(week, 1)]
 
@@ -62,7 +63,7 @@ def test_day_month_year_buckets_in_beijing_time(app: Any) -> None:
         app,
         [datetime(2026, 9, 30, 23, 59, tzinfo=SHANGHAI), datetime(2026, 10, 1, 0, 30, tzinfo=SHANGHAI)],
     )
-    start, end = stats.period("2026-09-01", "2026-10-31", SHANGHAI)
+    start, end = periods.period("2026-09-01", "2026-10-31", SHANGHAI)
     q = stats.StatsQuery(start=start, end=end, by=("year", "month", "day"), tz=SHANGHAI)
     got = [(r["year"], r["month"], r["day"], r["published"]) for r in stats.counts(app.engine, q)]
     assert got == [("2026", "2026-09", "2026-09-30", 1), ("2026", "2026-10", "2026-10-01", 1)]

@@ -10,9 +10,10 @@ import pytest
 import sqlalchemy as sa
 from sqlmodel import select
 
-from publisher import ledger, stats, workflow
-from publisher.dispatch import Dispatcher
+from publisher.counting import ledger, periods, stats
 from publisher.models import Delivery, DeliveryStatus, Item, ItemOrigin
+from publisher.pipeline import workflow
+from publisher.pipeline.dispatch import Dispatcher
 from publisher.testing import MemoryChannel
 from tests.web.conftest import make_item
 
@@ -75,7 +76,7 @@ def _stats_counts(app, by: str, start: datetime, end: datetime) -> dict[object, 
 
 def test_copies_follow_the_item_through_queue_edit_import_and_sql(app):
     tz = app.settings.zone
-    start, end = stats.period("2000-01-01", "2100-01-01", tz)
+    start, end = periods.period("2000-01-01", "2100-01-01", tz)
     later = datetime.now(UTC) + timedelta(days=30)
     a = make_item(app, stage="scheduled", channels=("mem", "mem2"))  # published on mem, fails on mem2
     b = make_item(app, author="ed2", stage="scheduled", channels=("mem",), title="人事处通知")  # published
@@ -238,7 +239,7 @@ def test_live_counts_read_the_partial_index(app, what):
             statements.append((statement, parameters))
 
     tz = app.settings.zone
-    q = stats.StatsQuery(*stats.period("2026-01-01", "2026-12-31", tz), by=("category", "month"), tz=tz)
+    q = stats.StatsQuery(*periods.period("2026-01-01", "2026-12-31", tz), by=("category", "month"), tz=tz)
     sa.event.listen(app.engine, "before_cursor_execute", grab)
     try:
         stats.counts(app.engine, q, rollup=False)

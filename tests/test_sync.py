@@ -11,7 +11,6 @@ import pytest
 import sqlalchemy as sa
 from sqlmodel import col, select
 
-from publisher import content, registry, workflow
 from publisher.channel import (
     Channel,
     ChannelConfig,
@@ -22,10 +21,11 @@ from publisher.channel import (
     RemotePublication,
     StatRow,
 )
-from publisher.dispatch import Dispatcher
+from publisher.counting.sync import run_sync
 from publisher.models import AuditLog, ChannelStat, Delivery, Item, LinkCheck, SyncRun
+from publisher.pipeline import content, registry, workflow
+from publisher.pipeline.dispatch import Dispatcher
 from publisher.scheduler import periodic_jobs
-from publisher.sync import run_sync
 
 
 class SiteConfig(ChannelConfig):
@@ -245,7 +245,7 @@ def test_default_link_check_over_http(make_app):
     """Channels without their own check: an HTTP GET; a 404 is taken down, no answer is not."""
     import http.server
 
-    from publisher import ledger
+    from publisher.counting import ledger
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self):  # noqa: N802

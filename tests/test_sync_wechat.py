@@ -16,10 +16,11 @@ import requests
 from PIL import Image
 
 from channels.sandbox.wechat import WeChatSandbox
-from publisher import content, stats, workflow
-from publisher.dispatch import Dispatcher
+from publisher.counting import periods, stats
+from publisher.counting.sync import run_sync
 from publisher.models import ChannelStat, Delivery, DeliveryStatus
-from publisher.sync import run_sync
+from publisher.pipeline import content, workflow
+from publisher.pipeline.dispatch import Dispatcher
 from publisher.testing import make_ctx, make_env, make_post
 
 SECRET_ENV = "PUBLISHER_TEST_SYNC_WECHAT_SECRET"
@@ -116,7 +117,7 @@ def test_sync_twice_with_a_deleted_article_in_between(make_app, sandbox, tmp_pat
     fourth = run_sync(app)
     assert not fourth.changed, fourth
 
-    start, end = stats.period(None, None, app.settings.zone)
+    start, end = periods.period(None, None, app.settings.zone)
     rows = stats.counts(app.engine, stats.StatsQuery(start=start, end=end, by=("channel",)))
     assert rows[0]["published"] == 2  # the pipeline's and the outside one, each once
 
@@ -195,7 +196,7 @@ def test_a_deleted_article_stays_listed_and_is_not_adopted(make_app, sandbox, tm
     with app.session() as s:
         (d,) = s.exec(__import__("sqlmodel").select(Delivery)).all()
         assert d.remote_id == kept
-    start, end = stats.period(None, None, app.settings.zone)
+    start, end = periods.period(None, None, app.settings.zone)
     assert stats.counts(app.engine, stats.StatsQuery(start=start, end=end))[0]["published"] == 1
     assert not run_sync(app).changed
 
@@ -274,7 +275,7 @@ def test_two_outside_articles_with_the_same_title_get_their_own_stats(make_app, 
 
 def test_the_dashboard_reads_followers_at_the_periods_last_day(make_app, sandbox, tmp_path):
     """getusercumulate is a running total: a week shows the last day's figure, not the sum of seven."""
-    from publisher import dashboard
+    from publisher.counting import dashboard
 
     app = _wechat_app(make_app, sandbox)
     _post_outside(app, tmp_path, "校园开放日", 9001)
@@ -293,12 +294,12 @@ def test_the_dashboard_reads_followers_at_the_periods_last_day(make_app, sandbox
     served = _api(sandbox, "/datacube/getusercumulate", {"begin_date": str(last), "end_date": str(last)})
     assert totals[last] == served["list"][0]["cumulate_user"]
     for first in (min(totals), last - timedelta(days=1)):
-        start, end = stats.period(first, last, app.settings.zone)
+        start, end = periods.period(first, last, app.settings.zone)
         figures = {r["metric"]: r["value"] for r in dashboard.engagement(app.engine, start, end, app.settings.zone)}
         assert figures["followers"] == totals[last]
         assert figures["new_followers"] == sum(v for d, v in new.items() if first <= d <= last)  # flows add up
     # a period ending before the last day: the total on its own last day
-    start, end = stats.period(min(totals), last - timedelta(days=1), app.settings.zone)
+    start, end = periods.period(min(totals), last - timedelta(days=1), app.settings.zone)
     figures = {r["metric"]: r["value"] for r in dashboard.engagement(app.engine, start, end, app.settings.zone)}
     assert figures["followers"] == totals[last - timedelta(days=1)]
 

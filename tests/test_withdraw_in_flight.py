@@ -16,9 +16,9 @@ import pytest
 import sqlalchemy as sa
 from sqlmodel import select
 
-from publisher import workflow
-from publisher.dispatch import Dispatcher
 from publisher.models import AuditLog, Delivery, DeliveryOp, DeliveryRequest, DeliveryStatus, ItemStatus
+from publisher.pipeline import workflow
+from publisher.pipeline.dispatch import Dispatcher
 from publisher.testing import MemoryChannel
 from tests.test_dispatch import approved_item, deliveries, item_status, run_once
 

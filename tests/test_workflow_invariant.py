@@ -41,10 +41,8 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule, run_state_machine_as_test
 from sqlmodel import select
 
-from publisher import content, workflow
 from publisher.app import open_app
 from publisher.db import make_engine, migrate
-from publisher.dispatch import Dispatcher
 from publisher.errors import NotAllowed, PublisherError
 from publisher.models import (
     AuditLog,
@@ -58,6 +56,8 @@ from publisher.models import (
     Role,
     User,
 )
+from publisher.pipeline import content, workflow
+from publisher.pipeline.dispatch import Dispatcher
 from publisher.settings import Settings
 from publisher.testing import MemoryChannel
 from tests.conftest import STANDARD_USERS

@@ -15,10 +15,11 @@ from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from pydantic import BaseModel, Field, field_validator
 from sqlmodel import col, select
 
-from publisher import stats, workflow
 from publisher.checklist import checklist_name
+from publisher.counting import periods, stats
 from publisher.errors import NotAllowed
 from publisher.models import Delivery, DeliveryAttempt, Item, Role, User, utcnow
+from publisher.pipeline import workflow
 from publisher.web import compose
 from publisher.web.common import MAX_ID, can_manage, viewer_zone, visible_delivery, visible_item
 from publisher.web.security import EVERYONE, REVIEWERS, STAFF, WRITERS, logged_in, need
@@ -283,12 +284,12 @@ def get_stats(
     request: Request,
     start: Annotated[str | None, Query(alias="from")] = None,
     end: Annotated[str | None, Query(alias="to")] = None,
-    by: Annotated[str, Query(description="comma-separated: " + ", ".join(stats.DIMENSIONS))] = "channel",
+    by: Annotated[str, Query(description="comma-separated: " + ", ".join(periods.DIMENSIONS))] = "channel",
 ) -> list[dict]:  # type: ignore[type-arg]
     need(request, EVERYONE)
     app = request.app.state.app
     tz = viewer_zone(request)
-    s, e = stats.period(start, end, tz)
+    s, e = periods.period(start, end, tz)
     q = stats.StatsQuery(start=s, end=e, by=tuple(b.strip() for b in by.split(",") if b.strip()), tz=tz)
     return stats.counts(app.engine, q)
 

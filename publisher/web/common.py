@@ -13,10 +13,10 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
-from publisher import workflow
 from publisher.accounts import Caller
 from publisher.errors import InvalidInput, NotFound
 from publisher.models import Delivery, Item, Role, User
+from publisher.pipeline import workflow
 from publisher.web.i18n import Translator, pick_lang
 
 TEMPLATES = Jinja2Templates(directory=str(files("publisher.web").joinpath("templates")))

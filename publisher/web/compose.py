@@ -13,13 +13,13 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
-from publisher import content
 from publisher.channel import Asset as PostAsset
 from publisher.channel import Post
 from publisher.checklist import checklist_name
 from publisher.errors import InvalidInput
 from publisher.models import Asset, Item, ItemVersion, Review, Role, User, utcnow
-from publisher.workflow import Context
+from publisher.pipeline import content
+from publisher.pipeline.workflow import Context
 
 _ASSET = re.compile(r"asset://([0-9a-f]{64})")
 

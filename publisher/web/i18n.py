@@ -232,13 +232,13 @@ MESSAGES: dict[str, tuple[str, str]] = {
 }
 
 
-#: Validation messages of the core (publisher.workflow, the compose page) and of the channels'
+#: Validation messages of the core (publisher.pipeline.workflow, the compose page) and of the channels'
 #: ``validate()``, as the web UI meets them on saving, submitting, reviewing and scheduling: an English
 #: pattern (matched whole) -> its Chinese. The Chinese page shows the Chinese with the English beside it
 #: (the English is what the CLI, the API and the logs say, so it stays findable); an unknown message
 #: shows as it is. Only the common ones are here: the CLI and the API stay English.
 ERRORS: list[tuple[str, str]] = [
-    # the item's fields (publisher.workflow._check_fields, create_item, the compose page)
+    # the item's fields (publisher.pipeline.workflow._check_fields, create_item, the compose page)
     (r"the title is empty", "标题为空"),
     (r"the title is (?P<n>[\d,]+) characters; at most (?P<m>[\d,]+)", "标题有 {n} 个字，最多 {m} 个"),
     (r"unknown category ''; one of: .*", "请选择类别"),
@@ -269,7 +269,7 @@ ERRORS: list[tuple[str, str]] = [
         r"(?P<f>.+): not a readable image; upload a JPEG, PNG, GIF or WebP",
         "{f}：不是可读取的图片，请上传 JPEG、PNG、GIF 或 WebP",
     ),
-    # review, submit, schedule, retry (publisher.workflow)
+    # review, submit, schedule, retry (publisher.pipeline.workflow)
     (r"a rejection needs a reason .*", "退回需填写理由，以便作者知道要修改什么"),
     (r"decision must be approve or reject", "请选择通过或退回"),
     (r"(?P<u>\S+) wrote item (?P<id>\d+) and cannot review it", "{u} 是稿件 {id} 的作者，不能审核它"),

@@ -1,4 +1,4 @@
-"""The server-rendered pages. Thin: every change goes through publisher.workflow / accounts."""
+"""The server-rendered pages. Thin: every change goes through publisher.pipeline.workflow / accounts."""
 
 from __future__ import annotations
 
@@ -14,8 +14,9 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from sqlmodel import col, select
 from starlette.concurrency import run_in_threadpool
 
-from publisher import accounts, content, dashboard, stats, workflow
+from publisher import accounts
 from publisher.checklist import checklist
+from publisher.counting import dashboard, periods
 from publisher.errors import InvalidInput, NotAllowed, NotFound, StorageFull
 from publisher.models import (
     Asset,
@@ -30,6 +31,7 @@ from publisher.models import (
     User,
     utcnow,
 )
+from publisher.pipeline import content, workflow
 from publisher.web import calendar_view, compose, svg
 from publisher.web.common import (
     can_edit,
@@ -667,8 +669,8 @@ def calendar(request: Request, view: str = "week", day: str | None = None) -> Re
         anchor = date.fromisoformat(day) if day else datetime.now(tz).date()
     except ValueError:
         raise InvalidInput(f"day {day!r} is not a date (YYYY-MM-DD)") from None
-    if not stats.EARLIEST <= anchor <= stats.LATEST:
-        raise InvalidInput(f"day {anchor} is outside the calendar ({stats.EARLIEST} to {stats.LATEST})")
+    if not periods.EARLIEST <= anchor <= periods.LATEST:
+        raise InvalidInput(f"day {anchor} is outside the calendar ({periods.EARLIEST} to {periods.LATEST})")
     first, last = calendar_view.window(view, anchor)
     start, end = calendar_view.day_range(first, last, tz)
     with app.session() as s:

@@ -4,7 +4,7 @@ Authentication is a session cookie (browsers) or ``Authorization: Bearer <token>
 A request that changes something with a session cookie must carry the session's CSRF token (form
 field ``csrf_token`` or header ``X-CSRF-Token``); a bearer request carries no cookie, so it needs none.
 Permissions are checked twice: here by role (who may use a route at all), then by
-:mod:`publisher.workflow` for the item at hand (department, review level, author).
+:mod:`publisher.pipeline.workflow` for the item at hand (department, review level, author).
 """
 
 from __future__ import annotations

@@ -32,7 +32,8 @@ def client(webapp: Any) -> Iterator[Any]:
 
 @pytest.fixture
 def login(app: Any) -> Callable[[Any, str], str]:
-    from publisher import accounts, workflow
+    from publisher import accounts
+    from publisher.pipeline import workflow
     from publisher.web.security import SESSION_COOKIE
 
     def _login(client: Any, name: str) -> str:
@@ -66,7 +67,7 @@ def make_item(
     """An item at ``stage``: draft, submitted, dept_approved, scheduled (publish_at needed or now)."""
     from datetime import datetime, timedelta
 
-    from publisher import content, workflow
+    from publisher.pipeline import content, workflow
 
     with app.session() as s:
         ed = workflow.get_user(s, author)

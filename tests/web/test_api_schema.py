@@ -22,7 +22,8 @@ from schemathesis.checks import (
     status_code_conformance,
 )
 
-from publisher import accounts, workflow
+from publisher import accounts
+from publisher.pipeline import workflow
 from tests.web.conftest import make_item
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]

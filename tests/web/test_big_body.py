@@ -11,8 +11,9 @@ import pytest
 from markdown_it import MarkdownIt
 from sqlmodel import select
 
-from publisher import content, rollup
+from publisher.counting import rollup
 from publisher.models import Item
+from publisher.pipeline import content
 from publisher.web import compose
 
 sqlite_only = pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)

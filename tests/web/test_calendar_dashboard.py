@@ -8,10 +8,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlmodel import select
 
-from publisher import accounts, workflow
+from publisher import accounts
 from publisher.channel import CallbackReply
-from publisher.dispatch import Dispatcher
 from publisher.models import ChannelStat, Delivery
+from publisher.pipeline import workflow
+from publisher.pipeline.dispatch import Dispatcher
 from publisher.testing import MemoryChannel
 from tests.web.conftest import csrf_of, make_item
 

@@ -8,8 +8,8 @@ import re
 import pytest
 from sqlmodel import select
 
-from publisher import workflow
 from publisher.models import Asset, Item, ItemVersion
+from publisher.pipeline import workflow
 from tests.web.conftest import make_item
 
 sqlite_only = pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)

@@ -1,4 +1,4 @@
-"""The dashboard's daily roll-up always agrees with publisher.stats, however the store changes."""
+"""The dashboard's daily roll-up always agrees with publisher.counting.stats, however the store changes."""
 
 from __future__ import annotations
 
@@ -6,9 +6,10 @@ from datetime import UTC, datetime
 
 from sqlmodel import select
 
-from publisher import dashboard, stats, workflow
-from publisher.dispatch import Dispatcher
+from publisher.counting import dashboard, periods, stats
 from publisher.models import Delivery, Item, ItemOrigin
+from publisher.pipeline import workflow
+from publisher.pipeline.dispatch import Dispatcher
 from publisher.testing import MemoryChannel
 from tests.web.conftest import make_item
 
@@ -24,7 +25,7 @@ def _same(app, start, end):
 
 def test_rollup_matches_stats_through_publish_fail_edit_and_backdating(app):
     tz = app.settings.zone
-    start, end = stats.period("2000-01-01", "2100-01-01", tz)
+    start, end = periods.period("2000-01-01", "2100-01-01", tz)
     assert dashboard.refresh(app.engine, tz) == -1  # first use builds it
     a = make_item(app, stage="scheduled", channels=("mem", "mem2"))
     make_item(app, author="ed2", stage="scheduled", channels=("mem",), title="人事处通知")
@@ -46,7 +47,7 @@ def test_rollup_matches_stats_through_publish_fail_edit_and_backdating(app):
     dash = _same(app, start, end)
     assert any(r["month"] == "2020-05" for r in dash.by_month)
     # a period that cuts between days, in the office zone
-    s2, e2 = stats.period("2020-05-01", "2020-05-01", tz)
+    s2, e2 = periods.period("2020-05-01", "2020-05-01", tz)
     assert sum(int(r["published"]) for r in _same(app, s2, e2).by_category) == 1
     # a change of office zone rebuilds the roll-up
     from zoneinfo import ZoneInfo
@@ -85,14 +86,14 @@ def _stats_same(app) -> None:
         ("2020-04-01", "2020-05-31"),
         ("2020-05-02", "2020-06-30"),
     ):
-        start, end = stats.period(a, b, tz)
+        start, end = periods.period(a, b, tz)
         for by in GROUPINGS:
             q = stats.StatsQuery(start=start, end=end, by=by, tz=tz)
             assert stats.counts(app.engine, q) == stats.counts(app.engine, q, rollup=False), (a, b, by)
 
 
 def test_stats_counts_from_rollup_equal_live_query(app, monkeypatch):
-    from publisher import ledger, rollup
+    from publisher.counting import ledger, rollup
 
     # no look-back: each refresh must find what changed by itself, not because everything is recent
     monkeypatch.setattr(rollup, "LOOK_BACK", rollup.LOOK_BACK * 0)
@@ -144,7 +145,7 @@ def test_stats_counts_from_rollup_equal_live_query(app, monkeypatch):
                 s, j, channel=ch, published_at=datetime(2020, 5, 2, tzinfo=UTC), url=None, note="test"
             )
     _stats_same(app)
-    q = stats.StatsQuery(*stats.period("2020-04-30", "2020-05-03", tz), by=("category",), tz=tz)
+    q = stats.StatsQuery(*periods.period("2020-04-30", "2020-05-03", tz), by=("category",), tz=tz)
     assert {r["category"]: (r["published"], r["items"]) for r in stats.counts(app.engine, q)} == {
         "公告公示": (3, 1),
         "新闻": (2, 1),

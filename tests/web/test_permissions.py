@@ -18,8 +18,9 @@ from typing import Any
 import pytest
 from sqlmodel import select
 
-from publisher import accounts, workflow
+from publisher import accounts
 from publisher.models import AuditLog, Delivery, DeliveryStatus
+from publisher.pipeline import workflow
 from tests.web.conftest import make_item
 
 pytestmark = pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
@@ -54,7 +55,7 @@ def _failed_delivery(app: Any) -> dict[str, Any]:
 
 
 def _media(app: Any, who: str) -> dict[str, Any]:
-    from publisher import content
+    from publisher.pipeline import content
 
     path = app.settings.media_dir.parent / "upload.png"
     path.write_bytes(_png())
@@ -312,7 +313,7 @@ def test_another_departments_item_answers_as_a_missing_one(route: Route, app: An
 
 def test_an_image_is_as_visible_as_the_items_that_hold_it(app: Any, client: Any, login: Any) -> None:
     """Another department's draft's image answers exactly as a missing image does (404): nothing is told."""
-    from publisher import content
+    from publisher.pipeline import content
 
     path = app.settings.media_dir.parent / "seal.png"
     path.write_bytes(_png())

@@ -16,7 +16,7 @@ depends_on = None
 
 
 def upgrade() -> None:
-    # publisher.stats counts published deliveries by period and channel: with this index the count
+    # publisher.counting.stats counts published deliveries by period and channel: with this index the count
     # reads the index alone (no table rows) on both engines
     op.create_index("ix_delivery_published_channel_item", "delivery", ["published_at", "channel", "item_id"])
 

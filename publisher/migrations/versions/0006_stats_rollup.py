@@ -1,4 +1,4 @@
-"""stats roll-up: publisher.stats.counts reads published deliveries per day from stats_rollup
+"""stats roll-up: publisher.counting.stats.counts reads published deliveries per day from stats_rollup
 
 Revision ID: 0006_stats_rollup
 Revises: 0005_channels

@@ -3,7 +3,7 @@
 Revision ID: 0007_stats_perf
 Revises: 0006_stats_rollup
 
-publisher.stats counts failures and pending work live; joined to the item table for those fields,
+publisher.counting.stats counts failures and pending work live; joined to the item table for those fields,
 that join was most of a count's time on a million items (docs/benchmarks.md, 7a). The copies are
 kept by the database itself (triggers), so no writer — the workflow, an import, the sync, a script
 — can let them drift from the item: a delivery takes its item's fields when it is written or moved
@@ -21,7 +21,7 @@ down_revision = "0006_stats_rollup"
 branch_labels = None
 depends_on = None
 
-#: the statuses of owed work and of failures, as publisher.stats writes them (literals, so that
+#: the statuses of owed work and of failures, as publisher.counting.stats writes them (literals, so that
 #: both planners can tell a query is within a partial index)
 OWED = "status IN ('pending', 'claimed', 'waiting')"
 FAILED = "status = 'failed'"

@@ -26,15 +26,15 @@ from typing import TYPE_CHECKING
 from sqlmodel import Session, col, select
 
 from publisher.channel import Channel, LinkStatus
+from publisher.counting.ledger import add_recorded_delivery, new_recorded_item
 from publisher.errors import PublisherError
-from publisher.ledger import add_recorded_delivery, new_recorded_item
 from publisher.models import ChannelStat, Delivery, ItemOrigin, LinkCheck, SyncRun, utcnow
-from publisher.workflow import add_department, audit
+from publisher.pipeline.workflow import add_department, audit
 
 if TYPE_CHECKING:
     from publisher.app import App
 
-log = logging.getLogger("publisher.sync")
+log = logging.getLogger("publisher.counting.sync")
 ACTOR = "sync"
 
 #: progress(label, done, total): called as work is done, for the CLI's progress bar

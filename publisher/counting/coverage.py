@@ -21,12 +21,12 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from publisher.checklist import checklist
+from publisher.counting.ledger import Publication, publications
+from publisher.counting.workdays import Calendar
 from publisher.errors import InvalidInput
-from publisher.ledger import Publication, publications
 from publisher.models import ChecklistRule, Item, ItemOrigin, utcnow
+from publisher.pipeline.workflow import audit
 from publisher.settings import Settings
-from publisher.workdays import Calendar
-from publisher.workflow import audit
 
 #: rule -> the most days a publication stays current (None: current until the information changes)
 RULES: dict[str, int | None] = {"annual": 366, "semester": 184, "quarterly": 92, "monthly": 31, "on_change": None}

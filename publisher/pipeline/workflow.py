@@ -21,7 +21,6 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlmodel import Session, col, select
 
-from publisher import content
 from publisher.channel import Asset as PostAsset
 from publisher.channel import Post, site_page_path, web_address
 from publisher.checklist import checklist, checklist_name
@@ -44,7 +43,8 @@ from publisher.models import (
     User,
     utcnow,
 )
-from publisher.registry import ChannelSpec
+from publisher.pipeline import content
+from publisher.pipeline.registry import ChannelSpec
 from publisher.settings import Settings
 
 SYSTEM = "system"
@@ -936,7 +936,7 @@ def validate_url(url: str) -> str:
 
 # ------------------------------------------------------------------------------------- internals
 def _pipeline_only(item: Item, what: str) -> None:
-    """Imported and remote items (publisher.ledger) only record what happened elsewhere."""
+    """Imported and remote items (publisher.counting.ledger) only record what happened elsewhere."""
     if item.origin != "pipeline":
         raise NotAllowed(
             f"item {item.id} was recorded from elsewhere ({item.origin}), not published through "

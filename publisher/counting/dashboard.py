@@ -1,8 +1,8 @@
 """The per-channel dashboard: counts, engagement, failures and pending work for one period.
 
-The counts mean exactly what :mod:`publisher.stats` counts (published in the period, failed for
-good, still owed) because they are :func:`publisher.stats.counts`, which reads "published" from
-the daily roll-up of :mod:`publisher.rollup` (joining every published delivery of a year to its
+The counts mean exactly what :mod:`publisher.counting.stats` counts (published in the period, failed for
+good, still owed) because they are :func:`publisher.counting.stats.counts`, which reads "published" from
+the daily roll-up of :mod:`publisher.counting.rollup` (joining every published delivery of a year to its
 item is too slow on a store of a million items).
 ``bench/dashboard_bench.py`` times it all on 1,000,000 items.
 """
@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from publisher import csvcells, rollup, stats
+from publisher.counting import csvcells, periods, rollup, stats
 from publisher.errors import InvalidInput
 from publisher.models import ChannelStat, Delivery, DeliveryStatus, Item, status_literal
 
@@ -34,14 +34,14 @@ def resolve_period(
     ``week`` (Monday to today) or ``custom`` (whole days ``start``..``end``)."""
     today = today or datetime.now(tz).date()
     if kind == "week":
-        s, e = stats.period(today - timedelta(days=today.weekday()), today, tz)
+        s, e = periods.period(today - timedelta(days=today.weekday()), today, tz)
     elif kind == "custom":
         if not start or not end:
             raise InvalidInput("a custom period needs both dates (YYYY-MM-DD)")
-        s, e = stats.period(start, end, tz)
+        s, e = periods.period(start, end, tz)
     elif kind == "report":
         oct1 = date(today.year if today >= date(today.year, 10, 1) else today.year - 1, 10, 1)
-        s, e = stats.period(oct1, today, tz)
+        s, e = periods.period(oct1, today, tz)
     else:
         raise InvalidInput(f"unknown period {kind!r}; use report, week or custom")
     return kind, s, e
@@ -167,12 +167,12 @@ def failures_hidden(engine: Engine, start: datetime, end: datetime, visible: sa.
 
 
 def refresh(engine: Engine, tz: ZoneInfo) -> int:
-    """Bring the roll-up publisher.stats counts from up to date (see :func:`publisher.rollup.refresh`)."""
+    """Bring the roll-up that the stats count from up to date (:func:`publisher.counting.rollup.refresh`)."""
     return rollup.refresh(engine, tz)
 
 
 def counts(engine: Engine, start: datetime, end: datetime, tz: ZoneInfo, dim: str) -> list[dict[str, object]]:
-    """:func:`publisher.stats.counts` with ``by=("channel", dim)``."""
+    """:func:`publisher.counting.stats.counts` with ``by=("channel", dim)``."""
     if dim not in ("category", "department", "month"):
         raise InvalidInput(f"the dashboard counts by category, department or month, not {dim!r}")
     return stats.counts(engine, stats.StatsQuery(start=start, end=end, by=("channel", dim), tz=tz))

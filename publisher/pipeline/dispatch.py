@@ -8,7 +8,7 @@ the webhook sends the same ``Idempotency-Key``, WeChat resumes from its saved st
 
 Right before each channel call the worker *starts* the delivery: one conditional write that counts
 the attempt and holds only while the lease is still this worker's, no person has left a request on
-the delivery (an edit, a withdrawal, a removed channel: :func:`publisher.workflow._request`) and the
+the delivery (an edit, a withdrawal, a removed channel: :func:`publisher.pipeline.workflow._request`) and the
 item is still at the version about to be sent. The workflow locks the same row to leave its request,
 so either the start committed first (the call is in flight, and the request is settled when it
 returns) or the request did (nothing of the old version goes out: the delivery is *withheld* and the
@@ -71,7 +71,7 @@ from publisher.models import (
     status_literal,
     utcnow,
 )
-from publisher.workflow import (
+from publisher.pipeline.workflow import (
     AUDIT_KEYS,
     Context,
     PostSnapshot,
@@ -82,7 +82,7 @@ from publisher.workflow import (
     unknown_fate,
 )
 
-log = logging.getLogger("publisher.dispatch")
+log = logging.getLogger("publisher.pipeline.dispatch")
 
 D = Delivery.__table__  # type: ignore[attr-defined]
 ATTEMPT = DeliveryAttempt.__table__  # type: ignore[attr-defined]
@@ -544,7 +544,7 @@ class Dispatcher:
         """Hand back leases of deliveries never started (the worker is stopping): due again at once.
 
         A request a person left meanwhile (``Delivery.requested``) is settled here as for a call that
-        did not go out (:func:`publisher.workflow.settle_request`): handed back as it is, a delivery of
+        did not go out (:func:`publisher.pipeline.workflow.settle_request`): handed back as it is, a delivery of
         a withdrawn or edited item would sit pending to publish, its request waiting for a record that
         never comes.
         """

@@ -26,14 +26,14 @@ import jinja2
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from publisher import csvcells
-from publisher.coverage import Coverage, coverage
+from publisher.counting import csvcells
+from publisher.counting.coverage import Coverage, coverage
+from publisher.counting.ledger import Publication, publications
+from publisher.counting.registers import list_complaints, list_requests
+from publisher.counting.stats import period
 from publisher.errors import ConfigError, InvalidInput
-from publisher.ledger import Publication, publications
 from publisher.models import Complaint, DisclosureRequest
-from publisher.registers import list_complaints, list_requests
 from publisher.settings import Settings
-from publisher.stats import period
 
 APPENDIX_MARK = "[[APPENDIX]]"
 PAGE_BREAK = "[[PAGEBREAK]]"

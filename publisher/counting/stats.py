@@ -14,25 +14,19 @@ import io
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from publisher import csvcells
+from publisher.counting import csvcells
+from publisher.counting import rollup as daily_rollup
+from publisher.counting.periods import DIMENSIONS, bucket
 from publisher.errors import InvalidInput
 from publisher.models import Delivery, DeliveryStatus, owed, status_literal
 
 D = Delivery.__table__  # type: ignore[attr-defined]
-
-DIMENSIONS = ("channel", "category", "department", "year", "month", "week", "day", "checklist_item")
-PERIOD_FORMATS = {
-    "year": ("%Y", "YYYY"),
-    "month": ("%Y-%m", "YYYY-MM"),
-    "day": ("%Y-%m-%d", "YYYY-MM-DD"),
-    "week": ("%Y-W%W", 'IYYY-"W"IW'),
-}
 
 
 @dataclass(frozen=True)
@@ -43,64 +37,16 @@ class StatsQuery:
     tz: ZoneInfo = ZoneInfo("Asia/Shanghai")
 
 
-#: the dates a period may name (a day outside them is a typo, and 9999-12-31 + 1 day overflows)
-EARLIEST, LATEST = date(1900, 1, 1), date(2999, 12, 31)
-
-
-def period(start: date | str | None, end: date | str | None, tz: ZoneInfo) -> tuple[datetime, datetime]:
-    """Whole days in the office's zone: [start 00:00, end + 1 day 00:00)."""
-
-    def _d(v: date | str | None, what: str) -> date | None:
-        if v is None or isinstance(v, date):
-            return v
-        try:
-            return date.fromisoformat(v)
-        except ValueError:
-            raise InvalidInput(f"{what} {v!r} is not a date; write YYYY-MM-DD") from None
-
-    s, e = _d(start, "--from"), _d(end, "--to")
-    today = datetime.now(tz).date()
-    s = s or date(today.year, 1, 1)
-    e = e or today
-    for d in (s, e):
-        if not EARLIEST <= d <= LATEST:
-            raise InvalidInput(f"{d} is outside the dates counted ({EARLIEST} to {LATEST})")
-    if e < s:
-        raise InvalidInput(f"the period ends ({e}) before it starts ({s})")
-    return datetime.combine(s, time(), tz), datetime.combine(e + timedelta(days=1), time(), tz)
-
-
-def _bucket(engine: Engine, column: sa.ColumnElement, dim: str, tz: ZoneInfo) -> sa.ColumnElement:
-    if engine.dialect.name == "postgresql":
-        return sa.func.to_char(sa.func.timezone(tz.key, sa.func.timezone("UTC", column)), PERIOD_FORMATS[dim][1])
-    # SQLite: shift by the zone's offset (fixed for Asia/Shanghai; zones with DST are off by an hour
-    # for the changeover days, see the README)
-    offset = datetime.now(tz).utcoffset() or timedelta()
-    mods = f"{int(offset.total_seconds())} seconds"
-    if dim == "week":
-        # ISO weeks like PostgreSQL's IYYY-IW (SQLite's %W counts from the first Monday, so the two
-        # engines disagreed): a week belongs to the year of its Thursday, and is numbered from it
-        thursday = sa.func.date(column, mods, "-3 days", "weekday 4")
-        number = sa.cast(sa.func.strftime("%j", thursday), sa.Integer) - 1
-        return (
-            sa.func.strftime("%Y", thursday)
-            .op("||")("-W")
-            .op("||")(sa.func.printf("%02d", sa.cast(number / 7, sa.Integer) + 1))
-        )
-    return sa.func.strftime(PERIOD_FORMATS[dim][0], column, mods)
-
-
 def counts(engine: Engine, q: StatsQuery, *, rollup: bool = True) -> list[dict[str, object]]:
     """One row per combination of ``q.by``, with published, items, failed and pending.
 
-    "published" and "items" come from the daily roll-up (:mod:`publisher.rollup`, brought up to date
+    "published" and "items" come from the daily roll-up (:mod:`publisher.counting.rollup`, brought up to date
     first) when the period is whole days in the office's zone and the item fields grouped by are
     kept there; otherwise, or with ``rollup=False``, from the deliveries themselves. Failures and
     pending work are few and always read live, each from a partial index that holds those rows with
     the channel and the delivery's copies of its item's fields (migration 0007), so no count joins
     the item table.
     """
-    from publisher import rollup as _rollup  # it builds on this module's buckets
 
     for dim in q.by:
         if dim not in DIMENSIONS:
@@ -117,7 +63,7 @@ def counts(engine: Engine, q: StatsQuery, *, rollup: bool = True) -> list[dict[s
                 # store of a million items the join to the item table was most of a count's time
                 out.append(D.c[f"item_{dim}"].label(dim))
             else:
-                out.append(_bucket(engine, time_col, dim, q.tz).label(dim))
+                out.append(bucket(engine, time_col, dim, q.tz).label(dim))
         return out
 
     # one delivery per item and channel: grouped by channel, the distinct items are the deliveries
@@ -135,11 +81,14 @@ def counts(engine: Engine, q: StatsQuery, *, rollup: bool = True) -> list[dict[s
                 row["items"] = int(r[len(q.by) + 1])
 
     from_rollup = (
-        rollup and _rollup.whole_days(start, end, q.tz) and _rollup.covering_set(q.by) is not None and end > start
+        rollup
+        and daily_rollup.whole_days(start, end, q.tz)
+        and daily_rollup.covering_set(q.by) is not None
+        and end > start
     )
     if from_rollup:
-        _rollup.refresh(engine, q.tz)
-        add([(*key, n, k) for key, n, k in _rollup.published(engine, q.by, start, end, q.tz)], "published")  # type: ignore[misc]
+        daily_rollup.refresh(engine, q.tz)
+        add([(*key, n, k) for key, n, k in daily_rollup.published(engine, q.by, start, end, q.tz)], "published")  # type: ignore[misc]
     with engine.connect() as conn:
         d = dims(D.c.published_at)
         if not from_rollup:

@@ -6,12 +6,12 @@ own them, told apart by ``Item.origin``:
 * ``pipeline`` — written and reviewed twice here, pushed by the dispatcher;
 * ``import`` — published elsewhere (by hand, or before this system existed) and recorded from a CSV
   with :func:`import_csv`;
-* ``remote`` — found on a channel by the weekly sync (:mod:`publisher.sync`).
+* ``remote`` — found on a channel by the weekly sync (:mod:`publisher.counting.sync`).
 
 Imported and remote items are born ``published`` with deliveries already ``done``: the dispatcher
 only claims ``pending`` deliveries and re-checks both approvals before calling a channel, so they
 never reach a channel and "nothing unapproved leaves" is untouched. They carry no reviews, which is
-how any screen can tell them apart. Because every publication is a delivery row, publisher.stats
+how any screen can tell them apart. Because every publication is a delivery row, publisher.counting.stats
 counts them all without knowing where they came from.
 """
 
@@ -30,8 +30,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from publisher import csvcells
 from publisher.checklist import checklist
+from publisher.counting import csvcells
 from publisher.errors import InvalidInput
 from publisher.models import (
     Delivery,
@@ -44,7 +44,7 @@ from publisher.models import (
     User,
     utcnow,
 )
-from publisher.workflow import Context, add_department, audit, departments, validate_url
+from publisher.pipeline.workflow import Context, add_department, audit, departments, validate_url
 
 CSV_COLUMNS = ["title", "category", "department", "channel", "published_at", "url", "checklist_item"]
 REQUIRED_COLUMNS = CSV_COLUMNS[:-1]

@@ -5,7 +5,7 @@ thousand rows instead of joining a million deliveries to their items.
 of item fields (:data:`SETS`). :func:`refresh` brings it up to date before each read: it
 recomputes only the days on which items changed since its watermark (or whose deliveries changed)
 were published, so after the first build it costs a few milliseconds. :func:`published` answers
-the "published" and "items" columns of :func:`publisher.stats.counts` from it; failures and
+the "published" and "items" columns of :func:`publisher.counting.stats.counts` from it; failures and
 pending work are few and read live by stats.
 
 Distinct items (when the channels are not told apart) cannot simply be summed from days: an item
@@ -27,7 +27,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from publisher import stats
+from publisher.counting.periods import PERIOD_FORMATS, bucket
 from publisher.models import Delivery, Item, RollupState, StatsRollup, utcnow
 
 D = Delivery.__table__  # type: ignore[attr-defined]
@@ -61,8 +61,8 @@ def whole_days(start: datetime, end: datetime, tz: ZoneInfo) -> bool:
 
 
 def _day(engine: Engine, column: sa.ColumnElement, tz: ZoneInfo) -> sa.ColumnElement:
-    bucket = stats._bucket(engine, column, "day", tz)
-    return bucket if engine.dialect.name == "sqlite" else sa.cast(bucket, sa.Date)
+    day = bucket(engine, column, "day", tz)
+    return day if engine.dialect.name == "sqlite" else sa.cast(day, sa.Date)
 
 
 def _bounds(d: date, tz: ZoneInfo) -> datetime:
@@ -199,7 +199,7 @@ _FRESH: ContextVar[frozenset[tuple[int, str]]] = ContextVar("rollup_fresh", defa
 def refreshed(engine: Engine, tz: ZoneInfo) -> Iterator[int]:
     """Refresh once, then skip the refreshes asked for inside the block (same store and zone).
 
-    A dashboard page counts three ways, and each :func:`publisher.stats.counts` refreshes first:
+    A dashboard page counts three ways, and each :func:`publisher.counting.stats.counts` refreshes first:
     four refreshes a page (up to 650 ms with concurrent writers). Inside this block the page
     pays for one, and its tables all read the same state of the roll-up. Yields what
     :func:`refresh` returned.
@@ -254,8 +254,8 @@ def refresh(engine: Engine, tz: ZoneInfo) -> int:
 
 
 def _bucket_day(engine: Engine, column: sa.ColumnElement, dim: str) -> sa.ColumnElement:
-    """``stats._bucket`` for a column that already holds the office-zone day."""
-    fmt, pg = stats.PERIOD_FORMATS[dim]
+    """``periods.bucket`` for a column that already holds the office-zone day."""
+    fmt, pg = PERIOD_FORMATS[dim]
     if engine.dialect.name == "postgresql":
         # as a timestamp without zone: to_char(date) would convert each day to the session's zone first
         return sa.func.to_char(sa.cast(column, sa.DateTime), pg)

@@ -3,7 +3,7 @@
 A request is answered within 15 working days of receipt (the day of receipt not counted); the
 office may extend once, by at most 15 more working days, and must tell the applicant why. The
 outcome is one of the four the annual report counts; "not disclosed" needs its legal ground.
-Working days follow the Chinese holiday calendar (:mod:`publisher.workdays`); the numbers of days
+Working days follow the Chinese holiday calendar (:mod:`publisher.counting.workdays`); the numbers of days
 are settings (``[registers]``) because the article-level wording was not all verified.
 """
 
@@ -15,12 +15,12 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
+from publisher.counting.ledger import parse_published_at
+from publisher.counting.workdays import Calendar
 from publisher.errors import InvalidInput, NotAllowed, NotFound
-from publisher.ledger import parse_published_at
 from publisher.models import Complaint, DisclosureRequest, utcnow
+from publisher.pipeline.workflow import audit
 from publisher.settings import Settings
-from publisher.workdays import Calendar
-from publisher.workflow import audit
 
 VIA = ("letter", "email", "web", "in_person", "phone", "fax", "other")
 OUTCOMES = {
