@@ -29,8 +29,8 @@ from sqlmodel import Session
 from publisher.counting import csvcells
 from publisher.counting.coverage import Coverage, coverage
 from publisher.counting.ledger import Publication, publications
+from publisher.counting.periods import period
 from publisher.counting.registers import list_complaints, list_requests
-from publisher.counting.stats import period
 from publisher.errors import ConfigError, InvalidInput
 from publisher.models import Complaint, DisclosureRequest
 from publisher.settings import Settings
