@@ -15,7 +15,7 @@ import pytest
 import requests
 from PIL import Image
 
-from channels import wechat_media
+from channels.wechat import media as wechat_media
 from channels.sandbox.wechat import WeChatSandbox
 from channels.wechat import WeChatChannel
 from publisher.channel import (
