@@ -1,0 +1,225 @@
+"""The pages of the site: the stylesheet, the Jinja2 templates (autoescaped), the body sanitiser and small formatters.
+
+Only the post body is HTML; it was sanitised by the core and is sanitised again here with nh3 as
+defence in depth. Everything else goes through Jinja2's autoescape.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import jinja2
+import nh3
+
+#: the categories of the disclosure checklist (../shared/domain/checklist.toml) in its order; the
+#: directory lists them first, then any others by name, and 其他 (other) last
+_CATEGORY_ORDER = {
+    name: i
+    for i, name in enumerate(
+        (
+            "基本信息",
+            "招生考试信息",
+            "财务、资产及收费信息",
+            "人事师资信息",
+            "教学质量信息",
+            "学生管理服务信息",
+            "学风建设信息",
+            "学位、学科信息",
+            "对外交流与合作信息",
+        )
+    )
+}
+
+
+def category_key(name: str) -> tuple[int, str]:
+    return (1000 if name == "其他" else _CATEGORY_ORDER.get(name, 100), name)
+
+
+def category_slug(name: str) -> str:
+    """A stable ASCII file name for a (Chinese) category name."""
+    return "c" + hashlib.sha256(name.encode("utf-8")).hexdigest()[:10]
+
+
+def iso(dt: datetime) -> str:
+    return dt.astimezone(UTC).isoformat(timespec="seconds")
+
+
+def rfc3339(dt: datetime) -> str:
+    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def human_size(n: int) -> str:
+    for unit in ("B", "KB", "MB"):
+        if n < 1024 or unit == "MB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n} B"  # pragma: no cover
+
+
+# ------------------------------------------------------------------------------------------ sanitiser
+CLEANER = nh3.Cleaner(
+    attributes={
+        **{tag: set(attrs) for tag, attrs in nh3.ALLOWED_ATTRIBUTES.items()},
+        "a": {"href", "hreflang", "title", "download"},
+        "img": {"alt", "src", "width", "height", "title"},
+        "code": {"class"},
+        "th": {"align", "colspan", "rowspan", "scope"},
+        "td": {"align", "colspan", "rowspan"},
+    },
+    url_schemes={"http", "https", "mailto"},
+)
+
+
+# ----------------------------------------------------------------------------------------- templates
+CSS = """\
+:root{--fg:#1f2328;--muted:#59636e;--line:#d8dee4;--accent:#9b1c1c;--bg:#fff;--soft:#f6f8fa}
+*{box-sizing:border-box}
+html{font-size:16px}
+body{margin:0;color:var(--fg);background:var(--bg);line-height:1.75;
+font-family:"PingFang SC","Hiragino Sans GB","Microsoft YaHei","Noto Sans CJK SC",
+"Source Han Sans SC",sans-serif}
+a{color:var(--accent);text-decoration:none}a:hover{text-decoration:underline}
+.wrap{max-width:960px;margin:0 auto;padding:0 1rem}
+header.site{background:var(--accent);color:#fff}
+header.site .wrap{display:flex;flex-wrap:wrap;align-items:baseline;justify-content:space-between;
+padding:.8rem 1rem}
+header.site a{color:#fff}.brand{font-size:1.35rem;font-weight:600;letter-spacing:.05em}
+header.site nav a{margin-left:1.2rem}
+main{padding:1.5rem 1rem 3rem}
+.crumbs{font-size:.9rem;color:var(--muted);margin-bottom:1rem}.crumbs a{color:var(--muted)}
+h1{font-size:1.6rem;line-height:1.4;margin:.2rem 0 1rem}
+h2{font-size:1.2rem;border-left:4px solid var(--accent);padding-left:.6rem;margin:2rem 0 .8rem}
+.meta{display:flex;flex-wrap:wrap;gap:.3rem 1.5rem;margin:0 0 1.5rem;padding:.7rem 1rem;
+background:var(--soft);border:1px solid var(--line);border-radius:4px;font-size:.9rem;color:var(--muted)}
+.meta dt{display:inline;font-weight:600}.meta dd{display:inline;margin:0}
+article.body{font-size:1.05rem}
+article.body img{max-width:100%;height:auto;display:block;margin:1rem auto}
+article.body table{border-collapse:collapse;width:100%;margin:1rem 0}
+article.body th,article.body td{border:1px solid var(--line);padding:.4rem .6rem}
+article.body th{background:var(--soft)}
+article.body pre{background:var(--soft);padding:.8rem;overflow:auto}
+article.body blockquote{margin:1rem 0;padding:0 1rem;border-left:4px solid var(--line);color:var(--muted)}
+ul.items{list-style:none;margin:0;padding:0}
+ul.items li{display:flex;justify-content:space-between;gap:1rem;padding:.55rem 0;
+border-bottom:1px dashed var(--line)}
+ul.items .when{flex:none;color:var(--muted);font-size:.9rem;white-space:nowrap}
+ul.items .dept{color:var(--muted);font-size:.85rem;margin-left:.5rem}
+ul.dir{columns:2;padding-left:1.2rem}ul.dir li{break-inside:avoid}
+.count{color:var(--muted);font-size:.85rem}
+.attachments li{margin:.3rem 0}
+.empty{color:var(--muted)}
+footer{border-top:1px solid var(--line);color:var(--muted);font-size:.85rem;padding:1rem 0 2rem;
+text-align:center}
+@media (max-width:600px){ul.dir{columns:1}ul.items li{flex-direction:column;gap:0}}
+"""
+
+TEMPLATES = {
+    "base.html": """\
+<!doctype html>
+<html lang="zh-CN">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta http-equiv="Content-Security-Policy" content="default-src 'self'; img-src 'self' data: https:; \
+style-src 'self'; script-src 'none'; object-src 'none'; base-uri 'none'; form-action 'none'">
+<title>{% block title %}{{ site_title }}{% endblock %}</title>
+{% block head %}{% endblock %}
+<link rel="stylesheet" href="{{ root }}style.css">
+<link rel="alternate" type="application/atom+xml" title="{{ site_title }}" href="{{ root }}feed.xml">
+</head>
+<body>
+<header class="site"><div class="wrap">
+<a class="brand" href="{{ root }}index.html">{{ site_title }}</a>
+<nav><a href="{{ root }}index.html">首页</a><a href="{{ root }}index.html#directory">信息公开目录</a>\
+<a href="{{ root }}feed.xml">订阅</a></nav>
+</div></header>
+<main class="wrap">
+{% block main %}{% endblock %}
+</main>
+<footer><div class="wrap">{{ site_title }} · 依据《高等学校信息公开办法》公开</div></footer>
+</body>
+</html>
+""",
+    "list.html": """\
+{% macro item_list(entries, root) -%}
+{% if entries %}<ul class="items">
+{% for e in entries %}<li><span><a href="{{ root }}{{ e.path }}">{{ e.title }}</a>\
+<span class="dept">{{ e.department }}</span></span>\
+<time class="when" datetime="{{ e.published_at }}">{{ e.published_at | localdate }}</time></li>
+{% endfor %}</ul>
+{% else %}<p class="empty">暂无公开信息。</p>{% endif %}
+{%- endmacro %}
+""",
+    "item.html": """\
+{% extends "base.html" %}
+{% block title %}{{ post.title }} - {{ site_title }}{% endblock %}
+{% block head %}{% if post.summary %}<meta name="description" content="{{ post.summary }}">{% endif %}
+<link rel="canonical" href="{{ url }}">{% endblock %}
+{% block main %}
+<div class="crumbs"><a href="{{ root }}index.html">首页</a> › \
+<a href="{{ root }}categories/{{ post.category | slug }}.html">{{ post.category }}</a></div>
+<h1>{{ post.title }}</h1>
+<dl class="meta">
+<div><dt>发布机构：</dt><dd>{{ post.department }}</dd></div>
+<div><dt>所属类别：</dt><dd><a href="{{ root }}categories/{{ post.category | slug }}.html">\
+{{ post.category }}</a></dd></div>
+{% if post.checklist_item %}<div><dt>公开事项：</dt><dd>\
+<a href="{{ root }}checklist/{{ post.checklist_item }}.html">第{{ post.checklist_item }}项\
+{% if post.checklist_name %} {{ post.checklist_name }}{% endif %}</a></dd></div>{% endif %}
+<div><dt>发布日期：</dt><dd>\
+<time datetime="{{ published_iso }}">{{ post.publish_at | localdate }}</time></dd></div>
+{% if updated_differs %}<div><dt>更新日期：</dt><dd><time datetime="{{ updated_iso }}">\
+{{ post.updated_at | localdate }}</time></dd></div>{% endif %}
+</dl>
+<article class="body">
+{{ body }}
+</article>
+{% if attachments %}<section class="attachments"><h2>附件</h2><ul>
+{% for a in attachments %}<li>\
+<a href="{{ root }}{{ a.path }}" download="{{ a.filename }}">{{ a.filename }}</a> \
+<span class="count">（{{ a.size }}）</span></li>
+{% endfor %}</ul></section>{% endif %}
+{% endblock %}
+""",
+    "index.html": """\
+{% extends "base.html" %}{% from "list.html" import item_list %}
+{% block main %}
+<h2>最新公开</h2>
+{{ item_list(latest, root) }}
+<h2 id="directory">信息公开目录</h2>
+{% if categories %}<ul class="dir">
+{% for c in categories %}<li><a href="{{ root }}categories/{{ c.slug }}.html">{{ c.name }}</a> \
+<span class="count">（{{ c.count }}）</span></li>
+{% endfor %}</ul>{% else %}<p class="empty">暂无公开信息。</p>{% endif %}
+{% if checklist %}<h2>信息公开事项清单</h2><ul class="dir">
+{% for c in checklist %}<li>\
+<a href="{{ root }}checklist/{{ c.number }}.html">第{{ c.number }}项 {{ c.name }}</a> \
+<span class="count">（{{ c.count }}）</span></li>
+{% endfor %}</ul>{% endif %}
+{% endblock %}
+""",
+    "listing.html": """\
+{% extends "base.html" %}{% from "list.html" import item_list %}
+{% block title %}{{ heading }} - {{ site_title }}{% endblock %}
+{% block main %}
+<div class="crumbs"><a href="{{ root }}index.html">首页</a> › {{ kind }}</div>
+<h1>{{ heading }}</h1>
+{{ item_list(entries, root) }}
+{% endblock %}
+""",
+}
+
+
+def make_jinja(localdate: Callable[[datetime | str], str]) -> jinja2.Environment:
+    """The template environment; ``localdate`` shows a time as a date in the office's time zone."""
+    env = jinja2.Environment(
+        loader=jinja2.DictLoader(TEMPLATES),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+    )
+    env.filters["localdate"] = localdate
+    env.filters["slug"] = category_slug
+    return env
