@@ -8,17 +8,19 @@ The steps of one delivery, each recorded with ``ctx.save_state`` before the next
       → freepublish/submit → publish_id, step=submitted   ──(InProgress)──┐
       → PUBLISHJOBFINISH callback (kv) or freepublish/get  → article_id, url, step=published ◄┘
 
-``draft/add`` has no idempotency key either: :mod:`channels.wechat.drafts` counts, searches and
-sweeps the draft box so that a lost answer leaves no orphan draft.
+``draft/add`` has no idempotency key: :mod:`channels.wechat.drafts` counts, searches and sweeps the
+draft box so that a lost answer leaves no orphan draft.
 
-``freepublish/submit`` has no idempotency key. When an attempt dies (or times out) after
+``freepublish/submit`` has none either. When an attempt dies (or times out) after
 ``step=submitting`` was saved but before ``publish_id`` was, the next call *reconciles*: it looks for
 the article in ``freepublish/batchget`` (same title and thumb, published since the attempt), waits
 while the draft may still be in a running job, and re-submits only when the draft is still in the
 draft box after ``reconcile_grace`` seconds — WeChat removes a draft once it is published, so a
-draft still there means no article came of it. No article is ever published twice.
+draft still there means no article came of it (:mod:`channels.wechat.reconcile`). No article is
+ever published twice.
 
 With ``mass_send`` the draft is sent with ``message/mass/sendall`` instead of freepublish; its
+``clientmsgid`` (derived from the delivery) makes a repeated send after a crash a no-op (45065).
 
 The API client and its shared access token are in :mod:`channels.wechat.client`, the article and its
 media in :mod:`channels.wechat.articles`, the callback in :mod:`channels.wechat.callback`, the

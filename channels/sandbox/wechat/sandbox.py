@@ -21,6 +21,10 @@ What it emulates (paths as on ``https://api.weixin.qq.com``):
 
 Bodies are parsed whatever the Content-Type says (wechatpy sends none with its JSON).
 
+Each API area is a mixin in its own module (``tokens``, ``media``, ``drafts``, ``publish``,
+``datacube``); :class:`WeChatSandbox` composes them and holds the state, the steering and the
+dispatch. ``server`` is the HTTP handler, ``__main__`` runs the sandbox as a process.
+
 Steering (Python: :meth:`WeChatSandbox.inject`, ``ledger()``, ``backdate()``; HTTP for a separate
 process: ``POST /__sandbox__/faults`` with the same JSON, ``GET /__sandbox__/ledger``,
 ``POST /__sandbox__/backdate``, ``POST /__sandbox__/config``, ``POST /__sandbox__/reset``).
