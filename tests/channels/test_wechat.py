@@ -15,9 +15,9 @@ import pytest
 import requests
 from PIL import Image
 
-from channels.wechat import media as wechat_media
 from channels.sandbox.wechat import WeChatSandbox
 from channels.wechat import WeChatChannel
+from channels.wechat import media as wechat_media
 from publisher.channel import (
     AmbiguousOutcome,
     InProgress,
