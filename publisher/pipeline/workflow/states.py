@@ -1,6 +1,7 @@
-"""The review workflow as a table: which action may move an item from which state to which, and who
-may ask for it. :func:`transition` is the only place an item's state changes through the ORM; the
-dispatcher's batched roll-up (:func:`rollup_items`) follows the same roll-up rule (:func:`rolled_up`).
+"""The review workflow as a table (:data:`WORKFLOW`): which action may move an item from which state
+to which, and who may ask for it. :func:`transition` is the only place the workflow changes an item's
+state through the ORM; the dispatcher's batched roll-up (:func:`rollup_items`) follows the same
+roll-up rule (:func:`rolled_up`).
 
 The invariant the office answers to regulators for: **nothing reaches any channel without both
 approvals of the item's current version, by two different people, neither of them the author.**
@@ -132,25 +133,43 @@ RECALLABLE_STATES = frozenset({S.SUBMITTED, S.DEPT_APPROVED})
 LIVE_STATES = frozenset({S.SCHEDULED, S.PUBLISHED, S.FAILED})
 #: an edit in these states undoes an approval: the item goes back to the first review
 APPROVED_STATES = frozenset({S.DEPT_APPROVED, S.APPROVED, *LIVE_STATES})
-EDITABLE_STATES = frozenset({S.DRAFT, S.SUBMITTED, *APPROVED_STATES})
 _ALL = frozenset(S)
 
+_EDITOR_SUBMITS, _EDITOR_RECALLS = _editor("submit"), _editor("recall")
+_MANAGER_SCHEDULES, _MANAGER_WITHDRAWS = _editor_or_reviewer("schedule"), _editor_or_reviewer("withdraw")
+
+#: the review workflow, one row per (action, from-states): first matching row wins, none: refused
 WORKFLOW: tuple[Step, ...] = (
-    Step(SUBMIT, frozenset({S.DRAFT}), S.SUBMITTED, _editor("submit"), record="submit"),
-    Step(RECALL, RECALLABLE_STATES, S.DRAFT, _editor("recall"), record="recall"),
-    Step(APPROVE, frozenset({S.SUBMITTED}), S.DEPT_APPROVED, _reviewer, REVIEW_RULES, "approve level 1"),
+    Step(SUBMIT, frozenset({S.DRAFT}), S.SUBMITTED, who=_EDITOR_SUBMITS, record="submit"),
+    Step(RECALL, RECALLABLE_STATES, S.DRAFT, who=_EDITOR_RECALLS, record="recall"),
     Step(
-        APPROVE, frozenset({S.DEPT_APPROVED}), S.APPROVED, _reviewer, SECOND_REVIEW_RULES, "approve level 2 (保密审查)"
+        APPROVE,
+        frozenset({S.SUBMITTED}),
+        S.DEPT_APPROVED,
+        who=_reviewer,
+        rules=REVIEW_RULES,
+        record="approve level 1",
     ),
-    Step(REJECT, frozenset({S.SUBMITTED}), S.DRAFT, _reviewer, REVIEW_RULES, "reject level 1"),
-    Step(REJECT, frozenset({S.DEPT_APPROVED}), S.DRAFT, _reviewer, SECOND_REVIEW_RULES, "reject level 2"),
-    Step(EDIT, frozenset({S.DRAFT, S.SUBMITTED}), None, _MAY_EDIT, record="edit"),
-    Step(EDIT, APPROVED_STATES, S.SUBMITTED, _MAY_EDIT, record="edit"),
-    Step(SCHEDULE, _ALL - {S.PUBLISHED, S.WITHDRAWN}, None, _editor_or_reviewer("schedule")),
+    Step(
+        APPROVE,
+        frozenset({S.DEPT_APPROVED}),
+        S.APPROVED,
+        who=_reviewer,
+        rules=SECOND_REVIEW_RULES,
+        record="approve level 2 (保密审查)",
+    ),
+    Step(REJECT, frozenset({S.SUBMITTED}), S.DRAFT, who=_reviewer, rules=REVIEW_RULES, record="reject level 1"),
+    Step(
+        REJECT, frozenset({S.DEPT_APPROVED}), S.DRAFT, who=_reviewer, rules=SECOND_REVIEW_RULES, record="reject level 2"
+    ),
+    Step(EDIT, frozenset({S.DRAFT, S.SUBMITTED}), None, who=_MAY_EDIT, record="edit"),
+    Step(EDIT, APPROVED_STATES, S.SUBMITTED, who=_MAY_EDIT, record="edit"),
+    # the new time is recorded by schedule() itself; an approved item is then queued
+    Step(SCHEDULE, _ALL - {S.PUBLISHED, S.WITHDRAWN}, None, who=_MANAGER_SCHEDULES),
     Step(QUEUE, frozenset({S.APPROVED}), S.SCHEDULED, rules=(_cleared_twice,), record="schedule"),
-    Step(WITHDRAW, _ALL - {S.WITHDRAWN}, S.WITHDRAWN, _editor_or_reviewer("withdraw"), record="withdraw"),
+    Step(WITHDRAW, _ALL - {S.WITHDRAWN}, S.WITHDRAWN, who=_MANAGER_WITHDRAWS, record="withdraw"),
     Step(RETRY, frozenset({S.FAILED}), S.SCHEDULED, record="retry"),
-    Step(RETRY, _ALL - {S.FAILED}, None),
+    Step(RETRY, _ALL - {S.FAILED}, None),  # one failed delivery of an item in another state
     Step(ROLLUP_PUBLISHED, LIVE_STATES, S.PUBLISHED, record=_ROLLUP_RECORD),
     Step(ROLLUP_FAILED, LIVE_STATES, S.FAILED, record=_ROLLUP_RECORD),
 )
