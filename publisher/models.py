@@ -147,7 +147,7 @@ class DeliveryRequest(enum.StrEnum):
 
     A claimed delivery may be inside the channel call: changing it then would lose the call's result.
     The wish is recorded instead and the worker applies it when it records the outcome
-    (publisher.pipeline.workflow.settle_request).
+    (publisher.pipeline.workflow.inflight.settle_request).
     """
 
     WITHDRAW = "withdraw"  #: item withdrawn or channel removed: take down what went out, cancel the rest

@@ -58,6 +58,7 @@ from publisher.models import (
 )
 from publisher.pipeline import content, workflow
 from publisher.pipeline.dispatch import Dispatcher
+from publisher.pipeline.workflow.states import _approval
 from publisher.settings import Settings
 from publisher.testing import MemoryChannel
 from tests.conftest import STANDARD_USERS
@@ -281,11 +282,11 @@ class PublishingMachine(RuleBasedStateMachine):
         if who == "<author>":
             return s.get(User, item.author_id)
         if who == "<first>":
-            first = workflow._approval(s, item, 1)
+            first = _approval(s, item, 1)
             return s.get(User, first.reviewer_id) if first else self._user(s, "viewer")
         if who == "<proper>":
             if item.status == ItemStatus.DEPT_APPROVED:
-                first = workflow._approval(s, item, 1)
+                first = _approval(s, item, 1)
                 return self._user(s, "sec2" if first and s.get(User, first.reviewer_id).name == "sec" else "sec")
             return self._user(s, {"校长办公室": "head", "人事处": "head2"}.get(item.department, "head"))
         return self._user(s, who)

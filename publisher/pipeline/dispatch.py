@@ -71,16 +71,10 @@ from publisher.models import (
     status_literal,
     utcnow,
 )
-from publisher.pipeline.workflow import (
-    AUDIT_KEYS,
-    Context,
-    PostSnapshot,
-    by_hand,
-    rollup_items,
-    settle_request,
-    snapshot_posts,
-    unknown_fate,
-)
+from publisher.pipeline.workflow import AUDIT_KEYS, Context
+from publisher.pipeline.workflow.inflight import Settlement, by_hand, settle_request, unknown_fate
+from publisher.pipeline.workflow.posts import PostSnapshot, snapshot_posts
+from publisher.pipeline.workflow.states import rollup_items
 
 log = logging.getLogger("publisher.pipeline.dispatch")
 
@@ -588,17 +582,19 @@ class Dispatcher:
                 to, why = settle_request(
                     self.ctx,
                     conn,
-                    requested=req.requested,
-                    request_lease=req.request_lease,
-                    worker=self.worker_id,
-                    delivery_id=c.id,
-                    op=c.op,
-                    channel=c.channel,
-                    item_id=c.item_id,
-                    sent_version=None,
-                    outcome="released",
-                    to=DeliveryStatus.PENDING,
-                    values=values,
+                    Settlement(
+                        requested=req.requested,
+                        request_lease=req.request_lease,
+                        worker=self.worker_id,
+                        delivery_id=c.id,
+                        op=c.op,
+                        channel=c.channel,
+                        item_id=c.item_id,
+                        sent_version=None,
+                        outcome="released",
+                        to=DeliveryStatus.PENDING,
+                    ),
+                    values,
                 )
                 conn.execute(sa.update(D).where(D.c.id == c.id).values(**values))
                 audits.append(
@@ -1054,17 +1050,19 @@ class Dispatcher:
                     settled, why = settle_request(
                         self.ctx,
                         conn,
-                        requested=req.requested,
-                        request_lease=req.request_lease,
-                        worker=self.worker_id,
-                        delivery_id=c.id,
-                        op=c.op,
-                        channel=c.channel,
-                        item_id=c.item_id,
-                        sent_version=f.version,
-                        outcome=outcome,
-                        to=to,
-                        values=values,
+                        Settlement(
+                            requested=req.requested,
+                            request_lease=req.request_lease,
+                            worker=self.worker_id,
+                            delivery_id=c.id,
+                            op=c.op,
+                            channel=c.channel,
+                            item_id=c.item_id,
+                            sent_version=f.version,
+                            outcome=outcome,
+                            to=to,
+                        ),
+                        values,
                     )
                     audits.append(
                         dict(

@@ -16,7 +16,7 @@ from fastapi.templating import Jinja2Templates
 from publisher.accounts import Caller
 from publisher.errors import InvalidInput, NotFound
 from publisher.models import Delivery, Item, Role, User
-from publisher.pipeline import workflow
+from publisher.pipeline.workflow.states import _may_edit
 from publisher.web.i18n import Translator, pick_lang
 
 TEMPLATES = Jinja2Templates(directory=str(files("publisher.web").joinpath("templates")))
@@ -100,7 +100,7 @@ def view_filter(user: User) -> sa.ColumnElement[bool] | None:
 
 
 def can_edit(user: User, item: Item) -> bool:
-    return workflow._may_edit(user, item)  # the workflow's own rule, so pages never disagree with it
+    return _may_edit(user, item)  # the workflow's own rule, so pages never disagree with it
 
 
 def can_manage(user: User, item: Item) -> bool:

@@ -238,7 +238,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
 #: (the English is what the CLI, the API and the logs say, so it stays findable); an unknown message
 #: shows as it is. Only the common ones are here: the CLI and the API stay English.
 ERRORS: list[tuple[str, str]] = [
-    # the item's fields (publisher.pipeline.workflow._check_fields, create_item, the compose page)
+    # the item's fields (publisher.pipeline.workflow.items._check_fields, create_item, the compose page)
     (r"the title is empty", "标题为空"),
     (r"the title is (?P<n>[\d,]+) characters; at most (?P<m>[\d,]+)", "标题有 {n} 个字，最多 {m} 个"),
     (r"unknown category ''; one of: .*", "请选择类别"),

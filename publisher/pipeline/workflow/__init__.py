@@ -1,0 +1,65 @@
+"""The service layer the faces (CLI, web, API, demo) call: every action on users, items, reviews
+and deliveries. Each function works inside the caller's transaction and writes an audit row for
+every state change; the caller commits once per user action.
+
+The package is split by what it serves: :mod:`.states` holds the review workflow as a table of
+transitions and the one function that applies it, :mod:`.items` writing and submitting, :mod:`.reviews`
+the two reviews, :mod:`.deliveries` queueing, scheduling and taking down, :mod:`.inflight` the requests
+left on a delivery a worker holds, :mod:`.posts` what a channel receives, :mod:`.audit` the audit trail.
+Only the service API is exported here; the dispatcher and tests import the rest from its module.
+"""
+
+from __future__ import annotations
+
+from publisher.pipeline.workflow.audit import AUDIT_KEYS, SYSTEM, audit
+from publisher.pipeline.workflow.context import Context
+from publisher.pipeline.workflow.deliveries import (
+    Withdrawals,
+    record_manual,
+    retry_delivery,
+    schedule,
+    validate_url,
+    wake_workers,
+    withdraw,
+    withdrawals,
+)
+from publisher.pipeline.workflow.items import (
+    add_department,
+    add_user,
+    create_item,
+    departments,
+    edit_item,
+    get_user,
+    recall,
+    submit,
+)
+from publisher.pipeline.workflow.posts import build_post
+from publisher.pipeline.workflow.reviews import review
+from publisher.pipeline.workflow.states import get_item, is_cleared
+
+__all__ = [
+    "AUDIT_KEYS",
+    "SYSTEM",
+    "Context",
+    "Withdrawals",
+    "add_department",
+    "add_user",
+    "audit",
+    "build_post",
+    "create_item",
+    "departments",
+    "edit_item",
+    "get_item",
+    "get_user",
+    "is_cleared",
+    "recall",
+    "record_manual",
+    "retry_delivery",
+    "review",
+    "schedule",
+    "submit",
+    "validate_url",
+    "wake_workers",
+    "withdraw",
+    "withdrawals",
+]

@@ -1,0 +1,55 @@
+"""The two reviews: first the head of the item's department, then the confidentiality review (保密审查).
+Who may review at each level, and what a reviewer may not have done, is in :data:`states.WORKFLOW`."""
+
+from __future__ import annotations
+
+from sqlmodel import Session
+
+from publisher.errors import InvalidInput
+from publisher.models import Item, Review, User
+from publisher.pipeline.workflow.audit import SYSTEM
+from publisher.pipeline.workflow.context import Context
+from publisher.pipeline.workflow.deliveries import _queue_deliveries
+from publisher.pipeline.workflow.posts import check_channels_accept
+from publisher.pipeline.workflow.states import APPROVE, REJECT, REVIEW_LEVEL, get_item, transition
+
+
+def review(
+    ctx: Context, session: Session, *, item_id: int, actor: User, approve: bool, reason: str | None = None
+) -> Item:
+    """First level: the department head of the item's department. Second: a confidentiality reviewer."""
+    item = get_item(session, item_id, lock=True)
+    said = reason if approve else (reason or "").strip()
+    with transition(session, item, APPROVE if approve else REJECT, actor.name, user=actor, reason=said) as move:
+        level = REVIEW_LEVEL[move.source]
+        if not approve:
+            if not said:
+                raise InvalidInput('a rejection needs a reason (--reason "...") so the author knows what to fix')
+            session.add(
+                Review(
+                    item_id=item.id,
+                    item_version=item.version,
+                    level=level,
+                    reviewer_id=actor.id,
+                    approved=False,
+                    reason=said,
+                )
+            )
+            item.return_reason = said
+        else:
+            if level == 2:
+                check_channels_accept(ctx, session, item)
+            session.add(
+                Review(
+                    item_id=item.id,
+                    item_version=item.version,
+                    level=level,
+                    reviewer_id=actor.id,
+                    approved=True,
+                    reason=reason,
+                )
+            )
+            session.flush()
+    if approve and level == 2 and item.publish_at is not None:
+        _queue_deliveries(ctx, session, item, SYSTEM)
+    return item
