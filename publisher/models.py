@@ -359,7 +359,7 @@ class ChannelRate(SQLModel, table=True):
     granted: int = Field(sa_column=Column(sa.Integer, nullable=False))
 
 
-# ---- ledger (issue 5: publication ledger, sync, coverage, registers) ----
+# ---- the ledger: publications, sync, coverage, registers ----
 class ItemOrigin(enum.StrEnum):
     PIPELINE = "pipeline"  #: written, reviewed twice and dispatched here
     IMPORT = "import"  #: published elsewhere by hand, recorded with ``publisher import``
