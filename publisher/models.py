@@ -47,7 +47,7 @@ class UTCDateTime(TypeDecorator[datetime]):
 
     # SQLite keeps these as text ("2026-12-01 09:00:00.000000", UTC). The two processors below write
     # and read that text directly, each in one C call: the generic path (astimezone, replace(), the
-    # dialect's field-by-field formatting, then parsing and replace() again) was a twentieth of the
+    # dialect's field-by-field formatting, then parsing and replace() again) costs a twentieth of the
     # dispatcher's loop, replace() alone ~9,000 instructions a call (it parses its keywords).
     def bind_processor(self, dialect: Any) -> Any:
         if dialect.name != "sqlite":

@@ -13,8 +13,8 @@ from rich.console import Console
 
 from publisher.app import App, open_app
 
-# markup off: titles, reasons and JSON are user text, and "[/x]" in a title crashed the command
-# (after its transaction had committed) while "[b]" vanished from --json output
+# markup off: titles, reasons and JSON are user text; "[/x]" in a title would crash the command
+# (after its transaction committed) and "[b]" would vanish from --json output
 # piped into a file or a mail from cron, rich would assume 80 columns: give tables room instead
 _piped_width = None if sys.stdout.isatty() or "COLUMNS" in os.environ else 160
 out = Console(highlight=False, soft_wrap=True, markup=False, width=_piped_width)
