@@ -23,7 +23,7 @@ err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
 
 class Table(_rich_table.Table):
     """Cells wrap instead of ending in "…": a Chinese title has no spaces to wrap at, and piped
-    output is 80 columns wide, so titles, URLs and dates were cut to a few characters."""
+    output is 80 columns wide: cut, titles, URLs and dates would keep only a few characters."""
 
     def add_column(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("overflow", "fold")
