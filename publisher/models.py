@@ -47,7 +47,7 @@ class UTCDateTime(TypeDecorator[datetime]):
 
     # SQLite keeps these as text ("2026-12-01 09:00:00.000000", UTC). The two processors below write
     # and read that text directly, each in one C call: the generic path (astimezone, replace(), the
-    # dialect's field-by-field formatting, then parsing and replace() again) was a twentieth of the
+    # dialect's field-by-field formatting, then parsing and replace() again) costs a twentieth of the
     # dispatcher's loop, replace() alone ~9,000 instructions a call (it parses its keywords).
     def bind_processor(self, dialect: Any) -> Any:
         if dialect.name != "sqlite":
@@ -359,7 +359,7 @@ class ChannelRate(SQLModel, table=True):
     granted: int = Field(sa_column=Column(sa.Integer, nullable=False))
 
 
-# ---- ledger (issue 5: publication ledger, sync, coverage, registers) ----
+# ---- the ledger: publications, sync, coverage, registers ----
 class ItemOrigin(enum.StrEnum):
     PIPELINE = "pipeline"  #: written, reviewed twice and dispatched here
     IMPORT = "import"  #: published elsewhere by hand, recorded with ``publisher import``

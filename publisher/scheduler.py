@@ -30,6 +30,7 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy.exc import IntegrityError
 
+from publisher.counting.sync import run_sync
 from publisher.models import JobLease, utcnow
 
 if TYPE_CHECKING:
@@ -48,19 +49,13 @@ class PeriodicJob:
 
 def periodic_jobs(app: App) -> list[PeriodicJob]:
     """The periodic jobs every worker schedules (each runs once per period across workers)."""
-    jobs: list[PeriodicJob] = []
-    try:
-        from publisher.counting.sync import run_sync
-    except ImportError:  # the weekly sync arrives with the ledger
-        return jobs
-    jobs.append(
+    return [
         PeriodicJob(
             "weekly-sync",
             CronTrigger.from_crontab(app.settings.sync.cron, timezone=app.settings.zone),
             run_sync,
         )
-    )
-    return jobs
+    ]
 
 
 def claim_period(engine: sa.Engine, key: str, owner: str, ttl: timedelta) -> bool:

@@ -149,7 +149,7 @@ class Settings(BaseSettings):
     report: ReportSettings = Field(default_factory=ReportSettings)
     registers: RegistersSettings = Field(default_factory=RegistersSettings)
     web: WebSettings = Field(default_factory=WebSettings)
-    #: ``[channels.NAME]`` tables; validated against each channel's Config by publisher.channels_runtime
+    #: ``[channels.NAME]`` tables; validated against each channel's Config by publisher.pipeline.registry
     channels: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
     #: where the settings came from (not a setting)

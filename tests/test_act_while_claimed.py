@@ -83,8 +83,8 @@ def test_nothing_of_the_old_version_starts_after_the_person_acted(make_app: Any,
         for item, did in backlog.items():
             _act(app, action, item)
             acted[item] = did
-        # let the calls go the moment the last action has committed: the old code sent the last
-        # items' first version here, read less than CHECK_FRESH before
+        # let the calls go the moment the last action has committed: a sender trusting what it read
+        # less than CHECK_FRESH before would send the last items' first version here
         gate.set()
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:

@@ -352,6 +352,6 @@ def test_usage_errors_are_one_line_naming_the_problem_and_the_usage(tmp_path: Pa
         assert r.err.endswith("\n") and r.err.count("\n") == 1, (args, r.err)
         assert r.err.startswith(expected), (args, r.err)
     assert not (tmp_path / "none.db").exists()
-    # a group named alone still shows its help, as before
+    # a group named alone shows its help
     r = run("item")
     assert r.code == 2 and "Usage:" in r.err and "Commands:" in r.err

@@ -245,14 +245,14 @@ def test_report_names_places_in_chinese_without_settings_keys(make_app):
 
 
 def test_a_place_with_no_configured_channel_is_named_in_the_report_and_warned_about(year):
-    """It read "通过（未设置）公开信息", "（未设置） 260 条": a placeholder nobody could trace to a setting."""
+    """Not "通过（未设置）公开信息", "（未设置） 260 条": a placeholder nobody could trace to a setting."""
     labels = {n: sp.label for n, sp in year.channels.items() if n not in ("wechat", "journal")}
     rep = report.build(year.engine, year.settings, channel_labels=labels, **PERIOD)
     text = report.to_markdown(rep, report.render_text(rep))
     assert "未设置" not in text
     assert "【请核对 [report] wechat_channels：所列渠道 wechat 均未配置】 260 条" in text
     assert "【请核对 [report] journal_channels：所列渠道 journal 均未配置】出版 7 期" in text
-    assert "通过学校校园网主页以及齐齐哈尔市人民政府网站公开信息共计 406 条" in text  # configured places as before
+    assert "通过学校校园网主页以及齐齐哈尔市人民政府网站公开信息共计 406 条" in text  # the configured places, unchanged
     assert rep.warnings == [
         "[report] wechat_channels names 'wechat', which is not a configured channel",
         "[report] journal_channels names 'journal', which is not a configured channel",

@@ -393,10 +393,10 @@ def _put_back_after_take_down(app: Any) -> int:
 
 @pytest.mark.parametrize("how", ["withdraw", "remove again"])
 def test_a_put_back_channels_queued_publish_is_cancelled_by_a_withdrawal(make_app: Any, how: str) -> None:
-    """The case session 2's state machine found ("a pending publish delivery carrying a URL for a
-    withdrawn item"): the withdrawal (or the channel's second removal) read ``withdrawn_at`` as "down,
-    nothing owed" and left the put-back channel's queued publish pending; only the dispatcher's last
-    check kept it from going out. It is cancelled now, and nothing more goes to mem2."""
+    """A case the state machine (tests/test_workflow_invariant.py) finds ("a pending publish delivery
+    carrying a URL for a withdrawn item"): read as "down, nothing owed", ``withdrawn_at`` would leave the
+    put-back channel's queued publish pending, with only the dispatcher's last check between it and the
+    channel. The withdrawal (or the channel's second removal) cancels it, and nothing more goes to mem2."""
     app = make_app(channels={"mem": {"type": "memory"}, "mem2": {"type": "memory"}})
     item = _put_back_after_take_down(app)
     if how == "withdraw":
@@ -464,11 +464,11 @@ def _take_down_in_flight(app: Any) -> tuple[int, threading.Thread, threading.Eve
 
 
 def test_withdraw_during_a_take_down_after_a_put_back_publishes_nothing(make_app: Any) -> None:
-    """The case session 2's state machine found: mem2 is taken off a live item, and while its take-down
-    is in flight mem2 is put back and the item approved again (a requeue request: publish once the
-    take-down returns). Then the item is withdrawn. The withdrawal found the delivery already a
-    take-down and left the requeue on it, so recording the take-down queued a publish of a withdrawn
-    item (pending, with the old URL; only the dispatcher's last check kept it from going out)."""
+    """A case the state machine (tests/test_workflow_invariant.py) finds: mem2 is taken off a live item,
+    and while its take-down is in flight mem2 is put back and the item approved again (a requeue request:
+    publish once the take-down returns). Then the item is withdrawn. A withdrawal that finds the delivery
+    already a take-down must clear the requeue on it, or recording the take-down queues a publish of a
+    withdrawn item (pending, with the old URL; only the dispatcher's last check between it and the channel)."""
     app = make_app(channels={"mem": {"type": "memory"}, "mem2": {"type": "memory"}})
     item, t, gate = _take_down_in_flight(app)
     _edit(app, item, channels=["mem", "mem2"])

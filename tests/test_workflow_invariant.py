@@ -20,7 +20,7 @@ test timeout; for example::
     PUBLISHER_SOAK=20 PYTHONPATH=. python -m pytest tests/test_workflow_invariant.py -q -p no:cacheprovider
 
 A failing example is printed as generated, not shrunk: shrinking replays the machine hundreds of
-times and outlasts the 300 s test timeout (session 2 lost the seed of a failure that way). Set
+times and outlasts the 300 s test timeout, which kills the run and the failure's seed with it. Set
 ``PUBLISHER_SHRINK=1`` to shrink anyway (with ``--hypothesis-seed=N`` to replay a run), and turn
 what it finds into a plain test (as tests/test_withdraw_in_flight.py does).
 """
@@ -824,7 +824,7 @@ class InFlightMachine(PublishingMachine):
     """The same machine and invariants, its rules narrowed to what happens around a call held open:
     withdrawals, edits, re-approvals, channel removals and lease take-overs while it is in flight."""
 
-    def create(self, *a: Any, **k: Any) -> None:  # no longer a rule (still used by the rules)
+    def create(self, *a: Any, **k: Any) -> None:  # not a rule here (the narrowed rules call it)
         super().create(*a, **k)
 
     def submit(self, *a: Any, **k: Any) -> None:

@@ -60,7 +60,7 @@ def counts(engine: Engine, q: StatsQuery, *, rollup: bool = True) -> list[dict[s
                 out.append(D.c.channel.label("channel"))
             elif dim in ("category", "department", "checklist_item"):
                 # the delivery's copy of its item's field (kept by the database, migration 0007): on a
-                # store of a million items the join to the item table was most of a count's time
+                # store of a million items the join to the item table is most of a count's time
                 out.append(D.c[f"item_{dim}"].label(dim))
             else:
                 out.append(bucket(engine, time_col, dim, q.tz).label(dim))

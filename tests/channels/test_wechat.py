@@ -854,8 +854,8 @@ def test_publish_check_failure_is_permanent_and_nothing_is_submitted(sandbox, tm
 # ------------------------------------------------------------------------------------- put-back
 def test_put_back_after_a_take_down_publishes_a_new_article(make_app, sandbox, tmp_path, assets):
     """Taken off the item's channels (the article deleted), put back and approved again: a new
-    article goes up (the old delivery state named the deleted article, and the put-back used to
-    answer with it, publishing nothing); a mass send's clientmsgid follows the generation."""
+    article goes up (the delivery's state still names the deleted article: answering with it would
+    publish nothing); a mass send's clientmsgid follows the generation."""
     from publisher.channel import DeliveryContext
     from tests.channels.contract_wechat import SECRET_ENV
     from tests.test_dispatch import approved_item, deliveries, run_once

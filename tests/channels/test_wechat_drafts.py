@@ -1,8 +1,8 @@
 """No orphan drafts: a ``draft/add`` whose answer is lost never leaves a second, forgotten draft behind.
 
-``draft/add`` has no idempotency key. Session 2's chaos run left 3 drafts in the box: the retry
-looked for the lost draft once, among the 20 newest drafts, by the title and the thumb id then in
-the cache, and made another draft when that look missed. Each test below puts the draft where that
+``draft/add`` has no idempotency key. A chaos run can leave drafts in the box when the retry looks
+for the lost draft once, among the 20 newest drafts, by the title and the thumb id then in the
+cache, and makes another draft whenever that look misses. Each test below puts the draft where that
 look misses it (past the first page, under another thumb id, made after the look, at a page
 boundary while the box shifts, behind a crash at the worst moment) and checks that the delivery
 publishes once and leaves nothing of its own in the box.
@@ -33,7 +33,7 @@ from publisher.testing import make_ctx, make_post
 from tests.channels.contract_wechat import image_asset, make_channel
 from tests.channels.test_wechat import run
 
-LOST = (AmbiguousOutcome, TransientChannelError)  # what a lost answer raised before and after the fix
+LOST = (AmbiguousOutcome, TransientChannelError)  # what a lost answer may raise
 
 
 @pytest.fixture

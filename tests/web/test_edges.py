@@ -1,5 +1,5 @@
 """The promises at the web app's edges: the read-only calendar-feed token, what a password reset ends,
-bad input that used to answer 500, CSV cells a spreadsheet would run, ``Cache-Control: no-store`` on
+bad input answered without a 500, CSV cells a spreadsheet would run, ``Cache-Control: no-store`` on
 logged-in answers, and API docs that need no CDN."""
 
 from __future__ import annotations

@@ -119,7 +119,7 @@ def test_item_list_search_reaches_items_beyond_the_listed_ones(app, client, logi
 
     from publisher.models import Item, utcnow
 
-    shown = 200  # publisher.web.pages.ITEMS_SHOWN
+    shown = 200  # publisher.web.pages.items.ITEMS_SHOWN
 
     oldest = make_item(app, title="2019年度预算公开说明")
     odd = make_item(app, title="完成率100%_统计")

@@ -7,7 +7,7 @@ dist-info folders on sys.path, so the test needs no installation).
 Like a real remote service it is idempotent by delivery id: the first call creates
 ``published/<delivery id>`` with O_EXCL and appends one line to ``ledger.log``; a repeated call for
 the same delivery (a worker killed after the remote side took the item but before the store
-recorded it) finds the marker, appends to ``recalls.log`` instead and answers as before.
+recorded it) finds the marker, appends to ``recalls.log`` instead and answers as the first call did.
 """
 
 from __future__ import annotations

@@ -1,0 +1,242 @@
+"""``publisher item …``: write, edit, list and show items."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from publisher.app import App
+from publisher.cli.common import Table, out, show_time, state
+from publisher.cli.reviews import take_down_said
+from publisher.errors import PublisherError
+from publisher.models import Delivery, Item, ItemStatus, User
+from publisher.pipeline import content, workflow
+
+item_app = typer.Typer(help="Write, list and show items.", no_args_is_help=True)
+
+
+def _item_dict(a: App, s: Any, item: Item, full: bool = False) -> dict[str, Any]:
+    d: dict[str, Any] = {
+        "id": item.id,
+        "title": item.title,
+        "status": item.status,
+        "category": item.category,
+        "department": item.department,
+        "checklist_item": item.checklist_item,
+        "channels": item.channels,
+        "version": item.version,
+        "publish_at": item.publish_at.isoformat() if item.publish_at else None,
+    }
+    if full:
+        from sqlmodel import select
+
+        from publisher.models import AuditLog, DeliveryAttempt, Review
+
+        d["summary"] = item.summary
+        d["return_reason"] = item.return_reason
+        d["reviews"] = [
+            {
+                "level": r.level,
+                "reviewer": s.get(User, r.reviewer_id).name,
+                "approved": r.approved,
+                "reason": r.reason,
+                "version": r.item_version,
+                "at": r.at.isoformat(),
+            }
+            for r in s.exec(select(Review).where(Review.item_id == item.id).order_by(Review.id))
+        ]
+        d["deliveries"] = []
+        for dl in s.exec(select(Delivery).where(Delivery.item_id == item.id).order_by(Delivery.id)):
+            attempts = s.exec(
+                select(DeliveryAttempt).where(DeliveryAttempt.delivery_id == dl.id).order_by(DeliveryAttempt.id)
+            ).all()
+            d["deliveries"].append(
+                {
+                    "id": dl.id,
+                    "channel": dl.channel,
+                    "op": dl.op,
+                    "status": dl.status,
+                    "url": dl.url,
+                    "due_at": dl.due_at.isoformat(),
+                    "attempts": dl.attempts,
+                    "published_at": dl.published_at.isoformat() if dl.published_at else None,
+                    "last_error": dl.last_error,
+                    "last_error_kind": dl.last_error_kind,
+                    "note": dl.note,
+                    "history": [
+                        {
+                            "n": x.number,
+                            "op": x.op,
+                            "outcome": x.outcome,
+                            "message": x.message,
+                            "at": x.finished_at.isoformat(),
+                        }
+                        for x in attempts
+                    ],
+                }
+            )
+        d["audit"] = [
+            {
+                "at": x.at.isoformat(),
+                "actor": x.actor,
+                "action": x.action,
+                "from": x.from_state,
+                "to": x.to_state,
+                "reason": x.reason,
+            }
+            for x in s.exec(
+                select(AuditLog).where(AuditLog.entity == "item", AuditLog.entity_id == item.id).order_by(AuditLog.id)
+            )
+        ]
+    return d
+
+
+@item_app.command("add")
+def item_add(
+    file: Annotated[Path, typer.Argument(help="Markdown file with YAML front matter")],
+    as_user: Annotated[str, typer.Option("--as", help="the author (an editor)")],
+) -> None:
+    """Store a new item (a draft) from FILE.md; prints the new id last."""
+    a = state.app()
+    with a.session() as s:
+        author = workflow.get_user(s, as_user)
+        draft = content.read_item_file(
+            file,
+            media_dir=a.settings.media_dir,
+            max_body_bytes=a.settings.review.max_body_bytes,
+            max_asset_bytes=a.settings.review.max_asset_bytes,
+            max_image_pixels=a.settings.review.max_image_pixels,
+        )
+        item = workflow.create_item(a.ctx, s, author=author, draft=draft)
+    out.print(f"draft {item.id}: {item.title}")
+    out.print(str(item.id))
+
+
+@item_app.command("edit")
+def item_edit(
+    item_id: int,
+    file: Annotated[Path, typer.Argument(help="Markdown file with the new text and front matter")],
+    as_user: Annotated[str, typer.Option("--as", help="who edits")],
+) -> None:
+    """Replace an item's text and fields; an approved item goes back to review."""
+    a = state.app()
+    with a.session() as s:
+        user = workflow.get_user(s, as_user)
+        draft = content.read_item_file(
+            file,
+            media_dir=a.settings.media_dir,
+            max_body_bytes=a.settings.review.max_body_bytes,
+            max_asset_bytes=a.settings.review.max_asset_bytes,
+            max_image_pixels=a.settings.review.max_image_pixels,
+        )
+        before = set(workflow.get_item(s, item_id).channels)
+        item = workflow.edit_item(
+            a.ctx,
+            s,
+            item_id=item_id,
+            actor=user,
+            changes={**draft.fields, "title": draft.title},
+            body_markdown=draft.body_markdown,
+            new_assets=draft.assets,
+        )
+        removed = sorted(before - set(item.channels))
+        owed = workflow.withdrawals(s, item, channels=removed)
+    said = f"item {item.id} is now version {item.version}, {item.status}"
+    if removed:
+        said += f"; removed from {', '.join(removed)}" + take_down_said(owed, item.id)
+    out.print(said)
+
+
+@item_app.command("list")
+def item_list(
+    status: Annotated[str | None, typer.Option(help="only items in this state")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+) -> None:
+    """List items, newest first."""
+    from sqlmodel import col, select
+
+    a = state.app()
+    with a.session() as s:
+        q = select(Item).order_by(col(Item.id).desc())
+        if status:
+            if status not in {x.value for x in ItemStatus}:
+                raise PublisherError(f"unknown status {status!r}; one of {', '.join(x.value for x in ItemStatus)}")
+            q = q.where(Item.status == status)
+        items = [_item_dict(a, s, i) for i in s.exec(q)]
+    if as_json:
+        out.print(json.dumps(items, ensure_ascii=False, indent=2))
+        return
+    t = Table("id", "status", "category", "department", "publish at", "channels", "title")
+    for i in items:
+        at = datetime.fromisoformat(i["publish_at"]) if i["publish_at"] else None
+        t.add_row(
+            str(i["id"]),
+            i["status"],
+            i["category"],
+            i["department"],
+            show_time(a, at),
+            ",".join(i["channels"]),
+            i["title"],
+        )
+    out.print(t)
+
+
+@item_app.command("show")
+def item_show(
+    item_id: int,
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+) -> None:
+    """Show one item: reviews, each channel's delivery with its attempts and reasons, the audit trail."""
+    a = state.app()
+    with a.session() as s:
+        d = _item_dict(a, s, workflow.get_item(s, item_id), full=True)
+    if as_json:
+        out.print(json.dumps(d, ensure_ascii=False, indent=2))
+        return
+    out.print(f"{d['id']}  {d['title']}", style="bold")
+    out.print(
+        f"{d['status']} · {d['category']} · {d['department']} · version {d['version']}"
+        + (f" · checklist {d['checklist_item']}" if d["checklist_item"] else "")
+    )
+    if d["return_reason"]:
+        out.print(f"returned: {d['return_reason']}")
+    for r in d["reviews"]:
+        out.print(
+            f"review L{r['level']} v{r['version']}: {'approved' if r['approved'] else 'rejected'} by "
+            f"{r['reviewer']}" + (f" — {r['reason']}" if r["reason"] else "")
+        )
+    if d["publish_at"]:
+        out.print(f"publish at {show_time(a, datetime.fromisoformat(d['publish_at']))}")
+    if d["deliveries"]:
+        t = Table("delivery", "channel", "op", "status", "attempts", "url / reason")
+        t.columns[-1].overflow = "fold"  # a URL cut with … cannot be copied
+        for x in d["deliveries"]:
+            t.add_row(
+                str(x["id"]),
+                x["channel"],
+                x["op"],
+                x["status"],
+                str(x["attempts"]),
+                x["url"] or x["last_error"] or x["note"] or "",
+            )
+        out.print(t)
+        for x in d["deliveries"]:
+            for h in x["history"]:
+                when = show_time(a, datetime.fromisoformat(h["at"]))
+                out.print(
+                    f"  delivery {x['id']} {h['op']} attempt {h['n']}: {h['outcome']} {when}"
+                    + (f" — {h['message']}" if h["message"] else "")
+                )
+    if d["audit"]:
+        out.print("audit trail:")
+        for x in d["audit"]:
+            change = f"{x['from'] or ''} → {x['to']}".strip() if x["to"] else ""
+            out.print(
+                f"  {show_time(a, datetime.fromisoformat(x['at']))}  {x['actor']}  {x['action']}"
+                + (f"  {change}" if change else "")
+                + (f" — {x['reason']}" if x["reason"] else "")
+            )
