@@ -24,6 +24,8 @@ _FULL = {chr(0xFF10 + i): str(i) for i in range(10)}
 _FULL.update({"Ｘ": "X", "ｘ": "x", "＋": "+", "（": "(", "）": ")"})
 _FULL.update(dict.fromkeys("－‐‑﹣", "-"))
 _FULL.update(dict.fromkeys("\u3000\u00a0\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u202f", " "))
+# zero-width characters typed (or pasted) inside a number count as separators
+_FULL.update(dict.fromkeys("\u200b\u200c\u200d\u2060\ufeff", " "))
 _NORMALISE = str.maketrans(_FULL)
 
 _RUN = re.compile(r"(?P<cc>\+86[ -]?|\(\+86\) ?)?(?P<run>[0-9]+(?:[ -][0-9]+)*)(?P<x>[Xx])?")

@@ -44,7 +44,8 @@ def inspect_pdf(path: Path, name: str, scan: Scan) -> list[Finding]:
         texts = 0
         scanned: list[int] = []
         for n, page in enumerate(pages, 1):
-            text = page.extract_text() or ""
+            # NULs: pypdf decodes some CID fonts' text as UTF-16 code units, leaving a NUL before each character
+            text = (page.extract_text() or "").replace("\x00", "")
             if text.strip():
                 texts += 1
                 out.extend(scan(text, f"{name}:page {n}"))
