@@ -145,6 +145,17 @@ def test_xlsx_comment_and_author(tmp_path):
     ]
 
 
+def test_xlsx_print_header_mark(tmp_path):
+    import openpyxl
+
+    wb = openpyxl.Workbook()
+    wb.active.title = "公示"
+    wb.active.oddHeader.center.text = "秘密★1年"
+    wb.properties.creator = ""
+    wb.save(tmp_path / "x.xlsx")
+    assert found(tmp_path / "x.xlsx") == [("classification_mark", "x.xlsx:公示!oddHeader", "秘密★1年")]
+
+
 # ------------------------------------------------------------------------------------------- PDF
 def test_pdf_text_layer_by_page(tmp_path):
     path = pdf_file(tmp_path / "x.pdf", ["Notice, tel 0452-2712345", f"ID {ID}, mobile +86 {MOBILE}"])

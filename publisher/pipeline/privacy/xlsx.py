@@ -126,9 +126,10 @@ def _hidden(el: etree._Element, size_attr: str) -> bool:
 
 
 def _sheet_rows(pkg: Package, part: str) -> Iterator[etree._Element]:
-    """The sheet's <col>, <sheetFormatPr> and <row> elements as they are read (each cleared after use)."""
+    """The sheet's <col>, <sheetFormatPr>, <row> and <headerFooter> elements as read (each cleared after use)."""
     with pkg.open(part) as f:
-        for _, el in iterparse_xml(f, tag=(f"{{{S}}}col", f"{{{S}}}row", f"{{{S}}}sheetFormatPr")):
+        tags = (f"{{{S}}}col", f"{{{S}}}row", f"{{{S}}}sheetFormatPr", f"{{{S}}}headerFooter")
+        for _, el in iterparse_xml(f, tag=tags):
             yield el
             el.clear()
             while el.getprevious() is not None:
@@ -146,6 +147,11 @@ def inspect_sheet(pkg: Package, name: str, sheet: str, part: str, strings: list[
         if tag == "col":
             if _hidden(el, "width"):
                 hidden_cols.append((int(el.get("min", "1")), int(el.get("max", el.get("min", "1")))))
+            continue
+        if tag == "headerFooter":  # the printed header and footer: where a 密级 mark goes
+            for piece in el:
+                if piece.text:
+                    out.extend(scan(piece.text, f"{name}:{sheet}!{etree.QName(piece).localname}"))
             continue
         if tag == "sheetFormatPr":
             if el.get("zeroHeight", "0").lower() in ("1", "true"):
