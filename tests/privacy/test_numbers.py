@@ -55,6 +55,13 @@ def test_an_id_with_an_impossible_date_or_province_is_not_one():
     assert not any(is_resident_id(bad_province + c) for c in "0123456789X")
 
 
+def test_an_id_glued_to_letters_is_still_an_id_but_a_mobile_or_card_is_a_code():
+    assert kinds(f"ID{ID}") == [("id_card", ID[:4] + "*" * 10 + ID[-4:])]
+    assert kinds(f"HT-{ID}") == [("id_card", ID[:4] + "*" * 10 + ID[-4:])]
+    assert kinds(f"ZB{MOBILE}") == [] and kinds(f"HT-{CARD}") == [] and kinds(f"{CARD}-A01") == []
+    assert kinds(f"合计{ID}.50元") == []  # the digits of an amount
+
+
 def test_legacy_15_digit_ids():
     legacy = make_legacy_id(RNG)
     assert kinds(f"旧身份证 {legacy}") == [("id_card", legacy[:4] + "*******" + legacy[-4:])]
