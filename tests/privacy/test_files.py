@@ -250,3 +250,31 @@ def test_xml_entities_are_not_expanded(tmp_path):
         for info in src.infolist():
             dst.writestr(info, laughs if info.filename == "word/document.xml" else src.read(info))
     assert [f for f in check_file(path) if f.kind == "mobile"] == []
+
+
+def _add_part(path, name: str, data: bytes) -> None:
+    with zipfile.ZipFile(path, "a") as z:
+        z.writestr(name, data)
+
+
+def test_chart_caches_are_checked(tmp_path):
+    chart = (
+        b'<c:chartSpace xmlns:c="http://schemas.openxmlformats.org/drawingml/2006/chart"><c:strCache><c:pt idx="0">'
+        b"<c:v>" + ID.encode() + b"</c:v></c:pt></c:strCache></c:chartSpace>"
+    )
+    x = xlsx_file(tmp_path / "x.xlsx", {"公示": [["姓名"]]})
+    _add_part(x, "xl/charts/chart1.xml", chart)
+    d = docx_file(tmp_path / "d.docx", ["正文"])
+    _add_part(d, "word/charts/chart2.xml", chart)
+    assert found(x) == [("id_card", "x.xlsx:chart 1", masked(ID))]
+    assert found(d) == [("id_card", "d.docx:chart 2", masked(ID))]
+
+
+def test_embedded_objects_are_reported_not_passed(tmp_path):
+    d = docx_file(tmp_path / "d.docx", ["正文"])
+    _add_part(d, "word/embeddings/Microsoft_Excel_Worksheet.xlsx", b"PK")
+    _add_part(d, "word/afchunk.mht", b"MIME-Version: 1.0")
+    assert [(k, w) for k, w, _ in found(d)] == [
+        ("uninspectable", "d.docx:word/afchunk.mht"),
+        ("uninspectable", "d.docx:word/embeddings/Microsoft_Excel_Worksheet.xlsx"),
+    ]

@@ -121,6 +121,14 @@ def open_package(path: Path, kind: str) -> Package:
     return Package(path, zf)
 
 
+def part_text(pkg: Package, part: str) -> str:
+    """All text and ``v`` attributes of a part, a line each (pivot caches keep values as attributes)."""
+    root = pkg.xml(part)
+    bits = [el.text for el in root.iter() if isinstance(el.tag, str) and el.text and el.text.strip()]
+    bits += [el.get("v") for el in root.iter() if isinstance(el.tag, str) and el.get("v")]
+    return "\n".join(b for b in bits if b)
+
+
 def people_properties(pkg: Package) -> list[str]:
     """The names of the person/organisation properties that are filled in (their values are not returned)."""
     found = []

@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 from lxml import etree
 
-from .archive import Package, people_properties
+from .archive import Package, part_text, people_properties
 from .findings import Finding, finding
 
 W = "http://schemas.openxmlformats.org/wordprocessingml/2006/main"
@@ -22,6 +22,9 @@ _T = {f"{{{W}}}t", f"{{{W}}}delText", f"{{{W}}}instrText"}
 _TAB_BR = {f"{{{W}}}tab": "\t", f"{{{W}}}br": "\n", f"{{{W}}}cr": "\n"}
 _OFF = {"0", "false", "off"}
 _PART = re.compile(r"word/(header|footer)(\d*)\.xml$")
+_CHART = re.compile(r"word/charts/chart(\d+)\.xml$")
+#: an altChunk: HTML, MHT, RTF or text Word merges in when it opens the file
+_ALT_CHUNK = re.compile(r"word/[^/]+\.(mht|mhtml|html?|rtf|txt)$", re.I)
 
 Scan = Callable[[str, str], list[Finding]]
 
@@ -96,7 +99,11 @@ def inspect_docx(pkg: Package, name: str, scan: Scan) -> list[Finding]:
         elif part in ("word/footnotes.xml", "word/endnotes.xml"):
             label = part[5:-5]
             out.extend(_check_paragraphs(list(pkg.xml(part).iter(f"{{{W}}}p")), f"{name}:{label}", scan))
-        elif part.startswith("word/embeddings/"):
+        elif part == "word/glossary/document.xml":  # building blocks: text Word keeps for insertion
+            out.extend(_check_paragraphs(list(pkg.xml(part).iter(f"{{{W}}}p")), f"{name}:glossary", scan))
+        elif _CHART.match(part):  # a chart keeps a cache of the numbers it draws
+            out.extend(scan(part_text(pkg, part), f"{name}:chart {_CHART.match(part).group(1)}"))
+        elif part.startswith("word/embeddings/") or _ALT_CHUNK.match(part):
             out.append(finding("uninspectable", f"{name}:{part}", "embedded object", "its contents are not read"))
     if pkg.has("word/comments.xml"):
         for n, comment in enumerate(pkg.xml("word/comments.xml").iterfind("w:comment", NS), 1):

@@ -10,18 +10,20 @@ data) and external links are checked too.
 from __future__ import annotations
 
 import posixpath
+import re
 from collections.abc import Callable, Iterator
 from decimal import Decimal, InvalidOperation
 
 from lxml import etree
 
-from .archive import Package, Uninspectable, iterparse_xml, people_properties
+from .archive import Package, Uninspectable, iterparse_xml, part_text, people_properties
 from .findings import Finding, finding
 
 S = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
 R = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
 PR = "http://schemas.openxmlformats.org/package/2006/relationships"
 NS = {"s": S, "r": R, "pr": PR}
+CHART = re.compile(r"xl/charts/chart(\d+)\.xml$")
 #: the most cells read from one workbook; beyond it the file is reported as uninspectable
 MAX_CELLS = 5_000_000
 
@@ -183,14 +185,6 @@ def inspect_sheet(pkg: Package, name: str, sheet: str, part: str, strings: list[
     return out
 
 
-def _part_text(pkg: Package, part: str) -> str:
-    """All text and ``v`` attributes of a part (pivot caches keep values as attributes)."""
-    root = pkg.xml(part)
-    bits = [el.text for el in root.iter() if isinstance(el.tag, str) and el.text and el.text.strip()]
-    bits += [el.get("v") for el in root.iter() if isinstance(el.tag, str) and el.get("v")]
-    return "\n".join(b for b in bits if b)
-
-
 def inspect_xlsx(pkg: Package, name: str, scan: Scan) -> list[Finding]:
     out: list[Finding] = []
     strings = shared_strings(pkg)
@@ -206,7 +200,9 @@ def inspect_xlsx(pkg: Package, name: str, scan: Scan) -> list[Finding]:
         if part.startswith(("xl/pivotCache/pivotCacheRecords", "xl/externalLinks/externalLink")):
             what = "pivot cache (a copy of the source data)" if "pivot" in part else "external link cache"
             out.append(finding("hidden_content", f"{name}:{part}", what))
-            out.extend(scan(_part_text(pkg, part), f"{name}:{part}"))
+            out.extend(scan(part_text(pkg, part), f"{name}:{part}"))
+        elif CHART.match(part):  # a chart keeps a cache of the cells it draws, hidden ones too
+            out.extend(scan(part_text(pkg, part), f"{name}:chart {CHART.match(part).group(1)}"))
         elif part.startswith("xl/embeddings/"):
             out.append(finding("uninspectable", f"{name}:{part}", "embedded object", "its contents are not read"))
     for prop in people_properties(pkg):
