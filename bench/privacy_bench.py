@@ -72,6 +72,30 @@ def openpyxl_walk(path: Path) -> int:
     return n
 
 
+def stream_only(path: Path) -> int:
+    """The XLSX inspector with no detector: the cost of reading the sheet XML alone."""
+    from publisher.pipeline.privacy.archive import open_package
+    from publisher.pipeline.privacy.xlsx import inspect_xlsx
+
+    with open_package(path, "xlsx") as pkg:
+        return len(inspect_xlsx(pkg, path.name, lambda text, where: []))
+
+
+def peak_rss_mb(call: str, path: Path) -> float:
+    """Peak resident memory of a fresh process that imports this bench and runs ``call(path)``, in MB."""
+    import subprocess
+
+    # VmHWM, not ru_maxrss: Linux carries ru_maxrss over from the parent through fork and exec
+    code = (
+        "import sys; from pathlib import Path; sys.path.insert(0, sys.argv[1]);"
+        f"import bench.privacy_bench as b; b.{call}(Path(sys.argv[2]));"
+        "print([l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')][0])"
+    )
+    root = str(Path(__file__).resolve().parent.parent)
+    out = subprocess.run([sys.executable, "-c", code, root, str(path)], capture_output=True, text=True, check=True)
+    return int(out.stdout.split()[-1]) / 1024
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", type=int, default=10_000)
@@ -90,6 +114,7 @@ def main() -> None:
         print(f"made the files in {time.perf_counter() - t0:.1f} s")
         rows = [
             (f"check_file XLSX, {a.rows:,} rows", lambda: f"{len(check_file(xlsx))} findings"),
+            ("  of which reading the sheet XML (lxml iterparse)", lambda: f"{stream_only(xlsx)} hidden things"),
             ("  openpyxl normal mode: load + walk the cells", lambda: f"{openpyxl_walk(xlsx)} cells"),
             ("clean_xlsx", lambda: clean_xlsx(xlsx, d / "clean.xlsx").name),
             (f"check_file DOCX, {a.pages} pages", lambda: f"{len(check_file(docx_path))} findings"),
@@ -99,6 +124,10 @@ def main() -> None:
         for label, fn in rows:
             seconds, result = best(fn, a.repeat)
             print(f"{label:50} {seconds:7.2f} s   ({result})")
+        print(
+            f"peak RSS of a fresh process: iterparse {peak_rss_mb('stream_only', xlsx):.0f} MB, "
+            f"openpyxl normal mode {peak_rss_mb('openpyxl_walk', xlsx):.0f} MB"
+        )
         sizes = ", ".join(f"{p.suffix[1:]} {p.stat().st_size / 1e3:,.0f} KB" for p in (xlsx, docx_path, pdf))
         print(f"sizes: {sizes}")
 

@@ -1,9 +1,10 @@
 """XLSX attachments, read from the sheet XML as a stream.
 
-openpyxl's read-only mode streams but does not report hidden rows and columns, and its normal mode
-builds every cell as an object (~10× slower and memory-bound on a 100,000-row list). So sheets are read
-with lxml's iterparse, one row at a time: every cell of every sheet is checked (hidden sheets, rows
-and columns included), and what is hidden is reported. Comments, pivot caches (a copy of the source
+openpyxl's read-only mode streams but does not report hidden rows and columns; its normal mode does,
+but builds every cell as an object first. So sheets are read with lxml's iterparse, one row at a time
+(bench/privacy_bench.py, 50,000 rows: 3.5 s and 40 MB peak RSS, against openpyxl's normal mode at
+9.2 s and 186 MB). Every cell of every sheet is checked (hidden sheets, rows and columns included) and
+what is hidden is reported; comments, print headers, chart caches, pivot caches (a copy of the source
 data) and external links are checked too.
 """
 
