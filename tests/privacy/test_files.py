@@ -136,6 +136,14 @@ def test_xlsx_numbers_stored_as_numbers(tmp_path):
     assert [f[0] for f in found(path)] == ["mobile", "mobile"]
 
 
+def test_xlsx_an_id_excel_rounded_to_15_digits(tmp_path):
+    # what Excel stores when an ID is typed without a leading ': 2.30203199001011E+17
+    rounded = float(ID[:15] + "000")
+    path = xlsx_file(tmp_path / "x.xlsx", {"公示": [["身份证"], [rounded], [2.02611010001e17]]})
+    [(kind, where, text)] = found(path)
+    assert (kind, where, text) == ("id_card", "x.xlsx:公示!A2", ID[:4] + "*" * 10 + ID[14] + "000")
+
+
 def test_xlsx_comment_and_author(tmp_path):
     path = xlsx_file(tmp_path / "x.xlsx", {"公示": [["姓名"]]}, comments={"公示": {"A1": f"身份证{ID}"}}, author="王五")
     assert found(path) == [

@@ -121,6 +121,17 @@ def open_package(path: Path, kind: str) -> Package:
     return Package(path, zf)
 
 
+def main_part(pkg: Package, default: str) -> str:
+    """The package's main part (``word/document.xml``, ``xl/workbook.xml``) as its root relationship names it."""
+    if pkg.has("_rels/.rels"):
+        for rel in pkg.xml("_rels/.rels"):
+            if rel.get("Type", "").endswith("/officeDocument"):
+                target = rel.get("Target", "").lstrip("/")
+                if target and pkg.has(target):
+                    return target
+    return default
+
+
 def part_text(pkg: Package, part: str) -> str:
     """All text and ``v`` attributes of a part, a line each (pivot caches keep values as attributes)."""
     root = pkg.xml(part)

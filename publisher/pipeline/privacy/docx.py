@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 from lxml import etree
 
-from .archive import Package, part_text, people_properties
+from .archive import Package, main_part, part_text, people_properties
 from .findings import Finding, finding
 
 W = "http://schemas.openxmlformats.org/wordprocessingml/2006/main"
@@ -83,7 +83,7 @@ def _check_paragraphs(paras: list[etree._Element], where: str, scan: Scan) -> li
 
 def inspect_docx(pkg: Package, name: str, scan: Scan) -> list[Finding]:
     out: list[Finding] = []
-    body = pkg.xml("word/document.xml").find("w:body", NS)
+    body = pkg.xml(main_part(pkg, "word/document.xml")).find("w:body", NS)
     any_text = False
     if body is not None:
         counters = {"p": 0, "t": 0}

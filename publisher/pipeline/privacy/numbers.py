@@ -80,6 +80,18 @@ def is_resident_id(number: str) -> bool:
     return False
 
 
+def is_rounded_id(digits: str) -> bool:
+    """An 18-digit ID typed into Excel as a number: 15 significant digits kept (province and birth date
+    intact), the last 3 turned to 0 (``2.30203199001011E+17``) — the check character is gone."""
+    return (
+        len(digits) == 18
+        and digits.isdigit()
+        and digits.endswith("000")
+        and digits[:2] in PROVINCES
+        and _valid_date(int(digits[6:10]), int(digits[10:12]), int(digits[12:14]))
+    )
+
+
 def luhn_ok(digits: str) -> bool:
     total = 0
     for i, c in enumerate(reversed(digits)):

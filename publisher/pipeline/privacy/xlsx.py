@@ -17,8 +17,11 @@ from decimal import Decimal, InvalidOperation
 
 from lxml import etree
 
-from .archive import Package, Uninspectable, iterparse_xml, part_text, people_properties
+from .archive import Package, Uninspectable, iterparse_xml, main_part, part_text, people_properties
 from .findings import Finding, finding
+from .numbers import is_rounded_id, mask_number
+
+ROUNDED = "typed as a number, so Excel kept only its first 15 digits; the rest still names a person"
 
 S = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
 R = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
@@ -65,9 +68,10 @@ def _rels(pkg: Package, part: str) -> dict[str, tuple[str, str]]:
 
 def sheets(pkg: Package) -> list[tuple[str, str, str]]:
     """(name, state, part) of each sheet: state is ``visible``, ``hidden`` or ``veryHidden``."""
-    rels = _rels(pkg, "xl/workbook.xml")
+    workbook = main_part(pkg, "xl/workbook.xml")
+    rels = _rels(pkg, workbook)
     out = []
-    for sh in pkg.xml("xl/workbook.xml").iterfind("s:sheets/s:sheet", NS):
+    for sh in pkg.xml(workbook).iterfind("s:sheets/s:sheet", NS):
         rid = sh.get(f"{{{R}}}id", "")
         out.append((sh.get("name", "?"), sh.get("state", "visible"), rels.get(rid, ("", ""))[1]))
     return out
@@ -170,7 +174,10 @@ def inspect_sheet(pkg: Package, name: str, sheet: str, part: str, strings: list[
             value = cell_value(c, strings)
             if value:
                 ref = c.get("r") or f"{column_letter(col_no)}{row_no}"
-                out.extend(scan(value, f"{name}:{sheet}!{ref}"))
+                found = scan(value, f"{name}:{sheet}!{ref}")
+                if not found and c.get("t", "n") == "n" and is_rounded_id(value):
+                    found = [finding("id_card", f"{name}:{sheet}!{ref}", mask_number("id_card", value), ROUNDED)]
+                out.extend(found)
     for lo, hi in _ranges(hidden_rows):
         place = f"row {lo}" if lo == hi else f"rows {lo}-{hi}"
         out.append(finding("hidden_content", f"{name}:{sheet}!{place}", "hidden " + place))
