@@ -82,11 +82,16 @@ def test_cleaned_xlsx(tmp_path):
 
 
 def test_xlsx_numbers_in_visible_cells_are_masked(tmp_path):
-    src = xlsx_file(tmp_path / "x.xlsx", {"公示": [["手机", "身份证"], [int(MOBILE), ID]]})
+    rounded = float(ID[:15] + "000")  # an ID Excel rounded to 15 digits
+    src = xlsx_file(tmp_path / "x.xlsx", {"公示": [["手机", "身份证", "数字"], [int(MOBILE), ID, rounded]]})
     dst = clean_file(src, tmp_path / "clean.xlsx")
     assert left(dst) == []
     values = [c.value for c in next(openpyxl.load_workbook(dst)["公示"].iter_rows(min_row=2))]
-    assert values == [f"{MOBILE[:3]}****{MOBILE[-4:]}", f"{ID[:4]}**********{ID[-4:]}"]
+    assert values == [
+        f"{MOBILE[:3]}****{MOBILE[-4:]}",
+        f"{ID[:4]}**********{ID[-4:]}",
+        f"{ID[:4]}{'*' * 10}{ID[14]}000",
+    ]
 
 
 def test_a_workbook_of_only_hidden_sheets_cannot_be_cleaned(tmp_path):

@@ -21,7 +21,7 @@ from publisher.errors import InvalidInput
 from .archive import CORE_NS, Package, Uninspectable, open_package
 from .docx import NS as W_NS
 from .docx import W, _is_on
-from .numbers import find_numbers, mask_numbers
+from .numbers import find_numbers, is_rounded_id, mask_number, mask_numbers
 
 _COMMENT_PARTS = re.compile(r"word/(comments\w*|people)\.xml$")
 _COMMENT_FILE = re.compile(r"(comments\w*|people)\.xml")
@@ -166,6 +166,8 @@ def _mask_cell(cell) -> None:  # noqa: ANN001 - an openpyxl cell
         text = str(int(value))
         if find_numbers(text):
             cell.value = mask_numbers(text)
+        elif is_rounded_id(text):
+            cell.value = mask_number("id_card", text)
     elif isinstance(value, str) and find_numbers(value):
         cell.value = mask_numbers(value)
     if cell.comment is not None:
