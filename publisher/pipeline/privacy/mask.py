@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import zipfile
+from decimal import Decimal
 from pathlib import Path
 
 from lxml import etree
@@ -163,7 +164,7 @@ def _mask_cell(cell) -> None:  # noqa: ANN001 - an openpyxl cell
     if isinstance(value, bool) or value is None:
         return
     if isinstance(value, int | float) and float(value).is_integer():
-        text = str(int(value))
+        text = str(int(Decimal(repr(value))))  # as written in the file: 1.10101199001014e17 → …014000
         if find_numbers(text):
             cell.value = mask_numbers(text)
         elif is_rounded_id(text):
