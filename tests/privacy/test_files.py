@@ -89,6 +89,21 @@ def test_docx_author_metadata(tmp_path):
     assert "张三" not in findings_json(check_file(path))
 
 
+def test_docx_text_in_a_structure_the_walk_does_not_know_is_still_checked(tmp_path):
+    import docx
+    from docx.oxml import OxmlElement
+
+    path = docx_file(tmp_path / "a.docx", [], table=[["姓名", "手机"], ["张三", MOBILE]])
+    d = docx.Document(path)
+    row = d.tables[0]._tbl.tr_lst[1]
+    sdt, content = OxmlElement("w:sdt"), OxmlElement("w:sdtContent")
+    row.addprevious(sdt)
+    sdt.append(content)
+    content.append(row)  # a repeating-section content control around the row, as Word writes it
+    d.save(path)
+    assert found(path) == [("mobile", "a.docx:other text", masked(MOBILE, 3))]
+
+
 def test_docx_number_split_across_runs(tmp_path):
     path = docx_file(tmp_path / "a.docx", [], split_runs=MOBILE)
     assert found(path) == [("mobile", "a.docx:paragraph 1", masked(MOBILE, 3))]

@@ -87,10 +87,17 @@ def inspect_docx(pkg: Package, name: str, scan: Scan) -> list[Finding]:
     any_text = False
     if body is not None:
         counters = {"p": 0, "t": 0}
+        tree = body.getroottree()
+        seen: set[str] = set()
         for place, paras in _blocks(body, counters):
-            found = _check_paragraphs(paras, f"{name}:{place}", scan)
-            out.extend(found)
+            out.extend(_check_paragraphs(paras, f"{name}:{place}", scan))
             any_text = any_text or any(p.find(".//w:t", NS) is not None for p in paras)
+            seen.update(tree.getpath(q) for p in paras for q in p.iter(f"{{{W}}}p"))
+        # paragraphs in a structure the walk does not know (a table row inside a content control…)
+        other = [p for p in body.iter(f"{{{W}}}p") if tree.getpath(p) not in seen]
+        if other:
+            out.extend(_check_paragraphs(other, f"{name}:other text", scan))
+            any_text = True
     for part in sorted(pkg.names()):
         m = _PART.match(part)
         if m:
