@@ -22,6 +22,7 @@ _T = {f"{{{W}}}t", f"{{{W}}}delText", f"{{{W}}}instrText"}
 _TAB_BR = {f"{{{W}}}tab": "\t", f"{{{W}}}br": "\n", f"{{{W}}}cr": "\n"}
 _OFF = {"0", "false", "off"}
 _PART = re.compile(r"word/(header|footer)(\d*)\.xml$")
+_SEEN = "{urn:publisher:privacy}seen"
 _CHART = re.compile(r"word/charts/chart(\d+)\.xml$")
 #: an altChunk: HTML, MHT, RTF or text Word merges in when it opens the file
 _ALT_CHUNK = re.compile(r"word/[^/]+\.(mht|mhtml|html?|rtf|txt)$", re.I)
@@ -87,14 +88,14 @@ def inspect_docx(pkg: Package, name: str, scan: Scan) -> list[Finding]:
     any_text = False
     if body is not None:
         counters = {"p": 0, "t": 0}
-        tree = body.getroottree()
-        seen: set[str] = set()
         for place, paras in _blocks(body, counters):
             out.extend(_check_paragraphs(paras, f"{name}:{place}", scan))
             any_text = any_text or any(p.find(".//w:t", NS) is not None for p in paras)
-            seen.update(tree.getpath(q) for p in paras for q in p.iter(f"{{{W}}}p"))
+            for p in paras:
+                for q in p.iter(f"{{{W}}}p"):
+                    q.set(_SEEN, "")  # the tree is this check's own copy, parsed for it
         # paragraphs in a structure the walk does not know (a table row inside a content control…)
-        other = [p for p in body.iter(f"{{{W}}}p") if tree.getpath(p) not in seen]
+        other = [p for p in body.iter(f"{{{W}}}p") if p.get(_SEEN) is None]
         if other:
             out.extend(_check_paragraphs(other, f"{name}:other text", scan))
             any_text = True
