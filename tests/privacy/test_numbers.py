@@ -271,3 +271,21 @@ def test_a_number_with_a_wrong_check_is_not_flagged(seed, before):
         bad = wrong_check(number)
         if classify(bad) is None:
             assert [f for f in check_text(before + bad) if f.kind in NUMBER_KINDS] == []
+
+
+@_settings
+@given(
+    seed=st.integers(0, 2**32),
+    kind=st.sampled_from(["id_card", "mobile", "bank_card"]),
+    form=FORMS,
+    before=CJK,
+    after=CJK,
+)
+def test_masked_text_checked_again_has_no_number(seed, kind, form, before, after):
+    rng = random.Random(seed)
+    number = {"id_card": make_id, "mobile": make_mobile, "bank_card": make_card}[kind](rng)
+    text = before + _typed(classify(number), number, form) + after
+    masked = mask_text(text)
+    assert len(masked) == len(text) and masked.startswith(before) and masked.endswith(after)
+    assert [f for f in check_text(masked) if f.kind in NUMBER_KINDS] == []
+    assert number not in normalise(masked).replace(" ", "").replace("-", "")
