@@ -47,6 +47,8 @@ PROVINCES = frozenset(
 #: the first digit of the bank cards in use in China (UnionPay 62, Visa 4, Mastercard 5, JCB/Amex 3, old 95xxx)
 CARD_FIRST_DIGITS = frozenset("34569")
 _MOBILE = re.compile(r"1[3-9][0-9]{9}")
+#: the lengths a number can have: mobile 11, cards 13–19, IDs 15 and 18
+_LENGTHS = frozenset({11, *range(13, 20)})
 
 
 def normalise(text: str) -> str:
@@ -176,10 +178,21 @@ def find_numbers(text: str) -> list[NumberHit]:
         groups = [(g.start() + run_start, g.end() + run_start) for g in _GROUP.finditer(m.group("run"))]
         x_at = m.start("x") if m.group("x") else -1
         n = len(groups)
+        cum = [0]
+        for a, b in groups:
+            cum.append(cum[-1] + b - a)
         i = 0
         while i < n:
             found = None
-            for j in range(n - 1, i - 1, -1):
+            # a number has at most 19 digits (and an X): only the groups that fit are tried, so a long
+            # run of short groups ("1 2 3 4 …") costs linear time, not quadratic
+            last = i
+            while last + 1 < n and cum[last + 2] - cum[i] <= 19:
+                last += 1
+            for j in range(last, i - 1, -1):
+                size = cum[j + 1] - cum[i] + (j == n - 1 and x_at >= 0)
+                if size not in _LENGTHS:
+                    continue
                 if j > i:
                     seps = {norm[groups[k][1]] for k in range(i, j)}
                     lengths = [groups[k][1] - groups[k][0] for k in range(i, j + 1)]
