@@ -76,6 +76,12 @@ class ReviewSettings(_Section):
     max_image_pixels: int = Field(40_000_000, ge=10_000, le=170_000_000)
 
 
+class PrivacySettings(_Section):
+    #: the office's sensitive-word list: a UTF-8 file of ``word<TAB>reason`` lines, relative to data_dir
+    #: ("" = no list; publisher.pipeline.privacy.words_for reads it)
+    words_file: str = ""
+
+
 class SyncSettings(_Section):
     #: the weekly sync job, a crontab line in the office's time zone
     cron: str = "0 3 * * mon"
@@ -145,6 +151,7 @@ class Settings(BaseSettings):
     departments: list[str] = Field(default_factory=lambda: list(DEFAULT_DEPARTMENTS))
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
     review: ReviewSettings = Field(default_factory=ReviewSettings)
+    privacy: PrivacySettings = Field(default_factory=PrivacySettings)
     sync: SyncSettings = Field(default_factory=SyncSettings)
     report: ReportSettings = Field(default_factory=ReportSettings)
     registers: RegistersSettings = Field(default_factory=RegistersSettings)

@@ -283,17 +283,20 @@ class ItemDraft:
     assets: list[StoredAsset] = field(default_factory=list)
 
 
-def read_item_file(
-    path: Path,
-    *,
-    media_dir: Path,
-    max_body_bytes: int,
-    max_asset_bytes: int,
-    max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
-) -> ItemDraft:
-    """Read FILE.md: YAML front matter + Markdown body; local images are copied into the media store.
+@dataclass
+class ItemSource:
+    """An item file split into its front matter and Markdown body, nothing stored yet."""
 
-    Raises InvalidInput naming the problem (not UTF-8, too large, bad front matter, missing image).
+    fields: dict[str, Any]
+    body: str
+    #: the line of the file on which the body starts (1-based), so a body line can be named in the file
+    body_line: int = 1
+
+
+def read_item_source(path: Path, *, max_body_bytes: int) -> ItemSource:
+    """Read FILE.md into front matter and body (the checks of read_item_file, without the media store).
+
+    Raises InvalidInput naming the problem (not UTF-8, too large, bad front matter).
     """
     if path.is_dir():
         raise InvalidInput(f"{path} is a folder; give the item's .md file")
@@ -343,6 +346,24 @@ def read_item_file(
             )
         fields = loaded
         body = text[m.end() :]
+    body_line = text.count("\n", 0, m.end()) + 1 if m else 1
+    return ItemSource(fields=fields, body=body, body_line=body_line)
+
+
+def read_item_file(
+    path: Path,
+    *,
+    media_dir: Path,
+    max_body_bytes: int,
+    max_asset_bytes: int,
+    max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
+) -> ItemDraft:
+    """Read FILE.md: YAML front matter + Markdown body; local images are copied into the media store.
+
+    Raises InvalidInput naming the problem (not UTF-8, too large, bad front matter, missing image).
+    """
+    source = read_item_source(path, max_body_bytes=max_body_bytes)
+    fields, body = source.fields, source.body
     title = str(fields.pop("title", "") or "").strip()
     if not title:
         heading = re.match(r"\s*#\s+(.+)", body)
@@ -378,6 +399,11 @@ def read_item_file(
     for a in fields.pop("attachments", None) or []:
         assets.append(store_file(base / str(a), media_dir=media_dir, role="attachment", max_bytes=max_asset_bytes))
     return ItemDraft(title=title, body_markdown=body, fields=fields, assets=assets)
+
+
+def local_image_targets(markdown: str) -> list[str]:
+    """The local files a Markdown body shows as images (remote URLs and ``asset://`` left out)."""
+    return [m.group(2) for m in _MD_IMAGE.finditer(markdown) if not re.match(r"^[a-z][a-z0-9+.-]*:", m.group(2), re.I)]
 
 
 def copy_media(src_dir: Path, dst_dir: Path) -> None:

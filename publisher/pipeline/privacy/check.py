@@ -1,0 +1,123 @@
+"""The check: a text, a file, or an item file with its images and attachments → a list of Findings.
+
+Nothing here raises on a hostile or unreadable attachment: such a file is an ``uninspectable`` finding,
+because a file that was not read must not pass as a file that was clean.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from publisher.errors import InvalidInput
+
+from .archive import Uninspectable, open_package
+from .docx import inspect_docx
+from .findings import Finding, finding
+from .marks import WordList, mark_findings
+from .numbers import LineIndex, number_findings
+from .pdf import inspect_pdf
+from .xlsx import inspect_xlsx
+
+DOCX = {".docx", ".docm", ".dotx"}
+XLSX = {".xlsx", ".xlsm", ".xltx"}
+TEXT = {".txt", ".csv", ".tsv", ".md", ".markdown"}
+IMAGES = {".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff"}
+OLD_OFFICE = {".doc", ".xls", ".ppt", ".wps", ".et", ".dps", ".rtf"}
+#: front matter keys whose text is published
+PUBLISHED_KEYS = ("title", "summary")
+#: the largest text attachment read
+MAX_TEXT_BYTES = 50_000_000
+
+
+def scan_text(text: str, where: str, words: WordList | None = None, lines: LineIndex | None = None) -> list[Finding]:
+    """Numbers, classification marks and sensitive words in one piece of text, all at ``where``."""
+    out = number_findings(text, where, lines) + mark_findings(text, where, lines)
+    if words:
+        out += words.findings(text, where, lines)
+    return out
+
+
+def check_text(text: str, where: str = "body", *, words: WordList | None = None, first_line: int = 1) -> list[Finding]:
+    """Findings in a text, each at ``WHERE:LINE`` (lines counted from ``first_line``), in line order."""
+    lines = LineIndex(text, first_line)
+    found = scan_text(text, where, words, lines)
+    return sorted(found, key=lambda f: int(f.where.rpartition(":")[2]))
+
+
+def _uninspectable(where: str, why: str) -> Finding:
+    return finding("uninspectable", where, f"cannot be inspected: {why}")
+
+
+def _read_text_file(path: Path) -> str:
+    if path.stat().st_size > MAX_TEXT_BYTES:
+        raise Uninspectable(f"over {MAX_TEXT_BYTES // 1_000_000} MB: too large to inspect")
+    raw = path.read_bytes()
+    for encoding in ("utf-8-sig", "gb18030"):
+        try:
+            return raw.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+    raise Uninspectable("neither UTF-8 nor GB18030 text")
+
+
+def check_file(path: str | Path, *, words: WordList | None = None, name: str | None = None) -> list[Finding]:
+    """Findings in one attachment (DOCX, XLSX, PDF, text); ``name`` (default the file name) starts each ``where``."""
+    path = Path(path)
+    name = name or path.name
+    suffix = path.suffix.lower()
+
+    def scan(text: str, where: str) -> list[Finding]:
+        return scan_text(text, where, words)
+
+    try:
+        if not path.is_file():
+            raise Uninspectable("the file does not exist")
+        if suffix in DOCX:
+            with open_package(path, "docx") as pkg:
+                return inspect_docx(pkg, name, scan)
+        if suffix in XLSX:
+            with open_package(path, "xlsx") as pkg:
+                return inspect_xlsx(pkg, name, scan)
+        if suffix == ".pdf":
+            return inspect_pdf(path, name, scan)
+        if suffix in TEXT:
+            text = _read_text_file(path)
+            return check_text(text, name, words=words) if text else []
+        if suffix in IMAGES:
+            raise Uninspectable("an image: text inside images is not read; a person must look at it")
+        if suffix in OLD_OFFICE:
+            raise Uninspectable(f"{suffix} files are not read: save it as .docx/.xlsx/.pdf")
+        raise Uninspectable(f"{suffix or 'files without an extension'} files are not read")
+    except Uninspectable as exc:
+        return [_uninspectable(name, str(exc))]
+    except KeyError as exc:  # a package without a required part (word/document.xml, xl/workbook.xml)
+        return [_uninspectable(name, f"a required part is missing ({exc.args[0] if exc.args else '?'})")]
+    except Exception as exc:  # noqa: BLE001 - a hostile file must give a finding, never a crash or a pass
+        return [_uninspectable(name, f"it could not be read ({type(exc).__name__})")]
+
+
+def check_item(
+    markdown_path: str | Path, *, words: WordList | None = None, max_body_bytes: int = 2_000_000
+) -> list[Finding]:
+    """Findings in an item file: its title and summary, its body (``body:LINE``, the line of the file), and
+    each local image, cover and attachment it names (relative to its folder)."""
+    from publisher.pipeline.content import local_image_targets, read_item_source
+
+    path = Path(markdown_path)
+    source = read_item_source(path, max_body_bytes=max_body_bytes)
+    out: list[Finding] = []
+    for key in PUBLISHED_KEYS:
+        value = source.fields.get(key)
+        if isinstance(value, str) and value:
+            out.extend(scan_text(value, key, words))
+    out.extend(check_text(source.body, "body", words=words, first_line=source.body_line))
+    files = [*local_image_targets(source.body)]
+    if source.fields.get("cover"):
+        files.append(str(source.fields["cover"]))
+    attachments = source.fields.get("attachments") or []
+    if not isinstance(attachments, list):
+        raise InvalidInput(f"{path.name}: attachments must be a list of file names")
+    files.extend(str(a) for a in attachments)
+    for name in dict.fromkeys(files):
+        out.extend(check_file(path.parent / name, words=words, name=name))
+    return out
