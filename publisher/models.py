@@ -579,3 +579,34 @@ class StatsRollup(SQLModel, table=True):
     checklist_item: int | None = None
     since: date | None = Field(default=None, sa_column=Column(sa.Date, nullable=True))
     n: int = 0
+
+
+class PrivacyDecision(enum.StrEnum):
+    """How a privacy finding was resolved (docs/privacy.md, in the workflow)."""
+
+    CLEARED = "cleared"  #: the 保密审查 reviewer let it stand, with a written reason
+    MASKED = "masked"  #: ``publisher mask`` masked it into a new version
+
+
+class PrivacyFinding(SQLModel, table=True):
+    """One finding of the privacy check on one version of an item, and its decision.
+
+    Only the masked form is stored (``masked``): the raw number is never written to the database.
+    ``number`` is the finding's place in its version's list (1, 2, …), what a reviewer types to clear it.
+    """
+
+    __tablename__ = "privacy_finding"
+    __table_args__ = (sa.UniqueConstraint("item_id", "item_version", "number", name="uq_privacy_finding"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    item_id: int = Field(foreign_key="item.id")
+    item_version: int
+    number: int
+    kind: str = Field(sa_column=Column(sa.String(40), nullable=False))
+    where: str = Field(sa_column=Column(sa.Text, nullable=False))
+    masked: str = Field(sa_column=Column(sa.Text, nullable=False))
+    rule: str = Field(sa_column=Column(sa.Text, nullable=False))
+    decision: str | None = Field(default=None, sa_column=Column(sa.String(20), nullable=True))
+    reason: str | None = Field(default=None, sa_column=Column(sa.Text, nullable=True))
+    decided_by: str | None = None
+    decided_at: datetime | None = _dt(default=None, nullable=True)

@@ -227,13 +227,24 @@ def test_a_zip_without_the_document_part(tmp_path):
     assert "word/document.xml" in _uninspectable(tmp_path / "x.docx")
 
 
-@pytest.mark.parametrize(
-    ("name", "why"), [("a.png", "image"), ("a.doc", ".doc"), ("a.zip", ".zip"), ("gone.pdf", "exist")]
-)
+@pytest.mark.parametrize(("name", "why"), [("a.doc", ".doc"), ("a.zip", ".zip"), ("gone.pdf", "exist")])
 def test_formats_not_read_are_reported(tmp_path, name, why):
     if name != "gone.pdf":
         (tmp_path / name).write_bytes(b"\x89PNG....")
     assert why in _uninspectable(tmp_path / name)
+
+
+@pytest.mark.parametrize("name", ["a.png", "photo.JPG", "scan.tiff"])
+def test_images_are_not_findings(tmp_path, name):
+    """Text in images is not read, and a news photo must not block every approval: the reviewer looks
+    at every image (docs/privacy.md, what is not checked)."""
+    (tmp_path / name).write_bytes(b"\x89PNG....")
+    assert check_file(tmp_path / name) == []
+
+
+def test_a_stored_copy_takes_its_format_from_its_name(tmp_path):
+    (tmp_path / "abc123").write_text(f"张三,{MOBILE}\n", encoding="utf-8")
+    assert found(tmp_path / "abc123", name="名单.csv") == [("mobile", "名单.csv:1", masked(MOBILE, 3))]
 
 
 def test_text_attachments_by_line(tmp_path):

@@ -50,7 +50,6 @@ def test_an_item_with_its_attachments(tmp_path):
     found = [(f.kind, f.where) for f in check_item(_item(tmp_path))]
     assert found == [
         ("mobile", "body:12"),  # the line in the item file, front matter counted
-        ("uninspectable", "photo.png"),
         ("hidden_content", "名单.xlsx:Sheet2"),
         ("id_card", "名单.xlsx:Sheet2!A2"),
     ]

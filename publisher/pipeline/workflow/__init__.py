@@ -1,11 +1,12 @@
-"""The service layer the faces (CLI, web, API, demo) call: every action on users, items, reviews
-and deliveries. Each function works inside the caller's transaction and writes an audit row for
-every state change; the caller commits once per user action.
+"""The service layer the faces (CLI, web, API, demo) call: every action on users, items, reviews,
+deliveries and privacy findings. Each function works inside the caller's transaction and writes an
+audit row for every state change; the caller commits once per user action.
 
 The package is split by what it serves: :mod:`.states` holds the review workflow as a table of
 transitions and the one function that applies it, :mod:`.items` writing and submitting, :mod:`.reviews`
 the two reviews, :mod:`.deliveries` queueing, scheduling and taking down, :mod:`.inflight` the requests
-left on a delivery a worker holds, :mod:`.posts` what a channel receives, :mod:`.audit` the audit trail.
+left on a delivery a worker holds, :mod:`.posts` what a channel receives, :mod:`.audit` the audit trail,
+:mod:`.privacy` each version's privacy findings and their decisions, :mod:`.masking` the masking action.
 Only the service API is exported here; the dispatcher and tests import the rest from its module.
 """
 
@@ -33,7 +34,9 @@ from publisher.pipeline.workflow.items import (
     recall,
     submit,
 )
+from publisher.pipeline.workflow.masking import Masked, mask_item
 from publisher.pipeline.workflow.posts import build_post
+from publisher.pipeline.workflow.privacy import clear_finding, findings_of, record_findings, unresolved
 from publisher.pipeline.workflow.reviews import review
 from publisher.pipeline.workflow.states import get_item, is_cleared
 
@@ -41,21 +44,27 @@ __all__ = [
     "AUDIT_KEYS",
     "SYSTEM",
     "Context",
+    "Masked",
     "Withdrawals",
     "add_department",
     "add_user",
     "audit",
     "build_post",
+    "clear_finding",
     "create_item",
     "departments",
     "edit_item",
+    "findings_of",
     "get_item",
     "get_user",
     "is_cleared",
+    "mask_item",
     "recall",
+    "record_findings",
     "record_manual",
     "retry_delivery",
     "review",
+    "unresolved",
     "schedule",
     "submit",
     "validate_url",

@@ -28,6 +28,7 @@ from publisher.pipeline.workflow.context import Context
 from publisher.pipeline.workflow.deliveries import _future_time, _put_back, _set_delivery, _take_down
 from publisher.pipeline.workflow.inflight import _drop_request, _request
 from publisher.pipeline.workflow.posts import check_channels_accept
+from publisher.pipeline.workflow.privacy import record_findings
 from publisher.pipeline.workflow.states import EDIT, RECALL, SUBMIT, _deliveries, get_item, transition
 
 
@@ -197,6 +198,8 @@ def create_item(
     for a in draft.assets:
         session.add(Asset(item_id=item.id, **a.__dict__))
     _record_version(session, item, author.name)
+    session.flush()
+    found = record_findings(ctx, session, item)
     audit(
         session,
         actor=author.name,
@@ -205,6 +208,7 @@ def create_item(
         action="create",
         to_state=ItemStatus.DRAFT,
         title=item.title,
+        privacy_findings=len(found),
     )
     return item
 
@@ -230,7 +234,29 @@ def edit_item(
 ) -> Item:
     """Change an item. An edit after any approval sends it back to the first review."""
     item = get_item(session, item_id, lock=True)
-    with transition(session, item, EDIT, actor.name, user=actor) as move:
+    return apply_edit(
+        ctx, session, item, actor=actor, who=actor, changes=changes, body_markdown=body_markdown, new_assets=new_assets
+    )
+
+
+def apply_edit(
+    ctx: Context,
+    session: Session,
+    item: Item,
+    *,
+    actor: User,
+    who: User | None,
+    changes: Mapping[str, Any],
+    body_markdown: str | None = None,
+    new_assets: Iterable[content.StoredAsset] = (),
+    drop_assets: Iterable[int] = (),
+    action_detail: Mapping[str, Any] | None = None,
+) -> Item:
+    """:func:`edit_item` on an item already locked. ``who``: the person the edit row's rule of who may
+    edit is checked against (None: the caller has checked, as masking does for the 保密审查 reviewer);
+    ``drop_assets``: ids of the item's assets this version no longer has (masking replaces an
+    attachment with its cleaned copy). The new version is checked for privacy findings."""
+    with transition(session, item, EDIT, actor.name, user=who) as move:
         checked = _check_fields(ctx, session, changes)
         if actor.role != Role.ADMIN and checked.get("department", actor.department) != actor.department:
             raise NotAllowed(f"{actor.name} cannot move an item to another department")
@@ -239,6 +265,10 @@ def edit_item(
         if body_markdown is not None:
             item.body_markdown = body_markdown
             item.body_html = content.render_markdown(body_markdown)
+        for asset_id in drop_assets:
+            old = session.get(Asset, asset_id)
+            if old is not None and old.item_id == item.id:
+                session.delete(old)
         for a in new_assets:
             session.add(Asset(item_id=item.id, **a.__dict__))
         item.version += 1
@@ -281,6 +311,9 @@ def edit_item(
                     _set_delivery(session, d, DeliveryStatus.DONE, actor.name, "update superseded by a newer edit")
         _record_version(session, item, actor.name)
         move.detail["fields"] = sorted(checked) + (["body"] if body_markdown else [])
+        session.flush()
+        move.detail["privacy_findings"] = len(record_findings(ctx, session, item))
+        move.detail.update(action_detail or {})
     return item
 
 

@@ -23,7 +23,18 @@ from sqlmodel import Session, col, select
 
 from publisher.db import one_of, records
 from publisher.errors import NotAllowed, NotFound
-from publisher.models import AuditLog, Delivery, DeliveryStatus, Item, ItemStatus, Review, Role, User, utcnow
+from publisher.models import (
+    AuditLog,
+    Delivery,
+    DeliveryStatus,
+    Item,
+    ItemStatus,
+    PrivacyFinding,
+    Review,
+    Role,
+    User,
+    utcnow,
+)
 from publisher.pipeline.workflow.audit import AUDIT_KEYS, SYSTEM, _driver_many, audit, audit_row
 
 S = ItemStatus
@@ -103,6 +114,29 @@ def _cleared_twice(session: Session, item: Item, user: User | None) -> str | Non
     return None if is_cleared(session, item) else f"item {item.id} lacks its two approvals"
 
 
+def _privacy_resolved(session: Session, item: Item, user: User | None) -> str | None:
+    """The privacy gate (issue 12): every finding of the privacy check on this version is cleared or
+    masked (publisher.pipeline.workflow.privacy) before the 保密审查 approval."""
+    open_ = session.exec(
+        select(PrivacyFinding.number)
+        .where(
+            PrivacyFinding.item_id == item.id,
+            PrivacyFinding.item_version == item.version,
+            col(PrivacyFinding.decision).is_(None),
+        )
+        .order_by(col(PrivacyFinding.number))
+    ).all()
+    if not open_:
+        return None
+    n = len(open_)
+    return (
+        f"item {item.id} version {item.version} has {n} unresolved privacy finding{'s' if n != 1 else ''} "
+        f"(隐私/保密检查: no. {', '.join(map(str, open_))}): see them with `publisher privacy list {item.id}`, "
+        f"then mask the numbers with `publisher mask {item.id} --as USER` (a new version, reviewed again) or "
+        f'clear each with `publisher privacy clear {item.id} NO --reason "…" --as USER`'
+    )
+
+
 REVIEW_RULES: tuple[Rule, ...] = (_not_the_author, _not_its_editor)
 SECOND_REVIEW_RULES: tuple[Rule, ...] = (*REVIEW_RULES, _not_the_first_approver)
 
@@ -155,7 +189,8 @@ WORKFLOW: tuple[Step, ...] = (
         frozenset({S.DEPT_APPROVED}),
         S.APPROVED,
         who=_reviewer,
-        rules=SECOND_REVIEW_RULES,
+        # the privacy gate last: a reviewer refused for who they are need not resolve findings first
+        rules=(*SECOND_REVIEW_RULES, _privacy_resolved),
         record="approve level 2 (保密审查)",
     ),
     Step(REJECT, frozenset({S.SUBMITTED}), S.DRAFT, who=_reviewer, rules=REVIEW_RULES, record="reject level 1"),

@@ -1,0 +1,136 @@
+"""The masking action (issue 12): a new version of an item with every resident ID, mobile and bank
+card number masked in its title, summary and body, and each DOCX/XLSX attachment that has a finding
+replaced by a cleaned copy (publisher.pipeline.privacy.clean_file). It is an edit: the item goes back
+to the first review, and the new version is checked afresh.
+"""
+
+from __future__ import annotations
+
+import difflib
+import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlmodel import Session
+
+from publisher.errors import InvalidInput
+from publisher.models import Item, PrivacyDecision, Role, User
+from publisher.pipeline import content
+from publisher.pipeline.privacy import clean_file, mask_text
+from publisher.pipeline.privacy.check import DOCX, XLSX
+from publisher.pipeline.privacy.findings import NUMBER_KINDS
+from publisher.pipeline.privacy.numbers import find_numbers
+from publisher.pipeline.workflow.context import Context
+from publisher.pipeline.workflow.items import apply_edit
+from publisher.pipeline.workflow.privacy import assets_of, decide, findings_of
+from publisher.pipeline.workflow.states import get_item
+
+#: the places in the item's own text (not an attachment) a finding can be
+TEXT_PLACES = ("title", "summary", "body")
+#: what a cleaned copy removes: numbers, and what the file hid
+CLEANED_KINDS = (*NUMBER_KINDS, "hidden_content")
+
+
+@dataclass
+class Masked:
+    """What the masking action did: the new version, the body's diff, the attachments cleaned."""
+
+    item: Item
+    diff: str
+    cleaned: list[str] = field(default_factory=list)
+    #: findings of the version before that the new version masked
+    masked_findings: int = 0
+
+
+def _tagged(text: str) -> str:
+    """``text`` with each number replaced by its kind, for the removed side of a diff: the raw value
+    must not be printed, and its masked form there would hide what changed."""
+    out, pos = [], 0
+    for hit in find_numbers(text):
+        out += [text[pos : hit.start], f"[{hit.kind}]"]
+        pos = hit.end
+    return "".join([*out, text[pos:]])
+
+
+def body_diff(before: str, after: str, version: int) -> str:
+    """A unified diff of the body; removed lines show ``[mobile]`` etc. where the number was."""
+    lines = difflib.unified_diff(
+        before.splitlines(keepends=True),
+        after.splitlines(keepends=True),
+        fromfile=f"body, version {version}",
+        tofile=f"body, version {version + 1} (masked)",
+    )
+    return "".join(_tagged(x) if x.startswith("-") and not x.startswith("---") else x for x in lines)
+
+
+def _owner(where: str, names: Iterable[str]) -> str | None:
+    """The attachment a finding's ``where`` names (``名单.xlsx:Sheet2!C5`` → ``名单.xlsx``)."""
+    return next((n for n in names if where == n or where.startswith(n + ":")), None)
+
+
+def mask_item(ctx: Context, session: Session, *, item_id: int, actor: User) -> Masked:
+    """Mask the item into a new version. Who may: the item's editors, an admin, or the confidentiality
+    reviewer (from the review); whoever masks made the new version and so may not review it."""
+    item = get_item(session, item_id, lock=True)
+    before = findings_of(session, item)
+    # the 保密审查 reviewer is no editor of the department: the edit row's rule of who may edit is
+    # checked for everyone else
+    who = None if actor.role == Role.CONFIDENTIALITY_REVIEWER else actor
+    assets = assets_of(session, item.id)
+    dirty = {_owner(f.where, [a.filename for a in assets]) for f in before if f.kind in CLEANED_KINDS}
+    to_clean = [
+        a
+        for a in assets
+        if a.role == "attachment" and a.filename in dirty and Path(a.filename).suffix.lower() in DOCX | XLSX
+    ]
+    changes = {
+        k: masked
+        for k in ("title", "summary")
+        if (masked := mask_text(getattr(item, k) or "")) != (getattr(item, k) or "")
+    }
+    old_body = item.body_markdown
+    body = mask_text(old_body)
+    if not changes and body == old_body and not to_clean:
+        raise InvalidInput(
+            f"item {item.id} version {item.version} has nothing to mask (no ID, mobile or card number in its "
+            "text, no DOCX/XLSX attachment with a finding): clear each finding with "
+            f'`publisher privacy clear {item.id} NO --reason "…" --as USER` instead'
+        )
+    new_assets: list[content.StoredAsset] = []
+    with tempfile.TemporaryDirectory(prefix="publisher-mask-") as tmp:
+        for a in to_clean:
+            # the copy keeps the file's name: readers download it under the name they were shown
+            dst = Path(tmp) / str(a.id) / a.filename
+            dst.parent.mkdir()
+            clean_file(content.media_path(ctx.settings.media_dir, a.sha256), dst)
+            new_assets.append(
+                content.store_file(
+                    dst,
+                    media_dir=ctx.settings.media_dir,
+                    role="attachment",
+                    max_bytes=ctx.settings.review.max_asset_bytes,
+                )
+            )
+    version = item.version
+    cleaned = {a.filename for a in to_clean}
+    masked = 0
+    for f in before:
+        by_text = f.kind in NUMBER_KINDS and f.where.split(":")[0] in TEXT_PLACES
+        by_copy = f.kind in CLEANED_KINDS and _owner(f.where, cleaned) is not None
+        if f.decision is None and (by_text or by_copy):
+            decide(f, PrivacyDecision.MASKED, actor.name, f"masked into version {version + 1}")
+            masked += 1
+    item = apply_edit(
+        ctx,
+        session,
+        item,
+        actor=actor,
+        who=who,
+        changes=changes,
+        body_markdown=body if body != old_body else None,
+        new_assets=new_assets,
+        drop_assets=[a.id for a in to_clean if a.id is not None],
+        action_detail={"privacy_masked": masked, "cleaned": sorted(cleaned)},
+    )
+    return Masked(item, body_diff(old_body, item.body_markdown, version), sorted(cleaned), masked)

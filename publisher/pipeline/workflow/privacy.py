@@ -1,0 +1,138 @@
+"""The privacy check in the workflow (issue 12): each version's findings, stored masked, and the
+decision on each — **cleared** by the 保密审查 reviewer with a written reason, or **masked** by the
+masking action (:mod:`.masking`), which makes a new version with the numbers masked.
+
+The gate itself is a rule of the level-2 approve row of the workflow table
+(:func:`publisher.pipeline.workflow.states._privacy_resolved`). Every version decides afresh: a
+finding cleared on version 3 is a new, undecided finding on version 4.
+"""
+
+from __future__ import annotations
+
+from sqlmodel import Session, col, select
+
+from publisher.errors import InvalidInput, NotAllowed, NotFound
+from publisher.models import Asset, Item, PrivacyDecision, PrivacyFinding, Role, User, utcnow
+from publisher.pipeline import content
+from publisher.pipeline.privacy import Finding, check_file, check_text, words_for
+from publisher.pipeline.privacy.check import scan_text
+from publisher.pipeline.privacy.numbers import find_numbers
+from publisher.pipeline.workflow.audit import audit
+from publisher.pipeline.workflow.context import Context
+from publisher.pipeline.workflow.states import get_item
+
+#: the roles that may clear a finding: the confidentiality reviewer decides what may be published
+CLEARERS = (Role.CONFIDENTIALITY_REVIEWER, Role.ADMIN)
+
+
+def assets_of(session: Session, item_id: int | None) -> list[Asset]:
+    return list(session.exec(select(Asset).where(Asset.item_id == item_id).order_by(col(Asset.id))))
+
+
+def item_findings(ctx: Context, session: Session, item: Item) -> list[Finding]:
+    """Every finding in what the item would publish: title, summary, body (``body:LINE``, the line of
+    the stored body) and each stored image and attachment (``where`` starts with its file name)."""
+    words = words_for(ctx.settings)
+    found: list[Finding] = []
+    for key, value in (("title", item.title), ("summary", item.summary)):
+        if value:
+            found.extend(scan_text(value, key, words))
+    found.extend(check_text(item.body_markdown, "body", words=words))
+    for a in assets_of(session, item.id):
+        path = content.media_path(ctx.settings.media_dir, a.sha256)
+        found.extend(check_file(path, words=words, name=a.filename))
+    return found
+
+
+def record_findings(ctx: Context, session: Session, item: Item) -> list[PrivacyFinding]:
+    """Check the item's current version and store its findings (masked only), numbered from 1."""
+    rows = [
+        PrivacyFinding(
+            item_id=item.id,
+            item_version=item.version,
+            number=n,
+            kind=f.kind,
+            where=f.where,
+            masked=f.masked,
+            rule=f.rule,
+        )
+        for n, f in enumerate(item_findings(ctx, session, item), 1)
+    ]
+    session.add_all(rows)
+    session.flush()
+    return rows
+
+
+def findings_of(session: Session, item: Item, version: int | None = None) -> list[PrivacyFinding]:
+    """The stored findings of a version of the item (default its current one), in order."""
+    return list(
+        session.exec(
+            select(PrivacyFinding)
+            .where(PrivacyFinding.item_id == item.id, PrivacyFinding.item_version == (version or item.version))
+            .order_by(col(PrivacyFinding.number))
+        )
+    )
+
+
+def unresolved(session: Session, item: Item) -> list[PrivacyFinding]:
+    return [f for f in findings_of(session, item) if f.decision is None]
+
+
+def _holds_a_number(text: str) -> bool:
+    return bool(find_numbers(text))
+
+
+def clear_finding(
+    ctx: Context, session: Session, *, item_id: int, number: int, actor: User, reason: str | None
+) -> PrivacyFinding:
+    """Clear finding ``number`` of the item's current version: it may be published as it is, for ``reason``."""
+    if actor.role not in CLEARERS:
+        raise NotAllowed(
+            f"{actor.name} is {actor.role}; only the confidentiality reviewer (保密审查) or an admin clears a finding"
+        )
+    reason = " ".join((reason or "").split())
+    if not reason:
+        raise InvalidInput('clearing a finding needs a written reason: --reason "联系人手机号，本人同意公开"')
+    if _holds_a_number(reason):
+        # the reason goes into the audit trail, which must never hold the raw number
+        raise InvalidInput("the reason contains an ID, mobile or card number: say why without writing the number")
+    item = get_item(session, item_id, lock=True)
+    row = session.exec(
+        select(PrivacyFinding).where(
+            PrivacyFinding.item_id == item.id,
+            PrivacyFinding.item_version == item.version,
+            PrivacyFinding.number == number,
+        )
+    ).first()
+    if row is None:
+        count = len(findings_of(session, item))
+        raise NotFound(
+            f"item {item.id} version {item.version} has no finding {number} "
+            f"({count} finding{'s' if count != 1 else ''}; `publisher privacy list {item.id}` lists them)"
+        )
+    if row.decision is not None:
+        raise NotAllowed(
+            f"finding {number} of item {item.id} version {item.version} was already {row.decision} by {row.decided_by}"
+        )
+    decide(row, PrivacyDecision.CLEARED, actor.name, reason)
+    audit(
+        session,
+        actor=actor.name,
+        entity="item",
+        entity_id=item.id,
+        action="privacy clear",
+        reason=reason,
+        version=item.version,
+        finding=number,
+        kind=row.kind,
+        where=row.where,
+        masked=row.masked,
+    )
+    return row
+
+
+def decide(row: PrivacyFinding, decision: PrivacyDecision, actor: str, reason: str) -> None:
+    row.decision = decision
+    row.reason = reason
+    row.decided_by = actor
+    row.decided_at = utcnow()
