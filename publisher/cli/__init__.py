@@ -15,7 +15,7 @@ from typing import Annotated
 
 import typer
 
-from publisher.cli import admin, channels, counting, items, registers, reviews, usage, users
+from publisher.cli import admin, channels, counting, items, privacy, registers, reviews, usage, users
 from publisher.cli.common import state
 
 app = typer.Typer(
@@ -43,10 +43,12 @@ def _root(
 
 # the order here is the order of `publisher --help`: commands first, then the command groups
 app.command()(admin.init)
+app.command()(privacy.check)  # before submit: what an author runs on a file before storing it
 app.command()(reviews.submit)
 app.command()(reviews.schedule)
 app.command()(reviews.withdraw)
 app.command()(reviews.recall)
+app.command()(privacy.mask)  # with the review commands: the 保密审查 reviewer's other way to resolve findings
 app.command()(channels.retry)
 app.command()(channels.deliveries)
 app.command()(channels.run)
@@ -63,6 +65,7 @@ app.command()(admin.demo)
 app.add_typer(users.user_app, name="user")
 app.add_typer(items.item_app, name="item")
 app.add_typer(reviews.review_app, name="review")
+app.add_typer(privacy.privacy_app, name="privacy")
 app.add_typer(users.dept_app, name="department")
 app.add_typer(channels.manual_app, name="manual")
 app.add_typer(counting.coverage_app, name="coverage")

@@ -11,6 +11,7 @@ import typer
 
 from publisher.app import App
 from publisher.cli.common import Table, out, show_time, state
+from publisher.cli.privacy import say_findings
 from publisher.cli.reviews import take_down_said
 from publisher.errors import PublisherError
 from publisher.models import Delivery, Item, ItemStatus, User
@@ -112,7 +113,9 @@ def item_add(
             max_image_pixels=a.settings.review.max_image_pixels,
         )
         item = workflow.create_item(a.ctx, s, author=author, draft=draft)
+        found = workflow.findings_of(s, item)
     out.print(f"draft {item.id}: {item.title}")
+    say_findings(item.id, item.version, found)
     out.print(str(item.id))
 
 
@@ -145,6 +148,8 @@ def item_edit(
         )
         removed = sorted(before - set(item.channels))
         owed = workflow.withdrawals(s, item, channels=removed)
+        found = workflow.findings_of(s, item)
+    say_findings(item.id, item.version, found)
     said = f"item {item.id} is now version {item.version}, {item.status}"
     if removed:
         said += f"; removed from {', '.join(removed)}" + take_down_said(owed, item.id)

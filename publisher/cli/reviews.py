@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from publisher.cli.common import out, show_time, state
+from publisher.cli.privacy import say_findings
 from publisher.models import ItemStatus
 from publisher.pipeline import workflow
 
@@ -21,6 +22,8 @@ def submit(item_id: int, as_user: Annotated[str, typer.Option("--as", help="the 
     a = state.app()
     with a.session() as s:
         item = workflow.submit(a.ctx, s, item_id=item_id, actor=workflow.get_user(s, as_user))
+        found = workflow.findings_of(s, item)
+    say_findings(item.id, item.version, found)
     out.print(f"item {item.id} submitted; waiting for the head of {item.department}")
 
 

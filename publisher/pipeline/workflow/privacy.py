@@ -34,8 +34,10 @@ def item_findings(ctx: Context, session: Session, item: Item) -> list[Finding]:
     the stored body) and each stored image and attachment (``where`` starts with its file name)."""
     words = words_for(ctx.settings)
     found: list[Finding] = []
+    derived = item.summary == content.plain_text(item.body_markdown, 120)
     for key, value in (("title", item.title), ("summary", item.summary)):
-        if value:
+        # a summary made from the body's start (create_item) would repeat the body's findings
+        if value and not (key == "summary" and derived):
             found.extend(scan_text(value, key, words))
     found.extend(check_text(item.body_markdown, "body", words=words))
     for a in assets_of(session, item.id):
