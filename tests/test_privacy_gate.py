@@ -188,10 +188,11 @@ def test_an_edit_needs_new_decisions(cli: Cli, tmp_path: Path) -> None:
     cli.ok("privacy", "clear", item, "1", "--reason", "本人同意公开", "--as", "sec")
     path.write_text(path.read_text(encoding="utf-8") + "\n补充说明。\n", encoding="utf-8")
     r = cli.ok("item", "edit", item, str(path), "--as", "ed")
-    assert "version 2" in r.out and "1 unresolved" in r.out
+    # the summary, made from version 1's body, still holds the number too: two findings to decide
+    assert "version 2" in r.out and "2 unresolved" in r.out
     cli.ok("submit", item, "--as", "ed")
     cli.ok("review", "approve", item, "--as", "head")
-    assert "version 2 has 1 unresolved" in cli("review", "approve", item, "--as", "sec").err
+    assert "version 2 has 2 unresolved" in cli("review", "approve", item, "--as", "sec").err
 
 
 def test_mask_refuses_what_it_cannot_mask(cli: Cli, tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ to the first review, and the new version is checked afresh.
 from __future__ import annotations
 
 import difflib
+import shutil
 import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -101,9 +102,12 @@ def mask_item(ctx: Context, session: Session, *, item_id: int, actor: User) -> M
     with tempfile.TemporaryDirectory(prefix="publisher-mask-") as tmp:
         for a in to_clean:
             # the copy keeps the file's name: readers download it under the name they were shown
+            # (the stored copy has no extension, and clean_file tells the format by it)
+            src = Path(tmp) / str(a.id) / "original" / a.filename
             dst = Path(tmp) / str(a.id) / a.filename
-            dst.parent.mkdir()
-            clean_file(content.media_path(ctx.settings.media_dir, a.sha256), dst)
+            src.parent.mkdir(parents=True)
+            shutil.copyfile(content.media_path(ctx.settings.media_dir, a.sha256), src)
+            clean_file(src, dst)
             new_assets.append(
                 content.store_file(
                     dst,
