@@ -75,7 +75,10 @@ SAMPLES: list[dict[str, Any]] = [
         "title": "2025-2026学年国家奖学金评审结果公示",
         "category": "公告公示",
         "checklist_item": 37,
-        "body": "经个人申请、系部推荐、学校评审，拟推荐以下同学获得国家奖学金，现予公示。公示期 5 个工作日。\n",
+        "body": "经个人申请、系部推荐、学校评审，拟推荐以下同学获得国家奖学金，现予公示。公示期 5 个工作日。\n\n"
+        # an office landline, not a person's mobile: the privacy check passes it, so the demo's
+        # 保密审查 approval goes through (a mobile here would stop it until masked or cleared)
+        "联系电话：0452-2712345（学生资助管理中心）\n",
     },
 ]
 
