@@ -20,7 +20,7 @@ import sqlalchemy as sa
 
 from bench._common import SECRET, counts, seed_deliveries, start_worker, write_settings
 from publisher.models import ChannelRate, DeliveryAttempt
-from publisher.pipeline.dispatch import Dispatcher
+from publisher.pipeline.worker import Dispatcher
 from publisher.testing import MemoryChannel
 
 ATTEMPT = DeliveryAttempt.__table__  # type: ignore[attr-defined]

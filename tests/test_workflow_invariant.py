@@ -57,7 +57,7 @@ from publisher.models import (
     User,
 )
 from publisher.pipeline import content, workflow
-from publisher.pipeline.dispatch import Dispatcher
+from publisher.pipeline.worker import Dispatcher
 from publisher.settings import Settings
 from publisher.testing import MemoryChannel
 from tests.conftest import STANDARD_USERS

@@ -185,6 +185,7 @@ class DeliveryStore(ABC):
             slots: dict[str, datetime] = {}
             for ch in sorted(taken.keys() & self.limiters.keys()):
                 allowed[ch], slots[ch] = self.limiters[ch].reserve(conn, now, taken[ch])
+            held_back = {ch: slots[ch] for ch, n in taken.items() if allowed[ch] < n}
             kept: list[Claim] = []
             for row in chosen:
                 if allowed[row.channel] > 0:
@@ -206,7 +207,6 @@ class DeliveryStore(ABC):
             if kept:
                 params = {"ids": [c.id for c in kept], "owner": self.worker_id, "until": lease_until, "now": now}
                 conn.execute(self.claim_u, params)
-        held_back = {ch: slots[ch] for ch, n in taken.items() if allowed[ch] < n}
         # a delivery's start checks that its item has not changed since
         self.posts.load(c.item_id for c in kept)
         return Claimed(kept, len(rows), taken, held_back)
