@@ -5,8 +5,11 @@ from __future__ import annotations
 import threading
 from collections import defaultdict, deque
 from collections.abc import Callable
+from datetime import datetime
 
 from publisher.pipeline.outcome import Claim, Finished, HandedBack
+from publisher.pipeline.store import Claimed
+from publisher.pipeline.workflow import Context
 
 
 class Backlog:
@@ -102,3 +105,71 @@ class Backlog:
             for ch, n in self.running.items():
                 held[ch] += n
         return held
+
+
+class Pacer:
+    """Which channels a worker claims for, and how many: each channel's hold cap, and the channels
+    known to have nothing to claim for a while (not asked again before then: a claim that finds
+    nothing is a wasted transaction)."""
+
+    def __init__(self, ctx: Context, threads: int, backlog: Backlog, *, inline: bool) -> None:
+        self.ctx = ctx
+        self.threads = threads
+        self.backlog = backlog
+        self.inline = inline
+        #: channel → until when (monotonic) it is known to have nothing to claim
+        self.dry_until: dict[str, float] = {}
+
+    def active(self) -> list[str]:
+        return [n for n, s in self.ctx.channels.items() if s.enabled and not s.paused]
+
+    def hold_cap(self, channel: str) -> int:
+        """How many leases of ``channel`` this worker may hold: what can run, plus a short backlog."""
+        running = min(self.ctx.channels[channel].max_concurrency, self.threads)
+        return running + max(running, self.ctx.settings.worker.batch_size)
+
+    def free(self, channels: list[str] | None) -> dict[str, int]:
+        """Per channel (of ``channels``, else every active one), how many more leases it may take."""
+        held = self.backlog.per_channel()
+        free = {n: self.hold_cap(n) - held[n] for n in (channels or self.active())}
+        return {n: f for n, f in free.items() if f > 0}
+
+    def wanted(self, mono: float) -> list[str]:
+        """Channels whose backlog is below half their hold cap (empty, when the loop thread delivers
+        itself: nothing runs meanwhile, and one claim then fills the whole cap) and that are not known
+        to be dry."""
+        held = self.backlog.per_channel()
+        return [
+            ch
+            for ch in self.active()
+            if (held[ch] == 0 if self.inline else held[ch] * 2 <= self.hold_cap(ch))
+            and self.dry_until.get(ch, 0.0) <= mono
+        ]
+
+    def after_claim(
+        self,
+        free: dict[str, int],
+        limit: int,
+        got: Claimed,
+        now: datetime,
+        mono: float,
+        next_due: Callable[[list[str], datetime], dict[str, datetime | None]],
+    ) -> None:
+        """Not asked again before its next delivery falls due (at most a poll later, or a wake-up): a
+        channel that had less due than it could take, when the query saw everything due; and a
+        channel its rate limit holds back, until its next slot."""
+        poll = self.ctx.settings.worker.poll_seconds
+        dry = [ch for ch, f in free.items() if got.read < limit and got.taken.get(ch, 0) < f]
+        if dry:
+            for ch, at in next_due(dry, now).items():
+                wait = poll if at is None else (at - now).total_seconds()
+                self.dry_until[ch] = mono + max(0.0, min(wait, poll))
+        for ch, slot in got.held_back.items():
+            self.dry_until[ch] = max(self.dry_until.get(ch, 0.0), mono + (slot - now).total_seconds())
+
+    def hint(self) -> float | None:
+        """When (monotonic) the first channel known to be dry may have something again."""
+        return min(self.dry_until.values()) if self.dry_until else None
+
+    def clear(self) -> None:
+        self.dry_until.clear()

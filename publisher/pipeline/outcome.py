@@ -109,9 +109,7 @@ class Outcome:
     code: str | None = None
 
 
-def outcome_of(
-    f: Finished, now: datetime, *, max_attempts: int, backoff: Callable[[int], timedelta]
-) -> Outcome:
+def outcome_of(f: Finished, now: datetime, *, max_attempts: int, backoff: Callable[[int], timedelta]) -> Outcome:
     """The outcome of a finished call: the delivery's new values, the outcome, its new state."""
     c, result = f.claim, f.result
     values: dict[str, Any] = {"lease_owner": None, "lease_expires_at": None, "updated_at": now}

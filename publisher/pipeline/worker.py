@@ -21,11 +21,10 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from publisher.channel import DeliveryContext, PermanentChannelError
 from publisher.models import utcnow
-from publisher.pipeline.backlog import Backlog
-from publisher.pipeline.caller import call_channel
-from publisher.pipeline.outcome import Claim, Finished, HandedBack, OutcomeKind
+from publisher.pipeline.backlog import Backlog, Pacer
+from publisher.pipeline.caller import Caller
+from publisher.pipeline.outcome import Claim, Finished, HandedBack, Outcome, OutcomeKind
 from publisher.pipeline.store import open_store
 from publisher.pipeline.workflow import Context
 
@@ -53,7 +52,7 @@ class Dispatcher:
     ``threads=1`` there is no delivery thread: the loop thread delivers between its other steps.
     Claims and records are batched (one transaction for many deliveries) because per-delivery
     transactions cost more than a local HTTP call: a worker holds a small backlog of leased
-    deliveries (``_hold_cap`` per channel) and records the outcomes that finished in the last
+    deliveries (Pacer.hold_cap per channel) and records the outcomes that finished in the last
     ``RECORD_EVERY`` seconds together. A worker killed between the channel call and the record
     leaves the lease behind; the delivery is run again, and channels make that safe
     (Idempotency-Key, saved state), exactly as for a kill during the call itself.
@@ -96,6 +95,8 @@ class Dispatcher:
         self.wake = threading.Event()
         self.stop = threading.Event()
         self._backlog = Backlog(lambda ch: self.ctx.channels[ch].max_concurrency, self.stop)
+        #: a delivery's turn: start, call, hand the result to _push
+        self._call = Caller(ctx, self.store, clock, self.stop, self._push, on_start)
         #: finished calls waiting for the next batched record
         self._unrecorded: list[Finished] = []
         #: claims whose start found a person's request: settled without a call by the loop thread
@@ -103,27 +104,16 @@ class Dispatcher:
         self._lost = 0
         self._db_pause_until = 0.0
         self._db_failed = False
-        #: channel → until when (monotonic) it is known to have nothing to claim
-        self._dry_until: dict[str, float] = {}
         #: with one delivery thread, the loop thread is that thread (see _deliver_inline)
         self._inline = self.threads == 1
+        self._pacer = Pacer(ctx, self.threads, self._backlog, inline=self._inline)
 
     # ---------------------------------------------------------------------------------- claiming
-    def _active_channels(self) -> list[str]:
-        return [n for n, s in self.ctx.channels.items() if s.enabled and not s.paused]
-
-    def _hold_cap(self, channel: str) -> int:
-        """How many leases of ``channel`` this worker may hold: what can run, plus a short backlog."""
-        running = min(self.ctx.channels[channel].max_concurrency, self.threads)
-        return running + max(running, self.settings.worker.batch_size)
-
     def claim(self, capacity: int | None = None, channels: list[str] | None = None) -> list[Claim]:
         """Lease due deliveries, up to each channel's hold cap and rate, in one transaction, and read
         their posts (in one batch: a delivery's start checks that its item has not changed since)."""
         now, mono = self.clock(), time.monotonic()
-        held = self._backlog.per_channel()
-        free = {n: self._hold_cap(n) - held[n] for n in (channels or self._active_channels())}
-        free = {n: f for n, f in free.items() if f > 0}
+        free = self._pacer.free(channels)
         capacity = sum(free.values()) if capacity is None else min(capacity, sum(free.values()))
         if capacity <= 0:
             return []
@@ -131,32 +121,11 @@ class Dispatcher:
         limit = capacity if len(free) == 1 else max(capacity * 2, self.settings.worker.batch_size)
         w = self.settings.worker
         got = self.store.claim(free, capacity, limit, now, now + timedelta(seconds=w.lease_seconds))
-        # not asked again before its next delivery falls due (at most a poll later, or a wake-up): a
-        # channel that had less due than it could take, when the query saw everything due; and a
-        # channel its rate limit holds back, until its next slot
-        dry = [ch for ch, f in free.items() if got.read < limit and got.taken.get(ch, 0) < f]
-        if dry:
-            for ch, at in self.store.next_due_by_channel(dry, now).items():
-                wait = w.poll_seconds if at is None else (at - now).total_seconds()
-                self._dry_until[ch] = mono + max(0.0, min(wait, w.poll_seconds))
-        for ch, slot in got.held_back.items():
-            self._dry_until[ch] = max(self._dry_until.get(ch, 0.0), mono + (slot - now).total_seconds())
+        self._pacer.after_claim(free, limit, got, now, mono, self.store.next_due_by_channel)
         with self._lock:
             for c in got.claims:
                 self.inflight[c.id] = c
         return got.claims
-
-    def _want_claim(self, mono: float) -> list[str]:
-        """Channels whose backlog is below half their hold cap (empty, when the loop thread delivers
-        itself: nothing runs meanwhile, and one claim then fills the whole cap) and that are not known
-        to be dry."""
-        held = self._backlog.per_channel()
-        return [
-            ch
-            for ch in self._active_channels()
-            if (held[ch] == 0 if self._inline else held[ch] * 2 <= self._hold_cap(ch))
-            and self._dry_until.get(ch, 0.0) <= mono
-        ]
 
     def renew_leases(self) -> None:
         with self._lock:
@@ -193,50 +162,13 @@ class Dispatcher:
                 self.inflight.pop(c.id, None)
 
     def next_due(self) -> datetime | None:
-        return self.store.next_due(self._active_channels())
+        return self.store.next_due(self._pacer.active())
 
     # --------------------------------------------------------------------------------- executing
-    def _execute(self, claim: Claim) -> None:
-        """Delivery thread: start the call, call the channel, leave the outcome for the loop thread."""
-        started = self.clock()
-        try:
-            refused, post = self.store.start(claim)
-        except sa.exc.SQLAlchemyError as exc:
-            extra = {"delivery_id": claim.id, "item_id": claim.item_id}
-            log.warning("delivery %s: cannot start its call (%s); trying again shortly", claim.id, exc, extra=extra)
-            self.stop.wait(1.0)
-            return self._push(HandedBack(claim))
-        except Exception as exc:  # e.g. an asset missing on disk: keep the reason on the delivery
-            log.exception("delivery %s: cannot build its post", claim.id)
-            return self._push(Finished(claim, started, exc, None))
-        if refused is not None:
-            return self._push(HandedBack(claim, refused))
-        if post is None:
-            # unreachable through the workflow (an edit or a withdrawal leaves a request, which
-            # withholds the call); kept as the last line of defence
-            why = "refused: the item lacks its two approvals, was withdrawn, or no longer targets this channel"
-            return self._push(Finished(claim, started, PermanentChannelError(why), None))
-        if self.on_start is not None and claim.due_at is not None:
-            self.on_start(claim.channel, (started - claim.due_at).total_seconds())
-        dctx = DeliveryContext(
-            delivery_id=claim.id,
-            attempt=claim.attempts,
-            state=dict(claim.state),
-            remote_id=claim.remote_id,
-            url=claim.url,
-            _saver=lambda state: self._save_state(claim.id, state),
-        )
-        result = call_channel(self.ctx.channels[claim.channel].channel, claim, post, dctx)
-        self._push(Finished(claim, started, result, dctx.state, version=post.version))
-
     def _push(self, entry: Finished | HandedBack) -> None:
         if isinstance(entry, Finished) and entry.finished is None:
             entry.finished = self.clock()
         self._backlog.push(entry, batch=self.RECORD_BATCH, threads=self.threads)
-
-    def _save_state(self, delivery_id: int, state: dict) -> None:
-        if not self.store.save_state(delivery_id, state, self.clock()):
-            raise PermanentChannelError(f"delivery {delivery_id}: lease lost while saving progress")
 
     def _deliver_inline(self) -> None:
         """One delivery thread: the loop thread delivers from the backlog itself, for a short while.
@@ -249,7 +181,7 @@ class Dispatcher:
         """
         until = time.monotonic() + self.INLINE_SLICE
         while (claim := self._backlog.take(block=False)) is not None:
-            self._execute(claim)
+            self._call(claim)
             if time.monotonic() >= until:
                 return
 
@@ -257,7 +189,7 @@ class Dispatcher:
         self.store.hold_connections()
         try:
             while (claim := self._backlog.take()) is not None:
-                self._execute(claim)
+                self._call(claim)
         finally:
             self.store.release_connections()
 
@@ -268,7 +200,7 @@ class Dispatcher:
         if claim is None:
             return OutcomeKind.LOST_LEASE.value
         self._backlog.mark_running(claim.channel)
-        self._execute(claim)
+        self._call(claim)
         entry = self._backlog.results.pop()
         if isinstance(entry, Finished):
             return self._record([entry])[0]
@@ -286,16 +218,8 @@ class Dispatcher:
         with self._lock:
             for f in finished:
                 self.inflight.pop(f.claim.id, None)
-        info = log.isEnabledFor(logging.INFO)  # the message and its extras cost even when dropped
         kinds = [str(o.kind) for o in outcomes]
-        for f, o, kind in zip(finished, outcomes, kinds, strict=True):
-            c = f.claim
-            if self.on_outcome:
-                self.on_outcome(c.channel, kind)
-            if info:
-                why = f" — {o.message}" if o.message and o.kind != OutcomeKind.LOST_LEASE else ""
-                extra = {"delivery_id": c.id, "item_id": c.item_id, "channel": c.channel, "outcome": kind}
-                log.info("delivery %s (item %s → %s, %s): %s%s", c.id, c.item_id, c.channel, c.op, kind, why, extra=extra)
+        _report(finished, outcomes, kinds, self.on_outcome)
         return kinds
 
     # ------------------------------------------------------------------------------------ loops
@@ -363,8 +287,8 @@ class Dispatcher:
             self._db_failed = False
         if self.wake.is_set():
             self.wake.clear()
-            self._dry_until.clear()
-        if wanted := self._want_claim(mono):
+            self._pacer.clear()
+        if wanted := self._pacer.wanted(mono):
             self._backlog.add(self.claim(channels=wanted))
 
     def _loop(
@@ -439,11 +363,26 @@ class Dispatcher:
         delay = self.settings.worker.poll_seconds
         if nxt is not None:
             delay = max(0.0, min(delay, (nxt - now).total_seconds()))
-        if delay == 0.0 and self._dry_until:
+        if delay == 0.0 and (hint := self._pacer.hint()) is not None:
             # due, yet nothing was claimed: held back by a rate limit (or locked by another worker's
             # claim). Ask again at the first hint, not at once: that was a busy loop of claims.
-            delay = max(0.0, min(self._dry_until.values()) - time.monotonic())
+            delay = max(0.0, hint - time.monotonic())
         self.wake.wait(timeout=delay)
         self.wake.clear()
-        self._dry_until.clear()
+        self._pacer.clear()
         return False
+
+
+def _report(
+    finished: list[Finished], outcomes: list[Outcome], kinds: list[str], on_outcome: Callable[[str, str], None] | None
+) -> None:
+    """Tell ``on_outcome`` and the log what each recorded delivery came to."""
+    info = log.isEnabledFor(logging.INFO)  # the message and its extras cost even when dropped
+    for f, o, kind in zip(finished, outcomes, kinds, strict=True):
+        c = f.claim
+        if on_outcome:
+            on_outcome(c.channel, kind)
+        if info:
+            why = f" — {o.message}" if o.message and o.kind != OutcomeKind.LOST_LEASE else ""
+            extra = {"delivery_id": c.id, "item_id": c.item_id, "channel": c.channel, "outcome": kind}
+            log.info("delivery %s (item %s → %s, %s): %s%s", c.id, c.item_id, c.channel, c.op, kind, why, extra=extra)

@@ -163,9 +163,7 @@ class DeliveryStore(ABC):
         self.connections.release()
 
     # ------------------------------------------------------------------------------- claiming
-    def claim(
-        self, free: dict[str, int], capacity: int, limit: int, now: datetime, lease_until: datetime
-    ) -> Claimed:
+    def claim(self, free: dict[str, int], capacity: int, limit: int, now: datetime, lease_until: datetime) -> Claimed:
         """Lease up to ``capacity`` due deliveries, at most ``free[channel]`` of each channel and what
         its rate allows, in one transaction; then read their posts in one batch."""
         with self.connections.writing() as conn:

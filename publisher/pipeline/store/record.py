@@ -239,7 +239,9 @@ class Recorder:
         record that never comes.
         """
         with self.connections.writing() as conn:
-            owned = {r.id: r for r in conn.execute(self.owned_q, {"ids": [c.id for c in claims], "owner": self.worker_id})}
+            owned = {
+                r.id: r for r in conn.execute(self.owned_q, {"ids": [c.id for c in claims], "owner": self.worker_id})
+            }
             plain = [c for c in claims if c.id in owned and not owned[c.id].requested]
             if plain:
                 conn.execute(
@@ -247,7 +249,12 @@ class Recorder:
                         D.c.lease_owner == self.worker_id, D.c.status == DeliveryStatus.CLAIMED.value
                     ),
                     [
-                        {"b_id": c.id, "status": DeliveryStatus.PENDING.value, "lease_owner": None, "lease_expires_at": None}
+                        {
+                            "b_id": c.id,
+                            "status": DeliveryStatus.PENDING.value,
+                            "lease_owner": None,
+                            "lease_expires_at": None,
+                        }
                         for c in plain
                     ],
                 )

@@ -19,7 +19,9 @@ class SqliteStore(DeliveryStore):
         # (4 ms for 10,000); one ordered range of (status, due_at) per status, each stopping at the
         # limit, costs a few rows each. Literal statuses: SQLite may then read ix_delivery_owed
         now, limit = sa.bindparam("now"), sa.bindparam("lim", type_=sa.Integer)
-        parts = [sa.select(*cols).where(D.c.status == status_literal(st), D.c.due_at <= now, channel_in) for st in ACTIVE]
+        parts = [
+            sa.select(*cols).where(D.c.status == status_literal(st), D.c.due_at <= now, channel_in) for st in ACTIVE
+        ]
         parts.append(
             sa.select(*cols).where(
                 D.c.status == status_literal(DeliveryStatus.CLAIMED), D.c.lease_expires_at < now, channel_in
