@@ -104,7 +104,7 @@ def test_first_minute_idle_time_and_the_hint(make_app: Any) -> None:
         return len(got)
 
     assert claim(a) == 1  # the channel's first call: one slot, not two
-    assert "mem" not in a._want_claim(time.monotonic()), "a limited channel is asked again before its slot"
+    assert "mem" not in a._pacer.wanted(time.monotonic()), "a limited channel is asked again before its slot"
     assert claim(b) == 0  # the other worker sees the slot taken
     clock.at += timedelta(seconds=9)
     assert (claim(a), claim(b)) == (0, 0)
