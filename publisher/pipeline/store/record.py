@@ -19,6 +19,7 @@ from publisher.models import AuditLog, Delivery, DeliveryAttempt, DeliveryOp, De
 from publisher.pipeline.outcome import Claim, Finished, Outcome, OutcomeKind, outcome_of
 from publisher.pipeline.store.connections import Connections
 from publisher.pipeline.workflow import AUDIT_KEYS, Context
+from publisher.pipeline.workflow.audit import audit_row
 from publisher.pipeline.workflow.inflight import Settlement, by_hand, settle_request, unknown_fate
 from publisher.pipeline.workflow.states import rollup_items
 
@@ -65,7 +66,7 @@ class Recorder:
         return {r.id: r for r in records(conn.execute(self.owned_q, {"ids": ids, "owner": self.worker_id}))}
 
     def _audit(self, now: datetime, c: Claim, action: str, from_: str, to: str, reason: Any, **detail: Any) -> dict:
-        return dict(
+        return audit_row(
             at=now,
             actor=self.actor,
             entity="delivery",
@@ -74,7 +75,9 @@ class Recorder:
             from_state=from_,
             to_state=to,
             reason=reason,
-            detail={"item_id": c.item_id, "channel": c.channel, **detail},
+            item_id=c.item_id,
+            channel=c.channel,
+            **detail,
         )
 
     def record(self, finished: list[Finished], now: datetime) -> list[Outcome]:
