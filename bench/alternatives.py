@@ -41,7 +41,7 @@ from bench.alt_tasks import post_doc  # noqa: E402
 def run_pipeline(tmp: Path, hook_url: str, n: int, threads: int) -> tuple[float, list[dict[str, Any]]]:
     from datetime import timedelta
 
-    from publisher.pipeline.dispatch import Dispatcher
+    from publisher.pipeline.worker import Dispatcher
 
     app = fresh_store(
         tmp, None, {"hook": {"type": "webhook", "url": hook_url, "max_concurrency": threads}}, threads=threads

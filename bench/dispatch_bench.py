@@ -89,7 +89,7 @@ def bare_loop(hook_url: str, docs: list[dict[str, Any]], threads: int, env_once:
 
 
 def pipeline(app: Any, threads: int) -> tuple[float, dict[str, int]]:
-    from publisher.pipeline.dispatch import Dispatcher
+    from publisher.pipeline.worker import Dispatcher
 
     d = Dispatcher(engine=app.engine, ctx=app.ctx, threads=threads)
     t0 = time.perf_counter()

@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     os.environ.setdefault("PUBLISHER_WEBHOOK_SECRET", SECRET)
     from publisher.models import Delivery
-    from publisher.pipeline.dispatch import Dispatcher
+    from publisher.pipeline.worker import Dispatcher
 
     sink = start_sink(args.sink)
     with tempfile.TemporaryDirectory(prefix="lateness-") as tmp:

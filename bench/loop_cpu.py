@@ -87,7 +87,7 @@ def main() -> int:
     import channels.webhook as webhook
     from bench import dispatch_bench
     from publisher.channel import Published
-    from publisher.pipeline import dispatch
+    from publisher.pipeline.worker import Dispatcher
 
     def publish(self: Any, post: Any, ctx: Any) -> Published:
         time.sleep(0.0008)
@@ -95,7 +95,7 @@ def main() -> int:
 
     webhook.WebhookChannel.publish = publish  # type: ignore[method-assign]
     spent: dict[str, float] = {}
-    loop = dispatch.Dispatcher._loop
+    loop = Dispatcher._loop
 
     def timed_loop(self: Any, *args: Any, **kw: Any) -> None:
         if inside:  # count instructions from here (callgrind_control talks to this process's valgrind)
@@ -108,9 +108,9 @@ def main() -> int:
             if inside:
                 subprocess.run(["callgrind_control", "-i", "off", str(os.getpid())], capture_output=True, check=False)
 
-    dispatch.Dispatcher._loop = timed_loop  # type: ignore[method-assign]
+    Dispatcher._loop = timed_loop  # type: ignore[method-assign]
     if inside:  # ~50x slower under valgrind: batches by count, not by time
-        dispatch.Dispatcher.RECORD_EVERY = 1000.0
+        Dispatcher.RECORD_EVERY = 1000.0
     argv = ["--skip-bare", "--rounds", "1", *sys.argv[1:]]
     n = int(argv[argv.index("-n") + 1]) if "-n" in argv else 10_000
     dispatch_bench.main(argv)  # its end check fails by design: the sink received nothing

@@ -26,7 +26,7 @@ from bench._common import drop_pg_database, fresh_store, seed_deliveries  # noqa
 
 def trial_run(db: str | None, trials: int) -> list[float]:
     from publisher.pipeline import workflow
-    from publisher.pipeline.dispatch import Dispatcher
+    from publisher.pipeline.worker import Dispatcher
     from publisher.scheduler import QueueListener
 
     with tempfile.TemporaryDirectory(prefix="wakeup-") as tmp:

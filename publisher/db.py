@@ -55,23 +55,6 @@ def read_only(engine: Engine) -> Engine:
     return engine.execution_options(**{READ_ONLY_OPTION: True})
 
 
-def _register_sqlite_none() -> None:
-    """Bind ``None`` through an adapter that returns it. Python 3.11's sqlite3 module sends every value
-    that is not exactly an int, float or str through its adaptation protocol, and for ``None`` that
-    protocol fails a class attribute lookup, building an AttributeError message each time (~2,300
-    instructions; a record binds ~20 NULLs per delivery). A registered adapter is found first."""
-    import sqlite3
-
-    sqlite3.register_adapter(type(None), _same)
-
-
-def _same(value: Any) -> Any:
-    return value
-
-
-_register_sqlite_none()
-
-
 def make_engine(url: str, *, immediate: bool = True, **kw: Any) -> Engine:
     """An engine for ``url``; for SQLite, WAL + busy timeout + BEGIN IMMEDIATE (unless read-only use)."""
     if url.startswith("sqlite"):
@@ -354,7 +337,8 @@ class DriverMany:
         self.sql = compiled.string
         self.positional = bool(compiled.positional)
         names = list(compiled.positiontup or []) if self.positional else list(compiled.binds)
-        procs = compiled._bind_processors
+        # each value's type processor as SQLAlchemy's own execution would run it
+        procs = {n: compiled.binds[n].type.dialect_impl(dialect).bind_processor(dialect) for n in names}
         keys = [compiled.binds[name].key for name in names]
         self._names = names
         self._get = operator.itemgetter(*keys) if len(keys) > 1 else (lambda d, k=keys[0]: (d[k],))

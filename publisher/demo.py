@@ -25,7 +25,7 @@ from publisher.counting import periods, stats
 from publisher.errors import PublisherError
 from publisher.models import ChannelKV, ItemStatus
 from publisher.pipeline import content, workflow
-from publisher.pipeline.dispatch import Dispatcher
+from publisher.pipeline.worker import Dispatcher
 from publisher.settings import SETTINGS_TEMPLATE, load_settings
 
 DEMO_USERS = [

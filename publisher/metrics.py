@@ -37,7 +37,7 @@ from publisher.models import Delivery, DeliveryAttempt, DeliveryStatus, owed, st
 D = Delivery.__table__  # type: ignore[attr-defined]
 A = DeliveryAttempt.__table__  # type: ignore[attr-defined]
 
-#: outcomes after which the delivery is tried again (see publisher.pipeline.dispatch)
+#: outcomes after which the delivery is tried again (see publisher.pipeline.outcome)
 RETRIED = {"transient", "ambiguous", "error"}
 #: lateness buckets, seconds: the office cares about "on the minute", the worker about sub-second
 LATENESS_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 3600.0)

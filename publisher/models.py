@@ -346,7 +346,7 @@ class JobLease(SQLModel, table=True):
 class ChannelRate(SQLModel, table=True):
     """The next free call slot of each channel that has a ``rate_per_minute``, shared by every worker.
 
-    ``publisher.pipeline.dispatch`` reserves slots here inside the claim transaction, so that a limit holds
+    ``publisher.pipeline.store.rate`` reserves slots here inside the claim transaction, so that a limit holds
     across all the worker processes of one store, not per process. The slot is microseconds since
     the Unix epoch (UTC) rather than a datetime, so that the reservation is one portable statement
     of integer arithmetic on both engines. ``granted`` is how many slots the last reservation got.

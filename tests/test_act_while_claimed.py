@@ -20,7 +20,7 @@ from sqlmodel import select
 
 from publisher.models import AuditLog, Delivery, DeliveryStatus
 from publisher.pipeline import workflow
-from publisher.pipeline.dispatch import Dispatcher
+from publisher.pipeline.worker import Dispatcher
 from publisher.testing import MemoryChannel
 from tests.test_dispatch import approved_item, deliveries
 

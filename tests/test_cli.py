@@ -153,7 +153,7 @@ def test_retry_through_the_cli(cli: Cli, tmp_path: Path) -> None:
     # the failed delivery is produced by the dispatcher in this process, then retried by the CLI
     from publisher.app import open_app
     from publisher.pipeline import content, workflow
-    from publisher.pipeline.dispatch import Dispatcher
+    from publisher.pipeline.worker import Dispatcher
     from publisher.settings import load_settings
     from publisher.testing import MemoryChannel
 

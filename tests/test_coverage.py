@@ -12,7 +12,7 @@ from publisher.counting.workdays import Calendar
 from publisher.errors import InvalidInput
 from publisher.models import Delivery, Item
 from publisher.pipeline import content, workflow
-from publisher.pipeline.dispatch import Dispatcher
+from publisher.pipeline.worker import Dispatcher
 from tests.ledger_helpers import year_app
 
 HEADER = "title,category,department,channel,published_at,url,checklist_item\n"

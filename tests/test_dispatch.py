@@ -26,7 +26,7 @@ from publisher.models import (
     ItemStatus,
 )
 from publisher.pipeline import content, workflow
-from publisher.pipeline.dispatch import Dispatcher
+from publisher.pipeline.worker import Dispatcher
 from publisher.testing import MemoryChannel
 from tests.clirun import PLUGINS
 

@@ -8,7 +8,7 @@ from publisher.counting import periods, stats
 from publisher.errors import InvalidInput, NotAllowed
 from publisher.models import Delivery, DeliveryStatus, ItemStatus
 from publisher.pipeline import content, workflow
-from publisher.pipeline.dispatch import Dispatcher
+from publisher.pipeline.worker import Dispatcher
 
 
 def _approved_item(app, tmp_path, channels):

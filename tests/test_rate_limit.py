@@ -20,7 +20,7 @@ import sqlalchemy as sa
 
 from bench._common import SECRET, counts, seed_deliveries, start_worker, write_settings
 from publisher.models import ChannelRate, DeliveryAttempt
-from publisher.pipeline.dispatch import Dispatcher
+from publisher.pipeline.worker import Dispatcher
 from publisher.testing import MemoryChannel
 
 ATTEMPT = DeliveryAttempt.__table__  # type: ignore[attr-defined]
@@ -104,7 +104,7 @@ def test_first_minute_idle_time_and_the_hint(make_app: Any) -> None:
         return len(got)
 
     assert claim(a) == 1  # the channel's first call: one slot, not two
-    assert "mem" not in a._want_claim(time.monotonic()), "a limited channel is asked again before its slot"
+    assert "mem" not in a._pacer.wanted(time.monotonic()), "a limited channel is asked again before its slot"
     assert claim(b) == 0  # the other worker sees the slot taken
     clock.at += timedelta(seconds=9)
     assert (claim(a), claim(b)) == (0, 0)

@@ -19,7 +19,7 @@ from bench._common import SECRET, seed_deliveries
 from publisher.counting import periods
 from publisher.metrics import WorkerMetrics, metrics_text
 from publisher.pipeline import workflow
-from publisher.pipeline.dispatch import Dispatcher
+from publisher.pipeline.worker import Dispatcher
 from publisher.scheduler import claim_period
 from publisher.testing import MemoryChannel
 
@@ -297,7 +297,7 @@ def test_metrics_port_serves_prometheus_text_and_logs_can_be_json(app, caplog):
     assert r.status_code == 200 and r.headers["Content-Type"].startswith("text/plain")
     assert "publisher_store_up 1.0" in r.text
     record = logging.LogRecord(
-        "publisher.pipeline.dispatch", logging.INFO, __file__, 1, "delivery %s: %s", (7, "done"), None
+        "publisher.pipeline.worker", logging.INFO, __file__, 1, "delivery %s: %s", (7, "done"), None
     )
     record.delivery_id, record.item_id, record.channel = 7, 3, "site"
     doc = json.loads(JsonFormatter().format(record))

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from publisher.models import ItemStatus
 from publisher.pipeline import content, workflow
-from publisher.pipeline.dispatch import Dispatcher
+from publisher.pipeline.worker import Dispatcher
 from publisher.testing import MemoryChannel
 
 

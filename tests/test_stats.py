@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 from publisher.counting import periods, stats
 from publisher.pipeline import content, workflow
-from publisher.pipeline.dispatch import Dispatcher
+from publisher.pipeline.worker import Dispatcher
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 

@@ -13,7 +13,7 @@ from sqlmodel import select
 from publisher.counting import ledger, periods, stats
 from publisher.models import Delivery, DeliveryStatus, Item, ItemOrigin
 from publisher.pipeline import workflow
-from publisher.pipeline.dispatch import Dispatcher
+from publisher.pipeline.worker import Dispatcher
 from publisher.testing import MemoryChannel
 from tests.web.conftest import make_item
 

@@ -24,7 +24,7 @@ from publisher.channel import (
 from publisher.counting.sync import run_sync
 from publisher.models import AuditLog, ChannelStat, Delivery, Item, LinkCheck, SyncRun
 from publisher.pipeline import content, registry, workflow
-from publisher.pipeline.dispatch import Dispatcher
+from publisher.pipeline.worker import Dispatcher
 from publisher.scheduler import periodic_jobs
 
 

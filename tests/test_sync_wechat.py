@@ -20,7 +20,7 @@ from publisher.counting import periods, stats
 from publisher.counting.sync import run_sync
 from publisher.models import ChannelStat, Delivery, DeliveryStatus
 from publisher.pipeline import content, workflow
-from publisher.pipeline.dispatch import Dispatcher
+from publisher.pipeline.worker import Dispatcher
 from publisher.testing import make_ctx, make_env, make_post
 
 SECRET_ENV = "PUBLISHER_TEST_SYNC_WECHAT_SECRET"

@@ -57,7 +57,7 @@ from publisher.models import (
     User,
 )
 from publisher.pipeline import content, workflow
-from publisher.pipeline.dispatch import Dispatcher
+from publisher.pipeline.worker import Dispatcher
 from publisher.pipeline.workflow.states import _approval
 from publisher.settings import Settings
 from publisher.testing import MemoryChannel
@@ -574,7 +574,7 @@ class PublishingMachine(RuleBasedStateMachine):
     @rule(action=st.sampled_from(["withdraw", "reapprove", "remove", "put back"]))
     def act_then_take_over(self, action: str) -> None:
         """A request on the held call, then its lease runs out: the worker that takes over cannot know
-        what the first call did, and that call may still come back published (Dispatcher._late)."""
+        what the first call did, and that call may still come back published (store.record.Recorder._late)."""
         self.act_on_the_held_item(action)
         self.take_over()
 
@@ -618,7 +618,7 @@ class PublishingMachine(RuleBasedStateMachine):
 
     @invariant()
     def a_person_acting_first_never_fails_a_delivery(self) -> None:
-        """An edit, withdrawal or removal before the call started cancels it (Dispatcher._start); the
+        """An edit, withdrawal or removal before the call started cancels it (DeliveryStore.start); the
         refusal kept as the dispatcher's last line of defence is never reached."""
         with self.app.session() as s:
             refused = [d for d in s.exec(select(Delivery)) if (d.last_error or "").startswith("refused:")]
@@ -650,7 +650,7 @@ class PublishingMachine(RuleBasedStateMachine):
                 if d.id in self.taken_over and d.published_at is None:
                     # known gap: a worker whose lease ran out came back ambiguous (it did publish) while
                     # the item was live, and every attempt of the worker that took over failed; nobody
-                    # knows it is up (a late *published* answer is recorded: Dispatcher._late)
+                    # knows it is up (a late *published* answer is recorded: store.record.Recorder._late)
                     continue
                 if d.status == DeliveryStatus.CLAIMED:
                     assert d.id == held or d.op == DeliveryOp.WITHDRAW, d

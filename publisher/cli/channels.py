@@ -88,7 +88,7 @@ def run(
 ) -> None:
     """The worker: publishes due deliveries, retries, and runs the periodic jobs (weekly sync)."""
     from publisher.metrics import WorkerMetrics, serve, use_json_logs
-    from publisher.pipeline.dispatch import Dispatcher
+    from publisher.pipeline.worker import Dispatcher
     from publisher.scheduler import Clock
 
     if log_json:

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from publisher import accounts
-from publisher.pipeline.dispatch import Dispatcher
+from publisher.pipeline.worker import Dispatcher
 from publisher.testing import MemoryChannel
 from tests.web.conftest import PASSWORD
 

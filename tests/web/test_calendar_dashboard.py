@@ -12,7 +12,7 @@ from publisher import accounts
 from publisher.channel import CallbackReply
 from publisher.models import ChannelStat, Delivery
 from publisher.pipeline import workflow
-from publisher.pipeline.dispatch import Dispatcher
+from publisher.pipeline.worker import Dispatcher
 from publisher.testing import MemoryChannel
 from tests.web.conftest import csrf_of, make_item
 

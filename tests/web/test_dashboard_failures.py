@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from sqlmodel import select
 
 from publisher.models import Item, Role, User
-from publisher.pipeline.dispatch import Dispatcher
+from publisher.pipeline.worker import Dispatcher
 from publisher.testing import MemoryChannel
 from publisher.web.common import can_view, view_filter
 from tests.web.conftest import make_item

