@@ -468,6 +468,9 @@ class ItemVersion(SQLModel, table=True):
     body_markdown: str = Field(sa_column=Column(sa.Text, nullable=False))
     actor: str = ""
     at: datetime = _dt(default_factory=utcnow)
+    #: when the privacy check ran on this version (its findings are in privacy_finding); None: a
+    #: version stored before the check existed, which the 保密审查 approval refuses until it is checked
+    privacy_checked_at: datetime | None = _dt(default=None, nullable=True)
 
 
 class WebSession(SQLModel, table=True):

@@ -151,6 +151,20 @@ def privacy_clear(
     out.print(said + (f"; {left} still unresolved" if left else "; none unresolved: 保密审查 may approve"))
 
 
+@privacy_app.command("recheck")
+def privacy_recheck(
+    item_id: int,
+    as_user: Annotated[str, typer.Option("--as", help="who asks (recorded in the audit trail)")],
+) -> None:
+    """Check an item stored before the privacy check existed (the 保密审查 approval waits for it)."""
+    a = state.app()
+    with a.session() as s:
+        rows = workflow.recheck(a.ctx, s, item_id=item_id, actor=workflow.get_user(s, as_user))
+        version = workflow.get_item(s, item_id).version
+    say_findings(item_id, version, rows)
+    out.print(f"item {item_id} version {version} checked: {len(rows)} finding{'s' if len(rows) != 1 else ''}")
+
+
 def mask(
     item_id: int,
     as_user: Annotated[str, typer.Option("--as", help="an editor of the item, an admin or the 保密审查 reviewer")],

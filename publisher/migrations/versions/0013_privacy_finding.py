@@ -1,4 +1,5 @@
-"""privacy finding: the privacy check's findings on each item version (masked only) and their decisions
+"""privacy finding: the privacy check's findings on each item version (masked only) and their decisions;
+item_version.privacy_checked_at: when the check ran on the version
 
 Revision ID: 0013_privacy_finding
 Revises: 0012_feed_token
@@ -35,7 +36,11 @@ def upgrade() -> None:
         # the gate reads one version's findings of one item: this constraint's index serves it
         sa.UniqueConstraint("item_id", "item_version", "number", name="uq_privacy_finding"),
     )
+    # nullable, no default: existing versions were never checked, and the gate says so
+    op.add_column("item_version", sa.Column("privacy_checked_at", sa.DateTime(), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("item_version") as batch:
+        batch.drop_column("privacy_checked_at")
     op.drop_table("privacy_finding")

@@ -36,7 +36,7 @@ from publisher.pipeline.workflow.items import (
 )
 from publisher.pipeline.workflow.masking import Masked, mask_item
 from publisher.pipeline.workflow.posts import build_post
-from publisher.pipeline.workflow.privacy import clear_finding, findings_of, record_findings, unresolved
+from publisher.pipeline.workflow.privacy import clear_finding, findings_of, recheck, record_findings, unresolved
 from publisher.pipeline.workflow.reviews import review
 from publisher.pipeline.workflow.states import get_item, is_cleared
 
@@ -60,6 +60,7 @@ __all__ = [
     "is_cleared",
     "mask_item",
     "recall",
+    "recheck",
     "record_findings",
     "record_manual",
     "retry_delivery",

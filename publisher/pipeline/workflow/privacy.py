@@ -12,7 +12,7 @@ from __future__ import annotations
 from sqlmodel import Session, col, select
 
 from publisher.errors import InvalidInput, NotAllowed, NotFound
-from publisher.models import Asset, Item, PrivacyDecision, PrivacyFinding, Role, User, utcnow
+from publisher.models import Asset, Item, ItemVersion, PrivacyDecision, PrivacyFinding, Role, User, utcnow
 from publisher.pipeline import content
 from publisher.pipeline.privacy import Finding, check_file, check_text, words_for
 from publisher.pipeline.privacy.check import scan_text
@@ -61,7 +61,50 @@ def record_findings(ctx: Context, session: Session, item: Item) -> list[PrivacyF
         for n, f in enumerate(item_findings(ctx, session, item), 1)
     ]
     session.add_all(rows)
+    version = session.exec(
+        select(ItemVersion).where(ItemVersion.item_id == item.id, ItemVersion.version == item.version)
+    ).first()
+    if version is None:  # an item older than item_version (0003): its version is recorded now
+        version = ItemVersion(item_id=item.id, version=item.version, title=item.title, body_markdown=item.body_markdown)
+        session.add(version)
+    version.privacy_checked_at = utcnow()
     session.flush()
+    return rows
+
+
+def was_checked(session: Session, item: Item) -> bool:
+    return (
+        session.exec(
+            select(ItemVersion.privacy_checked_at).where(
+                ItemVersion.item_id == item.id, ItemVersion.version == item.version
+            )
+        ).first()
+        is not None
+    )
+
+
+def recheck(ctx: Context, session: Session, *, item_id: int, actor: User) -> list[PrivacyFinding]:
+    """Run the check on the current version of an item stored before the check existed (its findings
+    were never recorded). A version already checked is refused: its decisions stand, and every new
+    version is checked when it is made."""
+    if actor.role == Role.VIEWER:
+        raise NotAllowed(f"{actor.name} is a viewer and changes nothing")
+    item = get_item(session, item_id, lock=True)
+    if was_checked(session, item):
+        raise NotAllowed(
+            f"item {item.id} version {item.version} was checked when it was made; "
+            f"`publisher privacy list {item.id}` shows its findings"
+        )
+    rows = record_findings(ctx, session, item)
+    audit(
+        session,
+        actor=actor.name,
+        entity="item",
+        entity_id=item.id,
+        action="privacy check",
+        version=item.version,
+        privacy_findings=len(rows),
+    )
     return rows
 
 

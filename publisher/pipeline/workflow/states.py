@@ -29,6 +29,7 @@ from publisher.models import (
     DeliveryStatus,
     Item,
     ItemStatus,
+    ItemVersion,
     PrivacyFinding,
     Review,
     Role,
@@ -127,6 +128,16 @@ def _privacy_resolved(session: Session, item: Item, user: User | None) -> str | 
         .order_by(col(PrivacyFinding.number))
     ).all()
     if not open_:
+        checked = session.exec(
+            select(ItemVersion.privacy_checked_at).where(
+                ItemVersion.item_id == item.id, ItemVersion.version == item.version
+            )
+        ).first()
+        if checked is None:  # stored before the check existed (migration 0013): no findings is no answer
+            return (
+                f"item {item.id} version {item.version} was stored before the privacy check (隐私/保密检查) "
+                f"existed and has not been checked: run `publisher privacy recheck {item.id} --as USER` first"
+            )
         return None
     n = len(open_)
     return (
