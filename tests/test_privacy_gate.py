@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from sqlmodel import select
 
@@ -204,16 +204,19 @@ def test_mask_refuses_what_it_cannot_mask(cli: Cli, tmp_path: Path) -> None:
 
 
 # --------------------------------------------------------------------------- property: the gate
+#: the steps of a random workflow; "advance" submits a draft or approves level 1, so that runs reach
+#: the 保密审查 approval often enough for the property to be tested, not just vacuously true
 STEPS = st.lists(
     st.one_of(
         st.tuples(st.just("edit"), st.sampled_from(["clean", "mobile", "mark", "both"])),
-        st.tuples(st.just("clear"), st.integers(1, 3), st.sampled_from(["sec", "sec2", "admin", "head"])),
-        st.tuples(st.just("mask"), st.sampled_from(["ed", "sec", "admin"])),
-        st.tuples(st.just("submit")),
-        st.tuples(st.just("approve1")),
+        st.tuples(st.just("clear"), st.integers(1, 3), st.sampled_from(["sec", "sec", "sec2", "admin", "head"])),
+        st.tuples(st.just("mask"), st.sampled_from(["ed", "ed", "sec", "admin"])),
+        st.tuples(st.just("advance")),
+        st.tuples(st.just("advance")),
+        st.tuples(st.just("approve2"), st.sampled_from(["sec", "sec2"])),
         st.tuples(st.just("approve2"), st.sampled_from(["sec", "sec2"])),
     ),
-    max_size=14,
+    max_size=16,
 )
 BODIES = {
     "clean": "通知正文。联系电话 0452-2712345。\n",
@@ -224,7 +227,7 @@ BODIES = {
 
 
 @pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(start=st.sampled_from(sorted(BODIES)), steps=STEPS, seed=st.integers(0, 10**6))
 def test_never_approved_at_level_2_with_an_unresolved_finding(app: Any, start: str, steps: list, seed: int) -> None:
     rng = random.Random(seed)
@@ -251,17 +254,19 @@ def test_never_approved_at_level_2_with_an_unresolved_finding(app: Any, start: s
                     )
                 elif step[0] == "mask":
                     workflow.mask_item(app.ctx, s, item_id=item_id, actor=user(s, step[1]))
-                elif step[0] == "submit":
+                elif step[0] == "advance" and workflow.get_item(s, item_id).status == ItemStatus.DRAFT:
                     workflow.submit(app.ctx, s, item_id=item_id, actor=user(s, "ed"))
-                elif step[0] == "approve1":
+                elif step[0] == "advance":
                     workflow.review(app.ctx, s, item_id=item_id, actor=user(s, "head"), approve=True)
                 else:
                     item = workflow.get_item(s, item_id)
                     waiting = item.status == ItemStatus.DEPT_APPROVED and workflow.unresolved(s, item)
                     workflow.review(app.ctx, s, item_id=item_id, actor=user(s, step[1]), approve=True)
                     assert not waiting, "approved at level 2 with an unresolved finding"
-        except (NotAllowed, InvalidInput, NotFound):
-            pass  # a refused step changes nothing (one transaction per action)
+            event(f"{step[0]} done")
+        except (NotAllowed, InvalidInput, NotFound) as exc:
+            # a refused step changes nothing (one transaction per action)
+            event(f"{step[0]} refused" + (": unresolved findings" if "unresolved privacy" in str(exc) else ""))
         _check_gate(app, item_id)
 
 
