@@ -201,6 +201,15 @@ def test_mask_refuses_what_it_cannot_mask(cli: Cli, tmp_path: Path) -> None:
     assert r.code == 1 and "nothing to mask" in r.err and "privacy clear" in r.err
     assert "may not" in cli("mask", item, "--as", "ed2").err  # another department's editor
     assert json.loads(cli.ok("item", "show", item, "--json").out)["version"] == 1
+    # a withdrawn item can no longer be edited: masking says so before it writes any cleaned copy
+    hidden_id_list(tmp_path)
+    path = write_item(tmp_path, f"手机 {MOBILE}\n", attachments=("名单.xlsx",), name="two.md")
+    item = cli.ok("item", "add", str(path), "--as", "ed").last_line
+    cli.ok("withdraw", item, "--as", "ed")
+    media = sorted((tmp_path / "media").rglob("*"))
+    r = cli("mask", item, "--as", "ed")
+    assert r.code == 1 and "can no longer be edited" in r.err
+    assert sorted((tmp_path / "media").rglob("*")) == media
 
 
 # --------------------------------------------------------------------------- property: the gate

@@ -278,18 +278,7 @@ def transition(
     The body does the work that goes with the move; if it raises, nothing moves. Then the item takes
     the row's state, and a row with an audit action records it (with ``version`` and ``move.detail``).
     """
-    if action in PIPELINE_ONLY:
-        _pipeline_only(item, PIPELINE_ONLY[action])
-    steps = [s for s in WORKFLOW if s.action == action]
-    who = steps[0].who
-    if user is not None and who is not None and (refusal := who(user, item)):
-        raise NotAllowed(refusal)
-    step = next((s for s in steps if item.status in s.sources), None)
-    if step is None:
-        raise NotAllowed(REFUSED[action].format(item=item.id, status=item.status))
-    for rule in step.rules:
-        if refusal := rule(session, item, user):
-            raise NotAllowed(refusal)
+    step = allowed(session, item, action, user=user)
     move = Move(step, item.status)
     yield move
     if step.record is None:
@@ -310,6 +299,24 @@ def transition(
         version=item.version,
         **move.detail,
     )
+
+
+def allowed(session: Session, item: Item, action: str, *, user: User | None = None) -> Step:
+    """The row ``action`` on ``item`` follows, or the :class:`NotAllowed` :func:`transition` would raise:
+    an action with work to do before its transition (masking writes cleaned copies) asks first."""
+    if action in PIPELINE_ONLY:
+        _pipeline_only(item, PIPELINE_ONLY[action])
+    steps = [s for s in WORKFLOW if s.action == action]
+    who = steps[0].who
+    if user is not None and who is not None and (refusal := who(user, item)):
+        raise NotAllowed(refusal)
+    step = next((s for s in steps if item.status in s.sources), None)
+    if step is None:
+        raise NotAllowed(REFUSED[action].format(item=item.id, status=item.status))
+    for rule in step.rules:
+        if refusal := rule(session, item, user):
+            raise NotAllowed(refusal)
+    return step
 
 
 def _pipeline_only(item: Item, what: str) -> None:
