@@ -47,6 +47,10 @@ class Caller:
             log.warning("delivery %s: cannot start its call (%s); trying again shortly", claim.id, exc, extra=extra)
             self.stop.wait(1.0)
             return self.hand_in(HandedBack(claim))
+        except PermanentChannelError as exc:  # the post may not go out (a privacy finding nobody cleared)
+            extra = {"delivery_id": claim.id, "item_id": claim.item_id}
+            log.warning("delivery %s: %s", claim.id, exc, extra=extra)
+            return self.hand_in(Finished(claim, started, exc, None))
         except Exception as exc:  # e.g. an asset missing on disk: keep the reason on the delivery
             log.exception("delivery %s: cannot build its post", claim.id)
             return self.hand_in(Finished(claim, started, exc, None))

@@ -295,7 +295,8 @@ class DeliveryStore(ABC):
     # ------------------------------------------------------------------------------ the call
     def start(self, claim: Claim) -> tuple[OutcomeKind | None, Post | None]:
         """Start the call: (None, the post if the item is cleared), (LOST_LEASE, None), or
-        (WITHHELD, None) where a person's request came first.
+        (WITHHELD, None) where a person's request came first. Raises PrivacyRefused (a permanent
+        failure, after the call was started) when the post holds a privacy finding nobody cleared.
 
         The post comes from the batch read at claim time; the start holds only while the item is at
         that version, so a stale post is read again, never sent.

@@ -4,8 +4,8 @@ time, a copy kit) and the dispatcher's batched Core read (:func:`snapshot_posts`
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -14,13 +14,15 @@ from sqlalchemy.engine import Connection
 from sqlmodel import Session, select
 
 from publisher.channel import Asset as PostAsset
-from publisher.channel import Post, site_page_path
+from publisher.channel import PermanentChannelError, Post, site_page_path
 from publisher.checklist import checklist_name
 from publisher.db import one_of, records
 from publisher.errors import ContentNotAccepted
-from publisher.models import Asset, DeliveryOp, Item, ItemStatus, Review, User
+from publisher.models import Asset, DeliveryOp, Item, ItemStatus, PrivacyDecision, PrivacyFinding, Review, User
 from publisher.pipeline import content
+from publisher.pipeline.privacy import Finding, WordList, words_for
 from publisher.pipeline.workflow.context import Context
+from publisher.pipeline.workflow.privacy import unresolved_in_post
 from publisher.pipeline.workflow.states import _cleared
 
 
@@ -78,9 +80,17 @@ def check_channels_accept(ctx: Context, session: Session, item: Item) -> None:
         raise ContentNotAccepted("; ".join(problems), channel=",".join(item.channels), problems=problems)
 
 
+class PrivacyRefused(PermanentChannelError):
+    """The post holds a privacy finding no 保密审查 decision cleared: it is not sent (issue 12)."""
+
+
 @dataclass(frozen=True)
 class PostSnapshot:
-    """An item as the dispatcher saw it: its post, whether it is cleared, and what dates them."""
+    """An item as the dispatcher saw it: its post, whether it is cleared, and what dates them.
+
+    ``cleared_findings``: (kind, where, masked) of the findings of this version the 保密审查 reviewer
+    cleared; ``words``: how to get the office's word list (read once per batch, when first needed).
+    """
 
     version: int
     publish_at: Any
@@ -88,6 +98,8 @@ class PostSnapshot:
     post: Post
     cleared: bool
     withdrawn: bool = False
+    cleared_findings: frozenset[tuple[str, str, str]] = frozenset()
+    words: Callable[[], WordList | None] = field(default=lambda: None, compare=False, repr=False)
 
     def post_for(self, op: str, channel: str) -> Post | None:
         """The post if ``op`` may go out on ``channel`` now, else None (the dispatcher then refuses).
@@ -95,23 +107,54 @@ class PostSnapshot:
         A take-down always may. Anything else needs both approvals of the current version, an item
         not withdrawn, and a channel still on the item's list: once a withdrawal (or the removal of
         the channel) is recorded, the take-down is the only call its deliveries may still make.
+        A post holding a privacy finding nobody cleared raises :class:`PrivacyRefused`, whatever the
+        approvals say (the re-check of :attr:`unresolved`).
         """
         if op == DeliveryOp.WITHDRAW:
-            return self.post
-        ok = self.cleared and not self.withdrawn and channel in self.post.channels
-        return self.post if ok else None
+            return self.post  # taking a page down is never held back: it is how an exposure ends
+        if not (self.cleared and not self.withdrawn and channel in self.post.channels):
+            return None
+        if self.unresolved:
+            raise PrivacyRefused(refusal(self.post.item_id, self.unresolved))
+        return self.post
+
+    @functools.cached_property
+    def unresolved(self) -> tuple[Finding, ...]:
+        """The post's findings no cleared decision covers: checked once per snapshot, whichever of the
+        item's channels starts first (a regex scan of the texts and a read of each attachment).
+
+        Defence in depth like the approval re-check: the gate refuses the 保密审查 approval while a
+        finding is undecided, but a row deleted or a body changed by hand after approval, a decision
+        recorded on the wrong finding, or a word added to the list since, are caught here.
+        """
+        return tuple(unresolved_in_post(self.post, self.cleared_findings, self.words()))
+
+
+def refusal(item_id: int, findings: Iterable[Finding]) -> str:
+    """The reason kept on a refused delivery: how many findings, their kinds and places, masked values
+    only (a Finding never holds the raw number)."""
+    found = list(findings)
+    kinds = ", ".join(dict.fromkeys(f.kind for f in found))
+    places = "; ".join(f"{f.kind} {f.masked} at {f.where}" for f in found[:5])
+    more = f"; and {len(found) - 5} more" if len(found) > 5 else ""
+    s = "s" if len(found) != 1 else ""
+    return (
+        f"refused: the post holds {len(found)} privacy finding{s} nobody cleared ({kinds}): {places}{more}; "
+        f"see publisher privacy list {item_id}"
+    )
 
 
 @functools.cache
-def _snapshot_statements(dialect: str) -> tuple[Any, Any, Any, Any]:
-    """The four statements of :func:`snapshot_posts`, built once per dialect, each list bound as one
+def _snapshot_statements(dialect: str) -> tuple[Any, Any, Any, Any, Any]:
+    """The five statements of :func:`snapshot_posts`, built once per dialect, each list bound as one
     value (:func:`publisher.db.one_of`): building a statement, or expanding an ``in_`` list, cost more
     than running it on the dispatcher's hot path."""
-    it, rv, at, us = (
+    it, rv, at, us, pf = (
         Item.__table__,
         Review.__table__,
         Asset.__table__,  # type: ignore[attr-defined]
         User.__table__,
+        PrivacyFinding.__table__,
     )  # type: ignore[attr-defined]
     return (
         sa.select(
@@ -135,20 +178,24 @@ def _snapshot_statements(dialect: str) -> tuple[Any, Any, Any, Any]:
         .order_by(rv.c.id),
         sa.select(at).where(one_of(dialect, at.c.item_id, "ids")).order_by(at.c.id),
         sa.select(us.c.id, us.c.name, us.c.display_name).where(one_of(dialect, us.c.id, "ids")),
+        # every version's: few rows, and the current version is picked in Python (no second list bound)
+        sa.select(pf.c.item_id, pf.c.item_version, pf.c.kind, pf.c.where, pf.c.masked).where(
+            one_of(dialect, pf.c.item_id, "ids"), pf.c.decision == PrivacyDecision.CLEARED.value
+        ),
     )
 
 
 def snapshot_posts(ctx: Context, conn: Connection, item_ids: Iterable[int]) -> dict[int, PostSnapshot]:
     """:func:`build_post` and :func:`~publisher.pipeline.workflow.states.is_cleared` for many items in
-    four queries (the dispatcher's batch).
+    five queries (the dispatcher's batch), with the privacy findings cleared on each current version.
 
     Same rule as ``is_cleared`` (through ``_cleared``), read with Core statements so a claim of a
-    hundred deliveries costs four round trips instead of five hundred ORM loads.
+    hundred deliveries costs five round trips instead of five hundred ORM loads.
     """
     ids = sorted(set(item_ids))
     if not ids:
         return {}
-    q_items, q_reviews, q_assets, q_users = _snapshot_statements(conn.dialect.name)
+    q_items, q_reviews, q_assets, q_users, q_cleared = _snapshot_statements(conn.dialect.name)
     items = records(conn.execute(q_items, {"ids": ids}))
     newest: dict[tuple[int, int, int], Any] = {}
     for r in records(conn.execute(q_reviews, {"ids": ids})):
@@ -159,6 +206,12 @@ def snapshot_posts(ctx: Context, conn: Connection, item_ids: Iterable[int]) -> d
     authors = {
         u.id: (u.display_name or u.name) for u in conn.execute(q_users, {"ids": list({i.author_id for i in items})})
     }
+    cleared: dict[tuple[int, int], set[tuple[str, str, str]]] = {}
+    for f in conn.execute(q_cleared, {"ids": ids}):
+        cleared.setdefault((f.item_id, f.item_version), set()).add((f.kind, f.where, f.masked))
+    # the word list is read once per batch, and only if a post of it is checked: a broken list then
+    # fails that start (retried with the reason), not the claim
+    words = functools.cache(lambda: words_for(ctx.settings))
     out = {}
     for i in items:
         ok = _cleared(i.author_id, newest.get((i.id, i.version, 1)), newest.get((i.id, i.version, 2)))
@@ -169,5 +222,7 @@ def snapshot_posts(ctx: Context, conn: Connection, item_ids: Iterable[int]) -> d
             post=_post(ctx, i, assets[i.id], authors.get(i.author_id, "")),
             cleared=ok,
             withdrawn=i.status == ItemStatus.WITHDRAWN,
+            cleared_findings=frozenset(cleared.get((i.id, i.version), ())),
+            words=words,
         )
     return out

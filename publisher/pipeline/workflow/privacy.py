@@ -9,12 +9,17 @@ finding cleared on version 3 is a new, undecided finding on version 4.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Collection
+from pathlib import Path
+
 from sqlmodel import Session, col, select
 
+from publisher.channel import Post
 from publisher.errors import InvalidInput, NotAllowed, NotFound
 from publisher.models import Asset, Item, ItemVersion, PrivacyDecision, PrivacyFinding, Role, User, utcnow
 from publisher.pipeline import content
-from publisher.pipeline.privacy import Finding, check_file, check_text, words_for
+from publisher.pipeline.privacy import Finding, WordList, check_file, check_text, words_for
 from publisher.pipeline.privacy.check import scan_text
 from publisher.pipeline.privacy.numbers import find_numbers
 from publisher.pipeline.workflow.audit import audit
@@ -44,6 +49,47 @@ def item_findings(ctx: Context, session: Session, item: Item) -> list[Finding]:
         path = content.media_path(ctx.settings.media_dir, a.sha256)
         found.extend(check_file(path, words=words, name=a.filename))
     return found
+
+
+def unresolved_in_post(post: Post, cleared: Collection[tuple[str, str, str]], words: WordList | None) -> list[Finding]:
+    """The worker's re-check (issue 12): the findings in what ``post`` would publish that no *cleared*
+    decision of its version covers. ``cleared`` holds (kind, where, masked) of those decisions.
+
+    The title, the body (``body:LINE``) and each attachment are checked as :func:`item_findings` does,
+    so the same text gives the same ``where``, and a finding matches only a decision with the same kind,
+    place and masked value: a body changed without a new version puts its numbers on other lines or
+    holds new ones, and is refused. The summary and the stored HTML body (what a website or a webhook
+    actually shows) are checked too, matched on kind and masked value only: a summary cut from the
+    body's start repeats body findings under another place, and the HTML has no lines of the Markdown.
+    """
+    exact = set(cleared)
+    loose = {(kind, masked) for kind, _, masked in cleared}
+    found = scan_text(post.title, "title", words) if post.title else []
+    found += check_text(post.body_markdown, "body", words=words)
+    for a in post.assets:
+        found += _file_findings(a.path, a.filename, words)
+    out = [f for f in found if (f.kind, f.where, f.masked) not in exact]
+    for value, where in ((post.summary, "summary"), (post.body_html, "body_html")):
+        if value:
+            out += [f for f in scan_text(value, where, words) if (f.kind, f.masked) not in loose]
+    return out
+
+
+def _file_findings(path: Path, name: str, words: WordList | None) -> list[Finding]:
+    """check_file, remembered for a file unchanged on disk: a delivery retried, or an item on several
+    channels read again in the next claim's batch, does not read a 10,000-row workbook again."""
+    try:
+        st = path.stat()
+    except OSError:
+        return check_file(path, words=words, name=name)  # the missing file is a finding
+    return list(_file_findings_cached(str(path), name, st.st_mtime_ns, st.st_size, words))
+
+
+@functools.lru_cache(maxsize=256)
+def _file_findings_cached(
+    path: str, name: str, mtime_ns: int, size: int, words: WordList | None
+) -> tuple[Finding, ...]:
+    return tuple(check_file(path, words=words, name=name))
 
 
 def record_findings(ctx: Context, session: Session, item: Item) -> list[PrivacyFinding]:
