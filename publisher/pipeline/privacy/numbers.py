@@ -180,6 +180,8 @@ def find_numbers(text: str) -> list[NumberHit]:
     norm = normalise(text)
     hits: list[NumberHit] = []
     for m in _RUN.finditer(norm):
+        if m.end() - m.start("run") < 11:
+            continue  # fewer than 11 digits (years, counts, dates): no number fits; the common case, cut short
         glue = _glue(norm, m.start(), m.end())
         if glue == DECIMAL:
             continue

@@ -69,9 +69,12 @@ def unresolved_in_post(post: Post, cleared: Collection[tuple[str, str, str]], wo
     for a in post.assets:
         found += _file_findings(a.path, a.filename, words)
     out = [f for f in found if (f.kind, f.where, f.masked) not in exact]
+    seen = loose | {(f.kind, f.masked) for f in out}  # a number already counted is not counted again
     for value, where in ((post.summary, "summary"), (post.body_html, "body_html")):
-        if value:
-            out += [f for f in scan_text(value, where, words) if (f.kind, f.masked) not in loose]
+        for f in scan_text(value, where, words) if value else ():
+            if (f.kind, f.masked) not in seen:
+                seen.add((f.kind, f.masked))
+                out.append(f)
     return out
 
 
