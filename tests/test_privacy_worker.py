@@ -7,18 +7,22 @@ Both engines (the ``app`` fixture), the real Dispatcher and MemoryChannel: nothi
 
 from __future__ import annotations
 
+import json
 import random
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 from sqlmodel import select
 
-from publisher.models import Delivery, DeliveryOp, DeliveryStatus, Item, PrivacyFinding
+from publisher.models import Asset, Delivery, DeliveryOp, DeliveryStatus, Item, PrivacyFinding
 from publisher.pipeline import content, workflow
 from publisher.pipeline.worker import Dispatcher
 from publisher.testing import MemoryChannel
-from tests.privacy.makers import make_id, make_mobile
+from tests.clirun import Cli, _settings_for, setup_store
+from tests.privacy.makers import make_id, make_mobile, xlsx_file
 
 RNG = random.Random(1212)
 MOBILE = make_mobile(RNG)
@@ -152,3 +156,71 @@ def test_a_masked_version_goes_out(app: Any) -> None:
         workflow.schedule(app.ctx, s, item_id=item_id, at=datetime.now(UTC))
     assert run_once(app) == {"done": 1}
     assert sent(item_id) == [item_id]
+
+
+# ------------------------------------------------------------------ attachments, through `publisher`
+@pytest.fixture
+def cli(tmp_path: Path, store_url: str) -> Cli:
+    c = Cli(tmp_path, store_url)
+    setup_store(c)
+    return c
+
+
+def _attached_item(cli: Cli, folder: Path) -> str:
+    """An item whose attachment hides an ID number in a hidden sheet; both findings cleared, approved,
+    scheduled now (through the real command)."""
+    xlsx_file(
+        folder / "名单.xlsx",
+        {"公示": [["姓名", "等级"], ["张三", "一等"]], "Sheet2": [["身份证"], [ID]]},
+        states={"Sheet2": "hidden"},
+    )
+    (folder / "item.md").write_text(
+        "---\ntitle: 国家助学金评审结果公示\ncategory: 公告公示\nchannels: [mem]\nattachments: [名单.xlsx]\n---\n名单见附件。\n",
+        encoding="utf-8",
+    )
+    item = cli.ok("item", "add", str(folder / "item.md"), "--as", "ed").last_line
+    cli.ok("submit", item, "--as", "ed")
+    cli.ok("review", "approve", item, "--as", "head")
+    for no in ("1", "2"):
+        cli.ok("privacy", "clear", item, no, "--reason", "资助中心核对，附件另行处理", "--as", "sec")
+    cli.ok("review", "approve", item, "--as", "sec")
+    cli.ok("schedule", item, "--at", "now", "--as", "ed")
+    return item
+
+
+def _delivery_of(cli: Cli, item: str) -> dict[str, Any]:
+    (d,) = json.loads(cli.ok("item", "show", item, "--json").out)["deliveries"]
+    return d
+
+
+def test_an_attachment_with_cleared_findings_goes_out(cli: Cli, tmp_path: Path) -> None:
+    item = _attached_item(cli, tmp_path)
+    assert "done 1" in cli.ok("run", "--once").out
+    assert _delivery_of(cli, item)["status"] == "done"
+
+
+def test_an_attachment_changed_on_disk_after_approval_is_refused(cli: Cli, tmp_path: Path) -> None:
+    """The media store's file is what goes out: a mobile written into it after approval is refused."""
+    item = _attached_item(cli, tmp_path)
+    settings = _settings_for(cli)
+    from publisher.app import open_app
+
+    a = open_app(settings)
+    try:
+        with a.session() as s:
+            (asset,) = s.exec(select(Asset).where(Asset.item_id == int(item))).all()
+            stored = content.media_path(settings.media_dir, asset.sha256)
+    finally:
+        a.close()
+    xlsx_file(
+        stored,
+        {"公示": [["姓名", "手机"], ["张三", MOBILE]], "Sheet2": [["身份证"], [ID]]},
+        states={"Sheet2": "hidden"},
+    )
+    r = cli.ok("run", "--once")
+    assert "permanent 1" in r.out, r.out
+    d = _delivery_of(cli, item)
+    assert d["status"] == "failed" and d["last_error_kind"] == "permanent"
+    assert d["last_error"].startswith("refused: the post holds 1 privacy finding nobody cleared (mobile)")
+    assert f"{MOBILE_MASKED} at 名单.xlsx:公示!B2" in d["last_error"]
+    assert MOBILE not in d["last_error"] + r.out + r.err and ID not in d["last_error"] + r.out + r.err

@@ -39,6 +39,8 @@ _GROUP = re.compile(r"[0-9]+")
 #: what every number needs: a digit and at least 10 more digits, separators or a final X (a search
 #: that starts only at digits, much cheaper than _RUN on a text without one)
 _LONG = re.compile(r"[0-9][0-9 -]{9}[0-9 Xx-]")
+#: every character a _RUN match can hold
+_RUN_CHARS = frozenset("0123456789 -+()Xx")
 _ALNUM = re.compile(r"[0-9A-Za-z]")
 _LETTER = re.compile(r"[A-Za-z]")
 
@@ -181,10 +183,16 @@ def _glue(text: str, start: int, end: int) -> int:
 def find_numbers(text: str) -> list[NumberHit]:
     """Every resident ID, mobile and bank card number in ``text`` (original or normalised)."""
     norm = normalise(text)
-    if not _LONG.search(norm):
+    first = _LONG.search(norm)
+    if first is None:
         return []  # no run of digits and separators long enough to hold a number: most titles and bodies
+    # start at the first such run, after a character no match can hold: from there the matches are
+    # those of the whole text, and the years, dates and counts before it are not looked at
+    start = first.start()
+    while start and norm[start - 1] in _RUN_CHARS:
+        start -= 1
     hits: list[NumberHit] = []
-    for m in _RUN.finditer(norm):
+    for m in _RUN.finditer(norm, start):
         if m.end() - m.start("run") < 11:
             continue  # fewer than 11 digits (years, counts, dates): no number fits; the common case, cut short
         glue = _glue(norm, m.start(), m.end())
