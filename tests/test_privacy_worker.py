@@ -175,7 +175,8 @@ def _attached_item(cli: Cli, folder: Path) -> str:
         states={"Sheet2": "hidden"},
     )
     (folder / "item.md").write_text(
-        "---\ntitle: 国家助学金评审结果公示\ncategory: 公告公示\nchannels: [mem]\nattachments: [名单.xlsx]\n---\n名单见附件。\n",
+        "---\ntitle: 国家助学金评审结果公示\ncategory: 公告公示\nchannels: [mem]\n"
+        "attachments: [名单.xlsx]\n---\n名单见附件。\n",
         encoding="utf-8",
     )
     item = cli.ok("item", "add", str(folder / "item.md"), "--as", "ed").last_line
