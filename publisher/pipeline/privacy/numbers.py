@@ -188,11 +188,11 @@ def find_numbers(text: str) -> list[NumberHit]:
         return []  # no run of digits and separators long enough to hold a number: most titles and bodies
     # start at the first such run, after a character no match can hold: from there the matches are
     # those of the whole text, and the years, dates and counts before it are not looked at
-    start = first.start()
-    while start and norm[start - 1] in _RUN_CHARS:
-        start -= 1
+    begin = first.start()
+    while begin and norm[begin - 1] in _RUN_CHARS:
+        begin -= 1
     hits: list[NumberHit] = []
-    for m in _RUN.finditer(norm, start):
+    for m in _RUN.finditer(norm, begin):
         if m.end() - m.start("run") < 11:
             continue  # fewer than 11 digits (years, counts, dates): no number fits; the common case, cut short
         glue = _glue(norm, m.start(), m.end())
