@@ -80,6 +80,32 @@ class Recorder:
             **detail,
         )
 
+    def _settle(
+        self,
+        conn: sa.Connection,
+        req: Any,
+        c: Claim,
+        values: dict[str, Any],
+        *,
+        sent_version: int | None,
+        outcome: str,
+        to: DeliveryStatus,
+    ) -> tuple[DeliveryStatus, str]:
+        """Apply the request a person left on ``c`` (its row ``req``) to what the worker is recording."""
+        settlement = Settlement(
+            requested=req.requested,
+            request_lease=req.request_lease,
+            worker=self.worker_id,
+            delivery_id=c.id,
+            op=c.op,
+            channel=c.channel,
+            item_id=c.item_id,
+            sent_version=sent_version,
+            outcome=outcome,
+            to=to,
+        )
+        return settle_request(self.ctx, conn, settlement, values)
+
     def record(self, finished: list[Finished], now: datetime) -> list[Outcome]:
         """Record many outcomes in one transaction; a delivery whose lease was lost is left alone
         (its Outcome's kind then LOST_LEASE)."""
@@ -121,23 +147,7 @@ class Recorder:
                 to = o.to
                 if (req := owned[c.id]).requested:
                     # a withdrawal, an edit or a re-approval came during the call (workflow.inflight._request)
-                    settled, why = settle_request(
-                        self.ctx,
-                        conn,
-                        Settlement(
-                            requested=req.requested,
-                            request_lease=req.request_lease,
-                            worker=self.worker_id,
-                            delivery_id=c.id,
-                            op=c.op,
-                            channel=c.channel,
-                            item_id=c.item_id,
-                            sent_version=f.version,
-                            outcome=kind,
-                            to=to,
-                        ),
-                        values,
-                    )
+                    settled, why = self._settle(conn, req, c, values, sent_version=f.version, outcome=kind, to=to)
                     action = f"settle {req.requested}"
                     audits.append(self._audit(now, c, action, to.value, settled.value, why, op=values.get("op", c.op)))
                     to = settled
@@ -277,22 +287,8 @@ class Recorder:
                     "lease_expires_at": None,
                     "updated_at": now,
                 }
-                to, why = settle_request(
-                    self.ctx,
-                    conn,
-                    Settlement(
-                        requested=req.requested,
-                        request_lease=req.request_lease,
-                        worker=self.worker_id,
-                        delivery_id=c.id,
-                        op=c.op,
-                        channel=c.channel,
-                        item_id=c.item_id,
-                        sent_version=None,
-                        outcome="released",
-                        to=DeliveryStatus.PENDING,
-                    ),
-                    values,
+                to, why = self._settle(
+                    conn, req, c, values, sent_version=None, outcome="released", to=DeliveryStatus.PENDING
                 )
                 conn.execute(sa.update(D).where(D.c.id == c.id).values(**values))
                 claimed = DeliveryStatus.CLAIMED.value
