@@ -10,7 +10,7 @@ finding cleared on version 3 is a new, undecided finding on version 4.
 from __future__ import annotations
 
 import functools
-from collections.abc import Collection
+from collections.abc import Callable, Collection, Iterable
 from pathlib import Path
 
 from sqlmodel import Session, col, select
@@ -38,16 +38,29 @@ def item_findings(ctx: Context, session: Session, item: Item) -> list[Finding]:
     """Every finding in what the item would publish: title, summary, body (``body:LINE``, the line of
     the stored body) and each stored image and attachment (``where`` starts with its file name)."""
     words = words_for(ctx.settings)
-    found: list[Finding] = []
+    files = [(content.media_path(ctx.settings.media_dir, a.sha256), a.filename) for a in assets_of(session, item.id)]
+    # a summary made from the body's start (create_item) would repeat the body's findings
     derived = item.summary == content.plain_text(item.body_markdown, 120)
-    for key, value in (("title", item.title), ("summary", item.summary)):
-        # a summary made from the body's start (create_item) would repeat the body's findings
-        if value and not (key == "summary" and derived):
-            found.extend(scan_text(value, key, words))
-    found.extend(check_text(item.body_markdown, "body", words=words))
-    for a in assets_of(session, item.id):
-        path = content.media_path(ctx.settings.media_dir, a.sha256)
-        found.extend(check_file(path, words=words, name=a.filename))
+    return _findings(item.title, None if derived else item.summary, item.body_markdown, files, words, check_file)
+
+
+def _findings(
+    title: str | None,
+    summary: str | None,
+    body: str,
+    files: Iterable[tuple[Path, str]],
+    words: WordList | None,
+    read_file: Callable[..., Iterable[Finding]],
+) -> list[Finding]:
+    """The findings of a version's title, summary, body (``body:LINE``) and attachments (``where``
+    starts with the file's name), in that order, as the gate numbers them and the worker's re-check
+    matches them."""
+    found = scan_text(title, "title", words) if title else []
+    if summary:
+        found += scan_text(summary, "summary", words)
+    found += check_text(body, "body", words=words)
+    for path, name in files:
+        found += read_file(path, words=words, name=name)
     return found
 
 
@@ -64,10 +77,8 @@ def unresolved_in_post(post: Post, cleared: Collection[tuple[str, str, str]], wo
     """
     exact = set(cleared)
     loose = {(kind, masked) for kind, _, masked in cleared}
-    found = scan_text(post.title, "title", words) if post.title else []
-    found += check_text(post.body_markdown, "body", words=words)
-    for a in post.assets:
-        found += _file_findings(a.path, a.filename, words)
+    files = [(a.path, a.filename) for a in post.assets]
+    found = _findings(post.title, None, post.body_markdown, files, words, _file_findings)
     out = [f for f in found if (f.kind, f.where, f.masked) not in exact]
     seen = loose | {(f.kind, f.masked) for f in out}  # a number already counted is not counted again
     for value, where in ((post.summary, "summary"), (post.body_html, "body_html")):
@@ -78,7 +89,7 @@ def unresolved_in_post(post: Post, cleared: Collection[tuple[str, str, str]], wo
     return out
 
 
-def _file_findings(path: Path, name: str, words: WordList | None) -> list[Finding]:
+def _file_findings(path: Path, *, words: WordList | None, name: str) -> list[Finding]:
     """check_file, remembered for a file unchanged on disk: a delivery retried, or an item on several
     channels read again in the next claim's batch, does not read a 10,000-row workbook again."""
     try:
