@@ -63,6 +63,8 @@ def _post(ctx: Context, item: Any, assets: Iterable[Any], author: str) -> Post:
         channels=tuple(item.channels),
         site_url=ctx.settings.site_base_url + site_page_path(item.id),
         version=item.version,
+        display_ends_at=item.display_ends_at,
+        display_ended=item.display_ended_at is not None,
     )
 
 
@@ -172,6 +174,8 @@ def _snapshot_statements(dialect: str) -> tuple[Any, Any, Any, Any, Any]:
             it.c.channels,
             it.c.version,
             it.c.status,
+            it.c.display_ends_at,
+            it.c.display_ended_at,
         ).where(one_of(dialect, it.c.id, "ids")),
         sa.select(rv.c.id, rv.c.item_id, rv.c.item_version, rv.c.level, rv.c.reviewer_id, rv.c.approved)
         .where(one_of(dialect, rv.c.item_id, "ids"))
