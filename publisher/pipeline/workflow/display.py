@@ -155,6 +155,19 @@ def display_of(ctx: Context, item: Any) -> Display | None:
     return Display(item.display_until, item.display_working_days, ends, planned, item.display_ended_at, problem)
 
 
+def shown_end(ctx: Context, item: Any) -> datetime | None:
+    """The end a channel may show while the item is up (``Post.display_ends_at``): the known end, else
+    the one planned from ``publish_at`` (the worker sends a post when it goes live), else None."""
+    if item.display_ends_at is not None or item.display_working_days is None or item.publish_at is None:
+        return item.display_ends_at
+    try:
+        return display_end(
+            item.publish_at, item.display_working_days, zone=ctx.settings.zone, calendar=calendar_of(ctx)
+        )
+    except UnknownYear:
+        return None
+
+
 @dataclass
 class EndedDisplays:
     """What one run of :func:`end_displays` did."""
