@@ -157,6 +157,7 @@ def item_page(request: Request, item_id: int) -> Response:
         channel_labels=channel_labels(app),
         trail=trail,
         trail_more=len(trail) == AUDIT_SHOWN,
+        display=workflow.display_of(app.ctx, item),
     )
 
 
