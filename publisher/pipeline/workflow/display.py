@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -56,7 +56,9 @@ def check_display_fields(fields: Mapping[str, Any]) -> dict[str, Any]:
         )
     if "display_until" in fields:
         # with a zone, as publish_at: a time without one is refused with the fix, never guessed
-        out["display_until"] = None if until in (None, "") else content.parse_time(until, what="display_until")
+        out["display_until"] = (
+            None if until in (None, "") else content.parse_time(until, what="display_until").astimezone(UTC)
+        )
     if "display_working_days" in fields:
         if days in (None, ""):
             out["display_working_days"] = None
