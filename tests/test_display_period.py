@@ -15,7 +15,7 @@ import pytest
 import sqlalchemy as sa
 from sqlmodel import select
 
-from publisher.counting import stats
+from publisher.counting import ledger, stats
 from publisher.errors import InvalidInput
 from publisher.models import AuditLog, Delivery, DeliveryOp, DeliveryRequest, DeliveryStatus, Item, ItemStatus
 from publisher.pipeline import content, workflow
@@ -185,6 +185,11 @@ def test_comes_down_at_the_end_not_a_second_before_and_still_counts(make_app: An
         assert (row.actor, row.reason) == ("system", "公示期已结束 (display period ended 2026-10-11 00:00 +08:00)")
         assert row.detail["display_ends_at"] == END.astimezone(UTC).isoformat()
     assert per_channel(app) == before  # the counts still count the publication
+    # the ledger keeps every publication and records the end
+    pubs = {p.channel: p for p in ledger.publications(app.engine) if p.item_id == item}
+    assert sorted(pubs) == ["byhand", "mem", "mem2"]
+    assert {p.display_ended_at for p in pubs.values()} == {END}
+    assert pubs["mem"].withdrawn_at is not None and pubs["byhand"].withdrawn_at is None
 
 
 def test_the_end_waits_for_the_item_to_go_live(make_app: Any) -> None:
