@@ -253,3 +253,38 @@ def test_an_unknown_year_at_going_live_leaves_it_up_and_says_why(make_app: Any) 
     done = end(app, datetime(2027, 6, 1, tzinfo=SH))
     assert done.known[item] == datetime(2027, 1, 5, 0, 0, tzinfo=SH) and item in done.ended
     assert item_row(app, item).display_problem is None
+
+
+# ------------------------------------------------------------------------------------- the CLI
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
+def test_cli_item_add_and_list_expiring(tmp_path: Path, store_url: str) -> None:
+    from tests.clirun import Cli, setup_store
+
+    cli = Cli(tmp_path, store_url)
+    setup_store(cli)
+    now = datetime.now(SH).replace(second=0, microsecond=0)
+
+    def item(name: str, extra: str) -> Path:
+        p = tmp_path / f"{name}.md"
+        p.write_text(f"---\ntitle: {name}\ncategory: 公告公示\nchannels: [mem]\n{extra}---\n名单\n", encoding="utf-8")
+        return p
+
+    both = item("两者", "display_until: 2099-01-01T17:00+08:00\ndisplay_working_days: 5\n")
+    r = cli("item", "add", str(both), "--as", "ed")
+    assert r.code != 0 and "not both" in r.err and "Traceback" not in r.err
+    soon = cli.ok(
+        "item", "add", str(item("三天后", f"display_until: {(now + timedelta(days=3)).isoformat()}\n")), "--as", "ed"
+    )
+    later = cli.ok(
+        "item", "add", str(item("十天后", f"display_until: {(now + timedelta(days=10)).isoformat()}\n")), "--as", "ed"
+    )
+    sooner = cli.ok(
+        "item", "add", str(item("明天", f"display_until: {(now + timedelta(days=1)).isoformat()}\n")), "--as", "ed"
+    )
+    out = cli.ok("item", "list", "--expiring").out
+    assert "三天后" in out and "明天" in out and "十天后" not in out
+    assert out.index("明天") < out.index("三天后")  # soonest first
+    assert (now + timedelta(days=1)).strftime("%Y-%m-%d %H:%M") in out  # office time
+    shown = cli.ok("item", "show", later.last_line).out
+    assert "公示期 (until the time given) ends" in shown
+    assert {soon.last_line, sooner.last_line} <= {line.split()[1] for line in out.splitlines() if line.startswith("│")}
