@@ -50,6 +50,11 @@ MESSAGES: dict[str, tuple[str, str]] = {
     ),
     "display_from_live": ("自首次发布起计算", "counted from when it goes live"),
     "display_working_days": ("个工作日", "working days"),
+    "display_until": ("截止时间", "ends at"),
+    "display_hint": (
+        "（二选一；到期自动撤下。未填写时按类别默认值）",
+        "(one of the two; taken down when it ends. Empty: the category's default)",
+    ),
     "st_display_end": ("公示期截止", "公示期 ends"),
     "st_display_ended": ("公示期已结束", "公示期 ended"),
     "next_slot": ("各渠道的下一个发布时段", "Next free slot of each channel"),

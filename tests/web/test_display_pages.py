@@ -58,3 +58,33 @@ def test_item_page_and_calendar_show_the_end(app, client, login):
     assert f'data-item="{item_id}"' in cell and "公示期截止" in cell and "17:00" in cell
     en = client.get(f"/items/{item_id}?lang=en").text
     assert "Display period" in en
+
+
+def test_the_compose_form_sets_the_period(app, client, login):
+    csrf = login(client, "ed")
+    form = {
+        "csrf_token": csrf,
+        "title": "奖学金评审结果公示",
+        "body_markdown": "名单如下。",
+        "category": "公告公示",
+        "channels": "mem",
+        "when": "none",
+        "action": "draft",
+        "department": "校长办公室",
+        "display_until": "2099-03-10T17:00",  # the viewer's zone (Beijing)
+    }
+    r = client.post("/items/new", data={**form, "display_working_days": "5"})
+    assert r.status_code == 422 and "not both" in r.text
+    r = client.post("/items/new", data=form)
+    assert r.status_code == 303, r.text
+    item_id = int(r.headers["location"].rstrip("/").rsplit("/", 1)[-1])
+    with app.session() as s:
+        item = workflow.get_item(s, item_id)
+        assert (item.display_until, item.display_working_days) == (datetime(2099, 3, 10, 9, 0, tzinfo=UTC), None)
+    edit = client.get(f"/items/{item_id}/edit").text
+    assert 'name="display_until" value="2099-03-10T17:00"' in edit
+    r = client.post(f"/items/{item_id}/edit", data={**form, "display_until": "", "display_working_days": "3"})
+    assert r.status_code == 303, r.text
+    with app.session() as s:
+        item = workflow.get_item(s, item_id)
+        assert (item.display_until, item.display_working_days) == (None, 3)

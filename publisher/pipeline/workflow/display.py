@@ -79,9 +79,9 @@ def check_display_fields(fields: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def apply_display(ctx: Context, session: Session, item: Item, checked: Mapping[str, Any], *, new: bool) -> None:
-    """Set the item's period from checked fields (the category's default for a new item, or one moved
-    to a category that has one, naming none) and work out its end (:func:`plan`)."""
+def apply_display(ctx: Context, session: Session, item: Item, checked: Mapping[str, Any]) -> None:
+    """Set the item's period from checked fields (the category's default when it names none) and work
+    out its end (:func:`plan`)."""
     for key in ("display_until", "display_working_days"):
         if key in checked:
             setattr(item, key, checked[key])
@@ -89,14 +89,9 @@ def apply_display(ctx: Context, session: Session, item: Item, checked: Mapping[s
     if until is not None and until <= max(item.publish_at or utcnow(), utcnow()):
         shown = until.astimezone(ctx.settings.zone).isoformat(timespec="minutes")
         raise InvalidInput(f"display_until {shown} is not after the publish time: give a later end")
+    # an item of a category with a default always has a period: one naming none gets the default
     default = ctx.settings.display.working_days.get(item.category)
-    if (
-        default
-        and item.display_until is None
-        and item.display_working_days is None
-        and (new or "category" in checked)
-        and not ({"display_until", "display_working_days"} & set(checked))
-    ):
+    if default and item.display_until is None and item.display_working_days is None:
         item.display_working_days = default
     plan(ctx, session, item)
 

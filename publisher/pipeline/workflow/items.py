@@ -195,7 +195,7 @@ def create_item(
         publish_at=checked.get("publish_at"),
         idempotency_key=idempotency_key,
     )
-    apply_display(ctx, session, item, checked, new=True)
+    apply_display(ctx, session, item, checked)
     session.add(item)
     session.flush()
     for a in draft.assets:
@@ -266,7 +266,7 @@ def apply_edit(
         for k, v in checked.items():
             if not k.startswith("display_"):
                 setattr(item, k, v)
-        apply_display(ctx, session, item, checked, new=False)
+        apply_display(ctx, session, item, checked)
         if body_markdown is not None:
             item.body_markdown = body_markdown
             item.body_html = content.render_markdown(body_markdown)
