@@ -288,3 +288,22 @@ def test_cli_item_add_and_list_expiring(tmp_path: Path, store_url: str) -> None:
     shown = cli.ok("item", "show", later.last_line).out
     assert "公示期 (until the time given) ends" in shown
     assert {soon.last_line, sooner.last_line} <= {line.split()[1] for line in out.splitlines() if line.startswith("│")}
+
+
+def test_the_display_end_job_runs_once_a_minute_across_workers(make_app: Any) -> None:
+    import time
+
+    from publisher.scheduler import periodic_jobs, run_once_per_period
+
+    app = make_app(channels={"mem": {"type": "memory"}})
+    until = datetime.now(UTC) + timedelta(seconds=3)
+    item = new_item(app, display_until=until.isoformat())
+    approve_and_schedule(app, item)
+    assert dict(Dispatcher(engine=app.engine, ctx=app.ctx).run(once=True).outcomes) == {"done": 1}
+    time.sleep(max(0.0, (until - datetime.now(UTC)).total_seconds()) + 0.1)
+    (job,) = [j for j in periodic_jobs(app) if j.name == "display-end"]
+    minute = datetime.now(UTC).replace(second=0, microsecond=0)
+    assert run_once_per_period(app, job, "hostA", minute) is True
+    assert run_once_per_period(app, job, "hostB", minute) is False  # the other worker skips this minute
+    it = item_row(app, item)
+    assert it.status == ItemStatus.WITHDRAWN and it.display_ended_at is not None
