@@ -307,3 +307,24 @@ def test_the_display_end_job_runs_once_a_minute_across_workers(make_app: Any) ->
     assert run_once_per_period(app, job, "hostB", minute) is False  # the other worker skips this minute
     it = item_row(app, item)
     assert it.status == ItemStatus.WITHDRAWN and it.display_ended_at is not None
+
+
+def test_a_live_gongshi_sent_back_to_review_still_comes_down_at_the_end(make_app: Any) -> None:
+    """An edit sends a published item back to the first review while its copies stay up: the end of
+    the period takes them down all the same (the law's 公示期 does not wait for the review)."""
+    app = make_app(channels={"mem": {"type": "memory"}})
+    item = new_item(app, display_until=(datetime.now(UTC) + timedelta(days=2)).isoformat())
+    approve_and_schedule(app, item)
+    assert dict(Dispatcher(engine=app.engine, ctx=app.ctx).run(once=True).outcomes) == {"done": 1}
+    with app.session() as s:
+        workflow.edit_item(app.ctx, s, item_id=item, actor=workflow.get_user(s, "ed"), changes={"title": "更正"})
+    assert item_row(app, item).status == ItemStatus.SUBMITTED
+    ends = item_row(app, item).display_ends_at
+    assert end(app, ends - timedelta(seconds=1)).ended == {}
+    assert item in end(app, ends).ended
+    assert dict(Dispatcher(engine=app.engine, ctx=app.ctx).run(once=True).outcomes) == {"done": 1}
+    assert MemoryChannel.withdrawn["mem"] == [item]
+    # a draft that never went out is left alone, whatever its end
+    never = new_item(app, display_until=(datetime.now(UTC) + timedelta(days=1)).isoformat())
+    assert never not in end(app, datetime.now(UTC) + timedelta(days=30)).ended
+    assert item_row(app, never).status == ItemStatus.DRAFT

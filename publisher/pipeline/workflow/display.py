@@ -26,7 +26,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, func, select
 
 from publisher.errors import InvalidInput
-from publisher.models import DISPLAY_OPEN, Delivery, Item, utcnow
+from publisher.models import DISPLAY_OPEN, Delivery, Item, ItemStatus, utcnow
 from publisher.pipeline import content
 from publisher.pipeline.display import MAX_WORKING_DAYS, UnknownYear, WorkCalendar, display_end
 from publisher.pipeline.workflow.audit import SYSTEM
@@ -178,14 +178,22 @@ class EndedDisplays:
 
 
 def _due_ids(session: Session, now: datetime) -> list[int]:
-    """Live items whose period is open and either ended by ``now`` or not yet worked out."""
+    """Items whose period is open and either ended by ``now`` or not yet worked out though live.
+
+    Queued or live items (scheduled, published, failed), and items in any other state with a copy
+    still up somewhere: an edit sends a live 公示 back to review (and a rejection to draft) while
+    its copies stay up, and its period ends all the same."""
+    dl = Delivery.__table__  # type: ignore[attr-defined]
+    went_live = sa.exists().where(dl.c.item_id == Item.id, dl.c.published_at.is_not(None))
+    still_up = sa.exists().where(dl.c.item_id == Item.id, dl.c.published_at.is_not(None), dl.c.withdrawn_at.is_(None))
     return list(
         session.exec(
             select(Item.id)
             .where(
                 sa.text(DISPLAY_OPEN),  # ix_item_display_open's condition, word for word
-                col(Item.status).in_([s.value for s in LIVE_STATES]),
-                sa.or_(col(Item.display_ends_at).is_(None), col(Item.display_ends_at) <= now),
+                Item.status != ItemStatus.WITHDRAWN,
+                sa.or_(col(Item.status).in_([s.value for s in LIVE_STATES]), still_up),
+                sa.or_(sa.and_(col(Item.display_ends_at).is_(None), went_live), col(Item.display_ends_at) <= now),
             )
             .order_by(col(Item.id))
         )
@@ -212,7 +220,7 @@ def end_displays(
 
 def _end_one(ctx: Context, session: Session, item_id: int, now: datetime, out: EndedDisplays) -> None:
     item = get_item(session, item_id, lock=True)
-    if item.display_ended_at is not None or item.status not in LIVE_STATES:
+    if item.display_ended_at is not None or item.status == ItemStatus.WITHDRAWN:
         return  # ended, or withdrawn by a person, since the list was read
     if item.display_ends_at is None:
         assert item.display_working_days is not None
