@@ -249,6 +249,13 @@ def test_an_unknown_year_at_going_live_leaves_it_up_and_says_why(make_app: Any) 
     it = item_row(app, item)
     assert (it.status, it.display_ends_at) == (ItemStatus.PUBLISHED, None)
     assert "does not know 2027" in (it.display_problem or "")
+    # doctor warns (it does not fail: publishing goes on)
+    from publisher.doctor import run_checks
+
+    f = Path(app.settings.data_dir) / "doctor.toml"
+    f.write_text(f'database_url = "{app.settings.database_url}"\n', encoding="utf-8")
+    check = {c.name: c for c in run_checks(f)}["display periods"]
+    assert check.ok and check.warning and f"items {item}:" in check.detail and "2027" in check.detail
     # with the year listed again, the next run works it out: 12-30, 12-31, 01-04 (01-01 off)
     done = end(app, datetime(2027, 6, 1, tzinfo=SH))
     assert done.known[item] == datetime(2027, 1, 5, 0, 0, tzinfo=SH) and item in done.ended
