@@ -51,6 +51,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "display_from_live": ("自首次发布起计算", "counted from when it goes live"),
     "display_working_days": ("个工作日", "working days"),
     "display_until": ("截止时间", "ends at"),
+    "display_days_label": ("工作日数（自首次发布起）", "Working days (from going live)"),
     "display_hint": (
         "（二选一；到期自动撤下。未填写时按类别默认值）",
         "(one of the two; taken down when it ends. Empty: the category's default)",
