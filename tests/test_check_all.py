@@ -252,3 +252,70 @@ def test_the_single_file_contract_is_unchanged(office: dict[str, Any], tmp_path:
             }
         ]
     }
+
+
+def test_the_version_out_there_until_its_masked_update_goes_out(make_app: Any, tmp_path: Path, store_url: str) -> None:
+    """Cleaning up the past: an exposed page is masked (a new version, reviewed twice); until the worker
+    has sent the update, the page out there is still the old version and is still reported."""
+    app = make_app(channels=CHANNELS)
+    src = tmp_path / "src"
+    src.mkdir()
+    item_id = publish(app, src, "助学金", f"联系人：张老师\n\n手机 {MOBILE}\n", channels="website")
+    from_before_the_check(app, item_id)
+    with app.session() as s:
+        workflow.mask_item(app.ctx, s, item_id=item_id, actor=_user(s, "ed"))
+        workflow.review(app.ctx, s, item_id=item_id, actor=_user(s, "head"), approve=True)
+        workflow.review(app.ctx, s, item_id=item_id, actor=_user(s, "sec"), approve=True)
+        workflow.schedule(app.ctx, s, item_id=item_id, at=datetime.now(UTC))
+        assert workflow.get_item(s, item_id).version == 2
+    cli = cli_for(tmp_path, store_url)
+    r = cli("check", "--all")
+    assert r.code == 3, r.out + r.err
+    assert f"item {item_id} version 1 on website" in r.out and masked_mobile(MOBILE) in r.out
+    assert "version 1 is out there (the item is at version 2)" in r.out
+    no_raw(r.out, r.err)
+    assert Dispatcher(engine=app.engine, ctx=app.ctx).run(once=True).outcomes == {"done": 1}
+    r = cli("check", "--all", "--format", "json")
+    assert r.code == 0, r.out + r.err
+    assert json.loads(r.out) == {"exposures": [], "checked": 1}
+
+
+def test_recorded_publications_check_their_title_and_say_the_rest_cannot_be(
+    make_app: Any, tmp_path: Path, store_url: str
+) -> None:
+    """An imported row has only a title and a URL: both are checked, and the output says so."""
+    from publisher.counting import ledger
+
+    app = make_app(channels=CHANNELS)
+    csv_text = (
+        "title,category,department,channel,published_at,url\n"
+        f"2021年助学金名单（联系人 {MOBILE}）,公告公示,校长办公室,website,2021-10-08 09:00,"
+        "https://www.example.edu.cn/art/2021/10/8/1.html\n"
+        "2021年停水通知,公告公示,校长办公室,website,2021-11-01,https://www.example.edu.cn/art/2021/11/1/2.html\n"
+    )
+    with app.session() as s:
+        ledger.import_csv(app.ctx, s, data=csv_text.encode(), source="past.csv", actor="admin")
+    cli = cli_for(tmp_path, store_url)
+    r = cli("check", "--all", "--format", "json")
+    assert r.code == 3, r.err
+    doc = json.loads(r.out)
+    assert doc["checked"] == 2
+    (e,) = doc["exposures"]
+    assert e["url"] == "https://www.example.edu.cn/art/2021/10/8/1.html"
+    assert e["published_at"] == "2021-10-08T09:00:00+08:00"
+    assert [(f["kind"], f["where"], f["masked"]) for f in e["findings"]] == [("mobile", "title", masked_mobile(MOBILE))]
+    r = cli("check", "--all")
+    assert r.code == 3
+    assert "2 of them were recorded, not published here" in r.out
+    assert "only its title and URL are stored" in r.out
+    no_raw(r.out, r.err)
+
+
+def test_a_live_page_missing_from_the_site_folder_is_said(office: dict[str, Any]) -> None:
+    cli, ids = office["cli"], office["ids"]
+    (office["site"] / "items" / f"{ids['clean']}.html").unlink()
+    r = cli("check", "--all", "--channel", "website")
+    assert r.code == 3  # the other items are still exposed
+    heading = next(line for line in r.out.splitlines() if line.startswith(f"item {ids['clean']} "))
+    assert "no findings 未发现问题" in heading
+    assert f"note: the page items/{ids['clean']}.html is not in the site folder" in r.out

@@ -149,8 +149,10 @@ def check_published(channel: str | None, fmt: str) -> None:
                 documents.append(exposure_document(a, p))
             elif p.cleared:
                 cleared_only += 1
-            if fmt == "text" and (p.findings or p.cleared):
-                shown.append(p)  # only publications with findings are kept, and only masked values
+            # only what a person must look at is kept (masked values only): findings, or a note about
+            # a page of ours (a recorded row's note is said once, in the summary)
+            if fmt == "text" and (p.findings or p.cleared or (p.notes and p.origin == "pipeline")):
+                shown.append(p)
     if fmt == "json":
         out.print(json.dumps({"exposures": documents, "checked": checked}, ensure_ascii=False, indent=1))
     else:
@@ -189,18 +191,19 @@ def exposure_document(a: Any, p: Any) -> dict[str, Any]:
 
 def say_publication(a: Any, p: Any) -> None:
     """One publication of the text form: a heading line, a table of its findings, its notes."""
-    state_ = "exposed 暴露" if p.exposed else "cleared only 已核准公开"
+    state_ = "exposed 暴露" if p.exposed else "cleared only 已核准公开" if p.cleared else "no findings 未发现问题"
     version = f" version {p.version}" if p.version is not None else f" ({p.origin})"
     out.print(
         f"item {p.item_id}{version} on {p.channel}, published {show_time(a, p.published_at)}: {state_}"
         f" — {p.url or '(no URL)'}"
     )
-    t = Table("kind 类别", "where 位置", "masked 内容（已遮蔽）", "status 状态")
-    for f in p.findings:
-        t.add_row(KIND_NAMES.get(f.kind, f.kind), f.where, f.masked, "exposed 暴露")
-    for f in p.cleared:
-        t.add_row(KIND_NAMES.get(f.kind, f.kind), f.where, f.masked, "cleared 已核准")
-    out.print(t)
+    if p.findings or p.cleared:
+        t = Table("kind 类别", "where 位置", "masked 内容（已遮蔽）", "status 状态")
+        for f in p.findings:
+            t.add_row(KIND_NAMES.get(f.kind, f.kind), f.where, f.masked, "exposed 暴露")
+        for f in p.cleared:
+            t.add_row(KIND_NAMES.get(f.kind, f.kind), f.where, f.masked, "cleared 已核准")
+        out.print(t)
     for note in p.notes:
         out.print(f"  note: {note}")
 
