@@ -319,3 +319,16 @@ def test_a_live_page_missing_from_the_site_folder_is_said(office: dict[str, Any]
     heading = next(line for line in r.out.splitlines() if line.startswith(f"item {ids['clean']} "))
     assert "no findings 未发现问题" in heading
     assert f"note: the page items/{ids['clean']}.html is not in the site folder" in r.out
+
+
+def test_the_scan_pages_through_the_ledger(office: dict[str, Any]) -> None:
+    """Read a page of publications at a time: a page smaller than the ledger yields every live
+    publication once, in delivery order, with the same findings as one big page."""
+    from publisher.counting import exposures
+
+    app = office["app"]
+    small = list(exposures.scan_live(app.ctx, app.engine, batch=2))
+    big = list(exposures.scan_live(app.ctx, app.engine, batch=1000))
+    assert [p.delivery_id for p in small] == sorted({p.delivery_id for p in big}) and len(small) == 6
+    assert small == big
+    assert exposures.count_live(app.engine) == 6 and exposures.count_live(app.engine, channel="mem") == 3
