@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from publisher.models import ItemVersion, PrivacyFinding
+from publisher.models import Delivery, ItemVersion, PrivacyFinding
 from publisher.pipeline import content, workflow
 from publisher.pipeline.worker import Dispatcher
 from tests.clirun import Cli, dump
@@ -332,3 +332,34 @@ def test_the_scan_pages_through_the_ledger(office: dict[str, Any]) -> None:
     assert [p.delivery_id for p in small] == sorted({p.delivery_id for p in big}) and len(small) == 6
     assert small == big
     assert exposures.count_live(app.engine) == 6 and exposures.count_live(app.engine, channel="mem") == 3
+
+
+def test_an_update_superseded_before_it_went_out_leaves_the_old_page_reported(
+    make_app: Any, tmp_path: Path, store_url: str
+) -> None:
+    """Masked (version 2, approved, its update owed), then edited again before the worker ran: the
+    delivery row now owes nothing and names version 2, but version 1 is what is out there."""
+    app = make_app(channels=CHANNELS)
+    src = tmp_path / "src"
+    src.mkdir()
+    item_id = publish(app, src, "助学金", f"联系人：张老师\n\n手机 {MOBILE}\n", channels="website")
+    from_before_the_check(app, item_id)
+    with app.session() as s:
+        workflow.mask_item(app.ctx, s, item_id=item_id, actor=_user(s, "ed"))
+        workflow.review(app.ctx, s, item_id=item_id, actor=_user(s, "head"), approve=True)
+        workflow.review(app.ctx, s, item_id=item_id, actor=_user(s, "sec"), approve=True)
+        workflow.schedule(app.ctx, s, item_id=item_id, at=datetime.now(UTC))
+    with app.session() as s:
+        workflow.edit_item(
+            app.ctx, s, item_id=item_id, actor=_user(s, "ed"), changes={"title": "关于助学金的公示（更正）"}
+        )
+    with app.engine.connect() as conn:
+        d = Delivery.__table__
+        row = conn.execute(sa.select(d.c.status, d.c.op, d.c.item_version).where(d.c.item_id == item_id)).one()
+    assert (row.status, row.op, row.item_version) == ("done", "update", 2)
+    r = cli_for(tmp_path, store_url)("check", "--all", "--format", "json")
+    assert r.code == 3, r.out + r.err
+    (e,) = json.loads(r.out)["exposures"]
+    assert [(f["kind"], f["where"], f["masked"]) for f in e["findings"]] == [
+        ("mobile", "body:3", masked_mobile(MOBILE))
+    ]

@@ -39,6 +39,7 @@ from publisher.channel import site_page_path
 from publisher.models import (
     Asset,
     Delivery,
+    DeliveryAttempt,
     DeliveryOp,
     DeliveryStatus,
     Item,
@@ -49,6 +50,7 @@ from publisher.models import (
     Review,
 )
 from publisher.pipeline import content
+from publisher.pipeline.outcome import OutcomeKind
 from publisher.pipeline.privacy import Finding, WordList, check_file, check_text, mask_text, words_for
 from publisher.pipeline.privacy.check import scan_text
 from publisher.pipeline.privacy.findings import finding
@@ -65,6 +67,7 @@ V = ItemVersion.__table__  # type: ignore[attr-defined]
 A = Asset.__table__  # type: ignore[attr-defined]
 F = PrivacyFinding.__table__  # type: ignore[attr-defined]
 R = Review.__table__  # type: ignore[attr-defined]
+T = DeliveryAttempt.__table__  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True)
@@ -184,8 +187,28 @@ def _read_page(conn: sa.Connection, after: int, channel: str | None, batch: int)
     item_ids = sorted({p.row.item_id for p in ours})
     if not item_ids:
         return pending
-    # a live delivery owing an update still shows the version before it: the newest one the 保密审查
-    # reviewer approved below the owed one (the delivery row keeps only the version it owes now)
+    # which version is out there: the delivery row names the version it owes *now* (an update not yet
+    # sent, or one superseded by a later edit before it went out, leaves it naming a version that never
+    # went out). The worker only sends the item's version of the moment its call starts, so the version
+    # out there is the newest one made before the start of the delivery's last call that published
+    versions: dict[int, list[tuple[datetime, int]]] = {}
+    texts: dict[tuple[int, int], Any] = {}
+    for v in conn.execute(
+        sa.select(V.c.item_id, V.c.version, V.c.at, V.c.title, V.c.body_markdown).where(V.c.item_id.in_(item_ids))
+    ):
+        versions.setdefault(v.item_id, []).append((v.at, v.version))
+        texts[(v.item_id, v.version)] = v
+    published = dict(
+        conn.execute(
+            sa.select(T.c.delivery_id, sa.func.max(T.c.started_at))
+            .where(
+                T.c.delivery_id.in_([p.row.id for p in ours]),
+                T.c.outcome == OutcomeKind.DONE.value,
+                T.c.op.in_([DeliveryOp.PUBLISH.value, DeliveryOp.UPDATE.value]),
+            )
+            .group_by(T.c.delivery_id)
+        ).all()
+    )
     approved: dict[int, list[int]] = {}
     for item_id, v in conn.execute(
         sa.select(R.c.item_id, R.c.item_version)
@@ -194,13 +217,9 @@ def _read_page(conn: sa.Connection, after: int, channel: str | None, batch: int)
     ):
         approved.setdefault(item_id, []).append(v)
     for p in ours:
-        p.version = _sent_version(p, approved.get(p.row.item_id, []))
-    texts = {
-        (r.item_id, r.version): r
-        for r in conn.execute(
-            sa.select(V.c.item_id, V.c.version, V.c.title, V.c.body_markdown).where(V.c.item_id.in_(item_ids))
+        p.version = _sent_version(
+            p, published.get(p.row.id), versions.get(p.row.item_id, []), approved.get(p.row.item_id, [])
         )
-    }
     assets: dict[int, list[Any]] = {}
     for a in conn.execute(sa.select(A.c.item_id, A.c.sha256, A.c.filename).where(A.c.item_id.in_(item_ids))):
         assets.setdefault(a.item_id, []).append(a)
@@ -232,10 +251,19 @@ def _read_page(conn: sa.Connection, after: int, channel: str | None, batch: int)
     return pending
 
 
-def _sent_version(p: _Pending, approved: list[int]) -> int:
+def _sent_version(
+    p: _Pending, last_call: datetime | None, versions: list[tuple[datetime, int]], approved: list[int]
+) -> int:
+    """The version a live delivery put out: the newest version made before its last publishing call
+    started; without such a call (a by-hand place's recorded URL, a store older than the version
+    history), the version it names, or — while an update is still owed — the newest one approved
+    below it."""
     r = p.row
-    settled = r.status == DeliveryStatus.DONE or r.op != DeliveryOp.UPDATE
-    if settled:
+    if last_call is not None:
+        made = [v for at, v in versions if at <= last_call]
+        if made:
+            return max(made)
+    if r.status == DeliveryStatus.DONE or r.op != DeliveryOp.UPDATE:
         return r.item_version
     before = [v for v in approved if v < r.item_version]
     return max(before) if before else r.item_version
