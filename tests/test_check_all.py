@@ -363,3 +363,16 @@ def test_an_update_superseded_before_it_went_out_leaves_the_old_page_reported(
     assert [(f["kind"], f["where"], f["masked"]) for f in e["findings"]] == [
         ("mobile", "body:3", masked_mobile(MOBILE))
     ]
+
+
+def test_a_broken_word_list_is_an_error(office: dict[str, Any], tmp_path: Path) -> None:
+    cli = office["cli"]
+    (tmp_path / "words.txt").write_text("某某校长\n", encoding="utf-8")  # no TAB and reason
+    cli.settings.write_text(
+        SETTINGS.format(data_dir=tmp_path) + '[privacy]\nwords_file = "words.txt"\n', encoding="utf-8"
+    )
+    before = dump(office["url"])
+    r = cli("check", "--all")
+    assert r.code == 1 and r.out == ""
+    assert len(r.err.strip().splitlines()) == 1 and "line 1" in r.err, r.err
+    assert dump(office["url"]) == before
