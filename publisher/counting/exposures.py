@@ -25,6 +25,7 @@ Nothing is written: not the store, not the site folder.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
@@ -147,6 +148,15 @@ def scan_live(
     """
     if words is None:
         words = words_for(ctx.settings)
+
+    # an item on five channels is five publications of the same files, mostly on one page: read once
+    @functools.lru_cache(maxsize=64)
+    def read_once(path: Path, name: str) -> tuple[Finding, ...]:
+        return tuple(read_file(path, words=words, name=name))
+
+    def cached(path: Path, *, words: WordList | None, name: str) -> list[Finding]:
+        return list(read_once(path, name))
+
     after = 0
     while True:
         with engine.connect() as conn:
@@ -156,7 +166,7 @@ def scan_live(
             return
         after = page[-1].row.id
         for p in page:
-            yield _check(ctx, p, words, read_file)
+            yield _check(ctx, p, words, cached)
 
 
 def _read_page(conn: sa.Connection, after: int, channel: str | None, batch: int) -> list[_Pending]:
