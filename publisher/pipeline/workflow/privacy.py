@@ -132,11 +132,13 @@ def record_findings(ctx: Context, session: Session, item: Item) -> list[PrivacyF
     return rows
 
 
-def was_checked(session: Session, item: Item) -> bool:
+def was_checked(session: Session, item: Item, version: int | None = None) -> bool:
+    """Whether a version (default the current one) had its findings recorded: one stored before the
+    check existed has none recorded, which is not the same as none."""
     return (
         session.exec(
             select(ItemVersion.privacy_checked_at).where(
-                ItemVersion.item_id == item.id, ItemVersion.version == item.version
+                ItemVersion.item_id == item.id, ItemVersion.version == (version or item.version)
             )
         ).first()
         is not None
@@ -183,6 +185,11 @@ def unresolved(session: Session, item: Item) -> list[PrivacyFinding]:
     return [f for f in findings_of(session, item) if f.decision is None]
 
 
+def may_clear(actor: User) -> bool:
+    """Whether :func:`clear_finding` lets ``actor`` clear findings at all (it then checks the rest)."""
+    return actor.role in CLEARERS
+
+
 def _holds_a_number(text: str) -> bool:
     return bool(find_numbers(text))
 
@@ -191,7 +198,7 @@ def clear_finding(
     ctx: Context, session: Session, *, item_id: int, number: int, actor: User, reason: str | None
 ) -> PrivacyFinding:
     """Clear finding ``number`` of the item's current version: it may be published as it is, for ``reason``."""
-    if actor.role not in CLEARERS:
+    if not may_clear(actor):
         raise NotAllowed(
             f"{actor.name} is {actor.role}; only the confidentiality reviewer (保密审查) or an admin clears a finding"
         )
