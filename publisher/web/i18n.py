@@ -242,6 +242,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "图片中的文字（照片、扫描件、截图）不检查：请逐一查看每张图片。",
         "Text inside images (photos, scans, screenshots) is not checked: look at every image.",
     ),
+    "p_preview_masked": (
+        "预览中的身份证号、手机号、银行卡号已遮蔽显示；原文在“修改”页面。",
+        "ID, mobile and card numbers are shown masked in this preview; the text as written is on the Edit page.",
+    ),
     "p_approve_refused": ("现在不能通过：", "The approval is refused now: "),
     # item states
     "st_draft": ("草稿", "Draft"),

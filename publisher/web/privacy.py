@@ -7,6 +7,7 @@ Only the stored masked form of a finding is ever shown; the raw number is not he
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,6 +16,7 @@ from sqlmodel import Session
 from publisher.errors import NotFound
 from publisher.models import Item, ItemStatus, PrivacyFinding, User
 from publisher.pipeline import workflow
+from publisher.pipeline.privacy import mask_text
 
 #: a finding's kind -> (中文, English): the names the office uses
 KINDS: dict[str, tuple[str, str]] = {
@@ -100,6 +102,17 @@ def privacy_view(session: Session, item: Item, user: User, version: int | None =
         may_mask=live and bool(open_) and workflow.mask_refusal(session, item, user) is None,
         may_recheck=live and not checked,
     )
+
+
+_ASSET = re.compile(r"(asset://[0-9a-f]{64})")
+
+
+def masked_html(html: str) -> str:
+    """The stored HTML with every ID, mobile and card number masked, for the item page's preview: a page
+    a reviewer opens (and screenshots) shows no raw number; the number stays in the author's text and
+    the edit form. Image references (asset://<sha256>) are left whole."""
+    parts = _ASSET.split(html)
+    return "".join(p if i % 2 else mask_text(p) for i, p in enumerate(parts))
 
 
 def diff_lines(diff: str) -> list[tuple[str, str]]:
