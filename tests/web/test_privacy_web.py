@@ -85,6 +85,9 @@ def test_the_author_sees_the_findings_masked_after_saving_on_the_compose_page(ap
     assert MOBILE not in page.text and ID not in page.text  # the preview is masked too
     # the author may neither clear (no form) nor is the approval theirs; masking is offered
     assert "/privacy/1/clear" not in page.text and "/mask" in page.text
+    english = _text(_section(client.get(r.headers["location"] + "?lang=en").text, "privacy"))
+    assert "Privacy check" in english and "2 unresolved" in english and "Unresolved" in english
+    assert "mobile number" in english and "手机号" in english  # both names of the kind, whatever the language
 
 
 def test_the_api_lists_findings_with_decisions(app, client) -> None:
