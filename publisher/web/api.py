@@ -18,7 +18,7 @@ from sqlmodel import col, select
 from publisher.checklist import checklist_name
 from publisher.counting import periods, stats
 from publisher.errors import NotAllowed
-from publisher.models import Delivery, DeliveryAttempt, Item, PrivacyFinding, Role, User, utcnow
+from publisher.models import Delivery, DeliveryAttempt, Item, Role, User, utcnow
 from publisher.pipeline import workflow
 from publisher.web import compose
 from publisher.web.common import MAX_ID, can_manage, viewer_zone, visible_delivery, visible_item
@@ -133,23 +133,11 @@ class MaskOut(BaseModel):
     privacy: PrivacyOut = Field(description="the new version's findings, checked afresh")
 
 
-def _unresolved(session: Any, items: list[Item]) -> dict[int, int]:
-    """Each item's count of undecided findings on its current version, in one statement."""
-    if not items:
-        return {}
-    pf = PrivacyFinding.__table__  # type: ignore[attr-defined]
-    current = sa.or_(*(sa.and_(pf.c.item_id == i.id, pf.c.item_version == i.version) for i in items))
-    rows = session.exec(
-        sa.select(pf.c.item_id, sa.func.count()).where(current, pf.c.decision.is_(None)).group_by(pf.c.item_id)
-    )
-    return {item_id: n for item_id, n in rows}
-
-
 def _item(item: Item, session: Any = None) -> dict[str, Any]:
     """The item's JSON; with a session, ``privacy_unresolved``: its current version's undecided findings."""
     out = _item_fields(item)
     if session is not None:
-        out["privacy_unresolved"] = _unresolved(session, [item]).get(item.id, 0)  # type: ignore[arg-type]
+        out["privacy_unresolved"] = workflow.unresolved_counts(session, [item]).get(item.id, 0)  # type: ignore[arg-type]
     return out
 
 
@@ -205,7 +193,7 @@ def list_items(
         if status:
             q = q.where(Item.status == status)
         items = list(s.exec(q))
-        counts = _unresolved(s, items)
+        counts = workflow.unresolved_counts(s, items)
         return [{**_item_fields(i), "privacy_unresolved": counts.get(i.id, 0)} for i in items]  # type: ignore[arg-type]
 
 

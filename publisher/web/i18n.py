@@ -246,6 +246,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "预览中的身份证号、手机号、银行卡号已遮蔽显示；原文在“修改”页面。",
         "ID, mobile and card numbers are shown masked in this preview; the text as written is on the Edit page.",
     ),
+    "p_open_badge": ("隐私/保密检查：{n} 项未处理", "privacy check: {n} unresolved"),
     "p_approve_refused": ("现在不能通过：", "The approval is refused now: "),
     # item states
     "st_draft": ("草稿", "Draft"),

@@ -199,6 +199,8 @@ def test_a_finding_that_does_not_exist_or_is_decided_says_so(app, client, login)
 def test_the_second_approval_is_refused_until_each_finding_is_resolved(app, client, login) -> None:
     item_id = make_item(app, body=BODY, stage="dept_approved")
     csrf = login(client, "sec")
+    queue = _text(client.get("/review").text)
+    assert "隐私/保密检查：2 项未处理" in queue  # the 保密审查 queue says which items wait for decisions
     page = client.get(f"/items/{item_id}").text
     refused = _text(re.search(r'<p class="error approve-refused".*?</p>', page, re.S).group(0))
     assert "现在不能通过" in refused and "2 项隐私/保密检查发现尚未处理（第 1, 2 项）" in refused
@@ -225,6 +227,7 @@ def test_the_second_approval_is_refused_until_each_finding_is_resolved(app, clie
     )
     page = client.get(f"/items/{item_id}").text
     assert "approve-refused" not in page and "每一项都已处理" in _text(page)
+    assert "项未处理" not in _text(client.get("/review").text)
     assert client.post(f"/items/{item_id}/review", data={"csrf_token": csrf, "decision": "approve"}).status_code == 303
     assert _item(app, item_id).status == ItemStatus.APPROVED
 

@@ -43,6 +43,7 @@ from publisher.pipeline.workflow.privacy import (
     recheck,
     record_findings,
     unresolved,
+    unresolved_counts,
     was_checked,
 )
 from publisher.pipeline.workflow.reviews import approval_refusal, review
@@ -77,6 +78,7 @@ __all__ = [
     "retry_delivery",
     "review",
     "unresolved",
+    "unresolved_counts",
     "schedule",
     "submit",
     "tag_numbers",

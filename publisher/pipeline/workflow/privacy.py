@@ -13,6 +13,7 @@ import functools
 from collections.abc import Callable, Collection, Iterable
 from pathlib import Path
 
+import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from publisher.channel import Post
@@ -183,6 +184,20 @@ def findings_of(session: Session, item: Item, version: int | None = None) -> lis
 
 def unresolved(session: Session, item: Item) -> list[PrivacyFinding]:
     return [f for f in findings_of(session, item) if f.decision is None]
+
+
+def unresolved_counts(session: Session, items: Collection[Item]) -> dict[int, int]:
+    """Each item's count of undecided findings on its current version (items with none are left out),
+    in one statement, for lists of items."""
+    if not items:
+        return {}
+    rows = session.exec(
+        select(PrivacyFinding.item_id, sa.func.count())
+        .join(Item, sa.and_(col(Item.id) == PrivacyFinding.item_id, Item.version == PrivacyFinding.item_version))
+        .where(col(Item.id).in_([i.id for i in items]), col(PrivacyFinding.decision).is_(None))
+        .group_by(PrivacyFinding.item_id)
+    )
+    return {item_id: n for item_id, n in rows}
 
 
 def may_clear(actor: User) -> bool:

@@ -280,4 +280,5 @@ def review_queue(request: Request) -> Response:
         if c.user.role in (Role.CONFIDENTIALITY_REVIEWER, Role.ADMIN):
             queues.append(("level2", list(s.exec(second.limit(500)))))
         edited = {i.id for _, items in queues for i in items if i.version > 1 and compose.changes_since_approval(s, i)}
-    return render(request, "review.html", c, queues=queues, edited=edited)
+        open_findings = workflow.unresolved_counts(s, [i for _, items in queues for i in items])
+    return render(request, "review.html", c, queues=queues, edited=edited, open_findings=open_findings)
