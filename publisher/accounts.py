@@ -33,6 +33,10 @@ class TooManyAttempts(PublisherError):
     """Too many failed log-ins: wait a few minutes and try again."""
 
 
+class LocalPasswordsOff(PublisherError):
+    """Local passwords are for admins only here: sign in with the campus account (统一身份认证)."""
+
+
 @cache
 def _hasher() -> PasswordHasher:
     return PasswordHasher()
@@ -79,10 +83,14 @@ def _failures(session: Session, key: str, since) -> int:
     ).one()
 
 
-def authenticate(session: Session, *, name: str, password: str, address: str, web: WebSettings) -> User | None:
+def authenticate(
+    session: Session, *, name: str, password: str, address: str, web: WebSettings, admins_only: bool = False
+) -> User | None:
     """The user, or None for a wrong name or password (the failure is recorded in ``session``: commit it).
 
-    TooManyAttempts is checked first, before any hashing, so a flood of guesses costs us little.
+    TooManyAttempts is checked first, before any hashing, so a flood of guesses costs us little. With
+    ``admins_only`` (``[auth] local_passwords = false``) a right password of anyone but an admin raises
+    LocalPasswordsOff: only someone who knows the password learns that the campus sign-in is the way.
     """
     now = utcnow()
     since = now - timedelta(minutes=web.login_window_minutes)
@@ -104,6 +112,8 @@ def authenticate(session: Session, *, name: str, password: str, address: str, we
         session.add(LoginFailure(key=address_key, at=now))
         return None
     assert user is not None
+    if admins_only and user.role != Role.ADMIN:
+        raise LocalPasswordsOff()
     session.exec(sa.delete(LoginFailure).where(LoginFailure.key == account_key))  # type: ignore[call-overload]
     if _hasher().check_needs_rehash(stored):  # type: ignore[arg-type]
         user.password_hash = _hasher().hash(password)
@@ -121,7 +131,8 @@ class Caller:
     csrf: str | None = None
 
 
-def start_session(session: Session, user: User, web: WebSettings) -> str:
+def start_session(session: Session, user: User, web: WebSettings, *, sso: str | None = None) -> str:
+    """A new browser session for ``user``; ``sso`` says how it began (``WebSession.sso``), for single logout."""
     token = secrets.token_urlsafe(32)
     session.add(
         WebSession(
@@ -129,6 +140,7 @@ def start_session(session: Session, user: User, web: WebSettings) -> str:
             user_id=user.id,
             csrf=secrets.token_urlsafe(32),
             expires_at=utcnow() + timedelta(hours=web.session_hours),
+            sso=sso,
         )
     )
     return token
@@ -144,10 +156,19 @@ def session_caller(session: Session, token: str) -> Caller | None:
     return Caller(user=user, csrf=row.csrf)
 
 
-def end_session(session: Session, token: str) -> None:
+def end_session(session: Session, token: str) -> str | None:
+    """End the session; how it began (its ``sso``), so the log-out can also end the campus sign-in."""
     row = session.get(WebSession, token_hash(token))
-    if row is not None:
-        session.delete(row)
+    if row is None:
+        return None
+    session.delete(row)
+    return row.sso
+
+
+def end_sso_sessions(session: Session, sso: str) -> int:
+    """End the sessions a campus sign-in began (the CAS server's single logout); how many there were."""
+    result = session.exec(sa.delete(WebSession).where(WebSession.sso == sso))  # type: ignore[call-overload]
+    return int(result.rowcount or 0)
 
 
 # ------------------------------------------------------------------------------------- API tokens

@@ -21,6 +21,13 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "password": ("密码", "Password"),
     "bad_login": ("用户名或密码错误", "Wrong user name or password"),
     "throttled": ("失败次数过多，请稍后再试", "Too many failed log-ins: wait a few minutes"),
+    "local_off": (
+        "本系统只允许管理员使用本地密码，请使用统一身份认证登录",
+        "Local passwords are for admins only here: sign in with the campus account",
+    ),
+    "sso_refused": ("统一身份认证登录被拒绝", "The campus sign-in was refused"),
+    "sso_or": ("或使用本地账号和密码", "or with a local user name and password"),
+    "sso_admins_only": ("本地密码仅供管理员使用", "Local passwords: admins only"),
     "items": ("稿件", "Items"),
     "compose": ("撰写", "Compose"),
     "edit": ("修改", "Edit"),

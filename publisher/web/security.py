@@ -113,7 +113,7 @@ def not_to_keep(path: str, headers: dict[bytes, bytes]) -> bool:
     own /static/ files are the same for everyone and stay cacheable (Swagger UI is 1.7 MB)."""
     if path.startswith("/static/"):
         return False
-    if path == "/login" or b"authorization" in headers:
+    if path == "/login" or path.startswith("/login/") or b"authorization" in headers:
         return True
     cookie = headers.get(b"cookie", b"").decode("latin-1")
     return f"{SESSION_COOKIE}=" in cookie
