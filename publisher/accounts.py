@@ -243,3 +243,54 @@ def feed_token_of(session: Session, user: User) -> ApiToken | None:
     return session.exec(
         select(ApiToken).where(ApiToken.user_id == user.id, ApiToken.kind == FEED, ApiToken.revoked_at.is_(None))
     ).first()  # type: ignore[union-attr]
+
+
+# ----------------------------------------------------------------------------------- administration
+def set_user(
+    session: Session, *, name: str, actor: str, role: str | None = None, department: str | None = None
+) -> User:
+    """Change a user's role and/or department by hand. From then on the campus directory's mapping leaves
+    them alone (``role_source = "admin"``): an admin's decision outranks the directory."""
+    from publisher.pipeline import workflow
+
+    user = workflow.get_user(session, name)
+    if role is None and department is None:
+        raise InvalidInput("say what to change: --role and/or --department")
+    new_role = user.role if role is None else role
+    if new_role not in {r.value for r in Role}:
+        raise InvalidInput(f"unknown role {new_role!r}; one of: {', '.join(r.value for r in Role)}")
+    new_department = user.department if department is None else (department.strip() or None)
+    if new_department is not None and new_department not in workflow.departments(session):
+        raise InvalidInput(f"unknown department {new_department!r} (add it with `publisher department add NAME`)")
+    if new_role in (Role.EDITOR, Role.DEPARTMENT_HEAD) and not new_department:
+        raise InvalidInput(f"a {new_role} belongs to a department: add --department NAME")
+    audit(
+        session,
+        actor=actor,
+        entity="user",
+        entity_id=user.id,
+        action="set",
+        from_state=f"{user.role}/{user.department or ''}",
+        to_state=f"{new_role}/{new_department or ''}",
+    )
+    user.role, user.department, user.role_source = new_role, new_department, "admin"
+    return user
+
+
+def deactivate_user(session: Session, *, name: str, actor: str) -> User:
+    """Deactivate a user: their sessions end and their API and feed tokens stop at once (401), and a
+    campus sign-in is refused. Their items, reviews and audit rows stay."""
+    user = session.exec(select(User).where(User.name == name)).first()
+    if user is None:
+        raise NotFound(f"no user {name!r}")
+    if not user.active:
+        return user
+    user.active = False
+    session.exec(sa.delete(WebSession).where(WebSession.user_id == user.id))  # type: ignore[call-overload]
+    session.exec(
+        sa.update(ApiToken)
+        .where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))  # type: ignore[call-overload,union-attr]
+        .values(revoked_at=utcnow())
+    )
+    audit(session, actor=actor, entity="user", entity_id=user.id, action="deactivate")
+    return user
