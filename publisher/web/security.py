@@ -122,9 +122,11 @@ def not_to_keep(path: str, headers: dict[bytes, bytes]) -> bool:
 class Guard:
     """Pure ASGI: security headers on every response, request bodies capped before they are read."""
 
-    def __init__(self, app: ASGIApp, *, max_body: int) -> None:
+    def __init__(self, app: ASGIApp, *, max_body: int, form_targets: tuple[str, ...] = ()) -> None:
         self.app = app
         self.max_body = max_body
+        # origins a form may end up at after our redirect (the CAS server's logout), besides 'self'
+        self.csp = CSP.replace("form-action 'self'", " ".join(("form-action 'self'", *form_targets)))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -158,7 +160,7 @@ class Guard:
             return msg
 
         path = scope["path"]
-        csp = DOCS_CSP if path.startswith("/api/docs") else SITE_CSP if path.startswith("/site/") else CSP
+        csp = DOCS_CSP if path.startswith("/api/docs") else SITE_CSP if path.startswith("/site/") else self.csp
         private = not_to_keep(path, headers)
 
         async def with_headers(msg: Message) -> None:
