@@ -25,8 +25,8 @@ from publisher.pipeline.workflow import audit
 from publisher.settings import WebSettings
 
 MIN_PASSWORD_LENGTH = 10
-#: the kinds of ApiToken: a read-write bearer token for /api, or a read-only calendar-feed token
-API, FEED = "api", "feed"
+#: the kinds of ApiToken: a read-write bearer token for /api, a read-only one (GETs only), or a calendar-feed token
+API, READ, FEED = "api", "read", "feed"
 
 
 class TooManyAttempts(PublisherError):
@@ -129,6 +129,8 @@ class Caller:
     user: User
     #: the CSRF token of the browser session; None for a bearer token (no cookie, no CSRF risk)
     csrf: str | None = None
+    #: a read-only API token: every route that changes something answers 403
+    read_only: bool = False
 
 
 def start_session(session: Session, user: User, web: WebSettings, *, sso: str | None = None) -> str:
@@ -172,28 +174,35 @@ def end_sso_sessions(session: Session, sso: str) -> int:
 
 
 # ------------------------------------------------------------------------------------- API tokens
-def create_token(session: Session, *, user: User, name: str) -> tuple[str, ApiToken]:
-    """A new bearer token; the plain token is returned once and never stored."""
+def create_token(
+    session: Session, *, user: User, name: str, read_only: bool = False, actor: str | None = None
+) -> tuple[str, ApiToken]:
+    """A new bearer token (``read_only``: for GETs only); the plain token is returned once and never stored."""
     name = name.strip()
     if not name or len(name) > 100:
         raise InvalidInput("give the token a name of 1-100 characters (what script uses it)")
     token = "pub_" + secrets.token_urlsafe(32)
-    row = ApiToken(user_id=user.id, name=name, token_hash=token_hash(token), prefix=token[:8])
+    row = ApiToken(
+        user_id=user.id, name=name, token_hash=token_hash(token), prefix=token[:8], kind=READ if read_only else API
+    )
     session.add(row)
     session.flush()
-    audit(session, actor=user.name, entity="api_token", entity_id=row.id, action="create", name=name)
+    audit(session, actor=actor or user.name, entity="api_token", entity_id=row.id, action="create", name=name)
     return token, row
 
 
-def revoke_token(session: Session, *, token_id: int, actor: User) -> ApiToken:
+def revoke_token(session: Session, *, token_id: int, actor: User | str) -> ApiToken:
+    """Revoke a token: its owner's or, for an admin, anyone's. ``actor`` as a string is the operator at the
+    command line (who holds the database anyway)."""
     row = session.get(ApiToken, token_id) if 0 < token_id < 2**31 else None
     if row is None:
         raise NotFound(f"no API token {token_id}")
-    if row.user_id != actor.id and actor.role != Role.ADMIN:
+    if isinstance(actor, User) and row.user_id != actor.id and actor.role != Role.ADMIN:
         raise NotAllowed(f"API token {token_id} belongs to someone else")
     if row.revoked_at is None:
         row.revoked_at = utcnow()
-        audit(session, actor=actor.name, entity="api_token", entity_id=row.id, action="revoke")
+        name = actor.name if isinstance(actor, User) else actor
+        audit(session, actor=name, entity="api_token", entity_id=row.id, action="revoke")
     return row
 
 
@@ -201,7 +210,8 @@ def token_caller(session: Session, token: str, *, kind: str = API) -> Caller | N
     """The caller an API token (or, with ``kind=FEED``, a feed token) belongs to; None if it is unknown,
     revoked, of the other kind, or its user is gone."""
     row = session.exec(select(ApiToken).where(ApiToken.token_hash == token_hash(token))).first()
-    if row is None or row.revoked_at is not None or row.kind != kind:
+    kinds = (API, READ) if kind == API else (kind,)
+    if row is None or row.revoked_at is not None or row.kind not in kinds:
         return None
     user = session.get(User, row.user_id)
     if user is None or not user.active:
@@ -209,13 +219,17 @@ def token_caller(session: Session, token: str, *, kind: str = API) -> Caller | N
     now = utcnow()
     if row.last_used_at is None or now - row.last_used_at > timedelta(minutes=5):
         row.last_used_at = now
-    return Caller(user=user)
+    return Caller(user=user, read_only=row.kind == READ)
 
 
 def tokens_of(session: Session, user: User) -> list[ApiToken]:
     """The user's API tokens (not their feed token)."""
     return list(
-        session.exec(select(ApiToken).where(ApiToken.user_id == user.id, ApiToken.kind == API).order_by(ApiToken.id))
+        session.exec(
+            select(ApiToken)
+            .where(ApiToken.user_id == user.id, ApiToken.kind.in_((API, READ)))  # type: ignore[attr-defined]
+            .order_by(ApiToken.id)
+        )
     )
 
 

@@ -94,6 +94,8 @@ def need(request: Request, roles: Iterable[Role], *, write: bool = False, csrf: 
     caller = _lookup(request)
     if caller is None:
         raise LoginRequired()
+    if write and caller.read_only:
+        raise HTTPException(403, "this API token is read-only: make a read-write one for changes")
     if write and caller.csrf is not None:
         sent = csrf or request.headers.get("x-csrf-token") or ""
         if not hmac.compare_digest(sent.encode(), caller.csrf.encode()):
