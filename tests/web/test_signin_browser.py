@@ -12,6 +12,8 @@ import pytest
 from channels.sandbox.campus import DEMO_PASSWORD
 from channels.sandbox.cas import CasServer
 from channels.sandbox.oidc import Client, OidcProvider
+from publisher import accounts
+from tests.web.conftest import PASSWORD
 from tests.web.signin_helpers import MAPPING, free_socket, live_server
 from tests.web.test_browser import SHOTS
 from tests.web.test_browser import browser as browser  # the journey test's Chromium
@@ -20,7 +22,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.parametrize("store_url", ["sqlite
 
 
 @pytest.fixture
-def campus(make_app: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, CasServer, OidcProvider]]:
+def campus(make_app: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, CasServer, OidcProvider, Any]]:
     sock = free_socket()
     base = f"http://127.0.0.1:{sock.getsockname()[1]}"
     monkeypatch.setenv("PUBLISHER_OIDC_CLIENT_SECRET", "browser-test-secret")
@@ -38,7 +40,7 @@ def campus(make_app: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str
         }
     )
     with live_server(app, sock):
-        yield base, cas, provider
+        yield base, cas, provider, app
     cas.stop()
     provider.stop()
 
@@ -51,7 +53,7 @@ def _campus_form(page: Any, uid: str) -> None:
 
 
 def test_cas_sign_in_and_out_in_chromium(campus, browser):
-    base, cas, _ = campus
+    base, cas, _, _ = campus
     page = browser.new_page()
     page.goto(f"{base}/login")
     page.screenshot(path=str(SHOTS / "20-login-campus.png"))
@@ -75,7 +77,7 @@ def test_cas_sign_in_and_out_in_chromium(campus, browser):
 
 
 def test_oidc_sign_in_in_chromium_and_a_refusal_as_the_user_sees_it(campus, browser):
-    base, _, provider = campus
+    base, _, provider, _ = campus
     page = browser.new_page()
     page.goto(f"{base}/login")
     page.click("#sso-oidc")
@@ -95,3 +97,29 @@ def test_oidc_sign_in_in_chromium_and_a_refusal_as_the_user_sees_it(campus, brow
     alert = other.inner_text('[role="alert"]')
     assert "统一身份认证登录被拒绝" in alert and "nonce" in alert
     other.screenshot(path=str(SHOTS / "25-oidc-refused.png"))
+
+
+def test_the_admin_overrides_a_campus_users_role_in_chromium(campus, browser):
+    base, _, _, app = campus
+    page = browser.new_page()
+    page.goto(f"{base}/login/cas")
+    _campus_form(page, "zhang.san")
+    page.wait_for_url(f"{base}/items")
+    page.click("header form button")
+    page.wait_for_url(f"{base}/login")
+    # the office's admin keeps a local password (docs/auth.md)
+    with app.session() as s:
+        accounts.set_password(s, name="admin", password=PASSWORD, actor="test")
+    page.fill('input[name="username"]', "admin")
+    page.fill('input[name="password"]', PASSWORD)
+    page.click('form[action="/login"] button[type="submit"]')
+    page.goto(f"{base}/admin/users")
+    assert "zhang.san" in page.inner_text("#sign-ins")
+    row = page.locator('tr[data-user="zhang.san"]')
+    assert "统一身份认证" in row.inner_text()
+    row.locator('select[name="role"]').select_option("viewer")
+    row.locator("form.set-user button").click()
+    page.wait_for_url(f"{base}/admin/users")
+    row = page.locator('tr[data-user="zhang.san"]')
+    assert "管理员设置" in row.inner_text() and "查看者" in row.inner_text()
+    page.screenshot(path=str(SHOTS / "26-admin-users.png"), full_page=True)
