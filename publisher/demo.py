@@ -265,5 +265,5 @@ def campus_sign_in(auth: AuthSettings, session: Any) -> list[str]:
         return [f"  campus sign-in:   refused: {exc}"]
     return [
         f"  campus sign-in:   zhang.san signed in through CAS as {user.display_name} ({user.role}, "
-        f"{user.department or 'no department'}); `publisher serve` offers it on /login while a CAS server runs"
+        f'{user.department or "no department"}); for the browser, see docs/auth.md ("Try it")'
     ]
