@@ -11,14 +11,18 @@ whose ``SessionIndex`` is the ticket that began the session (:func:`logout_reque
 from __future__ import annotations
 
 import hashlib
+from datetime import timedelta
 from urllib.parse import urlencode
 from xml.etree.ElementTree import Element, ParseError
 
 import requests
+import sqlalchemy as sa
 from defusedxml import ElementTree
 from defusedxml.common import DefusedXmlException
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
+from publisher.models import utcnow
 from publisher.settings import CasSettings
 from publisher.sso import CAS, Principal, SignInRefused
 from publisher.sso.tables import SsoTicket
@@ -28,6 +32,7 @@ SAMLP = "{urn:oasis:names:tc:SAML:2.0:protocol}"
 CALLBACK = "/login/cas/callback"
 #: the spec: "Services MUST be able to accept service tickets of up to 32 characters … SHOULD … up to 256"
 MAX_TICKET = 256
+KEEP_USED = timedelta(days=1)
 
 
 def ticket_hash(ticket: str) -> str:
@@ -99,12 +104,19 @@ def parse_validation(xml: bytes) -> Principal:
 
 
 def burn(session: Session, ticket: str) -> None:
-    """Record ``ticket`` as used (flushed at once); SignInRefused if it was used before."""
+    """Record ``ticket`` as used (flushed at once); SignInRefused if it was used before, or is being used
+    by a request at this very moment (the primary key settles the race)."""
     key = ticket_hash(ticket)
     if session.get(SsoTicket, key) is not None:
         raise SignInRefused("this CAS ticket was used already (a replay): sign in again")
-    session.add(SsoTicket(ticket_hash=key))
-    session.flush()
+    # the server refuses a ticket after its first validation anyway and a ticket lives seconds: a day of
+    # used tickets is all the replay check needs to keep
+    session.exec(sa.delete(SsoTicket).where(SsoTicket.used_at < utcnow() - KEEP_USED))  # type: ignore[call-overload]
+    try:
+        with session.begin_nested():
+            session.add(SsoTicket(ticket_hash=key))
+    except IntegrityError as exc:
+        raise SignInRefused("this CAS ticket was used already (a replay): sign in again") from exc
 
 
 def logout_request_ticket(xml: str) -> str | None:

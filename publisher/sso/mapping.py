@@ -56,9 +56,17 @@ def sign_in_user(session: Session, principal: Principal, mapping: AttributeMappi
             actor=actor,
         )
         user.role_source = BY_DIRECTORY
-        return user
-    if not user.active:
+    elif not user.active:
         raise SignInRefused(f"the account {user.name} is deactivated: ask the office's admin")
+    else:
+        _refresh(session, user, fields, actor)
+    workflow.audit(session, actor=user.name, entity="user", entity_id=user.id, action="login", method=principal.method)
+    return user
+
+
+def _refresh(session: Session, user: User, fields: dict[str, str | None], actor: str) -> None:
+    """A known user signs in again: the display name follows the directory, the role and department too
+    unless an admin set them by hand."""
     user.display_name = str(fields["display_name"])
     if user.role_source == BY_DIRECTORY and (user.role, user.department) != (fields["role"], fields["department"]):
         workflow.audit(
@@ -71,4 +79,3 @@ def sign_in_user(session: Session, principal: Principal, mapping: AttributeMappi
             to_state=f"{fields['role']}/{fields['department'] or ''}",
         )
         user.role, user.department = str(fields["role"]), fields["department"]
-    return user

@@ -20,6 +20,7 @@ from urllib.parse import urlencode
 
 import jwt
 import requests
+import sqlalchemy as sa
 from sqlmodel import Session
 
 from publisher.models import utcnow
@@ -78,6 +79,8 @@ class OidcClient:
         """The provider's authorize URL and the ``state`` (for the browser's cookie)."""
         meta = self.metadata()
         state, nonce, verifier = secrets.token_urlsafe(32), secrets.token_urlsafe(32), secrets.token_urlsafe(64)
+        # sign-ins abandoned at the provider's form leave their row: each new one sweeps the expired
+        session.exec(sa.delete(SsoRequest).where(SsoRequest.expires_at <= utcnow()))  # type: ignore[call-overload]
         session.add(
             SsoRequest(
                 state_hash=_sha(state),
