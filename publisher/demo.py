@@ -26,7 +26,10 @@ from publisher.errors import PublisherError
 from publisher.models import ChannelKV, ItemStatus
 from publisher.pipeline import content, workflow
 from publisher.pipeline.worker import Dispatcher
-from publisher.settings import SETTINGS_TEMPLATE, load_settings
+from publisher.settings import SETTINGS_TEMPLATE, AuthSettings, load_settings
+
+#: a campus account of the CAS sandbox (channels/sandbox/campus.py; the faces do not import the channels)
+DEMO_CAMPUS_PASSWORD = "campus-demo-2026"
 
 DEMO_USERS = [
     ("demo.editor", "editor", "校长办公室", "李编辑"),
@@ -109,6 +112,7 @@ def run_demo(settings_path: Path | None, *, items: int = 6, console: Console | N
     base = load_settings(path)
     folder = base.base_dir
     handles: list[tuple[str, SandboxHandle]] = []
+    auth: dict[str, Any] = {}
     try:
         channels: dict[str, dict[str, Any]] = {
             name: table for name, table in base.channels.items() if table.get("type", name) == "website"
@@ -121,8 +125,12 @@ def run_demo(settings_path: Path | None, *, items: int = 6, console: Console | N
                 continue
             handles.append((name, h))
             os.environ.update(h.environ)
-            channels[name] = h.config
-        settings = base.model_copy(update={"channels": channels})
+            if h.config:
+                channels[name] = h.config
+            auth.update(h.auth)
+        settings = base.model_copy(
+            update={"channels": channels, "auth": AuthSettings.model_validate({**base.auth.model_dump(), **auth})}
+        )
         settings.source = base.source
         app = open_app(settings, run_migrations=True)
         # every sandbox starts empty, so what the channels cached from the last demo (tokens, uploaded
@@ -227,6 +235,9 @@ def run_demo(settings_path: Path | None, *, items: int = 6, console: Console | N
         for name, h in handles:
             if h.describe:
                 console.print(f"  {name + ':':<17} {h.describe}")
+        with app.session() as s:
+            for line in campus_sign_in(settings.auth, s):
+                console.print(line)
         console.print("  one item:         publisher item show " + str(ids[0]))
         console.print("  the counts:       publisher stats --by channel,category,department,month")
         console.print("  公示期 ending:     publisher item list --expiring")
@@ -235,3 +246,31 @@ def run_demo(settings_path: Path | None, *, items: int = 6, console: Console | N
         for _, h in handles:
             with contextlib.suppress(Exception):  # stopping a sandbox at exit: nothing to do about a failure
                 h.stop()
+
+
+def campus_sign_in(auth: AuthSettings, session: Any) -> list[str]:
+    """Sign the demo's campus account in through the CAS sandbox, as a browser would: the log-in form, the
+    redirect with a service ticket, ``p3/serviceValidate``, the attribute mapping (docs/auth.md)."""
+    import requests
+
+    from publisher.sso import cas, mapping
+
+    if auth.cas is None:
+        return []
+    client = cas.CasClient(auth.cas)
+    r = requests.post(
+        auth.cas.server_url + "/login",
+        data={"username": "zhang.san", "password": DEMO_CAMPUS_PASSWORD, "service": client.service},
+        allow_redirects=False,
+        timeout=10,
+    )
+    ticket = r.headers.get("Location", "").partition("ticket=")[2]
+    try:
+        cas.burn(session, ticket)
+        user = mapping.sign_in_user(session, client.validate(ticket), auth.mapping)
+    except PublisherError as exc:
+        return [f"  campus sign-in:   refused: {exc}"]
+    return [
+        f"  campus sign-in:   zhang.san signed in through CAS as {user.display_name} ({user.role}, "
+        f'{user.department or "no department"}); for the browser, see docs/auth.md ("Try it")'
+    ]

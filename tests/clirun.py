@@ -16,9 +16,9 @@ from typing import Any
 import sqlalchemy as sa
 
 PLUGINS = Path(__file__).parent / "plugins"
-#: the tree these tests belong to: the command runs its code, not whichever tree is installed (a git
-#: worktree's tests ran the main checkout's CLI, whose migrations stopped one short)
-TREE = Path(__file__).resolve().parents[1]
+#: the tree these tests belong to goes first on the subprocess's path, so a worktree's CLI runs its own
+#: code rather than the editable install's
+ROOT = Path(__file__).resolve().parent.parent
 
 SETTINGS = """\
 data_dir = "{data_dir}"
@@ -58,7 +58,7 @@ class Cli:
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("PUBLISHER_")}
         self.env.update(
             PUBLISHER_DATABASE_URL=store_url,
-            PYTHONPATH=os.pathsep.join((str(PLUGINS), str(TREE))),
+            PYTHONPATH=os.pathsep.join((str(ROOT), str(PLUGINS))),
             COLUMNS="200",
             NO_COLOR="1",
             PYTHONWARNINGS="error",
