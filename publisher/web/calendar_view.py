@@ -187,6 +187,13 @@ def day_range(first: date, last: date, tz: ZoneInfo) -> tuple[datetime, datetime
 
 
 # ------------------------------------------------------------------------------------------ iCal
+#: how the feed names an entry of display_ends (a calendar app shows DESCRIPTION as it is)
+_DISPLAY_STATUSES = {
+    "display_end": "公示期截止 (display period ends)",
+    "display_ended": "公示期已结束 (display period ended)",
+}
+
+
 def _esc(text: str) -> str:
     return text.replace("\\", "\\\\").replace(";", "\\;").replace(",", "\\,").replace("\r", "").replace("\n", "\\n")
 
@@ -224,6 +231,8 @@ def ical(channel: str, label: str, items: list[Entry], *, host: str, base_url: s
     ]
     for e in items:
         uid = f"delivery-{e.delivery_id}" if e.delivery_id else f"item-{e.item_id}-{channel}"
+        if e.status in _DISPLAY_STATUSES:  # the same item may also be planned on this channel
+            uid = f"display-end-{e.item_id}-{channel}"
         lines += [
             "BEGIN:VEVENT",
             f"UID:{uid}@{host}",
@@ -231,7 +240,7 @@ def ical(channel: str, label: str, items: list[Entry], *, host: str, base_url: s
             f"DTSTART:{_utc(e.at)}",
             f"DTEND:{_utc(e.at + timedelta(minutes=30))}",
             f"SUMMARY:{_esc(e.title)}",
-            f"DESCRIPTION:{_esc(f'{channel}: {e.status}')}",
+            f"DESCRIPTION:{_esc(f'{channel}: {_DISPLAY_STATUSES.get(e.status, e.status)}')}",
             f"URL:{base_url}items/{e.item_id}",
             "END:VEVENT",
         ]

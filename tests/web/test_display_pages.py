@@ -88,3 +88,21 @@ def test_the_compose_form_sets_the_period(app, client, login):
     with app.session() as s:
         item = workflow.get_item(s, item_id)
         assert (item.display_until, item.display_working_days) == (None, 3)
+
+
+def test_the_ical_feed_has_the_end_beside_the_publication(app, client):
+    from datetime import timedelta
+
+    soon = datetime.now(UTC).replace(microsecond=0) + timedelta(days=10)  # the feed spans a year ahead
+    item_id = make_item(app, stage="scheduled", publish_at=soon)
+    until = soon + timedelta(days=10)
+    with app.session() as s:
+        workflow.edit_item(
+            app.ctx, s, item_id=item_id, actor=workflow.get_user(s, "ed"), changes={"display_until": until.isoformat()}
+        )
+        token = accounts.new_feed_token(s, user=workflow.get_user(s, "ed"))
+    ics = client.get(f"/calendar/mem.ics?token={token}").text
+    uids = re.findall(r"^UID:(.*)\r$", ics, re.M)
+    assert len(uids) == len(set(uids)) == 2  # the planned publication and the end, apart
+    assert f"UID:display-end-{item_id}-mem@" in ics and f"DTSTART:{until:%Y%m%dT%H%M%S}Z" in ics
+    assert "公示期截止" in ics
