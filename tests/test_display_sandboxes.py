@@ -27,7 +27,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture
 def sandboxes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
-    """Every sandbox that ships with the channels, running; yields their ``[channels.NAME]`` tables."""
+    """Every channel's sandbox that ships with the package, running; yields their ``[channels.NAME]`` tables."""
     handles = []
     tables: dict[str, dict[str, Any]] = {}
     try:
@@ -36,7 +36,8 @@ def sandboxes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
             handles.append(h)
             for k, v in h.environ.items():
                 monkeypatch.setenv(k, v)
-            tables[name] = h.config
+            if h.config:  # the campus sign-in servers are sandboxes too, of no channel
+                tables[name] = h.config
         yield tables
     finally:
         for h in handles:
