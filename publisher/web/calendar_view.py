@@ -160,6 +160,8 @@ def display_ends(
         shown = display_of(ctx, item)
         if shown is None or shown.ends_at is None or not start <= shown.ends_at < end:
             continue
+        if item.status == ItemStatus.WITHDRAWN and shown.ended_at is None:
+            continue  # withdrawn by a person before its end: nothing ends then
         if channel is not None and channel not in item.channels:
             continue
         out.append(

@@ -106,3 +106,19 @@ def test_the_ical_feed_has_the_end_beside_the_publication(app, client):
     assert len(uids) == len(set(uids)) == 2  # the planned publication and the end, apart
     assert f"UID:display-end-{item_id}-mem@" in ics and f"DTSTART:{until:%Y%m%dT%H%M%S}Z" in ics
     assert "公示期截止" in ics
+
+
+def test_a_gongshi_withdrawn_by_a_person_has_no_end_on_the_calendar(app, client, login):
+    item_id = make_item(app, stage="scheduled", publish_at=datetime(2099, 3, 2, 1, 0, tzinfo=UTC))
+    with app.session() as s:
+        workflow.edit_item(
+            app.ctx,
+            s,
+            item_id=item_id,
+            actor=workflow.get_user(s, "ed"),
+            changes={"display_until": "2099-03-10T17:00+08:00"},
+        )
+        workflow.withdraw(app.ctx, s, item_id=item_id, reason="发布有误")
+    login(client, "ed")
+    week = client.get("/calendar?view=week&day=2099-03-10").text
+    assert f'data-item="{item_id}"' not in week
