@@ -82,6 +82,9 @@ SAMPLES: list[dict[str, Any]] = [
         # an office landline, not a person's mobile: the privacy check passes it, so the demo's
         # 保密审查 approval goes through (a mobile here would stop it until masked or cleared)
         "联系电话：0452-2712345（学生资助管理中心）\n",
+        # a 公示 comes down by itself when its period ends (an end time here, not working days: a
+        # count reaching a year the installed chinese-calendar does not know would refuse the item)
+        "display_days": 7,
     },
 ]
 
@@ -164,6 +167,9 @@ def run_demo(settings_path: Path | None, *, items: int = 6, console: Console | N
             }
             if sample["checklist_item"]:
                 fm["checklist_item"] = sample["checklist_item"]
+            if sample.get("display_days"):
+                until = datetime.now(settings.zone).replace(hour=17, minute=0, second=0, microsecond=0)
+                fm["display_until"] = (until + timedelta(days=sample["display_days"])).isoformat()
             import yaml
 
             md.write_text("---\n" + yaml.safe_dump(fm, allow_unicode=True) + "---\n" + sample["body"], encoding="utf-8")
@@ -234,6 +240,7 @@ def run_demo(settings_path: Path | None, *, items: int = 6, console: Console | N
                 console.print(line)
         console.print("  one item:         publisher item show " + str(ids[0]))
         console.print("  the counts:       publisher stats --by channel,category,department,month")
+        console.print("  公示期 ending:     publisher item list --expiring")
         app.close()
     finally:
         for _, h in handles:

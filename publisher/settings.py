@@ -11,12 +11,12 @@ from __future__ import annotations
 import difflib
 import os
 import tomllib
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from publisher.errors import ConfigError
@@ -80,6 +80,36 @@ class PrivacySettings(_Section):
     #: the office's sensitive-word list: a UTF-8 file of ``word<TAB>reason`` lines, relative to data_dir
     #: ("" = no list; publisher.pipeline.privacy.words_for reads it)
     words_file: str = ""
+
+
+class DisplaySettings(_Section):
+    """公示期 (docs/privacy.md): the default period of an item of a category that names none."""
+
+    #: category → Chinese working days, e.g. {"公告公示" = 5}; each 1-60, each a known category
+    working_days: dict[str, int] = Field(default_factory=dict)
+
+    @field_validator("working_days")
+    @classmethod
+    def _days(cls, v: dict[str, int]) -> dict[str, int]:
+        for cat, n in v.items():
+            if not 1 <= n <= 60:
+                raise ValueError(f"{cat!r} = {n}: a display period is 1 to 60 working days")
+        return v
+
+
+class CalendarSettings(_Section):
+    """Holidays of years the installed chinese-calendar does not know yet, from the State Council's
+    notice (国务院办公厅关于…部分节假日安排的通知): days off, and the weekend days worked instead (调休)."""
+
+    holidays: list[date] = Field(default_factory=list)
+    workdays: list[date] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _apart(self) -> CalendarSettings:
+        both = sorted(set(self.holidays) & set(self.workdays))
+        if both:
+            raise ValueError(f"{', '.join(map(str, both))} listed both as holiday and as workday; keep one")
+        return self
 
 
 class SyncSettings(_Section):
@@ -253,6 +283,8 @@ class Settings(BaseSettings):
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
     review: ReviewSettings = Field(default_factory=ReviewSettings)
     privacy: PrivacySettings = Field(default_factory=PrivacySettings)
+    display: DisplaySettings = Field(default_factory=DisplaySettings)
+    calendar: CalendarSettings = Field(default_factory=CalendarSettings)
     sync: SyncSettings = Field(default_factory=SyncSettings)
     report: ReportSettings = Field(default_factory=ReportSettings)
     registers: RegistersSettings = Field(default_factory=RegistersSettings)
@@ -298,6 +330,16 @@ class Settings(BaseSettings):
             if not name.replace("_", "").replace("-", "").isalnum():
                 raise ValueError(f"channel name {name!r}: use letters, digits, - and _")
         return v
+
+    @model_validator(mode="after")
+    def _display_categories(self) -> Settings:
+        unknown = sorted(set(self.display.working_days) - set(self.categories))
+        if unknown:
+            raise ValueError(
+                f"display.working_days names unknown categor{'ies' if len(unknown) > 1 else 'y'} "
+                f"{', '.join(unknown)}; categories: {', '.join(self.categories)}"
+            )
+        return self
 
     @property
     def zone(self) -> ZoneInfo:
@@ -405,6 +447,13 @@ allow_past_publish_time = false
 
 [sync]
 cron = "0 3 * * mon"    # weekly sync, Monday 03:00 in the time zone above
+
+[display]               # 公示期: the end of an item that names none (display_until / display_working_days)
+# working_days = { "公告公示" = 5 }   # Chinese working days from going live; every item of the category
+
+[calendar]              # years the installed chinese-calendar does not know (State Council notice)
+# holidays = [2027-01-01, 2027-02-05]   # days off
+# workdays = [2027-02-20]               # 调休: weekend days worked
 
 [report]                # which channels make up each figure of the annual report
 site_channels = ["website", "city_portal"]
