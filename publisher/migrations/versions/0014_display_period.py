@@ -3,10 +3,7 @@ once known (display_ends_at), when its take-down was queued (display_ended_at), 
 not be computed (display_problem); a partial index over the items whose period has not ended
 
 Revision ID: 0014_display_period
-Revises: 0015_campus_signin
-
-Numbered 0014 when it was planned; campus sign-in's 0015 (from 0013) reached main first, so this one
-follows it: 0013 → 0015 → 0014. A store already at 0015 then gains these columns on its next upgrade.
+Revises: 0013_privacy_finding
 """
 
 from __future__ import annotations
@@ -15,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0014_display_period"
-down_revision = "0015_campus_signin"
+down_revision = "0013_privacy_finding"
 branch_labels = None
 depends_on = None
 
