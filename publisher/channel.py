@@ -487,6 +487,8 @@ class SandboxHandle:
     environ: dict[str, str] = field(default_factory=dict)
     #: one line for the user: where to look
     describe: str = ""
+    #: "channel": ``config`` is a ``[channels.NAME]`` table; "notifier": a ``[notify.transports.NAME]`` one
+    kind: str = "channel"
 
 
 def available_sandboxes() -> dict[str, Callable[[Path], SandboxHandle]]:

@@ -110,6 +110,7 @@ def run_demo(settings_path: Path | None, *, items: int = 6, console: Console | N
         channels: dict[str, dict[str, Any]] = {
             name: table for name, table in base.channels.items() if table.get("type", name) == "website"
         } or {"website": {"type": "website", "folder": "site", "title": "信息公开网"}}
+        transports: dict[str, dict[str, Any]] = {}
         for name, start in sorted(available_sandboxes().items()):
             try:
                 h = start(folder / "sandbox")
@@ -118,8 +119,12 @@ def run_demo(settings_path: Path | None, *, items: int = 6, console: Console | N
                 continue
             handles.append((name, h))
             os.environ.update(h.environ)
-            channels[name] = h.config
-        settings = base.model_copy(update={"channels": channels})
+            if h.kind == "notifier":  # a transport's sandbox (企业微信, 钉钉 robots): docs/notify.md
+                transports[name] = h.config
+            elif h.kind == "channel":
+                channels[name] = h.config
+        notify = base.notify.model_copy(update={"transports": {**base.notify.transports, **transports}})
+        settings = base.model_copy(update={"channels": channels, "notify": notify})
         settings.source = base.source
         app = open_app(settings, run_migrations=True)
         # every sandbox starts empty, so what the channels cached from the last demo (tokens, uploaded

@@ -131,8 +131,14 @@ def run(
             metrics_server.close()
         a.close()
         return
+    from publisher.pipeline.notify import open_sender
+
+    # people told when work waits: a thread of its own with its own connections (docs/notify.md)
+    sender = open_sender(a.engine, a.settings, d.worker_id)
     clock = Clock(a, wake=d.wake, owner=d.worker_id)
     clock.start()
+    if sender is not None:
+        sender.start()
     out.print(
         f"worker {d.worker_id} running with {d.threads} threads on {a.engine.url.render_as_string()}; Ctrl-C stops it"
     )
@@ -145,6 +151,8 @@ def run(
         d.stop.set()
     finally:
         clock.stop()
+        if sender is not None:
+            sender.close()
         if metrics_server is not None:
             metrics_server.close()
         a.close()

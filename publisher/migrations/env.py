@@ -5,6 +5,7 @@ from sqlalchemy import create_engine
 from sqlmodel import SQLModel
 
 import publisher.models  # noqa: F401  (registers the tables)
+import publisher.notification  # noqa: F401  (the notification outbox's tables)
 
 target_metadata = SQLModel.metadata
 config = context.config

@@ -1,0 +1,330 @@
+"""The notification sender: claims due messages of the outbox with a lease, sends, records.
+
+It gives the delivery queue's promises (publisher.pipeline.store): a message is claimed with a lease
+(``FOR UPDATE SKIP LOCKED`` on PostgreSQL, the write lock on SQLite); a sender killed with ``kill -9``
+loses nothing — its claim is taken up again when the lease ends, or at once by a sender started on
+the same host (the owner's process is gone). One message is claimed at a time, right before it is
+sent, so the attempt counted by the claim is a send that started (or may have).
+
+What ``kill -9`` cannot promise: a sender killed after the transport took the message but before the
+record commits leaves a send whose outcome nobody knows, and the message is sent again — at most
+that once per kill. E-mail carries a Message-ID made from the row's dedupe key (a de-duplicating
+server, like the SMTP sandbox, keeps one); the 企业微信 and 钉钉 robots have no idempotency key, so
+there a repeat is possible.
+
+It runs on its own thread in ``publisher run`` (and alone as ``publisher notify run``), with its own
+connections: the delivery loop never waits for it, and a transport that is down only delays
+messages. Transient failures retry with exponential back-off and jitter (``notify.backoff_*``) up to
+``notify.max_attempts``, then fail with the error kept; a robot's rate-limit answer waits until the
+limit resets without using an attempt; a transport's ``rate_per_minute`` paces sends across every
+sender of the store (the channels' rate limiter, keyed ``notify:NAME``).
+
+Quiet hours: an immediate message to a person inside their quiet hours is held until they end (no
+attempt used). A digest person's messages wait for ``notify.digest_hour`` and go out as one message.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from datetime import datetime, time, timedelta
+from types import SimpleNamespace
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from publisher.models import utcnow
+from publisher.notification import Notification, NotificationStatus, NotifyMode, NotifyPref
+from publisher.notifier import Message, Notifier, NotifyError, NotifyPermanent, NotifyRateLimited
+from publisher.pipeline.store.base import _pid_alive
+from publisher.pipeline.store.rate import RateLimiter
+from publisher.settings import Settings
+
+log = logging.getLogger("publisher.pipeline.notify")
+
+N = Notification.__table__  # type: ignore[attr-defined]
+PREF = NotifyPref.__table__  # type: ignore[attr-defined]
+PENDING, CLAIMED = NotificationStatus.PENDING.value, NotificationStatus.CLAIMED.value
+SENT, FAILED = NotificationStatus.SENT.value, NotificationStatus.FAILED.value
+
+
+def _hhmm(value: str) -> time:
+    h, m = value.split(":")
+    return time(int(h), int(m))
+
+
+def quiet_until(now: datetime, start: str | None, end: str | None, zone: Any) -> datetime | None:
+    """The end of the quiet hours ``start``-``end`` (local "HH:MM") that ``now`` is inside, else None.
+    A span over midnight (22:00-07:30) is the usual case."""
+    if not start or not end:
+        return None
+    local = now.astimezone(zone)
+    s, e, t = _hhmm(start), _hhmm(end), local.time()
+    inside = (s <= t < e) if s < e else (t >= s or t < e)
+    if not inside:
+        return None
+    day = local.date() if (s < e or t < e) else local.date() + timedelta(days=1)
+    return datetime.combine(day, e, zone)
+
+
+def digest_slot(now: datetime, hour: int, zone: Any) -> tuple[datetime, datetime]:
+    """(the last digest time at or before ``now``, the next one after it), at ``hour`` local."""
+    local = now.astimezone(zone)
+    today = datetime.combine(local.date(), time(hour), zone)
+    last = today if today <= local else today - timedelta(days=1)
+    return last, last + timedelta(days=1)
+
+
+class NotificationSender:
+    """``NotificationSender(engine=..., settings=..., notifiers=...)``; nothing global."""
+
+    def __init__(
+        self,
+        *,
+        engine: Engine,
+        settings: Settings,
+        notifiers: dict[str, Notifier],
+        owner: str,
+        clock: Callable[[], datetime] = utcnow,
+        rates: dict[str, int] | None = None,
+    ) -> None:
+        """``rates``: messages a minute per transport name (paced across senders)."""
+        self.engine = engine
+        self.settings = settings
+        self.notify = settings.notify
+        self.notifiers = notifiers
+        self.owner = owner
+        self.clock = clock
+        self.stop = threading.Event()
+        self.limiters = {
+            name: RateLimiter(engine.dialect, f"notify:{name}", n) for name, n in (rates or {}).items() if n
+        }
+        #: per transport, not before this (its rate limit's next slot)
+        self._held: dict[str, datetime] = {}
+        self._thread: threading.Thread | None = None
+        self._skip_locked = engine.dialect.name == "postgresql"
+
+    # ------------------------------------------------------------------------------------ claims
+    def reap_dead(self) -> int:
+        """Expire at once the leases of senders on this host whose process is gone (``kill -9``)."""
+        import socket
+
+        host, now = socket.gethostname(), self.clock()
+        with self.engine.begin() as conn:
+            owners = conn.execute(
+                sa.select(N.c.lease_owner).where(N.c.status == CLAIMED, N.c.lease_owner.like(f"{host}:%")).distinct()
+            ).scalars()
+            dead = [o for o in owners if o != self.owner and not _pid_alive(int(o.split(":")[1]))]
+            if not dead:
+                return 0
+            res = conn.execute(
+                sa.update(N)
+                .where(N.c.status == CLAIMED, N.c.lease_owner.in_(dead))
+                .values(lease_expires_at=now - timedelta(seconds=1))
+            )
+        return res.rowcount
+
+    def claim(self) -> Any | None:
+        """Lease the oldest due message (or one whose lease ended) of a transport its rate allows."""
+        for _ in range(len(self.notifiers) + 1):
+            row = self._claim()
+            if row is not False:
+                return row
+        return None
+
+    def _claim(self) -> Any:
+        """One try of :meth:`claim`: the row, None (nothing due), False (its transport's rate is full)."""
+        now = self.clock()
+        held = [t for t, until in self._held.items() if until > now]
+        due = sa.or_(
+            sa.and_(N.c.status == PENDING, N.c.due_at <= now),
+            sa.and_(N.c.status == CLAIMED, N.c.lease_expires_at < now),
+        )
+        q = sa.select(N).where(due).order_by(N.c.due_at, N.c.id).limit(1)
+        if held:
+            q = q.where(N.c.transport.not_in(held))
+        if self._skip_locked:
+            q = q.with_for_update(skip_locked=True)
+        with self.engine.begin() as conn:
+            row = conn.execute(q).first()
+            if row is None:
+                return None
+            limiter = self.limiters.get(row.transport)
+            if limiter is not None and row.mode == NotifyMode.IMMEDIATE:
+                granted, slot = limiter.reserve(conn, now, 1)
+                if not granted:
+                    self._held[row.transport] = slot
+                    return False
+            lease = now + timedelta(seconds=self.notify.lease_seconds)
+            conn.execute(
+                sa.update(N)
+                .where(N.c.id == row.id)
+                .values(status=CLAIMED, lease_owner=self.owner, lease_expires_at=lease, attempts=row.attempts + 1)
+            )
+        # as stored now: the attempt is counted by the claim, right before the send
+        return SimpleNamespace(**{**row._asdict(), "attempts": row.attempts + 1})
+
+    def _record(self, row_id: int, **values: Any) -> bool:
+        """Write what the send came to, while the lease is still this sender's."""
+        values.setdefault("lease_owner", None)
+        values.setdefault("lease_expires_at", None)
+        with self.engine.begin() as conn:
+            res = conn.execute(
+                sa.update(N)
+                .where(N.c.id == row_id, N.c.lease_owner == self.owner, N.c.status == CLAIMED)
+                .values(values)
+            )
+        return res.rowcount == 1
+
+    # -------------------------------------------------------------------------------------- sends
+    def send_one(self) -> str | None:
+        """Claim and send one due message; its outcome ("sent", "retry", "failed", "held", ...), or None."""
+        row = self.claim()
+        if row is None:
+            return None
+        now = self.clock()
+        pref = self._pref(row.user_id)
+        if row.mode == NotifyMode.DIGEST:
+            return self._digest(row, now)
+        until = quiet_until(now, pref.quiet_start, pref.quiet_end, self.settings.zone) if pref else None
+        if until is not None:
+            self._record(row.id, status=PENDING, due_at=until, attempts=row.attempts - 1)
+            return "held"
+        return self._send(row, [row], row.subject, row.body, row.link, row.dedupe_key)
+
+    def _pref(self, user_id: int) -> Any:
+        with self.engine.connect() as conn:
+            return conn.execute(sa.select(PREF).where(PREF.c.user_id == user_id)).first()
+
+    def _digest(self, row: Any, now: datetime) -> str:
+        """A digest person's message: held until the digest hour, then sent with the others of the day."""
+        last, nxt = digest_slot(now, self.notify.digest_hour, self.settings.zone)
+        if row.created_at > last:
+            self._record(row.id, status=PENDING, due_at=nxt, attempts=row.attempts - 1)
+            return "held"
+        # this sender holds the row; take the rest of the person's digest with it (one message)
+        lease = now + timedelta(seconds=self.notify.lease_seconds)
+        with self.engine.begin() as conn:
+            mates_q = (
+                sa.select(N)
+                .where(
+                    N.c.user_id == row.user_id,
+                    N.c.transport == row.transport,
+                    N.c.mode == NotifyMode.DIGEST.value,
+                    N.c.status == PENDING,
+                    N.c.created_at <= last,
+                    N.c.id != row.id,
+                )
+                .order_by(N.c.id)
+            )
+            if self._skip_locked:
+                mates_q = mates_q.with_for_update(skip_locked=True)
+            mates = conn.execute(mates_q).all()
+            if mates:
+                conn.execute(
+                    sa.update(N)
+                    .where(N.c.id.in_([m.id for m in mates]))
+                    .values(status=CLAIMED, lease_owner=self.owner, lease_expires_at=lease)
+                )
+        rows = [row, *mates]
+        day = last.astimezone(self.settings.zone).strftime("%Y-%m-%d")
+        subject = f"信息公开待办汇总（{day}，{len(rows)} 项）"
+        body = "\n\n".join(
+            f"{i}. {r.subject}\n{r.body}\n{self.notify.web_base_url}{r.link}" for i, r in enumerate(rows, 1)
+        )
+        return self._send(row, rows, subject, body, "", f"digest:{row.user_id}:{row.transport}:{day}")
+
+    def _send(self, row: Any, rows: list[Any], subject: str, body: str, link: str, key: str) -> str:
+        ids = [r.id for r in rows]
+        notifier = self.notifiers.get(row.transport)
+        if notifier is None:
+            why = f"transport {row.transport!r} is not configured ([notify.transports.{row.transport}])"
+            self._record_all(ids, status=FAILED, last_error=why)
+            return "failed"
+        url = f"{self.notify.web_base_url}{link}" if link else self.notify.web_base_url
+        text = f"{body}\n\n{url}" if link else body
+        message = Message(address=row.address, subject=subject, text=text, link=url, key=key)
+        now = self.clock()
+        try:
+            notifier.send(message)
+        except NotifyRateLimited as exc:
+            self._held[row.transport] = exc.until
+            self._record_all(ids, status=PENDING, due_at=exc.until, attempts=row.attempts - 1, last_error=str(exc))
+            return "rate-limited"
+        except NotifyPermanent as exc:
+            self._record_all(ids, status=FAILED, last_error=str(exc)[:2000])
+            return "failed"
+        except Exception as exc:  # transient, or anything the transport did not expect: retried
+            why = str(exc) if isinstance(exc, NotifyError) else f"{type(exc).__name__}: {exc}"
+            if row.attempts >= self.notify.max_attempts:
+                why = f"{why} (gave up after {row.attempts} attempts)"
+                self._record_all(ids, status=FAILED, last_error=why[:2000])
+                return "failed"
+            due = now + self.notify.backoff(row.attempts)
+            self._record_all(ids, status=PENDING, due_at=due, last_error=why[:2000])
+            return "retry"
+        self._record_all(ids, status=SENT, sent_at=self.clock(), last_error=None)
+        return "sent"
+
+    def _record_all(self, ids: list[int], **values: Any) -> None:
+        for i in ids:
+            if not self._record(i, **values):
+                log.info("notification %s: the lease was no longer this sender's; its record is left alone", i)
+
+    # -------------------------------------------------------------------------------------- loops
+    def run(self, *, once: bool = False) -> dict[str, int]:
+        """Send until stopped; with ``once``, until nothing is due now. Returns outcome counts."""
+        counts: dict[str, int] = {}
+        last_reap = 0.0
+        import time as _time
+
+        while not self.stop.is_set():
+            try:
+                if _time.monotonic() - last_reap > 2.0:
+                    self.reap_dead()
+                    last_reap = _time.monotonic()
+                outcome = self.send_one()
+            except sa.exc.SQLAlchemyError as exc:
+                log.warning("notification sender: database error, retrying in 1 s: %s", exc)
+                self.stop.wait(1.0)
+                continue
+            if outcome is None:
+                if once:
+                    break
+                self.stop.wait(self.notify.poll_seconds)
+                continue
+            counts[outcome] = counts.get(outcome, 0) + 1
+        return counts
+
+    def start(self) -> NotificationSender:
+        """Run on a thread of its own (``publisher run``): the delivery loop never waits for it."""
+        self._thread = threading.Thread(target=self._run_logged, name="notify-sender", daemon=True)
+        self._thread.start()
+        return self
+
+    def _run_logged(self) -> None:
+        try:
+            self.run()
+        except Exception:  # the thread must say why it stopped; deliveries go on without it
+            log.exception("notification sender stopped")
+
+    def close(self) -> None:
+        self.stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        for n in self.notifiers.values():
+            n.close()
+
+
+def open_sender(engine: Engine, settings: Settings, owner: str) -> NotificationSender | None:
+    """The sender of ``[notify.transports]`` (None when none is configured: nobody is told). A
+    transport's missing secret is a MissingSecret naming its variable, raised here, at start-up."""
+    from publisher.notifier import build_notifiers
+
+    if not settings.notify.transports:
+        return None
+    notifiers = build_notifiers(settings.notify.transports)
+    rates = {n: r for n, t in notifiers.items() if (r := getattr(t.config, "rate_per_minute", None))}
+    return NotificationSender(engine=engine, settings=settings, notifiers=notifiers, owner=owner, rates=rates)
