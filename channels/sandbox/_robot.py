@@ -7,7 +7,9 @@ accepted message is kept in :attr:`RobotSandbox.messages` (one dict each, with w
 Faults (``fail_next``): ``transient`` (HTTP 502 from the gateway, nothing taken), ``ambiguous``
 (the message is taken, then the connection is closed before the answer), ``stall`` (the request
 arrives — recorded as "stalled" in the ledger — and waits ``stall_seconds`` before it is dropped
-untaken: a sender killed meanwhile has sent nothing that counts).
+untaken: a sender killed meanwhile has sent nothing that counts), ``taken_then_stall`` (the message is
+taken, then the answer waits ``stall_seconds`` and never comes: a sender killed meanwhile cannot know
+it was sent).
 """
 
 from __future__ import annotations
@@ -16,11 +18,11 @@ import time
 from collections import deque
 from typing import Any
 
-from channels.sandbox._http import DROP, HttpSandbox, Reply, Request
+from channels.sandbox._http import DROP, HttpSandbox, Late, Reply, Request
 
 
 class RobotSandbox(HttpSandbox):
-    fault_kinds = ("transient", "ambiguous", "stall")
+    fault_kinds = ("transient", "ambiguous", "stall", "taken_then_stall")
 
     def __init__(
         self,
@@ -75,6 +77,9 @@ class RobotSandbox(HttpSandbox):
         self.ledger.append({"action": "send", "robot": robot, "msgtype": msgtype, "mentioned": mentioned})
         if fault == "ambiguous":
             return DROP
+        if fault == "taken_then_stall":
+            self.ledger.append({"action": "stalled", "robot": robot})
+            return Late(DROP, self.stall_seconds)
         return Reply(200, {"errcode": 0, "errmsg": "ok"})
 
     def snapshot(self) -> dict[str, Any]:
