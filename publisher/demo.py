@@ -25,8 +25,17 @@ from publisher.counting import periods, stats
 from publisher.errors import PublisherError
 from publisher.models import ChannelKV, ItemStatus
 from publisher.pipeline import content, workflow
+from publisher.pipeline.notify import open_sender
 from publisher.pipeline.worker import Dispatcher
+from publisher.pipeline.workflow import outbox
 from publisher.settings import SETTINGS_TEMPLATE, load_settings
+
+#: who the demo tells of what waits, over which robot sandbox (publisher notify set; docs/notify.md)
+DEMO_NOTIFY = [
+    ("demo.head", "wecom", "wangzhuren"),
+    ("demo.secrecy", "dingtalk", "zhangshencha"),
+    ("demo.editor", "wecom", "libianji"),
+]
 
 DEMO_USERS = [
     ("demo.editor", "editor", "校长办公室", "李编辑"),
@@ -143,6 +152,10 @@ def run_demo(settings_path: Path | None, *, items: int = 6, console: Console | N
                     workflow.get_user(s, name)
                 except PublisherError:
                     workflow.add_user(s, name=name, role=role, department=dept, display_name=display)
+            for name, transport, address in DEMO_NOTIFY:
+                if transport in settings.notify.transports:
+                    known = settings.notify.transports
+                    outbox.set_pref(s, user=name, transport=transport, address=address, known=known, actor="demo")
         work = folder / "sandbox" / "demo-items"
         work.mkdir(parents=True, exist_ok=True)
         _sample_image(work / "campus.png")
@@ -193,6 +206,11 @@ def run_demo(settings_path: Path | None, *, items: int = 6, console: Console | N
         console.print("delivering…")
         summary = Dispatcher(engine=app.engine, ctx=app.ctx).run(once=True, horizon=timedelta(seconds=30))
         console.print("  " + ", ".join(f"{k}: {v}" for k, v in sorted(summary.outcomes.items())))
+        sender = open_sender(app.engine, settings, "demo")
+        if sender is not None:  # what 王主任, 张审查 and 李编辑 were told, through the robot sandboxes
+            told = sender.run(once=True)
+            sender.close()
+            console.print("notifications: " + (", ".join(f"{k}: {v}" for k, v in sorted(told.items())) or "none"))
         with app.session() as s:
             states = [workflow.get_item(s, i).status for i in ids]
         published = sum(1 for st in states if st == ItemStatus.PUBLISHED)

@@ -65,10 +65,16 @@ class WecomSandbox(RobotSandbox):
 
 def demo_sandbox(workdir: Path) -> SandboxHandle:
     """The ``publisher.sandboxes`` entry point: a running 企业微信 robot and the transport table for it."""
-    sandbox = WecomSandbox(keys=("demo-wecom-key",))
+    # the robot's 20 a minute does not bind the demo's own sandbox (as the Weibo sandbox's hourly cap)
+    sandbox = WecomSandbox(keys=("demo-wecom-key",), per_minute=600)
     base = sandbox.start()
     return SandboxHandle(
-        config={"type": "wecom", "url": f"{base}/cgi-bin/webhook/send", "key_env": "PUBLISHER_DEMO_WECOM_KEY"},
+        config={
+            "type": "wecom",
+            "url": f"{base}/cgi-bin/webhook/send",
+            "key_env": "PUBLISHER_DEMO_WECOM_KEY",
+            "rate_per_minute": 600,
+        },
         environ={"PUBLISHER_DEMO_WECOM_KEY": "demo-wecom-key"},
         stop=sandbox.stop,
         describe=f"a 企业微信 group robot at {base}/cgi-bin/webhook/send",

@@ -274,8 +274,25 @@ class NotificationSender:
                 log.info("notification %s: the lease was no longer this sender's; its record is left alone", i)
 
     # -------------------------------------------------------------------------------------- loops
-    def run(self, *, once: bool = False) -> dict[str, int]:
-        """Send until stopped; with ``once``, until nothing is due now. Returns outcome counts."""
+    def _paced(self, horizon: float) -> float | None:
+        """Seconds until a transport held back by its pace may send a message already due (None: no such
+        message within ``horizon`` seconds)."""
+        now = self.clock()
+        soon = {t: u for t, u in self._held.items() if now < u <= now + timedelta(seconds=horizon)}
+        if not soon:
+            return None
+        with self.engine.connect() as conn:
+            waiting = conn.execute(
+                sa.select(N.c.transport)
+                .where(N.c.status == PENDING, N.c.due_at <= now, N.c.transport.in_(list(soon)))
+                .distinct()
+            ).scalars()
+            waits = [(soon[t] - now).total_seconds() for t in waiting]
+        return min(waits) if waits else None
+
+    def run(self, *, once: bool = False, horizon: float = 10.0) -> dict[str, int]:
+        """Send until stopped; with ``once``, until nothing is due now (a message held back by its
+        transport's pace for less than ``horizon`` seconds waits for it). Returns outcome counts."""
         counts: dict[str, int] = {}
         last_reap = 0.0
         import time as _time
@@ -292,7 +309,11 @@ class NotificationSender:
                 continue
             if outcome is None:
                 if once:
-                    break
+                    wait = self._paced(horizon)
+                    if wait is None:
+                        break
+                    self.stop.wait(wait)
+                    continue
                 self.stop.wait(self.notify.poll_seconds)
                 continue
             counts[outcome] = counts.get(outcome, 0) + 1
