@@ -387,3 +387,45 @@ def test_choices_are_checked(app) -> None:
         with pytest.raises(NotFound):
             outbox.set_pref(s, user="nobody", transport="none")
         outbox.set_pref(s, user="head", transport="none")
+
+
+def test_the_cli_sets_a_choice_lists_the_outbox_and_refuses_bad_input(tmp_path, store_url, sandboxes) -> None:
+    import os
+
+    from tests.clirun import PLUGINS, SETTINGS, Cli, setup_store
+
+    wecom, dd, smtp = sandboxes
+    settings = SETTINGS.format(data_dir=tmp_path) + (
+        f'[notify.transports.wecom]\nurl = "{wecom.base_url}/cgi-bin/webhook/send"\nkey_env = "T_WECOM_KEY"\n'
+    )
+    cli = Cli(tmp_path, store_url, settings_text=settings)
+    cli.env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PLUGINS), os.environ.get("PYTHONPATH")) if p)
+    cli.env["T_WECOM_KEY"] = WECOM_KEY
+    setup_store(cli)
+
+    r = cli.ok("notify", "set", "head", "--transport", "wecom", "--address", "wang.head", "--quiet", "22:00-7:30")
+    assert r.last_line == "head: wecom wang.head, immediate, quiet 22:00-07:30"
+    for args, says in [
+        (("--transport", "dingtalk", "--address", "x"), "transport 'dingtalk' is not configured; one of: wecom, none"),
+        (("--transport", "wecom"), "transport 'wecom' needs --address"),
+        (("--transport", "wecom", "--address", "x", "--quiet", "late"), "write START-END in local time"),
+    ]:
+        r = cli("notify", "set", "head", *args)
+        assert r.code != 0 and says in r.err and len(r.err.strip().splitlines()) == 1, r
+    r = cli("notify", "set", "nobody", "--transport", "none")
+    assert r.code != 0 and "no user 'nobody'" in r.err
+
+    cli.ok("item", "add", str(_md(tmp_path)), "--as", "ed")
+    cli.ok("submit", "1", "--as", "ed")
+    r = cli.ok("notify", "list")
+    assert "待审核：《通知》" in r.out and "wang.head" in r.out and "pending" in r.out
+    r = cli.ok("notify", "run", "--once")
+    assert r.last_line in ("sent 1", "held 1")  # held: the test ran inside the quiet hours
+    r = cli("notify", "run", "--once", env={"T_WECOM_KEY": ""})
+    assert r.code != 0 and "T_WECOM_KEY is not set" in r.err
+
+
+def _md(folder):
+    p = folder / "item.md"
+    p.write_text("---\ntitle: 通知\ncategory: 公告公示\nchannels: [mem]\n---\n正文\n", encoding="utf-8")
+    return p

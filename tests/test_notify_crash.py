@@ -157,3 +157,37 @@ def test_kill_9_mid_send_then_restart(make_app, store_url: str, tmp_path: Path, 
     finally:
         for sb in (wx, dd, smtp):
             sb.stop()
+
+
+def test_publisher_run_sends_on_a_thread_of_its_own(make_app, store_url: str, tmp_path: Path, monkeypatch) -> None:
+    for k, v in SECRETS.items():
+        monkeypatch.setenv(k, v)
+    wx = WecomSandbox(keys=(SECRETS["T_WECOM_KEY"],))
+    dd = DingtalkSandbox(token=SECRETS["T_DD_TOKEN"], secret=SECRETS["T_DD_SECRET"])
+    smtp = SmtpSandbox(security="none")
+    for sb in (wx, dd, smtp):
+        sb.start()
+    worker = None
+    try:
+        settings = _settings(tmp_path, store_url, wx, dd, smtp)
+        from publisher.settings import load_settings
+
+        a = make_app(channels={"mem": {"type": "memory"}}, notify=load_settings(settings).notify.model_dump())
+        cmd = [sys.executable, "-m", "publisher.cli", "--settings", str(settings), "run"]
+        worker = subprocess.Popen(cmd, cwd=tmp_path, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        assert _queue(a, per_transport=1) == 3  # queued while the worker runs
+        deadline = time.monotonic() + 60
+        while len(wx.messages) + len(dd.messages) + len(smtp.messages) < 3:
+            assert worker.poll() is None, worker.communicate()
+            assert time.monotonic() < deadline, "publisher run sent no notification in 60 s"
+            time.sleep(0.05)
+        worker.send_signal(signal.SIGTERM)
+        _, err = worker.communicate(timeout=30)
+        assert worker.returncode == 0, err
+        assert [len(wx.messages), len(dd.messages), len(smtp.messages)] == [1, 1, 1]
+    finally:
+        if worker is not None and worker.poll() is None:
+            worker.kill()
+            worker.communicate()
+        for sb in (wx, dd, smtp):
+            sb.stop()
