@@ -10,10 +10,12 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 
 from publisher.errors import ConfigError, PublisherError
+from publisher.notifier import build_notifiers
 
 #: more than this between our clock and the database server's, and leases, schedules and rate limits drift
 MAX_SKEW_SECONDS = 2.0
@@ -134,5 +136,20 @@ def run_checks(settings_path: str | Path | None = None) -> list[Check]:
             detail += " (paused)"
         checks.append(Check(f"channel {name}", report.ok, detail, warning=bool(report.warnings)))
         spec.channel.close()
+    checks.append(_notify_check(settings))
     engine.dispose()
     return checks
+
+
+def _notify_check(settings: Any) -> Check:
+    """The notification transports build (their settings valid, their secrets set); nothing is sent:
+    the robots have no call that checks a key without posting to the group."""
+    try:
+        notifiers = build_notifiers(settings.notify.transports)
+    except ConfigError as exc:
+        return Check("notify", False, str(exc))
+    for n in notifiers.values():
+        n.close()
+    if not notifiers:
+        return Check("notify", True, "no [notify.transports.NAME] table: nobody is told when work waits", warning=True)
+    return Check("notify", True, f"transports {', '.join(notifiers)}: settings and secrets present (nothing sent)")

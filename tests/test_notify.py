@@ -429,3 +429,22 @@ def _md(folder):
     p = folder / "item.md"
     p.write_text("---\ntitle: 通知\ncategory: 公告公示\nchannels: [mem]\n---\n正文\n", encoding="utf-8")
     return p
+
+
+def test_doctor_checks_the_transports_without_sending(make_app, sandboxes, tmp_path, monkeypatch) -> None:
+    from publisher.doctor import run_checks
+
+    wecom, dd, smtp = sandboxes
+    a = make_app()
+    f = tmp_path / "settings.toml"
+    f.write_text(
+        f'database_url = "{a.settings.database_url}"\n'
+        f'[notify.transports.wecom]\nurl = "{wecom.base_url}/cgi-bin/webhook/send"\nkey_env = "T_WECOM_KEY"\n',
+        encoding="utf-8",
+    )
+    check = {c.name: c for c in run_checks(f)}["notify"]
+    assert check.ok and "wecom" in check.detail
+    monkeypatch.delenv("T_WECOM_KEY")
+    check = {c.name: c for c in run_checks(f)}["notify"]
+    assert not check.ok and "T_WECOM_KEY is not set" in check.detail
+    assert wecom.ledger == []  # nothing was sent

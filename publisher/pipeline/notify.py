@@ -26,9 +26,11 @@ attempt used). A digest person's messages wait for ``notify.digest_hour`` and go
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 from collections.abc import Callable
 from datetime import datetime, time, timedelta
+from time import monotonic
 from types import SimpleNamespace
 from typing import Any
 
@@ -80,6 +82,9 @@ def digest_slot(now: datetime, hour: int, zone: Any) -> tuple[datetime, datetime
 class NotificationSender:
     """``NotificationSender(engine=..., settings=..., notifiers=...)``; nothing global."""
 
+    #: how often (seconds) a sender looks for claims of dead senders on its host (one small query)
+    REAP_EVERY = 2.0
+
     def __init__(
         self,
         *,
@@ -109,8 +114,6 @@ class NotificationSender:
     # ------------------------------------------------------------------------------------ claims
     def reap_dead(self) -> int:
         """Expire at once the leases of senders on this host whose process is gone (``kill -9``)."""
-        import socket
-
         host, now = socket.gethostname(), self.clock()
         with self.engine.begin() as conn:
             owners = conn.execute(
@@ -294,14 +297,12 @@ class NotificationSender:
         """Send until stopped; with ``once``, until nothing is due now (a message held back by its
         transport's pace for less than ``horizon`` seconds waits for it). Returns outcome counts."""
         counts: dict[str, int] = {}
-        last_reap = 0.0
-        import time as _time
-
+        last_reap = -1e9
         while not self.stop.is_set():
             try:
-                if _time.monotonic() - last_reap > 2.0:
+                if monotonic() - last_reap > self.REAP_EVERY:
                     self.reap_dead()
-                    last_reap = _time.monotonic()
+                    last_reap = monotonic()
                 outcome = self.send_one()
             except sa.exc.SQLAlchemyError as exc:
                 log.warning("notification sender: database error, retrying in 1 s: %s", exc)
