@@ -55,7 +55,9 @@ class Cli:
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("PUBLISHER_")}
         self.env.update(
             PUBLISHER_DATABASE_URL=store_url,
-            PYTHONPATH=str(PLUGINS),
+            # the plugins, then whatever this run imports from: a worktree run with PYTHONPATH=TREE must
+            # run that tree's CLI, not the editable install's
+            PYTHONPATH=os.pathsep.join(p for p in (str(PLUGINS), os.environ.get("PYTHONPATH")) if p),
             COLUMNS="200",
             NO_COLOR="1",
             PYTHONWARNINGS="error",

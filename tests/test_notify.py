@@ -390,16 +390,13 @@ def test_choices_are_checked(app) -> None:
 
 
 def test_the_cli_sets_a_choice_lists_the_outbox_and_refuses_bad_input(tmp_path, store_url, sandboxes) -> None:
-    import os
-
-    from tests.clirun import PLUGINS, SETTINGS, Cli, setup_store
+    from tests.clirun import SETTINGS, Cli, setup_store
 
     wecom, dd, smtp = sandboxes
     settings = SETTINGS.format(data_dir=tmp_path) + (
         f'[notify.transports.wecom]\nurl = "{wecom.base_url}/cgi-bin/webhook/send"\nkey_env = "T_WECOM_KEY"\n'
     )
     cli = Cli(tmp_path, store_url, settings_text=settings)
-    cli.env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PLUGINS), os.environ.get("PYTHONPATH")) if p)
     cli.env["T_WECOM_KEY"] = WECOM_KEY
     setup_store(cli)
 

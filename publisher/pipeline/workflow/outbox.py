@@ -156,6 +156,9 @@ def on_move(
     assert item.id is not None
     title, link = _title(item.title), f"items/{item.id}"
     ref = f"item{item.id}:audit{audit_id}"
+    exclude = actor
+    # people know each other by name (王主任), not by account (wang.hong)
+    actor = conn.execute(sa.select(U.c.display_name).where(U.c.name == actor)).scalar() or actor
     if to == "submitted" and before != "submitted":
         again = "修改后重新" if action == "edit" else ""
         event = Event(
@@ -167,7 +170,7 @@ def on_move(
             f"提交人：{actor}",
             link,
         )
-        return queue(conn, event, _recipients(conn, _heads(item.department), exclude=actor))
+        return queue(conn, event, _recipients(conn, _heads(item.department), exclude=exclude))
     if action == "approve" and to == "dept_approved":
         event = Event(
             LEVEL1,
@@ -177,7 +180,7 @@ def on_move(
             f"{item.department}的《{title}》（第 {item.version} 版）已通过部门负责人审核（{actor}），等待保密审查。",
             link,
         )
-        return queue(conn, event, _recipients(conn, _reviewers(), exclude=actor))
+        return queue(conn, event, _recipients(conn, _reviewers(), exclude=exclude))
     if action == "reject":
         event = Event(
             REJECTED,
