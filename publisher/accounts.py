@@ -25,12 +25,16 @@ from publisher.pipeline.workflow import audit
 from publisher.settings import WebSettings
 
 MIN_PASSWORD_LENGTH = 10
-#: the kinds of ApiToken: a read-write bearer token for /api, or a read-only calendar-feed token
-API, FEED = "api", "feed"
+#: the kinds of ApiToken: a read-write bearer token for /api, a read-only one (GETs only), or a calendar-feed token
+API, READ, FEED = "api", "read", "feed"
 
 
 class TooManyAttempts(PublisherError):
     """Too many failed log-ins: wait a few minutes and try again."""
+
+
+class LocalPasswordsOff(PublisherError):
+    """Local passwords are for admins only here: sign in with the campus account (统一身份认证)."""
 
 
 @cache
@@ -79,10 +83,14 @@ def _failures(session: Session, key: str, since) -> int:
     ).one()
 
 
-def authenticate(session: Session, *, name: str, password: str, address: str, web: WebSettings) -> User | None:
+def authenticate(
+    session: Session, *, name: str, password: str, address: str, web: WebSettings, admins_only: bool = False
+) -> User | None:
     """The user, or None for a wrong name or password (the failure is recorded in ``session``: commit it).
 
-    TooManyAttempts is checked first, before any hashing, so a flood of guesses costs us little.
+    TooManyAttempts is checked first, before any hashing, so a flood of guesses costs us little. With
+    ``admins_only`` (``[auth] local_passwords = false``) a right password of anyone but an admin raises
+    LocalPasswordsOff: only someone who knows the password learns that the campus sign-in is the way.
     """
     now = utcnow()
     since = now - timedelta(minutes=web.login_window_minutes)
@@ -104,6 +112,8 @@ def authenticate(session: Session, *, name: str, password: str, address: str, we
         session.add(LoginFailure(key=address_key, at=now))
         return None
     assert user is not None
+    if admins_only and user.role != Role.ADMIN:
+        raise LocalPasswordsOff()
     session.exec(sa.delete(LoginFailure).where(LoginFailure.key == account_key))  # type: ignore[call-overload]
     if _hasher().check_needs_rehash(stored):  # type: ignore[arg-type]
         user.password_hash = _hasher().hash(password)
@@ -119,9 +129,12 @@ class Caller:
     user: User
     #: the CSRF token of the browser session; None for a bearer token (no cookie, no CSRF risk)
     csrf: str | None = None
+    #: a read-only API token: every route that changes something answers 403
+    read_only: bool = False
 
 
-def start_session(session: Session, user: User, web: WebSettings) -> str:
+def start_session(session: Session, user: User, web: WebSettings, *, sso: str | None = None) -> str:
+    """A new browser session for ``user``; ``sso`` says how it began (``WebSession.sso``), for single logout."""
     token = secrets.token_urlsafe(32)
     session.add(
         WebSession(
@@ -129,6 +142,7 @@ def start_session(session: Session, user: User, web: WebSettings) -> str:
             user_id=user.id,
             csrf=secrets.token_urlsafe(32),
             expires_at=utcnow() + timedelta(hours=web.session_hours),
+            sso=sso,
         )
     )
     return token
@@ -144,35 +158,51 @@ def session_caller(session: Session, token: str) -> Caller | None:
     return Caller(user=user, csrf=row.csrf)
 
 
-def end_session(session: Session, token: str) -> None:
+def end_session(session: Session, token: str) -> str | None:
+    """End the session; how it began (its ``sso``), so the log-out can also end the campus sign-in."""
     row = session.get(WebSession, token_hash(token))
-    if row is not None:
-        session.delete(row)
+    if row is None:
+        return None
+    session.delete(row)
+    return row.sso
+
+
+def end_sso_sessions(session: Session, sso: str) -> int:
+    """End the sessions a campus sign-in began (the CAS server's single logout); how many there were."""
+    result = session.exec(sa.delete(WebSession).where(WebSession.sso == sso))  # type: ignore[call-overload]
+    return int(result.rowcount or 0)
 
 
 # ------------------------------------------------------------------------------------- API tokens
-def create_token(session: Session, *, user: User, name: str) -> tuple[str, ApiToken]:
-    """A new bearer token; the plain token is returned once and never stored."""
+def create_token(
+    session: Session, *, user: User, name: str, read_only: bool = False, actor: str | None = None
+) -> tuple[str, ApiToken]:
+    """A new bearer token (``read_only``: for GETs only); the plain token is returned once and never stored."""
     name = name.strip()
     if not name or len(name) > 100:
         raise InvalidInput("give the token a name of 1-100 characters (what script uses it)")
     token = "pub_" + secrets.token_urlsafe(32)
-    row = ApiToken(user_id=user.id, name=name, token_hash=token_hash(token), prefix=token[:8])
+    row = ApiToken(
+        user_id=user.id, name=name, token_hash=token_hash(token), prefix=token[:8], kind=READ if read_only else API
+    )
     session.add(row)
     session.flush()
-    audit(session, actor=user.name, entity="api_token", entity_id=row.id, action="create", name=name)
+    audit(session, actor=actor or user.name, entity="api_token", entity_id=row.id, action="create", name=name)
     return token, row
 
 
-def revoke_token(session: Session, *, token_id: int, actor: User) -> ApiToken:
+def revoke_token(session: Session, *, token_id: int, actor: User | str) -> ApiToken:
+    """Revoke a token: its owner's or, for an admin, anyone's. ``actor`` as a string is the operator at the
+    command line (who holds the database anyway)."""
     row = session.get(ApiToken, token_id) if 0 < token_id < 2**31 else None
     if row is None:
         raise NotFound(f"no API token {token_id}")
-    if row.user_id != actor.id and actor.role != Role.ADMIN:
+    if isinstance(actor, User) and row.user_id != actor.id and actor.role != Role.ADMIN:
         raise NotAllowed(f"API token {token_id} belongs to someone else")
     if row.revoked_at is None:
         row.revoked_at = utcnow()
-        audit(session, actor=actor.name, entity="api_token", entity_id=row.id, action="revoke")
+        name = actor.name if isinstance(actor, User) else actor
+        audit(session, actor=name, entity="api_token", entity_id=row.id, action="revoke")
     return row
 
 
@@ -180,7 +210,8 @@ def token_caller(session: Session, token: str, *, kind: str = API) -> Caller | N
     """The caller an API token (or, with ``kind=FEED``, a feed token) belongs to; None if it is unknown,
     revoked, of the other kind, or its user is gone."""
     row = session.exec(select(ApiToken).where(ApiToken.token_hash == token_hash(token))).first()
-    if row is None or row.revoked_at is not None or row.kind != kind:
+    kinds = (API, READ) if kind == API else (kind,)
+    if row is None or row.revoked_at is not None or row.kind not in kinds:
         return None
     user = session.get(User, row.user_id)
     if user is None or not user.active:
@@ -188,13 +219,17 @@ def token_caller(session: Session, token: str, *, kind: str = API) -> Caller | N
     now = utcnow()
     if row.last_used_at is None or now - row.last_used_at > timedelta(minutes=5):
         row.last_used_at = now
-    return Caller(user=user)
+    return Caller(user=user, read_only=row.kind == READ)
 
 
 def tokens_of(session: Session, user: User) -> list[ApiToken]:
     """The user's API tokens (not their feed token)."""
     return list(
-        session.exec(select(ApiToken).where(ApiToken.user_id == user.id, ApiToken.kind == API).order_by(ApiToken.id))
+        session.exec(
+            select(ApiToken)
+            .where(ApiToken.user_id == user.id, ApiToken.kind.in_((API, READ)))  # type: ignore[attr-defined]
+            .order_by(ApiToken.id)
+        )
     )
 
 
@@ -222,3 +257,54 @@ def feed_token_of(session: Session, user: User) -> ApiToken | None:
     return session.exec(
         select(ApiToken).where(ApiToken.user_id == user.id, ApiToken.kind == FEED, ApiToken.revoked_at.is_(None))
     ).first()  # type: ignore[union-attr]
+
+
+# ----------------------------------------------------------------------------------- administration
+def set_user(
+    session: Session, *, name: str, actor: str, role: str | None = None, department: str | None = None
+) -> User:
+    """Change a user's role and/or department by hand. From then on the campus directory's mapping leaves
+    them alone (``role_source = "admin"``): an admin's decision outranks the directory."""
+    from publisher.pipeline import workflow
+
+    user = workflow.get_user(session, name)
+    if role is None and department is None:
+        raise InvalidInput("say what to change: --role and/or --department")
+    new_role = user.role if role is None else role
+    if new_role not in {r.value for r in Role}:
+        raise InvalidInput(f"unknown role {new_role!r}; one of: {', '.join(r.value for r in Role)}")
+    new_department = user.department if department is None else (department.strip() or None)
+    if new_department is not None and new_department not in workflow.departments(session):
+        raise InvalidInput(f"unknown department {new_department!r} (add it with `publisher department add NAME`)")
+    if new_role in (Role.EDITOR, Role.DEPARTMENT_HEAD) and not new_department:
+        raise InvalidInput(f"a {new_role} belongs to a department: add --department NAME")
+    audit(
+        session,
+        actor=actor,
+        entity="user",
+        entity_id=user.id,
+        action="set",
+        from_state=f"{user.role}/{user.department or ''}",
+        to_state=f"{new_role}/{new_department or ''}",
+    )
+    user.role, user.department, user.role_source = new_role, new_department, "admin"
+    return user
+
+
+def deactivate_user(session: Session, *, name: str, actor: str) -> User:
+    """Deactivate a user: their sessions end and their API and feed tokens stop at once (401), and a
+    campus sign-in is refused. Their items, reviews and audit rows stay."""
+    user = session.exec(select(User).where(User.name == name)).first()
+    if user is None:
+        raise NotFound(f"no user {name!r}")
+    if not user.active:
+        return user
+    user.active = False
+    session.exec(sa.delete(WebSession).where(WebSession.user_id == user.id))  # type: ignore[call-overload]
+    session.exec(
+        sa.update(ApiToken)
+        .where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))  # type: ignore[call-overload,union-attr]
+        .values(revoked_at=utcnow())
+    )
+    audit(session, actor=actor, entity="user", entity_id=user.id, action="deactivate")
+    return user

@@ -476,8 +476,9 @@ SANDBOX_ENTRY_POINT_GROUP = "publisher.sandboxes"
 class SandboxHandle:
     """A running local emulator of a channel's service, ready for the demo.
 
-    A channel that ships a sandbox registers ``name = "channels.sandbox.x:demo_sandbox"`` in the
-    ``publisher.sandboxes`` entry-point group: a callable ``(workdir: Path) -> SandboxHandle``.
+    A channel (or a campus sign-in protocol) that ships a sandbox registers
+    ``name = "channels.sandbox.x:demo_sandbox"`` in the ``publisher.sandboxes`` entry-point group: a
+    callable ``(workdir: Path) -> SandboxHandle``.
     """
 
     #: the ``[channels.NAME]`` table (including ``type``) that points the channel at the sandbox
@@ -487,8 +488,12 @@ class SandboxHandle:
     environ: dict[str, str] = field(default_factory=dict)
     #: one line for the user: where to look
     describe: str = ""
-    #: "channel": ``config`` is a ``[channels.NAME]`` table; "notifier": a ``[notify.transports.NAME]`` one
-    kind: str = "channel"
+    #: a sign-in sandbox (CAS, OIDC) is no channel: its ``config`` is empty and this holds the
+    #: ``[auth]`` tables (``{"cas": {...}}``) that point the campus sign-in at it
+    auth: dict[str, Any] = field(default_factory=dict)
+    #: a notification transport's sandbox (企业微信, 钉钉 robots) is no channel either: its ``config`` is
+    #: empty and this holds the ``[notify.transports]`` tables that point the transports at it
+    notify: dict[str, Any] = field(default_factory=dict)
 
 
 def available_sandboxes() -> dict[str, Callable[[Path], SandboxHandle]]:

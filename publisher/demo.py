@@ -28,7 +28,10 @@ from publisher.pipeline import content, workflow
 from publisher.pipeline.notify import open_sender
 from publisher.pipeline.worker import Dispatcher
 from publisher.pipeline.workflow import outbox
-from publisher.settings import SETTINGS_TEMPLATE, load_settings
+from publisher.settings import SETTINGS_TEMPLATE, AuthSettings, load_settings
+
+#: a campus account of the CAS sandbox (channels/sandbox/campus.py; the faces do not import the channels)
+DEMO_CAMPUS_PASSWORD = "campus-demo-2026"
 
 #: who the demo tells of what waits, over which robot sandbox (publisher notify set; docs/notify.md)
 DEMO_NOTIFY = [
@@ -115,6 +118,7 @@ def run_demo(settings_path: Path | None, *, items: int = 6, console: Console | N
     base = load_settings(path)
     folder = base.base_dir
     handles: list[tuple[str, SandboxHandle]] = []
+    auth: dict[str, Any] = {}
     try:
         channels: dict[str, dict[str, Any]] = {
             name: table for name, table in base.channels.items() if table.get("type", name) == "website"
@@ -128,12 +132,18 @@ def run_demo(settings_path: Path | None, *, items: int = 6, console: Console | N
                 continue
             handles.append((name, h))
             os.environ.update(h.environ)
-            if h.kind == "notifier":  # a transport's sandbox (企业微信, 钉钉 robots): docs/notify.md
-                transports[name] = h.config
-            elif h.kind == "channel":
+            if h.config:
                 channels[name] = h.config
+            auth.update(h.auth)
+            transports.update(h.notify)  # the 企业微信 and 钉钉 robots (docs/notify.md)
         notify = base.notify.model_copy(update={"transports": {**base.notify.transports, **transports}})
-        settings = base.model_copy(update={"channels": channels, "notify": notify})
+        settings = base.model_copy(
+            update={
+                "channels": channels,
+                "auth": AuthSettings.model_validate({**base.auth.model_dump(), **auth}),
+                "notify": notify,
+            }
+        )
         settings.source = base.source
         app = open_app(settings, run_migrations=True)
         # every sandbox starts empty, so what the channels cached from the last demo (tokens, uploaded
@@ -244,6 +254,9 @@ def run_demo(settings_path: Path | None, *, items: int = 6, console: Console | N
         for name, h in handles:
             if h.describe:
                 console.print(f"  {name + ':':<17} {h.describe}")
+        with app.session() as s:
+            for line in campus_sign_in(settings.auth, s):
+                console.print(line)
         console.print("  one item:         publisher item show " + str(ids[0]))
         console.print("  the counts:       publisher stats --by channel,category,department,month")
         app.close()
@@ -251,3 +264,31 @@ def run_demo(settings_path: Path | None, *, items: int = 6, console: Console | N
         for _, h in handles:
             with contextlib.suppress(Exception):  # stopping a sandbox at exit: nothing to do about a failure
                 h.stop()
+
+
+def campus_sign_in(auth: AuthSettings, session: Any) -> list[str]:
+    """Sign the demo's campus account in through the CAS sandbox, as a browser would: the log-in form, the
+    redirect with a service ticket, ``p3/serviceValidate``, the attribute mapping (docs/auth.md)."""
+    import requests
+
+    from publisher.sso import cas, mapping
+
+    if auth.cas is None:
+        return []
+    client = cas.CasClient(auth.cas)
+    r = requests.post(
+        auth.cas.server_url + "/login",
+        data={"username": "zhang.san", "password": DEMO_CAMPUS_PASSWORD, "service": client.service},
+        allow_redirects=False,
+        timeout=10,
+    )
+    ticket = r.headers.get("Location", "").partition("ticket=")[2]
+    try:
+        cas.burn(session, ticket)
+        user = mapping.sign_in_user(session, client.validate(ticket), auth.mapping)
+    except PublisherError as exc:
+        return [f"  campus sign-in:   refused: {exc}"]
+    return [
+        f"  campus sign-in:   zhang.san signed in through CAS as {user.display_name} ({user.role}, "
+        f'{user.department or "no department"}); for the browser, see docs/auth.md ("Try it")'
+    ]

@@ -169,6 +169,8 @@ class User(SQLModel, table=True):
     password_hash: str | None = None
     active: bool = True
     created_at: datetime = _dt(default_factory=utcnow)
+    #: ``admin`` (role and department set by hand) or ``directory`` (the mapping sets them at each sign-in)
+    role_source: str = Field(default="admin", sa_column=Column(sa.String(10), nullable=False, server_default="admin"))
 
 
 class Item(SQLModel, table=True):
@@ -484,6 +486,8 @@ class WebSession(SQLModel, table=True):
     csrf: str = Field(sa_column=Column(sa.String(64), nullable=False))
     created_at: datetime = _dt(default_factory=utcnow)
     expires_at: datetime = _dt()
+    #: None (a local password), ``oidc``, or ``cas:<SHA-256 of the ticket>`` (what CAS single logout names)
+    sso: str | None = Field(default=None, sa_column=Column(sa.String(80), nullable=True, index=True))
 
 
 class ApiToken(SQLModel, table=True):

@@ -165,6 +165,107 @@ class NotifySettings(_Section):
         return timedelta(seconds=random.uniform(ceiling / 2, ceiling))
 
 
+_ROLES = ("editor", "department_head", "confidentiality_reviewer", "admin", "viewer")
+
+
+def _known_role(v: str) -> str:
+    if v not in _ROLES:
+        raise ValueError(f"unknown role {v!r}; one of: {', '.join(_ROLES)}")
+    return v
+
+
+class RoleRule(_Section):
+    """One rule of the attribute mapping: a user whose ``attribute`` holds ``value`` gets ``role``."""
+
+    attribute: str = Field(min_length=1)
+    value: str = Field(min_length=1)
+    role: str
+
+    _role = field_validator("role")(_known_role)
+
+
+class AttributeMapping(_Section):
+    """Which attribute of the campus directory (CAS attributes, OIDC claims) says what about a user."""
+
+    #: the user name (工号/学号); empty: the CAS ``<cas:user>`` or the OIDC ``sub``
+    username: str = ""
+    display_name: str = "cn"
+    department: str = "ou"
+    #: checked in order, the first that matches gives the role (an attribute may hold a list: any item)
+    roles: list[RoleRule] = Field(default_factory=list)
+    #: the role of a user no rule matches
+    default_role: str = "viewer"
+
+    _role = field_validator("default_role")(_known_role)
+
+
+class CasSettings(_Section):
+    """``[auth.cas]``: the campus CAS server (统一身份认证)."""
+
+    #: the CAS server's base, e.g. https://cas.example.edu.cn/cas (its /login, /serviceValidate, /logout)
+    server_url: str
+    #: 2 (``serviceValidate``, no attributes in the protocol) or 3 (``p3/serviceValidate`` with attributes)
+    version: int = 3
+    #: this site's address as the CAS server sees it; the service is ``{service_base_url}/login/cas/callback``
+    service_base_url: str
+    #: the sign-in button's text
+    label: str = "统一身份认证 / Campus sign-in (CAS)"
+
+    @field_validator("version")
+    @classmethod
+    def _version(cls, v: int) -> int:
+        if v not in (2, 3):
+            raise ValueError("CAS protocol version must be 2 or 3")
+        return v
+
+    @field_validator("server_url", "service_base_url")
+    @classmethod
+    def _http(cls, v: str) -> str:
+        if not v.startswith(("https://", "http://")):
+            raise ValueError(f"{v!r} is not an http(s) URL")
+        return v.rstrip("/")
+
+
+class OidcSettings(_Section):
+    """``[auth.oidc]``: an OpenID Connect provider (authorization code with PKCE)."""
+
+    #: the issuer; its discovery document is ``{issuer}/.well-known/openid-configuration`` unless given
+    issuer: str
+    discovery_url: str = ""
+    client_id: str = Field(min_length=1)
+    #: the environment variable that holds the client secret (never this file); unset: a public client
+    client_secret_env: str = "PUBLISHER_OIDC_CLIENT_SECRET"
+    #: this site's address as the provider sees it; the redirect URI is ``{base}/login/oidc/callback``
+    redirect_base_url: str
+    scopes: list[str] = Field(default_factory=lambda: ["openid", "profile"])
+    label: str = "统一身份认证 / Campus sign-in (OIDC)"
+
+    @field_validator("issuer", "redirect_base_url", "discovery_url")
+    @classmethod
+    def _http(cls, v: str) -> str:
+        if v and not v.startswith(("https://", "http://")):
+            raise ValueError(f"{v!r} is not an http(s) URL")
+        return v.rstrip("/")
+
+    @property
+    def discovery(self) -> str:
+        return self.discovery_url or f"{self.issuer}/.well-known/openid-configuration"
+
+    @property
+    def client_secret(self) -> str | None:
+        return os.environ.get(self.client_secret_env) or None
+
+
+class AuthSettings(_Section):
+    """``[auth]``: how people sign in (docs/auth.md)."""
+
+    #: local argon2 passwords for everyone; false: only admins may use a local password (the rest: CAS/OIDC)
+    local_passwords: bool = True
+    cas: CasSettings | None = None
+    oidc: OidcSettings | None = None
+    mapping: AttributeMapping = Field(default_factory=AttributeMapping)
+
+
 class Settings(BaseSettings):
     """All settings. Build with :func:`load_settings`, never at import time."""
 
@@ -186,6 +287,7 @@ class Settings(BaseSettings):
     report: ReportSettings = Field(default_factory=ReportSettings)
     registers: RegistersSettings = Field(default_factory=RegistersSettings)
     web: WebSettings = Field(default_factory=WebSettings)
+    auth: AuthSettings = Field(default_factory=AuthSettings)
     notify: NotifySettings = Field(default_factory=NotifySettings)
     #: ``[channels.NAME]`` tables; validated against each channel's Config by publisher.pipeline.registry
     channels: dict[str, dict[str, Any]] = Field(default_factory=dict)
@@ -345,6 +447,16 @@ tender_categories = ["招标公告"]
 
 [web]
 secure_cookies = false  # set true when `publisher serve` is reached over HTTPS (docs/web.md)
+
+[auth]
+local_passwords = true  # false: only admins use a local password; everyone else signs in through CAS/OIDC
+# [auth.cas]            # the campus 统一身份认证 (docs/auth.md)
+# server_url = "https://cas.example.edu.cn/cas"
+# version = 3
+# service_base_url = "https://xxgk.example.edu.cn"
+# [auth.mapping]
+# department = "ou"
+# roles = [{ attribute = "eduPersonAffiliation", value = "faculty", role = "editor" }]
 
 [notify]                # people told when work waits (docs/notify.md); no transport: nobody is told
 web_base_url = "http://127.0.0.1:8000/"   # messages link to pages of the web workspace here

@@ -16,6 +16,9 @@ from typing import Any
 import sqlalchemy as sa
 
 PLUGINS = Path(__file__).parent / "plugins"
+#: the tree these tests belong to goes first on the subprocess's path, so a worktree's CLI runs its own
+#: code rather than the editable install's
+ROOT = Path(__file__).resolve().parent.parent
 
 SETTINGS = """\
 data_dir = "{data_dir}"
@@ -55,9 +58,7 @@ class Cli:
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("PUBLISHER_")}
         self.env.update(
             PUBLISHER_DATABASE_URL=store_url,
-            # the plugins, then whatever this run imports from: a worktree run with PYTHONPATH=TREE must
-            # run that tree's CLI, not the editable install's
-            PYTHONPATH=os.pathsep.join(p for p in (str(PLUGINS), os.environ.get("PYTHONPATH")) if p),
+            PYTHONPATH=os.pathsep.join((str(ROOT), str(PLUGINS))),
             COLUMNS="200",
             NO_COLOR="1",
             PYTHONWARNINGS="error",

@@ -7,6 +7,7 @@ tests/test_notify_crash.py.
 
 from __future__ import annotations
 
+import os
 import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
@@ -22,14 +23,34 @@ from channels.sandbox.smtp import SmtpSandbox
 from channels.sandbox.wecom import WecomSandbox
 from publisher.models import ItemStatus
 from publisher.notification import Notification, NotificationStatus
+from publisher.notifier import available_notifiers
 from publisher.pipeline import content, workflow
 from publisher.pipeline.notify import NotificationSender, digest_slot, open_sender, quiet_until
 from publisher.pipeline.worker import Dispatcher
 from publisher.pipeline.workflow import outbox
 from publisher.testing import MemoryChannel
+from tests.declared import declared, entry_points_folder
 
 N = Notification.__table__  # type: ignore[attr-defined]
 WECOM_KEY, DD_TOKEN, DD_SECRET = "test-wecom-key", "test-dd-token", "SECtest-dd-secret"
+
+
+@pytest.fixture(autouse=True)
+def declared_notifiers(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The transports of this tree's pyproject.toml, whatever the installed metadata says (tests/declared.py)."""
+    folder = str(entry_points_folder(tmp_path_factory.mktemp("declared")))
+    monkeypatch.syspath_prepend(folder)
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(p for p in (folder, os.environ.get("PYTHONPATH")) if p))
+    return folder
+
+
+def test_the_transports_are_declared_and_installed() -> None:
+    assert declared() == {
+        "email": "channels.notify.email:EmailNotifier",
+        "wecom": "channels.notify.wecom:WecomNotifier",
+        "dingtalk": "channels.notify.dingtalk:DingtalkNotifier",
+    }
+    assert {n: f"{c.__module__}:{c.__name__}" for n, c in available_notifiers().items()} == declared()
 
 
 @pytest.fixture
@@ -389,7 +410,9 @@ def test_choices_are_checked(app) -> None:
         outbox.set_pref(s, user="head", transport="none")
 
 
-def test_the_cli_sets_a_choice_lists_the_outbox_and_refuses_bad_input(tmp_path, store_url, sandboxes) -> None:
+def test_the_cli_sets_a_choice_lists_the_outbox_and_refuses_bad_input(
+    tmp_path, store_url, sandboxes, declared_notifiers
+) -> None:
     from tests.clirun import SETTINGS, Cli, setup_store
 
     wecom, dd, smtp = sandboxes
@@ -398,6 +421,7 @@ def test_the_cli_sets_a_choice_lists_the_outbox_and_refuses_bad_input(tmp_path, 
     )
     cli = Cli(tmp_path, store_url, settings_text=settings)
     cli.env["T_WECOM_KEY"] = WECOM_KEY
+    cli.env["PYTHONPATH"] += os.pathsep + declared_notifiers
     setup_store(cli)
 
     r = cli.ok("notify", "set", "head", "--transport", "wecom", "--address", "wang.head", "--quiet", "22:00-7:30")

@@ -31,7 +31,8 @@ from channels.sandbox.wecom import WecomSandbox
 from publisher.notification import Notification
 from publisher.pipeline import content, workflow
 from publisher.pipeline.workflow import outbox
-from tests.clirun import PLUGINS
+from tests.clirun import PLUGINS, ROOT
+from tests.test_notify import declared_notifiers  # noqa: F401  (a fixture: this tree's declared transports)
 
 pytestmark = pytest.mark.slow
 
@@ -73,8 +74,10 @@ rate_per_minute = 6000
 
 def _env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PUBLISHER_")}
-    # the plugins folder (the memory channel's tests use it too) before whatever this run imports from
-    env.update(SECRETS, PYTHONPATH=os.pathsep.join(p for p in (str(PLUGINS), os.environ.get("PYTHONPATH")) if p))
+    # this tree first (as tests/clirun's Cli), then the plugins, then what the test run adds (its declared
+    # transports: tests/declared.py)
+    path = (str(ROOT), str(PLUGINS), os.environ.get("PYTHONPATH"))
+    env.update(SECRETS, PYTHONPATH=os.pathsep.join(p for p in path if p))
     return env
 
 

@@ -91,12 +91,15 @@ def demo_sandbox(workdir: Path) -> SandboxHandle:
     sandbox = DingtalkSandbox(token="demo-dingtalk-token", secret="SECdemo-dingtalk-secret", per_minute=600)
     base = sandbox.start()
     return SandboxHandle(
-        config={
-            "type": "dingtalk",
-            "url": f"{base}/robot/send",
-            "token_env": "PUBLISHER_DEMO_DINGTALK_TOKEN",
-            "secret_env": "PUBLISHER_DEMO_DINGTALK_SECRET",
-            "rate_per_minute": 600,
+        config={},  # no channel: the [notify.transports] table below
+        notify={
+            "dingtalk": {
+                "type": "dingtalk",
+                "url": f"{base}/robot/send",
+                "token_env": "PUBLISHER_DEMO_DINGTALK_TOKEN",
+                "secret_env": "PUBLISHER_DEMO_DINGTALK_SECRET",
+                "rate_per_minute": 600,
+            }
         },
         environ={
             "PUBLISHER_DEMO_DINGTALK_TOKEN": "demo-dingtalk-token",
@@ -104,7 +107,6 @@ def demo_sandbox(workdir: Path) -> SandboxHandle:
         },
         stop=sandbox.stop,
         describe=f"a 钉钉 custom robot at {base}/robot/send (signed)",
-        kind="notifier",
     )
 
 

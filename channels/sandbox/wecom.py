@@ -69,16 +69,18 @@ def demo_sandbox(workdir: Path) -> SandboxHandle:
     sandbox = WecomSandbox(keys=("demo-wecom-key",), per_minute=600)
     base = sandbox.start()
     return SandboxHandle(
-        config={
-            "type": "wecom",
-            "url": f"{base}/cgi-bin/webhook/send",
-            "key_env": "PUBLISHER_DEMO_WECOM_KEY",
-            "rate_per_minute": 600,
+        config={},  # no channel: the [notify.transports] table below
+        notify={
+            "wecom": {
+                "type": "wecom",
+                "url": f"{base}/cgi-bin/webhook/send",
+                "key_env": "PUBLISHER_DEMO_WECOM_KEY",
+                "rate_per_minute": 600,
+            }
         },
         environ={"PUBLISHER_DEMO_WECOM_KEY": "demo-wecom-key"},
         stop=sandbox.stop,
         describe=f"a 企业微信 group robot at {base}/cgi-bin/webhook/send",
-        kind="notifier",
     )
 
 

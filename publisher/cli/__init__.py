@@ -63,6 +63,7 @@ app.command()(admin.serve)
 app.command()(admin.demo)
 
 app.add_typer(users.user_app, name="user")
+app.add_typer(users.token_app, name="token")
 app.add_typer(items.item_app, name="item")
 app.add_typer(reviews.review_app, name="review")
 app.add_typer(privacy.privacy_app, name="privacy")

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from publisher.cli.common import Table, out, show_time, state
+from publisher.cli.common import Table, err, out, show_time, state
 from publisher.pipeline import workflow
 
 privacy_app = typer.Typer(
@@ -63,16 +63,33 @@ def say_findings(item_id: int | None, version: int, rows: list[Any]) -> None:
 
 
 def check(
-    file: Annotated[Path, typer.Argument(help="the item's Markdown file; its images and attachments are read too")],
+    file: Annotated[
+        Path | None, typer.Argument(help="the item's Markdown file; its images and attachments are read too")
+    ] = None,
     fmt: Annotated[str, typer.Option("--format", help="text | json")] = "text",
+    all_: Annotated[
+        bool, typer.Option("--all", help="check what is already published: every live publication of the ledger")
+    ] = False,
+    channel: Annotated[str | None, typer.Option(help="with --all: only the publications on this channel")] = None,
 ) -> None:
     """Check an item file and its attachments for ID, mobile and card numbers, classification marks,
-    sensitive words and hidden content (隐私/保密检查); stores nothing. Exit 0 clean, 3 findings."""
+    sensitive words and hidden content (隐私/保密检查); stores nothing. Exit 0 clean, 3 findings.
+    With --all, check what is already published instead (exit 3: something is exposed)."""
     from publisher.pipeline.privacy import check_item, findings_json, words_for
     from publisher.settings import load_settings
 
     if fmt not in FORMATS:
         raise typer.BadParameter(f"{fmt!r} is not one of {', '.join(FORMATS)}", param_hint="--format")
+    if all_ and file is not None:
+        raise typer.BadParameter(
+            "--all checks what is published and takes no file: give ITEM.md or --all, not both", param_hint="--all"
+        )
+    if channel is not None and not all_:
+        raise typer.BadParameter("--channel only goes with --all", param_hint="--channel")
+    if all_:
+        return check_published(channel, fmt)
+    if file is None:
+        raise typer.BadParameter("give the item's Markdown file (ITEM.md), or --all", param_hint="FILE")
     # no store is opened: a file can be checked on any machine with the settings (for the word list)
     settings = load_settings(state.settings_path)
     found = check_item(file, words=words_for(settings), max_body_bytes=settings.review.max_body_bytes)
@@ -88,6 +105,107 @@ def check(
         out.print(f"{file.name}: no findings (未发现问题); images were not read: look at each one")
     if found:
         raise typer.Exit(FINDINGS_EXIT)
+
+
+def check_published(channel: str | None, fmt: str) -> None:
+    """``publisher check --all``: every live publication checked again (publisher.counting.exposures);
+    reads the store and the site folder, writes nothing."""
+    import json
+    import sys
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from publisher.counting import exposures
+    from publisher.pipeline.privacy import words_for
+
+    a = state.app()
+    if channel is not None:
+        known = sorted(set(a.channels) | set(exposures.ledger_channels(a.engine)))
+        if channel not in known:
+            raise typer.BadParameter(
+                f"unknown channel {channel!r} (known: {', '.join(known) or 'none'})", param_hint="--channel"
+            )
+    words = words_for(a.settings)  # a broken word list is an error before anything is read
+    total = exposures.count_live(a.engine, channel=channel)
+    checked = exposed = cleared_only = recorded = 0
+    documents: list[dict[str, Any]] = []
+    shown: list[exposures.CheckedPublication] = []
+    with Progress(
+        TextColumn("checking what is published"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+        disable=not sys.stderr.isatty(),
+    ) as bar:
+        task = bar.add_task("check", total=total or None)
+        for p in exposures.scan_live(a.ctx, a.engine, channel=channel, words=words):
+            checked += 1
+            bar.advance(task)
+            recorded += p.origin != "pipeline"
+            if p.exposed:
+                exposed += 1
+                documents.append(exposure_document(a, p))
+            elif p.cleared:
+                cleared_only += 1
+            # only what a person must look at is kept (masked values only): findings, or a note about
+            # a page of ours (a recorded row's note is said once, in the summary)
+            if fmt == "text" and (p.findings or p.cleared or (p.notes and p.origin == "pipeline")):
+                shown.append(p)
+    if fmt == "json":
+        out.print(json.dumps({"exposures": documents, "checked": checked}, ensure_ascii=False, indent=1))
+    else:
+        for p in shown:
+            say_publication(a, p)
+        where = f" on {channel}" if channel else ""
+        out.print(
+            f"checked {checked} live publication{'s' if checked != 1 else ''}{where}: {exposed} exposed (暴露), "
+            f"{cleared_only} with cleared findings only (已核准公开)"
+        )
+        if recorded:
+            out.print(
+                f"{recorded} of them were recorded, not published here (imported or found by the sync): only their "
+                "titles and URLs could be checked; look at those pages themselves"
+            )
+        if exposed:
+            out.print(
+                "take each exposed page down (`publisher withdraw ITEM_ID --as USER`) or mask it "
+                "(`publisher mask ITEM_ID --as USER`, reviewed again, then the update goes out)"
+            )
+    if exposed:
+        raise typer.Exit(FINDINGS_EXIT)
+
+
+def exposure_document(a: Any, p: Any) -> dict[str, Any]:
+    """One publication of ``check --all --format json``: exactly item_id, channel, url, published_at
+    (ISO 8601 in the office's time zone) and its exposed findings (kind, where, masked, rule)."""
+    return {
+        "item_id": p.item_id,
+        "channel": p.channel,
+        "url": p.url,
+        "published_at": p.published_at.astimezone(a.settings.zone).isoformat(),
+        "findings": [f.to_dict() for f in p.findings],
+    }
+
+
+def say_publication(a: Any, p: Any) -> None:
+    """One publication of the text form: a heading line, a table of its findings, its notes."""
+    state_ = "exposed 暴露" if p.exposed else "cleared only 已核准公开" if p.cleared else "no findings 未发现问题"
+    version = f" version {p.version}" if p.version is not None else f" ({p.origin})"
+    out.print(
+        f"item {p.item_id}{version} on {p.channel}, published {show_time(a, p.published_at)}: {state_}"
+        f" — {p.url or '(no URL)'}"
+    )
+    if p.findings or p.cleared:
+        t = Table("kind 类别", "where 位置", "masked 内容（已遮蔽）", "status 状态")
+        for f in p.findings:
+            t.add_row(KIND_NAMES.get(f.kind, f.kind), f.where, f.masked, "exposed 暴露")
+        for f in p.cleared:
+            t.add_row(KIND_NAMES.get(f.kind, f.kind), f.where, f.masked, "cleared 已核准")
+        out.print(t)
+    for note in p.notes:
+        out.print(f"  note: {note}")
 
 
 @privacy_app.command("list")

@@ -6,6 +6,7 @@ from sqlmodel import SQLModel
 
 import publisher.models  # noqa: F401  (registers the tables)
 import publisher.notification  # noqa: F401  (the notification outbox's tables)
+import publisher.sso.tables  # noqa: F401  (the campus sign-in tables)
 
 target_metadata = SQLModel.metadata
 config = context.config

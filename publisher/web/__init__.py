@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from importlib.resources import files
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
@@ -138,7 +139,10 @@ def create_app(app: App) -> FastAPI:
     )
     web.state.app = app
     # the largest thing anyone sends is one image; anything bigger is refused before it is read
-    web.add_middleware(Guard, max_body=app.settings.review.max_asset_bytes + 256 * 1024)
+    # the log-out form of a CAS session ends at the CAS server's /logout: a redirect CSP's form-action checks
+    cas = app.settings.auth.cas
+    form_targets = (urlsplit(cas.server_url)._replace(path="", query="").geturl(),) if cas else ()
+    web.add_middleware(Guard, max_body=app.settings.review.max_asset_bytes + 256 * 1024, form_targets=form_targets)
 
     def wants_json(request: Request) -> bool:
         return request.url.path.startswith("/api/") or request.url.path in ("/upload",)

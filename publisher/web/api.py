@@ -22,6 +22,7 @@ from publisher.models import Delivery, DeliveryAttempt, Item, Role, User, utcnow
 from publisher.pipeline import workflow
 from publisher.web import compose
 from publisher.web.common import MAX_ID, can_manage, viewer_zone, visible_delivery, visible_item
+from publisher.web.privacy import privacy_json
 from publisher.web.security import EVERYONE, REVIEWERS, STAFF, WRITERS, logged_in, need
 
 
@@ -94,7 +95,53 @@ class WithdrawIn(Body):
     reason: str | None = None
 
 
-def _item(item: Item) -> dict[str, Any]:
+class ClearIn(Body):
+    reason: str | None = Field(
+        default=None,
+        max_length=2000,
+        description="why it may be published as it is (required; it must not hold the number), "
+        "e.g. 联系人手机号，本人同意公开",
+    )
+
+
+class FindingOut(BaseModel):
+    """One finding of the privacy check (隐私/保密检查) on one version, and its decision."""
+
+    no: int = Field(description="its number within the version, as clearing names it")
+    kind: str = Field(description="id_card, mobile, bank_card, classification_mark, sensitive_word, ...")
+    where: str = Field(description="body:LINE, title, summary, or the attachment's file name and place")
+    masked: str = Field(description="the value masked (138****5678); never the raw number")
+    rule: str
+    decision: str | None = Field(description="cleared, masked, or null (unresolved)")
+    reason: str | None
+    decided_by: str | None
+    decided_at: datetime | None
+
+
+class PrivacyOut(BaseModel):
+    item_id: int
+    version: int
+    checked: bool = Field(description="false for a version stored before the check existed (recheck it)")
+    findings: list[FindingOut]
+
+
+class MaskOut(BaseModel):
+    item: dict[str, Any] = Field(description="the item at its new version (as GET /api/items/{id})")
+    diff: str = Field(description="the body's unified diff; removed numbers read [mobile], [id_card], [bank_card]")
+    cleaned: list[str] = Field(description="attachments replaced by cleaned copies")
+    masked_findings: int = Field(description="findings of the version before that the new version masked")
+    privacy: PrivacyOut = Field(description="the new version's findings, checked afresh")
+
+
+def _item(item: Item, session: Any = None) -> dict[str, Any]:
+    """The item's JSON; with a session, ``privacy_unresolved``: its current version's undecided findings."""
+    out = _item_fields(item)
+    if session is not None:
+        out["privacy_unresolved"] = workflow.unresolved_counts(session, [item]).get(item.id, 0)  # type: ignore[arg-type]
+    return out
+
+
+def _item_fields(item: Item) -> dict[str, Any]:
     return {
         "id": item.id,
         "title": item.title,
@@ -145,7 +192,9 @@ def list_items(
             q = q.where(Item.department == c.user.department)
         if status:
             q = q.where(Item.status == status)
-        return [_item(i) for i in s.exec(q)]
+        items = list(s.exec(q))
+        counts = workflow.unresolved_counts(s, items)
+        return [{**_item_fields(i), "privacy_unresolved": counts.get(i.id, 0)} for i in items]  # type: ignore[arg-type]
 
 
 @router.post(
@@ -171,13 +220,13 @@ def create_item(
         with app.session() as s:
             before = s.exec(select(Item.id).where(Item.idempotency_key == key)).first() if key else None
             item = workflow.create_item(app.ctx, s, author=s.get(User, c.user.id), draft=draft, idempotency_key=key)
-            out = _item(item)
+            out = _item(item, s)
     except sa.exc.IntegrityError:
         if key is None:
             raise
         before = True  # the same key was used by a concurrent request that committed first
         with app.session() as s:
-            out = _item(s.exec(select(Item).where(Item.idempotency_key == key)).one())
+            out = _item(s.exec(select(Item).where(Item.idempotency_key == key)).one(), s)
     if before:
         response.status_code = 200
         response.headers["Idempotent-Replayed"] = "true"
@@ -188,7 +237,7 @@ def create_item(
 def get_item(request: Request, item_id: ItemId) -> dict:  # type: ignore[type-arg]
     c = need(request, STAFF)
     with request.app.state.app.session() as s:
-        return _item(visible_item(s, c.user, item_id))
+        return _item(visible_item(s, c.user, item_id), s)
 
 
 @router.patch("/items/{item_id}", summary="Edit an item (an edit after approval sends it back to review)")
@@ -208,7 +257,7 @@ def edit_item(request: Request, item_id: ItemId, body: ItemEdit) -> dict:  # typ
         item = workflow.edit_item(
             app.ctx, s, item_id=item_id, actor=me, changes=changes, body_markdown=text, new_assets=new_assets
         )
-        return _item(item)
+        return _item(item, s)
 
 
 @router.post("/items/{item_id}/submit", summary="Submit a draft for the first review")
@@ -218,7 +267,7 @@ def submit_item(request: Request, item_id: ItemId) -> dict:  # type: ignore[type
     with app.session() as s:
         me = s.get(User, c.user.id)
         visible_item(s, me, item_id)
-        return _item(workflow.submit(app.ctx, s, item_id=item_id, actor=me))
+        return _item(workflow.submit(app.ctx, s, item_id=item_id, actor=me), s)
 
 
 @router.post("/items/{item_id}/review", summary="Approve or reject at the level the item waits for")
@@ -228,7 +277,8 @@ def review_item(request: Request, item_id: ItemId, body: ReviewIn) -> dict:  # t
     with app.session() as s:
         me = s.get(User, c.user.id)
         visible_item(s, me, item_id)
-        return _item(workflow.review(app.ctx, s, item_id=item_id, actor=me, approve=body.approve, reason=body.reason))
+        item = workflow.review(app.ctx, s, item_id=item_id, actor=me, approve=body.approve, reason=body.reason)
+        return _item(item, s)
 
 
 @router.post("/items/{item_id}/schedule", summary="Set or move the publish time")
@@ -249,6 +299,70 @@ def withdraw_item(request: Request, item_id: ItemId, body: WithdrawIn) -> dict: 
         me = s.get(User, c.user.id)
         visible_item(s, me, item_id)
         return _item(workflow.withdraw(app.ctx, s, item_id=item_id, actor=me.name, reason=body.reason, user=me))
+
+
+@router.get(
+    "/items/{item_id}/privacy",
+    response_model=PrivacyOut,
+    summary="The privacy check's findings on a version (default the current one), masked, with decisions",
+)
+def item_privacy(
+    request: Request, item_id: ItemId, version: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None
+) -> dict:  # type: ignore[type-arg]
+    c = need(request, STAFF)
+    with request.app.state.app.session() as s:
+        return privacy_json(s, visible_item(s, c.user, item_id), version)
+
+
+@router.post(
+    "/items/{item_id}/privacy/{no}/clear",
+    response_model=PrivacyOut,
+    summary="Clear one finding of the current version with a reason (the confidentiality reviewer or an admin)",
+)
+def clear_finding(request: Request, item_id: ItemId, no: Annotated[int, Path(ge=1, le=MAX_ID)], body: ClearIn) -> dict:  # type: ignore[type-arg]
+    c = need(request, STAFF, write=True)
+    app = request.app.state.app
+    with app.session() as s:
+        me = s.get(User, c.user.id)
+        visible_item(s, me, item_id)
+        workflow.clear_finding(app.ctx, s, item_id=item_id, number=no, actor=me, reason=body.reason)
+        return privacy_json(s, workflow.get_item(s, item_id))
+
+
+@router.post(
+    "/items/{item_id}/mask",
+    response_model=MaskOut,
+    summary="Mask ID, mobile and card numbers into a new version, reviewed again (as `publisher mask`)",
+)
+def mask_item(request: Request, item_id: ItemId) -> dict:  # type: ignore[type-arg]
+    c = need(request, STAFF, write=True)
+    app = request.app.state.app
+    with app.session() as s:
+        me = s.get(User, c.user.id)
+        visible_item(s, me, item_id)
+        done = workflow.mask_item(app.ctx, s, item_id=item_id, actor=me)
+        return {
+            "item": _item(done.item, s),
+            "diff": done.diff,
+            "cleaned": done.cleaned,
+            "masked_findings": done.masked_findings,
+            "privacy": privacy_json(s, done.item),
+        }
+
+
+@router.post(
+    "/items/{item_id}/privacy/recheck",
+    response_model=PrivacyOut,
+    summary="Check a version stored before the privacy check existed (the 保密审查 approval waits for it)",
+)
+def recheck_item(request: Request, item_id: ItemId) -> dict:  # type: ignore[type-arg]
+    c = need(request, STAFF, write=True)
+    app = request.app.state.app
+    with app.session() as s:
+        me = s.get(User, c.user.id)
+        visible_item(s, me, item_id)
+        workflow.recheck(app.ctx, s, item_id=item_id, actor=me)
+        return privacy_json(s, workflow.get_item(s, item_id))
 
 
 @router.get("/items/{item_id}/deliveries", summary="Each channel's delivery, with every attempt")

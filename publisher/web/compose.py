@@ -18,7 +18,7 @@ from publisher.channel import Post
 from publisher.checklist import checklist_name
 from publisher.errors import InvalidInput
 from publisher.models import Asset, Item, ItemVersion, Review, Role, User, utcnow
-from publisher.pipeline import content
+from publisher.pipeline import content, workflow
 from publisher.pipeline.workflow import Context
 
 _ASSET = re.compile(r"asset://([0-9a-f]{64})")
@@ -284,7 +284,9 @@ def changes_since_approval(session: Session, item: Item) -> tuple[int, list[Diff
     lines = []
     for ln in list(difflib.unified_diff(a, b, f"v{old.version}", f"v{item.version}", lineterm="", n=2))[2:]:
         kind = {"+": "add", "-": "del", "@": "hunk"}.get(ln[:1], "ctx")
-        lines.append(DiffLine(kind, ln))
+        # a removed line is text no longer in the item, such as a number masked since the approval: it
+        # shows as its kind ([mobile]), never the number (issue 12)
+        lines.append(DiffLine(kind, workflow.tag_numbers(ln) if kind == "del" else ln))
     return last.item_version, lines
 
 

@@ -21,6 +21,13 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "password": ("密码", "Password"),
     "bad_login": ("用户名或密码错误", "Wrong user name or password"),
     "throttled": ("失败次数过多，请稍后再试", "Too many failed log-ins: wait a few minutes"),
+    "local_off": (
+        "本系统只允许管理员使用本地密码，请使用统一身份认证登录",
+        "Local passwords are for admins only here: sign in with the campus account",
+    ),
+    "sso_refused": ("统一身份认证登录被拒绝", "The campus sign-in was refused"),
+    "sso_or": ("或使用本地账号和密码", "or with a local user name and password"),
+    "sso_admins_only": ("本地密码仅供管理员使用", "Local passwords: admins only"),
     "items": ("稿件", "Items"),
     "compose": ("撰写", "Compose"),
     "edit": ("修改", "Edit"),
@@ -177,6 +184,20 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "chart_published": ("各渠道每月发布量", "Published per channel and month"),
     "display_name": ("显示名称", "Display name"),
     "add_user": ("添加用户", "Add user"),
+    "role_source": ("角色来源", "Role from"),
+    "source_admin": ("管理员设置", "set by an admin"),
+    "source_directory": ("统一身份认证", "campus directory"),
+    "change_role": ("修改角色/部门", "Change role / department"),
+    "deactivate": ("停用", "Deactivate"),
+    "deactivated": ("已停用", "Deactivated"),
+    "sign_ins": ("最近登录", "Recent sign-ins"),
+    "save": ("保存", "Save"),
+    "when": ("时间", "When"),
+    "address": ("地址", "Address"),
+    "result": ("结果", "Result"),
+    "sign_in_method": ("方式", "How"),
+    "sign_in_ok": ("成功", "signed in"),
+    "sign_in_refused": ("被拒绝", "refused"),
     "mon": ("一", "Mon"),
     "tue": ("二", "Tue"),
     "wed": ("三", "Wed"),
@@ -184,6 +205,70 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "fri": ("五", "Fri"),
     "sat": ("六", "Sat"),
     "sun": ("日", "Sun"),
+    # the privacy check's block of the item page (隐私/保密检查)
+    "privacy_check": ("隐私/保密检查", "Privacy check"),
+    "p_no": ("序号", "No."),
+    "p_kind": ("类别", "Kind"),
+    "p_where": ("位置", "Where"),
+    "p_masked": ("内容（已遮蔽）", "Value (masked)"),
+    "p_rule": ("规则", "Rule"),
+    "p_decision": ("处理", "Decision"),
+    "p_cleared": ("已清除", "Cleared"),
+    "p_masked_decision": ("已脱敏", "Masked"),
+    "p_open": ("未处理", "Unresolved"),
+    "p_clear": ("清除", "Clear"),
+    "p_clear_reason": ("清除理由，第", "Reason for clearing no."),
+    "p_reason_hint": (
+        "清除理由（必填，不要写出号码），如：联系人手机号，本人同意公开",
+        "Why it may be published (required, without the number), e.g. the contact's own number, with consent",
+    ),
+    "p_mask": ("一键脱敏", "Mask"),
+    "p_mask_hint": (
+        "生成新版本：正文中的身份证号、手机号、银行卡号被遮蔽，有问题的 DOCX/XLSX 附件换成清理后的副本；"
+        "新版本需重新经过两级审核，脱敏人不能审核它。",
+        "Makes a new version: ID, mobile and card numbers masked in the text, DOCX/XLSX attachments with a "
+        "finding replaced by cleaned copies; it goes through both reviews again, not by whoever masked it.",
+    ),
+    "p_mask_confirm": (
+        "生成遮蔽号码后的新版本？新版本需重新经过两级审核。",
+        "Make a new version with the numbers masked? It goes through both reviews again.",
+    ),
+    "p_masked_result": (
+        "已脱敏：第 {a} 版 → 第 {b} 版，{n} 项已遮蔽。新版本已重新检查（见下表），需重新经过两级审核。",
+        "Masked: version {a} → {b}, {n} findings masked. The new version was checked again (below) and "
+        "goes through both reviews again.",
+    ),
+    "p_diff": (
+        "正文的修改（删去的号码显示为 [mobile] 等）",
+        "Changes to the body (removed numbers read [mobile] etc.)",
+    ),
+    "p_body_same": ("正文未改变", "The body is unchanged"),
+    "p_cleaned": (
+        "已换成清理后的副本（发布前请打开查看）：",
+        "Replaced by cleaned copies (open each before publishing):",
+    ),
+    "p_recheck": ("重新检查", "Re-check"),
+    "p_unchecked": (
+        "此版本保存于隐私/保密检查上线之前，尚未检查：保密审查通过前须先检查。",
+        "This version was stored before the privacy check existed and has not been checked: "
+        "the confidentiality approval waits for a check.",
+    ),
+    "p_unresolved_n": (
+        "{n} 项未处理：保密审查通过前，须逐项清除（写明理由）或一键脱敏。",
+        "{n} unresolved: before the confidentiality approval each must be cleared (with a reason) or masked.",
+    ),
+    "p_all_resolved": ("每一项都已处理。", "Every finding is resolved."),
+    "p_none": ("未发现问题。", "No findings."),
+    "p_images": (
+        "图片中的文字（照片、扫描件、截图）不检查：请逐一查看每张图片。",
+        "Text inside images (photos, scans, screenshots) is not checked: look at every image.",
+    ),
+    "p_preview_masked": (
+        "预览中的身份证号、手机号、银行卡号已遮蔽显示；原文在“修改”页面。",
+        "ID, mobile and card numbers are shown masked in this preview; the text as written is on the Edit page.",
+    ),
+    "p_open_badge": ("隐私/保密检查：{n} 项未处理", "privacy check: {n} unresolved"),
+    "p_approve_refused": ("现在不能通过：", "The approval is refused now: "),
     # item states
     "st_draft": ("草稿", "Draft"),
     "st_submitted": ("待一审", "Awaiting first review"),
@@ -311,6 +396,41 @@ ERRORS: list[tuple[str, str]] = [
         "稿件 {id} 的发布渠道 {c} 已不在配置中，请修改稿件的发布渠道",
     ),
     (r"(?P<c>\S+): channel is no longer configured", "渠道 {c} 已不在配置中"),
+    # the privacy check (publisher.pipeline.workflow.privacy, masking, the level-2 gate)
+    (
+        r"item (?P<id>\d+) version (?P<v>\d+) has (?P<n>\d+) unresolved privacy findings? "
+        r"\(隐私/保密检查: no\. (?P<nos>[\d, ]+)\): .*",
+        "稿件 {id} 第 {v} 版有 {n} 项隐私/保密检查发现尚未处理（第 {nos} 项）："
+        "请逐项清除并写明理由，或一键脱敏生成新版本（重新审核）",
+    ),
+    (
+        r"item (?P<id>\d+) version (?P<v>\d+) was stored before the privacy check .* first",
+        "稿件 {id} 第 {v} 版保存于隐私/保密检查上线之前，尚未检查：请先“重新检查”",
+    ),
+    (
+        r"item (?P<id>\d+) version (?P<v>\d+) was checked when it was made; .*",
+        "稿件 {id} 第 {v} 版保存时已经检查过，它的处理决定有效，无需重新检查",
+    ),
+    (r"clearing a finding needs a written reason.*", "清除须写明理由，例如：联系人手机号，本人同意公开"),
+    (
+        r"the reason contains an ID, mobile or card number.*",
+        "理由中含有身份证号、手机号或银行卡号：请说明理由，但不要写出号码",
+    ),
+    (
+        r"(?P<u>\S+) is (?P<r>\w+); only the confidentiality reviewer \(保密审查\) or an admin clears a finding",
+        "{u} 不能清除：只有保密审查员或办公室管理员可以清除",
+    ),
+    (
+        r"finding (?P<n>\d+) of item (?P<id>\d+) version (?P<v>\d+) was already (?P<d>\w+) by (?P<u>\S+)",
+        "稿件 {id} 第 {v} 版的第 {n} 项已由 {u} 处理",
+    ),
+    (r"item (?P<id>\d+) version (?P<v>\d+) has no finding (?P<n>\d+) .*", "稿件 {id} 第 {v} 版没有第 {n} 项"),
+    (
+        r"item (?P<id>\d+) version (?P<v>\d+) has nothing to mask .*",
+        "稿件 {id} 第 {v} 版没有可遮蔽的内容（正文中没有身份证号、手机号或银行卡号，"
+        "也没有需要清理的 DOCX/XLSX 附件）：请逐项清除并写明理由",
+    ),
+    (r"(?P<u>\S+) may not edit item (?P<id>\d+) of (?P<d>.+)", "{u} 不能修改{d}的稿件 {id}"),
     # what the channels' validate() say (channels/*.py)
     (r"the title is empty; every page of the website needs one", "标题为空：网站的每个页面都需要标题"),
     (r"the item has no category; the website files every page under one", "没有类别：网站按类别归档每个页面"),

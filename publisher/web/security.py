@@ -94,6 +94,8 @@ def need(request: Request, roles: Iterable[Role], *, write: bool = False, csrf: 
     caller = _lookup(request)
     if caller is None:
         raise LoginRequired()
+    if write and caller.read_only:
+        raise HTTPException(403, "this API token is read-only: make a read-write one for changes")
     if write and caller.csrf is not None:
         sent = csrf or request.headers.get("x-csrf-token") or ""
         if not hmac.compare_digest(sent.encode(), caller.csrf.encode()):
@@ -113,7 +115,7 @@ def not_to_keep(path: str, headers: dict[bytes, bytes]) -> bool:
     own /static/ files are the same for everyone and stay cacheable (Swagger UI is 1.7 MB)."""
     if path.startswith("/static/"):
         return False
-    if path == "/login" or b"authorization" in headers:
+    if path == "/login" or path.startswith("/login/") or b"authorization" in headers:
         return True
     cookie = headers.get(b"cookie", b"").decode("latin-1")
     return f"{SESSION_COOKIE}=" in cookie
@@ -122,9 +124,11 @@ def not_to_keep(path: str, headers: dict[bytes, bytes]) -> bool:
 class Guard:
     """Pure ASGI: security headers on every response, request bodies capped before they are read."""
 
-    def __init__(self, app: ASGIApp, *, max_body: int) -> None:
+    def __init__(self, app: ASGIApp, *, max_body: int, form_targets: tuple[str, ...] = ()) -> None:
         self.app = app
         self.max_body = max_body
+        # origins a form may end up at after our redirect (the CAS server's logout), besides 'self'
+        self.csp = CSP.replace("form-action 'self'", " ".join(("form-action 'self'", *form_targets)))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -158,7 +162,7 @@ class Guard:
             return msg
 
         path = scope["path"]
-        csp = DOCS_CSP if path.startswith("/api/docs") else SITE_CSP if path.startswith("/site/") else CSP
+        csp = DOCS_CSP if path.startswith("/api/docs") else SITE_CSP if path.startswith("/site/") else self.csp
         private = not_to_keep(path, headers)
 
         async def with_headers(msg: Message) -> None:

@@ -94,6 +94,28 @@ def _item(stage: str) -> Callable[[Any, str], dict[str, Any]]:
     return lambda app, who: {"item": make_item(app, stage=stage)}
 
 
+#: a body the privacy check has one finding in (a mobile number): finding 1 of its version
+PRIVATE = "联系人：张老师，手机 13912345678"
+
+
+def _private(stage: str, *, unchecked: bool = False) -> Callable[[Any, str], dict[str, Any]]:
+    """An item with a privacy finding; ``unchecked``: as if stored before the check existed."""
+
+    def setup(app: Any, who: str) -> dict[str, Any]:
+        from publisher.models import ItemVersion, PrivacyFinding
+
+        item = make_item(app, stage=stage, body=PRIVATE)
+        if unchecked:
+            with app.session() as s:
+                for f in s.exec(select(PrivacyFinding).where(PrivacyFinding.item_id == item)):
+                    s.delete(f)
+                for v in s.exec(select(ItemVersion).where(ItemVersion.item_id == item)):
+                    v.privacy_checked_at = None
+        return {"item": item}
+
+    return setup
+
+
 def _token_of(app: Any, who: str) -> dict[str, Any]:
     with app.session() as s:
         tok, row = accounts.create_token(s, user=workflow.get_user(s, who), name="matrix")
@@ -154,6 +176,20 @@ ROUTES = [
     Route(
         "POST", "/deliveries/{delivery}/retry", ITEM_STAFF, lambda app, who: _failed_delivery(app), hidden=OTHER_DEPT
     ),
+    # the privacy check: clearing is the confidentiality reviewer's or an admin's, masking the item's
+    # editors', an admin's or the confidentiality reviewer's (the service functions' own rules)
+    Route(
+        "POST",
+        "/items/{item}/privacy/1/clear",
+        {"sec", "admin"},
+        _private("dept_approved"),
+        data={"reason": "联系人本人同意公开"},
+        hidden=OTHER_DEPT,
+    ),
+    Route("POST", "/items/{item}/mask", ITEM_STAFF, _private("dept_approved"), hidden=OTHER_DEPT),
+    Route(
+        "POST", "/items/{item}/privacy/recheck", ITEM_STAFF, _private("submitted", unchecked=True), hidden=OTHER_DEPT
+    ),
     Route("GET", "/review", {"head", "head2", "sec", "admin"}),
     Route("GET", "/calendar", STAFF),
     Route("GET", "/media/{sha}", STAFF, _media),
@@ -213,6 +249,25 @@ ROUTES = [
     ),
     Route("POST", "/api/items/{item}/withdraw", ITEM_STAFF, _item("scheduled"), json={}, api=True, hidden=OTHER_DEPT),
     Route("GET", "/api/items/{item}/deliveries", ITEM_STAFF, _item("scheduled"), api=True, hidden=OTHER_DEPT),
+    Route("GET", "/api/items/{item}/privacy", ITEM_STAFF, _private("draft"), api=True, hidden=OTHER_DEPT),
+    Route(
+        "POST",
+        "/api/items/{item}/privacy/1/clear",
+        {"sec", "admin"},
+        _private("dept_approved"),
+        json={"reason": "联系人本人同意公开"},
+        api=True,
+        hidden=OTHER_DEPT,
+    ),
+    Route("POST", "/api/items/{item}/mask", ITEM_STAFF, _private("dept_approved"), api=True, hidden=OTHER_DEPT),
+    Route(
+        "POST",
+        "/api/items/{item}/privacy/recheck",
+        ITEM_STAFF,
+        _private("submitted", unchecked=True),
+        api=True,
+        hidden=OTHER_DEPT,
+    ),
     Route(
         "POST",
         "/api/deliveries/{delivery}/retry",

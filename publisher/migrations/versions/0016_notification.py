@@ -2,7 +2,7 @@
 notify_pref: each person's transport, address, immediate or daily digest, and quiet hours
 
 Revision ID: 0016_notification
-Revises: 0013_privacy_finding
+Revises: 0015_campus_signin
 """
 
 from __future__ import annotations
@@ -11,8 +11,9 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0016_notification"
-# 0014 and 0015 are written on other branches at the same time: the lead re-chains this when merging
-down_revision = "0013_privacy_finding"
+# main's head when this was merged with it (0015, campus sign-in); 0014 is still written on another
+# branch: the lead re-chains whichever lands second
+down_revision = "0015_campus_signin"
 branch_labels = None
 depends_on = None
 

@@ -34,10 +34,19 @@ from publisher.pipeline.workflow.items import (
     recall,
     submit,
 )
-from publisher.pipeline.workflow.masking import Masked, mask_item
+from publisher.pipeline.workflow.masking import Masked, mask_item, mask_refusal, tag_numbers
 from publisher.pipeline.workflow.posts import build_post
-from publisher.pipeline.workflow.privacy import clear_finding, findings_of, recheck, record_findings, unresolved
-from publisher.pipeline.workflow.reviews import review
+from publisher.pipeline.workflow.privacy import (
+    clear_finding,
+    findings_of,
+    may_clear,
+    recheck,
+    record_findings,
+    unresolved,
+    unresolved_counts,
+    was_checked,
+)
+from publisher.pipeline.workflow.reviews import approval_refusal, review
 from publisher.pipeline.workflow.states import get_item, is_cleared
 
 __all__ = [
@@ -48,6 +57,7 @@ __all__ = [
     "Withdrawals",
     "add_department",
     "add_user",
+    "approval_refusal",
     "audit",
     "build_post",
     "clear_finding",
@@ -59,6 +69,8 @@ __all__ = [
     "get_user",
     "is_cleared",
     "mask_item",
+    "mask_refusal",
+    "may_clear",
     "recall",
     "recheck",
     "record_findings",
@@ -66,10 +78,13 @@ __all__ = [
     "retry_delivery",
     "review",
     "unresolved",
+    "unresolved_counts",
     "schedule",
     "submit",
+    "tag_numbers",
     "validate_url",
     "wake_workers",
+    "was_checked",
     "withdraw",
     "withdrawals",
 ]

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from sqlmodel import Session
 
-from publisher.errors import InvalidInput
+from publisher.errors import InvalidInput, NotAllowed
 from publisher.models import Item, PrivacyDecision, Role, User
 from publisher.pipeline import content
 from publisher.pipeline.privacy import clean_file, mask_text
@@ -44,7 +44,7 @@ class Masked:
     masked_findings: int = 0
 
 
-def _tagged(text: str) -> str:
+def tag_numbers(text: str) -> str:
     """``text`` with each number replaced by its kind, for the removed side of a diff: the raw value
     must not be printed, and its masked form there would hide what changed."""
     out, pos = [], 0
@@ -62,7 +62,7 @@ def body_diff(before: str, after: str, version: int) -> str:
         fromfile=f"body, version {version}",
         tofile=f"body, version {version + 1} (masked)",
     )
-    return "".join(_tagged(x) if x.startswith("-") and not x.startswith("---") else x for x in lines)
+    return "".join(tag_numbers(x) if x.startswith("-") and not x.startswith("---") else x for x in lines)
 
 
 def _owner(where: str, names: Iterable[str]) -> str | None:
@@ -70,14 +70,28 @@ def _owner(where: str, names: Iterable[str]) -> str | None:
     return next((n for n in names if where == n or where.startswith(n + ":")), None)
 
 
+def _masker(actor: User) -> User | None:
+    """Whom the edit row's rule of who may edit is asked about: the 保密审查 reviewer is no editor of
+    the department and may mask from the review; everyone else is asked about."""
+    return None if actor.role == Role.CONFIDENTIALITY_REVIEWER else actor
+
+
+def mask_refusal(session: Session, item: Item, actor: User) -> str | None:
+    """Why :func:`mask_item` would refuse ``actor`` for who they are or the item's state (None: it
+    would go on to look for something to mask), for a face that offers the button only where it works."""
+    try:
+        allowed(session, item, EDIT, user=_masker(actor))
+    except NotAllowed as exc:
+        return str(exc)
+    return None
+
+
 def mask_item(ctx: Context, session: Session, *, item_id: int, actor: User) -> Masked:
     """Mask the item into a new version. Who may: the item's editors, an admin, or the confidentiality
     reviewer (from the review); whoever masks made the new version and so may not review it."""
     item = get_item(session, item_id, lock=True)
     before = findings_of(session, item)
-    # the 保密审查 reviewer is no editor of the department: the edit row's rule of who may edit is
-    # checked for everyone else
-    who = None if actor.role == Role.CONFIDENTIALITY_REVIEWER else actor
+    who = _masker(actor)
     # asked first, as the edit's transition will: nothing is written for an edit that would be refused,
     # and a person who may not edit hears that, not what is in the item
     allowed(session, item, EDIT, user=who)

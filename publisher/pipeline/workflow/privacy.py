@@ -13,6 +13,7 @@ import functools
 from collections.abc import Callable, Collection, Iterable
 from pathlib import Path
 
+import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from publisher.channel import Post
@@ -132,11 +133,13 @@ def record_findings(ctx: Context, session: Session, item: Item) -> list[PrivacyF
     return rows
 
 
-def was_checked(session: Session, item: Item) -> bool:
+def was_checked(session: Session, item: Item, version: int | None = None) -> bool:
+    """Whether a version (default the current one) had its findings recorded: one stored before the
+    check existed has none recorded, which is not the same as none."""
     return (
         session.exec(
             select(ItemVersion.privacy_checked_at).where(
-                ItemVersion.item_id == item.id, ItemVersion.version == item.version
+                ItemVersion.item_id == item.id, ItemVersion.version == (version or item.version)
             )
         ).first()
         is not None
@@ -183,6 +186,25 @@ def unresolved(session: Session, item: Item) -> list[PrivacyFinding]:
     return [f for f in findings_of(session, item) if f.decision is None]
 
 
+def unresolved_counts(session: Session, items: Collection[Item]) -> dict[int, int]:
+    """Each item's count of undecided findings on its current version (items with none are left out),
+    in one statement, for lists of items."""
+    if not items:
+        return {}
+    rows = session.exec(
+        select(PrivacyFinding.item_id, sa.func.count())
+        .join(Item, sa.and_(col(Item.id) == PrivacyFinding.item_id, Item.version == PrivacyFinding.item_version))
+        .where(col(Item.id).in_([i.id for i in items]), col(PrivacyFinding.decision).is_(None))
+        .group_by(PrivacyFinding.item_id)
+    )
+    return {item_id: n for item_id, n in rows}
+
+
+def may_clear(actor: User) -> bool:
+    """Whether :func:`clear_finding` lets ``actor`` clear findings at all (it then checks the rest)."""
+    return actor.role in CLEARERS
+
+
 def _holds_a_number(text: str) -> bool:
     return bool(find_numbers(text))
 
@@ -191,7 +213,7 @@ def clear_finding(
     ctx: Context, session: Session, *, item_id: int, number: int, actor: User, reason: str | None
 ) -> PrivacyFinding:
     """Clear finding ``number`` of the item's current version: it may be published as it is, for ``reason``."""
-    if actor.role not in CLEARERS:
+    if not may_clear(actor):
         raise NotAllowed(
             f"{actor.name} is {actor.role}; only the confidentiality reviewer (保密审查) or an admin clears a finding"
         )

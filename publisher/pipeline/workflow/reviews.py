@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from sqlmodel import Session
 
-from publisher.errors import InvalidInput
+from publisher.errors import InvalidInput, NotAllowed
 from publisher.models import Item, Review, User
 from publisher.pipeline.workflow.audit import SYSTEM
 from publisher.pipeline.workflow.context import Context
 from publisher.pipeline.workflow.deliveries import _queue_deliveries
 from publisher.pipeline.workflow.posts import check_channels_accept
-from publisher.pipeline.workflow.states import APPROVE, REJECT, REVIEW_LEVEL, get_item, transition
+from publisher.pipeline.workflow.states import APPROVE, REJECT, REVIEW_LEVEL, allowed, get_item, transition
 
 
 def review(
@@ -53,3 +53,15 @@ def review(
     if approve and level == 2 and item.publish_at is not None:
         _queue_deliveries(ctx, session, item, SYSTEM)
     return item
+
+
+def approval_refusal(session: Session, item: Item, actor: User) -> str | None:
+    """Why :func:`review` would refuse ``actor``'s approval of ``item`` now (None: it would not), asked of
+    the workflow table itself, so a face can say it beside the button without a rule of its own (the
+    privacy gate's "unresolved findings" among them). The channels' checks of a level-2 approval are
+    not asked: they read every channel's settings and run when the approval is made."""
+    try:
+        allowed(session, item, APPROVE, user=actor)
+    except NotAllowed as exc:
+        return str(exc)
+    return None

@@ -6,11 +6,11 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlmodel import col, select
 
-from publisher import accounts
+from publisher import accounts, sso
 from publisher.models import (
     Delivery,
     DeliveryStatus,
@@ -87,7 +87,10 @@ def admin_users(request: Request) -> Response:
     with app_of(request).session() as s:
         users = list(s.exec(select(User).order_by(User.name)))
         depts = workflow.departments(s)
-    return render(request, "admin_users.html", c, users=users, departments=depts, roles=list(Role), error=None)
+        recent = sso.sign_ins(s, limit=50)
+    return render(
+        request, "admin_users.html", c, users=users, departments=depts, roles=list(Role), error=None, sign_ins=recent
+    )
 
 
 @router.post("/admin/users", include_in_schema=False)
@@ -121,6 +124,31 @@ def admin_users_password(
     c = need(request, ADMINS, write=True, csrf=csrf_token)
     with app_of(request).session() as s:
         accounts.set_password(s, name=name, password=password, actor=c.user.name)
+    return RedirectResponse("/admin/users", status_code=303)
+
+
+@router.post("/admin/users/{name}/set", include_in_schema=False)
+def admin_users_set(
+    request: Request,
+    name: str,
+    csrf_token: Csrf = "",
+    role: Annotated[str, Form()] = "",
+    department: Annotated[str, Form()] = "",
+) -> Response:
+    """Role and department by hand: campus sign-in keeps them from then on (docs/auth.md)."""
+    c = need(request, ADMINS, write=True, csrf=csrf_token)
+    with app_of(request).session() as s:
+        accounts.set_user(s, name=name, role=role or None, department=department, actor=c.user.name)
+    return RedirectResponse("/admin/users", status_code=303)
+
+
+@router.post("/admin/users/{name}/deactivate", include_in_schema=False)
+def admin_users_deactivate(request: Request, name: str, csrf_token: Csrf = "") -> Response:
+    c = need(request, ADMINS, write=True, csrf=csrf_token)
+    if name == c.user.name:
+        raise HTTPException(422, "you cannot deactivate yourself: ask another admin")
+    with app_of(request).session() as s:
+        accounts.deactivate_user(s, name=name, actor=c.user.name)
     return RedirectResponse("/admin/users", status_code=303)
 
 
