@@ -469,3 +469,40 @@ def test_doctor_checks_the_transports_without_sending(make_app, sandboxes, tmp_p
     check = {c.name: c for c in run_checks(f)}["notify"]
     assert not check.ok and "T_WECOM_KEY is not set" in check.detail
     assert wecom.ledger == []  # nothing was sent
+
+
+def test_the_demo_tells_its_people_through_the_robot_sandboxes(tmp_path, monkeypatch) -> None:
+    import importlib
+    import io
+    import tomllib
+
+    from rich.console import Console
+
+    from publisher import demo
+
+    for k in [k for k in os.environ if k.startswith("PUBLISHER_")]:
+        monkeypatch.delenv(k)
+    groups = tomllib.loads(_pyproject())["project"]["entry-points"]
+    wanted = {}
+    for name in ("wecom", "dingtalk"):  # the robots' sandboxes as this tree declares them
+        module, _, attr = groups["publisher.sandboxes"][name].partition(":")
+        wanted[name] = getattr(importlib.import_module(module), attr)
+    monkeypatch.setattr(demo, "available_sandboxes", lambda: wanted)
+    saved = dict(os.environ)
+    try:
+        buf = io.StringIO()
+        demo.run_demo(tmp_path / "settings.toml", items=1, console=Console(file=buf, width=200))
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    text = buf.getvalue()
+    assert "channels: website\n" in text or "channels: website " in text, text  # the robots are no channels
+    # 王主任 (submitted, 企业微信), 张审查 (first approval, 钉钉), 李编辑 (published, 企业微信)
+    assert "notifications: sent: 3" in text, text
+    assert "a 钉钉 custom robot at http://127.0.0.1:" in text
+
+
+def _pyproject() -> str:
+    from tests.declared import PYPROJECT
+
+    return PYPROJECT.read_text(encoding="utf-8")
