@@ -21,7 +21,7 @@ from channels.notify.dingtalk import sign
 from channels.sandbox.dingtalk import DingtalkSandbox
 from channels.sandbox.smtp import SmtpSandbox
 from channels.sandbox.wecom import WecomSandbox
-from publisher.models import ItemStatus
+from publisher.models import ItemStatus, User
 from publisher.notification import Notification, NotificationStatus
 from publisher.notifier import available_notifiers
 from publisher.pipeline import content, workflow
@@ -97,8 +97,9 @@ def _act(a: Any, item_id: int, *steps: str, reason: str = "请补充附件") -> 
     for step in steps:
         with a.session() as s:
             verb, _, who = step.partition(":")
-            if verb == "submit":
-                workflow.submit(a.ctx, s, item_id=item_id, actor=workflow.get_user(s, "ed"))
+            if verb == "submit":  # by its author
+                author = s.get(User, workflow.get_item(s, item_id).author_id)
+                workflow.submit(a.ctx, s, item_id=item_id, actor=author)
             elif verb in ("approve", "reject"):
                 actor = workflow.get_user(s, who)
                 workflow.review(a.ctx, s, item_id=item_id, actor=actor, approve=verb == "approve", reason=reason)
@@ -506,3 +507,33 @@ def _pyproject() -> str:
     from tests.declared import PYPROJECT
 
     return PYPROJECT.read_text(encoding="utf-8")
+
+
+def test_two_senders_share_the_outbox_and_send_each_message_once(make_app, sandboxes) -> None:
+    wecom, dd, smtp = sandboxes
+    no_pace = {"rate_per_minute": None}
+    a = make_app(notify={"transports": transports(wecom, dd, smtp, wecom=no_pace), "poll_seconds": 0.02})
+    _prefs(a, head=("wecom", "wang.head"), head2=("email", "head2@example.edu.cn"))
+    for n in range(15):
+        _act(a, _item(a, f"通知 {n}", ["mem"]), "submit")
+        _act(a, _item(a, f"人事通知 {n}", ["mem"], author="ed2"), "submit")
+    senders = [open_sender(a.engine, a.settings, f"test-sender:0:two{n}") for n in range(2)]
+    counts = []
+    import threading
+
+    def run(s: Any) -> None:
+        counts.append(s.run(once=True))
+
+    threads = [threading.Thread(target=run, args=(s,)) for s in senders]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert sum(c.get("sent", 0) for c in counts) == 30, counts
+    assert all(c.get("sent", 0) > 0 for c in counts), counts  # both took part
+    assert sorted(m["content"].split("\n")[0] for m in wecom.messages) == sorted(
+        f"【待审核：《通知 {n}》】" for n in range(15)
+    )
+    assert sorted(m["message"]["Subject"] for m in smtp.messages) == sorted(
+        f"待审核：《人事通知 {n}》" for n in range(15)
+    )
