@@ -26,29 +26,24 @@ attempt used). A digest person's messages wait for ``notify.digest_hour`` and go
 from __future__ import annotations
 
 import logging
-import socket
 import threading
 from collections.abc import Callable
 from datetime import datetime, time, timedelta
 from time import monotonic
-from types import SimpleNamespace
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from publisher.models import utcnow
-from publisher.notification import Notification, NotificationStatus, NotifyMode, NotifyPref
+from publisher.notification import NotificationStatus, NotifyMode
 from publisher.notifier import Message, Notifier, NotifyError, NotifyPermanent, NotifyRateLimited
-from publisher.pipeline.store.base import _pid_alive
-from publisher.pipeline.store.rate import RateLimiter
+from publisher.pipeline.store.outbox import OutboxStore, Paced
 from publisher.settings import Settings
 
 log = logging.getLogger("publisher.pipeline.notify")
 
-N = Notification.__table__  # type: ignore[attr-defined]
-PREF = NotifyPref.__table__  # type: ignore[attr-defined]
-PENDING, CLAIMED = NotificationStatus.PENDING.value, NotificationStatus.CLAIMED.value
+PENDING = NotificationStatus.PENDING.value
 SENT, FAILED = NotificationStatus.SENT.value, NotificationStatus.FAILED.value
 
 
@@ -80,7 +75,8 @@ def digest_slot(now: datetime, hour: int, zone: Any) -> tuple[datetime, datetime
 
 
 class NotificationSender:
-    """``NotificationSender(engine=..., settings=..., notifiers=...)``; nothing global."""
+    """``NotificationSender(engine=..., settings=..., notifiers=...)``; nothing global. The SQL is the
+    outbox store's (publisher.pipeline.store.outbox); this class decides what a message's turn comes to."""
 
     #: how often (seconds) a sender looks for claims of dead senders on its host (one small query)
     REAP_EVERY = 2.0
@@ -96,90 +92,26 @@ class NotificationSender:
         rates: dict[str, int] | None = None,
     ) -> None:
         """``rates``: messages a minute per transport name (paced across senders)."""
-        self.engine = engine
         self.settings = settings
         self.notify = settings.notify
         self.notifiers = notifiers
         self.owner = owner
         self.clock = clock
         self.stop = threading.Event()
-        self.limiters = {
-            name: RateLimiter(engine.dialect, f"notify:{name}", n) for name, n in (rates or {}).items() if n
-        }
-        #: per transport, not before this (its rate limit's next slot)
+        self.store = OutboxStore(engine, owner, self.notify.lease_seconds, rates or {})
+        #: per transport, not before this (its pace's next slot, or a robot's rate-limit answer)
         self._held: dict[str, datetime] = {}
         self._thread: threading.Thread | None = None
-        self._skip_locked = engine.dialect.name == "postgresql"
-
-    # ------------------------------------------------------------------------------------ claims
-    def reap_dead(self) -> int:
-        """Expire at once the leases of senders on this host whose process is gone (``kill -9``)."""
-        host, now = socket.gethostname(), self.clock()
-        with self.engine.begin() as conn:
-            owners = conn.execute(
-                sa.select(N.c.lease_owner).where(N.c.status == CLAIMED, N.c.lease_owner.like(f"{host}:%")).distinct()
-            ).scalars()
-            dead = [o for o in owners if o != self.owner and not _pid_alive(int(o.split(":")[1]))]
-            if not dead:
-                return 0
-            res = conn.execute(
-                sa.update(N)
-                .where(N.c.status == CLAIMED, N.c.lease_owner.in_(dead))
-                .values(lease_expires_at=now - timedelta(seconds=1))
-            )
-        return res.rowcount
 
     def claim(self) -> Any | None:
-        """Lease the oldest due message (or one whose lease ended) of a transport its rate allows."""
+        """Lease the oldest due message of a transport that may send now (see OutboxStore.claim)."""
         for _ in range(len(self.notifiers) + 1):
-            row = self._claim()
-            if row is not False:
-                return row
+            now = self.clock()
+            got = self.store.claim(now, [t for t, until in self._held.items() if until > now])
+            if not isinstance(got, Paced):
+                return got
+            self._held[got.transport] = got.until
         return None
-
-    def _claim(self) -> Any:
-        """One try of :meth:`claim`: the row, None (nothing due), False (its transport's rate is full)."""
-        now = self.clock()
-        held = [t for t, until in self._held.items() if until > now]
-        due = sa.or_(
-            sa.and_(N.c.status == PENDING, N.c.due_at <= now),
-            sa.and_(N.c.status == CLAIMED, N.c.lease_expires_at < now),
-        )
-        q = sa.select(N).where(due).order_by(N.c.due_at, N.c.id).limit(1)
-        if held:
-            q = q.where(N.c.transport.not_in(held))
-        if self._skip_locked:
-            q = q.with_for_update(skip_locked=True)
-        with self.engine.begin() as conn:
-            row = conn.execute(q).first()
-            if row is None:
-                return None
-            limiter = self.limiters.get(row.transport)
-            if limiter is not None and row.mode == NotifyMode.IMMEDIATE:
-                granted, slot = limiter.reserve(conn, now, 1)
-                if not granted:
-                    self._held[row.transport] = slot
-                    return False
-            lease = now + timedelta(seconds=self.notify.lease_seconds)
-            conn.execute(
-                sa.update(N)
-                .where(N.c.id == row.id)
-                .values(status=CLAIMED, lease_owner=self.owner, lease_expires_at=lease, attempts=row.attempts + 1)
-            )
-        # as stored now: the attempt is counted by the claim, right before the send
-        return SimpleNamespace(**{**row._asdict(), "attempts": row.attempts + 1})
-
-    def _record(self, row_id: int, **values: Any) -> bool:
-        """Write what the send came to, while the lease is still this sender's."""
-        values.setdefault("lease_owner", None)
-        values.setdefault("lease_expires_at", None)
-        with self.engine.begin() as conn:
-            res = conn.execute(
-                sa.update(N)
-                .where(N.c.id == row_id, N.c.lease_owner == self.owner, N.c.status == CLAIMED)
-                .values(values)
-            )
-        return res.rowcount == 1
 
     # -------------------------------------------------------------------------------------- sends
     def send_one(self) -> str | None:
@@ -188,50 +120,22 @@ class NotificationSender:
         if row is None:
             return None
         now = self.clock()
-        pref = self._pref(row.user_id)
         if row.mode == NotifyMode.DIGEST:
             return self._digest(row, now)
+        pref = self.store.pref(row.user_id)
         until = quiet_until(now, pref.quiet_start, pref.quiet_end, self.settings.zone) if pref else None
-        if until is not None:
-            self._record(row.id, status=PENDING, due_at=until, attempts=row.attempts - 1)
+        if until is not None:  # held until the quiet hours end; no attempt used
+            self._record([row], status=PENDING, due_at=until, attempts=row.attempts - 1)
             return "held"
         return self._send(row, [row], row.subject, row.body, row.link, row.dedupe_key)
-
-    def _pref(self, user_id: int) -> Any:
-        with self.engine.connect() as conn:
-            return conn.execute(sa.select(PREF).where(PREF.c.user_id == user_id)).first()
 
     def _digest(self, row: Any, now: datetime) -> str:
         """A digest person's message: held until the digest hour, then sent with the others of the day."""
         last, nxt = digest_slot(now, self.notify.digest_hour, self.settings.zone)
         if row.created_at > last:
-            self._record(row.id, status=PENDING, due_at=nxt, attempts=row.attempts - 1)
+            self._record([row], status=PENDING, due_at=nxt, attempts=row.attempts - 1)
             return "held"
-        # this sender holds the row; take the rest of the person's digest with it (one message)
-        lease = now + timedelta(seconds=self.notify.lease_seconds)
-        with self.engine.begin() as conn:
-            mates_q = (
-                sa.select(N)
-                .where(
-                    N.c.user_id == row.user_id,
-                    N.c.transport == row.transport,
-                    N.c.mode == NotifyMode.DIGEST.value,
-                    N.c.status == PENDING,
-                    N.c.created_at <= last,
-                    N.c.id != row.id,
-                )
-                .order_by(N.c.id)
-            )
-            if self._skip_locked:
-                mates_q = mates_q.with_for_update(skip_locked=True)
-            mates = conn.execute(mates_q).all()
-            if mates:
-                conn.execute(
-                    sa.update(N)
-                    .where(N.c.id.in_([m.id for m in mates]))
-                    .values(status=CLAIMED, lease_owner=self.owner, lease_expires_at=lease)
-                )
-        rows = [row, *mates]
+        rows = [row, *self.store.claim_digest(row, last, now)]
         day = last.astimezone(self.settings.zone).strftime("%Y-%m-%d")
         subject = f"信息公开待办汇总（{day}，{len(rows)} 项）"
         body = "\n\n".join(
@@ -240,11 +144,10 @@ class NotificationSender:
         return self._send(row, rows, subject, body, "", f"digest:{row.user_id}:{row.transport}:{day}")
 
     def _send(self, row: Any, rows: list[Any], subject: str, body: str, link: str, key: str) -> str:
-        ids = [r.id for r in rows]
         notifier = self.notifiers.get(row.transport)
         if notifier is None:
             why = f"transport {row.transport!r} is not configured ([notify.transports.{row.transport}])"
-            self._record_all(ids, status=FAILED, last_error=why)
+            self._record(rows, status=FAILED, last_error=why)
             return "failed"
         url = f"{self.notify.web_base_url}{link}" if link else self.notify.web_base_url
         text = f"{body}\n\n{url}" if link else body
@@ -252,29 +155,27 @@ class NotificationSender:
         now = self.clock()
         try:
             notifier.send(message)
-        except NotifyRateLimited as exc:
+        except NotifyRateLimited as exc:  # the robot's answer: wait as long as it says; no attempt used
             self._held[row.transport] = exc.until
-            self._record_all(ids, status=PENDING, due_at=exc.until, attempts=row.attempts - 1, last_error=str(exc))
+            self._record(rows, status=PENDING, due_at=exc.until, attempts=row.attempts - 1, last_error=str(exc))
             return "rate-limited"
         except NotifyPermanent as exc:
-            self._record_all(ids, status=FAILED, last_error=str(exc)[:2000])
+            self._record(rows, status=FAILED, last_error=str(exc)[:2000])
             return "failed"
         except Exception as exc:  # transient, or anything the transport did not expect: retried
             why = str(exc) if isinstance(exc, NotifyError) else f"{type(exc).__name__}: {exc}"
             if row.attempts >= self.notify.max_attempts:
                 why = f"{why} (gave up after {row.attempts} attempts)"
-                self._record_all(ids, status=FAILED, last_error=why[:2000])
+                self._record(rows, status=FAILED, last_error=why[:2000])
                 return "failed"
-            due = now + self.notify.backoff(row.attempts)
-            self._record_all(ids, status=PENDING, due_at=due, last_error=why[:2000])
+            self._record(rows, status=PENDING, due_at=now + self.notify.backoff(row.attempts), last_error=why[:2000])
             return "retry"
-        self._record_all(ids, status=SENT, sent_at=self.clock(), last_error=None)
+        self._record(rows, status=SENT, sent_at=self.clock(), last_error=None)
         return "sent"
 
-    def _record_all(self, ids: list[int], **values: Any) -> None:
-        for i in ids:
-            if not self._record(i, **values):
-                log.info("notification %s: the lease was no longer this sender's; its record is left alone", i)
+    def _record(self, rows: list[Any], **values: Any) -> None:
+        for i in self.store.record([r.id for r in rows], **values):
+            log.info("notification %s: the lease was no longer this sender's; its record is left alone", i)
 
     # -------------------------------------------------------------------------------------- loops
     def _paced(self, horizon: float) -> float | None:
@@ -284,13 +185,7 @@ class NotificationSender:
         soon = {t: u for t, u in self._held.items() if now < u <= now + timedelta(seconds=horizon)}
         if not soon:
             return None
-        with self.engine.connect() as conn:
-            waiting = conn.execute(
-                sa.select(N.c.transport)
-                .where(N.c.status == PENDING, N.c.due_at <= now, N.c.transport.in_(list(soon)))
-                .distinct()
-            ).scalars()
-            waits = [(soon[t] - now).total_seconds() for t in waiting]
+        waits = [(soon[t] - now).total_seconds() for t in self.store.waiting(now, list(soon))]
         return min(waits) if waits else None
 
     def run(self, *, once: bool = False, horizon: float = 10.0) -> dict[str, int]:
@@ -301,7 +196,7 @@ class NotificationSender:
         while not self.stop.is_set():
             try:
                 if monotonic() - last_reap > self.REAP_EVERY:
-                    self.reap_dead()
+                    self.store.reap_dead(self.clock())
                     last_reap = monotonic()
                 outcome = self.send_one()
             except sa.exc.SQLAlchemyError as exc:
