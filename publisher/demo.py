@@ -26,7 +26,7 @@ from publisher.errors import PublisherError
 from publisher.models import ChannelKV, ItemStatus
 from publisher.pipeline import content, workflow
 from publisher.pipeline.notify import open_sender
-from publisher.pipeline.worker import Dispatcher
+from publisher.pipeline.worker import Dispatcher, make_worker_id
 from publisher.pipeline.workflow import outbox
 from publisher.settings import SETTINGS_TEMPLATE, AuthSettings, load_settings
 
@@ -216,7 +216,7 @@ def run_demo(settings_path: Path | None, *, items: int = 6, console: Console | N
         console.print("delivering…")
         summary = Dispatcher(engine=app.engine, ctx=app.ctx).run(once=True, horizon=timedelta(seconds=30))
         console.print("  " + ", ".join(f"{k}: {v}" for k, v in sorted(summary.outcomes.items())))
-        sender = open_sender(app.engine, settings, "demo")
+        sender = open_sender(app.engine, settings, make_worker_id())
         if sender is not None:  # what 王主任, 张审查 and 李编辑 were told, through the robot sandboxes
             told = sender.run(once=True)
             sender.close()
