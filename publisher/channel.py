@@ -495,6 +495,9 @@ class SandboxHandle:
     #: a sign-in sandbox (CAS, OIDC) is no channel: its ``config`` is empty and this holds the
     #: ``[auth]`` tables (``{"cas": {...}}``) that point the campus sign-in at it
     auth: dict[str, Any] = field(default_factory=dict)
+    #: a notification transport's sandbox (企业微信, 钉钉 robots) is no channel either: its ``config`` is
+    #: empty and this holds the ``[notify.transports]`` tables that point the transports at it
+    notify: dict[str, Any] = field(default_factory=dict)
 
 
 def available_sandboxes() -> dict[str, Callable[[Path], SandboxHandle]]:

@@ -10,10 +10,12 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 
 from publisher.errors import ConfigError, PublisherError
+from publisher.notifier import build_notifiers
 from publisher.settings import Settings
 
 #: more than this between our clock and the database server's, and leases, schedules and rate limits drift
@@ -138,6 +140,7 @@ def run_checks(settings_path: str | Path | None = None) -> list[Check]:
             detail += " (paused)"
         checks.append(Check(f"channel {name}", report.ok, detail, warning=bool(report.warnings)))
         spec.channel.close()
+    checks.append(_notify_check(settings))
     engine.dispose()
     return checks
 
@@ -171,3 +174,17 @@ def _display_check(engine: sa.Engine, settings: Settings) -> Check:
     if not problems:
         return Check("display periods", True, "no 公示期 overdue or without a computable end")
     return Check("display periods", True, "; ".join(problems), warning=True)
+
+
+def _notify_check(settings: Any) -> Check:
+    """The notification transports build (their settings valid, their secrets set); nothing is sent:
+    the robots have no call that checks a key without posting to the group."""
+    try:
+        notifiers = build_notifiers(settings.notify.transports)
+    except ConfigError as exc:
+        return Check("notify", False, str(exc))
+    for n in notifiers.values():
+        n.close()
+    if not notifiers:
+        return Check("notify", True, "no [notify.transports.NAME] table: nobody is told when work waits", warning=True)
+    return Check("notify", True, f"transports {', '.join(notifiers)}: settings and secrets present (nothing sent)")

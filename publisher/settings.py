@@ -165,6 +165,36 @@ class WebSettings(_Section):
     login_window_minutes: int = Field(15, ge=1)
 
 
+class NotifySettings(_Section):
+    """People told when work waits (docs/notify.md): the outbox's sender and its transports."""
+
+    #: the web workspace as people reach it: each message links to the page where the person acts
+    web_base_url: str = "http://127.0.0.1:8000/"
+    #: a message's sends at most, then it fails with the last error kept
+    max_attempts: int = Field(6, ge=1, le=100)
+    backoff_base_seconds: float = Field(30.0, gt=0)
+    backoff_cap_seconds: float = Field(3600.0, gt=0)
+    #: a message claimed by a sender that died is taken up again after this
+    lease_seconds: int = Field(120, ge=5)
+    poll_seconds: float = Field(2.0, gt=0)
+    #: the local hour a daily digest goes out
+    digest_hour: int = Field(8, ge=0, le=23)
+    #: ``[notify.transports.NAME]`` tables: ``type`` (default NAME) and the transport's own keys
+    transports: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+    @field_validator("web_base_url")
+    @classmethod
+    def _slash(cls, v: str) -> str:
+        return v if v.endswith("/") else v + "/"
+
+    def backoff(self, attempt: int) -> timedelta:
+        """Exponential back-off with full jitter, capped (as the worker's)."""
+        import random
+
+        ceiling = min(self.backoff_cap_seconds, self.backoff_base_seconds * 2 ** (attempt - 1))
+        return timedelta(seconds=random.uniform(ceiling / 2, ceiling))
+
+
 _ROLES = ("editor", "department_head", "confidentiality_reviewer", "admin", "viewer")
 
 
@@ -290,6 +320,7 @@ class Settings(BaseSettings):
     registers: RegistersSettings = Field(default_factory=RegistersSettings)
     web: WebSettings = Field(default_factory=WebSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
+    notify: NotifySettings = Field(default_factory=NotifySettings)
     #: ``[channels.NAME]`` tables; validated against each channel's Config by publisher.pipeline.registry
     channels: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
@@ -475,6 +506,20 @@ local_passwords = true  # false: only admins use a local password; everyone else
 # [auth.mapping]
 # department = "ou"
 # roles = [{ attribute = "eduPersonAffiliation", value = "faculty", role = "editor" }]
+
+[notify]                # people told when work waits (docs/notify.md); no transport: nobody is told
+web_base_url = "http://127.0.0.1:8000/"   # messages link to pages of the web workspace here
+# [notify.transports.email]
+# host = "smtp.example.edu.cn"
+# port = 587
+# sender = "xxgk@example.edu.cn"
+# username = "xxgk"
+# password_env = "PUBLISHER_NOTIFY_SMTP_PASSWORD"
+# [notify.transports.wecom]               # 企业微信 group robot
+# key_env = "PUBLISHER_WECOM_ROBOT_KEY"
+# [notify.transports.dingtalk]            # 钉钉 custom robot, signed
+# token_env = "PUBLISHER_DINGTALK_TOKEN"
+# secret_env = "PUBLISHER_DINGTALK_SECRET"
 
 [channels.website]
 type = "website"
