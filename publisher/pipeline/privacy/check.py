@@ -7,6 +7,7 @@ because a file that was not read must not pass as a file that was clean.
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from pathlib import Path
 
 from publisher.errors import InvalidInput
@@ -67,6 +68,43 @@ def check_text(text: str, where: str = "body", *, words: WordList | None = None,
     lines = LineIndex(text, first_line)
     found = scan_text(text, where, words, lines)
     return sorted(found, key=lambda f: int(f.where.rpartition(":")[2]))
+
+
+class _Offsets(LineIndex):
+    """Gives each finding of a scan the offset where it starts in place of a line (:func:`summary_findings`)."""
+
+    def __init__(self) -> None:
+        super().__init__("")
+
+    def line(self, offset: int) -> int:
+        return offset
+
+
+def summary_findings(summary: str, body_markdown: str, words: WordList | None = None) -> list[Finding]:
+    """The findings of a post's summary, at ``summary``.
+
+    A summary made from the body — the start of its plain text, cut with "…" (``content.plain_text``, as
+    ``create_item`` and the compose page make it when the author writes none) — is judged as part of that
+    text: the cut can fall inside a number or a mark, and 15-17 digits of an ID left before the "…" pass
+    as a card or a legacy ID, or 秘密★1年 becomes 秘密★. Such a summary's findings are those of the whole
+    plain text that start in the part it shows: a number it cuts counts as the number it was cut from (or
+    as nothing, when that run is none), and nothing it shows is missed, a number the plain text joins
+    across lines or table cells included. The body is rendered only when the summary holds something.
+    """
+    found = scan_text(summary, "summary", words)
+    if not found or not summary.endswith("…"):
+        return found  # not cut: what it shows is all there is to judge
+    from publisher.pipeline.content import plain_text
+
+    shown = summary[:-1]
+    text = plain_text(body_markdown)
+    if len(text) <= len(shown) or not text.startswith(shown):
+        return found  # written by the author (or from another body): judged as it is
+    return [
+        replace(f, where="summary")
+        for f in scan_text(text, "summary", words, _Offsets())
+        if int(f.where.rpartition(":")[2]) < len(shown)
+    ]
 
 
 def _uninspectable(where: str, why: str) -> Finding:
