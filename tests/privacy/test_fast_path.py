@@ -157,3 +157,11 @@ def test_a_number_or_mark_after_the_first_candidate_is_still_found() -> None:
         ("mobile", "body:1", "138****5678"),
         ("classification_mark", "body:1", "秘密★1年"),
     ]
+
+
+@given(st.text(alphabet="a\n", max_size=60), st.lists(st.integers(0, 60), max_size=12), st.integers(-3, 40))
+def test_a_line_is_the_line_breaks_before_the_offset_in_any_order(text: str, offsets: list[int], first: int) -> None:
+    lines = LineIndex(text, first)
+    for offset in offsets:
+        offset = min(offset, len(text))
+        assert lines.line(offset) == text[:offset].count("\n") + first
