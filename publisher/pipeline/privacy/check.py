@@ -46,7 +46,10 @@ _HINT = re.compile(
 
 def scan_text(text: str, where: str, words: WordList | None = None, lines: LineIndex | None = None) -> list[Finding]:
     """Numbers, classification marks and sensitive words in one piece of text, all at ``where``."""
-    out = number_findings(text, where, lines) + mark_findings(text, where, lines) if _HINT.search(text) else []
+    hint = _HINT.search(text)
+    out: list[Finding] = []
+    if hint is not None:  # no number candidate starts before the first hint: the number finder goes on from it
+        out = number_findings(text, where, lines, hint.start()) + mark_findings(text, where, lines)
     if words:
         out += words.findings(text, where, lines)
     return out

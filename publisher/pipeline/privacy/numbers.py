@@ -189,9 +189,13 @@ def _glue(text: str, start: int, end: int) -> int:
     return FREE
 
 
-def find_numbers(text: str) -> list[NumberHit]:
-    """Every resident ID, mobile and bank card number in ``text`` (original or normalised)."""
-    first = _CANDIDATE.search(text)
+def find_numbers(text: str, start: int = 0) -> list[NumberHit]:
+    """Every resident ID, mobile and bank card number in ``text`` (original or normalised).
+
+    ``start``: an offset before which the caller's own search found no candidate (scan_text's pre-filter),
+    so the text before it is not searched again.
+    """
+    first = _CANDIDATE.search(text, start)
     if first is None:
         return []  # nothing that could be a number: most titles and bodies, not even normalised
     norm = normalise(text)
@@ -281,9 +285,10 @@ class LineIndex:
         return self._line
 
 
-def number_findings(text: str, where: str, lines: LineIndex | None = None) -> list[Finding]:
-    """Findings for the numbers in ``text``; with ``lines``, ``where`` gets ``:LINE`` appended."""
-    return _hit_findings(find_numbers(text), where, lines)
+def number_findings(text: str, where: str, lines: LineIndex | None = None, start: int = 0) -> list[Finding]:
+    """Findings for the numbers in ``text``; with ``lines``, ``where`` gets ``:LINE`` appended (``start``:
+    as for :func:`find_numbers`)."""
+    return _hit_findings(find_numbers(text, start), where, lines)
 
 
 def number_findings_whole(text: str, where: str, lines: LineIndex | None = None) -> list[Finding]:
