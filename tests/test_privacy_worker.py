@@ -22,7 +22,7 @@ from publisher.pipeline import content, workflow
 from publisher.pipeline.worker import Dispatcher
 from publisher.testing import MemoryChannel
 from tests.clirun import Cli, _settings_for, setup_store
-from tests.privacy.makers import make_id, make_mobile, xlsx_file
+from tests.privacy.makers import body_cut_after, cut_id, make_id, make_mobile, xlsx_file
 
 RNG = random.Random(1212)
 MOBILE = make_mobile(RNG)
@@ -129,6 +129,31 @@ def test_a_word_added_to_the_list_after_approval_is_refused(make_app: Any, tmp_p
     item_id = item_with_findings(app, "某前领导职务出席。\n")
     words.write_text("某前领导职务\t已不在任，不得出现\n", encoding="utf-8")
     _refused(app, item_id, ("sensitive_word",))
+
+
+def test_an_id_cut_by_the_summary_goes_out_once_cleared(app: Any) -> None:
+    """The summary made from the body ends in the middle of the cleared ID, leaving digits that pass on
+    their own as a card or a legacy ID: judged as part of the body's text they are that ID, cleared."""
+    number, length = cut_id()
+    item_id = item_with_findings(app, body_cut_after(number[:length], after=number[length:] + "，家庭经济困难。"))
+    with app.session() as s:
+        item = workflow.get_item(s, item_id)
+        assert item.summary.endswith(number[:length] + "…")
+        assert [(r.kind, r.where) for r in workflow.findings_of(s, item)] == [("id_card", "body:3")]
+    assert run_once(app) == {"done": 1}
+    assert sent(item_id) == [item_id]
+
+
+def test_a_number_only_the_summary_shows_is_refused(app: Any) -> None:
+    """A mobile split over table cells is no number in the Markdown, so the gate has nothing to decide;
+    the summary made from the body joins it, shows it, and the worker refuses the post."""
+    cells = f"| 姓名 | 电话 | | |\n|---|---|---|---|\n| 张三 | {MOBILE[:3]} | {MOBILE[3:7]} | {MOBILE[7:]} |\n"
+    item_id = item_with_findings(app, "名单如下。\n\n" + cells + "\n说明" + "：以上人员经学院评审" * 20 + "。\n")
+    with app.session() as s:
+        item = workflow.get_item(s, item_id)
+        assert item.summary.endswith("…") and workflow.findings_of(s, item) == []
+    why = _refused(app, item_id, ("mobile",), MOBILE)
+    assert f"mobile {MOBILE_MASKED} at summary" in why
 
 
 def test_withdraw_is_never_refused(app: Any) -> None:

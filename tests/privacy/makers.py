@@ -6,7 +6,8 @@ import random
 from datetime import date, timedelta
 from pathlib import Path
 
-from publisher.pipeline.privacy.numbers import PROVINCES, id_check_char, luhn_ok
+from publisher.pipeline import content
+from publisher.pipeline.privacy.numbers import PROVINCES, classify, id_check_char, luhn_ok
 
 AREAS = ["230203", "230204", "110101", "310104", "440305", "510107", "230102", "370202"]
 
@@ -54,6 +55,27 @@ def wrong_check(number: str) -> str:
 
 
 assert "23" in PROVINCES
+
+
+def cut_id() -> tuple[str, int]:
+    """An ID whose first 13-17 digits pass on their own as a card or a legacy ID, and that many digits."""
+    rng = random.Random(3)
+    while True:
+        number = make_id(rng)
+        for length in range(13, 18):
+            if classify(number[:length]):
+                return number, length
+
+
+def body_cut_after(shown: str, before: str = "学生甲身份证号 ", after: str = "，家庭经济困难。") -> str:
+    """A body whose 120-character summary ends with ``shown`` (the start of what follows ``before``) and "…"."""
+    for n in range(200):
+        body = "现将拟资助学生名单公示如下。" + "联" * n + f"\n\n{before}{shown}{after}\n"
+        at = content.plain_text(body).index(before + shown) + len(before)
+        if at + len(shown) >= 119:
+            assert at + len(shown) == 119, "no padding puts the cut there"
+            return body
+    raise AssertionError("unreachable")
 
 
 # ------------------------------------------------------------------------------------------ DOCX

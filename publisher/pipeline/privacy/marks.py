@@ -37,12 +37,17 @@ _MARK = re.compile(
 
 #: every mark holds one of these: a text without any has none (a substring test costs ~1/50 of the
 #: regex on a typical body, and the worker re-checks each post before it goes out)
-_MARK_HINTS = ("密", "内部", "外传")
+MARK_HINTS = ("密", "内部", "外传")
 
 
 def mark_findings(text: str, where: str, lines: LineIndex | None = None) -> list[Finding]:
-    if not any(h in text for h in _MARK_HINTS):
+    if not any(h in text for h in MARK_HINTS):
         return []
+    return mark_findings_whole(text, where, lines)
+
+
+def mark_findings_whole(text: str, where: str, lines: LineIndex | None = None) -> list[Finding]:
+    """:func:`mark_findings` without the shortcut: the reference the tests hold it to."""
     out = []
     for m in _MARK.finditer(text):
         place = f"{where}:{lines.line(m.start())}" if lines else where

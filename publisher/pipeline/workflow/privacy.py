@@ -21,7 +21,7 @@ from publisher.errors import InvalidInput, NotAllowed, NotFound
 from publisher.models import Asset, Item, ItemVersion, PrivacyDecision, PrivacyFinding, Role, User, utcnow
 from publisher.pipeline import content
 from publisher.pipeline.privacy import Finding, WordList, check_file, check_text, words_for
-from publisher.pipeline.privacy.check import scan_text
+from publisher.pipeline.privacy.check import scan_text, summary_findings
 from publisher.pipeline.privacy.numbers import find_numbers
 from publisher.pipeline.workflow.audit import audit
 from publisher.pipeline.workflow.context import Context
@@ -82,8 +82,14 @@ def unresolved_in_post(post: Post, cleared: Collection[tuple[str, str, str]], wo
     found = _findings(post.title, None, post.body_markdown, files, words, _file_findings)
     out = [f for f in found if (f.kind, f.where, f.masked) not in exact]
     seen = loose | {(f.kind, f.masked) for f in out}  # a number already counted is not counted again
-    for value, where in ((post.summary, "summary"), (post.body_html, "body_html")):
-        for f in scan_text(value, where, words) if value else ():
+    summary = scan_text(post.summary, "summary", words) if post.summary else []
+    if any((f.kind, f.masked) not in seen for f in summary):
+        # a summary cut from the body is judged as part of it, not as a number cut in two (the body is
+        # rendered for that only here, when the summary holds something the body's findings do not cover)
+        summary = summary_findings(post.summary, post.body_markdown, words)
+    html = scan_text(post.body_html, "body_html", words) if post.body_html else []
+    for found_in in (summary, html):
+        for f in found_in:
             if (f.kind, f.masked) not in seen:
                 seen.add((f.kind, f.masked))
                 out.append(f)
