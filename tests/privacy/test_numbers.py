@@ -189,13 +189,11 @@ def test_mask_text_in_full_width_keeps_the_ends():
     assert masked == "电话１３８****５６７８"
 
 
-def test_a_long_run_of_short_groups_takes_linear_time():
-    import time
-
-    text = "1 23 456 " * 100_000 + MOBILE
-    started = time.perf_counter()
+def test_a_long_run_of_short_groups_does_not_hide_a_mobile_after_it():
+    # 60,000 short groups before the number: a finder that restarted its search at each group would be
+    # quadratic here and never finish; its speed is measured in bench/privacy_bench.py, not here
+    text = "1 23 456 " * 20_000 + MOBILE
     assert kinds(text) == [("mobile", "138****5678")]
-    assert time.perf_counter() - started < 10  # ~1 s on the shared machine; quadratic would be hours
 
 
 def test_no_finding_shows_the_raw_number():
