@@ -47,6 +47,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "checklist_hint": ("输入编号或名称搜索", "type a number or a name to search"),
     "target_channels": ("发布渠道", "Target channels"),
     "publish_at": ("发布时间", "Publish time"),
+    "at_time": ("指定时间", "At a set time"),
     "next_slot": ("各渠道的下一个发布时段", "Next free slot of each channel"),
     "image": ("插入图片", "Insert image"),
     "save_draft": ("保存草稿", "Save draft"),
