@@ -182,6 +182,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
     ),
     "lang_switch": ("English", "中文"),
     "time_zone": ("时区", "Time zone"),
+    "skip_to_content": ("跳到主要内容", "Skip to content"),
+    "large_text": ("大字模式", "Large text"),
     "chart_published": ("各渠道每月发布量", "Published per channel and month"),
     "display_name": ("显示名称", "Display name"),
     "add_user": ("添加用户", "Add user"),

@@ -22,6 +22,8 @@ import pytest
 from channels.website import WebsiteChannel, WebsiteConfig, category_slug
 from publisher import accounts
 from publisher.channel import Asset
+from publisher.models import ItemStatus
+from publisher.pipeline import workflow
 from publisher.testing import make_ctx, make_env, make_post
 from tests.privacy.makers import make_mobile
 from tests.web import axe
@@ -174,3 +176,112 @@ def test_axe_helper_reports_what_it_should(site: str, browser: Any) -> None:
     page.evaluate("document.querySelector('article.body img').removeAttribute('alt')")
     found = {v["id"]: v["impact"] for v in axe.blocking(page)}
     assert found == {"image-alt": "critical"}
+
+
+def _font_px(page: Any, selector: str) -> float:
+    return page.evaluate(f"parseFloat(getComputedStyle(document.querySelector({selector!r})).fontSize)")
+
+
+def _fits(page: Any) -> bool:
+    """Nothing sticks out sideways: the page scrolls only down."""
+    return page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+
+
+def _large_text_round_trip(page: Any, urls: list[str], where: str) -> None:
+    page.goto(urls[0])
+    small = {s: _font_px(page, s) for s in ("main", "main h1", "#large-text")}
+    assert page.get_attribute("#large-text", "aria-pressed") == "false"
+    page.click("#large-text")
+    assert page.get_attribute("#large-text", "aria-pressed") == "true"
+    large = {s: _font_px(page, s) for s in small}
+    assert all(large[s] >= small[s] * 1.2 for s in small), (where, small, large)
+    page.reload()
+    assert page.evaluate("document.documentElement.classList.contains('large-text')"), f"{where}: not kept"
+    assert _font_px(page, "main") == large["main"] and page.get_attribute("#large-text", "aria-pressed") == "true"
+    # 适老化 on a phone: 390 px wide, large text, every page still fits the width
+    page.set_viewport_size({"width": 390, "height": 844})
+    for url in urls:
+        page.goto(url)
+        assert _font_px(page, "main") == large["main"], url
+        assert _fits(page), f"{url} is wider than 390 px in the large-text mode"
+        page.screenshot(path=str(SHOTS / f"a11y-large-{where}-{urls.index(url)}.png"), full_page=True)
+    page.click("#large-text")
+    page.reload()
+    assert _font_px(page, "main") == small["main"], f"{where}: switching it off is not kept"
+    page.set_viewport_size({"width": 1360, "height": 900})
+
+
+@on_sqlite
+def test_large_text_mode_in_the_workspace(app: Any, server: str, browser: Any) -> None:
+    with app.session() as s:
+        accounts.set_password(s, name="ed", password=PASSWORD, actor="test")
+    item = make_item(app, title="关于国家助学金评审结果的公示", body="| 姓名 | 学院 |\n|---|---|\n| 李明 | 文学院 |\n")
+    page = browser.new_page()
+    journey._log_in(page, server, "ed")
+    urls = [
+        f"{server}/items/{item}",
+        f"{server}/items",
+        f"{server}/items/new",
+        f"{server}/dashboard",
+        f"{server}/calendar",
+    ]
+    _large_text_round_trip(page, urls, "workspace")
+
+
+def test_large_text_mode_on_the_website(site: str, browser: Any) -> None:
+    page = browser.new_page()
+    refused: list[str] = []
+    page.on("console", lambda msg: refused.append(msg.text) if "Content Security Policy" in msg.text else None)
+    page.on("response", lambda r: refused.append(r.url) if r.status >= 400 and "favicon" not in r.url else None)
+    urls = [site + "items/1.html", site + "index.html", site + f"categories/{category_slug(CATEGORY)}.html"]
+    _large_text_round_trip(page, urls, "site")
+    assert refused == []  # the page's CSP lets the site's own script run, and every file it asks for is there
+
+
+def _tab_to(page: Any, selector: str, limit: int = 80) -> int:
+    """Press Tab until ``selector`` has the focus; how many presses it took."""
+    for n in range(1, limit + 1):
+        page.keyboard.press("Tab")
+        if page.evaluate(f"document.activeElement.matches({selector!r})"):
+            return n
+    raise AssertionError(f"{selector} never took the focus in {limit} presses of Tab")
+
+
+def _outline(page: Any) -> tuple[str, float]:
+    return page.evaluate(
+        "(s => [s.outlineStyle, parseFloat(s.outlineWidth)])(getComputedStyle(document.activeElement))"
+    )
+
+
+@on_sqlite
+def test_keyboard_alone_reviews_an_item(app: Any, server: str, browser: Any) -> None:
+    with app.session() as s:
+        accounts.set_password(s, name="head", password=PASSWORD, actor="test")
+    item = make_item(app, title="关于寒假放假安排的通知", stage="submitted")
+    page = browser.new_page()
+    page.goto(f"{server}/login")
+    page.keyboard.type("head")  # the name field has the focus
+    page.keyboard.press("Tab")
+    page.keyboard.type(PASSWORD)
+    page.keyboard.press("Enter")
+    page.wait_for_url("**/review")
+
+    # the skip link is the first stop, shows itself, and takes the focus past the header
+    assert _tab_to(page, "a.skip", limit=1) == 1
+    assert page.evaluate("document.activeElement.getBoundingClientRect().left >= 0")
+    page.keyboard.press("Enter")
+    assert page.evaluate("document.activeElement.id") == "main"
+
+    _tab_to(page, f'main a[href$="/items/{item}"]')
+    style, width = _outline(page)
+    assert style != "none" and width >= 2, "the focused link has no visible outline"
+    page.keyboard.press("Enter")
+    page.wait_for_url(f"**/items/{item}")
+    _tab_to(page, 'button[name="decision"][value="approve"]')
+    style, width = _outline(page)
+    assert style != "none" and width >= 2, "the focused button has no visible outline"
+    with page.expect_navigation():
+        page.keyboard.press("Enter")
+    assert "待保密审查" in page.inner_text("main")
+    with app.session() as s:
+        assert workflow.get_item(s, item).status == ItemStatus.DEPT_APPROVED
