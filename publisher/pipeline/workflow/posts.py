@@ -66,10 +66,33 @@ def _post(ctx: Context, item: Any, assets: Iterable[Any], author: str) -> Post:
     )
 
 
-def check_channels_accept(ctx: Context, session: Session, item: Item) -> None:
-    """Ask every target channel whether it can take the item (review time, no network)."""
+def alt_text_problems(post: Post) -> list[str]:
+    """One problem per image of the body without alt text (替代文本), whatever the channels.
+
+    Readers who cannot see the picture (a screen reader, an image that did not load) get only its alt
+    text, so every picture needs one before review. A body read from a file refers to its images as
+    ``asset://sha`` once stored: the message shows the file name the author wrote. A body typed in the
+    web workspace holds ``asset://sha`` itself (its assets are named by their hash): it stays as typed.
+    """
+    names = {a.ref: a.filename for a in post.assets if not a.filename.startswith(a.sha256[:12])}
+    problems = []
+    for line, written in content.images_without_alt(post.body_markdown):
+        for ref, name in names.items():
+            written = written.replace(ref, name)
+        target = written[written.find("(") + 1 : -1].strip() if written.endswith(")") else "图片.png"
+        fix = f"write what the picture shows: ![校门口合影]({target})"
+        problems.append(f"图片缺少替代文本 (alt text): line {line} `{written}` — {fix}")
+    return problems
+
+
+def check_channels_accept(ctx: Context, session: Session, item: Item, *, alt_text: bool = False) -> None:
+    """Ask every target channel whether it can take the item (review time, no network).
+
+    ``alt_text``: also refuse images without alt text (at submit; items submitted before the rule
+    are not stopped at their second review for it).
+    """
     post = build_post(ctx, session, item)
-    problems: list[str] = []
+    problems: list[str] = alt_text_problems(post) if alt_text else []
     for name in item.channels:
         spec = ctx.channels.get(name)
         if spec is None:
