@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import html
 import io
+import re
 
 from sqlmodel import select
 
@@ -59,3 +60,22 @@ def test_submitting_a_stored_draft_with_a_remote_image_without_alt_text_is_refus
     assert "图片缺少替代文本 (alt text): line 3 `![](https://www.example.edu.cn/gate.jpg)`" in text
     with app.session() as s:
         assert workflow.get_item(s, item_id).status == "draft"
+
+
+def test_the_live_preview_says_it_before_submit_does(app, client, login):
+    csrf = login(client, "ed")
+    body = "欢迎参加校园开放日。\n\n```\n![](example.png)\n```\n\n![](https://www.example.edu.cn/gate.jpg)\n"
+    r = client.post(
+        "/preview", data={"csrf_token": csrf, "title": "校园开放日通知", "body_markdown": body, "channels": "mem"}
+    )
+    assert r.status_code == 200
+    notices = [html.unescape(n) for n in re.findall(r'<p class="notice" role="alert">(.*?)</p>', r.text)]
+    gate = "https://www.example.edu.cn/gate.jpg"
+    assert notices == [
+        f"图片缺少替代文本 (alt text): line 7 `![]({gate})` — write what the picture shows: ![校门口合影]({gate})"
+    ]
+    body = body.replace("![](https", "![校门口的合影](https")
+    r = client.post(
+        "/preview", data={"csrf_token": csrf, "title": "校园开放日通知", "body_markdown": body, "channels": "mem"}
+    )
+    assert r.status_code == 200 and "替代文本" not in r.text

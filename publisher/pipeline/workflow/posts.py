@@ -4,7 +4,7 @@ time, a copy kit) and the dispatcher's batched Core read (:func:`snapshot_posts`
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -66,23 +66,27 @@ def _post(ctx: Context, item: Any, assets: Iterable[Any], author: str) -> Post:
     )
 
 
-def alt_text_problems(post: Post) -> list[str]:
+def alt_text_problems(body_markdown: str, names: Mapping[str, str] | None = None) -> list[str]:
     """One problem per image of the body without alt text (替代文本), whatever the channels.
 
     Readers who cannot see the picture (a screen reader, an image that did not load) get only its alt
-    text, so every picture needs one before review. A body read from a file refers to its images as
-    ``asset://sha`` once stored: the message shows the file name the author wrote. A body typed in the
-    web workspace holds ``asset://sha`` itself (its assets are named by their hash): it stays as typed.
+    text, so every picture needs one before review. ``names``: ``asset://sha`` -> the file name to show
+    in its place (a body read from a file holds the references once stored, not what the author wrote).
     """
-    names = {a.ref: a.filename for a in post.assets if not a.filename.startswith(a.sha256[:12])}
     problems = []
-    for line, written in content.images_without_alt(post.body_markdown):
-        for ref, name in names.items():
+    for line, written in content.images_without_alt(body_markdown):
+        for ref, name in (names or {}).items():
             written = written.replace(ref, name)
         target = written[written.find("(") + 1 : -1].strip() if written.endswith(")") else "图片.png"
         fix = f"write what the picture shows: ![校门口合影]({target})"
         problems.append(f"图片缺少替代文本 (alt text): line {line} `{written}` — {fix}")
     return problems
+
+
+def _written_names(post: Post) -> dict[str, str]:
+    # an item file's images keep the file name the author wrote; a body typed in the web workspace
+    # holds ``asset://sha`` itself (its assets are named by their hash), so it is shown as typed
+    return {a.ref: a.filename for a in post.assets if not a.filename.startswith(a.sha256[:12])}
 
 
 def check_channels_accept(ctx: Context, session: Session, item: Item, *, alt_text: bool = False) -> None:
@@ -92,7 +96,7 @@ def check_channels_accept(ctx: Context, session: Session, item: Item, *, alt_tex
     are not stopped at their second review for it).
     """
     post = build_post(ctx, session, item)
-    problems: list[str] = alt_text_problems(post) if alt_text else []
+    problems = alt_text_problems(post.body_markdown, _written_names(post)) if alt_text else []
     for name in item.channels:
         spec = ctx.channels.get(name)
         if spec is None:
