@@ -117,7 +117,9 @@ def test_workspace_pages_pass_axe(app: Any, server: str, browser: Any) -> None:
             accounts.set_password(s, name=name, password=PASSWORD, actor="test")
     mobile = make_mobile(random.Random(14))
     findings = make_item(app, title="关于国家助学金评审结果的公示", body=f"联系人手机 {mobile}", stage="submitted")
-    make_item(app, title="关于寒假放假安排的通知", stage="scheduled", publish_at=datetime.now(UTC) + timedelta(days=1))
+    scheduled = make_item(
+        app, title="关于寒假放假安排的通知", stage="scheduled", publish_at=datetime.now(UTC) + timedelta(days=1)
+    )
     page = browser.new_page()
     _clean = Axe()
 
@@ -128,15 +130,18 @@ def test_workspace_pages_pass_axe(app: Any, server: str, browser: Any) -> None:
         "/dashboard",
         "/items",
         f"/items/{findings}",
+        f"/items/{scheduled}",
+        f"/items/{findings}/edit",
         "/items/new",
         "/calendar",
         "/calendar?view=month",
         "/tokens",
+        "/items/999999",
     ):
         page.goto(server + path)
         if path == f"/items/{findings}":
             assert "隐私/保密检查" in page.inner_text("#privacy")
-        if path == "/items/new":
+        if path.endswith(("/new", "/edit")):
             page.wait_for_selector("#preview article")
         _clean(page, path)
     page.goto(f"{server}/items?lang=en")
@@ -155,7 +160,7 @@ def test_workspace_pages_pass_axe(app: Any, server: str, browser: Any) -> None:
     for path in ("/admin/users", "/admin/channels"):
         page.goto(server + path)
         _clean(page, path)
-    _clean.check(pages=13)
+    _clean.check(pages=16)
 
 
 def test_website_pages_pass_axe(site: str, browser: Any) -> None:
