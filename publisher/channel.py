@@ -133,6 +133,10 @@ class Post:
     #: the item's page on the website, when the site is known (Weibo links to it)
     site_url: str | None = None
     version: int = 1
+    #: when the item's 公示期 ends (None: it has none, or the end is not known yet)
+    display_ends_at: datetime | None = None
+    #: the 公示期 has ended: a withdraw of this post is its take-down at the end, not a retraction
+    display_ended: bool = False
 
     @property
     def cover(self) -> Asset | None:
@@ -491,6 +495,9 @@ class SandboxHandle:
     #: a sign-in sandbox (CAS, OIDC) is no channel: its ``config`` is empty and this holds the
     #: ``[auth]`` tables (``{"cas": {...}}``) that point the campus sign-in at it
     auth: dict[str, Any] = field(default_factory=dict)
+    #: a notification transport's sandbox (企业微信, 钉钉 robots) is no channel either: its ``config`` is
+    #: empty and this holds the ``[notify.transports]`` tables that point the transports at it
+    notify: dict[str, Any] = field(default_factory=dict)
 
 
 def available_sandboxes() -> dict[str, Callable[[Path], SandboxHandle]]:

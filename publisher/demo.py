@@ -25,11 +25,20 @@ from publisher.counting import periods, stats
 from publisher.errors import PublisherError
 from publisher.models import ChannelKV, ItemStatus
 from publisher.pipeline import content, workflow
-from publisher.pipeline.worker import Dispatcher
+from publisher.pipeline.notify import open_sender
+from publisher.pipeline.worker import Dispatcher, make_worker_id
+from publisher.pipeline.workflow import outbox
 from publisher.settings import SETTINGS_TEMPLATE, AuthSettings, load_settings
 
 #: a campus account of the CAS sandbox (channels/sandbox/campus.py; the faces do not import the channels)
 DEMO_CAMPUS_PASSWORD = "campus-demo-2026"
+
+#: who the demo tells of what waits, over which robot sandbox (publisher notify set; docs/notify.md)
+DEMO_NOTIFY = [
+    ("demo.head", "wecom", "wangzhuren"),
+    ("demo.secrecy", "dingtalk", "zhangshencha"),
+    ("demo.editor", "wecom", "libianji"),
+]
 
 DEMO_USERS = [
     ("demo.editor", "editor", "校长办公室", "李编辑"),
@@ -82,6 +91,9 @@ SAMPLES: list[dict[str, Any]] = [
         # an office landline, not a person's mobile: the privacy check passes it, so the demo's
         # 保密审查 approval goes through (a mobile here would stop it until masked or cleared)
         "联系电话：0452-2712345（学生资助管理中心）\n",
+        # a 公示 comes down by itself when its period ends (an end time here, not working days: a
+        # count reaching a year the installed chinese-calendar does not know would refuse the item)
+        "display_days": 7,
     },
 ]
 
@@ -114,6 +126,7 @@ def run_demo(settings_path: Path | None, *, items: int = 6, console: Console | N
         channels: dict[str, dict[str, Any]] = {
             name: table for name, table in base.channels.items() if table.get("type", name) == "website"
         } or {"website": {"type": "website", "folder": "site", "title": "信息公开网"}}
+        transports: dict[str, dict[str, Any]] = {}
         for name, start in sorted(available_sandboxes().items()):
             try:
                 h = start(folder / "sandbox")
@@ -125,8 +138,14 @@ def run_demo(settings_path: Path | None, *, items: int = 6, console: Console | N
             if h.config:
                 channels[name] = h.config
             auth.update(h.auth)
+            transports.update(h.notify)  # the 企业微信 and 钉钉 robots (docs/notify.md)
+        notify = base.notify.model_copy(update={"transports": {**base.notify.transports, **transports}})
         settings = base.model_copy(
-            update={"channels": channels, "auth": AuthSettings.model_validate({**base.auth.model_dump(), **auth})}
+            update={
+                "channels": channels,
+                "auth": AuthSettings.model_validate({**base.auth.model_dump(), **auth}),
+                "notify": notify,
+            }
         )
         settings.source = base.source
         app = open_app(settings, run_migrations=True)
@@ -146,6 +165,10 @@ def run_demo(settings_path: Path | None, *, items: int = 6, console: Console | N
                     workflow.get_user(s, name)
                 except PublisherError:
                     workflow.add_user(s, name=name, role=role, department=dept, display_name=display)
+            for name, transport, address in DEMO_NOTIFY:
+                if transport in settings.notify.transports:
+                    known = settings.notify.transports
+                    outbox.set_pref(s, user=name, transport=transport, address=address, known=known, actor="demo")
         work = folder / "sandbox" / "demo-items"
         work.mkdir(parents=True, exist_ok=True)
         _sample_image(work / "campus.png")
@@ -164,6 +187,9 @@ def run_demo(settings_path: Path | None, *, items: int = 6, console: Console | N
             }
             if sample["checklist_item"]:
                 fm["checklist_item"] = sample["checklist_item"]
+            if sample.get("display_days"):
+                until = datetime.now(settings.zone).replace(hour=17, minute=0, second=0, microsecond=0)
+                fm["display_until"] = (until + timedelta(days=sample["display_days"])).isoformat()
             import yaml
 
             md.write_text("---\n" + yaml.safe_dump(fm, allow_unicode=True) + "---\n" + sample["body"], encoding="utf-8")
@@ -196,6 +222,11 @@ def run_demo(settings_path: Path | None, *, items: int = 6, console: Console | N
         console.print("delivering…")
         summary = Dispatcher(engine=app.engine, ctx=app.ctx).run(once=True, horizon=timedelta(seconds=30))
         console.print("  " + ", ".join(f"{k}: {v}" for k, v in sorted(summary.outcomes.items())))
+        sender = open_sender(app.engine, settings, make_worker_id())
+        if sender is not None:  # what 王主任, 张审查 and 李编辑 were told, through the robot sandboxes
+            told = sender.run(once=True)
+            sender.close()
+            console.print("notifications: " + (", ".join(f"{k}: {v}" for k, v in sorted(told.items())) or "none"))
         with app.session() as s:
             states = [workflow.get_item(s, i).status for i in ids]
         published = sum(1 for st in states if st == ItemStatus.PUBLISHED)
@@ -234,6 +265,7 @@ def run_demo(settings_path: Path | None, *, items: int = 6, console: Console | N
                 console.print(line)
         console.print("  one item:         publisher item show " + str(ids[0]))
         console.print("  the counts:       publisher stats --by channel,category,department,month")
+        console.print("  公示期 ending:     publisher item list --expiring")
         app.close()
     finally:
         for _, h in handles:

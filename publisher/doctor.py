@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 
 from publisher.errors import ConfigError, PublisherError
+from publisher.notifier import build_notifiers
+from publisher.settings import Settings
 
 #: more than this between our clock and the database server's, and leases, schedules and rate limits drift
 MAX_SKEW_SECONDS = 2.0
@@ -82,6 +85,9 @@ def run_checks(settings_path: str | Path | None = None) -> list[Check]:
     except Exception as exc:
         checks.append(Check("migrations", False, f"cannot read the migration state: {exc}"))
 
+    if checks[-1].ok:
+        checks.append(_display_check(engine, settings))
+
     local_now = datetime.now(UTC)
     if server_now is not None:
         skew = abs((server_now - local_now).total_seconds())
@@ -134,5 +140,51 @@ def run_checks(settings_path: str | Path | None = None) -> list[Check]:
             detail += " (paused)"
         checks.append(Check(f"channel {name}", report.ok, detail, warning=bool(report.warnings)))
         spec.channel.close()
+    checks.append(_notify_check(settings))
     engine.dispose()
     return checks
+
+
+def _display_check(engine: sa.Engine, settings: Settings) -> Check:
+    """公示期 whose end cannot be computed (a year the calendar does not know: the item stays up), or
+    whose end passed minutes ago with no take-down (no worker runs the ``display-end`` job)."""
+    from publisher.models import DISPLAY_OPEN, Item
+    from publisher.pipeline.workflow.states import LIVE_STATES
+
+    it = Item.__table__  # type: ignore[attr-defined]
+    live = sa.and_(sa.text(DISPLAY_OPEN), it.c.status.in_([s.value for s in LIVE_STATES]))
+    late = datetime.now(UTC) - timedelta(minutes=5)
+    with engine.connect() as conn:
+        stuck = conn.execute(
+            sa.select(it.c.id, it.c.display_problem).where(live, it.c.display_problem.is_not(None)).order_by(it.c.id)
+        ).all()
+        overdue = conn.execute(sa.select(it.c.id).where(live, it.c.display_ends_at < late).order_by(it.c.id)).all()
+    problems = []
+    if stuck:
+        ids = ", ".join(str(r.id) for r in stuck[:10])
+        problems.append(
+            f"items {ids}: the end of the 公示期 cannot be computed, so they stay up ({stuck[0].display_problem})"
+        )
+    if overdue:
+        ids = ", ".join(str(r.id) for r in overdue[:10])
+        problems.append(
+            f"items {ids}: the 公示期 ended over 5 minutes ago and they are not taken down: is a worker "
+            "(`publisher run`) running? Its display-end job takes them down every minute"
+        )
+    if not problems:
+        return Check("display periods", True, "no 公示期 overdue or without a computable end")
+    return Check("display periods", True, "; ".join(problems), warning=True)
+
+
+def _notify_check(settings: Any) -> Check:
+    """The notification transports build (their settings valid, their secrets set); nothing is sent:
+    the robots have no call that checks a key without posting to the group."""
+    try:
+        notifiers = build_notifiers(settings.notify.transports)
+    except ConfigError as exc:
+        return Check("notify", False, str(exc))
+    for n in notifiers.values():
+        n.close()
+    if not notifiers:
+        return Check("notify", True, "no [notify.transports.NAME] table: nobody is told when work waits", warning=True)
+    return Check("notify", True, f"transports {', '.join(notifiers)}: settings and secrets present (nothing sent)")

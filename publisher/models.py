@@ -173,7 +173,20 @@ class User(SQLModel, table=True):
     role_source: str = Field(default="admin", sa_column=Column(sa.String(10), nullable=False, server_default="admin"))
 
 
+#: the items whose 公示期 has not ended yet (ix_item_display_open's condition, migration 0014)
+DISPLAY_OPEN = "display_ended_at IS NULL AND (display_until IS NOT NULL OR display_working_days IS NOT NULL)"
+
+
 class Item(SQLModel, table=True):
+    __table_args__ = (
+        sa.Index(
+            "ix_item_display_open",
+            "display_ends_at",
+            sqlite_where=sa.text(DISPLAY_OPEN),
+            postgresql_where=sa.text(DISPLAY_OPEN),
+        ),
+    )
+
     id: int | None = Field(default=None, primary_key=True)
     title: str = Field(sa_column=Column(sa.String(500), nullable=False))
     summary: str = ""
@@ -200,6 +213,15 @@ class Item(SQLModel, table=True):
     origin: str = Field(
         default="pipeline", sa_column=Column(sa.String(20), nullable=False, server_default="pipeline", index=True)
     )
+    #: the 公示期 asked for (docs/privacy.md): an end time, or Chinese working days from going live (not both)
+    display_until: datetime | None = _dt(default=None, nullable=True)
+    display_working_days: int | None = None
+    #: when the period ends, once known (display_until at once; working days once the item is live)
+    display_ends_at: datetime | None = _dt(default=None, nullable=True)
+    #: when the take-down at the end was queued (publisher.pipeline.workflow.display.end_displays)
+    display_ended_at: datetime | None = _dt(default=None, nullable=True)
+    #: why the end could not be computed (a year the holiday calendar does not know): the item stays up
+    display_problem: str | None = Field(default=None, sa_column=Column(sa.Text, nullable=True))
 
 
 class Asset(SQLModel, table=True):

@@ -32,6 +32,7 @@ from sqlalchemy.exc import IntegrityError
 
 from publisher.counting.sync import run_sync
 from publisher.models import JobLease, utcnow
+from publisher.pipeline.workflow import end_displays
 
 if TYPE_CHECKING:
     from publisher.app import App
@@ -54,8 +55,19 @@ def periodic_jobs(app: App) -> list[PeriodicJob]:
             "weekly-sync",
             CronTrigger.from_crontab(app.settings.sync.cron, timezone=app.settings.zone),
             run_sync,
-        )
+        ),
+        # 公示期 ends fall on a day's 24:00: a minute's lateness is the most a take-down waits
+        PeriodicJob("display-end", CronTrigger.from_crontab("* * * * *", timezone=app.settings.zone), end_due_displays),
     ]
+
+
+def end_due_displays(app: App) -> None:
+    """The ``display-end`` job: :func:`publisher.pipeline.workflow.end_displays` now."""
+    done = end_displays(app.ctx, app.session)
+    for item_id in done.ended:
+        log.info("item %s: 公示期 ended, taken down", item_id)
+    for item_id, why in done.problems.items():
+        log.warning("item %s: the end of its 公示期 cannot be computed: %s", item_id, why)
 
 
 def claim_period(engine: sa.Engine, key: str, owner: str, ttl: timedelta) -> bool:

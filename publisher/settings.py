@@ -11,12 +11,12 @@ from __future__ import annotations
 import difflib
 import os
 import tomllib
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from publisher.errors import ConfigError
@@ -82,6 +82,36 @@ class PrivacySettings(_Section):
     words_file: str = ""
 
 
+class DisplaySettings(_Section):
+    """公示期 (docs/privacy.md): the default period of an item of a category that names none."""
+
+    #: category → Chinese working days, e.g. {"公告公示" = 5}; each 1-60, each a known category
+    working_days: dict[str, int] = Field(default_factory=dict)
+
+    @field_validator("working_days")
+    @classmethod
+    def _days(cls, v: dict[str, int]) -> dict[str, int]:
+        for cat, n in v.items():
+            if not 1 <= n <= 60:
+                raise ValueError(f"{cat!r} = {n}: a display period is 1 to 60 working days")
+        return v
+
+
+class CalendarSettings(_Section):
+    """Holidays of years the installed chinese-calendar does not know yet, from the State Council's
+    notice (国务院办公厅关于…部分节假日安排的通知): days off, and the weekend days worked instead (调休)."""
+
+    holidays: list[date] = Field(default_factory=list)
+    workdays: list[date] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _apart(self) -> CalendarSettings:
+        both = sorted(set(self.holidays) & set(self.workdays))
+        if both:
+            raise ValueError(f"{', '.join(map(str, both))} listed both as holiday and as workday; keep one")
+        return self
+
+
 class SyncSettings(_Section):
     #: the weekly sync job, a crontab line in the office's time zone
     cron: str = "0 3 * * mon"
@@ -133,6 +163,36 @@ class WebSettings(_Section):
     login_failures_per_account: int = Field(10, ge=1)
     login_failures_per_address: int = Field(50, ge=1)
     login_window_minutes: int = Field(15, ge=1)
+
+
+class NotifySettings(_Section):
+    """People told when work waits (docs/notify.md): the outbox's sender and its transports."""
+
+    #: the web workspace as people reach it: each message links to the page where the person acts
+    web_base_url: str = "http://127.0.0.1:8000/"
+    #: a message's sends at most, then it fails with the last error kept
+    max_attempts: int = Field(6, ge=1, le=100)
+    backoff_base_seconds: float = Field(30.0, gt=0)
+    backoff_cap_seconds: float = Field(3600.0, gt=0)
+    #: a message claimed by a sender that died is taken up again after this
+    lease_seconds: int = Field(120, ge=5)
+    poll_seconds: float = Field(2.0, gt=0)
+    #: the local hour a daily digest goes out
+    digest_hour: int = Field(8, ge=0, le=23)
+    #: ``[notify.transports.NAME]`` tables: ``type`` (default NAME) and the transport's own keys
+    transports: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+    @field_validator("web_base_url")
+    @classmethod
+    def _slash(cls, v: str) -> str:
+        return v if v.endswith("/") else v + "/"
+
+    def backoff(self, attempt: int) -> timedelta:
+        """Exponential back-off with full jitter, capped (as the worker's)."""
+        import random
+
+        ceiling = min(self.backoff_cap_seconds, self.backoff_base_seconds * 2 ** (attempt - 1))
+        return timedelta(seconds=random.uniform(ceiling / 2, ceiling))
 
 
 _ROLES = ("editor", "department_head", "confidentiality_reviewer", "admin", "viewer")
@@ -253,11 +313,14 @@ class Settings(BaseSettings):
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
     review: ReviewSettings = Field(default_factory=ReviewSettings)
     privacy: PrivacySettings = Field(default_factory=PrivacySettings)
+    display: DisplaySettings = Field(default_factory=DisplaySettings)
+    calendar: CalendarSettings = Field(default_factory=CalendarSettings)
     sync: SyncSettings = Field(default_factory=SyncSettings)
     report: ReportSettings = Field(default_factory=ReportSettings)
     registers: RegistersSettings = Field(default_factory=RegistersSettings)
     web: WebSettings = Field(default_factory=WebSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
+    notify: NotifySettings = Field(default_factory=NotifySettings)
     #: ``[channels.NAME]`` tables; validated against each channel's Config by publisher.pipeline.registry
     channels: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
@@ -298,6 +361,16 @@ class Settings(BaseSettings):
             if not name.replace("_", "").replace("-", "").isalnum():
                 raise ValueError(f"channel name {name!r}: use letters, digits, - and _")
         return v
+
+    @model_validator(mode="after")
+    def _display_categories(self) -> Settings:
+        unknown = sorted(set(self.display.working_days) - set(self.categories))
+        if unknown:
+            raise ValueError(
+                f"display.working_days names unknown categor{'ies' if len(unknown) > 1 else 'y'} "
+                f"{', '.join(unknown)}; categories: {', '.join(self.categories)}"
+            )
+        return self
 
     @property
     def zone(self) -> ZoneInfo:
@@ -406,6 +479,13 @@ allow_past_publish_time = false
 [sync]
 cron = "0 3 * * mon"    # weekly sync, Monday 03:00 in the time zone above
 
+[display]               # 公示期: the end of an item that names none (display_until / display_working_days)
+# working_days = { "公告公示" = 5 }   # Chinese working days from going live; every item of the category
+
+[calendar]              # years the installed chinese-calendar does not know (State Council notice)
+# holidays = [2027-01-01, 2027-02-05]   # days off
+# workdays = [2027-02-20]               # 调休: weekend days worked
+
 [report]                # which channels make up each figure of the annual report
 site_channels = ["website", "city_portal"]
 wechat_channels = ["wechat"]
@@ -426,6 +506,20 @@ local_passwords = true  # false: only admins use a local password; everyone else
 # [auth.mapping]
 # department = "ou"
 # roles = [{ attribute = "eduPersonAffiliation", value = "faculty", role = "editor" }]
+
+[notify]                # people told when work waits (docs/notify.md); no transport: nobody is told
+web_base_url = "http://127.0.0.1:8000/"   # messages link to pages of the web workspace here
+# [notify.transports.email]
+# host = "smtp.example.edu.cn"
+# port = 587
+# sender = "xxgk@example.edu.cn"
+# username = "xxgk"
+# password_env = "PUBLISHER_NOTIFY_SMTP_PASSWORD"
+# [notify.transports.wecom]               # 企业微信 group robot
+# key_env = "PUBLISHER_WECOM_ROBOT_KEY"
+# [notify.transports.dingtalk]            # 钉钉 custom robot, signed
+# token_env = "PUBLISHER_DINGTALK_TOKEN"
+# secret_env = "PUBLISHER_DINGTALK_SECRET"
 
 [channels.website]
 type = "website"

@@ -215,12 +215,18 @@ def test_a_failing_channel_is_recorded_not_fatal(sync_app, tmp_path, monkeypatch
         assert s.exec(select(SyncRun)).one().errors == 1
 
 
-def test_the_scheduler_finds_the_weekly_job(sync_app):
-    (job,) = periodic_jobs(sync_app)
+def test_the_scheduler_finds_the_weekly_job_and_the_display_end(sync_app):
+    from publisher.scheduler import end_due_displays
+
+    job, display = periodic_jobs(sync_app)
     assert job.name == "weekly-sync" and job.run is run_sync
     nxt = job.trigger.get_next_fire_time(None, datetime(2026, 11, 26, tzinfo=UTC))
     assert nxt.astimezone(sync_app.settings.zone).strftime("%a %H:%M") == "Mon 03:00"
     assert nxt - datetime(2026, 11, 26, tzinfo=UTC) < timedelta(days=7)
+    # the 公示期 take-downs: every minute, on the minute (one period key per minute across workers)
+    assert display.name == "display-end" and display.run is end_due_displays
+    nxt = display.trigger.get_next_fire_time(None, datetime(2026, 11, 26, 0, 0, 30, tzinfo=UTC))
+    assert nxt == datetime(2026, 11, 26, 0, 1, tzinfo=UTC)
 
 
 @pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)

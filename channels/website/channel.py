@@ -34,7 +34,7 @@ import re
 import shutil
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 from urllib.request import url2pathname
 
@@ -69,6 +69,9 @@ class WebsiteConfig(ChannelConfig):
     #: the URL the folder is served at; default: the core's site_base_url
     base_url: str | None = None
     image_max_width: int = Field(default=1200, ge=16, le=10000)
+    #: when an item's 公示期 ends: "notice" replaces its page with a short "公示期已结束" page (title and
+    #: the period's dates; no body, no attachments), "remove" deletes the page as a withdrawal does
+    after_display: Literal["notice", "remove"] = "notice"
 
 
 # ------------------------------------------------------------------------------------------- channel
@@ -144,7 +147,12 @@ class WebsiteChannel(Channel):
             # page that the retried withdraw deletes, never an index linking to a missing page
             self.site.save_manifest(out, manifest)
             self.indexes.regenerate(out, manifest, touched=[old] if old else [])
-            out.unlink(self.folder / site_page_path(post.item_id))
+            page = self.folder / site_page_path(post.item_id)
+            if post.display_ended and self.config.after_display == "notice":
+                # listed nowhere (manifest, indexes, feed, sitemap), its files collected below
+                out.write(page, self._render_notice(post, old))
+            else:
+                out.unlink(page)
             if old:
                 self.site.collect_garbage(out, manifest, set(old.get("files", [])))
             out.sync()
@@ -282,6 +290,18 @@ class WebsiteChannel(Channel):
             if old:
                 self.site.collect_garbage(out, manifest, set(old.get("files", [])) - set(entry["files"]))
             out.sync()
+
+    def _render_notice(self, post: Post, entry: dict[str, Any] | None) -> str:
+        """The page left where a 公示 was once its period ended: the title and the period, nothing else."""
+        start = datetime.fromisoformat(entry["published_at"]) if entry else post.publish_at
+        return self._jinja.get_template("ended.html").render(
+            site_title=self.config.title,
+            root="../",
+            post=post,
+            url=self.page_url(post.item_id),
+            start=start,
+            end=post.display_ends_at,
+        )
 
     def _render_item(self, post: Post, files: dict[str, str]) -> str:
         root = "../"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import jinja2
 import nh3
@@ -116,6 +116,7 @@ ul.dir{columns:2;padding-left:1.2rem}ul.dir li{break-inside:avoid}
 .count{color:var(--muted);font-size:.85rem}
 .attachments li{margin:.3rem 0}
 .empty{color:var(--muted)}
+.ended{padding:.8rem 1rem;border:1px solid var(--line);border-left:4px solid var(--accent);background:var(--soft)}
 footer{border-top:1px solid var(--line);color:var(--muted);font-size:.85rem;padding:1rem 0 2rem;
 text-align:center}
 @media (max-width:600px){ul.dir{columns:1}ul.items li{flex-direction:column;gap:0}}
@@ -203,6 +204,8 @@ style-src 'self'; script-src 'self'; object-src 'none'; base-uri 'none'; form-ac
 <time datetime="{{ published_iso }}">{{ post.publish_at | localdate }}</time></dd></div>
 {% if updated_differs %}<div><dt>更新日期：</dt><dd><time datetime="{{ updated_iso }}">\
 {{ post.updated_at | localdate }}</time></dd></div>{% endif %}
+{% if post.display_ends_at %}<div><dt>公示期至：</dt><dd>\
+<time datetime="{{ post.display_ends_at | isotime }}">{{ post.display_ends_at | lastday }}</time></dd></div>{% endif %}
 </dl>
 <article class="body">
 {{ body }}
@@ -212,6 +215,21 @@ style-src 'self'; script-src 'self'; object-src 'none'; base-uri 'none'; form-ac
 <a href="{{ root }}{{ a.path }}" download="{{ a.filename }}">{{ a.filename }}</a> \
 <span class="count">（{{ a.size }}）</span></li>
 {% endfor %}</ul></section>{% endif %}
+{% endblock %}
+""",
+    "ended.html": """\
+{% extends "base.html" %}
+{% block title %}{{ post.title }}（公示期已结束） - {{ site_title }}{% endblock %}
+{% block head %}<meta name="robots" content="noindex">{% endblock %}
+{% block main %}
+<div class="crumbs"><a href="{{ root }}index.html">首页</a> › {{ post.category }}</div>
+<h1>{{ post.title }}</h1>
+<p class="ended"><strong>公示期已结束。</strong>本公示内容已按规定撤下。</p>
+<dl class="meta">
+<div><dt>发布机构：</dt><dd>{{ post.department }}</dd></div>
+<div><dt>公示期：</dt><dd><time datetime="{{ start | isotime }}">{{ start | localdate }}</time> 至 \
+{% if end %}<time datetime="{{ end | isotime }}">{{ end | lastday }}</time>{% else %}（未定）{% endif %}</dd></div>
+</dl>
 {% endblock %}
 """,
     "index.html": """\
@@ -252,5 +270,8 @@ def make_jinja(localdate: Callable[[datetime | str], str]) -> jinja2.Environment
         keep_trailing_newline=True,
     )
     env.filters["localdate"] = localdate
+    # a period that ends at 24:00 (00:00 of the next day) is shown by its last day
+    env.filters["lastday"] = lambda end: localdate(end - timedelta(microseconds=1))
+    env.filters["isotime"] = iso
     env.filters["slug"] = category_slug
     return env

@@ -15,7 +15,7 @@ from typing import Annotated
 
 import typer
 
-from publisher.cli import admin, channels, counting, items, privacy, registers, reviews, usage, users
+from publisher.cli import admin, channels, counting, items, notify, privacy, registers, reviews, usage, users
 from publisher.cli.common import state
 
 app = typer.Typer(
@@ -73,6 +73,7 @@ app.add_typer(counting.coverage_app, name="coverage")
 app.add_typer(registers.request_app, name="request")
 app.add_typer(registers.complaint_app, name="complaint")
 app.add_typer(counting.report_app, name="report")
+app.add_typer(notify.notify_app, name="notify")
 
 
 def main() -> None:

@@ -88,13 +88,17 @@ def run(
 ) -> None:
     """The worker: publishes due deliveries, retries, and runs the periodic jobs (weekly sync)."""
     from publisher.metrics import WorkerMetrics, serve, use_json_logs
-    from publisher.pipeline.worker import Dispatcher
+    from publisher.pipeline.notify import open_sender
+    from publisher.pipeline.worker import Dispatcher, make_worker_id
     from publisher.scheduler import Clock
 
     if log_json:
         use_json_logs()
     a = state.app()
     a.require_channels(paused=False)  # a channel's secret is checked by what uses it: here, before any claim
+    # people told when work waits: a thread of its own, with its own connections (docs/notify.md); a
+    # transport's missing secret stops the start here, as a channel's does
+    sender = None if once else open_sender(a.engine, a.settings, make_worker_id())
     wm = WorkerMetrics()
     d = Dispatcher(engine=a.engine, ctx=a.ctx, threads=threads, on_outcome=wm.on_outcome, on_start=wm.on_start)
     metrics_server = serve(a.engine, wm, metrics_port, metrics_addr) if metrics_port is not None else None
@@ -133,6 +137,8 @@ def run(
         return
     clock = Clock(a, wake=d.wake, owner=d.worker_id)
     clock.start()
+    if sender is not None:
+        sender.start()
     out.print(
         f"worker {d.worker_id} running with {d.threads} threads on {a.engine.url.render_as_string()}; Ctrl-C stops it"
     )
@@ -145,6 +151,8 @@ def run(
         d.stop.set()
     finally:
         clock.stop()
+        if sender is not None:
+            sender.close()
         if metrics_server is not None:
             metrics_server.close()
         a.close()

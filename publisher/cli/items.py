@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -31,6 +31,7 @@ def _item_dict(a: App, s: Any, item: Item, full: bool = False) -> dict[str, Any]
         "channels": item.channels,
         "version": item.version,
         "publish_at": item.publish_at.isoformat() if item.publish_at else None,
+        "display": _display_dict(a, item),
     }
     if full:
         from sqlmodel import select
@@ -96,6 +97,37 @@ def _item_dict(a: App, s: Any, item: Item, full: bool = False) -> dict[str, Any]
     return d
 
 
+def _display_dict(a: App, item: Item) -> dict[str, Any] | None:
+    """The item's 公示期 (None: it has none): what it asks for, its end (known or planned), whether it ended."""
+    d = workflow.display_of(a.ctx, item)
+    if d is None:
+        return None
+
+    def iso(t: datetime | None) -> str | None:
+        return t.isoformat() if t else None
+
+    return {
+        "until": iso(d.until),
+        "working_days": d.working_days,
+        "ends_at": iso(d.ends_at),
+        "planned": d.planned,
+        "ended_at": iso(d.ended_at),
+        "problem": d.problem,
+    }
+
+
+def _display_said(a: App, d: dict[str, Any]) -> str:
+    asked = f"{d['working_days']} working days" if d["working_days"] else "until the time given"
+    if d["ended_at"]:
+        return f"公示期 ({asked}) ended; taken down at {show_time(a, datetime.fromisoformat(d['ended_at']))}"
+    if d["problem"]:
+        return f"公示期 ({asked}): WARNING the end cannot be computed, the item stays up: {d['problem']}"
+    if not d["ends_at"]:
+        return f"公示期 ({asked}): the end is counted from when it goes live"
+    when = show_time(a, datetime.fromisoformat(d["ends_at"]))
+    return f"公示期 ({asked}) ends {when}" + (" (planned from the publish time)" if d["planned"] else "")
+
+
 @item_app.command("add")
 def item_add(
     file: Annotated[Path, typer.Argument(help="Markdown file with YAML front matter")],
@@ -159,12 +191,17 @@ def item_edit(
 @item_app.command("list")
 def item_list(
     status: Annotated[str | None, typer.Option(help="only items in this state")] = None,
+    expiring: Annotated[
+        bool, typer.Option("--expiring", help="only items whose 公示期 ends in the next 7 days, soonest first")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
 ) -> None:
     """List items, newest first."""
     from sqlmodel import col, select
 
     a = state.app()
+    if expiring:
+        return _list_expiring(a, status, as_json)
     with a.session() as s:
         q = select(Item).order_by(col(Item.id).desc())
         if status:
@@ -186,6 +223,46 @@ def item_list(
             show_time(a, at),
             ",".join(i["channels"]),
             i["title"],
+        )
+    out.print(t)
+
+
+def _list_expiring(a: App, status: str | None, as_json: bool) -> None:
+    """``item list --expiring``: the 公示期 that end within a week (known ends, or planned from publish_at)."""
+    import sqlalchemy as sa
+    from sqlmodel import col, select
+
+    from publisher.models import DISPLAY_OPEN, utcnow
+
+    now = utcnow()
+    week = now + timedelta(days=7)
+    with a.session() as s:
+        q = select(Item).where(sa.text(DISPLAY_OPEN), col(Item.status) != ItemStatus.WITHDRAWN)
+        if status:
+            q = q.where(Item.status == status)
+        rows = []
+        for item in s.exec(q):
+            d = _item_dict(a, s, item)
+            ends = d["display"]["ends_at"]
+            if ends and now <= datetime.fromisoformat(ends) < week:
+                rows.append(d)
+    rows.sort(key=lambda d: (d["display"]["ends_at"], d["id"]))
+    if as_json:
+        out.print(json.dumps(rows, ensure_ascii=False, indent=2))
+        return
+    if not rows:
+        out.print("no 公示期 ends in the next 7 days")
+        return
+    t = Table("id", "公示期 ends", "", "status", "channels", "title")
+    for d in rows:
+        disp = d["display"]
+        t.add_row(
+            str(d["id"]),
+            show_time(a, datetime.fromisoformat(disp["ends_at"])),
+            "planned" if disp["planned"] else "",
+            d["status"],
+            ",".join(d["channels"]),
+            d["title"],
         )
     out.print(t)
 
@@ -216,6 +293,8 @@ def item_show(
         )
     if d["publish_at"]:
         out.print(f"publish at {show_time(a, datetime.fromisoformat(d['publish_at']))}")
+    if d["display"]:
+        out.print(_display_said(a, d["display"]))
     if d["deliveries"]:
         t = Table("delivery", "channel", "op", "status", "attempts", "url / reason")
         t.columns[-1].overflow = "fold"  # a URL cut with … cannot be copied

@@ -88,6 +88,11 @@ class Publication:
     checklist_item: int | None
     remote_id: str | None = None
     taken_down_at: datetime | None = None
+    #: when the copy was taken down through the pipeline (a withdrawal, or the end of its 公示期)
+    withdrawn_at: datetime | None = None
+    #: the item's 公示期 ended then (its take-down was queued): why it was withdrawn. The publication
+    #: still counts; a withdrawn item's deliveries keep their published_at
+    display_ended_at: datetime | None = None
 
 
 def publications(
@@ -112,6 +117,8 @@ def publications(
             I.c.checklist_item,
             D.c.remote_id,
             D.c.taken_down_at,
+            D.c.withdrawn_at,
+            I.c.display_ended_at,
         )
         .select_from(D.join(I, I.c.id == D.c.item_id))
         .where(D.c.published_at.is_not(None))

@@ -5,6 +5,7 @@ from sqlalchemy import create_engine
 from sqlmodel import SQLModel
 
 import publisher.models  # noqa: F401  (registers the tables)
+import publisher.notification  # noqa: F401  (the notification outbox's tables)
 import publisher.sso.tables  # noqa: F401  (the campus sign-in tables)
 
 target_metadata = SQLModel.metadata

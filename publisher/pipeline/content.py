@@ -92,6 +92,8 @@ FRONT_MATTER_KEYS = {
     "cover",
     "attachments",
     "author",
+    "display_until",
+    "display_working_days",
 }
 
 

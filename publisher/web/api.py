@@ -71,6 +71,12 @@ class ItemIn(Body):
     summary: str | None = None
     checklist_item: int | None = Field(default=None, ge=1, le=50)
     publish_at: datetime | None = Field(default=None, description="ISO 8601 with a zone; omit to schedule later")
+    display_until: datetime | None = Field(
+        default=None, description="公示期: the end, ISO 8601 with a zone (not with display_working_days)"
+    )
+    display_working_days: int | None = Field(
+        default=None, ge=1, le=60, description="公示期: Chinese working days from going live (not with display_until)"
+    )
 
 
 class ItemEdit(Body):
@@ -80,6 +86,9 @@ class ItemEdit(Body):
     channels: list[str] | None = None
     summary: str | None = None
     checklist_item: int | None = Field(default=None, ge=1, le=50)
+    #: either replaces the other (publisher.pipeline.workflow.display)
+    display_until: datetime | None = None
+    display_working_days: int | None = Field(default=None, ge=1, le=60)
 
 
 class ReviewIn(Body):
@@ -157,6 +166,10 @@ def _item_fields(item: Item) -> dict[str, Any]:
         "publish_at": item.publish_at,
         "updated_at": item.updated_at,
         "return_reason": item.return_reason,
+        "display_until": item.display_until,
+        "display_working_days": item.display_working_days,
+        "display_ends_at": item.display_ends_at,
+        "display_ended_at": item.display_ended_at,
     }
 
 

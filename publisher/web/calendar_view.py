@@ -2,6 +2,8 @@
 
 A delivery sits on the day it went live (``published_at``) or, until then, the day it is due. An
 approved-but-unqueued item with a publish time shows on that day as planned, on all its channels.
+A 公示 shows once more when its display period ends (``display_end``, or ``display_ended`` once
+taken down): the known end, or the one planned from its publish time.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from publisher.models import Delivery, DeliveryStatus, Item, ItemStatus, Role, User, utcnow
+from publisher.pipeline.workflow import Context, display_of
 
 
 @dataclass
@@ -43,8 +46,16 @@ def window(view: str, anchor: date) -> tuple[date, date]:
 
 
 def entries(
-    session: Session, user: User, start: datetime, end: datetime, *, channel: str | None = None, limit: int = 2000
+    session: Session,
+    user: User,
+    start: datetime,
+    end: datetime,
+    *,
+    channel: str | None = None,
+    limit: int = 2000,
+    ctx: Context | None = None,
 ) -> list[Entry]:
+    """What goes out (or went out) in [start, end); with ``ctx``, the 公示期 that end then too."""
     dept = user.department if user.role in (Role.EDITOR, Role.DEPARTMENT_HEAD) else None
     when = sa.func.coalesce(Delivery.published_at, Delivery.due_at)
     q = (
@@ -103,7 +114,66 @@ def entries(
                         item_status=item.status,
                     )
                 )
+    if ctx is not None:
+        out += display_ends(session, ctx, start, end, dept=dept, channel=channel, limit=limit)
     out.sort(key=lambda e: (e.at, e.channel))
+    return out
+
+
+#: a period of 60 working days (the most, publisher.pipeline.display) spans at most this long
+_LONGEST = timedelta(days=120)
+
+
+def display_ends(
+    session: Session,
+    ctx: Context,
+    start: datetime,
+    end: datetime,
+    *,
+    dept: str | None = None,
+    channel: str | None = None,
+    limit: int = 2000,
+) -> list[Entry]:
+    """The 公示期 that end in [start, end): known ends, and ends planned from a publish time."""
+    known = col(Item.display_ends_at)
+    q = (
+        select(Item)
+        .where(
+            sa.or_(
+                sa.and_(known >= start, known < end),
+                sa.and_(
+                    known.is_(None),
+                    col(Item.display_working_days).is_not(None),
+                    col(Item.publish_at) >= start - _LONGEST,
+                    col(Item.publish_at) < end,
+                    Item.status != ItemStatus.WITHDRAWN,
+                ),
+            )
+        )
+        .order_by(col(Item.id))
+        .limit(limit)
+    )
+    if dept:
+        q = q.where(Item.department == dept)
+    out = []
+    for item in session.exec(q):
+        shown = display_of(ctx, item)
+        if shown is None or shown.ends_at is None or not start <= shown.ends_at < end:
+            continue
+        if item.status == ItemStatus.WITHDRAWN and shown.ended_at is None:
+            continue  # withdrawn by a person before its end: nothing ends then
+        if channel is not None and channel not in item.channels:
+            continue
+        out.append(
+            Entry(
+                item_id=item.id,  # type: ignore[arg-type]
+                title=item.title,
+                channel=channel or "",
+                at=shown.ends_at,
+                status="display_ended" if shown.ended_at else "display_end",
+                item_status=item.status,
+            )
+        )
     return out
 
 
@@ -119,6 +189,13 @@ def day_range(first: date, last: date, tz: ZoneInfo) -> tuple[datetime, datetime
 
 
 # ------------------------------------------------------------------------------------------ iCal
+#: how the feed names an entry of display_ends (a calendar app shows DESCRIPTION as it is)
+_DISPLAY_STATUSES = {
+    "display_end": "公示期截止 (display period ends)",
+    "display_ended": "公示期已结束 (display period ended)",
+}
+
+
 def _esc(text: str) -> str:
     return text.replace("\\", "\\\\").replace(";", "\\;").replace(",", "\\,").replace("\r", "").replace("\n", "\\n")
 
@@ -156,6 +233,8 @@ def ical(channel: str, label: str, items: list[Entry], *, host: str, base_url: s
     ]
     for e in items:
         uid = f"delivery-{e.delivery_id}" if e.delivery_id else f"item-{e.item_id}-{channel}"
+        if e.status in _DISPLAY_STATUSES:  # the same item may also be planned on this channel
+            uid = f"display-end-{e.item_id}-{channel}"
         lines += [
             "BEGIN:VEVENT",
             f"UID:{uid}@{host}",
@@ -163,7 +242,7 @@ def ical(channel: str, label: str, items: list[Entry], *, host: str, base_url: s
             f"DTSTART:{_utc(e.at)}",
             f"DTEND:{_utc(e.at + timedelta(minutes=30))}",
             f"SUMMARY:{_esc(e.title)}",
-            f"DESCRIPTION:{_esc(f'{channel}: {e.status}')}",
+            f"DESCRIPTION:{_esc(f'{channel}: {_DISPLAY_STATUSES.get(e.status, e.status)}')}",
             f"URL:{base_url}items/{e.item_id}",
             "END:VEVENT",
         ]

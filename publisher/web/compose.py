@@ -149,7 +149,16 @@ def draft_from_fields(ctx: Context, fields: Mapping[str, Any], *, session: Sessi
     check_body_size(ctx, body)
     keep = {
         k: fields[k]
-        for k in ("summary", "category", "department", "checklist_item", "channels", "publish_at")
+        for k in (
+            "summary",
+            "category",
+            "department",
+            "checklist_item",
+            "channels",
+            "publish_at",
+            "display_until",
+            "display_working_days",
+        )
         if fields.get(k) not in (None, "", [])
     }
     return content.ItemDraft(

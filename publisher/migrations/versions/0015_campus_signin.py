@@ -1,7 +1,7 @@
 """campus sign-in: user.role_source, web_session.sso, and the sign_in, sso_ticket and sso_request tables
 
 Revision ID: 0015_campus_signin
-Revises: 0013_privacy_finding
+Revises: 0014_display_period
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0015_campus_signin"
-down_revision = "0013_privacy_finding"
+down_revision = "0014_display_period"
 branch_labels = None
 depends_on = None
 

@@ -18,7 +18,7 @@ from publisher.db import DriverMany, one_of, records
 from publisher.models import AuditLog, Delivery, DeliveryAttempt, DeliveryOp, DeliveryStatus, Item, ItemStatus
 from publisher.pipeline.outcome import Claim, Finished, Outcome, OutcomeKind, outcome_of
 from publisher.pipeline.store.connections import Connections
-from publisher.pipeline.workflow import AUDIT_KEYS, Context
+from publisher.pipeline.workflow import AUDIT_KEYS, Context, outbox
 from publisher.pipeline.workflow.audit import audit_row
 from publisher.pipeline.workflow.inflight import Settlement, by_hand, settle_request, unknown_fate
 from publisher.pipeline.workflow.states import rollup_items
@@ -118,6 +118,7 @@ class Recorder:
             attempts: list[dict[str, Any]] = []
             audits: list[dict[str, Any]] = []
             finished_items: set[int] = set()
+            told: list[outbox.DeliveryEvent] = []
             for f, o in zip(finished, planned, strict=True):
                 c, values = f.claim, o.values
                 if c.id not in owned:
@@ -154,6 +155,8 @@ class Recorder:
                 groups[tuple(sorted(values))].append({"b_id": c.id, **values})
                 if to in _SETTLED:
                     finished_items.add(c.item_id)
+                if (event := self._told(c, f, to, values)) is not None:
+                    told.append(event)
             for keys, rows in groups.items():
                 many = self.updates.get(keys)
                 if many is None:
@@ -163,11 +166,25 @@ class Recorder:
             self.insert_audit.execute(conn, audits)
             if finished_items:
                 rollup_items(conn, finished_items, self.actor)
+            outbox.on_deliveries(conn, told)
         for f in late:  # rare: each in its own transaction, its row locked as the workflow locks it
             with self.connections.writing() as conn:
                 if (audit_row := self._late(conn, f, now)) is not None:
                     self.insert_audit.execute(conn, [audit_row])
         return planned
+
+    def _told(self, c: Claim, f: Finished, to: DeliveryStatus, values: dict[str, Any]) -> outbox.DeliveryEvent | None:
+        """The notification a recorded outcome owes a person: failed for good, or waiting by hand."""
+        spec = self.ctx.channels.get(c.channel)
+        if to == DeliveryStatus.FAILED:
+            kind = outbox.DELIVERY_FAILED
+        elif to == DeliveryStatus.WAITING and spec is not None and spec.channel.manual:
+            kind = outbox.BY_HAND
+        else:
+            return None
+        label = spec.label if spec is not None else c.channel
+        error = values.get("last_error")
+        return outbox.DeliveryEvent(c.id, c.item_id, c.channel, label, kind, c.attempts, f.version, error)
 
     def _late(self, conn: sa.Connection, f: Finished, now: datetime) -> dict[str, Any] | None:
         """A publish or update whose lease ran out mid-call came back: what it did must not be lost.

@@ -6,7 +6,8 @@ The package is split by what it serves: :mod:`.states` holds the review workflow
 transitions and the one function that applies it, :mod:`.items` writing and submitting, :mod:`.reviews`
 the two reviews, :mod:`.deliveries` queueing, scheduling and taking down, :mod:`.inflight` the requests
 left on a delivery a worker holds, :mod:`.posts` what a channel receives, :mod:`.audit` the audit trail,
-:mod:`.privacy` each version's privacy findings and their decisions, :mod:`.masking` the masking action.
+:mod:`.privacy` each version's privacy findings and their decisions, :mod:`.masking` the masking action,
+:mod:`.display` the 公示期 that ends by itself.
 Only the service API is exported here; the dispatcher and tests import the rest from its module.
 """
 
@@ -24,6 +25,7 @@ from publisher.pipeline.workflow.deliveries import (
     withdraw,
     withdrawals,
 )
+from publisher.pipeline.workflow.display import Display, EndedDisplays, display_of, end_displays
 from publisher.pipeline.workflow.items import (
     add_department,
     add_user,
@@ -53,6 +55,8 @@ __all__ = [
     "AUDIT_KEYS",
     "SYSTEM",
     "Context",
+    "Display",
+    "EndedDisplays",
     "Masked",
     "Withdrawals",
     "add_department",
@@ -64,7 +68,9 @@ __all__ = [
     "clear_finding",
     "create_item",
     "departments",
+    "display_of",
     "edit_item",
+    "end_displays",
     "findings_of",
     "get_item",
     "get_user",

@@ -57,21 +57,21 @@ def audit(
     to_state: str | None = None,
     reason: str | None = None,
     **detail: Any,
-) -> None:
-    session.add(
-        AuditLog(
-            **audit_row(
-                actor=actor,
-                entity=entity,
-                entity_id=entity_id,
-                action=action,
-                from_state=from_state,
-                to_state=to_state,
-                reason=reason,
-                **detail,
-            )
+) -> AuditLog:
+    row = AuditLog(
+        **audit_row(
+            actor=actor,
+            entity=entity,
+            entity_id=entity_id,
+            action=action,
+            from_state=from_state,
+            to_state=to_state,
+            reason=reason,
+            **detail,
         )
     )
+    session.add(row)
+    return row
 
 
 _DRIVER_MANY: dict[tuple[str, str, str], DriverMany] = {}

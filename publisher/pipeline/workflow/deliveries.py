@@ -178,15 +178,18 @@ def withdraw(
     return item
 
 
-def _take_down(ctx: Context, session: Session, d: Delivery, actor: str, *, removed: bool = False) -> None:
+def _take_down(
+    ctx: Context, session: Session, d: Delivery, actor: str, *, removed: bool = False, why: str | None = None
+) -> None:
     """What went out on ``d``'s channel is to come down; what has not is cancelled.
 
-    ``removed``: the channel was taken off the item's list (the item stays); else the item is withdrawn.
+    ``removed``: the channel was taken off the item's list (the item stays); else the item is withdrawn
+    (``why``: the reason each delivery records, default "item withdrawn").
     A claimed delivery may be inside the channel call: it gets a request instead, which the worker
     applies when it records the call's outcome (see :func:`settle_request`). The take-down is the
     only call a withdrawn item (or a removed channel) may still see.
     """
-    why = f"{d.channel} was removed from the item's channels" if removed else "item withdrawn"
+    why = f"{d.channel} was removed from the item's channels" if removed else why or "item withdrawn"
     if d.status == DeliveryStatus.CLAIMED:
         if d.op != DeliveryOp.WITHDRAW:
             _request(

@@ -26,6 +26,7 @@ from publisher.pipeline import content
 from publisher.pipeline.workflow.audit import SYSTEM, audit
 from publisher.pipeline.workflow.context import Context
 from publisher.pipeline.workflow.deliveries import _future_time, _put_back, _set_delivery, _take_down
+from publisher.pipeline.workflow.display import apply_display, check_display_fields, plan
 from publisher.pipeline.workflow.inflight import _drop_request, _request
 from publisher.pipeline.workflow.posts import check_channels_accept
 from publisher.pipeline.workflow.privacy import record_findings
@@ -152,6 +153,7 @@ def _check_fields(ctx: Context, session: Session, fields: Mapping[str, Any]) -> 
         out["title"] = title
     if fields.get("publish_at") not in (None, ""):
         out["publish_at"] = _future_time(ctx, fields["publish_at"])
+    out.update(check_display_fields(fields))
     return out
 
 
@@ -193,6 +195,7 @@ def create_item(
         publish_at=checked.get("publish_at"),
         idempotency_key=idempotency_key,
     )
+    apply_display(ctx, session, item, checked)
     session.add(item)
     session.flush()
     for a in draft.assets:
@@ -261,7 +264,9 @@ def apply_edit(
         if actor.role != Role.ADMIN and checked.get("department", actor.department) != actor.department:
             raise NotAllowed(f"{actor.name} cannot move an item to another department")
         for k, v in checked.items():
-            setattr(item, k, v)
+            if not k.startswith("display_"):
+                setattr(item, k, v)
+        apply_display(ctx, session, item, checked)
         if body_markdown is not None:
             item.body_markdown = body_markdown
             item.body_html = content.render_markdown(body_markdown)
@@ -321,6 +326,7 @@ def submit(ctx: Context, session: Session, *, item_id: int, actor: User) -> Item
     item = get_item(session, item_id, lock=True)
     with transition(session, item, SUBMIT, actor.name, user=actor):
         check_channels_accept(ctx, session, item, alt_text=True)
+        plan(ctx, session, item)  # the publish time may have moved into a year the calendar does not know
         item.return_reason = None
     return item
 

@@ -22,6 +22,7 @@ from publisher.models import Asset, DeliveryOp, Item, ItemStatus, PrivacyDecisio
 from publisher.pipeline import content
 from publisher.pipeline.privacy import Finding, WordList, words_for
 from publisher.pipeline.workflow.context import Context
+from publisher.pipeline.workflow.display import shown_end
 from publisher.pipeline.workflow.privacy import unresolved_in_post
 from publisher.pipeline.workflow.states import _cleared
 
@@ -63,6 +64,8 @@ def _post(ctx: Context, item: Any, assets: Iterable[Any], author: str) -> Post:
         channels=tuple(item.channels),
         site_url=ctx.settings.site_base_url + site_page_path(item.id),
         version=item.version,
+        display_ends_at=shown_end(ctx, item),
+        display_ended=item.display_ended_at is not None,
     )
 
 
@@ -199,6 +202,9 @@ def _snapshot_statements(dialect: str) -> tuple[Any, Any, Any, Any, Any]:
             it.c.channels,
             it.c.version,
             it.c.status,
+            it.c.display_working_days,
+            it.c.display_ends_at,
+            it.c.display_ended_at,
         ).where(one_of(dialect, it.c.id, "ids")),
         sa.select(rv.c.id, rv.c.item_id, rv.c.item_version, rv.c.level, rv.c.reviewer_id, rv.c.approved)
         .where(one_of(dialect, rv.c.item_id, "ids"))

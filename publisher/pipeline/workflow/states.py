@@ -36,6 +36,7 @@ from publisher.models import (
     User,
     utcnow,
 )
+from publisher.pipeline.workflow import outbox
 from publisher.pipeline.workflow.audit import AUDIT_KEYS, SYSTEM, _driver_many, audit, audit_row
 
 S = ItemStatus
@@ -287,7 +288,7 @@ def transition(
     if step.to is not None:
         item.status = step.to
     item.updated_at = utcnow()
-    audit(
+    row = audit(
         session,
         actor=actor,
         entity="item",
@@ -299,6 +300,20 @@ def transition(
         version=item.version,
         **move.detail,
     )
+    if outbox.tells(step.action, item.status, before):
+        # the people who act next are told in this transaction (docs/notify.md); the audit row's id
+        # names the occurrence in the message's dedupe key
+        session.flush()
+        outbox.on_move(
+            session.connection(),
+            item,
+            action=step.action,
+            to=item.status,
+            before=before,
+            actor=actor,
+            reason=reason,
+            audit_id=row.id,
+        )
 
 
 def allowed(session: Session, item: Item, action: str, *, user: User | None = None) -> Step:
@@ -478,3 +493,12 @@ def rollup_items(conn: Connection, item_ids: Iterable[int], actor: str = SYSTEM)
     if moves:
         _driver_many(conn, "item-rollup", u_item, ("status", "updated_at")).execute(conn, moves)
         _driver_many(conn, "audit", i_audit, AUDIT_KEYS).execute(conn, audits)
+        published = S.PUBLISHED.value
+        outbox.on_rollups(
+            conn,
+            [
+                m["b_id"]
+                for m, i in zip(moves, audits, strict=True)
+                if m["status"] == published and i["from_state"] != published
+            ],
+        )

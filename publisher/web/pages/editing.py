@@ -75,6 +75,8 @@ def _values_from_item(item: Item, tz) -> dict:  # type: ignore[no-untyped-def,ty
         "channels": list(item.channels),
         "publish_at": item.publish_at.astimezone(tz).strftime("%Y-%m-%dT%H:%M") if item.publish_at else "",
         "when": "at" if item.publish_at else "none",
+        "display_until": item.display_until.astimezone(tz).strftime("%Y-%m-%dT%H:%M") if item.display_until else "",
+        "display_working_days": item.display_working_days or "",
     }
 
 
@@ -107,7 +109,10 @@ async def _form_fields(request: Request) -> dict:  # type: ignore[type-arg]
         "channels": [str(v) for v in form.getlist("channels")],
         "publish_at": publish_at,
         "publish_at_raw": str(form.get("publish_at") or ""),
+        "tz": tz,
         "when": when,
+        "display_until_raw": str(form.get("display_until") or ""),
+        "display_working_days": str(form.get("display_working_days") or "").strip(),
         "action": str(form.get("action") or "draft"),
         "csrf_token": str(form.get("csrf_token") or ""),
         "idempotency_key": str(form.get("idempotency_key") or "")[:100],
@@ -119,6 +124,8 @@ def _fields_for_workflow(f: dict) -> dict:  # type: ignore[type-arg]
     out["checklist_item"] = checklist_number(f["checklist_item_raw"])
     if f["publish_at"] is not None:
         out["publish_at"] = f["publish_at"]
+    out["display_working_days"] = f["display_working_days"]
+    out["display_until"] = local_time(f["display_until_raw"], f["tz"]) if f["display_until_raw"] else None
     return out
 
 
@@ -127,7 +134,7 @@ def _form_values(f: dict) -> dict:  # type: ignore[type-arg]
         shown = checklist_label(checklist_number(f["checklist_item_raw"])) or f["checklist_item_raw"]
     except InvalidInput:
         shown = f["checklist_item_raw"]
-    return {**f, "checklist_item": shown, "publish_at": f["publish_at_raw"]}
+    return {**f, "checklist_item": shown, "publish_at": f["publish_at_raw"], "display_until": f["display_until_raw"]}
 
 
 #: the workflow's hints speak of an item file's front matter; on the form they name the form's field

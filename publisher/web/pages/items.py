@@ -170,6 +170,7 @@ def item_view(request: Request, c: Caller, item_id: int, code: int = 200, **extr
         trail_more=len(trail) == AUDIT_SHOWN,
         privacy=privacy,
         approve_refusal=approve_refusal,
+        display=workflow.display_of(app.ctx, item),
         **extra,
     )
 

@@ -48,7 +48,7 @@ def calendar(request: Request, view: str = "week", day: str | None = None) -> Re
     first, last = calendar_view.window(view, anchor)
     start, end = calendar_view.day_range(first, last, tz)
     with app.session() as s:
-        days = calendar_view.by_day(calendar_view.entries(s, c.user, start, end), tz)
+        days = calendar_view.by_day(calendar_view.entries(s, c.user, start, end, ctx=app.ctx), tz)
     step = timedelta(days=7) if view == "week" else None
     if view == "month":
         m = anchor.replace(day=1)
@@ -91,7 +91,7 @@ def calendar_feed(request: Request, channel: str, token: str = "") -> Response:
     now = utcnow()
     with app.session() as s:
         items = calendar_view.entries(
-            s, caller.user, now - timedelta(days=92), now + timedelta(days=366), channel=channel
+            s, caller.user, now - timedelta(days=92), now + timedelta(days=366), channel=channel, ctx=app.ctx
         )
     base = str(request.base_url)
     body = calendar_view.ical(channel, spec.label, items, host=request.url.hostname or "publisher", base_url=base)
