@@ -16,7 +16,8 @@ Layout of the site folder::
     feed.xml  sitemap.xml      Atom feed of the latest items; sitemap of every page
     media/<sha256>-<w>.<ext>   images, EXIF orientation applied, metadata stripped, at most w pixels wide
     files/<sha256><.ext>       attachments, byte for byte
-    style.css  _manifest.json  .lock
+    style.css  textsize.js      the stylesheet; the large-text switch (大字模式)
+    _manifest.json  .lock
 
 Only the post body is HTML; it was sanitised by the core and is sanitised again here with nh3 as
 defence in depth. Everything else goes through Jinja2's autoescape or ElementTree.

@@ -16,7 +16,7 @@ from xml.sax.saxutils import quoteattr as _a
 import jinja2
 
 from channels.website.files import Batch
-from channels.website.pages import CSS, category_key, category_slug, rfc3339
+from channels.website.pages import CSS, SCRIPT, category_key, category_slug, rfc3339
 
 #: how many items the home page and the Atom feed list
 LATEST = 50
@@ -55,6 +55,7 @@ class SiteIndexes:
             self._remove_stale_listings(out, by_category, by_checklist)
 
         out.write(self.folder / "style.css", CSS)
+        out.write(self.folder / "textsize.js", SCRIPT)
         listing = self._jinja.get_template("listing.html")
         for name in categories:
             path = self.folder / "categories" / f"{category_slug(name)}.html"

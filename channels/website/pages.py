@@ -76,7 +76,7 @@ CLEANER = nh3.Cleaner(
 CSS = """\
 :root{--fg:#1f2328;--muted:#59636e;--line:#d8dee4;--accent:#9b1c1c;--bg:#fff;--soft:#f6f8fa}
 *{box-sizing:border-box}
-html{font-size:16px}
+html{font-size:16px}html.large-text{font-size:20px}
 body{margin:0;color:var(--fg);background:var(--bg);line-height:1.75;
 font-family:"PingFang SC","Hiragino Sans GB","Microsoft YaHei","Noto Sans CJK SC",
 "Source Han Sans SC",sans-serif}
@@ -87,7 +87,13 @@ header.site .wrap{display:flex;flex-wrap:wrap;align-items:baseline;justify-conte
 padding:.8rem 1rem}
 header.site a{color:#fff}.brand{font-size:1.35rem;font-weight:600;letter-spacing:.05em}
 header.site nav a{margin-left:1.2rem}
-main{padding:1.5rem 1rem 3rem}
+main{padding:1.5rem 1rem 3rem}main:focus{outline:none}
+.skip{position:absolute;left:-999rem;top:.4rem;z-index:10;background:#fff;color:var(--accent);
+padding:.4rem .8rem;border:2px solid var(--accent)}.skip:focus{left:.6rem}
+:focus-visible{outline:3px solid var(--accent);outline-offset:2px}
+header.site :focus-visible{outline-color:#ffd166}
+button.textsize{font:inherit;font-size:.9rem;margin-left:1.2rem;padding:.1rem .6rem;cursor:pointer;
+color:#fff;background:transparent;border:1px solid #fff;border-radius:4px}
 .crumbs{font-size:.9rem;color:var(--muted);margin-bottom:1rem}.crumbs a{color:var(--muted)}
 h1{font-size:1.6rem;line-height:1.4;margin:.2rem 0 1rem}
 h2{font-size:1.2rem;border-left:4px solid var(--accent);padding-left:.6rem;margin:2rem 0 .8rem}
@@ -116,6 +122,28 @@ text-align:center}
 @media (max-width:600px){ul.dir{columns:1}ul.items li{flex-direction:column;gap:0}}
 """
 
+# 大字模式 (large text, 适老化): a class on <html> remembered in localStorage; loaded without defer in
+# <head> so the class is there before the first paint. The same logic as the workspace's textsize.js.
+SCRIPT = """\
+"use strict";
+(function () {
+  const KEY = "publisher.large-text", CLS = "large-text", root = document.documentElement;
+  const stored = () => { try { return localStorage.getItem(KEY) === "1"; } catch (e) { return false; } };
+  root.classList.toggle(CLS, stored());
+  document.addEventListener("DOMContentLoaded", () => {
+    const button = document.getElementById("large-text");
+    if (!button) return;
+    button.hidden = false;
+    button.setAttribute("aria-pressed", String(root.classList.contains(CLS)));
+    button.addEventListener("click", () => {
+      const on = root.classList.toggle(CLS);
+      button.setAttribute("aria-pressed", String(on));
+      try { localStorage.setItem(KEY, on ? "1" : "0"); } catch (e) { /* private mode: this page only */ }
+    });
+  });
+})();
+"""
+
 TEMPLATES = {
     "base.html": """\
 <!doctype html>
@@ -124,19 +152,22 @@ TEMPLATES = {
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta http-equiv="Content-Security-Policy" content="default-src 'self'; img-src 'self' data: https:; \
-style-src 'self'; script-src 'none'; object-src 'none'; base-uri 'none'; form-action 'none'">
+style-src 'self'; script-src 'self'; object-src 'none'; base-uri 'none'; form-action 'none'">
 <title>{% block title %}{{ site_title }}{% endblock %}</title>
 {% block head %}{% endblock %}
 <link rel="stylesheet" href="{{ root }}style.css">
+<script src="{{ root }}textsize.js"></script>
 <link rel="alternate" type="application/atom+xml" title="{{ site_title }}" href="{{ root }}feed.xml">
 </head>
 <body>
+<a class="skip" href="#main">跳到主要内容</a>
 <header class="site"><div class="wrap">
 <a class="brand" href="{{ root }}index.html">{{ site_title }}</a>
 <nav><a href="{{ root }}index.html">首页</a><a href="{{ root }}index.html#directory">信息公开目录</a>\
-<a href="{{ root }}feed.xml">订阅</a></nav>
+<a href="{{ root }}feed.xml">订阅</a>\
+<button type="button" class="textsize" id="large-text" aria-pressed="false" hidden>大字模式</button></nav>
 </div></header>
-<main class="wrap">
+<main class="wrap" id="main" tabindex="-1">
 {% block main %}{% endblock %}
 </main>
 <footer><div class="wrap">{{ site_title }} · 依据《高等学校信息公开办法》公开</div></footer>

@@ -27,6 +27,8 @@ from markdown_it import MarkdownIt
 from publisher.errors import ConfigError, InvalidInput, StorageFull
 
 _FRONT_MATTER = re.compile(r"\A---\s*\n(.*?)\n---\s*(?:\n|\Z)", re.S)
+#: a code span on one line (`![](x.png)` written as an example is text, not an image)
+_CODE_SPAN = re.compile(r"(`+)(?!`).*?(?<!`)\1(?!`)")
 _MD_IMAGE = re.compile(r"!\[([^\]]*)\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
 
 ALLOWED_TAGS = {
@@ -401,6 +403,33 @@ def read_item_file(
     for a in fields.pop("attachments", None) or []:
         assets.append(store_file(base / str(a), media_dir=media_dir, role="attachment", max_bytes=max_asset_bytes))
     return ItemDraft(title=title, body_markdown=body, fields=fields, assets=assets)
+
+
+def images_without_alt(markdown: str) -> list[tuple[int, str]]:
+    """The images of a Markdown body with no alt text (替代文本): (line, the image as written), line 1-based.
+
+    markdown-it decides what is an image (one in a code block or code span is text); the line and the
+    Markdown as written come from the lines of the block it sits in.
+    """
+    if "![" not in markdown:
+        return []
+    lines = markdown.splitlines()
+    found: list[tuple[int, str]] = []
+    for tok in _markdown().parse(markdown):
+        if tok.type != "inline" or tok.map is None:
+            continue
+        missing = sum(1 for c in tok.children or () if c.type == "image" and not c.content.strip())
+        if not missing:
+            continue
+        start, end = tok.map
+        written = [
+            (n + 1, m.group(0))
+            for n in range(start, end)
+            for m in _MD_IMAGE.finditer(_CODE_SPAN.sub(lambda c: " " * len(c.group(0)), lines[n]))
+            if not m.group(1).strip()
+        ]
+        found.extend((written + [(start + 1, "![]")] * missing)[:missing])
+    return found
 
 
 def local_image_targets(markdown: str) -> list[str]:

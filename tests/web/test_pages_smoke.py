@@ -103,7 +103,7 @@ def test_a_missing_or_hidden_item_is_explained_in_the_readers_language(app, clie
     for path in (f"/items/{hidden}", "/items/999999", "/no-such-page"):
         r = client.get(path)
         assert r.status_code == 404, path
-        main = re.search(r"<main>(.*?)</main>", r.text, re.S).group(1)
+        main = re.search(r"<main[^>]*>(.*?)</main>", r.text, re.S).group(1)
         assert "<h1>未找到</h1>" in main and "不在您可以查看的范围内" in main, path
     r = client.get("/items/999999?lang=en")
     assert "<h1>Not found</h1>" in r.text and "not yours to see" in r.text

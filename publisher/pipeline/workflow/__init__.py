@@ -37,7 +37,7 @@ from publisher.pipeline.workflow.items import (
     submit,
 )
 from publisher.pipeline.workflow.masking import Masked, mask_item, mask_refusal, tag_numbers
-from publisher.pipeline.workflow.posts import build_post
+from publisher.pipeline.workflow.posts import alt_text_problems, build_post
 from publisher.pipeline.workflow.privacy import (
     clear_finding,
     findings_of,
@@ -63,6 +63,7 @@ __all__ = [
     "add_user",
     "approval_refusal",
     "audit",
+    "alt_text_problems",
     "build_post",
     "clear_finding",
     "create_item",

@@ -325,7 +325,7 @@ def apply_edit(
 def submit(ctx: Context, session: Session, *, item_id: int, actor: User) -> Item:
     item = get_item(session, item_id, lock=True)
     with transition(session, item, SUBMIT, actor.name, user=actor):
-        check_channels_accept(ctx, session, item)
+        check_channels_accept(ctx, session, item, alt_text=True)
         plan(ctx, session, item)  # the publish time may have moved into a year the calendar does not know
         item.return_reason = None
     return item

@@ -4,7 +4,7 @@ time, a copy kit) and the dispatcher's batched Core read (:func:`snapshot_posts`
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -69,10 +69,37 @@ def _post(ctx: Context, item: Any, assets: Iterable[Any], author: str) -> Post:
     )
 
 
-def check_channels_accept(ctx: Context, session: Session, item: Item) -> None:
-    """Ask every target channel whether it can take the item (review time, no network)."""
+def alt_text_problems(body_markdown: str, names: Mapping[str, str] | None = None) -> list[str]:
+    """One problem per image of the body without alt text (替代文本), whatever the channels.
+
+    Readers who cannot see the picture (a screen reader, an image that did not load) get only its alt
+    text, so every picture needs one before review. ``names``: ``asset://sha`` -> the file name to show
+    in its place (a body read from a file holds the references once stored, not what the author wrote).
+    """
+    problems = []
+    for line, written in content.images_without_alt(body_markdown):
+        for ref, name in (names or {}).items():
+            written = written.replace(ref, name)
+        target = written[written.find("(") + 1 : -1].strip() if written.endswith(")") else "图片.png"
+        fix = f"write what the picture shows: ![校门口合影]({target})"
+        problems.append(f"图片缺少替代文本 (alt text): line {line} `{written}` — {fix}")
+    return problems
+
+
+def _written_names(post: Post) -> dict[str, str]:
+    # an item file's images keep the file name the author wrote; a body typed in the web workspace
+    # holds ``asset://sha`` itself (its assets are named by their hash), so it is shown as typed
+    return {a.ref: a.filename for a in post.assets if not a.filename.startswith(a.sha256[:12])}
+
+
+def check_channels_accept(ctx: Context, session: Session, item: Item, *, alt_text: bool = False) -> None:
+    """Ask every target channel whether it can take the item (review time, no network).
+
+    ``alt_text``: also refuse images without alt text (at submit; items submitted before the rule
+    are not stopped at their second review for it).
+    """
     post = build_post(ctx, session, item)
-    problems: list[str] = []
+    problems = alt_text_problems(post.body_markdown, _written_names(post)) if alt_text else []
     for name in item.channels:
         spec = ctx.channels.get(name)
         if spec is None:

@@ -279,6 +279,8 @@ async def preview(request: Request) -> Response:
         cut=cut,
         cut_kb=compose.PREVIEW_MAX_BYTES // 1000,
         body_kb=kb,
+        # what submit will refuse whatever the channels (images without alt text), said before it
+        general=workflow.alt_text_problems(compose.preview_part(f["body_markdown"])[0]),
     )
 
 
