@@ -185,6 +185,7 @@ class WebsiteChannel(Channel):
                 for rel in self.store.unused_files(found[0].get("files", [])):
                     out.unlink(self.folder / rel)
             out.sync()
+            self.site.maybe_fail("page")
             if found:
                 self.store.forget(post.item_id)
 
@@ -279,13 +280,14 @@ class WebsiteChannel(Channel):
         with self._locked():
             return {str(e["item_id"]): e for e in self.store.live_entries()}
 
-    def inject_os_error(self, err: int = errno.ENOSPC, times: int = 1) -> None:
-        """Make the next ``times`` writes fail with ``OSError(err)`` — for tests and failure drills.
+    def inject_os_error(self, err: int = errno.ENOSPC, times: int = 1, step: str = "start") -> None:
+        """Make the next ``times`` changes fail with ``OSError(err)`` at ``step`` (one of
+        ``channels.website.files.STEPS``; the default: before anything) — for tests and failure drills.
 
         A real full disk or read-only mount cannot be produced on demand in a test; this raises the
         same OSError at the point the real one would surface, so the error mapping is exercised.
         """
-        self.site.inject_os_error(err, times)
+        self.site.inject_os_error(err, times, step)
 
     # -- internals --------------------------------------------------------------------------------
     def _localdate(self, value: datetime | str) -> str:

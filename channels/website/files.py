@@ -137,9 +137,9 @@ def translate_errors(folder: Path) -> Iterator[None]:
         ) from exc
 
 
-#: where a change can be made to fail (``inject_os_error(step=...)``), in the order a change passes them:
-#: before anything, after the item page is written, after the state is committed, after the index
-#: pages are written (before a withdrawn page is deleted and the withdrawal is finished)
+#: where a change can be made to fail (``inject_os_error(step=...)``), as a crash there would stop it:
+#: before anything; after the item page is written (a publish) or deleted (a withdrawal, before the
+#: state forgets the item); after the state is committed; after the index pages are written
 STEPS = ("start", "page", "committed", "indexes")
 
 
