@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import json
 import os
 import re
@@ -292,8 +293,12 @@ class WebsiteChannel(Channel):
     # -- internals --------------------------------------------------------------------------------
     def _localdate(self, value: datetime | str) -> str:
         if isinstance(value, str):
-            value = datetime.fromisoformat(value)
+            return self._localdate_of(value)
         return value.astimezone(self.env.timezone).strftime("%Y-%m-%d")
+
+    @functools.lru_cache(maxsize=4096)  # noqa: B019 - one cache per channel, bounded; listings repeat dates
+    def _localdate_of(self, value: str) -> str:
+        return datetime.fromisoformat(value).astimezone(self.env.timezone).strftime("%Y-%m-%d")
 
     def _local_path(self, url: str) -> Path | None:
         if url.startswith(self.base_url):

@@ -9,8 +9,9 @@ empty one:
   ``(k-1)*page_size+1 .. k*page_size``, newest first. Positions never move, so a page changes only
   when one of its own items does; a new item lands on the newest page (and starts a new one when
   that is full, which also gives the previous page its "较新" link).
-* the listing's landing page (``index.html``, ``categories/<slug>.html``, ``checklist/<n>.html`` — the
-  URLs of before) shows its newest ``page_size`` items and links the numbered pages.
+* a category's or checklist item's landing page (``categories/<slug>.html``, ``checklist/<n>.html``,
+  the URLs of before) is its newest page (1 to ``page_size`` items) and links the older ones; the
+  home page (``index.html``) shows the newest ``page_size`` items and links ``page/<k>.html``.
 * the Atom feed holds the newest ``LATEST`` items; ``sitemap.xml`` is a sitemap index of
   ``sitemap-lists.xml`` (home and landing pages) and ``sitemap-<k>.xml`` (item pages by position in
   the whole site, ``sitemap_urls`` each, at most 50,000 as the protocol allows).
@@ -33,6 +34,8 @@ from channels.website.store import ALL, SiteStore, Spot
 
 #: how many items the Atom feed lists
 LATEST = 50
+#: what a listing shows of each item (list.html)
+SHOWN = ("path", "title", "department", "published_at")
 ATOM_NS = "http://www.w3.org/2005/Atom"
 SITEMAP_NS = "http://www.sitemaps.org/schemas/sitemap/0.9"
 
@@ -166,36 +169,31 @@ class SiteIndexes:
             if page > last:
                 continue
             first = (page - 1) * self.page_size + 1
+            entries = store.between(key, first, first + self.page_size - 1, fields=SHOWN)
+            older = self.numbered(key, page - 1) if page > 1 else ""
+            common = {"site_title": self.title, "kind": kind, "heading": heading, "entries": entries, "older": older}
             out.write(
                 self.folder / self.numbered(key, page),
                 paged.render(
-                    site_title=self.title,
+                    **common,
                     root="../" * depth,
-                    kind=kind,
-                    heading=heading,
-                    entries=store.between(key, first, first + self.page_size - 1),
                     page_no=page,
                     landing=self.landing(key),
-                    older=self.numbered(key, page - 1) if page > 1 else "",
                     newer=self.numbered(key, page + 1) if page < last else "",
                 ),
             )
-        if key != ALL:
-            depth = self.landing(key).count("/")
-            out.write(
-                landing,
-                paged.render(
-                    site_title=self.title,
-                    root="../" * depth,
-                    kind=kind,
-                    heading=heading,
-                    entries=store.newest(key, self.page_size),
-                    page_no=None,
-                    landing=self.landing(key),
-                    older=self.numbered(key, last),
-                    newer="",
-                ),
-            )
+            if page == last and key != ALL:
+                # the landing is the newest page under the listing's old URL (the home page has its own)
+                out.write(
+                    landing,
+                    paged.render(
+                        **common,
+                        root="../" * self.landing(key).count("/"),
+                        page_no=None,
+                        landing=self.landing(key),
+                        newer="",
+                    ),
+                )
 
     def _heading(self, key: str, row: dict[str, Any]) -> tuple[str, str]:
         if key == ALL:
@@ -249,9 +247,15 @@ class SiteIndexes:
 
     def _write_part(self, out: Batch, store: SiteStore, part: int) -> None:
         first = (part - 1) * self.sitemap_urls + 1
-        entries = store.between(ALL, first, first + self.sitemap_urls - 1, newest_first=False)
+        entries = store.between(
+            ALL, first, first + self.sitemap_urls - 1, newest_first=False, fields=("path", "updated_at")
+        )
         lastmod = max((e["updated_at"] for e in entries), default=None)
-        body = [self._url(e["path"], e["updated_at"]) for e in entries]
+        # the stored times are already W3C datetimes in UTC ("…+00:00"): no parsing a thousand of them
+        body = [
+            f"<url><loc>{_x(self.base_url + e['path'])}</loc><lastmod>{e['updated_at']}</lastmod></url>"
+            for e in entries
+        ]
         out.write(self.folder / f"sitemap-{part}.xml", self._urlset(body))
         store.set_sitemap_part(part, lastmod)
 

@@ -347,3 +347,28 @@ def test_two_worker_processes_publish_and_withdraw_at_once(tmp_path):
     assert live - {999} == mine - withdrawn
     assert {int(p.stem) for p in (ch.folder / "items").glob("*.html")} == live
     check_site(ch)
+
+
+# ---------------------------------------------------------------------------------------------- CLI
+def test_publisher_site_rebuild(tmp_path):
+    from publisher.db import make_engine, migrate
+    from tests.clirun import SETTINGS, Cli
+
+    url = f"sqlite:///{tmp_path / 'queue.db'}"
+    engine = make_engine(url)
+    migrate(engine)
+    engine.dispose()
+    settings = (
+        SETTINGS.format(data_dir=tmp_path) + f'[channels.site]\ntype = "website"\npage_size = 5\nbase_url = "{BASE}"\n'
+    )
+    cli = Cli(tmp_path, url, settings)
+    ch = site(tmp_path, page_size=5)
+    for i in range(1, 13):
+        ch.publish(post(i), make_ctx(i))
+    for path in ch.folder.rglob("page/*.html"):
+        path.unlink()
+    r = cli.ok("site", "rebuild")
+    assert "site: 12 live items, index pages rebuilt" in r.out
+    check_site(ch)
+    r = cli("site", "rebuild", "--channel", "mem")
+    assert r.code == 2 and "'mem' is not a channel that writes a site (those that do: site)" in r.err
