@@ -19,6 +19,7 @@ empty one:
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
@@ -247,16 +248,8 @@ class SiteIndexes:
 
     def _write_part(self, out: Batch, store: SiteStore, part: int) -> None:
         first = (part - 1) * self.sitemap_urls + 1
-        entries = store.between(
-            ALL, first, first + self.sitemap_urls - 1, newest_first=False, fields=("path", "updated_at")
-        )
-        lastmod = max((e["updated_at"] for e in entries), default=None)
-        # the stored times are already W3C datetimes in UTC ("…+00:00"): no parsing a thousand of them
-        body = [
-            f"<url><loc>{_x(self.base_url + e['path'])}</loc><lastmod>{e['updated_at']}</lastmod></url>"
-            for e in entries
-        ]
-        out.write(self.folder / f"sitemap-{part}.xml", self._urlset(body))
+        body, lastmod = store.sitemap_urls(first, first + self.sitemap_urls - 1, _x(self.base_url))
+        out.write(self.folder / f"sitemap-{part}.xml", self._urlset([body] if body else []))
         store.set_sitemap_part(part, lastmod)
 
     def _write_lists_sitemap(self, out: Batch, listings: dict[str, Any]) -> None:
@@ -270,7 +263,7 @@ class SiteIndexes:
         lines = ['<?xml version="1.0" encoding="utf-8"?>', f'<sitemapindex xmlns="{SITEMAP_NS}">']
         lines.append(f"<sitemap><loc>{_x(self.base_url + 'sitemap-lists.xml')}</loc></sitemap>")
         for part, lastmod in store.sitemap_parts().items():
-            mod = f"<lastmod>{rfc3339(datetime.fromisoformat(lastmod))}</lastmod>" if lastmod else ""
+            mod = f"<lastmod>{lastmod}</lastmod>" if lastmod else ""  # stored as a UTC W3C datetime
             lines.append(f"<sitemap><loc>{_x(self.base_url + f'sitemap-{part}.xml')}</loc>{mod}</sitemap>")
         lines.append("</sitemapindex>\n")
         out.write(self.folder / "sitemap.xml", "\n".join(lines))
@@ -300,20 +293,40 @@ class SiteIndexes:
             f"<author><name>{_x(self.title)}</name></author>",
         ]
         for e in entries:
-            url = self.base_url + e["path"]
-            out += [
-                "<entry>",
-                f"<id>{_x(url)}</id>",
-                f"<title>{_x(e['title'])}</title>",
-                f'<link rel="alternate" type="text/html" href={_a(url)}/>',
-                f"<published>{rfc3339(datetime.fromisoformat(e['published_at']))}</published>",
-                f"<updated>{rfc3339(datetime.fromisoformat(e['updated_at']))}</updated>",
-            ]
-            if e.get("department"):
-                out.append(f"<author><name>{_x(e['department'])}</name></author>")
-            out.append(f"<category term={_a(e['category'])}/>")
-            if e.get("summary"):
-                out.append(f"<summary>{_x(e['summary'])}</summary>")
-            out.append("</entry>")
+            out.append(
+                _feed_entry(
+                    self.base_url,
+                    e["path"],
+                    e["title"],
+                    e["published_at"],
+                    e["updated_at"],
+                    e.get("department") or "",
+                    e["category"],
+                    e.get("summary") or "",
+                )
+            )
         out.append("</feed>\n")
         return "\n".join(out).encode("utf-8")
+
+
+@functools.lru_cache(maxsize=1024)
+def _feed_entry(
+    base_url: str, path: str, title: str, published: str, updated: str, department: str, category: str, summary: str
+) -> str:
+    """One Atom entry; cached, since the feed is rewritten on every publish and its entries seldom change."""
+    url = base_url + path
+    out = [
+        "<entry>",
+        f"<id>{_x(url)}</id>",
+        f"<title>{_x(title)}</title>",
+        f'<link rel="alternate" type="text/html" href={_a(url)}/>',
+        f"<published>{rfc3339(datetime.fromisoformat(published))}</published>",
+        f"<updated>{rfc3339(datetime.fromisoformat(updated))}</updated>",
+    ]
+    if department:
+        out.append(f"<author><name>{_x(department)}</name></author>")
+    out.append(f"<category term={_a(category)}/>")
+    if summary:
+        out.append(f"<summary>{_x(summary)}</summary>")
+    out.append("</entry>")
+    return "\n".join(out)

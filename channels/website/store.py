@@ -140,6 +140,22 @@ class SiteStore:
         )
         return [dict(zip(fields, row, strict=True)) for row in rows]
 
+    def sitemap_urls(self, first: int, last: int, prefix: str) -> tuple[str, str | None]:
+        """The ``<url>`` elements of the whole-site positions ``first..last``, oldest first, and their
+        newest lastmod. Built by SQLite: a sitemap file is rewritten on every publish and holds up to
+        50,000 URLs. ``prefix`` (the escaped base URL) and the page paths (``items/<id>.html``, made
+        by site_page_path) need no escaping; the times are W3C datetimes in UTC as stored."""
+        row = self.conn.execute(
+            "SELECT group_concat(u, char(10)), max(m) FROM (SELECT "
+            "'<url><loc>' || ? || json_extract(e.data, '$.path') || '</loc><lastmod>' || "
+            "json_extract(e.data, '$.updated_at') || '</lastmod></url>' AS u, "
+            "json_extract(e.data, '$.updated_at') AS m "
+            "FROM placement p JOIN entry e ON e.item_id = p.item_id "
+            "WHERE p.listing = ? AND p.pos BETWEEN ? AND ? AND e.live = 1 ORDER BY p.pos)",
+            (prefix, ALL, first, last),
+        ).fetchone()
+        return row[0] or "", row[1]
+
     def unused_files(self, candidates: Iterable[str]) -> list[str]:
         """Those of ``candidates`` no live item refers to."""
         unused = []
