@@ -109,6 +109,8 @@ def main() -> None:
         )
 
     rng = random.Random(14)
+    # each site withdraws a different item every round, from its middle half
+    victims = {name: rng.sample(range(n // 4, 3 * n // 4), args.rounds) if n else [] for name, (_, n) in sites.items()}
     times: dict[tuple[str, str], list[float]] = {}
     for r in range(args.rounds):
         # alternate which goes first, so a burst of load from elsewhere falls on both alike
@@ -117,7 +119,7 @@ def main() -> None:
             cat = CATEGORIES[r % len(CATEGORIES)]
             post = make_post(item, category=cat, checklist_item=r % 50 + 1, checklist_name=f"事项{r % 50 + 1}")
             newer = make_post(item, category=cat, title="更新后的标题", version=2, checklist_item=r % 50 + 1)
-            victim = make_post(rng.randint(n // 4, 3 * n // 4)) if n else newer
+            victim = make_post(victims[name][r]) if n else newer
             times.setdefault((name, "publish"), []).append(timed(ch.publish, post, make_ctx(item)))
             times.setdefault((name, "update"), []).append(timed(ch.update, newer, make_ctx(item)))
             times.setdefault((name, "withdraw"), []).append(timed(ch.withdraw, victim, make_ctx(victim.item_id)))

@@ -240,7 +240,18 @@ class SiteStore:
         return json.loads(row[0]), spots  # type: ignore[return-value]
 
     def forget(self, item_id: int) -> None:
-        """Second half of a withdrawal, once the pages no longer list the item and its page is gone."""
+        """Second half of a withdrawal, once the pages no longer list the item and its page is gone.
+
+        Only tidying: a withdrawn entry left behind (this commit lost to a power cut) is in no
+        listing and no count, and a publish of the item again takes it up. So this one commit is
+        not waited for on disk (``synchronous=NORMAL``: WAL keeps it consistent, at worst it is lost)."""
+        self.conn.execute("PRAGMA synchronous=NORMAL")
+        try:
+            self._forget(item_id)
+        finally:
+            self.conn.execute("PRAGMA synchronous=FULL")
+
+    def _forget(self, item_id: int) -> None:
         conn = self._tx()
         try:
             keys = [r[0] for r in conn.execute("SELECT listing FROM placement WHERE item_id = ?", (item_id,))]
