@@ -49,7 +49,6 @@ remote end: WeChat drafts never published), still pending, and the recovery time
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import random
 import re
@@ -139,15 +138,20 @@ def webhook_plugin(fault_rate: float) -> Plugin:
 def website_plugin(tmp: Path) -> Plugin:
     def check(rows: list[Any]) -> tuple[int, int, str]:
         item_ids_done = {r.item_id for r in rows}
-        manifests = list(tmp.glob("**/_manifest.json"))
-        if not manifests:
+        states = list(tmp.glob("**/.site.sqlite3"))
+        if not states:
             return len(item_ids_done), 0, "no site"
-        entries = json.loads(manifests[0].read_text(encoding="utf-8"))["entries"]
-        ids = Counter(int(e["item_id"]) for e in entries)
-        pages = {int(p.stem) for p in (manifests[0].parent / "items").glob("*.html")}
+        folder = states[0].parent
+        # what readers see: every item listed on the numbered pages of the whole-site listing
+        ids = Counter(
+            int(i)
+            for p in folder.glob("page/*.html")
+            for i in re.findall(r'href="\.\./items/(\d+)\.html"', p.read_text("utf-8"))
+        )
+        pages = {int(p.stem) for p in (folder / "items").glob("*.html")}
         lost = len({i for i in item_ids_done if i not in ids or i not in pages})
         dup = sum(1 for n in ids.values() if n > 1)
-        return lost, dup, f"{len(ids)} items in the manifest, {len(pages)} pages"
+        return lost, dup, f"{len(ids)} items listed, {len(pages)} pages"
 
     return Plugin("site", {"type": "website"}, check)
 

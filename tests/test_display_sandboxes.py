@@ -132,8 +132,11 @@ def test_a_gongshi_comes_down_on_every_channel_at_the_end_of_its_fifth_working_d
     notice = page.read_text(encoding="utf-8")
     assert "公示期已结束" in notice and "2026-09-29" in notice and "2026-10-10" in notice
     assert "拟资助以下同学" not in notice and "campus" not in notice
-    for listing in ("index.html", "feed.xml", "sitemap.xml"):
-        assert site_page_path(item) not in (site / listing).read_text(encoding="utf-8"), listing
+    # the home page, the feed, every sitemap file (sitemap.xml is their index) and listing page
+    listings = [site / "index.html", site / "feed.xml", *site.glob("sitemap*.xml"), *site.glob("**/page/*.html")]
+    assert site / "sitemap-lists.xml" in listings
+    for listing in listings:
+        assert site_page_path(item) not in listing.read_text(encoding="utf-8"), listing
     assert not list((site / "media").glob("*")), "the item's images stay online"
 
 

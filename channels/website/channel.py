@@ -1,23 +1,28 @@
 """The static information-disclosure website (信息公开网), generated from published posts.
 
 A channel only ever sees the post it is asked to publish, but the site's index pages list every
-published item. So the site folder carries a manifest (``_manifest.json``) of what is live, and each
-publish, update or withdraw rewrites the one item page, the manifest and the index pages that list the
-item, all under an inter-process lock (``fcntl.flock`` on ``.lock``) because several worker threads and
-processes publish at once. Every file is written to a temporary file in the same folder, fsynced and
-``os.replace``-d, so a web server never serves half a page and a crash never leaves one behind.
+published item. So the site folder carries its state (``.site.sqlite3``, :mod:`channels.website.store`):
+what is live and where each item is listed. Each publish, update or withdraw rewrites the one item
+page, its rows of the state and the few index pages that show the item (the listings are paginated,
+the sitemap split, the feed bounded), all under an inter-process lock (``fcntl.flock`` on ``.lock``)
+because several worker threads and processes publish at once. Every file is written to a temporary
+file in the same folder, fsynced and ``os.replace``-d, so a web server never serves half a page and a crash never
+leaves one behind.
 
 Layout of the site folder::
 
     index.html                 latest items, the category directory and the checklist directory
     items/<id>.html            one page per item (publisher.channel.site_page_path)
+    page/<k>.html              every item, page k of the whole site (numbered from the oldest)
     categories/<slug>.html     one index per category (slug: a short hash of the Chinese name)
-    checklist/<n>.html         one index per item of the 50-item disclosure checklist
-    feed.xml  sitemap.xml      Atom feed of the latest items; sitemap of every page
+    categories/<slug>/page/<k>.html   and its pages
+    checklist/<n>.html         one index per item of the 50-item disclosure checklist (and its pages)
+    feed.xml                   Atom feed of the latest items
+    sitemap.xml                sitemap index of sitemap-lists.xml and sitemap-<k>.xml
     media/<sha256>-<w>.<ext>   images, EXIF orientation applied, metadata stripped, at most w pixels wide
     files/<sha256><.ext>       attachments, byte for byte
     style.css  textsize.js      the stylesheet; the large-text switch (大字模式)
-    _manifest.json  .lock
+    .site.sqlite3  .lock
 
 Only the post body is HTML; it was sanitised by the core and is sanitised again here with nh3 as
 defence in depth. Everything else goes through Jinja2's autoescape or ElementTree.
@@ -28,11 +33,15 @@ the templates in :mod:`channels.website.pages` and the index pages in :mod:`chan
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import functools
+import json
 import os
 import re
 import shutil
-from datetime import datetime
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -42,10 +51,11 @@ from markupsafe import Markup
 from PIL import Image
 from pydantic import Field
 
-from channels.website.files import Batch, SiteFolder, translate_errors
+from channels.website.files import MANIFEST, Batch, SiteFolder, translate_errors
 from channels.website.images import is_image, prepare_assets
 from channels.website.indexes import SiteIndexes
 from channels.website.pages import CLEANER, human_size, iso, make_jinja
+from channels.website.store import SiteStore
 from publisher.channel import (
     Channel,
     ChannelConfig,
@@ -72,6 +82,14 @@ class WebsiteConfig(ChannelConfig):
     #: when an item's 公示期 ends: "notice" replaces its page with a short "公示期已结束" page (title and
     #: the period's dates; no body, no attachments), "remove" deletes the page as a withdrawal does
     after_display: Literal["notice", "remove"] = "notice"
+    #: items on one page of a listing (the home page, a category, a checklist item)
+    page_size: int = Field(default=50, ge=5, le=1000)
+    #: item URLs in one sitemap file (the protocol allows 50,000; every publish rewrites one file)
+    sitemap_urls: int = Field(default=1000, ge=10, le=50000)
+
+
+#: how many listing pages a rebuild writes between checkpoints (and between releases of the lock)
+REBUILD_STEP = 200
 
 
 # ------------------------------------------------------------------------------------------- channel
@@ -97,7 +115,15 @@ class WebsiteChannel(Channel):
         self.base_url = base if base.endswith("/") else base + "/"
         self._jinja = make_jinja(self._localdate)
         self.site = SiteFolder(self.folder)
-        self.indexes = SiteIndexes(self.folder, self.base_url, config.title, self._jinja)
+        self.store = SiteStore(self.folder)
+        self.indexes = SiteIndexes(
+            self.folder,
+            self.base_url,
+            config.title,
+            self._jinja,
+            page_size=config.page_size,
+            sitemap_urls=config.sitemap_urls,
+        )
 
     # -- review time ------------------------------------------------------------------------------
     def validate(self, post: Post) -> list[str]:
@@ -138,24 +164,32 @@ class WebsiteChannel(Channel):
         return self.publish(post, ctx)
 
     def withdraw(self, post: Post, ctx: DeliveryContext) -> None:
-        with translate_errors(self.folder), self.site.locked():
+        with translate_errors(self.folder), self._locked():
             self.site.maybe_fail()
-            manifest = self.site.read_manifest()
-            old = manifest.pop(str(post.item_id), None)
+            # first the item leaves the listings (kept in the state as "being withdrawn"), then the
+            # index pages drop it, then its page goes, then the state forgets it: a crash anywhere
+            # leaves at worst an orphan page that a retried withdraw deletes, never an index linking
+            # to a missing page
+            found = self.store.mark_withdrawn(post.item_id, iso(datetime.now(UTC)))
+            self.site.maybe_fail("committed")
             out = Batch()
-            # the manifest and indexes drop the item first: a crash before the unlink leaves an orphan
-            # page that the retried withdraw deletes, never an index linking to a missing page
-            self.site.save_manifest(out, manifest)
-            self.indexes.regenerate(out, manifest, touched=[old] if old else [])
+            if found:
+                self.indexes.refresh(out, self.store, found[1])
+            out.sync()
+            self.site.maybe_fail("indexes")
             page = self.folder / site_page_path(post.item_id)
             if post.display_ended and self.config.after_display == "notice":
-                # listed nowhere (manifest, indexes, feed, sitemap), its files collected below
-                out.write(page, self._render_notice(post, old))
+                # listed nowhere (state, indexes, feed, sitemap), its files collected below
+                out.write(page, self._render_notice(post, found[0] if found else None))
             else:
                 out.unlink(page)
-            if old:
-                self.site.collect_garbage(out, manifest, set(old.get("files", [])))
+            if found:
+                for rel in self.store.unused_files(found[0].get("files", [])):
+                    out.unlink(self.folder / rel)
             out.sync()
+            self.site.maybe_fail("page")
+            if found:
+                self.store.forget(post.item_id)
 
     # -- after publication -----------------------------------------------------------------------
     def check_url(self, url: str) -> LinkStatus:
@@ -177,10 +211,8 @@ class WebsiteChannel(Channel):
         return LinkStatus(ok=False, status=404, reason=f"page file {path} does not exist")
 
     def list_publications(self, since: datetime | None = None) -> list[RemotePublication]:
-        with self.site.locked():
-            manifest = self.site.read_manifest()
         found = []
-        for e in manifest.values():
+        for e in self.manifest().values():
             at = datetime.fromisoformat(e["published_at"])
             if since is None or at >= since:
                 found.append(
@@ -209,33 +241,65 @@ class WebsiteChannel(Channel):
     def page_url(self, item_id: int) -> str:
         return self.base_url + site_page_path(item_id)
 
-    def rebuild(self) -> int:
-        """Rewrite every index page from the manifest (after a template change or a lost write)."""
-        with translate_errors(self.folder), self.site.locked():
-            manifest = self.site.read_manifest()
-            out = Batch()
-            self.indexes.regenerate(out, manifest, touched=list(manifest.values()), everything=True)
-            out.sync()
-            return len(manifest)
+    def rebuild(self, progress: Callable[[int, int], None] | None = None, *, restart: bool = False) -> int:
+        """Rewrite every index page from the state (after a template change, a restore or a lost write).
+
+        Resumable: it writes ``REBUILD_STEP`` pages at a time under the lock (workers publish in
+        between) and records the last page written in the state, so a rebuild killed and run again
+        continues there; ``restart`` starts from the beginning. ``progress(done, total)`` is called
+        after each step. Returns the number of live items.
+        """
+        with translate_errors(self.folder):
+            with self._locked():
+                units = self.indexes.units(self.store)
+                mark = None if restart else self.store.get_meta("rebuild_after")
+            start = 0
+            if mark:
+                after = tuple(json.loads(mark))
+                start = next((n for n, u in enumerate(units) if u > after), len(units))
+            if progress:
+                progress(start, len(units))
+            for at in range(start, len(units), REBUILD_STEP):
+                chunk = units[at : at + REBUILD_STEP]
+                with self._locked():
+                    self.site.maybe_fail()
+                    out = Batch()
+                    self.indexes.write_units(out, self.store, chunk)
+                    out.sync()
+                    self.store.set_meta("rebuild_after", json.dumps(chunk[-1], ensure_ascii=False))
+                if progress:
+                    progress(at + len(chunk), len(units))
+            with self._locked():
+                out = Batch()
+                self.indexes.finish_rebuild(out, self.store)
+                out.sync()
+                self.store.set_meta("rebuild_after", None)
+                listing = self.store.listing("all")
+                return int(listing["count"]) if listing else 0
 
     def manifest(self) -> dict[str, dict[str, Any]]:
-        """The live entries by item id (a copy, read under the lock)."""
-        with self.site.locked():
-            return self.site.read_manifest()
+        """The live entries by item id (read under the lock; the whole site, for checks and tests)."""
+        with self._locked():
+            return {str(e["item_id"]): e for e in self.store.live_entries()}
 
-    def inject_os_error(self, err: int = errno.ENOSPC, times: int = 1) -> None:
-        """Make the next ``times`` writes fail with ``OSError(err)`` — for tests and failure drills.
+    def inject_os_error(self, err: int = errno.ENOSPC, times: int = 1, step: str = "start") -> None:
+        """Make the next ``times`` changes fail with ``OSError(err)`` at ``step`` (one of
+        ``channels.website.files.STEPS``; the default: before anything) — for tests and failure drills.
 
         A real full disk or read-only mount cannot be produced on demand in a test; this raises the
         same OSError at the point the real one would surface, so the error mapping is exercised.
         """
-        self.site.inject_os_error(err, times)
+        self.site.inject_os_error(err, times, step)
 
     # -- internals --------------------------------------------------------------------------------
     def _localdate(self, value: datetime | str) -> str:
         if isinstance(value, str):
-            value = datetime.fromisoformat(value)
+            return self._localdate_of(value)
         return value.astimezone(self.env.timezone).strftime("%Y-%m-%d")
+
+    @functools.lru_cache(maxsize=4096)  # noqa: B019 - one cache per channel, bounded; listings repeat dates
+    def _localdate_of(self, value: str) -> str:
+        return datetime.fromisoformat(value).astimezone(self.env.timezone).strftime("%Y-%m-%d")
 
     def _local_path(self, url: str) -> Path | None:
         if url.startswith(self.base_url):
@@ -274,22 +338,43 @@ class WebsiteChannel(Channel):
             "path": site_page_path(post.item_id),
             "files": sorted(set(files.values())),
         }
-        with self.site.locked():
+        with self._locked():
             self.site.maybe_fail()
-            manifest = self.site.read_manifest()
-            old = manifest.get(str(post.item_id))
+            found = self.store.get(post.item_id)
+            old = found[0] if found and found[1] else None
             if old is not None and int(old.get("version", 0)) > post.version:
                 return  # a newer version is already live; an older retry must not replace it
             # a concurrent withdraw may have collected a file this item shares; put it back
             prepare_assets(self.folder, post, self.config.image_max_width)
             out = Batch()
+            # the page before the state and the indexes: an index never links to a missing page
             out.write(self.folder / entry["path"], page)
-            manifest[str(post.item_id)] = entry
-            self.site.save_manifest(out, manifest)
-            self.indexes.regenerate(out, manifest, touched=[e for e in (old, entry) if e])
+            self.site.maybe_fail("page")
+            spots = self.store.put(entry)
+            self.site.maybe_fail("committed")
+            self.indexes.refresh(out, self.store, spots)
             if old:
-                self.site.collect_garbage(out, manifest, set(old.get("files", [])) - set(entry["files"]))
+                for rel in self.store.unused_files(set(old.get("files", [])) - set(entry["files"])):
+                    out.unlink(self.folder / rel)
             out.sync()
+            self.site.maybe_fail("indexes")
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        """The site lock, with the state ready: a folder with the old ``_manifest.json`` is migrated
+        on first use (imported in one transaction, its listings written, the file renamed)."""
+        with self.site.locked():
+            manifest = self.folder / MANIFEST
+            if manifest.exists():
+                if self.store.get_meta("migrated") is None:
+                    self.store.import_entries(self.site.read_manifest().values(), mark="migrated")
+                out = Batch()
+                units = self.indexes.units(self.store)
+                self.indexes.write_units(out, self.store, units)
+                self.indexes.finish_rebuild(out, self.store)
+                out.sync()
+                os.replace(manifest, manifest.with_name(MANIFEST + ".migrated"))
+            yield
 
     def _render_notice(self, post: Post, entry: dict[str, Any] | None) -> str:
         """The page left where a 公示 was once its period ended: the title and the period, nothing else."""

@@ -1,4 +1,4 @@
-"""Writing the site folder safely: atomic writes, batched directory fsyncs, the lock and the manifest.
+"""Writing the site folder safely: atomic writes, batched directory fsyncs, the lock, the old manifest.
 
 Every file is written to a temporary file in the same folder, fsynced and ``os.replace``-d, so a web
 server never serves half a page and a crash never leaves one behind. File-system errors become
@@ -137,21 +137,29 @@ def translate_errors(folder: Path) -> Iterator[None]:
         ) from exc
 
 
+#: where a change can be made to fail (``inject_os_error(step=...)``), as a crash there would stop it:
+#: before anything; after the item page is written (a publish) or deleted (a withdrawal, before the
+#: state forgets the item); after the state is committed; after the index pages are written
+STEPS = ("start", "page", "committed", "indexes")
+
+
 class SiteFolder:
-    """The site folder: its lock, its manifest of live items, and injected write failures for drills."""
+    """The site folder: its lock, the old manifest (read once, to migrate), injected write failures."""
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
-        self._faults: deque[int] = deque()
+        self._faults: dict[str, deque[int]] = {step: deque() for step in STEPS}
         self._faults_lock = threading.Lock()
 
-    def inject_os_error(self, err: int = errno.ENOSPC, times: int = 1) -> None:
+    def inject_os_error(self, err: int = errno.ENOSPC, times: int = 1, step: str = "start") -> None:
         with self._faults_lock:
-            self._faults.extend([err] * times)
+            self._faults[step].extend([err] * times)
 
-    def maybe_fail(self) -> None:
+    def maybe_fail(self, step: str = "start") -> None:
+        """Raise an injected fault for ``step`` — as a crash there would stop the change."""
         with self._faults_lock:
-            err = self._faults.popleft() if self._faults else None
+            faults = self._faults[step]
+            err = faults.popleft() if faults else None
         if err is not None:
             raise OSError(err, os.strerror(err), str(self.folder))
 
@@ -179,18 +187,3 @@ class SiteFolder:
                 f"the site manifest {self.folder / MANIFEST} is corrupt ({exc}); restore it from a backup"
             ) from exc
         return {str(e["item_id"]): e for e in data.get("entries", [])}
-
-    def save_manifest(self, out: Batch, manifest: dict[str, dict[str, Any]]) -> None:
-        entries = sorted(manifest.values(), key=lambda e: int(e["item_id"]))
-        out.write(
-            self.folder / MANIFEST,
-            json.dumps({"version": 1, "entries": entries}, ensure_ascii=False, indent=1),
-        )
-
-    def collect_garbage(self, out: Batch, manifest: dict[str, dict[str, Any]], candidates: set[str]) -> None:
-        """Delete media no live item uses any more: a withdrawn item's images must not stay online."""
-        if not candidates:
-            return
-        used = {f for e in manifest.values() for f in e.get("files", [])}
-        for rel in candidates - used:
-            out.unlink(self.folder / rel)

@@ -116,6 +116,7 @@ ul.dir{columns:2;padding-left:1.2rem}ul.dir li{break-inside:avoid}
 .count{color:var(--muted);font-size:.85rem}
 .attachments li{margin:.3rem 0}
 .empty{color:var(--muted)}
+.pager,.more{margin:1.2rem 0;display:flex;gap:1.2rem}
 .ended{padding:.8rem 1rem;border:1px solid var(--line);border-left:4px solid var(--accent);background:var(--soft)}
 footer{border-top:1px solid var(--line);color:var(--muted);font-size:.85rem;padding:1rem 0 2rem;
 text-align:center}
@@ -237,6 +238,7 @@ style-src 'self'; script-src 'self'; object-src 'none'; base-uri 'none'; form-ac
 {% block main %}
 <h2>最新公开</h2>
 {{ item_list(latest, root) }}
+{% if more %}<p class="more"><a href="{{ root }}{{ more }}">全部公开信息（按页浏览） ›</a></p>{% endif %}
 <h2 id="directory">信息公开目录</h2>
 {% if categories %}<ul class="dir">
 {% for c in categories %}<li><a href="{{ root }}categories/{{ c.slug }}.html">{{ c.name }}</a> \

@@ -15,7 +15,7 @@ from typing import Annotated
 
 import typer
 
-from publisher.cli import admin, channels, counting, items, notify, privacy, registers, reviews, usage, users
+from publisher.cli import admin, channels, counting, items, notify, privacy, registers, reviews, site, usage, users
 from publisher.cli.common import state
 
 app = typer.Typer(
@@ -74,6 +74,7 @@ app.add_typer(registers.request_app, name="request")
 app.add_typer(registers.complaint_app, name="complaint")
 app.add_typer(counting.report_app, name="report")
 app.add_typer(notify.notify_app, name="notify")
+app.add_typer(site.site_app, name="site")
 
 
 def main() -> None:

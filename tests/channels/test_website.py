@@ -5,7 +5,6 @@ from __future__ import annotations
 import errno
 import hashlib
 import io
-import json
 import os
 import re
 import subprocess
@@ -61,6 +60,20 @@ def asset_from(path: Path, content_type: str, role: str = "image", filename: str
         content_type=content_type,
         role=role,
     )
+
+
+def sitemap_locs(folder: Path) -> list[str]:
+    """Every URL the sitemap index leads to (each file checked to be a sitemap in the index)."""
+    index = ET.fromstring((folder / "sitemap.xml").read_bytes())
+    assert index.tag == f"{SITEMAP}sitemapindex"
+    locs = []
+    for part in index.findall(f"{SITEMAP}sitemap"):
+        url = part.find(f"{SITEMAP}loc").text
+        assert url.startswith(BASE)
+        urlset = ET.fromstring((folder / url[len(BASE) :]).read_bytes())
+        assert urlset.tag == f"{SITEMAP}urlset"
+        locs += [u.find(f"{SITEMAP}loc").text for u in urlset.findall(f"{SITEMAP}url")]
+    return locs
 
 
 def jpeg_with_exif(path: Path, size=(4000, 1000), orientation=6) -> Path:
@@ -148,8 +161,7 @@ def test_publish_writes_page_indexes_feed_and_sitemap(channel):
         assert e.find(f"{ATOM}link").get("href").startswith(BASE + "items/")
     assert feed.find(f"{ATOM}updated").text == "2026-01-07T18:30:00Z"
 
-    sitemap = ET.fromstring((site(channel) / "sitemap.xml").read_bytes())
-    locs = {u.find(f"{SITEMAP}loc").text for u in sitemap.findall(f"{SITEMAP}url")}
+    locs = set(sitemap_locs(site(channel)))
     assert locs == {
         BASE + "index.html",
         BASE + "items/1.html",
@@ -161,7 +173,7 @@ def test_publish_writes_page_indexes_feed_and_sitemap(channel):
         BASE + "checklist/2.html",
     }
 
-    manifest = json.loads(read(channel, "_manifest.json"))["entries"]
+    manifest = list(channel.manifest().values())
     assert [e["item_id"] for e in manifest] == [1, 2, 3]
     first = manifest[0]
     for key in (
@@ -423,12 +435,7 @@ def _assert_consistent(ch: WebsiteChannel, expected: set[int]) -> None:
     feed = ET.fromstring((ch.folder / "feed.xml").read_bytes())
     ids = [e.find(f"{ATOM}id").text for e in feed.findall(f"{ATOM}entry")]
     assert len(ids) == len(set(ids)) == min(len(expected), 50)
-    sitemap = ET.fromstring((ch.folder / "sitemap.xml").read_bytes())
-    item_locs = [
-        u.find(f"{SITEMAP}loc").text
-        for u in sitemap.findall(f"{SITEMAP}url")
-        if "/items/" in u.find(f"{SITEMAP}loc").text
-    ]
+    item_locs = [u for u in sitemap_locs(ch.folder) if "/items/" in u]
     assert sorted(item_locs) == sorted(BASE + site_page_path(i) for i in expected)
     listed = 0
     for page in (ch.folder / "categories").glob("*.html"):
@@ -585,7 +592,7 @@ def test_files_on_disk_match_env_folder(tmp_path):
     ch = WebsiteChannel("website", WebsiteConfig(folder="public/site"), make_env(tmp_path))
     ch.publish(make_post(1), make_ctx(1))
     assert (tmp_path / "public/site/items/1.html").is_file()
-    assert os.path.exists(tmp_path / "public/site/_manifest.json")
+    assert os.path.exists(tmp_path / "public/site/.site.sqlite3")
 
 
 def test_directory_follows_the_checklist_order(channel):

@@ -1,0 +1,62 @@
+"""``publisher site …``: the static website's own upkeep (docs/channels/website.md)."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Annotated
+
+import typer
+
+from publisher.cli.common import err, out, state
+
+site_app = typer.Typer(help="The static website (信息公开网): rebuild its index pages.", no_args_is_help=True)
+
+
+@site_app.command("rebuild")
+def site_rebuild(
+    channel: Annotated[
+        str | None, typer.Option(help="the channel that writes the site (default: the one that does)")
+    ] = None,
+    restart: Annotated[bool, typer.Option(help="start again from the first page, not from the checkpoint")] = False,
+) -> None:
+    """Rewrite every listing page, sitemap file and the feed from the site's state; resumable: a
+    rebuild that was stopped continues where it was, unless --restart."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    a = state.app()
+    # found by what the channel offers (a site folder it can rebuild), never by its type name
+    sites = {
+        name: spec.channel
+        for name, spec in a.channels.items()
+        if getattr(spec.channel, "site_folder", None) and callable(getattr(spec.channel, "rebuild", None))
+    }
+    if channel is not None and channel not in sites:
+        err.print(f"{channel!r} is not a channel that writes a site (those that do: {', '.join(sites) or 'none'})")
+        raise typer.Exit(2)
+    if not sites:
+        err.print("no channel writes a site folder; configure the website channel first")
+        raise typer.Exit(2)
+    name = channel or next(iter(sites))
+    site = sites[name]
+    started = time.perf_counter()
+    with Progress(
+        TextColumn(f"rebuilding {name}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=not sys.stderr.isatty(),
+        disable=not sys.stderr.isatty(),
+    ) as bar:
+        task = bar.add_task("rebuild", total=None)
+        first: list[int] = []
+
+        def progress(done: int, total: int) -> None:
+            if not first:
+                first.append(done)
+            bar.update(task, completed=done, total=total)
+
+        live = site.rebuild(progress, restart=restart)  # type: ignore[attr-defined]
+    resumed = f", resumed at page {first[0] + 1}" if first and first[0] else ""
+    out.print(f"{name}: {live} live items, index pages rebuilt in {time.perf_counter() - started:.1f} s{resumed}")
