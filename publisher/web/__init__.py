@@ -114,11 +114,20 @@ def openapi_document(web: FastAPI) -> dict[str, Any]:
 
 
 class _SiteFiles(StaticFiles):
-    """The website channel's folder; before its first publication there is none (404, not starlette's 500)."""
+    """The website channel's folder; before its first publication there is none (404, not starlette's 500).
+
+    The channel's own files there (``.site.sqlite3`` and its journal, ``.lock``, a migrated
+    ``_manifest.json``) are not pages: any path with a part starting with ``.`` or ``_`` is answered 404,
+    as a web server in front of the folder should (docs/channels/website.md).
+    """
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if not Path(str(self.directory)).is_dir():
             await PlainTextResponse("nothing published on the website yet", status_code=404)(scope, receive, send)
+            return
+        parts = [p for p in str(scope.get("path", "")).split("/") if p]
+        if any(p.startswith((".", "_", "%2e", "%2E", "%5f", "%5F")) for p in parts):
+            await PlainTextResponse("not a page of the site", status_code=404)(scope, receive, send)
             return
         await super().__call__(scope, receive, send)
 

@@ -308,6 +308,29 @@ def test_site_before_anything_was_published_is_not_found(app, client):
     assert r.status_code == 404 and "nothing published" in r.text
 
 
+@sqlite_only
+def test_the_site_folders_own_files_are_not_served(app, client):
+    from publisher.web import site_folder
+
+    folder = site_folder(app)
+    (folder / "items").mkdir(parents=True)
+    (folder / "index.html").write_text("<p>首页</p>", encoding="utf-8")
+    for name in (".site.sqlite3", ".site.sqlite3-wal", ".lock", "_manifest.json.migrated"):
+        (folder / name).write_bytes(b"SQLite format 3\x00 titles of withdrawn items")
+    assert client.get("/site/index.html").status_code == 200
+    for path in (
+        "/site/.site.sqlite3",
+        "/site/.site.sqlite3-wal",
+        "/site/.lock",
+        "/site/_manifest.json.migrated",
+        "/site/items/../.site.sqlite3",
+        "/site/%2esite.sqlite3",
+        "/site/%2Elock",
+    ):
+        r = client.get(path)
+        assert r.status_code == 404 and b"withdrawn" not in r.content, path
+
+
 def test_a_nul_in_a_form_field_is_refused_before_the_store_sees_it(app, client, login):
     r = client.get("/login")
     token = re.search(r'name="csrf_token" value="([^"]+)"', r.text).group(1)
