@@ -92,6 +92,17 @@ FRONT_MATTER_KEYS = {
     "author",
     "display_until",
     "display_working_days",
+    # the disclosure catalogue (docs/catalogue.md); 索引号 is given by the system, never written here
+    "doc_number",
+    "written_on",
+    "topic",
+    "disclosure_mode",
+    "disclosure_scope",
+    "validity",
+    "replaced_by",
+    "interprets",
+    "revises",
+    "awards",
 }
 
 
