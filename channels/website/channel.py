@@ -45,6 +45,7 @@ from channels.website.files import Batch, SiteFolder, translate_errors
 from channels.website.images import is_image, prepare_assets
 from channels.website.indexes import SiteIndexes
 from channels.website.pages import CLEANER, human_size, iso, make_jinja
+from channels.website.rules import write_rules_library
 from publisher.channel import (
     Channel,
     ChannelConfig,
@@ -146,6 +147,7 @@ class WebsiteChannel(Channel):
             # page that the retried withdraw deletes, never an index linking to a missing page
             self.site.save_manifest(out, manifest)
             self.indexes.regenerate(out, manifest, touched=[old] if old else [])
+            self._rules(out, manifest)
             page = self.folder / site_page_path(post.item_id)
             if post.display_ended and self.config.after_display == "notice":
                 # listed nowhere (manifest, indexes, feed, sitemap), its files collected below
@@ -214,6 +216,7 @@ class WebsiteChannel(Channel):
             manifest = self.site.read_manifest()
             out = Batch()
             self.indexes.regenerate(out, manifest, touched=list(manifest.values()), everything=True)
+            self._rules(out, manifest)
             out.sync()
             return len(manifest)
 
@@ -272,6 +275,9 @@ class WebsiteChannel(Channel):
             "version": post.version,
             "path": site_page_path(post.item_id),
             "files": sorted(set(files.values())),
+            # listings mark a repealed rule; the 现行有效 ones make the rules library
+            "validity": post.catalogue.validity,
+            "index_no": post.catalogue.index_no,
         }
         with self.site.locked():
             self.site.maybe_fail()
@@ -286,9 +292,13 @@ class WebsiteChannel(Channel):
             manifest[str(post.item_id)] = entry
             self.site.save_manifest(out, manifest)
             self.indexes.regenerate(out, manifest, touched=[e for e in (old, entry) if e])
+            self._rules(out, manifest)
             if old:
                 self.site.collect_garbage(out, manifest, set(old.get("files", [])) - set(entry["files"]))
             out.sync()
+
+    def _rules(self, out: Batch, manifest: dict[str, dict[str, Any]]) -> None:
+        write_rules_library(out, self.folder, self._jinja, self.config.title, manifest)
 
     def _render_notice(self, post: Post, entry: dict[str, Any] | None) -> str:
         """The page left where a 公示 was once its period ended: the title and the period, nothing else."""

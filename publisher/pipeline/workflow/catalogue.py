@@ -10,12 +10,14 @@ an edit never changes it, a withdrawn item keeps it, and an imported item keeps 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import functools
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Connection
 from sqlmodel import Session, col, select
 
 from publisher.catalogue import (
@@ -28,14 +30,26 @@ from publisher.catalogue import (
     normalise_doc_number,
     parse_date,
 )
+from publisher.channel import Catalogue, RelatedLink
+from publisher.db import one_of
 from publisher.errors import InvalidInput
 from publisher.models import Item, utcnow
 from publisher.pipeline.workflow.context import Context
+from publisher.pipeline.workflow.states import LIVE_STATES
 
 #: the catalogue's columns an item's fields may set (索引号 is given, never written)
-COLUMNS = ("doc_number", "written_on", "topic", "disclosure_mode", "disclosure_scope", "validity", "replaced_by")
+COLUMNS = (
+    "index_no",
+    "doc_number",
+    "written_on",
+    "topic",
+    "disclosure_mode",
+    "disclosure_scope",
+    "validity",
+    "replaced_by",
+)
 #: every catalogue key of an item's fields (front matter, API, forms)
-KEYS = frozenset(COLUMNS) | {r.value for r in Relation}
+KEYS = frozenset(COLUMNS) - {"index_no"} | {r.value for r in Relation}
 #: at most this many tries past numbers an import already holds (each try is a fresh number)
 _MAX_SKIPS = 10_000
 
@@ -117,7 +131,7 @@ def apply_catalogue(ctx: Context, session: Session, item: Item, checked: Mapping
     """Set checked catalogue fields on ``item`` (flushed, so it has an id) and its relations; a new
     item without a 公开方式 / 公开范围 gets 主动公开 and ``[catalogue] default_scope``."""
     for key in COLUMNS:
-        if key in checked:
+        if key in checked and key != "index_no":
             setattr(item, key, checked[key])
     if item.disclosure_mode is None:
         item.disclosure_mode = DisclosureMode.ACTIVE.value
@@ -227,3 +241,43 @@ def catalogue_of(session: Session, item: Item) -> dict[str, Any]:
         **{r.value: [] for r in Relation},
         **(relation_ids(session, item.id) if item.id is not None else {}),
     }
+
+
+@functools.cache
+def _link_statements(dialect: str) -> tuple[Any, Any]:
+    """The two reads of :func:`related_links`, built once per dialect (the dispatcher's batch)."""
+    rel, it = ItemRelation.__table__, Item.__table__  # type: ignore[attr-defined]
+    live = it.c.status.in_([s.value for s in LIVE_STATES])
+    return tuple(  # type: ignore[return-value]
+        sa.select(rel.c[mine].label("me"), rel.c.relation, it.c.id, it.c.title)
+        .join(it, it.c.id == rel.c[other])
+        .where(one_of(dialect, rel.c[mine], "ids"), live)
+        .order_by(rel.c.id)
+        for mine, other in (("item_id", "related_id"), ("related_id", "item_id"))
+    )
+
+
+def related_links(conn: Connection, item_ids: Iterable[int]) -> dict[int, tuple[RelatedLink, ...]]:
+    """The links each item's pages show, both ways, to related items that are live (a draft or a
+    withdrawn item has no page to link to)."""
+    ids = sorted(set(item_ids))
+    out: dict[int, list[RelatedLink]] = {i: [] for i in ids}
+    for side, statement in enumerate(_link_statements(conn.dialect.name)):
+        for me, relation, other, title in conn.execute(statement, {"ids": ids}):
+            out[me].append(RelatedLink(RELATION_LABELS[Relation(relation)][side], other, title))
+    return {i: tuple(links) for i, links in out.items()}
+
+
+def post_catalogue(item: Any, related: tuple[RelatedLink, ...]) -> Catalogue:
+    """The catalogue a channel receives, from an item row (ORM or Core) and its links."""
+    return Catalogue(
+        index_no=item.index_no,
+        doc_number=item.doc_number,
+        written_on=item.written_on,
+        topic=item.topic,
+        disclosure_mode=item.disclosure_mode,
+        disclosure_scope=item.disclosure_scope,
+        validity=item.validity,
+        replaced_by=item.replaced_by,
+        related=related,
+    )
