@@ -143,6 +143,8 @@ def item_view(request: Request, c: Caller, item_id: int, code: int = 200, **extr
         # why the 保密审查 approval would be refused now (the privacy gate among the rules), said beside
         # the button: the workflow's own answer, asked before the reviewer clicks
         approve_refusal = workflow.approval_refusal(s, item, c.user) if level == 2 else None
+        catalogue = workflow.catalogue_of(s, item)
+        related = workflow.related_of(s, item_id)
     may_review = (level == 1 and c.user.role == Role.DEPARTMENT_HEAD and c.user.department == item.department) or (
         level == 2 and c.user.role == Role.CONFIDENTIALITY_REVIEWER
     )
@@ -171,6 +173,8 @@ def item_view(request: Request, c: Caller, item_id: int, code: int = 200, **extr
         privacy=privacy,
         approve_refusal=approve_refusal,
         display=workflow.display_of(app.ctx, item),
+        catalogue=catalogue,
+        related=related,
         **extra,
     )
 
