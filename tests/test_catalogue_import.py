@@ -72,3 +72,15 @@ def test_import_keeps_numbers_export_carries_them_and_duplicates_are_refused(mak
         workflow.review(app.ctx, s, item_id=item, actor=workflow.get_user(s, "head"), approve=True)
         workflow.review(app.ctx, s, item_id=item, actor=workflow.get_user(s, "sec"), approve=True)
         assert workflow.schedule(app.ctx, s, item_id=item, at=datetime.now(UTC)).index_no == f"{ORG}/{YEAR}-00002"
+
+
+def test_the_report_rows_name_the_items_index_numbers(make_app: Any) -> None:
+    from publisher.counting import report
+
+    app = make_app(catalogue={"org_code": ORG})
+    run_import(app, HEADER + f"学生管理规定,规章制度,校长办公室,mem,2022-03-02,,{ORG}/2022-00007,,,,\n")
+    rep = report.build(app.engine, app.settings, start="2022-01-01", end="2022-12-31", channel_labels={})
+    rows = report.figures_csv(rep, app.settings).lstrip("\ufeff").splitlines()
+    assert rows[0].endswith(",title,index_no")
+    counted = [r for r in rows[1:] if ",publication," in r]
+    assert counted and all(r.endswith(f",学生管理规定,{ORG}/2022-00007") for r in counted)
