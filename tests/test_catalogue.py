@@ -6,6 +6,7 @@ queue items at once."""
 from __future__ import annotations
 
 import multiprocessing
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -203,3 +204,19 @@ def test_several_processes_queueing_at_once_get_unique_increasing_numbers(
         counter = c.execute(sa.text("SELECT last_seq FROM catalogue_counter WHERE org_code = :o"), {"o": ORG}).scalar()
     assert {i: stored[i] for i, _ in [x for got in results for x in got]} == dict(x for got in results for x in got)
     assert counter == len(ids)
+
+
+def test_settings_refuse_a_pattern_without_seq_and_a_bad_topic_list(tmp_path: Any) -> None:
+    from publisher.errors import ConfigError
+    from publisher.settings import load_settings
+
+    for table, why in (
+        ('index_pattern = "{org_code}/{year}"', "has no {seq}"),
+        ('index_pattern = "{org}/{seq}"', "it may use {org_code}, {year} and {seq}"),
+        ('topics = ["规章制度", "规章制度"]', "listed twice"),
+        ("topics = []", "at least one topic"),
+    ):
+        path = tmp_path / "settings.toml"
+        path.write_text(f"[catalogue]\n{table}\n", encoding="utf-8")
+        with pytest.raises(ConfigError, match=re.escape(why)):
+            load_settings(path)
