@@ -243,18 +243,34 @@ def catalogue_of(session: Session, item: Item) -> dict[str, Any]:
     }
 
 
+def has_links(item_id: Any) -> Any:
+    """``EXISTS`` a relation naming the item, either way (a column for a batched read of items)."""
+    rel = ItemRelation.__table__  # type: ignore[attr-defined]
+    return sa.or_(sa.exists().where(rel.c.item_id == item_id), sa.exists().where(rel.c.related_id == item_id)).label(
+        "has_links"
+    )
+
+
 @functools.cache
-def _link_statements(dialect: str) -> tuple[Any, Any]:
-    """The two reads of :func:`related_links`, built once per dialect (the dispatcher's batch)."""
+def _links_statement(dialect: str) -> Any:
+    """The read of :func:`related_links`, built once per dialect: both directions in one round trip."""
     rel, it = ItemRelation.__table__, Item.__table__  # type: ignore[attr-defined]
     live = it.c.status.in_([s.value for s in LIVE_STATES])
-    return tuple(  # type: ignore[return-value]
-        sa.select(rel.c[mine].label("me"), rel.c.relation, it.c.id, it.c.title)
+    sides = [
+        sa.select(
+            rel.c[mine].label("me"),
+            rel.c.relation,
+            sa.literal(side).label("side"),
+            it.c.id,
+            it.c.title,
+            rel.c.id.label("rid"),
+        )
         .join(it, it.c.id == rel.c[other])
         .where(one_of(dialect, rel.c[mine], "ids"), live)
-        .order_by(rel.c.id)
-        for mine, other in (("item_id", "related_id"), ("related_id", "item_id"))
-    )
+        for side, (mine, other) in enumerate((("item_id", "related_id"), ("related_id", "item_id")))
+    ]
+    union = sa.union_all(*sides).subquery()
+    return sa.select(union).order_by(union.c.side, union.c.rid)
 
 
 def related_links(conn: Connection, item_ids: Iterable[int]) -> dict[int, tuple[RelatedLink, ...]]:
@@ -262,9 +278,8 @@ def related_links(conn: Connection, item_ids: Iterable[int]) -> dict[int, tuple[
     withdrawn item has no page to link to)."""
     ids = sorted(set(item_ids))
     out: dict[int, list[RelatedLink]] = {i: [] for i in ids}
-    for side, statement in enumerate(_link_statements(conn.dialect.name)):
-        for me, relation, other, title in conn.execute(statement, {"ids": ids}):
-            out[me].append(RelatedLink(RELATION_LABELS[Relation(relation)][side], other, title))
+    for me, relation, side, other, title, _ in conn.execute(_links_statement(conn.dialect.name), {"ids": ids}):
+        out[me].append(RelatedLink(RELATION_LABELS[Relation(relation)][side], other, title))
     return {i: tuple(links) for i, links in out.items()}
 
 

@@ -22,7 +22,7 @@ from publisher.models import Asset, DeliveryOp, Item, ItemStatus, PrivacyDecisio
 from publisher.pipeline import content
 from publisher.pipeline.privacy import Finding, WordList, words_for
 from publisher.pipeline.workflow.catalogue import COLUMNS as CATALOGUE_COLUMNS
-from publisher.pipeline.workflow.catalogue import post_catalogue, related_links
+from publisher.pipeline.workflow.catalogue import has_links, post_catalogue, related_links
 from publisher.pipeline.workflow.context import Context
 from publisher.pipeline.workflow.display import shown_end
 from publisher.pipeline.workflow.privacy import unresolved_in_post
@@ -156,7 +156,8 @@ def _snapshot_statements(dialect: str) -> tuple[Any, Any, Any, Any, Any]:
     """The five statements of :func:`snapshot_posts`, built once per dialect, each list bound as one
     value (:func:`publisher.db.one_of`): building a statement, or expanding an ``in_`` list, cost more
     than running it on the dispatcher's hot path. (The related links are a sixth read,
-    :func:`~publisher.pipeline.workflow.catalogue.related_links`.)"""
+    :func:`~publisher.pipeline.workflow.catalogue.related_links`, made only for a batch in which an
+    item has some.)"""
     it, rv, at, us, pf = (
         Item.__table__,
         Review.__table__,
@@ -184,6 +185,8 @@ def _snapshot_statements(dialect: str) -> tuple[Any, Any, Any, Any, Any]:
             it.c.display_ends_at,
             it.c.display_ended_at,
             *(it.c[name] for name in CATALOGUE_COLUMNS),
+            # whether the links need reading at all: an index probe here costs less than a sixth query
+            has_links(it.c.id),
         ).where(one_of(dialect, it.c.id, "ids")),
         sa.select(rv.c.id, rv.c.item_id, rv.c.item_version, rv.c.level, rv.c.reviewer_id, rv.c.approved)
         .where(one_of(dialect, rv.c.item_id, "ids"))
@@ -224,7 +227,8 @@ def snapshot_posts(ctx: Context, conn: Connection, item_ids: Iterable[int]) -> d
     # the word list is read once per batch, and only if a post of it is checked: a broken list then
     # fails that start (retried with the reason), not the claim
     words = functools.cache(lambda: words_for(ctx.settings))
-    links = related_links(conn, ids)
+    linked = [i.id for i in items if i.has_links]
+    links = related_links(conn, linked) if linked else {}
     out = {}
     for i in items:
         ok = _cleared(i.author_id, newest.get((i.id, i.version, 1)), newest.get((i.id, i.version, 2)))
