@@ -231,7 +231,12 @@ def _delivery(d: Delivery, attempts: list[DeliveryAttempt]) -> dict[str, Any]:
 
 @router.get("/items", summary="List items (your department's, or all for reviewers and admins)")
 def list_items(
-    request: Request, status: str | None = None, limit: Annotated[int, Query(ge=1, le=500)] = 100
+    request: Request,
+    status: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    topic: Annotated[str | None, Query(description="主题分类")] = None,
+    validity: Annotated[str | None, Query(description="有效性: 现行有效, 已修订 or 已废止")] = None,
+    index_no: Annotated[str | None, Query(description="索引号, exactly")] = None,
 ) -> list[dict]:  # type: ignore[type-arg]
     c = need(request, STAFF)
     with request.app.state.app.session() as s:
@@ -240,6 +245,9 @@ def list_items(
             q = q.where(Item.department == c.user.department)
         if status:
             q = q.where(Item.status == status)
+        for column, value in ((Item.topic, topic), (Item.validity, validity), (Item.index_no, index_no)):
+            if value is not None:
+                q = q.where(column == value)
         items = list(s.exec(q))
         counts = workflow.unresolved_counts(s, items)
         return [{**_item_fields(i), "privacy_unresolved": counts.get(i.id, 0)} for i in items]  # type: ignore[arg-type]

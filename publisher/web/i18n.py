@@ -209,7 +209,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "new_item": ("新建稿件", "New item"),
     "all": ("全部", "All"),
     "search": ("搜索", "Search"),
-    "search_hint": ("标题中的字词，或稿件编号", "words of the title, or the item's number"),
+    "search_hint": (
+        "标题中的字词、索引号、发文字号，或稿件编号",
+        "words of the title, a 索引号 or 发文字号, or the item's number",
+    ),
     "clear_search": ("清除搜索", "Clear the search"),
     "items_more": (
         "只列出最近更新的 {n} 篇；更早的稿件请按标题或编号搜索，或按状态筛选。",

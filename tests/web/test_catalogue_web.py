@@ -97,3 +97,34 @@ def test_the_compose_form_and_the_item_page(app, client, login):
         assert workflow.get_item(s, item_id).validity is None
         assert workflow.related_of(s, item_id) == []
     assert "Disclosure catalogue" in client.get(f"/items/{item_id}?lang=en").text
+
+
+def test_the_item_list_finds_by_index_no_doc_number_topic_and_validity(app, client, login):
+    bearer = _bearer(app)
+    made = {}
+    for title, extra in (
+        ("学生管理规定", {"doc_number": "齐高师专发〔2022〕12号", "topic": "学生管理", "validity": "现行有效"}),
+        ("旧的规定", {"doc_number": "齐高师专发〔2019〕3号", "topic": "学生管理", "validity": "已废止"}),
+        ("招生简章", {"topic": "招生考试"}),
+    ):
+        r = client.post("/api/items", json={**RULE, "title": title, **extra}, headers=bearer)
+        assert r.status_code == 201, r.text
+        made[title] = r.json()["id"]
+    with app.session() as s:  # an imported-style number, to search by
+        workflow.get_item(s, made["招生简章"]).index_no = "12230000MB0000000X/2022-00042"
+
+    def api(**params):
+        return [i["title"] for i in client.get("/api/items", params=params, headers=bearer).json()]
+
+    assert api(topic="学生管理", validity="现行有效") == ["学生管理规定"]
+    assert api(index_no="12230000MB0000000X/2022-00042") == ["招生简章"]
+    login(client, "ed")
+
+    def page(**params):
+        html = client.get("/items", params=params).text
+        return {t for t, i in made.items() if f'href="/items/{i}"' in html}
+
+    assert page(q="〔2019〕") == {"旧的规定"}
+    assert page(q="2022-00042") == {"招生简章"}
+    assert page(topic="学生管理") == {"学生管理规定", "旧的规定"}
+    assert page(validity="已废止") == {"旧的规定"}
