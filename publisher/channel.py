@@ -111,6 +111,30 @@ class Asset:
 
 
 @dataclass(frozen=True)
+class RelatedLink:
+    """Another item a post links to (政策解读 ↔ the document it explains, a revision, a 中标公告)."""
+
+    label: str  #: what the other item is, from this one's side (政策解读, 解读的文件, 修订版本...)
+    item_id: int
+    title: str
+
+
+@dataclass(frozen=True)
+class Catalogue:
+    """The post's 政府信息公开目录 fields (docs/catalogue.md); None where the item has none."""
+
+    index_no: str | None = None  #: 索引号
+    doc_number: str | None = None  #: 发文字号
+    written_on: date | None = None  #: 成文日期
+    topic: str | None = None  #: 主题分类
+    disclosure_mode: str | None = None  #: 公开方式
+    disclosure_scope: str | None = None  #: 公开范围
+    validity: str | None = None  #: 有效性: 现行有效 / 已修订 / 已废止
+    replaced_by: int | None = None  #: the item that replaced it
+    related: tuple[RelatedLink, ...] = ()
+
+
+@dataclass(frozen=True)
 class Post:
     """What a channel is asked to publish: a frozen snapshot of an approved item."""
 
@@ -137,6 +161,8 @@ class Post:
     display_ends_at: datetime | None = None
     #: the 公示期 has ended: a withdraw of this post is its take-down at the end, not a retraction
     display_ended: bool = False
+    #: the catalogue fields (索引号, 发文字号, 有效性...) and related items
+    catalogue: Catalogue = field(default_factory=Catalogue)
 
     @property
     def cover(self) -> Asset | None:

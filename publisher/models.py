@@ -222,6 +222,15 @@ class Item(SQLModel, table=True):
     display_ended_at: datetime | None = _dt(default=None, nullable=True)
     #: why the end could not be computed (a year the holiday calendar does not know): the item stays up
     display_problem: str | None = Field(default=None, sa_column=Column(sa.Text, nullable=True))
+    #: the 政府信息公开目录 fields (docs/catalogue.md; enums, counter and relations in publisher.catalogue)
+    index_no: str | None = Field(default=None, sa_column=Column(sa.String(100), unique=True, index=True, nullable=True))
+    doc_number: str | None = Field(default=None, sa_column=Column(sa.String(100), nullable=True, index=True))
+    written_on: date | None = Field(default=None, sa_column=Column(sa.Date, nullable=True))
+    topic: str | None = Field(default=None, sa_column=Column(sa.String(50), nullable=True, index=True))
+    disclosure_mode: str | None = Field(default=None, sa_column=Column(sa.String(20), nullable=True))
+    disclosure_scope: str | None = Field(default=None, sa_column=Column(sa.String(200), nullable=True))
+    validity: str | None = Field(default=None, sa_column=Column(sa.String(20), nullable=True, index=True))
+    replaced_by: int | None = None
 
 
 class Asset(SQLModel, table=True):

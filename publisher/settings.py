@@ -97,6 +97,57 @@ class DisplaySettings(_Section):
         return v
 
 
+DEFAULT_TOPICS = (
+    "学校概况",
+    "规章制度",
+    "招生考试",
+    "财务资产",
+    "人事师资",
+    "教学质量",
+    "学生管理",
+    "对外交流",
+    "其他",
+)
+
+
+class CatalogueSettings(_Section):
+    """The disclosure catalogue (docs/catalogue.md): the 索引号 pattern and the office's topic list."""
+
+    #: the organisation code 索引号 start with (e.g. the 统一社会信用代码 12230000MB0000000X)
+    org_code: str = "000000000000000000"
+    #: {org_code}, {year} (of going live, office time) and {seq} (per year and org_code, from 1)
+    index_pattern: str = "{org_code}/{year}-{seq:05d}"
+    #: 主题分类: the topics an item may name
+    topics: list[str] = Field(default_factory=lambda: list(DEFAULT_TOPICS))
+    #: 公开范围 of an item that names none
+    default_scope: str = "面向社会"
+
+    @field_validator("index_pattern")
+    @classmethod
+    def _pattern(cls, v: str) -> str:
+        if "{seq" not in v:
+            raise ValueError(
+                f"index_pattern {v!r} has no {{seq}}: numbers would repeat; e.g. {{org_code}}/{{year}}-{{seq:05d}}"
+            )
+        try:
+            v.format(org_code="X", year=2022, seq=1)
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ValueError(f"index_pattern {v!r}: {exc}; it may use {{org_code}}, {{year}} and {{seq}}") from exc
+        return v
+
+    @field_validator("topics")
+    @classmethod
+    def _topics(cls, v: list[str]) -> list[str]:
+        topics = [t.strip() for t in v]
+        if not topics or any(not t for t in topics):
+            raise ValueError("topics: list at least one topic, none empty")
+        if len(set(topics)) != len(topics):
+            raise ValueError("topics: a topic is listed twice")
+        if any(len(t) > 50 for t in topics):
+            raise ValueError("topics: a topic is at most 50 characters")
+        return topics
+
+
 class CalendarSettings(_Section):
     """Holidays of years the installed chinese-calendar does not know yet, from the State Council's
     notice (国务院办公厅关于…部分节假日安排的通知): days off, and the weekend days worked instead (调休)."""
@@ -315,6 +366,7 @@ class Settings(BaseSettings):
     privacy: PrivacySettings = Field(default_factory=PrivacySettings)
     display: DisplaySettings = Field(default_factory=DisplaySettings)
     calendar: CalendarSettings = Field(default_factory=CalendarSettings)
+    catalogue: CatalogueSettings = Field(default_factory=CatalogueSettings)
     sync: SyncSettings = Field(default_factory=SyncSettings)
     report: ReportSettings = Field(default_factory=ReportSettings)
     registers: RegistersSettings = Field(default_factory=RegistersSettings)
@@ -485,6 +537,12 @@ cron = "0 3 * * mon"    # weekly sync, Monday 03:00 in the time zone above
 [calendar]              # years the installed chinese-calendar does not know (State Council notice)
 # holidays = [2027-01-01, 2027-02-05]   # days off
 # workdays = [2027-02-20]               # 调休: weekend days worked
+
+[catalogue]             # 政府信息公开目录 (docs/catalogue.md)
+org_code = "000000000000000000"        # the office's 统一社会信用代码 or code; 索引号 start with it
+index_pattern = "{org_code}/{year}-{seq:05d}"
+# topics = ["学校概况", "规章制度", "招生考试", "财务资产", "人事师资", "教学质量", "学生管理", "对外交流", "其他"]
+default_scope = "面向社会"
 
 [report]                # which channels make up each figure of the annual report
 site_channels = ["website", "city_portal"]

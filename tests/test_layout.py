@@ -26,6 +26,7 @@ CORE = {
     "publisher.checklist",
     "publisher.testing",
     "publisher.notification",
+    "publisher.catalogue",
     "publisher.notifier",
 }
 

@@ -55,6 +55,7 @@ from channels.website.files import MANIFEST, Batch, SiteFolder, translate_errors
 from channels.website.images import is_image, prepare_assets
 from channels.website.indexes import SiteIndexes
 from channels.website.pages import CLEANER, human_size, iso, make_jinja
+from channels.website.rules import CURRENT, write_rules_library
 from channels.website.store import SiteStore
 from publisher.channel import (
     Channel,
@@ -70,6 +71,18 @@ from publisher.channel import (
     TransientChannelError,
     site_page_path,
 )
+
+
+def local_path(url: str, base_url: str, folder: Path) -> Path | None:
+    """The file of ``folder`` that ``url`` names (a page of the site at ``base_url``, or a file: URL)."""
+    if url.startswith(base_url):
+        rel = url[len(base_url) :].split("?", 1)[0].split("#", 1)[0]
+        candidate = (folder / rel).resolve()
+        return candidate if candidate.is_relative_to(folder.resolve()) else None
+    parts = urlsplit(url)
+    if parts.scheme == "file":
+        return Path(url2pathname(parts.path))
+    return None
 
 
 class WebsiteConfig(ChannelConfig):
@@ -175,6 +188,7 @@ class WebsiteChannel(Channel):
             out = Batch()
             if found:
                 self.indexes.refresh(out, self.store, found[1])
+                self._rules(out, found[0])
             out.sync()
             self.site.maybe_fail("indexes")
             page = self.folder / site_page_path(post.item_id)
@@ -272,6 +286,7 @@ class WebsiteChannel(Channel):
             with self._locked():
                 out = Batch()
                 self.indexes.finish_rebuild(out, self.store)
+                self._rules(out, everything=True)
                 out.sync()
                 self.store.set_meta("rebuild_after", None)
                 listing = self.store.listing("all")
@@ -302,16 +317,7 @@ class WebsiteChannel(Channel):
         return datetime.fromisoformat(value).astimezone(self.env.timezone).strftime("%Y-%m-%d")
 
     def _local_path(self, url: str) -> Path | None:
-        if url.startswith(self.base_url):
-            rel = url[len(self.base_url) :].split("?", 1)[0].split("#", 1)[0]
-            candidate = (self.folder / rel).resolve()
-            if candidate.is_relative_to(self.folder.resolve()):
-                return candidate
-            return None
-        parts = urlsplit(url)
-        if parts.scheme == "file":
-            return Path(url2pathname(parts.path))
-        return None
+        return local_path(url, self.base_url, self.folder)
 
     # .. one item ..................................................................................
     def _write_item(self, post: Post) -> None:
@@ -337,6 +343,9 @@ class WebsiteChannel(Channel):
             "version": post.version,
             "path": site_page_path(post.item_id),
             "files": sorted(set(files.values())),
+            # listings mark a repealed rule; the 现行有效 ones make the rules library
+            "validity": post.catalogue.validity,
+            "index_no": post.catalogue.index_no,
         }
         with self._locked():
             self.site.maybe_fail()
@@ -353,6 +362,7 @@ class WebsiteChannel(Channel):
             spots = self.store.put(entry)
             self.site.maybe_fail("committed")
             self.indexes.refresh(out, self.store, spots)
+            self._rules(out, old, entry)
             if old:
                 for rel in self.store.unused_files(set(old.get("files", [])) - set(entry["files"])):
                     out.unlink(self.folder / rel)
@@ -372,9 +382,15 @@ class WebsiteChannel(Channel):
                 units = self.indexes.units(self.store)
                 self.indexes.write_units(out, self.store, units)
                 self.indexes.finish_rebuild(out, self.store)
+                self._rules(out, everything=True)
                 out.sync()
                 os.replace(manifest, manifest.with_name(MANIFEST + ".migrated"))
             yield
+
+    def _rules(self, out: Batch, *touched: dict[str, Any] | None, everything: bool = False) -> None:
+        """Rewrite the 现行有效规章制度库 if the change touched a rule (a 有效性 before or after)."""
+        if everything or any(e and e.get("validity") for e in touched):
+            write_rules_library(out, self.folder, self._jinja, self.config.title, self.store.in_force(CURRENT))
 
     def _render_notice(self, post: Post, entry: dict[str, Any] | None) -> str:
         """The page left where a 公示 was once its period ended: the title and the period, nothing else."""

@@ -36,7 +36,7 @@ from channels.website.store import ALL, SiteStore, Spot
 #: how many items the Atom feed lists
 LATEST = 50
 #: what a listing shows of each item (list.html)
-SHOWN = ("path", "title", "department", "published_at")
+SHOWN = ("path", "title", "department", "published_at", "validity")
 ATOM_NS = "http://www.w3.org/2005/Atom"
 SITEMAP_NS = "http://www.sitemaps.org/schemas/sitemap/0.9"
 

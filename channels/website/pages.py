@@ -117,6 +117,11 @@ ul.dir{columns:2;padding-left:1.2rem}ul.dir li{break-inside:avoid}
 .attachments li{margin:.3rem 0}
 .empty{color:var(--muted)}
 .pager,.more{margin:1.2rem 0;display:flex;gap:1.2rem}
+table.catalogue{width:100%;border-collapse:collapse;margin:0 0 1rem;font-size:.9rem}
+table.catalogue caption{text-align:left;font-weight:600;padding:.3rem 0}
+table.catalogue th,table.catalogue td{border:1px solid var(--line);padding:.35rem .6rem;text-align:left}
+table.catalogue th{background:var(--soft);white-space:nowrap;width:7em}
+.repealed{color:var(--accent)}
 .ended{padding:.8rem 1rem;border:1px solid var(--line);border-left:4px solid var(--accent);background:var(--soft)}
 footer{border-top:1px solid var(--line);color:var(--muted);font-size:.85rem;padding:1rem 0 2rem;
 text-align:center}
@@ -165,7 +170,7 @@ style-src 'self'; script-src 'self'; object-src 'none'; base-uri 'none'; form-ac
 <header class="site"><div class="wrap">
 <a class="brand" href="{{ root }}index.html">{{ site_title }}</a>
 <nav><a href="{{ root }}index.html">首页</a><a href="{{ root }}index.html#directory">信息公开目录</a>\
-<a href="{{ root }}feed.xml">订阅</a>\
+<a href="{{ root }}rules.html">现行有效规章制度库</a><a href="{{ root }}feed.xml">订阅</a>\
 <button type="button" class="textsize" id="large-text" aria-pressed="false" hidden>大字模式</button></nav>
 </div></header>
 <main class="wrap" id="main" tabindex="-1">
@@ -179,6 +184,7 @@ style-src 'self'; script-src 'self'; object-src 'none'; base-uri 'none'; form-ac
 {% macro item_list(entries, root) -%}
 {% if entries %}<ul class="items">
 {% for e in entries %}<li><span><a href="{{ root }}{{ e.path }}">{{ e.title }}</a>\
+{% if e.get("validity") == "已废止" %}<span class="repealed">（已废止）</span>{% endif %}\
 <span class="dept">{{ e.department }}</span></span>\
 <time class="when" datetime="{{ e.published_at }}">{{ e.published_at | localdate }}</time></li>
 {% endfor %}</ul>
@@ -194,6 +200,22 @@ style-src 'self'; script-src 'self'; object-src 'none'; base-uri 'none'; form-ac
 <div class="crumbs"><a href="{{ root }}index.html">首页</a> › \
 <a href="{{ root }}categories/{{ post.category | slug }}.html">{{ post.category }}</a></div>
 <h1>{{ post.title }}</h1>
+{% set cat = post.catalogue %}
+{% if cat.validity == "已废止" %}<p class="ended repealed"><strong>本文件已废止。</strong>\
+{% if cat.replaced_by %}现行规定见<a href="{{ root }}items/{{ cat.replaced_by }}.html">替代文件</a>。{% endif %}</p>\
+{% elif cat.validity == "已修订" %}<p class="ended"><strong>本文件已修订。</strong>\
+{% if cat.replaced_by %}请见<a href="{{ root }}items/{{ cat.replaced_by }}.html">修订后的文件</a>。{% endif %}</p>\
+{% endif %}
+<table class="catalogue"><caption>信息公开目录</caption><tbody>
+<tr><th scope="row">索引号</th><td>{{ cat.index_no or "" }}</td>\
+<th scope="row">发布机构</th><td>{{ post.department }}</td></tr>
+<tr><th scope="row">发文字号</th><td>{{ cat.doc_number or "" }}</td>\
+<th scope="row">成文日期</th><td>{{ cat.written_on or "" }}</td></tr>
+<tr><th scope="row">发布日期</th><td>{{ post.publish_at | localdate }}</td>\
+<th scope="row">主题分类</th><td>{{ cat.topic or "" }}</td></tr>
+<tr><th scope="row">公开方式</th><td>{{ cat.disclosure_mode or "" }}</td>\
+<th scope="row">有效性</th><td>{{ cat.validity or "" }}</td></tr>
+</tbody></table>
 <dl class="meta">
 <div><dt>发布机构：</dt><dd>{{ post.department }}</dd></div>
 <div><dt>所属类别：</dt><dd><a href="{{ root }}categories/{{ post.category | slug }}.html">\
@@ -215,6 +237,9 @@ style-src 'self'; script-src 'self'; object-src 'none'; base-uri 'none'; form-ac
 {% for a in attachments %}<li>\
 <a href="{{ root }}{{ a.path }}" download="{{ a.filename }}">{{ a.filename }}</a> \
 <span class="count">（{{ a.size }}）</span></li>
+{% endfor %}</ul></section>{% endif %}
+{% if cat.related %}<section class="related"><h2>相关文件</h2><ul>
+{% for r in cat.related %}<li>{{ r.label }}：<a href="{{ root }}items/{{ r.item_id }}.html">{{ r.title }}</a></li>
 {% endfor %}</ul></section>{% endif %}
 {% endblock %}
 """,

@@ -49,6 +49,7 @@ CREATE TABLE IF NOT EXISTS file_ref (
 CREATE INDEX IF NOT EXISTS file_ref_item ON file_ref (item_id);
 CREATE TABLE IF NOT EXISTS sitemap_part (part INTEGER PRIMARY KEY, lastmod TEXT);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS entry_validity ON entry (json_extract(data, '$.validity')) WHERE live = 1;
 """
 
 #: a listing position that a change touched: (listing key, position)
@@ -104,6 +105,13 @@ class SiteStore:
     def live_entries(self) -> Iterator[dict[str, Any]]:
         for (data,) in self.conn.execute("SELECT data FROM entry WHERE live = 1 ORDER BY item_id"):
             yield json.loads(data)
+
+    def in_force(self, validity: str) -> list[dict[str, Any]]:
+        """The live entries whose 有效性 is ``validity`` (an index on it: not a scan of the site)."""
+        rows = self.conn.execute(
+            "SELECT data FROM entry WHERE json_extract(data, '$.validity') = ? AND live = 1", (validity,)
+        )
+        return [json.loads(data) for (data,) in rows]
 
     def listing(self, key: str) -> dict[str, Any] | None:
         row = self.conn.execute("SELECT last_pos, count, label, lastmod FROM listing WHERE key = ?", (key,)).fetchone()

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from publisher.app import App
+from publisher.catalogue import Validity
 from publisher.cli.common import Table, out, show_time, state
 from publisher.cli.privacy import say_findings
 from publisher.cli.reviews import take_down_said
@@ -32,12 +33,20 @@ def _item_dict(a: App, s: Any, item: Item, full: bool = False) -> dict[str, Any]
         "version": item.version,
         "publish_at": item.publish_at.isoformat() if item.publish_at else None,
         "display": _display_dict(a, item),
+        "index_no": item.index_no,
+        "topic": item.topic,
+        "validity": item.validity,
     }
     if full:
         from sqlmodel import select
 
         from publisher.models import AuditLog, DeliveryAttempt, Review
 
+        d["catalogue"] = workflow.catalogue_of(s, item)
+        d["related"] = [
+            {"label": r.label, "item_id": r.item_id, "title": r.title, "status": r.status}
+            for r in workflow.related_of(s, item.id)  # type: ignore[arg-type]
+        ]
         d["summary"] = item.summary
         d["return_reason"] = item.return_reason
         d["reviews"] = [
@@ -128,6 +137,29 @@ def _display_said(a: App, d: dict[str, Any]) -> str:
     return f"公示期 ({asked}) ends {when}" + (" (planned from the publish time)" if d["planned"] else "")
 
 
+#: the catalogue's fields as ``item show`` names them (the users' words first)
+_CATALOGUE_NAMES = (
+    ("index_no", "索引号 index_no"),
+    ("doc_number", "发文字号 doc_number"),
+    ("written_on", "成文日期 written_on"),
+    ("topic", "主题分类 topic"),
+    ("disclosure_mode", "公开方式 disclosure_mode"),
+    ("disclosure_scope", "公开范围 disclosure_scope"),
+    ("validity", "有效性 validity"),
+    ("replaced_by", "replaced by item"),
+)
+
+
+def _catalogue_said(d: dict[str, Any]) -> list[str]:
+    """``item show``'s catalogue lines: the fields that are set, then the related items both ways."""
+    cat = d["catalogue"]
+    lines = [f"{name}: {cat[key]}" for key, name in _CATALOGUE_NAMES if cat[key] not in (None, "")]
+    if not cat["index_no"]:
+        lines.insert(0, "索引号 index_no: (given when the item is queued to go out)")
+    lines += [f"{r['label']}: item {r['item_id']} {r['title']} ({r['status']})" for r in d["related"]]
+    return lines
+
+
 @item_app.command("add")
 def item_add(
     file: Annotated[Path, typer.Argument(help="Markdown file with YAML front matter")],
@@ -194,6 +226,11 @@ def item_list(
     expiring: Annotated[
         bool, typer.Option("--expiring", help="only items whose 公示期 ends in the next 7 days, soonest first")
     ] = False,
+    topic: Annotated[str | None, typer.Option(help="only items of this 主题分类")] = None,
+    validity: Annotated[
+        str | None, typer.Option(help="only rules with this 有效性 (现行有效 / 已修订 / 已废止)")
+    ] = None,
+    index_no: Annotated[str | None, typer.Option("--index-no", help="only the item with this 索引号")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
 ) -> None:
     """List items, newest first."""
@@ -208,6 +245,16 @@ def item_list(
             if status not in {x.value for x in ItemStatus}:
                 raise PublisherError(f"unknown status {status!r}; one of {', '.join(x.value for x in ItemStatus)}")
             q = q.where(Item.status == status)
+        if topic is not None:
+            if topic not in a.settings.catalogue.topics:
+                raise PublisherError(f"unknown topic {topic!r}; one of {', '.join(a.settings.catalogue.topics)}")
+            q = q.where(Item.topic == topic)
+        if validity is not None:
+            if validity not in {v.value for v in Validity}:
+                raise PublisherError(f"unknown validity {validity!r}; one of {' / '.join(v.value for v in Validity)}")
+            q = q.where(Item.validity == validity)
+        if index_no is not None:
+            q = q.where(Item.index_no == index_no.strip())
         items = [_item_dict(a, s, i) for i in s.exec(q)]
     if as_json:
         out.print(json.dumps(items, ensure_ascii=False, indent=2))
@@ -286,6 +333,8 @@ def item_show(
     )
     if d["return_reason"]:
         out.print(f"returned: {d['return_reason']}")
+    for line in _catalogue_said(d):
+        out.print(line)
     for r in d["reviews"]:
         out.print(
             f"review L{r['level']} v{r['version']}: {'approved' if r['approved'] else 'rejected'} by "

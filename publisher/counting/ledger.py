@@ -23,7 +23,8 @@ import re
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, time
+from datetime import date, datetime, time
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
@@ -45,9 +46,21 @@ from publisher.models import (
     utcnow,
 )
 from publisher.pipeline.workflow import Context, add_department, audit, departments, validate_url
+from publisher.pipeline.workflow.catalogue import check_catalogue_fields
 
-CSV_COLUMNS = ["title", "category", "department", "channel", "published_at", "url", "checklist_item"]
-REQUIRED_COLUMNS = CSV_COLUMNS[:-1]
+#: the catalogue's columns (docs/catalogue.md), optional like checklist_item: 索引号 first, as the sites list it
+CATALOGUE_COLUMNS = ["index_no", "doc_number", "written_on", "topic", "disclosure_mode", "disclosure_scope", "validity"]
+CSV_COLUMNS = [
+    "title",
+    "category",
+    "department",
+    "channel",
+    "published_at",
+    "url",
+    "checklist_item",
+    *CATALOGUE_COLUMNS,
+]
+REQUIRED_COLUMNS = CSV_COLUMNS[:6]
 #: the user named as author of items this system did not write (it cannot log in)
 SYSTEM_USER = "system"
 MAX_ERRORS_SHOWN = 50
@@ -93,6 +106,14 @@ class Publication:
     #: the item's 公示期 ended then (its take-down was queued): why it was withdrawn. The publication
     #: still counts; a withdrawn item's deliveries keep their published_at
     display_ended_at: datetime | None = None
+    #: the item's catalogue fields (docs/catalogue.md)
+    index_no: str | None = None
+    doc_number: str | None = None
+    written_on: date | None = None
+    topic: str | None = None
+    disclosure_mode: str | None = None
+    disclosure_scope: str | None = None
+    validity: str | None = None
 
 
 def publications(
@@ -119,6 +140,7 @@ def publications(
             D.c.taken_down_at,
             D.c.withdrawn_at,
             I.c.display_ended_at,
+            *(I.c[name] for name in CATALOGUE_COLUMNS),
         )
         .select_from(D.join(I, I.c.id == D.c.item_id))
         .where(D.c.published_at.is_not(None))
@@ -271,6 +293,8 @@ class CsvRow:
     published_at: datetime
     url: str | None
     checklist_item: int | None
+    #: the catalogue cells given (checked), by column name
+    catalogue: dict[str, Any] = field(default_factory=dict)
 
     @property
     def item_key(self) -> tuple[str, str, str]:
@@ -318,7 +342,10 @@ def parse_csv(
             if x
         )
         raise ImportRejected(
-            [f"row 1 (header): {why}; the header must be: {','.join(CSV_COLUMNS)} (checklist_item optional)"]
+            [
+                f"row 1 (header): {why}; the header must be: {','.join(CSV_COLUMNS)} "
+                f"(checklist_item and {', '.join(CATALOGUE_COLUMNS)} optional)"
+            ]
         )
     tz = ctx.settings.zone
     known_depts = set(departments(session))
@@ -393,6 +420,7 @@ def parse_csv(
             else:
                 if number not in checklist():
                     problems.append(f"checklist_item {number} is outside 1-50")
+        cells = _catalogue_cells(ctx, session, v, problems)
         key = (title, v["category"], dept, chan)
         if key in seen:
             problems.append(f"repeats row {seen[key]} (same title, category, department and channel)")
@@ -402,7 +430,7 @@ def parse_csv(
             errors.extend(f"row {rownum}: {p}" for p in problems)
             continue
         assert published_at is not None
-        rows.append(CsvRow(rownum, title, v["category"], dept, chan, published_at, url, number))
+        rows.append(CsvRow(rownum, title, v["category"], dept, chan, published_at, url, number, cells))
     # one item = rows sharing title, category and department: they must agree on the checklist item
     by_item: dict[tuple[str, str, str], list[CsvRow]] = defaultdict(list)
     for r in rows:
@@ -414,9 +442,55 @@ def parse_csv(
                 f"rows {', '.join(str(r.row) for r in group)}: the same item (title, category, department) "
                 f"names different checklist items {sorted(numbers)}"
             )
+    errors.extend(_catalogue_conflicts(session, by_item))
     if not rows and not errors:
         errors.append("no data rows under the header")
     return rows, errors, new_depts
+
+
+def _catalogue_cells(ctx: Context, session: Session, v: dict[str, str], problems: list[str]) -> dict[str, Any]:
+    """The row's catalogue cells that hold a value, checked as an item's fields are; each bad one a problem."""
+    out: dict[str, Any] = {}
+    for name in CATALOGUE_COLUMNS:
+        value = v.get(name, "")
+        if not value:
+            continue
+        if name == "index_no":
+            if len(value) > 100:
+                problems.append(f"index_no is {len(value)} characters; at most 100")
+            out[name] = value
+            continue
+        try:
+            out.update(check_catalogue_fields(ctx, session, {name: value}))
+        except InvalidInput as exc:
+            problems.append(str(exc))
+    return out
+
+
+def _catalogue_conflicts(session: Session, by_item: dict[tuple[str, str, str], list[CsvRow]]) -> list[str]:
+    """Rows of one item that disagree on a catalogue cell, and 索引号 that another item holds (in the
+    file or in the store): an index number is one item's, never reused."""
+    errors: list[str] = []
+    holder: dict[str, tuple[tuple[str, str, str], int]] = {}
+    for key, group in by_item.items():
+        for name in CATALOGUE_COLUMNS:
+            values = {str(r.catalogue[name]) for r in group if name in r.catalogue}
+            if len(values) > 1:
+                errors.append(
+                    f"rows {', '.join(str(r.row) for r in group)}: the same item names different {name} "
+                    f"{sorted(values)}"
+                )
+        number = next((r.catalogue["index_no"] for r in group if "index_no" in r.catalogue), None)
+        if number is None:
+            continue
+        first = group[0].row
+        if number in holder and holder[number][0] != key:
+            errors.append(f"row {first}: 索引号 {number} is also given to another item on row {holder[number][1]}")
+        holder.setdefault(number, (key, first))
+        owner = session.exec(select(Item).where(Item.index_no == number)).first()
+        if owner is not None and (owner.title, owner.category, owner.department) != key:
+            errors.append(f"row {first}: 索引号 {number} is already item {owner.id}'s ({owner.title}); never reused")
+    return errors
 
 
 def import_csv(
@@ -478,6 +552,9 @@ def import_csv(
                 checklist_item=number,
                 published_at=min(r.published_at for r in todo),
             )
+            for r in group:
+                for name, value in r.catalogue.items():
+                    setattr(target, name, value)
             result.items_added += 1
             result.item_ids.append(target.id)  # type: ignore[arg-type]
             audit(
@@ -535,6 +612,7 @@ def export_csv(engine: Engine, tz: ZoneInfo, *, start: datetime | None = None, e
                 p.published_at.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S"),
                 p.url or "",
                 p.checklist_item if p.checklist_item is not None else "",
+                *("" if getattr(p, name) is None else str(getattr(p, name)) for name in CATALOGUE_COLUMNS),
             ]
         )
     return buf.getvalue()

@@ -57,6 +57,8 @@ FIGURES_COLUMNS = [
     "origin",
     "url",
     "title",
+    # the item's 索引号 (docs/catalogue.md): how a disclosure office names the item it counted
+    "index_no",
 ]
 
 
@@ -424,6 +426,7 @@ def figures_csv(rep: AnnualReport, settings: Settings, keys: list[str] | None = 
                     p.origin,
                     p.url or "",
                     p.title,
+                    p.index_no or "",
                 ]
             )
             wrote = True
@@ -442,6 +445,7 @@ def figures_csv(rep: AnnualReport, settings: Settings, keys: list[str] | None = 
                     q.outcome,
                     "",
                     q.subject,
+                    "",
                 ]
             )
             wrote = True
@@ -460,11 +464,12 @@ def figures_csv(rep: AnnualReport, settings: Settings, keys: list[str] | None = 
                     c.outcome,
                     "",
                     c.subject,
+                    "",
                 ]
             )
             wrote = True
         if not wrote:
-            w.writerow([key, f.value, "", "", "", "", "", "", "", "", "", ""])
+            w.writerow([key, f.value, *[""] * (len(FIGURES_COLUMNS) - 2)])
     return buf.getvalue()
 
 

@@ -4,6 +4,7 @@ from alembic import context
 from sqlalchemy import create_engine
 from sqlmodel import SQLModel
 
+import publisher.catalogue  # noqa: F401  (the catalogue counter and related items)
 import publisher.models  # noqa: F401  (registers the tables)
 import publisher.notification  # noqa: F401  (the notification outbox's tables)
 import publisher.sso.tables  # noqa: F401  (the campus sign-in tables)

@@ -77,6 +77,17 @@ class ItemIn(Body):
     display_working_days: int | None = Field(
         default=None, ge=1, le=60, description="公示期: Chinese working days from going live (not with display_until)"
     )
+    #: the catalogue (docs/catalogue.md), checked by the same service functions as the CLI's front matter
+    doc_number: str | None = Field(default=None, max_length=100, description="发文字号, e.g. 齐高师专发〔2022〕12号")
+    written_on: str | None = Field(default=None, description="成文日期, YYYY-MM-DD")
+    topic: str | None = Field(default=None, description="主题分类: one of [catalogue] topics")
+    disclosure_mode: str | None = Field(default=None, description="公开方式: 主动公开 or 依申请公开")
+    disclosure_scope: str | None = Field(default=None, max_length=200, description="公开范围")
+    validity: str | None = Field(default=None, description="有效性 of a rule: 现行有效, 已修订 or 已废止")
+    replaced_by: int | None = Field(default=None, ge=1, description="the item that replaced this rule")
+    interprets: list[int] | None = Field(default=None, description="items this 政策解读 explains")
+    revises: list[int] | None = Field(default=None, description="items this one revises")
+    awards: list[int] | None = Field(default=None, description="the 招标公告 this 中标公告 awards")
 
 
 class ItemEdit(Body):
@@ -89,6 +100,17 @@ class ItemEdit(Body):
     #: either replaces the other (publisher.pipeline.workflow.display)
     display_until: datetime | None = None
     display_working_days: int | None = Field(default=None, ge=1, le=60)
+    #: the catalogue; "" (or [] for a relation) clears a field
+    doc_number: str | None = Field(default=None, max_length=100, description="发文字号, e.g. 齐高师专发〔2022〕12号")
+    written_on: str | None = Field(default=None, description="成文日期, YYYY-MM-DD")
+    topic: str | None = Field(default=None, description="主题分类: one of [catalogue] topics")
+    disclosure_mode: str | None = Field(default=None, description="公开方式: 主动公开 or 依申请公开")
+    disclosure_scope: str | None = Field(default=None, max_length=200, description="公开范围")
+    validity: str | None = Field(default=None, description="有效性 of a rule: 现行有效, 已修订 or 已废止")
+    replaced_by: int | None = Field(default=None, ge=1, description="the item that replaced this rule")
+    interprets: list[int] | None = Field(default=None, description="items this 政策解读 explains")
+    revises: list[int] | None = Field(default=None, description="items this one revises")
+    awards: list[int] | None = Field(default=None, description="the 招标公告 this 中标公告 awards")
 
 
 class ReviewIn(Body):
@@ -147,6 +169,11 @@ def _item(item: Item, session: Any = None) -> dict[str, Any]:
     out = _item_fields(item)
     if session is not None:
         out["privacy_unresolved"] = workflow.unresolved_counts(session, [item]).get(item.id, 0)  # type: ignore[arg-type]
+        out.update(workflow.catalogue_of(session, item))
+        out["related"] = [
+            {"label": r.label, "item_id": r.item_id, "title": r.title, "status": r.status}
+            for r in workflow.related_of(session, item.id)  # type: ignore[arg-type]
+        ]
     return out
 
 
@@ -170,6 +197,14 @@ def _item_fields(item: Item) -> dict[str, Any]:
         "display_working_days": item.display_working_days,
         "display_ends_at": item.display_ends_at,
         "display_ended_at": item.display_ended_at,
+        "index_no": item.index_no,
+        "doc_number": item.doc_number,
+        "written_on": item.written_on,
+        "topic": item.topic,
+        "disclosure_mode": item.disclosure_mode,
+        "disclosure_scope": item.disclosure_scope,
+        "validity": item.validity,
+        "replaced_by": item.replaced_by,
     }
 
 
@@ -196,7 +231,12 @@ def _delivery(d: Delivery, attempts: list[DeliveryAttempt]) -> dict[str, Any]:
 
 @router.get("/items", summary="List items (your department's, or all for reviewers and admins)")
 def list_items(
-    request: Request, status: str | None = None, limit: Annotated[int, Query(ge=1, le=500)] = 100
+    request: Request,
+    status: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    topic: Annotated[str | None, Query(description="主题分类")] = None,
+    validity: Annotated[str | None, Query(description="有效性: 现行有效, 已修订 or 已废止")] = None,
+    index_no: Annotated[str | None, Query(description="索引号, exactly")] = None,
 ) -> list[dict]:  # type: ignore[type-arg]
     c = need(request, STAFF)
     with request.app.state.app.session() as s:
@@ -205,6 +245,9 @@ def list_items(
             q = q.where(Item.department == c.user.department)
         if status:
             q = q.where(Item.status == status)
+        for column, value in ((Item.topic, topic), (Item.validity, validity), (Item.index_no, index_no)):
+            if value is not None:
+                q = q.where(column == value)
         items = list(s.exec(q))
         counts = workflow.unresolved_counts(s, items)
         return [{**_item_fields(i), "privacy_unresolved": counts.get(i.id, 0)} for i in items]  # type: ignore[arg-type]

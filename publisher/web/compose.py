@@ -20,6 +20,7 @@ from publisher.errors import InvalidInput
 from publisher.models import Asset, Item, ItemVersion, Review, Role, User, utcnow
 from publisher.pipeline import content, workflow
 from publisher.pipeline.workflow import Context
+from publisher.pipeline.workflow.catalogue import KEYS as CATALOGUE_KEYS
 
 _ASSET = re.compile(r"asset://([0-9a-f]{64})")
 
@@ -158,6 +159,7 @@ def draft_from_fields(ctx: Context, fields: Mapping[str, Any], *, session: Sessi
             "publish_at",
             "display_until",
             "display_working_days",
+            *CATALOGUE_KEYS,
         )
         if fields.get(k) not in (None, "", [])
     }

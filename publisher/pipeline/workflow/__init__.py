@@ -7,13 +7,14 @@ transitions and the one function that applies it, :mod:`.items` writing and subm
 the two reviews, :mod:`.deliveries` queueing, scheduling and taking down, :mod:`.inflight` the requests
 left on a delivery a worker holds, :mod:`.posts` what a channel receives, :mod:`.audit` the audit trail,
 :mod:`.privacy` each version's privacy findings and their decisions, :mod:`.masking` the masking action,
-:mod:`.display` the 公示期 that ends by itself.
+:mod:`.display` the 公示期 that ends by itself, :mod:`.catalogue` the 政府信息公开目录 fields and the 索引号.
 Only the service API is exported here; the dispatcher and tests import the rest from its module.
 """
 
 from __future__ import annotations
 
 from publisher.pipeline.workflow.audit import AUDIT_KEYS, SYSTEM, audit
+from publisher.pipeline.workflow.catalogue import Related, catalogue_of, related_of
 from publisher.pipeline.workflow.context import Context
 from publisher.pipeline.workflow.deliveries import (
     Withdrawals,
@@ -58,6 +59,7 @@ __all__ = [
     "Display",
     "EndedDisplays",
     "Masked",
+    "Related",
     "Withdrawals",
     "add_department",
     "add_user",
@@ -65,6 +67,7 @@ __all__ = [
     "audit",
     "alt_text_problems",
     "build_post",
+    "catalogue_of",
     "clear_finding",
     "create_item",
     "departments",
@@ -80,6 +83,7 @@ __all__ = [
     "may_clear",
     "recall",
     "recheck",
+    "related_of",
     "record_findings",
     "record_manual",
     "retry_delivery",

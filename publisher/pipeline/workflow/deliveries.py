@@ -16,6 +16,7 @@ from publisher.errors import InvalidInput, NotAllowed, NotFound
 from publisher.models import Delivery, DeliveryOp, DeliveryRequest, DeliveryStatus, Item, ItemStatus, User, utcnow
 from publisher.pipeline import content
 from publisher.pipeline.workflow.audit import SYSTEM, audit
+from publisher.pipeline.workflow.catalogue import allocate_index_no
 from publisher.pipeline.workflow.context import Context
 from publisher.pipeline.workflow.inflight import (
     _after_take_down,
@@ -100,6 +101,8 @@ def _queue_deliveries(ctx: Context, session: Session, item: Item, actor: str) ->
                 f"item {item.id} targets {', '.join(gone)}, no longer configured in settings.toml: "
                 "edit the item's channels or configure them again"
             )
+        # the 索引号, before any channel is called: the first copy anywhere carries it (docs/catalogue.md)
+        allocate_index_no(ctx, session, item, at=max(item.publish_at, utcnow()))
         existing = {d.channel: d for d in _deliveries(session, item.id)}
         for name in item.channels:
             _queue_one(ctx, session, item, name, existing.get(name), actor)

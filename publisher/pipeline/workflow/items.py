@@ -24,6 +24,7 @@ from publisher.models import (
 )
 from publisher.pipeline import content
 from publisher.pipeline.workflow.audit import SYSTEM, audit
+from publisher.pipeline.workflow.catalogue import apply_catalogue, check_catalogue_fields
 from publisher.pipeline.workflow.context import Context
 from publisher.pipeline.workflow.deliveries import _future_time, _put_back, _set_delivery, _take_down
 from publisher.pipeline.workflow.display import apply_display, check_display_fields, plan
@@ -178,6 +179,7 @@ def create_item(
         if not fields.get(required):
             raise InvalidInput(f"the item has no {required} (add `{required}:` to the front matter)")
     checked = _check_fields(ctx, session, {**fields, "title": draft.title})
+    catalogue = check_catalogue_fields(ctx, session, fields)
     if author.role != Role.ADMIN and checked["department"] != author.department:
         raise NotAllowed(f"{author.name} writes for {author.department}, not {checked['department']}")
     if len(draft.body_markdown.encode()) > ctx.settings.review.max_body_bytes:
@@ -198,6 +200,7 @@ def create_item(
     apply_display(ctx, session, item, checked)
     session.add(item)
     session.flush()
+    apply_catalogue(ctx, session, item, catalogue)
     for a in draft.assets:
         session.add(Asset(item_id=item.id, **a.__dict__))
     _record_version(session, item, author.name)
@@ -261,12 +264,14 @@ def apply_edit(
     attachment with its cleaned copy). The new version is checked for privacy findings."""
     with transition(session, item, EDIT, actor.name, user=who) as move:
         checked = _check_fields(ctx, session, changes)
+        catalogue = check_catalogue_fields(ctx, session, changes, own_id=item.id)
         if actor.role != Role.ADMIN and checked.get("department", actor.department) != actor.department:
             raise NotAllowed(f"{actor.name} cannot move an item to another department")
         for k, v in checked.items():
             if not k.startswith("display_"):
                 setattr(item, k, v)
         apply_display(ctx, session, item, checked)
+        apply_catalogue(ctx, session, item, catalogue)
         if body_markdown is not None:
             item.body_markdown = body_markdown
             item.body_html = content.render_markdown(body_markdown)
@@ -315,7 +320,7 @@ def apply_edit(
                 elif d.status in (DeliveryStatus.PENDING, DeliveryStatus.WAITING):
                     _set_delivery(session, d, DeliveryStatus.DONE, actor.name, "update superseded by a newer edit")
         _record_version(session, item, actor.name)
-        move.detail["fields"] = sorted(checked) + (["body"] if body_markdown else [])
+        move.detail["fields"] = sorted({*checked, *catalogue}) + (["body"] if body_markdown else [])
         session.flush()
         move.detail["privacy_findings"] = len(record_findings(ctx, session, item))
         move.detail.update(action_detail or {})

@@ -21,6 +21,8 @@ from publisher.errors import ContentNotAccepted
 from publisher.models import Asset, DeliveryOp, Item, ItemStatus, PrivacyDecision, PrivacyFinding, Review, User
 from publisher.pipeline import content
 from publisher.pipeline.privacy import Finding, WordList, words_for
+from publisher.pipeline.workflow.catalogue import COLUMNS as CATALOGUE_COLUMNS
+from publisher.pipeline.workflow.catalogue import has_links, post_catalogue, related_links
 from publisher.pipeline.workflow.context import Context
 from publisher.pipeline.workflow.display import shown_end
 from publisher.pipeline.workflow.privacy import unresolved_in_post
@@ -31,10 +33,11 @@ def build_post(ctx: Context, session: Session, item: Item) -> Post:
     """The frozen snapshot a channel receives."""
     assets = session.exec(select(Asset).where(Asset.item_id == item.id).order_by(Asset.id)).all()
     author = session.get(User, item.author_id)
-    return _post(ctx, item, assets, (author.display_name or author.name) if author else "")
+    related = related_links(session.connection(), [item.id]).get(item.id, ())  # type: ignore[list-item]
+    return _post(ctx, item, assets, (author.display_name or author.name) if author else "", related)
 
 
-def _post(ctx: Context, item: Any, assets: Iterable[Any], author: str) -> Post:
+def _post(ctx: Context, item: Any, assets: Iterable[Any], author: str, related: Any = ()) -> Post:
     """The post of an item row (ORM or Core) with its asset rows and its author's name."""
     return Post(
         item_id=item.id,
@@ -66,6 +69,7 @@ def _post(ctx: Context, item: Any, assets: Iterable[Any], author: str) -> Post:
         version=item.version,
         display_ends_at=shown_end(ctx, item),
         display_ended=item.display_ended_at is not None,
+        catalogue=post_catalogue(item, related),
     )
 
 
@@ -178,7 +182,9 @@ def refusal(item_id: int, findings: Iterable[Finding]) -> str:
 def _snapshot_statements(dialect: str) -> tuple[Any, Any, Any, Any, Any]:
     """The five statements of :func:`snapshot_posts`, built once per dialect, each list bound as one
     value (:func:`publisher.db.one_of`): building a statement, or expanding an ``in_`` list, cost more
-    than running it on the dispatcher's hot path."""
+    than running it on the dispatcher's hot path. (The related links are a sixth read,
+    :func:`~publisher.pipeline.workflow.catalogue.related_links`, made only for a batch in which an
+    item has some.)"""
     it, rv, at, us, pf = (
         Item.__table__,
         Review.__table__,
@@ -205,6 +211,9 @@ def _snapshot_statements(dialect: str) -> tuple[Any, Any, Any, Any, Any]:
             it.c.display_working_days,
             it.c.display_ends_at,
             it.c.display_ended_at,
+            *(it.c[name] for name in CATALOGUE_COLUMNS),
+            # whether the links need reading at all: an index probe here costs less than a sixth query
+            has_links(it.c.id),
         ).where(one_of(dialect, it.c.id, "ids")),
         sa.select(rv.c.id, rv.c.item_id, rv.c.item_version, rv.c.level, rv.c.reviewer_id, rv.c.approved)
         .where(one_of(dialect, rv.c.item_id, "ids"))
@@ -245,6 +254,8 @@ def snapshot_posts(ctx: Context, conn: Connection, item_ids: Iterable[int]) -> d
     # the word list is read once per batch, and only if a post of it is checked: a broken list then
     # fails that start (retried with the reason), not the claim
     words = functools.cache(lambda: words_for(ctx.settings))
+    linked = [i.id for i in items if i.has_links]
+    links = related_links(conn, linked) if linked else {}
     out = {}
     for i in items:
         ok = _cleared(i.author_id, newest.get((i.id, i.version, 1)), newest.get((i.id, i.version, 2)))
@@ -252,7 +263,7 @@ def snapshot_posts(ctx: Context, conn: Connection, item_ids: Iterable[int]) -> d
             version=i.version,
             publish_at=i.publish_at,
             updated_at=i.updated_at,
-            post=_post(ctx, i, assets[i.id], authors.get(i.author_id, "")),
+            post=_post(ctx, i, assets[i.id], authors.get(i.author_id, ""), links.get(i.id, ())),
             cleared=ok,
             withdrawn=i.status == ItemStatus.WITHDRAWN,
             cleared_findings=frozenset(cleared.get((i.id, i.version), ())),

@@ -24,6 +24,7 @@ from publisher.models import (
     utcnow,
 )
 from publisher.pipeline import content, workflow
+from publisher.pipeline.workflow.catalogue import KEYS as CATALOGUE_KEYS
 from publisher.web import compose
 from publisher.web.common import (
     can_edit,
@@ -58,9 +59,19 @@ def _compose_ctx(request: Request, c: accounts.Caller, item: Item | None, values
         "categories": app.settings.categories,
         "departments": depts if c.user.role == Role.ADMIN else [c.user.department],
         "checklist": checklist(),
+        "topics": app.settings.catalogue.topics,
         "channels": [(n, s) for n, s in app.channels.items() if s.enabled],
         "slots": {n: t.dt(s.next_slot(now, app.settings.zone)) for n, s in app.channels.items()},
         "idem": values.get("idempotency_key") or secrets.token_urlsafe(16),
+    }
+
+
+def _catalogue_values(catalogue: dict) -> dict:  # type: ignore[type-arg]
+    """The catalogue fields as the form shows them: text, relations as comma-separated ids."""
+    return {
+        k: ", ".join(map(str, v)) if isinstance(v, list) else ("" if v is None else str(v))
+        for k, v in catalogue.items()
+        if k in CATALOGUE_KEYS
     }
 
 
@@ -113,6 +124,7 @@ async def _form_fields(request: Request) -> dict:  # type: ignore[type-arg]
         "when": when,
         "display_until_raw": str(form.get("display_until") or ""),
         "display_working_days": str(form.get("display_working_days") or "").strip(),
+        **{k: str(form.get(k) or "").strip() for k in CATALOGUE_KEYS},
         "action": str(form.get("action") or "draft"),
         "csrf_token": str(form.get("csrf_token") or ""),
         "idempotency_key": str(form.get("idempotency_key") or "")[:100],
@@ -126,6 +138,7 @@ def _fields_for_workflow(f: dict) -> dict:  # type: ignore[type-arg]
         out["publish_at"] = f["publish_at"]
     out["display_working_days"] = f["display_working_days"]
     out["display_until"] = local_time(f["display_until_raw"], f["tz"]) if f["display_until_raw"] else None
+    out.update({k: f[k] for k in CATALOGUE_KEYS})  # "" clears; the service checks each
     return out
 
 
@@ -189,15 +202,11 @@ def edit_form(request: Request, item_id: int) -> Response:
     c = need(request, WRITERS)
     with app_of(request).session() as s:
         item = visible_item(s, c.user, item_id)
+        catalogue = workflow.catalogue_of(s, item)
     if not can_edit(c.user, item):
         return render(request, "error.html", c, code=403, message="forbidden")
-    return render(
-        request,
-        "compose.html",
-        c,
-        error=None,
-        **_compose_ctx(request, c, item, _values_from_item(item, viewer_zone(request))),
-    )
+    values = {**_values_from_item(item, viewer_zone(request)), **_catalogue_values(catalogue)}
+    return render(request, "compose.html", c, error=None, **_compose_ctx(request, c, item, values))
 
 
 @router.post("/items/{item_id}/edit", include_in_schema=False)

@@ -55,7 +55,9 @@ ITEMS_SHOWN = 200
 
 
 @router.get("/items", include_in_schema=False)
-def items_list(request: Request, status: str | None = None, q: str = "") -> Response:
+def items_list(
+    request: Request, status: str | None = None, q: str = "", topic: str = "", validity: str = ""
+) -> Response:
     c = need(request, STAFF)
     q = q.strip()[:200]
     with app_of(request).session() as s:
@@ -65,12 +67,18 @@ def items_list(request: Request, status: str | None = None, q: str = "") -> Resp
         if status:
             query = query.where(Item.status == status)
         if q:
-            # words in the title, or the item's number (#123 or 123)
-            match = col(Item.title).icontains(q, autoescape=True)
+            # words in the title, the 索引号 or 发文字号 (or part of them), or the item's number (#123 or 123)
+            match = sa.or_(
+                *(col(c).icontains(q, autoescape=True) for c in (Item.title, Item.index_no, Item.doc_number))
+            )
             number = q.removeprefix("#")
             if number.isdigit() and len(number) < 10:
                 match = sa.or_(match, Item.id == int(number))
             query = query.where(match)
+        if topic:
+            query = query.where(Item.topic == topic)
+        if validity:
+            query = query.where(Item.validity == validity)
         items = list(s.exec(query))
     return render(
         request,
@@ -81,6 +89,9 @@ def items_list(request: Request, status: str | None = None, q: str = "") -> Resp
         shown=ITEMS_SHOWN,
         filter_status=status,
         query=q,
+        topic=topic,
+        validity=validity,
+        topics=app_of(request).settings.catalogue.topics,
         statuses=list(ItemStatus),
         channel_labels=channel_labels(app_of(request)),
     )
@@ -143,6 +154,8 @@ def item_view(request: Request, c: Caller, item_id: int, code: int = 200, **extr
         # why the 保密审查 approval would be refused now (the privacy gate among the rules), said beside
         # the button: the workflow's own answer, asked before the reviewer clicks
         approve_refusal = workflow.approval_refusal(s, item, c.user) if level == 2 else None
+        catalogue = workflow.catalogue_of(s, item)
+        related = workflow.related_of(s, item_id)
     may_review = (level == 1 and c.user.role == Role.DEPARTMENT_HEAD and c.user.department == item.department) or (
         level == 2 and c.user.role == Role.CONFIDENTIALITY_REVIEWER
     )
@@ -171,6 +184,8 @@ def item_view(request: Request, c: Caller, item_id: int, code: int = 200, **extr
         privacy=privacy,
         approve_refusal=approve_refusal,
         display=workflow.display_of(app.ctx, item),
+        catalogue=catalogue,
+        related=related,
         **extra,
     )
 
