@@ -335,3 +335,29 @@ def test_a_live_gongshi_sent_back_to_review_still_comes_down_at_the_end(make_app
     never = new_item(app, display_until=(datetime.now(UTC) + timedelta(days=1)).isoformat())
     assert never not in end(app, datetime.now(UTC) + timedelta(days=30)).ended
     assert item_row(app, never).status == ItemStatus.DRAFT
+
+
+def test_its_people_are_reminded_once_the_day_before_the_end(make_app: Any) -> None:
+    from publisher.notification import Notification
+    from publisher.pipeline.workflow import outbox
+
+    app = make_app(calendar=known_years())
+    with app.session() as s:
+        outbox.set_pref(s, user="ed", transport="email", address="ed@example.edu.cn", known=["email"])
+        outbox.set_pref(s, user="head", transport="email", address="head@example.edu.cn", known=["email"])
+    item = new_item(app, display_working_days=5)
+    approve_and_schedule(app, item)
+    assert dict(replay_from(app, item, LIVE).run(once=True).outcomes) == {"done": 1}
+
+    def reminders() -> list[Any]:
+        with app.session() as s:
+            return list(s.exec(select(Notification).where(Notification.event == "display_ends")))
+
+    assert end(app, END - timedelta(days=2)).reminded == 0  # the end is known now, two days away
+    assert end(app, END - timedelta(hours=12)).reminded == 1
+    assert end(app, END - timedelta(hours=11)).reminded == 0  # once per item and end
+    [note] = reminders()
+    with app.session() as s:
+        assert workflow.get_user(s, "ed").id == note.user_id  # the author; the head is not an editor
+    assert note.item_id == item and "公示即将结束" in note.subject and "2026-10-11 00:00" in note.body
+    assert item in end(app, END).ended and reminders() == [note]  # the end itself tells nobody again

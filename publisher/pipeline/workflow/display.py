@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -32,6 +32,7 @@ from publisher.pipeline.display import MAX_WORKING_DAYS, UnknownYear, WorkCalend
 from publisher.pipeline.workflow.audit import SYSTEM
 from publisher.pipeline.workflow.context import Context
 from publisher.pipeline.workflow.deliveries import Withdrawals, _take_down, wake_workers, withdrawals
+from publisher.pipeline.workflow.outbox import on_display_ending
 from publisher.pipeline.workflow.states import LIVE_STATES, WITHDRAW, _deliveries, get_item, transition
 
 #: what a take-down at the end tells each delivery and the audit trail
@@ -175,6 +176,8 @@ class EndedDisplays:
     known: dict[int, datetime] = field(default_factory=dict)
     #: item id → why its end cannot be computed (it stays up)
     problems: dict[int, str] = field(default_factory=dict)
+    #: reminders queued for people of items ending within a day (each once per item and end)
+    reminded: int = 0
 
 
 def _due_ids(session: Session, now: datetime) -> list[int]:
@@ -215,7 +218,26 @@ def end_displays(
     for item_id in ids:
         with sessions() as s:
             _end_one(ctx, s, item_id, now, out)
+    with sessions() as s:
+        out.reminded = on_display_ending(s.connection(), _ending_soon(s, now), ctx.settings.zone)
     return out
+
+
+def _ending_soon(session: Session, now: datetime) -> list[Any]:
+    """Live items whose known end falls within the next day (their people are reminded once)."""
+    it = Item.__table__  # type: ignore[attr-defined]
+    return list(
+        session.connection().execute(
+            sa.select(it.c.id, it.c.title, it.c.department, it.c.author_id, it.c.display_ends_at)
+            .where(
+                sa.text(DISPLAY_OPEN),
+                it.c.status.in_([s.value for s in LIVE_STATES]),
+                it.c.display_ends_at > now,
+                it.c.display_ends_at <= now + timedelta(days=1),
+            )
+            .order_by(it.c.id)
+        )
+    )
 
 
 def _end_one(ctx: Context, session: Session, item_id: int, now: datetime, out: EndedDisplays) -> None:

@@ -7,6 +7,8 @@ Three hooks, one per place a change happens, and nothing else queues a message:
   approval → the confidentiality reviewers (保密审查); rejected → the author, with the reason;
   published → the author, with the links.
 * :func:`on_rollups` — from the worker's batched roll-up (``rollup_items``): published → the author.
+* :func:`on_display_ending` — from the ``display-end`` job (:func:`end_displays`): a 公示 whose period
+  ends within a day → its author and the editors of its department (once per item and end).
 * :func:`on_deliveries` — from the worker's record (publisher.pipeline.store.record): a delivery that
   failed for good, or that waits on the by-hand queue → the editors of the item's department (the
   admins when it has none).
@@ -46,6 +48,7 @@ D = Delivery.__table__  # type: ignore[attr-defined]
 
 SUBMITTED, LEVEL1, REJECTED, PUBLISHED = "submitted", "approved_level1", "rejected", "published"
 DELIVERY_FAILED, BY_HAND = "delivery_failed", "by_hand"
+DISPLAY_ENDS = "display_ends"
 #: the transport value of a person who asked not to be told
 NO_TRANSPORT = "none"
 
@@ -194,6 +197,28 @@ def on_move(
     if to == "published" and before != "published":
         return on_rollups(conn, [item.id])
     return 0
+
+
+def on_display_ending(conn: sa.Connection, items: Sequence[Any], zone: Any) -> int:
+    """Each of ``items`` (id, title, department, author_id, display_ends_at) ends its 公示期 within a
+    day: its author and its department's editors are told once per item and end (a moved end is a new
+    event), so whoever must extend it still can."""
+    written = 0
+    for it in items:
+        ends = it.display_ends_at.astimezone(zone).strftime("%Y-%m-%d %H:%M")
+        title = _title(it.title)
+        event = Event(
+            DISPLAY_ENDS,
+            f"item{it.id}:end{it.display_ends_at.isoformat()}",
+            it.id,
+            f"公示即将结束：《{title}》",
+            f"{it.department}的《{title}》公示期将于 {ends} 结束，届时各渠道自动撤下"
+            "（不能自动撤下的渠道列入人工待办）。如需延长，请在此之前修改公示期。",
+            f"items/{it.id}",
+        )
+        who = sa.or_(U.c.id == it.author_id, sa.and_(U.c.role == Role.EDITOR.value, U.c.department == it.department))
+        written += queue(conn, event, _recipients(conn, who))
+    return written
 
 
 def on_rollups(conn: sa.Connection, published: Sequence[int]) -> int:
