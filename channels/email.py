@@ -32,6 +32,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
+from channels._smtp import connect_smtp
 from publisher.channel import (
     AmbiguousOutcome,
     Asset,
@@ -171,24 +172,7 @@ class EmailChannel(Channel):
 
     # -- delivery -------------------------------------------------------------------------------------------
     def _connect(self) -> smtplib.SMTP:
-        context = ssl.create_default_context(cafile=self.config.ca_file)
-        if self.config.security == "ssl":
-            smtp: smtplib.SMTP = smtplib.SMTP_SSL(
-                self.config.host, self.config.port, timeout=self.config.timeout, context=context
-            )
-        else:
-            smtp = smtplib.SMTP(self.config.host, self.config.port, timeout=self.config.timeout)
-        try:
-            smtp.ehlo()
-            if self.config.security == "starttls":
-                smtp.starttls(context=context)
-                smtp.ehlo()
-            if self.config.username:
-                smtp.login(self.config.username, self._password or "")
-        except BaseException:
-            smtp.close()
-            raise
-        return smtp
+        return connect_smtp(self.config, self._password)
 
     def publish(self, post: Post, ctx: DeliveryContext) -> Published:
         mid = self.message_id(ctx)

@@ -24,6 +24,7 @@ from typing import ClassVar, Literal
 
 from pydantic import model_validator
 
+from channels._smtp import connect_smtp
 from publisher.notifier import (
     Message,
     Notifier,
@@ -79,24 +80,7 @@ class EmailNotifier(Notifier):
         return msg
 
     def _connect(self) -> smtplib.SMTP:
-        context = ssl.create_default_context(cafile=self.config.ca_file)
-        if self.config.security == "ssl":
-            smtp: smtplib.SMTP = smtplib.SMTP_SSL(
-                self.config.host, self.config.port, timeout=self.config.timeout, context=context
-            )
-        else:
-            smtp = smtplib.SMTP(self.config.host, self.config.port, timeout=self.config.timeout)
-        try:
-            smtp.ehlo()
-            if self.config.security == "starttls":
-                smtp.starttls(context=context)
-                smtp.ehlo()
-            if self.config.username:
-                smtp.login(self.config.username, self._password or "")
-        except BaseException:
-            smtp.close()
-            raise
-        return smtp
+        return connect_smtp(self.config, self._password)
 
     def send(self, message: Message) -> None:
         if "@" not in message.address:
