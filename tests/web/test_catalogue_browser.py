@@ -4,10 +4,7 @@ explains and the 现行有效规章制度库 lists the rule, served over HTTP un
 
 from __future__ import annotations
 
-import threading
 from datetime import UTC, datetime
-from functools import partial
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +14,7 @@ from publisher import accounts
 from publisher.pipeline import content, workflow
 from publisher.pipeline.worker import Dispatcher
 from tests.web.conftest import PASSWORD
+from tests.web.static_site import console_errors, served
 from tests.web.test_browser import SHOTS, _log_in, browser, server  # noqa: F401 (fixtures)
 
 pytestmark = [pytest.mark.browser, pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)]
@@ -77,22 +75,9 @@ def test_the_website_links_a_reading_to_its_rule_and_lists_rules_in_force(
 
     rule = publish("学生管理规定", validity="现行有效", doc_number="齐高师专发〔2022〕12号")
     reading = publish("《学生管理规定》政策解读", interprets=rule)
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), partial(SimpleHTTPRequestHandler, directory=str(tmp_path / "site")))
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        base = f"http://127.0.0.1:{httpd.server_address[1]}/"
-        errors: list[str] = []
+    with served(tmp_path / "site") as base:
         page = browser.new_page()
-        # every console error but the browser's own favicon probe (the site has none)
-        page.on(
-            "console",
-            lambda msg: (
-                errors.append(msg.text)
-                if msg.type == "error" and not msg.location.get("url", "").endswith("/favicon.ico")
-                else None
-            ),
-        )
+        errors = console_errors(page)
         page.goto(f"{base}items/{reading}.html")
         page.click("section.related a")
         page.wait_for_url(f"**/items/{rule}.html")
@@ -104,7 +89,3 @@ def test_the_website_links_a_reading_to_its_rule_and_lists_rules_in_force(
         assert page.locator(f'a[href="items/{rule}.html"]').count() == 1
         assert page.locator(f'a[href="items/{reading}.html"]').count() == 0
         assert errors == []
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(timeout=10)

@@ -5,10 +5,7 @@ after later publications (docs/channels/website.md, "Pagination")."""
 
 from __future__ import annotations
 
-import threading
 from datetime import UTC, datetime, timedelta
-from functools import partial
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +13,7 @@ import pytest
 
 from channels.website import WebsiteChannel, WebsiteConfig, category_slug
 from publisher.testing import make_ctx, make_env, make_post
+from tests.web.static_site import console_errors, served
 from tests.web.test_browser import SHOTS, browser  # noqa: F401 (fixture)
 
 pytestmark = [pytest.mark.browser]
@@ -34,11 +32,6 @@ def _items_on(page: Any) -> list[int]:
     return [int(h.rsplit("/", 1)[1].removesuffix(".html")) for h in hrefs]
 
 
-class _Quiet(SimpleHTTPRequestHandler):
-    def log_message(self, *args: Any) -> None:
-        pass
-
-
 def test_a_reader_pages_through_a_category_and_its_urls_stay_put(tmp_path: Path, browser: Any) -> None:  # noqa: F811
     ch = WebsiteChannel(
         "website",
@@ -50,21 +43,9 @@ def test_a_reader_pages_through_a_category_and_its_urls_stay_put(tmp_path: Path,
     ch.withdraw(make_post(7, category=CATEGORY), make_ctx())  # page 2 keeps its number, with a gap
     live = set(range(1, 24)) - {7}
 
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), partial(_Quiet, directory=str(ch.folder)))
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        base = f"http://127.0.0.1:{httpd.server_address[1]}/"
-        errors: list[str] = []
+    with served(ch.folder) as base:
         page = browser.new_page()
-        page.on(
-            "console",
-            lambda msg: (
-                errors.append(msg.text)
-                if msg.type == "error" and not msg.location.get("url", "").endswith("/favicon.ico")
-                else None
-            ),
-        )
+        errors = console_errors(page)
         landing = f"{base}categories/{category_slug(CATEGORY)}.html"
         page.goto(landing)
         seen: list[int] = []
@@ -99,7 +80,3 @@ def test_a_reader_pages_through_a_category_and_its_urls_stay_put(tmp_path: Path,
         page.goto(landing)
         assert _items_on(page)[0] == 24
         assert errors == []
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(timeout=10)
