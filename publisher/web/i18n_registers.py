@@ -102,6 +102,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "from_public_form": ("网上申请表", "public form"),
     # the public form and the guide
     "apply": ("依申请公开申请", "Apply for disclosure"),
+    "apply_nav": ("依申请公开", "Apply"),
     "apply_intro": (
         "向{office}申请公开未主动公开的信息。办公室将在收到申请后 {n} 个工作日内答复。",
         "Ask {office} for information it has not published. The office answers within {n} working days of receipt.",

@@ -24,7 +24,7 @@ from fastapi.responses import RedirectResponse, Response
 from publisher.counting import coverage, periods, registers
 from publisher.counting.workdays import Calendar
 from publisher.errors import InvalidInput, NotAllowed, NotFound
-from publisher.web.common import MAX_ID, can_view, render
+from publisher.web.common import MAX_ID, can_view, channel_labels, render
 from publisher.web.pages.shared import Csrf, app_of
 from publisher.web.security import ADMINS, EVERYONE, need
 
@@ -70,6 +70,7 @@ def coverage_page(
         rules=list(coverage.RULES),
         depts=depts,
         openable=openable,
+        labels=channel_labels(app),
         limit=app.settings.report.timeliness_working_days,
         start_day=s.astimezone(tz).date(),
         end_day=(e - timedelta(seconds=1)).astimezone(tz).date(),
@@ -95,7 +96,10 @@ def _rows(app: Any, s: Any, kind: str, state: str) -> list[tuple[Any, registers.
     found = listed(s, open_only=state == "open")
     if state == "closed":
         found = [r for r in found if r.outcome != "open"]
-    found.reverse()  # newest first: the register is read from what came in last
+    if state == "open":  # the most urgent first
+        found.sort(key=lambda r: (r.due_on, r.received_at))
+    else:  # what came in last first
+        found.reverse()
     return [(r, registers.deadline_state(r.due_on, app.settings) if r.outcome == "open" else None) for r in found]
 
 
