@@ -230,6 +230,9 @@ class WebSettings(_Section):
     login_failures_per_account: int = Field(10, ge=1)
     login_failures_per_address: int = Field(50, ge=1)
     login_window_minutes: int = Field(15, ge=1)
+    #: the reverse proxies (nginx) whose X-Forwarded-For / -Proto are believed, e.g. ["127.0.0.1"]; empty:
+    #: none, and every client is the address that connects (behind a proxy: the proxy, for everyone)
+    forwarded_allow_ips: list[str] = Field(default_factory=list)
 
 
 class NotifySettings(_Section):

@@ -303,10 +303,6 @@ def file_public_request(
     return r, True
 
 
-def find_receipt(session: Session, receipt_no: str) -> DisclosureRequest | None:
-    return session.exec(select(DisclosureRequest).where(DisclosureRequest.receipt_no == receipt_no)).first()
-
-
 # ------------------------------------------------------------------------------------------ complaints
 def add_complaint(
     session: Session, settings: Settings, *, complainant: str, subject: str, via: str, received: Any = None, actor: str

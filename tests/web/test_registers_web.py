@@ -313,3 +313,56 @@ def test_the_guide_shows_the_offices_details_and_time_limits_from_settings(make_
         en = c.get("/guide?lang=en").text
         assert "within 10 working days" in en and "at most 5 working days" in en
         assert "10 个工作日内答复" in c.get("/apply?lang=zh").text  # the English choice was kept in a cookie
+
+
+@contextmanager
+def _uvicorn(app):
+    """``publisher serve``'s server (its proxy options included) on a free port, in a thread."""
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+
+    from publisher.web import create_app, proxy_options
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    srv = uvicorn.Server(uvicorn.Config(create_app(app), log_level="warning", lifespan="off", **proxy_options(app)))
+    thread = threading.Thread(target=srv.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not srv.started and time.monotonic() < deadline:
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        srv.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
+
+
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("trusted", [["127.0.0.1"], []], ids=["proxy-trusted", "no-proxy-trusted"])
+def test_behind_a_trusted_proxy_each_client_is_counted_apart(make_app, trusted):
+    """nginx in front passes the client in X-Forwarded-For and the Host it was asked for as its own: with
+    the proxy listed in [web] forwarded_allow_ips each client has its own count, and the Origin of the
+    workspace's public address ([notify] web_base_url) is this site's. Unlisted, the header is ignored."""
+    import httpx
+
+    app = make_app(
+        registers={"apply_per_address": 1},
+        web={"forwarded_allow_ips": trusted},
+        notify={"web_base_url": "https://xxgk.example.edu.cn/"},
+    )
+    with _uvicorn(app) as base, httpx.Client(base_url=base) as c:
+        token = re.search(r'name="csrf_token" value="([^"]+)"', c.get("/apply").text).group(1)
+        headers = {"Origin": "https://xxgk.example.edu.cn", "X-Forwarded-Proto": "https"}
+
+        def send(client_ip, n):
+            data = {**APPLICATION, "subject": f"第{n}项", "csrf_token": token}
+            return c.post("/apply", data=data, headers={**headers, "X-Forwarded-For": client_ip}).status_code
+
+        assert send("203.0.113.5", 1) == 200
+        assert send("203.0.113.5", 2) == 429
+        assert send("203.0.113.6", 3) == (200 if trusted else 429)

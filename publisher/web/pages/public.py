@@ -70,11 +70,15 @@ def _form(request: Request, code: int = 200, *, token: str | None = None, **ctx:
 
 
 def _same_origin(request: Request) -> bool:
-    """No ``Origin`` (an old browser, a privacy setting) passes to the token check; another site's fails."""
+    """No ``Origin`` (an old browser, a privacy setting) passes to the token check; another site's fails.
+
+    This site is the ``Host`` asked for, or the workspace's public address (``[notify] web_base_url``),
+    which is what a browser names when a proxy passes the request on under another ``Host``."""
     origin = request.headers.get("origin")
     if origin is None:
         return True
-    return urlsplit(origin).netloc.lower() == (request.headers.get("host") or "").lower()
+    ours = {(request.headers.get("host") or "").lower(), urlsplit(app_of(request).settings.notify.web_base_url).netloc}
+    return urlsplit(origin).netloc.lower() in ours
 
 
 @router.get("/apply", include_in_schema=False)
