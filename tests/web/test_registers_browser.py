@@ -137,6 +137,13 @@ def test_apply_then_keep_the_register_and_read_coverage(app: Any, server: str, b
         page.locator("#c19 form.rule button").click()
         page.wait_for_load_state()
         assert page.locator('#c19 select[name="rule"]').input_value() == "monthly"
+        if width <= 390:  # 大字模式 (large text) on a phone: still no wider than the screen
+            page.click("#large-text")
+            page.wait_for_function("document.documentElement.classList.contains('large-text')")
+            _fits(page, width, "the coverage page in large text", a11y)
+            page.goto(f"{server}/registers/requests?state=all")
+            _fits(page, width, "the register in large text", a11y)
+            page.click("#large-text")
         page.goto(f"{server}/coverage?lang=en")
         assert "Never published" in page.inner_text("#c1")
         _fits(page, width, "the coverage page in English", a11y)
