@@ -156,7 +156,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "guide_time": ("答复期限", "Time limits"),
     "guide_time_text": (
         "能够当场答复的当场答复；不能当场答复的，自收到申请之日起 {n} 个工作日内答复（收到当日不计，"
-        "按国家法定节假日安排计算）。需要延长答复期限的，经批准可延长一次，最多 {m} 个工作日，并告知申请人延期理由。",
+        "按国家法定节假日安排计算）。需要延长答复期限的，可延长一次，最多 {m} 个工作日，并告知申请人延期理由。",
         "Answered on the spot where possible; otherwise within {n} working days of receipt (the day of "
         "receipt not counted; public holidays and make-up working days observed). Where more time is "
         "needed, it may be extended once, by at most {m} working days, and the applicant is told why.",
