@@ -113,7 +113,7 @@ def test_cli(make_app, store_url, tmp_path):
 
     from publisher.cli import app as cli
 
-    make_app()
+    app = make_app()
     settings = tmp_path / "settings.toml"
     settings.write_text(f'database_url = "{store_url}"\ndata_dir = "{tmp_path}"\n', encoding="utf-8")
     base = ["--settings", str(settings)]
@@ -135,8 +135,12 @@ def test_cli(make_app, store_url, tmp_path):
         ],
     )
     assert r.exit_code == 0 and "request 1 recorded; answer due by 2022-03-22" in r.output, r.output
+    with app.session() as s:  # one through the public form: the list shows its receipt number
+        filed, _ = registers.file_public_request(s, app.settings, applicant="赵六", contact="z@ex.cn", subject="x")
+        receipt = filed.receipt_no
     r = run(cli, [*base, "request", "list"])
     assert "OVERDUE" in r.output and "past their deadline" in r.output
+    assert receipt in r.output.replace("\n", "").replace("│", "").replace(" ", ""), r.output
     r = run(cli, [*base, "request", "extend", "1", "--reason", "会商", "--days", "5"])
     assert r.exit_code == 0 and "2022-03-29" in r.output, r.output
     r = run(cli, [*base, "request", "close", "1", "--outcome", "not_held", "--answered", "2022-03-25"])
