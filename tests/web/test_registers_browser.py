@@ -9,6 +9,7 @@ into the test's tmp_path, and at 390 px no page is wider than the screen.
 from __future__ import annotations
 
 import re
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -42,11 +43,12 @@ def _shot(page: Any, folder: Path, width: int, name: str) -> None:
 
 
 def test_apply_then_keep_the_register_and_read_coverage(app: Any, server: str, browser: Any, tmp_path: Path) -> None:  # noqa: F811
+    month_ago = datetime.now(app.settings.zone) - timedelta(days=30)  # current under the default annual rule
     with app.session() as s:
         accounts.set_password(s, name="admin", password=PASSWORD, actor="test")
         csv = (
             "title,category,department,channel,published_at,url,checklist_item\n"
-            "学校章程,规章制度,校长办公室,mem,2026-11-02 09:00,http://a.example.cn/1,2\n"
+            f"学校章程,规章制度,校长办公室,mem,{month_ago:%Y-%m-%d} 09:00,http://a.example.cn/1,2\n"
         )
         ledger.import_csv(app.ctx, s, data=csv.encode(), source="t.csv", actor="admin")
     shots = tmp_path / "shots"
