@@ -202,6 +202,22 @@ class RegistersSettings(_Section):
     request_working_days: int = Field(15, ge=1)
     extension_working_days: int = Field(15, ge=1)
     complaint_working_days: int = Field(15, ge=1)
+    #: the public form (/apply): submissions allowed per client address within ``apply_window_minutes``
+    #: (a campus behind one NAT address shares it: keep it generous)
+    apply_per_address: int = Field(20, ge=1)
+    apply_window_minutes: int = Field(60, ge=1)
+
+
+class OfficeSettings(_Section):
+    """``[office]``: the information-disclosure office as the public reaches it (the 公开指南 page, /guide)."""
+
+    #: e.g. 党政办公室（信息公开办公室）; empty: the organisation's name followed by 信息公开办公室
+    name: str = ""
+    address: str = ""
+    phone: str = ""
+    email: str = ""
+    #: when the office receives visitors and calls, e.g. 工作日 8:00-11:30，13:30-17:00
+    hours: str = ""
 
 
 class WebSettings(_Section):
@@ -214,6 +230,9 @@ class WebSettings(_Section):
     login_failures_per_account: int = Field(10, ge=1)
     login_failures_per_address: int = Field(50, ge=1)
     login_window_minutes: int = Field(15, ge=1)
+    #: the reverse proxies (nginx) whose X-Forwarded-For / -Proto are believed, e.g. ["127.0.0.1"]; empty:
+    #: none, and every client is the address that connects (behind a proxy: the proxy, for everyone)
+    forwarded_allow_ips: list[str] = Field(default_factory=list)
 
 
 class NotifySettings(_Section):
@@ -370,6 +389,7 @@ class Settings(BaseSettings):
     sync: SyncSettings = Field(default_factory=SyncSettings)
     report: ReportSettings = Field(default_factory=ReportSettings)
     registers: RegistersSettings = Field(default_factory=RegistersSettings)
+    office: OfficeSettings = Field(default_factory=OfficeSettings)
     web: WebSettings = Field(default_factory=WebSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
     notify: NotifySettings = Field(default_factory=NotifySettings)
@@ -554,6 +574,13 @@ tender_categories = ["招标公告"]
 
 [web]
 secure_cookies = false  # set true when `publisher serve` is reached over HTTPS (docs/web.md)
+
+[office]                # the 公开指南 page (/guide) and the public 依申请公开 form (/apply) show these
+# name = "党政办公室（信息公开办公室）"
+# address = "某某市某某路1号 行政楼201室"
+# phone = "0452-0000000"
+# email = "xxgk@example.edu.cn"
+# hours = "工作日 8:00-11:30，13:30-17:00"
 
 [auth]
 local_passwords = true  # false: only admins use a local password; everyone else signs in through CAS/OIDC

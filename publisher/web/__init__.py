@@ -226,10 +226,17 @@ def create_app(app: App) -> FastAPI:
     return web
 
 
+def proxy_options(app: App) -> dict[str, Any]:
+    """uvicorn's options for a reverse proxy: its X-Forwarded-For names the client (the log-in throttle's
+    and the public form's address) only when the proxy is listed in ``[web] forwarded_allow_ips``."""
+    trusted = app.settings.web.forwarded_allow_ips
+    return {"proxy_headers": bool(trusted), "forwarded_allow_ips": list(trusted) or None}
+
+
 def serve(app: App, *, host: str, port: int) -> None:
     import uvicorn
 
     # with --port 0 the system picks the port; uvicorn's "running on" line below names it
     where = f"http://{host}:{port}/" if port else f"http://{host} (port picked by the system: see below)"
     print(f"publisher on {where}  (the site under /site/, API docs at /api/docs; Ctrl-C stops)")
-    uvicorn.run(create_app(app), host=host, port=port, log_level="info", proxy_headers=False)
+    uvicorn.run(create_app(app), host=host, port=port, log_level="info", **proxy_options(app))

@@ -10,6 +10,8 @@ import re
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from publisher.web import i18n_registers
+
 LANGS = ("zh", "en")
 
 #: key -> (简体中文, English)
@@ -535,6 +537,8 @@ def refusal(role: str, allowed: list[str]) -> str:
 
 
 ERRORS.append((r"this page is for (?P<roles>.+); you are an? (?P<role>.+)", "此页面仅供{roles}使用；您的角色是{role}"))
+MESSAGES.update(i18n_registers.MESSAGES)
+ERRORS += i18n_registers.ERRORS
 _ERRORS = [(re.compile(p, re.S), zh) for p, zh in ERRORS]
 _CHANNEL_PREFIX = re.compile(r"(?P<channel>[\w.-]+): (?P<rest>.+)", re.S)
 

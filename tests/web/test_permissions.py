@@ -88,6 +88,8 @@ class Route:
     ok: tuple[int, ...] = (200, 201, 303)
     id: str = field(default="")
     hidden: set[str] = field(default_factory=set)  # callers answered 404, as for a missing item
+    #: fields a page hands out before its form is sent (the public form's token), read with the client
+    prepare: Callable[[Any], dict[str, str]] | None = None
 
 
 def _item(stage: str) -> Callable[[Any, str], dict[str, Any]]:
@@ -138,6 +140,35 @@ API_ITEM = {
     "channels": ["mem"],
     "department": "校长办公室",
 }
+
+
+def _request(app: Any, who: str) -> dict[str, Any]:
+    from publisher.counting import registers
+
+    with app.session() as s:
+        r = registers.add_request(s, app.settings, applicant="张三", subject="招生计划", via="email", actor="admin")
+        return {"request": r.id}
+
+
+def _complaint(app: Any, who: str) -> dict[str, Any]:
+    from publisher.counting import registers
+
+    with app.session() as s:
+        c = registers.add_complaint(s, app.settings, complainant="王五", subject="未公开", via="phone", actor="admin")
+        return {"complaint": c.id}
+
+
+def _apply_token(client: Any) -> dict[str, str]:
+    """The public form's token, from the form (its cookie stays in the client)."""
+    import re
+
+    page = client.get("/apply")
+    return {"csrf_token": re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)}
+
+
+#: the public pages: anyone, signed in or not
+PUBLIC = ALL | {None}
+APPLY_FORM = {"applicant": "赵六", "contact": "zhao@example.com", "subject": "招生计划"}
 
 ROUTES = [
     Route("GET", "/", ALL),
@@ -207,6 +238,27 @@ ROUTES = [
     ),
     Route("POST", "/admin/users/viewer/password", {"admin"}, data={"password": "another long password"}),
     Route("GET", "/admin/channels", {"admin"}),
+    # coverage is the office's, read as the dashboard is; the registers hold applicants' personal data
+    Route("GET", "/coverage", ALL),
+    Route("POST", "/coverage/19/rule", {"admin"}, data={"rule": "monthly"}),
+    Route("GET", "/registers/requests", {"admin"}),
+    Route("POST", "/registers/requests", {"admin"}, data={"applicant": "李四", "subject": "工资", "via": "letter"}),
+    Route("POST", "/registers/requests/{request}/extend", {"admin"}, _request, data={"reason": "需要会商"}),
+    Route("POST", "/registers/requests/{request}/close", {"admin"}, _request, data={"outcome": "disclosed"}),
+    Route("GET", "/registers/complaints", {"admin"}),
+    Route(
+        "POST", "/registers/complaints", {"admin"}, data={"complainant": "王五", "subject": "未公开", "via": "phone"}
+    ),
+    Route(
+        "POST",
+        "/registers/complaints/{complaint}/close",
+        {"admin"},
+        _complaint,
+        data={"outcome": "upheld", "resolution": "已补充公开"},
+    ),
+    Route("GET", "/apply", PUBLIC),
+    Route("POST", "/apply", PUBLIC, data=APPLY_FORM, prepare=_apply_token),
+    Route("GET", "/guide", PUBLIC),
     Route("POST", "/logout", ALL),
     # the JSON API, with bearer tokens
     Route("GET", "/api/me", ALL, api=True),
@@ -307,6 +359,8 @@ def test_role_matrix(route: Route, app: Any, client: Any, login: Any) -> None:
                         headers["X-CSRF-Token"] = csrf
                     else:
                         data["csrf_token"] = csrf  # type: ignore[index]
+        if route.prepare is not None:
+            data.update(route.prepare(client))  # type: ignore[union-attr]
         before = _audit_count(app)
         r = client.request(route.method, path, data=data, json=route.json, files=route.files, headers=headers)
         if who in route.allowed:
