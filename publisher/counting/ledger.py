@@ -313,6 +313,9 @@ class ImportResult:
     already_present: int = 0
     item_ids: list[int] = field(default_factory=list)
     departments_added: list[str] = field(default_factory=list)
+    #: the rows that add a publication, and those already recorded (what a dry run previews)
+    added: list[CsvRow] = field(default_factory=list)
+    present: list[CsvRow] = field(default_factory=list)
 
 
 def parse_csv(
@@ -534,6 +537,8 @@ def import_csv(
             )  # type: ignore[union-attr,attr-defined]
         todo = [r for r in group if r.channel not in on]
         result.already_present += len(group) - len(todo)
+        result.present.extend(r for r in group if r.channel in on)
+        result.added.extend(todo)
         if not todo:
             continue
         target = next((i for i in existing if i.origin == ItemOrigin.IMPORT), None)

@@ -10,6 +10,8 @@ import re
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from publisher.web.i18n_records import RECORDS_MESSAGES
+
 LANGS = ("zh", "en")
 
 #: key -> (简体中文, English)
@@ -357,6 +359,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "role_admin": ("办公室管理员", "Office admin"),
     "role_viewer": ("查看者", "Viewer"),
 }
+MESSAGES.update(RECORDS_MESSAGES)
 
 
 #: Validation messages of the core (publisher.pipeline.workflow, the compose page) and of the channels'
