@@ -10,6 +10,10 @@ RECORDS_MESSAGES: dict[str, tuple[str, str]] = {
     "audit_log": ("操作记录", "Audit log"),
     "report_figures": ("报告数据及其来源", "The figures and the rows behind them"),
     "figure": ("数据项", "Figure"),
+    "checklist_figures": (
+        "附件：50 项公开事项（各项的最近公开记录）",
+        "Appendix: the 50 checklist items (each one's latest publication)",
+    ),
     "figure_key": ("代码", "Key"),
     "rows_behind": ("来源记录", "Rows behind it"),
     "rows_n": ("{n} 条记录", "{n} rows"),
@@ -96,3 +100,28 @@ RECORDS_MESSAGES: dict[str, tuple[str, str]] = {
     "actor": ("操作人", "Actor"),
     "entity": ("对象", "Entity"),
 }
+
+#: the CSV import's common row errors (publisher.counting.ledger.parse_csv), English pattern -> 中文,
+#: as i18n.ERRORS: the English is shown beside the Chinese
+RECORDS_ERRORS: list[tuple[str, str]] = [
+    (
+        r"row (?P<row>\d+): published_at '(?P<v>[^']*)' is not YYYY-MM-DD or YYYY-MM-DD HH:MM\[:SS\]",
+        "第 {row} 行：发布时间“{v}”格式不对，应写作 YYYY-MM-DD 或 YYYY-MM-DD HH:MM[:SS]",
+    ),
+    (r"row (?P<row>\d+): published_at (?P<v>.+) is in the future", "第 {row} 行：发布时间 {v} 在将来"),
+    (r"row (?P<row>\d+): title is empty", "第 {row} 行：标题为空"),
+    (r"row (?P<row>\d+): unknown category '(?P<v>[^']*)' .*", "第 {row} 行：没有“{v}”这个类别"),
+    (r"row (?P<row>\d+): department is empty", "第 {row} 行：部门为空"),
+    (
+        r"row (?P<row>\d+): unknown department '(?P<v>[^']*)' .*",
+        "第 {row} 行：没有“{v}”这个部门（先添加部门，或勾选“自动添加文件中的新部门”）",
+    ),
+    (r"row (?P<row>\d+): unknown channel '(?P<v>[^']*)' .*", "第 {row} 行：没有配置“{v}”这个渠道"),
+    (r"row (?P<row>\d+): (?P<n>\d+) fields, the header has (?P<h>\d+)", "第 {row} 行有 {n} 列，表头有 {h} 列"),
+    (
+        r"row (?P<row>\d+): repeats row (?P<r>\d+) .*",
+        "第 {row} 行与第 {r} 行重复（标题、类别、部门和渠道都相同）",
+    ),
+    (r"row 1 \(header\): .*", "第 1 行（表头）不对，表头应为下面列出的各列"),
+    (r"the file is not UTF-8 .*", "文件不是 UTF-8 编码：请在 Excel 中另存为“CSV UTF-8”"),
+]
