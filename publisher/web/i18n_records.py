@@ -123,5 +123,11 @@ RECORDS_ERRORS: list[tuple[str, str]] = [
         "第 {row} 行与第 {r} 行重复（标题、类别、部门和渠道都相同）",
     ),
     (r"row 1 \(header\): .*", "第 1 行（表头）不对，表头应为下面列出的各列"),
+    (
+        r"the ledger changed since the preview: .*",
+        "预览之后发布记录有了变化（其他导入或同步已记录了其中一部分），本次未导入任何内容：请核对下面新的预览后再确认",
+    ),
+    (r"report template, line (?P<n>\d+): (?P<m>.+)", "报告模板第 {n} 行有错误：{m}"),
+    (r"report template: (?P<m>.+)", "报告模板有错误：{m}"),
     (r"the file is not UTF-8 .*", "文件不是 UTF-8 编码：请在 Excel 中另存为“CSV UTF-8”"),
 ]

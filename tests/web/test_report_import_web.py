@@ -202,7 +202,7 @@ def test_a_broken_template_is_refused_with_its_line_and_the_old_copy_kept(app: A
     lines.insert(19, "收到申请 {{ f.requests_received + }} 件")  # line 20: an expression cut short
     r = client.post("/report/template", data={"csrf_token": csrf, "text": "\n".join(lines)})
     assert r.status_code == 422
-    assert "report template, line 20: unexpected" in r.text
+    assert "report template, line 20: unexpected &#39;end of print statement&#39;" in r.text
     assert path.read_text(encoding="utf-8") == good
     unknown = good + "\n{{ f.no_such_figure }}\n"
     r = client.post("/report/template", data={"csrf_token": csrf, "text": unknown})
@@ -290,3 +290,29 @@ def test_cli_audit_export_and_template_use_what_the_pages_use(
     assert "report-template.md.j2" in client.get("/report/template").text
     r = invoke("report", "template")
     assert r.exit_code != 0 and "exists already" in str(r.exception)
+
+
+def test_a_gbk_file_from_excel_is_read_and_said_so(app: Any, client: Any, login: Any) -> None:
+    csrf = login(client, "admin")
+    r = client.post(
+        "/import",
+        data={"csrf_token": csrf},
+        files={"file": ("台账.csv", GOOD.encode("gb18030"), "text/csv")},
+    )
+    page = client.get(r.headers["location"] + "&lang=en")
+    assert page.status_code == 200 and "read as gb18030" in page.text
+    assert "关于2026年寒假放假的通知" in page.text
+
+
+def test_the_report_period_is_the_dashboards(app: Any, client: Any, login: Any) -> None:
+    from publisher.counting import dashboard
+
+    login(client, "viewer")
+    _, s, e = dashboard.resolve_period("report", None, None, app.settings.zone)
+    first = s.astimezone(app.settings.zone).date().isoformat()
+    r = client.get("/report")
+    assert r.status_code == 200 and f'value="{first}"' in r.text and first.endswith("-10-01")
+    assert client.get("/report", params={"period": "custom", "from": "2026-02-01"}).status_code == 422
+    assert (
+        client.get("/report", params={"period": "custom", "from": "2026-03-01", "to": "2026-02-01"}).status_code == 422
+    )
