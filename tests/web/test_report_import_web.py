@@ -316,3 +316,34 @@ def test_the_report_period_is_the_dashboards(app: Any, client: Any, login: Any) 
     assert (
         client.get("/report", params={"period": "custom", "from": "2026-03-01", "to": "2026-02-01"}).status_code == 422
     )
+
+
+def test_two_confirms_at_once_import_the_file_once(app: Any) -> None:
+    """Two admins confirm the same preview at the same moment: one imports, the other is refused."""
+    import threading
+
+    from publisher.counting import imports
+    from publisher.errors import InvalidInput
+
+    sha = imports.keep(app.settings, GOOD.encode())
+    gate = threading.Barrier(2)
+    outcomes: list[str] = []
+
+    def confirm(who: str) -> None:
+        try:
+            with app.session() as s:
+                gate.wait()
+                imports.confirm(app.ctx, s, sha=sha, name="same.csv", actor=who, rows="2,3,4")
+            outcomes.append("imported")
+        except InvalidInput as exc:
+            outcomes.append(str(exc))
+
+    threads = [threading.Thread(target=confirm, args=(who,)) for who in ("admin", "admin2")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert sorted(outcomes, key=len)[0] == "imported" and "changed since the preview" in sorted(outcomes, key=len)[1]
+    with app.session() as s:
+        assert len(s.exec(select(Delivery.id)).all()) == 3
+        assert len(s.exec(select(AuditLog).where(AuditLog.action == "import_csv")).all()) == 1
