@@ -347,3 +347,19 @@ def test_two_confirms_at_once_import_the_file_once(app: Any) -> None:
     with app.session() as s:
         assert len(s.exec(select(Delivery.id)).all()) == 3
         assert len(s.exec(select(AuditLog).where(AuditLog.action == "import_csv")).all()) == 1
+
+
+def test_a_confirm_the_file_no_longer_passes_lists_its_errors_and_writes_nothing(
+    app: Any, client: Any, login: Any
+) -> None:
+    csrf = login(client, "admin")
+    text = GOOD.replace("人事处", "图书馆")
+    sha = _upload(client, csrf, text, create_departments="true").split("/import/")[1].split("?")[0]
+    before = (_count(app, Item), _count(app, Delivery), _count(app, AuditLog))
+    # the confirm without the preview's "add the new departments": the file fails as it stands
+    r = client.post(f"/import/{sha}", data={"csrf_token": csrf, "name": "x.csv", "rows": "2,3,4"})
+    assert r.status_code == 422
+    assert "row 4: unknown department &#39;图书馆&#39;" in r.text and 'id="import-confirm"' not in r.text
+    assert (_count(app, Item), _count(app, Delivery), _count(app, AuditLog)) == before
+    bad = client.post(f"/import/{sha}", data={"csrf_token": csrf, "name": "x.csv", "rows": "2,x"})
+    assert bad.status_code == 422 and "is not a list of row numbers" in bad.text
