@@ -54,9 +54,9 @@ RECORDS_MESSAGES: dict[str, tuple[str, str]] = {
     "origin_import": ("导入", "imported"),
     "origin_remote": ("同步发现", "found by sync"),
     "published_at": ("发布时间", "Published"),
-    "received": ("收到", "Received"),
-    "outcome": ("结果", "Outcome"),
-    "subject": ("事项", "Subject"),
+    "rep_received": ("收到", "Received"),
+    "rep_outcome": ("结果", "Outcome"),
+    "rep_subject": ("事项", "Subject"),
     "import_title": ("导入发布记录（CSV）", "Import publications (CSV)"),
     "import_help": (
         "记录在其他地方发布的信息（手工发布，或本系统启用之前）。先预览，确认后一次全部导入；有任何一行出错则不导入。",
