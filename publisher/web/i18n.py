@@ -11,6 +11,7 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from publisher.web import i18n_registers
+from publisher.web.i18n_records import RECORDS_ERRORS, RECORDS_MESSAGES
 
 LANGS = ("zh", "en")
 
@@ -359,6 +360,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "role_admin": ("办公室管理员", "Office admin"),
     "role_viewer": ("查看者", "Viewer"),
 }
+MESSAGES.update(RECORDS_MESSAGES)
 
 
 #: Validation messages of the core (publisher.pipeline.workflow, the compose page) and of the channels'
@@ -539,6 +541,7 @@ def refusal(role: str, allowed: list[str]) -> str:
 ERRORS.append((r"this page is for (?P<roles>.+); you are an? (?P<role>.+)", "此页面仅供{roles}使用；您的角色是{role}"))
 MESSAGES.update(i18n_registers.MESSAGES)
 ERRORS += i18n_registers.ERRORS
+ERRORS.extend(RECORDS_ERRORS)
 _ERRORS = [(re.compile(p, re.S), zh) for p, zh in ERRORS]
 _CHANNEL_PREFIX = re.compile(r"(?P<channel>[\w.-]+): (?P<rest>.+)", re.S)
 

@@ -118,6 +118,18 @@ def _private(stage: str, *, unchecked: bool = False) -> Callable[[Any, str], dic
     return setup
 
 
+#: a one-row ledger CSV (row 2) that the default test app accepts
+LEDGER_CSV = (
+    "title,category,department,channel,published_at,url\r\n矩阵导入,公告公示,校长办公室,mem,2026-01-05 09:00,\r\n"
+).encode("utf-8-sig")
+
+
+def _kept_csv(app: Any, who: str) -> dict[str, Any]:
+    from publisher.counting import imports
+
+    return {"sha": imports.keep(app.settings, LEDGER_CSV)}
+
+
 def _token_of(app: Any, who: str) -> dict[str, Any]:
     with app.session() as s:
         tok, row = accounts.create_token(s, user=workflow.get_user(s, who), name="matrix")
@@ -228,6 +240,19 @@ ROUTES = [
     Route("GET", "/calendar/mem.ics?token={token}", STAFF, _feed, id="ical-feed"),
     Route("GET", "/dashboard", ALL),
     Route("GET", "/dashboard.csv?table=category", ALL),
+    # the annual report is read by everyone (the register rows behind its figures by admins only, in
+    # the page); its template, the CSV import and the audit export are the admin's (docs/web.md)
+    Route("GET", "/report", ALL),
+    Route("GET", "/report/download?format=md", ALL),
+    Route("GET", "/report/figures.csv", ALL),
+    Route("GET", "/report/template", {"admin"}),
+    Route("POST", "/report/template", {"admin"}, data={"text": "# {{ org }}\n"}),
+    Route("GET", "/import", {"admin"}),
+    Route("POST", "/import", {"admin"}, files={"file": ("ledger.csv", LEDGER_CSV, "text/csv")}),
+    Route("GET", "/import/{sha}", {"admin"}, _kept_csv),
+    Route("POST", "/import/{sha}", {"admin"}, _kept_csv, data={"name": "ledger.csv", "rows": "2"}),
+    Route("GET", "/audit", {"admin"}),
+    Route("GET", "/audit.csv", {"admin"}),
     Route("GET", "/tokens", ALL),
     Route("POST", "/tokens", ALL, data={"name": "script"}),
     Route("POST", "/tokens/feed", STAFF),
