@@ -202,6 +202,11 @@ class RegistersSettings(_Section):
     request_working_days: int = Field(15, ge=1)
     extension_working_days: int = Field(15, ge=1)
     complaint_working_days: int = Field(15, ge=1)
+    #: an open request or complaint this many working days or fewer from its deadline (or late) is told
+    #: to the keepers (the ``register-deadlines`` job, docs/notify.md)
+    remind_working_days: int = Field(2, ge=0, le=30)
+    #: user names of the register keepers who are told; empty: the office admins
+    keepers: list[str] = Field(default_factory=list)
 
 
 class WebSettings(_Section):
