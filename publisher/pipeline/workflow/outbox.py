@@ -378,7 +378,7 @@ def on_channel_problems(
             CHANNEL_PROBLEM,
             f"{p.channel}:{p.kind}:{day}",
             None,
-            f"渠道{short}：{p.label}",
+            f"渠道{short}：{p.label}" + (f"（{p.channel}）" if p.label != p.channel else ""),
             f"渠道「{p.label}」（{p.channel}）{what}。\n详情：{p.detail[:500]}\n"
             "请管理员检查该渠道的设置与环境变量中的密钥，修复后运行 publisher channels 确认。",
             "admin/channels",
