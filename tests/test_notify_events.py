@@ -141,6 +141,7 @@ def test_publisher_channels_tells_the_admins_of_a_failing_check_once(tmp_path, s
 
     wecom, dd, smtp = robots
     settings = SETTINGS.format(data_dir=tmp_path) + (
+        # its signing secret's variable is unset: the check fails on the credentials
         '[channels.hook]\ntype = "webhook"\nurl = "http://127.0.0.1:1/receive"\n'
         f'[notify.transports.wecom]\nurl = "{wecom.base_url}/cgi-bin/webhook/send"\nkey_env = "T_WECOM_KEY"\n'
     )
@@ -159,7 +160,9 @@ def test_publisher_channels_tells_the_admins_of_a_failing_check_once(tmp_path, s
             rows = conn.execute(sa.text("SELECT event, address, subject FROM notification")).all()
     finally:
         engine.dispose()
-    assert [tuple(r) for r in rows] == [("channel_problem", "zhao.admin", "渠道检查失败：Webhook（hook）")]
+    assert [tuple(r) for r in rows] == [
+        ("channel_problem", "zhao.admin", "渠道凭据失效：Webhook（签名 JSON 推送）（hook）")
+    ]
 
 
 def _request(a: Any, received: date, subject: str = "2025年学费收支明细") -> int:
