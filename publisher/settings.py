@@ -583,6 +583,10 @@ web_base_url = "http://127.0.0.1:8000/"   # messages link to pages of the web wo
 # [notify.transports.dingtalk]            # 钉钉 custom robot, signed
 # token_env = "PUBLISHER_DINGTALK_TOKEN"
 # secret_env = "PUBLISHER_DINGTALK_SECRET"
+# [notify.transports.wecom_app]           # 企业微信 application message (corp API), to each person's userid
+# corpid = "ww0123456789abcdef"
+# agentid = 1000002
+# secret_env = "PUBLISHER_WECOM_APP_SECRET"
 
 [channels.website]
 type = "website"
