@@ -6,6 +6,7 @@ code path again queues nothing. SQLite and PostgreSQL (the ``store_url`` fixture
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections import Counter
@@ -96,7 +97,11 @@ def test_a_by_hand_post_overdue_tells_the_departments_editors_once(make_app, rob
     assert _send_all(a) == {"sent": 2}
     mails = {m["message"]["Subject"]: m["message"].get_content() for m in smtp.messages}
     text = mails["手工发布已逾期：《招聘公告》→ 齐齐哈尔市人民政府网站"]
-    assert "OVERDUE" in text and "publisher manual record" in text
+    with a.engine.connect() as conn:
+        since = conn.execute(sa.text("SELECT state FROM delivery")).scalar_one()
+    since = json.loads(since) if isinstance(since, str) else since
+    local = datetime.fromisoformat(since["waiting_since"]).astimezone(a.settings.zone)
+    assert f"自 {local:%Y-%m-%d %H:%M} 起等待手工发布" in text and "publisher manual record" in text
     assert f"https://xxgk.example.edu.cn/items/{item}" in text
 
 

@@ -189,7 +189,9 @@ class Recorder:
         else:
             return None
         label = spec.label if spec is not None else c.channel
-        error = values.get("note") if kind == outbox.BY_HAND_OVERDUE else values.get("last_error")
+        error = values.get("last_error")
+        if kind == outbox.BY_HAND_OVERDUE and (since := (f.state or c.state or {}).get("waiting_since")):
+            error = f"{datetime.fromisoformat(since).astimezone(self.settings.zone):%Y-%m-%d %H:%M}"
         return outbox.DeliveryEvent(c.id, c.item_id, c.channel, label, kind, c.attempts, f.version, error)
 
     def _problem(self, c: Claim, error: Exception) -> outbox.ChannelProblem:

@@ -283,6 +283,7 @@ class DeliveryEvent:
     kind: str
     attempt: int
     version: int | None
+    #: the failure's reason; for BY_HAND_OVERDUE, since when it waits (local time, "YYYY-MM-DD HH:MM")
     error: str | None = None
 
 
@@ -319,8 +320,10 @@ def on_deliveries(conn: sa.Connection, events: Sequence[DeliveryEvent]) -> int:
                 f"d{e.delivery_id}:v{e.version or item.version}",
                 e.item_id,
                 f"手工发布已逾期：《{title}》→ {e.label}",
-                f"{item.department}的《{title}》仍未手工发布到「{e.label}」，已超过规定时限。\n"
-                f"{e.error or ''}\n发布后请记录网址（publisher manual record {e.delivery_id} URL），"
+                f"{item.department}的《{title}》"
+                + (f"自 {e.error} 起" if e.error else "")
+                + f"等待手工发布到「{e.label}」，至今未发布，已超过规定时限。\n"
+                f"发布后请记录网址（publisher manual record {e.delivery_id} URL），"
                 "无法发布的请记为“不适用”并写明原因。",
                 f"items/{e.item_id}",
             )
