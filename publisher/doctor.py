@@ -15,7 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from publisher.errors import ConfigError, PublisherError
-from publisher.notifier import build_notifiers
+from publisher.notifier import NotifyError, build_notifiers
 from publisher.settings import Settings
 
 #: more than this between our clock and the database server's, and leases, schedules and rate limits drift
@@ -177,14 +177,22 @@ def _display_check(engine: sa.Engine, settings: Settings) -> Check:
 
 
 def _notify_check(settings: Any) -> Check:
-    """The notification transports build (their settings valid, their secrets set); nothing is sent:
-    the robots have no call that checks a key without posting to the group."""
+    """The notification transports build (their settings valid, their secrets set) and check what they
+    can without sending (the corp app's gettoken; the robots have no call that checks a key without
+    posting to the group)."""
     try:
         notifiers = build_notifiers(settings.notify.transports)
     except ConfigError as exc:
         return Check("notify", False, str(exc))
-    for n in notifiers.values():
-        n.close()
     if not notifiers:
         return Check("notify", True, "no [notify.transports.NAME] table: nobody is told when work waits", warning=True)
-    return Check("notify", True, f"transports {', '.join(notifiers)}: settings and secrets present (nothing sent)")
+    said, bad = [], False
+    for name, n in notifiers.items():
+        try:
+            said.append(f"{name}: {n.check()}")
+        except NotifyError as exc:
+            said.append(f"{name}: {exc}")
+            bad = True
+        finally:
+            n.close()
+    return Check("notify", not bad, "; ".join(said))

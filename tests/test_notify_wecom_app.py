@@ -175,3 +175,21 @@ def test_the_outbox_tells_each_person_through_the_corp_app_once(make_app, corp) 
     assert all("81013" in r.last_error for r in rows if r.status == NotificationStatus.FAILED)
     assert sorted(m["url"] for m in corp.messages) == sorted(f"https://xxgk.example.edu.cn/items/{i}" for i in items)
     assert all(m["touser"] == ["WangZhuRen"] and m["title"].startswith("待审核") for m in corp.messages)
+
+
+def test_doctor_checks_the_corp_app_with_gettoken_and_sends_nothing(make_app, corp, tmp_path, monkeypatch) -> None:
+    from publisher.doctor import run_checks
+
+    a = make_app()
+    f = tmp_path / "settings.toml"
+    f.write_text(
+        f'database_url = "{a.settings.database_url}"\n[notify.transports.wecom_app]\n'
+        f'api_base = "{corp.base_url}"\ncorpid = "{CORP}"\nagentid = {AGENT}\nsecret_env = "T_WECOM_APP_SECRET"\n',
+        encoding="utf-8",
+    )
+    check = {c.name: c for c in run_checks(f)}["notify"]
+    assert check.ok and "gettoken ok" in check.detail, check
+    monkeypatch.setenv("T_WECOM_APP_SECRET", "a-wrong-secret")
+    check = {c.name: c for c in run_checks(f)}["notify"]
+    assert not check.ok and "40001" in check.detail and "a-wrong-secret" not in check.detail, check
+    assert corp.messages == [] and [e["action"] for e in corp.ledger] == ["gettoken", "gettoken"]

@@ -216,5 +216,10 @@ class WecomAppNotifier(Notifier):
                     "visible range (可见范围), or without a licence — check the userid (publisher notify set)"
                 )
 
+    def check(self) -> str:
+        """gettoken: the corpid, the Secret and this server's IP, without sending a message."""
+        self.token(fresh=True)
+        return f"gettoken ok for corpid {self.config.corpid} (agent {self.config.agentid}; nothing sent)"
+
     def close(self) -> None:
         self.session.close()
