@@ -141,8 +141,29 @@ def run_checks(settings_path: str | Path | None = None) -> list[Check]:
         checks.append(Check(f"channel {name}", report.ok, detail, warning=bool(report.warnings)))
         spec.channel.close()
     checks.append(_notify_check(settings))
+    if settings.registers.keepers:
+        checks.append(_keepers_check(engine, settings))
     engine.dispose()
     return checks
+
+
+def _keepers_check(engine: sa.Engine, settings: Settings) -> Check:
+    """``[registers] keepers`` name active users: a misspelt name would silently tell nobody."""
+    from publisher.models import User
+
+    u = User.__table__  # type: ignore[attr-defined]
+    names = settings.registers.keepers
+    with engine.connect() as conn:
+        known = set(conn.execute(sa.select(u.c.name).where(u.c.name.in_(names), u.c.active.is_(True))).scalars())
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        return Check(
+            "register keepers",
+            False,
+            f"[registers] keepers names no active user: {', '.join(unknown)} (see publisher user list); "
+            "they are not told of deadlines",
+        )
+    return Check("register keepers", True, f"{', '.join(names)} told of request and complaint deadlines")
 
 
 def _display_check(engine: sa.Engine, settings: Settings) -> Check:

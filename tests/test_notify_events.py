@@ -271,3 +271,16 @@ def test_register_deadlines_run_once_per_hour_across_workers_and_default_to_the_
     # the next hour runs it again and queues nothing new
     assert run_once_per_period(a, job, "w1", fire + timedelta(hours=1)) is True
     assert len(_rows(a)) == 1
+
+
+def test_doctor_names_a_register_keeper_who_is_no_user(make_app, tmp_path) -> None:
+    from publisher.doctor import run_checks
+
+    a = make_app()
+    f = tmp_path / "settings.toml"
+    body = f'database_url = "{a.settings.database_url}"\n[registers]\nkeepers = '
+    f.write_text(body + '["sec2", "liu.xxgk"]\n', encoding="utf-8")
+    check = {c.name: c for c in run_checks(f)}["register keepers"]
+    assert not check.ok and "names no active user: liu.xxgk" in check.detail
+    f.write_text(body + '["sec2"]\n', encoding="utf-8")
+    assert {c.name: c for c in run_checks(f)}["register keepers"].ok
