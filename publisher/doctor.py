@@ -148,20 +148,31 @@ def run_checks(settings_path: str | Path | None = None) -> list[Check]:
 
 
 def _keepers_check(engine: sa.Engine, settings: Settings) -> Check:
-    """``[registers] keepers`` name active users: a misspelt name would silently tell nobody."""
-    from publisher.models import User
+    """``[registers] keepers`` name active users (a misspelt name would silently tell nobody), and
+    admins: the register pages the messages link to are the admins' (docs/web.md)."""
+    from publisher.models import Role, User
 
     u = User.__table__  # type: ignore[attr-defined]
     names = settings.registers.keepers
     with engine.connect() as conn:
-        known = set(conn.execute(sa.select(u.c.name).where(u.c.name.in_(names), u.c.active.is_(True))).scalars())
-    unknown = [n for n in names if n not in known]
+        q = sa.select(u.c.name, u.c.role).where(u.c.name.in_(names), u.c.active.is_(True))
+        roles = {r.name: r.role for r in conn.execute(q)}
+    unknown = [n for n in names if n not in roles]
     if unknown:
         return Check(
             "register keepers",
             False,
             f"[registers] keepers names no active user: {', '.join(unknown)} (see publisher user list); "
             "they are not told of deadlines",
+        )
+    others = [n for n in names if roles[n] != Role.ADMIN.value]
+    if others:
+        return Check(
+            "register keepers",
+            True,
+            f"{', '.join(others)} told of deadlines but not admins: the register pages are the admins' "
+            "(publisher user set NAME --role admin)",
+            warning=True,
         )
     return Check("register keepers", True, f"{', '.join(names)} told of request and complaint deadlines")
 

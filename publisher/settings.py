@@ -205,7 +205,8 @@ class RegistersSettings(_Section):
     #: an open request or complaint this many working days or fewer from its deadline (or late) is told
     #: to the keepers (the ``register-deadlines`` job, docs/notify.md)
     remind_working_days: int = Field(2, ge=0, le=30)
-    #: user names of the register keepers who are told; empty: the office admins
+    #: user names of the register keepers who are told (admins: the register pages are theirs);
+    #: empty: the office admins
     keepers: list[str] = Field(default_factory=list)
 
 

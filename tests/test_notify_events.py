@@ -247,7 +247,7 @@ def test_register_deadlines_tell_the_keepers_once_per_due_date_and_state(make_ap
     late = next(
         m["message"].get_content() for m in smtp.messages if m["message"]["Subject"].startswith("信息公开申请已逾期")
     )
-    assert "张三" in late and f"{due:%Y-%m-%d}" in late and "registers/requests" in late
+    assert "张三" in late and f"{due:%Y-%m-%d}" in late and f"registers/requests#r{near}" in late
 
 
 def test_register_deadlines_run_once_per_hour_across_workers_and_default_to_the_admins(make_app, robots) -> None:
@@ -283,4 +283,8 @@ def test_doctor_names_a_register_keeper_who_is_no_user(make_app, tmp_path) -> No
     check = {c.name: c for c in run_checks(f)}["register keepers"]
     assert not check.ok and "names no active user: liu.xxgk" in check.detail
     f.write_text(body + '["sec2"]\n', encoding="utf-8")
-    assert {c.name: c for c in run_checks(f)}["register keepers"].ok
+    check = {c.name: c for c in run_checks(f)}["register keepers"]
+    assert check.ok and check.warning and "sec2 told of deadlines but not admins" in check.detail
+    f.write_text(body + '["admin"]\n', encoding="utf-8")
+    check = {c.name: c for c in run_checks(f)}["register keepers"]
+    assert check.ok and not check.warning

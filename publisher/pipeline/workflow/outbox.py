@@ -404,8 +404,8 @@ class RegisterDeadline:
     late: bool
 
 
-#: where the register keepers act on an entry (the registers' pages in the web workspace)
-REGISTER_LINKS = {"request": "registers/requests", "complaint": "registers/complaints"}
+#: where the register keepers act on an entry: its card on the register's page (admins, docs/web.md)
+REGISTER_LINKS = {"request": "registers/requests#r{id}", "complaint": "registers/complaints#r{id}"}
 _REGISTER_NAMES = {"request": "信息公开申请", "complaint": "举报投诉"}
 
 
@@ -433,7 +433,7 @@ def on_register_deadlines(conn: sa.Connection, entries: Sequence[RegisterDeadlin
             f"{head}：第 {e.entry_id} 号",
             f"{name}第 {e.entry_id} 号（{e.who}：{subject}）{when}。\n"
             "请及时答复并在登记簿中办结，需要延期的请登记延期理由。",
-            REGISTER_LINKS[e.register],
+            REGISTER_LINKS[e.register].format(id=e.entry_id),
         )
         written += queue(conn, event, recipients)
     return written
