@@ -31,6 +31,7 @@ from publisher.channel import (
     Channel,
     ChannelConfig,
     ChannelEnv,
+    CredentialsRefused,
     DeliveryContext,
     HealthReport,
     PermanentChannelError,
@@ -305,15 +306,16 @@ class CmsChannel(Channel):
                 f"{what}: the CMS answered {resp.status_code}" + (f" ({code}: {message})" if code else ""),
                 code=code or resp.status_code,
             )
-        hint = ""
+        hint, refusal = "", PermanentChannelError
         if resp.status_code == 401:
             hint = (
                 f" — check the user name {self.config.username!r} and the application password in "
                 f"${self.config.password_env}"
             )
+            refusal = CredentialsRefused
         elif resp.status_code == 403:
             hint = f" — the CMS user {self.config.username!r} lacks the right; give it the Editor role"
-        raise PermanentChannelError(
+        raise refusal(
             f"{what}: the CMS refused ({resp.status_code} {code}: {message}){hint}",
             code=code or resp.status_code,
         )

@@ -38,6 +38,7 @@ from publisher.channel import (
     Channel,
     ChannelConfig,
     ChannelEnv,
+    CredentialsRefused,
     DeliveryContext,
     HealthReport,
     PermanentChannelError,
@@ -247,7 +248,7 @@ class WeiboChannel(Channel):
         if code in TRANSIENT_CODES:
             return TransientChannelError(f"{what}: Weibo is busy ({code} {message})", code=code)
         if code in TOKEN_CODES:
-            return PermanentChannelError(
+            return CredentialsRefused(
                 f"{what}: the Weibo access token is expired or invalid ({code} {message}); re-authorise "
                 f"the app and put the new token in ${self.config.access_token_env}",
                 code=code,

@@ -22,6 +22,9 @@ What a channel answers
 
       ``TransientChannelError``  network trouble, 5xx, "busy": retried with back-off.
       ``PermanentChannelError``  4xx, rejected, account not allowed: failed at once, reason kept.
+      ``CredentialsRefused``     (a PermanentChannelError) the service refused our credentials — an
+                                 expired token, a wrong secret, an IP not allowed: failed at once,
+                                 and the admins are told once a day per channel (docs/notify.md).
       ``QuotaExceeded``          a quota is used up until ``until``: deferred, no retry burnt.
       ``AmbiguousOutcome``       the call may have taken effect: the next attempt must look first
                                  (``publish`` is called again with the same state and must
@@ -72,6 +75,12 @@ class PermanentChannelError(ChannelError):
     """The channel refused the item; retrying will not help."""
 
     kind = "permanent"
+
+
+class CredentialsRefused(PermanentChannelError):
+    """The service refused the channel's credentials (token, secret, IP allow-list): an admin must fix them.
+
+    Its ``kind`` stays "permanent" (counted as any refusal); the class is what tells the admins."""
 
 
 class QuotaExceeded(ChannelError):
@@ -209,6 +218,9 @@ class InProgress:
 
     check_again_in: timedelta
     note: str = ""
+    #: the channel's own deadline for the step it waits on has passed (a by-hand post not made within
+    #: ``overdue_after_hours``): the people who act are told once (docs/notify.md)
+    overdue: bool = False
 
 
 Outcome = Published | InProgress

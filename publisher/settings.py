@@ -206,6 +206,12 @@ class RegistersSettings(_Section):
     #: (a campus behind one NAT address shares it: keep it generous)
     apply_per_address: int = Field(20, ge=1)
     apply_window_minutes: int = Field(60, ge=1)
+    #: an open request or complaint this many working days or fewer from its deadline (or late) is told
+    #: to the keepers (the ``register-deadlines`` job, docs/notify.md)
+    remind_working_days: int = Field(2, ge=0, le=30)
+    #: user names of the register keepers who are told (admins: the register pages are theirs);
+    #: empty: the office admins
+    keepers: list[str] = Field(default_factory=list)
 
 
 class OfficeSettings(_Section):
@@ -605,6 +611,10 @@ web_base_url = "http://127.0.0.1:8000/"   # messages link to pages of the web wo
 # [notify.transports.dingtalk]            # 钉钉 custom robot, signed
 # token_env = "PUBLISHER_DINGTALK_TOKEN"
 # secret_env = "PUBLISHER_DINGTALK_SECRET"
+# [notify.transports.wecom_app]           # 企业微信 application message (corp API), to each person's userid
+# corpid = "ww0123456789abcdef"
+# agentid = 1000002
+# secret_env = "PUBLISHER_WECOM_APP_SECRET"
 
 [channels.website]
 type = "website"

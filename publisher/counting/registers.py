@@ -26,6 +26,7 @@ from publisher.errors import InvalidInput, NotAllowed, NotFound, PublisherError
 from publisher.models import Complaint, DisclosureRequest, utcnow
 from publisher.pipeline.store.rate import count_in_window
 from publisher.pipeline.workflow import audit
+from publisher.pipeline.workflow.outbox import RegisterDeadline, on_register_deadlines
 from publisher.settings import Settings
 
 VIA = ("letter", "email", "web", "in_person", "phone", "fax", "other")
@@ -382,3 +383,22 @@ def list_complaints(
     if open_only:
         q = q.where(col(Complaint.outcome) == "open")
     return list(session.exec(q))
+
+
+# ------------------------------------------------------------------------------------------ reminders
+def remind_deadlines(session: Session, settings: Settings, today: date | None = None) -> int:
+    """The ``register-deadlines`` job: open requests and complaints within ``[registers]
+    remind_working_days`` working days of their deadline, or past it, are told to the keepers — each
+    once per due date and state (the outbox's dedupe key), however often the job runs. Returns the
+    messages queued; the caller commits (one transaction)."""
+    soon = settings.registers.remind_working_days
+    entries: list[RegisterDeadline] = []
+    rows: list[tuple[str, Any, str]] = [("request", r, r.applicant) for r in list_requests(session, open_only=True)]
+    rows += [("complaint", c, c.complainant) for c in list_complaints(session, open_only=True)]
+    for register, entry, who in rows:
+        dl = deadline_state(entry.due_on, settings, today)
+        if dl.overdue or dl.working_days_left <= soon:
+            entries.append(
+                RegisterDeadline(register, entry.id, who, entry.subject, entry.due_on, dl.working_days_left, dl.overdue)
+            )
+    return on_register_deadlines(session.connection(), entries, settings.registers.keepers)
