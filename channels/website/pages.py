@@ -6,12 +6,15 @@ defence in depth. Everything else goes through Jinja2's autoescape.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import jinja2
 import nh3
+from markupsafe import Markup, escape
 
 #: the categories of the disclosure checklist (../shared/domain/checklist.toml) in its order; the
 #: directory lists them first, then any others by name, and 其他 (other) last
@@ -183,11 +186,7 @@ style-src 'self'; script-src 'self'; object-src 'none'; base-uri 'none'; form-ac
     "list.html": """\
 {% macro item_list(entries, root) -%}
 {% if entries %}<ul class="items">
-{% for e in entries %}<li><span><a href="{{ root }}{{ e.path }}">{{ e.title }}</a>\
-{% if e.get("validity") == "已废止" %}<span class="repealed">（已废止）</span>{% endif %}\
-<span class="dept">{{ e.department }}</span></span>\
-<time class="when" datetime="{{ e.published_at }}">{{ e.published_at | localdate }}</time></li>
-{% endfor %}</ul>
+{{ item_rows(entries, root) }}</ul>
 {% else %}<p class="empty">暂无公开信息。</p>{% endif %}
 {%- endmacro %}
 """,
@@ -288,6 +287,38 @@ style-src 'self'; script-src 'self'; object-src 'none'; base-uri 'none'; form-ac
 }
 
 
+def item_rows(localdate: Callable[[datetime | str], str]) -> Callable[[list[dict[str, Any]], str], Markup]:
+    """The ``<li>`` rows of a listing (``list.html``), built in Python rather than a template loop:
+    a change rewrites up to four full listings (its three and the home page), and this is the part
+    of their cost that grows with a full page (docs/benchmarks.md §12)."""
+
+    @functools.lru_cache(maxsize=4096)
+    def row(root: str, path: str, title: str, repealed: bool, department: str, published_at: str) -> str:
+        mark = '<span class="repealed">（已废止）</span>' if repealed else ""
+        return (
+            f'<li><span><a href="{escape(root + path)}">{escape(title)}</a>{mark}'
+            f'<span class="dept">{escape(department)}</span></span>'
+            f'<time class="when" datetime="{escape(published_at)}">{escape(localdate(published_at))}</time></li>\n'
+        )
+
+    def rows(entries: list[dict[str, Any]], root: str) -> Markup:
+        return Markup(
+            "".join(
+                row(
+                    root,
+                    e["path"],
+                    e["title"],
+                    e.get("validity") == "已废止",
+                    e.get("department") or "",
+                    e["published_at"],
+                )
+                for e in entries
+            )
+        )
+
+    return rows
+
+
 def make_jinja(localdate: Callable[[datetime | str], str]) -> jinja2.Environment:
     """The template environment; ``localdate`` shows a time as a date in the office's time zone."""
     env = jinja2.Environment(
@@ -301,4 +332,5 @@ def make_jinja(localdate: Callable[[datetime | str], str]) -> jinja2.Environment
     env.filters["lastday"] = lambda end: localdate(end - timedelta(microseconds=1))
     env.filters["isotime"] = iso
     env.filters["slug"] = category_slug
+    env.globals["item_rows"] = item_rows(localdate)
     return env
