@@ -282,6 +282,25 @@ class KeyValueStore(Protocol):
     def delete(self, key: str) -> None: ...
 
 
+@dataclass(frozen=True)
+class Office:
+    """The disclosure office as the public reaches it (settings ``organisation``, ``[office]``,
+    ``[registers]``): what a site's 信息公开指南 says."""
+
+    name: str
+    address: str = ""
+    phone: str = ""
+    email: str = ""
+    hours: str = ""
+    #: the web app's public 依申请公开 form
+    apply_url: str = ""
+    #: the rules the office discloses under (《高等学校信息公开办法》, 《中华人民共和国政府信息公开条例》)
+    regulation: str = ""
+    #: a request is answered within this many working days, extended once by at most the second
+    request_working_days: int = 15
+    extension_working_days: int = 15
+
+
 @dataclass
 class ChannelEnv:
     """What the core hands a channel when it builds it."""
@@ -298,6 +317,8 @@ class ChannelEnv:
     #: the office's working folder (settings' data_dir): resolve user-facing relative paths here
     base_dir: Path | None = None
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(ZoneInfo("UTC")))
+    #: the office, for pages that tell the public how to reach it (None: not known, e.g. in tests)
+    office: Office | None = None
 
 
 @dataclass

@@ -204,6 +204,30 @@ class RegistersSettings(_Section):
     complaint_working_days: int = Field(15, ge=1)
 
 
+class OfficeSettings(_Section):
+    """The disclosure office as the public reaches it: the website's 信息公开指南 page shows these
+    (docs/channels/website.md), with the deadlines of ``[registers]``."""
+
+    #: the office's address, telephone, e-mail and opening hours (empty: the line is left out)
+    address: str = ""
+    phone: str = ""
+    email: str = ""
+    hours: str = ""
+    #: the web app as the public reaches it (the 依申请公开 form is ``<public_base_url>apply``);
+    #: empty: ``[notify] web_base_url``
+    public_base_url: str = ""
+    #: the rules the office discloses under, as the guide names them: a university's
+    #: 《高等学校信息公开办法》, a government office's 《中华人民共和国政府信息公开条例》
+    regulation: str = "《高等学校信息公开办法》"
+
+    @field_validator("public_base_url")
+    @classmethod
+    def _public_url(cls, v: str) -> str:
+        if v and not v.startswith(("http://", "https://")):
+            raise ValueError(f"office.public_base_url {v!r} must start with http:// or https://")
+        return v if not v or v.endswith("/") else v + "/"
+
+
 class WebSettings(_Section):
     """``publisher serve``: the web workspace."""
 
@@ -370,6 +394,7 @@ class Settings(BaseSettings):
     sync: SyncSettings = Field(default_factory=SyncSettings)
     report: ReportSettings = Field(default_factory=ReportSettings)
     registers: RegistersSettings = Field(default_factory=RegistersSettings)
+    office: OfficeSettings = Field(default_factory=OfficeSettings)
     web: WebSettings = Field(default_factory=WebSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
     notify: NotifySettings = Field(default_factory=NotifySettings)
@@ -551,6 +576,18 @@ media_channels = ["media"]
 journal_channels = ["journal"]
 tender_categories = ["招标公告"]
 # template = "report-template.md.j2"   # the office's edited copy (`publisher report template`)
+
+[registers]             # 依申请公开: answer within these working days, one extension (the site's 信息公开指南 says so)
+request_working_days = 15               # 《高等学校信息公开办法》; a government office: 20 (《政府信息公开条例》)
+extension_working_days = 15             # a government office: 20
+
+[office]                # the 信息公开指南 page of the website (docs/channels/website.md)
+# address = "黑龙江省齐齐哈尔市……"
+# phone = "0452-0000000"
+# email = "xxgk@example.edu.cn"
+# hours = "工作日 8:00-11:30，13:30-17:00"
+# public_base_url = "https://xxgk.example.edu.cn/app/"   # the web app as the public reaches it (its /apply form)
+regulation = "《高等学校信息公开办法》"   # a government office: 《中华人民共和国政府信息公开条例》
 
 [web]
 secure_cookies = false  # set true when `publisher serve` is reached over HTTPS (docs/web.md)

@@ -173,7 +173,8 @@ style-src 'self'; script-src 'self'; object-src 'none'; base-uri 'none'; form-ac
 <header class="site"><div class="wrap">
 <a class="brand" href="{{ root }}index.html">{{ site_title }}</a>
 <nav><a href="{{ root }}index.html">首页</a><a href="{{ root }}index.html#directory">信息公开目录</a>\
-<a href="{{ root }}rules.html">现行有效规章制度库</a><a href="{{ root }}feed.xml">订阅</a>\
+<a href="{{ root }}rules.html">现行有效规章制度库</a><a href="{{ root }}reports.html">年度报告</a>\
+<a href="{{ root }}guide.html">信息公开指南</a><a href="{{ root }}feed.xml">订阅</a>\
 <button type="button" class="textsize" id="large-text" aria-pressed="false" hidden>大字模式</button></nav>
 </div></header>
 <main class="wrap" id="main" tabindex="-1">
