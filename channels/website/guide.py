@@ -34,6 +34,7 @@ TEMPLATES = {
 {% block main %}
 <div class="crumbs"><a href="{{ root }}index.html">首页</a> › 信息公开指南</div>
 <h1>{{ office.name }}信息公开指南</h1>
+<div class="prose">
 <p>为便于公民、法人和其他组织获取{{ office.name }}的信息，根据{{ office.regulation or "有关规定" }}，\
 编制本指南。</p>
 <h2 id="active">一、主动公开</h2>
@@ -62,6 +63,7 @@ TEMPLATES = {
 {% if office.email %}<div><dt>电子邮箱：</dt><dd>\
 <a href="mailto:{{ office.email }}">{{ office.email }}</a></dd></div>{% endif %}
 </dl>
+</div>
 {% endblock %}
 """,
 }

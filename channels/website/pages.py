@@ -119,6 +119,8 @@ ul.dir{columns:2;padding-left:1.2rem}ul.dir li{break-inside:avoid}
 .count{color:var(--muted);font-size:.85rem}
 .attachments li{margin:.3rem 0}
 .empty{color:var(--muted)}
+/* links inside running text are underlined: colour alone does not tell them apart (WCAG 1.4.1) */
+.prose a{text-decoration:underline}
 .pager,.more{margin:1.2rem 0;display:flex;gap:1.2rem}
 table.catalogue{width:100%;border-collapse:collapse;margin:0 0 1rem;font-size:.9rem}
 table.catalogue caption{text-align:left;font-weight:600;padding:.3rem 0}
