@@ -117,6 +117,9 @@ class RelatedLink:
     label: str  #: what the other item is, from this one's side (政策解读, 解读的文件, 修订版本...)
     item_id: int
     title: str
+    #: what this post is from the other item's side (its page's link back here), e.g. 政策解读 when
+    #: ``label`` is 解读的文件; empty when not known
+    back_label: str = ""
 
 
 @dataclass(frozen=True)

@@ -56,6 +56,7 @@ from channels.website.guide import SitePages
 from channels.website.images import is_image, prepare_assets
 from channels.website.indexes import SiteIndexes
 from channels.website.pages import CLEANER, human_size, iso, make_jinja
+from channels.website.related import links_of, refresh_others, section, shown, splice
 from channels.website.store import SiteStore
 from publisher.channel import (
     Channel,
@@ -194,6 +195,8 @@ class WebsiteChannel(Channel):
             if found:
                 self.indexes.refresh(out, self.store, found[1])
                 self.pages.refresh(out, self.store, found[0])
+                # the pages of its related items drop their links to it before its page goes
+                refresh_others(out, self.folder, self.store, found[0], found[0].get("related") or [], gone=True)
             out.sync()
             self.site.maybe_fail("indexes")
             page = self.folder / site_page_path(post.item_id)
@@ -351,6 +354,8 @@ class WebsiteChannel(Channel):
             # listings mark a repealed rule; the 现行有效 ones make the rules library
             "validity": post.catalogue.validity,
             "index_no": post.catalogue.index_no,
+            # its related items, whose pages link back to it (channels/website/related.py)
+            "related": links_of(post),
         }
         with self._locked():
             self.site.maybe_fail()
@@ -361,6 +366,8 @@ class WebsiteChannel(Channel):
             # a concurrent withdraw may have collected a file this item shares; put it back
             prepare_assets(self.folder, post, self.config.image_max_width)
             out = Batch()
+            if entry["related"]:  # only links to items live on this site
+                page = splice(page, shown(self.store, entry["related"]))
             # the page before the state and the indexes: an index never links to a missing page
             out.write(self.folder / entry["path"], page)
             self.site.maybe_fail("page")
@@ -368,6 +375,9 @@ class WebsiteChannel(Channel):
             self.site.maybe_fail("committed")
             self.indexes.refresh(out, self.store, spots)
             self.pages.refresh(out, self.store, old, entry)
+            before = (old or {}).get("related") or []
+            if before or entry["related"]:
+                refresh_others(out, self.folder, self.store, entry, before)
             if old:
                 for rel in self.store.unused_files(set(old.get("files", [])) - set(entry["files"])):
                     out.unlink(self.folder / rel)
@@ -424,6 +434,7 @@ class WebsiteChannel(Channel):
             url=self.page_url(post.item_id),
             body=Markup(CLEANER.clean(body)),
             attachments=attachments,
+            related=section(links_of(post)),
             published_iso=iso(post.publish_at),
             updated_iso=iso(post.updated_at),
             updated_differs=self._localdate(post.updated_at) != self._localdate(post.publish_at),

@@ -240,9 +240,7 @@ style-src 'self'; script-src 'self'; object-src 'none'; base-uri 'none'; form-ac
 <a href="{{ root }}{{ a.path }}" download="{{ a.filename }}">{{ a.filename }}</a> \
 <span class="count">（{{ a.size }}）</span></li>
 {% endfor %}</ul></section>{% endif %}
-{% if cat.related %}<section class="related"><h2>相关文件</h2><ul>
-{% for r in cat.related %}<li>{{ r.label }}：<a href="{{ root }}items/{{ r.item_id }}.html">{{ r.title }}</a></li>
-{% endfor %}</ul></section>{% endif %}
+{{ related }}
 {% endblock %}
 """,
     "ended.html": """\

@@ -259,6 +259,13 @@ class SiteStore:
             raise
         return spots
 
+    def set_related(self, item_id: int, links: list[dict[str, Any]]) -> None:
+        """Replace the related-item links kept on an entry (channels/website/related.py); nothing else moves."""
+        self.conn.execute(
+            "UPDATE entry SET data = json_set(data, '$.related', json(?)) WHERE item_id = ?",
+            (json.dumps(links, ensure_ascii=False), item_id),
+        )
+
     def mark_withdrawn(self, item_id: int, now: str) -> tuple[dict[str, Any], list[Spot]] | None:
         """First half of a withdrawal: the item leaves every listing but keeps its placements (so a
         retry after a crash knows which pages to rewrite). None when the item is not on the site."""
