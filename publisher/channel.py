@@ -104,6 +104,9 @@ class Asset:
     role: str = "image"  # "image" | "cover" | "attachment"
     width: int | None = None
     height: int | None = None
+    #: alt text (替代文本): what the picture shows, for readers who cannot see it; set for a cover
+    #: (required at submit), empty for others (a body image's is in the body's ``alt``)
+    alt: str = ""
 
     @property
     def ref(self) -> str:

@@ -435,6 +435,8 @@ class WebsiteChannel(Channel):
             body=Markup(CLEANER.clean(body)),
             attachments=attachments,
             related=section(links_of(post)),
+            # the cover heads the page, described by its alt text (required at submit)
+            cover={"path": files[post.cover.sha256], "alt": post.cover.alt} if post.cover else None,
             published_iso=iso(post.publish_at),
             updated_iso=iso(post.updated_at),
             updated_differs=self._localdate(post.updated_at) != self._localdate(post.publish_at),

@@ -105,6 +105,7 @@ background:var(--soft);border:1px solid var(--line);border-radius:4px;font-size:
 .meta dt{display:inline;font-weight:600}.meta dd{display:inline;margin:0}
 article.body{font-size:1.05rem}
 article.body img{max-width:100%;height:auto;display:block;margin:1rem auto}
+figure.cover{margin:0 0 1.5rem}figure.cover img{max-width:100%;height:auto;display:block;margin:0 auto}
 article.body table{border-collapse:collapse;width:100%;margin:1rem 0}
 article.body th,article.body td{border:1px solid var(--line);padding:.4rem .6rem}
 article.body th{background:var(--soft)}
@@ -232,6 +233,7 @@ style-src 'self'; script-src 'self'; object-src 'none'; base-uri 'none'; form-ac
 {% if post.display_ends_at %}<div><dt>公示期至：</dt><dd>\
 <time datetime="{{ post.display_ends_at | isotime }}">{{ post.display_ends_at | lastday }}</time></dd></div>{% endif %}
 </dl>
+{% if cover %}<figure class="cover"><img src="{{ root }}{{ cover.path }}" alt="{{ cover.alt }}"></figure>{% endif %}
 <article class="body">
 {{ body }}
 </article>

@@ -144,3 +144,17 @@ def test_a_custom_report_category(tmp_path):
     ch.publish(make_post(1, category="工作报告", title="年度工作报告"), make_ctx(1))
     ch.publish(report(2, 2024), make_ctx(2))
     assert re.findall(r'href="items/(\d+)\.html"', (ch.folder / "reports.html").read_text("utf-8")) == ["1"]
+
+
+def test_the_cover_heads_the_item_page_with_its_alt_text(tmp_path):
+    import dataclasses
+
+    from tests.channels.contract_douyin import image_asset
+
+    cover = dataclasses.replace(image_asset(tmp_path, role="cover"), alt="开放日当天的校门口")
+    ch = site(tmp_path)
+    ch.publish(make_post(1, assets=(cover,)), make_ctx(1))
+    html = (ch.folder / "items/1.html").read_text("utf-8")
+    found = re.search(r'<figure class="cover"><img src="\.\./(media/[^"]+)" alt="([^"]*)"></figure>', html)
+    assert found and found[2] == "开放日当天的校门口"
+    assert (ch.folder / found[1]).is_file()
