@@ -31,6 +31,7 @@ DEFAULT_CATEGORIES = [
     "中标公告",
     "新闻",
     "学报",
+    "年度报告",  # the annual reports: the website lists them on its 年度报告 page
     "其他",
 ]
 
