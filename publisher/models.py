@@ -2,7 +2,9 @@
 
 Times are stored as naive UTC and come back aware (``UTCDateTime``); a naive datetime is refused at
 the boundary rather than guessed at. Enum-valued columns are plain strings in the database so the
-schema is the same on SQLite and PostgreSQL.
+schema is the same on SQLite and PostgreSQL. It is one module because the core's tables refer to
+each other (foreign keys, shared enums) and are read together; tables with a life of their own
+live apart (publisher.catalogue, publisher.notification).
 """
 
 from __future__ import annotations

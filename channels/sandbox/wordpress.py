@@ -53,6 +53,9 @@ def _slugify(text: str) -> str:
 
 
 class WordPressSandbox(HttpSandbox):
+    """The WordPress REST API as the CMS channel uses it. One class because it is one service: its
+    posts, media, categories and users share the ids, the ledger and the fault switches."""
+
     fault_kinds = ("transient", "permanent", "ambiguous", "quota", "http500", "timeout")
     #: seconds a ``timeout`` fault holds its answer back
     hang_seconds = 3.0

@@ -56,7 +56,7 @@ from channels.website.guide import SitePages
 from channels.website.images import is_image, prepare_assets
 from channels.website.indexes import SiteIndexes
 from channels.website.pages import CLEANER, human_size, iso, make_jinja
-from channels.website.related import links_of, refresh_others, section, shown, splice
+from channels.website.related import links_of, own_section, refresh_others, section
 from channels.website.store import SiteStore
 from publisher.channel import (
     Channel,
@@ -366,8 +366,7 @@ class WebsiteChannel(Channel):
             # a concurrent withdraw may have collected a file this item shares; put it back
             prepare_assets(self.folder, post, self.config.image_max_width)
             out = Batch()
-            if entry["related"]:  # only links to items live on this site
-                page = splice(page, shown(self.store, entry["related"]))
+            page = own_section(self.store, page, entry["related"])
             # the page before the state and the indexes: an index never links to a missing page
             out.write(self.folder / entry["path"], page)
             self.site.maybe_fail("page")
@@ -435,7 +434,6 @@ class WebsiteChannel(Channel):
             body=Markup(CLEANER.clean(body)),
             attachments=attachments,
             related=section(links_of(post)),
-            # the cover heads the page, described by its alt text (required at submit)
             cover={"path": files[post.cover.sha256], "alt": post.cover.alt} if post.cover else None,
             published_iso=iso(post.publish_at),
             updated_iso=iso(post.updated_at),

@@ -72,6 +72,11 @@ def shown(store: SiteStore, links: list[dict[str, Any]], *, leaving: int | None 
     return out
 
 
+def own_section(store: SiteStore, page: str, links: list[dict[str, Any]]) -> str:
+    """An item's own page, rendered with all its post's links, showing only those live on the site."""
+    return splice(page, shown(store, links)) if links else page
+
+
 def refresh_others(
     out: Batch,
     folder: Path,
