@@ -293,7 +293,10 @@ class Office:
     """The disclosure office as the public reaches it (settings ``organisation``, ``[office]``,
     ``[registers]``): what a site's 信息公开指南 says."""
 
-    name: str
+    #: the school or government body (settings ``organisation``)
+    organisation: str
+    #: the office itself (``[office] name``, default ``<organisation>信息公开办公室``)
+    name: str = ""
     address: str = ""
     phone: str = ""
     email: str = ""

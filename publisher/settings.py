@@ -206,13 +206,15 @@ class RegistersSettings(_Section):
 
 
 class OfficeSettings(_Section):
-    """The disclosure office as the public reaches it: the website's 信息公开指南 page shows these
-    (docs/channels/website.md), with the deadlines of ``[registers]``."""
+    """``[office]``: the information-disclosure office as the public reaches it (the 公开指南 page, /guide,
+    and the website's 信息公开指南, guide.html, with the deadlines of ``[registers]``)."""
 
-    #: the office's address, telephone, e-mail and opening hours (empty: the line is left out)
+    #: e.g. 党政办公室（信息公开办公室）; empty: the organisation's name followed by 信息公开办公室
+    name: str = ""
     address: str = ""
     phone: str = ""
     email: str = ""
+    #: when the office receives visitors and calls, e.g. 工作日 8:00-11:30，13:30-17:00
     hours: str = ""
     #: the web app as the public reaches it (the 依申请公开 form is ``<public_base_url>apply``);
     #: empty: ``[notify] web_base_url``
@@ -582,8 +584,9 @@ tender_categories = ["招标公告"]
 request_working_days = 15               # 《高等学校信息公开办法》; a government office: 20 (《政府信息公开条例》)
 extension_working_days = 15             # a government office: 20
 
-[office]                # the 信息公开指南 page of the website (docs/channels/website.md)
-# address = "黑龙江省齐齐哈尔市……"
+[office]                # the 公开指南 page (/guide), the public form (/apply) and the website's guide.html
+# name = "党政办公室（信息公开办公室）"
+# address = "某某市某某路1号 行政楼201室"
 # phone = "0452-0000000"
 # email = "xxgk@example.edu.cn"
 # hours = "工作日 8:00-11:30，13:30-17:00"

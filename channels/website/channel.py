@@ -141,7 +141,7 @@ class WebsiteChannel(Channel):
             page_size=config.page_size,
             sitemap_urls=config.sitemap_urls,
         )
-        office = env.office or Office(name=config.title)
+        office = env.office or Office(organisation=config.title)
         self.pages = SitePages(self.folder, self._jinja, config.title, office, config.report_category)
 
     # -- review time ------------------------------------------------------------------------------

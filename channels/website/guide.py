@@ -33,9 +33,9 @@ TEMPLATES = {
 {% block title %}信息公开指南 - {{ site_title }}{% endblock %}
 {% block main %}
 <div class="crumbs"><a href="{{ root }}index.html">首页</a> › 信息公开指南</div>
-<h1>{{ office.name }}信息公开指南</h1>
+<h1>{{ office.organisation }}信息公开指南</h1>
 <div class="prose">
-<p>为便于公民、法人和其他组织获取{{ office.name }}的信息，根据{{ office.regulation or "有关规定" }}，\
+<p>为便于公民、法人和其他组织获取{{ office.organisation }}的信息，根据{{ office.regulation or "有关规定" }}，\
 编制本指南。</p>
 <h2 id="active">一、主动公开</h2>
 <p>主动公开的信息在本网站发布：按类别见<a href="{{ root }}index.html#directory">信息公开目录</a>，\
@@ -56,7 +56,7 @@ TEMPLATES = {
 工作日按国家法定节假日安排（含调休上班日）计算。</p>
 <h2 id="contact">三、联系方式</h2>
 <dl class="meta">
-<div><dt>机构名称：</dt><dd>{{ office.name }}</dd></div>
+<div><dt>受理机构：</dt><dd>{{ office.name or office.organisation }}</dd></div>
 {% if office.address %}<div><dt>办公地址：</dt><dd>{{ office.address }}</dd></div>{% endif %}
 {% if office.hours %}<div><dt>办公时间：</dt><dd>{{ office.hours }}</dd></div>{% endif %}
 {% if office.phone %}<div><dt>联系电话：</dt><dd>{{ office.phone }}</dd></div>{% endif %}

@@ -145,7 +145,8 @@ def office_of(settings: Settings) -> Office:
     """The office as channels see it: its name, ``[office]`` and the request deadlines of ``[registers]``."""
     o = settings.office
     return Office(
-        name=settings.organisation,
+        organisation=settings.organisation,
+        name=o.name or f"{settings.organisation}信息公开办公室",
         address=o.address,
         phone=o.phone,
         email=o.email,

@@ -20,7 +20,8 @@ from publisher.testing import make_ctx, make_env, make_post
 BASE = "https://xxgk.example.edu.cn/"
 T0 = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
 UNIVERSITY = Office(
-    name="齐齐哈尔高等师范专科学校",
+    organisation="齐齐哈尔高等师范专科学校",
+    name="党政办公室（信息公开办公室）",
     address="黑龙江省齐齐哈尔市建华区信息公开办公室",
     phone="0452-0000000",
     email="xxgk@example.edu.cn",
@@ -59,7 +60,12 @@ def test_the_guide_says_how_to_apply_and_whom_to_reach(tmp_path):
     assert "自收到申请之日起15个工作日内予以答复" in words
     assert "延长的期限最长不超过15个工作日" in words
     assert "根据《高等学校信息公开办法》" in words
-    for line in ("办公地址：黑龙江省齐齐哈尔市建华区信息公开办公室", "联系电话：0452-0000000", "办公时间：工作日"):
+    for line in (
+        "受理机构：党政办公室（信息公开办公室）",
+        "办公地址：黑龙江省齐齐哈尔市建华区信息公开办公室",
+        "联系电话：0452-0000000",
+        "办公时间：工作日",
+    ):
         assert line in words
     assert 'href="mailto:xxgk@example.edu.cn"' in html
     # every page's navigation links the guide and the reports page
@@ -70,7 +76,7 @@ def test_the_guide_says_how_to_apply_and_whom_to_reach(tmp_path):
 
 def test_a_government_office_gets_its_own_rules_and_deadlines(tmp_path):
     office = Office(
-        name="某市人民政府办公室",
+        organisation="某市人民政府办公室",
         apply_url="https://gov.example.cn/apply",
         regulation="《中华人民共和国政府信息公开条例》",
         request_working_days=20,
@@ -96,7 +102,8 @@ def test_the_guide_is_made_from_the_settings(tmp_path):
     )
     office = office_of(load_settings(tmp_path / "settings.toml"))
     assert office == Office(
-        name="示例大学",
+        organisation="示例大学",
+        name="示例大学信息公开办公室",
         address="大学路1号",
         phone="0452-1",
         apply_url="https://xxgk.example.edu.cn/app/apply",

@@ -40,7 +40,7 @@ CATEGORY = "规章制度"
 
 
 OFFICE = Office(
-    name="示例大学",
+    organisation="示例大学",
     address="某省某市大学路1号行政楼203室",
     phone="0452-0000000",
     email="xxgk@example.edu.cn",
