@@ -584,6 +584,9 @@ tender_categories = ["招标公告"]
 request_working_days = 15               # 《高等学校信息公开办法》; a government office: 20 (《政府信息公开条例》)
 extension_working_days = 15             # a government office: 20
 
+[web]
+secure_cookies = false  # set true when `publisher serve` is reached over HTTPS (docs/web.md)
+
 [office]                # the 公开指南 page (/guide), the public form (/apply) and the website's guide.html
 # name = "党政办公室（信息公开办公室）"
 # address = "某某市某某路1号 行政楼201室"
@@ -592,9 +595,6 @@ extension_working_days = 15             # a government office: 20
 # hours = "工作日 8:00-11:30，13:30-17:00"
 # public_base_url = "https://xxgk.example.edu.cn/app/"   # the web app as the public reaches it (its /apply form)
 regulation = "《高等学校信息公开办法》"   # a government office: 《中华人民共和国政府信息公开条例》
-
-[web]
-secure_cookies = false  # set true when `publisher serve` is reached over HTTPS (docs/web.md)
 
 [auth]
 local_passwords = true  # false: only admins use a local password; everyone else signs in through CAS/OIDC
