@@ -2,9 +2,11 @@
 
 Times are stored as naive UTC and come back aware (``UTCDateTime``); a naive datetime is refused at
 the boundary rather than guessed at. Enum-valued columns are plain strings in the database so the
-schema is the same on SQLite and PostgreSQL. It is one module because the core's tables refer to
-each other (foreign keys, shared enums) and are read together; tables with a life of their own
-live apart (publisher.catalogue, publisher.notification).
+schema is the same on SQLite and PostgreSQL.
+
+One module past ~600 lines on purpose: these are the tables of one store, read together by the
+migrations that change them and by each other's foreign keys; the tables of a part that stands apart
+(the notification outbox, the catalogue, campus sign-in) live in their own modules.
 """
 
 from __future__ import annotations
