@@ -74,8 +74,9 @@ def entries(n: int) -> list[dict]:
 
 
 def timed(fn, *args) -> tuple[float, float]:  # type: ignore[no-untyped-def]
-    """Wall-clock and CPU milliseconds of one call (CPU time leaves out the waits for the disk's
-    fsyncs and for other processes: on a shared machine it shows what the code itself costs)."""
+    """Wall-clock and CPU milliseconds of one call. CPU time (user and system: the kernel's work for
+    the writes counts) leaves out the waits for the disk and for other processes, which on a shared
+    machine swamp the wall clock."""
     t, c = time.perf_counter(), time.process_time()
     fn(*args)
     return (time.perf_counter() - t) * 1000, (time.process_time() - c) * 1000
@@ -142,7 +143,7 @@ def main() -> None:
         worst = max(worst, ratio)
         print(f"{op:10}{cells} {ratio:8.2f}×")
     print(f"\nworst ratio (medians, {args.n:,} items vs empty, {args.rounds} rounds): {worst:.2f}× (target ≤ 1.5×)")
-    print("\nCPU time of the same calls (medians; no fsync or scheduling waits):")
+    print("\nCPU time (user + system) of the same calls (medians; no waits for the disk or the scheduler):")
     for op in ("publish", "update", "withdraw"):
         cells = "".join(f" {name:>6} {statistics.median(cpu[(name, op)]):6.2f}ms" for name in sites)
         ratio = statistics.median(cpu[("big", op)]) / statistics.median(cpu[("empty", op)])
