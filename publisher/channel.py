@@ -113,6 +113,9 @@ class Asset:
     role: str = "image"  # "image" | "cover" | "attachment"
     width: int | None = None
     height: int | None = None
+    #: alt text (替代文本): what the picture shows, for readers who cannot see it; set for a cover
+    #: (required at submit), empty for others (a body image's is in the body's ``alt``)
+    alt: str = ""
 
     @property
     def ref(self) -> str:
@@ -126,6 +129,9 @@ class RelatedLink:
     label: str  #: what the other item is, from this one's side (政策解读, 解读的文件, 修订版本...)
     item_id: int
     title: str
+    #: what this post is from the other item's side (its page's link back here), e.g. 政策解读 when
+    #: ``label`` is 解读的文件; empty when not known
+    back_label: str = ""
 
 
 @dataclass(frozen=True)
@@ -294,6 +300,28 @@ class KeyValueStore(Protocol):
     def delete(self, key: str) -> None: ...
 
 
+@dataclass(frozen=True)
+class Office:
+    """The disclosure office as the public reaches it (settings ``organisation``, ``[office]``,
+    ``[registers]``): what a site's 信息公开指南 says."""
+
+    #: the school or government body (settings ``organisation``)
+    organisation: str
+    #: the office itself (``[office] name``, default ``<organisation>信息公开办公室``)
+    name: str = ""
+    address: str = ""
+    phone: str = ""
+    email: str = ""
+    hours: str = ""
+    #: the web app's public 依申请公开 form
+    apply_url: str = ""
+    #: the rules the office discloses under (《高等学校信息公开办法》, 《中华人民共和国政府信息公开条例》)
+    regulation: str = ""
+    #: a request is answered within this many working days, extended once by at most the second
+    request_working_days: int = 15
+    extension_working_days: int = 15
+
+
 @dataclass
 class ChannelEnv:
     """What the core hands a channel when it builds it."""
@@ -310,6 +338,8 @@ class ChannelEnv:
     #: the office's working folder (settings' data_dir): resolve user-facing relative paths here
     base_dir: Path | None = None
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(ZoneInfo("UTC")))
+    #: the office, for pages that tell the public how to reach it (None: not known, e.g. in tests)
+    office: Office | None = None
 
 
 @dataclass

@@ -184,6 +184,7 @@ def run_demo(settings_path: Path | None, *, items: int = 6, console: Console | N
                 "channels": list(app.channels),
                 "summary": content.plain_text(sample["body"], 80),
                 "cover": "campus.png",
+                "cover_alt": "校园一角",  # a cover needs its alt text at submit
             }
             if sample["checklist_item"]:
                 fm["checklist_item"] = sample["checklist_item"]

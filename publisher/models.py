@@ -247,6 +247,8 @@ class Asset(SQLModel, table=True):
     size: int = 0
     width: int | None = None
     height: int | None = None
+    #: alt text (替代文本) of a cover (migration 0022); body images carry theirs in the Markdown
+    alt: str | None = Field(default=None, sa_column=Column(sa.String(500), nullable=True))
 
 
 class Review(SQLModel, table=True):

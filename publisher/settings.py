@@ -31,6 +31,7 @@ DEFAULT_CATEGORIES = [
     "中标公告",
     "新闻",
     "学报",
+    "年度报告",  # the annual reports: the website lists them on its 年度报告 page
     "其他",
 ]
 
@@ -215,7 +216,8 @@ class RegistersSettings(_Section):
 
 
 class OfficeSettings(_Section):
-    """``[office]``: the information-disclosure office as the public reaches it (the 公开指南 page, /guide)."""
+    """``[office]``: the information-disclosure office as the public reaches it (the 公开指南 page, /guide,
+    and the website's 信息公开指南, guide.html, with the deadlines of ``[registers]``)."""
 
     #: e.g. 党政办公室（信息公开办公室）; empty: the organisation's name followed by 信息公开办公室
     name: str = ""
@@ -224,6 +226,19 @@ class OfficeSettings(_Section):
     email: str = ""
     #: when the office receives visitors and calls, e.g. 工作日 8:00-11:30，13:30-17:00
     hours: str = ""
+    #: the web app as the public reaches it (the 依申请公开 form is ``<public_base_url>apply``);
+    #: empty: ``[notify] web_base_url``
+    public_base_url: str = ""
+    #: the rules the office discloses under, as the guide names them: a university's
+    #: 《高等学校信息公开办法》, a government office's 《中华人民共和国政府信息公开条例》
+    regulation: str = "《高等学校信息公开办法》"
+
+    @field_validator("public_base_url")
+    @classmethod
+    def _public_url(cls, v: str) -> str:
+        if v and not v.startswith(("http://", "https://")):
+            raise ValueError(f"office.public_base_url {v!r} must start with http:// or https://")
+        return v if not v or v.endswith("/") else v + "/"
 
 
 class WebSettings(_Section):
@@ -578,15 +593,21 @@ journal_channels = ["journal"]
 tender_categories = ["招标公告"]
 # template = "report-template.md.j2"   # the office's edited copy (`publisher report template`)
 
+[registers]             # 依申请公开: answer within these working days, one extension (the site's 信息公开指南 says so)
+request_working_days = 15               # 《高等学校信息公开办法》; a government office: 20 (《政府信息公开条例》)
+extension_working_days = 15             # a government office: 20
+
 [web]
 secure_cookies = false  # set true when `publisher serve` is reached over HTTPS (docs/web.md)
 
-[office]                # the 公开指南 page (/guide) and the public 依申请公开 form (/apply) show these
+[office]                # the 公开指南 page (/guide), the public form (/apply) and the website's guide.html
 # name = "党政办公室（信息公开办公室）"
 # address = "某某市某某路1号 行政楼201室"
 # phone = "0452-0000000"
 # email = "xxgk@example.edu.cn"
 # hours = "工作日 8:00-11:30，13:30-17:00"
+# public_base_url = "https://xxgk.example.edu.cn/app/"   # the web app as the public reaches it (its /apply form)
+regulation = "《高等学校信息公开办法》"   # a government office: 《中华人民共和国政府信息公开条例》
 
 [auth]
 local_passwords = true  # false: only admins use a local password; everyone else signs in through CAS/OIDC

@@ -52,10 +52,11 @@ from PIL import Image
 from pydantic import Field
 
 from channels.website.files import MANIFEST, Batch, SiteFolder, translate_errors
+from channels.website.guide import SitePages
 from channels.website.images import is_image, prepare_assets
 from channels.website.indexes import SiteIndexes
 from channels.website.pages import CLEANER, human_size, iso, make_jinja
-from channels.website.rules import CURRENT, write_rules_library
+from channels.website.related import links_of, own_section, refresh_others, section
 from channels.website.store import SiteStore
 from publisher.channel import (
     Channel,
@@ -64,6 +65,7 @@ from publisher.channel import (
     DeliveryContext,
     HealthReport,
     LinkStatus,
+    Office,
     PermanentChannelError,
     Post,
     Published,
@@ -99,6 +101,8 @@ class WebsiteConfig(ChannelConfig):
     page_size: int = Field(default=50, ge=5, le=1000)
     #: item URLs in one sitemap file (the protocol allows 50,000; every publish rewrites one file)
     sitemap_urls: int = Field(default=1000, ge=10, le=50000)
+    #: the category whose items are the annual reports (信息公开工作年度报告), listed on reports.html
+    report_category: str = "年度报告"
 
 
 #: how many listing pages a rebuild writes between checkpoints (and between releases of the lock)
@@ -137,6 +141,8 @@ class WebsiteChannel(Channel):
             page_size=config.page_size,
             sitemap_urls=config.sitemap_urls,
         )
+        office = env.office or Office(organisation=config.title)
+        self.pages = SitePages(self.folder, self._jinja, config.title, office, config.report_category)
 
     # -- review time ------------------------------------------------------------------------------
     def validate(self, post: Post) -> list[str]:
@@ -188,7 +194,9 @@ class WebsiteChannel(Channel):
             out = Batch()
             if found:
                 self.indexes.refresh(out, self.store, found[1])
-                self._rules(out, found[0])
+                self.pages.refresh(out, self.store, found[0])
+                # the pages of its related items drop their links to it before its page goes
+                refresh_others(out, self.folder, self.store, found[0], found[0].get("related") or [], gone=True)
             out.sync()
             self.site.maybe_fail("indexes")
             page = self.folder / site_page_path(post.item_id)
@@ -286,7 +294,7 @@ class WebsiteChannel(Channel):
             with self._locked():
                 out = Batch()
                 self.indexes.finish_rebuild(out, self.store)
-                self._rules(out, everything=True)
+                self.pages.refresh(out, self.store, everything=True)
                 out.sync()
                 self.store.set_meta("rebuild_after", None)
                 listing = self.store.listing("all")
@@ -346,6 +354,8 @@ class WebsiteChannel(Channel):
             # listings mark a repealed rule; the 现行有效 ones make the rules library
             "validity": post.catalogue.validity,
             "index_no": post.catalogue.index_no,
+            # its related items, whose pages link back to it (channels/website/related.py)
+            "related": links_of(post),
         }
         with self._locked():
             self.site.maybe_fail()
@@ -356,13 +366,17 @@ class WebsiteChannel(Channel):
             # a concurrent withdraw may have collected a file this item shares; put it back
             prepare_assets(self.folder, post, self.config.image_max_width)
             out = Batch()
+            page = own_section(self.store, page, entry["related"])
             # the page before the state and the indexes: an index never links to a missing page
             out.write(self.folder / entry["path"], page)
             self.site.maybe_fail("page")
             spots = self.store.put(entry)
             self.site.maybe_fail("committed")
             self.indexes.refresh(out, self.store, spots)
-            self._rules(out, old, entry)
+            self.pages.refresh(out, self.store, old, entry)
+            before = (old or {}).get("related") or []
+            if before or entry["related"]:
+                refresh_others(out, self.folder, self.store, entry, before)
             if old:
                 for rel in self.store.unused_files(set(old.get("files", [])) - set(entry["files"])):
                     out.unlink(self.folder / rel)
@@ -382,15 +396,10 @@ class WebsiteChannel(Channel):
                 units = self.indexes.units(self.store)
                 self.indexes.write_units(out, self.store, units)
                 self.indexes.finish_rebuild(out, self.store)
-                self._rules(out, everything=True)
+                self.pages.refresh(out, self.store, everything=True)
                 out.sync()
                 os.replace(manifest, manifest.with_name(MANIFEST + ".migrated"))
             yield
-
-    def _rules(self, out: Batch, *touched: dict[str, Any] | None, everything: bool = False) -> None:
-        """Rewrite the 现行有效规章制度库 if the change touched a rule (a 有效性 before or after)."""
-        if everything or any(e and e.get("validity") for e in touched):
-            write_rules_library(out, self.folder, self._jinja, self.config.title, self.store.in_force(CURRENT))
 
     def _render_notice(self, post: Post, entry: dict[str, Any] | None) -> str:
         """The page left where a 公示 was once its period ended: the title and the period, nothing else."""
@@ -424,6 +433,8 @@ class WebsiteChannel(Channel):
             url=self.page_url(post.item_id),
             body=Markup(CLEANER.clean(body)),
             attachments=attachments,
+            related=section(links_of(post)),
+            cover={"path": files[post.cover.sha256], "alt": post.cover.alt} if post.cover else None,
             published_iso=iso(post.publish_at),
             updated_iso=iso(post.updated_at),
             updated_differs=self._localdate(post.updated_at) != self._localdate(post.publish_at),

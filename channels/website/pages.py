@@ -6,12 +6,15 @@ defence in depth. Everything else goes through Jinja2's autoescape.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import jinja2
 import nh3
+from markupsafe import Markup, escape
 
 #: the categories of the disclosure checklist (../shared/domain/checklist.toml) in its order; the
 #: directory lists them first, then any others by name, and 其他 (other) last
@@ -102,6 +105,7 @@ background:var(--soft);border:1px solid var(--line);border-radius:4px;font-size:
 .meta dt{display:inline;font-weight:600}.meta dd{display:inline;margin:0}
 article.body{font-size:1.05rem}
 article.body img{max-width:100%;height:auto;display:block;margin:1rem auto}
+figure.cover{margin:0 0 1.5rem}figure.cover img{max-width:100%;height:auto;display:block;margin:0 auto}
 article.body table{border-collapse:collapse;width:100%;margin:1rem 0}
 article.body th,article.body td{border:1px solid var(--line);padding:.4rem .6rem}
 article.body th{background:var(--soft)}
@@ -116,6 +120,8 @@ ul.dir{columns:2;padding-left:1.2rem}ul.dir li{break-inside:avoid}
 .count{color:var(--muted);font-size:.85rem}
 .attachments li{margin:.3rem 0}
 .empty{color:var(--muted)}
+/* links inside running text are underlined: colour alone does not tell them apart (WCAG 1.4.1) */
+.prose a{text-decoration:underline}
 .pager,.more{margin:1.2rem 0;display:flex;gap:1.2rem}
 table.catalogue{width:100%;border-collapse:collapse;margin:0 0 1rem;font-size:.9rem}
 table.catalogue caption{text-align:left;font-weight:600;padding:.3rem 0}
@@ -170,7 +176,8 @@ style-src 'self'; script-src 'self'; object-src 'none'; base-uri 'none'; form-ac
 <header class="site"><div class="wrap">
 <a class="brand" href="{{ root }}index.html">{{ site_title }}</a>
 <nav><a href="{{ root }}index.html">首页</a><a href="{{ root }}index.html#directory">信息公开目录</a>\
-<a href="{{ root }}rules.html">现行有效规章制度库</a><a href="{{ root }}feed.xml">订阅</a>\
+<a href="{{ root }}rules.html">现行有效规章制度库</a><a href="{{ root }}reports.html">年度报告</a>\
+<a href="{{ root }}guide.html">信息公开指南</a><a href="{{ root }}feed.xml">订阅</a>\
 <button type="button" class="textsize" id="large-text" aria-pressed="false" hidden>大字模式</button></nav>
 </div></header>
 <main class="wrap" id="main" tabindex="-1">
@@ -183,11 +190,7 @@ style-src 'self'; script-src 'self'; object-src 'none'; base-uri 'none'; form-ac
     "list.html": """\
 {% macro item_list(entries, root) -%}
 {% if entries %}<ul class="items">
-{% for e in entries %}<li><span><a href="{{ root }}{{ e.path }}">{{ e.title }}</a>\
-{% if e.get("validity") == "已废止" %}<span class="repealed">（已废止）</span>{% endif %}\
-<span class="dept">{{ e.department }}</span></span>\
-<time class="when" datetime="{{ e.published_at }}">{{ e.published_at | localdate }}</time></li>
-{% endfor %}</ul>
+{{ item_rows(entries, root) }}</ul>
 {% else %}<p class="empty">暂无公开信息。</p>{% endif %}
 {%- endmacro %}
 """,
@@ -230,6 +233,7 @@ style-src 'self'; script-src 'self'; object-src 'none'; base-uri 'none'; form-ac
 {% if post.display_ends_at %}<div><dt>公示期至：</dt><dd>\
 <time datetime="{{ post.display_ends_at | isotime }}">{{ post.display_ends_at | lastday }}</time></dd></div>{% endif %}
 </dl>
+{% if cover %}<figure class="cover"><img src="{{ root }}{{ cover.path }}" alt="{{ cover.alt }}"></figure>{% endif %}
 <article class="body">
 {{ body }}
 </article>
@@ -238,9 +242,7 @@ style-src 'self'; script-src 'self'; object-src 'none'; base-uri 'none'; form-ac
 <a href="{{ root }}{{ a.path }}" download="{{ a.filename }}">{{ a.filename }}</a> \
 <span class="count">（{{ a.size }}）</span></li>
 {% endfor %}</ul></section>{% endif %}
-{% if cat.related %}<section class="related"><h2>相关文件</h2><ul>
-{% for r in cat.related %}<li>{{ r.label }}：<a href="{{ root }}items/{{ r.item_id }}.html">{{ r.title }}</a></li>
-{% endfor %}</ul></section>{% endif %}
+{{ related }}
 {% endblock %}
 """,
     "ended.html": """\
@@ -288,6 +290,38 @@ style-src 'self'; script-src 'self'; object-src 'none'; base-uri 'none'; form-ac
 }
 
 
+def item_rows(localdate: Callable[[datetime | str], str]) -> Callable[[list[dict[str, Any]], str], Markup]:
+    """The ``<li>`` rows of a listing (``list.html``), built in Python rather than a template loop:
+    a change rewrites up to four full listings (its three and the home page), and this is the part
+    of their cost that grows with a full page (docs/benchmarks.md §12)."""
+
+    @functools.lru_cache(maxsize=4096)
+    def row(root: str, path: str, title: str, repealed: bool, department: str, published_at: str) -> str:
+        mark = '<span class="repealed">（已废止）</span>' if repealed else ""
+        return (
+            f'<li><span><a href="{escape(root + path)}">{escape(title)}</a>{mark}'
+            f'<span class="dept">{escape(department)}</span></span>'
+            f'<time class="when" datetime="{escape(published_at)}">{escape(localdate(published_at))}</time></li>\n'
+        )
+
+    def rows(entries: list[dict[str, Any]], root: str) -> Markup:
+        return Markup(
+            "".join(
+                row(
+                    root,
+                    e["path"],
+                    e["title"],
+                    e.get("validity") == "已废止",
+                    e.get("department") or "",
+                    e["published_at"],
+                )
+                for e in entries
+            )
+        )
+
+    return rows
+
+
 def make_jinja(localdate: Callable[[datetime | str], str]) -> jinja2.Environment:
     """The template environment; ``localdate`` shows a time as a date in the office's time zone."""
     env = jinja2.Environment(
@@ -301,4 +335,5 @@ def make_jinja(localdate: Callable[[datetime | str], str]) -> jinja2.Environment
     env.filters["lastday"] = lambda end: localdate(end - timedelta(microseconds=1))
     env.filters["isotime"] = iso
     env.filters["slug"] = category_slug
+    env.globals["item_rows"] = item_rows(localdate)
     return env

@@ -4,7 +4,9 @@ One publish, update or withdrawal touches a handful of rows (its entry, one plac
 appears in, its file references), never the whole set, so its cost does not grow with the site.
 
 * ``entry`` — one row per item: the fields the index pages show (``data``, JSON), ``live`` (0 while a
-  withdrawal is half done: its placements are kept so a retried withdrawal knows what to rewrite).
+  withdrawal is half done: its placements are kept so a retried withdrawal knows what to rewrite),
+  and the page's ``path`` and ``updated`` time again as columns, which a sitemap file reads by the
+  thousand.
 * ``listing`` — one row per listing (``all``, ``c:<category>``, ``k:<checklist number>``): the last
   position handed out, the count of live items, the checklist name, when it last changed.
 * ``placement`` — (listing, position, item): positions are handed out in the order items go live and
@@ -34,7 +36,8 @@ ALL = "all"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS entry (
-    item_id INTEGER PRIMARY KEY, data TEXT NOT NULL, version INTEGER NOT NULL, live INTEGER NOT NULL
+    item_id INTEGER PRIMARY KEY, data TEXT NOT NULL, version INTEGER NOT NULL, live INTEGER NOT NULL,
+    path TEXT, updated TEXT
 );
 CREATE TABLE IF NOT EXISTS listing (
     key TEXT PRIMARY KEY, last_pos INTEGER NOT NULL, count INTEGER NOT NULL, label TEXT, lastmod TEXT
@@ -52,8 +55,37 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS entry_validity ON entry (json_extract(data, '$.validity')) WHERE live = 1;
 """
 
+
+def _add_sitemap_columns(conn: sqlite3.Connection) -> None:
+    """A state written before ``entry.path``/``entry.updated`` existed gets them, filled from ``data``.
+
+    The sitemap file of a change lists up to ``sitemap_urls`` items; reading their two fields from
+    columns instead of parsing each entry's JSON is most of what a withdrawal from a full site costs
+    more than one from an empty site (docs/benchmarks.md §12)."""
+    have = {row[1] for row in conn.execute("PRAGMA table_info(entry)")}
+    if {"path", "updated"} <= have:
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        for column in ("path", "updated"):
+            if column not in have:
+                conn.execute(f"ALTER TABLE entry ADD COLUMN {column} TEXT")
+        conn.execute(
+            "UPDATE entry SET path = json_extract(data, '$.path'), updated = json_extract(data, '$.updated_at')"
+        )
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
 #: a listing position that a change touched: (listing key, position)
 Spot = tuple[str, int]
+
+
+def _row(entry: dict[str, Any]) -> tuple[str, int, str, str]:
+    """The ``entry`` columns after ``item_id``: the JSON, the version, and the two the sitemap reads."""
+    return json.dumps(entry, ensure_ascii=False), int(entry.get("version", 0)), entry["path"], entry["updated_at"]
 
 
 def listings_of(entry: dict[str, Any]) -> list[str]:
@@ -80,6 +112,7 @@ class SiteStore:
                 conn.execute("PRAGMA journal_mode=WAL")
                 conn.execute("PRAGMA synchronous=FULL")
                 conn.executescript(_SCHEMA)
+                _add_sitemap_columns(conn)
             except sqlite3.DatabaseError as exc:
                 raise PermanentChannelError(
                     f"the site state {self.path} cannot be opened ({exc}); restore it from a backup "
@@ -155,9 +188,8 @@ class SiteStore:
         by site_page_path) need no escaping; the times are W3C datetimes in UTC as stored."""
         row = self.conn.execute(
             "SELECT group_concat(u, char(10)), max(m) FROM (SELECT "
-            "'<url><loc>' || ? || json_extract(e.data, '$.path') || '</loc><lastmod>' || "
-            "json_extract(e.data, '$.updated_at') || '</lastmod></url>' AS u, "
-            "json_extract(e.data, '$.updated_at') AS m "
+            "'<url><loc>' || ? || e.path || '</loc><lastmod>' || e.updated || '</lastmod></url>' AS u, "
+            "e.updated AS m "
             "FROM placement p JOIN entry e ON e.item_id = p.item_id "
             "WHERE p.listing = ? AND p.pos BETWEEN ? AND ? AND e.live = 1 ORDER BY p.pos)",
             (prefix, ALL, first, last),
@@ -192,9 +224,10 @@ class SiteStore:
             row = conn.execute("SELECT live FROM entry WHERE item_id = ?", (item_id,)).fetchone()
             was_live = bool(row and row[0])
             conn.execute(
-                "INSERT INTO entry (item_id, data, version, live) VALUES (?, ?, ?, 1) ON CONFLICT (item_id) "
-                "DO UPDATE SET data = excluded.data, version = excluded.version, live = 1",
-                (item_id, json.dumps(entry, ensure_ascii=False), int(entry.get("version", 0))),
+                "INSERT INTO entry (item_id, data, version, live, path, updated) VALUES (?, ?, ?, 1, ?, ?) "
+                "ON CONFLICT (item_id) DO UPDATE SET data = excluded.data, version = excluded.version, live = 1, "
+                "path = excluded.path, updated = excluded.updated",
+                (item_id, *_row(entry)),
             )
             placed = dict(conn.execute("SELECT listing, pos FROM placement WHERE item_id = ?", (item_id,)).fetchall())
             wanted = listings_of(entry)
@@ -225,6 +258,13 @@ class SiteStore:
             conn.execute("ROLLBACK")
             raise
         return spots
+
+    def set_related(self, item_id: int, links: list[dict[str, Any]]) -> None:
+        """Replace the related-item links kept on an entry (channels/website/related.py); nothing else moves."""
+        self.conn.execute(
+            "UPDATE entry SET data = json_set(data, '$.related', json(?)) WHERE item_id = ?",
+            (json.dumps(links, ensure_ascii=False), item_id),
+        )
 
     def mark_withdrawn(self, item_id: int, now: str) -> tuple[dict[str, Any], list[Spot]] | None:
         """First half of a withdrawal: the item leaves every listing but keeps its placements (so a
@@ -303,8 +343,9 @@ class SiteStore:
             for entry in ordered:
                 item_id = int(entry["item_id"])
                 cur = conn.execute(
-                    "INSERT OR IGNORE INTO entry (item_id, data, version, live) VALUES (?, ?, ?, 1)",
-                    (item_id, json.dumps(entry, ensure_ascii=False), int(entry.get("version", 0))),
+                    "INSERT OR IGNORE INTO entry (item_id, data, version, live, path, updated) "
+                    "VALUES (?, ?, ?, 1, ?, ?)",
+                    (item_id, *_row(entry)),
                 )
                 if not cur.rowcount:
                     continue

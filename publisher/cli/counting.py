@@ -232,6 +232,14 @@ def report_annual(
     output: Annotated[Path, typer.Option("-o", "--output", help="file to write")],
     fmt: Annotated[str, typer.Option("--format", help="md | docx")] = "docx",
     template: Annotated[Path | None, typer.Option(help="the office's edited template (Jinja2)")] = None,
+    as_item: Annotated[
+        bool,
+        typer.Option(
+            "--item",
+            help="with --format md: an item file (front matter: title, category 年度报告, the site channels) "
+            "for `publisher item add`, so the report goes through review onto the website's 年度报告 page",
+        ),
+    ] = False,
 ) -> None:
     """Write the annual report; every figure from the ledger, listed row by row in FILE.figures.csv."""
     from publisher.counting import report
@@ -239,12 +247,14 @@ def report_annual(
     a = state.app()
     rep = report.build(a.engine, a.settings, start=from_, end=to, channel_labels=_labels(a))
     path, csv_path = report.write_report(
-        rep, a.settings, fmt=fmt, out=output, template=report.load_template(a.settings, template)
+        rep, a.settings, fmt=fmt, out=output, template=report.load_template(a.settings, template), as_item=as_item
     )
     for w in rep.warnings:
         err.print(f"warning: {w}")
     f = rep.figures
     out.print(f"wrote {path} and {csv_path}")
+    if as_item:
+        out.print(f"file it for review: publisher item add {path} --as EDITOR")
     out.print(
         f"site items {f['site_items'].value} (rules {f['site_rules'].value}, recruitment "
         f"{f['site_recruitment'].value}, announcements {f['site_announcements'].value}); WeChat "

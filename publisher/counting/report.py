@@ -25,6 +25,7 @@ from zoneinfo import ZoneInfo
 
 import jinja2
 from jinja2.sandbox import SandboxedEnvironment
+import yaml
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
@@ -540,17 +541,54 @@ def save_template(rep: AnnualReport, settings: Settings, text: str) -> Path:
     return path
 
 
+#: the category of the report's item unless a website channel names another (``report_category``)
+REPORT_CATEGORY = "年度报告"
+
+
+def item_front_matter(rep: AnnualReport, settings: Settings) -> str:
+    """Front matter that makes the Markdown report an item file (``publisher item add``): titled, in
+    the reports' category, for the site channels of ``[report] site_channels`` that are configured.
+    The report reaches the website the way every item does: through both reviews and the pipeline."""
+    websites = [c for n, c in settings.channels.items() if str(c.get("type", n)) == "website"]
+    category = str(websites[0].get("report_category", REPORT_CATEGORY)) if websites else REPORT_CATEGORY
+    channels = [n for n in settings.report.site_channels if n in settings.channels]
+    if not channels:
+        raise InvalidInput(
+            "none of [report] site_channels "
+            f"({', '.join(settings.report.site_channels) or 'empty'}) is a configured channel; "
+            "name the website channel there to publish the report as an item"
+        )
+    if category not in settings.categories:
+        raise InvalidInput(f"category {category!r} is not among the settings' categories; add it to publish the report")
+    fields = {
+        "title": f"{rep.org}信息公开工作年度报告（{rep.start.isoformat()}至{rep.end.isoformat()}）",
+        "category": category,
+        "channels": channels,
+    }
+    return "---\n" + yaml.safe_dump(fields, allow_unicode=True, sort_keys=False) + "---\n"
+
+
 def write_report(
-    rep: AnnualReport, settings: Settings, *, fmt: str, out: Path, template: str | None = None
+    rep: AnnualReport,
+    settings: Settings,
+    *,
+    fmt: str,
+    out: Path,
+    template: str | None = None,
+    as_item: bool = False,
 ) -> tuple[Path, Path]:
-    """Write the report and, beside it, ``<name>.figures.csv``; return both paths."""
+    """Write the report and, beside it, ``<name>.figures.csv``; return both paths. ``as_item``: the
+    Markdown starts with :func:`item_front_matter`, ready for ``publisher item add``."""
     if fmt not in ("md", "docx"):
         raise InvalidInput(f"unknown format {fmt!r}; use md or docx")
+    if as_item and fmt != "md":
+        raise InvalidInput("--item writes an item file: use it with --format md")
     if not out.parent.exists():
         raise InvalidInput(f"folder {out.parent} does not exist")
     text = render_text(rep, template)
     if fmt == "md":
-        out.write_text(to_markdown(rep, text), encoding="utf-8")
+        head = item_front_matter(rep, settings) if as_item else ""
+        out.write_text(head + to_markdown(rep, text), encoding="utf-8")
     else:
         to_docx(rep, text, out)
     csv_path = out.with_name(out.stem + ".figures.csv")

@@ -90,6 +90,8 @@ FRONT_MATTER_KEYS = {
     "channels",
     "publish_at",
     "cover",
+    # the cover's alt text (替代文本): what the picture shows, for readers who cannot see it
+    "cover_alt",
     "attachments",
     "author",
     "display_until",
@@ -173,6 +175,8 @@ class StoredAsset:
     size: int
     width: int | None = None
     height: int | None = None
+    #: alt text (替代文本); set for a cover (front matter ``cover_alt``), body images carry theirs inline
+    alt: str | None = None
 
 
 def media_path(media_dir: Path, sha256: str) -> Path:
@@ -403,16 +407,23 @@ def read_item_file(
         return f"![{alt}](asset://{stored.sha256})"
 
     body = _MD_IMAGE.sub(_image, body)
-    if fields.get("cover"):
-        assets.append(
-            store_file(
-                base / str(fields.pop("cover")),
-                media_dir=media_dir,
-                role="cover",
-                max_bytes=max_asset_bytes,
-                max_pixels=max_image_pixels,
-            )
+    cover_alt = str(fields.pop("cover_alt", None) or "").strip()
+    if len(cover_alt) > 500:
+        raise InvalidInput(
+            f"{path.name}: cover_alt is {len(cover_alt)} characters; at most 500 — say what the picture shows"
         )
+    if fields.get("cover"):
+        cover = store_file(
+            base / str(fields.pop("cover")),
+            media_dir=media_dir,
+            role="cover",
+            max_bytes=max_asset_bytes,
+            max_pixels=max_image_pixels,
+        )
+        cover.alt = cover_alt or None
+        assets.append(cover)
+    elif cover_alt:
+        raise InvalidInput(f"{path.name}: cover_alt is set but there is no cover; add `cover: FILE` or drop cover_alt")
     for a in fields.pop("attachments", None) or []:
         assets.append(store_file(base / str(a), media_dir=media_dir, role="attachment", max_bytes=max_asset_bytes))
     return ItemDraft(title=title, body_markdown=body, fields=fields, assets=assets)

@@ -279,6 +279,12 @@ def apply_edit(
             old = session.get(Asset, asset_id)
             if old is not None and old.item_id == item.id:
                 session.delete(old)
+        new_assets = list(new_assets)
+        if any(a.role == "cover" for a in new_assets):
+            # an item has one cover: a new one (with its alt text) replaces the old
+            for old in session.exec(select(Asset).where(Asset.item_id == item.id, Asset.role == "cover")).all():
+                session.delete(old)
+            session.flush()
         for a in new_assets:
             session.add(Asset(item_id=item.id, **a.__dict__))
         item.version += 1

@@ -61,6 +61,7 @@ def _post(ctx: Context, item: Any, assets: Iterable[Any], author: str, related: 
                 role=a.role,
                 width=a.width,
                 height=a.height,
+                alt=a.alt or "",
             )
             for a in assets
         ),
@@ -73,8 +74,11 @@ def _post(ctx: Context, item: Any, assets: Iterable[Any], author: str, related: 
     )
 
 
-def alt_text_problems(body_markdown: str, names: Mapping[str, str] | None = None) -> list[str]:
-    """One problem per image of the body without alt text (替代文本), whatever the channels.
+def alt_text_problems(
+    body_markdown: str, names: Mapping[str, str] | None = None, cover: PostAsset | None = None
+) -> list[str]:
+    """One problem per image of the body without alt text (替代文本), and one for a ``cover`` without
+    it, whatever the channels.
 
     Readers who cannot see the picture (a screen reader, an image that did not load) get only its alt
     text, so every picture needs one before review. ``names``: ``asset://sha`` -> the file name to show
@@ -87,6 +91,11 @@ def alt_text_problems(body_markdown: str, names: Mapping[str, str] | None = None
         target = written[written.find("(") + 1 : -1].strip() if written.endswith(")") else "图片.png"
         fix = f"write what the picture shows: ![校门口合影]({target})"
         problems.append(f"图片缺少替代文本 (alt text): line {line} `{written}` — {fix}")
+    if cover is not None and not cover.alt.strip():
+        problems.append(
+            f"封面图缺少替代文本 (alt text): the cover `{cover.filename}` — say what it shows with "
+            "`cover_alt: 校门口合影` in the front matter"
+        )
     return problems
 
 
@@ -103,7 +112,7 @@ def check_channels_accept(ctx: Context, session: Session, item: Item, *, alt_tex
     are not stopped at their second review for it).
     """
     post = build_post(ctx, session, item)
-    problems = alt_text_problems(post.body_markdown, _written_names(post)) if alt_text else []
+    problems = alt_text_problems(post.body_markdown, _written_names(post), post.cover) if alt_text else []
     for name in item.channels:
         spec = ctx.channels.get(name)
         if spec is None:
