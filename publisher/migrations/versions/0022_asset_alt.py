@@ -2,7 +2,7 @@
 at submit, given to the channels (docs/accessibility in docs/web.md, docs/channels/website.md)
 
 Revision ID: 0022_asset_alt
-Revises: 0017_catalogue
+Revises: 0020_public_apply
 """
 
 from __future__ import annotations
