@@ -4,6 +4,9 @@ Precedence: environment (``PUBLISHER_DATABASE_URL``, ``PUBLISHER_WORKER__THREADS
 over the defaults. Unknown keys are refused with a suggestion, because a typo'd key that passes
 silently is a setting that never took effect. Secrets are never values here: a channel names the
 environment variable that holds its secret (``secret_env = "PUBLISHER_WECHAT_SECRET"``).
+
+One module for the one file it describes: each class is a table of ``settings.toml``, in the file's
+order, with the commented template beside them, so a key is found, checked and documented in one place.
 """
 
 from __future__ import annotations
