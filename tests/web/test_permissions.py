@@ -164,7 +164,7 @@ def _user(app: Any, who: str) -> dict[str, Any]:
 
 @dataclass
 class Setup:
-    """How to ask a row: ``url`` formatted with what ``setup(app, caller)`` returns; the body to send."""
+    """How to ask a row: ``url`` (and the form's texts) formatted with what ``setup(app, caller)`` returns."""
 
     url: str
     setup: Callable[[Any, str], dict[str, Any]] = lambda app, who: {}
@@ -262,6 +262,9 @@ SETUP: dict[str, Setup] = {
     "POST /tokens/{token_id}/revoke (one's own)": Setup(
         "/tokens/{token_id}/revoke", lambda app, who: _token_of(app, who or "admin")
     ),
+    "GET /notify (another person's)": Setup("/notify?user={name}", _user),
+    "POST /notify": Setup("/notify", data={"transport": "none"}),
+    "POST /notify (another person's)": Setup("/notify", _user, data={"user": "{name}", "transport": "none"}),
     "POST /admin/users": Setup(
         "/admin/users", data={"name": "new.user", "role": "viewer", "password": "a long password"}
     ),
@@ -376,7 +379,11 @@ def test_role_matrix(row: Row, app: Any, client: Any, login: Any) -> None:
         params = how.setup(app, who)
         url = how.url.format(**params)
         headers: dict[str, str] = {}
-        data = dict(how.data) if how.data is not None else ({} if row.method == "POST" and not api else None)
+        data = (
+            {k: v.format(**params) if isinstance(v, str) else v for k, v in how.data.items()}
+            if how.data is not None
+            else ({} if row.method == "POST" and not api else None)
+        )
         if who is not None:
             if api:
                 headers["Authorization"] = "Bearer " + _token_of(app, who)["token"]
