@@ -148,9 +148,14 @@ def create_app(app: App) -> FastAPI:
     )
     web.state.app = app
     # the largest thing anyone sends is one image; anything bigger is refused before it is read
-    # the log-out form of a CAS session ends at the CAS server's /logout: a redirect CSP's form-action checks
-    cas = app.settings.auth.cas
-    form_targets = (urlsplit(cas.server_url)._replace(path="", query="").geturl(),) if cas else ()
+    # the log-out form of a CAS (OIDC) session ends at the CAS server's /logout (the provider's
+    # end_session_endpoint, on the issuer's host): a redirect CSP's form-action checks
+    cas, oidc = app.settings.auth.cas, app.settings.auth.oidc
+    form_targets = tuple(
+        urlsplit(url)._replace(path="", query="").geturl()
+        for url in (cas.server_url if cas else None, oidc.issuer if oidc else None)
+        if url
+    )
     web.add_middleware(Guard, max_body=app.settings.review.max_asset_bytes + 256 * 1024, form_targets=form_targets)
 
     def wants_json(request: Request) -> bool:

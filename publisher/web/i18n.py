@@ -10,7 +10,7 @@ import re
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from publisher.web import i18n_registers
+from publisher.web import i18n_notify, i18n_registers
 from publisher.web.i18n_records import RECORDS_ERRORS, RECORDS_MESSAGES
 
 LANGS = ("zh", "en")
@@ -540,7 +540,9 @@ def refusal(role: str, allowed: list[str]) -> str:
 
 ERRORS.append((r"this page is for (?P<roles>.+); you are an? (?P<role>.+)", "此页面仅供{roles}使用；您的角色是{role}"))
 MESSAGES.update(i18n_registers.MESSAGES)
+MESSAGES.update(i18n_notify.MESSAGES)
 ERRORS += i18n_registers.ERRORS
+ERRORS += i18n_notify.ERRORS
 ERRORS.extend(RECORDS_ERRORS)
 _ERRORS = [(re.compile(p, re.S), zh) for p, zh in ERRORS]
 _CHANNEL_PREFIX = re.compile(r"(?P<channel>[\w.-]+): (?P<rest>.+)", re.S)

@@ -150,6 +150,7 @@ def test_workspace_pages_pass_axe(app: Any, server: str, browser: Any) -> None:
         "/calendar",
         "/calendar?view=month",
         "/tokens",
+        "/notify",
         "/items/999999",
     ):
         page.goto(server + path)
@@ -174,7 +175,7 @@ def test_workspace_pages_pass_axe(app: Any, server: str, browser: Any) -> None:
     for path in ("/admin/users", "/admin/channels"):
         page.goto(server + path)
         _clean(page, path)
-    _clean.check(pages=16)
+    _clean.check(pages=17)
 
 
 def test_website_pages_pass_axe(site: str, browser: Any) -> None:

@@ -2,7 +2,7 @@
 at submit, given to the channels (docs/accessibility in docs/web.md, docs/channels/website.md)
 
 Revision ID: 0022_asset_alt
-Revises: 0020_public_apply
+Revises: 0021_session_id_token
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0022_asset_alt"
-down_revision = "0020_public_apply"
+down_revision = "0021_session_id_token"
 branch_labels = None
 depends_on = None
 

@@ -499,3 +499,11 @@ def set_pref(
         quiet=quiet,
     )
     return pref
+
+
+def pref_of(session: Session, *, user: str) -> NotifyPref | None:
+    """``user``'s choice, or None when they never made one (they are not told)."""
+    person = session.exec(select(User).where(User.name == user)).first()
+    if person is None:
+        raise NotFound(f"no user {user!r}")
+    return session.get(NotifyPref, person.id)

@@ -13,6 +13,7 @@ from publisher.web.pages import (
     annual,
     editing,
     items,
+    notify,
     overview,
     privacy,
     public,
@@ -27,7 +28,7 @@ from publisher.web.security import optional_caller
 # the modules' routes are copied into one flat list, in this order: an included router would be one
 # nested entry of the app's routes, and what walks them (the tests too) looks one level deep
 router = APIRouter()
-for _module in (session, sso, editing, items, privacy, overview, registers, public, annual, records, admin):
+for _module in (session, sso, editing, items, privacy, overview, notify, registers, public, annual, records, admin):
     router.routes.extend(_module.router.routes)
 
 __all__ = ["router", "login_redirect", "optional_caller"]
