@@ -89,12 +89,19 @@ def test_the_workspace_fits_a_phone_and_a_laptop(app: Any, server: str, browser:
             ("dashboard", "/dashboard"),
             ("tokens", "/tokens"),
             ("notify", "/notify"),
+            ("coverage", "/coverage"),
+            ("report", "/report"),
         ],
         "head": [("review", "/review"), ("dashboard-en", "/dashboard?lang=en")],
         "admin": [
             ("admin-users", "/admin/users?lang=zh"),
             ("admin-channels", "/admin/channels"),
             ("notify-of-ed", "/notify?user=ed"),
+            ("requests", "/registers/requests"),
+            ("complaints", "/registers/complaints"),
+            ("import", "/import"),
+            ("audit", "/audit"),
+            ("report-template", "/report/template"),
         ],
     }
     wide: dict[str, int] = {}
