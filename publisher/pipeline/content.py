@@ -78,6 +78,8 @@ ALLOWED_SCHEMES = {"http", "https", "mailto", "asset"}
 IMAGE_TYPES = {"image/jpeg", "image/png", "image/gif", "image/webp"}
 #: the formats every channel takes (Pillow's names); a BMP or TIFF is refused with these named
 IMAGE_FORMATS = {"JPEG": "image/jpeg", "PNG": "image/png", "GIF": "image/gif", "WEBP": "image/webp"}
+#: the role of an asset that is one channel's own cover (publisher.pipeline.workflow.wording)
+CHANNEL_COVER = "channel_cover"
 #: the pixel limit when the caller names none (the setting review.max_image_pixels)
 DEFAULT_MAX_IMAGE_PIXELS = 40_000_000
 
@@ -107,6 +109,8 @@ FRONT_MATTER_KEYS = {
     "interprets",
     "revises",
     "awards",
+    # the per-channel wording (publisher.pipeline.workflow.wording): {channel: {title, summary, body, cover}}
+    "overrides",
 }
 
 
@@ -415,6 +419,23 @@ def read_item_file(
         )
     for a in fields.pop("attachments", None) or []:
         assets.append(store_file(base / str(a), media_dir=media_dir, role="attachment", max_bytes=max_asset_bytes))
+    for wording in (fields.get("overrides") or {}).values() if isinstance(fields.get("overrides"), dict) else ():
+        if not isinstance(wording, dict):
+            continue  # the service names what is wrong with it
+        if isinstance(wording.get("body"), str):
+            wording["body"] = _MD_IMAGE.sub(_image, wording["body"])
+        if wording.get("cover") and not re.fullmatch(r"(asset://)?[0-9a-f]{64}", str(wording["cover"])):
+            # a cover for one channel: kept as an asset no other channel's post carries
+            cover = store_file(
+                base / str(wording["cover"]),
+                media_dir=media_dir,
+                role="cover",
+                max_bytes=max_asset_bytes,
+                max_pixels=max_image_pixels,
+            )
+            cover.role = CHANNEL_COVER
+            assets.append(cover)
+            wording["cover"] = cover.sha256
     return ItemDraft(title=title, body_markdown=body, fields=fields, assets=assets)
 
 

@@ -19,7 +19,7 @@ from publisher.checklist import checklist_name
 from publisher.errors import InvalidInput
 from publisher.models import Asset, Item, ItemVersion, Review, Role, User, utcnow
 from publisher.pipeline import content, workflow
-from publisher.pipeline.workflow import Context
+from publisher.pipeline.workflow import Context, wording
 from publisher.pipeline.workflow.catalogue import KEYS as CATALOGUE_KEYS
 
 _ASSET = re.compile(r"asset://([0-9a-f]{64})")
@@ -290,8 +290,9 @@ def changes_since_approval(session: Session, item: Item) -> tuple[int, list[Diff
     old = versions.get(last.item_version)
     if old is None:
         return None
-    a = [f"# {old.title}", "", *old.body_markdown.splitlines()]
-    b = [f"# {item.title}", "", *item.body_markdown.splitlines()]
+    # the per-channel wording follows the body: it is part of the version the reviewers approve
+    a = [f"# {old.title}", "", *old.body_markdown.splitlines(), *wording.diff_lines(old.overrides)]
+    b = [f"# {item.title}", "", *item.body_markdown.splitlines(), *wording.diff_lines(item.overrides)]
     lines = []
     for ln in list(difflib.unified_diff(a, b, f"v{old.version}", f"v{item.version}", lineterm="", n=2))[2:]:
         kind = {"+": "add", "-": "del", "@": "hunk"}.get(ln[:1], "ctx")
