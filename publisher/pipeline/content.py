@@ -420,23 +420,33 @@ def read_item_file(
     for a in fields.pop("attachments", None) or []:
         assets.append(store_file(base / str(a), media_dir=media_dir, role="attachment", max_bytes=max_asset_bytes))
     for wording in (fields.get("overrides") or {}).values() if isinstance(fields.get("overrides"), dict) else ():
-        if not isinstance(wording, dict):
-            continue  # the service names what is wrong with it
-        if isinstance(wording.get("body"), str):
+        if isinstance(wording, dict) and isinstance(wording.get("body"), str):
             wording["body"] = _MD_IMAGE.sub(_image, wording["body"])
-        if wording.get("cover") and not re.fullmatch(r"(asset://)?[0-9a-f]{64}", str(wording["cover"])):
-            # a cover for one channel: kept as an asset no other channel's post carries
-            cover = store_file(
-                base / str(wording["cover"]),
-                media_dir=media_dir,
-                role="cover",
-                max_bytes=max_asset_bytes,
-                max_pixels=max_image_pixels,
-            )
-            cover.role = CHANNEL_COVER
-            assets.append(cover)
-            wording["cover"] = cover.sha256
+    assets += store_channel_covers(
+        fields.get("overrides"), base, media_dir=media_dir, max_bytes=max_asset_bytes, max_pixels=max_image_pixels
+    )
     return ItemDraft(title=title, body_markdown=body, fields=fields, assets=assets)
+
+
+def store_channel_covers(
+    overrides: Any, base: Path, *, media_dir: Path, max_bytes: int, max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
+) -> list[StoredAsset]:
+    """Store each cover file the per-channel wording names (relative to ``base``) as an asset no other
+    channel's post carries (:data:`CHANNEL_COVER`), and put its hash in its place. A cover already
+    stored (``asset://<sha256>`` or the hash) is left; a malformed wording is left to the service to name."""
+    stored = []
+    for wording in overrides.values() if isinstance(overrides, dict) else ():
+        if not isinstance(wording, dict) or not wording.get("cover"):
+            continue
+        if re.fullmatch(r"(asset://)?[0-9a-f]{64}", str(wording["cover"])):
+            continue
+        cover = store_file(
+            base / str(wording["cover"]), media_dir=media_dir, role="cover", max_bytes=max_bytes, max_pixels=max_pixels
+        )
+        cover.role = CHANNEL_COVER
+        stored.append(cover)
+        wording["cover"] = cover.sha256
+    return stored
 
 
 def images_without_alt(markdown: str) -> list[tuple[int, str]]:

@@ -104,8 +104,12 @@ def check(raw: Any, *, channels: Collection[str], max_body_bytes: int) -> dict[s
 
 
 def public(overrides: Mapping[str, Mapping[str, str]] | None) -> dict[str, dict[str, str]]:
-    """The wording as an editor wrote it (no rendered HTML), for the API, the CLI and the forms."""
-    return {ch: {k: v for k, v in f.items() if k in FIELDS} for ch, f in sorted((overrides or {}).items())}
+    """The wording as an editor writes it (no rendered HTML; the cover as ``asset://<sha256>``), for the
+    API, the CLI and the forms: what :func:`check` takes back."""
+    return {
+        ch: {k: f"asset://{v}" if k == "cover" else v for k, v in f.items() if k in FIELDS}
+        for ch, f in sorted((overrides or {}).items())
+    }
 
 
 def for_channel(post: Post, wording: Mapping[str, str] | None) -> Post:
@@ -216,14 +220,22 @@ def diff_lines(overrides: Mapping[str, Mapping[str, str]] | None) -> list[str]:
     return lines
 
 
-def merge(current: Mapping[str, Mapping[str, str]], pairs: Iterable[str]) -> dict[str, dict[str, str]]:
-    """``current`` (as :func:`public` gives it) with ``CHANNEL.FIELD=TEXT`` pairs set (an empty TEXT
+def merge(current: Any, pairs: Iterable[str]) -> dict[str, Any]:
+    """``current`` (front matter's ``overrides``, or an item's) with ``CHANNEL.FIELD=TEXT`` pairs set (an empty TEXT
     drops the field), for ``--override`` on the command line. InvalidInput on a malformed pair."""
-    out = {ch: dict(f) for ch, f in public(current).items()}
+    if not isinstance(current, Mapping):
+        check(current, channels=(), max_body_bytes=0)  # raises, naming the shape wanted
+    # the rendered HTML is the service's to make; any other key is left for check() to name
+    out = {
+        str(ch): {k: v for k, v in f.items() if k != "body_html"} if isinstance(f, Mapping) else f
+        for ch, f in current.items()
+    }
     for pair in pairs:
         key, eq, value = pair.partition("=")
         channel, dot, name = key.strip().partition(".")
         if not (eq and dot and channel and name):
             raise InvalidInput(f"--override {pair!r}: write CHANNEL.FIELD=TEXT, e.g. --override wechat.title=短标题")
-        out.setdefault(channel, {})[name] = value
+        if not isinstance(out.get(channel, {}), dict):
+            out[channel] = {}
+        out[channel] = {**out.get(channel, {}), name: value}
     return out
