@@ -170,6 +170,15 @@ def test_each_sandbox_gets_its_wording_and_another_channel_the_items_own(
     text = mail.get_body(("plain",)).get_content()
     assert text.startswith("寒假及开学时间通知") and "根据校历安排" in text  # the heading too; the body is the item's
     assert MemoryChannel.ledger["mem"] == [(ds["mem"].id, item, title)]  # no wording: the item's own
+    # WeChat's cover is in WeChat's post alone; the others carry the item's own
+    with app.session() as s:
+        it = workflow.get_item(s, item)
+        covers = {c: workflow.build_post(app.ctx, s, it, c).cover for c in ("wechat", "weibo", "email", "mem")}
+    sha = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in (own_cover, folder / "cover.jpg")}
+    assert {c: a.sha256 for c, a in covers.items() if a} == {
+        "wechat": sha["wechat-cover.jpg"],
+        **dict.fromkeys(("weibo", "email", "mem"), sha["cover.jpg"]),
+    }
 
 
 def _refused(app: Any, path: Path) -> str:
