@@ -178,6 +178,10 @@ class Post:
     display_ended: bool = False
     #: the catalogue fields (索引号, 发文字号, 有效性...) and related items
     catalogue: Catalogue = field(default_factory=Catalogue)
+    #: the fields the editors wrote for this channel alone (``title``, ``summary``, ``body``, ``cover``:
+    #: the item's per-channel wording, reviewed with it). A channel refuses such a field when it does
+    #: not fit, in :meth:`Channel.validate`, rather than cutting it as it may cut the item's own wording.
+    wording: frozenset[str] = frozenset()
 
     @property
     def cover(self) -> Asset | None:

@@ -235,6 +235,8 @@ class Item(SQLModel, table=True):
     disclosure_scope: str | None = Field(default=None, sa_column=Column(sa.String(200), nullable=True))
     validity: str | None = Field(default=None, sa_column=Column(sa.String(20), nullable=True, index=True))
     replaced_by: int | None = None
+    #: per-channel wording (publisher.pipeline.workflow.wording): {channel: {title, summary, body, cover…}}
+    overrides: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False, server_default="{}"))
 
 
 class Asset(SQLModel, table=True):
@@ -509,6 +511,8 @@ class ItemVersion(SQLModel, table=True):
     version: int
     title: str = Field(sa_column=Column(sa.String(500), nullable=False))
     body_markdown: str = Field(sa_column=Column(sa.Text, nullable=False))
+    #: the version's per-channel wording (Item.overrides), shown in the reviewers' diff
+    overrides: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False, server_default="{}"))
     actor: str = ""
     at: datetime = _dt(default_factory=utcnow)
     #: when the privacy check ran on this version (its findings are in privacy_finding); None: a

@@ -249,7 +249,8 @@ def manual_show(delivery_id: int) -> None:
         if d is None:
             raise PublisherError(f"no delivery {delivery_id}")
         spec = a.channels.get(d.channel)
-        kit = spec.channel.copy_kit(workflow.build_post(a.ctx, s, workflow.get_item(s, d.item_id))) if spec else None
+        item = workflow.get_item(s, d.item_id)
+        kit = spec.channel.copy_kit(workflow.build_post(a.ctx, s, item, d.channel)) if spec else None
     if kit is None:
         raise PublisherError(f"delivery {delivery_id} is on {d.channel}, which is not posted by hand")
     out.print(kit, markup=False)

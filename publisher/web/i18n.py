@@ -98,6 +98,12 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "The preview shows the first {n} KB of the body ({m} KB in all), and the channels' checks "
         "cover that part only; submitting checks the whole.",
     ),
+    "wording": ("渠道专用文字", "Wording for one channel"),
+    "wording_hint": (
+        "（留空则用上面的标题、摘要、正文和封面；随稿件一起审核）",
+        "(empty: the item's own; reviewed with it)",
+    ),
+    "wording_cover": ("封面（上传图片后的 asset://…）", "Cover (an uploaded image's asset://…)"),
     "problems": ("不符合渠道要求", "The channel cannot take it"),
     "no_problems": ("符合渠道要求", "Fits the channel"),
     "status": ("状态", "Status"),
