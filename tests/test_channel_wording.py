@@ -105,7 +105,7 @@ def _file(folder: Path, overrides: str, *, channels: str = "wechat, weibo, email
     md = folder / "item.md"
     md.write_text(
         f"---\ntitle: {title}\n"
-        f"category: 公告公示\nchannels: [{channels}]\ncover: cover.jpg\n"
+        f"category: 公告公示\nchannels: [{channels}]\ncover: cover.jpg\ncover_alt: 校门口的蓝色横幅\n"
         "summary: 学校2026年寒假自1月17日开始，2027年春季学期2月28日学生报到。\n"
         f"{overrides}---\n各学院、各部门：\n\n根据校历安排，现将寒假放假及开学时间通知如下。\n",
         encoding="utf-8",
