@@ -56,6 +56,7 @@ from channels.website.images import is_image, prepare_assets
 from channels.website.indexes import SiteIndexes
 from channels.website.pages import CLEANER, human_size, iso, make_jinja
 from channels.website.rules import CURRENT, write_rules_library
+from channels.website.search import SearchBuild, SiteSearch
 from channels.website.store import SiteStore
 from publisher.channel import (
     Channel,
@@ -137,6 +138,7 @@ class WebsiteChannel(Channel):
             page_size=config.page_size,
             sitemap_urls=config.sitemap_urls,
         )
+        self.search = SiteSearch(self.folder, self.store, self._locked)
 
     # -- review time ------------------------------------------------------------------------------
     def validate(self, post: Post) -> list[str]:
@@ -186,6 +188,8 @@ class WebsiteChannel(Channel):
             found = self.store.mark_withdrawn(post.item_id, iso(datetime.now(UTC)))
             self.site.maybe_fail("committed")
             out = Batch()
+            # out of the search results before anything else: a withdrawal is a privacy promise
+            self.search.forget(out, post.item_id)
             if found:
                 self.indexes.refresh(out, self.store, found[1])
                 self._rules(out, found[0])
@@ -292,6 +296,12 @@ class WebsiteChannel(Channel):
                 listing = self.store.listing("all")
                 return int(listing["count"]) if listing else 0
 
+    def search_index(self) -> SearchBuild:
+        """Build the site's search index (Pagefind) from the live item pages and switch readers to it;
+        run periodically (``publisher site search-index``, the ``site-search-index`` job)."""
+        with translate_errors(self.folder):
+            return self.search.build()
+
     def manifest(self) -> dict[str, dict[str, Any]]:
         """The live entries by item id (read under the lock; the whole site, for checks and tests)."""
         with self._locked():
@@ -356,6 +366,9 @@ class WebsiteChannel(Channel):
             # a concurrent withdraw may have collected a file this item shares; put it back
             prepare_assets(self.folder, post, self.config.image_max_width)
             out = Batch()
+            if old is not None and (old.get("version"), old.get("updated_at")) != (post.version, entry["updated_at"]):
+                # the indexed text is no longer the page's: found again after the next search build
+                self.search.forget(out, post.item_id)
             # the page before the state and the indexes: an index never links to a missing page
             out.write(self.folder / entry["path"], page)
             self.site.maybe_fail("page")
