@@ -184,10 +184,10 @@ form-action 'self'">
 <nav><a href="{{ root }}index.html">首页</a><a href="{{ root }}index.html#directory">信息公开目录</a>\
 <a href="{{ root }}rules.html">现行有效规章制度库</a><a href="{{ root }}feed.xml">订阅</a>\
 <button type="button" class="textsize" id="large-text" aria-pressed="false" hidden>大字模式</button></nav>
-<form class="search" role="search" action="{{ root }}search.html" method="get">\
+{% block header_search %}<form class="search" role="search" action="{{ root }}search.html" method="get">\
 <label for="site-q" class="sr">搜索本站</label>\
 <input id="site-q" name="q" type="search" placeholder="搜索标题、正文、索引号、发文字号" autocomplete="off">\
-<button type="submit">搜索</button></form>
+<button type="submit">搜索</button></form>{% endblock %}
 </div></header>
 <main class="wrap" id="main" tabindex="-1">
 {% block main %}{% endblock %}

@@ -28,6 +28,7 @@ new bundle every page that is not live or has changed since the build began, poi
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import gzip
 import json
@@ -57,6 +58,7 @@ SEARCH_TEMPLATES = {
 {% extends "base.html" %}
 {% block title %}搜索 - {{ site_title }}{% endblock %}
 {% block wasm %} 'wasm-unsafe-eval'{% endblock %}
+{% block header_search %}{% endblock %}
 {% block head %}<meta name="robots" content="noindex">
 <script src="{{ root }}search.js" defer></script>{% endblock %}
 {% block main %}
@@ -265,6 +267,17 @@ async def _index(site: Path, output: Path) -> None:
         await index.write_files(output_path=str(output))
 
 
+def _run_async(fn: Callable[..., Any], *args: Any) -> Any:
+    """``asyncio.run(fn(*args))`` — in a thread of its own when the caller already runs an event loop
+    (Pagefind's Python API is async; the channel's callers are not, but they may sit in one)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(fn(*args))
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(lambda: asyncio.run(fn(*args))).result()
+
+
 def fragments(bundle: Path) -> dict[str, dict[str, Any]]:
     """The URL and metadata of each fragment of a bundle, by fragment id (the id a result carries)."""
     found = {}
@@ -347,7 +360,7 @@ class SiteSearch:
         target = self.folder / SEARCH_DIR / bundle
         target.parent.mkdir(parents=True, exist_ok=True)
         try:
-            asyncio.run(_index(self.folder, target))
+            _run_async(_index, self.folder, target)
             for pattern in _UNUSED:
                 for path in target.glob(pattern):
                     path.unlink()
