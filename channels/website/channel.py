@@ -47,9 +47,10 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 from urllib.request import url2pathname
 
+from apscheduler.triggers.cron import CronTrigger
 from markupsafe import Markup
 from PIL import Image
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from channels.website.files import MANIFEST, Batch, SiteFolder, translate_errors
 from channels.website.images import is_image, prepare_assets
@@ -100,6 +101,21 @@ class WebsiteConfig(ChannelConfig):
     page_size: int = Field(default=50, ge=5, le=1000)
     #: item URLs in one sitemap file (the protocol allows 50,000; every publish rewrites one file)
     sitemap_urls: int = Field(default=1000, ge=10, le=50000)
+    #: when the site's search index is rebuilt (a crontab line in the office's time zone; "" = only
+    #: by ``publisher site search-index``); new items are findable from the next build on
+    search_cron: str = "*/30 * * * *"
+
+    @field_validator("search_cron")
+    @classmethod
+    def _crontab(cls, value: str) -> str:
+        if value.strip():
+            try:
+                CronTrigger.from_crontab(value)
+            except ValueError as exc:
+                raise ValueError(
+                    f'search_cron {value!r} is not a crontab line ({exc}); e.g. "*/30 * * * *" or "" for none'
+                ) from exc
+        return value.strip()
 
 
 #: how many listing pages a rebuild writes between checkpoints (and between releases of the lock)
@@ -116,6 +132,11 @@ class WebsiteChannel(Channel):
     supports_update = True
     supports_withdraw = True
     default_max_concurrency = 4
+
+    @property
+    def search_cron(self) -> str:
+        """When the scheduler rebuilds the search index (publisher.scheduler, ``site-search-index``)."""
+        return self.config.search_cron
 
     @property
     def site_folder(self) -> Path:

@@ -14,6 +14,8 @@ import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
 from channels.website import WebsiteChannel, WebsiteConfig
 from channels.website import search as site_search
 from publisher.channel import Catalogue
@@ -171,3 +173,27 @@ def test_publisher_site_search_index(tmp_path: Path) -> None:
     assert sorted(urls(ch).values()) == ["/items/1.html", "/items/2.html"]
     r = cli("site", "search-index", "--channel", "mem")
     assert r.code == 2 and "'mem' is not a channel that writes a site" in r.err
+
+
+def test_the_scheduler_builds_the_index_once_per_period(make_app) -> None:
+    """``search_cron`` gives the site a ``site-search-index:<channel>`` job; like every periodic job it
+    runs on one worker per period."""
+    from publisher.scheduler import periodic_jobs, run_once_per_period
+
+    app = make_app(channels={"site": {"type": "website", "base_url": BASE, "search_cron": "15 * * * *"}})
+    ch = app.channels["site"].channel
+    ch.publish(post(1), make_ctx())
+    (job,) = [j for j in periodic_jobs(app) if j.name.startswith("site-search-index")]
+    assert job.name == "site-search-index:site"
+    hour = datetime.now(UTC).replace(minute=15, second=0, microsecond=0)
+    assert run_once_per_period(app, job, "hostA", hour) is True
+    assert run_once_per_period(app, job, "hostB", hour) is False
+    assert list(urls(ch).values()) == ["/items/1.html"]
+
+    off = make_app(channels={"site": {"type": "website", "base_url": BASE, "search_cron": ""}}, users=False)
+    assert not [j for j in periodic_jobs(off) if j.name.startswith("site-search-index")]
+
+
+def test_a_wrong_search_cron_is_refused_with_the_fix() -> None:
+    with pytest.raises(ValueError, match=r"search_cron '\*/30 \* \*' is not a crontab line .*e\.g\."):
+        WebsiteConfig(search_cron="*/30 * *")
