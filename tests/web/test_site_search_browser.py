@@ -150,3 +150,43 @@ def test_the_search_page_is_accessible_and_fits_a_phone(site: Any, browser: Any)
     assert not found, axe.describe(found)
     page.screenshot(path=str(SHOTS / "61-site-search-390.png"), full_page=True)
     assert errors == []
+
+
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
+def test_search_works_under_the_web_apps_headers(make_app: Any, browser: Any) -> None:  # noqa: F811
+    """``publisher serve`` serves the site at /site/ with its own CSP header: the search page (and
+    only it and its bundle) may run WebAssembly there, and result links keep the /site/ prefix."""
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+
+    from publisher.web import create_app
+
+    app = make_app(channels={"site": {"type": "website", "base_url": "http://127.0.0.1/site/", "search_cron": ""}})
+    ch = app.channels["site"].channel
+    for i in (1, 2, 3):
+        ch.publish(_post(i), make_ctx())
+    ch.search_index()
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    srv = uvicorn.Server(uvicorn.Config(create_app(app), log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=srv.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not srv.started and time.monotonic() < deadline:
+            time.sleep(0.02)
+        base = f"http://127.0.0.1:{sock.getsockname()[1]}/site/"
+        page = browser.new_page()
+        errors = console_errors(page)
+        answer = page.goto(base + "index.html")
+        assert "wasm-unsafe-eval" not in answer.headers["content-security-policy"]
+        assert _search(page, base, "闭馆") == [2]
+        assert page.eval_on_selector("#search-hits a", "a => a.getAttribute('href')") == "/site/items/2.html"
+        assert errors == []
+    finally:
+        srv.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
