@@ -134,11 +134,6 @@ class WebsiteChannel(Channel):
     default_max_concurrency = 4
 
     @property
-    def search_cron(self) -> str:
-        """When the scheduler rebuilds the search index (publisher.scheduler, ``site-search-index``)."""
-        return self.config.search_cron
-
-    @property
     def site_folder(self) -> Path:
         """Where the site is written; the web app serves this folder at ``/site/``."""
         return self.folder
@@ -160,6 +155,7 @@ class WebsiteChannel(Channel):
             sitemap_urls=config.sitemap_urls,
         )
         self.search = SiteSearch(self.folder, self.store, self._locked)
+        self.search_cron = config.search_cron  # the scheduler's site-search-index job (publisher.scheduler)
 
     # -- review time ------------------------------------------------------------------------------
     def validate(self, post: Post) -> list[str]:
@@ -209,8 +205,7 @@ class WebsiteChannel(Channel):
             found = self.store.mark_withdrawn(post.item_id, iso(datetime.now(UTC)))
             self.site.maybe_fail("committed")
             out = Batch()
-            # out of the search results before anything else: a withdrawal is a privacy promise
-            self.search.forget(out, post.item_id)
+            self.search.forget(out, post.item_id)  # out of the search results first: a privacy promise
             if found:
                 self.indexes.refresh(out, self.store, found[1])
                 self._rules(out, found[0])
@@ -318,10 +313,8 @@ class WebsiteChannel(Channel):
                 return int(listing["count"]) if listing else 0
 
     def search_index(self) -> SearchBuild:
-        """Build the site's search index (Pagefind) from the live item pages and switch readers to it;
-        run periodically (``publisher site search-index``, the ``site-search-index`` job)."""
-        with translate_errors(self.folder):
-            return self.search.build()
+        """Build the search index from the live item pages and switch readers to it (channels.website.search)."""
+        return self.search.build()
 
     def manifest(self) -> dict[str, dict[str, Any]]:
         """The live entries by item id (read under the lock; the whole site, for checks and tests)."""
@@ -387,9 +380,7 @@ class WebsiteChannel(Channel):
             # a concurrent withdraw may have collected a file this item shares; put it back
             prepare_assets(self.folder, post, self.config.image_max_width)
             out = Batch()
-            if old is not None and (old.get("version"), old.get("updated_at")) != (post.version, entry["updated_at"]):
-                # the indexed text is no longer the page's: found again after the next search build
-                self.search.forget(out, post.item_id)
+            self.search.replaced(out, old, entry)
             # the page before the state and the indexes: an index never links to a missing page
             out.write(self.folder / entry["path"], page)
             self.site.maybe_fail("page")

@@ -42,7 +42,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from channels.website.files import Batch, atomic_write
+from channels.website.files import Batch, atomic_write, translate_errors
 from channels.website.store import SiteStore
 from publisher.channel import PermanentChannelError
 
@@ -336,6 +336,12 @@ class SiteSearch:
         self.folder, self.store, self._locked = folder, store, locked
 
     # -- one change (under the lock) --------------------------------------------------------------
+    def replaced(self, out: Batch, old: dict[str, Any] | None, new: dict[str, Any]) -> None:
+        """An update: the indexed text is no longer the page's, so it leaves (found again, with the
+        new text, after the next build). A retry of the same version changes nothing."""
+        if old is not None and (old.get("version"), old.get("updated_at")) != (new["version"], new["updated_at"]):
+            self.forget(out, int(new["item_id"]))
+
     def forget(self, out: Batch, item_id: int) -> None:
         """An indexed item changed or went: its text leaves the bundle and its id joins ``gone``.
 
@@ -353,6 +359,10 @@ class SiteSearch:
     # -- the build ---------------------------------------------------------------------------------
     def build(self) -> SearchBuild:
         """Index every live item page into a new bundle and switch readers to it."""
+        with translate_errors(self.folder):
+            return self._build()
+
+    def _build(self) -> SearchBuild:
         started = time.perf_counter()
         with self._locked():
             snapshot = self.store.search_snapshot()
