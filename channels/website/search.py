@@ -34,6 +34,7 @@ import gzip
 import json
 import os
 import re
+import secrets
 import shutil
 import time
 from collections.abc import Callable, Iterator
@@ -366,7 +367,10 @@ class SiteSearch:
         started = time.perf_counter()
         with self._locked():
             snapshot = self.store.search_snapshot()
-        bundle = "b" + datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
+            current = self.store.get_meta("search_bundle")
+        self._sweep(current)
+        # a random part: a bundle nothing points to yet (or any more) is not found by guessing its name
+        bundle = "b" + datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + secrets.token_hex(6)
         target = self.folder / SEARCH_DIR / bundle
         target.parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -409,6 +413,14 @@ class SiteSearch:
             files += 1
             size += path.stat().st_size
         return SearchBuild(bundle, len(keep), len(dropped), files, size, time.perf_counter() - started)
+
+    def _sweep(self, current: str | None) -> None:
+        """Remove the bundles of builds that were killed (a day old and not current); a build that
+        is running elsewhere is younger than that."""
+        cutoff = time.time() - 86400
+        for path in (self.folder / SEARCH_DIR).glob("b*"):
+            if path.is_dir() and path.name != current and path.stat().st_mtime < cutoff:
+                shutil.rmtree(path, ignore_errors=True)
 
     def _write_pointer(self, out: Batch, bundle: str | None, gone: list[str]) -> None:
         if bundle is None:

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -137,6 +139,21 @@ def test_a_change_while_the_index_is_built_keeps_the_item_out(tmp_path: Path, mo
     assert list(urls(ch).values()) == ["/items/3.html"]
     folder, gone = bundle(ch)
     assert len(gone) == 2 and not any((folder / "fragment" / f"{f}.pf_fragment").exists() for f in gone)
+
+
+def test_a_killed_builds_bundle_is_swept_a_day_later(tmp_path: Path) -> None:
+    ch = channel(tmp_path)
+    ch.publish(post(1), make_ctx())
+    stale, running = ch.folder / "search" / "b20261101T000000aa", ch.folder / "search" / "b20261203T000000bb"
+    for folder in (stale, running):
+        (folder / "fragment").mkdir(parents=True)
+        (folder / "fragment" / "zh-cn_1.pf_fragment").write_bytes(b"text of a page")
+    day_ago = time.time() - 86400 - 60
+    os.utime(stale, (day_ago, day_ago))
+    ch.search_index()
+    assert not stale.exists(), "a killed build's texts do not stay online"
+    assert running.exists(), "a build younger than a day may still be running elsewhere"
+    assert len(bundle(ch)[0].name) == len("b20261203T000000") + 12  # a random part in every name
 
 
 def test_exact_ids_are_in_their_shard(tmp_path: Path) -> None:
