@@ -13,6 +13,7 @@ Layout::
     search/current.json             {"bundle": "<id>", "gone": [fragment ids]}, read on every query
     search/<id>/pagefind.js …       the bundle of one build; its fragment/<fragment id>.pf_fragment
                                     holds one page's title, text and 索引号/发文字号
+    search/<id>/ids/<xx>.json       exact 索引号/发文字号 → fragment, in 256 files (id_key, id_shard)
 
 What the reader can find is what is live *now*, not what was live when the index was built: the
 state keeps which fragment is which item (``search_doc``). An update or a withdrawal of an indexed
