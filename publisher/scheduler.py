@@ -16,6 +16,7 @@ every ``worker.poll_seconds`` and sleeps exactly until the next known due time.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from collections.abc import Callable
@@ -63,7 +64,30 @@ def periodic_jobs(app: App) -> list[PeriodicJob]:
         PeriodicJob(
             "register-deadlines", CronTrigger.from_crontab("7 * * * *", timezone=app.settings.zone), remind_registers
         ),
+        *site_search_jobs(app),
     ]
+
+
+def site_search_jobs(app: App) -> list[PeriodicJob]:
+    """One ``site-search-index:<channel>`` job per channel that builds a search index on a schedule —
+    found by what it offers (``search_index()`` and a ``search_cron``), never by its type name."""
+    jobs = []
+    for name, spec in app.channels.items():
+        cron = getattr(spec.channel, "search_cron", None)
+        if cron and callable(getattr(spec.channel, "search_index", None)):
+            jobs.append(
+                PeriodicJob(
+                    f"site-search-index:{name}",
+                    CronTrigger.from_crontab(cron, timezone=app.settings.zone),
+                    functools.partial(_build_search_index, name=name),
+                )
+            )
+    return jobs
+
+
+def _build_search_index(app: App, *, name: str) -> None:
+    build = app.channels[name].channel.search_index()  # type: ignore[attr-defined]
+    log.info("%s: search index of %s pages built in %.1f s", name, build.indexed, build.seconds)
 
 
 def end_due_displays(app: App) -> None:

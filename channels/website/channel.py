@@ -47,9 +47,10 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 from urllib.request import url2pathname
 
+from apscheduler.triggers.cron import CronTrigger
 from markupsafe import Markup
 from PIL import Image
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from channels.website.files import MANIFEST, Batch, SiteFolder, translate_errors
 from channels.website.guide import SitePages
@@ -57,6 +58,7 @@ from channels.website.images import is_image, prepare_assets
 from channels.website.indexes import SiteIndexes
 from channels.website.pages import CLEANER, human_size, iso, make_jinja
 from channels.website.related import links_of, own_section, refresh_others, section
+from channels.website.search import SearchBuild, SiteSearch
 from channels.website.store import SiteStore
 from publisher.channel import (
     Channel,
@@ -103,6 +105,21 @@ class WebsiteConfig(ChannelConfig):
     sitemap_urls: int = Field(default=1000, ge=10, le=50000)
     #: the category whose items are the annual reports (信息公开工作年度报告), listed on reports.html
     report_category: str = "年度报告"
+    #: when the site's search index is rebuilt (a crontab line in the office's time zone; "" = only
+    #: by ``publisher site search-index``); new items are findable from the next build on
+    search_cron: str = "*/30 * * * *"
+
+    @field_validator("search_cron")
+    @classmethod
+    def _crontab(cls, value: str) -> str:
+        if value.strip():
+            try:
+                CronTrigger.from_crontab(value)
+            except ValueError as exc:
+                raise ValueError(
+                    f'search_cron {value!r} is not a crontab line ({exc}); e.g. "*/30 * * * *" or "" for none'
+                ) from exc
+        return value.strip()
 
 
 #: how many listing pages a rebuild writes between checkpoints (and between releases of the lock)
@@ -143,6 +160,8 @@ class WebsiteChannel(Channel):
         )
         office = env.office or Office(organisation=config.title)
         self.pages = SitePages(self.folder, self._jinja, config.title, office, config.report_category)
+        self.search = SiteSearch(self.folder, self.store, self._locked)
+        self.search_cron = config.search_cron  # the scheduler's site-search-index job (publisher.scheduler)
 
     # -- review time ------------------------------------------------------------------------------
     def validate(self, post: Post) -> list[str]:
@@ -192,6 +211,7 @@ class WebsiteChannel(Channel):
             found = self.store.mark_withdrawn(post.item_id, iso(datetime.now(UTC)))
             self.site.maybe_fail("committed")
             out = Batch()
+            self.search.forget(out, post.item_id)  # out of the search results first: a privacy promise
             if found:
                 self.indexes.refresh(out, self.store, found[1])
                 self.pages.refresh(out, self.store, found[0])
@@ -300,6 +320,10 @@ class WebsiteChannel(Channel):
                 listing = self.store.listing("all")
                 return int(listing["count"]) if listing else 0
 
+    def search_index(self) -> SearchBuild:
+        """Build the search index from the live item pages and switch readers to it (channels.website.search)."""
+        return self.search.build()
+
     def manifest(self) -> dict[str, dict[str, Any]]:
         """The live entries by item id (read under the lock; the whole site, for checks and tests)."""
         with self._locked():
@@ -367,6 +391,7 @@ class WebsiteChannel(Channel):
             prepare_assets(self.folder, post, self.config.image_max_width)
             out = Batch()
             page = own_section(self.store, page, entry["related"])
+            self.search.replaced(out, old, entry)
             # the page before the state and the indexes: an index never links to a missing page
             out.write(self.folder / entry["path"], page)
             self.site.maybe_fail("page")

@@ -31,6 +31,7 @@ import jinja2
 
 from channels.website.files import Batch
 from channels.website.pages import CSS, SCRIPT, category_key, category_slug, rfc3339
+from channels.website.search import SEARCH_SCRIPT, SEARCH_TEMPLATES
 from channels.website.store import ALL, SiteStore, Spot
 
 #: how many items the Atom feed lists
@@ -83,7 +84,9 @@ class SiteIndexes:
         self.folder, self.base_url, self.title = folder, base_url, title
         self.page_size, self.sitemap_urls = page_size, sitemap_urls
         # the pager lives with the listings it pages; the item templates stay in pages.py
-        jinja.loader = jinja2.ChoiceLoader([jinja.loader, jinja2.DictLoader(PAGER_TEMPLATES)])  # type: ignore[list-item]
+        jinja.loader = jinja2.ChoiceLoader(
+            [jinja.loader, jinja2.DictLoader(PAGER_TEMPLATES), jinja2.DictLoader(SEARCH_TEMPLATES)]  # type: ignore[list-item]
+        )
         jinja.globals["pager"] = jinja.get_template("pager.html").module.pager  # type: ignore[attr-defined]
         self._jinja = jinja
 
@@ -212,6 +215,10 @@ class SiteIndexes:
     def _write_common(self, out: Batch, store: SiteStore, listings: dict[str, Any], parts: set[int]) -> None:
         out.write(self.folder / "style.css", CSS)
         out.write(self.folder / "textsize.js", SCRIPT)
+        out.write(self.folder / "search.js", SEARCH_SCRIPT)
+        out.write(
+            self.folder / "search.html", self._jinja.get_template("search.html").render(site_title=self.title, root="")
+        )
         categories = sorted(
             (k[2:] for k in listings if k.startswith("c:") and listings[k]["count"] > 0), key=category_key
         )

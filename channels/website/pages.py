@@ -131,6 +131,16 @@ table.catalogue th{background:var(--soft);white-space:nowrap;width:7em}
 .ended{padding:.8rem 1rem;border:1px solid var(--line);border-left:4px solid var(--accent);background:var(--soft)}
 footer{border-top:1px solid var(--line);color:var(--muted);font-size:.85rem;padding:1rem 0 2rem;
 text-align:center}
+.sr{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0);white-space:nowrap}
+form.search{display:flex;gap:.4rem;margin:.5rem 0 0;flex:1 1 100%}
+form.search input{font:inherit;flex:1 1 12rem;min-width:0;padding:.3rem .6rem;border:1px solid var(--line);
+border-radius:4px}
+form.search button{font:inherit;padding:.3rem .9rem;border:1px solid #fff;border-radius:4px;cursor:pointer;
+color:#fff;background:transparent}
+main form.search button{color:var(--accent);border-color:var(--accent)}
+ol.hits{list-style:none;margin:0;padding:0}ol.hits li{padding:.7rem 0;border-bottom:1px dashed var(--line)}
+ol.hits .excerpt{margin:.2rem 0;color:var(--fg)}ol.hits mark{background:#fff3bf;color:inherit}
+ol.hits .meta-line{font-size:.85rem;color:var(--muted)}
 @media (max-width:600px){ul.dir{columns:1}ul.items li{flex-direction:column;gap:0}}
 """
 
@@ -164,7 +174,8 @@ TEMPLATES = {
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta http-equiv="Content-Security-Policy" content="default-src 'self'; img-src 'self' data: https:; \
-style-src 'self'; script-src 'self'; object-src 'none'; base-uri 'none'; form-action 'none'">
+style-src 'self'; script-src 'self'{% block wasm %}{% endblock %}; object-src 'none'; base-uri 'none'; \
+form-action 'self'">
 <title>{% block title %}{{ site_title }}{% endblock %}</title>
 {% block head %}{% endblock %}
 <link rel="stylesheet" href="{{ root }}style.css">
@@ -179,6 +190,10 @@ style-src 'self'; script-src 'self'; object-src 'none'; base-uri 'none'; form-ac
 <a href="{{ root }}rules.html">现行有效规章制度库</a><a href="{{ root }}reports.html">年度报告</a>\
 <a href="{{ root }}guide.html">信息公开指南</a><a href="{{ root }}feed.xml">订阅</a>\
 <button type="button" class="textsize" id="large-text" aria-pressed="false" hidden>大字模式</button></nav>
+{% block header_search %}<form class="search" role="search" action="{{ root }}search.html" method="get">\
+<label for="site-q" class="sr">搜索本站</label>\
+<input id="site-q" name="q" type="search" placeholder="搜索标题、正文、索引号、发文字号" autocomplete="off">\
+<button type="submit">搜索</button></form>{% endblock %}
 </div></header>
 <main class="wrap" id="main" tabindex="-1">
 {% block main %}{% endblock %}
@@ -202,6 +217,7 @@ style-src 'self'; script-src 'self'; object-src 'none'; base-uri 'none'; form-ac
 {% block main %}
 <div class="crumbs"><a href="{{ root }}index.html">首页</a> › \
 <a href="{{ root }}categories/{{ post.category | slug }}.html">{{ post.category }}</a></div>
+<div data-pagefind-body>
 <h1>{{ post.title }}</h1>
 {% set cat = post.catalogue %}
 {% if cat.validity == "已废止" %}<p class="ended repealed"><strong>本文件已废止。</strong>\
@@ -210,11 +226,11 @@ style-src 'self'; script-src 'self'; object-src 'none'; base-uri 'none'; form-ac
 {% if cat.replaced_by %}请见<a href="{{ root }}items/{{ cat.replaced_by }}.html">修订后的文件</a>。{% endif %}</p>\
 {% endif %}
 <table class="catalogue"><caption>信息公开目录</caption><tbody>
-<tr><th scope="row">索引号</th><td>{{ cat.index_no or "" }}</td>\
+<tr><th scope="row">索引号</th><td{{ cat.index_no | pfmeta("index_no") }}>{{ cat.index_no or "" }}</td>\
 <th scope="row">发布机构</th><td>{{ post.department }}</td></tr>
-<tr><th scope="row">发文字号</th><td>{{ cat.doc_number or "" }}</td>\
+<tr><th scope="row">发文字号</th><td{{ cat.doc_number | pfmeta("doc_number") }}>{{ cat.doc_number or "" }}</td>\
 <th scope="row">成文日期</th><td>{{ cat.written_on or "" }}</td></tr>
-<tr><th scope="row">发布日期</th><td>{{ post.publish_at | localdate }}</td>\
+<tr><th scope="row">发布日期</th><td data-pagefind-meta="date">{{ post.publish_at | localdate }}</td>\
 <th scope="row">主题分类</th><td>{{ cat.topic or "" }}</td></tr>
 <tr><th scope="row">公开方式</th><td>{{ cat.disclosure_mode or "" }}</td>\
 <th scope="row">有效性</th><td>{{ cat.validity or "" }}</td></tr>
@@ -243,6 +259,7 @@ style-src 'self'; script-src 'self'; object-src 'none'; base-uri 'none'; form-ac
 <span class="count">（{{ a.size }}）</span></li>
 {% endfor %}</ul></section>{% endif %}
 {{ related }}
+</div>
 {% endblock %}
 """,
     "ended.html": """\
@@ -322,6 +339,12 @@ def item_rows(localdate: Callable[[datetime | str], str]) -> Callable[[list[dict
     return rows
 
 
+def search_meta(value: str | None, key: str) -> Markup:
+    """The attribute that makes a cell's text a field of the page's search record (Pagefind's
+    ``data-pagefind-meta``), on a cell that has text: 索引号 and 发文字号 come back with each hit."""
+    return Markup(f' data-pagefind-meta="{key}"') if value else Markup("")
+
+
 def make_jinja(localdate: Callable[[datetime | str], str]) -> jinja2.Environment:
     """The template environment; ``localdate`` shows a time as a date in the office's time zone."""
     env = jinja2.Environment(
@@ -336,4 +359,5 @@ def make_jinja(localdate: Callable[[datetime | str], str]) -> jinja2.Environment
     env.filters["isotime"] = iso
     env.filters["slug"] = category_slug
     env.globals["item_rows"] = item_rows(localdate)
+    env.filters["pfmeta"] = search_meta
     return env

@@ -14,7 +14,9 @@ appears in, its file references), never the whole set, so its cost does not grow
   only the newest page (see docs/channels/website.md, "Pagination").
 * ``file_ref`` — which media/attachment files each item uses (for collecting a withdrawn item's files).
 * ``sitemap_part`` — the lastmod of each numbered sitemap file, for the sitemap index.
-* ``meta`` — the migration mark and the checkpoint of ``publisher site rebuild``.
+* ``meta`` — the migration mark, the checkpoint of ``publisher site rebuild``, the current search bundle.
+* ``search_doc`` — which fragment of the current search bundle is which item; ``search_gone`` — the
+  fragments dropped since the bundle was built (channels.website.search).
 
 Every method runs under the site lock (channels.website.files.SiteFolder.locked), so one connection
 serves all the channel's threads; each change is one transaction. WAL with ``synchronous=FULL``: a
@@ -53,6 +55,8 @@ CREATE INDEX IF NOT EXISTS file_ref_item ON file_ref (item_id);
 CREATE TABLE IF NOT EXISTS sitemap_part (part INTEGER PRIMARY KEY, lastmod TEXT);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS entry_validity ON entry (json_extract(data, '$.validity')) WHERE live = 1;
+CREATE TABLE IF NOT EXISTS search_doc (item_id INTEGER PRIMARY KEY, fragment TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS search_gone (fragment TEXT PRIMARY KEY) WITHOUT ROWID;
 """
 
 
@@ -215,6 +219,20 @@ class SiteStore:
         row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return row[0] if row else None
 
+    def search_snapshot(self) -> dict[int, tuple[int, str]]:
+        """(version, updated_at) of every live item: what a search build may keep if unchanged."""
+        rows = self.conn.execute(
+            "SELECT item_id, version, json_extract(data, '$.updated_at') FROM entry WHERE live = 1"
+        )
+        return {int(i): (int(v), str(u)) for i, v, u in rows}
+
+    def search_fragment(self, item_id: int) -> str | None:
+        row = self.conn.execute("SELECT fragment FROM search_doc WHERE item_id = ?", (item_id,)).fetchone()
+        return row[0] if row else None
+
+    def search_gone(self) -> list[str]:
+        return [r[0] for r in self.conn.execute("SELECT fragment FROM search_gone ORDER BY fragment")]
+
     # -- changing (one transaction each) ----------------------------------------------------------
     def put(self, entry: dict[str, Any]) -> list[Spot]:
         """Make ``entry`` live; the positions whose pages must be rewritten (old and new)."""
@@ -307,6 +325,34 @@ class SiteStore:
             conn.execute("DELETE FROM file_ref WHERE item_id = ?", (item_id,))
             conn.execute("DELETE FROM entry WHERE item_id = ? AND live = 0", (item_id,))
             self._drop_empty(conn, keys)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    def search_drop(self, item_id: int, fragment: str) -> None:
+        conn = self._tx()
+        try:
+            conn.execute("DELETE FROM search_doc WHERE item_id = ?", (item_id,))
+            conn.execute("INSERT OR IGNORE INTO search_gone (fragment) VALUES (?)", (fragment,))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    def search_swap(self, bundle: str, docs: dict[int, str], gone: Iterable[str]) -> None:
+        """A new search bundle: its fragments by item and those it was built with but must not show."""
+        conn = self._tx()
+        try:
+            conn.execute("DELETE FROM search_doc")
+            conn.execute("DELETE FROM search_gone")
+            conn.executemany("INSERT INTO search_doc (item_id, fragment) VALUES (?, ?)", docs.items())
+            conn.executemany("INSERT OR IGNORE INTO search_gone (fragment) VALUES (?)", [(f,) for f in gone])
+            conn.execute(
+                "INSERT INTO meta (key, value) VALUES ('search_bundle', ?) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (bundle,),
+            )
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
