@@ -44,8 +44,8 @@ class Notification(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     #: submitted | approved_level1 | rejected | published | delivery_failed | by_hand | display_ends |
-    #: by_hand_overdue | channel_problem | register_due | register_late
-    #: (the last three about no item: ``item_id`` None)
+    #: by_hand_overdue | channel_problem | register_due | register_late | register_filed
+    #: (the last four about no item: ``item_id`` None)
     event: str = Field(sa_column=Column(sa.String(40), nullable=False))
     #: event + recipient + transport: the same event is queued once per person and transport
     dedupe_key: str = Field(sa_column=Column(sa.String(300), nullable=False, unique=True))

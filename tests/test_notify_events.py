@@ -250,6 +250,35 @@ def test_register_deadlines_tell_the_keepers_once_per_due_date_and_state(make_ap
     assert "张三" in late and f"{due:%Y-%m-%d}" in late and f"registers/requests#r{near}" in late
 
 
+def test_a_request_from_the_public_form_tells_the_keepers_once(make_app, robots) -> None:
+    wecom, dd, smtp = robots
+    a = make_app(notify={"transports": transports(wecom, dd, smtp)}, registers={"keepers": ["sec2"]})
+    _prefs(a, sec2=("email", "sec2@example.edu.cn"), admin=("email", "admin@example.edu.cn"))
+    with a.session() as s:
+        r, new = registers.file_public_request(
+            s, a.settings, applicant="赵六", contact="zhao@example.cn", subject="2025年学生资助名单的公示范围"
+        )
+        filed, due = r.id, r.due_on
+        s.commit()
+    assert new
+    with a.session() as s:  # the same request sent again: the same entry, nobody told twice
+        again, new = registers.file_public_request(
+            s, a.settings, applicant="赵六", contact="zhao@example.cn", subject="2025年学生资助名单的公示范围"
+        )
+        s.commit()
+    assert again.id == filed and not new
+    with a.session() as s:  # typed in by the office: nobody is told (the keeper did it)
+        registers.add_request(s, a.settings, applicant="钱七", subject="校车线路", via="letter", actor="sec2")
+        s.commit()
+    rows = _rows(a)
+    assert [(r.event, r.address, r.item_id) for r in rows] == [("register_filed", "sec2@example.edu.cn", None)]
+    assert _send_all(a) == {"sent": 1}
+    (mail,) = smtp.messages
+    assert mail["message"]["Subject"] == f"收到信息公开申请：第 {filed} 号"
+    text = mail["message"].get_content()
+    assert "赵六" in text and f"{due:%Y-%m-%d}" in text and f"registers/requests#r{filed}" in text
+
+
 def test_register_deadlines_run_once_per_hour_across_workers_and_default_to_the_admins(make_app, robots) -> None:
     wecom, dd, smtp = robots
     a = make_app(notify={"transports": transports(wecom, dd, smtp)})

@@ -26,7 +26,7 @@ from publisher.errors import InvalidInput, NotAllowed, NotFound, PublisherError
 from publisher.models import Complaint, DisclosureRequest, utcnow
 from publisher.pipeline.store.rate import count_in_window
 from publisher.pipeline.workflow import audit
-from publisher.pipeline.workflow.outbox import RegisterDeadline, on_register_deadlines
+from publisher.pipeline.workflow.outbox import RegisterDeadline, on_public_request, on_register_deadlines
 from publisher.settings import Settings
 
 VIA = ("letter", "email", "web", "in_person", "phone", "fax", "other")
@@ -301,6 +301,8 @@ def file_public_request(
     r = add_request(session, settings, applicant=name, subject=what, via="web", actor=PUBLIC_FORM)
     r.receipt_no, r.contact = receipt_number(r.received_at, settings), reach
     session.flush()
+    # nobody in the office typed it in: the keepers are told, in the same transaction
+    on_public_request(session.connection(), r.id, name, what, r.due_on, settings.registers.keepers)
     return r, True
 
 

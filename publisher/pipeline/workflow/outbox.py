@@ -37,7 +37,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -61,6 +61,8 @@ DISPLAY_ENDS = "display_ends"
 BY_HAND_OVERDUE = "by_hand_overdue"
 CHANNEL_PROBLEM = "channel_problem"
 REGISTER_DUE, REGISTER_LATE = "register_due", "register_late"
+#: a request filed by the public through the 依申请公开 form (/apply): nobody typed it in, so nobody knows
+REGISTER_FILED = "register_filed"
 #: the transport value of a person who asked not to be told
 NO_TRANSPORT = "none"
 
@@ -437,6 +439,23 @@ def on_register_deadlines(conn: sa.Connection, entries: Sequence[RegisterDeadlin
         )
         written += queue(conn, event, recipients)
     return written
+
+
+def on_public_request(
+    conn: sa.Connection, entry_id: int, who: str, subject: str, due_on: date, keepers: Sequence[str]
+) -> int:
+    """A request filed through the public form: the keepers (as for deadlines), once per entry."""
+    recipients = _recipients(conn, U.c.name.in_(list(keepers)) if keepers else U.c.role == Role.ADMIN.value)
+    event = Event(
+        REGISTER_FILED,
+        f"request{entry_id}:filed",
+        None,
+        f"收到信息公开申请：第 {entry_id} 号",
+        f"{who}通过网上申请表提交了信息公开申请第 {entry_id} 号（{_title(subject)}），"
+        f"答复期限 {due_on:%Y-%m-%d}。\n请在登记簿中登记办理情况。",
+        REGISTER_LINKS["request"].format(id=entry_id),
+    )
+    return queue(conn, event, recipients)
 
 
 # ------------------------------------------------------------------------------- each person's choice
