@@ -62,15 +62,22 @@ from publisher.channel import (
     ChannelConfig,
     ChannelEnv,
     DeliveryContext,
+    FolderStore,
     HealthReport,
     LinkStatus,
+    ObjectStore,
+    ObjectStoreError,
     PermanentChannelError,
     Post,
     Published,
     RemotePublication,
+    S3Config,
+    S3Store,
     TransientChannelError,
+    open_object_store,
     site_page_path,
 )
+from publisher.errors import ConfigError
 
 
 def local_path(url: str, base_url: str, folder: Path) -> Path | None:
@@ -83,6 +90,51 @@ def local_path(url: str, base_url: str, folder: Path) -> Path | None:
     if parts.scheme == "file":
         return Path(url2pathname(parts.path))
     return None
+
+
+def object_status(files: ObjectStore, base_url: str, url: str) -> LinkStatus:
+    """Whether the page ``url`` (under ``base_url``) is in a bucket (a URL the sync cannot fetch)."""
+    key = url[len(base_url) :].split("?", 1)[0].split("#", 1)[0] if url.startswith(base_url) else None
+    if not key:
+        return LinkStatus(ok=False, reason=f"not a page of this site ({base_url})")
+    with translate_errors(files.where):
+        if files.exists(key):
+            return LinkStatus(ok=True, reason="page object exists")
+    return LinkStatus(ok=False, status=404, reason=f"page object {files.url_for(key)} does not exist")
+
+
+def storage_health(files: ObjectStore, folder: Path, base_url: str) -> HealthReport:
+    """The bucket answers and the key may use it; or the folder is writable with room to spare."""
+    if isinstance(files, S3Store):
+        try:
+            files.check()
+        except ObjectStoreError as exc:
+            return HealthReport(ok=False, detail=str(exc))
+        return HealthReport(ok=True, detail=f"site in {files.where}, served at {base_url}")
+    probe = folder if folder.exists() else folder.parent
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not os.access(probe, os.W_OK | os.X_OK):
+        return HealthReport(ok=False, detail=f"cannot write to {probe}; fix the folder's permissions")
+    usage = shutil.disk_usage(probe)
+    warnings = ()
+    if usage.free < 200 * 1024 * 1024:
+        warnings = (f"only {usage.free // (1024 * 1024)} MB free under {probe}",)
+    return HealthReport(ok=True, detail=f"site folder {folder}, served at {base_url}", warnings=warnings)
+
+
+def open_site(name: str, config: WebsiteConfig, env: ChannelEnv, folder: Path) -> tuple[ObjectStore, SiteStore]:
+    """Where the pages go and where the state is: the folder and its ``.site.sqlite3``, or a bucket and
+    the publisher's store (rows keyed by the channel's name). ConfigError naming the table."""
+    table = f"[channels.{name}]"
+    files = open_object_store(config.storage, folder=folder, s3=config.s3, what=table)
+    if config.storage == "folder":
+        return files, SiteStore(folder)
+    if not config.base_url:
+        raise ConfigError(f"{table}: a site in a bucket needs base_url, the address readers reach it at")
+    if env.sql is None:
+        raise ConfigError(f"{table}: storage = \"s3\" keeps the site's state in the publisher's store; none was given")
+    return files, SiteStore(folder, shared=env.sql, site=name)
 
 
 class WebsiteConfig(ChannelConfig):
@@ -99,6 +151,10 @@ class WebsiteConfig(ChannelConfig):
     page_size: int = Field(default=50, ge=5, le=1000)
     #: item URLs in one sitemap file (the protocol allows 50,000; every publish rewrites one file)
     sitemap_urls: int = Field(default=1000, ge=10, le=50000)
+    #: where the pages go: "folder" (``folder``, the default) or "s3" (the ``s3`` table: an S3-compatible
+    #: bucket; the site's state then lives in the publisher's store, shared by workers on every host)
+    storage: Literal["folder", "s3"] = "folder"
+    s3: S3Config | None = None
 
 
 #: how many listing pages a rebuild writes between checkpoints (and between releases of the lock)
@@ -117,9 +173,9 @@ class WebsiteChannel(Channel):
     default_max_concurrency = 4
 
     @property
-    def site_folder(self) -> Path:
-        """Where the site is written; the web app serves this folder at ``/site/``."""
-        return self.folder
+    def site_folder(self) -> Path | None:
+        """Where the site is written; the web app serves this folder at ``/site/``. None for a bucket."""
+        return self.folder if isinstance(self.files, FolderStore) else None
 
     def __init__(self, name: str, config: WebsiteConfig, env: ChannelEnv) -> None:
         super().__init__(name, config, env)
@@ -127,10 +183,10 @@ class WebsiteChannel(Channel):
         base = config.base_url or env.site_base_url
         self.base_url = base if base.endswith("/") else base + "/"
         self._jinja = make_jinja(self._localdate)
+        self.files, self.store = open_site(name, config, env, self.folder)
         self.site = SiteFolder(self.folder)
-        self.store = SiteStore(self.folder)
         self.indexes = SiteIndexes(
-            self.folder,
+            self.files,
             self.base_url,
             config.title,
             self._jinja,
@@ -169,7 +225,7 @@ class WebsiteChannel(Channel):
 
     # -- delivery ---------------------------------------------------------------------------------
     def publish(self, post: Post, ctx: DeliveryContext) -> Published:
-        with translate_errors(self.folder):
+        with translate_errors(self.files.where):
             self._write_item(post)
         return Published(url=self.page_url(post.item_id), remote_id=str(post.item_id))
 
@@ -177,21 +233,22 @@ class WebsiteChannel(Channel):
         return self.publish(post, ctx)
 
     def withdraw(self, post: Post, ctx: DeliveryContext) -> None:
-        with translate_errors(self.folder), self._locked():
+        with translate_errors(self.files.where), self._locked():
             self.site.maybe_fail()
-            # first the item leaves the listings (kept in the state as "being withdrawn"), then the
-            # index pages drop it, then its page goes, then the state forgets it: a crash anywhere
-            # leaves at worst an orphan page that a retried withdraw deletes, never an index linking
-            # to a missing page
+            # first the item leaves the listings (kept in the state as "being withdrawn") and the
+            # index pages drop it, committed together; then its page goes, then the state forgets it:
+            # a crash anywhere leaves at worst an orphan page that a retried withdraw deletes, never
+            # an index linking to a missing page
             found = self.store.mark_withdrawn(post.item_id, iso(datetime.now(UTC)))
-            self.site.maybe_fail("committed")
-            out = Batch()
+            out = Batch(self.files)
             if found:
                 self.indexes.refresh(out, self.store, found[1])
                 self._rules(out, found[0])
             out.sync()
             self.site.maybe_fail("indexes")
-            page = self.folder / site_page_path(post.item_id)
+            self.store.checkpoint()
+            self.site.maybe_fail("committed")
+            page = site_page_path(post.item_id)
             if post.display_ended and self.config.after_display == "notice":
                 # listed nowhere (state, indexes, feed, sitemap), its files collected below
                 out.write(page, self._render_notice(post, found[0] if found else None))
@@ -199,7 +256,7 @@ class WebsiteChannel(Channel):
                 out.unlink(page)
             if found:
                 for rel in self.store.unused_files(found[0].get("files", [])):
-                    out.unlink(self.folder / rel)
+                    out.unlink(rel)
             out.sync()
             self.site.maybe_fail("page")
             if found:
@@ -217,6 +274,8 @@ class WebsiteChannel(Channel):
                     f"no answer from {parts.netloc} ({status.reason.split(':', 1)[0]}), page not checked"
                 )
             return status
+        if not isinstance(self.files, FolderStore):
+            return object_status(self.files, self.base_url, url)
         path = self._local_path(url)
         if path is None:
             return LinkStatus(ok=False, reason=f"not a page of this site ({self.base_url})")
@@ -240,16 +299,7 @@ class WebsiteChannel(Channel):
         return found
 
     def check_health(self) -> HealthReport:
-        probe = self.folder if self.folder.exists() else self.folder.parent
-        while not probe.exists() and probe != probe.parent:
-            probe = probe.parent
-        if not os.access(probe, os.W_OK | os.X_OK):
-            return HealthReport(ok=False, detail=f"cannot write to {probe}; fix the folder's permissions")
-        usage = shutil.disk_usage(probe)
-        warnings = ()
-        if usage.free < 200 * 1024 * 1024:
-            warnings = (f"only {usage.free // (1024 * 1024)} MB free under {probe}",)
-        return HealthReport(ok=True, detail=f"site folder {self.folder}, served at {self.base_url}", warnings=warnings)
+        return storage_health(self.files, self.folder, self.base_url)
 
     # -- public helpers ---------------------------------------------------------------------------
     def page_url(self, item_id: int) -> str:
@@ -263,7 +313,7 @@ class WebsiteChannel(Channel):
         continues there; ``restart`` starts from the beginning. ``progress(done, total)`` is called
         after each step. Returns the number of live items.
         """
-        with translate_errors(self.folder):
+        with translate_errors(self.files.where):
             with self._locked():
                 units = self.indexes.units(self.store)
                 mark = None if restart else self.store.get_meta("rebuild_after")
@@ -277,14 +327,14 @@ class WebsiteChannel(Channel):
                 chunk = units[at : at + REBUILD_STEP]
                 with self._locked():
                     self.site.maybe_fail()
-                    out = Batch()
+                    out = Batch(self.files)
                     self.indexes.write_units(out, self.store, chunk)
                     out.sync()
                     self.store.set_meta("rebuild_after", json.dumps(chunk[-1], ensure_ascii=False))
                 if progress:
                     progress(at + len(chunk), len(units))
             with self._locked():
-                out = Batch()
+                out = Batch(self.files)
                 self.indexes.finish_rebuild(out, self.store)
                 self._rules(out, everything=True)
                 out.sync()
@@ -328,7 +378,7 @@ class WebsiteChannel(Channel):
             raise PermanentChannelError("the item has no title; the website needs one")
         # images are the slow part: prepare them outside the lock (content-addressed, so two
         # writers racing on the same file write the same bytes)
-        files = prepare_assets(self.folder, post, self.config.image_max_width)
+        files = prepare_assets(self.files, post, self.config.image_max_width)
         page = self._render_item(post, files)
         entry = {
             "item_id": post.item_id,
@@ -354,31 +404,41 @@ class WebsiteChannel(Channel):
             if old is not None and int(old.get("version", 0)) > post.version:
                 return  # a newer version is already live; an older retry must not replace it
             # a concurrent withdraw may have collected a file this item shares; put it back
-            prepare_assets(self.folder, post, self.config.image_max_width)
-            out = Batch()
-            # the page before the state and the indexes: an index never links to a missing page
-            out.write(self.folder / entry["path"], page)
+            prepare_assets(self.files, post, self.config.image_max_width)
+            out = Batch(self.files)
+            # the files before the page, the page before the state and the indexes: an index never
+            # links to a missing page, a page never to a missing file
+            out.write(entry["path"], page)
+            out.sync()
             self.site.maybe_fail("page")
             spots = self.store.put(entry)
             self.site.maybe_fail("committed")
             self.indexes.refresh(out, self.store, spots)
             self._rules(out, old, entry)
-            if old:
-                for rel in self.store.unused_files(set(old.get("files", [])) - set(entry["files"])):
-                    out.unlink(self.folder / rel)
             out.sync()
             self.site.maybe_fail("indexes")
+            if old:
+                # files the old text used and no live item uses now, once no page shows them
+                for rel in self.store.unused_files(set(old.get("files", [])) - set(entry["files"])):
+                    out.unlink(rel)
+                out.sync()
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
-        """The site lock, with the state ready: a folder with the old ``_manifest.json`` is migrated
-        on first use (imported in one transaction, its listings written, the file renamed)."""
-        with self.site.locked():
+        """The site's turn and the state's transaction (SiteStore.locked: a folder's flock, or a row
+        lock in the publisher's store). A folder with the old ``_manifest.json`` is migrated on first
+        use (imported in one transaction, its listings written, the file renamed)."""
+        if not isinstance(self.files, FolderStore):
+            with self.store.locked():
+                yield
+            return
+        with self.store.locked(self.site.locked()):
             manifest = self.folder / MANIFEST
             if manifest.exists():
                 if self.store.get_meta("migrated") is None:
                     self.store.import_entries(self.site.read_manifest().values(), mark="migrated")
-                out = Batch()
+                    self.store.checkpoint()
+                out = Batch(self.files)
                 units = self.indexes.units(self.store)
                 self.indexes.write_units(out, self.store, units)
                 self.indexes.finish_rebuild(out, self.store)
@@ -390,7 +450,7 @@ class WebsiteChannel(Channel):
     def _rules(self, out: Batch, *touched: dict[str, Any] | None, everything: bool = False) -> None:
         """Rewrite the 现行有效规章制度库 if the change touched a rule (a 有效性 before or after)."""
         if everything or any(e and e.get("validity") for e in touched):
-            write_rules_library(out, self.folder, self._jinja, self.config.title, self.store.in_force(CURRENT))
+            write_rules_library(out, self._jinja, self.config.title, self.store.in_force(CURRENT))
 
     def _render_notice(self, post: Post, entry: dict[str, Any] | None) -> str:
         """The page left where a 公示 was once its period ended: the title and the period, nothing else."""
