@@ -175,6 +175,7 @@ def item_add(
             max_body_bytes=a.settings.review.max_body_bytes,
             max_asset_bytes=a.settings.review.max_asset_bytes,
             max_image_pixels=a.settings.review.max_image_pixels,
+            remote=a.settings.media_store(),
         )
         item = workflow.create_item(a.ctx, s, author=author, draft=draft)
         found = workflow.findings_of(s, item)
@@ -199,6 +200,7 @@ def item_edit(
             max_body_bytes=a.settings.review.max_body_bytes,
             max_asset_bytes=a.settings.review.max_asset_bytes,
             max_image_pixels=a.settings.review.max_image_pixels,
+            remote=a.settings.media_store(),
         )
         before = set(workflow.get_item(s, item_id).channels)
         item = workflow.edit_item(

@@ -56,6 +56,7 @@ def store_upload(ctx: Context, data_chunks: Any, filename: str) -> content.Store
                 role="image",
                 max_bytes=limit,
                 max_pixels=ctx.settings.review.max_image_pixels,
+                remote=ctx.settings.media_store(),
             )
         except content.TooManyPixels as exc:
             raise UploadTooLarge(f"{filename} {exc.detail}") from exc
@@ -119,7 +120,7 @@ def referenced_assets(
     for sha in dict.fromkeys(_ASSET.findall(body)):
         if sha in known:
             continue
-        path = content.media_path(ctx.settings.media_dir, sha)
+        path = content.local_media(ctx.settings.media_dir, sha, ctx.settings.media_store())
         if not path.is_file() or not may_use(ctx, session, user, sha):
             raise InvalidInput(
                 f"image asset://{sha[:12]}… is not among the images you uploaded or may see: insert it again"
@@ -198,7 +199,9 @@ class ChannelPreview:
 def usable_assets(ctx: Context, session: Session, user: User, body: str) -> set[str]:
     """The images ``body`` refers to that ``user`` may use (:func:`may_use`) and that exist."""
     found = [
-        sha for sha in dict.fromkeys(_ASSET.findall(body)) if content.media_path(ctx.settings.media_dir, sha).is_file()
+        sha
+        for sha in dict.fromkeys(_ASSET.findall(body))
+        if content.local_media(ctx.settings.media_dir, sha, ctx.settings.media_store()).is_file()
     ]
     return {sha for sha in found if may_use(ctx, session, user, sha)}
 
@@ -214,7 +217,7 @@ def preview(
     html = content.render_markdown(body)
     assets = []
     for sha in dict.fromkeys(_ASSET.findall(body)):
-        path = content.media_path(ctx.settings.media_dir, sha)
+        path = content.local_media(ctx.settings.media_dir, sha, ctx.settings.media_store())
         # another department's image is left out: the channels then say what they say of a missing one
         if path.is_file() and (usable is None or sha in usable):
             assets.append(PostAsset(sha256=sha, path=path, filename=sha[:12], content_type="image/png"))
