@@ -126,6 +126,7 @@ class _Turn:
         self.dialect = _Dialect(shared.dialect if shared is not None else "sqlite")
         self._conn: Any = None  # the connection of the change in progress (a folder's: kept open)
         self._mutex = threading.Lock()  # the threads of one process take turns before the database
+        self._lock_row = False
 
     # -- the lock and the transaction ---------------------------------------------------------------
     @contextlib.contextmanager
@@ -164,8 +165,9 @@ class _Turn:
     def _connection(self) -> Iterator[Any]:
         if self.shared is not None:
             with self.shared.connect() as conn:
-                if self.dialect.pg:  # the row to lock, created once (outside any transaction)
+                if self.dialect.pg and not self._lock_row:  # the row to lock, made once, outside a transaction
                     conn.execute("INSERT INTO site_lock (site) VALUES (%s) ON CONFLICT (site) DO NOTHING", (self.site,))
+                    self._lock_row = True
                 yield conn
             return
         if self._conn is None:

@@ -25,11 +25,11 @@ def site_rebuild(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     a = state.app()
-    # found by what the channel offers (a site folder it can rebuild), never by its type name
+    # found by what the channel offers (a site it can rebuild, in a folder or a bucket), never by its type name
     sites = {
         name: spec.channel
         for name, spec in a.channels.items()
-        if getattr(spec.channel, "site_folder", None) and callable(getattr(spec.channel, "rebuild", None))
+        if hasattr(spec.channel, "site_folder") and callable(getattr(spec.channel, "rebuild", None))
     }
     if channel is not None and channel not in sites:
         err.print(f"{channel!r} is not a channel that writes a site (those that do: {', '.join(sites) or 'none'})")
