@@ -5,7 +5,7 @@ appears in, its file references), never the whole set, so its cost does not grow
 
 * ``site_entry`` — one row per item: the fields the index pages show (``data``, JSON), ``live`` (0
   while a withdrawal is half done: its placements are kept so a retried withdrawal knows what to
-  rewrite).
+  rewrite), ``validity`` (有效性, indexed: the 现行有效 rules library reads by it).
 * ``site_listing`` — one row per listing (``all``, ``c:<category>``, ``k:<checklist number>``): the
   last position handed out, the count of live items, the checklist name, when it last changed.
 * ``site_placement`` — (listing, position, item): positions are handed out in the order items go live
@@ -52,7 +52,7 @@ ALL = "all"
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS site_entry (
     site TEXT NOT NULL, item_id INTEGER NOT NULL, data TEXT NOT NULL, version INTEGER NOT NULL,
-    live INTEGER NOT NULL, PRIMARY KEY (site, item_id)
+    live INTEGER NOT NULL, validity TEXT, PRIMARY KEY (site, item_id)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS site_listing (
     site TEXT NOT NULL, key TEXT NOT NULL, last_pos INTEGER NOT NULL, count INTEGER NOT NULL, label TEXT,
@@ -73,13 +73,13 @@ CREATE TABLE IF NOT EXISTS site_sitemap_part (
 CREATE TABLE IF NOT EXISTS site_meta (
     site TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (site, key)
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS site_entry_validity ON site_entry (site, json_extract(data, '$.validity'))
-    WHERE live = 1;
+CREATE INDEX IF NOT EXISTS site_entry_validity ON site_entry (site, validity) WHERE live = 1;
 """
 
 #: a folder's state file of earlier versions (tables without ``site``), copied over on first use
 _OLD_TABLES = {
-    "entry": "site_entry (site, item_id, data, version, live) SELECT '', item_id, data, version, live",
+    "entry": "site_entry (site, item_id, data, version, live, validity) "
+    "SELECT '', item_id, data, version, live, json_extract(data, '$.validity')",
     "listing": "site_listing (site, key, last_pos, count, label, lastmod) "
     "SELECT '', key, last_pos, count, label, lastmod",
     "placement": "site_placement (site, listing, pos, item_id) SELECT '', listing, pos, item_id",
@@ -242,8 +242,7 @@ class SiteStore(_Turn):
     def in_force(self, validity: str) -> list[dict[str, Any]]:
         """The live entries whose 有效性 is ``validity`` (an index on it: not a scan of the site)."""
         rows = self._exec(
-            f"SELECT data FROM site_entry WHERE site = ? AND {self.dialect.field('data', 'validity')} = ? AND live = 1",
-            (self.site, validity),
+            "SELECT data FROM site_entry WHERE site = ? AND validity = ? AND live = 1", (self.site, validity)
         )
         return [json.loads(data) for (data,) in rows.fetchall()]
 
@@ -331,9 +330,16 @@ class SiteStore(_Turn):
         row = self._exec("SELECT live FROM site_entry WHERE site = ? AND item_id = ?", (self.site, item_id)).fetchone()
         was_live = bool(row and row[0])
         self._exec(
-            "INSERT INTO site_entry (site, item_id, data, version, live) VALUES (?, ?, ?, ?, 1) "
-            "ON CONFLICT (site, item_id) DO UPDATE SET data = excluded.data, version = excluded.version, live = 1",
-            (self.site, item_id, json.dumps(entry, ensure_ascii=False), int(entry.get("version", 0))),
+            "INSERT INTO site_entry (site, item_id, data, version, live, validity) VALUES (?, ?, ?, ?, 1, ?) "
+            "ON CONFLICT (site, item_id) DO UPDATE SET data = excluded.data, version = excluded.version, live = 1, "
+            "validity = excluded.validity",
+            (
+                self.site,
+                item_id,
+                json.dumps(entry, ensure_ascii=False),
+                int(entry.get("version", 0)),
+                entry.get("validity"),
+            ),
         )
         placed = dict(
             self._exec(
@@ -440,9 +446,15 @@ class SiteStore(_Turn):
         for entry in ordered:
             item_id = int(entry["item_id"])
             cur = self._exec(
-                "INSERT INTO site_entry (site, item_id, data, version, live) VALUES (?, ?, ?, ?, 1) "
+                "INSERT INTO site_entry (site, item_id, data, version, live, validity) VALUES (?, ?, ?, ?, 1, ?) "
                 "ON CONFLICT (site, item_id) DO NOTHING",
-                (self.site, item_id, json.dumps(entry, ensure_ascii=False), int(entry.get("version", 0))),
+                (
+                    self.site,
+                    item_id,
+                    json.dumps(entry, ensure_ascii=False),
+                    int(entry.get("version", 0)),
+                    entry.get("validity"),
+                ),
             )
             if not cur.rowcount:
                 continue

@@ -30,6 +30,7 @@ def upgrade() -> None:
         sa.Column("data", sa.Text(), nullable=False),
         sa.Column("version", sa.Integer(), nullable=False),
         sa.Column("live", sa.Integer(), nullable=False),
+        sa.Column("validity", sa.String(length=20), nullable=True),
         sa.PrimaryKeyConstraint("site", "item_id"),
     )
     op.create_table(
@@ -73,13 +74,14 @@ def upgrade() -> None:
         sa.Column("value", sa.Text(), nullable=False),
         sa.PrimaryKeyConstraint("site", "key"),
     )
-    # the 现行有效 rules library reads live entries by 有效性: the same expression as the store's query
-    if op.get_bind().dialect.name == "postgresql":
-        op.execute("CREATE INDEX site_entry_validity ON site_entry (site, (data::jsonb ->> 'validity')) WHERE live = 1")
-    else:
-        op.execute(
-            "CREATE INDEX site_entry_validity ON site_entry (site, json_extract(data, '$.validity')) WHERE live = 1"
-        )
+    # the 现行有效 rules library reads live entries by 有效性
+    op.create_index(
+        "site_entry_validity",
+        "site_entry",
+        ["site", "validity"],
+        postgresql_where=sa.text("live = 1"),
+        sqlite_where=sa.text("live = 1"),
+    )
 
 
 def downgrade() -> None:
