@@ -309,6 +309,9 @@ class SharedSql(Protocol):
 
     #: ``"sqlite"`` or ``"postgresql"``
     dialect: str
+    #: the driver's DB-API ``Error`` classes: a connection lost or a lock timed out, for the channel
+    #: to report as a transient failure
+    errors: tuple[type[BaseException], ...]
 
     def connect(self) -> AbstractContextManager[Any]: ...
 

@@ -43,17 +43,18 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from publisher.channel import PermanentChannelError, SharedSql
+from publisher.channel import PermanentChannelError, SharedSql, TransientChannelError
 
 STATE = ".site.sqlite3"
 ALL = "all"
 
-#: the state's tables in a site folder's own file; in the publisher's store they come from migration 0019
+#: the state's tables in a site folder's own file; in the publisher's store they come from migration 0019.
+#: site_entry keeps its rowid: its rows (the JSON) are large, which WITHOUT ROWID tables handle badly
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS site_entry (
     site TEXT NOT NULL, item_id INTEGER NOT NULL, data TEXT NOT NULL, version INTEGER NOT NULL,
     live INTEGER NOT NULL, validity TEXT, PRIMARY KEY (site, item_id)
-) WITHOUT ROWID;
+);
 CREATE TABLE IF NOT EXISTS site_listing (
     site TEXT NOT NULL, key TEXT NOT NULL, last_pos INTEGER NOT NULL, count INTEGER NOT NULL, label TEXT,
     lastmod TEXT, PRIMARY KEY (site, key)
@@ -134,7 +135,7 @@ class _Turn:
         """Take this site's turn and open its transaction; commit at the end, roll back on an error.
 
         ``folder_lock`` (a context manager: the folder's flock) is taken first for a folder's state."""
-        with self._mutex, folder_lock or contextlib.nullcontext(), self._connection() as conn:
+        with self._mutex, self._store_errors(), folder_lock or contextlib.nullcontext(), self._connection() as conn:
             self._conn = conn
             try:
                 self._begin()
@@ -148,6 +149,20 @@ class _Turn:
             finally:
                 if self.shared is not None:
                     self._conn = None
+
+    @contextlib.contextmanager
+    def _store_errors(self) -> Iterator[None]:
+        """The publisher's store failing under a shared state (connection lost, a lock wait timed
+        out) is worth a retry: the change was rolled back with the connection."""
+        if self.shared is None:
+            yield
+            return
+        try:
+            yield
+        except self.shared.errors as exc:
+            raise TransientChannelError(
+                f"the site's state in the publisher's store failed ({type(exc).__name__}: {exc}); will retry"
+            ) from exc
 
     def checkpoint(self) -> None:
         """Commit what is done so far and go on holding the site's turn."""

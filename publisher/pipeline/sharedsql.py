@@ -21,6 +21,7 @@ class EngineSql:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.dialect = engine.dialect.name
+        self.errors: tuple[type[BaseException], ...] = (engine.dialect.dbapi.Error,)  # type: ignore[union-attr]
 
     @contextlib.contextmanager
     def connect(self) -> Iterator[Any]:

@@ -78,6 +78,10 @@ def test_a_site_in_a_bucket_is_the_same_site(tmp_path, s3, engine, monkeypatch):
         live = c.execute(sa.text("select count(*) from site_entry where site = 'website' and live = 1")).scalar()
     assert live == 23
     assert not list(tmp_path.rglob(".site.sqlite3"))
+    # a rebuild writes lost listing pages back from the state in the store
+    s3.client().delete_object(Bucket=table["bucket"], Key="xxgk/page/1.html")
+    assert ch.rebuild() == 23
+    assert "xxgk/page/1.html" in s3.keys(table)
     # the image goes with the last item that used it
     ch.withdraw(post(24), make_ctx(24))
     assert not [k for k in s3.keys(table) if k.startswith("xxgk/media/")]
