@@ -5,6 +5,7 @@ losing an update. The kill -9 test of whole worker processes is tests/test_site_
 
 from __future__ import annotations
 
+import errno
 import threading
 from pathlib import Path
 
@@ -13,13 +14,14 @@ import sqlalchemy as sa
 from PIL import Image
 
 from channels.website import WebsiteChannel, WebsiteConfig
+from channels.website.files import STEPS
 from publisher.channel import PermanentChannelError, TransientChannelError
 from publisher.db import make_engine
 from publisher.errors import ConfigError, MissingSecret
 from publisher.pipeline.sharedsql import EngineSql
 from publisher.testing import make_ctx, make_env
 from tests.channels.test_website import asset_from
-from tests.channels.test_website_scale import check_site, post
+from tests.channels.test_website_scale import check_links, check_site, post
 from tests.s3server import S3Server, set_keys
 
 BASE = "https://xxgk.example.edu.cn/"
@@ -134,3 +136,31 @@ def test_bucket_errors_say_what_to_fix(tmp_path, s3, engine, monkeypatch):
     monkeypatch.delenv("PUBLISHER_S3_SECRET_ACCESS_KEY")
     with pytest.raises(MissingSecret, match="PUBLISHER_S3_SECRET_ACCESS_KEY"):
         bucket_site(tmp_path, engine, missing)
+
+
+PG_ONLY = pytest.mark.parametrize("store_url", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True)
+
+
+@PG_ONLY
+@pytest.mark.parametrize("step", STEPS)
+def test_a_change_stopped_at_any_step_in_a_bucket_is_finished_by_its_retry(tmp_path, s3, engine, monkeypatch, step):
+    """As a crash would stop it (the transaction rolled back, what was uploaded left): a listing never
+    links to a missing page, and the retry finishes the publish, then the withdrawal."""
+    set_keys(monkeypatch)
+    table = s3.bucket()
+    ch = bucket_site(tmp_path, engine, table)
+    for i in range(1, 7):
+        ch.publish(post(i), make_ctx(i))
+    ch.inject_os_error(errno.EIO, step=step)
+    with pytest.raises(TransientChannelError):
+        ch.publish(post(7), make_ctx(7))
+    check_links(Mirror(ch, s3, table, tmp_path / "after-publish"))
+    ch.publish(post(7), make_ctx(7, attempt=2))
+    ch.inject_os_error(errno.EIO, step=step)
+    with pytest.raises(TransientChannelError):
+        ch.withdraw(post(3), make_ctx(3))
+    check_links(Mirror(ch, s3, table, tmp_path / "after-withdrawal"))
+    ch.withdraw(post(3), make_ctx(3, attempt=2))
+    site = Mirror(ch, s3, table, tmp_path / "finished")
+    assert set(site.manifest()) == {"1", "2", "4", "5", "6", "7"}
+    check_site(site)
