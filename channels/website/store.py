@@ -165,7 +165,9 @@ class _Turn:
             ) from exc
 
     def checkpoint(self) -> None:
-        """Commit what is done so far and go on holding the site's turn."""
+        """Commit what is done so far and take the turn again (a folder's flock is held throughout; the
+        store's row lock is let go for that moment). Safe because what follows reads the state afresh,
+        and the pipeline never runs two changes of one item at once (one delivery per item and channel)."""
         self._exec("COMMIT")
         self._begin()
 
