@@ -31,6 +31,9 @@ def upgrade() -> None:
         sa.Column("version", sa.Integer(), nullable=False),
         sa.Column("live", sa.Integer(), nullable=False),
         sa.Column("validity", sa.String(length=20), nullable=True),
+        # the sitemap reads these two by the thousand: columns, not the JSON
+        sa.Column("path", sa.String(length=200), nullable=True),
+        sa.Column("updated", sa.String(length=40), nullable=True),
         sa.PrimaryKeyConstraint("site", "item_id"),
     )
     op.create_table(
