@@ -31,6 +31,7 @@ from publisher.channel import (
     Channel,
     ChannelConfig,
     ChannelEnv,
+    CredentialsRefused,
     DeliveryContext,
     HealthReport,
     PermanentChannelError,
@@ -228,7 +229,10 @@ class CmsChannel(Channel):
         key = f"cms:{self.name}:media:{asset.sha256}"
         cached = self.env.kv.get(key)
         if cached:
-            return json.loads(cached)
+            media = json.loads(cached)
+            if asset.alt and media.get("alt_text") != asset.alt:
+                media = self._describe(media, asset)
+            return media
         resp = send(
             self._session,
             "POST",
@@ -244,6 +248,25 @@ class CmsChannel(Channel):
         data = self._check(resp, f"upload image {asset.filename}")
         media = {"id": data["id"], "source_url": data["source_url"]}
         self.env.kv.set(key, json.dumps(media))
+        if asset.alt:
+            media = self._describe(media, asset)
+        return media
+
+    def _describe(self, media: dict[str, Any], asset: Asset) -> dict[str, Any]:
+        """Give an uploaded picture its alt text (the cover's, required at submit): the upload sends
+        the file's bytes alone, so the text goes in an update of the media item (``alt_text``)."""
+        what = f"set the alt text of image {asset.filename}"
+        resp = send(
+            self._session,
+            "POST",
+            f"{self._api}/media/{media['id']}",
+            json={"alt_text": asset.alt},
+            timeout=self.config.timeout,
+            what=what,
+        )
+        self._check(resp, what)
+        media = {**media, "alt_text": asset.alt}
+        self.env.kv.set(f"cms:{self.name}:media:{asset.sha256}", json.dumps(media))
         return media
 
     def _category_id(self, category: str) -> int:
@@ -305,15 +328,16 @@ class CmsChannel(Channel):
                 f"{what}: the CMS answered {resp.status_code}" + (f" ({code}: {message})" if code else ""),
                 code=code or resp.status_code,
             )
-        hint = ""
+        hint, refusal = "", PermanentChannelError
         if resp.status_code == 401:
             hint = (
                 f" — check the user name {self.config.username!r} and the application password in "
                 f"${self.config.password_env}"
             )
+            refusal = CredentialsRefused
         elif resp.status_code == 403:
             hint = f" — the CMS user {self.config.username!r} lacks the right; give it the Editor role"
-        raise PermanentChannelError(
+        raise refusal(
             f"{what}: the CMS refused ({resp.status_code} {code}: {message}){hint}",
             code=code or resp.status_code,
         )

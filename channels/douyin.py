@@ -39,6 +39,7 @@ from publisher.channel import (
     Channel,
     ChannelConfig,
     ChannelEnv,
+    CredentialsRefused,
     DeliveryContext,
     HealthReport,
     PermanentChannelError,
@@ -203,7 +204,7 @@ class DouyinChannel(Channel):
                 f"{what}: the Douyin quota is used up for today ({code} {message})", until=midnight, code=code
             )
         if code in TOKEN_CODES:
-            raise PermanentChannelError(
+            raise CredentialsRefused(
                 f"{what}: the Douyin access token is invalid or expired ({code} {message}); re-authorise the "
                 f"account and update ${self.config.access_token_env} / ${self.config.open_id_env}",
                 code=code,

@@ -14,7 +14,8 @@ How a manual delivery moves
       ``state["note"]``), which is where the core reads it from to show and report it.
 
     ``state["waiting_since"]`` is set on the first call; once ``overdue_after_hours`` have passed
-    the note says OVERDUE, so lists of waiting deliveries show which place is lagging.
+    the note says OVERDUE, so lists of waiting deliveries show which place is lagging, and the answer
+    is marked ``overdue`` (the item's department editors are told once: docs/notify.md).
 
 The helpers the core calls are pure functions: :func:`render_copy_kit` (what to paste),
 :func:`validate_recorded_url`, :func:`recorded_state` and :func:`is_overdue`.
@@ -128,10 +129,12 @@ class ManualChannel(Channel):
         if not ctx.state.get("waiting_since"):
             ctx.save_state(waiting_since=self.env.clock().isoformat())
         note = f"waiting to be posted by hand at {self.place_label}"
-        if is_overdue(ctx.state, self.env.clock(), self.config.overdue_after_hours):
+        overdue = is_overdue(ctx.state, self.env.clock(), self.config.overdue_after_hours)
+        if overdue:
             since = datetime.fromisoformat(ctx.state["waiting_since"]).astimezone(self.env.timezone)
             note = f"OVERDUE: {note} since {since:%Y-%m-%d %H:%M} ({self.env.timezone.key})"
-        return InProgress(check_again_in=timedelta(hours=self.config.remind_after_hours), note=note)
+        # the reminder after the deadline comes at most remind_after_hours late: it is what tells people
+        return InProgress(check_again_in=timedelta(hours=self.config.remind_after_hours), note=note, overdue=overdue)
 
     def copy_kit(self, post: Post) -> str:
         return f"发布位置 / post at: {self.place_label}\n{self.hint}\n\n" + render_copy_kit(post, self.env.timezone)

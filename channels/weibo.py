@@ -38,6 +38,7 @@ from publisher.channel import (
     Channel,
     ChannelConfig,
     ChannelEnv,
+    CredentialsRefused,
     DeliveryContext,
     HealthReport,
     PermanentChannelError,
@@ -145,6 +146,14 @@ class WeiboChannel(Channel):
             )
         if not post.title.strip():
             problems.append("the title is empty; a Weibo post is the title and a link")
+        elif "title" in post.wording:  # a text written for Weibo is refused when too long, not cut
+            status = f"{' '.join(post.title.split())} {self._link(post)}"
+            count = weibo_length(status, self.config.url_weight)
+            if count > self.config.max_length:
+                problems.append(
+                    f"the Weibo text (its title and the link) counts {count} of {self.config.max_length} "
+                    "characters — shorten the title"
+                )
         pic = self._pic(post)
         if pic is not None:
             if pic.content_type not in PIC_TYPES:
@@ -247,7 +256,7 @@ class WeiboChannel(Channel):
         if code in TRANSIENT_CODES:
             return TransientChannelError(f"{what}: Weibo is busy ({code} {message})", code=code)
         if code in TOKEN_CODES:
-            return PermanentChannelError(
+            return CredentialsRefused(
                 f"{what}: the Weibo access token is expired or invalid ({code} {message}); re-authorise "
                 f"the app and put the new token in ${self.config.access_token_env}",
                 code=code,

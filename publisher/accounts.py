@@ -13,6 +13,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import cache
+from typing import NamedTuple
 
 import sqlalchemy as sa
 from argon2 import PasswordHasher
@@ -23,6 +24,7 @@ from publisher.errors import InvalidInput, NotAllowed, NotFound, PublisherError
 from publisher.models import ApiToken, LoginFailure, Role, User, WebSession, utcnow
 from publisher.pipeline.workflow import audit
 from publisher.settings import WebSettings
+from publisher.sso.tables import SsoIdToken
 
 MIN_PASSWORD_LENGTH = 10
 #: the kinds of ApiToken: a read-write bearer token for /api, a read-only one (GETs only), or a calendar-feed token
@@ -133,8 +135,11 @@ class Caller:
     read_only: bool = False
 
 
-def start_session(session: Session, user: User, web: WebSettings, *, sso: str | None = None) -> str:
-    """A new browser session for ``user``; ``sso`` says how it began (``WebSession.sso``), for single logout."""
+def start_session(
+    session: Session, user: User, web: WebSettings, *, sso: str | None = None, id_token: str | None = None
+) -> str:
+    """A new browser session for ``user``; ``sso`` says how it began (``WebSession.sso``), for single logout;
+    ``id_token``: the OIDC provider's, kept for the log-out's ``id_token_hint``."""
     token = secrets.token_urlsafe(32)
     session.add(
         WebSession(
@@ -145,6 +150,8 @@ def start_session(session: Session, user: User, web: WebSettings, *, sso: str | 
             sso=sso,
         )
     )
+    if id_token:
+        session.add(SsoIdToken(session_hash=token_hash(token), id_token=id_token))
     return token
 
 
@@ -158,13 +165,23 @@ def session_caller(session: Session, token: str) -> Caller | None:
     return Caller(user=user, csrf=row.csrf)
 
 
-def end_session(session: Session, token: str) -> str | None:
-    """End the session; how it began (its ``sso``), so the log-out can also end the campus sign-in."""
+class EndedSession(NamedTuple):
+    """How an ended session began (``WebSession.sso``) and its OIDC ID token, for the campus log-out."""
+
+    sso: str | None
+    id_token: str | None
+
+
+def end_session(session: Session, token: str) -> EndedSession | None:
+    """End the session; how it began, so the log-out can also end the campus sign-in."""
     row = session.get(WebSession, token_hash(token))
     if row is None:
         return None
-    session.delete(row)
-    return row.sso
+    kept = session.get(SsoIdToken, row.token_hash)
+    ended = EndedSession(row.sso, kept.id_token if kept else None)
+    session.delete(row)  # its ID token goes with it (ON DELETE CASCADE)
+    session.flush()
+    return ended
 
 
 def end_sso_sessions(session: Session, sso: str) -> int:

@@ -26,6 +26,9 @@ What a channel answers
 
       ``TransientChannelError``  network trouble, 5xx, "busy": retried with back-off.
       ``PermanentChannelError``  4xx, rejected, account not allowed: failed at once, reason kept.
+      ``CredentialsRefused``     (a PermanentChannelError) the service refused our credentials — an
+                                 expired token, a wrong secret, an IP not allowed: failed at once,
+                                 and the admins are told once a day per channel (docs/notify.md).
       ``QuotaExceeded``          a quota is used up until ``until``: deferred, no retry burnt.
       ``AmbiguousOutcome``       the call may have taken effect: the next attempt must look first
                                  (``publish`` is called again with the same state and must
@@ -89,6 +92,12 @@ class PermanentChannelError(ChannelError):
     kind = "permanent"
 
 
+class CredentialsRefused(PermanentChannelError):
+    """The service refused the channel's credentials (token, secret, IP allow-list): an admin must fix them.
+
+    Its ``kind`` stays "permanent" (counted as any refusal); the class is what tells the admins."""
+
+
 class QuotaExceeded(ChannelError):
     """The channel's quota is used up; the delivery waits until it resets."""
 
@@ -119,6 +128,9 @@ class Asset:
     role: str = "image"  # "image" | "cover" | "attachment"
     width: int | None = None
     height: int | None = None
+    #: alt text (替代文本): what the picture shows, for readers who cannot see it; set for a cover
+    #: (required at submit), empty for others (a body image's is in the body's ``alt``)
+    alt: str = ""
 
     @property
     def ref(self) -> str:
@@ -132,6 +144,9 @@ class RelatedLink:
     label: str  #: what the other item is, from this one's side (政策解读, 解读的文件, 修订版本...)
     item_id: int
     title: str
+    #: what this post is from the other item's side (its page's link back here), e.g. 政策解读 when
+    #: ``label`` is 解读的文件; empty when not known
+    back_label: str = ""
 
 
 @dataclass(frozen=True)
@@ -178,6 +193,10 @@ class Post:
     display_ended: bool = False
     #: the catalogue fields (索引号, 发文字号, 有效性...) and related items
     catalogue: Catalogue = field(default_factory=Catalogue)
+    #: the fields the editors wrote for this channel alone (``title``, ``summary``, ``body``, ``cover``:
+    #: the item's per-channel wording, reviewed with it). A channel refuses such a field when it does
+    #: not fit, in :meth:`Channel.validate`, rather than cutting it as it may cut the item's own wording.
+    wording: frozenset[str] = frozenset()
 
     @property
     def cover(self) -> Asset | None:
@@ -224,6 +243,9 @@ class InProgress:
 
     check_again_in: timedelta
     note: str = ""
+    #: the channel's own deadline for the step it waits on has passed (a by-hand post not made within
+    #: ``overdue_after_hours``): the people who act are told once (docs/notify.md)
+    overdue: bool = False
 
 
 Outcome = Published | InProgress
@@ -316,6 +338,28 @@ class SharedSql(Protocol):
     def connect(self) -> AbstractContextManager[Any]: ...
 
 
+@dataclass(frozen=True)
+class Office:
+    """The disclosure office as the public reaches it (settings ``organisation``, ``[office]``,
+    ``[registers]``): what a site's 信息公开指南 says."""
+
+    #: the school or government body (settings ``organisation``)
+    organisation: str
+    #: the office itself (``[office] name``, default ``<organisation>信息公开办公室``)
+    name: str = ""
+    address: str = ""
+    phone: str = ""
+    email: str = ""
+    hours: str = ""
+    #: the web app's public 依申请公开 form
+    apply_url: str = ""
+    #: the rules the office discloses under (《高等学校信息公开办法》, 《中华人民共和国政府信息公开条例》)
+    regulation: str = ""
+    #: a request is answered within this many working days, extended once by at most the second
+    request_working_days: int = 15
+    extension_working_days: int = 15
+
+
 @dataclass
 class ChannelEnv:
     """What the core hands a channel when it builds it."""
@@ -334,6 +378,8 @@ class ChannelEnv:
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(ZoneInfo("UTC")))
     #: the publisher's store, for state shared between hosts (None: a channel built without a store)
     sql: SharedSql | None = None
+    #: the office, for pages that tell the public how to reach it (None: not known, e.g. in tests)
+    office: Office | None = None
 
 
 @dataclass

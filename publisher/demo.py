@@ -33,11 +33,11 @@ from publisher.settings import SETTINGS_TEMPLATE, AuthSettings, load_settings
 #: a campus account of the CAS sandbox (channels/sandbox/campus.py; the faces do not import the channels)
 DEMO_CAMPUS_PASSWORD = "campus-demo-2026"
 
-#: who the demo tells of what waits, over which robot sandbox (publisher notify set; docs/notify.md)
+#: who the demo tells of what waits, over which transport's sandbox (publisher notify set; docs/notify.md)
 DEMO_NOTIFY = [
     ("demo.head", "wecom", "wangzhuren"),
     ("demo.secrecy", "dingtalk", "zhangshencha"),
-    ("demo.editor", "wecom", "libianji"),
+    ("demo.editor", "wecom_app", "libianji"),
 ]
 
 DEMO_USERS = [
@@ -138,7 +138,7 @@ def run_demo(settings_path: Path | None, *, items: int = 6, console: Console | N
             if h.config:
                 channels[name] = h.config
             auth.update(h.auth)
-            transports.update(h.notify)  # the 企业微信 and 钉钉 robots (docs/notify.md)
+            transports.update(h.notify)  # the 企业微信 robot and corp app, the 钉钉 robot (docs/notify.md)
         notify = base.notify.model_copy(update={"transports": {**base.notify.transports, **transports}})
         settings = base.model_copy(
             update={
@@ -184,6 +184,7 @@ def run_demo(settings_path: Path | None, *, items: int = 6, console: Console | N
                 "channels": list(app.channels),
                 "summary": content.plain_text(sample["body"], 80),
                 "cover": "campus.png",
+                "cover_alt": "校园一角",  # a cover needs its alt text at submit
             }
             if sample["checklist_item"]:
                 fm["checklist_item"] = sample["checklist_item"]
@@ -223,7 +224,7 @@ def run_demo(settings_path: Path | None, *, items: int = 6, console: Console | N
         summary = Dispatcher(engine=app.engine, ctx=app.ctx).run(once=True, horizon=timedelta(seconds=30))
         console.print("  " + ", ".join(f"{k}: {v}" for k, v in sorted(summary.outcomes.items())))
         sender = open_sender(app.engine, settings, make_worker_id())
-        if sender is not None:  # what 王主任, 张审查 and 李编辑 were told, through the robot sandboxes
+        if sender is not None:  # what 王主任, 张审查 and 李编辑 were told, through the transports' sandboxes
             told = sender.run(once=True)
             sender.close()
             console.print("notifications: " + (", ".join(f"{k}: {v}" for k, v in sorted(told.items())) or "none"))

@@ -15,7 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from publisher.errors import ConfigError, PublisherError
-from publisher.notifier import build_notifiers
+from publisher.notifier import NotifyError, build_notifiers
 from publisher.settings import Settings
 
 #: more than this between our clock and the database server's, and leases, schedules and rate limits drift
@@ -141,8 +141,40 @@ def run_checks(settings_path: str | Path | None = None) -> list[Check]:
         checks.append(Check(f"channel {name}", report.ok, detail, warning=bool(report.warnings)))
         spec.channel.close()
     checks.append(_notify_check(settings))
+    if settings.registers.keepers:
+        checks.append(_keepers_check(engine, settings))
     engine.dispose()
     return checks
+
+
+def _keepers_check(engine: sa.Engine, settings: Settings) -> Check:
+    """``[registers] keepers`` name active users (a misspelt name would silently tell nobody), and
+    admins: the register pages the messages link to are the admins' (docs/web.md)."""
+    from publisher.models import Role, User
+
+    u = User.__table__  # type: ignore[attr-defined]
+    names = settings.registers.keepers
+    with engine.connect() as conn:
+        q = sa.select(u.c.name, u.c.role).where(u.c.name.in_(names), u.c.active.is_(True))
+        roles = {r.name: r.role for r in conn.execute(q)}
+    unknown = [n for n in names if n not in roles]
+    if unknown:
+        return Check(
+            "register keepers",
+            False,
+            f"[registers] keepers names no active user: {', '.join(unknown)} (see publisher user list); "
+            "they are not told of deadlines",
+        )
+    others = [n for n in names if roles[n] != Role.ADMIN.value]
+    if others:
+        return Check(
+            "register keepers",
+            True,
+            f"{', '.join(others)} told of deadlines but not admins: the register pages are the admins' "
+            "(publisher user set NAME --role admin)",
+            warning=True,
+        )
+    return Check("register keepers", True, f"{', '.join(names)} told of request and complaint deadlines")
 
 
 def _display_check(engine: sa.Engine, settings: Settings) -> Check:
@@ -177,14 +209,22 @@ def _display_check(engine: sa.Engine, settings: Settings) -> Check:
 
 
 def _notify_check(settings: Any) -> Check:
-    """The notification transports build (their settings valid, their secrets set); nothing is sent:
-    the robots have no call that checks a key without posting to the group."""
+    """The notification transports build (their settings valid, their secrets set) and check what they
+    can without sending (the corp app's gettoken; the robots have no call that checks a key without
+    posting to the group)."""
     try:
         notifiers = build_notifiers(settings.notify.transports)
     except ConfigError as exc:
         return Check("notify", False, str(exc))
-    for n in notifiers.values():
-        n.close()
     if not notifiers:
         return Check("notify", True, "no [notify.transports.NAME] table: nobody is told when work waits", warning=True)
-    return Check("notify", True, f"transports {', '.join(notifiers)}: settings and secrets present (nothing sent)")
+    said, bad = [], False
+    for name, n in notifiers.items():
+        try:
+            said.append(f"{name}: {n.check()}")
+        except NotifyError as exc:
+            said.append(f"{name}: {exc}")
+            bad = True
+        finally:
+            n.close()
+    return Check("notify", not bad, "; ".join(said))

@@ -3,6 +3,10 @@
 Times are stored as naive UTC and come back aware (``UTCDateTime``); a naive datetime is refused at
 the boundary rather than guessed at. Enum-valued columns are plain strings in the database so the
 schema is the same on SQLite and PostgreSQL.
+
+One module past ~600 lines on purpose: these are the tables of one store, read together by the
+migrations that change them and by each other's foreign keys; the tables of a part that stands apart
+(the notification outbox, the catalogue, campus sign-in) live in their own modules.
 """
 
 from __future__ import annotations
@@ -231,6 +235,8 @@ class Item(SQLModel, table=True):
     disclosure_scope: str | None = Field(default=None, sa_column=Column(sa.String(200), nullable=True))
     validity: str | None = Field(default=None, sa_column=Column(sa.String(20), nullable=True, index=True))
     replaced_by: int | None = None
+    #: per-channel wording (publisher.pipeline.workflow.wording): {channel: {title, summary, body, cover…}}
+    overrides: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False, server_default="{}"))
 
 
 class Asset(SQLModel, table=True):
@@ -243,6 +249,8 @@ class Asset(SQLModel, table=True):
     size: int = 0
     width: int | None = None
     height: int | None = None
+    #: alt text (替代文本) of a cover (migration 0022); body images carry theirs in the Markdown
+    alt: str | None = Field(default=None, sa_column=Column(sa.String(500), nullable=True))
 
 
 class Review(SQLModel, table=True):
@@ -466,6 +474,10 @@ class DisclosureRequest(SQLModel, table=True):
     note: str | None = None
     recorded_by: str = "system"
     created_at: datetime = _dt(default_factory=utcnow)
+    #: the public form's (/apply) receipt number (回执编号), given to the applicant; None when staff recorded it
+    receipt_no: str | None = Field(default=None, sa_column=Column(sa.String(40), nullable=True, unique=True))
+    #: how to reach the applicant (phone, e-mail or postal address), as they wrote it on the form
+    contact: str | None = Field(default=None, sa_column=Column(sa.String(300), nullable=True))
 
 
 class Complaint(SQLModel, table=True):
@@ -499,6 +511,8 @@ class ItemVersion(SQLModel, table=True):
     version: int
     title: str = Field(sa_column=Column(sa.String(500), nullable=False))
     body_markdown: str = Field(sa_column=Column(sa.Text, nullable=False))
+    #: the version's per-channel wording (Item.overrides), shown in the reviewers' diff
+    overrides: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False, server_default="{}"))
     actor: str = ""
     at: datetime = _dt(default_factory=utcnow)
     #: when the privacy check ran on this version (its findings are in privacy_finding); None: a
@@ -551,6 +565,16 @@ class LoginFailure(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     key: str = Field(sa_column=Column(sa.String(200), nullable=False))
     at: datetime = _dt(default_factory=utcnow)
+
+
+class FormRate(SQLModel, table=True):
+    """Submissions of a public form per key (the client address) in the current fixed window."""
+
+    __tablename__ = "form_rate"
+
+    key: str = Field(sa_column=Column(sa.String(200), primary_key=True))
+    window_start_us: int = Field(sa_column=Column(sa.BigInteger, nullable=False))
+    count: int = Field(sa_column=Column(sa.Integer, nullable=False))
 
 
 class StatsDay(SQLModel, table=True):

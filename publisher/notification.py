@@ -43,13 +43,15 @@ class Notification(SQLModel, table=True):
     __table_args__ = (sa.Index("ix_notification_due", "status", "due_at"),)
 
     id: int | None = Field(default=None, primary_key=True)
-    #: submitted | approved_level1 | rejected | published | delivery_failed | by_hand
+    #: submitted | approved_level1 | rejected | published | delivery_failed | by_hand | display_ends |
+    #: by_hand_overdue | channel_problem | register_due | register_late
+    #: (the last three about no item: ``item_id`` None)
     event: str = Field(sa_column=Column(sa.String(40), nullable=False))
     #: event + recipient + transport: the same event is queued once per person and transport
     dedupe_key: str = Field(sa_column=Column(sa.String(300), nullable=False, unique=True))
     user_id: int = Field(foreign_key="user.id", index=True)
     item_id: int | None = Field(default=None, foreign_key="item.id")
-    #: a notifier of ``[notify.transports]`` (e-mail, 企业微信 robot, 钉钉 robot)
+    #: a notifier of ``[notify.transports]`` (e-mail, 企业微信 robot or app, 钉钉 robot)
     transport: str = Field(sa_column=Column(sa.String(40), nullable=False))
     #: the person's address on that transport when it was queued (e-mail address, 企业微信/钉钉 userid)
     address: str = Field(sa_column=Column(sa.String(200), nullable=False))

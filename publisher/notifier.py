@@ -89,6 +89,11 @@ class Notifier(ABC):
     def send(self, message: Message) -> None:
         """Send ``message``; raises NotifyTransient, NotifyRateLimited or NotifyPermanent."""
 
+    def check(self) -> str:
+        """Check the credentials without sending anything (``publisher doctor``); what was checked, or
+        NotifyError. Default: nothing can be (the robots have no call that checks a key without posting)."""
+        return "settings and secrets present (nothing sent)"
+
     def close(self) -> None:  # noqa: B027 - most transports hold nothing to free
         """Free connections (the sender calls it when it stops)."""
 

@@ -16,6 +16,7 @@ every ``worker.poll_seconds`` and sleeps exactly until the next known due time.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from collections.abc import Callable
@@ -30,6 +31,7 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy.exc import IntegrityError
 
+from publisher.counting.registers import remind_deadlines
 from publisher.counting.sync import run_sync
 from publisher.models import JobLease, utcnow
 from publisher.pipeline.workflow import end_displays
@@ -58,7 +60,34 @@ def periodic_jobs(app: App) -> list[PeriodicJob]:
         ),
         # 公示期 ends fall on a day's 24:00: a minute's lateness is the most a take-down waits
         PeriodicJob("display-end", CronTrigger.from_crontab("* * * * *", timezone=app.settings.zone), end_due_displays),
+        # hourly: an entry filed today with a short deadline is told the same day; each once (the outbox)
+        PeriodicJob(
+            "register-deadlines", CronTrigger.from_crontab("7 * * * *", timezone=app.settings.zone), remind_registers
+        ),
+        *site_search_jobs(app),
     ]
+
+
+def site_search_jobs(app: App) -> list[PeriodicJob]:
+    """One ``site-search-index:<channel>`` job per channel that builds a search index on a schedule —
+    found by what it offers (``search_index()`` and a ``search_cron``), never by its type name."""
+    jobs = []
+    for name, spec in app.channels.items():
+        cron = getattr(spec.channel, "search_cron", None)
+        if cron and callable(getattr(spec.channel, "search_index", None)):
+            jobs.append(
+                PeriodicJob(
+                    f"site-search-index:{name}",
+                    CronTrigger.from_crontab(cron, timezone=app.settings.zone),
+                    functools.partial(_build_search_index, name=name),
+                )
+            )
+    return jobs
+
+
+def _build_search_index(app: App, *, name: str) -> None:
+    build = app.channels[name].channel.search_index()  # type: ignore[attr-defined]
+    log.info("%s: search index of %s pages built in %.1f s", name, build.indexed, build.seconds)
 
 
 def end_due_displays(app: App) -> None:
@@ -68,6 +97,14 @@ def end_due_displays(app: App) -> None:
         log.info("item %s: 公示期 ended, taken down", item_id)
     for item_id, why in done.problems.items():
         log.warning("item %s: the end of its 公示期 cannot be computed: %s", item_id, why)
+
+
+def remind_registers(app: App) -> None:
+    """The ``register-deadlines`` job: :func:`publisher.counting.registers.remind_deadlines` today."""
+    with app.session() as s:
+        told = remind_deadlines(s, app.settings)
+    if told:
+        log.info("register deadlines: %s message(s) queued for the keepers", told)
 
 
 def claim_period(engine: sa.Engine, key: str, owner: str, ttl: timedelta) -> bool:

@@ -4,6 +4,9 @@ Precedence: environment (``PUBLISHER_DATABASE_URL``, ``PUBLISHER_WORKER__THREADS
 over the defaults. Unknown keys are refused with a suggestion, because a typo'd key that passes
 silently is a setting that never took effect. Secrets are never values here: a channel names the
 environment variable that holds its secret (``secret_env = "PUBLISHER_WECHAT_SECRET"``).
+
+One module for the one file it describes: each class is a table of ``settings.toml``, in the file's
+order, with the commented template beside them, so a key is found, checked and documented in one place.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ DEFAULT_CATEGORIES = [
     "中标公告",
     "新闻",
     "学报",
+    "年度报告",  # the annual reports: the website lists them on its 年度报告 page
     "其他",
 ]
 
@@ -203,6 +207,42 @@ class RegistersSettings(_Section):
     request_working_days: int = Field(15, ge=1)
     extension_working_days: int = Field(15, ge=1)
     complaint_working_days: int = Field(15, ge=1)
+    #: the public form (/apply): submissions allowed per client address within ``apply_window_minutes``
+    #: (a campus behind one NAT address shares it: keep it generous)
+    apply_per_address: int = Field(20, ge=1)
+    apply_window_minutes: int = Field(60, ge=1)
+    #: an open request or complaint this many working days or fewer from its deadline (or late) is told
+    #: to the keepers (the ``register-deadlines`` job, docs/notify.md)
+    remind_working_days: int = Field(2, ge=0, le=30)
+    #: user names of the register keepers who are told (admins: the register pages are theirs);
+    #: empty: the office admins
+    keepers: list[str] = Field(default_factory=list)
+
+
+class OfficeSettings(_Section):
+    """``[office]``: the information-disclosure office as the public reaches it (the 公开指南 page, /guide,
+    and the website's 信息公开指南, guide.html, with the deadlines of ``[registers]``)."""
+
+    #: e.g. 党政办公室（信息公开办公室）; empty: the organisation's name followed by 信息公开办公室
+    name: str = ""
+    address: str = ""
+    phone: str = ""
+    email: str = ""
+    #: when the office receives visitors and calls, e.g. 工作日 8:00-11:30，13:30-17:00
+    hours: str = ""
+    #: the web app as the public reaches it (the 依申请公开 form is ``<public_base_url>apply``);
+    #: empty: ``[notify] web_base_url``
+    public_base_url: str = ""
+    #: the rules the office discloses under, as the guide names them: a university's
+    #: 《高等学校信息公开办法》, a government office's 《中华人民共和国政府信息公开条例》
+    regulation: str = "《高等学校信息公开办法》"
+
+    @field_validator("public_base_url")
+    @classmethod
+    def _public_url(cls, v: str) -> str:
+        if v and not v.startswith(("http://", "https://")):
+            raise ValueError(f"office.public_base_url {v!r} must start with http:// or https://")
+        return v if not v or v.endswith("/") else v + "/"
 
 
 class WebSettings(_Section):
@@ -215,6 +255,9 @@ class WebSettings(_Section):
     login_failures_per_account: int = Field(10, ge=1)
     login_failures_per_address: int = Field(50, ge=1)
     login_window_minutes: int = Field(15, ge=1)
+    #: the reverse proxies (nginx) whose X-Forwarded-For / -Proto are believed, e.g. ["127.0.0.1"]; empty:
+    #: none, and every client is the address that connects (behind a proxy: the proxy, for everyone)
+    forwarded_allow_ips: list[str] = Field(default_factory=list)
 
 
 class NotifySettings(_Section):
@@ -387,6 +430,7 @@ class Settings(BaseSettings):
     sync: SyncSettings = Field(default_factory=SyncSettings)
     report: ReportSettings = Field(default_factory=ReportSettings)
     registers: RegistersSettings = Field(default_factory=RegistersSettings)
+    office: OfficeSettings = Field(default_factory=OfficeSettings)
     web: WebSettings = Field(default_factory=WebSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
     notify: NotifySettings = Field(default_factory=NotifySettings)
@@ -580,8 +624,21 @@ journal_channels = ["journal"]
 tender_categories = ["招标公告"]
 # template = "report-template.md.j2"   # the office's edited copy (`publisher report template`)
 
+[registers]             # 依申请公开: answer within these working days, one extension (the site's 信息公开指南 says so)
+request_working_days = 15               # 《高等学校信息公开办法》; a government office: 20 (《政府信息公开条例》)
+extension_working_days = 15             # a government office: 20
+
 [web]
 secure_cookies = false  # set true when `publisher serve` is reached over HTTPS (docs/web.md)
+
+[office]                # the 公开指南 page (/guide), the public form (/apply) and the website's guide.html
+# name = "党政办公室（信息公开办公室）"
+# address = "某某市某某路1号 行政楼201室"
+# phone = "0452-0000000"
+# email = "xxgk@example.edu.cn"
+# hours = "工作日 8:00-11:30，13:30-17:00"
+# public_base_url = "https://xxgk.example.edu.cn/app/"   # the web app as the public reaches it (its /apply form)
+regulation = "《高等学校信息公开办法》"   # a government office: 《中华人民共和国政府信息公开条例》
 
 [auth]
 local_passwords = true  # false: only admins use a local password; everyone else signs in through CAS/OIDC
@@ -606,6 +663,10 @@ web_base_url = "http://127.0.0.1:8000/"   # messages link to pages of the web wo
 # [notify.transports.dingtalk]            # 钉钉 custom robot, signed
 # token_env = "PUBLISHER_DINGTALK_TOKEN"
 # secret_env = "PUBLISHER_DINGTALK_SECRET"
+# [notify.transports.wecom_app]           # 企业微信 application message (corp API), to each person's userid
+# corpid = "ww0123456789abcdef"
+# agentid = 1000002
+# secret_env = "PUBLISHER_WECOM_APP_SECRET"
 
 [channels.website]
 type = "website"

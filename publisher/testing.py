@@ -17,6 +17,7 @@ from publisher.channel import (
     AmbiguousOutcome,
     Channel,
     ChannelConfig,
+    CredentialsRefused,
     DeliveryContext,
     InProgress,
     PermanentChannelError,
@@ -105,8 +106,8 @@ class MemoryChannel(Channel):
     def script(cls, name: str, *steps: str) -> None:
         """Queue outcomes for the next publish calls on channel ``name``.
 
-        Steps: "ok", "t" (transient), "p" (permanent), "q" (quota, one minute), "a" (ambiguous,
-        after actually publishing), "wait" (in progress).
+        Steps: "ok", "t" (transient), "p" (permanent), "c" (credentials refused), "q" (quota, one
+        minute), "a" (ambiguous, after actually publishing), "wait" (in progress).
         """
         with cls._lock:
             cls._script[name].extend(steps)
@@ -131,6 +132,8 @@ class MemoryChannel(Channel):
             raise TransientChannelError("memory: scripted transient failure")
         if step == "p":
             raise PermanentChannelError("memory: scripted permanent failure", code="P1")
+        if step == "c":
+            raise CredentialsRefused("memory: scripted credentials refused (token expired)", code="C1")
         if step == "q":
             raise QuotaExceeded("memory: scripted quota", until=self.env.clock() + timedelta(minutes=1))
         if step == "wait":

@@ -77,3 +77,40 @@ def test_submit_refuses_an_image_without_alt_text_and_says_how_to_fix_it(cli: Cl
     cli.ok("item", "edit", item_id, str(_item(tmp_path, "![开放日当天的校门口](x.png)")), "--as", "ed")
     cli.ok("submit", item_id, "--as", "ed")
     assert json.loads(cli.ok("item", "show", item_id, "--json").out)["status"] == "submitted"
+
+
+def _with_cover(folder: Path, alt: str | None) -> Path:
+    (folder / "cover.png").write_bytes(_png())
+    p = folder / "open-day.md"
+    alt_line = f"cover_alt: {alt}\n" if alt is not None else ""
+    p.write_text(
+        "---\ntitle: 校园开放日通知\ncategory: 公告公示\nchannels: [mem]\ncover: cover.png\n"
+        f"{alt_line}---\n开放日安排如下。\n",
+        encoding="utf-8",
+    )
+    return p
+
+
+def test_a_cover_needs_alt_text_at_submit_and_keeps_it_through_an_edit(cli: Cli, tmp_path: Path) -> None:
+    item_id = cli.ok("item", "add", str(_with_cover(tmp_path, None)), "--as", "ed").last_line
+    r = cli("submit", item_id, "--as", "ed")
+    assert r.code != 0
+    assert (
+        "封面图缺少替代文本 (alt text): the cover `cover.png` — say what it shows with `cover_alt: 校门口合影`" in r.err
+    )
+    assert json.loads(cli.ok("item", "show", item_id, "--json").out)["status"] == "draft"
+
+    # the edit's cover (the same picture, now described) replaces the one without alt text
+    cli.ok("item", "edit", item_id, str(_with_cover(tmp_path, "开放日当天的校门口")), "--as", "ed")
+    cli.ok("submit", item_id, "--as", "ed")
+    assert json.loads(cli.ok("item", "show", item_id, "--json").out)["status"] == "submitted"
+
+
+def test_cover_alt_without_a_cover_is_refused(cli: Cli, tmp_path: Path) -> None:
+    p = tmp_path / "no-cover.md"
+    p.write_text(
+        "---\ntitle: 通知\ncategory: 公告公示\nchannels: [mem]\ncover_alt: 校门\n---\n正文。\n", encoding="utf-8"
+    )
+    r = cli("item", "add", str(p), "--as", "ed")
+    assert r.code != 0
+    assert "cover_alt is set but there is no cover; add `cover: FILE` or drop cover_alt" in r.err

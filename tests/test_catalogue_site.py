@@ -62,8 +62,8 @@ def test_catalogue_table_related_links_repealed_rules_and_the_rules_library(make
     assert number and number.startswith(f"{ORG}/")
     page = (site / f"items/{rule}.html").read_text("utf-8")
     for cell in (
-        f'<th scope="row">索引号</th><td>{number}</td>',
-        "<td>齐高师专发〔2022〕12号</td>",
+        f'<th scope="row">索引号</th><td data-pagefind-meta="index_no">{number}</td>',
+        '<td data-pagefind-meta="doc_number">齐高师专发〔2022〕12号</td>',
         "<td>2022-03-01</td>",
         "<td>学生管理</td>",
         "<td>主动公开</td>",
@@ -76,6 +76,10 @@ def test_catalogue_table_related_links_repealed_rules_and_the_rules_library(make
     publish(app, reading)
     reading_page = (site / f"items/{reading}.html").read_text("utf-8")
     assert f'解读的文件：<a href="../items/{rule}.html">学生管理规定</a>' in reading_page
+    # the rule's page links its 解读 at once, not at the rule's own next update
+    assert f'政策解读：<a href="../items/{reading}.html">《学生管理规定》政策解读</a>' in (
+        site / f"items/{rule}.html"
+    ).read_text("utf-8")
 
     revised = new_item(app, "学生管理规定（2024年修订）", revises=rule, validity="现行有效")
     publish(app, revised)
@@ -105,3 +109,12 @@ def test_catalogue_table_related_links_repealed_rules_and_the_rules_library(make
     assert f'href="items/{revised}.html"' in library
     assert f'href="items/{rule}.html"' not in library
     assert f'href="items/{reading}.html"' not in library  # a 解读 names no validity: not a rule in force
+
+    # the 解读 withdrawn: its link leaves the rule's page (the revision's stays)
+    with app.session() as s:
+        workflow.withdraw(app.ctx, s, item_id=reading, reason="解读有误")
+    assert dict(Dispatcher(engine=app.engine, ctx=app.ctx).run(once=True).outcomes) == {"done": 1}
+    page = (site / f"items/{rule}.html").read_text("utf-8")
+    assert f"items/{reading}.html" not in page
+    assert f'修订版本：<a href="../items/{revised}.html">' in page
+    assert not (site / f"items/{reading}.html").exists()

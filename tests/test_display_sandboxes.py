@@ -51,7 +51,8 @@ def _write_item(folder: Path, channels: list[str]) -> Path:
     md = folder / "gs.md"
     md.write_text(
         "---\ntitle: 2026年国家助学金评审结果公示\ncategory: 公告公示\n"
-        f"channels: [{', '.join(channels)}]\ncover: campus.png\ndisplay_working_days: 5\n"
+        f"channels: [{', '.join(channels)}]\ncover: campus.png\ncover_alt: 校园一角\n"
+        "display_working_days: 5\n"
         "summary: 拟资助名单公示，公示期5个工作日。\n---\n"
         "经个人申请、系部推荐、学校评审，拟资助以下同学，现予公示。公示期 5 个工作日。\n\n"
         "联系电话：0452-2712345（学生资助管理中心）\n",

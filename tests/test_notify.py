@@ -49,6 +49,7 @@ def test_the_transports_are_declared_and_installed() -> None:
         "email": "channels.notify.email:EmailNotifier",
         "wecom": "channels.notify.wecom:WecomNotifier",
         "dingtalk": "channels.notify.dingtalk:DingtalkNotifier",
+        "wecom_app": "channels.notify.wecom_app:WecomAppNotifier",
     }
     assert {n: f"{c.__module__}:{c.__name__}" for n, c in available_notifiers().items()} == declared()
 
@@ -485,7 +486,7 @@ def test_the_demo_tells_its_people_through_the_robot_sandboxes(tmp_path, monkeyp
         monkeypatch.delenv(k)
     groups = tomllib.loads(_pyproject())["project"]["entry-points"]
     wanted = {}
-    for name in ("wecom", "dingtalk"):  # the robots' sandboxes as this tree declares them
+    for name in ("wecom", "dingtalk", "wecom_app"):  # the transports' sandboxes as this tree declares them
         module, _, attr = groups["publisher.sandboxes"][name].partition(":")
         wanted[name] = getattr(importlib.import_module(module), attr)
     monkeypatch.setattr(demo, "available_sandboxes", lambda: wanted)
@@ -498,7 +499,7 @@ def test_the_demo_tells_its_people_through_the_robot_sandboxes(tmp_path, monkeyp
         os.environ.update(saved)
     text = buf.getvalue()
     assert "channels: website\n" in text or "channels: website " in text, text  # the robots are no channels
-    # 王主任 (submitted, 企业微信), 张审查 (first approval, 钉钉), 李编辑 (published, 企业微信)
+    # 王主任 (submitted, 企业微信 robot), 张审查 (first approval, 钉钉), 李编辑 (published, 企业微信 app message)
     assert "notifications: sent: 3" in text, text
     assert "a 钉钉 custom robot at http://127.0.0.1:" in text
 

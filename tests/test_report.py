@@ -263,3 +263,31 @@ def test_a_place_with_no_configured_channel_is_named_in_the_report_and_warned_ab
         "journal_channels：所列渠道 journal 均未配置】 where the channel's name belongs: configure the channel or "
         "correct journal_channels in settings.toml",
     ]
+
+
+def test_the_report_as_an_item_file_is_filed_for_review_in_the_reports_category(year, tmp_path):
+    from publisher.pipeline import content, workflow
+
+    rep = _build(year)
+    md, _ = report.write_report(rep, year.settings, fmt="md", out=tmp_path / "report.md", as_item=True)
+    s_ = year.settings
+    draft = content.read_item_file(
+        md,
+        media_dir=s_.media_dir,
+        max_body_bytes=s_.review.max_body_bytes,
+        max_asset_bytes=s_.review.max_asset_bytes,
+        max_image_pixels=s_.review.max_image_pixels,
+    )
+    assert draft.title == "齐齐哈尔高等师范专科学校信息公开工作年度报告（2021-10-01至2022-10-25）"
+    assert draft.fields["category"] == "年度报告"
+    assert draft.fields["channels"] == [n for n in s_.report.site_channels if n in s_.channels]
+    assert "收到要求公开信息的申请0件" in draft.body_markdown
+    with year.session() as s:
+        item = workflow.create_item(year.ctx, s, author=workflow.get_user(s, "ed"), draft=draft)
+        assert item.category == "年度报告" and item.status == "draft"
+
+    with pytest.raises(InvalidInput, match="--item writes an item file: use it with --format md"):
+        report.write_report(rep, s_, fmt="docx", out=tmp_path / "r.docx", as_item=True)
+    s_.report.site_channels = ["nowhere"]
+    with pytest.raises(InvalidInput, match=r"none of \[report\] site_channels \(nowhere\) is a configured channel"):
+        report.write_report(rep, s_, fmt="md", out=tmp_path / "r2.md", as_item=True)

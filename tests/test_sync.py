@@ -218,7 +218,8 @@ def test_a_failing_channel_is_recorded_not_fatal(sync_app, tmp_path, monkeypatch
 def test_the_scheduler_finds_the_weekly_job_and_the_display_end(sync_app):
     from publisher.scheduler import end_due_displays
 
-    job, display = periodic_jobs(sync_app)
+    job, display, registers = periodic_jobs(sync_app)
+    assert registers.name == "register-deadlines"  # tests/test_notify_events.py
     assert job.name == "weekly-sync" and job.run is run_sync
     nxt = job.trigger.get_next_fire_time(None, datetime(2026, 11, 26, tzinfo=UTC))
     assert nxt.astimezone(sync_app.settings.zone).strftime("%a %H:%M") == "Mon 03:00"

@@ -39,7 +39,8 @@ def _publish_through_pipeline(app, tmp_path) -> int:
     Image.new("RGB", (900, 500), (163, 31, 36)).save(tmp_path / "cover.jpg")
     f = tmp_path / "a.md"
     f.write_text(
-        "---\ntitle: 寒假放假通知\ncategory: 公告公示\nchannels: [wechat]\ncover: cover.jpg\n---\n"
+        "---\ntitle: 寒假放假通知\ncategory: 公告公示\nchannels: [wechat]\ncover: cover.jpg\n"
+        "cover_alt: 红色背景的封面图\n---\n"
         "学生1月12日起放假。\n",
         encoding="utf-8",
     )

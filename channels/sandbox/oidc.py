@@ -7,6 +7,14 @@ S256 is the challenge; client authentication by HTTP Basic or ``client_secret_po
 It is not kinder than a real provider: PKCE is required, an unregistered ``redirect_uri`` is answered
 with an error page and never redirected to (Core 3.1.2.4), a used code answers ``invalid_grant``.
 
+It remembers the browser (an ``OIDC_SID`` cookie, as a campus provider does): a second ``/authorize``
+from it skips the form unless ``prompt=login``. ``/end_session`` is RP-Initiated Logout 1.0: GET or POST;
+an ``id_token_hint`` must be one this provider signed (its ``exp`` may have passed, section 2); a
+``client_id`` beside it must be in its ``aud``; a ``post_logout_redirect_uri`` needs the hint and must be
+one the client registered, exactly (section 3), else an error page and no redirect (section 4). The
+End-User is asked whether to log out of the provider too (a confirmation page, section 2: "SHOULD ask"),
+and the ``state`` comes back on the redirect.
+
 Faults for tests: ``wrong_nonce`` (the next ID token carries another nonce), ``foreign_key`` (the next
 ID token is signed by a key the JWKS does not hold, under the same ``kid``).
 """
@@ -16,6 +24,7 @@ from __future__ import annotations
 import argparse
 import base64
 import hashlib
+import html
 import secrets
 import time
 from dataclasses import dataclass
@@ -37,6 +46,8 @@ class Client:
     redirect_uris: tuple[str, ...]
     #: None: a public client (PKCE alone)
     secret: str | None = None
+    #: where RP-Initiated Logout may send the browser back to (matched exactly)
+    post_logout_redirect_uris: tuple[str, ...] = ()
 
 
 @dataclass
@@ -47,6 +58,10 @@ class _Code:
     nonce: str | None
     challenge: str
     expires: float
+
+
+#: the provider's own sign-in cookie (single sign-on across its clients)
+SID = "OIDC_SID"
 
 
 def _s256(verifier: str) -> str:
@@ -72,6 +87,8 @@ class OidcProvider(HttpSandbox):
         self.kid = secrets.token_hex(8)
         self.codes: dict[str, _Code] = {}
         self.access: dict[str, str] = {}
+        #: the provider's own sign-ins: OIDC_SID cookie -> uid
+        self.sessions: dict[str, str] = {}
 
     @property
     def issuer(self) -> str:
@@ -85,6 +102,9 @@ class OidcProvider(HttpSandbox):
             ("POST", "/authorize"): self._authorize,
             ("POST", "/token"): self._token,
             ("GET", "/userinfo"): self._userinfo,
+            ("GET", "/end_session"): self._end_session,
+            ("POST", "/end_session"): self._end_session,
+            ("POST", "/end_session/confirm"): self._end_session_confirm,
         }
         route = routes.get((req.method, req.path))
         return route(req) if route else Reply(404, {"error": "not_found"})
@@ -99,6 +119,7 @@ class OidcProvider(HttpSandbox):
                 "token_endpoint": f"{i}/token",
                 "userinfo_endpoint": f"{i}/userinfo",
                 "jwks_uri": f"{i}/jwks",
+                "end_session_endpoint": f"{i}/end_session",
                 "response_types_supported": ["code"],
                 "subject_types_supported": ["public"],
                 "id_token_signing_alg_values_supported": ["RS256"],
@@ -136,6 +157,9 @@ class OidcProvider(HttpSandbox):
         refused = self._check_authorize(req.query)
         if refused:
             return refused
+        uid = self.sessions.get(self._sid(req) or "")
+        if uid is not None and req.query.get("prompt") != "login":
+            return self._issue_code(dict(req.query), uid)  # signed in here already: no form
         return Reply(200, login_page(action="/authorize", hidden=dict(req.query), title="统一身份认证 OIDC"))
 
     def _authorize(self, req: Request) -> Reply:
@@ -148,21 +172,104 @@ class OidcProvider(HttpSandbox):
             self.record("login_failed")
             page = login_page(action="/authorize", hidden=q, title="统一身份认证 OIDC", error="用户名或密码错误")
             return Reply(401, page)
+        sid = secrets.token_urlsafe(32)
+        self.sessions[sid] = account.uid
+        reply = self._issue_code(q, account.uid)
+        reply.headers["Set-Cookie"] = f"{SID}={sid}; Path=/; HttpOnly; SameSite=Lax"
+        return reply
+
+    def _issue_code(self, q: dict[str, str], uid: str) -> Reply:
         code = secrets.token_urlsafe(32)
         self.codes[code] = _Code(
             client_id=q["client_id"],
             redirect_uri=q["redirect_uri"],
-            uid=account.uid,
+            uid=uid,
             nonce=q.get("nonce"),
             challenge=q["code_challenge"],
             expires=time.monotonic() + self.code_seconds,
         )
-        self.record("code", uid=account.uid, client_id=q["client_id"])
+        self.record("code", uid=uid, client_id=q["client_id"])
         return self._redirect(q["redirect_uri"], {"code": code, "state": q.get("state", "")})
+
+    def _sid(self, req: Request) -> str | None:
+        for part in req.headers.get("cookie", "").split(";"):
+            k, _, v = part.strip().partition("=")
+            if k == SID and v in self.sessions:
+                return v
+        return None
+
+    # -- RP-Initiated Logout 1.0 ----------------------------------------------------------------------
+    def _check_end_session(self, q: dict[str, str]) -> tuple[Reply | None, dict[str, Any] | None]:
+        """An error page (never a redirect: section 4) or None, and the hint's claims."""
+        hint, client_id, back = q.get("id_token_hint"), q.get("client_id"), q.get("post_logout_redirect_uri")
+        claims = None
+        if hint:
+            try:  # one this provider signed; an expired one is still a hint (section 2)
+                claims = jwt.decode(
+                    hint,
+                    self.key.public_key(),
+                    algorithms=["RS256"],
+                    issuer=self.issuer,
+                    options={"verify_exp": False, "verify_aud": False, "require": ["iss", "sub", "aud"]},
+                )
+            except jwt.InvalidTokenError as exc:
+                return self._logout_error(f"id_token_hint was not issued by this provider ({exc})"), None
+            aud = claims["aud"] if isinstance(claims["aud"], list) else [claims["aud"]]
+            if client_id and client_id not in aud:
+                return self._logout_error("client_id is not the audience of the id_token_hint"), None
+            client_id = client_id or aud[0]
+        if back:
+            if claims is None:
+                return self._logout_error("post_logout_redirect_uri needs an id_token_hint"), None
+            client = self.clients.get(client_id or "")
+            if client is None or back not in client.post_logout_redirect_uris:
+                return self._logout_error("post_logout_redirect_uri is not registered for this client"), None
+        return None, claims
+
+    def _logout_error(self, reason: str) -> Reply:
+        self.record("end_session_refused", reason=reason)
+        return Reply(400, f"<!doctype html><p>invalid_request: {html.escape(reason)}</p>")
+
+    def _end_session(self, req: Request) -> Reply:
+        q = dict(req.query) if req.method == "GET" else req.form()
+        refused, _ = self._check_end_session(q)
+        if refused:
+            return refused
+        keep = ("id_token_hint", "client_id", "post_logout_redirect_uri", "state")
+        fields = "".join(f'<input type="hidden" name="{k}" value="{html.escape(q[k])}">' for k in keep if q.get(k))
+        return Reply(
+            200,
+            '<!doctype html><html lang="zh-CN"><head><meta charset="utf-8"><title>退出统一身份认证</title></head>'
+            "<body><h1>退出统一身份认证？</h1><p>Log out of the campus sign-in as well?</p>"
+            f'<form method="post" action="/end_session/confirm">{fields}'
+            '<button name="logout" value="yes" id="op-logout">退出 / Log out</button> '
+            '<button name="logout" value="no" id="op-stay">保持登录 / Stay signed in</button></form></body></html>',
+        )
+
+    def _end_session_confirm(self, req: Request) -> Reply:
+        q = req.form()
+        refused, claims = self._check_end_session(q)
+        if refused:
+            return refused
+        headers = {}
+        if q.get("logout") == "yes":
+            sid = self._sid(req)
+            uid = self.sessions.pop(sid, None) if sid else None
+            self.record("end_session", uid=uid, sub=claims["sub"] if claims else None, state=q.get("state"))
+            headers["Set-Cookie"] = f"{SID}=; Path=/; Max-Age=0"
+        else:
+            self.record("end_session_declined", sub=claims["sub"] if claims else None)
+        back = q.get("post_logout_redirect_uri")
+        if not back:
+            return Reply(200, "<!doctype html><p>已退出 / Logged out</p>", headers=headers)
+        reply = self._redirect(back, {"state": q.get("state", "")})
+        reply.headers.update(headers)
+        return reply
 
     def _redirect(self, uri: str, params: dict[str, str]) -> Reply:
         params = {k: v for k, v in params.items() if v}
-        return Reply(302, "", headers={"Location": uri + ("&" if "?" in uri else "?") + urlencode(params)})
+        query = (("&" if "?" in uri else "?") + urlencode(params)) if params else ""
+        return Reply(302, "", headers={"Location": uri + query})
 
     # -- token ----------------------------------------------------------------------------------------
     def _token(self, req: Request) -> Reply:
@@ -238,7 +345,13 @@ def demo_sandbox(workdir: Path) -> SandboxHandle:
     """The ``publisher.sandboxes`` entry point: a running provider and the ``[auth.oidc]`` table for it."""
     secret = secrets.token_urlsafe(24)
     provider = OidcProvider(
-        clients={"publisher": Client(redirect_uris=("http://127.0.0.1:8000/login/oidc/callback",), secret=secret)}
+        clients={
+            "publisher": Client(
+                redirect_uris=("http://127.0.0.1:8000/login/oidc/callback",),
+                secret=secret,
+                post_logout_redirect_uris=("http://127.0.0.1:8000/login",),
+            )
+        }
     )
     provider.start()
     return SandboxHandle(
@@ -264,7 +377,12 @@ if __name__ == "__main__":
             host=a.host,
             port=a.port,
             code_seconds=a.code_seconds,
-            clients={a.client_id: Client(redirect_uris=(a.redirect_uri,))},
+            clients={
+                a.client_id: Client(
+                    redirect_uris=(a.redirect_uri,),
+                    post_logout_redirect_uris=(a.redirect_uri.rsplit("/login/oidc/callback", 1)[0] + "/login",),
+                )
+            },
         ),
         _args,
         __doc__ or "",

@@ -53,6 +53,9 @@ def _slugify(text: str) -> str:
 
 
 class WordPressSandbox(HttpSandbox):
+    """The WordPress REST API as the CMS channel uses it. One class because it is one service: its
+    posts, media, categories and users share the ids, the ledger and the fault switches."""
+
     fault_kinds = ("transient", "permanent", "ambiguous", "quota", "http500", "timeout")
     #: seconds a ``timeout`` fault holds its answer back
     hang_seconds = 3.0
@@ -181,6 +184,8 @@ class WordPressSandbox(HttpSandbox):
                 return self._delete_post(pid, req, user)
         elif path == "/media" and req.method == "POST":
             return self._upload(req, user)
+        elif (media := re.fullmatch(r"/media/(\d+)", path)) and req.method in ("POST", "PUT", "PATCH"):
+            return self._update_media(int(media.group(1)), req, user)
         elif path == "/categories":
             if req.method == "GET":
                 return self._list_categories(req)
@@ -344,9 +349,26 @@ class WordPressSandbox(HttpSandbox):
             "source_url": self.base_url + path,
             "mime_type": ctype,
             "media_type": "image" if ctype.startswith("image/") else "file",
+            "alt_text": "",
         }
         self.record("media", id=mid, filename=m.group(1), size=len(req.body))
         return Reply(201, self.media[mid])
+
+    def _update_media(self, mid: int, req: Request, user: str | None) -> Reply:
+        """``POST /media/<id>``: WordPress's "update a media item"; ``alt_text`` is what the tests read."""
+        if user is None or not self.capabilities.get("upload_files"):
+            return wp_error(
+                401 if user is None else 403, "rest_cannot_edit", "Sorry, you are not allowed to edit this post."
+            )
+        if mid not in self.media:
+            return wp_error(404, "rest_post_invalid_id", "Invalid post ID.")
+        body = req.json()
+        if "alt_text" in body:
+            if not isinstance(body["alt_text"], str):
+                return wp_error(400, "rest_invalid_param", "Invalid parameter(s): alt_text")
+            self.media[mid]["alt_text"] = body["alt_text"]
+        self.record("media_update", id=mid, alt_text=self.media[mid]["alt_text"])
+        return Reply(200, self.media[mid])
 
     def _list_categories(self, req: Request) -> Reply:
         found = list(self.categories.values())

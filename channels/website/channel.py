@@ -47,15 +47,18 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 from urllib.request import url2pathname
 
+from apscheduler.triggers.cron import CronTrigger
 from markupsafe import Markup
 from PIL import Image
-from pydantic import Field
+from pydantic import Field, field_validator, model_validator
 
 from channels.website.files import MANIFEST, Batch, SiteFolder, translate_errors
+from channels.website.guide import SitePages
 from channels.website.images import is_image, prepare_assets
 from channels.website.indexes import SiteIndexes
 from channels.website.pages import CLEANER, human_size, iso, make_jinja
-from channels.website.rules import CURRENT, write_rules_library
+from channels.website.related import links_of, own_section, refresh_others, section
+from channels.website.search import SearchBuild, SiteSearch
 from channels.website.store import SiteStore
 from publisher.channel import (
     Channel,
@@ -67,6 +70,7 @@ from publisher.channel import (
     LinkStatus,
     ObjectStore,
     ObjectStoreError,
+    Office,
     PermanentChannelError,
     Post,
     Published,
@@ -155,6 +159,36 @@ class WebsiteConfig(ChannelConfig):
     #: bucket; the site's state then lives in the publisher's store, shared by workers on every host)
     storage: Literal["folder", "s3"] = "folder"
     s3: S3Config | None = None
+    #: the category whose items are the annual reports (信息公开工作年度报告), listed on reports.html
+    report_category: str = "年度报告"
+    #: when the site's search index is rebuilt (a crontab line in the office's time zone; "" = only
+    #: by ``publisher site search-index``); new items are findable from the next build on
+    search_cron: str = "*/30 * * * *"
+
+    @field_validator("search_cron")
+    @classmethod
+    def _crontab(cls, value: str) -> str:
+        if value.strip():
+            try:
+                CronTrigger.from_crontab(value)
+            except ValueError as exc:
+                raise ValueError(
+                    f'search_cron {value!r} is not a crontab line ({exc}); e.g. "*/30 * * * *" or "" for none'
+                ) from exc
+        return value.strip()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _search_needs_a_folder(cls, data: Any) -> Any:
+        """The search bundle is built by the Pagefind binary reading the site folder: a site in a
+        bucket has none, so it gets no search build (the default turns off; a cron line is refused)."""
+        if isinstance(data, dict) and data.get("storage") == "s3":
+            if str(data.get("search_cron", "")).strip():
+                raise ValueError(
+                    'search of a site in a bucket is not supported yet; set search_cron = "" (or storage = "folder")'
+                )
+            data = {**data, "search_cron": ""}
+        return data
 
 
 #: how many listing pages a rebuild writes between checkpoints (and between releases of the lock)
@@ -163,7 +197,12 @@ REBUILD_STEP = 200
 
 # ------------------------------------------------------------------------------------------- channel
 class WebsiteChannel(Channel):
-    """Writes the static site; the web app (or any web server) serves the folder at ``base_url``."""
+    """Writes the static site; the web app (or any web server) serves the folder at ``base_url``.
+
+    One class over ~300 lines: its methods are the channel interface and the order of one change's
+    writes (files, page, state, listings, the pages beside them, related pages, search), which must be
+    read together to see that no page ever links to a missing one; the parts are in the modules beside it.
+    """
 
     type_name = "website"
     label = "学校信息公开网"
@@ -183,6 +222,7 @@ class WebsiteChannel(Channel):
         base = config.base_url or env.site_base_url
         self.base_url = base if base.endswith("/") else base + "/"
         self._jinja = make_jinja(self._localdate)
+        self._jinja.globals["site_search"] = config.storage == "folder"  # no search in a bucket yet
         self.files, self.store = open_site(name, config, env, self.folder)
         self.site = SiteFolder(self.folder)
         self.indexes = SiteIndexes(
@@ -193,6 +233,10 @@ class WebsiteChannel(Channel):
             page_size=config.page_size,
             sitemap_urls=config.sitemap_urls,
         )
+        office = env.office or Office(organisation=config.title)
+        self.pages = SitePages(self._jinja, config.title, office, config.report_category)
+        self.search = SiteSearch(self.folder, self.store, self._locked, enabled=config.storage == "folder")
+        self.search_cron = config.search_cron  # the scheduler's site-search-index job (publisher.scheduler)
 
     # -- review time ------------------------------------------------------------------------------
     def validate(self, post: Post) -> list[str]:
@@ -241,9 +285,12 @@ class WebsiteChannel(Channel):
             # an index linking to a missing page
             found = self.store.mark_withdrawn(post.item_id, iso(datetime.now(UTC)))
             out = Batch(self.files)
+            self.search.forget(out, post.item_id)  # out of the search results first: a privacy promise
             if found:
                 self.indexes.refresh(out, self.store, found[1])
-                self._rules(out, found[0])
+                self.pages.refresh(out, self.store, found[0])
+                # the pages of its related items drop their links to it before its page goes
+                refresh_others(out, self.files, self.store, found[0], found[0].get("related") or [], gone=True)
             out.sync()
             self.site.maybe_fail("indexes")
             self.store.checkpoint()
@@ -336,11 +383,15 @@ class WebsiteChannel(Channel):
             with self._locked():
                 out = Batch(self.files)
                 self.indexes.finish_rebuild(out, self.store)
-                self._rules(out, everything=True)
+                self.pages.refresh(out, self.store, everything=True)
                 out.sync()
                 self.store.set_meta("rebuild_after", None)
                 listing = self.store.listing("all")
                 return int(listing["count"]) if listing else 0
+
+    def search_index(self) -> SearchBuild:
+        """Build the search index from the live item pages and switch readers to it (channels.website.search)."""
+        return self.search.build()
 
     def manifest(self) -> dict[str, dict[str, Any]]:
         """The live entries by item id (read under the lock; the whole site, for checks and tests)."""
@@ -396,6 +447,8 @@ class WebsiteChannel(Channel):
             # listings mark a repealed rule; the 现行有效 ones make the rules library
             "validity": post.catalogue.validity,
             "index_no": post.catalogue.index_no,
+            # its related items, whose pages link back to it (channels/website/related.py)
+            "related": links_of(post),
         }
         with self._locked():
             self.site.maybe_fail()
@@ -406,6 +459,8 @@ class WebsiteChannel(Channel):
             # a concurrent withdraw may have collected a file this item shares; put it back
             prepare_assets(self.files, post, self.config.image_max_width)
             out = Batch(self.files)
+            page = own_section(self.store, page, entry["related"])
+            self.search.replaced(out, old, entry)
             # the files before the page, the page before the state and the indexes: an index never
             # links to a missing page, a page never to a missing file
             out.write(entry["path"], page)
@@ -414,7 +469,10 @@ class WebsiteChannel(Channel):
             spots = self.store.put(entry)
             self.site.maybe_fail("committed")
             self.indexes.refresh(out, self.store, spots)
-            self._rules(out, old, entry)
+            self.pages.refresh(out, self.store, old, entry)
+            before = (old or {}).get("related") or []
+            if before or entry["related"]:
+                refresh_others(out, self.files, self.store, entry, before)
             out.sync()
             self.site.maybe_fail("indexes")
             if old:
@@ -442,15 +500,10 @@ class WebsiteChannel(Channel):
                 units = self.indexes.units(self.store)
                 self.indexes.write_units(out, self.store, units)
                 self.indexes.finish_rebuild(out, self.store)
-                self._rules(out, everything=True)
+                self.pages.refresh(out, self.store, everything=True)
                 out.sync()
                 os.replace(manifest, manifest.with_name(MANIFEST + ".migrated"))
             yield
-
-    def _rules(self, out: Batch, *touched: dict[str, Any] | None, everything: bool = False) -> None:
-        """Rewrite the 现行有效规章制度库 if the change touched a rule (a 有效性 before or after)."""
-        if everything or any(e and e.get("validity") for e in touched):
-            write_rules_library(out, self._jinja, self.config.title, self.store.in_force(CURRENT))
 
     def _render_notice(self, post: Post, entry: dict[str, Any] | None) -> str:
         """The page left where a 公示 was once its period ended: the title and the period, nothing else."""
@@ -484,6 +537,8 @@ class WebsiteChannel(Channel):
             url=self.page_url(post.item_id),
             body=Markup(CLEANER.clean(body)),
             attachments=attachments,
+            related=section(links_of(post)),
+            cover={"path": files[post.cover.sha256], "alt": post.cover.alt} if post.cover else None,
             published_iso=iso(post.publish_at),
             updated_iso=iso(post.updated_at),
             updated_differs=self._localdate(post.updated_at) != self._localdate(post.publish_at),

@@ -30,6 +30,7 @@ import jinja2
 
 from channels.website.files import Batch
 from channels.website.pages import CSS, SCRIPT, category_key, category_slug, rfc3339
+from channels.website.search import SEARCH_SCRIPT, SEARCH_TEMPLATES
 from channels.website.store import ALL, SiteStore, Spot
 from publisher.channel import ObjectStore
 
@@ -84,7 +85,9 @@ class SiteIndexes:
         self.files, self.base_url, self.title = files, base_url, title
         self.page_size, self.sitemap_urls = page_size, sitemap_urls
         # the pager lives with the listings it pages; the item templates stay in pages.py
-        jinja.loader = jinja2.ChoiceLoader([jinja.loader, jinja2.DictLoader(PAGER_TEMPLATES)])  # type: ignore[list-item]
+        jinja.loader = jinja2.ChoiceLoader(
+            [jinja.loader, jinja2.DictLoader(PAGER_TEMPLATES), jinja2.DictLoader(SEARCH_TEMPLATES)]  # type: ignore[list-item]
+        )
         jinja.globals["pager"] = jinja.get_template("pager.html").module.pager  # type: ignore[attr-defined]
         self._jinja = jinja
 
@@ -214,6 +217,9 @@ class SiteIndexes:
     def _write_common(self, out: Batch, store: SiteStore, listings: dict[str, Any], parts: set[int]) -> None:
         out.write("style.css", CSS)
         out.write("textsize.js", SCRIPT)
+        if self._jinja.globals.get("site_search", True):
+            out.write("search.js", SEARCH_SCRIPT)
+            out.write("search.html", self._jinja.get_template("search.html").render(site_title=self.title, root=""))
         categories = sorted(
             (k[2:] for k in listings if k.startswith("c:") and listings[k]["count"] > 0), key=category_key
         )

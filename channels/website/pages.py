@@ -6,12 +6,15 @@ defence in depth. Everything else goes through Jinja2's autoescape.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import jinja2
 import nh3
+from markupsafe import Markup, escape
 
 #: the categories of the disclosure checklist (../shared/domain/checklist.toml) in its order; the
 #: directory lists them first, then any others by name, and 其他 (other) last
@@ -102,6 +105,7 @@ background:var(--soft);border:1px solid var(--line);border-radius:4px;font-size:
 .meta dt{display:inline;font-weight:600}.meta dd{display:inline;margin:0}
 article.body{font-size:1.05rem}
 article.body img{max-width:100%;height:auto;display:block;margin:1rem auto}
+figure.cover{margin:0 0 1.5rem}figure.cover img{max-width:100%;height:auto;display:block;margin:0 auto}
 article.body table{border-collapse:collapse;width:100%;margin:1rem 0}
 article.body th,article.body td{border:1px solid var(--line);padding:.4rem .6rem}
 article.body th{background:var(--soft)}
@@ -116,6 +120,8 @@ ul.dir{columns:2;padding-left:1.2rem}ul.dir li{break-inside:avoid}
 .count{color:var(--muted);font-size:.85rem}
 .attachments li{margin:.3rem 0}
 .empty{color:var(--muted)}
+/* links inside running text are underlined: colour alone does not tell them apart (WCAG 1.4.1) */
+.prose a{text-decoration:underline}
 .pager,.more{margin:1.2rem 0;display:flex;gap:1.2rem}
 table.catalogue{width:100%;border-collapse:collapse;margin:0 0 1rem;font-size:.9rem}
 table.catalogue caption{text-align:left;font-weight:600;padding:.3rem 0}
@@ -125,6 +131,16 @@ table.catalogue th{background:var(--soft);white-space:nowrap;width:7em}
 .ended{padding:.8rem 1rem;border:1px solid var(--line);border-left:4px solid var(--accent);background:var(--soft)}
 footer{border-top:1px solid var(--line);color:var(--muted);font-size:.85rem;padding:1rem 0 2rem;
 text-align:center}
+.sr{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0);white-space:nowrap}
+form.search{display:flex;gap:.4rem;margin:.5rem 0 0;flex:1 1 100%}
+form.search input{font:inherit;flex:1 1 12rem;min-width:0;padding:.3rem .6rem;border:1px solid var(--line);
+border-radius:4px}
+form.search button{font:inherit;padding:.3rem .9rem;border:1px solid #fff;border-radius:4px;cursor:pointer;
+color:#fff;background:transparent}
+main form.search button{color:var(--accent);border-color:var(--accent)}
+ol.hits{list-style:none;margin:0;padding:0}ol.hits li{padding:.7rem 0;border-bottom:1px dashed var(--line)}
+ol.hits .excerpt{margin:.2rem 0;color:var(--fg)}ol.hits mark{background:#fff3bf;color:inherit}
+ol.hits .meta-line{font-size:.85rem;color:var(--muted)}
 @media (max-width:600px){ul.dir{columns:1}ul.items li{flex-direction:column;gap:0}}
 """
 
@@ -158,7 +174,8 @@ TEMPLATES = {
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta http-equiv="Content-Security-Policy" content="default-src 'self'; img-src 'self' data: https:; \
-style-src 'self'; script-src 'self'; object-src 'none'; base-uri 'none'; form-action 'none'">
+style-src 'self'; script-src 'self'{% block wasm %}{% endblock %}; object-src 'none'; base-uri 'none'; \
+form-action 'self'">
 <title>{% block title %}{{ site_title }}{% endblock %}</title>
 {% block head %}{% endblock %}
 <link rel="stylesheet" href="{{ root }}style.css">
@@ -170,8 +187,13 @@ style-src 'self'; script-src 'self'; object-src 'none'; base-uri 'none'; form-ac
 <header class="site"><div class="wrap">
 <a class="brand" href="{{ root }}index.html">{{ site_title }}</a>
 <nav><a href="{{ root }}index.html">首页</a><a href="{{ root }}index.html#directory">信息公开目录</a>\
-<a href="{{ root }}rules.html">现行有效规章制度库</a><a href="{{ root }}feed.xml">订阅</a>\
+<a href="{{ root }}rules.html">现行有效规章制度库</a><a href="{{ root }}reports.html">年度报告</a>\
+<a href="{{ root }}guide.html">信息公开指南</a><a href="{{ root }}feed.xml">订阅</a>\
 <button type="button" class="textsize" id="large-text" aria-pressed="false" hidden>大字模式</button></nav>
+{% block header_search %}{% if site_search %}<form class="search" role="search" action="{{ root }}search.html" \
+method="get"><label for="site-q" class="sr">搜索本站</label>\
+<input id="site-q" name="q" type="search" placeholder="搜索标题、正文、索引号、发文字号" autocomplete="off">\
+<button type="submit">搜索</button></form>{% endif %}{% endblock %}
 </div></header>
 <main class="wrap" id="main" tabindex="-1">
 {% block main %}{% endblock %}
@@ -183,11 +205,7 @@ style-src 'self'; script-src 'self'; object-src 'none'; base-uri 'none'; form-ac
     "list.html": """\
 {% macro item_list(entries, root) -%}
 {% if entries %}<ul class="items">
-{% for e in entries %}<li><span><a href="{{ root }}{{ e.path }}">{{ e.title }}</a>\
-{% if e.get("validity") == "已废止" %}<span class="repealed">（已废止）</span>{% endif %}\
-<span class="dept">{{ e.department }}</span></span>\
-<time class="when" datetime="{{ e.published_at }}">{{ e.published_at | localdate }}</time></li>
-{% endfor %}</ul>
+{{ item_rows(entries, root) }}</ul>
 {% else %}<p class="empty">暂无公开信息。</p>{% endif %}
 {%- endmacro %}
 """,
@@ -199,6 +217,7 @@ style-src 'self'; script-src 'self'; object-src 'none'; base-uri 'none'; form-ac
 {% block main %}
 <div class="crumbs"><a href="{{ root }}index.html">首页</a> › \
 <a href="{{ root }}categories/{{ post.category | slug }}.html">{{ post.category }}</a></div>
+<div data-pagefind-body>
 <h1>{{ post.title }}</h1>
 {% set cat = post.catalogue %}
 {% if cat.validity == "已废止" %}<p class="ended repealed"><strong>本文件已废止。</strong>\
@@ -207,11 +226,11 @@ style-src 'self'; script-src 'self'; object-src 'none'; base-uri 'none'; form-ac
 {% if cat.replaced_by %}请见<a href="{{ root }}items/{{ cat.replaced_by }}.html">修订后的文件</a>。{% endif %}</p>\
 {% endif %}
 <table class="catalogue"><caption>信息公开目录</caption><tbody>
-<tr><th scope="row">索引号</th><td>{{ cat.index_no or "" }}</td>\
+<tr><th scope="row">索引号</th><td{{ cat.index_no | pfmeta("index_no") }}>{{ cat.index_no or "" }}</td>\
 <th scope="row">发布机构</th><td>{{ post.department }}</td></tr>
-<tr><th scope="row">发文字号</th><td>{{ cat.doc_number or "" }}</td>\
+<tr><th scope="row">发文字号</th><td{{ cat.doc_number | pfmeta("doc_number") }}>{{ cat.doc_number or "" }}</td>\
 <th scope="row">成文日期</th><td>{{ cat.written_on or "" }}</td></tr>
-<tr><th scope="row">发布日期</th><td>{{ post.publish_at | localdate }}</td>\
+<tr><th scope="row">发布日期</th><td data-pagefind-meta="date">{{ post.publish_at | localdate }}</td>\
 <th scope="row">主题分类</th><td>{{ cat.topic or "" }}</td></tr>
 <tr><th scope="row">公开方式</th><td>{{ cat.disclosure_mode or "" }}</td>\
 <th scope="row">有效性</th><td>{{ cat.validity or "" }}</td></tr>
@@ -230,6 +249,7 @@ style-src 'self'; script-src 'self'; object-src 'none'; base-uri 'none'; form-ac
 {% if post.display_ends_at %}<div><dt>公示期至：</dt><dd>\
 <time datetime="{{ post.display_ends_at | isotime }}">{{ post.display_ends_at | lastday }}</time></dd></div>{% endif %}
 </dl>
+{% if cover %}<figure class="cover"><img src="{{ root }}{{ cover.path }}" alt="{{ cover.alt }}"></figure>{% endif %}
 <article class="body">
 {{ body }}
 </article>
@@ -238,9 +258,8 @@ style-src 'self'; script-src 'self'; object-src 'none'; base-uri 'none'; form-ac
 <a href="{{ root }}{{ a.path }}" download="{{ a.filename }}">{{ a.filename }}</a> \
 <span class="count">（{{ a.size }}）</span></li>
 {% endfor %}</ul></section>{% endif %}
-{% if cat.related %}<section class="related"><h2>相关文件</h2><ul>
-{% for r in cat.related %}<li>{{ r.label }}：<a href="{{ root }}items/{{ r.item_id }}.html">{{ r.title }}</a></li>
-{% endfor %}</ul></section>{% endif %}
+{{ related }}
+</div>
 {% endblock %}
 """,
     "ended.html": """\
@@ -288,6 +307,44 @@ style-src 'self'; script-src 'self'; object-src 'none'; base-uri 'none'; form-ac
 }
 
 
+def item_rows(localdate: Callable[[datetime | str], str]) -> Callable[[list[dict[str, Any]], str], Markup]:
+    """The ``<li>`` rows of a listing (``list.html``), built in Python rather than a template loop:
+    a change rewrites up to four full listings (its three and the home page), and this is the part
+    of their cost that grows with a full page (docs/benchmarks.md §12)."""
+
+    @functools.lru_cache(maxsize=4096)
+    def row(root: str, path: str, title: str, repealed: bool, department: str, published_at: str) -> str:
+        mark = '<span class="repealed">（已废止）</span>' if repealed else ""
+        return (
+            f'<li><span><a href="{escape(root + path)}">{escape(title)}</a>{mark}'
+            f'<span class="dept">{escape(department)}</span></span>'
+            f'<time class="when" datetime="{escape(published_at)}">{escape(localdate(published_at))}</time></li>\n'
+        )
+
+    def rows(entries: list[dict[str, Any]], root: str) -> Markup:
+        return Markup(
+            "".join(
+                row(
+                    root,
+                    e["path"],
+                    e["title"],
+                    e.get("validity") == "已废止",
+                    e.get("department") or "",
+                    e["published_at"],
+                )
+                for e in entries
+            )
+        )
+
+    return rows
+
+
+def search_meta(value: str | None, key: str) -> Markup:
+    """The attribute that makes a cell's text a field of the page's search record (Pagefind's
+    ``data-pagefind-meta``), on a cell that has text: 索引号 and 发文字号 come back with each hit."""
+    return Markup(f' data-pagefind-meta="{key}"') if value else Markup("")
+
+
 def make_jinja(localdate: Callable[[datetime | str], str]) -> jinja2.Environment:
     """The template environment; ``localdate`` shows a time as a date in the office's time zone."""
     env = jinja2.Environment(
@@ -297,8 +354,12 @@ def make_jinja(localdate: Callable[[datetime | str], str]) -> jinja2.Environment
         keep_trailing_newline=True,
     )
     env.filters["localdate"] = localdate
+    #: the site has a search page (a site in a bucket has none yet: channels.website.search)
+    env.globals["site_search"] = True
     # a period that ends at 24:00 (00:00 of the next day) is shown by its last day
     env.filters["lastday"] = lambda end: localdate(end - timedelta(microseconds=1))
     env.filters["isotime"] = iso
     env.filters["slug"] = category_slug
+    env.globals["item_rows"] = item_rows(localdate)
+    env.filters["pfmeta"] = search_meta
     return env

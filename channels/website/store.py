@@ -14,7 +14,9 @@ appears in, its file references), never the whole set, so its cost does not grow
   touches only the newest page (see docs/channels/website.md, "Pagination").
 * ``site_file_ref`` — which media/attachment files each item uses (to collect a withdrawn item's files).
 * ``site_sitemap_part`` — the lastmod of each numbered sitemap file, for the sitemap index.
-* ``site_meta`` — the migration mark and the checkpoint of ``publisher site rebuild``.
+* ``site_meta`` — the migration mark, the checkpoint of ``publisher site rebuild``, the current search bundle.
+* ``site_search_doc`` — which fragment of the current search bundle is which item; ``site_search_gone``
+  — the fragments dropped since the bundle was built (channels.website.search; a site in a folder only).
 * ``site_lock`` — one row per site: the row a change locks (PostgreSQL) to take its turn.
 
 Every row carries ``site``, so one database can hold several sites. Where the state lives:
@@ -76,6 +78,12 @@ CREATE TABLE IF NOT EXISTS site_meta (
     site TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (site, key)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS site_entry_validity ON site_entry (site, validity) WHERE live = 1;
+CREATE TABLE IF NOT EXISTS site_search_doc (
+    site TEXT NOT NULL, item_id INTEGER NOT NULL, fragment TEXT NOT NULL, PRIMARY KEY (site, item_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS site_search_gone (
+    site TEXT NOT NULL, fragment TEXT NOT NULL, PRIMARY KEY (site, fragment)
+) WITHOUT ROWID;
 """
 
 #: a folder's state file of earlier versions (tables without ``site``), copied over on first use
@@ -89,6 +97,8 @@ _OLD_TABLES = {
     "file_ref": "site_file_ref (site, file, item_id) SELECT '', file, item_id",
     "sitemap_part": "site_sitemap_part (site, part, lastmod) SELECT '', part, lastmod",
     "meta": "site_meta (site, key, value) SELECT '', key, value",
+    "search_doc": "site_search_doc (site, item_id, fragment) SELECT '', item_id, fragment",
+    "search_gone": "site_search_gone (site, fragment) SELECT '', fragment",
 }
 
 #: a listing position that a change touched: (listing key, position)
@@ -348,6 +358,21 @@ class SiteStore(_Turn):
         row = self._exec("SELECT value FROM site_meta WHERE site = ? AND key = ?", (self.site, key)).fetchone()
         return row[0] if row else None
 
+    def search_snapshot(self) -> dict[int, tuple[int, str]]:
+        """(version, updated_at) of every live item: what a search build may keep if unchanged."""
+        rows = self._exec("SELECT item_id, version, updated FROM site_entry WHERE site = ? AND live = 1", (self.site,))
+        return {int(i): (int(v), str(u)) for i, v, u in rows.fetchall()}
+
+    def search_fragment(self, item_id: int) -> str | None:
+        row = self._exec(
+            "SELECT fragment FROM site_search_doc WHERE site = ? AND item_id = ?", (self.site, item_id)
+        ).fetchone()
+        return row[0] if row else None
+
+    def search_gone(self) -> list[str]:
+        rows = self._exec("SELECT fragment FROM site_search_gone WHERE site = ? ORDER BY fragment", (self.site,))
+        return [r[0] for r in rows.fetchall()]
+
     # -- changing (inside the change's transaction) -----------------------------------------------
     def put(self, entry: dict[str, Any]) -> list[Spot]:
         """Make ``entry`` live; the positions whose pages must be rewritten (old and new)."""
@@ -394,6 +419,19 @@ class SiteStore(_Turn):
         self._drop_empty([k for k, _ in spots])
         return spots
 
+    def set_related(self, item_id: int, links: list[dict[str, Any]]) -> None:
+        """Replace the related-item links kept on an entry (channels/website/related.py); nothing else
+        moves. Read, changed and written back in the change's transaction (the same on both engines)."""
+        row = self._exec("SELECT data FROM site_entry WHERE site = ? AND item_id = ?", (self.site, item_id)).fetchone()
+        if row is None:
+            return
+        data = json.loads(row[0])
+        data["related"] = links
+        self._exec(
+            "UPDATE site_entry SET data = ? WHERE site = ? AND item_id = ?",
+            (json.dumps(data, ensure_ascii=False), self.site, item_id),
+        )
+
     def mark_withdrawn(self, item_id: int, now: str) -> tuple[dict[str, Any], list[Spot]] | None:
         """First half of a withdrawal: the item leaves every listing but keeps its placements (so a
         retry after a crash knows which pages to rewrite). None when the item is not on the site."""
@@ -430,6 +468,26 @@ class SiteStore(_Turn):
         self._exec("DELETE FROM site_file_ref WHERE site = ? AND item_id = ?", (self.site, item_id))
         self._exec("DELETE FROM site_entry WHERE site = ? AND item_id = ? AND live = 0", (self.site, item_id))
         self._drop_empty(keys)
+
+    def search_drop(self, item_id: int, fragment: str) -> None:
+        self._exec("DELETE FROM site_search_doc WHERE site = ? AND item_id = ?", (self.site, item_id))
+        self._exec(
+            "INSERT INTO site_search_gone (site, fragment) VALUES (?, ?) ON CONFLICT DO NOTHING", (self.site, fragment)
+        )
+
+    def search_swap(self, bundle: str, docs: dict[int, str], gone: Iterable[str]) -> None:
+        """A new search bundle: its fragments by item and those it was built with but must not show."""
+        self._exec("DELETE FROM site_search_doc WHERE site = ?", (self.site,))
+        self._exec("DELETE FROM site_search_gone WHERE site = ?", (self.site,))
+        self._many(
+            "INSERT INTO site_search_doc (site, item_id, fragment) VALUES (?, ?, ?)",
+            [(self.site, i, f) for i, f in docs.items()],
+        )
+        self._many(
+            "INSERT INTO site_search_gone (site, fragment) VALUES (?, ?) ON CONFLICT DO NOTHING",
+            [(self.site, f) for f in set(gone)],
+        )
+        self.set_meta("search_bundle", bundle)
 
     def set_sitemap_part(self, part: int, lastmod: str | None) -> None:
         self._exec(

@@ -53,6 +53,12 @@ class Articles:
             problems.append(
                 f"the title is {len(title)} characters; WeChat takes at most {self.config.title_max} — shorten it"
             )
+        digest = post.summary.strip()
+        if "summary" in post.wording and len(digest) > self.digest_max:
+            # a digest written for WeChat is refused, not cut as the item's own summary is
+            problems.append(
+                f"the digest (摘要) is {len(digest)} characters; WeChat takes at most {self.digest_max} — shorten it"
+            )
         author = self.author(post)
         if len(author) > self.author_max:
             problems.append(

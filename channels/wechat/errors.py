@@ -16,9 +16,17 @@ import requests
 from wechatpy.exceptions import WeChatClientException
 
 from channels.wechat.config import BEIJING
-from publisher.channel import AmbiguousOutcome, PermanentChannelError, QuotaExceeded, TransientChannelError
+from publisher.channel import (
+    AmbiguousOutcome,
+    CredentialsRefused,
+    PermanentChannelError,
+    QuotaExceeded,
+    TransientChannelError,
+)
 
 TOKEN_ERRORS = frozenset({40001, 40014, 42001})
+#: the appid, the app secret or this server's IP refused: the admins are told (CredentialsRefused)
+CREDENTIAL_ERRORS = frozenset({40013, 40125, 40164})
 
 PUBLISH_STATUS = {
     2: "the originality check failed (原创校验不通过)",
@@ -113,6 +121,5 @@ def _map(what: str, exc: WeChatClientException, ambiguous: bool, clock: Callable
         extra = " even after a fresh access token" if code in TOKEN_ERRORS else " (system busy)"
         return TransientChannelError(f"WeChat refused {what}{extra}: {msg} (errcode {code})", code=code)
     hint = PERMANENT_HINTS.get(code)
-    return PermanentChannelError(
-        f"WeChat refused {what}: {msg} (errcode {code})" + (f" — {hint}" if hint else ""), code=code
-    )
+    refusal = CredentialsRefused if code in CREDENTIAL_ERRORS else PermanentChannelError
+    return refusal(f"WeChat refused {what}: {msg} (errcode {code})" + (f" — {hint}" if hint else ""), code=code)

@@ -73,6 +73,7 @@ app.add_typer(counting.coverage_app, name="coverage")
 app.add_typer(registers.request_app, name="request")
 app.add_typer(registers.complaint_app, name="complaint")
 app.add_typer(counting.report_app, name="report")
+app.add_typer(counting.audit_app, name="audit")
 app.add_typer(notify.notify_app, name="notify")
 app.add_typer(site.site_app, name="site")
 

@@ -161,13 +161,18 @@ def run(
 def channels(
     check: Annotated[bool, typer.Option(help="check credentials and quota of each configured channel")] = True,
 ) -> None:
-    """List installed channel types and configured channels; check each without publishing."""
-    from publisher.channel import available_channel_types
+    """List installed channel types and configured channels; check each without publishing (a failing
+    check tells the admins, once a day per channel: docs/notify.md)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from publisher.channel import CredentialsRefused, QuotaExceeded, available_channel_types
+    from publisher.errors import MissingSecret
+    from publisher.pipeline.workflow import outbox
 
     a = state.app()
     types = available_channel_types()
     t = Table("channel", "type", "state", "check")
-    bad = False
+    problems: list[outbox.ChannelProblem] = []
     for name, spec in a.channels.items():
         st = "paused" if spec.paused else ("disabled" if not spec.enabled else "active")
         if check:
@@ -176,15 +181,32 @@ def channels(
                 note = ("ok" if h.ok else "FAILED") + (f": {h.detail}" if h.detail else "")
                 if h.warnings:
                     note += " (" + "; ".join(h.warnings) + ")"
-                bad |= not h.ok
+                if not h.ok:
+                    problems.append(outbox.ChannelProblem(name, spec.label, outbox.CHECK, h.detail or "FAILED"))
             except PublisherError as exc:
-                note, bad = f"FAILED: {exc}", True
+                note = f"FAILED: {exc}"
+                kind = (
+                    outbox.QUOTA
+                    if isinstance(exc, QuotaExceeded)
+                    else outbox.CREDENTIALS
+                    if isinstance(exc, CredentialsRefused | MissingSecret)
+                    else outbox.CHECK
+                )
+                problems.append(outbox.ChannelProblem(name, spec.label, kind, str(exc)))
         else:
             note = "-"
         t.add_row(name, spec.type_name, st, note)
     out.print(t)
     out.print("installed types: " + ", ".join(sorted(types)))
-    if bad:
+    if problems:
+        try:
+            with a.engine.begin() as conn:
+                told = outbox.on_channel_problems(conn, problems, a.settings.zone)
+        except SQLAlchemyError as exc:  # the check's answer above still stands
+            err.print(f"warning: the admins cannot be told through the store: {type(exc).__name__}")
+        else:
+            if told:
+                err.print(f"the admins will be told of {len(problems)} failing channel(s) ({told} message(s) queued)")
         raise typer.Exit(1)
 
 
@@ -227,7 +249,8 @@ def manual_show(delivery_id: int) -> None:
         if d is None:
             raise PublisherError(f"no delivery {delivery_id}")
         spec = a.channels.get(d.channel)
-        kit = spec.channel.copy_kit(workflow.build_post(a.ctx, s, workflow.get_item(s, d.item_id))) if spec else None
+        item = workflow.get_item(s, d.item_id)
+        kit = spec.channel.copy_kit(workflow.build_post(a.ctx, s, item, d.channel)) if spec else None
     if kit is None:
         raise PublisherError(f"delivery {delivery_id} is on {d.channel}, which is not posted by hand")
     out.print(kit, markup=False)

@@ -18,6 +18,7 @@ coverage_app = typer.Typer(
     help="Checklist coverage (50 items) and per-department timeliness.", invoke_without_command=True
 )
 report_app = typer.Typer(help="The annual information-disclosure report (信息公开年度报告).", no_args_is_help=True)
+audit_app = typer.Typer(help="The audit trail (操作记录) for inspections.", no_args_is_help=True)
 
 
 def stats_cmd(
@@ -231,6 +232,14 @@ def report_annual(
     output: Annotated[Path, typer.Option("-o", "--output", help="file to write")],
     fmt: Annotated[str, typer.Option("--format", help="md | docx")] = "docx",
     template: Annotated[Path | None, typer.Option(help="the office's edited template (Jinja2)")] = None,
+    as_item: Annotated[
+        bool,
+        typer.Option(
+            "--item",
+            help="with --format md: an item file (front matter: title, category 年度报告, the site channels) "
+            "for `publisher item add`, so the report goes through review onto the website's 年度报告 page",
+        ),
+    ] = False,
 ) -> None:
     """Write the annual report; every figure from the ledger, listed row by row in FILE.figures.csv."""
     from publisher.counting import report
@@ -238,12 +247,14 @@ def report_annual(
     a = state.app()
     rep = report.build(a.engine, a.settings, start=from_, end=to, channel_labels=_labels(a))
     path, csv_path = report.write_report(
-        rep, a.settings, fmt=fmt, out=output, template=report.load_template(a.settings, template)
+        rep, a.settings, fmt=fmt, out=output, template=report.load_template(a.settings, template), as_item=as_item
     )
     for w in rep.warnings:
         err.print(f"warning: {w}")
     f = rep.figures
     out.print(f"wrote {path} and {csv_path}")
+    if as_item:
+        out.print(f"file it for review: publisher item add {path} --as EDITOR")
     out.print(
         f"site items {f['site_items'].value} (rules {f['site_rules'].value}, recruitment "
         f"{f['site_recruitment'].value}, announcements {f['site_announcements'].value}); WeChat "
@@ -283,10 +294,47 @@ def report_explain(
 
 @report_app.command("template")
 def report_template(
-    output: Annotated[Path, typer.Option("-o", "--output", help="where to write the template to edit")],
+    output: Annotated[
+        Path | None,
+        typer.Option("-o", "--output", help="where to write it (default: the office's copy, if it has none yet)"),
+    ] = None,
 ) -> None:
-    """Write the shipped report template (last year's text) for the office to edit."""
+    """Write the shipped report template (last year's text) for the office to edit.
+
+    Without -o it becomes the office's copy ([report] template, else report-template.md.j2 in data_dir),
+    the file `report annual` and the web page's template editor use."""
     from publisher.counting import report
 
-    output.write_text(report.default_template(), encoding="utf-8")
-    out.print(f'wrote {output}; set [report] template = "{output}" in settings.toml or pass --template')
+    if output is not None:
+        output.write_text(report.default_template(), encoding="utf-8")
+        out.print(f'wrote {output}; set [report] template = "{output}" in settings.toml or pass --template')
+        return
+    a = state.app()
+    path = report.office_template_path(a.settings)
+    if path.exists():
+        raise PublisherError(f"the office's copy {path} exists already: edit it, or write the shipped one with -o FILE")
+    path.write_text(report.default_template(), encoding="utf-8")
+    out.print(f"wrote {path}: the office's copy, used by `publisher report annual` and the web page")
+
+
+@audit_app.command("export")
+def audit_export(
+    from_: Annotated[str, typer.Option("--from", help="first day, YYYY-MM-DD (office time)")],
+    to: Annotated[str, typer.Option("--to", help="last day, YYYY-MM-DD (office time)")],
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="file to write (default: stdout)")] = None,
+    item: Annotated[int | None, typer.Option(help="only this item's rows and its deliveries'")] = None,
+    department: Annotated[str | None, typer.Option(help="only the rows of this department's items")] = None,
+    actor: Annotated[str | None, typer.Option("--user", help="only what this user did")] = None,
+) -> None:
+    """Every audit row of the period as CSV (UTF-8 with BOM, opens in Excel), oldest first."""
+    from publisher.counting import audit_export as ax
+
+    a = state.app()
+    start, end = periods.period(from_, to, a.settings.zone)
+    found = ax.rows(a.engine, ax.AuditQuery(start, end, item_id=item, department=department, actor=actor))
+    text = ax.to_csv(found, a.settings.zone)
+    if output is None:
+        sys.stdout.write(text.lstrip("\ufeff"))
+    else:
+        output.write_text(text, encoding="utf-8", newline="")
+        out.print(f"wrote {output} ({len(found)} audit rows)")

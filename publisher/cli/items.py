@@ -17,6 +17,7 @@ from publisher.cli.reviews import take_down_said
 from publisher.errors import PublisherError
 from publisher.models import Delivery, Item, ItemStatus, User
 from publisher.pipeline import content, workflow
+from publisher.pipeline.workflow import wording
 
 item_app = typer.Typer(help="Write, list and show items.", no_args_is_help=True)
 
@@ -36,6 +37,7 @@ def _item_dict(a: App, s: Any, item: Item, full: bool = False) -> dict[str, Any]
         "index_no": item.index_no,
         "topic": item.topic,
         "validity": item.validity,
+        "overrides": wording.public(item.overrides),
     }
     if full:
         from sqlmodel import select
@@ -160,12 +162,40 @@ def _catalogue_said(d: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _override_covers(a: App, overrides: Any) -> list[content.StoredAsset]:
+    """The cover files ``--override CHANNEL.cover=FILE`` names (relative to the current folder), stored."""
+    return content.store_channel_covers(
+        overrides,
+        Path.cwd(),
+        media_dir=a.settings.media_dir,
+        max_bytes=a.settings.review.max_asset_bytes,
+        max_pixels=a.settings.review.max_image_pixels,
+        remote=a.settings.media_store(),
+    )
+
+
+OverrideOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--override",
+        metavar="CHANNEL.FIELD=TEXT",
+        help="one channel's own title, summary, body or cover, e.g. wechat.title=短标题 (repeat it; an empty "
+        "TEXT drops the field); added to the front matter's `overrides:`",
+    ),
+]
+
+
 @item_app.command("add")
 def item_add(
     file: Annotated[Path, typer.Argument(help="Markdown file with YAML front matter")],
     as_user: Annotated[str, typer.Option("--as", help="the author (an editor)")],
+    override: OverrideOpt = None,
 ) -> None:
-    """Store a new item (a draft) from FILE.md; prints the new id last."""
+    """Store a new item (a draft) from FILE.md; prints the new id last.
+
+    Per-channel wording (渠道专用标题/摘要): ``overrides: {wechat: {title: …, summary: …, cover: file.jpg}}``
+    in the front matter, or ``--override wechat.title=…``; each channel judges its wording at save time.
+    """
     a = state.app()
     with a.session() as s:
         author = workflow.get_user(s, as_user)
@@ -177,6 +207,9 @@ def item_add(
             max_image_pixels=a.settings.review.max_image_pixels,
             remote=a.settings.media_store(),
         )
+        if override:
+            draft.fields["overrides"] = wording.merge(draft.fields.get("overrides") or {}, override)
+            draft.assets += _override_covers(a, draft.fields["overrides"])
         item = workflow.create_item(a.ctx, s, author=author, draft=draft)
         found = workflow.findings_of(s, item)
     out.print(f"draft {item.id}: {item.title}")
@@ -189,8 +222,13 @@ def item_edit(
     item_id: int,
     file: Annotated[Path, typer.Argument(help="Markdown file with the new text and front matter")],
     as_user: Annotated[str, typer.Option("--as", help="who edits")],
+    override: OverrideOpt = None,
 ) -> None:
-    """Replace an item's text and fields; an approved item goes back to review."""
+    """Replace an item's text and fields; an approved item goes back to review.
+
+    The per-channel wording stays as it is unless the file has ``overrides:`` (``overrides: {}`` removes
+    it all) or ``--override`` changes a field of it.
+    """
     a = state.app()
     with a.session() as s:
         user = workflow.get_user(s, as_user)
@@ -202,7 +240,12 @@ def item_edit(
             max_image_pixels=a.settings.review.max_image_pixels,
             remote=a.settings.media_store(),
         )
-        before = set(workflow.get_item(s, item_id).channels)
+        current = workflow.get_item(s, item_id)
+        before = set(current.channels)
+        if override:
+            given = draft.fields.get("overrides", current.overrides)
+            draft.fields["overrides"] = wording.merge(given or {}, override)
+            draft.assets += _override_covers(a, draft.fields["overrides"])
         item = workflow.edit_item(
             a.ctx,
             s,
@@ -337,6 +380,8 @@ def item_show(
         out.print(f"returned: {d['return_reason']}")
     for line in _catalogue_said(d):
         out.print(line)
+    for line in wording.diff_lines(d["overrides"]):
+        out.print(f"wording {line}")
     for r in d["reviews"]:
         out.print(
             f"review L{r['level']} v{r['version']}: {'approved' if r['approved'] else 'rejected'} by "

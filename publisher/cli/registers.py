@@ -91,7 +91,7 @@ def request_list(open_only: Annotated[bool, typer.Option("--open", help="only un
     from publisher.counting import registers
 
     a = state.app()
-    t = Table("#", "received", "applicant", "via", "subject", "due", "outcome")
+    t = Table("#", "received", "applicant", "via", "subject", "due", "outcome", "receipt")
     overdue = 0
     with a.session() as s:
         for r in registers.list_requests(s, open_only=open_only):
@@ -108,6 +108,7 @@ def request_list(open_only: Annotated[bool, typer.Option("--open", help="only un
                 r.subject[:40],
                 _show_day(r.due_on) + (" ext." if r.extended else "") + flag,
                 r.outcome,
+                r.receipt_no or "",  # filed through the public form (/apply)
             )
     out.print(t)
     if overdue:

@@ -64,6 +64,8 @@ REQUIRED_COLUMNS = CSV_COLUMNS[:6]
 #: the user named as author of items this system did not write (it cannot log in)
 SYSTEM_USER = "system"
 MAX_ERRORS_SHOWN = 50
+#: the PostgreSQL advisory lock an import holds until it commits
+IMPORT_LOCK = 0x1ED6E4
 
 _TIME_RE = re.compile(
     r"^(?P<date>\d{4}-\d{2}-\d{2})(?:[ T](?P<time>\d{2}:\d{2}(?::\d{2})?)(?P<tz>Z|[+-]\d{2}:?\d{2})?)?$"
@@ -313,6 +315,9 @@ class ImportResult:
     already_present: int = 0
     item_ids: list[int] = field(default_factory=list)
     departments_added: list[str] = field(default_factory=list)
+    #: the rows that add a publication, and those already recorded (what a dry run previews)
+    added: list[CsvRow] = field(default_factory=list)
+    present: list[CsvRow] = field(default_factory=list)
 
 
 def parse_csv(
@@ -510,6 +515,10 @@ def import_csv(
     channel, from any origin, is counted as already present and adds nothing.
     """
     text, enc = decode_csv(data, encoding)
+    if not dry_run and session.get_bind().dialect.name == "postgresql":
+        # one import at a time, or two would each find the other's rows missing and add them twice
+        # (SQLite's BEGIN IMMEDIATE already runs one writer at a time)
+        session.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": IMPORT_LOCK})
     rows, errors, new_depts = parse_csv(ctx, session, text, create_departments=create_departments)
     if errors:
         raise ImportRejected(errors, source=source)
@@ -534,6 +543,8 @@ def import_csv(
             )  # type: ignore[union-attr,attr-defined]
         todo = [r for r in group if r.channel not in on]
         result.already_present += len(group) - len(todo)
+        result.present.extend(r for r in group if r.channel in on)
+        result.added.extend(todo)
         if not todo:
             continue
         target = next((i for i in existing if i.origin == ItemOrigin.IMPORT), None)

@@ -5,21 +5,28 @@ office may extend once, by at most 15 more working days, and must tell the appli
 outcome is one of the four the annual report counts; "not disclosed" needs its legal ground.
 Working days follow the Chinese holiday calendar (:mod:`publisher.counting.workdays`); the numbers of days
 are settings (``[registers]``) because the article-level wording was not all verified.
+
+The public form (``/apply`` of ``publisher serve``) files a request through :func:`file_public_request`:
+the same register, a receipt number (回执编号) for the applicant, its input checked as a stranger's.
 """
 
 from __future__ import annotations
 
+import secrets
+import unicodedata
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlmodel import Session, col, select
 
 from publisher.counting.ledger import parse_published_at
 from publisher.counting.workdays import Calendar
-from publisher.errors import InvalidInput, NotAllowed, NotFound
+from publisher.errors import InvalidInput, NotAllowed, NotFound, PublisherError
 from publisher.models import Complaint, DisclosureRequest, utcnow
+from publisher.pipeline.store.rate import count_in_window
 from publisher.pipeline.workflow import audit
+from publisher.pipeline.workflow.outbox import RegisterDeadline, on_register_deadlines
 from publisher.settings import Settings
 
 VIA = ("letter", "email", "web", "in_person", "phone", "fax", "other")
@@ -218,6 +225,85 @@ def overdue_requests(session: Session, settings: Settings, today: date | None = 
     return [r for r in list_requests(session, open_only=True) if r.due_on < today]
 
 
+# --------------------------------------------------------------------------------- the public form
+class TooManySubmissions(PublisherError):
+    """Too many requests from this address for now: wait a while, or write to the office."""
+
+
+#: who the audit trail names for a request filed through the public form
+PUBLIC_FORM = "public-form"
+#: the receipt's random part: no 0/O, 1/I/L, so it can be read out over the phone
+_RECEIPT_LETTERS = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
+#: a field's longest value on the public form (characters)
+PUBLIC_LIMITS = {"applicant": 100, "contact": 200, "subject": 2000}
+#: bidirectional overrides and isolates: they make a register line read differently from what it holds
+_BIDI = {chr(c) for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A))}
+
+
+def receipt_number(at: datetime, settings: Settings) -> str:
+    """YSQ20261203-7K3M9Q: 依申请 (YSQ), the office-zone day received, six random characters (not a count,
+    so a receipt tells nobody how many others asked, nor lets them guess another's)."""
+    day = at.astimezone(settings.zone).strftime("%Y%m%d")
+    return f"YSQ{day}-" + "".join(secrets.choice(_RECEIPT_LETTERS) for _ in range(6))
+
+
+def _public_text(field: str, value: str, *, lines: bool = False) -> str:
+    v = value.strip()
+    if not v:
+        raise InvalidInput(f"the form's {field} field is empty; fill it in")
+    if len(v) > PUBLIC_LIMITS[field]:
+        raise InvalidInput(f"the form's {field} field is over {PUBLIC_LIMITS[field]} characters; shorten it")
+    allowed = "\n\r\t" if lines else ""
+    if any((unicodedata.category(ch) == "Cc" and ch not in allowed) or ch in _BIDI for ch in v):
+        what = "control characters" if lines else "line breaks or control characters"
+        raise InvalidInput(f"the form's {field} field contains {what}; type it again as plain text")
+    return v
+
+
+def count_public_submission(
+    session: Session, settings: Settings, *, address: str, now: datetime | None = None
+) -> TooManySubmissions | None:
+    """Count one submission from ``address``; the refusal to give when it is past ``apply_per_address``.
+
+    The caller commits the count whatever the form's fate, in a transaction of its own: a refused
+    submission counts too, or a script could probe the form's checks for free."""
+    window = timedelta(minutes=settings.registers.apply_window_minutes)
+    n = count_in_window(session.connection(), f"apply:{address[:100]}", now or utcnow(), window)
+    if n <= settings.registers.apply_per_address:
+        return None
+    return TooManySubmissions(
+        f"more than {settings.registers.apply_per_address} submissions from this address within "
+        f"{settings.registers.apply_window_minutes} minutes; try again later, or apply by letter or e-mail"
+    )
+
+
+def file_public_request(
+    session: Session, settings: Settings, *, applicant: str, contact: str, subject: str
+) -> tuple[DisclosureRequest, bool]:
+    """File a request from the public form: (the request, whether it was filed just now).
+
+    The same request sent again within the hour (the applicant pressed the button twice, or Back and
+    send) is the one already filed, with its receipt, not a second entry in the register."""
+    name = _public_text("applicant", applicant)
+    reach = _public_text("contact", contact)
+    what = _public_text("subject", subject, lines=True)
+    same = session.exec(
+        select(DisclosureRequest).where(
+            DisclosureRequest.applicant == name,
+            DisclosureRequest.contact == reach,
+            DisclosureRequest.subject == what,
+            col(DisclosureRequest.receipt_no).is_not(None),
+            DisclosureRequest.received_at >= utcnow() - timedelta(hours=1),
+        )
+    ).first()
+    if same is not None:
+        return same, False
+    r = add_request(session, settings, applicant=name, subject=what, via="web", actor=PUBLIC_FORM)
+    r.receipt_no, r.contact = receipt_number(r.received_at, settings), reach
+    session.flush()
+    return r, True
+
+
 # ------------------------------------------------------------------------------------------ complaints
 def add_complaint(
     session: Session, settings: Settings, *, complainant: str, subject: str, via: str, received: Any = None, actor: str
@@ -297,3 +383,22 @@ def list_complaints(
     if open_only:
         q = q.where(col(Complaint.outcome) == "open")
     return list(session.exec(q))
+
+
+# ------------------------------------------------------------------------------------------ reminders
+def remind_deadlines(session: Session, settings: Settings, today: date | None = None) -> int:
+    """The ``register-deadlines`` job: open requests and complaints within ``[registers]
+    remind_working_days`` working days of their deadline, or past it, are told to the keepers — each
+    once per due date and state (the outbox's dedupe key), however often the job runs. Returns the
+    messages queued; the caller commits (one transaction)."""
+    soon = settings.registers.remind_working_days
+    entries: list[RegisterDeadline] = []
+    rows: list[tuple[str, Any, str]] = [("request", r, r.applicant) for r in list_requests(session, open_only=True)]
+    rows += [("complaint", c, c.complainant) for c in list_complaints(session, open_only=True)]
+    for register, entry, who in rows:
+        dl = deadline_state(entry.due_on, settings, today)
+        if dl.overdue or dl.working_days_left <= soon:
+            entries.append(
+                RegisterDeadline(register, entry.id, who, entry.subject, entry.due_on, dl.working_days_left, dl.overdue)
+            )
+    return on_register_deadlines(session.connection(), entries, settings.registers.keepers)

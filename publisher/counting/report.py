@@ -14,15 +14,18 @@ apart: an item on two site channels is one of the site items, and one publicatio
 from __future__ import annotations
 
 import io
+import os
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from importlib.resources import files
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 from zoneinfo import ZoneInfo
 
 import jinja2
+import yaml
+from jinja2.sandbox import SandboxedEnvironment
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
@@ -239,7 +242,9 @@ def default_template() -> str:
 
 def render_text(rep: AnnualReport, template: str | None = None) -> str:
     """The report as lightly marked-up text (headings #, signature >>, [[APPENDIX]] left in place)."""
-    env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False)
+    # sandboxed: the office edits the template in the browser, so a template must not reach Python's
+    # internals ({{ ''.__class__.__mro__ }}…); what the report needs is plain variables and filters
+    env = SandboxedEnvironment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False)
     env.filters["cn_date"] = _cn_date
     try:
         tpl = env.from_string(template if template is not None else default_template())
@@ -306,8 +311,10 @@ def to_markdown(rep: AnnualReport, text: str) -> str:
     return "\n".join(lines).strip() + "\n"
 
 
-def to_docx(rep: AnnualReport, text: str, path: Path) -> None:
-    """A Word file the office finishes by hand: 宋体 body, 黑体 headings, the appendix as a real table."""
+def to_docx(rep: AnnualReport, text: str, path: Path | IO[bytes]) -> None:
+    """A Word file the office finishes by hand: 宋体 body, 黑体 headings, the appendix as a real table.
+
+    ``path`` may be a binary file object (the web page sends the file without writing it to disk)."""
     from docx import Document
     from docx.enum.table import WD_TABLE_ALIGNMENT
     from docx.enum.text import WD_ALIGN_PARAGRAPH
@@ -396,7 +403,7 @@ def to_docx(rep: AnnualReport, text: str, path: Path) -> None:
             paragraph.append(s)
     flush()
     doc.core_properties.title = f"{rep.org}信息公开年度报告"
-    doc.save(str(path))
+    doc.save(str(path) if isinstance(path, Path) else path)
 
 
 # --------------------------------------------------------------------------------------- traceability
@@ -473,11 +480,23 @@ def figures_csv(rep: AnnualReport, settings: Settings, keys: list[str] | None = 
     return buf.getvalue()
 
 
+#: the office's copy of the template when ``[report] template`` names none (in data_dir)
+OFFICE_TEMPLATE = "report-template.md.j2"
+
+
+def office_template_path(settings: Settings) -> Path:
+    """Where the office's edited template is kept: ``[report] template``, else OFFICE_TEMPLATE in data_dir.
+
+    The CLI (``report annual`` without ``--template``) and the web page read and write the same file."""
+    return settings.path(settings.report.template or OFFICE_TEMPLATE)
+
+
 def load_template(settings: Settings, path: Path | None) -> str | None:
-    p = path or settings.report.template
-    if p is None:
+    """The template text: ``path`` if given, else the office's copy; None (the shipped one) when the
+    office has none and no setting names one."""
+    p = Path(path) if path is not None else office_template_path(settings)
+    if path is None and settings.report.template is None and not p.exists():
         return None
-    p = settings.path(p) if not Path(p).is_absolute() and path is None else Path(p)
     try:
         return p.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -488,17 +507,88 @@ def load_template(settings: Settings, path: Path | None) -> str | None:
         raise InvalidInput(f"report template {p} is not UTF-8 ({exc.reason}); save it as UTF-8") from exc
 
 
+def check_template(rep: AnnualReport, text: str) -> None:
+    """InvalidInput naming the line and the error when ``text`` does not parse, or does not render
+    against ``rep`` (an unknown variable, a filter given the wrong thing)."""
+    try:
+        render_text(rep, text)
+    except InvalidInput:
+        raise
+    except jinja2.TemplateError as exc:
+        line = getattr(exc, "lineno", None)
+        where = f", line {line}" if line else ""
+        raise InvalidInput(f"report template{where}: {exc.message or exc}") from exc
+    except (TypeError, ValueError, AttributeError, ArithmeticError) as exc:
+        raise InvalidInput(f"report template: {type(exc).__name__}: {exc}") from exc
+
+
+def save_template(rep: AnnualReport, settings: Settings, text: str) -> Path:
+    """Check ``text`` (:func:`check_template`) and make it the office's copy; a refused text leaves the
+    old copy as it was. The file is replaced whole (written beside it, then renamed)."""
+    text = text.replace("\r\n", "\n")
+    if not text.strip():
+        raise InvalidInput("the report template is empty; start from the shipped one (`publisher report template`)")
+    check_template(rep, text)
+    path = office_template_path(settings)
+    if not path.parent.is_dir():
+        raise ConfigError(f"folder {path.parent} for the report template does not exist")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8", newline="")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+#: the category of the report's item unless a website channel names another (``report_category``)
+REPORT_CATEGORY = "年度报告"
+
+
+def item_front_matter(rep: AnnualReport, settings: Settings) -> str:
+    """Front matter that makes the Markdown report an item file (``publisher item add``): titled, in
+    the reports' category, for the site channels of ``[report] site_channels`` that are configured.
+    The report reaches the website the way every item does: through both reviews and the pipeline."""
+    websites = [c for n, c in settings.channels.items() if str(c.get("type", n)) == "website"]
+    category = str(websites[0].get("report_category", REPORT_CATEGORY)) if websites else REPORT_CATEGORY
+    channels = [n for n in settings.report.site_channels if n in settings.channels]
+    if not channels:
+        raise InvalidInput(
+            "none of [report] site_channels "
+            f"({', '.join(settings.report.site_channels) or 'empty'}) is a configured channel; "
+            "name the website channel there to publish the report as an item"
+        )
+    if category not in settings.categories:
+        raise InvalidInput(f"category {category!r} is not among the settings' categories; add it to publish the report")
+    fields = {
+        "title": f"{rep.org}信息公开工作年度报告（{rep.start.isoformat()}至{rep.end.isoformat()}）",
+        "category": category,
+        "channels": channels,
+    }
+    return "---\n" + yaml.safe_dump(fields, allow_unicode=True, sort_keys=False) + "---\n"
+
+
 def write_report(
-    rep: AnnualReport, settings: Settings, *, fmt: str, out: Path, template: str | None = None
+    rep: AnnualReport,
+    settings: Settings,
+    *,
+    fmt: str,
+    out: Path,
+    template: str | None = None,
+    as_item: bool = False,
 ) -> tuple[Path, Path]:
-    """Write the report and, beside it, ``<name>.figures.csv``; return both paths."""
+    """Write the report and, beside it, ``<name>.figures.csv``; return both paths. ``as_item``: the
+    Markdown starts with :func:`item_front_matter`, ready for ``publisher item add``."""
     if fmt not in ("md", "docx"):
         raise InvalidInput(f"unknown format {fmt!r}; use md or docx")
+    if as_item and fmt != "md":
+        raise InvalidInput("--item writes an item file: use it with --format md")
     if not out.parent.exists():
         raise InvalidInput(f"folder {out.parent} does not exist")
     text = render_text(rep, template)
     if fmt == "md":
-        out.write_text(to_markdown(rep, text), encoding="utf-8")
+        head = item_front_matter(rep, settings) if as_item else ""
+        out.write_text(head + to_markdown(rep, text), encoding="utf-8")
     else:
         to_docx(rep, text, out)
     csv_path = out.with_name(out.stem + ".figures.csv")

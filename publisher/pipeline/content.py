@@ -79,6 +79,8 @@ ALLOWED_SCHEMES = {"http", "https", "mailto", "asset"}
 IMAGE_TYPES = {"image/jpeg", "image/png", "image/gif", "image/webp"}
 #: the formats every channel takes (Pillow's names); a BMP or TIFF is refused with these named
 IMAGE_FORMATS = {"JPEG": "image/jpeg", "PNG": "image/png", "GIF": "image/gif", "WEBP": "image/webp"}
+#: the role of an asset that is one channel's own cover (publisher.pipeline.workflow.wording)
+CHANNEL_COVER = "channel_cover"
 #: the pixel limit when the caller names none (the setting review.max_image_pixels)
 DEFAULT_MAX_IMAGE_PIXELS = 40_000_000
 
@@ -91,6 +93,8 @@ FRONT_MATTER_KEYS = {
     "channels",
     "publish_at",
     "cover",
+    # the cover's alt text (替代文本): what the picture shows, for readers who cannot see it
+    "cover_alt",
     "attachments",
     "author",
     "display_until",
@@ -108,6 +112,8 @@ FRONT_MATTER_KEYS = {
     "interprets",
     "revises",
     "awards",
+    # the per-channel wording (publisher.pipeline.workflow.wording): {channel: {title, summary, body, cover}}
+    "overrides",
 }
 
 
@@ -174,6 +180,8 @@ class StoredAsset:
     size: int
     width: int | None = None
     height: int | None = None
+    #: alt text (替代文本); set for a cover (front matter ``cover_alt``), body images carry theirs inline
+    alt: str | None = None
 
 
 def media_path(media_dir: Path, sha256: str) -> Path:
@@ -456,22 +464,72 @@ def read_item_file(
         return f"![{alt}](asset://{stored.sha256})"
 
     body = _MD_IMAGE.sub(_image, body)
-    if fields.get("cover"):
-        assets.append(
-            store_file(
-                base / str(fields.pop("cover")),
-                media_dir=media_dir,
-                role="cover",
-                max_bytes=max_asset_bytes,
-                max_pixels=max_image_pixels,
-                remote=remote,
-            )
+    cover_alt = str(fields.pop("cover_alt", None) or "").strip()
+    if len(cover_alt) > 500:
+        raise InvalidInput(
+            f"{path.name}: cover_alt is {len(cover_alt)} characters; at most 500 — say what the picture shows"
         )
+    if fields.get("cover"):
+        cover = store_file(
+            base / str(fields.pop("cover")),
+            media_dir=media_dir,
+            role="cover",
+            max_bytes=max_asset_bytes,
+            max_pixels=max_image_pixels,
+            remote=remote,
+        )
+        cover.alt = cover_alt or None
+        assets.append(cover)
+    elif cover_alt:
+        raise InvalidInput(f"{path.name}: cover_alt is set but there is no cover; add `cover: FILE` or drop cover_alt")
     for a in fields.pop("attachments", None) or []:
         assets.append(
             store_file(base / str(a), media_dir=media_dir, role="attachment", max_bytes=max_asset_bytes, remote=remote)
         )
+    for wording in (fields.get("overrides") or {}).values() if isinstance(fields.get("overrides"), dict) else ():
+        if isinstance(wording, dict) and isinstance(wording.get("body"), str):
+            wording["body"] = _MD_IMAGE.sub(_image, wording["body"])
+    assets += store_channel_covers(
+        fields.get("overrides"),
+        base,
+        media_dir=media_dir,
+        max_bytes=max_asset_bytes,
+        max_pixels=max_image_pixels,
+        remote=remote,
+    )
     return ItemDraft(title=title, body_markdown=body, fields=fields, assets=assets)
+
+
+def store_channel_covers(
+    overrides: Any,
+    base: Path,
+    *,
+    media_dir: Path,
+    max_bytes: int,
+    max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
+    remote: ObjectStore | None = None,
+) -> list[StoredAsset]:
+    """Store each cover file the per-channel wording names (relative to ``base``) as an asset no other
+    channel's post carries (:data:`CHANNEL_COVER`), and put its hash in its place. A cover already
+    stored (``asset://<sha256>`` or the hash) is left; a malformed wording is left to the service to name."""
+    stored = []
+    for wording in overrides.values() if isinstance(overrides, dict) else ():
+        if not isinstance(wording, dict) or not wording.get("cover"):
+            continue
+        if re.fullmatch(r"(asset://)?[0-9a-f]{64}", str(wording["cover"])):
+            continue
+        cover = store_file(
+            base / str(wording["cover"]),
+            media_dir=media_dir,
+            role="cover",
+            max_bytes=max_bytes,
+            max_pixels=max_pixels,
+            remote=remote,
+        )
+        cover.role = CHANNEL_COVER
+        stored.append(cover)
+        wording["cover"] = cover.sha256
+    return stored
 
 
 def images_without_alt(markdown: str) -> list[tuple[int, str]]:

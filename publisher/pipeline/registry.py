@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from apscheduler.triggers.cron import CronTrigger
 from sqlalchemy.engine import Engine
 
-from publisher.channel import Channel, ChannelEnv, available_channel_types, validate_channel_config
+from publisher.channel import Channel, ChannelEnv, Office, available_channel_types, validate_channel_config
 from publisher.errors import ConfigError, MissingSecret
 from publisher.models import ChannelKV, utcnow
 from publisher.pipeline.sharedsql import EngineSql
@@ -142,6 +142,23 @@ def _stand_in(cls: type[Channel], name: str, config: Any, env: ChannelEnv, messa
     return type(cls.__name__, (cls,), body)(name, config, env)
 
 
+def office_of(settings: Settings) -> Office:
+    """The office as channels see it: its name, ``[office]`` and the request deadlines of ``[registers]``."""
+    o = settings.office
+    return Office(
+        organisation=settings.organisation,
+        name=o.name or f"{settings.organisation}信息公开办公室",
+        address=o.address,
+        phone=o.phone,
+        email=o.email,
+        hours=o.hours,
+        apply_url=(o.public_base_url or settings.notify.web_base_url) + "apply",
+        regulation=o.regulation,
+        request_working_days=settings.registers.request_working_days,
+        extension_working_days=settings.registers.extension_working_days,
+    )
+
+
 def build_channels(settings: Settings, engine: Engine | None) -> dict[str, ChannelSpec]:
     """Instantiate every ``[channels.NAME]``; ConfigError naming the table and key when one is wrong."""
     types = available_channel_types()
@@ -172,6 +189,7 @@ def build_channels(settings: Settings, engine: Engine | None) -> dict[str, Chann
             site_base_url=settings.site_base_url,
             base_dir=settings.path("."),
             sql=EngineSql(engine) if engine is not None else None,
+            office=office_of(settings),
         )
         env.data_dir.mkdir(parents=True, exist_ok=True)
         unavailable = None

@@ -30,6 +30,8 @@ class Principal:
     name: str
     method: str
     attributes: dict[str, list[str]] = field(default_factory=dict)
+    #: the OIDC provider's ID token (its log-out takes it back as ``id_token_hint``)
+    id_token: str | None = None
 
     def first(self, attribute: str) -> str | None:
         values = self.attributes.get(attribute) or []

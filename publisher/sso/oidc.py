@@ -140,7 +140,8 @@ class OidcClient:
                 raise SignInRefused("the userinfo answer is about another subject than the ID token")
             attributes.update(_as_lists(info))
         attributes.update(_as_lists(claims))
-        return Principal(name=str(claims["sub"]), method=OIDC, attributes=attributes), pending.next
+        principal = Principal(name=str(claims["sub"]), method=OIDC, attributes=attributes, id_token=id_token)
+        return principal, pending.next
 
     def verify_id_token(self, id_token: str, *, nonce: str) -> dict[str, Any]:
         """The ID token's claims once its signature, iss, aud, exp, iat and nonce hold."""
@@ -165,6 +166,28 @@ class OidcClient:
         if isinstance(aud, list) and len(aud) > 1 and claims.get("azp") != self.settings.client_id:
             raise SignInRefused("the ID token has several audiences and its azp is not this client")
         return claims
+
+    def end_session_url(self, *, id_token: str | None) -> str | None:
+        """Where the browser goes to log out of the provider too (RP-Initiated Logout 1.0): its
+        ``end_session_endpoint`` with ``id_token_hint``, ``client_id`` and ``post_logout_redirect_uri``
+        (our log-in page, which must be registered at the provider); None when the provider has none.
+
+        Without an ID token (a session from before migration 0021) no ``post_logout_redirect_uri`` is
+        sent, since the provider may honour it only with the hint: the browser stays at the provider."""
+        try:
+            endpoint = self.metadata().get("end_session_endpoint")
+        except SignInRefused:
+            return None  # the provider is unreachable: our session has ended all the same
+        if not isinstance(endpoint, str) or not endpoint.startswith(("https://", "http://")):
+            return None
+        query = {"client_id": self.settings.client_id}
+        if id_token:
+            query |= {"id_token_hint": id_token, "post_logout_redirect_uri": self.post_logout_redirect_uri}
+        return endpoint + ("&" if "?" in endpoint else "?") + urlencode(query)
+
+    @property
+    def post_logout_redirect_uri(self) -> str:
+        return self.settings.redirect_base_url + "/login"
 
     def _json(self, method: str, url: str, *, what: str, **kw: Any) -> dict[str, Any]:
         try:

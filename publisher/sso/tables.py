@@ -1,4 +1,5 @@
-"""The tables of campus sign-in (migration 0015): the sign-in list, used CAS tickets, OIDC sign-ins under way.
+"""The tables of campus sign-in (migration 0015): the sign-in list, used CAS tickets, OIDC sign-ins under way;
+an OIDC session's ID token (0021).
 
 Apart from publisher.models because only the faces (accounts, the sign-in pages, the CLI) use them.
 """
@@ -46,3 +47,15 @@ class SsoRequest(SQLModel, table=True):
     verifier: str = Field(sa_column=Column(sa.String(200), nullable=False))
     next: str = Field(default="/", sa_column=Column(sa.String(500), nullable=False))
     expires_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+
+
+class SsoIdToken(SQLModel, table=True):
+    """An OIDC session's ID token (migration 0021), sent back as ``id_token_hint`` when it logs out; it goes
+    with its session (ON DELETE CASCADE), however the session ends."""
+
+    __tablename__ = "sso_id_token"
+
+    session_hash: str = Field(
+        sa_column=Column(sa.String(64), sa.ForeignKey("web_session.token_hash", ondelete="CASCADE"), primary_key=True)
+    )
+    id_token: str = Field(sa_column=Column(sa.Text, nullable=False))

@@ -148,9 +148,14 @@ def create_app(app: App) -> FastAPI:
     )
     web.state.app = app
     # the largest thing anyone sends is one image; anything bigger is refused before it is read
-    # the log-out form of a CAS session ends at the CAS server's /logout: a redirect CSP's form-action checks
-    cas = app.settings.auth.cas
-    form_targets = (urlsplit(cas.server_url)._replace(path="", query="").geturl(),) if cas else ()
+    # the log-out form of a CAS (OIDC) session ends at the CAS server's /logout (the provider's
+    # end_session_endpoint, on the issuer's host): a redirect CSP's form-action checks
+    cas, oidc = app.settings.auth.cas, app.settings.auth.oidc
+    form_targets = tuple(
+        urlsplit(url)._replace(path="", query="").geturl()
+        for url in (cas.server_url if cas else None, oidc.issuer if oidc else None)
+        if url
+    )
     web.add_middleware(Guard, max_body=app.settings.review.max_asset_bytes + 256 * 1024, form_targets=form_targets)
 
     def wants_json(request: Request) -> bool:
@@ -226,10 +231,17 @@ def create_app(app: App) -> FastAPI:
     return web
 
 
+def proxy_options(app: App) -> dict[str, Any]:
+    """uvicorn's options for a reverse proxy: its X-Forwarded-For names the client (the log-in throttle's
+    and the public form's address) only when the proxy is listed in ``[web] forwarded_allow_ips``."""
+    trusted = app.settings.web.forwarded_allow_ips
+    return {"proxy_headers": bool(trusted), "forwarded_allow_ips": list(trusted) or None}
+
+
 def serve(app: App, *, host: str, port: int) -> None:
     import uvicorn
 
     # with --port 0 the system picks the port; uvicorn's "running on" line below names it
     where = f"http://{host}:{port}/" if port else f"http://{host} (port picked by the system: see below)"
     print(f"publisher on {where}  (the site under /site/, API docs at /api/docs; Ctrl-C stops)")
-    uvicorn.run(create_app(app), host=host, port=port, log_level="info", proxy_headers=False)
+    uvicorn.run(create_app(app), host=host, port=port, log_level="info", **proxy_options(app))

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlmodel import col, select
 
 from publisher.checklist import checklist_name
@@ -20,6 +20,7 @@ from publisher.counting import periods, stats
 from publisher.errors import NotAllowed
 from publisher.models import Delivery, DeliveryAttempt, Item, Role, User, utcnow
 from publisher.pipeline import workflow
+from publisher.pipeline.workflow import wording
 from publisher.web import compose
 from publisher.web.common import MAX_ID, can_manage, viewer_zone, visible_delivery, visible_item
 from publisher.web.privacy import privacy_json
@@ -62,6 +63,20 @@ class Body(BaseModel):
         return _no_nul(value)
 
 
+class WordingIn(Body):
+    """One channel's own wording (per-channel overrides, docs/channels.md); a missing or empty field is the item's."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    title: str | None = Field(default=None, max_length=500)
+    summary: str | None = Field(default=None, description="WeChat's digest (摘要), or what the channel shows as one")
+    body: str | None = Field(default=None, description="Markdown; images as asset://<sha256>")
+    cover: str | None = Field(default=None, description="an uploaded image, asset://<sha256> (POST /upload)")
+
+
+_WORDING = "per-channel wording: {channel: {title, summary, body, cover}}, judged by each channel at save time"
+
+
 class ItemIn(Body):
     title: str = Field(max_length=500)
     body_markdown: str
@@ -88,6 +103,7 @@ class ItemIn(Body):
     interprets: list[int] | None = Field(default=None, description="items this 政策解读 explains")
     revises: list[int] | None = Field(default=None, description="items this one revises")
     awards: list[int] | None = Field(default=None, description="the 招标公告 this 中标公告 awards")
+    overrides: dict[str, WordingIn] | None = Field(default=None, description=_WORDING)
 
 
 class ItemEdit(Body):
@@ -111,6 +127,9 @@ class ItemEdit(Body):
     interprets: list[int] | None = Field(default=None, description="items this 政策解读 explains")
     revises: list[int] | None = Field(default=None, description="items this one revises")
     awards: list[int] | None = Field(default=None, description="the 招标公告 this 中标公告 awards")
+    overrides: dict[str, WordingIn] | None = Field(
+        default=None, description=_WORDING + "; replaces the item's whole wording ({} removes it)"
+    )
 
 
 class ReviewIn(Body):
@@ -205,6 +224,7 @@ def _item_fields(item: Item) -> dict[str, Any]:
         "disclosure_scope": item.disclosure_scope,
         "validity": item.validity,
         "replaced_by": item.replaced_by,
+        "overrides": wording.public(item.overrides),
     }
 
 
@@ -305,11 +325,11 @@ def edit_item(request: Request, item_id: ItemId, body: ItemEdit) -> dict:  # typ
     with app.session() as s:
         me = s.get(User, c.user.id)
         visible_item(s, me, item_id)
-        new_assets = (
-            compose.referenced_assets(app.ctx, text, compose.known_assets(s, item_id), session=s, user=me)
-            if text
-            else []
-        )
+        known = compose.known_assets(s, item_id)
+        new_assets = compose.referenced_assets(app.ctx, text, known, session=s, user=me) if text else []
+        if changes.get("overrides"):
+            known |= {a.sha256 for a in new_assets}
+            new_assets += compose.wording_assets(app.ctx, changes["overrides"], known, session=s, user=me)
         item = workflow.edit_item(
             app.ctx, s, item_id=item_id, actor=me, changes=changes, body_markdown=text, new_assets=new_assets
         )

@@ -19,7 +19,7 @@ from publisher.checklist import checklist_name
 from publisher.errors import InvalidInput
 from publisher.models import Asset, Item, ItemVersion, Review, Role, User, utcnow
 from publisher.pipeline import content, workflow
-from publisher.pipeline.workflow import Context
+from publisher.pipeline.workflow import Context, wording
 from publisher.pipeline.workflow.catalogue import KEYS as CATALOGUE_KEYS
 
 _ASSET = re.compile(r"asset://([0-9a-f]{64})")
@@ -160,16 +160,35 @@ def draft_from_fields(ctx: Context, fields: Mapping[str, Any], *, session: Sessi
             "publish_at",
             "display_until",
             "display_working_days",
+            "overrides",
             *CATALOGUE_KEYS,
         )
         if fields.get(k) not in (None, "", [])
     }
-    return content.ItemDraft(
-        title=str(fields.get("title") or ""),
-        body_markdown=body,
-        fields=keep,
-        assets=referenced_assets(ctx, body, session=session, user=user),
-    )
+    assets = referenced_assets(ctx, body, session=session, user=user)
+    if keep.get("overrides"):
+        known = {a.sha256 for a in assets}
+        assets += wording_assets(ctx, keep["overrides"], known, session=session, user=user)
+    return content.ItemDraft(title=str(fields.get("title") or ""), body_markdown=body, fields=keep, assets=assets)
+
+
+def wording_assets(
+    ctx: Context, overrides: Any, known: Collection[str], *, session: Session, user: User
+) -> list[content.StoredAsset]:
+    """The uploaded images the per-channel wording uses that the item does not hold yet: those of each
+    channel's body, and each channel's cover (kept as an asset no other channel's post carries)."""
+    out: list[content.StoredAsset] = []
+    seen = set(known)
+    for given in overrides.values() if isinstance(overrides, Mapping) else ():
+        if not isinstance(given, Mapping):
+            continue  # the service names what is wrong with it
+        for key in ("body", "cover"):
+            for a in referenced_assets(ctx, str(given.get(key) or ""), seen, session=session, user=user):
+                if key == "cover":
+                    a.role = wording.CHANNEL_COVER
+                seen.add(a.sha256)
+                out.append(a)
+    return out
 
 
 #: the live preview renders at most this much of the body: it runs on typing, and markdown-it-py
@@ -194,6 +213,22 @@ class ChannelPreview:
     html: str
     problems: list[str]
     next_slot: datetime | None
+    #: the title this channel shows (its own wording's, or the item's)
+    title: str = ""
+    #: the fields this channel has its own wording for
+    wording: tuple[str, ...] = ()
+
+
+def preview_wording(ctx: Context, fields: Mapping[str, Any]) -> tuple[dict[str, dict[str, str]], str | None]:
+    """The per-channel wording the compose form holds, checked as a save would (except each channel's
+    judgement, which the preview shows per channel), and what is wrong with it (None: nothing)."""
+    names = [c for c in (fields.get("channels") or []) if c in ctx.channels]
+    try:
+        return wording.check(
+            fields.get("overrides"), channels=names, max_body_bytes=ctx.settings.review.max_body_bytes
+        ), None
+    except InvalidInput as exc:
+        return {}, str(exc)
 
 
 def usable_assets(ctx: Context, session: Session, user: User, body: str) -> set[str]:
@@ -207,20 +242,30 @@ def usable_assets(ctx: Context, session: Session, user: User, body: str) -> set[
 
 
 def preview(
-    ctx: Context, fields: Mapping[str, Any], *, author: str, usable: Collection[str] | None = None
+    ctx: Context,
+    fields: Mapping[str, Any],
+    *,
+    author: str,
+    usable: Collection[str] | None = None,
+    words: Mapping[str, Mapping[str, str]] | None = None,
 ) -> list[ChannelPreview]:
-    """Render the body and ask each target channel what it thinks, without storing anything.
+    """Render the body and ask each target channel what it thinks, without storing anything; each
+    channel judges the post it would receive, with its wording (``words``, :func:`preview_wording`).
 
     Only the first PREVIEW_MAX_BYTES of the body (:func:`preview_part`): the channels judge that part.
     """
     body, _ = preview_part(str(fields.get("body_markdown") or ""))
     html = content.render_markdown(body)
+    words = words or {}
     assets = []
-    for sha in dict.fromkeys(_ASSET.findall(body)):
+    extra = " ".join(f"{w.get('body', '')} asset://{w.get('cover', '')}" for w in words.values())
+    covers = {w["cover"] for w in words.values() if w.get("cover")}
+    for sha in dict.fromkeys(_ASSET.findall(body + " " + extra)):
         path = content.local_media(ctx.settings.media_dir, sha, ctx.settings.media_store())
         # another department's image is left out: the channels then say what they say of a missing one
         if path.is_file() and (usable is None or sha in usable):
-            assets.append(PostAsset(sha256=sha, path=path, filename=sha[:12], content_type="image/png"))
+            role = wording.CHANNEL_COVER if sha in covers else "image"
+            assets.append(PostAsset(sha256=sha, path=path, filename=sha[:12], content_type="image/png", role=role))
     now = utcnow()
     number = fields.get("checklist_item")
     post = Post(
@@ -247,7 +292,8 @@ def preview(
     for name in names:
         spec = ctx.channels[name]
         # a channel whose secret this server lacks says so here instead of failing the whole preview
-        problems = [str(spec.unavailable)] if spec.unavailable is not None else list(spec.channel.validate(post))
+        mine = wording.for_channel(post, words.get(name))
+        problems = [str(spec.unavailable)] if spec.unavailable is not None else list(spec.channel.validate(mine))
         if post.title and len(post.title) > 500:
             problems.append(f"the title is {len(post.title)} characters; at most 500")
         out.append(
@@ -255,9 +301,11 @@ def preview(
                 name=name,
                 label=spec.label,
                 type_name=spec.type_name,
-                html=html,
+                html=mine.body_html,
                 problems=problems,
                 next_slot=spec.next_slot(now, ctx.settings.zone),
+                title=mine.title,
+                wording=tuple(sorted(mine.wording)),
             )
         )
     return out
@@ -293,8 +341,9 @@ def changes_since_approval(session: Session, item: Item) -> tuple[int, list[Diff
     old = versions.get(last.item_version)
     if old is None:
         return None
-    a = [f"# {old.title}", "", *old.body_markdown.splitlines()]
-    b = [f"# {item.title}", "", *item.body_markdown.splitlines()]
+    # the per-channel wording follows the body: it is part of the version the reviewers approve
+    a = [f"# {old.title}", "", *old.body_markdown.splitlines(), *wording.diff_lines(old.overrides)]
+    b = [f"# {item.title}", "", *item.body_markdown.splitlines(), *wording.diff_lines(item.overrides)]
     lines = []
     for ln in list(difflib.unified_diff(a, b, f"v{old.version}", f"v{item.version}", lineterm="", n=2))[2:]:
         kind = {"+": "add", "-": "del", "@": "hunk"}.get(ln[:1], "ctx")

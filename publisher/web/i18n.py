@@ -10,6 +10,9 @@ import re
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from publisher.web import i18n_notify, i18n_registers
+from publisher.web.i18n_records import RECORDS_ERRORS, RECORDS_MESSAGES
+
 LANGS = ("zh", "en")
 
 #: key -> (简体中文, English)
@@ -95,6 +98,12 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "The preview shows the first {n} KB of the body ({m} KB in all), and the channels' checks "
         "cover that part only; submitting checks the whole.",
     ),
+    "wording": ("渠道专用文字", "Wording for one channel"),
+    "wording_hint": (
+        "（留空则用上面的标题、摘要、正文和封面；随稿件一起审核）",
+        "(empty: the item's own; reviewed with it)",
+    ),
+    "wording_cover": ("封面（上传图片后的 asset://…）", "Cover (an uploaded image's asset://…)"),
     "problems": ("不符合渠道要求", "The channel cannot take it"),
     "no_problems": ("符合渠道要求", "Fits the channel"),
     "status": ("状态", "Status"),
@@ -357,6 +366,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "role_admin": ("办公室管理员", "Office admin"),
     "role_viewer": ("查看者", "Viewer"),
 }
+MESSAGES.update(RECORDS_MESSAGES)
 
 
 #: Validation messages of the core (publisher.pipeline.workflow, the compose page) and of the channels'
@@ -535,6 +545,11 @@ def refusal(role: str, allowed: list[str]) -> str:
 
 
 ERRORS.append((r"this page is for (?P<roles>.+); you are an? (?P<role>.+)", "此页面仅供{roles}使用；您的角色是{role}"))
+MESSAGES.update(i18n_registers.MESSAGES)
+MESSAGES.update(i18n_notify.MESSAGES)
+ERRORS += i18n_registers.ERRORS
+ERRORS += i18n_notify.ERRORS
+ERRORS.extend(RECORDS_ERRORS)
 _ERRORS = [(re.compile(p, re.S), zh) for p, zh in ERRORS]
 _CHANNEL_PREFIX = re.compile(r"(?P<channel>[\w.-]+): (?P<rest>.+)", re.S)
 

@@ -17,6 +17,7 @@ from publisher.errors import NotFound
 from publisher.models import Item, ItemStatus, PrivacyFinding, User
 from publisher.pipeline import workflow
 from publisher.pipeline.privacy import mask_text
+from publisher.pipeline.workflow import wording
 
 #: a finding's kind -> (中文, English): the names the office uses
 KINDS: dict[str, tuple[str, str]] = {
@@ -113,6 +114,12 @@ def masked_html(html: str) -> str:
     the edit form. Image references (asset://<sha256>) are left whole."""
     parts = _ASSET.split(html)
     return "".join(p if i % 2 else mask_text(p) for i, p in enumerate(parts))
+
+
+def masked_wording(overrides: Any) -> list[str]:
+    """The item's per-channel wording as lines (as the reviewers' diff writes it), numbers masked like
+    :func:`masked_html`'s."""
+    return [mask_text(line) for line in wording.diff_lines(overrides)]
 
 
 def diff_lines(diff: str) -> list[tuple[str, str]]:

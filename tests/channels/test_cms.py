@@ -235,3 +235,22 @@ def test_put_back_after_a_take_down_publishes_a_new_post_even_when_its_answer_is
     assert [p["title"] for p in live] == ["更正：关于寒假放假安排的通知"], wp.posts
     d = deliveries(app, item)["cms"]
     assert int(d.remote_id) == live[0]["id"] and live[0]["slug"] == f"publisher-d{did}-g1"
+
+
+def test_the_cover_goes_up_with_its_alt_text(tmp_path, wp):
+    import dataclasses
+
+    ch = make_channel(tmp_path, wp.base_url)
+    cover = dataclasses.replace(image_asset(tmp_path, role="cover", color=(10, 120, 60)), alt="开放日当天的校门口")
+    out = ch.publish(make_post(1, assets=(cover,)), make_ctx(1))
+    media = wp.media[wp.posts[int(out.remote_id)]["featured_media"]]
+    assert media["alt_text"] == "开放日当天的校门口"
+    # the same picture, described anew by a later item: the media item is updated, not uploaded again
+    again = dataclasses.replace(cover, alt="校门口（东门）")
+    ch.publish(make_post(2, assets=(again,)), make_ctx(2))
+    assert media["alt_text"] == "校门口（东门）"
+    assert [e["action"] for e in wp.ledger if e["action"].startswith("media")] == [
+        "media",
+        "media_update",
+        "media_update",
+    ]

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from channels.sandbox.douyin import DouyinSandbox
-from publisher.channel import PermanentChannelError, TransientChannelError
+from publisher.channel import CredentialsRefused, PermanentChannelError, TransientChannelError
 from publisher.testing import make_ctx
 from tests.channels.contract_douyin import OPEN_ID, TOKEN, image_asset, make_channel, make_post
 
@@ -83,9 +83,10 @@ def test_gif_and_large_pictures_are_refused_at_review(tmp_path, dy):
 def test_expired_token_asks_to_reauthorise(tmp_path, dy):
     ch = make_channel(tmp_path, dy.base_url)
     dy.fail_next("expired")
-    with pytest.raises(PermanentChannelError, match="re-authorise") as info:
+    with pytest.raises(CredentialsRefused, match="re-authorise") as info:  # the admins are told (docs/notify.md)
         ch.publish(make_post(tmp_path, 1), make_ctx(1))
     assert info.value.code == 2190008 and TOKEN not in str(info.value)
+    assert isinstance(info.value, PermanentChannelError)  # failed at once, as any refusal
 
 
 def test_health(tmp_path, dy):

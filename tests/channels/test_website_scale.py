@@ -240,6 +240,33 @@ def test_a_site_with_the_old_manifest_is_migrated_on_first_use(tmp_path):
     check_site(ch)
 
 
+def test_a_state_from_before_the_sitemap_columns_gets_them_filled(tmp_path):
+    """A ``.site.sqlite3`` whose ``entry`` has no ``path``/``updated`` columns (written by the
+    previous version) gets them on first use, filled from each entry's JSON: its sitemap files,
+    which now read the columns, still list every item with its lastmod."""
+    ch = site(tmp_path)
+    for i in range(1, 13):
+        ch.publish(post(i, updated_at=T0 + timedelta(days=i)), make_ctx(i))
+    conn = ch.store.conn
+    conn.execute(
+        "CREATE TABLE old_entry (item_id INTEGER PRIMARY KEY, data TEXT NOT NULL, "
+        "version INTEGER NOT NULL, live INTEGER NOT NULL)"
+    )
+    conn.execute("INSERT INTO old_entry SELECT item_id, data, version, live FROM entry")
+    conn.execute("DROP TABLE entry")
+    conn.execute("ALTER TABLE old_entry RENAME TO entry")
+    ch.store.close()
+
+    again = site(tmp_path)
+    again.withdraw(post(3), make_ctx(3))  # rewrites sitemap-1.xml from the columns
+    check_site(again)
+    first = (again.folder / "sitemap-1.xml").read_text("utf-8")
+    assert f"<loc>{BASE}items/4.html</loc><lastmod>{(T0 + timedelta(days=4)).isoformat()}</lastmod>" in first
+    assert "items/3.html" not in first
+    columns = {row[1] for row in again.store.conn.execute("PRAGMA table_info(entry)")}
+    assert {"path", "updated"} <= columns
+
+
 # ------------------------------------------------------------------------------------------ crashes
 @pytest.mark.parametrize("step", STEPS)
 def test_a_publish_stopped_at_any_step_is_repaired_by_its_retry(tmp_path, step):

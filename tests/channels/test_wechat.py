@@ -20,6 +20,7 @@ from channels.wechat import WeChatChannel
 from channels.wechat import media as wechat_media
 from publisher.channel import (
     AmbiguousOutcome,
+    CredentialsRefused,
     InProgress,
     PermanentChannelError,
     Published,
@@ -374,6 +375,19 @@ def test_unverified_account_is_permanent_with_errcode(sandbox, tmp_path, assets)
     with pytest.raises(PermanentChannelError, match="verified") as ei:
         ch.publish(rich_post(assets), make_ctx())
     assert ei.value.code == 48001
+
+
+def test_a_refused_ip_is_credentials_refused_and_an_unverified_account_is_not(sandbox, tmp_path):
+    # the admins are told of the first (docs/notify.md): this server's IP is not on the whitelist
+    ch = make_channel(sandbox, tmp_path)
+    sandbox.inject("errcode", errcode=40164, path="/cgi-bin/draft/count")
+    with pytest.raises(CredentialsRefused, match="whitelist") as ei:
+        ch._call("count the drafts", ch.client.draft.count)
+    assert ei.value.code == 40164
+    sandbox.inject("errcode", errcode=48001, path="/cgi-bin/draft/count")
+    with pytest.raises(PermanentChannelError) as ei:
+        ch._call("count the drafts", ch.client.draft.count)
+    assert not isinstance(ei.value, CredentialsRefused)
 
 
 def test_audit_rejection_is_permanent_with_reason(sandbox, tmp_path, assets):

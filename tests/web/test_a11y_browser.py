@@ -21,7 +21,7 @@ import pytest
 
 from channels.website import WebsiteChannel, WebsiteConfig, category_slug
 from publisher import accounts
-from publisher.channel import Asset
+from publisher.channel import Asset, Office
 from publisher.models import ItemStatus
 from publisher.pipeline import workflow
 from publisher.testing import make_ctx, make_env, make_post
@@ -39,6 +39,17 @@ SHOTS = journey.SHOTS
 CATEGORY = "规章制度"
 
 
+OFFICE = Office(
+    organisation="示例大学",
+    address="某省某市大学路1号行政楼203室",
+    phone="0452-0000000",
+    email="xxgk@example.edu.cn",
+    hours="工作日 8:00-11:30，13:30-17:00",
+    apply_url="https://xxgk.example.edu.cn/app/apply",
+    regulation="《高等学校信息公开办法》",
+)
+
+
 class _Quiet(SimpleHTTPRequestHandler):
     def log_message(self, *args: Any) -> None:
         pass
@@ -52,7 +63,9 @@ def site(tmp_path: Path) -> Iterator[str]:
     Thread(target=httpd.serve_forever, daemon=True).start()
     base = f"http://127.0.0.1:{httpd.server_address[1]}/"
     ch = WebsiteChannel(
-        "website", WebsiteConfig(title="示例大学信息公开网", folder=str(folder), base_url=base), make_env(tmp_path)
+        "website",
+        WebsiteConfig(title="示例大学信息公开网", folder=str(folder), base_url=base),
+        make_env(tmp_path, office=OFFICE),
     )
     png = tmp_path / "gate.png"
     png.write_bytes(journey._png())
@@ -86,6 +99,7 @@ def site(tmp_path: Path) -> Iterator[str]:
         make_ctx(1),
     )
     ch.publish(make_post(2, title="关于寒假放假安排的通知"), make_ctx(2))
+    ch.publish(make_post(3, title="示例大学2025-2026学年信息公开工作年度报告", category="年度报告"), make_ctx(3))
     try:
         yield base
     finally:
@@ -136,6 +150,7 @@ def test_workspace_pages_pass_axe(app: Any, server: str, browser: Any) -> None:
         "/calendar",
         "/calendar?view=month",
         "/tokens",
+        "/notify",
         "/items/999999",
     ):
         page.goto(server + path)
@@ -160,18 +175,25 @@ def test_workspace_pages_pass_axe(app: Any, server: str, browser: Any) -> None:
     for path in ("/admin/users", "/admin/channels"):
         page.goto(server + path)
         _clean(page, path)
-    _clean.check(pages=16)
+    _clean.check(pages=17)
 
 
 def test_website_pages_pass_axe(site: str, browser: Any) -> None:
     page = browser.new_page()
     _clean = Axe()
-    for path in ("index.html", f"categories/{category_slug(CATEGORY)}.html", "checklist/2.html", "items/1.html"):
+    for path in (
+        "index.html",
+        f"categories/{category_slug(CATEGORY)}.html",
+        "checklist/2.html",
+        "guide.html",
+        "reports.html",
+        "items/1.html",
+    ):
         page.goto(site + path)
         _clean(page, path)
     assert page.locator("article.body img[alt='校门口合影']").count() == 1
     assert page.locator(".attachments a[download]").count() == 1
-    _clean.check(pages=4)
+    _clean.check(pages=6)
 
 
 def test_axe_helper_reports_what_it_should(site: str, browser: Any) -> None:

@@ -228,6 +228,9 @@ def _concrete(path: str) -> str:
         .replace("{name}", "ed")
         .replace("{channel}", "mem")
         .replace("{sha}", "0" * 64)
+        .replace("{request_id}", "1")
+        .replace("{complaint_id}", "1")
+        .replace("{number}", "19")
     )
 
 

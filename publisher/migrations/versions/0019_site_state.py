@@ -3,7 +3,7 @@
 row each change of a site locks
 
 Revision ID: 0019_site_state
-Revises: 0017_catalogue
+Revises: 0018_channel_wording
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0019_site_state"
-down_revision = "0017_catalogue"
+down_revision = "0018_channel_wording"
 branch_labels = None
 depends_on = None
 

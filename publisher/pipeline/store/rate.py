@@ -1,4 +1,5 @@
-"""Per-channel rate limits, held across every worker of the store."""
+"""Rate limits held in the store, so every worker and web process shares them: a channel's calls per
+minute (``RateLimiter``), and a public form's submissions per client address (``count_in_window``)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from publisher.models import ChannelRate
+from publisher.models import ChannelRate, FormRate
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _US = timedelta(microseconds=1)
@@ -72,3 +73,33 @@ def _reservation(dialect: sa.Dialect) -> Any:
         .on_conflict_do_update(index_elements=[t.c.channel], set_={"granted": n, "next_slot_us": start + n * iv})
         .returning(t.c.granted, t.c.next_slot_us)
     )
+
+
+def count_in_window(conn: sa.Connection, key: str, now: datetime, window: timedelta) -> int:
+    """Count one more hit of ``key`` in its current fixed window and return the count, window included.
+
+    One upsert that locks the key's row (PostgreSQL) or runs under SQLite's single writer, so two
+    submissions at the same moment never both read the old count. A window starts at the first hit
+    after the previous one ended; a burst across that edge may see up to twice the limit, which is
+    enough to stop a flood and never needs a sweep of old rows.
+    """
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    t = FormRate.__table__  # type: ignore[attr-defined]
+    now_us = (now - _EPOCH) // _US
+    expired = t.c.window_start_us <= now_us - window // _US
+    stmt = (
+        insert(t)
+        .values(key=key, window_start_us=now_us, count=1)
+        .on_conflict_do_update(
+            index_elements=[t.c.key],
+            set_={
+                "count": sa.case((expired, 1), else_=t.c.count + 1),
+                "window_start_us": sa.case((expired, now_us), else_=t.c.window_start_us),
+            },
+        )
+        .returning(t.c.count)
+    )
+    return int(conn.execute(stmt).scalar_one())

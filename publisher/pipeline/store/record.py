@@ -13,7 +13,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from publisher.channel import AmbiguousOutcome, InProgress, Published
+from publisher.channel import AmbiguousOutcome, CredentialsRefused, InProgress, Published, QuotaExceeded
 from publisher.db import DriverMany, one_of, records
 from publisher.models import AuditLog, Delivery, DeliveryAttempt, DeliveryOp, DeliveryStatus, Item, ItemStatus
 from publisher.pipeline.outcome import Claim, Finished, Outcome, OutcomeKind, outcome_of
@@ -119,6 +119,7 @@ class Recorder:
             audits: list[dict[str, Any]] = []
             finished_items: set[int] = set()
             told: list[outbox.DeliveryEvent] = []
+            problems: list[outbox.ChannelProblem] = []
             for f, o in zip(finished, planned, strict=True):
                 c, values = f.claim, o.values
                 if c.id not in owned:
@@ -157,6 +158,8 @@ class Recorder:
                     finished_items.add(c.item_id)
                 if (event := self._told(c, f, to, values)) is not None:
                     told.append(event)
+                if isinstance(f.result, CredentialsRefused | QuotaExceeded):
+                    problems.append(self._problem(c, f.result))
             for keys, rows in groups.items():
                 many = self.updates.get(keys)
                 if many is None:
@@ -167,6 +170,7 @@ class Recorder:
             if finished_items:
                 rollup_items(conn, finished_items, self.actor)
             outbox.on_deliveries(conn, told)
+            outbox.on_channel_problems(conn, problems, self.settings.zone, now)
         for f in late:  # rare: each in its own transaction, its row locked as the workflow locks it
             with self.connections.writing() as conn:
                 if (audit_row := self._late(conn, f, now)) is not None:
@@ -179,12 +183,22 @@ class Recorder:
         if to == DeliveryStatus.FAILED:
             kind = outbox.DELIVERY_FAILED
         elif to == DeliveryStatus.WAITING and spec is not None and spec.channel.manual:
-            kind = outbox.BY_HAND
+            # the first answer puts it on the by-hand queue; one past the channel's deadline is overdue
+            overdue = isinstance(f.result, InProgress) and f.result.overdue
+            kind = outbox.BY_HAND_OVERDUE if overdue else outbox.BY_HAND
         else:
             return None
         label = spec.label if spec is not None else c.channel
         error = values.get("last_error")
+        if kind == outbox.BY_HAND_OVERDUE and (since := (f.state or c.state or {}).get("waiting_since")):
+            error = f"{datetime.fromisoformat(since).astimezone(self.settings.zone):%Y-%m-%d %H:%M}"
         return outbox.DeliveryEvent(c.id, c.item_id, c.channel, label, kind, c.attempts, f.version, error)
+
+    def _problem(self, c: Claim, error: Exception) -> outbox.ChannelProblem:
+        """A call refused for the channel's credentials or quota: the admins are told (once a day)."""
+        spec = self.ctx.channels.get(c.channel)
+        kind = outbox.QUOTA if isinstance(error, QuotaExceeded) else outbox.CREDENTIALS
+        return outbox.ChannelProblem(c.channel, spec.label if spec is not None else c.channel, kind, str(error))
 
     def _late(self, conn: sa.Connection, f: Finished, now: datetime) -> dict[str, Any] | None:
         """A publish or update whose lease ran out mid-call came back: what it did must not be lost.

@@ -279,7 +279,8 @@ def related_links(conn: Connection, item_ids: Iterable[int]) -> dict[int, tuple[
     ids = sorted(set(item_ids))
     out: dict[int, list[RelatedLink]] = {i: [] for i in ids}
     for me, relation, side, other, title, _ in conn.execute(_links_statement(conn.dialect.name), {"ids": ids}):
-        out[me].append(RelatedLink(RELATION_LABELS[Relation(relation)][side], other, title))
+        labels = RELATION_LABELS[Relation(relation)]
+        out[me].append(RelatedLink(labels[side], other, title, back_label=labels[1 - side]))
     return {i: tuple(links) for i, links in out.items()}
 
 

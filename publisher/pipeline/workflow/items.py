@@ -29,9 +29,11 @@ from publisher.pipeline.workflow.context import Context
 from publisher.pipeline.workflow.deliveries import _future_time, _put_back, _set_delivery, _take_down
 from publisher.pipeline.workflow.display import apply_display, check_display_fields, plan
 from publisher.pipeline.workflow.inflight import _drop_request, _request
-from publisher.pipeline.workflow.posts import check_channels_accept
+from publisher.pipeline.workflow.posts import build_post, check_channels_accept
 from publisher.pipeline.workflow.privacy import record_findings
 from publisher.pipeline.workflow.states import EDIT, RECALL, SUBMIT, _deliveries, get_item, transition
+from publisher.pipeline.workflow.wording import check as check_wording
+from publisher.pipeline.workflow.wording import refuse_problems as refuse_wording
 
 
 # ----------------------------------------------------------------------------------------- users
@@ -184,6 +186,9 @@ def create_item(
         raise NotAllowed(f"{author.name} writes for {author.department}, not {checked['department']}")
     if len(draft.body_markdown.encode()) > ctx.settings.review.max_body_bytes:
         raise InvalidInput("the body is larger than review.max_body_bytes")
+    overrides = check_wording(
+        fields.get("overrides"), channels=checked["channels"], max_body_bytes=ctx.settings.review.max_body_bytes
+    )
     item = Item(
         title=checked["title"],
         summary=checked.get("summary") or content.plain_text(draft.body_markdown, 120),
@@ -196,6 +201,7 @@ def create_item(
         channels=checked["channels"],
         publish_at=checked.get("publish_at"),
         idempotency_key=idempotency_key,
+        overrides=overrides,
     )
     apply_display(ctx, session, item, checked)
     session.add(item)
@@ -203,6 +209,9 @@ def create_item(
     apply_catalogue(ctx, session, item, catalogue)
     for a in draft.assets:
         session.add(Asset(item_id=item.id, **a.__dict__))
+    session.flush()
+    if item.overrides:  # judged by each channel at save time, on the post it would receive
+        refuse_wording(build_post(ctx, session, item), ctx.channels, item.overrides)
     _record_version(session, item, author.name)
     session.flush()
     found = record_findings(ctx, session, item)
@@ -220,10 +229,16 @@ def create_item(
 
 
 def _record_version(session: Session, item: Item, actor: str) -> None:
-    """Keep each version's title and body, so a reviewer sees what changed since an approval."""
+    """Keep each version's title, body and per-channel wording, so a reviewer sees what changed since
+    an approval."""
     session.add(
         ItemVersion(
-            item_id=item.id, version=item.version, title=item.title, body_markdown=item.body_markdown, actor=actor
+            item_id=item.id,
+            version=item.version,
+            title=item.title,
+            body_markdown=item.body_markdown,
+            overrides=dict(item.overrides or {}),
+            actor=actor,
         )
     )
 
@@ -279,8 +294,24 @@ def apply_edit(
             old = session.get(Asset, asset_id)
             if old is not None and old.item_id == item.id:
                 session.delete(old)
+        new_assets = list(new_assets)
+        if any(a.role == "cover" for a in new_assets):
+            # an item has one cover: a new one (with its alt text) replaces the old
+            for old in session.exec(select(Asset).where(Asset.item_id == item.id, Asset.role == "cover")).all():
+                session.delete(old)
+            session.flush()
         for a in new_assets:
             session.add(Asset(item_id=item.id, **a.__dict__))
+        before = item.overrides or {}
+        if "overrides" in changes:
+            item.overrides = check_wording(
+                changes["overrides"], channels=item.channels, max_body_bytes=ctx.settings.review.max_body_bytes
+            )
+        else:  # the wording of a channel taken off the list goes with it
+            item.overrides = {k: v for k, v in before.items() if k in item.channels}
+        if item.overrides:  # judged again: the item's own fields the wording leaves may have changed
+            session.flush()
+            refuse_wording(build_post(ctx, session, item), ctx.channels, item.overrides)
         item.version += 1
         deliveries = _deliveries(session, item.id)
         # a channel taken off the list: take the copy there down (or say it must be, by hand); cancel the rest
@@ -320,7 +351,11 @@ def apply_edit(
                 elif d.status in (DeliveryStatus.PENDING, DeliveryStatus.WAITING):
                     _set_delivery(session, d, DeliveryStatus.DONE, actor.name, "update superseded by a newer edit")
         _record_version(session, item, actor.name)
-        move.detail["fields"] = sorted({*checked, *catalogue}) + (["body"] if body_markdown else [])
+        move.detail["fields"] = (
+            sorted({*checked, *catalogue})
+            + (["body"] if body_markdown else [])
+            + (["overrides"] if item.overrides != before else [])
+        )
         session.flush()
         move.detail["privacy_findings"] = len(record_findings(ctx, session, item))
         move.detail.update(action_detail or {})

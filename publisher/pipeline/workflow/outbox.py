@@ -10,15 +10,24 @@ Three hooks, one per place a change happens, and nothing else queues a message:
 * :func:`on_display_ending` — from the ``display-end`` job (:func:`end_displays`): a 公示 whose period
   ends within a day → its author and the editors of its department (once per item and end).
 * :func:`on_deliveries` — from the worker's record (publisher.pipeline.store.record): a delivery that
-  failed for good, or that waits on the by-hand queue → the editors of the item's department (the
-  admins when it has none).
+  failed for good, that waits on the by-hand queue, or whose by-hand post is overdue (the channel's
+  ``InProgress.overdue``) → the editors of the item's department (the admins when it has none).
+* :func:`on_channel_problems` — from the worker's record (a call refused with CredentialsRefused or
+  QuotaExceeded) and from ``publisher channels`` (a failing check): the admins, once per channel,
+  kind of problem and local day — not once per delivery.
+* :func:`on_register_deadlines` — from the ``register-deadlines`` job
+  (publisher.counting.registers.remind_deadlines): a request or complaint due within
+  ``[registers] remind_working_days`` working days, or late → the register keepers
+  (``[registers] keepers``, else the admins), once per entry, due date and state.
 
 Each row's ``dedupe_key`` is the event + recipient + transport, UNIQUE in the table and inserted with
 ON CONFLICT DO NOTHING: an event is queued once per person however often its code path runs. The
 event part names the occurrence: the audit row of a move (append-only, so its id is never reused);
 the item version for a publication (the author hears once per version, however often the roll-up
 flips); the delivery and attempt for a failure; the delivery and version for a by-hand post (the
-manual channel's reminders every few hours are the same event).
+manual channel's reminders every few hours are the same event; its overdue answers one more);
+the channel, kind and local day for a channel's problem; the entry, its due date and "soon" or
+"late" for a register deadline (an extension moves the date: told again).
 
 The text is Chinese and short; the link is a path under ``notify.web_base_url``, joined when the
 message is sent (so the settings of the process that sends it decide the host).
@@ -49,6 +58,9 @@ D = Delivery.__table__  # type: ignore[attr-defined]
 SUBMITTED, LEVEL1, REJECTED, PUBLISHED = "submitted", "approved_level1", "rejected", "published"
 DELIVERY_FAILED, BY_HAND = "delivery_failed", "by_hand"
 DISPLAY_ENDS = "display_ends"
+BY_HAND_OVERDUE = "by_hand_overdue"
+CHANNEL_PROBLEM = "channel_problem"
+REGISTER_DUE, REGISTER_LATE = "register_due", "register_late"
 #: the transport value of a person who asked not to be told
 NO_TRANSPORT = "none"
 
@@ -60,7 +72,8 @@ class Event:
     kind: str
     #: the occurrence: with the recipient and transport, the dedupe key
     ref: str
-    item_id: int
+    #: None for an event about no item (a channel's problem, a register entry)
+    item_id: int | None
     subject: str
     body: str
     link: str
@@ -266,15 +279,17 @@ class DeliveryEvent:
     item_id: int
     channel: str
     label: str
-    #: DELIVERY_FAILED or BY_HAND
+    #: DELIVERY_FAILED, BY_HAND or BY_HAND_OVERDUE
     kind: str
     attempt: int
     version: int | None
+    #: the failure's reason; for BY_HAND_OVERDUE, since when it waits (local time, "YYYY-MM-DD HH:MM")
     error: str | None = None
 
 
 def on_deliveries(conn: sa.Connection, events: Sequence[DeliveryEvent]) -> int:
-    """Deliveries failed for good or put on the by-hand queue: their department's editors (or admins)."""
+    """Deliveries failed for good, put on the by-hand queue or overdue there: their department's editors
+    (or admins)."""
     if not events:
         return 0
     items = {
@@ -299,6 +314,19 @@ def on_deliveries(conn: sa.Connection, events: Sequence[DeliveryEvent]) -> int:
                 f"原因：{e.error or '（未知）'}\n请查看原因后在条目页点「重试」。",
                 f"items/{e.item_id}",
             )
+        elif e.kind == BY_HAND_OVERDUE:
+            event = Event(
+                BY_HAND_OVERDUE,
+                f"d{e.delivery_id}:v{e.version or item.version}",
+                e.item_id,
+                f"手工发布已逾期：《{title}》→ {e.label}",
+                f"{item.department}的《{title}》"
+                + (f"自 {e.error} 起" if e.error else "")
+                + f"等待手工发布到「{e.label}」，至今未发布，已超过规定时限。\n"
+                f"发布后请记录网址（publisher manual record {e.delivery_id} URL），"
+                "无法发布的请记为“不适用”并写明原因。",
+                f"items/{e.item_id}",
+            )
         else:
             event = Event(
                 BY_HAND,
@@ -310,6 +338,104 @@ def on_deliveries(conn: sa.Connection, events: Sequence[DeliveryEvent]) -> int:
                 f"items/{e.item_id}",
             )
         written += queue(conn, event, _recipients(conn, _editors_or_admins(conn, item.department)))
+    return written
+
+
+@dataclass(frozen=True)
+class ChannelProblem:
+    """A channel whose credentials or quota failed: in a delivery's call, or in its health check."""
+
+    channel: str
+    label: str
+    #: CREDENTIALS, QUOTA or CHECK
+    kind: str
+    detail: str
+
+
+CREDENTIALS, QUOTA, CHECK = "credentials", "quota", "check"
+_PROBLEM_WORDS = {
+    CREDENTIALS: ("凭据失效", "拒绝了本系统的凭据（令牌过期、密钥错误或服务器 IP 不在白名单）"),
+    QUOTA: ("配额用尽", "的调用配额已用尽，发布将推迟到配额恢复"),
+    CHECK: ("检查失败", "的凭据与配额检查（publisher channels）未通过"),
+}
+
+
+def on_channel_problems(
+    conn: sa.Connection, problems: Sequence[ChannelProblem], zone: Any, now: datetime | None = None
+) -> int:
+    """Channels whose credentials or quota failed: the admins, once per channel, kind and local day
+    (``zone``): a hundred deliveries refused for one expired token are one message; a problem still
+    there the next day is told again."""
+    if not problems:
+        return 0
+    now = now or utcnow()
+    day = now.astimezone(zone).date().isoformat()
+    seen: dict[tuple[str, str], ChannelProblem] = {}
+    for p in problems:
+        seen.setdefault((p.channel, p.kind), p)
+    admins = _recipients(conn, U.c.role == Role.ADMIN.value)
+    written = 0
+    for p in seen.values():
+        short, what = _PROBLEM_WORDS[p.kind]
+        event = Event(
+            CHANNEL_PROBLEM,
+            f"{p.channel}:{p.kind}:{day}",
+            None,
+            f"渠道{short}：{p.label}" + (f"（{p.channel}）" if p.label != p.channel else ""),
+            f"渠道「{p.label}」（{p.channel}）{what}。\n详情：{p.detail[:500]}\n"
+            "请管理员检查该渠道的设置与环境变量中的密钥，修复后运行 publisher channels 确认。",
+            "admin/channels",
+        )
+        written += queue(conn, event, admins, now)
+    return written
+
+
+@dataclass(frozen=True)
+class RegisterDeadline:
+    """An open request (依申请公开) or complaint (举报/投诉) near or past its deadline."""
+
+    #: "request" or "complaint"
+    register: str
+    entry_id: int
+    who: str
+    subject: str
+    due_on: Any
+    working_days_left: int
+    late: bool
+
+
+#: where the register keepers act on an entry: its card on the register's page (admins, docs/web.md)
+REGISTER_LINKS = {"request": "registers/requests#r{id}", "complaint": "registers/complaints#r{id}"}
+_REGISTER_NAMES = {"request": "信息公开申请", "complaint": "举报投诉"}
+
+
+def on_register_deadlines(conn: sa.Connection, entries: Sequence[RegisterDeadline], keepers: Sequence[str]) -> int:
+    """Register entries due soon or late: the keepers (user names; the admins when none is named), once
+    per entry, due date and state — an extension that moves the date is told again."""
+    if not entries:
+        return 0
+    who = U.c.name.in_(list(keepers)) if keepers else U.c.role == Role.ADMIN.value
+    recipients = _recipients(conn, who)
+    written = 0
+    for e in entries:
+        name, subject = _REGISTER_NAMES[e.register], _title(e.subject)
+        if e.late:
+            kind, head = REGISTER_LATE, f"{name}已逾期"
+            when = f"答复期限 {e.due_on:%Y-%m-%d} 已过（逾期 {-e.working_days_left} 个工作日）"
+        else:
+            kind, head = REGISTER_DUE, f"{name}即将到期"
+            left = "今天到期" if e.working_days_left == 0 else f"还剩 {e.working_days_left} 个工作日"
+            when = f"答复期限 {e.due_on:%Y-%m-%d}（{left}）"
+        event = Event(
+            kind,
+            f"{e.register}{e.entry_id}:due{e.due_on:%Y-%m-%d}",
+            None,
+            f"{head}：第 {e.entry_id} 号",
+            f"{name}第 {e.entry_id} 号（{e.who}：{subject}）{when}。\n"
+            "请及时答复并在登记簿中办结，需要延期的请登记延期理由。",
+            REGISTER_LINKS[e.register].format(id=e.entry_id),
+        )
+        written += queue(conn, event, recipients)
     return written
 
 
@@ -373,3 +499,11 @@ def set_pref(
         quiet=quiet,
     )
     return pref
+
+
+def pref_of(session: Session, *, user: str) -> NotifyPref | None:
+    """``user``'s choice, or None when they never made one (they are not told)."""
+    person = session.exec(select(User).where(User.name == user)).first()
+    if person is None:
+        raise NotFound(f"no user {user!r}")
+    return session.get(NotifyPref, person.id)

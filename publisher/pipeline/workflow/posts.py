@@ -26,14 +26,18 @@ from publisher.pipeline.workflow.context import Context
 from publisher.pipeline.workflow.display import shown_end
 from publisher.pipeline.workflow.privacy import unresolved_in_post
 from publisher.pipeline.workflow.states import _cleared
+from publisher.pipeline.workflow.wording import for_channel
+from publisher.pipeline.workflow.wording import unresolved as unresolved_wording
 
 
-def build_post(ctx: Context, session: Session, item: Item) -> Post:
-    """The frozen snapshot a channel receives."""
+def build_post(ctx: Context, session: Session, item: Item, channel: str | None = None) -> Post:
+    """The frozen snapshot a channel receives: ``channel``'s, with its wording (issue 14), when named;
+    else the item's own post, every asset included (a cover written for one channel too)."""
     assets = session.exec(select(Asset).where(Asset.item_id == item.id).order_by(Asset.id)).all()
     author = session.get(User, item.author_id)
     related = related_links(session.connection(), [item.id]).get(item.id, ())  # type: ignore[list-item]
-    return _post(ctx, item, assets, (author.display_name or author.name) if author else "", related)
+    post = _post(ctx, item, assets, (author.display_name or author.name) if author else "", related)
+    return post if channel is None else for_channel(post, (item.overrides or {}).get(channel))
 
 
 def _post(ctx: Context, item: Any, assets: Iterable[Any], author: str, related: Any = ()) -> Post:
@@ -60,6 +64,7 @@ def _post(ctx: Context, item: Any, assets: Iterable[Any], author: str, related: 
                 role=a.role,
                 width=a.width,
                 height=a.height,
+                alt=a.alt or "",
             )
             for a in assets
         ),
@@ -72,8 +77,11 @@ def _post(ctx: Context, item: Any, assets: Iterable[Any], author: str, related: 
     )
 
 
-def alt_text_problems(body_markdown: str, names: Mapping[str, str] | None = None) -> list[str]:
-    """One problem per image of the body without alt text (替代文本), whatever the channels.
+def alt_text_problems(
+    body_markdown: str, names: Mapping[str, str] | None = None, cover: PostAsset | None = None
+) -> list[str]:
+    """One problem per image of the body without alt text (替代文本), and one for a ``cover`` without
+    it, whatever the channels.
 
     Readers who cannot see the picture (a screen reader, an image that did not load) get only its alt
     text, so every picture needs one before review. ``names``: ``asset://sha`` -> the file name to show
@@ -86,6 +94,11 @@ def alt_text_problems(body_markdown: str, names: Mapping[str, str] | None = None
         target = written[written.find("(") + 1 : -1].strip() if written.endswith(")") else "图片.png"
         fix = f"write what the picture shows: ![校门口合影]({target})"
         problems.append(f"图片缺少替代文本 (alt text): line {line} `{written}` — {fix}")
+    if cover is not None and not cover.alt.strip():
+        problems.append(
+            f"封面图缺少替代文本 (alt text): the cover `{cover.filename}` — say what it shows with "
+            "`cover_alt: 校门口合影` in the front matter"
+        )
     return problems
 
 
@@ -102,13 +115,16 @@ def check_channels_accept(ctx: Context, session: Session, item: Item, *, alt_tex
     are not stopped at their second review for it).
     """
     post = build_post(ctx, session, item)
-    problems = alt_text_problems(post.body_markdown, _written_names(post)) if alt_text else []
+    problems = alt_text_problems(post.body_markdown, _written_names(post), post.cover) if alt_text else []
+    overrides = item.overrides or {}
     for name in item.channels:
+        if alt_text and "body" in overrides.get(name, {}):
+            problems.extend(f"{name} wording: {p}" for p in alt_text_problems(overrides[name]["body"]))
         spec = ctx.channels.get(name)
         if spec is None:
             problems.append(f"{name}: channel is no longer configured")
             continue
-        problems.extend(f"{name}: {p}" for p in spec.channel.validate(post))
+        problems.extend(f"{name}: {p}" for p in spec.channel.validate(for_channel(post, overrides.get(name))))
     if problems:
         raise ContentNotAccepted("; ".join(problems), channel=",".join(item.channels), problems=problems)
 
@@ -133,6 +149,8 @@ class PostSnapshot:
     withdrawn: bool = False
     cleared_findings: frozenset[tuple[str, str, str]] = frozenset()
     words: Callable[[], WordList | None] = field(default=lambda: None, compare=False, repr=False)
+    #: the item's per-channel wording (Item.overrides): each channel's post carries its own
+    overrides: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 
     def post_for(self, op: str, channel: str) -> Post | None:
         """The post if ``op`` may go out on ``channel`` now, else None (the dispatcher then refuses).
@@ -143,13 +161,18 @@ class PostSnapshot:
         A post holding a privacy finding nobody cleared raises :class:`PrivacyRefused`, whatever the
         approvals say (the re-check of :attr:`unresolved`).
         """
+        wording = self.overrides.get(channel)
         if op == DeliveryOp.WITHDRAW:
-            return self.post  # taking a page down is never held back: it is how an exposure ends
+            # taking a page down is never held back: it is how an exposure ends
+            return for_channel(self.post, wording)
         if not (self.cleared and not self.withdrawn and channel in self.post.channels):
             return None
-        if self.unresolved:
-            raise PrivacyRefused(refusal(self.post.item_id, self.unresolved))
-        return self.post
+        found = self.unresolved + tuple(
+            unresolved_wording(channel, wording, self.cleared_findings, self.words()) if wording else ()
+        )
+        if found:
+            raise PrivacyRefused(refusal(self.post.item_id, found))
+        return for_channel(self.post, wording)
 
     @functools.cached_property
     def unresolved(self) -> tuple[Finding, ...]:
@@ -213,6 +236,7 @@ def _snapshot_statements(dialect: str) -> tuple[Any, Any, Any, Any, Any]:
             *(it.c[name] for name in CATALOGUE_COLUMNS),
             # whether the links need reading at all: an index probe here costs less than a sixth query
             has_links(it.c.id),
+            it.c.overrides,
         ).where(one_of(dialect, it.c.id, "ids")),
         sa.select(rv.c.id, rv.c.item_id, rv.c.item_version, rv.c.level, rv.c.reviewer_id, rv.c.approved)
         .where(one_of(dialect, rv.c.item_id, "ids"))
@@ -267,5 +291,6 @@ def snapshot_posts(ctx: Context, conn: Connection, item_ids: Iterable[int]) -> d
             withdrawn=i.status == ItemStatus.WITHDRAWN,
             cleared_findings=frozenset(cleared.get((i.id, i.version), ())),
             words=words,
+            overrides=i.overrides or {},
         )
     return out

@@ -23,6 +23,7 @@ from publisher.pipeline import content
 from publisher.pipeline.privacy import Finding, WordList, check_file, check_text, words_for
 from publisher.pipeline.privacy.check import scan_text, summary_findings
 from publisher.pipeline.privacy.numbers import find_numbers
+from publisher.pipeline.workflow import wording
 from publisher.pipeline.workflow.audit import audit
 from publisher.pipeline.workflow.context import Context
 from publisher.pipeline.workflow.states import get_item
@@ -37,7 +38,8 @@ def assets_of(session: Session, item_id: int | None) -> list[Asset]:
 
 def item_findings(ctx: Context, session: Session, item: Item) -> list[Finding]:
     """Every finding in what the item would publish: title, summary, body (``body:LINE``, the line of
-    the stored body) and each stored image and attachment (``where`` starts with its file name)."""
+    the stored body), each stored image and attachment (``where`` starts with its file name), then the
+    per-channel wording (``CHANNEL.title``, ``CHANNEL.body:LINE``…)."""
     words = words_for(ctx.settings)
     remote = ctx.settings.media_store()
     files = [
@@ -45,7 +47,9 @@ def item_findings(ctx: Context, session: Session, item: Item) -> list[Finding]:
     ]
     # a summary made from the body's start (create_item) would repeat the body's findings
     derived = item.summary == content.plain_text(item.body_markdown, 120)
-    return _findings(item.title, None if derived else item.summary, item.body_markdown, files, words, check_file)
+    found = _findings(item.title, None if derived else item.summary, item.body_markdown, files, words, check_file)
+    # the per-channel wording is published text too: ``wechat.title``, ``weibo.body:LINE``… (issue 14)
+    return found + wording.findings(item.overrides or {}, words)
 
 
 def _findings(

@@ -8,14 +8,27 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from publisher.web.pages import admin, editing, items, overview, privacy, session, sso
+from publisher.web.pages import (
+    admin,
+    annual,
+    editing,
+    items,
+    notify,
+    overview,
+    privacy,
+    public,
+    records,
+    registers,
+    session,
+    sso,
+)
 from publisher.web.pages.session import login_redirect
 from publisher.web.security import optional_caller
 
 # the modules' routes are copied into one flat list, in this order: an included router would be one
 # nested entry of the app's routes, and what walks them (the tests too) looks one level deep
 router = APIRouter()
-for _module in (session, sso, editing, items, privacy, overview, admin):
+for _module in (session, sso, editing, items, privacy, overview, notify, registers, public, annual, records, admin):
     router.routes.extend(_module.router.routes)
 
 __all__ = ["router", "login_redirect", "optional_caller"]

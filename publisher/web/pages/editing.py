@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import secrets
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import JSONResponse, RedirectResponse, Response
@@ -24,6 +24,7 @@ from publisher.models import (
     utcnow,
 )
 from publisher.pipeline import content, workflow
+from publisher.pipeline.workflow import wording
 from publisher.pipeline.workflow.catalogue import KEYS as CATALOGUE_KEYS
 from publisher.web import compose
 from publisher.web.common import (
@@ -88,7 +89,19 @@ def _values_from_item(item: Item, tz) -> dict:  # type: ignore[no-untyped-def,ty
         "when": "at" if item.publish_at else "none",
         "display_until": item.display_until.astimezone(tz).strftime("%Y-%m-%dT%H:%M") if item.display_until else "",
         "display_working_days": item.display_working_days or "",
+        "overrides": wording.public(item.overrides),
     }
+
+
+def _form_wording(form: Any) -> dict[str, dict[str, str]]:
+    """The form's per-channel wording fields, ``wording.CHANNEL.FIELD``, as {channel: {field: text}}."""
+    out: dict[str, dict[str, str]] = {}
+    for key, value in form.multi_items():
+        prefix, _, rest = str(key).partition(".")
+        channel, _, name = rest.rpartition(".")
+        if prefix == "wording" and channel and isinstance(value, str):
+            out.setdefault(channel, {})[name] = value.replace("\r\n", "\n")
+    return out
 
 
 @router.get("/items/new", include_in_schema=False)
@@ -125,6 +138,7 @@ async def _form_fields(request: Request) -> dict:  # type: ignore[type-arg]
         "display_until_raw": str(form.get("display_until") or ""),
         "display_working_days": str(form.get("display_working_days") or "").strip(),
         **{k: str(form.get(k) or "").strip() for k in CATALOGUE_KEYS},
+        "overrides": _form_wording(form),
         "action": str(form.get("action") or "draft"),
         "csrf_token": str(form.get("csrf_token") or ""),
         "idempotency_key": str(form.get("idempotency_key") or "")[:100],
@@ -132,7 +146,7 @@ async def _form_fields(request: Request) -> dict:  # type: ignore[type-arg]
 
 
 def _fields_for_workflow(f: dict) -> dict:  # type: ignore[type-arg]
-    out = {k: f[k] for k in ("summary", "category", "department", "channels")}
+    out = {k: f[k] for k in ("summary", "category", "department", "channels", "overrides")}
     out["checklist_item"] = checklist_number(f["checklist_item_raw"])
     if f["publish_at"] is not None:
         out["publish_at"] = f["publish_at"]
@@ -222,7 +236,10 @@ async def edit_submit(request: Request, item_id: int) -> Response:
             changes = {**_fields_for_workflow(f), "title": f["title"]}
             body = f["body_markdown"]
             compose.check_body_size(app.ctx, body)
-            new_assets = compose.referenced_assets(app.ctx, body, compose.known_assets(s, item_id), session=s, user=me)
+            known = compose.known_assets(s, item_id)
+            new_assets = compose.referenced_assets(app.ctx, body, known, session=s, user=me)
+            known |= {a.sha256 for a in new_assets}
+            new_assets += compose.wording_assets(app.ctx, f["overrides"], known, session=s, user=me)
             body_changed = body != item.body_markdown
             workflow.edit_item(
                 app.ctx,
@@ -263,9 +280,14 @@ async def preview(request: Request) -> Response:
     except InvalidInput:
         fields["checklist_item"] = None
 
+    words, wording_error = compose.preview_wording(app.ctx, fields)
+    text = " ".join(
+        [f["body_markdown"], *(f"{w.get('body', '')} asset://{w.get('cover', '')}" for w in words.values())]
+    )
+
     def usable() -> set[str]:
         with app.session() as s:
-            return compose.usable_assets(app.ctx, s, s.get(User, c.user.id), f["body_markdown"])
+            return compose.usable_assets(app.ctx, s, s.get(User, c.user.id), text)
 
     previews = await run_in_threadpool(
         compose.preview,
@@ -273,6 +295,7 @@ async def preview(request: Request) -> Response:
         fields,
         author=c.user.display_name or c.user.name,
         usable=await run_in_threadpool(usable),
+        words=words,
     )
     for p in previews:
         p.html = media_urls(p.html)
@@ -288,6 +311,7 @@ async def preview(request: Request) -> Response:
         cut=cut,
         cut_kb=compose.PREVIEW_MAX_BYTES // 1000,
         body_kb=kb,
+        wording_error=wording_error,
         # what submit will refuse whatever the channels (images without alt text), said before it
         general=workflow.alt_text_problems(compose.preview_part(f["body_markdown"])[0]),
     )

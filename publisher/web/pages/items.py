@@ -38,7 +38,7 @@ from publisher.web.common import (
     visible_item,
 )
 from publisher.web.pages.shared import Csrf, app_of, go_back
-from publisher.web.privacy import masked_html, privacy_view
+from publisher.web.privacy import masked_html, masked_wording, privacy_view
 from publisher.web.security import (
     ADMINS,
     REVIEWERS,
@@ -177,6 +177,7 @@ def item_view(request: Request, c: Caller, item_id: int, code: int = 200, **extr
         may_edit=can_edit(c.user, item) and item.status != ItemStatus.WITHDRAWN,
         may_manage=can_manage(c.user, item),
         body_html=media_urls(masked_html(item.body_html)),
+        wording_lines=masked_wording(item.overrides),
         publish_local=(item.publish_at or utcnow() + timedelta(hours=1)).astimezone(tz).strftime("%Y-%m-%dT%H:%M"),
         channel_labels=channel_labels(app),
         trail=trail,

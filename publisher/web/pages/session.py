@@ -89,9 +89,11 @@ def login(
 def logout(request: Request, csrf_token: Csrf = "") -> Response:
     need(request, EVERYONE, write=True, csrf=csrf_token)
     with app_of(request).session() as s:
-        how = accounts.end_session(s, request.cookies.get(SESSION_COOKIE, ""))
-    # a CAS session also ends at the CAS server, or the next visit would sign straight back in
-    r = RedirectResponse(logout_target(request, how), status_code=303)
+        ended = accounts.end_session(s, request.cookies.get(SESSION_COOKIE, ""))
+    how, id_token = ended if ended else (None, None)
+    # a campus session also ends at the CAS server or the OIDC provider, or the next visit would sign
+    # straight back in
+    r = RedirectResponse(logout_target(request, how, id_token), status_code=303)
     r.delete_cookie(SESSION_COOKIE, path="/")
     return r
 

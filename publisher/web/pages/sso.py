@@ -152,7 +152,7 @@ def oidc_callback(request: Request, state: str = "", code: str = "", error: str 
             name = principal.name
             user = mapping.sign_in_user(s, principal, app.settings.auth.mapping)
             name = user.name
-            token = accounts.start_session(s, user, app.settings.web, sso=sso.OIDC)
+            token = accounts.start_session(s, user, app.settings.web, sso=sso.OIDC, id_token=principal.id_token)
             sso.record(s, name=name, method=sso.OIDC, address=address)
         except SignInRefused as exc:
             sso.record(s, name=name, method=sso.OIDC, address=address, reason=str(exc))
@@ -162,7 +162,11 @@ def oidc_callback(request: Request, state: str = "", code: str = "", error: str 
     return _signed_in(request, token, next_path)
 
 
-def logout_target(request: Request, how: str | None) -> str:
-    """Where the browser goes after logging out: the CAS server's logout for a CAS session, else /login."""
-    client = _clients(request)["cas"] if how and how.startswith("cas:") else None
-    return client.logout_url() if client else "/login"
+def logout_target(request: Request, how: str | None, id_token: str | None = None) -> str:
+    """Where the browser goes after logging out: the CAS server's logout for a CAS session, the OIDC
+    provider's end_session_endpoint for an OIDC one (when it has one), else /login."""
+    if how and how.startswith("cas:") and (cas_client := _clients(request)["cas"]):
+        return cas_client.logout_url()
+    if how == sso.OIDC and (oidc_client := _clients(request)["oidc"]):
+        return oidc_client.end_session_url(id_token=id_token) or "/login"
+    return "/login"
