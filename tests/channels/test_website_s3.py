@@ -6,6 +6,7 @@ losing an update. The kill -9 test of whole worker processes is tests/test_site_
 from __future__ import annotations
 
 import errno
+import json
 import threading
 from pathlib import Path
 
@@ -15,14 +16,14 @@ from PIL import Image
 
 from channels.website import WebsiteChannel, WebsiteConfig
 from channels.website.files import STEPS
-from publisher.channel import PermanentChannelError, TransientChannelError
+from publisher.channel import Catalogue, PermanentChannelError, RelatedLink, TransientChannelError
 from publisher.db import make_engine
 from publisher.errors import ConfigError, MissingSecret
 from publisher.pipeline.sharedsql import EngineSql
 from publisher.testing import make_ctx, make_env
 from tests.channels.test_website import asset_from
 from tests.channels.test_website_scale import check_links, check_site, post
-from tests.s3server import S3Server, set_keys
+from tests.s3server import KEYS, S3Server, set_keys
 
 BASE = "https://xxgk.example.edu.cn/"
 
@@ -164,3 +165,64 @@ def test_a_change_stopped_at_any_step_in_a_bucket_is_finished_by_its_retry(tmp_p
     site = Mirror(ch, s3, table, tmp_path / "finished")
     assert set(site.manifest()) == {"1", "2", "4", "5", "6", "7"}
     check_site(site)
+
+
+def test_related_items_the_guide_and_the_reports_in_a_bucket_and_no_search(tmp_path, s3, engine, monkeypatch):
+    """Main's pages beside the listings go into the bucket: an older page's related section is
+    rewritten from its object when a newer related item comes and goes (the link kept in the store's
+    state, on both engines); the guide, the reports page and the rules library are objects too. A
+    bucket site has no search: no search box, no search.html, and no search upkeep on a withdrawal."""
+    set_keys(monkeypatch)
+    table = s3.bucket()
+    ch = bucket_site(tmp_path / "host-a", engine, table)
+    assert ch.search_cron == ""  # the default job is off for a bucket
+    rule = post(1, title="学生管理规定", catalogue=Catalogue(validity="现行有效"))
+    ch.publish(rule, make_ctx(1))
+    ch.publish(post(2, title="2025-2026学年信息公开工作年度报告", category="年度报告"), make_ctx(2))
+    reading = RelatedLink("解读的文件", 1, "学生管理规定", back_label="政策解读")
+    ch.publish(post(3, title="《学生管理规定》政策解读", catalogue=Catalogue(related=(reading,))), make_ctx(3))
+    site = Mirror(ch, s3, table, tmp_path / "published")
+    older = (site.folder / "items/1.html").read_text("utf-8")
+    assert '政策解读：<a href="../items/3.html">《学生管理规定》政策解读</a>' in older
+    assert "学生管理规定" in (site.folder / "rules.html").read_text("utf-8")
+    assert "items/2.html" in (site.folder / "reports.html").read_text("utf-8")
+    assert (site.folder / "guide.html").is_file()
+    assert not (site.folder / "search.html").exists() and not (site.folder / "search.js").exists()
+    assert 'role="search"' not in older
+    with engine.connect() as c:
+        data = c.execute(sa.text("select data from site_entry where site = 'website' and item_id = 1")).scalar()
+    assert [link["item_id"] for link in json.loads(data)["related"]] == [3]
+
+    ch.withdraw(post(3), make_ctx(3))
+    site = Mirror(ch, s3, table, tmp_path / "withdrawn")
+    assert "items/3.html" not in (site.folder / "items/1.html").read_text("utf-8")
+    check_site(site)
+    with pytest.raises(PermanentChannelError, match="search of a site in a bucket is not supported yet"):
+        ch.search_index()
+
+
+def test_a_search_cron_for_a_bucket_site_is_refused_with_the_fix(s3):
+    with pytest.raises(ValueError, match=r'search of a site in a bucket is not supported yet; set search_cron = ""'):
+        WebsiteConfig(base_url=BASE, storage="s3", s3=s3.bucket(), search_cron="*/30 * * * *")
+    assert WebsiteConfig(base_url=BASE, storage="s3", s3=s3.bucket(), search_cron="").search_cron == ""
+    assert WebsiteConfig(base_url=BASE).search_cron == "*/30 * * * *"  # a folder keeps its default
+
+
+def test_publisher_site_search_index_on_a_bucket_site_says_why_not(tmp_path, s3, monkeypatch):
+    from publisher.db import migrate
+    from tests.clirun import SETTINGS, Cli
+
+    set_keys(monkeypatch)
+    table = s3.bucket()
+    url = f"sqlite:///{tmp_path / 'queue.db'}"
+    engine = make_engine(url)
+    migrate(engine)
+    engine.dispose()
+    s3_lines = "".join(f'{k} = "{v}"\n' for k, v in table.items())
+    settings = SETTINGS.format(data_dir=tmp_path) + (
+        f'[channels.site]\ntype = "website"\nbase_url = "{BASE}"\nstorage = "s3"\n[channels.site.s3]\n{s3_lines}'
+    )
+    cli = Cli(tmp_path, url, settings)
+    cli.env.update(KEYS)  # Cli passes on no PUBLISHER_* variable of its own accord
+    r = cli("site", "search-index")
+    assert r.code == 2 and "search of a site in a bucket is not supported yet" in r.err, r.err
