@@ -11,7 +11,11 @@ What the core gives a channel
       saved by earlier attempts, and :meth:`DeliveryContext.save_state` to record a step *before*
       moving on to the next, so an attempt that dies half-way resumes instead of starting over;
     * a :class:`ChannelEnv` at construction: the channel's own folder, the display time zone, a
-      shared key/value store (e.g. one access token for all worker processes), the site's base URL.
+      shared key/value store (e.g. one access token for all worker processes), the site's base URL,
+      and (``env.sql``) a connection to the publisher's own store for state that workers on several
+      hosts must share (the website's, in a bucket);
+    * an object store for files (:class:`ObjectStore`: a folder or an S3-compatible bucket,
+      :func:`open_object_store`), re-exported here from :mod:`publisher.objectstore`.
 
 What a channel answers
     * :class:`Published` — done, with the public URL and the remote id if there is one;
@@ -36,6 +40,7 @@ from __future__ import annotations
 import abc
 import re
 from collections.abc import Callable, Iterable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from importlib.metadata import entry_points
@@ -46,6 +51,16 @@ from zoneinfo import ZoneInfo
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from publisher.errors import ConfigError, MissingSecret, PublisherError
+
+# the object stores are part of what a channel may use (channels import nothing else of the core)
+from publisher.objectstore import (  # noqa: F401
+    FolderStore,
+    ObjectStore,
+    ObjectStoreError,
+    S3Config,
+    S3Store,
+    open_object_store,
+)
 
 ENTRY_POINT_GROUP = "publisher.channels"
 ASSET_SCHEME = "asset://"
@@ -304,6 +319,25 @@ class KeyValueStore(Protocol):
     def delete(self, key: str) -> None: ...
 
 
+class SharedSql(Protocol):
+    """A connection to the publisher's own store, for a channel's tables that every worker on every
+    host must see (the website's state when the site is in a bucket: migration 0019).
+
+    ``connect()`` lends a DB-API connection for the length of the ``with``: in autocommit mode (the
+    channel sends ``BEGIN``/``COMMIT`` itself), placeholders in the driver's style (``%s`` on
+    PostgreSQL, ``?`` on SQLite). A process that dies holding it loses its connection, and the
+    database rolls back what it had not committed.
+    """
+
+    #: ``"sqlite"`` or ``"postgresql"``
+    dialect: str
+    #: the driver's DB-API ``Error`` classes: a connection lost or a lock timed out, for the channel
+    #: to report as a transient failure
+    errors: tuple[type[BaseException], ...]
+
+    def connect(self) -> AbstractContextManager[Any]: ...
+
+
 @dataclass(frozen=True)
 class Office:
     """The disclosure office as the public reaches it (settings ``organisation``, ``[office]``,
@@ -342,6 +376,8 @@ class ChannelEnv:
     #: the office's working folder (settings' data_dir): resolve user-facing relative paths here
     base_dir: Path | None = None
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(ZoneInfo("UTC")))
+    #: the publisher's store, for state shared between hosts (None: a channel built without a store)
+    sql: SharedSql | None = None
     #: the office, for pages that tell the public how to reach it (None: not known, e.g. in tests)
     office: Office | None = None
 

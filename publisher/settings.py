@@ -16,13 +16,14 @@ import os
 import tomllib
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from publisher.errors import ConfigError
+from publisher.objectstore import ObjectStore, S3Config, S3Store
 
 DEFAULT_SETTINGS_FILE = "settings.toml"
 
@@ -390,6 +391,22 @@ class AuthSettings(_Section):
     mapping: AttributeMapping = Field(default_factory=AttributeMapping)
 
 
+class MediaSettings(_Section):
+    """``[media]``: where uploaded images and attachments are kept. Each host keeps its copy in
+    ``media/`` under data_dir; with ``storage = "s3"`` every stored file also goes to the bucket (key
+    ``<first two hex>/<sha256>``) and a host that lacks a file fetches it from there, checked by its
+    hash. The bucket holds unreviewed uploads: it must not be readable by the public."""
+
+    storage: Literal["folder", "s3"] = "folder"
+    s3: S3Config | None = None
+
+    @model_validator(mode="after")
+    def _table(self) -> MediaSettings:
+        if self.storage == "s3" and self.s3 is None:
+            raise ValueError('media: storage = "s3" needs a [media.s3] table (bucket, endpoint_url, region, prefix)')
+        return self
+
+
 class Settings(BaseSettings):
     """All settings. Build with :func:`load_settings`, never at import time."""
 
@@ -417,11 +434,13 @@ class Settings(BaseSettings):
     web: WebSettings = Field(default_factory=WebSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
     notify: NotifySettings = Field(default_factory=NotifySettings)
+    media: MediaSettings = Field(default_factory=MediaSettings)
     #: ``[channels.NAME]`` tables; validated against each channel's Config by publisher.pipeline.registry
     channels: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
     #: where the settings came from (not a setting)
     source: Path | None = Field(default=None, exclude=True)
+    _media_store: ObjectStore | None = PrivateAttr(default=None)
 
     @classmethod
     def settings_customise_sources(
@@ -487,6 +506,15 @@ class Settings(BaseSettings):
     @property
     def media_dir(self) -> Path:
         return self.path("media")
+
+    def media_store(self) -> ObjectStore | None:
+        """The bucket the media also go to (``[media] storage = "s3"``), None for the folder alone.
+        Built on first use (MissingSecret naming the variable when a key is not set), then kept."""
+        if self.media.storage != "s3":
+            return None
+        if self._media_store is None:
+            self._media_store = S3Store(self.media.s3)  # type: ignore[arg-type]  # checked by MediaSettings
+        return self._media_store
 
     @property
     def resolved_database_url(self) -> str:

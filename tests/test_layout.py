@@ -28,6 +28,7 @@ CORE = {
     "publisher.notification",
     "publisher.catalogue",
     "publisher.notifier",
+    "publisher.objectstore",
 }
 
 

@@ -50,7 +50,7 @@ from urllib.request import url2pathname
 from apscheduler.triggers.cron import CronTrigger
 from markupsafe import Markup
 from PIL import Image
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from channels.website.files import MANIFEST, Batch, SiteFolder, translate_errors
 from channels.website.guide import SitePages
@@ -65,16 +65,23 @@ from publisher.channel import (
     ChannelConfig,
     ChannelEnv,
     DeliveryContext,
+    FolderStore,
     HealthReport,
     LinkStatus,
+    ObjectStore,
+    ObjectStoreError,
     Office,
     PermanentChannelError,
     Post,
     Published,
     RemotePublication,
+    S3Config,
+    S3Store,
     TransientChannelError,
+    open_object_store,
     site_page_path,
 )
+from publisher.errors import ConfigError
 
 
 def local_path(url: str, base_url: str, folder: Path) -> Path | None:
@@ -87,6 +94,51 @@ def local_path(url: str, base_url: str, folder: Path) -> Path | None:
     if parts.scheme == "file":
         return Path(url2pathname(parts.path))
     return None
+
+
+def object_status(files: ObjectStore, base_url: str, url: str) -> LinkStatus:
+    """Whether the page ``url`` (under ``base_url``) is in a bucket (a URL the sync cannot fetch)."""
+    key = url[len(base_url) :].split("?", 1)[0].split("#", 1)[0] if url.startswith(base_url) else None
+    if not key:
+        return LinkStatus(ok=False, reason=f"not a page of this site ({base_url})")
+    with translate_errors(files.where):
+        if files.exists(key):
+            return LinkStatus(ok=True, reason="page object exists")
+    return LinkStatus(ok=False, status=404, reason=f"page object {files.url_for(key)} does not exist")
+
+
+def storage_health(files: ObjectStore, folder: Path, base_url: str) -> HealthReport:
+    """The bucket answers and the key may use it; or the folder is writable with room to spare."""
+    if isinstance(files, S3Store):
+        try:
+            files.check()
+        except ObjectStoreError as exc:
+            return HealthReport(ok=False, detail=str(exc))
+        return HealthReport(ok=True, detail=f"site in {files.where}, served at {base_url}")
+    probe = folder if folder.exists() else folder.parent
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not os.access(probe, os.W_OK | os.X_OK):
+        return HealthReport(ok=False, detail=f"cannot write to {probe}; fix the folder's permissions")
+    usage = shutil.disk_usage(probe)
+    warnings = ()
+    if usage.free < 200 * 1024 * 1024:
+        warnings = (f"only {usage.free // (1024 * 1024)} MB free under {probe}",)
+    return HealthReport(ok=True, detail=f"site folder {folder}, served at {base_url}", warnings=warnings)
+
+
+def open_site(name: str, config: WebsiteConfig, env: ChannelEnv, folder: Path) -> tuple[ObjectStore, SiteStore]:
+    """Where the pages go and where the state is: the folder and its ``.site.sqlite3``, or a bucket and
+    the publisher's store (rows keyed by the channel's name). ConfigError naming the table."""
+    table = f"[channels.{name}]"
+    files = open_object_store(config.storage, folder=folder, s3=config.s3, what=table)
+    if config.storage == "folder":
+        return files, SiteStore(folder)
+    if not config.base_url:
+        raise ConfigError(f"{table}: a site in a bucket needs base_url, the address readers reach it at")
+    if env.sql is None:
+        raise ConfigError(f"{table}: storage = \"s3\" keeps the site's state in the publisher's store; none was given")
+    return files, SiteStore(folder, shared=env.sql, site=name)
 
 
 class WebsiteConfig(ChannelConfig):
@@ -103,6 +155,10 @@ class WebsiteConfig(ChannelConfig):
     page_size: int = Field(default=50, ge=5, le=1000)
     #: item URLs in one sitemap file (the protocol allows 50,000; every publish rewrites one file)
     sitemap_urls: int = Field(default=1000, ge=10, le=50000)
+    #: where the pages go: "folder" (``folder``, the default) or "s3" (the ``s3`` table: an S3-compatible
+    #: bucket; the site's state then lives in the publisher's store, shared by workers on every host)
+    storage: Literal["folder", "s3"] = "folder"
+    s3: S3Config | None = None
     #: the category whose items are the annual reports (信息公开工作年度报告), listed on reports.html
     report_category: str = "年度报告"
     #: when the site's search index is rebuilt (a crontab line in the office's time zone; "" = only
@@ -121,6 +177,19 @@ class WebsiteConfig(ChannelConfig):
                 ) from exc
         return value.strip()
 
+    @model_validator(mode="before")
+    @classmethod
+    def _search_needs_a_folder(cls, data: Any) -> Any:
+        """The search bundle is built by the Pagefind binary reading the site folder: a site in a
+        bucket has none, so it gets no search build (the default turns off; a cron line is refused)."""
+        if isinstance(data, dict) and data.get("storage") == "s3":
+            if str(data.get("search_cron", "")).strip():
+                raise ValueError(
+                    'search of a site in a bucket is not supported yet; set search_cron = "" (or storage = "folder")'
+                )
+            data = {**data, "search_cron": ""}
+        return data
+
 
 #: how many listing pages a rebuild writes between checkpoints (and between releases of the lock)
 REBUILD_STEP = 200
@@ -128,7 +197,12 @@ REBUILD_STEP = 200
 
 # ------------------------------------------------------------------------------------------- channel
 class WebsiteChannel(Channel):
-    """Writes the static site; the web app (or any web server) serves the folder at ``base_url``."""
+    """Writes the static site; the web app (or any web server) serves the folder at ``base_url``.
+
+    One class over ~300 lines: its methods are the channel interface and the order of one change's
+    writes (files, page, state, listings, the pages beside them, related pages, search), which must be
+    read together to see that no page ever links to a missing one; the parts are in the modules beside it.
+    """
 
     type_name = "website"
     label = "学校信息公开网"
@@ -138,9 +212,9 @@ class WebsiteChannel(Channel):
     default_max_concurrency = 4
 
     @property
-    def site_folder(self) -> Path:
-        """Where the site is written; the web app serves this folder at ``/site/``."""
-        return self.folder
+    def site_folder(self) -> Path | None:
+        """Where the site is written; the web app serves this folder at ``/site/``. None for a bucket."""
+        return self.folder if isinstance(self.files, FolderStore) else None
 
     def __init__(self, name: str, config: WebsiteConfig, env: ChannelEnv) -> None:
         super().__init__(name, config, env)
@@ -148,10 +222,11 @@ class WebsiteChannel(Channel):
         base = config.base_url or env.site_base_url
         self.base_url = base if base.endswith("/") else base + "/"
         self._jinja = make_jinja(self._localdate)
+        self._jinja.globals["site_search"] = config.storage == "folder"  # no search in a bucket yet
+        self.files, self.store = open_site(name, config, env, self.folder)
         self.site = SiteFolder(self.folder)
-        self.store = SiteStore(self.folder)
         self.indexes = SiteIndexes(
-            self.folder,
+            self.files,
             self.base_url,
             config.title,
             self._jinja,
@@ -159,8 +234,8 @@ class WebsiteChannel(Channel):
             sitemap_urls=config.sitemap_urls,
         )
         office = env.office or Office(organisation=config.title)
-        self.pages = SitePages(self.folder, self._jinja, config.title, office, config.report_category)
-        self.search = SiteSearch(self.folder, self.store, self._locked)
+        self.pages = SitePages(self._jinja, config.title, office, config.report_category)
+        self.search = SiteSearch(self.folder, self.store, self._locked, enabled=config.storage == "folder")
         self.search_cron = config.search_cron  # the scheduler's site-search-index job (publisher.scheduler)
 
     # -- review time ------------------------------------------------------------------------------
@@ -194,7 +269,7 @@ class WebsiteChannel(Channel):
 
     # -- delivery ---------------------------------------------------------------------------------
     def publish(self, post: Post, ctx: DeliveryContext) -> Published:
-        with translate_errors(self.folder):
+        with translate_errors(self.files.where):
             self._write_item(post)
         return Published(url=self.page_url(post.item_id), remote_id=str(post.item_id))
 
@@ -202,24 +277,25 @@ class WebsiteChannel(Channel):
         return self.publish(post, ctx)
 
     def withdraw(self, post: Post, ctx: DeliveryContext) -> None:
-        with translate_errors(self.folder), self._locked():
+        with translate_errors(self.files.where), self._locked():
             self.site.maybe_fail()
-            # first the item leaves the listings (kept in the state as "being withdrawn"), then the
-            # index pages drop it, then its page goes, then the state forgets it: a crash anywhere
-            # leaves at worst an orphan page that a retried withdraw deletes, never an index linking
-            # to a missing page
+            # first the item leaves the listings (kept in the state as "being withdrawn") and the
+            # index pages drop it, committed together; then its page goes, then the state forgets it:
+            # a crash anywhere leaves at worst an orphan page that a retried withdraw deletes, never
+            # an index linking to a missing page
             found = self.store.mark_withdrawn(post.item_id, iso(datetime.now(UTC)))
-            self.site.maybe_fail("committed")
-            out = Batch()
+            out = Batch(self.files)
             self.search.forget(out, post.item_id)  # out of the search results first: a privacy promise
             if found:
                 self.indexes.refresh(out, self.store, found[1])
                 self.pages.refresh(out, self.store, found[0])
                 # the pages of its related items drop their links to it before its page goes
-                refresh_others(out, self.folder, self.store, found[0], found[0].get("related") or [], gone=True)
+                refresh_others(out, self.files, self.store, found[0], found[0].get("related") or [], gone=True)
             out.sync()
             self.site.maybe_fail("indexes")
-            page = self.folder / site_page_path(post.item_id)
+            self.store.checkpoint()
+            self.site.maybe_fail("committed")
+            page = site_page_path(post.item_id)
             if post.display_ended and self.config.after_display == "notice":
                 # listed nowhere (state, indexes, feed, sitemap), its files collected below
                 out.write(page, self._render_notice(post, found[0] if found else None))
@@ -227,7 +303,7 @@ class WebsiteChannel(Channel):
                 out.unlink(page)
             if found:
                 for rel in self.store.unused_files(found[0].get("files", [])):
-                    out.unlink(self.folder / rel)
+                    out.unlink(rel)
             out.sync()
             self.site.maybe_fail("page")
             if found:
@@ -245,6 +321,8 @@ class WebsiteChannel(Channel):
                     f"no answer from {parts.netloc} ({status.reason.split(':', 1)[0]}), page not checked"
                 )
             return status
+        if not isinstance(self.files, FolderStore):
+            return object_status(self.files, self.base_url, url)
         path = self._local_path(url)
         if path is None:
             return LinkStatus(ok=False, reason=f"not a page of this site ({self.base_url})")
@@ -268,16 +346,7 @@ class WebsiteChannel(Channel):
         return found
 
     def check_health(self) -> HealthReport:
-        probe = self.folder if self.folder.exists() else self.folder.parent
-        while not probe.exists() and probe != probe.parent:
-            probe = probe.parent
-        if not os.access(probe, os.W_OK | os.X_OK):
-            return HealthReport(ok=False, detail=f"cannot write to {probe}; fix the folder's permissions")
-        usage = shutil.disk_usage(probe)
-        warnings = ()
-        if usage.free < 200 * 1024 * 1024:
-            warnings = (f"only {usage.free // (1024 * 1024)} MB free under {probe}",)
-        return HealthReport(ok=True, detail=f"site folder {self.folder}, served at {self.base_url}", warnings=warnings)
+        return storage_health(self.files, self.folder, self.base_url)
 
     # -- public helpers ---------------------------------------------------------------------------
     def page_url(self, item_id: int) -> str:
@@ -291,7 +360,7 @@ class WebsiteChannel(Channel):
         continues there; ``restart`` starts from the beginning. ``progress(done, total)`` is called
         after each step. Returns the number of live items.
         """
-        with translate_errors(self.folder):
+        with translate_errors(self.files.where):
             with self._locked():
                 units = self.indexes.units(self.store)
                 mark = None if restart else self.store.get_meta("rebuild_after")
@@ -305,14 +374,14 @@ class WebsiteChannel(Channel):
                 chunk = units[at : at + REBUILD_STEP]
                 with self._locked():
                     self.site.maybe_fail()
-                    out = Batch()
+                    out = Batch(self.files)
                     self.indexes.write_units(out, self.store, chunk)
                     out.sync()
                     self.store.set_meta("rebuild_after", json.dumps(chunk[-1], ensure_ascii=False))
                 if progress:
                     progress(at + len(chunk), len(units))
             with self._locked():
-                out = Batch()
+                out = Batch(self.files)
                 self.indexes.finish_rebuild(out, self.store)
                 self.pages.refresh(out, self.store, everything=True)
                 out.sync()
@@ -360,7 +429,7 @@ class WebsiteChannel(Channel):
             raise PermanentChannelError("the item has no title; the website needs one")
         # images are the slow part: prepare them outside the lock (content-addressed, so two
         # writers racing on the same file write the same bytes)
-        files = prepare_assets(self.folder, post, self.config.image_max_width)
+        files = prepare_assets(self.files, post, self.config.image_max_width)
         page = self._render_item(post, files)
         entry = {
             "item_id": post.item_id,
@@ -388,12 +457,14 @@ class WebsiteChannel(Channel):
             if old is not None and int(old.get("version", 0)) > post.version:
                 return  # a newer version is already live; an older retry must not replace it
             # a concurrent withdraw may have collected a file this item shares; put it back
-            prepare_assets(self.folder, post, self.config.image_max_width)
-            out = Batch()
+            prepare_assets(self.files, post, self.config.image_max_width)
+            out = Batch(self.files)
             page = own_section(self.store, page, entry["related"])
             self.search.replaced(out, old, entry)
-            # the page before the state and the indexes: an index never links to a missing page
-            out.write(self.folder / entry["path"], page)
+            # the files before the page, the page before the state and the indexes: an index never
+            # links to a missing page, a page never to a missing file
+            out.write(entry["path"], page)
+            out.sync()
             self.site.maybe_fail("page")
             spots = self.store.put(entry)
             self.site.maybe_fail("committed")
@@ -401,23 +472,31 @@ class WebsiteChannel(Channel):
             self.pages.refresh(out, self.store, old, entry)
             before = (old or {}).get("related") or []
             if before or entry["related"]:
-                refresh_others(out, self.folder, self.store, entry, before)
-            if old:
-                for rel in self.store.unused_files(set(old.get("files", [])) - set(entry["files"])):
-                    out.unlink(self.folder / rel)
+                refresh_others(out, self.files, self.store, entry, before)
             out.sync()
             self.site.maybe_fail("indexes")
+            if old:
+                # files the old text used and no live item uses now, once no page shows them
+                for rel in self.store.unused_files(set(old.get("files", [])) - set(entry["files"])):
+                    out.unlink(rel)
+                out.sync()
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
-        """The site lock, with the state ready: a folder with the old ``_manifest.json`` is migrated
-        on first use (imported in one transaction, its listings written, the file renamed)."""
-        with self.site.locked():
+        """The site's turn and the state's transaction (SiteStore.locked: a folder's flock, or a row
+        lock in the publisher's store). A folder with the old ``_manifest.json`` is migrated on first
+        use (imported in one transaction, its listings written, the file renamed)."""
+        if not isinstance(self.files, FolderStore):
+            with self.store.locked():
+                yield
+            return
+        with self.store.locked(self.site.locked()):
             manifest = self.folder / MANIFEST
             if manifest.exists():
                 if self.store.get_meta("migrated") is None:
                     self.store.import_entries(self.site.read_manifest().values(), mark="migrated")
-                out = Batch()
+                    self.store.checkpoint()
+                out = Batch(self.files)
                 units = self.indexes.units(self.store)
                 self.indexes.write_units(out, self.store, units)
                 self.indexes.finish_rebuild(out, self.store)

@@ -1,8 +1,9 @@
-"""Writing the site folder safely: atomic writes, batched directory fsyncs, the lock, the old manifest.
+"""Writing the site safely: one change's writes as a batch, the folder's lock, the old manifest.
 
-Every file is written to a temporary file in the same folder, fsynced and ``os.replace``-d, so a web
-server never serves half a page and a crash never leaves one behind. File-system errors become
-channel errors: a full disk is retried, a wrong folder is not.
+The files go through an object store (publisher.objectstore): in a folder each is written to a
+temporary file in the same folder, fsynced and ``os.replace``-d; in a bucket each is one PUT. Either
+way a web server never serves half a page and a crash never leaves one behind. Storage errors become
+channel errors: a full disk or a bucket's timeout is retried, a wrong folder or a refused key is not.
 """
 
 from __future__ import annotations
@@ -12,19 +13,16 @@ import errno
 import fcntl
 import json
 import os
-import shutil
-import tempfile
 import threading
 from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from publisher.channel import PermanentChannelError, TransientChannelError
+from publisher.channel import ObjectStore, ObjectStoreError, PermanentChannelError, TransientChannelError
 
 MANIFEST = "_manifest.json"
 LOCK = ".lock"
-TMP_PREFIX = ".tmp-"
 
 #: file-system failures worth retrying; anything else (EACCES, EROFS, ENOTDIR...) needs a person
 _TRANSIENT_ERRNOS = frozenset(
@@ -42,89 +40,39 @@ _TRANSIENT_ERRNOS = frozenset(
 )
 
 
-def atomic_write(path: Path, data: bytes | str, *, sync_dir: bool = True) -> None:
-    """Write ``path`` so readers see either the old file or the whole new one, never a part."""
-    if isinstance(data, str):
-        data = data.encode("utf-8")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            # mkstemp makes 0600 files; the web server must be able to read the site
-            os.fchmod(fh.fileno(), 0o644)
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    if sync_dir:
-        fsync_dir(path.parent)
-
-
-def atomic_copy(src: Path, dest: Path) -> None:
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, dir=dest.parent)
-    try:
-        with os.fdopen(fd, "wb") as out, open(src, "rb") as inp:
-            shutil.copyfileobj(inp, out, 1024 * 1024)
-            out.flush()
-            os.fchmod(out.fileno(), 0o644)
-            os.fsync(out.fileno())
-        os.replace(tmp, dest)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    fsync_dir(dest.parent)
-
-
-def fsync_dir(folder: Path) -> None:
-    """Make the rename itself durable (a crash right after must not bring the old file back)."""
-    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 class Batch:
-    """The writes of one commit: unchanged files are left alone (no needless fsync), and each
-    directory is fsynced once at the end instead of after every rename."""
+    """The writes of one change through the site's object store: a folder leaves unchanged files
+    alone (no needless fsync) and fsyncs each directory once at the end instead of after every rename."""
 
-    def __init__(self) -> None:
-        self.dirs: set[Path] = set()
+    def __init__(self, store: ObjectStore) -> None:
+        self.store = store
+        self.keys: set[str] = set()
 
-    def write(self, path: Path, data: bytes | str) -> None:
+    def write(self, key: str, data: bytes | str) -> None:
         if isinstance(data, str):
             data = data.encode("utf-8")
-        try:
-            if path.read_bytes() == data:
-                return
-        except FileNotFoundError:
-            pass
-        atomic_write(path, data, sync_dir=False)
-        self.dirs.add(path.parent)
+        if self.store.put(key, data, durable=False):
+            self.keys.add(key)
 
-    def unlink(self, path: Path) -> None:
-        try:
-            os.unlink(path)
-        except FileNotFoundError:
-            return
-        self.dirs.add(path.parent)
+    def unlink(self, key: str) -> None:
+        if self.store.delete(key, durable=False):
+            self.keys.add(key)
 
     def sync(self) -> None:
-        for folder in sorted(self.dirs):
-            fsync_dir(folder)
+        self.store.sync(self.keys)
+        self.keys.clear()
 
 
 @contextlib.contextmanager
-def translate_errors(folder: Path) -> Iterator[None]:
-    """File-system errors become channel errors: a full disk is retried, a wrong folder is not."""
+def translate_errors(folder: Path | str) -> Iterator[None]:
+    """File-system and bucket errors become channel errors: a full disk or a timeout is retried, a
+    wrong folder or a refused key is not."""
     try:
         yield
+    except ObjectStoreError as exc:
+        if exc.transient:
+            raise TransientChannelError(str(exc), code=exc.code) from exc
+        raise PermanentChannelError(f"{exc}; then publish again", code=exc.code) from exc
     except OSError as exc:
         if exc.errno in _TRANSIENT_ERRNOS:
             raise TransientChannelError(

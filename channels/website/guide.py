@@ -11,7 +11,6 @@ rewritten in the batch of any change that touches an item of that category.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import jinja2
@@ -69,16 +68,14 @@ TEMPLATES = {
 }
 
 
-def write_guide(out: Batch, folder: Path, jinja: jinja2.Environment, title: str, office: Office) -> None:
-    out.write(folder / GUIDE_PAGE, jinja.get_template("guide.html").render(site_title=title, root="", office=office))
+def write_guide(out: Batch, jinja: jinja2.Environment, title: str, office: Office) -> None:
+    out.write(GUIDE_PAGE, jinja.get_template("guide.html").render(site_title=title, root="", office=office))
 
 
-def write_reports(
-    out: Batch, folder: Path, jinja: jinja2.Environment, title: str, reports: list[dict[str, Any]]
-) -> None:
+def write_reports(out: Batch, jinja: jinja2.Environment, title: str, reports: list[dict[str, Any]]) -> None:
     """Rewrite the 年度报告 page: ``reports`` are the live items of the reports' category, newest first."""
     out.write(
-        folder / REPORTS_PAGE,
+        REPORTS_PAGE,
         jinja.get_template("listing.html").render(
             site_title=title, root="", kind="信息公开", heading="信息公开工作年度报告", entries=reports
         ),
@@ -89,11 +86,9 @@ class SitePages:
     """The pages beside the listings that a change may alter: the 现行有效规章制度库 (rules.py), the
     年度报告 page and the 信息公开指南."""
 
-    def __init__(
-        self, folder: Path, jinja: jinja2.Environment, title: str, office: Office, report_category: str
-    ) -> None:
+    def __init__(self, jinja: jinja2.Environment, title: str, office: Office, report_category: str) -> None:
         jinja.loader = jinja2.ChoiceLoader([jinja.loader, jinja2.DictLoader(TEMPLATES)])  # type: ignore[list-item]
-        self.folder, self.jinja, self.title = folder, jinja, title
+        self.jinja, self.title = jinja, title
         self.office, self.report_category = office, report_category
         #: the guide and the reports page are written on this process's first change (the office's
         #: settings change only with a restart)
@@ -104,11 +99,11 @@ class SitePages:
         reports page if it touched a report (its category before or after), and both the guide and
         the reports page on this process's first change or when ``everything`` (a rebuild)."""
         if everything or any(e and e.get("validity") for e in touched):
-            write_rules_library(out, self.folder, self.jinja, self.title, store.in_force(CURRENT))
+            write_rules_library(out, self.jinja, self.title, store.in_force(CURRENT))
         first = everything or not self._written
         if first or any(e and e.get("category") == self.report_category for e in touched):
             reports = store.newest("c:" + self.report_category, MAX_REPORTS)
-            write_reports(out, self.folder, self.jinja, self.title, reports)
+            write_reports(out, self.jinja, self.title, reports)
         if first:
-            write_guide(out, self.folder, self.jinja, self.title, self.office)
+            write_guide(out, self.jinja, self.title, self.office)
             self._written = True

@@ -13,8 +13,7 @@ from typing import Any
 
 from PIL import Image, ImageOps
 
-from channels.website.files import atomic_copy, atomic_write
-from publisher.channel import Asset, PermanentChannelError, Post
+from publisher.channel import Asset, ObjectStore, PermanentChannelError, Post
 
 #: image content type -> (Pillow format, file extension); anything else is re-encoded as PNG
 _IMAGE_FORMATS = {
@@ -38,7 +37,7 @@ def is_image(asset: Asset) -> bool:
     return asset.role != "attachment" and asset.content_type.lower().startswith("image/")
 
 
-def prepare_assets(folder: Path, post: Post, max_width: int) -> dict[str, str]:
+def prepare_assets(files: ObjectStore, post: Post, max_width: int) -> dict[str, str]:
     """Each asset's site-relative path (sha256 -> path), creating the file when missing."""
     out: dict[str, str] = {}
     for asset in post.assets:
@@ -47,21 +46,20 @@ def prepare_assets(folder: Path, post: Post, max_width: int) -> dict[str, str]:
                 f"file {asset.filename!r} of item {post.item_id} is missing ({asset.path}); upload it again"
             )
         if is_image(asset):
-            out[asset.sha256] = ensure_image(folder, asset, max_width)
+            out[asset.sha256] = ensure_image(files, asset, max_width)
         else:
             rel = attachment_name(asset)
-            if not (folder / rel).is_file():
-                atomic_copy(asset.path, folder / rel)
+            if not files.exists(rel):
+                files.put_file(rel, asset.path)
             out[asset.sha256] = rel
     return out
 
 
-def ensure_image(folder: Path, asset: Asset, max_width: int) -> str:
+def ensure_image(files: ObjectStore, asset: Asset, max_width: int) -> str:
     max_w = max_width
     fmt, ext = _IMAGE_FORMATS.get(asset.content_type.lower(), ("PNG", "png"))
     rel = f"media/{asset.sha256}-{max_w}.{ext}"
-    dest = folder / rel
-    if dest.is_file():
+    if files.exists(rel):
         return rel
     try:
         data = render_image(asset.path, fmt, max_w)
@@ -71,7 +69,7 @@ def ensure_image(folder: Path, asset: Asset, max_width: int) -> str:
         raise PermanentChannelError(f"image {asset.filename!r} cannot be read: {exc}") from exc
     except (Image.DecompressionBombError, ValueError, SyntaxError) as exc:
         raise PermanentChannelError(f"image {asset.filename!r} cannot be processed: {exc}") from exc
-    atomic_write(dest, data)
+    files.put(rel, data)
     return rel
 
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 import functools
 from collections.abc import Iterable
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape as _x
 from xml.sax.saxutils import quoteattr as _a
@@ -33,6 +32,7 @@ from channels.website.files import Batch
 from channels.website.pages import CSS, SCRIPT, category_key, category_slug, rfc3339
 from channels.website.search import SEARCH_SCRIPT, SEARCH_TEMPLATES
 from channels.website.store import ALL, SiteStore, Spot
+from publisher.channel import ObjectStore
 
 #: how many items the Atom feed lists
 LATEST = 50
@@ -69,11 +69,12 @@ def page_of(pos: int, size: int) -> int:
 
 
 class SiteIndexes:
-    """Writes the indexes of the site in ``folder``, served at ``base_url``, from a :class:`SiteStore`."""
+    """Writes the indexes of the site into ``files`` (a folder or a bucket), served at ``base_url``,
+    from a :class:`SiteStore`."""
 
     def __init__(
         self,
-        folder: Path,
+        files: ObjectStore,
         base_url: str,
         title: str,
         jinja: jinja2.Environment,
@@ -81,7 +82,7 @@ class SiteIndexes:
         page_size: int = 50,
         sitemap_urls: int = 1000,
     ) -> None:
-        self.folder, self.base_url, self.title = folder, base_url, title
+        self.files, self.base_url, self.title = files, base_url, title
         self.page_size, self.sitemap_urls = page_size, sitemap_urls
         # the pager lives with the listings it pages; the item templates stay in pages.py
         jinja.loader = jinja2.ChoiceLoader(
@@ -147,23 +148,23 @@ class SiteIndexes:
         listings = {row["key"]: row for row in store.listings()}
         live = {self.landing(k) for k in listings}
         for sub in ("categories", "checklist"):
-            for path in (self.folder / sub).glob("*.html"):
-                if f"{sub}/{path.name}" not in live:
-                    out.unlink(path)
-                    self._unlink_pages(out, path.with_suffix("") / "page")
+            for key in self.files.list(f"{sub}/"):
+                if key.count("/") == 1 and key.endswith(".html") and key not in live:
+                    out.unlink(key)
+                    self._unlink_pages(out, key.removesuffix(".html") + "/page/")
         self._write_common(out, store, listings, set())
 
     # -- internals --------------------------------------------------------------------------------
     def _write_listing(
         self, out: Batch, store: SiteStore, key: str, row: dict[str, Any] | None, numbers: list[int]
     ) -> None:
-        landing = self.folder / self.landing(key)
+        landing = self.landing(key)
         if row is None or row["count"] <= 0:
             # the listing lost its last item: its landing and pages go (a new item starts it again);
             # the home page stays, saying there is nothing yet
             if key != ALL:
                 out.unlink(landing)
-            self._unlink_pages(out, (self.folder / self.numbered(key, 1)).parent)
+            self._unlink_pages(out, self.numbered(key, 1).removesuffix("1.html"))
             return
         last = page_of(row["last_pos"], self.page_size)
         depth = self.numbered(key, 1).count("/")
@@ -177,7 +178,7 @@ class SiteIndexes:
             older = self.numbered(key, page - 1) if page > 1 else ""
             common = {"site_title": self.title, "kind": kind, "heading": heading, "entries": entries, "older": older}
             out.write(
-                self.folder / self.numbered(key, page),
+                self.numbered(key, page),
                 paged.render(
                     **common,
                     root="../" * depth,
@@ -207,18 +208,18 @@ class SiteIndexes:
             return "信息公开目录", name
         return "信息公开事项清单", f"第{name}项 {row.get('label') or ''}".strip()
 
-    @staticmethod
-    def _unlink_pages(out: Batch, folder: Path) -> None:
-        for path in folder.glob("*.html"):
-            out.unlink(path)
+    def _unlink_pages(self, out: Batch, prefix: str) -> None:
+        """The numbered pages ``<prefix><k>.html`` of a listing."""
+        for key in self.files.list(prefix):
+            if "/" not in key[len(prefix) :] and key.endswith(".html"):
+                out.unlink(key)
 
     def _write_common(self, out: Batch, store: SiteStore, listings: dict[str, Any], parts: set[int]) -> None:
-        out.write(self.folder / "style.css", CSS)
-        out.write(self.folder / "textsize.js", SCRIPT)
-        out.write(self.folder / "search.js", SEARCH_SCRIPT)
-        out.write(
-            self.folder / "search.html", self._jinja.get_template("search.html").render(site_title=self.title, root="")
-        )
+        out.write("style.css", CSS)
+        out.write("textsize.js", SCRIPT)
+        if self._jinja.globals.get("site_search", True):
+            out.write("search.js", SEARCH_SCRIPT)
+            out.write("search.html", self._jinja.get_template("search.html").render(site_title=self.title, root=""))
         categories = sorted(
             (k[2:] for k in listings if k.startswith("c:") and listings[k]["count"] > 0), key=category_key
         )
@@ -234,7 +235,7 @@ class SiteIndexes:
         whole = listings.get(ALL)
         has_all = whole is not None and whole["count"] > 0
         out.write(
-            self.folder / "index.html",
+            "index.html",
             self._jinja.get_template("index.html").render(
                 site_title=self.title,
                 root="",
@@ -244,20 +245,20 @@ class SiteIndexes:
                 more=self.numbered(ALL, page_of(whole["last_pos"], self.page_size)) if has_all else "",
             ),
         )
-        out.write(self.folder / "feed.xml", self._feed(latest[:LATEST]))
+        out.write("feed.xml", self._feed(latest[:LATEST]))
         last_part = page_of(whole["last_pos"], self.sitemap_urls) if has_all else 0
         for part in parts:
             if part <= last_part:
                 self._write_part(out, store, part)
         for gone in store.drop_sitemap_parts_after(last_part):
-            out.unlink(self.folder / f"sitemap-{gone}.xml")
+            out.unlink(f"sitemap-{gone}.xml")
         self._write_lists_sitemap(out, listings)
         self._write_sitemap_index(out, store)
 
     def _write_part(self, out: Batch, store: SiteStore, part: int) -> None:
         first = (part - 1) * self.sitemap_urls + 1
         body, lastmod = store.sitemap_urls(first, first + self.sitemap_urls - 1, _x(self.base_url))
-        out.write(self.folder / f"sitemap-{part}.xml", self._urlset([body] if body else []))
+        out.write(f"sitemap-{part}.xml", self._urlset([body] if body else []))
         store.set_sitemap_part(part, lastmod)
 
     def _write_lists_sitemap(self, out: Batch, listings: dict[str, Any]) -> None:
@@ -265,7 +266,7 @@ class SiteIndexes:
         for key in sorted(listings):
             if key != ALL and listings[key]["count"] > 0:
                 urls.append(self._url(self.landing(key), listings[key]["lastmod"]))
-        out.write(self.folder / "sitemap-lists.xml", self._urlset(urls))
+        out.write("sitemap-lists.xml", self._urlset(urls))
 
     def _write_sitemap_index(self, out: Batch, store: SiteStore) -> None:
         lines = ['<?xml version="1.0" encoding="utf-8"?>', f'<sitemapindex xmlns="{SITEMAP_NS}">']
@@ -274,7 +275,7 @@ class SiteIndexes:
             mod = f"<lastmod>{lastmod}</lastmod>" if lastmod else ""  # stored as a UTC W3C datetime
             lines.append(f"<sitemap><loc>{_x(self.base_url + f'sitemap-{part}.xml')}</loc>{mod}</sitemap>")
         lines.append("</sitemapindex>\n")
-        out.write(self.folder / "sitemap.xml", "\n".join(lines))
+        out.write("sitemap.xml", "\n".join(lines))
 
     def _url(self, path: str, lastmod: str | None) -> str:
         mod = f"<lastmod>{rfc3339(datetime.fromisoformat(lastmod))}</lastmod>" if lastmod else ""

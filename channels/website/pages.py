@@ -190,10 +190,10 @@ form-action 'self'">
 <a href="{{ root }}rules.html">现行有效规章制度库</a><a href="{{ root }}reports.html">年度报告</a>\
 <a href="{{ root }}guide.html">信息公开指南</a><a href="{{ root }}feed.xml">订阅</a>\
 <button type="button" class="textsize" id="large-text" aria-pressed="false" hidden>大字模式</button></nav>
-{% block header_search %}<form class="search" role="search" action="{{ root }}search.html" method="get">\
-<label for="site-q" class="sr">搜索本站</label>\
+{% block header_search %}{% if site_search %}<form class="search" role="search" action="{{ root }}search.html" \
+method="get"><label for="site-q" class="sr">搜索本站</label>\
 <input id="site-q" name="q" type="search" placeholder="搜索标题、正文、索引号、发文字号" autocomplete="off">\
-<button type="submit">搜索</button></form>{% endblock %}
+<button type="submit">搜索</button></form>{% endif %}{% endblock %}
 </div></header>
 <main class="wrap" id="main" tabindex="-1">
 {% block main %}{% endblock %}
@@ -354,6 +354,8 @@ def make_jinja(localdate: Callable[[datetime | str], str]) -> jinja2.Environment
         keep_trailing_newline=True,
     )
     env.filters["localdate"] = localdate
+    #: the site has a search page (a site in a bucket has none yet: channels.website.search)
+    env.globals["site_search"] = True
     # a period that ends at 24:00 (00:00 of the next day) is shown by its last day
     env.filters["lastday"] = lambda end: localdate(end - timedelta(microseconds=1))
     env.filters["isotime"] = iso

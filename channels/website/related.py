@@ -14,14 +14,13 @@ section shows those whose item is live on this site.
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from typing import Any
 
 from markupsafe import Markup, escape
 
 from channels.website.files import Batch
 from channels.website.store import SiteStore
-from publisher.channel import Post, site_page_path
+from publisher.channel import ObjectStore, Post, site_page_path
 
 START, END = "<!--related-->", "<!--/related-->"
 _SECTION = re.compile(re.escape(START) + ".*?" + re.escape(END), re.S)
@@ -79,7 +78,7 @@ def own_section(store: SiteStore, page: str, links: list[dict[str, Any]]) -> str
 
 def refresh_others(
     out: Batch,
-    folder: Path,
+    files: ObjectStore,
     store: SiteStore,
     item: dict[str, Any],
     before: list[dict[str, Any]],
@@ -103,9 +102,7 @@ def refresh_others(
             )
         if links != (entry.get("related") or []):
             store.set_related(other, links)
-        page = folder / entry["path"]
-        try:
-            text = page.read_text("utf-8")
-        except FileNotFoundError:
+        text = files.get(entry["path"])
+        if text is None:
             continue  # its page is being written by a publish that has not got here yet
-        out.write(page, splice(text, shown(store, links, leaving=me if gone else None)))
+        out.write(entry["path"], splice(text.decode("utf-8"), shown(store, links, leaving=me if gone else None)))

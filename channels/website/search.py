@@ -44,9 +44,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from channels.website.files import Batch, atomic_write, translate_errors
+from channels.website.files import Batch, translate_errors
 from channels.website.store import SiteStore
-from publisher.channel import PermanentChannelError
+from publisher.channel import FolderStore, PermanentChannelError
 
 SEARCH_DIR = "search"
 POINTER = f"{SEARCH_DIR}/current.json"
@@ -332,10 +332,20 @@ def _item_of(url: str) -> int | None:
 
 
 class SiteSearch:
-    """The search bundle of one site folder and its upkeep; ``locked`` holds the site lock."""
+    """The search bundle of one site folder and its upkeep; ``locked`` holds the site lock.
 
-    def __init__(self, folder: Path, store: SiteStore, locked: Callable[[], contextlib.AbstractContextManager[None]]):
-        self.folder, self.store, self._locked = folder, store, locked
+    Not ``enabled`` for a site in a bucket: the bundle is built by the Pagefind binary reading the
+    folder, so such a site has none; a change then has nothing to drop and a build is refused."""
+
+    def __init__(
+        self,
+        folder: Path,
+        store: SiteStore,
+        locked: Callable[[], contextlib.AbstractContextManager[None]],
+        *,
+        enabled: bool = True,
+    ):
+        self.folder, self.store, self._locked, self.enabled = folder, store, locked, enabled
 
     # -- one change (under the lock) --------------------------------------------------------------
     def replaced(self, out: Batch, old: dict[str, Any] | None, new: dict[str, Any]) -> None:
@@ -348,19 +358,26 @@ class SiteSearch:
         """An indexed item changed or went: its text leaves the bundle and its id joins ``gone``.
 
         The files first, then the state: a crash in between is repeated by the retried change."""
+        if not self.enabled:
+            return
         fragment = self.store.search_fragment(item_id)
         if fragment is None:
             return
         bundle = self.store.get_meta("search_bundle")
         self._write_pointer(out, bundle, [*self.store.search_gone(), fragment])
         if bundle:
-            out.unlink(self.folder / SEARCH_DIR / bundle / "fragment" / f"{fragment}.pf_fragment")
+            out.unlink(f"{SEARCH_DIR}/{bundle}/fragment/{fragment}.pf_fragment")
         out.sync()
         self.store.search_drop(item_id, fragment)
 
     # -- the build ---------------------------------------------------------------------------------
     def build(self) -> SearchBuild:
         """Index every live item page into a new bundle and switch readers to it."""
+        if not self.enabled:
+            raise PermanentChannelError(
+                "search of a site in a bucket is not supported yet (the index is built from a site folder); "
+                'use storage = "folder" for a searchable site'
+            )
         with translate_errors(self.folder):
             return self._build()
 
@@ -394,9 +411,9 @@ class SiteSearch:
                     keep[item_id] = fragment
                 else:
                     dropped.append(fragment)
-            out = Batch()
+            out = Batch(FolderStore(self.folder))
             for fragment in dropped:
-                out.unlink(target / "fragment" / f"{fragment}.pf_fragment")
+                out.unlink(f"{SEARCH_DIR}/{bundle}/fragment/{fragment}.pf_fragment")
             write_id_shards(target, {f: docs[f] for f in keep.values()})
             out.sync()
             old = self.store.get_meta("search_bundle")
@@ -427,8 +444,7 @@ class SiteSearch:
         if bundle is None:
             return
         data = json.dumps({"bundle": bundle, "gone": sorted(set(gone))}, separators=(",", ":"))
-        atomic_write(self.folder / POINTER, data.encode(), sync_dir=False)
-        out.dirs.add(self.folder / SEARCH_DIR)
+        out.write(POINTER, data)
 
 
 def _files(folder: Path) -> Iterator[Path]:

@@ -170,6 +170,7 @@ def _override_covers(a: App, overrides: Any) -> list[content.StoredAsset]:
         media_dir=a.settings.media_dir,
         max_bytes=a.settings.review.max_asset_bytes,
         max_pixels=a.settings.review.max_image_pixels,
+        remote=a.settings.media_store(),
     )
 
 
@@ -204,6 +205,7 @@ def item_add(
             max_body_bytes=a.settings.review.max_body_bytes,
             max_asset_bytes=a.settings.review.max_asset_bytes,
             max_image_pixels=a.settings.review.max_image_pixels,
+            remote=a.settings.media_store(),
         )
         if override:
             draft.fields["overrides"] = wording.merge(draft.fields.get("overrides") or {}, override)
@@ -236,6 +238,7 @@ def item_edit(
             max_body_bytes=a.settings.review.max_body_bytes,
             max_asset_bytes=a.settings.review.max_asset_bytes,
             max_image_pixels=a.settings.review.max_image_pixels,
+            remote=a.settings.media_store(),
         )
         current = workflow.get_item(s, item_id)
         before = set(current.channels)

@@ -22,10 +22,11 @@ def _site(channel: str | None, does: str) -> tuple[str, object]:
     """The channel that writes a site folder and offers ``does`` — found by what it offers, never by
     its type name."""
     a = state.app()
+    # found by what the channel offers (a site it can rebuild, in a folder or a bucket), never by its type name
     sites = {
         name: spec.channel
         for name, spec in a.channels.items()
-        if getattr(spec.channel, "site_folder", None) and callable(getattr(spec.channel, does, None))
+        if hasattr(spec.channel, "site_folder") and callable(getattr(spec.channel, does, None))
     }
     if channel is not None and channel not in sites:
         err.print(f"{channel!r} is not a channel that writes a site (those that do: {', '.join(sites) or 'none'})")
@@ -77,6 +78,12 @@ def site_search_index(channel: ChannelOption = None) -> None:
     Items published since the last build become findable; withdrawn ones were already dropped.
     The ``site-search-index`` periodic job runs the same (docs/channels/website.md, "Search")."""
     name, site = _site(channel, "search_index")
+    if getattr(site, "site_folder", None) is None:
+        err.print(
+            f"{name}: search of a site in a bucket is not supported yet (the index is built from a site "
+            'folder); the site has no search page to serve. Use storage = "folder" for a searchable site.'
+        )
+        raise typer.Exit(2)
     with err.status(f"indexing {name}"):
         build = site.search_index()  # type: ignore[attr-defined]
     out.print(

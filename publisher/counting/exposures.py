@@ -301,7 +301,8 @@ def _check(
         read: set[str] = set()
         for a in p.assets:
             read.add(a.sha256)
-            found += read_file(content.media_path(ctx.settings.media_dir, a.sha256), words=words, name=a.filename)
+            path = content.local_media(ctx.settings.media_dir, a.sha256, ctx.settings.media_store())
+            found += read_file(path, words=words, name=a.filename)
         spec = ctx.channels.get(r.channel)
         folder = getattr(spec.channel, "site_folder", None) if spec is not None else None
         if folder:

@@ -25,6 +25,7 @@ import yaml
 from markdown_it import MarkdownIt
 
 from publisher.errors import ConfigError, InvalidInput, StorageFull
+from publisher.objectstore import ObjectStore, ObjectStoreError
 
 _FRONT_MATTER = re.compile(r"\A---\s*\n(.*?)\n---\s*(?:\n|\Z)", re.S)
 #: a code span on one line (`![](x.png)` written as an example is text, not an image)
@@ -187,6 +188,43 @@ def media_path(media_dir: Path, sha256: str) -> Path:
     return media_dir / sha256[:2] / sha256
 
 
+def media_key(sha256: str) -> str:
+    """The file's key in the media bucket (``[media] storage = "s3"``): as under media/."""
+    return f"{sha256[:2]}/{sha256}"
+
+
+def local_media(media_dir: Path, sha256: str, remote: ObjectStore | None) -> Path:
+    """The stored file on this host: from ``media_dir``, fetched from the bucket first when another
+    host stored it (checked against its hash, written atomically). The path may not exist: no such file."""
+    path = media_path(media_dir, sha256)
+    if remote is None or path.is_file():
+        return path
+    data = remote.get(media_key(sha256))
+    if data is None:
+        return path
+    if hashlib.sha256(data).hexdigest() != sha256:
+        raise ObjectStoreError(f"the media bucket's {media_key(sha256)} does not match its hash; upload the file again")
+    try:
+        _write_atomically(path, data)
+    except OSError as exc:
+        raise disk_error(exc, media_dir) from exc
+    return path
+
+
+def _write_atomically(target: Path, data: bytes) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 class TooManyPixels(InvalidInput):
     """The image has more pixels than review.max_image_pixels."""
 
@@ -239,9 +277,16 @@ def _check_image(path: Path, *, role: str, max_pixels: int) -> tuple[int, int, s
 
 
 def store_file(
-    path: Path, *, media_dir: Path, role: str, max_bytes: int, max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
+    path: Path,
+    *,
+    media_dir: Path,
+    role: str,
+    max_bytes: int,
+    max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
+    remote: ObjectStore | None = None,
 ) -> StoredAsset:
-    """Check a file and copy it into the media store (atomically, once per content)."""
+    """Check a file and copy it into the media store (atomically, once per content), and into the
+    media bucket when there is one (``remote``; ObjectStoreError when it refuses)."""
     if path.is_dir():
         raise InvalidInput(f"{role} {path} is a folder; name a file")
     if not path.is_file():
@@ -278,6 +323,8 @@ def store_file(
             if isinstance(exc, OSError):
                 raise disk_error(exc, media_dir) from exc
             raise
+    if remote is not None and not remote.exists(media_key(sha)):
+        remote.put_file(media_key(sha), target)
     return StoredAsset(sha, path.name, content_type, role, size, width, height)
 
 
@@ -382,6 +429,7 @@ def read_item_file(
     max_body_bytes: int,
     max_asset_bytes: int,
     max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
+    remote: ObjectStore | None = None,
 ) -> ItemDraft:
     """Read FILE.md: YAML front matter + Markdown body; local images are copied into the media store.
 
@@ -405,7 +453,12 @@ def read_item_file(
         if re.match(r"^[a-z][a-z0-9+.-]*:", target, re.I):
             return m.group(0)  # a remote URL: channels decide (WeChat refuses them at review)
         stored = store_file(
-            base / target, media_dir=media_dir, role="image", max_bytes=max_asset_bytes, max_pixels=max_image_pixels
+            base / target,
+            media_dir=media_dir,
+            role="image",
+            max_bytes=max_asset_bytes,
+            max_pixels=max_image_pixels,
+            remote=remote,
         )
         assets.append(stored)
         return f"![{alt}](asset://{stored.sha256})"
@@ -423,24 +476,38 @@ def read_item_file(
             role="cover",
             max_bytes=max_asset_bytes,
             max_pixels=max_image_pixels,
+            remote=remote,
         )
         cover.alt = cover_alt or None
         assets.append(cover)
     elif cover_alt:
         raise InvalidInput(f"{path.name}: cover_alt is set but there is no cover; add `cover: FILE` or drop cover_alt")
     for a in fields.pop("attachments", None) or []:
-        assets.append(store_file(base / str(a), media_dir=media_dir, role="attachment", max_bytes=max_asset_bytes))
+        assets.append(
+            store_file(base / str(a), media_dir=media_dir, role="attachment", max_bytes=max_asset_bytes, remote=remote)
+        )
     for wording in (fields.get("overrides") or {}).values() if isinstance(fields.get("overrides"), dict) else ():
         if isinstance(wording, dict) and isinstance(wording.get("body"), str):
             wording["body"] = _MD_IMAGE.sub(_image, wording["body"])
     assets += store_channel_covers(
-        fields.get("overrides"), base, media_dir=media_dir, max_bytes=max_asset_bytes, max_pixels=max_image_pixels
+        fields.get("overrides"),
+        base,
+        media_dir=media_dir,
+        max_bytes=max_asset_bytes,
+        max_pixels=max_image_pixels,
+        remote=remote,
     )
     return ItemDraft(title=title, body_markdown=body, fields=fields, assets=assets)
 
 
 def store_channel_covers(
-    overrides: Any, base: Path, *, media_dir: Path, max_bytes: int, max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
+    overrides: Any,
+    base: Path,
+    *,
+    media_dir: Path,
+    max_bytes: int,
+    max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
+    remote: ObjectStore | None = None,
 ) -> list[StoredAsset]:
     """Store each cover file the per-channel wording names (relative to ``base``) as an asset no other
     channel's post carries (:data:`CHANNEL_COVER`), and put its hash in its place. A cover already
@@ -452,7 +519,12 @@ def store_channel_covers(
         if re.fullmatch(r"(asset://)?[0-9a-f]{64}", str(wording["cover"])):
             continue
         cover = store_file(
-            base / str(wording["cover"]), media_dir=media_dir, role="cover", max_bytes=max_bytes, max_pixels=max_pixels
+            base / str(wording["cover"]),
+            media_dir=media_dir,
+            role="cover",
+            max_bytes=max_bytes,
+            max_pixels=max_pixels,
+            remote=remote,
         )
         cover.role = CHANNEL_COVER
         stored.append(cover)

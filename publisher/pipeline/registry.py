@@ -17,6 +17,7 @@ from sqlalchemy.engine import Engine
 from publisher.channel import Channel, ChannelEnv, Office, available_channel_types, validate_channel_config
 from publisher.errors import ConfigError, MissingSecret
 from publisher.models import ChannelKV, utcnow
+from publisher.pipeline.sharedsql import EngineSql
 from publisher.settings import CORE_CHANNEL_KEYS, Settings
 
 
@@ -187,6 +188,7 @@ def build_channels(settings: Settings, engine: Engine | None) -> dict[str, Chann
             kv=kv,
             site_base_url=settings.site_base_url,
             base_dir=settings.path("."),
+            sql=EngineSql(engine) if engine is not None else None,
             office=office_of(settings),
         )
         env.data_dir.mkdir(parents=True, exist_ok=True)

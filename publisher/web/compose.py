@@ -56,6 +56,7 @@ def store_upload(ctx: Context, data_chunks: Any, filename: str) -> content.Store
                 role="image",
                 max_bytes=limit,
                 max_pixels=ctx.settings.review.max_image_pixels,
+                remote=ctx.settings.media_store(),
             )
         except content.TooManyPixels as exc:
             raise UploadTooLarge(f"{filename} {exc.detail}") from exc
@@ -119,7 +120,7 @@ def referenced_assets(
     for sha in dict.fromkeys(_ASSET.findall(body)):
         if sha in known:
             continue
-        path = content.media_path(ctx.settings.media_dir, sha)
+        path = content.local_media(ctx.settings.media_dir, sha, ctx.settings.media_store())
         if not path.is_file() or not may_use(ctx, session, user, sha):
             raise InvalidInput(
                 f"image asset://{sha[:12]}… is not among the images you uploaded or may see: insert it again"
@@ -233,7 +234,9 @@ def preview_wording(ctx: Context, fields: Mapping[str, Any]) -> tuple[dict[str, 
 def usable_assets(ctx: Context, session: Session, user: User, body: str) -> set[str]:
     """The images ``body`` refers to that ``user`` may use (:func:`may_use`) and that exist."""
     found = [
-        sha for sha in dict.fromkeys(_ASSET.findall(body)) if content.media_path(ctx.settings.media_dir, sha).is_file()
+        sha
+        for sha in dict.fromkeys(_ASSET.findall(body))
+        if content.local_media(ctx.settings.media_dir, sha, ctx.settings.media_store()).is_file()
     ]
     return {sha for sha in found if may_use(ctx, session, user, sha)}
 
@@ -258,7 +261,7 @@ def preview(
     extra = " ".join(f"{w.get('body', '')} asset://{w.get('cover', '')}" for w in words.values())
     covers = {w["cover"] for w in words.values() if w.get("cover")}
     for sha in dict.fromkeys(_ASSET.findall(body + " " + extra)):
-        path = content.media_path(ctx.settings.media_dir, sha)
+        path = content.local_media(ctx.settings.media_dir, sha, ctx.settings.media_store())
         # another department's image is left out: the channels then say what they say of a missing one
         if path.is_file() and (usable is None or sha in usable):
             role = wording.CHANNEL_COVER if sha in covers else "image"

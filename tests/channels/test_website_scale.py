@@ -241,20 +241,29 @@ def test_a_site_with_the_old_manifest_is_migrated_on_first_use(tmp_path):
 
 
 def test_a_state_from_before_the_sitemap_columns_gets_them_filled(tmp_path):
-    """A ``.site.sqlite3`` whose ``entry`` has no ``path``/``updated`` columns (written by the
-    previous version) gets them on first use, filled from each entry's JSON: its sitemap files,
-    which now read the columns, still list every item with its lastmod."""
+    """A ``.site.sqlite3`` of an earlier version (one site, tables without ``site``, ``entry`` without
+    the ``path``/``updated`` columns) is copied into today's tables on first use, the columns filled
+    from each entry's JSON: its sitemap files, which now read the columns, still list every item with
+    its lastmod."""
     ch = site(tmp_path)
     for i in range(1, 13):
         ch.publish(post(i, updated_at=T0 + timedelta(days=i)), make_ctx(i))
     conn = ch.store.conn
-    conn.execute(
-        "CREATE TABLE old_entry (item_id INTEGER PRIMARY KEY, data TEXT NOT NULL, "
-        "version INTEGER NOT NULL, live INTEGER NOT NULL)"
-    )
-    conn.execute("INSERT INTO old_entry SELECT item_id, data, version, live FROM entry")
-    conn.execute("DROP TABLE entry")
-    conn.execute("ALTER TABLE old_entry RENAME TO entry")
+    old = {  # table: (its columns then, those copied from today's table)
+        "entry": (
+            "item_id INTEGER PRIMARY KEY, data TEXT, version INTEGER, live INTEGER",
+            "item_id, data, version, live",
+        ),
+        "listing": ("key TEXT PRIMARY KEY, last_pos, count, label, lastmod", "key, last_pos, count, label, lastmod"),
+        "placement": ("listing, pos, item_id, PRIMARY KEY (listing, pos)", "listing, pos, item_id"),
+        "file_ref": ("file, item_id, PRIMARY KEY (file, item_id)", "file, item_id"),
+        "sitemap_part": ("part INTEGER PRIMARY KEY, lastmod", "part, lastmod"),
+        "meta": ("key TEXT PRIMARY KEY, value", "key, value"),
+    }
+    for table, (columns, names) in old.items():
+        conn.execute(f"CREATE TABLE {table} ({columns})")
+        conn.execute(f"INSERT INTO {table} SELECT {names} FROM site_{table}")
+        conn.execute(f"DROP TABLE site_{table}")
     ch.store.close()
 
     again = site(tmp_path)
@@ -263,8 +272,10 @@ def test_a_state_from_before_the_sitemap_columns_gets_them_filled(tmp_path):
     first = (again.folder / "sitemap-1.xml").read_text("utf-8")
     assert f"<loc>{BASE}items/4.html</loc><lastmod>{(T0 + timedelta(days=4)).isoformat()}</lastmod>" in first
     assert "items/3.html" not in first
-    columns = {row[1] for row in again.store.conn.execute("PRAGMA table_info(entry)")}
-    assert {"path", "updated"} <= columns
+    filled = again.store.conn.execute("SELECT count(*) FROM site_entry WHERE path IS NOT NULL AND updated IS NOT NULL")
+    assert filled.fetchone()[0] == 11
+    tables = {r[0] for r in again.store.conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert not tables & set(old)
 
 
 # ------------------------------------------------------------------------------------------ crashes

@@ -2,7 +2,7 @@
 the per-address counter that rate-limits the public form (docs/report.md)
 
 Revision ID: 0020_public_apply
-Revises: 0018_channel_wording
+Revises: 0019_site_state
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0020_public_apply"
-down_revision = "0018_channel_wording"
+down_revision = "0019_site_state"
 branch_labels = None
 depends_on = None
 

@@ -123,7 +123,7 @@ def mask_item(ctx: Context, session: Session, *, item_id: int, actor: User) -> M
             src = Path(tmp) / str(a.id) / "original" / a.filename
             dst = Path(tmp) / str(a.id) / a.filename
             src.parent.mkdir(parents=True)
-            shutil.copyfile(content.media_path(ctx.settings.media_dir, a.sha256), src)
+            shutil.copyfile(content.local_media(ctx.settings.media_dir, a.sha256, ctx.settings.media_store()), src)
             clean_file(src, dst)
             new_assets.append(
                 content.store_file(
@@ -131,6 +131,7 @@ def mask_item(ctx: Context, session: Session, *, item_id: int, actor: User) -> M
                     media_dir=ctx.settings.media_dir,
                     role="attachment",
                     max_bytes=ctx.settings.review.max_asset_bytes,
+                    remote=ctx.settings.media_store(),
                 )
             )
     version = item.version

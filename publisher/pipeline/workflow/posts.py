@@ -6,7 +6,6 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -59,7 +58,7 @@ def _post(ctx: Context, item: Any, assets: Iterable[Any], author: str, related: 
         assets=tuple(
             PostAsset(
                 sha256=a.sha256,
-                path=Path(content.media_path(ctx.settings.media_dir, a.sha256)),
+                path=content.local_media(ctx.settings.media_dir, a.sha256, ctx.settings.media_store()),
                 filename=a.filename,
                 content_type=a.content_type,
                 role=a.role,

@@ -41,7 +41,10 @@ def item_findings(ctx: Context, session: Session, item: Item) -> list[Finding]:
     the stored body), each stored image and attachment (``where`` starts with its file name), then the
     per-channel wording (``CHANNEL.title``, ``CHANNEL.body:LINE``…)."""
     words = words_for(ctx.settings)
-    files = [(content.media_path(ctx.settings.media_dir, a.sha256), a.filename) for a in assets_of(session, item.id)]
+    remote = ctx.settings.media_store()
+    files = [
+        (content.local_media(ctx.settings.media_dir, a.sha256, remote), a.filename) for a in assets_of(session, item.id)
+    ]
     # a summary made from the body's start (create_item) would repeat the body's findings
     derived = item.summary == content.plain_text(item.body_markdown, 120)
     found = _findings(item.title, None if derived else item.summary, item.body_markdown, files, words, check_file)

@@ -355,7 +355,7 @@ def media(request: Request, sha: str) -> Response:
     if len(sha) != 64 or any(ch not in "0123456789abcdef" for ch in sha):
         raise NotFound("no such image")
     app = app_of(request)
-    path = content.media_path(app.settings.media_dir, sha)
+    path = content.local_media(app.settings.media_dir, sha, app.settings.media_store())
     with app.session() as s:
         a = s.exec(select(Asset).where(Asset.sha256 == sha)).first()
         allowed = compose.may_use(app.ctx, s, c.user, sha)
