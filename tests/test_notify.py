@@ -342,15 +342,20 @@ def test_quiet_hours_hold_a_message_until_they_end(make_app, sandboxes) -> None:
         outbox.set_pref(s, user="head", transport="wecom", address="wang.head", quiet="22:00-07:30", known={"wecom": 1})
     _act(a, _item(a, "通知", ["mem"]), "submit")
     zone = a.settings.zone
-    night = datetime(2026, 12, 3, 23, 10, tzinfo=zone)
+    # the next 23:10 in the office's zone: after the message was queued (a fixed date would be in the
+    # past one day, and a message is never due before it is queued)
+    now = datetime.now(zone)
+    night = now.replace(hour=23, minute=10, second=0, microsecond=0)
+    night += timedelta(days=1) if night <= now else timedelta(0)
+    morning = (night + timedelta(days=1)).replace(hour=7, minute=30)
     s = open_sender(a.engine, a.settings, "test-sender:0:q")
     assert s is not None
     s.clock = lambda: night
     assert s.run(once=True) == {"held": 1}
     (row,) = _rows(a)
-    assert row.due_at == datetime(2026, 12, 4, 7, 30, tzinfo=zone) and row.attempts == 0
+    assert row.due_at == morning and row.attempts == 0
     assert wecom.messages == []
-    s.clock = lambda: datetime(2026, 12, 4, 7, 31, tzinfo=zone)
+    s.clock = lambda: morning + timedelta(minutes=1)
     assert s.run(once=True) == {"sent": 1}
     assert len(wecom.messages) == 1
 
