@@ -94,12 +94,15 @@ def _values_from_item(item: Item, tz) -> dict:  # type: ignore[no-untyped-def,ty
 
 
 def _form_wording(form: Any) -> dict[str, dict[str, str]]:
-    """The form's per-channel wording fields, ``wording.CHANNEL.FIELD``, as {channel: {field: text}}."""
+    """The form's per-channel wording fields, ``wording.CHANNEL.FIELD``, as {channel: {field: text}}.
+
+    The form carries a fold for every configured channel; a field left empty is no wording, so the
+    folds of channels the item does not target (all empty) are not overrides refused for them."""
     out: dict[str, dict[str, str]] = {}
     for key, value in form.multi_items():
         prefix, _, rest = str(key).partition(".")
         channel, _, name = rest.rpartition(".")
-        if prefix == "wording" and channel and isinstance(value, str):
+        if prefix == "wording" and channel and isinstance(value, str) and value.strip():
             out.setdefault(channel, {})[name] = value.replace("\r\n", "\n")
     return out
 
