@@ -7,6 +7,7 @@ import csv
 import io
 from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlmodel import select
@@ -15,7 +16,8 @@ from publisher.counting import ledger, registers, report
 from publisher.models import AuditLog, Delivery, Item
 from tests.web.conftest import make_item
 
-TODAY = datetime.now().astimezone().date()
+# the office's day (the settings' default zone), not the machine's: from 16:00 UTC they differ
+TODAY = datetime.now(ZoneInfo("Asia/Shanghai")).date()
 YESTERDAY = (TODAY - timedelta(days=1)).isoformat()
 HEADER = "title,category,department,channel,published_at,url,checklist_item"
 GOOD = (
