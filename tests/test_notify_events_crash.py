@@ -108,10 +108,15 @@ def test_kill_9_mid_send_of_register_reminders(make_app, store_url: str, tmp_pat
             claimed = conn.execute(sa.select(N.c.id, N.c.lease_owner).where(N.c.status == "claimed")).all()
         assert len(claimed) == 1 and claimed[0].lease_owner.split(":")[1] == str(sender.pid)
 
-        r = subprocess.run([*cmd, "--once"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
-        assert r.returncode == 0, r.stderr
-        with a.engine.connect() as conn:
-            rows = conn.execute(sa.select(N.c.event, N.c.status)).all()
+        # `notify run --once` stops when the next message is held by the transport's pace beyond its
+        # horizon (a loaded machine gets there): run it again until nothing is left, as cron would
+        for _ in range(5):
+            r = subprocess.run([*cmd, "--once"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+            assert r.returncode == 0, r.stderr
+            with a.engine.connect() as conn:
+                rows = conn.execute(sa.select(N.c.event, N.c.status)).all()
+            if all(status == "sent" for _, status in rows):
+                break
         assert Counter(tuple(r) for r in rows) == {("register_late", "sent"): 8}
 
         delivered = Counter((m["touser"][0], m["title"]) for m in corp.messages)
