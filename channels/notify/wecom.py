@@ -47,7 +47,8 @@ class WecomConfig(NotifierConfig):
     rate_per_minute: int | None = 20
 
 
-def _clip(text: str, limit: int) -> str:
+def clip_utf8(text: str, limit: int) -> str:
+    """``text`` within ``limit`` UTF-8 bytes (企业微信 counts bytes), cut on a character with "…"."""
     data = text.encode("utf-8")
     if len(data) <= limit:
         return text
@@ -69,8 +70,8 @@ class WecomNotifier(RobotNotifier):
     def body(self, message: Message) -> dict:
         if self.config.msgtype == "markdown":
             content = f"**{message.subject}**\n<@{message.address}>\n{message.text}"
-            return {"msgtype": "markdown", "markdown": {"content": _clip(content, MARKDOWN_LIMIT)}}
-        content = _clip(f"【{message.subject}】\n{message.text}", TEXT_LIMIT)
+            return {"msgtype": "markdown", "markdown": {"content": clip_utf8(content, MARKDOWN_LIMIT)}}
+        content = clip_utf8(f"【{message.subject}】\n{message.text}", TEXT_LIMIT)
         return {"msgtype": "text", "text": {"content": content, "mentioned_list": [message.address]}}
 
     def send(self, message: Message) -> None:

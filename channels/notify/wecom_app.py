@@ -51,6 +51,7 @@ from typing import Any, ClassVar, Literal
 import requests
 from pydantic import Field
 
+from channels.notify.wecom import clip_utf8
 from publisher.notifier import (
     Message,
     Notifier,
@@ -92,13 +93,6 @@ class WecomAppConfig(NotifierConfig):
     #: paced across every sender of the store (the API limits each member to 30 app messages a minute)
     rate_per_minute: int | None = 30
     timeout: float = 10.0
-
-
-def _clip(text: str, limit: int) -> str:
-    data = text.encode("utf-8")
-    if len(data) <= limit:
-        return text
-    return data[: limit - 3].decode("utf-8", errors="ignore") + "…"
 
 
 class WecomAppNotifier(Notifier):
@@ -180,14 +174,14 @@ class WecomAppNotifier(Notifier):
             text = message.text.removesuffix(message.link).rstrip()
             out["msgtype"] = "textcard"
             out["textcard"] = {
-                "title": _clip(message.subject, TITLE_LIMIT),
-                "description": _clip(text, DESCRIPTION_LIMIT),
+                "title": clip_utf8(message.subject, TITLE_LIMIT),
+                "description": clip_utf8(text, DESCRIPTION_LIMIT),
                 "url": message.link,
                 "btntxt": "去处理",
             }
         else:
             out["msgtype"] = "text"
-            out["text"] = {"content": _clip(f"【{message.subject}】\n{message.text}", TEXT_LIMIT)}
+            out["text"] = {"content": clip_utf8(f"【{message.subject}】\n{message.text}", TEXT_LIMIT)}
         if self.config.duplicate_check_seconds:
             out["enable_duplicate_check"] = 1
             out["duplicate_check_interval"] = self.config.duplicate_check_seconds
