@@ -15,8 +15,8 @@ appears in, its file references), never the whole set, so its cost does not grow
 * ``site_file_ref`` — which media/attachment files each item uses (to collect a withdrawn item's files).
 * ``site_sitemap_part`` — the lastmod of each numbered sitemap file, for the sitemap index.
 * ``site_meta`` — the migration mark, the checkpoint of ``publisher site rebuild``, the current search bundle.
-* ``site_search_doc`` — which fragment of the current search bundle is which item; ``site_search_gone``
-  — the fragments dropped since the bundle was built (channels.website.search; a site in a folder only).
+* ``site_search_doc`` — which page number ("fragment") of the current search bundle is which item;
+  ``site_search_gone`` — the numbers dropped since the bundle was built (channels.website.search).
 * ``site_lock`` — one row per site: the row a change locks (PostgreSQL) to take its turn.
 
 Every row carries ``site``, so one database can hold several sites. Where the state lives:
