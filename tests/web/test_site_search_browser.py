@@ -1,6 +1,6 @@
 """The site search (搜索) in Debian's Chromium, over HTTP under the pages' own CSP: a reader types in
-the header's box, gets the items whose text holds a Chinese word that only segmentation finds
-(written inside a sentence, no spaces), gets the one document of an exact 索引号 or 发文字号 first
+the header's box, gets the items whose text holds a Chinese word written inside a sentence (no
+spaces; found by its character pairs), gets the one document of an exact 索引号 or 发文字号 first
 (among ones that differ by a digit), never sees a withdrawn item or one whose 公示期 ended, and can do
 it all by keyboard, on a 390 px screen, with no serious axe violation (docs/channels/website.md, "Search").
 """
@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from channels.website import WebsiteChannel, WebsiteConfig
+from channels.website.searchindex import TERMS_JS, terms
 from publisher.channel import Catalogue
 from publisher.testing import make_ctx, make_env, make_post
 from tests.web import axe
@@ -102,7 +103,7 @@ def test_a_reader_finds_items_in_chinese_and_never_a_withdrawn_one(site: Any, br
     page.keyboard.press("Enter")
     page.wait_for_url("**/items/1.html")
 
-    # words inside sentences: found only if the text was segmented (no spaces anywhere)
+    # words inside sentences (no spaces anywhere), found by their character pairs
     assert _search(page, base, "困难学生") == [1]
     assert _search(page, base, "隐患排查") == [3]
     assert _search(page, base, "闭馆") == [2]
@@ -154,8 +155,8 @@ def test_the_search_page_is_accessible_and_fits_a_phone(site: Any, browser: Any)
 
 @pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
 def test_search_works_under_the_web_apps_headers(make_app: Any, browser: Any) -> None:  # noqa: F811
-    """``publisher serve`` serves the site at /site/ with its own CSP header: the search page (and
-    only it and its bundle) may run WebAssembly there, and result links keep the /site/ prefix."""
+    """``publisher serve`` serves the site at /site/ with its own CSP header (no WebAssembly, no
+    inline script, the search page included), and result links keep the /site/ prefix."""
     import socket
     import threading
     import time
@@ -182,6 +183,8 @@ def test_search_works_under_the_web_apps_headers(make_app: Any, browser: Any) ->
         errors = console_errors(page)
         answer = page.goto(base + "index.html")
         assert "wasm-unsafe-eval" not in answer.headers["content-security-policy"]
+        answer = page.goto(base + "search.html")
+        assert "script-src 'self';" in answer.headers["content-security-policy"]
         assert _search(page, base, "闭馆") == []
         assert "搜索索引尚未建立" in page.inner_text("#search-status"), "before the first build, it says so"
         errors.clear()  # that query's 404 for search/current.json, the one error expected
@@ -193,3 +196,21 @@ def test_search_works_under_the_web_apps_headers(make_app: Any, browser: Any) ->
         srv.should_exit = True
         thread.join(timeout=10)
         sock.close()
+
+
+def test_the_browser_cuts_text_into_the_same_terms_as_the_build(browser: Any) -> None:  # noqa: F811
+    """search.js's ``terms`` (run here in Chromium) and searchindex.terms agree, or a query would ask
+    for terms the index does not hold."""
+    texts = [
+        "学校决定对家庭经济困难学生发放临时生活补助",
+        "关于2026年招生章程的通知（第3号）",
+        "齐高师专发〔2026〕12号 12370000MB0001/2026-00002",
+        "ＡＢＣ１２３ Web前端　李 ·张三· e-mail: Office@Example.EDU.cn",
+        "㐀㐁 丽\uf900 𠀀𠀁 emoji😀中文 İstanbul Ǆ ß",
+        "",
+        "，。、；：？！",
+    ]
+    page = browser.new_page()
+    got = page.evaluate(f"(texts) => {{ {TERMS_JS}; return texts.map(terms); }}", texts)
+    assert got == [terms(t) for t in texts]
+    assert got[0][:3] == ["学校", "校决", "决定"]
