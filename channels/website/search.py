@@ -49,7 +49,7 @@ from channels.website.searchindex import (
     ID_SHARDS,
     IndexBuilder,
     dict_entry,
-    dict_shard,
+    dict_shard_number,
     id_key,
     id_shard,
     page_text,
@@ -62,7 +62,7 @@ SEARCH_DIR = "search"
 POINTER = f"{SEARCH_DIR}/current.json"
 #: item pages read (or files written) per round of the thread pool
 _CHUNK = 256
-#: threads that read pages and write files: a bucket answers each request in milliseconds
+#: threads that read pages and write files of a site in a bucket
 _THREADS = 8
 _STAMP = "%Y%m%dT%H%M%S"
 
@@ -184,18 +184,22 @@ class SiteSearch:
 
         put = self._bundle_writer(prefix)
 
-        with concurrent.futures.ThreadPoolExecutor(_THREADS) as pool:
+        # a bucket answers each request in milliseconds: several at once; a folder's reads and writes
+        # are quicker than handing them to threads
+        threads = 1 if isinstance(self.files, FolderStore) else _THREADS
+        with concurrent.futures.ThreadPoolExecutor(threads) as pool:
+            run = map if threads == 1 else pool.map
 
             def put_all(files: Iterable[tuple[str, bytes]]) -> None:
                 batch = list(files)
-                for _ in pool.map(lambda f: put(*f), batch):
+                for _ in run(lambda f: put(*f), batch):
                     pass
                 written.files += len(batch)
                 written.bytes += sum(len(data) for _, data in batch)
 
             done = 0
             for chunk in _chunks(order):
-                pages = pool.map(lambda i: self.files.get(site_page_path(i)), chunk)
+                pages = run(lambda i: self.files.get(site_page_path(i)), chunk)
                 docs = []
                 for item_id, html in zip(chunk, pages, strict=True):
                     found = page_text(html) if html else None
@@ -220,31 +224,31 @@ class SiteSearch:
                 done += len(chunk)
                 progress("pages", done, len(order))
 
-            shards: dict[str, dict[str, Any]] = {}
-            posts: list[tuple[str, bytes]] = []
-            numbered = 0
+            # shard by shard: one shard's entries in memory at a time, each postings list freed once written
             terms = len(index.postings)
             written.dict_shards = count = shard_count(terms, DICT_SHARD_TERMS, DICT_SHARDS)
-            for at, (term, df, data) in enumerate(index.encoded(), 1):
-                entry = dict_entry(df, data, numbered)
-                if isinstance(entry[1], int):
-                    posts.append((f"post/{numbered}.bin", data))
-                    numbered += 1
-                    if len(posts) == _CHUNK:
-                        put_all(posts)
-                        posts = []
-                shards.setdefault(dict_shard(term, count), {})[term] = entry
-                if at % 50_000 == 0:
+            by_shard: list[list[str]] = [[] for _ in range(count)]
+            for term in index.postings:
+                by_shard[dict_shard_number(term, count)].append(term)
+            posts: list[tuple[str, bytes]] = []
+            numbered = at = 0
+            for number, names in enumerate(by_shard):
+                table: dict[str, Any] = {}
+                for term, df, data in index.encoded(names):
+                    entry = table[term] = dict_entry(df, data, numbered)
+                    if isinstance(entry[1], int):
+                        posts.append((f"post/{numbered}.bin", data))
+                        numbered += 1
+                posts.append(
+                    (f"dict/{number:03x}.json", json.dumps(table, ensure_ascii=False, separators=(",", ":")).encode())
+                )
+                if len(posts) >= _CHUNK:
+                    put_all(posts)
+                    posts = []
+                at += len(names)
+                if number % 256 == 255:
                     progress("terms", at, terms)
             put_all(posts)
-            for chunk in _chunks([f"{n:03x}" for n in range(count)]):
-                put_all(
-                    (
-                        f"dict/{name}.json",
-                        json.dumps(shards.pop(name, {}), ensure_ascii=False, separators=(",", ":")).encode(),
-                    )
-                    for name in chunk
-                )
             progress("terms", terms, terms)
         if isinstance(self.files, FolderStore):
             os.sync()

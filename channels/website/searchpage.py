@@ -54,10 +54,12 @@ _SCRIPT = """\
   }
   const hex = (n, width) => n.toString(16).padStart(width, "0");
   const file = (path) => new URL("search/" + bundle + "/" + path, root);
+  // a missing file: 404, or 403 from a bucket that lets readers get objects but not list them
+  const missing = (res) => res.status === 404 || res.status === 403;
 
   async function pointer() {
     const res = await fetch(new URL("search/current.json", root), { cache: "no-store" });
-    if (res.status === 404) return null;
+    if (missing(res)) return null;
     if (!res.ok) throw new Error("search/current.json: HTTP " + res.status);
     return res.json();
   }
@@ -67,7 +69,7 @@ _SCRIPT = """\
   function cached(path, how) {
     if (!cache.has(path)) {
       cache.set(path, fetch(file(path)).then((res) => {
-        if (res.status === 404) return null;
+        if (missing(res)) return null;
         if (!res.ok) throw new Error(path + ": HTTP " + res.status);
         return how === "bin" ? res.arrayBuffer().then((b) => new Uint8Array(b)) : res.json();
       }).catch((e) => { cache.delete(path); throw e; }));
@@ -77,7 +79,9 @@ _SCRIPT = """\
 
   // the postings of a term: {docs: Uint32Array, imp: Uint8Array}, or null when no page has it
   async function postings(term) {
-    const shard = await cached("dict/" + hex(fnv(term) % shards.dict, 3) + ".json", "json");
+    let h = 0x811c9dc5;
+    for (let i = 0; i < term.length; i++) h = Math.imul(h ^ term.charCodeAt(i), 0x01000193) >>> 0;
+    const shard = await cached("dict/" + hex(h % shards.dict, 3) + ".json", "json");
     const entry = shard && shard[term];
     if (!entry) return null;
     const [df, data] = entry;
@@ -179,7 +183,7 @@ _SCRIPT = """\
 
   async function doc(n) {
     const res = await fetch(file("doc/" + n + ".json"));
-    if (res.status === 404) return null; // withdrawn since the pointer was read
+    if (missing(res)) return null; // withdrawn since the pointer was read
     if (!res.ok) throw new Error("doc/" + n + ".json: HTTP " + res.status);
     return res.json();
   }

@@ -214,3 +214,43 @@ def test_the_browser_cuts_text_into_the_same_terms_as_the_build(browser: Any) ->
     got = page.evaluate(f"(texts) => {{ {TERMS_JS}; return texts.map(terms); }}", texts)
     assert got == [terms(t) for t in texts]
     assert got[0][:3] == ["学校", "校决", "决定"]
+
+
+def test_a_site_in_a_bucket_is_searched_from_the_bucket(tmp_path: Any, browser: Any, monkeypatch: Any) -> None:  # noqa: F811
+    """A site in an S3-compatible bucket (moto, served straight from the bucket as a reader's
+    browser would get it): the index is built from the pages in the bucket into it, and a withdrawal
+    is out of the results at once there too."""
+    from publisher.db import make_engine, migrate
+    from publisher.pipeline.sharedsql import EngineSql
+    from tests.s3server import S3Server, set_keys
+
+    set_keys(monkeypatch)
+    engine = make_engine(f"sqlite:///{tmp_path / 'queue.db'}")
+    migrate(engine)
+    with S3Server() as s3:
+        table = s3.bucket()
+        public = {
+            "Effect": "Allow",
+            "Principal": "*",
+            "Action": "s3:GetObject",
+            "Resource": f"arn:aws:s3:::{table['bucket']}/*",
+        }
+        s3.client().put_bucket_policy(
+            Bucket=table["bucket"], Policy=json.dumps({"Version": "2012-10-17", "Statement": [public]})
+        )
+        base = f"{s3.endpoint}/{table['bucket']}/xxgk/"
+        config = WebsiteConfig(base_url=base, title="信息公开网", storage="s3", s3=table)
+        ch = WebsiteChannel("website", config, make_env(tmp_path, sql=EngineSql(engine)))
+        for i in (1, 2, 3, 12):
+            ch.publish(_post(i), make_ctx())
+        ch.search_index()
+        page = browser.new_page()
+        errors = console_errors(page)
+        assert _search(page, base, "闭馆") == [2]
+        assert _search(page, base, "齐高师专发[2026]12号")[0] == 12
+        ch.withdraw(_post(2), make_ctx())
+        page.fill("#search-q", "闭馆")
+        page.keyboard.press("Enter")
+        assert _results(page, "闭馆") == [], "the open page re-reads what was withdrawn"
+        assert errors == []
+    engine.dispose()
