@@ -45,6 +45,7 @@ from channels.website.files import Batch, translate_errors
 from channels.website.searchindex import (
     DICT_SHARD_TERMS,
     DICT_SHARDS,
+    EXCERPT_CHARS,
     ID_SHARD_KEYS,
     ID_SHARDS,
     IndexBuilder,
@@ -217,7 +218,7 @@ class SiteSearch:
                         "date": meta.get("date", ""),
                         "index_no": meta.get("index_no", ""),
                         "doc_number": meta.get("doc_number", ""),
-                        "text": found.text[:300],
+                        "text": found.text[:EXCERPT_CHARS],
                     }
                     docs.append((f"doc/{number}.json", json.dumps(doc, ensure_ascii=False).encode()))
                 put_all(docs)

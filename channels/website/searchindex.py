@@ -11,17 +11,19 @@ tests run in Chromium against the same strings):
 
 A query is the AND of its terms. The ranking is computed here, at build time: one impact byte per
 (term, page) — BM25 with the title's terms counted ``TITLE_BOOST`` times, quantised to 1-255 on one
-scale for all terms — so the browser only adds bytes. Pages are numbered newest first, so equal
-scores fall in date order by number alone.
+scale for all terms — so the browser only adds bytes. The build adds the pages newest first, so equal
+scores fall in date order by page number alone.
 
 Files of one bundle (``search/<bundle>/``)::
 
     dict/<xxx>.json   term → [df, postings as base64] or [df, <n>] when longer than INLINE_BYTES;
-                      the term's shard is FNV-1a (32 bit) of its UTF-8 mod the bundle's number of
-                      dictionary files (in search/current.json), in hex
+                      the term's shard is FNV-1a (32 bit) of its characters mod the bundle's number
+                      of dictionary files (in search/current.json, :func:`shard_count`), in hex
     post/<n>.bin      the postings of a frequent term
     doc/<n>.json      one page: url, title, date, 索引号, 发文字号 and the first EXCERPT_CHARS of its text
-    ids/<xx>.json     exact 索引号/发文字号 → page number (:func:`id_key`, :func:`id_shard`)
+                      (deleted at once when the item is withdrawn or updated: channels/website/search.py)
+    ids/<xx>.json     exact 索引号/发文字号 → page number (:func:`id_key`; :func:`id_shard`, FNV-1a of the
+                      key's UTF-8)
 
 Postings are the page numbers in ascending order, each as the varint of its gap to the previous one
 (the first: the number itself), followed by the page's impact byte.
