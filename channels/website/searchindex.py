@@ -74,6 +74,22 @@ function terms(text) {
 ).replace("CJK", "\\u3400-\\u4dbf\\u4e00-\\u9fff\\uf900-\\ufaff")
 
 
+#: :func:`id_key`, :func:`fnv1a` and :func:`dict_shard_number`'s hash, for search.js (tested alike)
+SHARDS_JS = """\
+const idKey = (s) =>
+  (s || "").replace(/\\s+/g, "").replace(/[\\[【〔(（]/g, "〔").replace(/[\\]】〕)）]/g, "〕").toLowerCase();
+function idHash(s) {
+  let h = 0x811c9dc5;
+  for (const b of new TextEncoder().encode(s)) h = Math.imul(h ^ b, 0x01000193) >>> 0;
+  return h;
+}
+function termHash(term) {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < term.length; i++) h = Math.imul(h ^ term.charCodeAt(i), 0x01000193) >>> 0;
+  return h;
+}"""
+
+
 def normalise(text: str) -> str:
     return unicodedata.normalize("NFKC", text).lower()
 

@@ -10,7 +10,7 @@ the pages listed as gone, and orders by score, then page number (newest first). 
 
 from __future__ import annotations
 
-from channels.website.searchindex import TERMS_JS
+from channels.website.searchindex import SHARDS_JS, TERMS_JS
 
 SEARCH_TEMPLATES = {
     "search.html": """\
@@ -44,14 +44,7 @@ _SCRIPT = """\
   let bundle = null, shards = null, cache = new Map(), hits = [], shown = 0, asked = 0, words = [];
   const $ = (id) => document.getElementById(id);
   @TERMS@
-  // the same key and hash as channels/website/searchindex.py (id_key, fnv1a)
-  const key = (s) =>
-    (s || "").replace(/\\s+/g, "").replace(/[\\[【〔(（]/g, "〔").replace(/[\\]】〕)）]/g, "〕").toLowerCase();
-  function fnv(s) {
-    let h = 0x811c9dc5;
-    for (const b of new TextEncoder().encode(s)) h = Math.imul(h ^ b, 0x01000193) >>> 0;
-    return h;
-  }
+  @SHARDS@
   const hex = (n, width) => n.toString(16).padStart(width, "0");
   const file = (path) => new URL("search/" + bundle + "/" + path, root);
   // a missing file: 404, or 403 from a bucket that lets readers get objects but not list them
@@ -79,9 +72,7 @@ _SCRIPT = """\
 
   // the postings of a term: {docs: Uint32Array, imp: Uint8Array}, or null when no page has it
   async function postings(term) {
-    let h = 0x811c9dc5;
-    for (let i = 0; i < term.length; i++) h = Math.imul(h ^ term.charCodeAt(i), 0x01000193) >>> 0;
-    const shard = await cached("dict/" + hex(h % shards.dict, 3) + ".json", "json");
+    const shard = await cached("dict/" + hex(termHash(term) % shards.dict, 3) + ".json", "json");
     const entry = shard && shard[term];
     if (!entry) return null;
     const [df, data] = entry;
@@ -190,9 +181,9 @@ _SCRIPT = """\
 
   // the one page whose 索引号 or 发文字号 the query is
   async function exact(query, gone) {
-    const k = key(query);
+    const k = idKey(query);
     if (!/[0-9]/.test(k)) return null;
-    const table = await cached("ids/" + hex(fnv(k) % shards.ids, 2) + ".json", "json");
+    const table = await cached("ids/" + hex(idHash(k) % shards.ids, 2) + ".json", "json");
     const n = table && table[k];
     return n === undefined || n === null || gone.has(n) ? null : n;
   }
@@ -256,4 +247,6 @@ _SCRIPT = """\
 })();
 """
 
-SEARCH_SCRIPT = _SCRIPT.replace("@TERMS@", TERMS_JS.replace("\n", "\n  "))
+SEARCH_SCRIPT = _SCRIPT.replace("@TERMS@", TERMS_JS.replace("\n", "\n  ")).replace(
+    "@SHARDS@", SHARDS_JS.replace("\n", "\n  ")
+)

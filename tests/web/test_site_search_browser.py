@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from channels.website import WebsiteChannel, WebsiteConfig
-from channels.website.searchindex import TERMS_JS, terms
+from channels.website.searchindex import SHARDS_JS, TERMS_JS, dict_shard_number, fnv1a, id_key, terms
 from publisher.channel import Catalogue
 from publisher.testing import make_ctx, make_env, make_post
 from tests.web import axe
@@ -199,8 +199,9 @@ def test_search_works_under_the_web_apps_headers(make_app: Any, browser: Any) ->
 
 
 def test_the_browser_cuts_text_into_the_same_terms_as_the_build(browser: Any) -> None:  # noqa: F811
-    """search.js's ``terms`` (run here in Chromium) and searchindex.terms agree, or a query would ask
-    for terms the index does not hold."""
+    """search.js's ``terms``, ``idKey`` and shard hashes (run here in Chromium) and searchindex's agree,
+    or a query would ask for terms the index does not hold, or in the wrong file (the sites of the
+    other tests are small enough for one dictionary file, where a wrong hash would go unnoticed)."""
     texts = [
         "学校决定对家庭经济困难学生发放临时生活补助",
         "关于2026年招生章程的通知（第3号）",
@@ -211,9 +212,16 @@ def test_the_browser_cuts_text_into_the_same_terms_as_the_build(browser: Any) ->
         "，。、；：？！",
     ]
     page = browser.new_page()
-    got = page.evaluate(f"(texts) => {{ {TERMS_JS}; return texts.map(terms); }}", texts)
-    assert got == [terms(t) for t in texts]
-    assert got[0][:3] == ["学校", "校决", "决定"]
+    got = page.evaluate(
+        f"""(texts) => {{ {TERMS_JS}; {SHARDS_JS};
+          return texts.map((t) => [terms(t), terms(t).map(termHash), idKey(t), idHash(idKey(t))]); }}""",
+        texts,
+    )
+    assert got == [
+        [terms(t), [dict_shard_number(w, 2**32) for w in terms(t)], id_key(t), fnv1a(id_key(t))] for t in texts
+    ]
+    assert got[0][0][:3] == ["学校", "校决", "决定"]
+    assert len({h for row in got for h in row[1]}) > 40, "the hashes spread"
 
 
 def test_a_site_in_a_bucket_is_searched_from_the_bucket(tmp_path: Any, browser: Any, monkeypatch: Any) -> None:  # noqa: F811
