@@ -10,9 +10,9 @@ tests run in Chromium against the same strings):
 * and, for the title only, every CJK character on its own: a one-character query finds titles.
 
 A query is the AND of its terms. The ranking is computed here, at build time: one impact byte per
-(term, page) — BM25 with the title's terms counted ``TITLE_BOOST`` times, quantised to 1-255 on one
-scale for all terms — so the browser only adds bytes. The build adds the pages newest first, so equal
-scores fall in date order by page number alone.
+(term, page) — BM25 with the title's terms counted ``TITLE_BOOST`` times and the idf floored at
+``IDF_FLOOR``, quantised to 1-255 on one scale for all terms — so the browser only adds bytes. The
+build adds the pages newest first, so equal scores fall in date order by page number alone.
 
 Files of one bundle (``search/<bundle>/``)::
 
@@ -55,6 +55,10 @@ EXCERPT_CHARS = 300
 #: a title's terms count as this many occurrences in the body
 TITLE_BOOST = 5
 K1, B = 1.2, 0.75
+#: the least idf a term weighs: BM25 gives a word on nearly every page an idf near 0, which would
+#: quantise every page to impact 1 and lose the title's boost; at this floor (a word on over ~3/4 of
+#: the pages) a title or frequent mention still comes first
+IDF_FLOOR = 0.3
 
 _CJK = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 _RUN = re.compile(f"[{_CJK}]+|[a-z0-9]+")
@@ -285,7 +289,7 @@ class IndexBuilder:
         for term in list(self.postings) if terms is None else terms:
             packed = self.postings.pop(term)
             df = len(packed)
-            weight = math.log(1 + (n - df + 0.5) / (df + 0.5)) * (K1 + 1) * scale
+            weight = max(math.log(1 + (n - df + 0.5) / (df + 0.5)), IDF_FLOOR) * (K1 + 1) * scale
             out = bytearray()
             append = out.append
             last = 0

@@ -41,7 +41,7 @@ def _post(i: int, **kw: Any) -> Any:
     return make_post(
         i,
         title=kw.pop("title", f"学校通知第{i}号"),
-        body_html=f"<p>{BODIES.get(i, '学校其他事项的通知。')}</p>",
+        body_html=kw.pop("body_html", f"<p>{BODIES.get(i, '学校其他事项的通知。')}</p>"),
         publish_at=at,
         updated_at=at,
         catalogue=Catalogue(index_no=f"12370000MB0001/2026-{i:05d}", doc_number=f"齐高师专发〔2026〕{i}号"),
@@ -262,3 +262,24 @@ def test_a_site_in_a_bucket_is_searched_from_the_bucket(tmp_path: Any, browser: 
         assert _results(page, "闭馆") == [], "the open page re-reads what was withdrawn"
         assert errors == []
     engine.dispose()
+
+
+def test_a_word_on_hundreds_of_pages_is_counted_ranked_and_paged(tmp_path: Any, browser: Any) -> None:  # noqa: F811
+    """A word on 200 pages has its postings in a file of its own (post/<n>.bin, not inline): all are
+    counted, the page whose title holds it comes first, the rest newest first, 10 at a time."""
+    ch = WebsiteChannel("website", WebsiteConfig(base_url="http://site.invalid/"), make_env(tmp_path))
+    for i in range(1, 201):
+        title = "校园开放日安排" if i == 7 else f"学校通知第{i}号"
+        ch.publish(_post(i, title=title, body_html="<p>校园开放日的安排另行通知。</p>"), make_ctx())
+    build = ch.search_index()
+    assert list((ch.folder / "search" / build.bundle / "post").glob("*.bin")), "long postings go to post/"
+    with served(ch.folder) as base:
+        page = browser.new_page()
+        errors = console_errors(page)
+        found = _search(page, base, "开放日")
+        assert "找到 200 条结果" in page.inner_text("#search-status")
+        assert found == [7, *[i for i in range(200, 190, -1) if i != 7]][:10]
+        page.click("#search-more")
+        page.wait_for_selector("#search-hits li:nth-child(20)")
+        assert _results(page, "开放日")[10:] == list(range(191, 181, -1))
+        assert errors == []
