@@ -216,6 +216,12 @@ class WebsiteChannel(Channel):
         """Where the site is written; the web app serves this folder at ``/site/``. None for a bucket."""
         return self.folder if isinstance(self.files, FolderStore) else None
 
+    @property
+    def site_objects(self) -> ObjectStore:
+        """What the public reads, folder or bucket: ``publisher check --all`` reads the pages from it and
+        the web app serves a bucket site at ``/site/`` from it."""
+        return self.files
+
     def __init__(self, name: str, config: WebsiteConfig, env: ChannelEnv) -> None:
         super().__init__(name, config, env)
         self.folder = env.resolve(config.folder)
