@@ -109,7 +109,7 @@ def check(
 
 def check_published(channel: str | None, fmt: str) -> None:
     """``publisher check --all``: every live publication checked again (publisher.counting.exposures);
-    reads the store and the site folder, writes nothing."""
+    reads the store and the site (its folder or its bucket), writes nothing."""
     import json
     import sys
 

@@ -185,7 +185,7 @@ def test_a_crash_between_the_commit_and_the_purge_loses_nothing(tmp_path, cdn, k
 
 def test_refused_credentials_are_kept_typed_and_told_to_the_admins(make_app, tmp_path, cdn, monkeypatch):
     from publisher.pipeline.workflow import outbox
-    from publisher.scheduler import retry_cdn_purges
+    from publisher.scheduler import periodic_jobs, retry_cdn_purges
 
     monkeypatch.setenv(ID_ENV, "AKIDrevoked")
     monkeypatch.setenv(KEY_ENV, "whatever")
@@ -194,6 +194,7 @@ def test_refused_credentials_are_kept_typed_and_told_to_the_admins(make_app, tmp
     with app.session() as s:
         outbox.set_pref(s, user="admin", transport="email", address="admin@example.edu.cn", known=["email"])
     ch = app.channels["website"].channel
+    assert "cdn-purge:website" in {job.name for job in periodic_jobs(app)}  # every worker retries each minute
     ch.publish(post(1), make_ctx(1))
     row = owed(ch)[0]
     assert (row["kind"], row["code"]) == ("CredentialsRefused", "AuthFailure.SecretIdNotFound")
