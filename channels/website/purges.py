@@ -72,7 +72,7 @@ class PurgeRows:
     _exec: Callable[..., Any]
     _many: Callable[..., None]
 
-    # times are ISO 8601 UTC with microseconds (channel.stamp), so they compare as strings
+    # times are ISO 8601 UTC with microseconds (stamp above), so they compare as strings
     def queue_purge(self, urls: Iterable[str], now: str) -> None:
         """Owe the CDN a purge of ``urls``, in the change's own transaction. A URL already owed is due
         again now, its failures kept (the admins are told of a URL that keeps failing)."""
@@ -95,7 +95,7 @@ class PurgeRows:
         )
         return [(r[0], r[1], int(r[2])) for r in rows]
 
-    def purged(self, done: Iterable[tuple[str, str]]) -> None:
+    def purged(self, done: Iterable[tuple[str, str, int]]) -> None:
         """The CDN accepted these (url, queued, …): forget them — unless a later change owed the URL again
         meanwhile (its ``queued`` moved), whose purge is still to come."""
         self._many(
