@@ -28,6 +28,7 @@ from publisher.models import Delivery, DeliveryStatus, Item, ItemStatus, Privacy
 from publisher.pipeline import content, workflow
 from publisher.pipeline.privacy import mask_text
 from publisher.pipeline.worker import Dispatcher
+from publisher.pipeline.workflow import wording
 from publisher.pipeline.workflow.privacy import assets_of
 from publisher.testing import MemoryChannel
 from publisher.web import compose
@@ -134,7 +135,7 @@ def _approved(app: Any, path: Path) -> int:
 WORDING = (
     "overrides:\n"
     "  wechat:\n    title: 寒假放假及春季开学安排\n    summary: 1月17日放寒假，2月28日报到。\n"
-    "    cover: wechat-cover.jpg\n"
+    "    cover: wechat-cover.jpg\n    cover_alt: 红色背景上的寒假安排字样\n"
     "  weibo:\n    title: 【通知】我校寒假1月17日开始，春季学期2月28日报到\n"
     "  email:\n    title: 寒假及开学时间通知\n"
 )
@@ -183,6 +184,51 @@ def test_each_sandbox_gets_its_wording_and_another_channel_the_items_own(
         "wechat": sha["wechat-cover.jpg"],
         **dict.fromkeys(("weibo", "email", "mem"), sha["cover.jpg"]),
     }
+    # each described in its own words: WeChat's by its wording's cover_alt, the others by the item's
+    assert {c: a.alt for c, a in covers.items()} == {
+        "wechat": "红色背景上的寒假安排字样",
+        **dict.fromkeys(("weibo", "email", "mem"), "校门口的蓝色横幅"),
+    }
+
+
+def test_a_channels_cover_needs_alt_text_at_submit(app: Any, tmp_path: Path) -> None:
+    _cover(tmp_path / "mem-cover.jpg", (20, 160, 40))
+    path = _file(tmp_path, "overrides:\n  mem:\n    cover: mem-cover.jpg\n", channels="mem")
+    with app.session() as s:
+        ed = workflow.get_user(s, "ed")
+        item = workflow.create_item(app.ctx, s, author=ed, draft=_draft(app, path)).id
+    with app.session() as s, pytest.raises(ContentNotAccepted) as err:
+        workflow.submit(app.ctx, s, item_id=item, actor=workflow.get_user(s, "ed"))
+    assert err.value.problems == [
+        "mem wording: 封面图缺少替代文本 (alt text): the cover `mem-cover.jpg` — say what it shows with "
+        "`mem.cover_alt` (front matter: `overrides: {mem: {cover_alt: 校门口合影}}`)"
+    ]
+    # written with --override as the CLI does (merge), it is kept through the edit and the submit passes
+    with app.session() as s:
+        ed = workflow.get_user(s, "ed")
+        it = workflow.get_item(s, item)
+        given = wording.merge(wording.public(it.overrides), ["mem.cover_alt=绿色的校园草坪"])
+        workflow.edit_item(app.ctx, s, item_id=item, actor=ed, changes={"overrides": given})
+        workflow.submit(app.ctx, s, item_id=item, actor=ed)
+        it = workflow.get_item(s, item)
+        assert it.status == ItemStatus.SUBMITTED
+        assert workflow.build_post(app.ctx, s, it, "mem").cover.alt == "绿色的校园草坪"
+        assert "[mem] cover_alt: 绿色的校园草坪" in wording.diff_lines(it.overrides)  # the reviewers' diff
+
+
+@pytest.mark.parametrize(
+    ("given", "said"),
+    [
+        ({"mem": {"cover_alt": "校门"}}, "overrides for mem: cover_alt is set but there is no cover"),
+        ({"mem": {"cover": "a" * 64, "cover_alt": "门" * 501}}, "cover_alt is 501 characters; at most 500"),
+    ],
+)
+def test_a_channels_cover_alt_is_refused_without_a_cover_or_too_long(given: dict[str, Any], said: str) -> None:
+    with pytest.raises(InvalidInput, match=said):
+        wording.check(given, channels=["mem"], max_body_bytes=10**6)
+    assert wording.check(
+        {"mem": {"cover": "a" * 64, "cover_alt": " 校门 口 "}}, channels=["mem"], max_body_bytes=9
+    ) == {"mem": {"cover": "a" * 64, "cover_alt": "校门 口"}}
 
 
 def _refused(app: Any, path: Path) -> str:
@@ -282,7 +328,7 @@ def test_masking_masks_the_wording_too_and_nothing_else(app: Any, tmp_path: Path
         tmp_path,
         "overrides:\n"
         f"  wechat:\n    title: 寒假放假安排\n    summary: 学生甲身份证号 {id_no}，1月17日离校。\n"
-        "    cover: wechat-cover.jpg\n"
+        "    cover: wechat-cover.jpg\n    cover_alt: 红色背景上的寒假安排字样\n"
         f"  email:\n    title: 寒假通知\n    body: |\n      各位老师：\n\n      值班手机 {mobile}，请知悉。\n",
         channels="wechat, email, mem",
         title="寒假放假及开学时间通知",

@@ -104,6 +104,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "(empty: the item's own; reviewed with it)",
     ),
     "wording_cover": ("封面（上传图片后的 asset://…）", "Cover (an uploaded image's asset://…)"),
+    "wording_cover_alt": (
+        "封面替代文本（图片内容说明，有封面时必填）",
+        "Cover alt text (what the picture shows; required with a cover)",
+    ),
     "problems": ("不符合渠道要求", "The channel cannot take it"),
     "no_problems": ("符合渠道要求", "Fits the channel"),
     "status": ("状态", "Status"),
