@@ -376,3 +376,19 @@ def test_masking_masks_the_wording_too_and_nothing_else(app: Any, tmp_path: Path
         workflow.review(app.ctx, s, item_id=item_id, actor=workflow.get_user(s, "head"), approve=True)
         workflow.review(app.ctx, s, item_id=item_id, actor=workflow.get_user(s, "sec"), approve=True)
         assert workflow.get_item(s, item_id).status == ItemStatus.APPROVED
+
+
+def test_the_items_own_cover_picked_for_a_channel_keeps_its_alt_text_unless_the_wording_gives_one(
+    tmp_path: Path,
+) -> None:
+    import dataclasses
+
+    from publisher.testing import make_post
+    from tests.channels.contract_douyin import image_asset
+
+    own = dataclasses.replace(image_asset(tmp_path, role="cover"), alt="校门口的蓝色横幅")
+    mine = image_asset(tmp_path, role=wording.CHANNEL_COVER, color=(10, 200, 10))
+    post = make_post(1, assets=(own, mine))
+    assert wording.for_channel(post, {"cover": own.sha256}).cover.alt == "校门口的蓝色横幅"
+    assert wording.for_channel(post, {"cover": own.sha256, "cover_alt": "横幅"}).cover.alt == "横幅"
+    assert wording.for_channel(post, {"cover": mine.sha256}).cover.alt == ""  # asked for at submit

@@ -148,7 +148,8 @@ def for_channel(post: Post, wording: Mapping[str, str] | None) -> Post:
     if "cover" in wording:
         cover = next((a for a in post.assets if a.sha256 == wording["cover"]), None)
         if cover is not None:
-            described = dataclasses.replace(cover, role="cover", alt=wording.get("cover_alt", ""))
+            # the item's own cover picked for a channel keeps its description unless the wording gives one
+            described = dataclasses.replace(cover, role="cover", alt=wording.get("cover_alt") or cover.alt)
             assets = (described, *(a for a in assets if a.role != "cover"))
     return dataclasses.replace(post, assets=assets, wording=frozenset(k for k in FIELDS if k in wording), **changes)
 
