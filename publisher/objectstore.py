@@ -20,11 +20,14 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import hashlib
 import mimetypes
 import os
 import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
@@ -57,6 +60,23 @@ class ObjectStoreError(PublisherError):
         self.transient = transient
         #: the service's own error code (``AccessDenied``) or the errno name
         self.code = code
+
+
+def _etags(header: str) -> set[str]:
+    """The ETags of an If-None-Match header (weak ones compared as strong, as GET may)."""
+    return {t.strip().removeprefix("W/") for t in header.split(",") if t.strip()}
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """An object as read for serving: its bytes (empty when ``not_modified``), type and validators."""
+
+    data: bytes
+    content_type: str
+    #: the quoted entity tag (S3's own: the MD5 of a single-part upload)
+    etag: str | None
+    last_modified: datetime | None
+    not_modified: bool = False
 
 
 class S3Config(BaseModel):
@@ -117,6 +137,32 @@ class ObjectStore(abc.ABC):
     def url_for(self, key: str) -> str | None:
         """A ``file:`` path (folder) or ``s3://`` URI naming the object, for messages and checks."""
         return None
+
+    @contextlib.contextmanager
+    def local_copy(self, key: str) -> Iterator[Path | None]:
+        """The object as a local file, for a reader that needs a path (the DOCX, XLSX and PDF parsers of
+        the privacy check); None when there is no such object. A bucket's object is copied to a
+        temporary file that is removed afterwards; a folder gives its own file (see FolderStore)."""
+        data = self.get(key)
+        if data is None:
+            yield None
+            return
+        with tempfile.TemporaryDirectory(prefix="publisher-object-") as tmp:
+            path = Path(tmp) / (Path(key).name or "object")
+            path.write_bytes(data)
+            yield path
+
+    def fetch(self, key: str, *, if_none_match: str | None = None) -> Fetched | None:
+        """The object with what a web server answers about it (for ``publisher serve``'s ``/site/``);
+        None when there is none. ``if_none_match``: an ETag the reader holds; when it is still the
+        object's, the answer is ``not_modified`` with no bytes."""
+        data = self.get(key)
+        if data is None:
+            return None
+        etag = '"' + hashlib.md5(data, usedforsecurity=False).hexdigest() + '"'
+        if if_none_match is not None and etag in _etags(if_none_match):
+            return Fetched(b"", content_type_of(key), etag, None, not_modified=True)
+        return Fetched(data, content_type_of(key), etag, None)
 
 
 # ------------------------------------------------------------------------------------------- folder
@@ -228,6 +274,13 @@ class FolderStore(ObjectStore):
     def url_for(self, key: str) -> str | None:
         return self.path(key).as_uri() if self.folder.is_absolute() else None
 
+    @contextlib.contextmanager
+    def local_copy(self, key: str) -> Iterator[Path | None]:
+        """The file itself, read in place; None when it is not a file inside the folder (a symbolic link
+        out of it included: the check reads only what the folder holds)."""
+        path = self.path(key).resolve()
+        yield path if path.is_relative_to(self.folder.resolve()) and path.is_file() else None
+
 
 # ------------------------------------------------------------------------------------------- bucket
 #: S3 error codes a retry may cure; everything else (AccessDenied, NoSuchBucket, InvalidAccessKeyId,
@@ -321,6 +374,24 @@ class S3Store(ObjectStore):
                 if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
                     return None
                 raise
+
+    def fetch(self, key: str, *, if_none_match: str | None = None) -> Fetched | None:
+        from botocore.exceptions import ClientError
+
+        extra = {"IfNoneMatch": if_none_match} if if_none_match else {}
+        with self._translated("read", key):
+            try:
+                got = self.client.get_object(Bucket=self.bucket, Key=self._key(key), **extra)
+            except ClientError as exc:
+                status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+                if status == 304:
+                    headers = exc.response.get("ResponseMetadata", {}).get("HTTPHeaders", {})
+                    return Fetched(b"", content_type_of(key), headers.get("etag"), None, not_modified=True)
+                if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+                    return None
+                raise
+            data = got["Body"].read()
+        return Fetched(data, got.get("ContentType") or content_type_of(key), got.get("ETag"), got.get("LastModified"))
 
     def exists(self, key: str) -> bool:
         from botocore.exceptions import ClientError

@@ -34,7 +34,7 @@ from sqlalchemy.exc import IntegrityError
 from publisher.counting.registers import remind_deadlines
 from publisher.counting.sync import run_sync
 from publisher.models import JobLease, utcnow
-from publisher.pipeline.workflow import end_displays
+from publisher.pipeline.workflow import end_displays, outbox
 
 if TYPE_CHECKING:
     from publisher.app import App
@@ -65,7 +65,44 @@ def periodic_jobs(app: App) -> list[PeriodicJob]:
             "register-deadlines", CronTrigger.from_crontab("7 * * * *", timezone=app.settings.zone), remind_registers
         ),
         *site_search_jobs(app),
+        *cdn_purge_jobs(app),
     ]
+
+
+def cdn_purge_jobs(app: App) -> list[PeriodicJob]:
+    """One ``cdn-purge:<channel>`` job a minute per channel that owes a CDN purges (a website with a
+    ``cdn`` table) — found by what it offers (``retry_purges()`` and a purger), never by its type name."""
+    jobs = []
+    for name, spec in app.channels.items():
+        if getattr(spec.channel, "cdn", None) is not None and callable(getattr(spec.channel, "retry_purges", None)):
+            jobs.append(
+                PeriodicJob(
+                    f"cdn-purge:{name}",
+                    CronTrigger.from_crontab("* * * * *", timezone=app.settings.zone),
+                    functools.partial(retry_cdn_purges, name=name),
+                )
+            )
+    return jobs
+
+
+def retry_cdn_purges(app: App, *, name: str) -> None:
+    """The ``cdn-purge:<channel>`` job: the purges owed and due; URLs failed ``alert_after`` times or
+    more tell the admins (``channel_problem``, once per channel, kind and day) with the last error."""
+    spec = app.channels[name]
+    report = spec.channel.retry_purges()  # type: ignore[attr-defined]
+    if report.purged:
+        log.info("%s: CDN purged %s URL(s), %s still owed", name, report.purged, report.owed)
+    if not report.stuck:
+        return
+    last = report.stuck[0]
+    kind = {"CredentialsRefused": outbox.CREDENTIALS, "QuotaExceeded": outbox.QUOTA}.get(last["kind"], outbox.CHECK)
+    detail = (
+        f"CDN 刷新（purge）{len(report.stuck)} 个地址已失败 {last['attempts']} 次，例如 {last['url']}："
+        f"{last['kind']} {last['code'] or ''} {last['error'] or ''}"
+    )
+    with app.engine.begin() as conn:
+        outbox.on_channel_problems(conn, [outbox.ChannelProblem(name, spec.label, kind, detail)], app.settings.zone)
+    log.warning("%s: %s", name, detail)
 
 
 def site_search_jobs(app: App) -> list[PeriodicJob]:

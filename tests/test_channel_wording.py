@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
+import random
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -25,9 +26,13 @@ from channels.wechat import media
 from publisher.errors import ContentNotAccepted, InvalidInput, NotAllowed
 from publisher.models import Delivery, DeliveryStatus, Item, ItemStatus, PrivacyFinding
 from publisher.pipeline import content, workflow
+from publisher.pipeline.privacy import mask_text
 from publisher.pipeline.worker import Dispatcher
+from publisher.pipeline.workflow import wording
+from publisher.pipeline.workflow.privacy import assets_of
 from publisher.testing import MemoryChannel
 from publisher.web import compose
+from tests.privacy.makers import make_id, make_mobile
 
 SECRET_ENV, WEIBO_ENV, SMTP_ENV = (
     "PUBLISHER_TEST_WORDING_WECHAT",
@@ -130,7 +135,7 @@ def _approved(app: Any, path: Path) -> int:
 WORDING = (
     "overrides:\n"
     "  wechat:\n    title: 寒假放假及春季开学安排\n    summary: 1月17日放寒假，2月28日报到。\n"
-    "    cover: wechat-cover.jpg\n"
+    "    cover: wechat-cover.jpg\n    cover_alt: 红色背景上的寒假安排字样\n"
     "  weibo:\n    title: 【通知】我校寒假1月17日开始，春季学期2月28日报到\n"
     "  email:\n    title: 寒假及开学时间通知\n"
 )
@@ -179,6 +184,51 @@ def test_each_sandbox_gets_its_wording_and_another_channel_the_items_own(
         "wechat": sha["wechat-cover.jpg"],
         **dict.fromkeys(("weibo", "email", "mem"), sha["cover.jpg"]),
     }
+    # each described in its own words: WeChat's by its wording's cover_alt, the others by the item's
+    assert {c: a.alt for c, a in covers.items()} == {
+        "wechat": "红色背景上的寒假安排字样",
+        **dict.fromkeys(("weibo", "email", "mem"), "校门口的蓝色横幅"),
+    }
+
+
+def test_a_channels_cover_needs_alt_text_at_submit(app: Any, tmp_path: Path) -> None:
+    _cover(tmp_path / "mem-cover.jpg", (20, 160, 40))
+    path = _file(tmp_path, "overrides:\n  mem:\n    cover: mem-cover.jpg\n", channels="mem")
+    with app.session() as s:
+        ed = workflow.get_user(s, "ed")
+        item = workflow.create_item(app.ctx, s, author=ed, draft=_draft(app, path)).id
+    with app.session() as s, pytest.raises(ContentNotAccepted) as err:
+        workflow.submit(app.ctx, s, item_id=item, actor=workflow.get_user(s, "ed"))
+    assert err.value.problems == [
+        "mem wording: 封面图缺少替代文本 (alt text): the cover `mem-cover.jpg` — say what it shows with "
+        "`mem.cover_alt` (front matter: `overrides: {mem: {cover_alt: 校门口合影}}`)"
+    ]
+    # written with --override as the CLI does (merge), it is kept through the edit and the submit passes
+    with app.session() as s:
+        ed = workflow.get_user(s, "ed")
+        it = workflow.get_item(s, item)
+        given = wording.merge(wording.public(it.overrides), ["mem.cover_alt=绿色的校园草坪"])
+        workflow.edit_item(app.ctx, s, item_id=item, actor=ed, changes={"overrides": given})
+        workflow.submit(app.ctx, s, item_id=item, actor=ed)
+        it = workflow.get_item(s, item)
+        assert it.status == ItemStatus.SUBMITTED
+        assert workflow.build_post(app.ctx, s, it, "mem").cover.alt == "绿色的校园草坪"
+        assert "[mem] cover_alt: 绿色的校园草坪" in wording.diff_lines(it.overrides)  # the reviewers' diff
+
+
+@pytest.mark.parametrize(
+    ("given", "said"),
+    [
+        ({"mem": {"cover_alt": "校门"}}, "overrides for mem: cover_alt is set but there is no cover"),
+        ({"mem": {"cover": "a" * 64, "cover_alt": "门" * 501}}, "cover_alt is 501 characters; at most 500"),
+    ],
+)
+def test_a_channels_cover_alt_is_refused_without_a_cover_or_too_long(given: dict[str, Any], said: str) -> None:
+    with pytest.raises(InvalidInput, match=said):
+        wording.check(given, channels=["mem"], max_body_bytes=10**6)
+    assert wording.check(
+        {"mem": {"cover": "a" * 64, "cover_alt": " 校门 口 "}}, channels=["mem"], max_body_bytes=9
+    ) == {"mem": {"cover": "a" * 64, "cover_alt": "校门 口"}}
 
 
 def _refused(app: Any, path: Path) -> str:
@@ -269,3 +319,76 @@ def test_a_number_in_the_wording_is_a_privacy_finding_the_gate_and_the_worker_se
     assert ds["mem"].status == DeliveryStatus.FAILED
     assert "mem.title" in (ds["mem"].last_error or "") and "13845210099" not in (ds["mem"].last_error or "")
     assert len(rows) == 1
+
+
+def test_masking_masks_the_wording_too_and_nothing_else(app: Any, tmp_path: Path) -> None:
+    rng = random.Random(14)
+    id_no, mobile = make_id(rng), make_mobile(rng)
+    path = _file(
+        tmp_path,
+        "overrides:\n"
+        f"  wechat:\n    title: 寒假放假安排\n    summary: 学生甲身份证号 {id_no}，1月17日离校。\n"
+        "    cover: wechat-cover.jpg\n    cover_alt: 红色背景上的寒假安排字样\n"
+        f"  email:\n    title: 寒假通知\n    body: |\n      各位老师：\n\n      值班手机 {mobile}，请知悉。\n",
+        channels="wechat, email, mem",
+        title="寒假放假及开学时间通知",
+    )
+    _cover(tmp_path / "wechat-cover.jpg", (160, 40, 40))
+    with app.session() as s:
+        ed, head = workflow.get_user(s, "ed"), workflow.get_user(s, "head")
+        item_id = workflow.create_item(app.ctx, s, author=ed, draft=_draft(app, path)).id
+        assert item_id is not None
+        workflow.submit(app.ctx, s, item_id=item_id, actor=ed)
+        workflow.review(app.ctx, s, item_id=item_id, actor=head, approve=True)
+        before = workflow.get_item(s, item_id)
+        found = workflow.findings_of(s, before)
+        assert sorted((f.kind, f.where) for f in found) == [("id_card", "wechat.summary"), ("mobile", "email.body:3")]
+        kept = {k: getattr(before, k) for k in ("title", "summary", "body_markdown", "channels", "category")}
+        old_wording = {ch: dict(f) for ch, f in before.overrides.items()}
+        assets = sorted((a.role, a.sha256, a.alt) for a in assets_of(s, item_id))
+    with app.session() as s:
+        done = workflow.mask_item(app.ctx, s, item_id=item_id, actor=workflow.get_user(s, "ed"))
+        item = done.item
+        assert (item.version, item.status) == (2, ItemStatus.SUBMITTED)  # back to the first review
+        assert done.masked_findings == 2
+        assert id_no not in done.diff and mobile not in done.diff
+        assert "-学生甲身份证号 [id_card]，1月17日离校。" in done.diff and "+值班手机 " in done.diff
+        wording = item.overrides
+        assert (
+            wording["wechat"]["summary"]
+            == f"学生甲身份证号 {mask_text(id_no)}，1月17日离校。"
+            != old_wording["wechat"]["summary"]
+        )
+        assert wording["email"]["body"] == f"各位老师：\n\n值班手机 {mask_text(mobile)}，请知悉。"
+        assert mobile not in wording["email"]["body_html"] and mask_text(mobile) in wording["email"]["body_html"]
+        # nothing else of the item changed: its own text, the other wording fields, the cover, the assets
+        assert {k: getattr(item, k) for k in kept} == kept
+        for ch, fields in old_wording.items():
+            assert {k: v for k, v in wording[ch].items() if k not in ("summary", "body", "body_html")} == {
+                k: v for k, v in fields.items() if k not in ("summary", "body", "body_html")
+            }
+        assert sorted((a.role, a.sha256, a.alt) for a in assets_of(s, item_id)) == assets
+        # the check passes on the new version; the old version's findings are recorded as masked
+        assert workflow.findings_of(s, item) == []
+        old = s.exec(select(PrivacyFinding).where(PrivacyFinding.item_id == item_id, PrivacyFinding.item_version == 1))
+        assert sorted(f.decision for f in old) == ["masked", "masked"]
+    with app.session() as s:  # and so it goes through both reviews, the 保密审查 with nothing open
+        workflow.review(app.ctx, s, item_id=item_id, actor=workflow.get_user(s, "head"), approve=True)
+        workflow.review(app.ctx, s, item_id=item_id, actor=workflow.get_user(s, "sec"), approve=True)
+        assert workflow.get_item(s, item_id).status == ItemStatus.APPROVED
+
+
+def test_the_items_own_cover_picked_for_a_channel_keeps_its_alt_text_unless_the_wording_gives_one(
+    tmp_path: Path,
+) -> None:
+    import dataclasses
+
+    from publisher.testing import make_post
+    from tests.channels.contract_douyin import image_asset
+
+    own = dataclasses.replace(image_asset(tmp_path, role="cover"), alt="校门口的蓝色横幅")
+    mine = image_asset(tmp_path, role=wording.CHANNEL_COVER, color=(10, 200, 10))
+    post = make_post(1, assets=(own, mine))
+    assert wording.for_channel(post, {"cover": own.sha256}).cover.alt == "校门口的蓝色横幅"
+    assert wording.for_channel(post, {"cover": own.sha256, "cover_alt": "横幅"}).cover.alt == "横幅"
+    assert wording.for_channel(post, {"cover": mine.sha256}).cover.alt == ""  # asked for at submit

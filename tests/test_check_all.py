@@ -140,7 +140,7 @@ def test_json_lists_the_exposures_and_writes_nothing(office: dict[str, Any]) -> 
     assert dump(office["url"]) == before  # read-only: every row of every table as it was
     no_raw(r.out, r.err)
     doc = json.loads(r.out)
-    assert list(doc) == ["exposures", "checked"]
+    assert list(doc) == ["exposures", "cleared", "checked"]
     # live: mobile ×2, xlsx, clean ×2, cleared; the withdrawn page is not
     assert doc["checked"] == 6
     got = {(e["item_id"], e["channel"]) for e in doc["exposures"]}
@@ -156,6 +156,7 @@ def test_json_lists_the_exposures_and_writes_nothing(office: dict[str, Any]) -> 
         ("mobile", "body:3", masked_mobile(MOBILE))
     ]
     assert web["url"].endswith(f"items/{ids['mobile']}.html")
+    assert [(c["item_id"], c["channel"]) for c in doc["cleared"]] == [(ids["cleared"], "mem")]
     sheet = {(f["kind"], f["where"], f["masked"]) for f in by[(ids["xlsx"], "website")]["findings"]}
     assert ("id_card", "名单.xlsx:公示!C2", masked_id(ID)) in sheet
     assert any(k == "hidden_content" and w.startswith("名单.xlsx:公示") for k, w, _ in sheet), sheet
@@ -233,7 +234,15 @@ def test_only_cleared_findings_exit_0(make_app: Any, tmp_path: Path, store_url: 
     assert "checked 3 live publications: 0 exposed (暴露), 1 with cleared findings only" in r.out
     no_raw(r.out, r.err)
     r = cli("check", "--all", "--format", "json")
-    assert r.code == 0 and json.loads(r.out) == {"exposures": [], "checked": 3}
+    assert r.code == 0
+    doc = json.loads(r.out)
+    assert doc["exposures"] == [] and doc["checked"] == 3
+    # the cleared-only publication is named, with the cleared finding (masked), in the same shape
+    [entry] = doc["cleared"]
+    assert list(entry) == JSON_KEYS and (entry["item_id"], entry["channel"]) == (cleared, "website")
+    assert [(f["kind"], f["where"], f["masked"]) for f in entry["findings"]] == [
+        ("mobile", "body:1", masked_mobile(MOBILE3))
+    ]
 
 
 def test_the_single_file_contract_is_unchanged(office: dict[str, Any], tmp_path: Path) -> None:
@@ -277,7 +286,7 @@ def test_the_version_out_there_until_its_masked_update_goes_out(make_app: Any, t
     assert Dispatcher(engine=app.engine, ctx=app.ctx).run(once=True).outcomes == {"done": 1}
     r = cli("check", "--all", "--format", "json")
     assert r.code == 0, r.out + r.err
-    assert json.loads(r.out) == {"exposures": [], "checked": 1}
+    assert json.loads(r.out) == {"exposures": [], "cleared": [], "checked": 1}
 
 
 def test_recorded_publications_check_their_title_and_say_the_rest_cannot_be(
@@ -376,3 +385,80 @@ def test_a_broken_word_list_is_an_error(office: dict[str, Any], tmp_path: Path) 
     assert r.code == 1 and r.out == ""
     assert len(r.err.strip().splitlines()) == 1 and "line 1" in r.err, r.err
     assert dump(office["url"]) == before
+
+
+BUCKET_SETTINGS = """\
+data_dir = "{data_dir}"
+[channels.website]
+type = "website"
+storage = "s3"
+base_url = "https://xxgk.example.edu.cn/"
+search_cron = ""
+[channels.website.s3]
+bucket = "{bucket}"
+prefix = "xxgk/"
+endpoint_url = "{endpoint}"
+addressing_style = "path"
+"""
+
+
+def test_a_site_in_a_bucket_is_read_from_the_bucket(make_app: Any, tmp_path: Path, store_url: str, monkeypatch) -> None:
+    """With ``storage = "s3"`` the page and the files it links are read from the bucket (moto's S3
+    server): a number written into the page object and an ID in an attachment object replaced in the
+    bucket (the store and the media store know neither) are both found; a page missing from the bucket
+    is said; an unreadable bucket is an error, not a clean page."""
+    from tests.s3server import KEYS, S3Server, set_keys
+
+    set_keys(monkeypatch)
+    with S3Server() as s3:
+        table = s3.bucket()
+        channels = {
+            "website": {
+                "type": "website",
+                "storage": "s3",
+                "base_url": "https://xxgk.example.edu.cn/",
+                "search_cron": "",
+                "s3": table,
+            }
+        }
+        app = make_app(channels=channels)
+        src = tmp_path / "src"
+        src.mkdir()
+        (src / "说明.txt").write_text("报名说明：见通知。\n", encoding="utf-8")
+        page_only = publish(app, src, "停水", "明日上午停水。\n", channels="website")
+        with_file = publish(app, src, "报名", "说明见附件。\n", channels="website", attachments="说明.txt")
+        gone = publish(app, src, "讲座", "周五讲座。\n", channels="website")
+        client, bucket = s3.client(), table["bucket"]
+        page_key = f"xxgk/items/{page_only}.html"
+        html = client.get_object(Bucket=bucket, Key=page_key)["Body"].read().decode("utf-8")
+        client.put_object(
+            Bucket=bucket, Key=page_key, Body=html.replace("明日上午停水", f"明日上午停水，值班 {MOBILE4}")
+        )
+        files = [k for k in s3.keys(table) if k.startswith("xxgk/files/")]
+        assert len(files) == 1, files
+        client.put_object(Bucket=bucket, Key=files[0], Body=f"报名说明：联系人身份证 {ID}\n".encode())
+        client.delete_object(Bucket=bucket, Key=f"xxgk/items/{gone}.html")
+        assert not (tmp_path / "site").exists()  # nothing of the site is in a folder to be read instead
+
+        cli = Cli(tmp_path, store_url, BUCKET_SETTINGS.format(data_dir=tmp_path, endpoint=s3.endpoint, **table))
+        r = cli("check", "--all", "--format", "json", env=KEYS)
+        assert r.code == 3, r.err
+        no_raw(r.out, r.err)
+        doc = json.loads(r.out)
+        by = {e["item_id"]: e for e in doc["exposures"]}
+        assert set(by) == {page_only, with_file} and doc["checked"] == 3
+        assert [(f["kind"], f["where"], f["masked"]) for f in by[page_only]["findings"]] == [
+            ("mobile", f"items/{page_only}.html", masked_mobile(MOBILE4))
+        ]
+        assert [(f["kind"], f["masked"]) for f in by[with_file]["findings"]] == [("id_card", masked_id(ID))]
+        assert by[with_file]["findings"][0]["where"].startswith(f"items/{with_file}.html 说明.txt")
+
+        r = cli("check", "--all", env=KEYS)
+        assert r.code == 3
+        assert f"note: the page items/{gone}.html is not in the site bucket s3://{bucket}/xxgk/" in r.out
+
+        # a bucket that cannot be read: an error naming it, never "no findings"
+        cli.settings.write_text(cli.settings.read_text().replace(bucket, "no-such-bucket-here"), encoding="utf-8")
+        r = cli("check", "--all", env=KEYS)
+        assert r.code == 1, r.out + r.err
+        assert "NoSuchBucket" in r.err and "no-such-bucket-here" in r.err and "no findings" not in r.out

@@ -52,11 +52,13 @@ from markupsafe import Markup
 from PIL import Image
 from pydantic import Field, field_validator
 
+from channels.website.cdn import CdnConfig, CdnPurger, open_purger
 from channels.website.files import MANIFEST, Batch, SiteFolder, translate_errors
 from channels.website.guide import SitePages
 from channels.website.images import is_image, prepare_assets
 from channels.website.indexes import SiteIndexes
 from channels.website.pages import CLEANER, human_size, iso, make_jinja
+from channels.website.purges import PurgeReport, SitePurges, purge_problem
 from channels.website.related import links_of, own_section, refresh_others, section
 from channels.website.search import Progress, SearchBuild, SiteSearch
 from channels.website.store import SiteStore
@@ -164,6 +166,8 @@ class WebsiteConfig(ChannelConfig):
     #: when the site's search index is rebuilt (a crontab line in the office's time zone; "" = only
     #: by ``publisher site search-index``); new items are findable from the next build on
     search_cron: str = "*/30 * * * *"
+    #: the CDN in front of the site, purged after each change (channels.website.cdn); none: no purge
+    cdn: CdnConfig | None = None
 
     @field_validator("search_cron")
     @classmethod
@@ -203,6 +207,12 @@ class WebsiteChannel(Channel):
         """Where the site is written; the web app serves this folder at ``/site/``. None for a bucket."""
         return self.folder if isinstance(self.files, FolderStore) else None
 
+    @property
+    def site_objects(self) -> ObjectStore:
+        """What the public reads, folder or bucket: ``publisher check --all`` reads the pages from it and
+        the web app serves a bucket site at ``/site/`` from it."""
+        return self.files
+
     def __init__(self, name: str, config: WebsiteConfig, env: ChannelEnv) -> None:
         super().__init__(name, config, env)
         self.folder = env.resolve(config.folder)
@@ -221,8 +231,20 @@ class WebsiteChannel(Channel):
         )
         office = env.office or Office(organisation=config.title)
         self.pages = SitePages(self._jinja, config.title, office, config.report_category)
-        self.search = SiteSearch(self.files, self.store, self._locked)
+        self.search = SiteSearch(self.files, self.store, self._locked, lambda keys: self._owe_purge(keys))
         self.search_cron = config.search_cron  # the scheduler's site-search-index job (publisher.scheduler)
+        self.cdn: CdnPurger | None = open_purger(config.cdn)
+        self.purges = None
+        if self.cdn is not None and config.cdn is not None:
+            self.purges = SitePurges(
+                name=name,
+                cdn=self.cdn,
+                store=self.store,
+                locked=self._locked,
+                base_url=self.base_url,
+                where=self.files.where,
+                alert_after=config.cdn.alert_after,
+            )
 
     # -- review time ------------------------------------------------------------------------------
     def validate(self, post: Post) -> list[str]:
@@ -257,13 +279,19 @@ class WebsiteChannel(Channel):
     def publish(self, post: Post, ctx: DeliveryContext) -> Published:
         with translate_errors(self.files.where):
             self._write_item(post)
+        self._purge_now()
         return Published(url=self.page_url(post.item_id), remote_id=str(post.item_id))
 
     def update(self, post: Post, ctx: DeliveryContext) -> Published:
         return self.publish(post, ctx)
 
     def withdraw(self, post: Post, ctx: DeliveryContext) -> None:
-        with translate_errors(self.files.where), self._locked():
+        with translate_errors(self.files.where):
+            self._withdraw(post)
+        self._purge_now()
+
+    def _withdraw(self, post: Post) -> None:
+        with self._locked():
             self.site.maybe_fail()
             # first the item leaves the listings (kept in the state as "being withdrawn") and the
             # index pages drop it, committed together; then its page goes, then the state forgets it:
@@ -279,9 +307,11 @@ class WebsiteChannel(Channel):
                 refresh_others(out, self.files, self.store, found[0], found[0].get("related") or [], gone=True)
             out.sync()
             self.site.maybe_fail("indexes")
+            page = site_page_path(post.item_id)
+            # owed with the listings' commit: a crash after it still purges the page the retry deletes
+            self._owe_purge(out.touched | {page})
             self.store.checkpoint()
             self.site.maybe_fail("committed")
-            page = site_page_path(post.item_id)
             if post.display_ended and self.config.after_display == "notice":
                 # listed nowhere (state, indexes, feed, sitemap), its files collected below
                 out.write(page, self._render_notice(post, found[0] if found else None))
@@ -292,6 +322,7 @@ class WebsiteChannel(Channel):
                     out.unlink(rel)
             out.sync()
             self.site.maybe_fail("page")
+            self._owe_purge(out.touched)  # the files collected (an attachment may hold the number too)
             if found:
                 self.store.forget(post.item_id)
 
@@ -332,7 +363,28 @@ class WebsiteChannel(Channel):
         return found
 
     def check_health(self) -> HealthReport:
-        return storage_health(self.files, self.folder, self.base_url)
+        health = storage_health(self.files, self.folder, self.base_url)
+        if self.purges is None or not health.ok:
+            return health
+        with translate_errors(self.files.where), self._locked():
+            stuck = self.purges.stuck()
+        if stuck:
+            return HealthReport(ok=False, detail=purge_problem(stuck), warnings=health.warnings)
+        return health
+
+    # -- the CDN ----------------------------------------------------------------------------------
+    def retry_purges(self, now: datetime | None = None) -> PurgeReport:
+        """The CDN purges owed and due, sent (channels.website.purges.SitePurges.retry): after every
+        change, and each minute by the scheduler's ``cdn-purge:<channel>`` job."""
+        return self.purges.retry(now) if self.purges is not None else PurgeReport()
+
+    def _owe_purge(self, keys: set[str]) -> None:
+        if self.purges is not None:
+            self.purges.owe(keys)
+
+    def _purge_now(self) -> None:
+        if self.purges is not None:
+            self.purges.after_change()
 
     # -- public helpers ---------------------------------------------------------------------------
     def page_url(self, item_id: int) -> str:
@@ -378,7 +430,9 @@ class WebsiteChannel(Channel):
     def search_index(self, progress: Progress | None = None) -> SearchBuild:
         """Build the search index from the live item pages and switch readers to it (channels.website.search);
         ``progress(what, done, total)`` hears of the pages read and the terms written."""
-        return self.search.build(progress)
+        build = self.search.build(progress)
+        self._purge_now()  # current.json (channels.website.cdn)
+        return build
 
     def manifest(self) -> dict[str, dict[str, Any]]:
         """The live entries by item id (read under the lock; the whole site, for checks and tests)."""
@@ -467,6 +521,7 @@ class WebsiteChannel(Channel):
                 for rel in self.store.unused_files(set(old.get("files", [])) - set(entry["files"])):
                     out.unlink(rel)
                 out.sync()
+            self._owe_purge(out.touched)  # committed with the change, or not at all
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:

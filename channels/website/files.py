@@ -47,14 +47,19 @@ class Batch:
     def __init__(self, store: ObjectStore) -> None:
         self.store = store
         self.keys: set[str] = set()
+        #: every key the change wrote or deleted, changed or not (a retried change finds its own earlier
+        #: writes unchanged, yet a CDN may still hold what was there before): what it owes a CDN purge
+        self.touched: set[str] = set()
 
     def write(self, key: str, data: bytes | str) -> None:
         if isinstance(data, str):
             data = data.encode("utf-8")
+        self.touched.add(key)
         if self.store.put(key, data, durable=False):
             self.keys.add(key)
 
     def unlink(self, key: str) -> None:
+        self.touched.add(key)
         if self.store.delete(key, durable=False):
             self.keys.add(key)
 

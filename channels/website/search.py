@@ -100,12 +100,18 @@ def _chunks(items: list[Any], size: int = _CHUNK) -> Iterator[list[Any]]:
 
 
 class SiteSearch:
-    """The search bundle of one site (in a folder or a bucket) and its upkeep; ``locked`` holds the site lock."""
+    """The search bundle of one site (in a folder or a bucket) and its upkeep; ``locked`` holds the site
+    lock; ``owe_purge(keys)`` queues a CDN purge of what a build changed, in its transaction (a change's
+    own writes, search files included, are purged with the change's)."""
 
     def __init__(
-        self, files: ObjectStore, store: SiteStore, locked: Callable[[], contextlib.AbstractContextManager[None]]
+        self,
+        files: ObjectStore,
+        store: SiteStore,
+        locked: Callable[[], contextlib.AbstractContextManager[None]],
+        owe_purge: Callable[[set[str]], None] = lambda keys: None,
     ) -> None:
-        self.files, self.store, self._locked = files, store, locked
+        self.files, self.store, self._locked, self._owe_purge = files, store, locked, owe_purge
 
     # -- one change (under the lock) --------------------------------------------------------------
     def replaced(self, out: Batch, old: dict[str, Any] | None, new: dict[str, Any]) -> None:
@@ -170,6 +176,8 @@ class SiteSearch:
             self.store.set_meta("search_shards", json.dumps({"dict": written.dict_shards, "ids": count}))
             self._write_pointer(out, bundle, dropped)
             out.sync()
+            # a CDN that kept the old current.json would send readers to a bundle about to be deleted
+            self._owe_purge({POINTER})
             if old and old != bundle:
                 self._hide(old)
         if old and old != bundle and not isinstance(self.files, FolderStore):

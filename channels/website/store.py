@@ -17,6 +17,11 @@ appears in, its file references), never the whole set, so its cost does not grow
 * ``site_meta`` — the migration mark, the checkpoint of ``publisher site rebuild``, the current search bundle.
 * ``site_search_doc`` — which page number ("fragment") of the current search bundle is which item;
   ``site_search_gone`` — the numbers dropped since the bundle was built (channels.website.search).
+  A site in a bucket has them from migration 0024_site_search.
+* ``site_purge`` — the CDN purges the site owes (``[channels.X.cdn]``, channels.website.cdn): one row
+  per URL, queued in the change's own transaction, deleted once the CDN accepted it; its attempts
+  and last failure (the error's class, the service's code, the message) kept for the retry and the
+  admins. A site in a bucket has it from migration 0023.
 * ``site_lock`` — one row per site: the row a change locks (PostgreSQL) to take its turn.
 
 Every row carries ``site``, so one database can hold several sites. Where the state lives:
@@ -46,6 +51,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from channels.website.purges import PurgeRows
 from publisher.channel import PermanentChannelError, SharedSql, TransientChannelError
 
 STATE = ".site.sqlite3"
@@ -84,6 +90,11 @@ CREATE TABLE IF NOT EXISTS site_search_doc (
 CREATE TABLE IF NOT EXISTS site_search_gone (
     site TEXT NOT NULL, fragment TEXT NOT NULL, PRIMARY KEY (site, fragment)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS site_purge (
+    site TEXT NOT NULL, url TEXT NOT NULL, queued TEXT NOT NULL, due TEXT NOT NULL, attempts INTEGER NOT NULL,
+    kind TEXT, code TEXT, error TEXT, PRIMARY KEY (site, url)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS site_purge_due ON site_purge (site, due);
 """
 
 #: a folder's state file of earlier versions (tables without ``site``), copied over on first use
@@ -260,7 +271,7 @@ class _Turn:
             self.conn.cursor().executemany(self.dialect.sql(sql), rows)
 
 
-class SiteStore(_Turn):
+class SiteStore(PurgeRows, _Turn):
     """The state of one site; every method is called inside :meth:`locked`."""
 
     # -- reading ----------------------------------------------------------------------------------

@@ -109,7 +109,7 @@ def check(
 
 def check_published(channel: str | None, fmt: str) -> None:
     """``publisher check --all``: every live publication checked again (publisher.counting.exposures);
-    reads the store and the site folder, writes nothing."""
+    reads the store and the site (its folder or its bucket), writes nothing."""
     import json
     import sys
 
@@ -129,6 +129,7 @@ def check_published(channel: str | None, fmt: str) -> None:
     total = exposures.count_live(a.engine, channel=channel)
     checked = exposed = cleared_only = recorded = 0
     documents: list[dict[str, Any]] = []
+    cleared: list[dict[str, Any]] = []
     shown: list[exposures.CheckedPublication] = []
     with Progress(
         TextColumn("checking what is published"),
@@ -149,12 +150,14 @@ def check_published(channel: str | None, fmt: str) -> None:
                 documents.append(exposure_document(a, p))
             elif p.cleared:
                 cleared_only += 1
+                cleared.append(exposure_document(a, p, p.cleared))
             # only what a person must look at is kept (masked values only): findings, or a note about
             # a page of ours (a recorded row's note is said once, in the summary)
             if fmt == "text" and (p.findings or p.cleared or (p.notes and p.origin == "pipeline")):
                 shown.append(p)
     if fmt == "json":
-        out.print(json.dumps({"exposures": documents, "checked": checked}, ensure_ascii=False, indent=1))
+        doc = {"exposures": documents, "cleared": cleared, "checked": checked}
+        out.print(json.dumps(doc, ensure_ascii=False, indent=1))
     else:
         for p in shown:
             say_publication(a, p)
@@ -177,15 +180,16 @@ def check_published(channel: str | None, fmt: str) -> None:
         raise typer.Exit(FINDINGS_EXIT)
 
 
-def exposure_document(a: Any, p: Any) -> dict[str, Any]:
+def exposure_document(a: Any, p: Any, findings: Any = None) -> dict[str, Any]:
     """One publication of ``check --all --format json``: exactly item_id, channel, url, published_at
-    (ISO 8601 in the office's time zone) and its exposed findings (kind, where, masked, rule)."""
+    (ISO 8601 in the office's time zone) and its findings (kind, where, masked, rule): the exposed ones
+    (under ``exposures``), or ``findings`` given (the cleared ones of a publication under ``cleared``)."""
     return {
         "item_id": p.item_id,
         "channel": p.channel,
         "url": p.url,
         "published_at": p.published_at.astimezone(a.settings.zone).isoformat(),
-        "findings": [f.to_dict() for f in p.findings],
+        "findings": [f.to_dict() for f in (p.findings if findings is None else findings)],
     }
 
 

@@ -12,31 +12,34 @@ transaction), so a store of 100,000 publications is never held in memory, and ru
   list`` gives it and is matched against that version's **cleared** decisions (kind, where, masked;
   a summary's finding on kind and masked value only, as the worker's re-check does). Cleared findings
   are reported apart, not as exposures.
-* on a channel that writes a **site folder** (it offers ``site_folder``, as the website does), also the
-  page file itself and each attachment file it links: the page is what the public reads, and a file
-  changed on disk after publication is caught. A number of the page already found in the version is
+* on a channel that writes a **site** (it offers ``site_objects``, an :class:`ObjectStore`, as the
+  website does: its folder or its bucket), also the page itself and each attachment file it links,
+  read from there: the page is what the public reads, and a file changed on the server (or in the
+  bucket) after publication is caught. A number of the page already found in the version is
   not reported twice; an attachment file byte-identical to one already read (its SHA-256, which a
   site file's name also carries) is not read twice. Reading one HTML file per page is cheap.
 * an **imported** or **remote** row (recorded, not written here): only its title and URL are stored,
   so they are checked and the publication says the rest cannot be inspected.
 
-Nothing is written: not the store, not the site folder.
+Nothing is written: not the store, not the site.
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
+import posixpath
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
+from urllib.parse import unquote
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from publisher.channel import site_page_path
+from publisher.channel import FolderStore, ObjectStore, site_page_path
 from publisher.models import (
     Asset,
     Delivery,
@@ -304,11 +307,11 @@ def _check(
             path = content.local_media(ctx.settings.media_dir, a.sha256, ctx.settings.media_store())
             found += read_file(path, words=words, name=a.filename)
         spec = ctx.channels.get(r.channel)
-        folder = getattr(spec.channel, "site_folder", None) if spec is not None else None
-        if folder:
-            site, why = _site_findings(Path(folder), r.item_id, words, read, read_file)
+        site = getattr(spec.channel, "site_objects", None) if spec is not None else None
+        if site is not None:
+            on_site, why = _site_findings(site, r.item_id, words, read, read_file)
             seen = {(f.kind, f.masked) for f in found}
-            for f in site:  # what the version already showed is not reported twice
+            for f in on_site:  # what the version already showed is not reported twice
                 if (f.kind, f.masked) not in seen:
                     seen.add((f.kind, f.masked))
                     found.append(f)
@@ -336,35 +339,39 @@ def _check(
 
 
 def _site_findings(
-    folder: Path, item_id: int, words: WordList | None, read: set[str], read_file: Callable[..., list[Finding]]
+    site: ObjectStore, item_id: int, words: WordList | None, read: set[str], read_file: Callable[..., list[Finding]]
 ) -> tuple[list[Finding], list[str]]:
-    """The findings of the page file a site folder serves for the item and of each file it links that
-    is not byte-identical to one already read; and a note when the page is missing."""
+    """The findings of the page the site serves for the item (from its folder or its bucket) and of each
+    file it links that is not byte-identical to one already read; and a note when the page is missing.
+    An unreachable bucket raises ObjectStoreError: a page that could not be read is never called clean."""
     import lxml.html
 
     rel = site_page_path(item_id)
-    page = folder / rel
-    if not page.is_file():
-        return [], [f"the page {rel} is not in the site folder {folder}: nothing of it was read there"]
+    data = site.get(rel)
+    if data is None:
+        kind = "folder" if isinstance(site, FolderStore) else "bucket"
+        return [], [f"the page {rel} is not in the site {kind} {site.where}: nothing of it was read there"]
     try:
-        doc = lxml.html.fromstring(page.read_bytes())
-    except (OSError, ValueError) as exc:  # lxml's ParserError is a ValueError
+        doc = lxml.html.fromstring(data)
+    except ValueError as exc:  # lxml's ParserError is a ValueError
         return [finding("uninspectable", rel, f"cannot be inspected: {type(exc).__name__}")], []
     found = scan_text(doc.text_content(), rel, words)
-    root = folder.resolve()
     for link in doc.iter("a"):
         href = (link.get("href") or "").split("#", 1)[0].split("?", 1)[0]
         if not href or "://" in href or href.startswith(("/", "mailto:")):
             continue
-        target = (page.parent / href).resolve()
-        if not target.is_relative_to(root) or not target.is_file() or target.suffix.lower() in SITE_PAGES:
-            continue
-        digest = _sha256(target)
-        if digest in read:
-            continue
-        read.add(digest)
-        name = link.get("download") or (link.text_content() or "").strip() or target.name
-        found += [replace(f, where=f"{rel} {f.where}") for f in read_file(target, words=words, name=name)]
+        key = posixpath.normpath(posixpath.join(posixpath.dirname(rel), unquote(href)))
+        if key.startswith("../") or key in ("..", ".") or PurePosixPath(key).suffix.lower() in SITE_PAGES:
+            continue  # outside the site, or a page of the site itself
+        with site.local_copy(key) as target:
+            if target is None:
+                continue
+            digest = _sha256(target)
+            if digest in read:
+                continue
+            read.add(digest)
+            name = link.get("download") or (link.text_content() or "").strip() or PurePosixPath(key).name
+            found += [replace(f, where=f"{rel} {f.where}") for f in read_file(target, words=words, name=name)]
     return found, []
 
 

@@ -24,6 +24,7 @@ from starlette.exceptions import HTTPException
 
 from publisher.accounts import TooManyAttempts
 from publisher.errors import ConfigError, InvalidInput, NotAllowed, NotFound, PublisherError, StorageFull
+from publisher.objectstore import FolderStore, ObjectStore, ObjectStoreError
 
 if TYPE_CHECKING:
     from publisher.app import App
@@ -46,6 +47,16 @@ def site_folder(app: App) -> Path:
         if folder:
             return app.settings.path(folder)
     return app.settings.path("site")
+
+
+def site_objects(app: App) -> ObjectStore | None:
+    """The bucket a website channel writes its site to (``storage = "s3"``), found by what the channel
+    offers; None when the site is a folder (or there is no site)."""
+    for spec in app.channels.values():
+        files = getattr(spec.channel, "site_objects", None)
+        if files is not None and not isinstance(files, FolderStore):
+            return files
+    return None
 
 
 def _status(exc: PublisherError) -> int:
@@ -126,10 +137,72 @@ class _SiteFiles(StaticFiles):
             await PlainTextResponse("nothing published on the website yet", status_code=404)(scope, receive, send)
             return
         parts = [p for p in str(scope.get("path", "")).split("/") if p]
-        if any(p.startswith((".", "_", "%2e", "%2E", "%5f", "%5F")) for p in parts):
+        if _refused(parts):
             await PlainTextResponse("not a page of the site", status_code=404)(scope, receive, send)
             return
         await super().__call__(scope, receive, send)
+
+
+def _refused(parts: list[str]) -> bool:
+    """A path part that is no page of the site: the channel's own files (``.``, ``_``), a step up."""
+    return any(p.startswith((".", "_", "%2e", "%2E", "%5f", "%5F")) or "\\" in p or "\x00" in p for p in parts)
+
+
+class _BucketSite:
+    """The site of a website channel in a bucket, served at ``/site/`` as the folder is: GET and HEAD,
+    ``…/`` is its ``index.html``, 404 for a missing object and for any path with a part starting with
+    ``.`` or ``_`` (or a step up), the type the object was stored with, its ETag and Last-Modified, and
+    a conditional GET (If-None-Match) answered 304 by the bucket itself. ``Cache-Control: no-cache``: a
+    browser may keep a page but asks again each time, so a withdrawn page is gone at the next look."""
+
+    def __init__(self, files: ObjectStore) -> None:
+        self.files = files
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        from datetime import UTC
+        from email.utils import format_datetime
+
+        if scope["type"] != "http":
+            return
+        if scope["method"] not in ("GET", "HEAD"):
+            await PlainTextResponse("method not allowed", status_code=405, headers={"Allow": "GET, HEAD"})(
+                scope, receive, send
+            )
+            return
+        # under a Mount the path is whole and root_path names the mount (starlette ≥ 0.33)
+        path, root = str(scope.get("path", "")), str(scope.get("root_path", ""))
+        rel = path[len(root) :] if root and path.startswith(root) else path
+        parts = [p for p in rel.split("/") if p]
+        if _refused(parts) or ".." in parts:
+            await PlainTextResponse("not a page of the site", status_code=404)(scope, receive, send)
+            return
+        key = "/".join(parts)
+        if not key or rel.endswith("/"):
+            key = f"{key}/index.html" if key else "index.html"
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        try:
+            got = await run_in_threadpool(self.files.fetch, key, if_none_match=headers.get("if-none-match"))
+        except ObjectStoreError as exc:
+            status = 503 if exc.transient else 502
+            await PlainTextResponse(f"the site's bucket did not answer: {exc.code}", status_code=status)(
+                scope, receive, send
+            )
+            return
+        if got is None:
+            await PlainTextResponse("no such page on the site", status_code=404)(scope, receive, send)
+            return
+        out = {"cache-control": "no-cache"}
+        if got.etag:
+            out["etag"] = got.etag
+        if got.last_modified is not None:
+            out["last-modified"] = format_datetime(got.last_modified.astimezone(UTC), usegmt=True)
+        if got.not_modified:
+            await Response(status_code=304, headers=out)(scope, receive, send)
+            return
+        body = b"" if scope["method"] == "HEAD" else got.data
+        r = Response(body, headers=out, media_type=got.content_type)
+        r.headers["content-length"] = str(len(got.data))
+        await r(scope, receive, send)
 
 
 def create_app(app: App) -> FastAPI:
@@ -227,7 +300,11 @@ def create_app(app: App) -> FastAPI:
     web.include_router(api.router)
     web.include_router(pages.router)
     web.mount("/static", StaticFiles(directory=str(files("publisher.web").joinpath("static"))), name="static")
-    web.mount("/site", _SiteFiles(directory=str(site_folder(app)), html=True, check_dir=False), name="site")
+    bucket = site_objects(app)
+    if bucket is not None:
+        web.mount("/site", _BucketSite(bucket), name="site")
+    else:
+        web.mount("/site", _SiteFiles(directory=str(site_folder(app)), html=True, check_dir=False), name="site")
     return web
 
 

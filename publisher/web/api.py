@@ -72,9 +72,16 @@ class WordingIn(Body):
     summary: str | None = Field(default=None, description="WeChat's digest (摘要), or what the channel shows as one")
     body: str | None = Field(default=None, description="Markdown; images as asset://<sha256>")
     cover: str | None = Field(default=None, description="an uploaded image, asset://<sha256> (POST /upload)")
+    cover_alt: str | None = Field(
+        default=None,
+        max_length=500,
+        description="what the channel's cover shows (替代文本), required at submit with a cover; only with a cover",
+    )
 
 
-_WORDING = "per-channel wording: {channel: {title, summary, body, cover}}, judged by each channel at save time"
+_WORDING = (
+    "per-channel wording: {channel: {title, summary, body, cover, cover_alt}}, judged by each channel at save time"
+)
 
 
 class ItemIn(Body):

@@ -217,6 +217,9 @@ class ChannelPreview:
     title: str = ""
     #: the fields this channel has its own wording for
     wording: tuple[str, ...] = ()
+    #: the cover picked for this channel (its sha256) and its alt text
+    cover: str | None = None
+    cover_alt: str = ""
 
 
 def preview_wording(ctx: Context, fields: Mapping[str, Any]) -> tuple[dict[str, dict[str, str]], str | None]:
@@ -296,6 +299,10 @@ def preview(
         problems = [str(spec.unavailable)] if spec.unavailable is not None else list(spec.channel.validate(mine))
         if post.title and len(post.title) > 500:
             problems.append(f"the title is {len(post.title)} characters; at most 500")
+        cover = mine.cover
+        if cover is not None:  # the submit refuses a channel's cover without alt text: said as it is picked
+            fix = f"`{name}.cover_alt` (the field under the picture)"
+            problems += workflow.alt_text_problems("", cover=cover, cover_fix=fix)
         out.append(
             ChannelPreview(
                 name=name,
@@ -306,9 +313,48 @@ def preview(
                 next_slot=spec.next_slot(now, ctx.settings.zone),
                 title=mine.title,
                 wording=tuple(sorted(mine.wording)),
+                cover=cover.sha256 if cover is not None else None,
+                cover_alt=cover.alt if cover is not None else "",
             )
         )
     return out
+
+
+@dataclass
+class CoverChoice:
+    """An image the compose page offers as a channel's cover: its hash and the name shown under it."""
+
+    sha256: str
+    name: str
+
+
+def cover_choices(
+    ctx: Context, session: Session, user: User, item_id: int | None, values: Mapping[str, Any]
+) -> list[CoverChoice]:
+    """The images a channel's cover may be picked from on the compose page: the item's own pictures
+    (its images, its cover, the channels' covers), then those the form refers to that ``user`` may use
+    (uploaded since, in the body, a channel's body or cover). Attachments are no covers."""
+    out: dict[str, str] = {}
+    if item_id is not None:
+        rows = session.exec(
+            select(Asset.sha256, Asset.filename)
+            .where(Asset.item_id == item_id, col(Asset.role).in_(("image", "cover", wording.CHANNEL_COVER)))
+            .order_by(col(Asset.id))
+        )
+        for sha, filename in rows:
+            out.setdefault(sha, filename)
+    words = values.get("overrides") if isinstance(values.get("overrides"), Mapping) else {}
+    text = " ".join(
+        [
+            str(values.get("body_markdown") or ""),
+            *(f"{w.get('body', '')} {w.get('cover', '')}" for w in words.values() if isinstance(w, Mapping)),
+        ]
+    )
+    usable = usable_assets(ctx, session, user, text)
+    for sha in dict.fromkeys(_ASSET.findall(text)):
+        if sha in usable:
+            out.setdefault(sha, sha[:12])
+    return [CoverChoice(sha, name) for sha, name in out.items()]
 
 
 def known_assets(session: Session, item_id: int) -> set[str]:

@@ -103,7 +103,17 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "（留空则用上面的标题、摘要、正文和封面；随稿件一起审核）",
         "(empty: the item's own; reviewed with it)",
     ),
-    "wording_cover": ("封面（上传图片后的 asset://…）", "Cover (an uploaded image's asset://…)"),
+    "wording_cover": ("封面", "Cover"),
+    "wording_cover_hint": (
+        "从本条目的图片中选择，或上传一张；只用于该渠道",
+        "pick one of the item's images, or upload one; for this channel only",
+    ),
+    "wording_cover_none": ("不另设（用条目自己的封面）", "None of its own (the item's cover)"),
+    "wording_cover_upload": ("上传封面图片", "Upload a cover image"),
+    "wording_cover_alt": (
+        "封面替代文本（图片内容说明，有封面时必填）",
+        "Cover alt text (what the picture shows; required with a cover)",
+    ),
     "problems": ("不符合渠道要求", "The channel cannot take it"),
     "no_problems": ("符合渠道要求", "Fits the channel"),
     "status": ("状态", "Status"),

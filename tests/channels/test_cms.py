@@ -254,3 +254,19 @@ def test_the_cover_goes_up_with_its_alt_text(tmp_path, wp):
         "media_update",
         "media_update",
     ]
+
+
+def test_a_channels_own_cover_goes_up_with_its_own_alt_text(tmp_path, wp):
+    import dataclasses
+
+    from publisher.pipeline.workflow.wording import CHANNEL_COVER, for_channel
+
+    own = dataclasses.replace(image_asset(tmp_path, role="cover", color=(10, 120, 60)), alt="开放日当天的校门口")
+    mine = image_asset(tmp_path, role=CHANNEL_COVER, color=(120, 10, 60))
+    post = for_channel(make_post(1, assets=(own, mine)), {"cover": mine.sha256, "cover_alt": "礼堂里的开放日讲座"})
+    ch = make_channel(tmp_path, wp.base_url)
+    out = ch.publish(post, make_ctx(1))
+    media = wp.media[wp.posts[int(out.remote_id)]["featured_media"]]
+    assert media["alt_text"] == "礼堂里的开放日讲座"
+    # the featured image is the channel's own picture, not the item's cover
+    assert wp.files[media["source_url"].removeprefix(wp.base_url)][1] == mine.path.read_bytes()

@@ -165,3 +165,24 @@ def test_the_cover_heads_the_item_page_with_its_alt_text(tmp_path):
     found = re.search(r'<figure class="cover"><img src="\.\./(media/[^"]+)" alt="([^"]*)"></figure>', html)
     assert found and found[2] == "开放日当天的校门口"
     assert (ch.folder / found[1]).is_file()
+
+
+def test_a_channels_own_cover_heads_the_page_with_its_own_alt_text(tmp_path):
+    import dataclasses
+
+    from publisher.pipeline.workflow.wording import CHANNEL_COVER, for_channel
+    from tests.channels.contract_douyin import image_asset
+
+    own = dataclasses.replace(image_asset(tmp_path, role="cover"), alt="开放日当天的校门口")
+    mine = image_asset(tmp_path, role=CHANNEL_COVER, color=(20, 30, 200))
+    ch = site(tmp_path)
+    ch.publish(
+        for_channel(make_post(1, assets=(own, mine)), {"cover": mine.sha256, "cover_alt": "蓝色的校旗"}), make_ctx(1)
+    )
+    html = (ch.folder / "items/1.html").read_text("utf-8")
+    found = re.search(r'<figure class="cover"><img src="\.\./(media/[^"]+)" alt="([^"]*)"></figure>', html)
+    assert found and found[2] == "蓝色的校旗"
+    from PIL import Image
+
+    with Image.open(ch.folder / found[1]) as shown:  # the channel's own picture (the site writes its own copy)
+        assert shown.convert("RGB").getpixel((0, 0)) == (20, 30, 200)

@@ -382,3 +382,30 @@ def test_no_answer_holds_a_planted_number(app, client, login, planted: list[tupl
     for where, text in answers.items():
         for n in raw:
             assert n not in text, f"{where} holds a planted number"
+
+
+def test_masking_from_the_page_masks_a_channels_wording(app, client, login) -> None:
+    from publisher.pipeline import content
+
+    with app.session() as s:
+        ed = workflow.get_user(s, "ed")
+        fields = {
+            "category": "公告公示",
+            "channels": ["mem"],
+            "overrides": {"mem": {"title": f"值班手机 {MOBILE}", "body": f"学生甲\n\n身份证号 {ID}"}},
+        }
+        draft = content.ItemDraft(title="关于寒假值班的通知", body_markdown="正文内容", fields=fields)
+        item_id = workflow.create_item(app.ctx, s, author=ed, draft=draft).id
+    assert sorted(f.where for f in _findings(app, item_id)) == ["mem.body:3", "mem.title"]
+    csrf = login(client, "ed")
+    r = client.post(f"/items/{item_id}/mask", data={"csrf_token": csrf})
+    assert r.status_code == 200, r.text
+    assert MOBILE not in r.text and ID not in r.text
+    block = _section(r.text, "privacy")
+    diff = _text(re.search(r'<pre class="diff">.*?</pre>', block, re.S).group(0))
+    assert "mem.title" in diff and "mem.body" in diff and MASKED_MOBILE in diff and MASKED_ID in diff
+    assert "未发现问题" in _text(block)
+    item = _item(app, item_id)
+    assert item.overrides["mem"]["title"] == f"值班手机 {MASKED_MOBILE}"
+    assert (item.title, item.body_markdown) == ("关于寒假值班的通知", "正文内容")
+    assert [f.decision for f in _findings(app, item_id, 1)] == ["masked", "masked"]

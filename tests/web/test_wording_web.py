@@ -128,3 +128,54 @@ def test_the_cli_takes_front_matter_and_override_and_shows_the_wording(tmp_path:
     )
     r = cli("item", "edit", item, str(md), "--as", "ed", "--override", "mem.title")
     assert r.code != 0 and "write CHANNEL.FIELD=TEXT" in (r.out + r.err)
+
+
+def _png(colour: tuple[int, int, int]) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (120, 80), colour).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def test_a_channels_cover_and_its_alt_text_through_the_api_and_the_form(app: Any, client: Any, login: Any) -> None:
+    csrf = login(client, "ed")
+    up = client.post(
+        "/upload", files={"file": ("礼堂.png", _png((90, 20, 20)), "image/png")}, headers={"X-CSRF-Token": csrf}
+    )
+    assert up.status_code == 201, up.text
+    cover = f"asset://{up.json()['sha256']}"
+    bearer = _bearer(app)
+    item = {**ITEM, "title": "寒假通知", "channels": ["mem", "mem2"]}
+    r = client.post("/api/items", json={**item, "overrides": {"mem2": {"cover_alt": "礼堂"}}}, headers=bearer)
+    assert r.status_code == 422 and "cover_alt is set but there is no cover" in r.text, r.text
+    r = client.post("/api/items", json={**item, "overrides": {"mem2": {"cover": cover}}}, headers=bearer)
+    assert r.status_code == 201, r.text
+    item_id = r.json()["id"]
+    # submit names the channel and the field to write
+    r = client.post(f"/api/items/{item_id}/submit", headers=bearer)
+    assert r.status_code == 422 and "mem2 wording: 封面图缺少替代文本" in r.text and "mem2.cover_alt" in r.text, r.text
+    # the compose page offers the field, and what is written there is the channel's cover's alt text
+    edit = client.get(f"/items/{item_id}/edit").text
+    assert 'name="wording.mem2.cover_alt" value=""' in edit
+    form = {
+        "csrf_token": csrf,
+        **ITEM,
+        "title": "寒假通知",
+        "channels": ["mem", "mem2"],
+        "when": "none",
+        "department": "校长办公室",
+        "wording.mem2.cover": cover,
+        "wording.mem2.cover_alt": "红色幕布前的礼堂讲台",
+    }
+    r = client.post(f"/items/{item_id}/edit", data=form)
+    assert r.status_code == 303, r.text
+    got = client.get(f"/api/items/{item_id}", headers=bearer).json()
+    assert got["overrides"] == {"mem2": {"cover": cover, "cover_alt": "红色幕布前的礼堂讲台"}}
+    r = client.post(f"/api/items/{item_id}/submit", headers=bearer)
+    assert r.status_code == 200, r.text
+    with app.session() as s:
+        post = workflow.build_post(app.ctx, s, workflow.get_item(s, item_id), "mem2")
+        assert (post.cover.sha256, post.cover.alt) == (cover.removeprefix("asset://"), "红色幕布前的礼堂讲台")

@@ -1,7 +1,8 @@
 """The masking action (issue 12): a new version of an item with every resident ID, mobile and bank
-card number masked in its title, summary and body, and each DOCX/XLSX attachment that has a finding
-replaced by a cleaned copy (publisher.pipeline.privacy.clean_file). It is an edit: the item goes back
-to the first review, and the new version is checked afresh.
+card number masked in its title, summary and body, in each channel's own wording (its title, summary
+and body, issue 14), and each DOCX/XLSX attachment that has a finding replaced by a cleaned copy
+(publisher.pipeline.privacy.clean_file). It is an edit: the item goes back to the first review, and
+the new version is checked afresh.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import difflib
 import shutil
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,6 +27,10 @@ from publisher.pipeline.workflow.context import Context
 from publisher.pipeline.workflow.items import apply_edit
 from publisher.pipeline.workflow.privacy import assets_of, decide, findings_of
 from publisher.pipeline.workflow.states import EDIT, allowed, get_item
+from publisher.pipeline.workflow.wording import public as public_wording
+
+#: the fields of a channel's wording that are text, and so masked (the cover is an image)
+WORDING_TEXT = ("title", "summary", "body")
 
 #: the places in the item's own text (not an attachment) a finding can be
 TEXT_PLACES = ("title", "summary", "body")
@@ -35,7 +40,8 @@ CLEANED_KINDS = (*NUMBER_KINDS, "hidden_content")
 
 @dataclass
 class Masked:
-    """What the masking action did: the new version, the body's diff, the attachments cleaned."""
+    """What the masking action did: the new version, the diff of the body and of each channel's wording
+    field it changed, the attachments cleaned."""
 
     item: Item
     diff: str
@@ -54,15 +60,34 @@ def tag_numbers(text: str) -> str:
     return "".join([*out, text[pos:]])
 
 
-def body_diff(before: str, after: str, version: int) -> str:
-    """A unified diff of the body; removed lines show ``[mobile]`` etc. where the number was."""
+def body_diff(before: str, after: str, version: int, name: str = "body") -> str:
+    """A unified diff of the body (or of the text ``name``: ``wechat.summary``…); removed lines show
+    ``[mobile]`` etc. where the number was."""
+    if before and not before.endswith("\n"):
+        before, after = before + "\n", after + "\n"  # a one-line title: no "no newline" marker in the diff
     lines = difflib.unified_diff(
         before.splitlines(keepends=True),
         after.splitlines(keepends=True),
-        fromfile=f"body, version {version}",
-        tofile=f"body, version {version + 1} (masked)",
+        fromfile=f"{name}, version {version}",
+        tofile=f"{name}, version {version + 1} (masked)",
     )
     return "".join(tag_numbers(x) if x.startswith("-") and not x.startswith("---") else x for x in lines)
+
+
+def mask_wording(overrides: Mapping[str, Mapping[str, str]]) -> dict[str, dict[str, str]]:
+    """Each channel's wording with the numbers in its title, summary and body masked; the cover and
+    every other field as they were (the body's HTML is rendered again by the edit)."""
+    return {
+        ch: {k: mask_text(v) if k in WORDING_TEXT else v for k, v in fields.items()} for ch, fields in overrides.items()
+    }
+
+
+def _in_text(where: str, channels: Iterable[str]) -> bool:
+    """Whether a finding's ``where`` is a place masking rewrites: the item's title, summary or body
+    (``body:12``), or a channel's (``wechat.title``, ``email.body:3``)."""
+    place = where.split(":")[0]
+    channel, dot, key = place.partition(".")
+    return place in TEXT_PLACES or (bool(dot) and channel in channels and key in WORDING_TEXT)
 
 
 def _owner(where: str, names: Iterable[str]) -> str | None:
@@ -109,10 +134,14 @@ def mask_item(ctx: Context, session: Session, *, item_id: int, actor: User) -> M
     }
     old_body = item.body_markdown
     body = mask_text(old_body)
+    old_wording = item.overrides or {}
+    wording = mask_wording(old_wording)
+    if wording != old_wording:
+        changes["overrides"] = public_wording(wording)
     if not changes and body == old_body and not to_clean:
         raise InvalidInput(
             f"item {item.id} version {item.version} has nothing to mask (no ID, mobile or card number in its "
-            "text, no DOCX/XLSX attachment with a finding): clear each finding with "
+            "text or its channels' wording, no DOCX/XLSX attachment with a finding): clear each finding with "
             f'`publisher privacy clear {item.id} NO --reason "…" --as USER` instead'
         )
     new_assets: list[content.StoredAsset] = []
@@ -138,7 +167,7 @@ def mask_item(ctx: Context, session: Session, *, item_id: int, actor: User) -> M
     cleaned = {a.filename for a in to_clean}
     masked = 0
     for f in before:
-        by_text = f.kind in NUMBER_KINDS and f.where.split(":")[0] in TEXT_PLACES
+        by_text = f.kind in NUMBER_KINDS and _in_text(f.where, old_wording)
         by_copy = f.kind in CLEANED_KINDS and _owner(f.where, cleaned) is not None
         if f.decision is None and (by_text or by_copy):
             decide(f, PrivacyDecision.MASKED, actor.name, f"masked into version {version + 1}")
@@ -155,4 +184,10 @@ def mask_item(ctx: Context, session: Session, *, item_id: int, actor: User) -> M
         drop_assets=[a.id for a in to_clean if a.id is not None],
         action_detail={"privacy_masked": masked, "cleaned": sorted(cleaned)},
     )
-    return Masked(item, body_diff(old_body, item.body_markdown, version), sorted(cleaned), masked)
+    diff = body_diff(old_body, item.body_markdown, version) + "".join(
+        body_diff(before_text, wording[ch][k], version, f"{ch}.{k}")
+        for ch, fields in sorted(old_wording.items())
+        for k, before_text in fields.items()
+        if k in WORDING_TEXT and wording[ch][k] != before_text
+    )
+    return Masked(item, diff, sorted(cleaned), masked)

@@ -78,10 +78,13 @@ def _post(ctx: Context, item: Any, assets: Iterable[Any], author: str, related: 
 
 
 def alt_text_problems(
-    body_markdown: str, names: Mapping[str, str] | None = None, cover: PostAsset | None = None
+    body_markdown: str,
+    names: Mapping[str, str] | None = None,
+    cover: PostAsset | None = None,
+    cover_fix: str = "`cover_alt: 校门口合影` in the front matter",
 ) -> list[str]:
     """One problem per image of the body without alt text (替代文本), and one for a ``cover`` without
-    it, whatever the channels.
+    it (``cover_fix``: where its alt text is written), whatever the channels.
 
     Readers who cannot see the picture (a screen reader, an image that did not load) get only its alt
     text, so every picture needs one before review. ``names``: ``asset://sha`` -> the file name to show
@@ -96,8 +99,7 @@ def alt_text_problems(
         problems.append(f"图片缺少替代文本 (alt text): line {line} `{written}` — {fix}")
     if cover is not None and not cover.alt.strip():
         problems.append(
-            f"封面图缺少替代文本 (alt text): the cover `{cover.filename}` — say what it shows with "
-            "`cover_alt: 校门口合影` in the front matter"
+            f"封面图缺少替代文本 (alt text): the cover `{cover.filename}` — say what it shows with {cover_fix}"
         )
     return problems
 
@@ -118,8 +120,16 @@ def check_channels_accept(ctx: Context, session: Session, item: Item, *, alt_tex
     problems = alt_text_problems(post.body_markdown, _written_names(post), post.cover) if alt_text else []
     overrides = item.overrides or {}
     for name in item.channels:
-        if alt_text and "body" in overrides.get(name, {}):
-            problems.extend(f"{name} wording: {p}" for p in alt_text_problems(overrides[name]["body"]))
+        wording = overrides.get(name, {})
+        if alt_text and ("body" in wording or "cover" in wording):
+            cover = for_channel(post, wording).cover
+            if cover is None or cover.sha256 != wording.get("cover"):
+                cover = None  # the item's own (judged above), or a cover it does not hold (validate says so)
+            fix = f"`{name}.cover_alt` (front matter: `overrides: {{{name}: {{cover_alt: 校门口合影}}}}`)"
+            problems.extend(
+                f"{name} wording: {p}"
+                for p in alt_text_problems(wording.get("body", ""), _written_names(post), cover, fix)
+            )
         spec = ctx.channels.get(name)
         if spec is None:
             problems.append(f"{name}: channel is no longer configured")

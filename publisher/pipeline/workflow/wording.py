@@ -4,7 +4,8 @@ Editors write one item, but WeChat wants a title of 32 characters, a digest and 
 status that fits with the link, the mailing list a shorter subject. ``Item.overrides`` holds, per target
 channel, the fields written for it alone::
 
-    {"wechat": {"title": "…", "summary": "…", "body": "…", "body_html": "…", "cover": "<sha256>"}}
+    {"wechat": {"title": "…", "summary": "…", "body": "…", "body_html": "…", "cover": "<sha256>",
+                "cover_alt": "…"}}
 
 The wording is part of the version: it is copied onto each ``ItemVersion`` (the reviewers' diff shows
 it), a change to it is an edit like any other (back to review after an approval), the privacy check
@@ -13,7 +14,8 @@ A channel receives it as the post it is given (:func:`for_channel`): the fields 
 ``Post.wording``, so the channel's own ``validate`` judges the wording it would publish.
 
 A cover written for one channel is an asset of the item with the role :data:`CHANNEL_COVER`: no other
-channel's post carries it.
+channel's post carries it. Its alt text (``cover_alt``) is part of the wording, not of the asset: the
+same picture may be two channels' covers, each described in its own words, and the reviewers see it.
 """
 
 from __future__ import annotations
@@ -30,7 +32,9 @@ from publisher.pipeline.privacy import Finding, WordList, check_text
 from publisher.pipeline.privacy.check import scan_text
 
 #: what an editor may write for one channel, in the order they are shown
-FIELDS = ("title", "summary", "body", "cover")
+FIELDS = ("title", "summary", "body", "cover", "cover_alt")
+#: the longest alt text of a cover (as the item's own ``cover_alt``)
+ALT_MAX = 500
 #: the role of an asset that is only some channel's cover (never the item's own cover or an image)
 CHANNEL_COVER = content.CHANNEL_COVER
 _SHA = re.compile(r"(?:asset://)?([0-9a-f]{64})")
@@ -90,6 +94,18 @@ def check(raw: Any, *, channels: Collection[str], max_body_bytes: int) -> dict[s
             if len(fields["body"].encode()) > max_body_bytes:
                 raise InvalidInput(f"overrides for {name}: the body is larger than review.max_body_bytes")
             fields["body_html"] = content.render_markdown(fields["body"])
+        if "cover_alt" in fields:
+            fields["cover_alt"] = " ".join(fields["cover_alt"].split())
+            if "cover" not in fields:
+                raise InvalidInput(
+                    f"overrides for {name}: cover_alt is set but there is no cover; add the channel's cover or "
+                    "drop its cover_alt (the item's own cover is described by the front matter's cover_alt)"
+                )
+            if len(fields["cover_alt"]) > ALT_MAX:
+                raise InvalidInput(
+                    f"overrides for {name}: cover_alt is {len(fields['cover_alt'])} characters; at most {ALT_MAX} "
+                    "— say what the picture shows"
+                )
         if "cover" in fields:
             m = _SHA.fullmatch(fields["cover"])
             if m is None:
@@ -132,7 +148,9 @@ def for_channel(post: Post, wording: Mapping[str, str] | None) -> Post:
     if "cover" in wording:
         cover = next((a for a in post.assets if a.sha256 == wording["cover"]), None)
         if cover is not None:
-            assets = (dataclasses.replace(cover, role="cover"), *(a for a in assets if a.role != "cover"))
+            # the item's own cover picked for a channel keeps its description unless the wording gives one
+            described = dataclasses.replace(cover, role="cover", alt=wording.get("cover_alt") or cover.alt)
+            assets = (described, *(a for a in assets if a.role != "cover"))
     return dataclasses.replace(post, assets=assets, wording=frozenset(k for k in FIELDS if k in wording), **changes)
 
 

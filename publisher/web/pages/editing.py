@@ -52,6 +52,7 @@ def _compose_ctx(request: Request, c: accounts.Caller, item: Item | None, values
     app = app_of(request)
     with app.session() as s:
         depts = workflow.departments(s)
+        covers = compose.cover_choices(app.ctx, s, s.get(User, c.user.id), item.id if item else None, values)
     t = translator(request)
     now = utcnow()
     return {
@@ -64,6 +65,7 @@ def _compose_ctx(request: Request, c: accounts.Caller, item: Item | None, values
         "channels": [(n, s) for n, s in app.channels.items() if s.enabled],
         "slots": {n: t.dt(s.next_slot(now, app.settings.zone)) for n, s in app.channels.items()},
         "idem": values.get("idempotency_key") or secrets.token_urlsafe(16),
+        "covers": covers,
     }
 
 

@@ -1,4 +1,4 @@
-// The little JavaScript the workspace needs: live preview, image upload, confirmations.
+// The little JavaScript the workspace needs: live preview, image upload, cover picking, confirmations.
 // Loaded from /static (the Content-Security-Policy forbids inline scripts).
 "use strict";
 (function () {
@@ -59,16 +59,56 @@
   form.addEventListener("change", later);
   refresh();
 
+  async function upload(input, status) {
+    const data = new FormData();
+    data.append("file", input.files[0]);
+    status.textContent = "…";
+    const r = await fetch(input.dataset.upload, { method: "POST", body: data, headers: { "X-CSRF-Token": csrf() }, credentials: "same-origin" });
+    const out = await r.json().catch(() => ({}));
+    if (!r.ok) { status.textContent = out.detail || r.statusText; input.value = ""; return null; }
+    addCover(out.sha256, input.files[0].name);
+    return out;
+  }
+
+  // each channel's cover picker offers every image of the item, and each one uploaded since (for the
+  // body or for a cover): the new one is added to all of them, built as the server builds the others
+  function addCover(sha, name) {
+    form.querySelectorAll("[data-cover-picker]").forEach((picker) => {
+      const box = picker.querySelector(".covers");
+      if (box.querySelector(`input[value="asset://${sha}"]`)) return;
+      const label = document.createElement("label");
+      label.className = "cover-choice";
+      const input = document.createElement("input");
+      Object.assign(input, { type: "radio", name: `wording.${picker.dataset.coverPicker}.cover`, value: `asset://${sha}` });
+      const img = Object.assign(document.createElement("img"), { src: `/media/${sha}`, alt: "" });
+      const span = document.createElement("span");
+      span.textContent = name;
+      label.append(input, img, span);
+      box.append(label);
+    });
+  }
+
+  form.querySelectorAll("input[data-cover-for]").forEach((input) => {
+    const channel = input.dataset.coverFor;
+    const status = form.querySelector(`[data-cover-status="${channel}"]`);
+    input.addEventListener("change", async () => {
+      if (!input.files.length) return;
+      const out = await upload(input, status);
+      if (!out) return;
+      const picker = form.querySelector(`[data-cover-picker="${channel}"]`);
+      picker.querySelector(`input[value="asset://${out.sha256}"]`).checked = true;
+      status.textContent = "✓ " + input.files[0].name;
+      input.value = "";
+      refresh();
+    });
+  });
+
   const file = document.getElementById("image");
   const status = document.getElementById("upload-status");
   file?.addEventListener("change", async () => {
     if (!file.files.length) return;
-    const data = new FormData();
-    data.append("file", file.files[0]);
-    status.textContent = "…";
-    const r = await fetch(file.dataset.upload, { method: "POST", body: data, headers: { "X-CSRF-Token": csrf() }, credentials: "same-origin" });
-    const out = await r.json().catch(() => ({}));
-    if (!r.ok) { status.textContent = out.detail || r.statusText; file.value = ""; return; }
+    const out = await upload(file, status);
+    if (!out) return;
     const at = body.selectionStart ?? body.value.length;
     const text = "\n" + out.markdown + "\n";
     body.value = body.value.slice(0, at) + text + body.value.slice(at);

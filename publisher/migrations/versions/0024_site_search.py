@@ -2,8 +2,8 @@
 dropped since the bundle was built — for a site in a bucket, whose state lives in the publisher's
 store (a folder keeps the same tables in its own file; channels/website/store.py owns the SQL)
 
-Revision ID: 0023_site_search
-Revises: 0022_asset_alt
+Revision ID: 0024_site_search
+Revises: 0023_site_purge
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0023_site_search"
-down_revision = "0022_asset_alt"
+revision = "0024_site_search"
+down_revision = "0023_site_purge"
 branch_labels = None
 depends_on = None
 
