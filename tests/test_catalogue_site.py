@@ -62,8 +62,8 @@ def test_catalogue_table_related_links_repealed_rules_and_the_rules_library(make
     assert number and number.startswith(f"{ORG}/")
     page = (site / f"items/{rule}.html").read_text("utf-8")
     for cell in (
-        f'<th scope="row">索引号</th><td data-pagefind-meta="index_no">{number}</td>',
-        '<td data-pagefind-meta="doc_number">齐高师专发〔2022〕12号</td>',
+        f'<th scope="row">索引号</th><td data-search-meta="index_no">{number}</td>',
+        '<td data-search-meta="doc_number">齐高师专发〔2022〕12号</td>',
         "<td>2022-03-01</td>",
         "<td>学生管理</td>",
         "<td>主动公开</td>",

@@ -50,7 +50,7 @@ from urllib.request import url2pathname
 from apscheduler.triggers.cron import CronTrigger
 from markupsafe import Markup
 from PIL import Image
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, field_validator
 
 from channels.website.cdn import CdnConfig, CdnPurger, open_purger
 from channels.website.files import MANIFEST, Batch, SiteFolder, translate_errors
@@ -60,7 +60,7 @@ from channels.website.indexes import SiteIndexes
 from channels.website.pages import CLEANER, human_size, iso, make_jinja
 from channels.website.purges import PurgeReport, SitePurges, purge_problem
 from channels.website.related import links_of, own_section, refresh_others, section
-from channels.website.search import SearchBuild, SiteSearch
+from channels.website.search import Progress, SearchBuild, SiteSearch
 from channels.website.store import SiteStore
 from publisher.channel import (
     Channel,
@@ -181,19 +181,6 @@ class WebsiteConfig(ChannelConfig):
                 ) from exc
         return value.strip()
 
-    @model_validator(mode="before")
-    @classmethod
-    def _search_needs_a_folder(cls, data: Any) -> Any:
-        """The search bundle is built by the Pagefind binary reading the site folder: a site in a
-        bucket has none, so it gets no search build (the default turns off; a cron line is refused)."""
-        if isinstance(data, dict) and data.get("storage") == "s3":
-            if str(data.get("search_cron", "")).strip():
-                raise ValueError(
-                    'search of a site in a bucket is not supported yet; set search_cron = "" (or storage = "folder")'
-                )
-            data = {**data, "search_cron": ""}
-        return data
-
 
 #: how many listing pages a rebuild writes between checkpoints (and between releases of the lock)
 REBUILD_STEP = 200
@@ -232,7 +219,6 @@ class WebsiteChannel(Channel):
         base = config.base_url or env.site_base_url
         self.base_url = base if base.endswith("/") else base + "/"
         self._jinja = make_jinja(self._localdate)
-        self._jinja.globals["site_search"] = config.storage == "folder"  # no search in a bucket yet
         self.files, self.store = open_site(name, config, env, self.folder)
         self.site = SiteFolder(self.folder)
         self.indexes = SiteIndexes(
@@ -245,7 +231,7 @@ class WebsiteChannel(Channel):
         )
         office = env.office or Office(organisation=config.title)
         self.pages = SitePages(self._jinja, config.title, office, config.report_category)
-        self.search = SiteSearch(self.folder, self.store, self._locked, enabled=config.storage == "folder")
+        self.search = SiteSearch(self.files, self.store, self._locked, lambda keys: self._owe_purge(keys))
         self.search_cron = config.search_cron  # the scheduler's site-search-index job (publisher.scheduler)
         self.cdn: CdnPurger | None = open_purger(config.cdn)
         self.purges = None
@@ -441,9 +427,12 @@ class WebsiteChannel(Channel):
                 listing = self.store.listing("all")
                 return int(listing["count"]) if listing else 0
 
-    def search_index(self) -> SearchBuild:
-        """Build the search index from the live item pages and switch readers to it (channels.website.search)."""
-        return self.search.build()
+    def search_index(self, progress: Progress | None = None) -> SearchBuild:
+        """Build the search index from the live item pages and switch readers to it (channels.website.search);
+        ``progress(what, done, total)`` hears of the pages read and the terms written."""
+        build = self.search.build(progress)
+        self._purge_now()  # current.json (channels.website.cdn)
+        return build
 
     def manifest(self) -> dict[str, dict[str, Any]]:
         """The live entries by item id (read under the lock; the whole site, for checks and tests)."""

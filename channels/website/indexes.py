@@ -30,7 +30,7 @@ import jinja2
 
 from channels.website.files import Batch
 from channels.website.pages import CSS, SCRIPT, category_key, category_slug, rfc3339
-from channels.website.search import SEARCH_SCRIPT, SEARCH_TEMPLATES
+from channels.website.searchpage import SEARCH_SCRIPT, SEARCH_TEMPLATES
 from channels.website.store import ALL, SiteStore, Spot
 from publisher.channel import ObjectStore
 
@@ -217,9 +217,8 @@ class SiteIndexes:
     def _write_common(self, out: Batch, store: SiteStore, listings: dict[str, Any], parts: set[int]) -> None:
         out.write("style.css", CSS)
         out.write("textsize.js", SCRIPT)
-        if self._jinja.globals.get("site_search", True):
-            out.write("search.js", SEARCH_SCRIPT)
-            out.write("search.html", self._jinja.get_template("search.html").render(site_title=self.title, root=""))
+        out.write("search.js", SEARCH_SCRIPT)
+        out.write("search.html", self._jinja.get_template("search.html").render(site_title=self.title, root=""))
         categories = sorted(
             (k[2:] for k in listings if k.startswith("c:") and listings[k]["count"] > 0), key=category_key
         )

@@ -174,7 +174,7 @@ TEMPLATES = {
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta http-equiv="Content-Security-Policy" content="default-src 'self'; img-src 'self' data: https:; \
-style-src 'self'; script-src 'self'{% block wasm %}{% endblock %}; object-src 'none'; base-uri 'none'; \
+style-src 'self'; script-src 'self'; object-src 'none'; base-uri 'none'; \
 form-action 'self'">
 <title>{% block title %}{{ site_title }}{% endblock %}</title>
 {% block head %}{% endblock %}
@@ -190,10 +190,10 @@ form-action 'self'">
 <a href="{{ root }}rules.html">现行有效规章制度库</a><a href="{{ root }}reports.html">年度报告</a>\
 <a href="{{ root }}guide.html">信息公开指南</a><a href="{{ root }}feed.xml">订阅</a>\
 <button type="button" class="textsize" id="large-text" aria-pressed="false" hidden>大字模式</button></nav>
-{% block header_search %}{% if site_search %}<form class="search" role="search" action="{{ root }}search.html" \
+{% block header_search %}<form class="search" role="search" action="{{ root }}search.html" \
 method="get"><label for="site-q" class="sr">搜索本站</label>\
 <input id="site-q" name="q" type="search" placeholder="搜索标题、正文、索引号、发文字号" autocomplete="off">\
-<button type="submit">搜索</button></form>{% endif %}{% endblock %}
+<button type="submit">搜索</button></form>{% endblock %}
 </div></header>
 <main class="wrap" id="main" tabindex="-1">
 {% block main %}{% endblock %}
@@ -217,7 +217,7 @@ method="get"><label for="site-q" class="sr">搜索本站</label>\
 {% block main %}
 <div class="crumbs"><a href="{{ root }}index.html">首页</a> › \
 <a href="{{ root }}categories/{{ post.category | slug }}.html">{{ post.category }}</a></div>
-<div data-pagefind-body>
+<div data-search-body>
 <h1>{{ post.title }}</h1>
 {% set cat = post.catalogue %}
 {% if cat.validity == "已废止" %}<p class="ended repealed"><strong>本文件已废止。</strong>\
@@ -226,11 +226,11 @@ method="get"><label for="site-q" class="sr">搜索本站</label>\
 {% if cat.replaced_by %}请见<a href="{{ root }}items/{{ cat.replaced_by }}.html">修订后的文件</a>。{% endif %}</p>\
 {% endif %}
 <table class="catalogue"><caption>信息公开目录</caption><tbody>
-<tr><th scope="row">索引号</th><td{{ cat.index_no | pfmeta("index_no") }}>{{ cat.index_no or "" }}</td>\
+<tr><th scope="row">索引号</th><td{{ cat.index_no | searchmeta("index_no") }}>{{ cat.index_no or "" }}</td>\
 <th scope="row">发布机构</th><td>{{ post.department }}</td></tr>
-<tr><th scope="row">发文字号</th><td{{ cat.doc_number | pfmeta("doc_number") }}>{{ cat.doc_number or "" }}</td>\
+<tr><th scope="row">发文字号</th><td{{ cat.doc_number | searchmeta("doc_number") }}>{{ cat.doc_number or "" }}</td>\
 <th scope="row">成文日期</th><td>{{ cat.written_on or "" }}</td></tr>
-<tr><th scope="row">发布日期</th><td data-pagefind-meta="date">{{ post.publish_at | localdate }}</td>\
+<tr><th scope="row">发布日期</th><td data-search-meta="date">{{ post.publish_at | localdate }}</td>\
 <th scope="row">主题分类</th><td>{{ cat.topic or "" }}</td></tr>
 <tr><th scope="row">公开方式</th><td>{{ cat.disclosure_mode or "" }}</td>\
 <th scope="row">有效性</th><td>{{ cat.validity or "" }}</td></tr>
@@ -340,9 +340,9 @@ def item_rows(localdate: Callable[[datetime | str], str]) -> Callable[[list[dict
 
 
 def search_meta(value: str | None, key: str) -> Markup:
-    """The attribute that makes a cell's text a field of the page's search record (Pagefind's
-    ``data-pagefind-meta``), on a cell that has text: 索引号 and 发文字号 come back with each hit."""
-    return Markup(f' data-pagefind-meta="{key}"') if value else Markup("")
+    """The attribute that makes a cell's text a field of the page's search record
+    (channels/website/searchindex.py), on a cell that has text: 索引号 and 发文字号 come back with each hit."""
+    return Markup(f' data-search-meta="{key}"') if value else Markup("")
 
 
 def make_jinja(localdate: Callable[[datetime | str], str]) -> jinja2.Environment:
@@ -354,12 +354,10 @@ def make_jinja(localdate: Callable[[datetime | str], str]) -> jinja2.Environment
         keep_trailing_newline=True,
     )
     env.filters["localdate"] = localdate
-    #: the site has a search page (a site in a bucket has none yet: channels.website.search)
-    env.globals["site_search"] = True
     # a period that ends at 24:00 (00:00 of the next day) is shown by its last day
     env.filters["lastday"] = lambda end: localdate(end - timedelta(microseconds=1))
     env.filters["isotime"] = iso
     env.filters["slug"] = category_slug
     env.globals["item_rows"] = item_rows(localdate)
-    env.filters["pfmeta"] = search_meta
+    env.filters["searchmeta"] = search_meta
     return env

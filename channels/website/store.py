@@ -15,8 +15,9 @@ appears in, its file references), never the whole set, so its cost does not grow
 * ``site_file_ref`` — which media/attachment files each item uses (to collect a withdrawn item's files).
 * ``site_sitemap_part`` — the lastmod of each numbered sitemap file, for the sitemap index.
 * ``site_meta`` — the migration mark, the checkpoint of ``publisher site rebuild``, the current search bundle.
-* ``site_search_doc`` — which fragment of the current search bundle is which item; ``site_search_gone``
-  — the fragments dropped since the bundle was built (channels.website.search; a site in a folder only).
+* ``site_search_doc`` — which page number ("fragment") of the current search bundle is which item;
+  ``site_search_gone`` — the numbers dropped since the bundle was built (channels.website.search).
+  A site in a bucket has them from migration 0024_site_search.
 * ``site_purge`` — the CDN purges the site owes (``[channels.X.cdn]``, channels.website.cdn): one row
   per URL, queued in the change's own transaction, deleted once the CDN accepted it; its attempts
   and last failure (the error's class, the service's code, the message) kept for the retry and the

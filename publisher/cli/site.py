@@ -77,15 +77,25 @@ def site_search_index(channel: ChannelOption = None) -> None:
 
     Items published since the last build become findable; withdrawn ones were already dropped.
     The ``site-search-index`` periodic job runs the same (docs/channels/website.md, "Search")."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+
     name, site = _site(channel, "search_index")
-    if getattr(site, "site_folder", None) is None:
-        err.print(
-            f"{name}: search of a site in a bucket is not supported yet (the index is built from a site "
-            'folder); the site has no search page to serve. Use storage = "folder" for a searchable site.'
-        )
-        raise typer.Exit(2)
-    with err.status(f"indexing {name}"):
-        build = site.search_index()  # type: ignore[attr-defined]
+    with Progress(
+        TextColumn(f"indexing {name}: {{task.description}}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=not sys.stderr.isatty(),
+    ) as bar:
+        tasks: dict[str, TaskID] = {}
+
+        def progress(what: str, done: int, total: int) -> None:
+            if what not in tasks:
+                tasks[what] = bar.add_task(what, total=total)
+            bar.update(tasks[what], completed=done, total=total)
+
+        build = site.search_index(progress)  # type: ignore[attr-defined]
     out.print(
         f"{name}: {build.indexed} pages indexed in {build.seconds:.1f} s ({build.files} files, "
         f"{build.bytes / 1e6:.1f} MB), bundle {build.bundle}"

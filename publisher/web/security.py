@@ -41,8 +41,6 @@ SITE_CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: https:; "
     "object-src 'none'; base-uri 'none'; frame-ancestors 'self'"
 )
-# the site's search page and its bundle run Pagefind's WebAssembly (docs/channels/website.md, "Search")
-SITE_SEARCH_CSP = SITE_CSP.replace("script-src 'self'", "script-src 'self' 'wasm-unsafe-eval'")
 # the OpenAPI page: the package's own Swagger UI (publisher/web/static/swagger-ui); it sets inline styles
 DOCS_CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
@@ -165,8 +163,6 @@ class Guard:
 
         path = scope["path"]
         csp = DOCS_CSP if path.startswith("/api/docs") else SITE_CSP if path.startswith("/site/") else self.csp
-        if path == "/site/search.html" or path.startswith("/site/search/"):
-            csp = SITE_SEARCH_CSP
         private = not_to_keep(path, headers)
 
         async def with_headers(msg: Message) -> None:

@@ -257,3 +257,17 @@ def test_a_bucket_site_owes_its_purges_in_the_publishers_store(make_app, tmp_pat
         assert BASE + "items/1.html" in cdn.purged
         with app.engine.connect() as conn:
             assert conn.execute(sa.text("SELECT count(*) FROM site_purge")).scalar() == 0
+
+
+def test_the_search_pointer_is_purged_after_a_build_and_a_withdrawal(tmp_path, cdn, keys):
+    """A CDN that kept search/current.json would send readers to a bundle about to be deleted (after a
+    build) or show a withdrawn item's number as not gone (after a withdrawal)."""
+    ch = site(tmp_path, cdn)
+    for i in (1, 2):
+        ch.publish(post(i), make_ctx(i))
+    cdn.purged.clear()
+    ch.search_index()
+    assert cdn.purged == [BASE + "search/current.json"] and not owed(ch)
+    cdn.purged.clear()
+    ch.withdraw(post(2), make_ctx(2))
+    assert BASE + "search/current.json" in cdn.purged and not owed(ch)

@@ -167,15 +167,16 @@ def test_a_change_stopped_at_any_step_in_a_bucket_is_finished_by_its_retry(tmp_p
     check_site(site)
 
 
-def test_related_items_the_guide_and_the_reports_in_a_bucket_and_no_search(tmp_path, s3, engine, monkeypatch):
+def test_related_items_the_guide_the_reports_and_search_in_a_bucket(tmp_path, s3, engine, monkeypatch):
     """Main's pages beside the listings go into the bucket: an older page's related section is
     rewritten from its object when a newer related item comes and goes (the link kept in the store's
-    state, on both engines); the guide, the reports page and the rules library are objects too. A
-    bucket site has no search: no search box, no search.html, and no search upkeep on a withdrawal."""
+    state, on both engines); the guide, the reports page and the rules library are objects too. So is
+    the search: the index is built from the pages in the bucket into the bucket, a withdrawal takes
+    the item's text out of it at once, and the next build leaves one bundle there."""
     set_keys(monkeypatch)
     table = s3.bucket()
     ch = bucket_site(tmp_path / "host-a", engine, table)
-    assert ch.search_cron == ""  # the default job is off for a bucket
+    assert ch.search_cron == "*/30 * * * *"  # the default job runs for a bucket too
     rule = post(1, title="学生管理规定", catalogue=Catalogue(validity="现行有效"))
     ch.publish(rule, make_ctx(1))
     ch.publish(post(2, title="2025-2026学年信息公开工作年度报告", category="年度报告"), make_ctx(2))
@@ -187,28 +188,38 @@ def test_related_items_the_guide_and_the_reports_in_a_bucket_and_no_search(tmp_p
     assert "学生管理规定" in (site.folder / "rules.html").read_text("utf-8")
     assert "items/2.html" in (site.folder / "reports.html").read_text("utf-8")
     assert (site.folder / "guide.html").is_file()
-    assert not (site.folder / "search.html").exists() and not (site.folder / "search.js").exists()
-    assert 'role="search"' not in older
+    assert (site.folder / "search.html").is_file() and (site.folder / "search.js").is_file()
+    assert 'role="search"' in older
     with engine.connect() as c:
         data = c.execute(sa.text("select data from site_entry where site = 'website' and item_id = 1")).scalar()
     assert [link["item_id"] for link in json.loads(data)["related"]] == [3]
+
+    build = ch.search_index()
+    assert build.indexed == 3 and build.dropped == 0
+    site = Mirror(ch, s3, table, tmp_path / "indexed")
+    current = json.loads((site.folder / "search/current.json").read_text("utf-8"))
+    docs = {
+        int(f.stem): json.loads(f.read_text("utf-8"))["url"]
+        for f in (site.folder / "search" / current["bundle"] / "doc").glob("*.json")
+    }
+    assert sorted(docs.values()) == ["items/1.html", "items/2.html", "items/3.html"]
+    assert current["gone"] == []
 
     ch.withdraw(post(3), make_ctx(3))
     site = Mirror(ch, s3, table, tmp_path / "withdrawn")
     assert "items/3.html" not in (site.folder / "items/1.html").read_text("utf-8")
     check_site(site)
-    with pytest.raises(PermanentChannelError, match="search of a site in a bucket is not supported yet"):
-        ch.search_index()
+    (number,) = [n for n, url in docs.items() if url == "items/3.html"]
+    assert json.loads((site.folder / "search/current.json").read_text("utf-8"))["gone"] == [number]
+    assert not (site.folder / "search" / current["bundle"] / "doc" / f"{number}.json").exists(), "its text is gone"
+
+    second = ch.search_index()
+    assert second.indexed == 2
+    bundles = {k.split("/")[2] for k in s3.keys(table) if k.startswith("xxgk/search/") and k.count("/") > 2}
+    assert bundles == {second.bundle}, "the old bundle is deleted from the bucket"
 
 
-def test_a_search_cron_for_a_bucket_site_is_refused_with_the_fix(s3):
-    with pytest.raises(ValueError, match=r'search of a site in a bucket is not supported yet; set search_cron = ""'):
-        WebsiteConfig(base_url=BASE, storage="s3", s3=s3.bucket(), search_cron="*/30 * * * *")
-    assert WebsiteConfig(base_url=BASE, storage="s3", s3=s3.bucket(), search_cron="").search_cron == ""
-    assert WebsiteConfig(base_url=BASE).search_cron == "*/30 * * * *"  # a folder keeps its default
-
-
-def test_publisher_site_search_index_on_a_bucket_site_says_why_not(tmp_path, s3, monkeypatch):
+def test_publisher_site_search_index_on_a_bucket_site(tmp_path, s3, monkeypatch):
     from publisher.db import migrate
     from tests.clirun import SETTINGS, Cli
 
@@ -224,5 +235,11 @@ def test_publisher_site_search_index_on_a_bucket_site_says_why_not(tmp_path, s3,
     )
     cli = Cli(tmp_path, url, settings)
     cli.env.update(KEYS)  # Cli passes on no PUBLISHER_* variable of its own accord
-    r = cli("site", "search-index")
-    assert r.code == 2 and "search of a site in a bucket is not supported yet" in r.err, r.err
+    engine = make_engine(url)
+    ch = bucket_site(tmp_path / "host", engine, table, name="site")  # the CLI's channel, the same store
+    for i in (1, 2):
+        ch.publish(post(i), make_ctx(i))
+    engine.dispose()
+    r = cli.ok("site", "search-index")
+    assert "site: 2 pages indexed" in r.out, r.out
+    assert any(k.startswith("xxgk/search/b") for k in s3.keys(table))

@@ -1,6 +1,6 @@
 """The site search (搜索) in Debian's Chromium, over HTTP under the pages' own CSP: a reader types in
-the header's box, gets the items whose text holds a Chinese word that only segmentation finds
-(written inside a sentence, no spaces), gets the one document of an exact 索引号 or 发文字号 first
+the header's box, gets the items whose text holds a Chinese word written inside a sentence (no
+spaces; found by its character pairs), gets the one document of an exact 索引号 or 发文字号 first
 (among ones that differ by a digit), never sees a withdrawn item or one whose 公示期 ended, and can do
 it all by keyboard, on a 390 px screen, with no serious axe violation (docs/channels/website.md, "Search").
 """
@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from channels.website import WebsiteChannel, WebsiteConfig
+from channels.website.searchindex import SHARDS_JS, TERMS_JS, dict_shard_number, fnv1a, id_key, terms
 from publisher.channel import Catalogue
 from publisher.testing import make_ctx, make_env, make_post
 from tests.web import axe
@@ -40,7 +41,7 @@ def _post(i: int, **kw: Any) -> Any:
     return make_post(
         i,
         title=kw.pop("title", f"学校通知第{i}号"),
-        body_html=f"<p>{BODIES.get(i, '学校其他事项的通知。')}</p>",
+        body_html=kw.pop("body_html", f"<p>{BODIES.get(i, '学校其他事项的通知。')}</p>"),
         publish_at=at,
         updated_at=at,
         catalogue=Catalogue(index_no=f"12370000MB0001/2026-{i:05d}", doc_number=f"齐高师专发〔2026〕{i}号"),
@@ -102,7 +103,7 @@ def test_a_reader_finds_items_in_chinese_and_never_a_withdrawn_one(site: Any, br
     page.keyboard.press("Enter")
     page.wait_for_url("**/items/1.html")
 
-    # words inside sentences: found only if the text was segmented (no spaces anywhere)
+    # words inside sentences (no spaces anywhere), found by their character pairs
     assert _search(page, base, "困难学生") == [1]
     assert _search(page, base, "隐患排查") == [3]
     assert _search(page, base, "闭馆") == [2]
@@ -154,8 +155,8 @@ def test_the_search_page_is_accessible_and_fits_a_phone(site: Any, browser: Any)
 
 @pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
 def test_search_works_under_the_web_apps_headers(make_app: Any, browser: Any) -> None:  # noqa: F811
-    """``publisher serve`` serves the site at /site/ with its own CSP header: the search page (and
-    only it and its bundle) may run WebAssembly there, and result links keep the /site/ prefix."""
+    """``publisher serve`` serves the site at /site/ with its own CSP header (no WebAssembly, no
+    inline script, the search page included), and result links keep the /site/ prefix."""
     import socket
     import threading
     import time
@@ -182,6 +183,8 @@ def test_search_works_under_the_web_apps_headers(make_app: Any, browser: Any) ->
         errors = console_errors(page)
         answer = page.goto(base + "index.html")
         assert "wasm-unsafe-eval" not in answer.headers["content-security-policy"]
+        answer = page.goto(base + "search.html")
+        assert "script-src 'self';" in answer.headers["content-security-policy"]
         assert _search(page, base, "闭馆") == []
         assert "搜索索引尚未建立" in page.inner_text("#search-status"), "before the first build, it says so"
         errors.clear()  # that query's 404 for search/current.json, the one error expected
@@ -193,3 +196,90 @@ def test_search_works_under_the_web_apps_headers(make_app: Any, browser: Any) ->
         srv.should_exit = True
         thread.join(timeout=10)
         sock.close()
+
+
+def test_the_browser_cuts_text_into_the_same_terms_as_the_build(browser: Any) -> None:  # noqa: F811
+    """search.js's ``terms``, ``idKey`` and shard hashes (run here in Chromium) and searchindex's agree,
+    or a query would ask for terms the index does not hold, or in the wrong file (the sites of the
+    other tests are small enough for one dictionary file, where a wrong hash would go unnoticed)."""
+    texts = [
+        "学校决定对家庭经济困难学生发放临时生活补助",
+        "关于2026年招生章程的通知（第3号）",
+        "齐高师专发〔2026〕12号 12370000MB0001/2026-00002",
+        "ＡＢＣ１２３ Web前端　李 ·张三· e-mail: Office@Example.EDU.cn",
+        "㐀㐁 丽\uf900 𠀀𠀁 emoji😀中文 İstanbul Ǆ ß",
+        "",
+        "，。、；：？！",
+    ]
+    page = browser.new_page()
+    got = page.evaluate(
+        f"""(texts) => {{ {TERMS_JS}; {SHARDS_JS};
+          return texts.map((t) => [terms(t), terms(t).map(termHash), idKey(t), idHash(idKey(t))]); }}""",
+        texts,
+    )
+    assert got == [
+        [terms(t), [dict_shard_number(w, 2**32) for w in terms(t)], id_key(t), fnv1a(id_key(t))] for t in texts
+    ]
+    assert got[0][0][:3] == ["学校", "校决", "决定"]
+    assert len({h for row in got for h in row[1]}) > 40, "the hashes spread"
+
+
+def test_a_site_in_a_bucket_is_searched_from_the_bucket(tmp_path: Any, browser: Any, monkeypatch: Any) -> None:  # noqa: F811
+    """A site in an S3-compatible bucket (moto, served straight from the bucket as a reader's
+    browser would get it): the index is built from the pages in the bucket into it, and a withdrawal
+    is out of the results at once there too."""
+    from publisher.db import make_engine, migrate
+    from publisher.pipeline.sharedsql import EngineSql
+    from tests.s3server import S3Server, set_keys
+
+    set_keys(monkeypatch)
+    engine = make_engine(f"sqlite:///{tmp_path / 'queue.db'}")
+    migrate(engine)
+    with S3Server() as s3:
+        table = s3.bucket()
+        public = {
+            "Effect": "Allow",
+            "Principal": "*",
+            "Action": "s3:GetObject",
+            "Resource": f"arn:aws:s3:::{table['bucket']}/*",
+        }
+        s3.client().put_bucket_policy(
+            Bucket=table["bucket"], Policy=json.dumps({"Version": "2012-10-17", "Statement": [public]})
+        )
+        base = f"{s3.endpoint}/{table['bucket']}/xxgk/"
+        config = WebsiteConfig(base_url=base, title="信息公开网", storage="s3", s3=table)
+        ch = WebsiteChannel("website", config, make_env(tmp_path, sql=EngineSql(engine)))
+        for i in (1, 2, 3, 12):
+            ch.publish(_post(i), make_ctx())
+        ch.search_index()
+        page = browser.new_page()
+        errors = console_errors(page)
+        assert _search(page, base, "闭馆") == [2]
+        assert _search(page, base, "齐高师专发[2026]12号")[0] == 12
+        ch.withdraw(_post(2), make_ctx())
+        page.fill("#search-q", "闭馆")
+        page.keyboard.press("Enter")
+        assert _results(page, "闭馆") == [], "the open page re-reads what was withdrawn"
+        assert errors == []
+    engine.dispose()
+
+
+def test_a_word_on_hundreds_of_pages_is_counted_ranked_and_paged(tmp_path: Any, browser: Any) -> None:  # noqa: F811
+    """A word on 200 pages has its postings in a file of its own (post/<n>.bin, not inline): all are
+    counted, the page whose title holds it comes first, the rest newest first, 10 at a time."""
+    ch = WebsiteChannel("website", WebsiteConfig(base_url="http://site.invalid/"), make_env(tmp_path))
+    for i in range(1, 201):
+        title = "校园开放日安排" if i == 7 else f"学校通知第{i}号"
+        ch.publish(_post(i, title=title, body_html="<p>校园开放日的安排另行通知。</p>"), make_ctx())
+    build = ch.search_index()
+    assert list((ch.folder / "search" / build.bundle / "post").glob("*.bin")), "long postings go to post/"
+    with served(ch.folder) as base:
+        page = browser.new_page()
+        errors = console_errors(page)
+        found = _search(page, base, "开放日")
+        assert "找到 200 条结果" in page.inner_text("#search-status")
+        assert found == [7, *[i for i in range(200, 190, -1) if i != 7]][:10]
+        page.click("#search-more")
+        page.wait_for_selector("#search-hits li:nth-child(20)")
+        assert _results(page, "开放日")[10:] == list(range(191, 181, -1))
+        assert errors == []
