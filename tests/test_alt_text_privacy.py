@@ -231,3 +231,47 @@ def test_masked_alt_text_goes_out_masked(app: Any, tmp_path: Path) -> None:
     assert own is not None and own.alt == f"获奖学生 {mask_text(ID)}"
     assert mine is not None and mine.alt == f"值班老师 {mask_text(MOBILE)}" and mine.sha256 != own.sha256
     assert [i for _, i, _ in MemoryChannel.ledger["mem"]] == [item_id]
+
+
+# ----------------------------------------------------------------------------- publisher check --all
+def test_check_all_reads_the_covers_alt_text_and_the_pages_img_alt(
+    make_app: Any, tmp_path: Path, store_url: str
+) -> None:
+    """An item published before the check existed with an ID in its cover's alt text is an exposure at
+    ``cover.alt``; a mobile written into the page's ``<img alt>`` on the server's disk is one at the page."""
+    from tests.test_check_all import CHANNELS, cli_for, from_before_the_check
+
+    app = make_app(channels=CHANNELS)
+    src = tmp_path / "src"
+    src.mkdir()
+    path = write_item(src, cover_alt=f"获奖学生 {ID}")
+    path.write_text(path.read_text(encoding="utf-8").replace("channels: [mem]", "channels: [website]"), "utf-8")
+    with app.session() as s:
+        draft = content.read_item_file(
+            path, media_dir=app.settings.media_dir, max_body_bytes=10**6, max_asset_bytes=10**7
+        )
+        item_id = workflow.create_item(app.ctx, s, author=_user(s, "ed"), draft=draft).id
+        assert item_id is not None
+        workflow.submit(app.ctx, s, item_id=item_id, actor=_user(s, "ed"))
+        workflow.review(app.ctx, s, item_id=item_id, actor=_user(s, "head"), approve=True)
+        for row in workflow.unresolved(s, workflow.get_item(s, item_id)):
+            workflow.clear_finding(app.ctx, s, item_id=item_id, number=row.number, actor=_user(s, "sec"), reason="同意")
+        workflow.review(app.ctx, s, item_id=item_id, actor=_user(s, "sec"), approve=True)
+        workflow.schedule(app.ctx, s, item_id=item_id, at=datetime.now(UTC))
+    assert dict(Dispatcher(engine=app.engine, ctx=app.ctx).run(once=True).outcomes) == {"done": 1}
+    from_before_the_check(app, item_id)
+    cli = cli_for(tmp_path, store_url)
+
+    def findings() -> list[tuple[str, str, str]]:
+        r = cli("check", "--all", "--format", "json")
+        assert r.code == 3, r.err
+        assert ID not in r.out and MOBILE not in r.out
+        [e] = json.loads(r.out)["exposures"]
+        return [(f["kind"], f["where"], f["masked"]) for f in e["findings"]]
+
+    assert findings() == [("id_card", "cover.alt", mask_text(ID))]  # the page's alt holds it too: said once
+    page = tmp_path / "site" / "items" / f"{item_id}.html"
+    html = page.read_text(encoding="utf-8")
+    assert f'alt="获奖学生 {ID}"' in html
+    page.write_text(html.replace(f'alt="获奖学生 {ID}"', f'alt="值班老师 {MOBILE}"'), encoding="utf-8")
+    assert ("mobile", f"items/{item_id}.html", mask_text(MOBILE)) in findings()
