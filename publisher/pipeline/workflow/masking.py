@@ -42,8 +42,8 @@ CLEANED_KINDS = (*NUMBER_KINDS, "hidden_content")
 
 @dataclass
 class Masked:
-    """What the masking action did: the new version, the diff of the body and of each channel's wording
-    field it changed, the attachments cleaned."""
+    """What the masking action did: the new version, the diff of the body, of the cover's alt text and of
+    each channel's wording field it changed, the attachments cleaned."""
 
     item: Item
     diff: str
