@@ -606,6 +606,9 @@ class SandboxHandle:
     #: a notification transport's sandbox (企业微信, 钉钉 robots) is no channel either: its ``config`` is
     #: empty and this holds the ``[notify.transports]`` tables that point the transports at it
     notify: dict[str, Any] = field(default_factory=dict)
+    #: a CDN's sandbox (腾讯云 CDN) is no channel either: its ``config`` is empty and this holds the
+    #: ``[channels.X.cdn]`` table that points a website's purges at it (docs/channels/website.md)
+    cdn: dict[str, Any] = field(default_factory=dict)
 
 
 def available_sandboxes() -> dict[str, Callable[[Path], SandboxHandle]]:

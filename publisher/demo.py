@@ -127,6 +127,7 @@ def run_demo(settings_path: Path | None, *, items: int = 6, console: Console | N
             name: table for name, table in base.channels.items() if table.get("type", name) == "website"
         } or {"website": {"type": "website", "folder": "site", "title": "信息公开网"}}
         transports: dict[str, dict[str, Any]] = {}
+        cdn: dict[str, Any] = {}
         for name, start in sorted(available_sandboxes().items()):
             try:
                 h = start(folder / "sandbox")
@@ -139,6 +140,12 @@ def run_demo(settings_path: Path | None, *, items: int = 6, console: Console | N
                 channels[name] = h.config
             auth.update(h.auth)
             transports.update(h.notify)  # the 企业微信 robot and corp app, the 钉钉 robot (docs/notify.md)
+            cdn.update(h.cdn)
+        if cdn:  # each website without a CDN of its own purges through the CDN's sandbox
+            channels = {
+                name: {**table, "cdn": cdn} if table.get("type", name) == "website" and not table.get("cdn") else table
+                for name, table in channels.items()
+            }
         notify = base.notify.model_copy(update={"transports": {**base.notify.transports, **transports}})
         settings = base.model_copy(
             update={

@@ -19,7 +19,8 @@
 
 Faults (:meth:`fail_next`): ``internal`` (``InternalError``), ``rate`` (``RequestLimitExceeded``),
 ``unavailable`` (HTTP 503, no JSON). ``purged`` lists every URL accepted, in order.
-``python -m channels.sandbox.tencent_cdn --port N``.
+``python -m channels.sandbox.tencent_cdn --port N``; the ``publisher.sandboxes`` entry point
+(:func:`demo_sandbox`) starts one for ``publisher demo``, whose website purges through it.
 """
 
 from __future__ import annotations
@@ -30,10 +31,12 @@ import uuid
 from collections import deque
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from channels.sandbox._http import HttpSandbox, Reply, Request, serve_main
 from channels.website.cdn import ALGORITHM, CONTENT_TYPE, QUOTA_DAY, VERSION, tc3_signature
+from publisher.channel import SandboxHandle
 
 _AUTH = re.compile(
     r"^TC3-HMAC-SHA256 Credential=(?P<id>[^/,\s]+)/(?P<date>\d{4}-\d{2}-\d{2})/(?P<service>[a-z]+)/tc3_request, "
@@ -49,7 +52,7 @@ class TencentCdnSandbox(HttpSandbox):
         self,
         *,
         keys: dict[str, str] | None = None,
-        domains: tuple[str, ...] = ("xxgk.example.edu.cn",),
+        domains: tuple[str, ...] | None = ("xxgk.example.edu.cn",),
         per_day: int = PER_DAY,
         clock: Callable[[], datetime] | None = None,
         **kw: Any,
@@ -57,7 +60,9 @@ class TencentCdnSandbox(HttpSandbox):
         super().__init__(**kw)
         #: SecretId -> SecretKey
         self.keys = dict(keys or {"AKIDsandbox": "sandbox-secret-key"})
-        self.domains = set(domains)
+        #: the domains (``host[:port]``) this CDN accelerates; None: any (the demo's site is wherever its
+        #: settings put it)
+        self.domains = None if domains is None else {d.lower() for d in domains}
         self.per_day = per_day
         self.clock = clock or (lambda: datetime.now(UTC))
         #: every URL accepted, in order
@@ -104,7 +109,7 @@ class TencentCdnSandbox(HttpSandbox):
             m = re.match(r"^https?://([^/?#]+)", url)
             if m is None:
                 return self._error("InvalidParameter", f"the URL {url!r} has no http:// or https://")
-            if m.group(1).lower() not in self.domains:
+            if self.domains is not None and m.group(1).lower() not in self.domains:
                 return self._error("ResourceNotFound.CdnHostNotExists", f"the domain {m.group(1)} is not on this CDN")
         day = now.astimezone(QUOTA_DAY).date().isoformat()
         if self._day.get(day, 0) + len(urls) > self.per_day:
@@ -154,12 +159,38 @@ class TencentCdnSandbox(HttpSandbox):
             return {**super().snapshot(), "purged": list(self.purged)}
 
 
+def demo_sandbox(workdir: Path) -> SandboxHandle:
+    """The ``publisher.sandboxes`` entry point: a running CDN API and the ``[channels.X.cdn]`` table
+    that points a website's purges at it (``publisher demo`` gives it to each website it runs)."""
+    import secrets
+
+    secret_id, secret_key = f"AKIDdemo{secrets.token_hex(8)}", secrets.token_hex(16)
+    # any domain: the demo's site is at its settings' site_base_url (127.0.0.1:8000 unless changed)
+    sandbox = TencentCdnSandbox(keys={secret_id: secret_key}, domains=None)
+    base = sandbox.start()
+    return SandboxHandle(
+        config={},  # no channel: the cdn table below goes into the website's
+        cdn={
+            "type": "tencent",
+            "endpoint": base,
+            "secret_id_env": "PUBLISHER_DEMO_CDN_SECRET_ID",
+            "secret_key_env": "PUBLISHER_DEMO_CDN_SECRET_KEY",
+        },
+        environ={"PUBLISHER_DEMO_CDN_SECRET_ID": secret_id, "PUBLISHER_DEMO_CDN_SECRET_KEY": secret_key},
+        stop=sandbox.stop,
+        describe=f"腾讯云 CDN PurgeUrlsCache at {base}/; the website's pages were purged through it after each change",
+    )
+
+
 def _build(args: argparse.Namespace) -> HttpSandbox:
-    return TencentCdnSandbox(host=args.host, port=args.port)
+    keys = {args.secret_id: args.secret_key}
+    return TencentCdnSandbox(keys=keys, domains=tuple(args.domain) or None, host=args.host, port=args.port)
 
 
 def _args(parser: argparse.ArgumentParser) -> None:
-    pass
+    parser.add_argument("--secret-id", default="AKIDsandbox")
+    parser.add_argument("--secret-key", default="sandbox-secret-key")
+    parser.add_argument("--domain", action="append", default=[], help="a domain it accelerates (repeat; default: any)")
 
 
 if __name__ == "__main__":

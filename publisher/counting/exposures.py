@@ -56,7 +56,7 @@ from publisher.models import (
 from publisher.pipeline import content
 from publisher.pipeline.outcome import OutcomeKind
 from publisher.pipeline.privacy import Finding, WordList, check_file, check_text, mask_text, words_for
-from publisher.pipeline.privacy.check import scan_text
+from publisher.pipeline.privacy.check import COVER_ALT, scan_text
 from publisher.pipeline.privacy.findings import finding
 from publisher.pipeline.workflow import Context
 
@@ -234,7 +234,9 @@ def _read_page(conn: sa.Connection, after: int, channel: str | None, batch: int)
             p, published.get(p.row.id), versions.get(p.row.item_id, []), approved.get(p.row.item_id, [])
         )
     assets: dict[int, list[Any]] = {}
-    for a in conn.execute(sa.select(A.c.item_id, A.c.sha256, A.c.filename).where(A.c.item_id.in_(item_ids))):
+    for a in conn.execute(
+        sa.select(A.c.item_id, A.c.sha256, A.c.filename, A.c.role, A.c.alt).where(A.c.item_id.in_(item_ids))
+    ):
         assets.setdefault(a.item_id, []).append(a)
     cleared: dict[tuple[int, int], set[tuple[str, str, str]]] = {}
     for f in conn.execute(
@@ -301,6 +303,9 @@ def _check(
         if p.summary:
             found += scan_text(p.summary, "summary", words)
         found += check_text(p.body, "body", words=words)
+        cover_alt = next((a.alt for a in p.assets if a.role == "cover"), None)
+        if cover_alt:  # the cover's <img alt> on the website, its alt_text in the CMS
+            found += scan_text(cover_alt, COVER_ALT, words)
         read: set[str] = set()
         for a in p.assets:
             read.add(a.sha256)
@@ -356,6 +361,8 @@ def _site_findings(
     except ValueError as exc:  # lxml's ParserError is a ValueError
         return [finding("uninspectable", rel, f"cannot be inspected: {type(exc).__name__}")], []
     found = scan_text(doc.text_content(), rel, words)
+    for img in doc.iter("img"):  # alt text is published text, though no text_content() of the page
+        found += scan_text(img.get("alt") or "", rel, words)
     for link in doc.iter("a"):
         href = (link.get("href") or "").split("#", 1)[0].split("?", 1)[0]
         if not href or "://" in href or href.startswith(("/", "mailto:")):

@@ -7,8 +7,10 @@ because a file that was not read must not pass as a file that was clean.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from publisher.errors import InvalidInput
 
@@ -27,6 +29,9 @@ IMAGES = {".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff"}
 OLD_OFFICE = {".doc", ".xls", ".ppt", ".wps", ".et", ".dps", ".rtf"}
 #: front matter keys whose text is published
 PUBLISHED_KEYS = ("title", "summary")
+#: where the alt text (替代文本) of the item's own cover is found: it is the cover's ``<img alt>`` on the
+#: website and its ``alt_text`` in the CMS, so it is published text like the title
+COVER_ALT = "cover.alt"
 #: the largest text attachment read
 MAX_TEXT_BYTES = 50_000_000
 
@@ -110,6 +115,20 @@ def summary_findings(summary: str, body_markdown: str, words: WordList | None = 
     ]
 
 
+def wording_findings(channel: str, wording: Mapping[str, Any], words: WordList | None = None) -> list[Finding]:
+    """The findings of one channel's wording: ``CHANNEL.title``, ``CHANNEL.summary``,
+    ``CHANNEL.body:LINE`` (lines of the wording's body) and ``CHANNEL.cover_alt``, in that order."""
+    found: list[Finding] = []
+    for key in ("title", "summary"):
+        if isinstance(value := wording.get(key), str) and value:
+            found += scan_text(value, f"{channel}.{key}", words)
+    if isinstance(body := wording.get("body"), str) and body:
+        found += check_text(body, f"{channel}.body", words=words)
+    if isinstance(alt := wording.get("cover_alt"), str) and alt:
+        found += scan_text(alt, f"{channel}.cover_alt", words)
+    return found
+
+
 def _uninspectable(where: str, why: str) -> Finding:
     return finding("uninspectable", where, f"cannot be inspected: {why}")
 
@@ -169,8 +188,10 @@ def check_file(path: str | Path, *, words: WordList | None = None, name: str | N
 def check_item(
     markdown_path: str | Path, *, words: WordList | None = None, max_body_bytes: int = 2_000_000
 ) -> list[Finding]:
-    """Findings in an item file: its title and summary, its body (``body:LINE``, the line of the file), and
-    each local image, cover and attachment it names (relative to its folder)."""
+    """Findings in an item file: its title and summary, its body (``body:LINE``, the line of the file, the
+    images' alt text included), its cover's alt text (``cover.alt``), each local image, cover and
+    attachment it names (relative to its folder), then each channel's wording (``overrides``:
+    :func:`wording_findings`)."""
     from publisher.pipeline.content import local_image_targets, read_item_source
 
     path = Path(markdown_path)
@@ -181,6 +202,9 @@ def check_item(
         if isinstance(value, str) and value:
             out.extend(scan_text(value, key, words))
     out.extend(check_text(source.body, "body", words=words, first_line=source.body_line))
+    cover_alt = source.fields.get("cover_alt")
+    if isinstance(cover_alt, str) and cover_alt:
+        out.extend(scan_text(cover_alt, COVER_ALT, words))
     files = [*local_image_targets(source.body)]
     if source.fields.get("cover"):
         files.append(str(source.fields["cover"]))
@@ -190,4 +214,10 @@ def check_item(
     files.extend(str(a) for a in attachments)
     for name in dict.fromkeys(files):
         out.extend(check_file(path.parent / name, words=words, name=name))
+    overrides = source.fields.get("overrides")
+    for channel, wording in (
+        sorted(overrides.items(), key=lambda kv: str(kv[0])) if isinstance(overrides, Mapping) else ()
+    ):
+        if isinstance(wording, Mapping):
+            out.extend(wording_findings(str(channel), wording, words))
     return out

@@ -1,6 +1,7 @@
 """The masking action (issue 12): a new version of an item with every resident ID, mobile and bank
-card number masked in its title, summary and body, in each channel's own wording (its title, summary
-and body, issue 14), and each DOCX/XLSX attachment that has a finding replaced by a cleaned copy
+card number masked in its title, summary and body (its images' alt text included), in its cover's alt
+text, in each channel's own wording (its title, summary, body and cover_alt, issue 14), and each
+DOCX/XLSX attachment that has a finding replaced by a cleaned copy
 (publisher.pipeline.privacy.clean_file). It is an edit: the item goes back to the first review, and
 the new version is checked afresh.
 """
@@ -20,7 +21,7 @@ from publisher.errors import InvalidInput, NotAllowed
 from publisher.models import Item, PrivacyDecision, Role, User
 from publisher.pipeline import content
 from publisher.pipeline.privacy import clean_file, mask_text
-from publisher.pipeline.privacy.check import DOCX, XLSX
+from publisher.pipeline.privacy.check import COVER_ALT, DOCX, XLSX
 from publisher.pipeline.privacy.findings import NUMBER_KINDS
 from publisher.pipeline.privacy.numbers import find_numbers
 from publisher.pipeline.workflow.context import Context
@@ -29,19 +30,20 @@ from publisher.pipeline.workflow.privacy import assets_of, decide, findings_of
 from publisher.pipeline.workflow.states import EDIT, allowed, get_item
 from publisher.pipeline.workflow.wording import public as public_wording
 
-#: the fields of a channel's wording that are text, and so masked (the cover is an image)
-WORDING_TEXT = ("title", "summary", "body")
+#: the fields of a channel's wording that are text, and so masked (the cover is an image; its alt text
+#: is published as the cover's ``<img alt>``/``alt_text``)
+WORDING_TEXT = ("title", "summary", "body", "cover_alt")
 
 #: the places in the item's own text (not an attachment) a finding can be
-TEXT_PLACES = ("title", "summary", "body")
+TEXT_PLACES = ("title", "summary", "body", COVER_ALT)
 #: what a cleaned copy removes: numbers, and what the file hid
 CLEANED_KINDS = (*NUMBER_KINDS, "hidden_content")
 
 
 @dataclass
 class Masked:
-    """What the masking action did: the new version, the diff of the body and of each channel's wording
-    field it changed, the attachments cleaned."""
+    """What the masking action did: the new version, the diff of the body, of the cover's alt text and of
+    each channel's wording field it changed, the attachments cleaned."""
 
     item: Item
     diff: str
@@ -75,16 +77,17 @@ def body_diff(before: str, after: str, version: int, name: str = "body") -> str:
 
 
 def mask_wording(overrides: Mapping[str, Mapping[str, str]]) -> dict[str, dict[str, str]]:
-    """Each channel's wording with the numbers in its title, summary and body masked; the cover and
-    every other field as they were (the body's HTML is rendered again by the edit)."""
+    """Each channel's wording with the numbers in its title, summary, body and cover_alt masked; the
+    cover and every other field as they were (the body's HTML is rendered again by the edit)."""
     return {
         ch: {k: mask_text(v) if k in WORDING_TEXT else v for k, v in fields.items()} for ch, fields in overrides.items()
     }
 
 
 def _in_text(where: str, channels: Iterable[str]) -> bool:
-    """Whether a finding's ``where`` is a place masking rewrites: the item's title, summary or body
-    (``body:12``), or a channel's (``wechat.title``, ``email.body:3``)."""
+    """Whether a finding's ``where`` is a place masking rewrites: the item's title, summary, body
+    (``body:12``) or cover's alt text (``cover.alt``), or a channel's (``wechat.title``, ``email.body:3``,
+    ``wechat.cover_alt``)."""
     place = where.split(":")[0]
     channel, dot, key = place.partition(".")
     return place in TEXT_PLACES or (bool(dot) and channel in channels and key in WORDING_TEXT)
@@ -138,13 +141,31 @@ def mask_item(ctx: Context, session: Session, *, item_id: int, actor: User) -> M
     wording = mask_wording(old_wording)
     if wording != old_wording:
         changes["overrides"] = public_wording(wording)
-    if not changes and body == old_body and not to_clean:
+    cover = next((a for a in assets if a.role == "cover"), None)
+    old_alt = (cover.alt if cover is not None else None) or ""
+    alt = mask_text(old_alt)
+    if not changes and body == old_body and alt == old_alt and not to_clean:
         raise InvalidInput(
             f"item {item.id} version {item.version} has nothing to mask (no ID, mobile or card number in its "
-            "text or its channels' wording, no DOCX/XLSX attachment with a finding): clear each finding with "
+            "text, its cover's alt text or its channels' wording, no DOCX/XLSX attachment with a finding): "
+            "clear each finding with "
             f'`publisher privacy clear {item.id} NO --reason "…" --as USER` instead'
         )
     new_assets: list[content.StoredAsset] = []
+    if cover is not None and alt != old_alt:
+        # the same picture described with the number masked: the edit puts it in the old cover's place
+        new_assets.append(
+            content.StoredAsset(
+                sha256=cover.sha256,
+                filename=cover.filename,
+                content_type=cover.content_type,
+                role=cover.role,
+                size=cover.size,
+                width=cover.width,
+                height=cover.height,
+                alt=alt,
+            )
+        )
     with tempfile.TemporaryDirectory(prefix="publisher-mask-") as tmp:
         for a in to_clean:
             # the copy keeps the file's name: readers download it under the name they were shown
@@ -184,7 +205,10 @@ def mask_item(ctx: Context, session: Session, *, item_id: int, actor: User) -> M
         drop_assets=[a.id for a in to_clean if a.id is not None],
         action_detail={"privacy_masked": masked, "cleaned": sorted(cleaned)},
     )
-    diff = body_diff(old_body, item.body_markdown, version) + "".join(
+    diff = body_diff(old_body, item.body_markdown, version)
+    if alt != old_alt:
+        diff += body_diff(old_alt, alt, version, COVER_ALT)
+    diff += "".join(
         body_diff(before_text, wording[ch][k], version, f"{ch}.{k}")
         for ch, fields in sorted(old_wording.items())
         for k, before_text in fields.items()

@@ -21,7 +21,7 @@ from publisher.errors import InvalidInput, NotAllowed, NotFound
 from publisher.models import Asset, Item, ItemVersion, PrivacyDecision, PrivacyFinding, Role, User, utcnow
 from publisher.pipeline import content
 from publisher.pipeline.privacy import Finding, WordList, check_file, check_text, words_for
-from publisher.pipeline.privacy.check import scan_text, summary_findings
+from publisher.pipeline.privacy.check import COVER_ALT, scan_text, summary_findings
 from publisher.pipeline.privacy.numbers import find_numbers
 from publisher.pipeline.workflow import wording
 from publisher.pipeline.workflow.audit import audit
@@ -38,16 +38,18 @@ def assets_of(session: Session, item_id: int | None) -> list[Asset]:
 
 def item_findings(ctx: Context, session: Session, item: Item) -> list[Finding]:
     """Every finding in what the item would publish: title, summary, body (``body:LINE``, the line of
-    the stored body), each stored image and attachment (``where`` starts with its file name), then the
-    per-channel wording (``CHANNEL.title``, ``CHANNEL.body:LINE``…)."""
+    the stored body, its images' alt text included), the cover's alt text (``cover.alt``), each stored
+    image and attachment (``where`` starts with its file name), then the per-channel wording
+    (``CHANNEL.title``, ``CHANNEL.body:LINE``, ``CHANNEL.cover_alt``…)."""
     words = words_for(ctx.settings)
     remote = ctx.settings.media_store()
-    files = [
-        (content.local_media(ctx.settings.media_dir, a.sha256, remote), a.filename) for a in assets_of(session, item.id)
-    ]
+    assets = assets_of(session, item.id)
+    files = [(content.local_media(ctx.settings.media_dir, a.sha256, remote), a.filename) for a in assets]
+    cover_alt = next((a.alt for a in assets if a.role == "cover"), None)
     # a summary made from the body's start (create_item) would repeat the body's findings
     derived = item.summary == content.plain_text(item.body_markdown, 120)
-    found = _findings(item.title, None if derived else item.summary, item.body_markdown, files, words, check_file)
+    summary = None if derived else item.summary
+    found = _findings(item.title, summary, item.body_markdown, cover_alt, files, words, check_file)
     # the per-channel wording is published text too: ``wechat.title``, ``weibo.body:LINE``… (issue 14)
     return found + wording.findings(item.overrides or {}, words)
 
@@ -56,17 +58,20 @@ def _findings(
     title: str | None,
     summary: str | None,
     body: str,
+    cover_alt: str | None,
     files: Iterable[tuple[Path, str]],
     words: WordList | None,
     read_file: Callable[..., Iterable[Finding]],
 ) -> list[Finding]:
-    """The findings of a version's title, summary, body (``body:LINE``) and attachments (``where``
-    starts with the file's name), in that order, as the gate numbers them and the worker's re-check
-    matches them."""
+    """The findings of a version's title, summary, body (``body:LINE``), cover's alt text
+    (``cover.alt``) and attachments (``where`` starts with the file's name), in that order, as the gate
+    numbers them and the worker's re-check matches them."""
     found = scan_text(title, "title", words) if title else []
     if summary:
         found += scan_text(summary, "summary", words)
     found += check_text(body, "body", words=words)
+    if cover_alt:
+        found += scan_text(cover_alt, COVER_ALT, words)
     for path, name in files:
         found += read_file(path, words=words, name=name)
     return found
@@ -76,17 +81,20 @@ def unresolved_in_post(post: Post, cleared: Collection[tuple[str, str, str]], wo
     """The worker's re-check (issue 12): the findings in what ``post`` would publish that no *cleared*
     decision of its version covers. ``cleared`` holds (kind, where, masked) of those decisions.
 
-    The title, the body (``body:LINE``) and each attachment are checked as :func:`item_findings` does,
-    so the same text gives the same ``where``, and a finding matches only a decision with the same kind,
-    place and masked value: a body changed without a new version puts its numbers on other lines or
-    holds new ones, and is refused. The summary and the stored HTML body (what a website or a webhook
-    actually shows) are checked too, matched on kind and masked value only: a summary cut from the
-    body's start repeats body findings under another place, and the HTML has no lines of the Markdown.
+    The title, the body (``body:LINE``), the item's cover's alt text (``cover.alt``) and each attachment
+    are checked as :func:`item_findings` does, so the same text gives the same ``where``, and a finding
+    matches only a decision with the same kind, place and masked value: a body changed without a new
+    version puts its numbers on other lines or holds new ones, and is refused. The summary and the
+    stored HTML body (what a website or a webhook actually shows) are checked too, matched on kind and
+    masked value only: a summary cut from the body's start repeats body findings under another place,
+    and the HTML has no lines of the Markdown.
     """
     exact = set(cleared)
     loose = {(kind, masked) for kind, _, masked in cleared}
     files = [(a.path, a.filename) for a in post.assets]
-    found = _findings(post.title, None, post.body_markdown, files, words, _file_findings)
+    cover = post.cover  # the item's own: a channel's cover and its cover_alt are the wording's to check
+    cover_alt = cover.alt if cover is not None else None
+    found = _findings(post.title, None, post.body_markdown, cover_alt, files, words, _file_findings)
     out = [f for f in found if (f.kind, f.where, f.masked) not in exact]
     seen = loose | {(f.kind, f.masked) for f in out}  # a number already counted is not counted again
     summary = scan_text(post.summary, "summary", words) if post.summary else []

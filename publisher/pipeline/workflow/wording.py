@@ -9,7 +9,8 @@ channel, the fields written for it alone::
 
 The wording is part of the version: it is copied onto each ``ItemVersion`` (the reviewers' diff shows
 it), a change to it is an edit like any other (back to review after an approval), the privacy check
-reads it (``wechat.title``, ``wechat.body:LINE``…) and the worker checks it again before it goes out.
+reads it (``wechat.title``, ``wechat.body:LINE``, ``wechat.cover_alt``…) and the worker checks it again
+before it goes out.
 A channel receives it as the post it is given (:func:`for_channel`): the fields replaced and named in
 ``Post.wording``, so the channel's own ``validate`` judges the wording it would publish.
 
@@ -28,8 +29,8 @@ from typing import Any
 from publisher.channel import Post
 from publisher.errors import ContentNotAccepted, InvalidInput
 from publisher.pipeline import content
-from publisher.pipeline.privacy import Finding, WordList, check_text
-from publisher.pipeline.privacy.check import scan_text
+from publisher.pipeline.privacy import Finding, WordList
+from publisher.pipeline.privacy.check import scan_text, wording_findings
 
 #: what an editor may write for one channel, in the order they are shown
 FIELDS = ("title", "summary", "body", "cover", "cover_alt")
@@ -181,21 +182,12 @@ def refuse_problems(post: Post, channels: Mapping[str, Any], overrides: Mapping[
 
 # ------------------------------------------------------------------------------------------- privacy
 def findings(overrides: Mapping[str, Mapping[str, str]], words: WordList | None) -> list[Finding]:
-    """The privacy findings of the wording, channel by channel: ``CHANNEL.title``, ``CHANNEL.summary``
-    and ``CHANNEL.body:LINE``. An override is published text: it is checked as the item's own is."""
+    """The privacy findings of the wording, channel by channel: ``CHANNEL.title``, ``CHANNEL.summary``,
+    ``CHANNEL.body:LINE`` and ``CHANNEL.cover_alt`` (the channel's cover's ``<img alt>``/``alt_text``).
+    An override is published text: it is checked as the item's own is."""
     found: list[Finding] = []
     for name, wording in sorted(overrides.items()):
-        found.extend(_findings_of(name, wording, words))
-    return found
-
-
-def _findings_of(name: str, wording: Mapping[str, str], words: WordList | None) -> list[Finding]:
-    found: list[Finding] = []
-    for key in ("title", "summary"):
-        if wording.get(key):
-            found += scan_text(wording[key], f"{name}.{key}", words)
-    if wording.get("body"):
-        found += check_text(wording["body"], f"{name}.body", words=words)
+        found.extend(wording_findings(name, wording, words))
     return found
 
 
@@ -211,7 +203,7 @@ def unresolved(
     if not wording:
         return []
     exact = set(cleared)
-    out = [f for f in _findings_of(name, wording, words) if (f.kind, f.where, f.masked) not in exact]
+    out = [f for f in wording_findings(name, wording, words) if (f.kind, f.where, f.masked) not in exact]
     seen = {(k, m) for k, _, m in cleared} | {(f.kind, f.masked) for f in out}
     for f in scan_text(wording.get("body_html") or "", f"{name}.body_html", words):
         if (f.kind, f.masked) not in seen:
