@@ -56,7 +56,7 @@ from channels.website.files import MANIFEST, Batch, SiteFolder, translate_errors
 from channels.website.guide import SitePages
 from channels.website.images import is_image, prepare_assets
 from channels.website.indexes import SiteIndexes
-from channels.website.pages import CLEANER, human_size, iso, make_jinja
+from channels.website.pages import CLEANER, day, human_size, iso, make_jinja
 from channels.website.related import links_of, own_section, refresh_others, section
 from channels.website.search import SearchBuild, SiteSearch
 from channels.website.store import SiteStore
@@ -411,11 +411,11 @@ class WebsiteChannel(Channel):
     def _localdate(self, value: datetime | str) -> str:
         if isinstance(value, str):
             return self._localdate_of(value)
-        return value.astimezone(self.env.timezone).strftime("%Y-%m-%d")
+        return day(value.astimezone(self.env.timezone))
 
     @functools.lru_cache(maxsize=4096)  # noqa: B019 - one cache per channel, bounded; listings repeat dates
     def _localdate_of(self, value: str) -> str:
-        return datetime.fromisoformat(value).astimezone(self.env.timezone).strftime("%Y-%m-%d")
+        return day(datetime.fromisoformat(value).astimezone(self.env.timezone))
 
     def _local_path(self, url: str) -> Path | None:
         return local_path(url, self.base_url, self.folder)
