@@ -293,7 +293,8 @@ class WebsiteChannel(Channel):
                 refresh_others(out, self.files, self.store, found[0], found[0].get("related") or [], gone=True)
             out.sync()
             self.site.maybe_fail("indexes")
-            self.store.checkpoint()
+            # durable before the page goes; the rest (forget) is tidying, not waited for on disk
+            self.store.checkpoint(tidying=True)
             self.site.maybe_fail("committed")
             page = site_page_path(post.item_id)
             if post.display_ended and self.config.after_display == "notice":

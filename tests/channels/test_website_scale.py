@@ -430,3 +430,42 @@ def test_the_quick_date_formats_write_what_strftime_wrote(tmp_path):
     ch = site(tmp_path)
     assert ch._localdate("2026-12-03T16:00:00+00:00") == "2026-12-04"
     assert ch._localdate(datetime(2026, 12, 3, 15, 59, 59, tzinfo=UTC)) == "2026-12-03"
+
+
+def test_only_the_withdrawals_tidying_commit_skips_waiting_for_the_disk(tmp_path):
+    """A withdrawal commits "no longer listed" waiting for the disk (synchronous=FULL) before the item's
+    page goes; only the commit after it (forgetting the entry: tidying a power cut may undo) does not,
+    and the state's connection is back to FULL for every later change."""
+    ch = site(tmp_path)
+    ch.publish(post(1), make_ctx(1))
+    ch.publish(post(2), make_ctx(2))
+    seen: list[str] = []
+    ch.store.conn.set_trace_callback(seen.append)
+    ch.withdraw(post(1), make_ctx(1))
+    ch.publish(post(3), make_ctx(3))
+    ch.store.conn.set_trace_callback(None)
+    marks = [s for s in seen if s.startswith(("BEGIN", "COMMIT", "PRAGMA synchronous"))]
+    assert marks == [
+        "BEGIN IMMEDIATE",
+        "COMMIT",  # the withdrawal's checkpoint: the listings no longer show item 1, durable
+        "PRAGMA synchronous=NORMAL",
+        "BEGIN IMMEDIATE",
+        "COMMIT",  # forget(1)
+        "PRAGMA synchronous=FULL",
+        "BEGIN IMMEDIATE",  # the publish of item 3
+        "COMMIT",
+    ]
+    assert ch.store.conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+    assert sorted(int(k) for k in ch.manifest()) == [2, 3]
+    assert not (ch.folder / "items/1.html").exists()
+
+
+def test_a_failed_tidying_transaction_still_leaves_the_state_waiting_for_the_disk(tmp_path):
+    ch = site(tmp_path)
+    ch.publish(post(1), make_ctx(1))
+    ch.inject_os_error(errno.ENOSPC, step="committed")  # right after the checkpoint, inside the tidying
+    with pytest.raises(TransientChannelError):
+        ch.withdraw(post(1), make_ctx(1))
+    assert ch.store.conn.execute("PRAGMA synchronous").fetchone()[0] == 2
+    ch.withdraw(post(1), make_ctx(1))
+    assert ch.manifest() == {}
