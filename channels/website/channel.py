@@ -57,7 +57,7 @@ from channels.website.files import MANIFEST, Batch, SiteFolder, translate_errors
 from channels.website.guide import SitePages
 from channels.website.images import is_image, prepare_assets
 from channels.website.indexes import SiteIndexes
-from channels.website.pages import CLEANER, human_size, iso, make_jinja
+from channels.website.pages import CLEANER, day, human_size, iso, make_jinja
 from channels.website.purges import PurgeReport, SitePurges, purge_problem
 from channels.website.related import links_of, own_section, refresh_others, section
 from channels.website.search import Progress, SearchBuild, SiteSearch
@@ -310,7 +310,8 @@ class WebsiteChannel(Channel):
             page = site_page_path(post.item_id)
             # owed with the listings' commit: a crash after it still purges the page the retry deletes
             self._owe_purge(out.touched | {page})
-            self.store.checkpoint()
+            # durable before the page goes; the rest (forget) is tidying, not waited for on disk
+            self.store.checkpoint(tidying=True)
             self.site.maybe_fail("committed")
             if post.display_ended and self.config.after_display == "notice":
                 # listed nowhere (state, indexes, feed, sitemap), its files collected below
@@ -452,11 +453,11 @@ class WebsiteChannel(Channel):
     def _localdate(self, value: datetime | str) -> str:
         if isinstance(value, str):
             return self._localdate_of(value)
-        return value.astimezone(self.env.timezone).strftime("%Y-%m-%d")
+        return day(value.astimezone(self.env.timezone))
 
     @functools.lru_cache(maxsize=4096)  # noqa: B019 - one cache per channel, bounded; listings repeat dates
     def _localdate_of(self, value: str) -> str:
-        return datetime.fromisoformat(value).astimezone(self.env.timezone).strftime("%Y-%m-%d")
+        return day(datetime.fromisoformat(value).astimezone(self.env.timezone))
 
     def _local_path(self, url: str) -> Path | None:
         return local_path(url, self.base_url, self.folder)

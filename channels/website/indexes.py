@@ -277,8 +277,7 @@ class SiteIndexes:
         out.write("sitemap.xml", "\n".join(lines))
 
     def _url(self, path: str, lastmod: str | None) -> str:
-        mod = f"<lastmod>{rfc3339(datetime.fromisoformat(lastmod))}</lastmod>" if lastmod else ""
-        return f"<url><loc>{_x(self.base_url + path)}</loc>{mod}</url>"
+        return _sitemap_url(self.base_url, path, lastmod)
 
     @staticmethod
     def _urlset(urls: list[str]) -> str:
@@ -315,6 +314,14 @@ class SiteIndexes:
             )
         out.append("</feed>\n")
         return "\n".join(out).encode("utf-8")
+
+
+@functools.lru_cache(maxsize=1024)
+def _sitemap_url(base_url: str, path: str, lastmod: str | None) -> str:
+    """One ``<url>`` of sitemap-lists.xml; cached, since every change rewrites the file and most of
+    its listings' times have not moved."""
+    mod = f"<lastmod>{rfc3339(datetime.fromisoformat(lastmod))}</lastmod>" if lastmod else ""
+    return f"<url><loc>{_x(base_url + path)}</loc>{mod}</url>"
 
 
 @functools.lru_cache(maxsize=1024)

@@ -157,6 +157,7 @@ class _Turn:
         self._conn: Any = None  # the connection of the change in progress (a folder's: kept open)
         self._mutex = threading.Lock()  # the threads of one process take turns before the database
         self._lock_row = False
+        self._relaxed = False  # a folder's state: synchronous=NORMAL until this transaction ends
 
     # -- the lock and the transaction ---------------------------------------------------------------
     @contextlib.contextmanager
@@ -167,6 +168,7 @@ class _Turn:
         with self._mutex, self._store_errors(), folder_lock or contextlib.nullcontext(), self._connection() as conn:
             self._conn = conn
             try:
+                self._full_sync()
                 self._begin()
                 try:
                     yield
@@ -176,6 +178,8 @@ class _Turn:
                     raise
                 self._exec("COMMIT")
             finally:
+                with contextlib.suppress(sqlite3.Error):  # if not now, before the next transaction
+                    self._full_sync()
                 if self.shared is not None:
                     self._conn = None
 
@@ -193,12 +197,28 @@ class _Turn:
                 f"the site's state in the publisher's store failed ({type(exc).__name__}: {exc}); will retry"
             ) from exc
 
-    def checkpoint(self) -> None:
+    def checkpoint(self, *, tidying: bool = False) -> None:
         """Commit what is done so far and take the turn again (a folder's flock is held throughout; the
         store's row lock is let go for that moment). Safe because what follows reads the state afresh,
-        and the pipeline never runs two changes of one item at once (one delivery per item and channel)."""
+        and the pipeline never runs two changes of one item at once (one delivery per item and channel).
+
+        ``tidying``: what the change still writes to the state may be lost to a power cut without harm
+        (:meth:`SiteStore.forget`), so its commit does not wait for the disk: ``synchronous=NORMAL``
+        for that one transaction of a folder's state (WAL keeps it atomic; a later commit makes it
+        durable), ``synchronous_commit`` off for it on PostgreSQL. This commit still waits."""
         self._exec("COMMIT")
+        if tidying and not self.dialect.pg and self.shared is None:
+            self._exec("PRAGMA synchronous=NORMAL")  # not allowed inside a transaction
+            self._relaxed = True
         self._begin()
+        if tidying and self.dialect.pg:
+            self._exec("SET LOCAL synchronous_commit TO OFF")
+
+    def _full_sync(self) -> None:
+        """Back to waiting for the disk on every commit after a tidying transaction (checkpoint)."""
+        if self._relaxed:
+            self._exec("PRAGMA synchronous=FULL")
+            self._relaxed = False
 
     def _begin(self) -> None:
         if self.dialect.pg:
@@ -468,7 +488,8 @@ class SiteStore(PurgeRows, _Turn):
         """Second half of a withdrawal, once the pages no longer list the item and its page is gone.
 
         Only tidying: a withdrawn entry left behind (this change lost to a crash) is in no listing and
-        no count, and a publish of the item again takes it up."""
+        no count, and a publish of the item again takes it up. So its commit is not waited for on
+        disk (the withdrawal's ``checkpoint(tidying=True)``)."""
         keys = [
             r[0]
             for r in self._exec(
