@@ -29,9 +29,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from site_scale import CATEGORIES, channel, entries  # noqa: E402
-
-from publisher.testing import make_ctx, make_post  # noqa: E402
+from site_scale import channel, entries, round_calls  # noqa: E402
 
 OPS = ("publish", "update", "withdraw", "withdraw newest")
 
@@ -46,19 +44,7 @@ def inside(folder: Path, n: int, rounds: int, counted: str) -> None:
         subprocess.run(["callgrind_control", "-i", state, str(os.getpid())], capture_output=True, check=False)
 
     for r in range(rounds + 1):
-        item = 10_000_000 + r
-        cat = CATEGORIES[r % len(CATEGORIES)]
-        post = make_post(item, category=cat, checklist_item=r % 50 + 1, checklist_name=f"事项{r % 50 + 1}")
-        newer = make_post(item, category=cat, title="更新后的标题", version=2, checklist_item=r % 50 + 1)
-        victim = make_post(victims[r]) if n else newer
-        calls = [
-            ("publish", ch.publish, (post, make_ctx(item))),
-            ("update", ch.update, (newer, make_ctx(item))),
-            ("withdraw", ch.withdraw, (victim, make_ctx(victim.item_id))),
-        ]
-        if n:
-            calls.append(("withdraw newest", ch.withdraw, (newer, make_ctx(item))))
-        for op, fn, call in calls:
+        for op, fn, call in round_calls(ch, r, victims[r] if n else None):
             count = r > 0 and (op == counted or (counted == "withdraw newest" and op == "withdraw" and not n))
             if count:
                 switch("on")

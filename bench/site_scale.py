@@ -42,6 +42,7 @@ import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -55,6 +56,24 @@ BASE = "https://xxgk.example.edu.cn/"
 
 def channel(folder: Path) -> WebsiteChannel:
     return WebsiteChannel("website", WebsiteConfig(title="信息公开网", base_url=BASE), make_env(folder))
+
+
+def round_calls(ch: WebsiteChannel, r: int, victim_id: int | None) -> list[tuple[str, Any, tuple]]:
+    """Round ``r``'s calls on one site: publish a new item, update it, withdraw ``victim_id`` (None on the
+    empty site: the item just published), and on a full site withdraw the new item too (like for like)."""
+    item = 10_000_000 + r
+    cat = CATEGORIES[r % len(CATEGORIES)]
+    post = make_post(item, category=cat, checklist_item=r % 50 + 1, checklist_name=f"事项{r % 50 + 1}")
+    newer = make_post(item, category=cat, title="更新后的标题", version=2, checklist_item=r % 50 + 1)
+    victim = make_post(victim_id) if victim_id is not None else newer
+    calls = [
+        ("publish", ch.publish, (post, make_ctx(item))),
+        ("update", ch.update, (newer, make_ctx(item))),
+        ("withdraw", ch.withdraw, (victim, make_ctx(victim.item_id))),
+    ]
+    if victim_id is not None:
+        calls.append(("withdraw newest", ch.withdraw, (newer, make_ctx(item))))
+    return calls
 
 
 def entries(n: int) -> list[dict]:
@@ -127,19 +146,7 @@ def main() -> None:
     for r in range(args.rounds):
         # alternate which goes first, so a burst of load from elsewhere falls on both alike
         for name, (ch, n) in list(sites.items())[:: 1 if r % 2 else -1]:
-            item = 10_000_000 + r
-            cat = CATEGORIES[r % len(CATEGORIES)]
-            post = make_post(item, category=cat, checklist_item=r % 50 + 1, checklist_name=f"事项{r % 50 + 1}")
-            newer = make_post(item, category=cat, title="更新后的标题", version=2, checklist_item=r % 50 + 1)
-            victim = make_post(victims[name][r]) if n else newer
-            calls = [
-                ("publish", ch.publish, (post, make_ctx(item))),
-                ("update", ch.update, (newer, make_ctx(item))),
-                ("withdraw", ch.withdraw, (victim, make_ctx(victim.item_id))),
-            ]
-            if n:
-                calls.append(("withdraw newest", ch.withdraw, (newer, make_ctx(item))))
-            for op, fn, call in calls:
+            for op, fn, call in round_calls(ch, r, victims[name][r] if n else None):
                 wall, used = timed(fn, *call)
                 for key in [op, "withdraw newest"] if op == "withdraw" and not n else [op]:
                     times.setdefault((name, key), []).append(wall)
