@@ -4,8 +4,6 @@ loaded as an entry point, answering a signed ``PurgeUrlsCache`` over real HTTP, 
 
 from __future__ import annotations
 
-import io
-import os
 import re
 import tomllib
 from importlib.metadata import EntryPoint
@@ -13,12 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from rich.console import Console
 
 from channels.sandbox import tencent_cdn
 from channels.website.cdn import CdnConfig, TencentCdn
-from publisher import demo
 from publisher.channel import SANDBOX_ENTRY_POINT_GROUP, CredentialsRefused, SandboxHandle
+from tests.declared import run_demo
 
 PYPROJECT = Path(__file__).resolve().parent.parent / "pyproject.toml"
 
@@ -51,8 +48,6 @@ def test_the_entry_point_loads_and_its_sandbox_answers_a_signed_purge(tmp_path: 
 
 
 def test_the_demo_website_purges_through_the_cdn_sandbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    for k in [k for k in os.environ if k.startswith("PUBLISHER_")]:
-        monkeypatch.delenv(k)
     started: list[tencent_cdn.TencentCdnSandbox] = []
 
     class Recorded(tencent_cdn.TencentCdnSandbox):
@@ -61,15 +56,7 @@ def test_the_demo_website_purges_through_the_cdn_sandbox(tmp_path: Path, monkeyp
             started.append(self)
 
     monkeypatch.setattr(tencent_cdn, "TencentCdnSandbox", Recorded)
-    monkeypatch.setattr(demo, "available_sandboxes", lambda: {"tencent_cdn": _entry_point().load()})
-    saved = dict(os.environ)
-    try:
-        buf = io.StringIO()
-        demo.run_demo(tmp_path / "settings.toml", items=1, console=Console(file=buf, width=200))
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-    text = buf.getvalue()
+    text = run_demo(tmp_path, monkeypatch, {"tencent_cdn": _entry_point().load()})
     assert "channels: website\n" in text or "channels: website " in text, text  # the CDN is no channel
     assert "1 of 1 sample items published on every channel." in text, text
     assert "腾讯云 CDN PurgeUrlsCache at http://127.0.0.1:" in text, text

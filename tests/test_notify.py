@@ -479,40 +479,14 @@ def test_doctor_checks_the_transports_without_sending(make_app, sandboxes, tmp_p
 
 
 def test_the_demo_tells_its_people_through_the_robot_sandboxes(tmp_path, monkeypatch) -> None:
-    import importlib
-    import io
-    import tomllib
+    from tests.declared import declared_sandboxes, run_demo
 
-    from rich.console import Console
-
-    from publisher import demo
-
-    for k in [k for k in os.environ if k.startswith("PUBLISHER_")]:
-        monkeypatch.delenv(k)
-    groups = tomllib.loads(_pyproject())["project"]["entry-points"]
-    wanted = {}
-    for name in ("wecom", "dingtalk", "wecom_app"):  # the transports' sandboxes as this tree declares them
-        module, _, attr = groups["publisher.sandboxes"][name].partition(":")
-        wanted[name] = getattr(importlib.import_module(module), attr)
-    monkeypatch.setattr(demo, "available_sandboxes", lambda: wanted)
-    saved = dict(os.environ)
-    try:
-        buf = io.StringIO()
-        demo.run_demo(tmp_path / "settings.toml", items=1, console=Console(file=buf, width=200))
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-    text = buf.getvalue()
+    # the transports' sandboxes as this tree declares them
+    text = run_demo(tmp_path, monkeypatch, declared_sandboxes("wecom", "dingtalk", "wecom_app"))
     assert "channels: website\n" in text or "channels: website " in text, text  # the robots are no channels
     # 王主任 (submitted, 企业微信 robot), 张审查 (first approval, 钉钉), 李编辑 (published, 企业微信 app message)
     assert "notifications: sent: 3" in text, text
     assert "a 钉钉 custom robot at http://127.0.0.1:" in text
-
-
-def _pyproject() -> str:
-    from tests.declared import PYPROJECT
-
-    return PYPROJECT.read_text(encoding="utf-8")
 
 
 def test_two_senders_share_the_outbox_and_send_each_message_once(make_app, sandboxes) -> None:
