@@ -71,10 +71,10 @@ def periodic_jobs(app: App) -> list[PeriodicJob]:
 
 def cdn_purge_jobs(app: App) -> list[PeriodicJob]:
     """One ``cdn-purge:<channel>`` job a minute per channel that owes a CDN purges (a website with a
-    ``cdn`` table) — found by what it offers (``retry_purges()`` and a purger), never by its type name."""
+    ``cdn`` table) — found by what it offers (``retry_purges()`` and the purges it owes), never by its type name."""
     jobs = []
     for name, spec in app.channels.items():
-        if getattr(spec.channel, "cdn", None) is not None and callable(getattr(spec.channel, "retry_purges", None)):
+        if getattr(spec.channel, "purges", None) is not None and callable(getattr(spec.channel, "retry_purges", None)):
             jobs.append(
                 PeriodicJob(
                     f"cdn-purge:{name}",

@@ -222,8 +222,6 @@ class TencentCdn(CdnPurger):
         return str(answer.get("TaskId") or "")
 
 
-def open_purger(config: CdnConfig | None, *, environ: Mapping[str, str] | None = None) -> CdnPurger | None:
-    """The purger a ``cdn`` table names; None without one."""
-    if config is None:
-        return None
+def open_purger(config: CdnConfig, *, environ: Mapping[str, str] | None = None) -> CdnPurger:
+    """The purger a ``cdn`` table names."""
     return TencentCdn(config, environ=environ)

@@ -52,7 +52,7 @@ from markupsafe import Markup
 from PIL import Image
 from pydantic import Field, field_validator
 
-from channels.website.cdn import CdnConfig, CdnPurger, open_purger
+from channels.website.cdn import CdnConfig, open_purger
 from channels.website.files import MANIFEST, Batch, SiteFolder, translate_errors
 from channels.website.guide import SitePages
 from channels.website.images import is_image, prepare_assets
@@ -233,12 +233,11 @@ class WebsiteChannel(Channel):
         self.pages = SitePages(self._jinja, config.title, office, config.report_category)
         self.search = SiteSearch(self.files, self.store, self._locked, lambda keys: self._owe_purge(keys))
         self.search_cron = config.search_cron  # the scheduler's site-search-index job (publisher.scheduler)
-        self.cdn: CdnPurger | None = open_purger(config.cdn)
-        self.purges = None
-        if self.cdn is not None and config.cdn is not None:
+        self.purges: SitePurges | None = None
+        if config.cdn is not None:
             self.purges = SitePurges(
                 name=name,
-                cdn=self.cdn,
+                cdn=open_purger(config.cdn),
                 store=self.store,
                 locked=self._locked,
                 base_url=self.base_url,
