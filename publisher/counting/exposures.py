@@ -55,10 +55,11 @@ from publisher.models import (
 )
 from publisher.pipeline import content
 from publisher.pipeline.outcome import OutcomeKind
-from publisher.pipeline.privacy import Finding, WordList, check_file, check_text, mask_text, words_for
-from publisher.pipeline.privacy.check import COVER_ALT, scan_text
+from publisher.pipeline.privacy import Finding, WordList, check_file, mask_text, words_for
+from publisher.pipeline.privacy.check import scan_text
 from publisher.pipeline.privacy.findings import finding
 from publisher.pipeline.workflow import Context
+from publisher.pipeline.workflow.privacy import version_findings
 
 #: publications read per page (one short read transaction each)
 BATCH = 200
@@ -299,18 +300,12 @@ def _check(
         )
     else:
         cleared_keys = p.cleared
-        found += scan_text(p.title, "title", words) if p.title else []
-        if p.summary:
-            found += scan_text(p.summary, "summary", words)
-        found += check_text(p.body, "body", words=words)
+        # the cover's alt text too: its <img alt> on the website, its alt_text in the CMS
         cover_alt = next((a.alt for a in p.assets if a.role == "cover"), None)
-        if cover_alt:  # the cover's <img alt> on the website, its alt_text in the CMS
-            found += scan_text(cover_alt, COVER_ALT, words)
-        read: set[str] = set()
-        for a in p.assets:
-            read.add(a.sha256)
-            path = content.local_media(ctx.settings.media_dir, a.sha256, ctx.settings.media_store())
-            found += read_file(path, words=words, name=a.filename)
+        media = ctx.settings.media_store()
+        files = [(content.local_media(ctx.settings.media_dir, a.sha256, media), a.filename) for a in p.assets]
+        found += version_findings(p.title, p.summary, p.body, cover_alt, files, words, read_file)
+        read = {a.sha256 for a in p.assets}
         spec = ctx.channels.get(r.channel)
         site = getattr(spec.channel, "site_objects", None) if spec is not None else None
         if site is not None:

@@ -49,12 +49,12 @@ def item_findings(ctx: Context, session: Session, item: Item) -> list[Finding]:
     # a summary made from the body's start (create_item) would repeat the body's findings
     derived = item.summary == content.plain_text(item.body_markdown, 120)
     summary = None if derived else item.summary
-    found = _findings(item.title, summary, item.body_markdown, cover_alt, files, words, check_file)
+    found = version_findings(item.title, summary, item.body_markdown, cover_alt, files, words, check_file)
     # the per-channel wording is published text too: ``wechat.title``, ``weibo.body:LINE``… (issue 14)
     return found + wording.findings(item.overrides or {}, words)
 
 
-def _findings(
+def version_findings(
     title: str | None,
     summary: str | None,
     body: str,
@@ -65,7 +65,7 @@ def _findings(
 ) -> list[Finding]:
     """The findings of a version's title, summary, body (``body:LINE``), cover's alt text
     (``cover.alt``) and attachments (``where`` starts with the file's name), in that order, as the gate
-    numbers them and the worker's re-check matches them."""
+    numbers them, the worker's re-check matches them and ``publisher check --all`` reads a publication."""
     found = scan_text(title, "title", words) if title else []
     if summary:
         found += scan_text(summary, "summary", words)
@@ -94,7 +94,7 @@ def unresolved_in_post(post: Post, cleared: Collection[tuple[str, str, str]], wo
     files = [(a.path, a.filename) for a in post.assets]
     cover = post.cover  # the item's own: a channel's cover and its cover_alt are the wording's to check
     cover_alt = cover.alt if cover is not None else None
-    found = _findings(post.title, None, post.body_markdown, cover_alt, files, words, _file_findings)
+    found = version_findings(post.title, None, post.body_markdown, cover_alt, files, words, _file_findings)
     out = [f for f in found if (f.kind, f.where, f.masked) not in exact]
     seen = loose | {(f.kind, f.masked) for f in out}  # a number already counted is not counted again
     summary = scan_text(post.summary, "summary", words) if post.summary else []
